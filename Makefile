@@ -1,0 +1,88 @@
+# Vigil — plain Makefile.  make | make test | make test-long | make SAN=1 test | make CUDA=1 | make bench
+# Sources are found by folder: every .c under the library folders goes into libvigil.a,
+# every tests/test_*.c is one test program, cli/*.c make the `vigil` program.
+CC      ?= cc
+NVCC    ?= nvcc
+SAN     ?= 0
+CUDA    ?= 0
+OPT     ?= -O2
+
+BUILD   := build
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=switch -MMD -MP -pthread -I. $(OPT) -g
+LDLIBS  := -lm -pthread
+ifeq ($(SAN),1)
+  BUILD   := build/san
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(CUDA),1)
+  BUILD   := $(BUILD)-cuda
+  CFLAGS  += -DVG_WITH_CUDA=1
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+  NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 -Xcompiler -Wall
+endif
+
+LIBDIRS := tensor tensor/cpu autograd nn nn/backbones flows methods datasets datasets/image eval bench/lib
+LIB_SRC := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(CUDA),1)
+  CU_SRC := $(wildcard tensor/cuda/*.cu)
+  LIB_OBJ += $(CU_SRC:%.cu=$(BUILD)/%.o)
+endif
+LIB     := $(BUILD)/libvigil.a
+
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TCOMMON   := $(wildcard tests/common/*.c)
+TCOMMON_O := $(TCOMMON:%.c=$(BUILD)/%.o)
+CLI_SRC   := $(wildcard cli/*.c)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test test-long bench demo clean
+all: $(LIB) $(BUILD)/vigil
+	@if [ "$(CUDA)" = 1 ]; then echo "built with CUDA ($(CUDA_HOME))"; else \
+	  if command -v $(NVCC) >/dev/null 2>&1; then echo "nvcc found; 'make CUDA=1' builds the GPU backend"; \
+	  else echo "no nvcc: CPU-only build"; fi; fi
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(BUILD)/vigil: $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+	@ln -sf $(BUILD)/vigil vigil 2>/dev/null || true
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TCOMMON_O) $(LIB)
+	$(CC) $(LDFLAGS) $< $(TCOMMON_O) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# Each test program prints one line per check and ends with "N passed, N failed".
+test: $(TEST_BIN)
+	@VIGIL_TEST_LONG=0 sh tests/run.sh $(TEST_BIN)
+
+test-long: $(TEST_BIN)
+	@VIGIL_TEST_LONG=1 sh tests/run.sh $(TEST_BIN)
+
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+demo: all
+	./$(BUILD)/vigil demo
+
+clean:
+	rm -rf build vigil
+
+-include $(LIB_OBJ:.o=.d) $(TEST_BIN:%=%.d) $(CLI_OBJ:.o=.d) $(TCOMMON_O:.o=.d) $(BENCH_BIN:%=%.d)

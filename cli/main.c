@@ -1,0 +1,21 @@
+/* vigil — command-line entry point. Subcommands are added as modules land. */
+#include <stdio.h>
+#include <string.h>
+#include "tensor/cpu/isa.h"
+#include "tensor/cpu/threadpool.h"
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    printf("usage: vigil <command> [options]\n"
+           "commands:\n"
+           "  info      machine facts: SIMD path, threads\n");
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "info")) {
+    printf("isa: %s (max %s)\nthreads: %d\n", vg_isa_name(vg_cpu_isa()), vg_isa_name(vg_cpu_isa_max()),
+           vg_num_threads());
+    return 0;
+  }
+  fprintf(stderr, "vigil: unknown command '%s' (try 'vigil help')\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,42 @@
+#include "tensor/cpu/isa.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int cur = -1;
+
+vg_isa vg_cpu_isa_max(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    return VG_ISA_AVX512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return VG_ISA_AVX2;
+#endif
+  return VG_ISA_SCALAR;
+}
+
+vg_isa vg_cpu_isa(void) {
+  if (cur < 0) {
+    vg_isa best = vg_cpu_isa_max(), want = best;
+    const char *e = getenv("VIGIL_ISA");
+    if (e && !strcmp(e, "scalar")) want = VG_ISA_SCALAR;
+    else if (e && !strcmp(e, "avx2")) want = VG_ISA_AVX2;
+    else if (e && !strcmp(e, "avx512")) want = VG_ISA_AVX512;
+    cur = want < best ? want : best;
+  }
+  return (vg_isa)cur;
+}
+
+void vg_cpu_set_isa(vg_isa isa) {
+  vg_isa best = vg_cpu_isa_max();
+  cur = isa < best ? isa : best;
+}
+
+const char *vg_isa_name(vg_isa isa) {
+  switch (isa) {
+    case VG_ISA_SCALAR: return "scalar";
+    case VG_ISA_AVX2: return "avx2";
+    case VG_ISA_AVX512: return "avx512";
+  }
+  return "?";
+}

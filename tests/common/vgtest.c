@@ -1,0 +1,56 @@
+#include "tests/vgtest.h"
+#include <stdarg.h>
+
+int vg_test_passed, vg_test_failed;
+
+int vg_test_check(int cond, const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  printf(cond ? "OK " : "NOT OK ");
+  vprintf(fmt, ap);
+  if (!cond) printf("  (%s:%d)", file, line);
+  printf("\n");
+  va_end(ap);
+  if (cond) vg_test_passed++; else vg_test_failed++;
+  fflush(stdout);
+  return cond;
+}
+
+int vg_test_close(const float *got, const float *want, int64_t n, double rtol, double atol,
+                  const char *file, int line, const char *what) {
+  double maxabs = 0, maxrel = 0;
+  int64_t bad = -1;
+  for (int64_t i = 0; i < n; i++) {
+    double g = got[i], w = want[i], d = fabs(g - w);
+    int ok = (d <= atol + rtol * fabs(w)) || (isinf(g) && isinf(w) && (g > 0) == (w > 0));
+    if (isnan(g) || isnan(w)) ok = isnan(g) && isnan(w);
+    if (!ok && bad < 0) bad = i;
+    if (d > maxabs && !isnan(d)) maxabs = d;
+    double r = d / (fabs(w) > 1e-30 ? fabs(w) : 1e-30);
+    if (fabs(w) > atol && r > maxrel && !isnan(r)) maxrel = r;
+  }
+  if (bad >= 0)
+    return vg_test_check(0, file, line, "%s: n=%lld max_abs=%.3g max_rel=%.3g first bad [%lld] got %.9g want %.9g",
+                         what, (long long)n, maxabs, maxrel, (long long)bad, (double)got[bad], (double)want[bad]);
+  return vg_test_check(1, file, line, "%s: n=%lld max_abs=%.3g max_rel=%.3g", what, (long long)n, maxabs, maxrel);
+}
+
+int vg_test_finish(void) {
+  printf("%d passed, %d failed\n", vg_test_passed, vg_test_failed);
+  return vg_test_failed ? 1 : 0;
+}
+
+int vg_test_long(void) {
+  const char *e = getenv("VIGIL_TEST_LONG");
+  return e && e[0] == '1';
+}
+
+static const char *root_path(const char *prefix, const char *name) {
+  static char buf[4096];
+  const char *root = getenv("VIGIL_ROOT");
+  snprintf(buf, sizeof buf, "%s%s%s%s", root ? root : ".", "/", prefix, name);
+  return buf;
+}
+
+const char *vg_test_fixture(const char *name) { return root_path("tests/fixtures/", name); }
+const char *vg_test_shared(const char *name) { return root_path("../shared/testdata/", name); }

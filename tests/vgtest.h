@@ -1,0 +1,38 @@
+/* vgtest.h — the tiny test harness every tests/test_*.c uses.
+ *
+ *   VG_CHECK(cond, "what")             one OK / NOT OK row
+ *   VG_CHECK_CLOSE(got, want, n, rtol, atol, "what")   elementwise, prints max error
+ *   return vg_test_finish();           prints "N passed, N failed", exit code
+ *
+ * Every check asserts on values; a test that cannot fail is a bug. */
+#ifndef VG_TEST_H
+#define VG_TEST_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <stdint.h>
+
+extern int vg_test_passed, vg_test_failed;
+
+/* Records one check: prints "OK what" or "NOT OK what (file:line)". Returns cond. */
+int vg_test_check(int cond, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Compares n floats: |got-want| <= atol + rtol*|want| everywhere (NaN never passes).
+ * Prints the max abs and rel error on the row. Returns 1 when all close. */
+int vg_test_close(const float *got, const float *want, int64_t n, double rtol, double atol,
+                  const char *file, int line, const char *what);
+
+int vg_test_finish(void);        /* prints the closing line; returns the exit code */
+int vg_test_long(void);          /* VIGIL_TEST_LONG=1 set: run slow cases too */
+
+/* Path of a fixture (tests/fixtures/NAME) or shared test data (../shared/testdata/NAME),
+ * resolved from VIGIL_ROOT or the current directory. Static buffer, valid until next call. */
+const char *vg_test_fixture(const char *name);
+const char *vg_test_shared(const char *name);
+
+#define VG_CHECK(cond, ...) vg_test_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define VG_CHECK_CLOSE(got, want, n, rtol, atol, what) \
+  vg_test_close((got), (want), (n), (rtol), (atol), __FILE__, __LINE__, (what))
+#endif
