@@ -8,7 +8,7 @@ CUDA    ?= 0
 OPT     ?= -O2
 
 BUILD   := build
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=switch -MMD -MP -pthread -I. $(OPT) -g
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=switch -MMD -MP -pthread -fno-math-errno -I. $(OPT) -g
 LDLIBS  := -lm -pthread
 ifeq ($(SAN),1)
   BUILD   := build/san

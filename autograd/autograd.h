@@ -1,0 +1,41 @@
+/* autograd.h — reverse-mode automatic differentiation over the tensor ops.
+ *
+ *   vg_tensor *w = vg_tensor_new(VG_F32, 2, (int64_t[]){8, 4});   // a parameter
+ *   vg_requires_grad_(w, true);
+ *   vg_scope_begin();
+ *   vg_tensor *loss = vg_mse_loss(vg_matmul(x, w), y);
+ *   vg_backward(loss);                  // w->grad += dloss/dw (heap, same shape)
+ *   vg_scope_end();                     // frees the tape and every intermediate
+ *
+ * Define-by-run: every op whose input requires grad records a node (the op call) on
+ * the tape of the current scope; vg_backward walks the tape in reverse. Contract:
+ * leaf grads ACCUMULATE (+=) across backward calls until vg_zero_grad_ / the
+ * optimizer clears them; intermediate grads live only during the backward pass.
+ * Recording needs an open scope (ops on grad-requiring tensors outside one abort
+ * with a message). Backward rules are written with the same tensor ops (plus the
+ * fused *_BWD ops), so a backend with forward kernels gets backward for free. */
+#ifndef VG_AUTOGRAD_H
+#define VG_AUTOGRAD_H
+#include "tensor/tensor.h"
+
+void vg_requires_grad_(vg_tensor *t, bool on);
+/* Backward from a single-element tensor (seed 1). Returns VG_ERR_ARG (with a
+ * message) when the tensor has no grad history or is not a single element. */
+vg_status vg_backward(vg_tensor *loss);
+/* Backward with an explicit seed gradient of loss's shape. */
+vg_status vg_backward_with(vg_tensor *out, const vg_tensor *grad);
+void vg_zero_grad_(vg_tensor *t);    /* zeroes t->grad if present */
+
+/* no-grad regions nest: ops inside record nothing */
+void vg_no_grad_begin(void);
+void vg_no_grad_end(void);
+bool vg_grad_enabled(void);
+
+/* Central-difference gradient check of f at the inputs (f returns a tensor; the
+ * check backpropagates a fixed random projection of it). Compares every element of
+ * every input that requires grad; accumulates in double. Returns the max relative
+ * error |num - ana| / max(1, |num|, |ana|) over all checked elements (or +inf on
+ * failure with the error set). */
+typedef vg_tensor *(*vg_gradcheck_fn)(vg_tensor *const *inputs, void *ctx);
+double vg_gradcheck(vg_gradcheck_fn f, int n, vg_tensor *const *inputs, void *ctx, double eps);
+#endif

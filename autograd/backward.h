@@ -1,0 +1,16 @@
+/* backward.h — tape nodes and the backward-rule entry (internal to autograd/). */
+#ifndef VG_BACKWARD_H
+#define VG_BACKWARD_H
+#include "tensor/internal.h"
+
+typedef struct vg_node {
+  vg_opcall call;            /* copy of the forward call; call.in points to node-owned array */
+  vg_tensor *grad;           /* grad of call.out[0], accumulated during backward */
+  struct vg_node *prev;      /* tape: the node recorded before this one */
+} vg_node;
+
+/* Adds g into the grad of `in` (intermediate: its node's grad; leaf: in->grad). */
+void vg_ag_accum(const vg_tensor *in, vg_tensor *g);
+/* Computes the input grads of node n from its output grad g (grad mode is off). */
+void vg_backward_rule(vg_node *n, vg_tensor *g);
+#endif

@@ -1,0 +1,94 @@
+/* tape.c — recording nodes, the backward walk, grad accumulation, no-grad regions. */
+#include "autograd/autograd.h"
+#include "autograd/backward.h"
+#include <string.h>
+
+static _Thread_local vg_node *tape;
+static _Thread_local int no_grad_depth;
+
+void *vg_ag_tape_mark(void) { return tape; }
+void vg_ag_tape_rewind(void *mark) { tape = mark; }
+
+bool vg_grad_enabled(void) { return no_grad_depth == 0; }
+void vg_no_grad_begin(void) { no_grad_depth++; }
+void vg_no_grad_end(void) {
+  VG_ASSERT(no_grad_depth > 0);
+  no_grad_depth--;
+}
+
+void vg_requires_grad_(vg_tensor *t, bool on) {
+  if (!t) return;
+  if (on && t->dtype != VG_F32 && t->dtype != VG_F16 && t->dtype != VG_BF16)
+    VG_ABORT("requires_grad on a %s tensor: only floating tensors have gradients", vg_dtype_name(t->dtype));
+  t->requires_grad = on;
+}
+
+void vg_ag_record(const vg_opcall *c) {
+  if (!vg_in_scope())
+    VG_ABORT("op %s on a tensor that requires grad outside any vg_scope: autograd records into the "
+             "current scope (wrap the step in vg_scope_begin()/vg_scope_end(), or use vg_no_grad_begin())",
+             vg_op_name(c->op));
+  vg_node *n = vg_scope_alloc(sizeof *n);
+  memset(n, 0, sizeof *n);
+  n->call = *c;
+  const vg_tensor **ins = vg_scope_alloc(sizeof(*ins) * (size_t)(c->nin ? c->nin : 1));
+  for (int i = 0; i < c->nin; i++) ins[i] = c->in[i];
+  n->call.in = ins;
+  n->prev = tape;
+  tape = n;
+  c->out[0]->node = n;
+}
+
+void vg_ag_accum(const vg_tensor *in, vg_tensor *g) {
+  if (!in || !g || !in->requires_grad) return;
+  vg_tensor *t = (vg_tensor *)in;
+  if (!vg_same_shape(t, g)) {
+    char a[128], b[128];
+    VG_ABORT("backward: grad shape %s differs from input shape %s", vg_shape_str(g, a, 128), vg_shape_str(t, b, 128));
+  }
+  if (t->node) {
+    t->node->grad = t->node->grad ? vg_add(t->node->grad, g) : g;
+    return;
+  }
+  if (!t->grad) {
+    if (t->flags & VG_TF_HEAP) t->grad = vg_tensor_clone_heap(g);
+    else t->grad = vg_clone(g);
+    if (t->grad->dtype != t->dtype) VG_ABORT("grad dtype mismatch");
+  } else {
+    vg_axpy_(t->grad, 1.0f, g);
+  }
+}
+
+void vg_zero_grad_(vg_tensor *t) {
+  if (t && t->grad) vg_fill_(t->grad, 0);
+}
+
+vg_status vg_backward_with(vg_tensor *out, const vg_tensor *seed) {
+  if (!out) return vg_fail(VG_ERR_ARG, "backward: NULL tensor");
+  if (!out->requires_grad) return vg_fail(VG_ERR_ARG, "backward: tensor does not require grad (no history)");
+  if (!seed || !vg_same_shape(out, seed)) return vg_fail(VG_ERR_ARG, "backward: seed grad missing or of the wrong shape");
+  if (!out->node) { /* a leaf: its grad is the seed */
+    vg_ag_accum(out, (vg_tensor *)seed);
+    return VG_OK;
+  }
+  for (vg_node *n = out->node; n; n = n->prev) n->grad = NULL;
+  vg_no_grad_begin();
+  out->node->grad = (vg_tensor *)seed;
+  for (vg_node *n = out->node; n; n = n->prev) {
+    if (!n->grad) continue;
+    vg_backward_rule(n, n->grad);
+    n->grad = NULL;
+  }
+  vg_no_grad_end();
+  return VG_OK;
+}
+
+vg_status vg_backward(vg_tensor *loss) {
+  if (!loss) return vg_fail(VG_ERR_ARG, "backward: NULL loss");
+  if (vg_numel(loss) != 1) {
+    char b[128];
+    return vg_fail(VG_ERR_ARG, "backward: loss must have one element, got %s (use vg_backward_with)",
+                   vg_shape_str(loss, b, sizeof b));
+  }
+  return vg_backward_with(loss, vg_full(VG_F32, loss->ndim, loss->shape, 1.0));
+}

@@ -1,0 +1,11 @@
+/* The AVX-512 copy of the elementwise row kernels. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))), apply_to = function)
+#else
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq")
+#endif
+#define VG_ROW(name) vg_row_##name##_avx512
+#include "tensor/cpu/eltwise_rows.h"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

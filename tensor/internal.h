@@ -1,0 +1,72 @@
+/* internal.h — what tensor/, tensor/cpu/, tensor/cuda/ and autograd/ share; not public.
+ *
+ * An op call: the front-end (tensor/ops_*.c) validates inputs, computes the output
+ * shape, allocates the outputs (contiguous, in the current scope), fills a vg_opcall
+ * and hands it to vg_dispatch(), which runs the backend of the inputs' device and,
+ * when grad mode is on and an input requires grad, records a tape node
+ * (autograd/tape.c) holding a copy of the call. Backward rules (autograd/backward.c)
+ * read the same vg_opcall, so an op's parameters are described once. */
+#ifndef VG_TENSOR_INTERNAL_H
+#define VG_TENSOR_INTERNAL_H
+#include "tensor/tensor.h"
+
+#define VG_OP_MAX_IN 4
+#define VG_OP_NI 24
+
+typedef struct vg_opcall {
+  vg_op op;
+  int nin;                           /* number of inputs (variadic: concat) */
+  const vg_tensor *const *in;        /* inputs; in[i] may be NULL for optional ones */
+  vg_tensor *out[2];                 /* outputs (out[1]: e.g. max_pool indices) */
+  int64_t i[VG_OP_NI];               /* integer params, meaning per op (ops.def) */
+  double f[4];                       /* float params */
+} vg_opcall;
+
+typedef struct vg_backend {
+  const char *name;
+  void (*exec)(const vg_opcall *c);                 /* runs one op; outputs allocated */
+  void *(*alloc)(size_t nbytes);                    /* heap storage */
+  void (*free)(void *p);
+} vg_backend;
+
+const vg_backend *vg_backend_of(vg_device dev);
+void vg_backend_register(vg_device dev, const vg_backend *b);
+extern const vg_backend vg_cpu_backend;
+
+/* Runs c on the backend and records autograd. Returns c->out[0]. */
+vg_tensor *vg_dispatch(vg_opcall *c);
+
+/* Output allocation in the current scope (heap when none), contiguous. */
+vg_tensor *vg_alloc(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape);
+/* A view header sharing t's storage (no copy), same scope rules. */
+vg_tensor *vg_alloc_view(const vg_tensor *t, int ndim, const int64_t *shape, const int64_t *stride,
+                         int64_t offset);
+void vg_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+
+/* A contiguous copy made without recording autograd (for kernels and backward code). */
+vg_tensor *vg_copy_raw(const vg_tensor *t);
+
+/* Scope-allocated scratch memory (freed at scope end; heap fallback needs free). */
+void *vg_scope_alloc(size_t nbytes);
+bool vg_in_scope(void);
+
+/* Error helpers for front-ends: set "op: message (shapes)" and return NULL. */
+vg_tensor *vg_op_error(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Returns false (with the error set) if any input is NULL, undefined or of the wrong
+ * dtype class: `need_float` requires F32 inputs. */
+bool vg_check_inputs(const char *op, int n, const vg_tensor *const *ts, bool need_float);
+int vg_norm_dim(int dim, int ndim);   /* -1 → ndim-1; returns -1 when out of range */
+/* Broadcast shapes a and b (PyTorch rules) into out; false when incompatible. */
+bool vg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out);
+/* Strides of t seen with shape (ndim, shape) under broadcasting (0 on expanded dims). */
+void vg_broadcast_strides(const vg_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
+
+/* ---- autograd hooks (autograd/) ---- */
+bool vg_grad_enabled(void);
+void vg_ag_record(const vg_opcall *c);                /* called by vg_dispatch */
+/* Float element conversion helpers */
+float vg_half_to_float(uint16_t h);
+uint16_t vg_float_to_half(float f);
+float vg_bf16_to_float(uint16_t h);
+uint16_t vg_float_to_bf16(float f);
+#endif

@@ -1,0 +1,32 @@
+/* ops_conv.c — conv2d front-end: checks shapes like torch.nn.functional.conv2d. */
+#include "tensor/internal.h"
+
+vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bias, vg_conv2d_opts o) {
+  const vg_tensor *in[3] = {x, w, bias};
+  if (!vg_check_inputs("conv2d", 2, in, true)) return NULL;
+  if (bias && !vg_check_inputs("conv2d", 1, &in[2], true)) return NULL;
+  char a[128], b[128];
+  if (x->ndim != 4 || w->ndim != 4)
+    return vg_op_error("conv2d", "wants input (N,C,H,W) and weight (O,C/groups,kh,kw); got %s and %s",
+                       vg_shape_str(x, a, 128), vg_shape_str(w, b, 128));
+  int sh = o.sh ? o.sh : 1, sw = o.sw ? o.sw : 1, dh = o.dh ? o.dh : 1, dw = o.dw ? o.dw : 1;
+  int g = o.groups ? o.groups : 1;
+  if (sh < 0 || sw < 0 || dh < 0 || dw < 0 || o.ph < 0 || o.pw < 0 || g < 0)
+    return vg_op_error("conv2d", "negative stride, dilation, padding or groups");
+  int64_t C = x->shape[1], O = w->shape[0];
+  if (C % g || O % g || w->shape[1] * g != C)
+    return vg_op_error("conv2d", "input %s and weight %s do not match with groups=%d (need C = weight[1]*groups)",
+                       vg_shape_str(x, a, 128), vg_shape_str(w, b, 128), g);
+  if (bias && (bias->ndim != 1 || bias->shape[0] != O))
+    return vg_op_error("conv2d", "bias %s should be [%lld]", vg_shape_str(bias, a, 128), (long long)O);
+  int64_t oh = (x->shape[2] + 2 * o.ph - dh * (w->shape[2] - 1) - 1) / sh + 1;
+  int64_t ow = (x->shape[3] + 2 * o.pw - dw * (w->shape[3] - 1) - 1) / sw + 1;
+  if (x->shape[2] + 2 * o.ph < dh * (w->shape[2] - 1) + 1 || x->shape[3] + 2 * o.pw < dw * (w->shape[3] - 1) + 1)
+    return vg_op_error("conv2d", "kernel %s (dilated) larger than padded input %s", vg_shape_str(w, b, 128),
+                       vg_shape_str(x, a, 128));
+  int64_t shape[4] = {x->shape[0], O, oh, ow};
+  vg_tensor *out = vg_alloc(VG_F32, x->device, 4, shape);
+  vg_opcall c = {.op = VG_OP_CONV2D, .nin = bias ? 3 : 2, .in = in, .out = {out},
+                 .i = {sh, sw, o.ph, o.pw, dh, dw, g}};
+  return vg_dispatch(&c);
+}

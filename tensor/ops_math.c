@@ -1,0 +1,369 @@
+/* ops_math.c — front-ends of creation, elementwise, reduction and matmul ops:
+ * validate, infer shapes, allocate outputs, dispatch. Composite ops (mean, var,
+ * logsumexp, softmax, ...) are written with primitive ops, so autograd covers them. */
+#include "tensor/internal.h"
+#include <math.h>
+#include <string.h>
+
+static vg_tensor *run1(vg_op op, vg_tensor *out, const vg_tensor *x, double f0, double f1) {
+  const vg_tensor *in[1] = {x};
+  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {out}, .f = {f0, f1}};
+  return vg_dispatch(&c);
+}
+
+/* ---- creation ---- */
+vg_tensor *vg_empty(vg_dtype dt, int ndim, const int64_t *shape) {
+  if (ndim < 0 || ndim > VG_MAX_DIMS) return vg_op_error("empty", "bad ndim %d", ndim);
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0) return vg_op_error("empty", "negative size %lld at dim %d", (long long)shape[i], i);
+  return vg_alloc(dt, VG_CPU, ndim, shape);
+}
+
+vg_tensor *vg_full(vg_dtype dt, int ndim, const int64_t *shape, double value) {
+  vg_tensor *t = vg_empty(dt, ndim, shape);
+  if (t) vg_fill_(t, value);
+  return t;
+}
+
+vg_tensor *vg_zeros(vg_dtype dt, int ndim, const int64_t *shape) { return vg_full(dt, ndim, shape, 0); }
+vg_tensor *vg_scalar(float v) { return vg_full(VG_F32, 0, NULL, v); }
+
+vg_tensor *vg_empty_like(const vg_tensor *t) {
+  if (!vg_check_inputs("empty_like", 1, &t, false)) return NULL;
+  return vg_alloc(t->dtype, t->device, t->ndim, t->shape);
+}
+
+vg_tensor *vg_zeros_like(const vg_tensor *t) {
+  vg_tensor *z = vg_empty_like(t);
+  if (z) vg_fill_(z, 0);
+  return z;
+}
+
+vg_tensor *vg_arange(double start, double end, double step, vg_dtype dt) {
+  if (step == 0 || !isfinite(start) || !isfinite(end) || !isfinite(step))
+    return vg_op_error("arange", "bad range %g..%g step %g", start, end, step);
+  double n = ceil((end - start) / step);
+  int64_t len = n > 0 ? (int64_t)n : 0;
+  vg_tensor *out = vg_alloc(dt, VG_CPU, 1, &len);
+  vg_opcall c = {.op = VG_OP_ARANGE, .nin = 0, .out = {out}, .f = {start, step}};
+  return vg_dispatch(&c);
+}
+
+vg_tensor *vg_from_data(vg_dtype dt, int ndim, const int64_t *shape, const void *src) {
+  vg_tensor *t = vg_empty(dt, ndim, shape);
+  if (t && src) memcpy(t->storage->data, src, t->storage->nbytes);
+  return t;
+}
+
+/* ---- in place ---- */
+static vg_status exec_inplace(vg_opcall *c) {
+  vg_backend_of(c->out[0]->device)->exec(c);
+  return VG_OK;
+}
+
+vg_status vg_fill_(vg_tensor *dst, double value) {
+  if (!dst) return vg_fail(VG_ERR_ARG, "fill_: NULL tensor");
+  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {dst}, .f = {value}};
+  return exec_inplace(&c);
+}
+
+vg_status vg_copy_(vg_tensor *dst, const vg_tensor *src) {
+  if (!dst || !src) return vg_fail(VG_ERR_ARG, "copy_: NULL tensor");
+  bool was = vg_grad_enabled();
+  (void)was;
+  char a[128], b[128];
+  int64_t shape[VG_MAX_DIMS];
+  int n;
+  if (!vg_broadcast_shape(dst->ndim, dst->shape, src->ndim, src->shape, &n, shape) || n != dst->ndim ||
+      memcmp(shape, dst->shape, sizeof(int64_t) * (size_t)n))
+    return vg_fail(VG_ERR_ARG, "copy_: source %s does not broadcast to destination %s",
+                   vg_shape_str(src, a, sizeof a), vg_shape_str(dst, b, sizeof b));
+  /* a broadcast view of src with dst's shape (header only, not recorded) */
+  int64_t st[VG_MAX_DIMS];
+  vg_broadcast_strides(src, dst->ndim, dst->shape, st);
+  vg_tensor view = *src;
+  view.ndim = dst->ndim;
+  memcpy(view.shape, dst->shape, sizeof view.shape);
+  memcpy(view.stride, st, sizeof view.stride);
+  const vg_tensor *in[1] = {&view};
+  vg_opcall c = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {dst}};
+  return exec_inplace(&c);
+}
+
+vg_status vg_axpy_(vg_tensor *y, float a, const vg_tensor *x) {
+  if (!y || !x) return vg_fail(VG_ERR_ARG, "axpy_: NULL tensor");
+  if (y->dtype != VG_F32 || x->dtype != VG_F32) return vg_fail(VG_ERR_ARG, "axpy_: f32 tensors only");
+  char sa[128], sb[128];
+  if (!vg_same_shape(x, y))
+    return vg_fail(VG_ERR_ARG, "axpy_: shapes differ: y %s, x %s", vg_shape_str(y, sa, sizeof sa),
+                   vg_shape_str(x, sb, sizeof sb));
+  const vg_tensor *in[2] = {y, x};
+  vg_opcall c = {.op = VG_OP_ADD, .nin = 2, .in = in, .out = {y}, .f = {1.0, a}};
+  return exec_inplace(&c);
+}
+
+/* ---- host transfer ---- */
+vg_status vg_to_host(const vg_tensor *t, vg_dtype dt, void *dst) {
+  if (!t || !dst) return vg_fail(VG_ERR_ARG, "to_host: NULL argument");
+  vg_tensor out = {.dtype = dt, .device = t->device, .ndim = t->ndim};
+  vg_storage s = {.data = dst, .nbytes = (size_t)vg_numel(t) * vg_dtype_size(dt), .device = VG_CPU};
+  memcpy(out.shape, t->shape, sizeof out.shape);
+  vg_contiguous_strides(t->ndim, t->shape, out.stride);
+  out.storage = &s;
+  if (t->device != VG_CPU) {
+    /* device backends copy to host through their COPY with a host-resident output */
+    out.device = VG_CPU;
+  }
+  const vg_tensor *in[1] = {t};
+  vg_opcall c = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {&out}};
+  vg_backend_of(t->device)->exec(&c);
+  return VG_OK;
+}
+
+float vg_item(const vg_tensor *t) {
+  if (!t) return NAN;
+  if (vg_numel(t) != 1) VG_ABORT("vg_item on a tensor of %lld elements", (long long)vg_numel(t));
+  float v;
+  vg_to_host(t, VG_F32, &v);
+  return v;
+}
+
+/* ---- elementwise ---- */
+static vg_tensor *unary(vg_op op, const vg_tensor *x, double f0, double f1) {
+  if (!vg_check_inputs(vg_op_name(op), 1, &x, true)) return NULL;
+  return run1(op, vg_alloc(VG_F32, x->device, x->ndim, x->shape), x, f0, f1);
+}
+
+vg_tensor *vg_neg(const vg_tensor *x) { return unary(VG_OP_NEG, x, 0, 0); }
+vg_tensor *vg_exp(const vg_tensor *x) { return unary(VG_OP_EXP, x, 0, 0); }
+vg_tensor *vg_log(const vg_tensor *x) { return unary(VG_OP_LOG, x, 0, 0); }
+vg_tensor *vg_sqrt(const vg_tensor *x) { return unary(VG_OP_SQRT, x, 0, 0); }
+vg_tensor *vg_rsqrt(const vg_tensor *x) { return unary(VG_OP_RSQRT, x, 0, 0); }
+vg_tensor *vg_abs(const vg_tensor *x) { return unary(VG_OP_ABS, x, 0, 0); }
+vg_tensor *vg_sign(const vg_tensor *x) { return unary(VG_OP_SIGN, x, 0, 0); }
+vg_tensor *vg_relu(const vg_tensor *x) { return unary(VG_OP_RELU, x, 0, 0); }
+vg_tensor *vg_leaky_relu(const vg_tensor *x, float s) { return unary(VG_OP_LEAKY_RELU, x, s, 0); }
+vg_tensor *vg_sigmoid(const vg_tensor *x) { return unary(VG_OP_SIGMOID, x, 0, 0); }
+vg_tensor *vg_logsigmoid(const vg_tensor *x) { return unary(VG_OP_LOGSIGMOID, x, 0, 0); }
+vg_tensor *vg_tanh(const vg_tensor *x) { return unary(VG_OP_TANH, x, 0, 0); }
+vg_tensor *vg_softplus(const vg_tensor *x, float beta, float thr) { return unary(VG_OP_SOFTPLUS, x, beta, thr); }
+vg_tensor *vg_atan(const vg_tensor *x) { return unary(VG_OP_ATAN, x, 0, 0); }
+vg_tensor *vg_gelu(const vg_tensor *x) { return unary(VG_OP_GELU, x, 0, 0); }
+vg_tensor *vg_sin(const vg_tensor *x) { return unary(VG_OP_SIN, x, 0, 0); }
+vg_tensor *vg_cos(const vg_tensor *x) { return unary(VG_OP_COS, x, 0, 0); }
+vg_tensor *vg_erf(const vg_tensor *x) { return unary(VG_OP_ERF, x, 0, 0); }
+vg_tensor *vg_pow_scalar(const vg_tensor *x, float p) { return unary(VG_OP_POW_SCALAR, x, p, 0); }
+vg_tensor *vg_clamp(const vg_tensor *x, float lo, float hi) {
+  if (lo > hi) return vg_op_error("clamp", "min %g > max %g", lo, hi);
+  return unary(VG_OP_CLAMP, x, lo, hi);
+}
+vg_tensor *vg_affine(const vg_tensor *x, float a, float b) { return unary(VG_OP_AFFINE, x, a, b); }
+vg_tensor *vg_scale(const vg_tensor *x, float a) { return unary(VG_OP_AFFINE, x, a, 0); }
+vg_tensor *vg_add_scalar(const vg_tensor *x, float b) { return unary(VG_OP_AFFINE, x, 1, b); }
+
+static vg_tensor *binary(vg_op op, const vg_tensor *a, const vg_tensor *b, vg_dtype out_dt) {
+  const vg_tensor *in[2] = {a, b};
+  if (!vg_check_inputs(vg_op_name(op), 2, in, true)) return NULL;
+  int64_t shape[VG_MAX_DIMS];
+  int n;
+  if (!vg_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &n, shape)) {
+    char sa[128], sb[128];
+    return vg_op_error(vg_op_name(op), "shapes %s and %s do not broadcast", vg_shape_str(a, sa, sizeof sa),
+                       vg_shape_str(b, sb, sizeof sb));
+  }
+  vg_tensor *out = vg_alloc(out_dt, a->device, n, shape);
+  vg_opcall c = {.op = op, .nin = 2, .in = in, .out = {out}, .f = {1.0, 1.0}};
+  return vg_dispatch(&c);
+}
+
+vg_tensor *vg_add(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_ADD, a, b, VG_F32); }
+vg_tensor *vg_sub(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_SUB, a, b, VG_F32); }
+vg_tensor *vg_mul(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MUL, a, b, VG_F32); }
+vg_tensor *vg_div(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_DIV, a, b, VG_F32); }
+vg_tensor *vg_maximum(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MAXIMUM, a, b, VG_F32); }
+vg_tensor *vg_minimum(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MINIMUM, a, b, VG_F32); }
+vg_tensor *vg_eq(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_EQ, a, b, VG_BOOL); }
+vg_tensor *vg_ne(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_NE, a, b, VG_BOOL); }
+vg_tensor *vg_lt(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_LT, a, b, VG_BOOL); }
+vg_tensor *vg_le(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_LE, a, b, VG_BOOL); }
+vg_tensor *vg_gt(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_GT, a, b, VG_BOOL); }
+vg_tensor *vg_ge(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_GE, a, b, VG_BOOL); }
+
+vg_tensor *vg_where(const vg_tensor *cond, const vg_tensor *a, const vg_tensor *b) {
+  const vg_tensor *in[3] = {cond, a, b};
+  if (!vg_check_inputs("where", 3, in, false)) return NULL;
+  if (cond->dtype != VG_BOOL) return vg_op_error("where", "condition must be bool, got %s", vg_dtype_name(cond->dtype));
+  if (a->dtype != VG_F32 || b->dtype != VG_F32) return vg_op_error("where", "values must be f32");
+  int64_t s1[VG_MAX_DIMS], s2[VG_MAX_DIMS];
+  int n1, n2;
+  char x[128], y[128], z[128];
+  if (!vg_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &n1, s1) ||
+      !vg_broadcast_shape(cond->ndim, cond->shape, n1, s1, &n2, s2))
+    return vg_op_error("where", "shapes %s, %s, %s do not broadcast", vg_shape_str(cond, x, sizeof x),
+                       vg_shape_str(a, y, sizeof y), vg_shape_str(b, z, sizeof z));
+  vg_tensor *out = vg_alloc(VG_F32, a->device, n2, s2);
+  vg_opcall c = {.op = VG_OP_WHERE, .nin = 3, .in = in, .out = {out}};
+  return vg_dispatch(&c);
+}
+
+vg_tensor *vg_masked_fill(const vg_tensor *x, const vg_tensor *mask, float value) {
+  return vg_where(mask, vg_full(VG_F32, 0, NULL, value), x);
+}
+
+/* ---- reductions ---- */
+static bool dims_mask(const char *op, const vg_tensor *x, int ndims, const int *dims, unsigned *mask) {
+  *mask = 0;
+  if (ndims == 0) {
+    *mask = x->ndim ? (1u << x->ndim) - 1 : 0;
+    return true;
+  }
+  for (int i = 0; i < ndims; i++) {
+    int d = vg_norm_dim(dims[i], x->ndim);
+    if (d < 0 || x->ndim == 0) {
+      char b[128];
+      vg_op_error(op, "dim %d out of range for %s", dims[i], vg_shape_str(x, b, sizeof b));
+      return false;
+    }
+    if (*mask >> d & 1) {
+      vg_op_error(op, "dim %d repeated", d);
+      return false;
+    }
+    *mask |= 1u << d;
+  }
+  return true;
+}
+
+static vg_tensor *reduce(vg_op op, const vg_tensor *x, int ndims, const int *dims, bool keepdim) {
+  const char *name = vg_op_name(op);
+  if (!vg_check_inputs(name, 1, &x, true)) return NULL;
+  unsigned mask;
+  if (!dims_mask(name, x, ndims, dims, &mask)) return NULL;
+  int64_t shape[VG_MAX_DIMS];
+  int n = 0;
+  for (int i = 0; i < x->ndim; i++) {
+    if (mask >> i & 1) {
+      if ((op == VG_OP_AMAX || op == VG_OP_AMIN) && x->shape[i] == 0)
+        return vg_op_error(name, "reduction over an empty dim %d", i);
+      if (keepdim) shape[n++] = 1;
+    } else shape[n++] = x->shape[i];
+  }
+  vg_tensor *out = vg_alloc(VG_F32, x->device, n, shape);
+  const vg_tensor *in[1] = {x};
+  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {out}, .i = {mask, keepdim}};
+  return vg_dispatch(&c);
+}
+
+vg_tensor *vg_sum(const vg_tensor *x, int nd, const int *dims, bool keep) { return reduce(VG_OP_SUM, x, nd, dims, keep); }
+vg_tensor *vg_amax(const vg_tensor *x, int nd, const int *dims, bool keep) { return reduce(VG_OP_AMAX, x, nd, dims, keep); }
+vg_tensor *vg_amin(const vg_tensor *x, int nd, const int *dims, bool keep) { return reduce(VG_OP_AMIN, x, nd, dims, keep); }
+vg_tensor *vg_sum_all(const vg_tensor *x) { return vg_sum(x, 0, NULL, false); }
+
+static int64_t reduced_count(const vg_tensor *x, int ndims, const int *dims) {
+  unsigned mask;
+  if (!x || !dims_mask("mean", x, ndims, dims, &mask)) return -1;
+  int64_t n = 1;
+  for (int i = 0; i < x->ndim; i++)
+    if (mask >> i & 1) n *= x->shape[i];
+  return n;
+}
+
+vg_tensor *vg_mean(const vg_tensor *x, int nd, const int *dims, bool keep) {
+  int64_t n = reduced_count(x, nd, dims);
+  if (n < 0) return NULL;
+  return vg_scale(vg_sum(x, nd, dims, keep), n ? 1.0f / (float)n : NAN);
+}
+vg_tensor *vg_mean_all(const vg_tensor *x) { return vg_mean(x, 0, NULL, false); }
+
+vg_tensor *vg_var(const vg_tensor *x, int nd, const int *dims, bool unbiased, bool keep) {
+  int64_t n = reduced_count(x, nd, dims);
+  if (n < 0) return NULL;
+  vg_tensor *d = vg_sub(x, vg_mean(x, nd, dims, true));
+  vg_tensor *ss = vg_sum(vg_mul(d, d), nd, dims, keep);
+  int64_t den = unbiased ? n - 1 : n;
+  return vg_scale(ss, den > 0 ? 1.0f / (float)den : NAN);
+}
+
+vg_tensor *vg_std(const vg_tensor *x, int nd, const int *dims, bool unbiased, bool keep) {
+  return vg_sqrt(vg_var(x, nd, dims, unbiased, keep));
+}
+
+vg_tensor *vg_logsumexp(const vg_tensor *x, int nd, const int *dims, bool keep) {
+  vg_tensor *m = vg_amax(x, nd, dims, true);
+  if (!m) return NULL;
+  /* the shift is a constant for the gradient; +-inf maxima shift by 0 as torch does */
+  vg_tensor *md = vg_detach(m);
+  vg_tensor *fin = vg_where(vg_lt(vg_abs(md), vg_scalar(INFINITY)), md, vg_zeros(VG_F32, 0, NULL));
+  vg_tensor *s = vg_log(vg_sum(vg_exp(vg_sub(x, fin)), nd, dims, true));
+  vg_tensor *r = vg_add(s, fin);
+  if (!r || keep) return r;
+  unsigned mask;
+  dims_mask("logsumexp", x, nd, dims, &mask);
+  int64_t shape[VG_MAX_DIMS];
+  int n = 0;
+  for (int i = 0; i < x->ndim; i++)
+    if (!(mask >> i & 1)) shape[n++] = x->shape[i];
+  return vg_reshape(r, n, shape);
+}
+
+vg_tensor *vg_argmax(const vg_tensor *x, int dim, bool keepdim) {
+  if (!vg_check_inputs("argmax", 1, &x, true)) return NULL;
+  int d = vg_norm_dim(dim, x->ndim);
+  if (d < 0 || x->ndim == 0) return vg_op_error("argmax", "dim %d out of range for %d-d input", dim, x->ndim);
+  if (x->shape[d] == 0) return vg_op_error("argmax", "empty dim %d", d);
+  int64_t shape[VG_MAX_DIMS];
+  int n = 0;
+  for (int i = 0; i < x->ndim; i++) {
+    if (i == d) {
+      if (keepdim) shape[n++] = 1;
+    } else shape[n++] = x->shape[i];
+  }
+  vg_tensor *out = vg_alloc(VG_I64, x->device, n, shape);
+  const vg_tensor *in[1] = {x};
+  vg_opcall c = {.op = VG_OP_ARGMAX, .nin = 1, .in = in, .out = {out}, .i = {d, keepdim}};
+  return vg_dispatch(&c);
+}
+
+vg_tensor *vg_softmax(const vg_tensor *x, int dim) { return vg_exp(vg_log_softmax(x, dim)); }
+
+vg_tensor *vg_log_softmax(const vg_tensor *x, int dim) {
+  return vg_sub(x, vg_logsumexp(x, 1, &dim, true));
+}
+
+vg_tensor *vg_mse_loss(const vg_tensor *a, const vg_tensor *b) {
+  vg_tensor *d = vg_sub(a, b);
+  return vg_mean_all(vg_mul(d, d));
+}
+
+/* ---- matmul ---- */
+vg_tensor *vg_matmul(const vg_tensor *a, const vg_tensor *b) {
+  const vg_tensor *in[2] = {a, b};
+  if (!vg_check_inputs("matmul", 2, in, true)) return NULL;
+  char sa[128], sb[128];
+  if (a->ndim == 0 || b->ndim == 0) return vg_op_error("matmul", "0-d inputs %s, %s", vg_shape_str(a, sa, 128), vg_shape_str(b, sb, 128));
+  /* 1-D operands as in torch.matmul: a (K) -> (1, K), b (K) -> (K, 1), dims removed after */
+  if (a->ndim == 1) {
+    vg_tensor *r = vg_matmul(vg_unsqueeze(a, 0), b);
+    return r ? vg_squeeze(r, r->ndim - 2) : NULL;
+  }
+  if (b->ndim == 1) {
+    vg_tensor *r = vg_matmul(a, vg_unsqueeze(b, 1));
+    return r ? vg_squeeze(r, r->ndim - 1) : NULL;
+  }
+  int64_t M = a->shape[a->ndim - 2], K = a->shape[a->ndim - 1], K2 = b->shape[b->ndim - 2], N = b->shape[b->ndim - 1];
+  if (K != K2)
+    return vg_op_error("matmul", "inner dims differ: %s @ %s", vg_shape_str(a, sa, 128), vg_shape_str(b, sb, 128));
+  int64_t shape[VG_MAX_DIMS];
+  int n;
+  if (!vg_broadcast_shape(a->ndim - 2, a->shape, b->ndim - 2, b->shape, &n, shape))
+    return vg_op_error("matmul", "batch dims do not broadcast: %s @ %s", vg_shape_str(a, sa, 128), vg_shape_str(b, sb, 128));
+  shape[n] = M;
+  shape[n + 1] = N;
+  vg_tensor *out = vg_alloc(VG_F32, a->device, n + 2, shape);
+  vg_opcall c = {.op = VG_OP_MATMUL, .nin = 2, .in = in, .out = {out}};
+  return vg_dispatch(&c);
+}
+
+vg_tensor *vg_linear(const vg_tensor *x, const vg_tensor *w, const vg_tensor *b) {
+  vg_tensor *y = vg_matmul(x, vg_transpose(w, 0, 1));
+  return b ? vg_add(y, b) : y;
+}

@@ -1,0 +1,85 @@
+/* ops_norm.c — layer norm, batch norm, dropout: composites of primitive ops, so
+ * autograd covers them without rules of their own. */
+#include "tensor/internal.h"
+#include "autograd/autograd.h"
+#include <math.h>
+
+vg_tensor *vg_layer_norm(const vg_tensor *x, int nnorm, const vg_tensor *weight, const vg_tensor *bias, float eps) {
+  if (!vg_check_inputs("layer_norm", 1, &x, true)) return NULL;
+  char a[128], b[128];
+  if (nnorm < 1 || nnorm > x->ndim) return vg_op_error("layer_norm", "normalized dims %d for %s", nnorm, vg_shape_str(x, a, 128));
+  const vg_tensor *wb[2] = {weight, bias};
+  for (int k = 0; k < 2; k++) {
+    const vg_tensor *t = wb[k];
+    if (!t) continue;
+    bool ok = t->ndim == nnorm && t->dtype == VG_F32;
+    for (int i = 0; ok && i < nnorm; i++) ok = t->shape[i] == x->shape[x->ndim - nnorm + i];
+    if (!ok)
+      return vg_op_error("layer_norm", "%s %s does not match the last %d dims of %s", k ? "bias" : "weight",
+                         vg_shape_str(t, b, 128), nnorm, vg_shape_str(x, a, 128));
+  }
+  int dims[VG_MAX_DIMS];
+  for (int i = 0; i < nnorm; i++) dims[i] = x->ndim - nnorm + i;
+  vg_tensor *mu = vg_mean(x, nnorm, dims, true);
+  vg_tensor *d = vg_sub(x, mu);
+  vg_tensor *var = vg_mean(vg_mul(d, d), nnorm, dims, true);   /* biased, as torch */
+  vg_tensor *y = vg_mul(d, vg_rsqrt(vg_add_scalar(var, eps)));
+  if (weight) y = vg_mul(y, weight);
+  if (bias) y = vg_add(y, bias);
+  return y;
+}
+
+vg_tensor *vg_batch_norm(const vg_tensor *x, vg_tensor *rmean, vg_tensor *rvar, const vg_tensor *weight,
+                         const vg_tensor *bias, bool training, float momentum, float eps) {
+  if (!vg_check_inputs("batch_norm", 1, &x, true)) return NULL;
+  char a[128];
+  if (x->ndim < 2) return vg_op_error("batch_norm", "wants (N, C, ...), got %s", vg_shape_str(x, a, 128));
+  int64_t C = x->shape[1];
+  const vg_tensor *ps[4] = {rmean, rvar, weight, bias};
+  static const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
+  for (int k = 0; k < 4; k++)
+    if (ps[k] && (ps[k]->ndim != 1 || ps[k]->shape[0] != C || ps[k]->dtype != VG_F32))
+      return vg_op_error("batch_norm", "%s %s should be f32 [%lld]", names[k], vg_shape_str(ps[k], a, 128), (long long)C);
+  /* per-channel params broadcast as (C, 1, 1, ...) */
+  int64_t bshape[VG_MAX_DIMS];
+  int nb = x->ndim - 1;
+  bshape[0] = C;
+  for (int i = 1; i < nb; i++) bshape[i] = 1;
+  int dims[VG_MAX_DIMS], nd = 0;
+  for (int i = 0; i < x->ndim; i++)
+    if (i != 1) dims[nd++] = i;
+  vg_tensor *mean, *var;
+  if (training || !rmean || !rvar) {
+    int64_t n = vg_numel(x) / (C ? C : 1);
+    if (training && n <= 1)
+      return vg_op_error("batch_norm", "expected more than 1 value per channel when training, got %s", vg_shape_str(x, a, 128));
+    mean = vg_mean(x, nd, dims, true);
+    vg_tensor *d = vg_sub(x, mean);
+    var = vg_mean(vg_mul(d, d), nd, dims, true);   /* biased for normalization */
+    if (training && rmean && rvar) {
+      vg_no_grad_begin();
+      /* running = (1 - m) running + m batch; running_var uses the unbiased variance */
+      vg_tensor *bm = vg_reshape(vg_detach(mean), 1, &C);
+      vg_tensor *bv = vg_scale(vg_reshape(vg_detach(var), 1, &C), (float)n / (float)(n - 1));
+      vg_copy_(rmean, vg_add(vg_scale(rmean, 1 - momentum), vg_scale(bm, momentum)));
+      vg_copy_(rvar, vg_add(vg_scale(rvar, 1 - momentum), vg_scale(bv, momentum)));
+      vg_no_grad_end();
+    }
+  } else {
+    mean = vg_reshape(rmean, nb, bshape);
+    var = vg_reshape(rvar, nb, bshape);
+  }
+  vg_tensor *y = vg_mul(vg_sub(x, mean), vg_rsqrt(vg_add_scalar(var, eps)));
+  if (weight) y = vg_mul(y, vg_reshape(weight, nb, bshape));
+  if (bias) y = vg_add(y, vg_reshape(bias, nb, bshape));
+  return y;
+}
+
+vg_tensor *vg_dropout(const vg_tensor *x, float p, bool training, uint64_t seed) {
+  if (!vg_check_inputs("dropout", 1, &x, true)) return NULL;
+  if (!(p >= 0 && p <= 1)) return vg_op_error("dropout", "probability %g not in [0, 1]", p);
+  if (!training || p == 0) return (vg_tensor *)x;
+  if (p == 1) return vg_mul(x, vg_zeros(VG_F32, 0, NULL));
+  vg_tensor *keep = vg_bernoulli(x->ndim, x->shape, 1 - p, seed);
+  return vg_mul(x, vg_scale(keep, 1.0f / (1 - p)));
+}

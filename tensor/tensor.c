@@ -1,0 +1,442 @@
+/* tensor.c — tensor headers, storage, scopes (arenas) and creation.
+ *
+ * Scope arena: per thread, a list of 64-byte-aligned chunks used as a bump allocator.
+ * vg_scope_begin() pushes a mark (chunk, offset, tape position, deferred-free list);
+ * vg_scope_end() rewinds to it. Chunks are kept for the next step, so a training loop
+ * that allocates the same sequence each step reaches a steady state with no malloc. */
+#include "tensor/internal.h"
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define VG_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define VG_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define VG_POISON(p, n) do { (void)(p); (void)(n); } while (0)
+#define VG_UNPOISON(p, n) do { (void)(p); (void)(n); } while (0)
+#endif
+
+#define VG_ALIGN 64
+#define VG_CHUNK_MIN (4u << 20)
+#define VG_MAX_SCOPES 64
+
+/* ---- dtypes ---- */
+size_t vg_dtype_size(vg_dtype dt) {
+  switch (dt) {
+    case VG_F32: return 4;
+    case VG_F16: return 2;
+    case VG_BF16: return 2;
+    case VG_I32: return 4;
+    case VG_I64: return 8;
+    case VG_U8: return 1;
+    case VG_BOOL: return 1;
+    case VG_DTYPE_COUNT: break;
+  }
+  VG_ABORT("bad dtype %d", (int)dt);
+}
+
+const char *vg_dtype_name(vg_dtype dt) {
+  switch (dt) {
+    case VG_F32: return "f32";
+    case VG_F16: return "f16";
+    case VG_BF16: return "bf16";
+    case VG_I32: return "i32";
+    case VG_I64: return "i64";
+    case VG_U8: return "u8";
+    case VG_BOOL: return "bool";
+    case VG_DTYPE_COUNT: break;
+  }
+  return "?";
+}
+
+static const char *const op_names[] = {
+#define X(name, str, arity, diff) str,
+#include "tensor/ops.def"
+#undef X
+};
+static const int op_arity[] = {
+#define X(name, str, arity, diff) arity,
+#include "tensor/ops.def"
+#undef X
+};
+static const bool op_diff[] = {
+#define X(name, str, arity, diff) diff,
+#include "tensor/ops.def"
+#undef X
+};
+_Static_assert(sizeof op_names / sizeof op_names[0] == VG_OP_COUNT, "op table");
+
+const char *vg_op_name(vg_op op) { return (unsigned)op < VG_OP_COUNT ? op_names[op] : "?"; }
+int vg_op_arity(vg_op op) { return op_arity[op]; }
+bool vg_op_differentiable(vg_op op) { return op_diff[op]; }
+
+/* ---- shapes ---- */
+int64_t vg_numel(const vg_tensor *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+  return n;
+}
+
+void vg_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
+  int64_t s = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    stride[i] = s;
+    s *= shape[i] > 0 ? shape[i] : 1;
+  }
+}
+
+bool vg_is_contiguous(const vg_tensor *t) {
+  int64_t s = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    if (t->shape[i] != 1 && t->stride[i] != s) return false;
+    s *= t->shape[i];
+  }
+  return true;
+}
+
+bool vg_same_shape(const vg_tensor *a, const vg_tensor *b) {
+  if (a->ndim != b->ndim) return false;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->shape[i] != b->shape[i]) return false;
+  return true;
+}
+
+char *vg_shape_str(const vg_tensor *t, char *buf, size_t n) {
+  size_t k = 0;
+  k += (size_t)snprintf(buf + k, n - k, "[");
+  for (int i = 0; i < t->ndim && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+  return buf;
+}
+
+void *vg_data(const vg_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)vg_dtype_size(t->dtype);
+}
+
+float *vg_f32(const vg_tensor *t) {
+  if (t->dtype != VG_F32) VG_ABORT("vg_f32 on a %s tensor", vg_dtype_name(t->dtype));
+  return (float *)vg_data(t);
+}
+
+/* ---- arena ---- */
+typedef struct vg_arena_chunk {
+  struct vg_arena_chunk *next;
+  size_t cap, used;
+  char *mem;
+} vg_arena_chunk;
+
+typedef struct vg_deferred {
+  struct vg_deferred *next;
+  const vg_backend *be;
+  void *p;
+} vg_deferred;
+
+typedef struct {
+  vg_arena_chunk *chunk;
+  size_t used;
+  void *tape;
+  vg_deferred *deferred;
+} vg_mark;
+
+static _Thread_local struct {
+  vg_arena_chunk *head, *cur;
+  int depth;
+  vg_mark marks[VG_MAX_SCOPES];
+  vg_deferred *deferred;
+  size_t bytes;
+} A;
+
+void *vg_ag_tape_mark(void);
+void vg_ag_tape_rewind(void *mark);
+
+bool vg_in_scope(void) { return A.depth > 0; }
+int vg_scope_depth(void) { return A.depth; }
+size_t vg_scope_arena_bytes(void) { return A.bytes; }
+
+static void *arena_alloc(size_t n) {
+  n = (n + VG_ALIGN - 1) & ~(size_t)(VG_ALIGN - 1);
+  if (n == 0) n = VG_ALIGN;
+  vg_arena_chunk *c = A.cur;
+  while (c && c->cap - c->used < n) {
+    c = c->next;
+    if (c) c->used = 0;
+  }
+  if (!c) {
+    size_t cap = n > VG_CHUNK_MIN ? n : VG_CHUNK_MIN;
+    c = malloc(sizeof *c);
+    char *mem = c ? aligned_alloc(VG_ALIGN, cap) : NULL;
+    if (!mem) {
+      free(c);
+      VG_ABORT("out of memory: scope arena wants %zu more bytes", cap);
+    }
+    *c = (vg_arena_chunk){.cap = cap, .mem = mem};
+    VG_POISON(mem, cap);
+    A.bytes += cap;
+    /* append at the end of the list so existing chunks keep their order */
+    if (!A.head) A.head = c;
+    else {
+      vg_arena_chunk *t = A.head;
+      while (t->next) t = t->next;
+      t->next = c;
+    }
+  }
+  A.cur = c;
+  void *p = c->mem + c->used;
+  c->used += n;
+  VG_UNPOISON(p, n);
+  return p;
+}
+
+void vg_scope_begin(void) {
+  if (A.depth >= VG_MAX_SCOPES) VG_ABORT("scopes nested deeper than %d", VG_MAX_SCOPES);
+  vg_mark *m = &A.marks[A.depth++];
+  m->chunk = A.cur;
+  m->used = A.cur ? A.cur->used : 0;
+  m->tape = vg_ag_tape_mark();
+  m->deferred = A.deferred;
+}
+
+void vg_scope_end(void) {
+  if (A.depth <= 0) VG_ABORT("vg_scope_end without vg_scope_begin");
+  vg_mark *m = &A.marks[--A.depth];
+  vg_ag_tape_rewind(m->tape);
+  while (A.deferred != m->deferred) {
+    vg_deferred *d = A.deferred;
+    A.deferred = d->next;
+    d->be->free(d->p);
+  }
+  /* rewind: everything after the mark is released (poisoned under ASan) */
+  vg_arena_chunk *c = m->chunk ? m->chunk : A.head;
+  if (c) {
+    size_t from = m->chunk ? m->used : 0;
+    VG_POISON(c->mem + from, c->cap - from);
+    c->used = from;
+    for (vg_arena_chunk *t = c->next; t; t = t->next) {
+      VG_POISON(t->mem, t->cap);
+      t->used = 0;
+    }
+  }
+  A.cur = m->chunk ? m->chunk : A.head;
+}
+
+void vg_scope_release(void) {
+  if (A.depth) VG_ABORT("vg_scope_release with %d scopes open", A.depth);
+  vg_arena_chunk *c = A.head;
+  while (c) {
+    vg_arena_chunk *n = c->next;
+    VG_UNPOISON(c->mem, c->cap);
+    free(c->mem);
+    free(c);
+    c = n;
+  }
+  A.head = A.cur = NULL;
+  A.bytes = 0;
+}
+
+void *vg_scope_alloc(size_t nbytes) {
+  if (A.depth > 0) return arena_alloc(nbytes);
+  void *p = aligned_alloc(VG_ALIGN, (nbytes + VG_ALIGN - 1) & ~(size_t)(VG_ALIGN - 1));
+  if (!p && nbytes) VG_ABORT("out of memory (%zu bytes)", nbytes);
+  return p;
+}
+
+/* ---- allocation ---- */
+static vg_tensor *new_header(void) {
+  vg_tensor *t;
+  if (A.depth > 0) {
+    t = arena_alloc(sizeof *t + sizeof(vg_storage));
+    memset(t, 0, sizeof *t);
+  } else {
+    t = calloc(1, sizeof *t + sizeof(vg_storage));
+    if (!t) VG_ABORT("out of memory");
+    t->flags = VG_TF_HEAP;
+  }
+  return t;
+}
+
+static vg_tensor *alloc_tensor(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape, bool heap) {
+  VG_ASSERT(ndim >= 0 && ndim <= VG_MAX_DIMS);
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    VG_ASSERT(shape[i] >= 0);
+    if (shape[i] && n > INT64_MAX / shape[i]) VG_ABORT("tensor too large");
+    n *= shape[i];
+  }
+  size_t nbytes = (size_t)n * vg_dtype_size(dt);
+  vg_tensor *t;
+  vg_storage *s;
+  const vg_backend *be = vg_backend_of(dev);
+  if (heap || A.depth == 0) {
+    t = calloc(1, sizeof *t + sizeof(vg_storage));
+    if (!t) VG_ABORT("out of memory");
+    t->flags = VG_TF_HEAP | VG_TF_OWNS_STORAGE;
+    s = (vg_storage *)(t + 1);
+    s->data = be->alloc(nbytes ? nbytes : 1);
+    s->heap = 1;
+  } else {
+    t = arena_alloc(sizeof *t + sizeof(vg_storage));
+    memset(t, 0, sizeof *t + sizeof(vg_storage));
+    s = (vg_storage *)(t + 1);
+    if (dev == VG_CPU) {
+      s->data = arena_alloc(nbytes);
+    } else {
+      s->data = be->alloc(nbytes ? nbytes : 1);
+      vg_deferred *d = arena_alloc(sizeof *d);
+      *d = (vg_deferred){.next = A.deferred, .be = be, .p = s->data};
+      A.deferred = d;
+    }
+  }
+  s->nbytes = nbytes;
+  s->device = dev;
+  t->storage = s;
+  t->dtype = dt;
+  t->device = dev;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+  vg_contiguous_strides(ndim, shape, t->stride);
+  return t;
+}
+
+vg_tensor *vg_alloc(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape) {
+  return alloc_tensor(dt, dev, ndim, shape, false);
+}
+
+vg_tensor *vg_alloc_view(const vg_tensor *src, int ndim, const int64_t *shape, const int64_t *stride,
+                         int64_t offset) {
+  vg_tensor *t = new_header();
+  t->dtype = src->dtype;
+  t->device = src->device;
+  t->storage = src->storage;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) {
+    t->shape[i] = shape[i];
+    t->stride[i] = stride[i];
+  }
+  t->offset = offset;
+  return t;
+}
+
+vg_tensor *vg_tensor_new(vg_dtype dt, int ndim, const int64_t *shape) {
+  vg_tensor *t = alloc_tensor(dt, VG_CPU, ndim, shape, true);
+  memset(t->storage->data, 0, t->storage->nbytes);
+  return t;
+}
+
+void vg_tensor_free(vg_tensor *t) {
+  if (!t) return;
+  if (!(t->flags & VG_TF_HEAP)) VG_ABORT("vg_tensor_free on a scope tensor (freed by vg_scope_end)");
+  if (t->grad) vg_tensor_free(t->grad);
+  if (t->flags & VG_TF_OWNS_STORAGE) vg_backend_of(t->storage->device)->free(t->storage->data);
+  free(t);
+}
+
+/* ---- error helpers ---- */
+vg_tensor *vg_op_error(const char *op, const char *fmt, ...) {
+  char msg[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  vg_fail(VG_ERR_ARG, "%s: %s", op, msg);
+  return NULL;
+}
+
+bool vg_check_inputs(const char *op, int n, const vg_tensor *const *ts, bool need_float) {
+  for (int i = 0; i < n; i++) {
+    if (!ts[i]) {
+      if (vg_last_status() == VG_OK) vg_op_error(op, "input %d is NULL", i);
+      return false;
+    }
+    if (need_float && ts[i]->dtype != VG_F32) {
+      char b[128];
+      vg_op_error(op, "input %d is %s %s; this op computes in f32 (use vg_cast)", i,
+                  vg_dtype_name(ts[i]->dtype), vg_shape_str(ts[i], b, sizeof b));
+      return false;
+    }
+    if (i && ts[i]->device != ts[0]->device) {
+      vg_op_error(op, "inputs on different devices");
+      return false;
+    }
+  }
+  return true;
+}
+
+int vg_norm_dim(int dim, int ndim) {
+  if (dim < 0) dim += ndim;
+  return (dim < 0 || dim >= (ndim ? ndim : 1)) ? -1 : dim;
+}
+
+bool vg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out) {
+  int n = na > nb ? na : nb;
+  for (int i = 0; i < n; i++) {
+    int64_t da = i < n - na ? 1 : a[i - (n - na)];
+    int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
+    if (da != db && da != 1 && db != 1) return false;
+    out[i] = da == 1 ? db : da;
+  }
+  *nout = n;
+  return true;
+}
+
+void vg_broadcast_strides(const vg_tensor *t, int ndim, const int64_t *shape, int64_t *stride) {
+  int off = ndim - t->ndim;
+  for (int i = 0; i < ndim; i++) {
+    if (i < off) stride[i] = 0;
+    else stride[i] = (t->shape[i - off] == 1 && shape[i] != 1) ? 0 : t->stride[i - off];
+  }
+}
+
+/* ---- half / bfloat16 ---- */
+float vg_half_to_float(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (man == 0) bits = sign;
+    else { /* subnormal: normalize */
+      int e = -1;
+      do { e++; man <<= 1; } while (!(man & 0x400));
+      bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+  else bits = sign | ((exp + 112) << 23) | (man << 13);
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t vg_float_to_half(float f) { /* round to nearest even, as torch .half() */
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000;
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
+  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* overflow to inf */
+  if (ax < 0x38800000u) { /* subnormal or zero in half */
+    float af;
+    memcpy(&af, &ax, 4);
+    float scaled = af * 16777216.0f; /* 2^24: half subnormal unit */
+    uint32_t m = (uint32_t)nearbyintf(scaled);
+    return (uint16_t)(sign | m);
+  }
+  uint32_t e = ((ax >> 23) - 112) << 10, m = (ax >> 13) & 0x3ff;
+  uint32_t h = e | m, rest = ax & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+
+float vg_bf16_to_float(uint16_t h) {
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t vg_float_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+  x += 0x7fff + ((x >> 16) & 1);
+  return (uint16_t)(x >> 16);
+}

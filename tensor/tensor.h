@@ -1,0 +1,245 @@
+/* tensor.h — Vigil's tensor library: N-d strided tensors, scopes, and every op.
+ *
+ *   vg_scope_begin();                         // step-local tensors live here
+ *   vg_tensor *x = vg_randn(2, (int64_t[]){4, 8}, 0);     // seed 0
+ *   vg_tensor *w = ...;                       // long-lived: vg_tensor_new(), owned by you
+ *   vg_tensor *y = vg_relu(vg_matmul(x, w));
+ *   if (!y) fprintf(stderr, "%s\n", vg_last_error());   // bad shapes: NULL + message
+ *   vg_scope_end();                           // frees x, y, intermediates and the tape
+ *
+ * Tensors: up to VG_MAX_DIMS dims, strides in elements, zero-copy views (reshape of a
+ * contiguous tensor, permute, transpose, slice, expand, squeeze/unsqueeze). Compute is
+ * f32; f16/bf16 are storage dtypes (vg_cast converts); i32/i64/u8/bool hold data,
+ * indices and masks. Every op accepts non-contiguous inputs and returns a new
+ * contiguous tensor (views excepted), allocated in the current scope.
+ *
+ * Ownership: inside vg_scope_begin()/vg_scope_end() every tensor an op makes belongs to
+ * the scope. Outside any scope ops return heap tensors that the caller frees with
+ * vg_tensor_free(). vg_tensor_new()/vg_tensor_clone_heap() always make heap tensors
+ * (parameters, buffers, optimizer state), freed with vg_tensor_free().
+ *
+ * Errors: ops return NULL on bad input (shapes, dims, dtypes) with a message naming the
+ * op and the shapes in vg_last_error(); an op given a NULL input returns NULL, so a
+ * chain of ops reports the first failure. */
+#ifndef VG_TENSOR_H
+#define VG_TENSOR_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "tensor/status.h"
+
+#define VG_MAX_DIMS 8
+
+typedef enum { VG_F32, VG_F16, VG_BF16, VG_I32, VG_I64, VG_U8, VG_BOOL, VG_DTYPE_COUNT } vg_dtype;
+typedef enum { VG_CPU = 0, VG_CUDA = 1, VG_DEVICE_COUNT } vg_device;
+
+typedef enum {
+#define X(name, str, arity, diff) VG_OP_##name,
+#include "tensor/ops.def"
+#undef X
+  VG_OP_COUNT
+} vg_op;
+
+typedef struct vg_storage {
+  void *data;
+  size_t nbytes;
+  vg_device device;
+  int heap;                 /* 1: malloc'd / device-allocated, freed with its owner */
+} vg_storage;
+
+struct vg_node;
+
+typedef struct vg_tensor {
+  vg_dtype dtype;
+  vg_device device;
+  int ndim;
+  int64_t shape[VG_MAX_DIMS];
+  int64_t stride[VG_MAX_DIMS];   /* in elements; 0 for broadcast dims */
+  int64_t offset;                /* in elements, into storage */
+  vg_storage *storage;
+  unsigned flags;                /* VG_TF_* below */
+  /* autograd */
+  bool requires_grad;            /* leaf that wants a grad, or result of such an op */
+  struct vg_tensor *grad;        /* leaves: accumulated gradient (heap, same shape) */
+  struct vg_node *node;          /* the op that made it (NULL for leaves) */
+} vg_tensor;
+
+enum { VG_TF_HEAP = 1u, VG_TF_OWNS_STORAGE = 2u };
+
+/* ---- dtypes and shapes ---- */
+size_t vg_dtype_size(vg_dtype dt);
+const char *vg_dtype_name(vg_dtype dt);
+const char *vg_op_name(vg_op op);
+int vg_op_arity(vg_op op);            /* -1 = variadic */
+bool vg_op_differentiable(vg_op op);
+int64_t vg_numel(const vg_tensor *t);
+bool vg_is_contiguous(const vg_tensor *t);
+bool vg_same_shape(const vg_tensor *a, const vg_tensor *b);
+/* "[2, 3, 4]" into buf (returns buf) */
+char *vg_shape_str(const vg_tensor *t, char *buf, size_t n);
+void *vg_data(const vg_tensor *t);    /* pointer to element 0 (CPU tensors) */
+float *vg_f32(const vg_tensor *t);    /* vg_data for F32 tensors; aborts on other dtypes */
+
+/* ---- scopes ---- */
+void vg_scope_begin(void);
+void vg_scope_end(void);              /* frees everything made since the matching begin */
+int vg_scope_depth(void);
+/* Bytes the calling thread's scope arena holds from the system (for memory tests). */
+size_t vg_scope_arena_bytes(void);
+/* Frees the calling thread's arena chunks (only when no scope is open). */
+void vg_scope_release(void);
+
+/* ---- creation ---- */
+vg_tensor *vg_empty(vg_dtype dt, int ndim, const int64_t *shape);   /* in scope (or heap) */
+vg_tensor *vg_zeros(vg_dtype dt, int ndim, const int64_t *shape);
+vg_tensor *vg_full(vg_dtype dt, int ndim, const int64_t *shape, double value);
+vg_tensor *vg_scalar(float v);                                       /* 0-d f32 */
+vg_tensor *vg_arange(double start, double end, double step, vg_dtype dt);
+vg_tensor *vg_from_data(vg_dtype dt, int ndim, const int64_t *shape, const void *src); /* copies */
+vg_tensor *vg_empty_like(const vg_tensor *t);
+vg_tensor *vg_zeros_like(const vg_tensor *t);
+/* Long-lived heap tensors (zeroed), freed with vg_tensor_free. */
+vg_tensor *vg_tensor_new(vg_dtype dt, int ndim, const int64_t *shape);
+vg_tensor *vg_tensor_clone_heap(const vg_tensor *t);   /* contiguous heap copy, no grad */
+void vg_tensor_free(vg_tensor *t);                     /* heap tensors only; NULL ok */
+/* Copies element values out (any layout, converted to dst_dt). */
+vg_status vg_to_host(const vg_tensor *t, vg_dtype dst_dt, void *dst);
+float vg_item(const vg_tensor *t);                     /* single-element tensor -> float */
+
+/* ---- views (zero-copy; reshape copies when the layout needs it, like torch.reshape) ---- */
+vg_tensor *vg_reshape(const vg_tensor *t, int ndim, const int64_t *shape); /* one dim may be -1 */
+vg_tensor *vg_view(const vg_tensor *t, int ndim, const int64_t *shape);    /* never copies */
+vg_tensor *vg_flatten(const vg_tensor *t, int start_dim, int end_dim);
+vg_tensor *vg_permute(const vg_tensor *t, const int *perm);
+vg_tensor *vg_transpose(const vg_tensor *t, int d0, int d1);
+vg_tensor *vg_slice(const vg_tensor *t, int dim, int64_t start, int64_t end, int64_t step);
+vg_tensor *vg_narrow(const vg_tensor *t, int dim, int64_t start, int64_t len);
+vg_tensor *vg_select(const vg_tensor *t, int dim, int64_t index);  /* drops dim */
+vg_tensor *vg_expand(const vg_tensor *t, int ndim, const int64_t *shape);  /* -1 keeps */
+vg_tensor *vg_squeeze(const vg_tensor *t, int dim);    /* dim = -1... counts from the end */
+vg_tensor *vg_unsqueeze(const vg_tensor *t, int dim);
+vg_tensor *vg_contiguous(const vg_tensor *t);          /* t itself when already contiguous */
+vg_tensor *vg_clone(const vg_tensor *t);               /* always a new contiguous copy */
+vg_tensor *vg_cast(const vg_tensor *t, vg_dtype dt);
+vg_tensor *vg_detach(const vg_tensor *t);              /* same data, no grad history */
+/* split into pieces of `size` along dim (last may be smaller); returns count, views in out */
+int vg_split(const vg_tensor *t, int64_t size, int dim, vg_tensor **out, int max_out);
+int vg_chunk(const vg_tensor *t, int chunks, int dim, vg_tensor **out);
+
+/* ---- in place (no autograd; for optimizers, buffers, init) ---- */
+vg_status vg_copy_(vg_tensor *dst, const vg_tensor *src);   /* broadcasting, casting */
+vg_status vg_fill_(vg_tensor *dst, double value);
+vg_status vg_axpy_(vg_tensor *y, float a, const vg_tensor *x);  /* y += a * x (same shape) */
+
+/* ---- elementwise ---- */
+vg_tensor *vg_neg(const vg_tensor *x);
+vg_tensor *vg_exp(const vg_tensor *x);
+vg_tensor *vg_log(const vg_tensor *x);
+vg_tensor *vg_sqrt(const vg_tensor *x);
+vg_tensor *vg_rsqrt(const vg_tensor *x);
+vg_tensor *vg_abs(const vg_tensor *x);
+vg_tensor *vg_sign(const vg_tensor *x);
+vg_tensor *vg_relu(const vg_tensor *x);
+vg_tensor *vg_leaky_relu(const vg_tensor *x, float slope);
+vg_tensor *vg_sigmoid(const vg_tensor *x);
+vg_tensor *vg_logsigmoid(const vg_tensor *x);
+vg_tensor *vg_tanh(const vg_tensor *x);
+vg_tensor *vg_softplus(const vg_tensor *x, float beta, float threshold); /* torch: 1, 20 */
+vg_tensor *vg_atan(const vg_tensor *x);
+vg_tensor *vg_gelu(const vg_tensor *x);
+vg_tensor *vg_sin(const vg_tensor *x);
+vg_tensor *vg_cos(const vg_tensor *x);
+vg_tensor *vg_erf(const vg_tensor *x);
+vg_tensor *vg_pow_scalar(const vg_tensor *x, float p);
+vg_tensor *vg_clamp(const vg_tensor *x, float lo, float hi);  /* +-INFINITY = no bound */
+vg_tensor *vg_scale(const vg_tensor *x, float a);             /* a * x */
+vg_tensor *vg_add_scalar(const vg_tensor *x, float b);        /* x + b */
+vg_tensor *vg_affine(const vg_tensor *x, float a, float b);   /* a * x + b */
+vg_tensor *vg_add(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_sub(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_mul(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_div(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_maximum(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_minimum(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_eq(const vg_tensor *a, const vg_tensor *b);     /* -> bool */
+vg_tensor *vg_ne(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_lt(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_le(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_gt(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_ge(const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_where(const vg_tensor *cond, const vg_tensor *a, const vg_tensor *b);
+vg_tensor *vg_masked_fill(const vg_tensor *x, const vg_tensor *mask, float value);
+
+/* ---- reductions: dims = list of dims (negative ok); ndims = 0 means all dims ---- */
+vg_tensor *vg_sum(const vg_tensor *x, int ndims, const int *dims, bool keepdim);
+vg_tensor *vg_mean(const vg_tensor *x, int ndims, const int *dims, bool keepdim);
+vg_tensor *vg_amax(const vg_tensor *x, int ndims, const int *dims, bool keepdim);
+vg_tensor *vg_amin(const vg_tensor *x, int ndims, const int *dims, bool keepdim);
+vg_tensor *vg_var(const vg_tensor *x, int ndims, const int *dims, bool unbiased, bool keepdim);
+vg_tensor *vg_std(const vg_tensor *x, int ndims, const int *dims, bool unbiased, bool keepdim);
+vg_tensor *vg_logsumexp(const vg_tensor *x, int ndims, const int *dims, bool keepdim);
+vg_tensor *vg_argmax(const vg_tensor *x, int dim, bool keepdim);   /* -> i64 */
+vg_tensor *vg_sum_all(const vg_tensor *x);
+vg_tensor *vg_mean_all(const vg_tensor *x);
+
+/* ---- linear algebra and nn functional ---- */
+vg_tensor *vg_matmul(const vg_tensor *a, const vg_tensor *b);  /* 1-D, 2-D, batched */
+vg_tensor *vg_linear(const vg_tensor *x, const vg_tensor *w, const vg_tensor *b); /* x w^T + b */
+
+typedef struct { int sh, sw, ph, pw, dh, dw, groups; } vg_conv2d_opts;  /* 0 = 1 / 0 */
+vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bias,
+                     vg_conv2d_opts o);
+
+typedef struct { int kh, kw, sh, sw, ph, pw; bool ceil_mode, count_include_pad; } vg_pool2d_opts;
+/* stride 0 = kernel size; PyTorch defaults: count_include_pad = true for avg. */
+vg_tensor *vg_avg_pool2d(const vg_tensor *x, vg_pool2d_opts o);
+vg_tensor *vg_max_pool2d(const vg_tensor *x, vg_pool2d_opts o, vg_tensor **indices);
+vg_tensor *vg_adaptive_avg_pool2d(const vg_tensor *x, int64_t oh, int64_t ow);
+vg_tensor *vg_adaptive_avg_pool1d(const vg_tensor *x, int64_t ol);
+vg_tensor *vg_interpolate_bilinear(const vg_tensor *x, int64_t oh, int64_t ow, bool align_corners);
+vg_tensor *vg_unfold(const vg_tensor *x, int kh, int kw, int dh, int dw, int ph, int pw, int sh, int sw);
+vg_tensor *vg_fold(const vg_tensor *cols, int64_t oh, int64_t ow, int kh, int kw, int dh, int dw,
+                   int ph, int pw, int sh, int sw);
+/* pads[2*i], pads[2*i+1] = before/after for dim (ndim-1-i), as torch.nn.functional.pad */
+vg_tensor *vg_pad(const vg_tensor *x, int npairs, const int64_t *pads, float value);
+vg_tensor *vg_concat(int n, vg_tensor *const *xs, int dim);
+vg_tensor *vg_stack(int n, vg_tensor *const *xs, int dim);
+vg_tensor *vg_gather(const vg_tensor *x, int dim, const vg_tensor *index);
+vg_tensor *vg_scatter_add(const vg_tensor *base, int dim, const vg_tensor *index, const vg_tensor *src);
+vg_tensor *vg_index_select(const vg_tensor *x, int dim, const vg_tensor *index);
+vg_tensor *vg_index_add(const vg_tensor *base, int dim, const vg_tensor *index, const vg_tensor *src);
+
+vg_tensor *vg_softmax(const vg_tensor *x, int dim);
+vg_tensor *vg_log_softmax(const vg_tensor *x, int dim);
+/* normalized_shape = the last `nnorm` dims; weight/bias of that shape or NULL */
+vg_tensor *vg_layer_norm(const vg_tensor *x, int nnorm, const vg_tensor *weight,
+                         const vg_tensor *bias, float eps);
+/* x: (N, C, ...). training: batch statistics, and running stats (heap, may be NULL)
+ * updated in place with momentum (unbiased var, as torch). eval: running stats. */
+vg_tensor *vg_batch_norm(const vg_tensor *x, vg_tensor *running_mean, vg_tensor *running_var,
+                         const vg_tensor *weight, const vg_tensor *bias, bool training,
+                         float momentum, float eps);
+vg_tensor *vg_dropout(const vg_tensor *x, float p, bool training, uint64_t seed);
+vg_tensor *vg_mse_loss(const vg_tensor *a, const vg_tensor *b);   /* mean reduction */
+
+/* ---- selection and sorting ---- */
+/* k-th smallest (1-based) of all elements, by selection (O(n)), no size limit. */
+vg_tensor *vg_kthvalue_all(const vg_tensor *x, int64_t k);
+/* torch.quantile(x.flatten(), q) with linear interpolation: 0-d f32. */
+vg_tensor *vg_quantile_all(const vg_tensor *x, double q);
+/* sort along dim; values (with grad through gather) and optional i64 indices. */
+vg_tensor *vg_sort(const vg_tensor *x, int dim, bool descending, vg_tensor **indices);
+vg_tensor *vg_topk(const vg_tensor *x, int64_t k, int dim, bool largest, vg_tensor **indices);
+
+/* ---- random (counter-based Philox: the numbers depend only on seed and position) ---- */
+vg_tensor *vg_rand(int ndim, const int64_t *shape, uint64_t seed);     /* U[0,1) */
+vg_tensor *vg_randn(int ndim, const int64_t *shape, uint64_t seed);    /* N(0,1) */
+vg_tensor *vg_bernoulli(int ndim, const int64_t *shape, float p, uint64_t seed); /* f32 0/1 */
+vg_tensor *vg_randperm(int64_t n, uint64_t seed);                       /* i64 */
+vg_status vg_uniform_(vg_tensor *t, float lo, float hi, uint64_t seed);
+vg_status vg_normal_(vg_tensor *t, float mean, float std, uint64_t seed);
+
+/* ---- threads ---- */
+int vg_num_threads(void);
+void vg_set_num_threads(int n);
+#endif
