@@ -4,4 +4,3 @@ void vg_cpu_pool(const vg_opcall *c) { VG_ABORT("%s: no CPU kernel yet", vg_op_n
 void vg_cpu_resample(const vg_opcall *c) { VG_ABORT("%s: no CPU kernel yet", vg_op_name(c->op)); }
 void vg_cpu_layout(const vg_opcall *c) { VG_ABORT("%s: no CPU kernel yet", vg_op_name(c->op)); }
 void vg_cpu_index(const vg_opcall *c) { VG_ABORT("%s: no CPU kernel yet", vg_op_name(c->op)); }
-void vg_cpu_select(const vg_opcall *c) { VG_ABORT("%s: no CPU kernel yet", vg_op_name(c->op)); }

@@ -15,7 +15,3 @@ vg_tensor *vg_gather(const vg_tensor *x, int d, const vg_tensor *i) { (void)x; (
 vg_tensor *vg_scatter_add(const vg_tensor *b, int d, const vg_tensor *i, const vg_tensor *s) { (void)b; (void)d; (void)i; (void)s; PENDING("scatter_add"); }
 vg_tensor *vg_index_select(const vg_tensor *x, int d, const vg_tensor *i) { (void)x; (void)d; (void)i; PENDING("index_select"); }
 vg_tensor *vg_index_add(const vg_tensor *b, int d, const vg_tensor *i, const vg_tensor *s) { (void)b; (void)d; (void)i; (void)s; PENDING("index_add"); }
-vg_tensor *vg_kthvalue_all(const vg_tensor *x, int64_t k) { (void)x; (void)k; PENDING("kthvalue"); }
-vg_tensor *vg_quantile_all(const vg_tensor *x, double q) { (void)x; (void)q; PENDING("quantile"); }
-vg_tensor *vg_sort(const vg_tensor *x, int d, bool desc, vg_tensor **i) { (void)x; (void)d; (void)desc; (void)i; PENDING("sort"); }
-vg_tensor *vg_topk(const vg_tensor *x, int64_t k, int d, bool l, vg_tensor **i) { (void)x; (void)k; (void)d; (void)l; (void)i; PENDING("topk"); }
