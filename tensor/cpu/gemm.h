@@ -1,0 +1,64 @@
+/* gemm.h — single-precision GEMM for the CPU backend (internal to tensor/; the op layer
+ * and the conv kernels call it on raw row-major buffers).
+ *
+ *   // C[M,N] = alpha * op(A) * op(B) + beta * C,  op(X) = trans ? X^T : X
+ *   vg_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);   // C = A * B^T
+ *
+ * A is M x K (K x M when trans_a) with row stride lda; B is K x N (N x K when trans_b)
+ * with row stride ldb; C is M x N with row stride ldc. beta == 0 means C is not read
+ * (NaN garbage is overwritten); K == 0 or alpha == 0 gives C = beta * C.
+ *
+ * vg_sgemm is BLIS-style: B is packed into KC x NC panels shared by the pool's threads,
+ * each task packs an MC x KC block of A into its thread's scratch and runs the
+ * register-blocked micro-kernel (6x16 AVX2+FMA, 12x32 AVX-512, 4x8 scalar; picked from
+ * vg_cpu_isa() on every call). Threads split C into tiles only, and every block size
+ * depends on M, N, K and the ISA alone, so each C element is summed in the same order
+ * for any thread count: results are bit-identical for 1 or many threads (they differ
+ * between ISAs, and from vg_sgemm_ref, by rounding). vg_sgemm_ref is the plain triple
+ * loop (double accumulator), the reference the tests compare with.
+ *
+ * vg_gemm_run is the same driver with caller-supplied packing, for operands that are not
+ * strided matrices (conv packs image patches straight into the B panel, no im2col). */
+#ifndef VG_GEMM_H
+#define VG_GEMM_H
+#include <stdint.h>
+
+void vg_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+              float *C, int64_t ldc);
+void vg_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                  float *C, int64_t ldc);
+
+/* A packer fills slivers of a matrix P (rows x0.., columns k0..) in micro-kernel order:
+ *   dst[(s*kc + k)*w + t] = P[x0 + s*w + t][k0 + k]   for s < ceil(xn/w), k < kc, t < w
+ * with zeros where x0 + s*w + t >= x0 + xn. For the A operand P = op(A) (x = row i of C);
+ * for the B operand P = op(B)^T (x = column j of C). */
+typedef void (*vg_gemm_pack_fn)(const void *ctx, int64_t x0, int64_t xn, int64_t k0,
+                                int64_t kc, int w, float *dst);
+
+/* The strided-matrix packer: P[x][k] = p[x*sx + k*sk]. */
+typedef struct { const float *p; int64_t sx, sk; } vg_gemm_strided;
+void vg_gemm_pack_strided(const void *ctx, int64_t x0, int64_t xn, int64_t k0, int64_t kc,
+                          int w, float *dst);
+
+typedef struct {
+  int64_t M, N, K;
+  int64_t k_begin;               /* packers see k in [k_begin, k_begin + K) */
+  vg_gemm_pack_fn pack_a; const void *a_ctx;
+  vg_gemm_pack_fn pack_b; const void *b_ctx;
+  float alpha, beta;
+  float *C; int64_t ldc;
+  const float *row_bias;         /* nullable: C[i][j] += row_bias[i] (once) */
+} vg_gemm_problem;
+
+/* Runs the problem on the pool (or serially when called from inside a pool task). */
+void vg_gemm_run(const vg_gemm_problem *p);
+
+/* Micro-tile of the ISA in use (what the packers' w will be). */
+void vg_gemm_tile(int *mr, int *nr);
+
+/* Testing hook: makes the scalar path use an mr x nr tile (mr <= 16, nr <= 32; 0, 0 =
+ * the default 4 x 8), so the blocking of other ISAs can be exercised on any CPU. */
+void vg_gemm_set_scalar_tile(int mr, int nr);
+#endif

@@ -1,0 +1,165 @@
+/* GEMM kernels: every ISA path (and the scalar path with other ISAs' tile shapes) against
+ * the double-accumulating reference over edge shapes, transposes, strides, alpha/beta;
+ * bit-identical results for 1, 2 and 3 threads; nested calls from pool tasks.
+ * Tolerance: |got - want| <= 1e-5 * sqrt(K + 1) * (1 + |want|), data in [-1, 1]. */
+#include "tests/vgtest.h"
+#include "tensor/cpu/gemm.h"
+#include "tensor/cpu/isa.h"
+#include "tensor/cpu/threadpool.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) {
+  rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+static float *rand_buf(int64_t n) {
+  float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+  for (int64_t i = 0; i < n; i++) p[i] = frand();
+  return p;
+}
+
+/* max over C of |got - want| / tol; NaN anywhere gives +inf */
+static double err_ratio(const float *got, const float *want, int64_t M, int64_t N, int64_t ldc,
+                        int64_t K) {
+  double worst = 0, tol0 = 1e-5 * sqrt((double)K + 1);
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double g = got[i * ldc + j], w = want[i * ldc + j];
+      if (isnan(g) || isnan(w)) return INFINITY;
+      double r = fabs(g - w) / (tol0 * (1 + fabs(w)));
+      if (r > worst) worst = r;
+    }
+  return worst;
+}
+
+typedef struct { int64_t M, N, K; } shape;
+
+/* One shape, one transpose combo, four alpha/beta variants (beta = 0 over NaN garbage),
+ * padded leading dimensions. Returns the worst error ratio. */
+static double check_case(shape s, int ta, int tb) {
+  const int64_t pad = 3;
+  const int64_t ar = ta ? s.K : s.M, ac = ta ? s.M : s.K;
+  const int64_t br = tb ? s.N : s.K, bc = tb ? s.K : s.N;
+  const int64_t lda = ac + pad, ldb = bc + pad, ldc = s.N + pad;
+  float *A = rand_buf(ar * lda), *B = rand_buf(br * ldb);
+  float *C0 = rand_buf(s.M * ldc);
+  float *C = malloc((size_t)(s.M * ldc + 1) * sizeof(float)), *R = malloc((size_t)(s.M * ldc + 1) * sizeof(float));
+  static const float ab[4][2] = {{1.0f, 0.0f}, {0.5f, 0.0f}, {1.0f, 1.0f}, {-2.0f, 0.25f}};
+  double worst = 0;
+  for (int v = 0; v < 4; v++) {
+    float alpha = ab[v][0], beta = ab[v][1];
+    for (int64_t i = 0; i < s.M * ldc; i++) C[i] = R[i] = beta == 0.0f ? NAN : C0[i];
+    /* padding columns of C must survive untouched */
+    vg_sgemm(ta, tb, s.M, s.N, s.K, alpha, A, lda, B, ldb, beta, C, ldc);
+    vg_sgemm_ref(ta, tb, s.M, s.N, s.K, alpha, A, lda, B, ldb, beta, R, ldc);
+    double e = err_ratio(C, R, s.M, s.N, ldc, s.K);
+    for (int64_t i = 0; i < s.M; i++)
+      for (int64_t j = s.N; j < ldc; j++)
+        if (!(isnan(C[i * ldc + j]) ? beta == 0.0f : C[i * ldc + j] == C0[i * ldc + j])) e = INFINITY;
+    if (e > worst) worst = e;
+  }
+  free(A); free(B); free(C0); free(C); free(R);
+  return worst;
+}
+
+static const shape shapes[] = {
+  {1, 1, 1}, {1, 1, 7}, {7, 1, 1}, {1, 13, 5}, {5, 17, 3}, {6, 16, 1}, {6, 16, 4},
+  {12, 32, 9}, {7, 17, 5}, {13, 31, 29}, {33, 65, 17}, {100, 50, 300}, {145, 35, 20},
+  {20, 600, 10}, {31, 4200, 3}, {289, 3, 2}, {2, 3, 777},
+};
+
+static void run_shapes(const char *label) {
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+    for (int t = 0; t < 4; t++) {
+      double e = check_case(shapes[i], t >> 1, t & 1);
+      VG_CHECK(e <= 1.0, "gemm %s %c%c %lldx%lldx%lld vs ref: worst err/tol %.3g", label,
+               (t >> 1) ? 'T' : 'N', (t & 1) ? 'T' : 'N', (long long)shapes[i].M,
+               (long long)shapes[i].N, (long long)shapes[i].K, e);
+    }
+}
+
+static void check_degenerate(void) {
+  float A[4] = {1, 2, 3, 4}, B[4] = {1, 2, 3, 4};
+  float C[6] = {NAN, NAN, NAN, NAN, 7, 7};
+  vg_sgemm(0, 0, 2, 2, 0, 1.0f, A, 1, B, 2, 0.0f, C, 2);          /* K = 0, beta = 0 */
+  VG_CHECK(C[0] == 0 && C[1] == 0 && C[2] == 0 && C[3] == 0 && C[4] == 7, "gemm K=0 beta=0 zeroes C (over NaN)");
+  float D[4] = {1, 2, 3, 4};
+  vg_sgemm(0, 0, 2, 2, 0, 1.0f, A, 1, B, 2, 0.5f, D, 2);          /* K = 0: C = beta*C */
+  VG_CHECK(D[0] == 0.5f && D[3] == 2.0f, "gemm K=0 scales C by beta");
+  float E[4] = {1, 2, 3, 4};
+  vg_sgemm(0, 0, 2, 2, 2, 0.0f, A, 2, B, 2, 2.0f, E, 2);          /* alpha = 0 */
+  VG_CHECK(E[0] == 2.0f && E[3] == 8.0f, "gemm alpha=0 gives beta*C");
+  float F[2] = {5, 6};
+  vg_sgemm(0, 0, 0, 2, 2, 1.0f, A, 2, B, 2, 0.0f, F, 2);          /* M = 0 */
+  vg_sgemm(0, 0, 2, 0, 2, 1.0f, A, 2, B, 2, 0.0f, F, 2);          /* N = 0 */
+  VG_CHECK(F[0] == 5 && F[1] == 6, "gemm M=0 / N=0 touch nothing");
+}
+
+/* Same inputs, 1 / 2 / 3 threads: bit-identical. */
+static void check_threads(int64_t M, int64_t N, int64_t K, int ta, int tb) {
+  float *A = rand_buf(M * K), *B = rand_buf(K * N), *C0 = rand_buf(M * N);
+  float *C[3];
+  for (int t = 0; t < 3; t++) {
+    C[t] = malloc((size_t)(M * N) * sizeof(float));
+    memcpy(C[t], C0, (size_t)(M * N) * sizeof(float));
+    vg_set_num_threads(t + 1);
+    vg_sgemm(ta, tb, M, N, K, 0.75f, A, ta ? M : K, B, tb ? K : N, 0.5f, C[t], N);
+  }
+  vg_set_num_threads(0);
+  VG_CHECK(!memcmp(C[0], C[1], (size_t)(M * N) * sizeof(float)) &&
+           !memcmp(C[0], C[2], (size_t)(M * N) * sizeof(float)),
+           "gemm %s %lldx%lldx%lld bit-identical with 1, 2, 3 threads", vg_isa_name(vg_cpu_isa()),
+           (long long)M, (long long)N, (long long)K);
+  for (int t = 0; t < 3; t++) free(C[t]);
+  free(A); free(B); free(C0);
+}
+
+/* vg_sgemm called from inside pool tasks (runs serially there, on that thread's scratch). */
+typedef struct { const float *A, *B; float *C; int64_t M, N, K; } nested_ctx;
+static void nested_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  nested_ctx *c = vctx;
+  for (int64_t i = b; i < e; i++)
+    vg_sgemm(0, 1, c->M, c->N, c->K, 1.0f, c->A + i * c->M * c->K, c->K, c->B, c->K, 0.0f,
+             c->C + i * c->M * c->N, c->N);
+}
+static void check_nested(void) {
+  const int64_t T = 6, M = 40, N = 70, K = 300;
+  nested_ctx c = {rand_buf(T * M * K), rand_buf(N * K), malloc((size_t)(T * M * N) * sizeof(float)), M, N, K};
+  float *R = malloc((size_t)(T * M * N) * sizeof(float));
+  vg_parallel_for(T, 1, nested_task, &c);
+  for (int64_t i = 0; i < T; i++)
+    vg_sgemm(0, 1, M, N, K, 1.0f, c.A + i * M * K, K, c.B, K, 0.0f, R + i * M * N, N);
+  VG_CHECK(!memcmp(c.C, R, (size_t)(T * M * N) * sizeof(float)), "gemm called from pool tasks == top-level calls");
+  free((void *)c.A); free((void *)c.B); free(c.C); free(R);
+}
+
+int main(void) {
+  vg_isa best = vg_cpu_isa_max();
+  printf("# best ISA here: %s\n", vg_isa_name(best));
+  check_degenerate();
+  for (int isa = best; isa >= 0; isa--) {
+    vg_cpu_set_isa((vg_isa)isa);
+    run_shapes(vg_isa_name((vg_isa)isa));
+  }
+  /* the scalar path with the AVX2 and AVX-512 tiles: the driver's edge logic for those
+   * geometries runs on any CPU */
+  vg_cpu_set_isa(VG_ISA_SCALAR);
+  vg_gemm_set_scalar_tile(6, 16);
+  run_shapes("scalar-tile6x16");
+  vg_gemm_set_scalar_tile(12, 32);
+  run_shapes("scalar-tile12x32");
+  vg_gemm_set_scalar_tile(0, 0);
+  check_threads(150, 530, 300, 0, 0);
+  vg_cpu_set_isa(best);
+  check_threads(301, 1100, 520, 0, 0);
+  check_threads(77, 333, 1000, 1, 1);
+  check_nested();
+  if (vg_test_long()) {
+    shape big = {1024, 1024, 1024};
+    double e = check_case(big, 0, 0);
+    VG_CHECK(e <= 1.0, "gemm %s 1024^3 vs ref: worst err/tol %.3g", vg_isa_name(best), e);
+    check_threads(1024, 2048, 777, 0, 1);
+  }
+  return vg_test_finish();
+}
