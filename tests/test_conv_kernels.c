@@ -1,0 +1,253 @@
+/* conv2d kernels: the references checked against the definition (adjoint identities in
+ * double, a central difference), then fwd / bwd_data / bwd_weight on every ISA path
+ * against the references for the EfficientAD PDN layers at small spatial sizes and for
+ * stride, dilation, groups, depthwise, 1x1, asymmetric and wide-row geometries;
+ * bit-identical results for 1, 2 and 3 threads.
+ * Tolerance: |got - want| <= 1e-5 * sqrt(K) * (1 + |want|), data in [-1, 1], where K is
+ * the reduction length (c/groups*kh*kw for fwd, oc/groups*kh*kw for bwd_data, n*oh*ow
+ * for bwd_weight). */
+#include "tests/vgtest.h"
+#include "tensor/cpu/conv.h"
+#include "tensor/cpu/gemm.h"
+#include "tensor/cpu/isa.h"
+#include "tensor/cpu/threadpool.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static float frand(void) {
+  rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+static float *rand_buf(int64_t n) {
+  float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+  for (int64_t i = 0; i < n; i++) p[i] = frand();
+  return p;
+}
+static float *nan_buf(int64_t n) {
+  float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+  for (int64_t i = 0; i < n; i++) p[i] = NAN;
+  return p;
+}
+static double dot(const float *a, const float *b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+  return s;
+}
+static double absdot(const float *a, const float *b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += fabs((double)a[i] * b[i]);
+  return s;
+}
+
+typedef struct {
+  const char *name;
+  int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+  int bias;
+} conv_case;
+
+static const conv_case cases[] = {
+  /* EfficientAD-S PDN layers (Table 6) at small spatial sizes */
+  {"pdn-conv1 3->128 k4 p3", 2, 3, 12, 11, 128, 4, 4, 1, 1, 3, 3, 1, 1, 1, 1},
+  {"pdn-conv2 128->64 k4 p3", 2, 128, 7, 6, 64, 4, 4, 1, 1, 3, 3, 1, 1, 1, 1},
+  {"pdn-conv3 256->256 k3 p1", 1, 256, 5, 5, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+  {"pdn-conv4 256->384 k4 p0", 2, 256, 6, 6, 384, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0},
+  {"stride2 k3 p1", 2, 5, 11, 10, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+  {"dilation2 k3 p2", 2, 4, 9, 9, 6, 3, 3, 1, 1, 2, 2, 2, 2, 1, 0},
+  {"groups2 k3 p1", 2, 6, 8, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2, 1},
+  {"depthwise k3 p1", 2, 8, 10, 10, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, 1},
+  {"depthwise x2 k5 p2 s2", 1, 4, 11, 9, 8, 5, 5, 2, 2, 2, 2, 1, 1, 4, 0},
+  {"1x1", 3, 16, 7, 7, 24, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1},
+  {"1x1 groups3", 2, 12, 5, 6, 9, 1, 1, 1, 1, 0, 0, 1, 1, 3, 0},
+  {"1x1 stride2", 2, 8, 9, 9, 4, 1, 1, 2, 2, 0, 0, 1, 1, 1, 1},
+  {"asymmetric 3x2 s(2,1) p(0,1) d(1,2)", 2, 3, 10, 9, 5, 3, 2, 2, 1, 0, 1, 1, 2, 1, 1},
+  {"wide rows 3->16 k4 p3 w70", 1, 3, 5, 70, 16, 4, 4, 1, 1, 3, 3, 1, 1, 1, 1},
+  {"stride3 dil3 pad>k", 1, 3, 13, 12, 5, 2, 3, 3, 2, 4, 3, 3, 1, 1, 1},
+  {"batch-K split 3->8 k3 p1 64x64", 5, 3, 64, 64, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+};
+#define NCASES (int)(sizeof cases / sizeof cases[0])
+
+static vg_conv2d_geom geom_of(const conv_case *c) {
+  vg_conv2d_geom g = {.n = c->n, .c = c->c, .h = c->h, .w = c->w, .oc = c->oc, .kh = c->kh,
+                      .kw = c->kw, .sh = c->sh, .sw = c->sw, .ph = c->ph, .pw = c->pw,
+                      .dh = c->dh, .dw = c->dw, .groups = c->groups};
+  vg_conv2d_geom_init(&g);
+  return g;
+}
+
+typedef struct {
+  vg_conv2d_geom g;
+  int64_t nx, nw, ny;
+  float *x, *w, *b, *gy;
+} conv_data;
+
+static conv_data make_data(const conv_case *c) {
+  conv_data d = {.g = geom_of(c)};
+  d.nx = d.g.n * d.g.c * d.g.h * d.g.w;
+  d.nw = d.g.oc * (d.g.c / d.g.groups) * d.g.kh * d.g.kw;
+  d.ny = d.g.n * d.g.oc * d.g.oh * d.g.ow;
+  d.x = rand_buf(d.nx); d.w = rand_buf(d.nw); d.b = c->bias ? rand_buf(d.g.oc) : NULL;
+  d.gy = rand_buf(d.ny);
+  return d;
+}
+static void free_data(conv_data *d) { free(d->x); free(d->w); free(d->b); free(d->gy); }
+
+/* The references against the definition: fwd is linear in x and in w, so
+ *   <gy, fwd(x, w)> = <bwd_data(gy), x> = <bwd_weight(x, gy), w>,  <gy, 1*b> = <gb, b>. */
+static void check_reference(const conv_case *c) {
+  conv_data d = make_data(c);
+  float *y = nan_buf(d.ny), *gx = nan_buf(d.nx), *gw = nan_buf(d.nw), *gb = nan_buf(d.g.oc);
+  vg_cpu_conv2d_fwd_ref(&d.g, d.x, d.w, NULL, y);
+  vg_cpu_conv2d_bwd_data_ref(&d.g, d.w, d.gy, gx);
+  vg_cpu_conv2d_bwd_weight_ref(&d.g, d.x, d.gy, gw, gb);
+  double l = dot(d.gy, y, d.ny), lx = dot(gx, d.x, d.nx), lw = dot(gw, d.w, d.nw);
+  double scale = absdot(d.gy, y, d.ny) + 1e-3;
+  VG_CHECK(fabs(l - lx) <= 1e-6 * scale && fabs(l - lw) <= 1e-6 * scale,
+           "conv ref adjoint %s: <gy,y>=%.9g <gx,x>=%.9g <gw,w>=%.9g", c->name, l, lx, lw);
+  if (d.b) {
+    float *yb = nan_buf(d.ny);
+    vg_cpu_conv2d_fwd_ref(&d.g, d.x, d.w, d.b, yb);
+    double lb = dot(d.gy, yb, d.ny) - l, lg = dot(gb, d.b, d.g.oc);
+    VG_CHECK(fabs(lb - lg) <= 1e-5 * (scale + absdot(gb, d.b, d.g.oc)),
+             "conv ref bias grad %s: <gy,y(b)-y(0)>=%.9g <gb,b>=%.9g", c->name, lb, lg);
+    free(yb);
+  }
+  free(y); free(gx); free(gw); free(gb); free_data(&d);
+}
+
+/* Central difference of L = <gy, fwd_ref(x, w)> at a few entries of x and w. */
+static void check_fd(const conv_case *c) {
+  conv_data d = make_data(c);
+  float *y = malloc((size_t)d.ny * sizeof(float)), *gx = malloc((size_t)d.nx * sizeof(float));
+  float *gw = malloc((size_t)d.nw * sizeof(float));
+  vg_cpu_conv2d_bwd_data_ref(&d.g, d.w, d.gy, gx);
+  vg_cpu_conv2d_bwd_weight_ref(&d.g, d.x, d.gy, gw, NULL);
+  const float h = 0.25f;   /* L is linear: the difference is exact up to rounding of y */
+  double worst = 0;
+  for (int t = 0; t < 6; t++) {
+    float *v = t < 3 ? d.x : d.w, *gv = t < 3 ? gx : gw;
+    int64_t i = (t < 3 ? d.nx : d.nw) * (2 * (t % 3) + 1) / 7;
+    float keep = v[i];
+    v[i] = keep + h; vg_cpu_conv2d_fwd_ref(&d.g, d.x, d.w, d.b, y); double lp = dot(d.gy, y, d.ny);
+    v[i] = keep - h; vg_cpu_conv2d_fwd_ref(&d.g, d.x, d.w, d.b, y); double lm = dot(d.gy, y, d.ny);
+    v[i] = keep;
+    double fd = (lp - lm) / (2 * h), e = fabs(fd - gv[i]) / (1e-4 * (1 + fabs(gv[i])));
+    if (e > worst) worst = e;
+  }
+  VG_CHECK(worst <= 1.0, "conv ref central difference %s: worst err/tol %.3g", c->name, worst);
+  free(y); free(gx); free(gw); free_data(&d);
+}
+
+/* The ISA paths compared with the reference: every ISA this CPU has, then the scalar
+ * path with the AVX-512 tile (12 x 32), so that geometry runs through the packers here. */
+typedef struct { vg_isa isa; int mr, nr; const char *name; } isa_variant;
+static int variants(isa_variant *v) {
+  int n = 0;
+  for (int isa = vg_cpu_isa_max(); isa >= 0; isa--)
+    v[n++] = (isa_variant){(vg_isa)isa, 0, 0, vg_isa_name((vg_isa)isa)};
+  v[n++] = (isa_variant){VG_ISA_SCALAR, 12, 32, "scalar-tile12x32"};
+  return n;
+}
+
+static void check_fast(const conv_case *c) {
+  conv_data d = make_data(c);
+  const vg_conv2d_geom *g = &d.g;
+  const double sf = sqrt((double)(g->c / g->groups * g->kh * g->kw));
+  const double sd = sqrt((double)(g->oc / g->groups * g->kh * g->kw));
+  const double sw = sqrt((double)(g->n * g->oh * g->ow) + 1);
+  float *yr = nan_buf(d.ny), *gxr = nan_buf(d.nx), *gwr = nan_buf(d.nw), *gbr = nan_buf(g->oc);
+  vg_cpu_conv2d_fwd_ref(g, d.x, d.w, d.b, yr);
+  vg_cpu_conv2d_bwd_data_ref(g, d.w, d.gy, gxr);
+  vg_cpu_conv2d_bwd_weight_ref(g, d.x, d.gy, gwr, d.b ? gbr : NULL);
+  isa_variant v[4];
+  const int nv = variants(v);
+  for (int i = 0; i < nv; i++) {
+    vg_cpu_set_isa(v[i].isa);
+    vg_gemm_set_scalar_tile(v[i].mr, v[i].nr);
+    const char *isa = v[i].name;
+    char what[160];
+    float *y = nan_buf(d.ny), *gx = nan_buf(d.nx), *gw = nan_buf(d.nw), *gb = nan_buf(g->oc);
+    vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, y);
+    snprintf(what, sizeof what, "conv fwd %s %s%s", isa, c->name, d.b ? " +bias" : "");
+    VG_CHECK_CLOSE(y, yr, d.ny, 1e-5 * sf, 1e-5 * sf, what);
+    vg_cpu_conv2d_bwd_data(g, d.w, d.gy, gx);
+    snprintf(what, sizeof what, "conv bwd_data %s %s", isa, c->name);
+    VG_CHECK_CLOSE(gx, gxr, d.nx, 1e-5 * sd, 1e-5 * sd, what);
+    vg_cpu_conv2d_bwd_weight(g, d.x, d.gy, gw, d.b ? gb : NULL);
+    snprintf(what, sizeof what, "conv bwd_weight %s %s", isa, c->name);
+    VG_CHECK_CLOSE(gw, gwr, d.nw, 1e-5 * sw, 1e-5 * sw, what);
+    if (d.b) {
+      snprintf(what, sizeof what, "conv bwd_bias %s %s", isa, c->name);
+      VG_CHECK_CLOSE(gb, gbr, g->oc, 1e-5 * sw, 1e-5 * sw, what);
+    }
+    free(y); free(gx); free(gw); free(gb);
+  }
+  vg_gemm_set_scalar_tile(0, 0);
+  vg_cpu_set_isa(vg_cpu_isa_max());
+  free(yr); free(gxr); free(gwr); free(gbr);
+  free_data(&d);
+}
+
+static void check_threads(const conv_case *c) {
+  conv_data d = make_data(c);
+  const vg_conv2d_geom *g = &d.g;
+  float *out[3][4];
+  for (int t = 0; t < 3; t++) {
+    vg_set_num_threads(t + 1);
+    out[t][0] = malloc((size_t)d.ny * sizeof(float));
+    out[t][1] = malloc((size_t)d.nx * sizeof(float));
+    out[t][2] = malloc((size_t)d.nw * sizeof(float));
+    out[t][3] = malloc((size_t)g->oc * sizeof(float));
+    vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, out[t][0]);
+    vg_cpu_conv2d_bwd_data(g, d.w, d.gy, out[t][1]);
+    vg_cpu_conv2d_bwd_weight(g, d.x, d.gy, out[t][2], out[t][3]);
+  }
+  vg_set_num_threads(0);
+  int same = 1;
+  const int64_t sz[4] = {d.ny, d.nx, d.nw, g->oc};
+  for (int t = 1; t < 3; t++)
+    for (int k = 0; k < 4; k++) same &= !memcmp(out[0][k], out[t][k], (size_t)sz[k] * sizeof(float));
+  VG_CHECK(same, "conv %s %s fwd/bwd_data/bwd_weight/bias bit-identical with 1, 2, 3 threads",
+           vg_isa_name(vg_cpu_isa()), c->name);
+  for (int t = 0; t < 3; t++)
+    for (int k = 0; k < 4; k++) free(out[t][k]);
+  free_data(&d);
+}
+
+static void check_empty_batch(void) {
+  vg_conv2d_geom g = {.n = 0, .c = 2, .h = 5, .w = 5, .oc = 3, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                      .ph = 1, .pw = 1, .dh = 1, .dw = 1, .groups = 1};
+  vg_conv2d_geom_init(&g);
+  float x[1], w[54], gw[54], gb[3] = {NAN, NAN, NAN}, y[1] = {42};
+  for (int i = 0; i < 54; i++) { w[i] = 1; gw[i] = NAN; }
+  vg_cpu_conv2d_fwd(&g, x, w, NULL, y);
+  vg_cpu_conv2d_bwd_weight(&g, x, y, gw, gb);
+  int zero = gb[0] == 0 && gb[2] == 0;
+  for (int i = 0; i < 54; i++) zero &= gw[i] == 0;
+  VG_CHECK(y[0] == 42 && zero, "conv batch 0: fwd writes nothing, weight grads are zero");
+  VG_CHECK(g.oh == 5 && g.ow == 5, "conv geom 5x5 k3 p1 -> 5x5");
+  vg_conv2d_geom p = {.n = 1, .c = 3, .h = 256, .w = 256, .oc = 128, .kh = 4, .kw = 4, .sh = 1,
+                      .sw = 1, .ph = 3, .pw = 3, .dh = 1, .dw = 1, .groups = 1};
+  vg_conv2d_geom_init(&p);
+  VG_CHECK(p.oh == 259 && p.ow == 259, "conv geom PDN conv1 256 -> 259");
+}
+
+int main(void) {
+  vg_isa best = vg_cpu_isa_max();
+  printf("# best ISA here: %s\n", vg_isa_name(best));
+  check_empty_batch();
+  for (int i = 0; i < NCASES; i++) check_reference(&cases[i]);
+  check_fd(&cases[4]);
+  check_fd(&cases[6]);
+  check_fd(&cases[12]);
+  for (int i = 0; i < NCASES; i++) check_fast(&cases[i]);
+  vg_cpu_set_isa(best);
+  check_threads(&cases[0]);
+  check_threads(&cases[6]);
+  check_threads(&cases[7]);
+  check_threads(&cases[15]);
+  if (vg_test_long()) {
+    conv_case big = {"pdn-conv2 128->256 k4 p3 20x20", 2, 128, 20, 20, 256, 4, 4, 1, 1, 3, 3, 1, 1, 1, 1};
+    check_fast(&big);
+    check_threads(&big);
+  }
+  return vg_test_finish();
+}
