@@ -154,7 +154,8 @@ int64_t vg_eval_spro_saturation(int64_t defect_area, double saturation_threshold
  * (NULL = vg_eval_spro_default_limits, nlimits = 5) into au_spro[nlimits].
  * This is the limit of the official MetricsAggregator, which samples thresholds until
  * adjacent curve points are closer than curve_max_distance (1e-3 by default), so the
- * official numbers differ from these by the resolution of that sampling.
+ * official numbers differ from these by the resolution of that sampling (1.3e-4 at
+ * most over the five limits on a 6-image 64x64 check of that procedure).
  * NaN (VG_OK) if there is no defect or no defect-free pixel. */
 vg_status vg_eval_au_spro(const float *maps, int64_t n, int64_t h, int64_t w,
                           const vg_eval_region *regions, int64_t nregions,
