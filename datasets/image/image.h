@@ -8,7 +8,8 @@
  * Samples are uint8_t when depth == 8 and uint16_t (native endian) when depth == 16.
  * Channels: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA. Decoders keep the file's channel
  * layout (a palette PNG decodes to RGB, or RGBA when it has tRNS; a grey+tRNS PNG
- * to grey+alpha). Every size is checked against the limits before allocating. */
+ * to grey+alpha). Every size is checked against the limits before allocating.
+ * Limits: a NULL pointer, or a zero field, means the default. */
 #ifndef VG_IMAGE_H
 #define VG_IMAGE_H
 #include <stddef.h>
@@ -49,4 +50,12 @@ uint32_t vg_adler32(uint32_t adler, const uint8_t *p, size_t n);
 vg_status vg_image_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim);
 vg_status vg_image_load(const char *path, vg_image *out, const vg_image_limits *lim);
 void vg_image_free(vg_image *img);
+/* Writes img as PNG to path (temp name, fsync, rename). */
+vg_status vg_png_save(const char *path, const vg_image *img);
+
+/* Whole-file helpers the codecs share. read: refuses files larger than max_n bytes;
+ * *buf is malloc'd (caller frees). write: temp file in the same folder, fsync, rename,
+ * so readers never see a half-written file. Errors name the path. */
+vg_status vg_image_read_file(const char *path, uint8_t **buf, size_t *n, size_t max_n);
+vg_status vg_image_write_file(const char *path, const uint8_t *buf, size_t n);
 #endif
