@@ -63,14 +63,12 @@ def bmps():
     pal = rgb.quantize(colors=200)                 # 8-bit palette BMP
     pal.save(os.path.join(OUT, "bmp_pal8.bmp"))
     pal.convert("RGB").save(os.path.join(OUT, "bmp_pal8.png"))
-    pal16 = rgb.quantize(colors=16)                # Pillow still writes 8 bits per index
     bw = synth("L", w, h).point(lambda v: 255 if v > 127 else 0).convert("1")
     bw.save(os.path.join(OUT, "bmp_bw1.bmp"))
     bw.convert("RGB").save(os.path.join(OUT, "bmp_bw1.png"))
     rgba = synth("RGBA", w, h)
     rgba.save(os.path.join(OUT, "bmp_rgba32.bmp"))
     rgba.save(os.path.join(OUT, "bmp_rgba32.png"))
-    del pal16
 
 
 def tiffs():

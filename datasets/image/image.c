@@ -1,5 +1,5 @@
 /* image.c — format dispatch by magic bytes, whole-file read/write helpers, and
- * vg_image_free. The codecs themselves live in png.c and jpeg.c. */
+ * vg_image_free. The codecs themselves live in png.c, jpeg.c, bmp.c, pnm.c, tiff.c. */
 #include "datasets/image/internal.h"
 #include <errno.h>
 #include <string.h>
@@ -12,6 +12,11 @@ vg_status vg_image_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_
   if (n >= 4 && (buf[0] == 0x89 || ((buf[1] | 0x20) == 'p' && (buf[2] | 0x20) == 'n' && (buf[3] | 0x20) == 'g')))
     return vg_png_decode(buf, n, out, lim);
   if (n >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF) return vg_jpeg_decode(buf, n, out, lim);
+  if (n >= 2 && buf[0] == 'B' && buf[1] == 'M') return vg_bmp_decode(buf, n, out, lim);
+  if (n >= 2 && buf[0] == 'P' && strchr("2356", buf[1]) && buf[1]) return vg_pnm_decode(buf, n, out, lim);
+  if (n >= 4 && ((buf[0] == 'I' && buf[1] == 'I' && buf[2] == 42 && buf[3] == 0) ||
+                 (buf[0] == 'M' && buf[1] == 'M' && buf[2] == 0 && buf[3] == 42)))
+    return vg_tiff_decode(buf, n, out, lim);
   uint8_t b[4] = {0};
   memcpy(b, buf, n < 4 ? n : 4);
   return vg_fail(VG_ERR_UNSUPPORTED, "unknown image format (%zu bytes, starting %02x %02x %02x %02x)", n, b[0],

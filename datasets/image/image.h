@@ -46,7 +46,32 @@ vg_status vg_zlib_deflate(const uint8_t *in, size_t n, uint8_t **out, size_t *ou
 uint32_t vg_crc32(uint32_t crc, const uint8_t *p, size_t n);
 uint32_t vg_adler32(uint32_t adler, const uint8_t *p, size_t n);
 
-/* Decodes by content (PNG/JPEG/...), from memory or a file; errors name the file. */
+/* BMP: 1/4/8-bit palette (-> RGB), 16/24/32-bit with or without bitfields (-> RGB, or RGBA
+ * when the file has an alpha mask), RLE8/RLE4, bottom-up and top-down. Depth 8. */
+vg_status vg_bmp_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim);
+/* BMP writer, depth 8 only: c = 1 (8-bit grey palette), 3 (24-bit), 4 (32-bit BGRA, V4
+ * header with bitfields). */
+vg_status vg_bmp_encode(const vg_image *img, uint8_t **out, size_t *out_n);
+/* PGM/PPM: P2/P5 (grey) and P3/P6 (RGB), maxval 1..65535. maxval <= 255 gives depth 8,
+ * larger gives depth 16; values are rescaled to the full range (v * 255 / maxval or
+ * v * 65535 / maxval, rounded), values above maxval are an error. */
+vg_status vg_pnm_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim);
+/* PGM/PPM writer: binary P5 (c = 1) or P6 (c = 3), maxval 255 or 65535 by depth. */
+vg_status vg_pnm_encode(const vg_image *img, uint8_t **out, size_t *out_n);
+/* TIFF, uncompressed, strips (no tiles), contiguous samples: 8/16-bit grey, grey+alpha,
+ * RGB, RGBA (WhiteIsZero grey is inverted). A float TIFF is refused here: use the f32 API. */
+vg_status vg_tiff_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim);
+/* 32-bit float, single-channel, uncompressed TIFF (anomaly maps, as MVTec's evaluation
+ * scripts read and write them). *data = w*h floats, row-major, malloc'd, caller frees. */
+vg_status vg_tiff_decode_f32(const uint8_t *buf, size_t n, float **data, int *w, int *h,
+                             const vg_image_limits *lim);
+vg_status vg_tiff_read_f32(const char *path, float **data, int *w, int *h);
+/* Little-endian TIFF, one strip, SampleFormat = IEEE float; encode to memory, or write to
+ * a file via a temp name, fsync and rename. */
+vg_status vg_tiff_encode_f32(const float *data, int w, int h, uint8_t **out, size_t *out_n);
+vg_status vg_tiff_write_f32(const char *path, const float *data, int w, int h);
+
+/* Decodes by content (PNG/JPEG/BMP/PGM/PPM/TIFF), from memory or a file; errors name the file. */
 vg_status vg_image_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim);
 vg_status vg_image_load(const char *path, vg_image *out, const vg_image_limits *lim);
 void vg_image_free(vg_image *img);
