@@ -1,0 +1,60 @@
+#include "tests/common/fixture.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int rd(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }
+
+vg_fixture *vg_fixture_load(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "fixture %s: cannot open\n", path);
+    return NULL;
+  }
+  char magic[4];
+  uint32_t ver, count;
+  vg_fixture *fx = calloc(1, sizeof *fx);
+  if (!rd(f, magic, 4) || memcmp(magic, "VGFX", 4) || !rd(f, &ver, 4) || ver != 1 || !rd(f, &count, 4) ||
+      count > 100000)
+    goto bad;
+  fx->t = calloc(count, sizeof *fx->t);
+  for (uint32_t i = 0; i < count; i++) {
+    vg_fx_tensor *t = &fx->t[i];
+    uint32_t nl, nd;
+    if (!rd(f, &nl, 4) || nl > 4096) goto bad;
+    t->name = calloc(1, nl + 1);
+    fx->count = (int)i + 1;
+    if (!rd(f, t->name, nl) || !rd(f, &nd, 4) || nd > 8) goto bad;
+    t->ndim = (int)nd;
+    t->n = 1;
+    for (uint32_t d = 0; d < nd; d++) {
+      if (!rd(f, &t->shape[d], 8) || t->shape[d] < 0 || t->shape[d] > (1 << 28)) goto bad;
+      t->n *= t->shape[d];
+    }
+    t->data = malloc(sizeof(float) * (size_t)(t->n ? t->n : 1));
+    if (!rd(f, t->data, sizeof(float) * (size_t)t->n)) goto bad;
+  }
+  fclose(f);
+  return fx;
+bad:
+  fprintf(stderr, "fixture %s: malformed\n", path);
+  fclose(f);
+  vg_fixture_free(fx);
+  return NULL;
+}
+
+const vg_fx_tensor *vg_fixture_get(const vg_fixture *f, const char *name) {
+  for (int i = 0; f && i < f->count; i++)
+    if (!strcmp(f->t[i].name, name)) return &f->t[i];
+  return NULL;
+}
+
+void vg_fixture_free(vg_fixture *f) {
+  if (!f) return;
+  for (int i = 0; i < f->count; i++) {
+    free(f->t[i].name);
+    free(f->t[i].data);
+  }
+  free(f->t);
+  free(f);
+}
