@@ -1,0 +1,367 @@
+/* test_ops.c — the core ops: views, broadcasting, elementwise (SIMD vs scalar path and
+ * vs libm in double), reductions, matmul, casts, random, scopes and error messages. */
+#include "tests/vgtest.h"
+#include "tensor/tensor.h"
+#include "tensor/cpu/isa.h"
+#include "autograd/autograd.h"
+#include <string.h>
+
+static float *host(const vg_tensor *t) {
+  float *p = malloc(sizeof(float) * (size_t)(vg_numel(t) ? vg_numel(t) : 1));
+  vg_to_host(t, VG_F32, p);
+  return p;
+}
+
+static void check_views(void) {
+  vg_scope_begin();
+  vg_tensor *x = vg_arange(0, 24, 1, VG_F32);
+  vg_tensor *v = vg_reshape(x, 3, (int64_t[]){2, 3, 4});
+  VG_CHECK(v->storage == x->storage && v->shape[2] == 4, "reshape of contiguous is a view");
+  vg_tensor *p = vg_permute(v, (int[]){2, 0, 1});
+  VG_CHECK(p->storage == x->storage && p->stride[0] == 1 && p->stride[1] == 12, "permute is a view with permuted strides");
+  VG_CHECK(!vg_is_contiguous(p), "permuted is not contiguous");
+  vg_tensor *r = vg_reshape(p, 1, (int64_t[]){-1});
+  VG_CHECK(r->storage != x->storage && vg_is_contiguous(r), "reshape of a permuted tensor copies");
+  float *h = host(r);
+  /* p[i][j][k] = v[j][k][i] = j*12 + k*4 + i */
+  bool ok = true;
+  for (int i = 0, n = 0; i < 4; i++)
+    for (int j = 0; j < 2; j++)
+      for (int k = 0; k < 3; k++, n++) ok &= h[n] == (float)(j * 12 + k * 4 + i);
+  VG_CHECK(ok, "copy of permuted view has the right element order");
+  free(h);
+  VG_CHECK(vg_view(p, 1, (int64_t[]){24}) == NULL && strstr(vg_last_error(), "view"), "view of non-viewable layout refused: %s", vg_last_error());
+  vg_tensor *s = vg_slice(v, 2, 1, 4, 2); /* [:, :, 1::2] */
+  h = host(s);
+  VG_CHECK(s->shape[2] == 2 && h[0] == 1 && h[1] == 3 && h[2] == 5 && h[11] == 23, "slice with step");
+  free(h);
+  vg_tensor *e = vg_expand(vg_reshape(vg_arange(0, 3, 1, VG_F32), 2, (int64_t[]){3, 1}), 3, (int64_t[]){2, 3, 4});
+  VG_CHECK(e->stride[0] == 0 && e->stride[2] == 0, "expand uses zero strides");
+  vg_tensor *es = vg_sum_all(e);
+  VG_CHECK(vg_item(es) == 8 * (0 + 1 + 2), "sum over an expanded view: %g", vg_item(es));
+  vg_tensor *u = vg_unsqueeze(vg_squeeze(vg_reshape(x, 3, (int64_t[]){1, 24, 1}), 0), 0);
+  VG_CHECK(u->ndim == 3 && u->shape[0] == 1 && u->shape[1] == 24, "squeeze/unsqueeze");
+  vg_tensor *parts[4];
+  int np = vg_chunk(x, 3, 0, parts);
+  VG_CHECK(np == 3 && parts[2]->shape[0] == 8 && vg_f32(parts[2])[0] == 16, "chunk");
+  vg_tensor *sel = vg_select(v, 1, -1);
+  VG_CHECK(sel->ndim == 2 && vg_item(vg_sum_all(sel)) == (8 + 9 + 10 + 11) + (20 + 21 + 22 + 23), "select negative index");
+  vg_tensor *fl = vg_flatten(v, 1, 2);
+  VG_CHECK(fl->ndim == 2 && fl->shape[1] == 12, "flatten");
+  VG_CHECK(vg_reshape(x, 2, (int64_t[]){5, -1}) == NULL && strstr(vg_last_error(), "reshape") &&
+               strstr(vg_last_error(), "[24]"), "bad reshape names op and shape: %s", vg_last_error());
+  vg_scope_end();
+}
+
+typedef vg_tensor *(*unary_fn)(const vg_tensor *);
+static vg_tensor *u_softplus(const vg_tensor *x) { return vg_softplus(x, 1, 20); }
+static vg_tensor *u_leaky(const vg_tensor *x) { return vg_leaky_relu(x, 0.1f); }
+static vg_tensor *u_pow(const vg_tensor *x) { return vg_pow_scalar(vg_abs(x), 1.7f); }
+static vg_tensor *u_clamp(const vg_tensor *x) { return vg_clamp(x, -1, 2); }
+static vg_tensor *u_log(const vg_tensor *x) { return vg_log(vg_abs(x)); }
+static vg_tensor *u_sqrt(const vg_tensor *x) { return vg_sqrt(vg_abs(x)); }
+static vg_tensor *u_rsqrt(const vg_tensor *x) { return vg_rsqrt(vg_abs(x)); }
+static double r_exp(double v) { return exp(v); }
+static double r_log(double v) { return log(fabs(v)); }
+static double r_sqrt(double v) { return sqrt(fabs(v)); }
+static double r_rsqrt(double v) { return 1 / sqrt(fabs(v)); }
+static double r_tanh(double v) { return tanh(v); }
+static double r_sigmoid(double v) { return 1 / (1 + exp(-v)); }
+static double r_logsigmoid(double v) { return v < 0 ? v - log1p(exp(v)) : -log1p(exp(-v)); }
+static double r_softplus(double v) { return v > 20 ? v : log1p(exp(v)); }
+static double r_gelu(double v) { return 0.5 * v * erfc(-v / sqrt(2)); }
+static double r_atan(double v) { return atan(v); }
+static double r_relu(double v) { return v > 0 ? v : 0; }
+static double r_leaky(double v) { return v > 0 ? v : 0.1 * v; }
+static double r_abs(double v) { return fabs(v); }
+static double r_neg(double v) { return -v; }
+static double r_pow(double v) { return pow(fabs(v), (float)1.7f); }
+static double r_clamp(double v) { return v < -1 ? -1 : (v > 2 ? 2 : v); }
+static double r_erf(double v) { return erf(v); }
+static double r_sin(double v) { return sin(v); }
+
+static const struct {
+  const char *name;
+  unary_fn f;
+  double (*ref)(double);
+  float lo, hi;
+  double rtol;
+} UNARY[] = {
+    {"exp", vg_exp, r_exp, -87, 88, 2e-7}, {"log", u_log, r_log, -1e4, 1e4, 2e-7},
+    {"sqrt", u_sqrt, r_sqrt, -100, 100, 1e-7}, {"rsqrt", u_rsqrt, r_rsqrt, -100, 100, 2e-7},
+    {"tanh", vg_tanh, r_tanh, -12, 12, 3e-7}, {"sigmoid", vg_sigmoid, r_sigmoid, -40, 40, 3e-7},
+    {"logsigmoid", vg_logsigmoid, r_logsigmoid, -40, 40, 3e-7}, {"softplus", u_softplus, r_softplus, -40, 40, 3e-7},
+    {"gelu", vg_gelu, r_gelu, -8, 8, 5e-6 /* erfcf tail in float */}, {"atan", vg_atan, r_atan, -50, 50, 2e-7},
+    {"relu", vg_relu, r_relu, -5, 5, 0}, {"leaky_relu", u_leaky, r_leaky, -5, 5, 1e-7},
+    {"abs", vg_abs, r_abs, -5, 5, 0}, {"neg", vg_neg, r_neg, -5, 5, 0}, {"pow 1.7", u_pow, r_pow, -9, 9, 3e-7},
+    {"clamp", u_clamp, r_clamp, -5, 5, 0}, {"erf", vg_erf, r_erf, -4, 4, 3e-7}, {"sin", vg_sin, r_sin, -9, 9, 3e-7},
+};
+
+static void check_unary(void) {
+  int64_t n = 1003; /* odd: exercises vector tails */
+  for (size_t k = 0; k < sizeof UNARY / sizeof UNARY[0]; k++) {
+    vg_scope_begin();
+    vg_tensor *x = vg_rand(1, &n, 10 + k);
+    x = vg_affine(x, UNARY[k].hi - UNARY[k].lo, UNARY[k].lo);
+    float *hx = host(x);
+    vg_cpu_set_isa(VG_ISA_SCALAR);
+    float *ys = host(UNARY[k].f(x));
+    vg_cpu_set_isa(VG_ISA_AVX512);
+    float *yv = host(UNARY[k].f(x));
+    /* non-contiguous input: every other element of a doubled buffer */
+    vg_tensor *x2 = vg_slice(vg_reshape(vg_expand(vg_reshape(x, 2, (int64_t[]){n, 1}), 2, (int64_t[]){n, 2}), 1,
+                                        (int64_t[]){2 * n}), 0, 0, 2 * n, 2);
+    float *yn = host(UNARY[k].f(x2));
+    double *want = malloc(sizeof(double) * (size_t)n);
+    float *wf = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) wf[i] = (float)(want[i] = UNARY[k].ref(hx[i]));
+    char what[96];
+    snprintf(what, sizeof what, "%s: %s path vs scalar path", UNARY[k].name, vg_isa_name(vg_cpu_isa()));
+    VG_CHECK_CLOSE(yv, ys, n, 1e-6, 1e-30, what);
+    snprintf(what, sizeof what, "%s: strided input vs contiguous", UNARY[k].name);
+    VG_CHECK_CLOSE(yn, yv, n, 0, 0, what);
+    snprintf(what, sizeof what, "%s: vs libm in double (rtol %.0e + 2 ulp)", UNARY[k].name, UNARY[k].rtol);
+    VG_CHECK_CLOSE(yv, wf, n, UNARY[k].rtol + 2.4e-7, 1e-37, what);
+    free(hx); free(ys); free(yv); free(yn); free(want); free(wf);
+    vg_scope_end();
+  }
+  /* special values */
+  vg_scope_begin();
+  float sv[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-40f, -1e-40f, 88.8f, -104.5f};
+  vg_tensor *x = vg_from_data(VG_F32, 1, (int64_t[]){9}, sv);
+  float *e = host(vg_exp(x)), *l = host(vg_log(x)), *t = host(vg_tanh(x)), *s = host(vg_sigmoid(x));
+  VG_CHECK(e[0] == 1 && e[2] == INFINITY && e[3] == 0 && isnan(e[4]) && e[7] == INFINITY && e[8] == 0, "exp special values");
+  VG_CHECK(l[0] == -INFINITY && l[2] == INFINITY && isnan(l[3]) && isnan(l[4]) && fabsf(l[5] - logf(1e-40f)) < 1e-4f && isnan(l[6]),
+           "log special values (subnormal %g vs %g)", l[5], logf(1e-40f));
+  VG_CHECK(t[2] == 1 && t[3] == -1 && isnan(t[4]) && s[2] == 1 && s[3] == 0 && isnan(s[4]), "tanh/sigmoid at +-inf, NaN");
+  free(e); free(l); free(t); free(s);
+  vg_scope_end();
+}
+
+static void check_binary(void) {
+  vg_scope_begin();
+  vg_tensor *a = vg_randn(3, (int64_t[]){4, 1, 5}, 1), *b = vg_randn(2, (int64_t[]){3, 5}, 2);
+  vg_tensor *ops[6];
+  vg_cpu_set_isa(VG_ISA_SCALAR);
+  vg_tensor *ref[6] = {vg_add(a, b), vg_sub(a, b), vg_mul(a, b), vg_div(a, b), vg_maximum(a, b), vg_minimum(a, b)};
+  vg_cpu_set_isa(VG_ISA_AVX512);
+  ops[0] = vg_add(a, b); ops[1] = vg_sub(a, b); ops[2] = vg_mul(a, b); ops[3] = vg_div(a, b);
+  ops[4] = vg_maximum(a, b); ops[5] = vg_minimum(a, b);
+  VG_CHECK(ops[0]->ndim == 3 && ops[0]->shape[0] == 4 && ops[0]->shape[1] == 3 && ops[0]->shape[2] == 5, "broadcast shape [4,3,5]");
+  float *ha = host(a), *hb = host(b);
+  const char *names[6] = {"add", "sub", "mul", "div", "maximum", "minimum"};
+  for (int k = 0; k < 6; k++) {
+    float *g = host(ops[k]), *r = host(ref[k]), w[60];
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 3; j++)
+        for (int l = 0; l < 5; l++) {
+          float u = ha[i * 5 + l], v = hb[j * 5 + l];
+          w[(i * 3 + j) * 5 + l] = k == 0 ? u + v : k == 1 ? u - v : k == 2 ? u * v : k == 3 ? u / v : k == 4 ? fmaxf(u, v) : fminf(u, v);
+        }
+    char what[64];
+    snprintf(what, sizeof what, "%s broadcast vs reference", names[k]);
+    VG_CHECK_CLOSE(g, w, 60, 0, 0, what);
+    snprintf(what, sizeof what, "%s simd vs scalar", names[k]);
+    VG_CHECK_CLOSE(g, r, 60, 0, 0, what);
+    free(g); free(r);
+  }
+  vg_tensor *lt = vg_lt(a, b);
+  VG_CHECK(lt->dtype == VG_BOOL && ((uint8_t *)vg_data(lt))[0] == (ha[0] < hb[0]), "comparison gives bool");
+  vg_tensor *w = vg_where(lt, a, b);
+  float *hw = host(w), *mn = host(ops[5]);
+  VG_CHECK_CLOSE(hw, mn, 60, 0, 0, "where(a<b, a, b) == minimum");
+  free(hw); free(mn); free(ha); free(hb);
+  /* transposed (non-contiguous) operands */
+  vg_tensor *m = vg_randn(2, (int64_t[]){6, 7}, 3);
+  vg_tensor *t1 = vg_add(vg_transpose(m, 0, 1), vg_transpose(m, 0, 1));
+  vg_tensor *t2 = vg_transpose(vg_scale(m, 2), 0, 1);
+  float *h1 = host(t1), *h2 = host(t2);
+  VG_CHECK_CLOSE(h1, h2, 42, 0, 0, "binary on transposed inputs");
+  free(h1); free(h2);
+  /* errors */
+  VG_CHECK(vg_add(a, vg_randn(1, (int64_t[]){4}, 1)) == NULL && strstr(vg_last_error(), "add") &&
+               strstr(vg_last_error(), "[4, 1, 5]") && strstr(vg_last_error(), "[4]"),
+           "broadcast error names op and shapes: %s", vg_last_error());
+  VG_CHECK(vg_mul(a, vg_cast(a, VG_I32)) == NULL && strstr(vg_last_error(), "i32"), "dtype mismatch refused: %s", vg_last_error());
+  VG_CHECK(vg_exp(vg_add(a, vg_randn(1, (int64_t[]){4}, 1))) == NULL && strstr(vg_last_error(), "add"),
+           "NULL propagates with the first error");
+  VG_CHECK(vg_matmul(a, b) == NULL && strstr(vg_last_error(), "matmul"), "matmul shape error: %s", vg_last_error());
+  VG_CHECK(vg_sum(a, 1, (int[]){3}, false) == NULL && strstr(vg_last_error(), "dim 3"), "bad reduction dim: %s", vg_last_error());
+  VG_CHECK(vg_conv2d(a, b, NULL, (vg_conv2d_opts){0}) == NULL && strstr(vg_last_error(), "conv2d"), "conv2d wants 4-d: %s", vg_last_error());
+  vg_scope_end();
+}
+
+static void check_reductions(void) {
+  vg_scope_begin();
+  int64_t shp[4] = {3, 5, 7, 11};
+  vg_tensor *x = vg_randn(4, shp, 4);
+  vg_tensor *xp = vg_permute(x, (int[]){3, 1, 0, 2}); /* non-contiguous */
+  float *h = host(x);
+  /* sum over dims {0, 2} of xp = dims {3, 0} of x: out[a][b] with a over x dim 1, b over x dim 2 */
+  vg_tensor *s = vg_sum(xp, 2, (int[]){0, 2}, false);
+  float *hs = host(s), want[35];
+  for (int j = 0; j < 5; j++)
+    for (int k = 0; k < 7; k++) {
+      double acc = 0;
+      for (int i = 0; i < 3; i++)
+        for (int l = 0; l < 11; l++) acc += h[((i * 5 + j) * 7 + k) * 11 + l];
+      want[j * 7 + k] = (float)acc;
+    }
+  VG_CHECK(s->ndim == 2 && s->shape[0] == 5 && s->shape[1] == 7, "sum keeps order of remaining dims");
+  VG_CHECK_CLOSE(hs, want, 35, 1e-6, 1e-6, "sum over permuted dims vs double reference");
+  vg_tensor *mx = vg_amax(x, 2, (int[]){1, 3}, true);
+  float *hm = host(mx), wm[21];
+  for (int i = 0; i < 3; i++)
+    for (int k = 0; k < 7; k++) {
+      float m = -INFINITY;
+      for (int j = 0; j < 5; j++)
+        for (int l = 0; l < 11; l++) m = fmaxf(m, h[((i * 5 + j) * 7 + k) * 11 + l]);
+      wm[i * 7 + k] = m;
+    }
+  VG_CHECK(mx->ndim == 4 && mx->shape[1] == 1 && mx->shape[3] == 1, "amax keepdim shape");
+  VG_CHECK_CLOSE(hm, wm, 21, 0, 0, "amax over dims 1,3");
+  vg_tensor *am = vg_argmax(x, -1, false);
+  const int64_t *pa = vg_data(am);
+  int64_t best = 0;
+  for (int l = 1; l < 11; l++) if (h[l] > h[best]) best = l;
+  VG_CHECK(am->dtype == VG_I64 && pa[0] == best, "argmax");
+  vg_tensor *mean = vg_mean(x, 0, NULL, false), *var = vg_var(x, 0, NULL, true, false);
+  double m = 0, v = 0;
+  for (int i = 0; i < 1155; i++) m += h[i];
+  m /= 1155;
+  for (int i = 0; i < 1155; i++) v += (h[i] - m) * (h[i] - m);
+  v /= 1154;
+  VG_CHECK(fabs(vg_item(mean) - m) < 1e-6 && fabs(vg_item(var) - v) < 1e-5 * v, "mean %g var %g vs %g %g", vg_item(mean), vg_item(var), m, v);
+  free(h); free(hs); free(hm);
+  /* a big full reduction: identical for 1 and 2 threads; vs double */
+  int64_t big = 3000017;
+  vg_tensor *bx = vg_rand(1, &big, 9);
+  vg_set_num_threads(1);
+  float s1 = vg_item(vg_sum_all(bx)), a1 = vg_item(vg_amax(bx, 0, NULL, false));
+  vg_set_num_threads(2);
+  float s2 = vg_item(vg_sum_all(bx)), a2 = vg_item(vg_amax(bx, 0, NULL, false));
+  float *hb = host(bx);
+  double acc = 0;
+  for (int64_t i = 0; i < big; i++) acc += hb[i];
+  free(hb);
+  VG_CHECK(s1 == s2 && a1 == a2, "big reduction identical for 1 and 2 threads (%.9g %.9g)", s1, s2);
+  VG_CHECK(fabs(s2 - acc) <= 1e-6 * fabs(acc), "sum of 3M elements vs double: %.9g vs %.9g", s2, acc);
+  vg_set_num_threads(0);
+  vg_scope_end();
+}
+
+static void check_matmul(void) {
+  vg_scope_begin();
+  vg_tensor *a = vg_randn(3, (int64_t[]){3, 17, 9}, 5), *b = vg_randn(2, (int64_t[]){13, 9}, 6);
+  vg_tensor *c = vg_matmul(a, vg_transpose(b, 0, 1)); /* (3,17,13), b^T non-contiguous */
+  float *ha = host(a), *hb = host(b), *hc = host(c), want[3 * 17 * 13];
+  for (int z = 0; z < 3; z++)
+    for (int i = 0; i < 17; i++)
+      for (int j = 0; j < 13; j++) {
+        double acc = 0;
+        for (int k = 0; k < 9; k++) acc += (double)ha[(z * 17 + i) * 9 + k] * hb[j * 9 + k];
+        want[(z * 17 + i) * 13 + j] = (float)acc;
+      }
+  VG_CHECK(c->ndim == 3 && c->shape[2] == 13, "matmul batched broadcast shape");
+  VG_CHECK_CLOSE(hc, want, 3 * 17 * 13, 1e-5, 1e-5, "matmul with transposed, broadcast operand");
+  vg_tensor *v = vg_matmul(vg_select(a, 0, 1), vg_select(b, 0, 2)); /* (17,9) @ (9) -> (17) */
+  float *hv = host(v);
+  bool ok = v->ndim == 1 && v->shape[0] == 17;
+  for (int i = 0; i < 17 && ok; i++) {
+    double acc = 0;
+    for (int k = 0; k < 9; k++) acc += (double)ha[(17 + i) * 9 + k] * hb[2 * 9 + k];
+    ok = fabs(hv[i] - acc) < 1e-5;
+  }
+  VG_CHECK(ok, "matrix @ vector");
+  free(ha); free(hb); free(hc); free(hv);
+  vg_scope_end();
+}
+
+static void check_casts_and_random(void) {
+  vg_scope_begin();
+  float vals[] = {0.1f, -2.5f, 65504.0f, 70000.0f, 1e-8f, 3.14159f, -0.0f, 1.0009765625f};
+  vg_tensor *x = vg_from_data(VG_F32, 1, (int64_t[]){8}, vals);
+  float *h16 = host(vg_cast(vg_cast(x, VG_F16), VG_F32)), *hb = host(vg_cast(vg_cast(x, VG_BF16), VG_F32));
+  /* torch: tensor(vals).half().float() and .bfloat16().float() */
+  float w16[] = {0.0999755859375f, -2.5f, 65504.0f, INFINITY, 0.0f, 3.140625f, -0.0f, 1.0009765625f};
+  float wbf[] = {0.10009765625f, -2.5f, 65536.0f, 70144.0f, 1.0011717677116394e-08f, 3.140625f, -0.0f, 1.0f};
+  VG_CHECK_CLOSE(h16, w16, 8, 0, 0, "f16 round trip (round to nearest even, overflow to inf)");
+  VG_CHECK_CLOSE(hb, wbf, 8, 0, 0, "bf16 round trip");
+  free(h16); free(hb);
+  vg_tensor *i = vg_cast(vg_from_data(VG_F32, 1, (int64_t[]){3}, (float[]){-1.7f, 2.9f, 0.2f}), VG_I64);
+  const int64_t *pi = vg_data(i);
+  VG_CHECK(pi[0] == -1 && pi[1] == 2 && pi[2] == 0, "float -> i64 truncates toward zero");
+  int64_t n = 200003;
+  vg_set_num_threads(1);
+  float *r1 = host(vg_randn(1, &n, 42));
+  vg_set_num_threads(2);
+  float *r2 = host(vg_randn(1, &n, 42)), *r3 = host(vg_randn(1, &n, 43));
+  VG_CHECK(!memcmp(r1, r2, sizeof(float) * (size_t)n) && memcmp(r1, r3, sizeof(float) * (size_t)n),
+           "randn: same seed same numbers for 1 and 2 threads; other seed differs");
+  double m = 0, v = 0;
+  for (int64_t k = 0; k < n; k++) m += r1[k];
+  m /= n;
+  for (int64_t k = 0; k < n; k++) v += (r1[k] - m) * (r1[k] - m);
+  v /= n;
+  VG_CHECK(fabs(m) < 0.01 && fabs(v - 1) < 0.01, "randn moments: mean %.4f var %.4f", m, v);
+  float *u = host(vg_rand(1, &n, 7));
+  double um = 0, umin = 1, umax = 0;
+  for (int64_t k = 0; k < n; k++) { um += u[k]; umin = fmin(umin, u[k]); umax = fmax(umax, u[k]); }
+  VG_CHECK(fabs(um / n - 0.5) < 0.005 && umin >= 0 && umax < 1, "rand in [0,1), mean %.4f", um / n);
+  float *bern = host(vg_bernoulli(1, &n, 0.3f, 8));
+  double bm = 0;
+  for (int64_t k = 0; k < n; k++) bm += bern[k];
+  VG_CHECK(fabs(bm / n - 0.3) < 0.005, "bernoulli(0.3) mean %.4f", bm / n);
+  vg_tensor *perm = vg_randperm(1000, 5);
+  const int64_t *pp = vg_data(perm);
+  uint8_t seen[1000] = {0};
+  bool isperm = true;
+  for (int k = 0; k < 1000; k++) { isperm &= pp[k] >= 0 && pp[k] < 1000 && !seen[pp[k]]; if (isperm) seen[pp[k]] = 1; }
+  VG_CHECK(isperm && pp[0] != 0, "randperm is a permutation");
+  free(r1); free(r2); free(r3); free(u); free(bern);
+  vg_set_num_threads(0);
+  vg_scope_end();
+}
+
+static void check_scopes(void) {
+  /* heap tensors outside scopes; nested scopes rewind; grads of heap leaves are heap */
+  vg_tensor *w = vg_tensor_new(VG_F32, 1, (int64_t[]){4});
+  VG_CHECK((w->flags & VG_TF_HEAP) && vg_f32(w)[3] == 0, "vg_tensor_new is zeroed heap");
+  vg_requires_grad_(w, true);
+  vg_scope_begin();
+  vg_tensor *l1 = vg_sum_all(vg_mul(w, w));
+  vg_scope_begin();
+  vg_tensor *tmp = vg_full(VG_F32, 1, (int64_t[]){1000}, 3);
+  VG_CHECK(vg_scope_depth() == 2 && vg_f32(tmp)[999] == 3, "nested scope");
+  vg_scope_end();
+  VG_CHECK(vg_backward(l1) == VG_OK && w->grad && (w->grad->flags & VG_TF_HEAP), "backward gives a heap grad for a heap leaf");
+  VG_CHECK(vg_f32(w->grad)[0] == 0, "d/dw sum(w*w) at w = 0");
+  vg_fill_(w, 2);
+  vg_tensor *l2 = vg_sum_all(vg_mul(w, w));
+  vg_backward(l2);
+  vg_backward(l2);
+  VG_CHECK(vg_f32(w->grad)[1] == 8, "grads accumulate across backward calls (2 * 2w = 8): %g", vg_f32(w->grad)[1]);
+  VG_CHECK(vg_backward(vg_full(VG_F32, 1, (int64_t[]){2}, 1)) != VG_OK, "backward of a tensor without history refused: %s", vg_last_error());
+  vg_no_grad_begin();
+  vg_tensor *ng = vg_mul(w, w);
+  vg_no_grad_end();
+  VG_CHECK(!ng->requires_grad && !ng->node, "no-grad records nothing");
+  vg_scope_end();
+  vg_requires_grad_(w, false);
+  vg_tensor *heap2 = vg_add(w, w);
+  VG_CHECK(heap2 && (heap2->flags & VG_TF_HEAP) && vg_f32(heap2)[0] == 4, "ops outside scopes return heap tensors");
+  vg_tensor_free(heap2);
+  vg_tensor_free(w);
+}
+
+int main(void) {
+  check_views();
+  check_unary();
+  check_binary();
+  check_reductions();
+  check_matmul();
+  check_casts_and_random();
+  check_scopes();
+  vg_scope_release();
+  return vg_test_finish();
+}
