@@ -80,7 +80,8 @@ bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
 
 demo: all
-	./$(BUILD)/vigil demo
+	./$(BUILD)/vigil info
+	./$(BUILD)/vigil smoke 60
 
 clean:
 	rm -rf build vigil

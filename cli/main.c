@@ -3,12 +3,14 @@
 #include <string.h>
 #include "tensor/cpu/isa.h"
 #include "tensor/cpu/threadpool.h"
+#include "cli/cli.h"
 
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
     printf("usage: vigil <command> [options]\n"
            "commands:\n"
-           "  info      machine facts: SIMD path, threads\n");
+           "  info      machine facts: SIMD path, threads\n"
+           "  smoke [N] train a small conv net for N steps (the engine end to end)\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "info")) {
@@ -16,6 +18,7 @@ int main(int argc, char **argv) {
            vg_num_threads());
     return 0;
   }
+  if (!strcmp(argv[1], "smoke")) return vg_cli_smoke(argc - 2, argv + 2);
   fprintf(stderr, "vigil: unknown command '%s' (try 'vigil help')\n", argv[1]);
   return 2;
 }

@@ -1,0 +1,5 @@
+/* cli.h — the `vigil` program's subcommands (each takes the arguments after its name). */
+#ifndef VG_CLI_H
+#define VG_CLI_H
+int vg_cli_smoke(int argc, char **argv);
+#endif
