@@ -158,6 +158,24 @@ static void copy_row(void *p, char *const *ptr, const int64_t *st, int64_t n) {
       case 8: for (int64_t i = 0; i < n; i++) ((uint64_t *)ptr[0])[i * st[0]] = ((const uint64_t *)ptr[1])[i * st[1]]; return;
     }
   }
+  /* common casts without the per-element type switch */
+  if (cc->dst == VG_F32 && (cc->src == VG_BOOL || cc->src == VG_U8)) {
+    float *o = (float *)ptr[0];
+    const uint8_t *in = (const uint8_t *)ptr[1];
+    if (cc->src == VG_BOOL)
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = in[i * st[1]] != 0;
+    else
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = in[i * st[1]];
+    return;
+  }
+  if (cc->dst == VG_F32 && cc->src == VG_F16) {
+    for (int64_t i = 0; i < n; i++) ((float *)ptr[0])[i * st[0]] = vg_half_to_float(((const uint16_t *)ptr[1])[i * st[1]]);
+    return;
+  }
+  if (cc->dst == VG_F16 && cc->src == VG_F32) {
+    for (int64_t i = 0; i < n; i++) ((uint16_t *)ptr[0])[i * st[0]] = vg_float_to_half(((const float *)ptr[1])[i * st[1]]);
+    return;
+  }
   for (int64_t i = 0; i < n; i++)
     vg_store_elem(ptr[0] + i * st[0] * (int64_t)so, cc->dst, vg_load_elem(ptr[1] + i * st[1] * (int64_t)si, cc->src));
 }
