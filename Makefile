@@ -11,12 +11,12 @@ BUILD   := build
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=switch -MMD -MP -pthread -fno-math-errno -I. $(OPT) -g
 LDLIBS  := -lm -pthread
 ifeq ($(SAN),1)
-  BUILD   := build/san
+  BUILD   := $(BUILD)/san
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(CUDA),1)
-  BUILD   := $(BUILD)-cuda
+  BUILD   := $(BUILD)/cuda
   CFLAGS  += -DVG_WITH_CUDA=1
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
   LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas
