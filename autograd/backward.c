@@ -235,10 +235,20 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
     case VG_OP_GATHER:
       vg_ag_accum(x, vg_scatter_add(vg_zeros(VG_F32, x->ndim, x->shape), (int)c->i[0], y, g));
       return;
-    case VG_OP_SCATTER_ADD:
+    case VG_OP_SCATTER_ADD: {
       vg_ag_accum(x, g);
-      vg_ag_accum(c->in[2], vg_gather(g, (int)c->i[0], y));
+      const vg_tensor *src = c->in[2];
+      if (!src->requires_grad) return;
+      vg_tensor *gs = vg_gather(g, (int)c->i[0], y);   /* index's shape */
+      if (!vg_same_shape(gs, src)) {   /* index smaller than src: src's other elements are unused */
+        vg_tensor *z = vg_zeros(VG_F32, src->ndim, src->shape), *v = z;
+        for (int d = 0; d < src->ndim; d++) v = vg_slice(v, d, 0, y->shape[d], 1);
+        vg_copy_(v, gs);
+        gs = z;
+      }
+      vg_ag_accum(src, gs);
       return;
+    }
     case VG_OP_INDEX_SELECT:
       vg_ag_accum(x, vg_index_add(vg_zeros(VG_F32, x->ndim, x->shape), (int)c->i[0], y, g));
       return;
