@@ -222,12 +222,15 @@ vg_tensor *vg_batch_norm(const vg_tensor *x, vg_tensor *running_mean, vg_tensor 
 vg_tensor *vg_dropout(const vg_tensor *x, float p, bool training, uint64_t seed);
 vg_tensor *vg_mse_loss(const vg_tensor *a, const vg_tensor *b);   /* mean reduction */
 
-/* ---- selection and sorting ---- */
-/* k-th smallest (1-based) of all elements, by selection (O(n)), no size limit. */
+/* ---- selection and sorting (f32; NaN counts as the largest value, as torch) ---- */
+/* k-th smallest (1-based) of all elements, by radix selection (O(n)), no size limit;
+ * 0-d f32, bit for bit one of the elements (-0 orders before +0 here). */
 vg_tensor *vg_kthvalue_all(const vg_tensor *x, int64_t k);
-/* torch.quantile(x.flatten(), q) with linear interpolation: 0-d f32. */
+/* torch.quantile(x.flatten(), q) with linear interpolation, bit for bit (its f32 rank
+ * arithmetic and fused lerp): 0-d f32; NaN if any element is NaN; q in [0, 1]. */
 vg_tensor *vg_quantile_all(const vg_tensor *x, double q);
-/* sort along dim; values (with grad through gather) and optional i64 indices. */
+/* stable sort along dim (torch.sort(stable=True)); values (with grad through gather)
+ * and optional i64 indices. topk: torch.topk(sorted=True), equal values in index order. */
 vg_tensor *vg_sort(const vg_tensor *x, int dim, bool descending, vg_tensor **indices);
 vg_tensor *vg_topk(const vg_tensor *x, int64_t k, int dim, bool largest, vg_tensor **indices);
 
