@@ -20,7 +20,7 @@ ifeq ($(CUDA),1)
   CFLAGS  += -DVG_WITH_CUDA=1
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
   LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas
-  NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 -Xcompiler -Wall
+  NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 --fmad=false -Xcompiler -Wall
 endif
 
 LIBDIRS := tensor tensor/cpu autograd nn nn/backbones flows methods datasets datasets/image eval bench/lib

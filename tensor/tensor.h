@@ -242,6 +242,18 @@ vg_tensor *vg_randperm(int64_t n, uint64_t seed);                       /* i64 *
 vg_status vg_uniform_(vg_tensor *t, float lo, float hi, uint64_t seed);
 vg_status vg_normal_(vg_tensor *t, float mean, float std, uint64_t seed);
 
+/* ---- devices ----
+ * make CUDA=1 adds the CUDA backend (VG_CUDA). Ops run on the device of their inputs
+ * (all inputs of one op on one device); vg_to_host and vg_item work for any device.
+ *   if (vg_cuda_available()) { vg_tensor *xg = vg_to_device(x, VG_CUDA); ... }
+ * A CPU-only build has these functions too: they fail with "built without CUDA". */
+bool vg_cuda_available(void);        /* initializes the backend on first call; false + message when none */
+/* A contiguous copy of t on dev, in the current scope (heap when none). Not recorded by
+ * autograd (the result is a leaf). NULL + message when dev is unavailable. */
+vg_tensor *vg_to_device(const vg_tensor *t, vg_device dev);
+/* vg_tensor_new on any device: a zeroed heap tensor, freed with vg_tensor_free. */
+vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape);
+
 /* ---- threads ---- */
 int vg_num_threads(void);
 void vg_set_num_threads(int n);

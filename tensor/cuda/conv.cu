@@ -1,0 +1,224 @@
+/* conv.cu — conv2d and its backward ops by im2col / col2im + cuBLAS GEMM, and the
+ * layout ops unfold (im2col), fold (col2im), pad and concat.
+ *
+ * cols (per image): (C*kh*kw, L), row (c*kh + ki)*kw + kj, column oh*OW + ow holds
+ * x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw] (0 outside) — tensor/cpu/layout.c's
+ * layout. col2im gathers: each image pixel sums its (ki, kj) taps in order, so no
+ * atomics and a fixed order. Images are processed in chunks whose cols fit in
+ * VG_CU_COLS_BYTES. With groups G, group g owns cols rows [g*Cg*kk, (g+1)*Cg*kk) and
+ * weight rows [g*Og, (g+1)*Og).
+ *   forward:     out_g (Og, L)  = W_g (Og, Cg*kk) @ cols_g         (+ bias)
+ *   bwd data:    cols_g         = W_g^T @ gy_g, then col2im
+ *   bwd weight:  gw_g (Og, Cg*kk) = sum_n gy_g (Og, L) @ cols_g^T   (beta = 1 after n = 0) */
+#include "tensor/cuda/cuda.h"
+#include <string.h>
+
+#define THREADS 256
+#define VG_CU_COLS_BYTES ((int64_t)256 << 20)
+
+typedef struct {
+  int64_t C, H, W, OH, OW, kh, kw, dh, dw, ph, pw, sh, sw;
+} cu_geom;
+
+/* x: nimg contiguous (C, H, W) images -> cols: nimg (C*kh*kw, L) */
+__global__ void k_im2col(cu_geom g, int64_t nimg, const float *x, float *cols) {
+  int64_t L = g.OH * g.OW, kk = g.kh * g.kw, n = nimg * g.C * kk * L;
+  VG_CU_GRID_LOOP(i, n) {
+    int64_t l = i % L, r = (i / L) % (g.C * kk), img = i / (L * g.C * kk);
+    int64_t c = r / kk, ki = (r % kk) / g.kw, kj = r % g.kw, oh = l / g.OW, ow = l % g.OW;
+    int64_t ih = oh * g.sh - g.ph + ki * g.dh, iw = ow * g.sw - g.pw + kj * g.dw;
+    cols[i] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[((img * g.C + c) * g.H + ih) * g.W + iw] : 0.0f;
+  }
+}
+
+/* cols -> images: every pixel sums the cols entries that read it (order ki, kj) */
+__global__ void k_col2im(cu_geom g, int64_t nimg, const float *cols, float *x) {
+  int64_t L = g.OH * g.OW, kk = g.kh * g.kw, n = nimg * g.C * g.H * g.W;
+  VG_CU_GRID_LOOP(i, n) {
+    int64_t w = i % g.W, h = (i / g.W) % g.H, c = (i / (g.W * g.H)) % g.C, img = i / (g.W * g.H * g.C);
+    const float *cp = cols + (img * g.C + c) * kk * L;
+    float s = 0.0f;
+    for (int64_t ki = 0; ki < g.kh; ki++) {
+      int64_t th = h + g.ph - ki * g.dh;
+      if (th < 0 || th % g.sh) continue;
+      int64_t oh = th / g.sh;
+      if (oh >= g.OH) continue;
+      for (int64_t kj = 0; kj < g.kw; kj++) {
+        int64_t tw = w + g.pw - kj * g.dw;
+        if (tw < 0 || tw % g.sw) continue;
+        int64_t ow = tw / g.sw;
+        if (ow >= g.OW) continue;
+        s += cp[(ki * g.kw + kj) * L + oh * g.OW + ow];
+      }
+    }
+    x[i] = s;
+  }
+}
+
+__global__ void k_bias(float *out, const float *b, int64_t O, int64_t L, int64_t n) {
+  VG_CU_GRID_LOOP(i, n) out[i] += b[(i / L) % O];
+}
+
+static void launch_im2col(const cu_geom &g, int64_t nimg, const float *x, float *cols) {
+  int64_t n = nimg * g.C * g.kh * g.kw * g.OH * g.OW;
+  if (n == 0) return;
+  k_im2col<<<vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream()>>>(g, nimg, x, cols);
+  VG_CUDA_LAUNCHED("im2col");
+}
+
+static void launch_col2im(const cu_geom &g, int64_t nimg, const float *cols, float *x) {
+  int64_t n = nimg * g.C * g.H * g.W;
+  if (n == 0) return;
+  k_col2im<<<vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream()>>>(g, nimg, cols, x);
+  VG_CUDA_LAUNCHED("col2im");
+}
+
+static void conv_op(const vg_opcall *c) {
+  vg_tensor *out = c->out[0];
+  const vg_tensor *x = c->op == VG_OP_CONV2D_BWD_DATA ? out : c->in[0];
+  const vg_tensor *w = c->op == VG_OP_CONV2D_BWD_WEIGHT ? out : (c->op == VG_OP_CONV2D ? c->in[1] : c->in[0]);
+  cu_geom g = {x->shape[1], x->shape[2], x->shape[3], 0, 0, w->shape[2], w->shape[3], c->i[4], c->i[5],
+               c->i[2], c->i[3], c->i[0], c->i[1]};
+  g.OH = (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  g.OW = (g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  int64_t N = x->shape[0], O = w->shape[0], G = c->i[6], Cg = g.C / G, Og = O / G, kk = g.kh * g.kw;
+  int64_t L = g.OH * g.OW, Kc = Cg * kk, rows = g.C * kk;
+  cudaStream_t s = vg_cuda_stream();
+  if (vg_numel(out) == 0) return;
+  if (N == 0 || L == 0 || Kc == 0) { /* empty sums */
+    VG_CUDA_CHECK(cudaMemsetAsync(vg_data(out), 0, sizeof(float) * (size_t)vg_numel(out), s));
+    if (c->op == VG_OP_CONV2D && c->nin > 2 && c->in[2] && N && L) {
+      void *tb;
+      const float *pb = (const float *)vg_cu_contig(c->in[2], &tb);
+      int64_t n = vg_numel(out);
+      k_bias<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>((float *)vg_data(out), pb, O, L, n);
+      VG_CUDA_LAUNCHED("conv2d bias");
+      vg_cuda_free(tb);
+    }
+    return;
+  }
+  VG_ASSERT(L <= 0x7fffffff && Kc <= 0x7fffffff && Og <= 0x7fffffff);
+  int64_t per_img = rows * L * (int64_t)sizeof(float);
+  int64_t chunk = VG_CU_COLS_BYTES / (per_img ? per_img : 1);
+  if (chunk < 1) chunk = 1;
+  if (chunk > N) chunk = N;
+  float *cols = (float *)vg_cuda_alloc((size_t)(chunk * per_img));
+  cublasHandle_t h = vg_cuda_blas();
+  const float one = 1.0f, zero = 0.0f;
+  void *t0, *t1, *t2 = NULL;
+  switch (c->op) {
+    case VG_OP_CONV2D: {
+      const float *px = (const float *)vg_cu_contig(c->in[0], &t0), *pw = (const float *)vg_cu_contig(c->in[1], &t1);
+      float *py = (float *)vg_data(out);
+      for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        int64_t nc = N - n0 < chunk ? N - n0 : chunk;
+        launch_im2col(g, nc, px + n0 * g.C * g.H * g.W, cols);
+        for (int64_t gi = 0; gi < G; gi++)
+          VG_CUBLAS_CHECK(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)L, (int)Og, (int)Kc, &one,
+                                                    cols + gi * Kc * L, (int)L, rows * L, pw + gi * Og * Kc, (int)Kc, 0,
+                                                    &zero, py + (n0 * O + gi * Og) * L, (int)L, O * L, (int)nc));
+        VG_CUDA_LAUNCHED("conv2d gemm");
+      }
+      if (c->nin > 2 && c->in[2]) {
+        const float *pb = (const float *)vg_cu_contig(c->in[2], &t2);
+        int64_t n = N * O * L;
+        k_bias<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(py, pb, O, L, n);
+        VG_CUDA_LAUNCHED("conv2d bias");
+      }
+      break;
+    }
+    case VG_OP_CONV2D_BWD_DATA: { /* in = {w, gy} */
+      const float *pw = (const float *)vg_cu_contig(c->in[0], &t0), *pg = (const float *)vg_cu_contig(c->in[1], &t1);
+      float *px = (float *)vg_data(out);
+      for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        int64_t nc = N - n0 < chunk ? N - n0 : chunk;
+        for (int64_t gi = 0; gi < G; gi++)
+          VG_CUBLAS_CHECK(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_T, (int)L, (int)Kc, (int)Og, &one,
+                                                    pg + (n0 * O + gi * Og) * L, (int)L, O * L, pw + gi * Og * Kc, (int)Kc,
+                                                    0, &zero, cols + gi * Kc * L, (int)L, rows * L, (int)nc));
+        VG_CUDA_LAUNCHED("conv2d_bwd_data gemm");
+        launch_col2im(g, nc, cols, px + n0 * g.C * g.H * g.W);
+      }
+      break;
+    }
+    case VG_OP_CONV2D_BWD_WEIGHT: { /* in = {x, gy} */
+      const float *px = (const float *)vg_cu_contig(c->in[0], &t0), *pg = (const float *)vg_cu_contig(c->in[1], &t1);
+      float *pgw = (float *)vg_data(out);
+      for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        int64_t nc = N - n0 < chunk ? N - n0 : chunk;
+        launch_im2col(g, nc, px + n0 * g.C * g.H * g.W, cols);
+        for (int64_t k = 0; k < nc; k++)
+          for (int64_t gi = 0; gi < G; gi++)
+            VG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)Kc, (int)Og, (int)L, &one,
+                                        cols + k * rows * L + gi * Kc * L, (int)L, pg + ((n0 + k) * O + gi * Og) * L,
+                                        (int)L, n0 + k == 0 ? &zero : &one, pgw + gi * Og * Kc, (int)Kc));
+        VG_CUDA_LAUNCHED("conv2d_bwd_weight gemm");
+      }
+      break;
+    }
+    default:
+      VG_ABORT("not a conv op");
+  }
+  vg_cuda_free(cols);
+  vg_cuda_free(t0);
+  vg_cuda_free(t1);
+  vg_cuda_free(t2);
+}
+
+static void im2col_op(const vg_opcall *c, bool fold) {
+  const vg_tensor *in = c->in[0], *img = fold ? c->out[0] : in;
+  cu_geom g = {img->shape[1], img->shape[2], img->shape[3], 0, 0, c->i[0], c->i[1], c->i[2], c->i[3],
+               c->i[4], c->i[5], c->i[6], c->i[7]};
+  g.OH = (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  g.OW = (g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  void *tmp;
+  const float *p = (const float *)vg_cu_contig(in, &tmp);
+  if (fold) launch_col2im(g, img->shape[0], p, (float *)vg_data(c->out[0]));
+  else launch_im2col(g, img->shape[0], p, (float *)vg_data(c->out[0]));
+  vg_cuda_free(tmp);
+}
+
+/* copies src into the window of out starting at `start` (per dim), as layout.c */
+static void copy_into(vg_tensor *out, const int64_t *start, const vg_tensor *src) {
+  vg_tensor view = *out;
+  for (int d = 0; d < out->ndim; d++) {
+    view.shape[d] = src->shape[d];
+    view.offset += start[d] * out->stride[d];
+  }
+  if (vg_numel(&view) == 0) return;
+  vg_cu_copy_dd(&view, src);
+}
+
+void vg_cu_conv(const vg_opcall *c) {
+  switch (c->op) {
+    case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: conv_op(c); return;
+    case VG_OP_UNFOLD: im2col_op(c, false); return;
+    case VG_OP_FOLD: im2col_op(c, true); return;
+    case VG_OP_PAD: {
+      vg_tensor *out = c->out[0];
+      const vg_tensor *x = c->in[0];
+      if (vg_numel(out) == 0) return;
+      vg_opcall fill;
+      memset(&fill, 0, sizeof fill);
+      fill.op = VG_OP_FILL;
+      fill.out[0] = out;
+      fill.f[0] = c->f[0];
+      vg_cu_eltwise(&fill);
+      int64_t start[VG_MAX_DIMS] = {0};
+      for (int p = 0; p < (int)c->i[0]; p++) start[x->ndim - 1 - p] = c->i[1 + 2 * p];
+      copy_into(out, start, x);
+      return;
+    }
+    case VG_OP_CONCAT: {
+      int d = (int)c->i[0];
+      int64_t start[VG_MAX_DIMS] = {0};
+      for (int k = 0; k < c->nin; k++) {
+        copy_into(c->out[0], start, c->in[k]);
+        start[d] += c->in[k]->shape[d];
+      }
+      return;
+    }
+    default: break;
+  }
+  VG_ABORT("%s is not a conv/layout op", vg_op_name(c->op));
+}

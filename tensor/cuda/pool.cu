@@ -1,0 +1,269 @@
+/* pool.cu — avg / max / adaptive-average pooling, bilinear interpolation, and their
+ * backward ops. Windows and arithmetic as tensor/cpu/pool.c and resample.c (same
+ * order of additions per output); backward ops gather (one thread per input-grad
+ * element, summing the outputs whose window holds it in increasing (oh, ow) order),
+ * so there are no atomics and results are deterministic. */
+#include "tensor/cuda/cuda.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define THREADS 256
+
+typedef struct {
+  int64_t planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw;
+  int include_pad;
+} pgeom;
+
+__device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+__device__ __forceinline__ int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+__device__ __forceinline__ float avg_window(const pgeom &p, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
+                                            int64_t *w0, int64_t *w1) {
+  int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+  int64_t he = imin(hs + p.kh, p.H + p.ph), we = imin(ws + p.kw, p.W + p.pw);
+  int64_t pool = (he - hs) * (we - ws);
+  *h0 = imax(hs, 0);
+  *w0 = imax(ws, 0);
+  *h1 = imin(he, p.H);
+  *w1 = imin(we, p.W);
+  return (float)(p.include_pad ? pool : (*h1 - *h0) * (*w1 - *w0));
+}
+
+__device__ __forceinline__ int64_t ad_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+__device__ __forceinline__ int64_t ad_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+__global__ void k_pool_fwd(pgeom p, int op, const float *x, float *y, int64_t *yi) {
+  int64_t n = p.planes * p.OH * p.OW;
+  VG_CU_GRID_LOOP(i, n) {
+    int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OW * p.OH);
+    const float *xp = x + pl * p.H * p.W;
+    if (op == VG_OP_AVG_POOL2D) {
+      int64_t h0, h1, w0, w1;
+      float div = avg_window(p, oh, ow, &h0, &h1, &w0, &w1);
+      if (h0 >= h1 || w0 >= w1) {
+        y[i] = 0;
+        continue;
+      }
+      float s = 0;
+      for (int64_t h = h0; h < h1; h++)
+        for (int64_t w = w0; w < w1; w++) s += xp[h * p.W + w];
+      y[i] = s / div;
+    } else if (op == VG_OP_MAX_POOL2D) {
+      int64_t hs = oh * p.sh - p.ph, he = imin(hs + p.kh, p.H);
+      hs = imax(hs, 0);
+      int64_t ws = ow * p.sw - p.pw, we = imin(ws + p.kw, p.W);
+      ws = imax(ws, 0);
+      int64_t best = hs * p.W + ws;
+      float m = -INFINITY;
+      for (int64_t h = hs; h < he; h++)
+        for (int64_t w = ws; w < we; w++) {
+          float v = xp[h * p.W + w];
+          if (v > m || v != v) {
+            m = v;
+            best = h * p.W + w;
+          }
+        }
+      y[i] = m;
+      if (yi) yi[i] = best;
+    } else {
+      int64_t h0 = ad_start(oh, p.H, p.OH), h1 = ad_end(oh, p.H, p.OH);
+      int64_t w0 = ad_start(ow, p.W, p.OW), w1 = ad_end(ow, p.W, p.OW);
+      float s = 0;
+      for (int64_t h = h0; h < h1; h++)
+        for (int64_t w = w0; w < w1; w++) s += xp[h * p.W + w];
+      y[i] = s / (float)(h1 - h0) / (float)(w1 - w0);
+    }
+  }
+}
+
+/* output rows whose (max/avg) window [o*s - p, o*s - p + k) contains h */
+__device__ __forceinline__ void win_range(int64_t h, int64_t s, int64_t pd, int64_t k, int64_t O, int64_t *lo, int64_t *hi) {
+  int64_t a = h + pd - k + 1;   /* o*s >= a */
+  *lo = a <= 0 ? 0 : (a + s - 1) / s;
+  *hi = imin((h + pd) / s + 1, O);   /* o*s <= h + pd */
+}
+
+__global__ void k_pool_bwd(pgeom p, int op, const float *gy, const int64_t *idx, float *gx) {
+  int64_t n = p.planes * p.H * p.W;
+  VG_CU_GRID_LOOP(i, n) {
+    int64_t w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.W * p.H);
+    const float *g = gy + pl * p.OH * p.OW;
+    float s = 0;
+    if (op == VG_OP_ADAPTIVE_AVG_POOL2D_BWD) {
+      int64_t oh0 = (h * p.OH) / p.H, ow0 = (w * p.OW) / p.W;
+      while (oh0 > 0 && ad_end(oh0 - 1, p.H, p.OH) > h) oh0--;
+      while (ow0 > 0 && ad_end(ow0 - 1, p.W, p.OW) > w) ow0--;
+      for (int64_t oh = oh0; oh < p.OH && ad_start(oh, p.H, p.OH) <= h; oh++) {
+        if (ad_end(oh, p.H, p.OH) <= h) continue;
+        for (int64_t ow = ow0; ow < p.OW && ad_start(ow, p.W, p.OW) <= w; ow++) {
+          if (ad_end(ow, p.W, p.OW) <= w) continue;
+          int64_t dh = ad_end(oh, p.H, p.OH) - ad_start(oh, p.H, p.OH), dw = ad_end(ow, p.W, p.OW) - ad_start(ow, p.W, p.OW);
+          s += g[oh * p.OW + ow] / (float)dh / (float)dw;
+        }
+      }
+    } else {
+      int64_t oh0, oh1, ow0, ow1;
+      win_range(h, p.sh, p.ph, p.kh, p.OH, &oh0, &oh1);
+      win_range(w, p.sw, p.pw, p.kw, p.OW, &ow0, &ow1);
+      for (int64_t oh = oh0; oh < oh1; oh++)
+        for (int64_t ow = ow0; ow < ow1; ow++) {
+          if (op == VG_OP_MAX_POOL2D_BWD) {
+            if (idx[pl * p.OH * p.OW + oh * p.OW + ow] == h * p.W + w) s += g[oh * p.OW + ow];
+          } else {
+            int64_t h0, h1, w0, w1;
+            float div = avg_window(p, oh, ow, &h0, &h1, &w0, &w1);
+            if (h0 >= h1 || w0 >= w1 || h < h0 || h >= h1 || w < w0 || w >= w1) continue;
+            s += g[oh * p.OW + ow] / div;
+          }
+        }
+    }
+    gx[i] = s;
+  }
+}
+
+/* ---- bilinear ---- */
+typedef struct { int64_t i0, i1; float l0, l1; } lerp_tap;
+
+/* the taps on the host, in float exactly as resample.c's make_taps */
+static void make_taps(lerp_tap *t, int64_t in, int64_t out, bool align) {
+  float scale;
+  if (align) scale = out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f;
+  else scale = (float)in / (float)out;
+  for (int64_t o = 0; o < out; o++) {
+    if (in == out) {
+      t[o] = (lerp_tap){o, o, 1.0f, 0.0f};
+      continue;
+    }
+    float src;
+    if (align) src = scale * (float)o;
+    else {
+      src = scale * ((float)o + 0.5f) - 0.5f;
+      if (src < 0) src = 0;
+    }
+    int64_t i0 = (int64_t)floorf(src);
+    if (i0 > in - 1) i0 = in - 1;
+    float l1 = src - (float)i0;
+    l1 = l1 < 0 ? 0 : l1 > 1 ? 1 : l1;
+    t[o] = (lerp_tap){i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1};
+  }
+}
+
+__global__ void k_interp_fwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, const float *x, float *y) {
+  int64_t n = p.planes * p.OH * p.OW;
+  VG_CU_GRID_LOOP(i, n) {
+    int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OW * p.OH);
+    lerp_tap h = th[oh], w = tw[ow];
+    const float *r0 = x + pl * p.H * p.W + h.i0 * p.W, *r1 = x + pl * p.H * p.W + h.i1 * p.W;
+    y[i] = h.l0 * (w.l0 * r0[w.i0] + w.l1 * r0[w.i1]) + h.l1 * (w.l0 * r1[w.i0] + w.l1 * r1[w.i1]);
+  }
+}
+
+/* rng[h] = [first, last+1) of the output rows whose taps touch input row h (taps are
+ * monotonic in the output index) */
+__global__ void k_interp_bwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, const int64_t *rh, const int64_t *rw,
+                             const float *gy, float *gx) {
+  int64_t n = p.planes * p.H * p.W;
+  VG_CU_GRID_LOOP(i, n) {
+    int64_t w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.W * p.H);
+    const float *g = gy + pl * p.OH * p.OW;
+    float s = 0;
+    for (int64_t oh = rh[2 * h]; oh < rh[2 * h + 1]; oh++) {
+      lerp_tap a = th[oh];
+      float wh = (a.i0 == h ? a.l0 : 0.0f) + (a.i1 == h ? a.l1 : 0.0f);
+      if (a.i0 != h && a.i1 != h) continue;
+      for (int64_t ow = rw[2 * w]; ow < rw[2 * w + 1]; ow++) {
+        lerp_tap b = tw[ow];
+        if (b.i0 != w && b.i1 != w) continue;
+        float ww = (b.i0 == w ? b.l0 : 0.0f) + (b.i1 == w ? b.l1 : 0.0f);
+        s += wh * ww * g[oh * p.OW + ow];
+      }
+    }
+    gx[i] = s;
+  }
+}
+
+static void tap_ranges(const lerp_tap *t, int64_t out, int64_t in, int64_t *r) {
+  for (int64_t k = 0; k < in; k++) {
+    r[2 * k] = out;
+    r[2 * k + 1] = 0;
+  }
+  for (int64_t o = 0; o < out; o++) {
+    int64_t a = t[o].i0, b = t[o].i1;
+    if (o < r[2 * a]) r[2 * a] = o;
+    if (o + 1 > r[2 * a + 1]) r[2 * a + 1] = o + 1;
+    if (o < r[2 * b]) r[2 * b] = o;
+    if (o + 1 > r[2 * b + 1]) r[2 * b + 1] = o + 1;
+  }
+}
+
+static void interp(const vg_opcall *c, const pgeom &p, bool bwd, const float *src, float *dst) {
+  cudaStream_t s = vg_cuda_stream();
+  size_t ntap = (size_t)(p.OH + p.OW), nr = (size_t)(2 * (p.H + p.W));
+  size_t bytes = ntap * sizeof(lerp_tap) + nr * sizeof(int64_t);
+  char *h = (char *)malloc(bytes);
+  if (!h) VG_ABORT("out of host memory");
+  lerp_tap *taps = (lerp_tap *)h;
+  int64_t *rng = (int64_t *)(h + ntap * sizeof(lerp_tap));
+  make_taps(taps, p.H, p.OH, c->i[0] != 0);
+  make_taps(taps + p.OH, p.W, p.OW, c->i[0] != 0);
+  tap_ranges(taps, p.OH, p.H, rng);
+  tap_ranges(taps + p.OH, p.OW, p.W, rng + 2 * p.H);
+  char *d = (char *)vg_cuda_alloc(bytes);
+  VG_CUDA_CHECK(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, s));
+  VG_CUDA_CHECK(cudaStreamSynchronize(s));   /* h is freed below */
+  free(h);
+  const lerp_tap *dt = (const lerp_tap *)d;
+  const int64_t *dr = (const int64_t *)(d + ntap * sizeof(lerp_tap));
+  if (bwd) {
+    int64_t n = p.planes * p.H * p.W;
+    k_interp_bwd<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(p, dt, dt + p.OH, dr, dr + 2 * p.H, src, dst);
+  } else {
+    int64_t n = p.planes * p.OH * p.OW;
+    k_interp_fwd<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(p, dt, dt + p.OH, src, dst);
+  }
+  VG_CUDA_LAUNCHED(vg_op_name(c->op));
+  vg_cuda_free(d);
+}
+
+void vg_cu_pool(const vg_opcall *c) {
+  bool bwd = c->op == VG_OP_AVG_POOL2D_BWD || c->op == VG_OP_MAX_POOL2D_BWD ||
+             c->op == VG_OP_ADAPTIVE_AVG_POOL2D_BWD || c->op == VG_OP_INTERP_BILINEAR_BWD;
+  const vg_tensor *big = bwd ? c->out[0] : c->in[0], *small = bwd ? c->in[0] : c->out[0];
+  int nd = big->ndim;
+  pgeom p;
+  memset(&p, 0, sizeof p);
+  p.H = big->shape[nd - 2];
+  p.W = big->shape[nd - 1];
+  p.OH = small->shape[nd - 2];
+  p.OW = small->shape[nd - 1];
+  p.planes = 1;
+  for (int d = 0; d < nd - 2; d++) p.planes *= big->shape[d];
+  cudaStream_t s = vg_cuda_stream();
+  if (vg_numel(c->out[0]) == 0) return;
+  if (p.planes == 0 || p.H * p.W == 0 || p.OH * p.OW == 0) {
+    if (bwd) VG_CUDA_CHECK(cudaMemsetAsync(vg_data(c->out[0]), 0, sizeof(float) * (size_t)vg_numel(c->out[0]), s));
+    return;
+  }
+  void *t0, *t1 = NULL;
+  const float *src = (const float *)vg_cu_contig(c->in[0], &t0);
+  float *dst = (float *)vg_data(c->out[0]);
+  if (c->op == VG_OP_INTERP_BILINEAR || c->op == VG_OP_INTERP_BILINEAR_BWD) {
+    interp(c, p, bwd, src, dst);
+  } else {
+    p.kh = c->i[0]; p.kw = c->i[1]; p.sh = c->i[2]; p.sw = c->i[3]; p.ph = c->i[4]; p.pw = c->i[5];
+    p.include_pad = c->i[7] != 0;
+    if (bwd) {
+      const int64_t *idx = c->op == VG_OP_MAX_POOL2D_BWD ? (const int64_t *)vg_cu_contig(c->in[1], &t1) : NULL;
+      int64_t n = p.planes * p.H * p.W;
+      k_pool_bwd<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(p, (int)c->op, src, idx, dst);
+    } else {
+      int64_t n = p.planes * p.OH * p.OW;
+      int64_t *yi = c->op == VG_OP_MAX_POOL2D ? (int64_t *)vg_data(c->out[1]) : NULL;
+      k_pool_fwd<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(p, (int)c->op, src, dst, yi);
+    }
+    VG_CUDA_LAUNCHED(vg_op_name(c->op));
+  }
+  vg_cuda_free(t0);
+  vg_cuda_free(t1);
+}

@@ -1,0 +1,104 @@
+/* reduce.cu — sum / amax / amin over a dim mask, argmax over one dim.
+ * One block per output element; the block walks the reduced elements with strided
+ * indexing and combines in a tree. Sums accumulate in double (as the CPU backend;
+ * the order differs, so results agree to f32 rounding, not bit for bit). NaN
+ * propagates through amax/amin. */
+#include "tensor/cuda/cuda.h"
+#include <math.h>
+
+#define THREADS 256
+
+typedef struct {
+  int nk, nr;
+  int64_t kshape[VG_MAX_DIMS], kstride[VG_MAX_DIMS];
+  int64_t rshape[VG_MAX_DIMS], rstride[VG_MAX_DIMS];
+  int64_t nred;
+} red_geom;
+
+__device__ __forceinline__ double combine(int op, double a, double b) {
+  if (op == VG_OP_SUM) return a + b;
+  if (a != a || b != b) return __longlong_as_double(0x7ff8000000000000ll);
+  return op == VG_OP_AMAX ? (a > b ? a : b) : (a < b ? a : b);
+}
+
+__global__ void k_reduce(red_geom g, int op, const float *x, float *out, double init) {
+  __shared__ double sh[THREADS];
+  int64_t o = blockIdx.x, base = 0, t = o;
+  for (int d = g.nk - 1; d >= 0; d--) {
+    base += (t % g.kshape[d]) * g.kstride[d];
+    t /= g.kshape[d];
+  }
+  double acc = init;
+  for (int64_t r = threadIdx.x; r < g.nred; r += blockDim.x) {
+    int64_t off = base, q = r;
+    for (int d = g.nr - 1; d >= 0; d--) {
+      off += (q % g.rshape[d]) * g.rstride[d];
+      q /= g.rshape[d];
+    }
+    acc = combine(op, acc, (double)x[off]);
+  }
+  sh[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if ((int)threadIdx.x < s) sh[threadIdx.x] = combine(op, sh[threadIdx.x], sh[threadIdx.x + s]);
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[o] = (float)sh[0];
+}
+
+__global__ void k_argmax(int ndim, red_geom g, int64_t n, int64_t s, const float *x, int64_t *out, int64_t nout) {
+  VG_CU_GRID_LOOP(o, nout) {
+    int64_t off = 0, t = o;
+    for (int d = g.nk - 1; d >= 0; d--) {
+      off += (t % g.kshape[d]) * g.kstride[d];
+      t /= g.kshape[d];
+    }
+    int64_t best = 0;
+    float bv = x[off];
+    for (int64_t i = 1; i < n && bv == bv; i++) {
+      float v = x[off + i * s];
+      if (v > bv || v != v) {
+        bv = v;
+        best = i;
+      }
+    }
+    out[o] = best;
+  }
+}
+
+void vg_cu_reduce(const vg_opcall *c) {
+  const vg_tensor *x = c->in[0];
+  int64_t nout = vg_numel(c->out[0]);
+  if (nout == 0) return;
+  red_geom g;
+  memset(&g, 0, sizeof g);
+  cudaStream_t s = vg_cuda_stream();
+  if (c->op == VG_OP_ARGMAX) {
+    int dim = (int)c->i[0];
+    for (int d = 0; d < x->ndim; d++)
+      if (d != dim) {
+        g.kshape[g.nk] = x->shape[d];
+        g.kstride[g.nk++] = x->stride[d];
+      }
+    k_argmax<<<vg_cu_blocks(nout, THREADS), THREADS, 0, s>>>(x->ndim, g, x->shape[dim], x->stride[dim],
+                                                             (const float *)vg_data(x), (int64_t *)vg_data(c->out[0]), nout);
+    VG_CUDA_LAUNCHED("argmax");
+    return;
+  }
+  unsigned mask = (unsigned)c->i[0];
+  g.nred = 1;
+  for (int d = 0; d < x->ndim; d++) {
+    if (mask >> d & 1) {
+      g.rshape[g.nr] = x->shape[d];
+      g.rstride[g.nr++] = x->stride[d];
+      g.nred *= x->shape[d];
+    } else {
+      g.kshape[g.nk] = x->shape[d];
+      g.kstride[g.nk++] = x->stride[d];
+    }
+  }
+  double init = c->op == VG_OP_SUM ? 0.0 : (c->op == VG_OP_AMAX ? -INFINITY : INFINITY);
+  VG_ASSERT(nout <= 0x7fffffff);
+  k_reduce<<<(unsigned)nout, THREADS, 0, s>>>(g, (int)c->op, (const float *)vg_data(x), (float *)vg_data(c->out[0]), init);
+  VG_CUDA_LAUNCHED(vg_op_name(c->op));
+}

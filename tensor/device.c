@@ -1,0 +1,64 @@
+/* device.c — the public device API (vg_cuda_available, vg_to_device, vg_tensor_new_on).
+ * Compiled in every build: without VG_WITH_CUDA the CUDA paths return false / NULL
+ * with "built without CUDA" in vg_last_error(). */
+#include "tensor/internal.h"
+#include <string.h>
+#ifdef VG_WITH_CUDA
+#include "tensor/cuda/cuda.h"
+#endif
+
+/* makes the backend of dev usable: VG_OK, or an error with a message */
+static vg_status device_ready(vg_device dev) {
+  if (dev == VG_CPU) return VG_OK;
+  if (dev != VG_CUDA) return vg_fail(VG_ERR_ARG, "bad device %d", (int)dev);
+#ifdef VG_WITH_CUDA
+  return vg_cuda_init();
+#else
+  return vg_fail(VG_ERR_DEVICE, "cuda: built without CUDA (rebuild with make CUDA=1)");
+#endif
+}
+
+bool vg_cuda_available(void) { return device_ready(VG_CUDA) == VG_OK; }
+
+vg_tensor *vg_to_device(const vg_tensor *t, vg_device dev) {
+  if (!vg_check_inputs("to_device", 1, &t, false)) return NULL;
+  if (device_ready(dev) != VG_OK) return NULL;
+  vg_tensor *out = vg_alloc(t->dtype, dev, t->ndim, t->shape);
+  const vg_tensor *in[1] = {t};
+  vg_opcall c = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {out}};
+  /* a device backend's COPY handles a host input or a host output */
+  vg_backend_of(dev != VG_CPU ? dev : t->device)->exec(&c);
+  return out;
+}
+
+vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape) {
+  if (device_ready(dev) != VG_OK) return NULL;
+  if ((unsigned)dt >= VG_DTYPE_COUNT || ndim < 0 || ndim > VG_MAX_DIMS)
+    return vg_op_error("tensor_new_on", "bad dtype %d or ndim %d", (int)dt, ndim);
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0) return vg_op_error("tensor_new_on", "negative size %lld at dim %d", (long long)shape[i], i);
+    if (shape[i] && n > INT64_MAX / shape[i]) return vg_op_error("tensor_new_on", "tensor too large");
+    n *= shape[i];
+  }
+  if (dev == VG_CPU) return vg_tensor_new(dt, ndim, shape);
+  /* a heap tensor as tensor.c makes them (header + storage in one block), storage on dev */
+  const vg_backend *be = vg_backend_of(dev);
+  vg_tensor *t = calloc(1, sizeof *t + sizeof(vg_storage));
+  if (!t) VG_ABORT("out of memory");
+  vg_storage *s = (vg_storage *)(t + 1);
+  s->nbytes = (size_t)n * vg_dtype_size(dt);
+  s->data = be->alloc(s->nbytes ? s->nbytes : 1);
+  s->heap = 1;
+  s->device = dev;
+  t->flags = VG_TF_HEAP | VG_TF_OWNS_STORAGE;
+  t->storage = s;
+  t->dtype = dt;
+  t->device = dev;
+  t->ndim = ndim;
+  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  vg_contiguous_strides(ndim, shape, t->stride);
+  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {0}};
+  be->exec(&c);
+  return t;
+}
