@@ -328,9 +328,10 @@ vg_status vg_inflate_raw(const uint8_t *in, size_t n, size_t *consumed, uint8_t 
     }
   }
   if (out_n) *out_n = z->pos;
-  if (consumed) {   /* whole bytes consumed, counting a partly used last byte */
-    uint64_t bits = (uint64_t)z->br.pos * 8 - (uint64_t)z->br.cnt;
-    *consumed = (size_t)((bits + 7) / 8);
+  if (consumed) {   /* whole bytes consumed, counting a partly used last byte; on a
+                     * truncated stream the zero bits read past the end do not count */
+    uint64_t bits = (uint64_t)z->br.pos * 8 - (uint64_t)z->br.cnt, bytes = (bits + 7) / 8;
+    *consumed = bytes > n ? n : (size_t)bytes;
   }
   free(z);
   return st;

@@ -32,7 +32,7 @@ typedef struct {
   uint8_t trns_alpha[256];
   int ntrns;             /* palette alphas given by tRNS (colour type 3) */
   int has_trns;
-  uint16_t trns_key[3];  /* grey or RGB key (colour types 0 and 2) */
+  uint16_t trns_key[4];  /* grey or RGB key (colour types 0 and 2); [3] unused padding */
 } png_info;
 
 static int samples_per_pixel(int ctype) {
@@ -186,7 +186,7 @@ static vg_status expand_row(const png_info *p, const uint8_t *row, uint32_t coun
     int match = 1;
     for (int s = 0; s < p->spp; s++) {
       unsigned v = get_sample(row, (size_t)i * p->spp + s, p->depth);
-      match &= v == p->trns_key[s];
+      match &= p->has_trns && v == p->trns_key[s];   /* has_trns only for spp 1 and 3 */
       px[s] = (uint8_t)(v * scale);
     }
     if (p->has_trns) px[p->spp] = match ? 0 : 255;

@@ -1,0 +1,43 @@
+/* jpeg.h — options for Vigil's baseline/progressive JPEG decoder (datasets/image/jpeg.c).
+ *
+ *   vg_image img;
+ *   vg_jpeg_options o = vg_jpeg_options_default();
+ *   o.fancy_upsampling = 0;              // box (replicating) chroma upsampling
+ *   if (vg_jpeg_decode_ex(buf, n, &img, NULL, &o) != VG_OK) puts(vg_last_error());
+ *
+ * vg_jpeg_decode(buf, n, out, lim) (declared in image.h) uses the defaults, which give the
+ * pixels libjpeg-turbo gives with its default settings — what Pillow's Image.open().convert()
+ * returns: ISLOW integer IDCT, "fancy" (triangle) upsampling, libjpeg's fixed-point
+ * YCbCr->RGB, and block smoothing of progressive files whose AC coefficients are
+ * incomplete (truncated progressive files).
+ *
+ * Output: depth 8, c = 1 for one-component (greyscale) files, c = 3 (RGB) otherwise.
+ * Four-component files (Adobe CMYK or YCCK) come out as RGB the way Pillow's
+ * Image.open(f).convert("RGB") makes them: YCCK -> CMYK with libjpeg's tables, the CMYK
+ * samples read as inverted (Adobe/Photoshop convention, Pillow's "CMYK;I"), then
+ * R = 255 - K' - (C' * (255 - K')) / 255 in Pillow's integer form.
+ *
+ * Supported: SOF0/SOF1/SOF2, Huffman coding, 8-bit samples, 1/3/4 components, any
+ * sampling factors 1..4 whose ratios are integers, restart markers, Adobe APP14 transform.
+ * Refused with VG_ERR_UNSUPPORTED: 12/16-bit precision, arithmetic coding, lossless and
+ * hierarchical processes. Truncated or damaged entropy-coded data decodes the way libjpeg
+ * does (missing MCUs stay zero: mid-grey in baseline files, earlier scans' detail in
+ * progressive ones); damaged headers are refused with VG_ERR_FORMAT naming the problem. */
+#ifndef VG_JPEG_H
+#define VG_JPEG_H
+#include "datasets/image/image.h"
+
+typedef struct {
+  int fancy_upsampling;  /* 1 (default): libjpeg's triangle filter; 0: replicate samples */
+  int block_smoothing;   /* 1 (default): libjpeg's smoothing of incomplete progressive data */
+} vg_jpeg_options;
+
+static inline vg_jpeg_options vg_jpeg_options_default(void) {
+  vg_jpeg_options o = {1, 1};
+  return o;
+}
+
+/* opt NULL = defaults (same as vg_jpeg_decode). */
+vg_status vg_jpeg_decode_ex(const uint8_t *buf, size_t n, vg_image *out,
+                            const vg_image_limits *lim, const vg_jpeg_options *opt);
+#endif
