@@ -19,7 +19,7 @@ ifeq ($(CUDA),1)
   BUILD   := $(BUILD)/cuda
   CFLAGS  += -DVG_WITH_CUDA=1
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
-  LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lstdc++
   NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 --fmad=false -Xcompiler -Wall
 endif
 

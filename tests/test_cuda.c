@@ -1,0 +1,390 @@
+/* test_cuda.c — CPU-vs-CUDA conformance: one table row per case (op, inputs with
+ * non-contiguous and broadcast layouts, tolerance), each run on both devices from the
+ * same inputs and compared element by element; a forward+backward through conv2d,
+ * pooling, interpolation, matmul and pointwise ops compared on input grads; and a
+ * coverage check: every op in ops.def has a passing row or is printed NOT OK as
+ * missing. Without a GPU (or in a CPU-only build) it prints one SKIP line and passes
+ * nothing and fails nothing.
+ *
+ * Tolerances (|cuda - cpu| <= atol + rtol*|cpu|): exact (0, 0) for copies, casts,
+ * comparisons, indices and uniform random numbers; 1e-5 relative (+1e-6 absolute)
+ * for pointwise math and pooling; GEMM-based ops (matmul, conv) 1e-5 relative to
+ * the largest |cpu| value of the tensor (summation order differs); sums 1e-5 rel. */
+#include "tests/vgtest.h"
+#include "tensor/internal.h"
+#include "autograd/autograd.h"
+
+static uint64_t rng;
+static float frand(void) {
+  rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+/* random f32 on dev, values in [lo, hi); quant > 0 rounds to multiples of quant (ties) */
+static vg_tensor *inp(vg_device dev, int nd, const int64_t *shape, float lo, float hi, float quant) {
+  vg_tensor *t = vg_empty(VG_F32, nd, shape);
+  float *p = vg_f32(t);
+  for (int64_t i = 0; i < vg_numel(t); i++) {
+    float v = lo + (hi - lo) * (frand() + 1.0f) * 0.5f;
+    p[i] = quant > 0 ? quant * roundf(v / quant) : v;
+  }
+  return vg_to_device(t, dev);
+}
+#define S(...) (const int64_t[]){__VA_ARGS__}
+#define R(dev, ...) inp(dev, sizeof(S(__VA_ARGS__)) / 8, S(__VA_ARGS__), -1, 1, 0)
+#define POS(dev, ...) inp(dev, sizeof(S(__VA_ARGS__)) / 8, S(__VA_ARGS__), 0.05f, 3, 0)
+/* non-contiguous: x (a, b, c) made as the transpose of (a, c, b) */
+static vg_tensor *nc(vg_tensor *t) { return vg_transpose(t, -1, -2); }
+
+/* runs an op call directly (for ops without a public front-end: the *_BWD ops, arange) */
+static vg_tensor *direct(vg_op op, int nin, const vg_tensor **in, vg_dtype dt, vg_device dev, int nd,
+                         const int64_t *shape, const int64_t *ip, int nip, double f0, double f1) {
+  vg_tensor *out = vg_alloc(dt, dev, nd, shape);
+  vg_opcall c = {.op = op, .nin = nin, .in = in, .out = {out}, .f = {f0, f1}};
+  for (int i = 0; i < nip; i++) c.i[i] = ip[i];
+  vg_backend_of(dev)->exec(&c);
+  return out;
+}
+
+typedef vg_tensor *(*row_fn)(vg_device dev, vg_op op);
+typedef struct {
+  vg_op op;
+  const char *what;
+  row_fn fn;
+  double rtol, atol;
+  int norm_rel;   /* 1: atol is relative to max |cpu| */
+} row;
+
+/* ---- row functions (dev = where to run; op = the row's op) ---- */
+static vg_tensor *f_unary(vg_device d, vg_op op) {
+  static const struct { vg_op op; float f0, f1; } par[] = {
+      {VG_OP_LEAKY_RELU, 0.1f, 0}, {VG_OP_SOFTPLUS, 1.5f, 2.0f}, {VG_OP_POW_SCALAR, 1.7f, 0},
+      {VG_OP_CLAMP, -0.3f, 0.4f}, {VG_OP_AFFINE, 1.5f, -0.25f}};
+  float f0 = 0, f1 = 0;
+  for (size_t i = 0; i < sizeof par / sizeof par[0]; i++)
+    if (par[i].op == op) { f0 = par[i].f0; f1 = par[i].f1; }
+  bool pos = op == VG_OP_LOG || op == VG_OP_SQRT || op == VG_OP_RSQRT || op == VG_OP_POW_SCALAR;
+  vg_tensor *x = nc(pos ? POS(d, 3, 7, 5) : inp(d, 3, S(3, 7, 5), -6, 6, 0));
+  const vg_tensor *in[1] = {x};
+  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {vg_alloc(VG_F32, d, 3, x->shape)}, .f = {f0, f1}};
+  return vg_dispatch(&c);
+}
+static vg_tensor *f_binary(vg_device d, vg_op op) {
+  float q = op == VG_OP_ADD || op == VG_OP_SUB || op == VG_OP_MUL || op == VG_OP_DIV ? 0 : 0.25f;   /* ties */
+  vg_tensor *a = inp(d, 3, S(4, 1, 6), -2, 2, q);
+  vg_tensor *b = nc(op == VG_OP_DIV ? inp(d, 2, S(6, 5), 0.5f, 2, 0) : inp(d, 2, S(6, 5), -2, 2, q));
+  vg_tensor *(*fn[])(const vg_tensor *, const vg_tensor *) = {
+      [VG_OP_ADD] = vg_add, [VG_OP_SUB] = vg_sub, [VG_OP_MUL] = vg_mul, [VG_OP_DIV] = vg_div,
+      [VG_OP_MAXIMUM] = vg_maximum, [VG_OP_MINIMUM] = vg_minimum, [VG_OP_EQ] = vg_eq, [VG_OP_NE] = vg_ne,
+      [VG_OP_LT] = vg_lt, [VG_OP_LE] = vg_le, [VG_OP_GT] = vg_gt, [VG_OP_GE] = vg_ge};
+  return fn[op](a, b);
+}
+static vg_tensor *f_axpy(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *y = R(d, 5, 6), *x = R(d, 5, 6);
+  vg_axpy_(y, -0.75f, x);
+  return y;
+}
+static vg_tensor *f_where(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *a = R(d, 4, 5), *b = nc(R(d, 5, 4));
+  return vg_where(vg_gt(a, R(d, 5)), a, vg_expand(vg_slice(b, 0, 1, 2, 1), 2, S(4, 5)));
+}
+static vg_tensor *f_copy_perm(vg_device d, vg_op op) {
+  (void)op;
+  return vg_contiguous(vg_permute(R(d, 2, 3, 4, 5), (int[]){2, 0, 3, 1}));
+}
+static vg_tensor *f_slice(vg_device d, vg_op op) {
+  (void)op;
+  return vg_contiguous(vg_slice(R(d, 7, 9), 1, 1, 8, 3));
+}
+static vg_tensor *f_expand(vg_device d, vg_op op) {
+  (void)op;
+  return vg_contiguous(vg_expand(R(d, 3, 1), 2, S(3, 6)));
+}
+static vg_tensor *f_reshape(vg_device d, vg_op op) {
+  (void)op;
+  return vg_reshape(nc(R(d, 4, 6)), 2, S(3, 8));   /* needs a copy: not viewable */
+}
+static vg_tensor *cast_chain(vg_device d, vg_dtype via) {
+  vg_tensor *x = nc(inp(d, 2, S(6, 5), -300, 300, via == VG_BOOL ? 1.0f : 0));
+  return vg_cast(vg_cast(x, via), VG_F32);
+}
+static vg_tensor *f_cast_f16(vg_device d, vg_op op) { (void)op; return cast_chain(d, VG_F16); }
+static vg_tensor *f_cast_bf16(vg_device d, vg_op op) { (void)op; return cast_chain(d, VG_BF16); }
+static vg_tensor *f_cast_i64(vg_device d, vg_op op) { (void)op; return cast_chain(d, VG_I64); }
+static vg_tensor *f_cast_i32(vg_device d, vg_op op) { (void)op; return cast_chain(d, VG_I32); }
+static vg_tensor *f_cast_bool(vg_device d, vg_op op) { (void)op; return cast_chain(d, VG_BOOL); }
+static vg_tensor *f_cast_u8(vg_device d, vg_op op) {
+  (void)op;
+  return vg_cast(vg_cast(nc(inp(d, 2, S(6, 5), 0, 255, 1.0f)), VG_U8), VG_F32);
+}
+static vg_tensor *f_fill(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *t = R(d, 5, 6);
+  vg_fill_(vg_slice(t, 1, 1, 6, 2), 3.25);
+  return t;
+}
+static vg_tensor *f_arange(vg_device d, vg_op op) {
+  return direct(op, 0, NULL, VG_F32, d, 1, S(37), NULL, 0, -2.5, 0.125);
+}
+static vg_tensor *f_arange_i64(vg_device d, vg_op op) {
+  return vg_cast(direct(op, 0, NULL, VG_I64, d, 1, S(37), NULL, 0, -20, 3), VG_F32);
+}
+static vg_tensor *f_rand(vg_device d, vg_op op) {
+  vg_tensor *t = R(d, 6, 9);
+  vg_tensor *v = vg_slice(t, 1, 1, 9, 2);   /* a non-contiguous target */
+  if (op == VG_OP_RAND_UNIFORM) vg_uniform_(v, -2, 3, 12345);
+  else vg_normal_(v, 0.5f, 2.0f, 12345);
+  return t;
+}
+static vg_tensor *f_reduce(vg_device d, vg_op op) {
+  vg_tensor *x = nc(R(d, 3, 40, 50));   /* (3, 50, 40) */
+  int dims[2] = {0, 2};
+  switch (op) {
+    case VG_OP_SUM: return vg_sum(x, 2, dims, true);
+    case VG_OP_AMAX: return vg_amax(x, 1, (int[]){1}, false);
+    case VG_OP_AMIN: return vg_amin(x, 0, NULL, false);
+    default: return vg_cast(vg_argmax(x, 1, false), VG_F32);
+  }
+}
+static vg_tensor *f_sum_big(vg_device d, vg_op op) {
+  (void)op;
+  return vg_sum(R(d, 300000), 0, NULL, false);
+}
+static vg_tensor *f_matmul(vg_device d, vg_op op) {
+  (void)op;
+  return vg_matmul(R(d, 2, 3, 17, 33), nc(R(d, 21, 33)));   /* transposed rhs, batch broadcast */
+}
+static vg_tensor *f_matmul_bcast(vg_device d, vg_op op) {
+  (void)op;   /* batch dims (3,1) x (1,2): operands materialized */
+  return vg_matmul(R(d, 3, 1, 4, 5), vg_permute(R(d, 2, 1, 5, 6), (int[]){1, 0, 2, 3}));
+}
+static vg_tensor *f_conv_effad(vg_device d, vg_op op) {
+  (void)op;   /* EfficientAD PDN: Conv2d(3, 32, 4, padding=3) */
+  return vg_conv2d(R(d, 2, 3, 19, 17), R(d, 32, 3, 4, 4), R(d, 32), (vg_conv2d_opts){.ph = 3, .pw = 3});
+}
+static vg_tensor *f_conv_grouped(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *x = vg_permute(R(d, 3, 13, 4, 11), (int[]){0, 2, 1, 3});   /* non-contiguous (3,4,13,11) */
+  return vg_conv2d(x, R(d, 6, 2, 3, 3), NULL, (vg_conv2d_opts){.sh = 2, .sw = 1, .ph = 1, .pw = 2, .dh = 2, .dw = 1, .groups = 2});
+}
+static const int64_t conv_i[7] = {2, 1, 1, 2, 2, 1, 2};
+static vg_tensor *f_conv_bwd_data(vg_device d, vg_op op) {
+  const vg_tensor *in[2] = {R(d, 6, 2, 3, 3), R(d, 3, 6, 5, 13)};
+  return direct(op, 2, in, VG_F32, d, 4, S(3, 4, 13, 11), conv_i, 7, 0, 0);
+}
+static vg_tensor *f_conv_bwd_weight(vg_device d, vg_op op) {
+  const vg_tensor *in[2] = {R(d, 3, 4, 13, 11), R(d, 3, 6, 5, 13)};
+  return direct(op, 2, in, VG_F32, d, 4, S(6, 2, 3, 3), conv_i, 7, 0, 0);
+}
+static const vg_pool2d_opts pool_o = {.kh = 3, .kw = 2, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .ceil_mode = true,
+                                      .count_include_pad = false};
+static vg_tensor *f_pool(vg_device d, vg_op op) {
+  vg_tensor *x = nc(R(d, 2, 3, 11, 9));   /* (2,3,9,11) */
+  vg_tensor *idx = NULL;
+  switch (op) {
+    case VG_OP_AVG_POOL2D: return vg_avg_pool2d(x, pool_o);
+    case VG_OP_MAX_POOL2D: {
+      vg_tensor *y = vg_max_pool2d(x, pool_o, &idx);
+      return vg_add(y, vg_scale(vg_cast(idx, VG_F32), 1000.0f));   /* values and indices */
+    }
+    default: return vg_adaptive_avg_pool2d(x, 4, 3);
+  }
+}
+static vg_tensor *f_pool_bwd(vg_device d, vg_op op) {
+  vg_tensor *x = R(d, 2, 3, 9, 11);
+  const int64_t ip[8] = {3, 2, 2, 2, 1, 1, 1, 0};
+  switch (op) {
+    case VG_OP_AVG_POOL2D_BWD: {
+      vg_tensor *y = vg_avg_pool2d(x, pool_o);
+      const vg_tensor *in[1] = {nc(R(d, 2, 3, y->shape[3], y->shape[2]))};
+      return direct(op, 1, in, VG_F32, d, 4, x->shape, ip, 8, 0, 0);
+    }
+    case VG_OP_MAX_POOL2D_BWD: {
+      vg_tensor *idx;
+      vg_tensor *y = vg_max_pool2d(x, pool_o, &idx);
+      const vg_tensor *in[2] = {R(d, 2, 3, y->shape[2], y->shape[3]), idx};
+      return direct(op, 2, in, VG_F32, d, 4, x->shape, ip, 8, 0, 0);
+    }
+    default: {
+      const vg_tensor *in[1] = {R(d, 2, 3, 4, 3)};
+      return direct(op, 1, in, VG_F32, d, 4, x->shape, ip, 8, 0, 0);
+    }
+  }
+}
+static vg_tensor *f_interp(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *x = nc(R(d, 2, 3, 7, 5));
+  return vg_add(vg_interpolate_bilinear(x, 11, 4, false), vg_interpolate_bilinear(x, 11, 4, true));
+}
+static vg_tensor *f_interp_bwd(vg_device d, vg_op op) {
+  const vg_tensor *in[1] = {R(d, 2, 3, 11, 4)};
+  vg_tensor *a = direct(op, 1, in, VG_F32, d, 4, S(2, 3, 5, 7), (const int64_t[]){0}, 1, 0, 0);
+  vg_tensor *b = direct(op, 1, in, VG_F32, d, 4, S(2, 3, 5, 7), (const int64_t[]){1}, 1, 0, 0);
+  return vg_sub(a, vg_scale(b, 3));
+}
+static vg_tensor *f_unfold(vg_device d, vg_op op) {
+  (void)op;
+  return vg_unfold(nc(R(d, 2, 3, 9, 8)), 3, 2, 1, 2, 1, 0, 2, 1);
+}
+static vg_tensor *f_fold(vg_device d, vg_op op) {
+  (void)op;   /* output (8, 9) with kernel (3,2), dilation (1,2), padding (1,0), stride (2,1): 4 x 7 blocks */
+  return vg_fold(nc(R(d, 2, 28, 18)), 8, 9, 3, 2, 1, 2, 1, 0, 2, 1);
+}
+static vg_tensor *f_pad(vg_device d, vg_op op) {
+  (void)op;
+  return vg_pad(nc(R(d, 2, 5, 4)), 2, S(1, 2, 0, 3), -1.5f);
+}
+static vg_tensor *f_concat(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *xs[3] = {R(d, 2, 3, 4), nc(R(d, 2, 4, 5)), vg_expand(R(d, 1, 1, 4), 3, S(2, 2, 4))};
+  return vg_concat(3, xs, 1);
+}
+
+static const row rows[] = {
+    {VG_OP_COPY, "permute 4-d -> contiguous", f_copy_perm, 0, 0, 0},
+    {VG_OP_PERMUTE, "permute view", f_copy_perm, 0, 0, 0},
+    {VG_OP_SLICE, "slice step 3 view", f_slice, 0, 0, 0},
+    {VG_OP_EXPAND, "expand view", f_expand, 0, 0, 0},
+    {VG_OP_RESHAPE, "reshape of a transpose (copies)", f_reshape, 0, 0, 0},
+    {VG_OP_COPY, "cast f32 -> f16 -> f32", f_cast_f16, 0, 0, 0},
+    {VG_OP_COPY, "cast f32 -> bf16 -> f32", f_cast_bf16, 0, 0, 0},
+    {VG_OP_COPY, "cast f32 -> i64 -> f32", f_cast_i64, 0, 0, 0},
+    {VG_OP_COPY, "cast f32 -> i32 -> f32", f_cast_i32, 0, 0, 0},
+    {VG_OP_COPY, "cast f32 -> bool -> f32", f_cast_bool, 0, 0, 0},
+    {VG_OP_COPY, "cast f32 -> u8 -> f32", f_cast_u8, 0, 0, 0},
+    {VG_OP_FILL, "fill_ of a strided slice", f_fill, 0, 0, 0},
+    {VG_OP_ARANGE, "arange f32", f_arange, 0, 0, 0},
+    {VG_OP_ARANGE, "arange i64", f_arange_i64, 0, 0, 0},
+#define U(NAME) {VG_OP_##NAME, "unary, transposed input", f_unary, 1e-5, 1e-6, 0}
+    U(NEG), U(EXP), U(LOG), U(SQRT), U(RSQRT), U(ABS), U(SIGN), U(RELU), U(LEAKY_RELU), U(SIGMOID),
+    U(LOGSIGMOID), U(TANH), U(SOFTPLUS), U(ATAN), U(GELU), U(POW_SCALAR), U(CLAMP), U(AFFINE), U(SIN),
+    U(COS), U(ERF),
+#define B(NAME) {VG_OP_##NAME, "(4,1,6) with (5,6)^T broadcast", f_binary, 1e-6, 0, 0}
+    B(ADD), B(SUB), B(MUL), B(DIV), B(MAXIMUM), B(MINIMUM), B(EQ), B(NE), B(LT), B(LE), B(GT), B(GE),
+    {VG_OP_ADD, "axpy_ in place (alpha -0.75)", f_axpy, 1e-6, 0, 0},
+    {VG_OP_WHERE, "where, broadcast cond and expanded slice", f_where, 0, 0, 0},
+    {VG_OP_SUM, "sum dims {0,2} keepdim, transposed", f_reduce, 1e-5, 1e-6, 0},
+    {VG_OP_SUM, "sum of 300000", f_sum_big, 1e-5, 0, 0},
+    {VG_OP_AMAX, "amax dim 1", f_reduce, 0, 0, 0},
+    {VG_OP_AMIN, "amin all", f_reduce, 0, 0, 0},
+    {VG_OP_ARGMAX, "argmax dim 1", f_reduce, 0, 0, 0},
+    {VG_OP_MATMUL, "(2,3,17,33) @ (21,33)^T", f_matmul, 1e-5, 1e-5, 1},
+    {VG_OP_MATMUL, "(3,1,4,5) @ (1,2,5,6) permuted batch", f_matmul_bcast, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D, "EfficientAD 4x4 pad 3, bias", f_conv_effad, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D, "groups 2, stride (2,1), dilation (2,1), pad (1,2), permuted x", f_conv_grouped, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D_BWD_DATA, "groups 2, stride, dilation, pad", f_conv_bwd_data, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D_BWD_WEIGHT, "groups 2, stride, dilation, pad", f_conv_bwd_weight, 1e-5, 1e-5, 1},
+    {VG_OP_AVG_POOL2D, "3x2 s2 p1 ceil, no pad count, transposed", f_pool, 1e-5, 1e-6, 0},
+    {VG_OP_MAX_POOL2D, "3x2 s2 p1 ceil, values + 1000*indices", f_pool, 0, 0, 0},
+    {VG_OP_ADAPTIVE_AVG_POOL2D, "(9,11) -> (4,3)", f_pool, 1e-5, 1e-6, 0},
+    {VG_OP_AVG_POOL2D_BWD, "3x2 s2 p1 ceil", f_pool_bwd, 1e-5, 1e-6, 0},
+    {VG_OP_MAX_POOL2D_BWD, "3x2 s2 p1 ceil", f_pool_bwd, 1e-5, 1e-6, 0},
+    {VG_OP_ADAPTIVE_AVG_POOL2D_BWD, "(4,3) -> (9,11)", f_pool_bwd, 1e-5, 1e-6, 0},
+    {VG_OP_INTERP_BILINEAR, "(7,5)^T -> (11,4), both align_corners", f_interp, 1e-5, 1e-6, 0},
+    {VG_OP_INTERP_BILINEAR_BWD, "(11,4) -> (5,7), both align_corners", f_interp_bwd, 1e-5, 1e-6, 0},
+    {VG_OP_UNFOLD, "k(3,2) d(1,2) p(1,0) s(2,1), transposed", f_unfold, 0, 0, 0},
+    {VG_OP_FOLD, "k(3,2) d(1,2) p(1,0) s(2,1), transposed", f_fold, 1e-6, 1e-7, 0},
+    {VG_OP_PAD, "2 pairs, value -1.5, transposed", f_pad, 0, 0, 0},
+    {VG_OP_CONCAT, "dim 1, transposed and expanded parts", f_concat, 0, 0, 0},
+    {VG_OP_RAND_UNIFORM, "into a strided slice, seed 12345 (bit-identical)", f_rand, 0, 0, 0},
+    {VG_OP_RAND_NORMAL, "into a strided slice, seed 12345", f_rand, 1e-5, 1e-6, 0},
+};
+
+/* ops the CUDA backend aborts on ("no CUDA kernel yet"); keep in step with runtime.cu */
+static const vg_op missing[] = {VG_OP_GATHER, VG_OP_SCATTER_ADD, VG_OP_INDEX_SELECT, VG_OP_INDEX_ADD,
+                                VG_OP_KTHVALUE, VG_OP_SORT};
+
+static float *host_f32(const vg_tensor *t) {
+  float *p = malloc(sizeof(float) * (size_t)(vg_numel(t) ? vg_numel(t) : 1));
+  if (p && vg_to_host(t, VG_F32, p) != VG_OK) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* compares a (CUDA result) with b (CPU result); norm_rel scales atol by max |b| */
+static int compare(const vg_tensor *a, const vg_tensor *b, double rtol, double atol, int norm_rel, const char *what) {
+  if (!a || !b || !vg_same_shape(a, b)) return VG_CHECK(0, "%s: missing result or shapes differ (%s)", what, vg_last_error());
+  int64_t n = vg_numel(b);
+  float *pa = host_f32(a), *pb = host_f32(b);
+  if (norm_rel) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(pb[i]));
+    atol *= m > 1 ? m : 1;
+  }
+  int ok = VG_CHECK_CLOSE(pa, pb, n, rtol, atol, what);
+  free(pa);
+  free(pb);
+  return ok;
+}
+
+static vg_tensor *run_row(const row *r, vg_device dev) {
+  rng = 0x243f6a8885a308d3ull ^ (uint64_t)r->op;
+  return r->fn(dev, r->op);
+}
+
+/* forward + backward on dev; returns the grads of x, w, b, m (in the current scope) */
+static void grad_run(vg_device dev, vg_tensor **g) {
+  rng = 7;
+  vg_tensor *x = R(dev, 2, 3, 12, 10), *w = R(dev, 8, 3, 4, 4), *b = R(dev, 8), *m = R(dev, 7, 5);
+  vg_tensor *leaves[4] = {x, w, b, m};
+  for (int i = 0; i < 4; i++) vg_requires_grad_(leaves[i], true);
+  vg_tensor *y = vg_tanh(vg_conv2d(x, w, b, (vg_conv2d_opts){.ph = 3, .pw = 3, .sh = 2, .sw = 2}));
+  y = vg_max_pool2d(vg_avg_pool2d(y, (vg_pool2d_opts){.kh = 2, .kw = 2, .sh = 1, .sw = 1, .count_include_pad = true}),
+                    (vg_pool2d_opts){.kh = 2, .kw = 2}, NULL);
+  y = vg_interpolate_bilinear(vg_adaptive_avg_pool2d(y, 5, 5), 7, 7, false);   /* (2,8,7,7) */
+  y = vg_matmul(y, m);                                                          /* (2,8,7,5) */
+  vg_tensor *loss = vg_sum_all(vg_mul(vg_sigmoid(y), vg_exp(vg_scale(y, 0.3f))));
+  vg_tensor *seed = vg_to_device(vg_full(VG_F32, 0, NULL, 1.0), dev);
+  VG_CHECK(vg_backward_with(loss, seed) == VG_OK, "backward on %s", dev == VG_CUDA ? "cuda" : "cpu");
+  for (int i = 0; i < 4; i++) g[i] = leaves[i]->grad;
+}
+
+int main(void) {
+  if (!vg_cuda_available()) {
+    printf("SKIP %s\n", vg_last_error());   /* "cuda: <reason>" */
+    printf("0 passed, 0 failed\n");
+    return 0;
+  }
+  int nrows = (int)(sizeof rows / sizeof rows[0]);
+  bool covered[VG_OP_COUNT] = {0};
+  for (int i = 0; i < nrows; i++) {
+    const row *r = &rows[i];
+    vg_scope_begin();
+    char what[256];
+    snprintf(what, sizeof what, "cuda %s: %s", vg_op_name(r->op), r->what);
+    vg_tensor *want = run_row(r, VG_CPU), *got = run_row(r, VG_CUDA);
+    if (compare(got, want, r->rtol, r->atol, r->norm_rel, what)) covered[r->op] = true;
+    vg_scope_end();
+  }
+  /* autograd through both devices: input grads agree */
+  vg_scope_begin();
+  vg_tensor *gc[4], *gg[4];
+  grad_run(VG_CPU, gc);
+  grad_run(VG_CUDA, gg);
+  const char *names[4] = {"x", "w", "b", "m"};
+  for (int i = 0; i < 4; i++) {
+    char what[128];
+    snprintf(what, sizeof what, "cuda backward: grad of %s (conv 4x4 p3 s2, pools, bilinear, matmul)", names[i]);
+    compare(gg[i], gc[i], 1e-4, 1e-5, 1, what);
+  }
+  vg_scope_end();
+  /* device API */
+  vg_tensor *h = vg_tensor_new_on(VG_CUDA, VG_F32, 2, S(3, 4));
+  vg_scope_begin();
+  VG_CHECK(h && h->device == VG_CUDA && vg_item(vg_sum_all(h)) == 0.0f, "vg_tensor_new_on: zeroed heap tensor on cuda");
+  vg_scope_end();
+  vg_tensor_free(h);
+  /* coverage: every op has a passing row, or is listed missing */
+  for (int op = 0; op < VG_OP_COUNT; op++) {
+    bool miss = false;
+    for (size_t k = 0; k < sizeof missing / sizeof missing[0]; k++)
+      if (missing[k] == (vg_op)op) miss = true;
+    if (miss) VG_CHECK(0, "cuda %s: no CUDA kernel yet", vg_op_name((vg_op)op));
+    else VG_CHECK(covered[op], "cuda %s: has a passing conformance row", vg_op_name((vg_op)op));
+  }
+  return vg_test_finish();
+}
