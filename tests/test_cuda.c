@@ -171,11 +171,11 @@ static vg_tensor *f_conv_grouped(vg_device d, vg_op op) {
 }
 static const int64_t conv_i[7] = {2, 1, 1, 2, 2, 1, 2};
 static vg_tensor *f_conv_bwd_data(vg_device d, vg_op op) {
-  const vg_tensor *in[2] = {R(d, 6, 2, 3, 3), R(d, 3, 6, 5, 13)};
+  const vg_tensor *in[2] = {R(d, 6, 2, 3, 3), R(d, 3, 6, 6, 13)};
   return direct(op, 2, in, VG_F32, d, 4, S(3, 4, 13, 11), conv_i, 7, 0, 0);
 }
 static vg_tensor *f_conv_bwd_weight(vg_device d, vg_op op) {
-  const vg_tensor *in[2] = {R(d, 3, 4, 13, 11), R(d, 3, 6, 5, 13)};
+  const vg_tensor *in[2] = {R(d, 3, 4, 13, 11), R(d, 3, 6, 6, 13)};
   return direct(op, 2, in, VG_F32, d, 4, S(6, 2, 3, 3), conv_i, 7, 0, 0);
 }
 static const vg_pool2d_opts pool_o = {.kh = 3, .kw = 2, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .ceil_mode = true,
