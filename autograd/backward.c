@@ -21,7 +21,12 @@ static void accum_bcast(const vg_tensor *in, vg_tensor *g) {
   if (in && in->requires_grad) vg_ag_accum(in, sum_to(g, in));
 }
 
-static vg_tensor *fscalar(double v) { return vg_full(VG_F32, 0, NULL, v); }
+/* scalar constants on the device of the grad being propagated */
+static _Thread_local vg_device rule_device;
+static vg_tensor *fscalar(double v) {
+  vg_tensor *t = vg_full(VG_F32, 0, NULL, v);
+  return rule_device == VG_CPU ? t : vg_to_device(t, rule_device);
+}
 
 static vg_tensor *as_float(vg_tensor *mask) { return vg_cast(mask, VG_F32); }
 
@@ -49,6 +54,7 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
   const vg_tensor *x = c->in[0], *y = c->nin > 1 ? c->in[1] : NULL;
   vg_tensor *out = c->out[0];
   float f0 = (float)c->f[0], f1 = (float)c->f[1];
+  rule_device = g->device;
   switch (c->op) {
     /* ---- views ---- */
     case VG_OP_RESHAPE:
@@ -61,7 +67,7 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
       return;
     }
     case VG_OP_SLICE: {
-      vg_tensor *z = vg_zeros(VG_F32, x->ndim, x->shape);
+      vg_tensor *z = vg_zeros_like(x);
       vg_copy_(vg_slice(z, (int)c->i[0], c->i[1], c->i[2], c->i[3]), g);
       vg_ag_accum(x, z);
       return;
@@ -233,7 +239,7 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
     }
     /* ---- indexing ---- */
     case VG_OP_GATHER:
-      vg_ag_accum(x, vg_scatter_add(vg_zeros(VG_F32, x->ndim, x->shape), (int)c->i[0], y, g));
+      vg_ag_accum(x, vg_scatter_add(vg_zeros_like(x), (int)c->i[0], y, g));
       return;
     case VG_OP_SCATTER_ADD: {
       vg_ag_accum(x, g);
@@ -250,7 +256,7 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
       return;
     }
     case VG_OP_INDEX_SELECT:
-      vg_ag_accum(x, vg_index_add(vg_zeros(VG_F32, x->ndim, x->shape), (int)c->i[0], y, g));
+      vg_ag_accum(x, vg_index_add(vg_zeros_like(x), (int)c->i[0], y, g));
       return;
     case VG_OP_INDEX_ADD:
       vg_ag_accum(x, g);
