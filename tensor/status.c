@@ -22,7 +22,7 @@ vg_status vg_fail_prefix(const char *fmt, ...) {
   vsnprintf(pre, sizeof pre, fmt, ap);
   va_end(ap);
   memcpy(old, last_msg, sizeof old);
-  snprintf(last_msg, sizeof last_msg, "%s: %s", pre, old);
+  snprintf(last_msg, sizeof last_msg, "%.400s: %.600s", pre, old); /* both bounded: fits 1024 */
   return last_st;
 }
 
