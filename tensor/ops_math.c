@@ -323,10 +323,24 @@ vg_tensor *vg_argmax(const vg_tensor *x, int dim, bool keepdim) {
   return vg_dispatch(&c);
 }
 
-vg_tensor *vg_softmax(const vg_tensor *x, int dim) { return vg_exp(vg_log_softmax(x, dim)); }
+/* x - max(x) along dim with the max detached (a constant for the gradient), as torch
+ * computes softmax/log_softmax: shifting first keeps full precision for large inputs. */
+static vg_tensor *shift_by_max(const vg_tensor *x, int dim) {
+  vg_tensor *m = vg_amax(x, 1, &dim, true);
+  if (!m) return NULL;
+  vg_tensor *md = vg_detach(m);
+  vg_tensor *fin = vg_where(vg_lt(vg_abs(md), vg_scalar(INFINITY)), md, vg_zeros(VG_F32, 0, NULL));
+  return vg_sub(x, fin);
+}
+
+vg_tensor *vg_softmax(const vg_tensor *x, int dim) {
+  vg_tensor *e = vg_exp(shift_by_max(x, dim));
+  return vg_div(e, vg_sum(e, 1, &dim, true));
+}
 
 vg_tensor *vg_log_softmax(const vg_tensor *x, int dim) {
-  return vg_sub(x, vg_logsumexp(x, 1, &dim, true));
+  vg_tensor *s = shift_by_max(x, dim);
+  return vg_sub(s, vg_log(vg_sum(vg_exp(s), 1, &dim, true)));
 }
 
 vg_tensor *vg_mse_loss(const vg_tensor *a, const vg_tensor *b) {

@@ -354,8 +354,39 @@ static void check_scopes(void) {
   vg_tensor_free(w);
 }
 
+static void check_nn_functional(void) {
+  vg_scope_begin();
+  int64_t n = 100000;
+  vg_tensor *x = vg_full(VG_F32, 1, &n, 2.0);
+  vg_tensor *d = vg_dropout(x, 0.25f, true, 3);
+  float *h = host(d);
+  int64_t zeros = 0;
+  bool vals_ok = true;
+  for (int64_t i = 0; i < n; i++) {
+    if (h[i] == 0) zeros++;
+    else vals_ok &= fabsf(h[i] - 2.0f / 0.75f) < 1e-6f;
+  }
+  VG_CHECK(fabs((double)zeros / n - 0.25) < 0.01 && vals_ok, "dropout(0.25) train: %.4f dropped, kept scaled by 1/(1-p)", (double)zeros / n);
+  VG_CHECK(vg_dropout(x, 0.25f, false, 3) == x, "dropout in eval is the identity");
+  VG_CHECK(vg_dropout(x, 1.5f, true, 3) == NULL && strstr(vg_last_error(), "dropout"), "dropout p > 1 refused");
+  float *h2 = host(vg_dropout(x, 0.25f, true, 3));
+  VG_CHECK(!memcmp(h, h2, sizeof(float) * (size_t)n), "dropout: same seed, same mask");
+  free(h); free(h2);
+  /* logsumexp with -inf rows and +inf entries, as torch */
+  float v[] = {-INFINITY, -INFINITY, 1.0f, INFINITY, 0.0f, 1000.0f};
+  vg_tensor *t = vg_from_data(VG_F32, 2, (int64_t[]){3, 2}, v);
+  float *l = host(vg_logsumexp(t, 1, (int[]){1}, false));
+  VG_CHECK(l[0] == -INFINITY && l[1] == INFINITY && fabsf(l[2] - 1000.0f) < 1e-3f, "logsumexp: %g %g %g", l[0], l[1], l[2]);
+  free(l);
+  float *sm = host(vg_softmax(vg_from_data(VG_F32, 1, (int64_t[]){3}, (float[]){1000, 1000, -1000}), 0));
+  VG_CHECK(fabsf(sm[0] - 0.5f) < 1e-6f && sm[2] == 0, "softmax is stable for large inputs");
+  free(sm);
+  vg_scope_end();
+}
+
 int main(void) {
   check_views();
+  check_nn_functional();
   check_unary();
   check_binary();
   check_reductions();
