@@ -333,6 +333,29 @@ static vg_tensor *shift_by_max(const vg_tensor *x, int dim) {
   return vg_sub(x, fin);
 }
 
+vg_tensor *vg_argmin(const vg_tensor *x, int dim, bool keepdim) { return vg_argmax(vg_neg(x), dim, keepdim); }
+
+/* values gathered at the arg index, so the gradient goes to that one element as torch's */
+static vg_tensor *extreme_dim(const vg_tensor *x, int dim, bool keepdim, vg_tensor **indices, bool is_max) {
+  vg_tensor *idx = is_max ? vg_argmax(x, dim, true) : vg_argmin(x, dim, true);
+  if (!idx) return NULL;
+  int d = vg_norm_dim(dim, x->ndim);
+  vg_tensor *v = vg_gather(x, d, idx);
+  if (!keepdim) {
+    v = vg_squeeze(v, d);
+    idx = vg_squeeze(idx, d);
+  }
+  if (indices) *indices = idx;
+  return v;
+}
+
+vg_tensor *vg_max_dim(const vg_tensor *x, int dim, bool keepdim, vg_tensor **indices) {
+  return extreme_dim(x, dim, keepdim, indices, true);
+}
+vg_tensor *vg_min_dim(const vg_tensor *x, int dim, bool keepdim, vg_tensor **indices) {
+  return extreme_dim(x, dim, keepdim, indices, false);
+}
+
 vg_tensor *vg_softmax(const vg_tensor *x, int dim) {
   vg_tensor *e = vg_exp(shift_by_max(x, dim));
   return vg_div(e, vg_sum(e, 1, &dim, true));

@@ -178,7 +178,11 @@ vg_tensor *vg_amin(const vg_tensor *x, int ndims, const int *dims, bool keepdim)
 vg_tensor *vg_var(const vg_tensor *x, int ndims, const int *dims, bool unbiased, bool keepdim);
 vg_tensor *vg_std(const vg_tensor *x, int ndims, const int *dims, bool unbiased, bool keepdim);
 vg_tensor *vg_logsumexp(const vg_tensor *x, int ndims, const int *dims, bool keepdim);
-vg_tensor *vg_argmax(const vg_tensor *x, int dim, bool keepdim);   /* -> i64 */
+vg_tensor *vg_argmax(const vg_tensor *x, int dim, bool keepdim);   /* -> i64, first maximum */
+vg_tensor *vg_argmin(const vg_tensor *x, int dim, bool keepdim);   /* -> i64, first minimum */
+/* torch.max(x, dim) / torch.min(x, dim): values (differentiable) and optional i64 indices */
+vg_tensor *vg_max_dim(const vg_tensor *x, int dim, bool keepdim, vg_tensor **indices);
+vg_tensor *vg_min_dim(const vg_tensor *x, int dim, bool keepdim, vg_tensor **indices);
 vg_tensor *vg_sum_all(const vg_tensor *x);
 vg_tensor *vg_mean_all(const vg_tensor *x);
 

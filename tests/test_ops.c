@@ -225,6 +225,10 @@ static void check_reductions(void) {
   int64_t best = 0;
   for (int l = 1; l < 11; l++) if (h[l] > h[best]) best = l;
   VG_CHECK(am->dtype == VG_I64 && pa[0] == best, "argmax");
+  vg_tensor *mi_idx, *mi = vg_min_dim(x, 3, false, &mi_idx);
+  int64_t worst = 0;
+  for (int l = 1; l < 11; l++) if (h[l] < h[worst]) worst = l;
+  VG_CHECK(mi->ndim == 3 && ((int64_t *)vg_data(mi_idx))[0] == worst && vg_f32(mi)[0] == h[worst], "min over a dim: values and indices");
   vg_tensor *mean = vg_mean(x, 0, NULL, false), *var = vg_var(x, 0, NULL, true, false);
   double m = 0, v = 0;
   for (int i = 0; i < 1155; i++) m += h[i];
