@@ -59,6 +59,19 @@ typedef struct {
 } bitreader;
 
 static void br_refill(bitreader *br) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (br->pos <= br->n && br->n - br->pos >= 8) {
+    /* Fast path: load 8 bytes, keep the whole ones that fit. The part of the next byte
+     * that lands above cnt is exactly what the next refill ORs in again, so it is harmless. */
+    uint64_t v;
+    memcpy(&v, br->in + br->pos, 8);
+    int k = (63 - br->cnt) >> 3;
+    br->buf |= v << br->cnt;
+    br->pos += (size_t)k;
+    br->cnt += 8 * k;
+    return;
+  }
+#endif
   while (br->cnt <= 56) {
     uint64_t byte = br->pos < br->n ? br->in[br->pos] : 0;
     br->pos++;
@@ -206,7 +219,9 @@ static vg_status inflate_stored(inflater *z) {
   }
   if (br_overrun(br)) return truncated();
   if (len > 0) {
-    /* The bit buffer is empty here, so br->pos is the next unread input byte. */
+    /* The bit buffer is empty here, so br->pos is the next unread input byte. Clear
+     * the look-ahead bits a fast refill may have left above cnt: they are skipped. */
+    br->buf = 0;
     if (br->n - br->pos < len) return truncated();
     if (z->cap - z->pos < len) return too_long(z->cap);
     memcpy(z->out + z->pos, br->in + br->pos, len);
@@ -243,8 +258,8 @@ static vg_status inflate_codes(inflater *z) {
     if (z->cap - z->pos < len) return too_long(z->cap);
     uint8_t *d = z->out + z->pos;
     const uint8_t *s = d - dist;
-    /* Byte by byte: source and destination overlap when dist < len (a run). */
-    for (size_t i = 0; i < len; i++) d[i] = s[i];
+    if (dist >= len) memcpy(d, s, len);
+    else for (size_t i = 0; i < len; i++) d[i] = s[i];   /* overlapping: a repeating run */
     z->pos += len;
   }
 }

@@ -94,14 +94,20 @@ static vg_status parse_trns(png_info *p, const uint8_t *d, uint32_t len) {
 
 /* ---------------------------------------------------------------- filters */
 
-static int paeth(int a, int b, int c) {
-  int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
-  if (pa <= pb && pa <= pc) return a;
-  return pb <= pc ? b : c;
+/* Paeth predictor: whichever of a (left), b (up), c (up-left) is closest to a + b - c,
+ * ties in that order. With p = a + b - c: |p - a| = |b - c|, |p - b| = |a - c|,
+ * |p - c| = |a + b - 2c|; written so compilers emit conditional moves. */
+static inline int paeth(int a, int b, int c) {
+  int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+  int bc = pb <= pc ? b : c;
+  return (pa <= pb && pa <= pc) ? a : bc;
 }
 
-/* Undoes one row's filter in place. prev = previous row (unfiltered) or NULL for the first. */
+/* Undoes one row's filter in place. prev = previous row (unfiltered) or NULL for the
+ * first row of a pass, where the row above reads as zeros. The first bpp bytes have no
+ * left neighbour (a = c = 0), so each loop handles them separately, branch-free after. */
 static vg_status unfilter_row(int ftype, uint8_t *row, const uint8_t *prev, size_t n, size_t bpp) {
+  size_t first = bpp < n ? bpp : n;
   switch (ftype) {
     case 0: break;
     case 1:
@@ -111,16 +117,19 @@ static vg_status unfilter_row(int ftype, uint8_t *row, const uint8_t *prev, size
       if (prev) for (size_t i = 0; i < n; i++) row[i] = (uint8_t)(row[i] + prev[i]);
       break;
     case 3:
-      for (size_t i = 0; i < n; i++) {
-        int a = i >= bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0;
-        row[i] = (uint8_t)(row[i] + ((a + b) >> 1));
+      if (prev) {
+        for (size_t i = 0; i < first; i++) row[i] = (uint8_t)(row[i] + (prev[i] >> 1));
+        for (size_t i = bpp; i < n; i++) row[i] = (uint8_t)(row[i] + ((row[i - bpp] + prev[i]) >> 1));
+      } else {
+        for (size_t i = bpp; i < n; i++) row[i] = (uint8_t)(row[i] + (row[i - bpp] >> 1));
       }
       break;
     case 4:
-      for (size_t i = 0; i < n; i++) {
-        int a = i >= bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0;
-        int c = (prev && i >= bpp) ? prev[i - bpp] : 0;
-        row[i] = (uint8_t)(row[i] + paeth(a, b, c));
+      if (prev) {   /* paeth(0, b, 0) = b for the first pixel */
+        for (size_t i = 0; i < first; i++) row[i] = (uint8_t)(row[i] + prev[i]);
+        for (size_t i = bpp; i < n; i++) row[i] = (uint8_t)(row[i] + paeth(row[i - bpp], prev[i], prev[i - bpp]));
+      } else {      /* paeth(a, 0, 0) = a: the same as Sub */
+        for (size_t i = bpp; i < n; i++) row[i] = (uint8_t)(row[i] + row[i - bpp]);
       }
       break;
     default:
