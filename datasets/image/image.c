@@ -108,12 +108,3 @@ void vg_image_free(vg_image *img) {
   img->data = NULL;
   img->w = img->h = img->c = img->depth = 0;
 }
-
-/* TEMPORARY until datasets/image/jpeg.c (written in parallel) lands: a weak stand-in so
- * the library links. The real definition overrides it; remove this then. */
-__attribute__((weak)) vg_status vg_jpeg_decode(const uint8_t *buf, size_t n, vg_image *out,
-                                               const vg_image_limits *lim) {
-  (void)buf; (void)n; (void)lim;
-  memset(out, 0, sizeof *out);
-  return vg_fail(VG_ERR_UNSUPPORTED, "jpeg: decoder not built in");
-}
