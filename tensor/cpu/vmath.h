@@ -9,12 +9,20 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float vg_bits_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t vg_f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+/* The CUDA backend includes this file too (tensor/cuda/vmath.cuh): one source for the
+ * math of every path, so CPU and GPU results agree (nvcc runs with --fmad=false). */
+#ifdef __CUDACC__
+#define VG_VMATH static __host__ __device__ __forceinline__
+#else
+#define VG_VMATH static inline
+#endif
+
+VG_VMATH float vg_bits_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+VG_VMATH uint32_t vg_f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 /* exp: x = k ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial; 2^k applied in two
  * halves so results down in the subnormal range stay right. */
-static inline float vg_expf(float x) {
+VG_VMATH float vg_expf(float x) {
   float xc = x > 88.7228394f ? 88.7228394f : (x < -104.0f ? -104.0f : x);
   float kf = xc * 1.44269504088896341f;
   kf = kf + (kf >= 0 ? 0.5f : -0.5f);
@@ -39,7 +47,7 @@ static inline float vg_expf(float x) {
 }
 
 /* log: x = m 2^e with m in [sqrt(.5), sqrt(2)); log(m) by Cephes logf's polynomial. */
-static inline float vg_logf(float x) {
+VG_VMATH float vg_logf(float x) {
   float xs = x < 1.17549435e-38f ? x * 8388608.0f : x;   /* scale subnormals by 2^23 */
   int32_t ebias = x < 1.17549435e-38f ? 23 : 0;
   uint32_t u = vg_f_bits(xs);
@@ -71,27 +79,27 @@ static inline float vg_logf(float x) {
 }
 
 /* log1p(e) for e in [0, 1]: log(u) * e / (u - 1) with u = 1 + e keeps full precision. */
-static inline float vg_log1p_small(float e) {
+VG_VMATH float vg_log1p_small(float e) {
   float u = 1.0f + e;
   float d = u - 1.0f;
   float l = vg_logf(u);
   return d == 0.0f ? e : l * (e / d);
 }
 
-static inline float vg_sigmoidf(float x) {
+VG_VMATH float vg_sigmoidf(float x) {
   /* 1/(1+e^-x) for x >= 0; e^x/(1+e^x) for x < 0 (no overflow, accurate tails) */
   float e = vg_expf(-(x < 0 ? -x : x));
   float s = 1.0f / (1.0f + e);
   return x >= 0 ? s : e * s;
 }
 
-static inline float vg_logsigmoidf(float x) {
+VG_VMATH float vg_logsigmoidf(float x) {
   float ax = x < 0 ? -x : x;
   return (x < 0 ? x : 0.0f) - vg_log1p_small(vg_expf(-ax));
 }
 
 /* tanh: odd polynomial for |x| < 0.625 (Cephes tanhf), else 1 - 2/(e^{2|x|} + 1). */
-static inline float vg_tanhf(float x) {
+VG_VMATH float vg_tanhf(float x) {
   float ax = x < 0 ? -x : x;
   float z = x * x;
   float p = -5.70498872745e-3f;
@@ -106,7 +114,7 @@ static inline float vg_tanhf(float x) {
   return ax < 0.625f ? small : big;
 }
 
-static inline float vg_softplusf(float x, float beta, float threshold) {
+VG_VMATH float vg_softplusf(float x, float beta, float threshold) {
   float bx = beta * x;
   float ax = bx < 0 ? -bx : bx;
   float sp = ((bx > 0 ? bx : 0.0f) + vg_log1p_small(vg_expf(-ax))) / beta;

@@ -1,109 +1,22 @@
-/* vmath.cuh — device twins of tensor/cpu/vmath.h (same constants, same operation
- * order; built with --fmad=false so no multiply-add is fused), and of the host's
- * f16/bf16 conversions in tensor/tensor.c. Keep in step with those files. */
+/* vmath.cuh — the device side of tensor/cpu/vmath.h (included, not copied; built with
+ * --fmad=false so no multiply-add is fused), and device twins of the host's f16/bf16
+ * conversions in tensor/tensor.c. Keep those in step. */
 #ifndef VG_CUDA_VMATH_CUH
 #define VG_CUDA_VMATH_CUH
 #include <stdint.h>
 
-__device__ __forceinline__ float vg_d_bits_f(uint32_t u) { return __uint_as_float(u); }
-__device__ __forceinline__ uint32_t vg_d_f_bits(float f) { return __float_as_uint(f); }
+#include "tensor/cpu/vmath.h"
 
-__device__ __forceinline__ float vg_d_expf(float x) {
-  float xc = x > 88.7228394f ? 88.7228394f : (x < -104.0f ? -104.0f : x);
-  float kf = xc * 1.44269504088896341f;
-  kf = kf + (kf >= 0 ? 0.5f : -0.5f);
-  int32_t k = (int32_t)kf;
-  float fk = (float)k;
-  float r = xc - fk * 0.693359375f;
-  r = r - fk * -2.12194440e-4f;
-  float r2 = r * r;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r2 + r + 1.0f;
-  int32_t k1 = k / 2, k2 = k - k1;
-  float s1 = vg_d_bits_f((uint32_t)(k1 + 127) << 23), s2 = vg_d_bits_f((uint32_t)(k2 + 127) << 23);
-  float y = p * s1 * s2;
-  y = x > 88.7228394f ? vg_d_bits_f(0x7f800000u) : y;
-  y = x < -104.0f ? 0.0f : y;
-  return x != x ? x : y;
-}
+#define vg_d_bits_f vg_bits_f
+#define vg_d_f_bits vg_f_bits
+#define vg_d_expf vg_expf
+#define vg_d_logf vg_logf
+#define vg_d_log1p_small vg_log1p_small
+#define vg_d_sigmoidf vg_sigmoidf
+#define vg_d_logsigmoidf vg_logsigmoidf
+#define vg_d_tanhf vg_tanhf
+#define vg_d_softplusf vg_softplusf
 
-__device__ __forceinline__ float vg_d_logf(float x) {
-  float xs = x < 1.17549435e-38f ? x * 8388608.0f : x;
-  int32_t ebias = x < 1.17549435e-38f ? 23 : 0;
-  uint32_t u = vg_d_f_bits(xs);
-  int32_t e = (int32_t)((u >> 23) & 0xff) - 126 - ebias;
-  float m = vg_d_bits_f((u & 0x007fffffu) | 0x3f000000u);
-  int32_t small = m < 0.707106781186547524f;
-  e = small ? e - 1 : e;
-  m = small ? m + m - 1.0f : m - 1.0f;
-  float z = m * m;
-  float p = 7.0376836292e-2f;
-  p = p * m - 1.1514610310e-1f;
-  p = p * m + 1.1676998740e-1f;
-  p = p * m - 1.2420140846e-1f;
-  p = p * m + 1.4249322787e-1f;
-  p = p * m - 1.6668057665e-1f;
-  p = p * m + 2.0000714765e-1f;
-  p = p * m - 2.4999993993e-1f;
-  p = p * m + 3.3333331174e-1f;
-  float y = p * m * z;
-  float fe = (float)e;
-  y = y + fe * -2.12194440e-4f;
-  y = y - 0.5f * z;
-  y = m + y;
-  y = y + fe * 0.693359375f;
-  y = x == 0.0f ? vg_d_bits_f(0xff800000u) : y;
-  y = x < 0.0f ? vg_d_bits_f(0x7fc00000u) : y;
-  y = x == vg_d_bits_f(0x7f800000u) ? x : y;
-  return x != x ? x : y;
-}
-
-__device__ __forceinline__ float vg_d_log1p_small(float e) {
-  float u = 1.0f + e;
-  float d = u - 1.0f;
-  float l = vg_d_logf(u);
-  return d == 0.0f ? e : l * (e / d);
-}
-
-__device__ __forceinline__ float vg_d_sigmoidf(float x) {
-  float e = vg_d_expf(-(x < 0 ? -x : x));
-  float s = 1.0f / (1.0f + e);
-  return x >= 0 ? s : e * s;
-}
-
-__device__ __forceinline__ float vg_d_logsigmoidf(float x) {
-  float ax = x < 0 ? -x : x;
-  return (x < 0 ? x : 0.0f) - vg_d_log1p_small(vg_d_expf(-ax));
-}
-
-__device__ __forceinline__ float vg_d_tanhf(float x) {
-  float ax = x < 0 ? -x : x;
-  float z = x * x;
-  float p = -5.70498872745e-3f;
-  p = p * z + 2.06390887954e-2f;
-  p = p * z - 5.37397155531e-2f;
-  p = p * z + 1.33314422036e-1f;
-  p = p * z - 3.33332819422e-1f;
-  float small = x + x * z * p;
-  float e = vg_d_expf(2.0f * (ax > 9.1f ? 9.1f : ax));
-  float big = 1.0f - 2.0f / (e + 1.0f);
-  big = x < 0 ? -big : big;
-  return ax < 0.625f ? small : big;
-}
-
-__device__ __forceinline__ float vg_d_softplusf(float x, float beta, float threshold) {
-  float bx = beta * x;
-  float ax = bx < 0 ? -bx : bx;
-  float sp = ((bx > 0 ? bx : 0.0f) + vg_d_log1p_small(vg_d_expf(-ax))) / beta;
-  return bx > threshold ? x : sp;
-}
-
-/* ---- f16 / bf16, bit-exact twins of tensor.c ---- */
 __device__ __forceinline__ float vg_d_half_to_float(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
   if (exp == 0) {
