@@ -1,0 +1,338 @@
+/* optim.c — SGD, Adam, AdamW as torch.optim 1.13's single-tensor implementations,
+ * and clip_grad_norm_.
+ *
+ * Arithmetic follows torch's: hyper-parameter algebra (bias corrections, step size)
+ * in double as Python does it, then per-element updates in f32 with the scalars
+ * rounded to f32, in torch's order of operations:
+ *   Adam:  g += wd p;  m = m b1 + (1-b1) g;  v = v b2 + (1-b2) g g;
+ *          p += -(lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
+ *   AdamW: p *= 1 - lr wd, then Adam without the L2 term
+ *   SGD:   g += wd p;  buf = g (first step) or buf mom + (1-damp) g;
+ *          g = nesterov ? g + mom buf : buf;  p += -lr g
+ * State of every group lives in one contiguous block per moment kind; the per-param
+ * tensors are views into it. */
+#include "nn/nn.h"
+#include <math.h>
+#include <string.h>
+
+
+
+
+
+
+
+
+
+
+
+typedef struct {
+  vg_tensor *p;        /* the parameter (not owned) */
+  int group;
+  vg_tensor *step;     /* 0-d f32 */
+  vg_tensor *m1;       /* exp_avg or momentum_buffer (NULL when unused) */
+  vg_tensor *m2;       /* exp_avg_sq */
+  vg_tensor *vmax;     /* max_exp_avg_sq (amsgrad) */
+} vg_pstate;
+
+struct vg_optim {
+  vg_optim_kind kind;
+  vg_optim_hparams defaults;
+  int ngroups, nparams;
+  vg_optim_hparams *groups;
+  vg_pstate *ps;
+  int nblocks;
+  vg_tensor **blocks;  /* owned storage blocks behind the state views */
+};
+
+vg_optim_hparams vg_optim_defaults(vg_optim_kind kind, double lr) {
+  vg_optim_hparams h = {.lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+  if (kind == VG_OPTIM_ADAMW) h.weight_decay = 1e-2;
+  return h;
+}
+
+vg_optim *vg_optim_new(vg_optim_kind kind, vg_optim_hparams defaults) {
+  vg_optim *o = calloc(1, sizeof *o);
+  if (!o) VG_ABORT("out of memory");
+  o->kind = kind;
+  o->defaults = defaults;
+  return o;
+}
+
+static vg_status check_hparams(vg_optim_kind kind, const vg_optim_hparams *h) {
+  if (!(h->lr >= 0)) return vg_fail(VG_ERR_ARG, "optimizer: invalid learning rate %g", h->lr);
+  if (!(h->weight_decay >= 0)) return vg_fail(VG_ERR_ARG, "optimizer: invalid weight_decay %g", h->weight_decay);
+  if (kind == VG_OPTIM_SGD) {
+    if (!(h->momentum >= 0)) return vg_fail(VG_ERR_ARG, "SGD: invalid momentum %g", h->momentum);
+    if (h->nesterov && (h->momentum <= 0 || h->dampening != 0))
+      return vg_fail(VG_ERR_ARG, "SGD: nesterov momentum requires a momentum and zero dampening");
+  } else {
+    if (!(h->eps >= 0)) return vg_fail(VG_ERR_ARG, "Adam: invalid epsilon %g", h->eps);
+    if (!(h->beta1 >= 0 && h->beta1 < 1)) return vg_fail(VG_ERR_ARG, "Adam: invalid beta1 %g", h->beta1);
+    if (!(h->beta2 >= 0 && h->beta2 < 1)) return vg_fail(VG_ERR_ARG, "Adam: invalid beta2 %g", h->beta2);
+  }
+  return VG_OK;
+}
+
+/* A heap header viewing `numel(like)` floats of block at offset (owns nothing). */
+static vg_tensor *block_view(vg_tensor *block, int64_t off, const vg_tensor *like) {
+  vg_tensor *t = calloc(1, sizeof *t);
+  if (!t) VG_ABORT("out of memory");
+  t->dtype = VG_F32;
+  t->device = block->device;
+  t->ndim = like->ndim;
+  int64_t s = 1;
+  for (int i = like->ndim - 1; i >= 0; i--) {
+    t->shape[i] = like->shape[i];
+    t->stride[i] = s;
+    s *= like->shape[i];
+  }
+  t->offset = off;
+  t->storage = block->storage;
+  t->flags = VG_TF_HEAP;
+  return t;
+}
+
+static vg_tensor *new_block(vg_optim *o, int64_t n) {
+  vg_tensor *b = vg_tensor_new(VG_F32, 1, &n);
+  o->blocks = realloc(o->blocks, (size_t)(o->nblocks + 1) * sizeof *o->blocks);
+  if (!o->blocks) VG_ABORT("out of memory");
+  o->blocks[o->nblocks++] = b;
+  return b;
+}
+
+int vg_optim_add_group(vg_optim *o, int n, vg_tensor *const *params, const vg_optim_hparams *hp) {
+  vg_optim_hparams h = hp ? *hp : o->defaults;
+  if (check_hparams(o->kind, &h)) return -1;
+  for (int i = 0; i < n; i++) {
+    const vg_tensor *p = params[i];
+    if (!p || p->dtype != VG_F32 || p->device != VG_CPU || !vg_is_contiguous(p)) {
+      vg_fail(VG_ERR_ARG, "optimizer: parameter %d is not a contiguous f32 CPU tensor", i);
+      return -1;
+    }
+    for (int j = 0; j < o->nparams; j++)
+      if (o->ps[j].p == p) {
+        vg_fail(VG_ERR_ARG, "optimizer: some parameters appear in more than one parameter group");
+        return -1;
+      }
+  }
+  int g = o->ngroups++;
+  o->groups = realloc(o->groups, (size_t)o->ngroups * sizeof *o->groups);
+  o->ps = realloc(o->ps, (size_t)(o->nparams + n) * sizeof *o->ps);
+  if (!o->groups || !o->ps) VG_ABORT("out of memory");
+  o->groups[g] = h;
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) total += vg_numel(params[i]);
+  bool adam = o->kind != VG_OPTIM_SGD;
+  vg_tensor *b1 = (adam || h.momentum != 0) ? new_block(o, total) : NULL;
+  vg_tensor *b2 = adam ? new_block(o, total) : NULL;
+  vg_tensor *b3 = adam && h.amsgrad ? new_block(o, total) : NULL;
+  int64_t off = 0;
+  for (int i = 0; i < n; i++) {
+    vg_pstate *s = &o->ps[o->nparams++];
+    *s = (vg_pstate){.p = params[i], .group = g, .step = vg_tensor_new(VG_F32, 0, NULL)};
+    if (b1) s->m1 = block_view(b1, off, params[i]);
+    if (b2) s->m2 = block_view(b2, off, params[i]);
+    if (b3) s->vmax = block_view(b3, off, params[i]);
+    off += vg_numel(params[i]);
+  }
+  return g;
+}
+
+int vg_optim_num_groups(const vg_optim *o) { return o->ngroups; }
+
+double vg_optim_get_lr(const vg_optim *o, int group) {
+  VG_ASSERT(group >= 0 && group < o->ngroups);
+  return o->groups[group].lr;
+}
+
+void vg_optim_set_lr(vg_optim *o, int group, double lr) {
+  VG_ASSERT(group >= 0 && group < o->ngroups);
+  o->groups[group].lr = lr;
+}
+
+vg_optim_hparams *vg_optim_group(vg_optim *o, int group) {
+  VG_ASSERT(group >= 0 && group < o->ngroups);
+  return &o->groups[group];
+}
+
+void vg_optim_zero_grad(vg_optim *o) {
+  for (int i = 0; i < o->nparams; i++) vg_zero_grad_(o->ps[i].p);
+}
+
+/* The element loops, written once and compiled twice: with the FMA instruction set
+ * (fmaf inlines to vfmadd) and plain (fmaf from libm, same results, slower). torch's
+ * AVX2 kernels fuse `a + alpha * b` (add_ with alpha) and the product-then-add of
+ * addcmul_ into FMAs; mirroring that makes the updates bit-exact with torch on the
+ * same grads (test_optim checks it). */
+typedef struct {
+  int64_t n;
+  float *p, *m, *v, *vmax;
+  const float *g;
+  bool maximize, l2, first, nesterov;
+  float decay, wd, b1, omb1, b2, omb2, nss, bc2s, eps, mom, omd, nlr;
+} vg_upd;
+
+static inline __attribute__((always_inline)) void sgd_body(const vg_upd *u) {
+  float *p = u->p, *buf = u->m;
+  const float *g = u->g;
+  for (int64_t i = 0; i < u->n; i++) {
+    float d = u->maximize ? -g[i] : g[i];
+    if (u->l2) d = fmaf(p[i], u->wd, d);                          /* d.add(p, alpha=wd) */
+    if (buf) {
+      if (u->first) buf[i] = d;                                    /* clone(d) */
+      else buf[i] = fmaf(d, u->omd, buf[i] * u->mom);              /* buf.mul_(mom).add_(d, alpha=1-damp) */
+      d = u->nesterov ? fmaf(buf[i], u->mom, d) : buf[i];
+    }
+    p[i] = fmaf(d, u->nlr, p[i]);                                  /* p.add_(d, alpha=-lr) */
+  }
+}
+
+static inline __attribute__((always_inline)) void adam_body(const vg_upd *u) {
+  float *p = u->p, *m = u->m, *v = u->v, *vmax = u->vmax;
+  const float *g = u->g;
+  for (int64_t i = 0; i < u->n; i++) {
+    if (u->decay != 1.0f) p[i] = p[i] * u->decay;                  /* AdamW: p.mul_(1 - lr wd) */
+    float d = u->maximize ? -g[i] : g[i];
+    if (u->l2) d = fmaf(p[i], u->wd, d);                           /* Adam: grad.add(p, alpha=wd) */
+    m[i] = fmaf(d, u->omb1, m[i] * u->b1);                         /* m.mul_(b1).add_(g, alpha=1-b1) */
+    v[i] = fmaf(u->omb2 * d, d, v[i] * u->b2);                     /* v.mul_(b2).addcmul_(g, g, 1-b2) */
+    float vv = v[i];
+    if (vmax) {
+      if (vv > vmax[i] || vv != vv) vmax[i] = vv;                  /* torch.maximum (NaN wins) */
+      vv = vmax[i];
+    }
+    float denom = sqrtf(vv) / u->bc2s + u->eps;                    /* (sqrt(v) / sqrt(bc2)).add_(eps) */
+    p[i] = p[i] + u->nss * m[i] / denom;                           /* p.addcdiv_(m, denom, -lr/bc1) */
+  }
+}
+
+__attribute__((target("fma"))) static void sgd_fma(const vg_upd *u) { sgd_body(u); }
+__attribute__((target("fma"))) static void adam_fma(const vg_upd *u) { adam_body(u); }
+static void sgd_plain(const vg_upd *u) { sgd_body(u); }
+static void adam_plain(const vg_upd *u) { adam_body(u); }
+
+static bool have_fma(void) {
+  static int cached = -1;
+  if (cached < 0) {
+    __builtin_cpu_init();
+    cached = __builtin_cpu_supports("fma") ? 1 : 0;
+  }
+  return cached;
+}
+
+static void sgd_update(const vg_optim_hparams *h, vg_pstate *s) {
+  float *stepf = vg_f32(s->step);
+  vg_upd u = {.n = vg_numel(s->p), .p = vg_f32(s->p), .g = vg_f32(s->p->grad), .m = s->m1 ? vg_f32(s->m1) : NULL,
+              .maximize = h->maximize, .l2 = h->weight_decay != 0, .first = stepf[0] == 0, .nesterov = h->nesterov,
+              .wd = (float)h->weight_decay, .mom = (float)h->momentum, .omd = (float)(1 - h->dampening),
+              .nlr = (float)-h->lr};
+  stepf[0] += 1;
+  if (have_fma()) sgd_fma(&u);
+  else sgd_plain(&u);
+}
+
+static void adam_update(vg_optim_kind kind, const vg_optim_hparams *h, vg_pstate *s) {
+  float *stepf = vg_f32(s->step);
+  stepf[0] += 1;                                  /* torch 1.13: an f32 tensor, read as a float */
+  double step = stepf[0];
+  double bc1 = 1 - pow(h->beta1, step), bc2 = 1 - pow(h->beta2, step);
+  vg_upd u = {.n = vg_numel(s->p), .p = vg_f32(s->p), .g = vg_f32(s->p->grad), .m = vg_f32(s->m1),
+              .v = vg_f32(s->m2), .vmax = s->vmax ? vg_f32(s->vmax) : NULL, .maximize = h->maximize,
+              .l2 = kind == VG_OPTIM_ADAM && h->weight_decay != 0,
+              .decay = kind == VG_OPTIM_ADAMW ? (float)(1 - h->lr * h->weight_decay) : 1.0f,
+              .wd = (float)h->weight_decay, .b1 = (float)h->beta1, .omb1 = (float)(1 - h->beta1),
+              .b2 = (float)h->beta2, .omb2 = (float)(1 - h->beta2), .nss = (float)-(h->lr / bc1),
+              .bc2s = (float)sqrt(bc2), .eps = (float)h->eps};
+  if (have_fma()) adam_fma(&u);
+  else adam_plain(&u);
+}
+
+void vg_optim_step(vg_optim *o) {
+  for (int i = 0; i < o->nparams; i++) {
+    vg_pstate *s = &o->ps[i];
+    if (!s->p->grad) continue;    /* torch skips params whose grad is None */
+    const vg_optim_hparams *h = &o->groups[s->group];
+    switch (o->kind) {
+      case VG_OPTIM_SGD: sgd_update(h, s); break;
+      case VG_OPTIM_ADAM:
+      case VG_OPTIM_ADAMW: adam_update(o->kind, h, s); break;
+    }
+  }
+}
+
+static void push_state(vg_nn_list *l, int i, const char *what, vg_tensor *t) {
+  if (!t) return;
+  l->names = realloc(l->names, (size_t)(l->n + 1) * sizeof *l->names);
+  l->tensors = realloc(l->tensors, (size_t)(l->n + 1) * sizeof *l->tensors);
+  l->is_buffer = realloc(l->is_buffer, (size_t)(l->n + 1) * sizeof *l->is_buffer);
+  if (!l->names || !l->tensors || !l->is_buffer) VG_ABORT("out of memory");
+  char buf[64];
+  snprintf(buf, sizeof buf, "state.%d.%s", i, what);
+  l->names[l->n] = strdup(buf);
+  if (!l->names[l->n]) VG_ABORT("out of memory");
+  l->tensors[l->n] = t;
+  l->is_buffer[l->n] = true;
+  l->n++;
+}
+
+vg_nn_list vg_optim_state(vg_optim *o) {
+  vg_nn_list l = {0};
+  for (int i = 0; i < o->nparams; i++) {
+    vg_pstate *s = &o->ps[i];
+    push_state(&l, i, "step", s->step);
+    if (o->kind == VG_OPTIM_SGD) {
+      push_state(&l, i, "momentum_buffer", s->m1);
+    } else {
+      push_state(&l, i, "exp_avg", s->m1);
+      push_state(&l, i, "exp_avg_sq", s->m2);
+      push_state(&l, i, "max_exp_avg_sq", s->vmax);
+    }
+  }
+  return l;
+}
+
+void vg_optim_free(vg_optim *o) {
+  if (!o) return;
+  for (int i = 0; i < o->nparams; i++) {
+    vg_tensor_free(o->ps[i].step);
+    vg_tensor_free(o->ps[i].m1);
+    vg_tensor_free(o->ps[i].m2);
+    vg_tensor_free(o->ps[i].vmax);
+  }
+  for (int i = 0; i < o->nblocks; i++) vg_tensor_free(o->blocks[i]);
+  free(o->blocks);
+  free(o->ps);
+  free(o->groups);
+  free(o);
+}
+
+double vg_clip_grad_norm(int n, vg_tensor *const *params, double max_norm, double norm_type) {
+  bool inf = isinf(norm_type);
+  VG_ASSERT((inf || norm_type == 2.0) && "clip_grad_norm: norm_type 2 or INFINITY");
+  double acc = 0;
+  int ng = 0;
+  for (int k = 0; k < n; k++) {
+    const vg_tensor *g = params[k] ? params[k]->grad : NULL;
+    if (!g) continue;
+    VG_ASSERT(g->dtype == VG_F32 && vg_is_contiguous(g) && g->device == VG_CPU);
+    const float *d = vg_f32(g);
+    int64_t m = vg_numel(g);
+    double s = 0;
+    for (int64_t i = 0; i < m; i++) s = inf ? fmax(s, fabs(d[i])) : s + (double)d[i] * d[i];
+    float norm = inf ? (float)s : (float)sqrt(s);   /* torch.norm(g): an f32 tensor */
+    acc = inf ? fmax(acc, norm) : acc + (double)norm * norm;
+    ng++;
+  }
+  if (!ng) return 0.0;
+  float total = inf ? (float)acc : (float)sqrt(acc);
+  float coef = (float)max_norm / (total + 1e-6f);
+  if (coef > 1.0f) coef = 1.0f;
+  for (int k = 0; k < n; k++) {
+    vg_tensor *g = params[k] ? params[k]->grad : NULL;
+    if (!g) continue;
+    float *d = vg_f32(g);
+    int64_t m = vg_numel(g);
+    for (int64_t i = 0; i < m; i++) d[i] *= coef;
+  }
+  return total;
+}
