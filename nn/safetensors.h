@@ -21,7 +21,7 @@
  *  - file >= 8 bytes; N <= 100,000,000 (VG_ST_MAX_HEADER); 8 + N <= file size;
  *  - header: valid UTF-8, strict JSON (tensor/json.h: duplicate names refused), an object
  *    whose first byte is '{';
- *  - at most VG_ST_MAX_TENSORS tensors, names at most VG_ST_MAX_NAME bytes, non-empty;
+ *  - at most VG_ST_MAX_TENSORS tensors, names (and metadata keys) at most VG_ST_MAX_NAME bytes;
  *  - each entry an object with dtype (a dtype the format defines), shape (array of
  *    non-negative integers fitting int64, at most VG_MAX_DIMS dims), data_offsets
  *    (two non-negative integers, begin <= end, end <= buffer size); unknown extra fields
@@ -38,7 +38,8 @@
  *
  * The file stays open (one descriptor) until vg_st_close; each vg_st_get reads its
  * tensor's bytes with pread, so nothing but the header is held in memory. vg_st_open_mem
- * reads from a caller's buffer instead (it must outlive the handle). */
+ * reads from a caller's buffer instead (it must outlive the handle). A handle keeps no
+ * per-read state, so several threads may vg_st_get from one handle at once. */
 #ifndef VG_SAFETENSORS_H
 #define VG_SAFETENSORS_H
 #include <stdint.h>
