@@ -41,9 +41,11 @@ def module_case(name, mod, x, extra_calls=0):
     """forward(x) and grads of sum(y * R) w.r.t. x and every parameter."""
     for k, v in mod.state_dict().items():
         M[f"{name}.p.{k}"] = v.detach().clone().float()
+        M[f"{name}.shape.{k}"] = np.array(v.shape, dtype=np.float32)   # fixtures.write makes 0-d 1-d
     for _ in range(extra_calls):
         with torch.no_grad():
             mod(x)
+    mod.zero_grad()
     xx = x.clone().requires_grad_(True)
     y = mod(xx)
     r = torch.rand_like(y) * 2 - 1
@@ -53,7 +55,7 @@ def module_case(name, mod, x, extra_calls=0):
     M[f"{name}.r"] = r
     M[f"{name}.gx"] = xx.grad
     for k, p in mod.named_parameters():
-        M[f"{name}.g.{k}"] = p.grad
+        M[f"{name}.g.{k}"] = p.grad.clone()
     for k, b in mod.named_buffers():
         M[f"{name}.after.{k}"] = b.detach().clone().float()
 
@@ -95,6 +97,7 @@ for name, mod in (("seq", seq), ("nested", nested)):
     M[f"{name}.keys"] = chars("\n".join(sd.keys()))
     for k, v in sd.items():
         M[f"{name}.sd.{k}"] = v.float()
+        M[f"{name}.shape.{k}"] = np.array(v.shape, dtype=np.float32)
     M[f"{name}.nparams"] = np.array([sum(p.numel() for p in mod.parameters())], dtype=np.float32)
 write(os.path.join(OUT, "modules.vgfx"), M)
 
