@@ -30,7 +30,8 @@
  * whole tree. Parameters are heap f32 tensors with requires_grad on; their grads
  * ACCUMULATE (+=) across vg_backward calls until vg_optim_zero_grad / vg_nn_zero_grad.
  * Forward returns tensors in the current scope (activation grads are written, never
- * accumulated).
+ * accumulated). Each parameter is its own heap tensor (optimizer state is blocked, see
+ * vg_optim_state); packing module parameters into one block is not done yet.
  *
  * Custom modules (backbones, methods) are built with vg_nn_module_new(kind, forward,
  * ctx), register their tensors with vg_nn_add_param/vg_nn_add_buffer and their
@@ -175,6 +176,7 @@ vg_nn_module *vg_nn_dropout_new(float p, uint64_t seed);        /* 0.5 */
  * uses in/out (torch's when in*scale is an integer or size is given). */
 vg_nn_module *vg_nn_upsample_bilinear_new(int64_t oh, int64_t ow, double scale_h, double scale_w,
                                           bool align_corners);
+/* note: a zeroed vg_pool2d_opts has count_include_pad = false; torch's default is true */
 vg_nn_module *vg_nn_avgpool2d_new(vg_pool2d_opts o);
 vg_nn_module *vg_nn_maxpool2d_new(vg_pool2d_opts o);
 vg_nn_module *vg_nn_adaptive_avgpool2d_new(int64_t oh, int64_t ow);
@@ -233,9 +235,10 @@ void vg_optim_step(vg_optim *o);             /* one update; params without a gra
 /* State as named heap tensors owned by the optimizer: for each parameter i (over all
  * groups) "state.<i>.step" (0-d f32, as torch 1.13), "state.<i>.exp_avg",
  * "state.<i>.exp_avg_sq", "state.<i>.max_exp_avg_sq" (amsgrad), or
- * "state.<i>.momentum_buffer" (SGD with momentum; "step" counts its updates). Load a
- * checkpoint by copying into these tensors. Moments of all parameters live in one
- * contiguous block per kind. */
+ * "state.<i>.momentum_buffer" (SGD with momentum; "step" counts its updates, torch's SGD
+ * has none). Load a checkpoint by copying into these tensors. The moments of one param
+ * group live in one contiguous block per kind (the per-parameter tensors are views).
+ * CPU f32 contiguous parameters only (for now). */
 vg_nn_list vg_optim_state(vg_optim *o);
 void vg_optim_free(vg_optim *o);
 
