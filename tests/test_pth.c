@@ -254,6 +254,87 @@ static void test_zip_api(void) {
   VG_CHECK(loaded < (int)len / 2, "byte flips: %d of %zu variants load (CRC catches the rest)", loaded, len);
 }
 
+/* ---- a stored-only zip writer, to fuzz the unpickler past the CRC checks ---- */
+static void put16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v & 0xFFFF); put16(p + 2, v >> 16); }
+static uint32_t crc32_ref(const uint8_t *p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+  }
+  return ~c;
+}
+/* two entries: names[i], data[i] (lengths n[i]); returns the archive length in out */
+static size_t mkzip2(uint8_t *out, const char *const *names, const uint8_t *const *data, const size_t *n) {
+  size_t p = 0, offs[2];
+  for (int i = 0; i < 2; i++) {
+    size_t nl = strlen(names[i]);
+    offs[i] = p;
+    memset(out + p, 0, 30);
+    put32(out + p, 0x04034b50); put16(out + p + 4, 20);
+    put32(out + p + 14, crc32_ref(data[i], n[i])); put32(out + p + 18, (uint32_t)n[i]);
+    put32(out + p + 22, (uint32_t)n[i]); put16(out + p + 26, (unsigned)nl);
+    memcpy(out + p + 30, names[i], nl);
+    memcpy(out + p + 30 + nl, data[i], n[i]);
+    p += 30 + nl + n[i];
+  }
+  size_t cd = p;
+  for (int i = 0; i < 2; i++) {
+    size_t nl = strlen(names[i]);
+    memset(out + p, 0, 46);
+    put32(out + p, 0x02014b50); put16(out + p + 4, 20); put16(out + p + 6, 20);
+    put32(out + p + 16, crc32_ref(data[i], n[i])); put32(out + p + 20, (uint32_t)n[i]);
+    put32(out + p + 24, (uint32_t)n[i]); put16(out + p + 28, (unsigned)nl);
+    put32(out + p + 42, (uint32_t)offs[i]);
+    memcpy(out + p + 46, names[i], nl);
+    p += 46 + nl;
+  }
+  memset(out + p, 0, 22);
+  put32(out + p, 0x06054b50); put16(out + p + 8, 2); put16(out + p + 10, 2);
+  put32(out + p + 12, (uint32_t)(p - cd)); put32(out + p + 16, (uint32_t)cd);
+  return p + 22;
+}
+
+static void test_pickle_fuzz(void) {
+  vg_zip *z = NULL;
+  uint8_t *pkl = NULL, *sto = NULL;
+  size_t np = 0, ns = 0;
+  int ok = vg_zip_open(fx("good_min.pth"), NULL, &z) == VG_OK &&
+           vg_zip_read(z, vg_zip_find(z, "archive/data.pkl"), &pkl, &np) == VG_OK &&
+           vg_zip_read(z, vg_zip_find(z, "archive/data/0"), &sto, &ns) == VG_OK;
+  vg_zip_free(z);
+  static uint8_t buf[8192];
+  const char *names[2] = {"archive/data.pkl", "archive/data/0"};
+  const uint8_t *data[2] = {pkl, sto};
+  size_t lens[2] = {np, ns};
+  vg_pth_dict *d = NULL;
+  ok = ok && vg_pth_load_mem(buf, mkzip2(buf, names, data, lens), NULL, &d) == VG_OK &&
+       d->count == 1;
+  vg_pth_free(d);
+  VG_CHECK(ok, "rebuilt good_min archive loads (%zu-byte pickle)", np);
+  int loaded = 0, runs = 0;
+  static const uint8_t flips[] = {0x01, 0x80, 0xff, 0x20};
+  for (size_t i = 2; ok && i < np; i++)
+    for (size_t k = 0; k < sizeof flips; k++, runs++) {
+      pkl[i] ^= flips[k];
+      d = NULL;
+      if (vg_pth_load_mem(buf, mkzip2(buf, names, data, lens), NULL, &d) == VG_OK) loaded++;
+      vg_pth_free(d);
+      pkl[i] ^= flips[k];
+    }
+  for (size_t cut = 0; ok && cut < np; cut++, runs++) {   /* every truncated pickle */
+    lens[0] = cut;
+    d = NULL;
+    if (vg_pth_load_mem(buf, mkzip2(buf, names, data, lens), NULL, &d) == VG_OK) loaded = 1 << 20;
+    vg_pth_free(d);
+  }
+  VG_CHECK(ok && loaded < runs / 4, "pickle fuzz: %d of %d mutated pickles load, no truncation does",
+           loaded, runs);
+  free(pkl);
+  free(sto);
+}
+
 static void test_state_dict(void) {
   static const char *const strip[] = {"module.", "model.", "backbone.", NULL};
   VG_CHECK(strcmp(vg_sd_strip_prefix("module.conv1.weight", strip), "conv1.weight") == 0 &&
@@ -282,6 +363,7 @@ int main(void) {
   test_lightning();
   test_bad();
   test_zip_api();
+  test_pickle_fuzz();
   test_state_dict();
   return vg_test_finish();
 }
