@@ -1,0 +1,73 @@
+/* backbones.h — torchvision ResNets as feature extractors (CPU, f32).
+ *
+ *   vg_nn_module *net = vg_resnet_new("wide_resnet50_2",
+ *                                     VG_RESNET_LAYER1 | VG_RESNET_LAYER2 | VG_RESNET_LAYER3, 0);
+ *   vg_nn_load_state_pth(net, "wide_resnet50_2-95faca4d.pth", true);   // or random init
+ *   vg_scope_begin();
+ *   vg_tensor *f[3];
+ *   if (vg_resnet_features(net, x, f) != VG_OK) puts(vg_last_error());   // f[0] = layer1 ...
+ *   vg_scope_end();
+ *   vg_nn_free(net);
+ *
+ * Architecture and state-dict names are torchvision's (0.14) exactly: conv1, bn1, relu,
+ * maxpool, layer1..layer4 of BasicBlock (resnet18) or Bottleneck (the others) blocks with
+ * downsample.0 (1x1 conv) / downsample.1 (BN), the stride on the 3x3 conv (ResNet v1.5),
+ * width_per_group 128 for the wide variants. The model is truncated: only the layers up
+ * to the last requested one are built, and avgpool/fc never are (a checkpoint's fc.* keys
+ * are ignored on load). New models are in eval mode (BN uses running statistics) with
+ * every parameter frozen (requires_grad off); vg_nn_train / vg_nn_requires_grad change it.
+ *
+ * The "stem" feature is relu(bn1(conv1(x))) (stride 2, before the max-pool, as timm's
+ * features_only act1); layerK are the outputs of torchvision's layerK (stride 4..32). */
+#ifndef VG_BACKBONES_H
+#define VG_BACKBONES_H
+#include "nn/nn.h"
+
+enum {
+  VG_RESNET_STEM = 1u << 0,
+  VG_RESNET_LAYER1 = 1u << 1,
+  VG_RESNET_LAYER2 = 1u << 2,
+  VG_RESNET_LAYER3 = 1u << 3,
+  VG_RESNET_LAYER4 = 1u << 4,
+};
+
+/* name: "resnet18" | "resnet50" | "wide_resnet50_2" | "wide_resnet101_2". layers_mask: a
+ * non-empty OR of VG_RESNET_*. Random init as torchvision's constructor: convs
+ * kaiming_normal (fan_out, relu), BN weight 1 / bias 0, running mean 0 / var 1, drawn from
+ * Vigil's Philox generator with seeds derived from `seed` (values differ from torch's).
+ * NULL + message on a bad name or mask. */
+vg_nn_module *vg_resnet_new(const char *name, unsigned layers_mask, uint64_t seed);
+
+/* Is m a model made by vg_resnet_new? Its name and mask (either pointer may be NULL). */
+bool vg_resnet_info(const vg_nn_module *m, const char **name, unsigned *layers_mask);
+
+/* Number of feature maps vg_resnet_features writes (popcount of the mask) and the channel
+ * count of the i-th one. */
+int vg_resnet_num_features(const vg_nn_module *m);
+int64_t vg_resnet_feature_channels(const vg_nn_module *m, int i);
+const char *vg_resnet_feature_name(const vg_nn_module *m, int i);   /* "stem", "layer1", ... */
+
+/* x: (N, 3, H, W) f32. Writes one tensor per requested layer, in order stem, layer1, ...,
+ * into out[0..num_features-1] (current scope); stops after the last requested layer. */
+vg_status vg_resnet_features(vg_nn_module *m, const vg_tensor *x, vg_tensor **out);
+
+/* Test weights: every f32 tensor of the state dict (index i in state-dict order, counting
+ * every entry) is set from Philox uniform u = vg_rand(seed = base_seed + i):
+ *   conv weight (4-d)  U(-b, b), b = sqrt(3 / fan_in) (f32: lo + (hi - lo) * u)
+ *   BN weight          0.5 + 0.5u        BN bias    0.2u - 0.1
+ *   running_mean       0.2u - 0.1        running_var 0.5 + u
+ * tools/gen_backbone_fixtures.py applies the same scheme to torchvision's models. */
+vg_status vg_resnet_init_philox(vg_nn_module *m, uint64_t base_seed);
+
+/* ---------------------------------------------------------------- loading weights
+ * Copies named tensors into the module's parameters and buffers (by state-dict name, with
+ * the prefixes "module.", "model.", "backbone." stripped). For truncated ResNets the keys
+ * of layers that were not built (and fc.*, avgpool) are ignored. strict: any other
+ * missing or unexpected key, or a shape mismatch, fails (nothing is partially reported as
+ * success); not strict: missing keys keep their values, unexpected ones are ignored
+ * (shape mismatches still fail). Integer buffers (num_batches_tracked) are converted. */
+vg_status vg_nn_load_state_pth(vg_nn_module *m, const char *path, bool strict);
+vg_status vg_nn_load_state_safetensors(vg_nn_module *m, const char *path, bool strict);
+/* By extension: ".safetensors" or anything else as a torch zip checkpoint. */
+vg_status vg_nn_load_state_file(vg_nn_module *m, const char *path, bool strict);
+#endif
