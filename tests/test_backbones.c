@@ -6,6 +6,8 @@
 #include "tests/common/fixture.h"
 #include "tests/vgtest.h"
 #include <time.h>
+#include <unistd.h>
+#include "nn/safetensors.h"
 
 #define BASE_SEED 1000
 
@@ -228,10 +230,59 @@ static void architecture(void) {
   vg_nn_free(m);
 }
 
+/* weights through a safetensors file (prefix "model.", an fc.* key, a layer4 key the
+ * truncated model lacks) reproduce the model they came from */
+static void load_roundtrip(void) {
+  vg_nn_module *a = vg_resnet_new("resnet18", VG_RESNET_LAYER4, 0);
+  vg_nn_module *b = vg_resnet_new("resnet18", VG_RESNET_LAYER1 | VG_RESNET_LAYER2, 9);
+  if (!VG_CHECK(a && b && vg_resnet_init_philox(a, 77) == VG_OK, "load: models")) return;
+  vg_nn_list sd = vg_nn_state_dict(a);
+  char **names = malloc(sizeof(char *) * (size_t)(sd.n + 1));
+  vg_tensor **ts = malloc(sizeof(vg_tensor *) * (size_t)(sd.n + 1));
+  for (int i = 0; i < sd.n; i++) {
+    names[i] = malloc(strlen(sd.names[i]) + 8);
+    sprintf(names[i], "model.%s", sd.names[i]);
+    ts[i] = sd.tensors[i];
+  }
+  vg_tensor *fc = vg_tensor_new(VG_F32, 2, (int64_t[]){10, 512});
+  names[sd.n] = "fc.weight";
+  ts[sd.n] = fc;
+  char path[] = "/tmp/vg_test_backbones_XXXXXX.safetensors";
+  int fd = mkstemps(path, 12);
+  if (fd >= 0) close(fd);
+  vg_status st = vg_st_save(path, sd.n + 1, (const char *const *)names, ts, NULL);
+  VG_CHECK(st == VG_OK, "load: saved %s", st == VG_OK ? "" : vg_last_error());
+  st = vg_nn_load_state_file(b, path, true);
+  VG_CHECK(st == VG_OK, "load: strict load into a layer1-2 model ignores fc.*, layer3/4 %s",
+           st == VG_OK ? "" : vg_last_error());
+  vg_nn_list sb = vg_nn_state_dict(b);
+  bool same = true;
+  for (int i = 0; i < sb.n; i++) {
+    vg_tensor *t = vg_nn_get(a, sb.names[i]);
+    same = same && t && !memcmp(vg_data(t), vg_data(sb.tensors[i]), (size_t)vg_numel(t) * vg_dtype_size(t->dtype));
+  }
+  VG_CHECK(same && sb.n > 0, "load: all %d tensors equal the saved ones", sb.n);
+  vg_nn_module *c = vg_resnet_new("resnet50", VG_RESNET_LAYER1, 0);
+  VG_CHECK(c && vg_nn_load_state_file(c, path, false) != VG_OK, "load: shape mismatch refused: %s",
+           vg_last_error());
+  VG_CHECK(vg_nn_load_state_file(b, "/nonexistent/x.pth", true) != VG_OK, "load: missing file refused");
+  remove(path);
+  vg_nn_free(c);
+  vg_nn_list_free(&sb);
+  for (int i = 0; i < sd.n; i++) free(names[i]);
+  free(names);
+  free(ts);
+  vg_tensor_free(fc);
+  vg_nn_list_free(&sd);
+  vg_nn_free(a);
+  vg_nn_free(b);
+}
+
 int main(void) {
   vg_set_num_threads(2);
   philox_check();
   architecture();
+  load_roundtrip();
   unsigned l123 = VG_RESNET_LAYER1 | VG_RESNET_LAYER2 | VG_RESNET_LAYER3;
   golden("resnet18", VG_RESNET_STEM | l123 | VG_RESNET_LAYER4, true);
   golden("resnet50", l123, false);

@@ -1,0 +1,125 @@
+/* load.c — copying torchvision/timm checkpoints (.pth zip, .safetensors) into a module by
+ * state-dict name (see backbones.h). */
+#include "nn/backbones/backbones.h"
+#include "nn/pth.h"
+#include "nn/safetensors.h"
+#include "nn/state_dict.h"
+#include <string.h>
+
+static const char *const PREFIXES[] = {"module.", "model.", "backbone.", NULL};
+
+/* keys a truncated ResNet never has: fc.*, avgpool.*, layers that were not built */
+static bool ignored(const vg_nn_module *m, const char *key) {
+  if (!vg_resnet_info(m, NULL, NULL)) return false;
+  const char *dot = strchr(key, '.');
+  size_t n = dot ? (size_t)(dot - key) : strlen(key);
+  char first[16];
+  if (n >= sizeof first) return false;
+  memcpy(first, key, n);
+  first[n] = 0;
+  if (!strcmp(first, "fc") || !strcmp(first, "avgpool")) return true;
+  return !strncmp(first, "layer", 5) && !vg_nn_child_get(m, first);
+}
+
+typedef vg_status (*fetch_fn)(void *src, int i, vg_tensor *dst);
+
+/* have[i]: stripped names; fetch copies entry i into dst (shape checked by fetch) */
+static vg_status load_common(vg_nn_module *m, int n_have, const char **have, fetch_fn fetch, void *src,
+                             bool strict, const char *path) {
+  vg_nn_list sd = vg_nn_state_dict(m);
+  const char **keep = malloc(sizeof(char *) * (size_t)(n_have + 1));
+  int *keep_i = malloc(sizeof(int) * (size_t)(n_have + 1));
+  int nk = 0;
+  vg_status st = VG_OK;
+  if (!keep || !keep_i) st = vg_fail(VG_ERR_NOMEM, "out of memory");
+  for (int i = 0; st == VG_OK && i < n_have; i++)
+    if (!ignored(m, have[i])) keep[nk] = have[i], keep_i[nk++] = i;
+  vg_sd_report rep = {0};
+  if (st == VG_OK) st = vg_sd_match((const char *const *)sd.names, (size_t)sd.n, keep, (size_t)nk, strict, &rep);
+  for (int j = 0; st == VG_OK && j < sd.n; j++) {
+    int found = -1;
+    for (int i = 0; i < nk && found < 0; i++)
+      if (!strcmp(keep[i], sd.names[j])) found = keep_i[i];
+    if (found < 0) continue;   /* missing (not strict) */
+    st = fetch(src, found, sd.tensors[j]);
+    if (st != VG_OK) vg_fail_prefix("%s", sd.names[j]);
+  }
+  if (st != VG_OK) vg_fail_prefix("loading %s", path);
+  vg_sd_report_free(&rep);
+  free(keep);
+  free(keep_i);
+  vg_nn_list_free(&sd);
+  return st;
+}
+
+static vg_status copy_checked(vg_tensor *dst, const vg_tensor *t) {
+  if (!t) return vg_fail(VG_ERR_FORMAT, "not a tensor");
+  bool same = t->ndim == dst->ndim;
+  for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == dst->shape[d];
+  if (!same) {
+    char a[96], b[96];
+    return vg_fail(VG_ERR_FORMAT, "shape %s in the checkpoint, %s in the model",
+                   vg_shape_str(t, a, sizeof a), vg_shape_str(dst, b, sizeof b));
+  }
+  return vg_copy_(dst, t);
+}
+
+static vg_status fetch_pth(void *src, int i, vg_tensor *dst) {
+  const vg_pth_dict *d = src;
+  const vg_pth_entry *e = &d->entries[i];
+  if (e->kind != VG_PTH_TENSOR) return vg_fail(VG_ERR_FORMAT, "not a tensor");
+  return copy_checked(dst, e->tensor);
+}
+
+vg_status vg_nn_load_state_pth(vg_nn_module *m, const char *path, bool strict) {
+  vg_pth_opts o = {.to_f32 = true};
+  vg_pth_dict *d = NULL;
+  vg_status st = vg_pth_load(path, &o, &d);
+  if (st != VG_OK) return st;
+  st = vg_pth_strip_prefixes(d, PREFIXES);
+  const char **names = malloc(sizeof(char *) * (d->count + 1));
+  if (st == VG_OK && !names) st = vg_fail(VG_ERR_NOMEM, "out of memory");
+  if (st == VG_OK) {
+    for (size_t i = 0; i < d->count; i++) names[i] = d->entries[i].name;
+    st = load_common(m, (int)d->count, names, fetch_pth, d, strict, path);
+  }
+  free(names);
+  vg_pth_free(d);
+  return st;
+}
+
+typedef struct {
+  vg_st_file *f;
+  const char **orig;
+} st_src;
+
+static vg_status fetch_st(void *src, int i, vg_tensor *dst) {
+  st_src *s = src;
+  return vg_st_get_into(s->f, s->orig[i], dst);   /* checks the shape */
+}
+
+vg_status vg_nn_load_state_safetensors(vg_nn_module *m, const char *path, bool strict) {
+  vg_st_file *f = NULL;
+  vg_status st = vg_st_open(path, &f);
+  if (st != VG_OK) return st;
+  int n = vg_st_count(f);
+  const char **orig = malloc(sizeof(char *) * (size_t)(n + 1));
+  const char **names = malloc(sizeof(char *) * (size_t)(n + 1));
+  if (!orig || !names) st = vg_fail(VG_ERR_NOMEM, "out of memory");
+  for (int i = 0; st == VG_OK && i < n; i++) {
+    orig[i] = vg_st_name(f, i);
+    names[i] = vg_sd_strip_prefix(orig[i], PREFIXES);
+  }
+  st_src s = {f, orig};
+  if (st == VG_OK) st = load_common(m, n, names, fetch_st, &s, strict, path);
+  free(orig);
+  free(names);
+  vg_st_close(f);
+  return st;
+}
+
+vg_status vg_nn_load_state_file(vg_nn_module *m, const char *path, bool strict) {
+  size_t n = path ? strlen(path) : 0;
+  if (n >= 12 && !strcmp(path + n - 12, ".safetensors")) return vg_nn_load_state_safetensors(m, path, strict);
+  return vg_nn_load_state_pth(m, path, strict);
+}
