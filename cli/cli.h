@@ -2,4 +2,5 @@
 #ifndef VG_CLI_H
 #define VG_CLI_H
 int vg_cli_smoke(int argc, char **argv);
+int vg_cli_features(int argc, char **argv);
 #endif
