@@ -24,7 +24,7 @@ static int usage(void) {
 int vg_cli_features(int argc, char **argv) {
   const char *backbone = NULL, *weights = NULL, *layers = "1,2,3", *input = NULL, *input_name = NULL, *out = NULL;
   uint64_t seed = 0;
-  for (int i = 0; i < argc; i++) {
+  for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return usage();
     if (!strcmp(a, "--backbone")) backbone = v;
@@ -35,7 +35,6 @@ int vg_cli_features(int argc, char **argv) {
     else if (!strcmp(a, "--out")) out = v;
     else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
     else return usage();
-    i++;
   }
   if (!backbone || !input || !out) return usage();
   unsigned mask = 0;
