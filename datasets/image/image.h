@@ -83,4 +83,34 @@ vg_status vg_png_save(const char *path, const vg_image *img);
  * so readers never see a half-written file. Errors name the path. */
 vg_status vg_image_read_file(const char *path, uint8_t **buf, size_t *n, size_t max_n);
 vg_status vg_image_write_file(const char *path, const uint8_t *buf, size_t n);
+
+/* ==== Transforms (datasets/image/transform.c) =========================================
+ * Pillow / torchvision (PIL path) compatible; 8-bit images only. Every function that
+ * writes a vg_image allocates it (vg_image_free it); on failure *out is zeroed.
+ *   resize: Pillow Image.resize (box = whole image, reducing_gap = None). BILINEAR and
+ *     BICUBIC: antialiased convolution in Pillow's 8-bit fixed point, horizontal pass
+ *     first; 1 or 3 channels (alpha images are refused: Pillow premultiplies).
+ *     NEAREST: any channel count (masks).
+ *   to_tensor: HWC u8 -> CHW float v/255 (out holds c*h*w floats).
+ *   normalize: in place (x - mean[c]) / std[c] in float, as torchvision's Normalize.
+ *   center_crop: torchvision's offsets int(round((size - crop) / 2.0)); crop must fit.
+ *   to_gray: Pillow convert("L"); to_rgb: grey replicated, alpha dropped.
+ *   adjust_*: PIL ImageEnhance Brightness / Contrast / Color (torchvision's PIL path).
+ *   rotate: PIL Image.rotate(angle deg, counter-clockwise, BILINEAR, expand=False,
+ *     centre = image centre, fill 0); 1 or 3 channels. */
+typedef enum { VG_RESAMPLE_NEAREST = 0, VG_RESAMPLE_BILINEAR = 2, VG_RESAMPLE_BICUBIC = 3 } vg_resample;
+vg_status vg_image_resize(const vg_image *src, int w, int h, vg_resample filter, vg_image *out);
+vg_status vg_image_to_tensor(const vg_image *src, float *out);
+void vg_tensor_normalize_chw(float *chw, int c, int h, int w, const float *mean, const float *std);
+void vg_tensor_normalize_imagenet(float *chw, int h, int w);   /* c = 3 */
+vg_status vg_image_crop(const vg_image *src, int left, int top, int w, int h, vg_image *out);
+vg_status vg_image_center_crop(const vg_image *src, int w, int h, vg_image *out);
+vg_status vg_image_flip(const vg_image *src, int horizontal, vg_image *out); /* 0 = vertical */
+vg_status vg_image_to_gray(const vg_image *src, vg_image *out);
+vg_status vg_image_to_rgb(const vg_image *src, vg_image *out);
+vg_status vg_image_adjust_brightness(const vg_image *src, double factor, vg_image *out);
+vg_status vg_image_adjust_contrast(const vg_image *src, double factor, vg_image *out);
+vg_status vg_image_adjust_saturation(const vg_image *src, double factor, vg_image *out);
+vg_status vg_image_rotate(const vg_image *src, double angle_deg, vg_image *out);
+/* ==== end of transforms ==== */
 #endif

@@ -1,0 +1,453 @@
+/* transform.c — pixel transforms matching Pillow / torchvision (PIL path) bit for bit.
+ *
+ * resize: Pillow's ImagingResample (Resample.c) for BILINEAR / BICUBIC: separable
+ *   convolution with the filter support scaled by the downscale factor (antialiasing),
+ *   coefficients normalised to sum 1, then 8-bit fixed point (PRECISION_BITS = 22),
+ *   horizontal pass first into an 8-bit temporary, then vertical, each rounding and
+ *   clipping as Pillow does. Image.resize() defaults (box = whole image, reducing_gap
+ *   None) are what this reproduces. NEAREST: Pillow's ImagingScaleAffine (src index =
+ *   trunc of a cumulative x0 = scale/2, x += scale).
+ * greyscale: Pillow's rgb2l (L24: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16).
+ * enhance: PIL ImageEnhance = Image.blend(degenerate, image, factor) (Blend.c).
+ * rotate: PIL Image.rotate(angle, BILINEAR) = affine transform, bilinear_filter8/32. */
+#include "datasets/image/image.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PRECISION_BITS (32 - 8 - 2)
+
+static vg_status check8(const vg_image *im, const char *what) {
+  if (!im || !im->data || im->w <= 0 || im->h <= 0 || im->c < 1 || im->c > 4)
+    return vg_fail(VG_ERR_ARG, "%s: empty or malformed image", what);
+  if (im->depth != 8) return vg_fail(VG_ERR_UNSUPPORTED, "%s: only 8-bit images (got depth %d)", what, im->depth);
+  return VG_OK;
+}
+
+static vg_status alloc8(vg_image *out, int w, int h, int c) {
+  memset(out, 0, sizeof *out);
+  out->data = malloc((size_t)w * (size_t)h * (size_t)c);
+  if (!out->data) return vg_fail(VG_ERR_NOMEM, "image transform: out of memory (%dx%dx%d)", w, h, c);
+  out->w = w; out->h = h; out->c = c; out->depth = 8;
+  return VG_OK;
+}
+
+/* ---- resize ---------------------------------------------------------------------- */
+
+static double filt_bilinear(double x) {
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return 1.0 - x;
+  return 0.0;
+}
+
+static double filt_bicubic(double x) {
+  const double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc. bounds[2*i] = first source index,
+ * bounds[2*i+1] = count; kk[i*ksize + j] fixed-point coefficients. Returns ksize or 0. */
+static int precompute(int in_size, int out_size, double (*f)(double), double fsupport,
+                      int **boundsp, int32_t **kkp) {
+  double scale = (double)in_size / out_size, filterscale = scale;
+  if (filterscale < 1.0) filterscale = 1.0;
+  double support = fsupport * filterscale;
+  int ksize = (int)ceil(support) * 2 + 1;
+  int *bounds = malloc(sizeof(int) * 2 * (size_t)out_size);
+  double *pre = malloc(sizeof(double) * (size_t)out_size * (size_t)ksize);
+  int32_t *kk = malloc(sizeof(int32_t) * (size_t)out_size * (size_t)ksize);
+  if (!bounds || !pre || !kk) { free(bounds); free(pre); free(kk); return 0; }
+  for (int xx = 0; xx < out_size; xx++) {
+    double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+    int xmin = (int)(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = (int)(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    double *k = pre + (size_t)xx * ksize;
+    int x;
+    for (x = 0; x < xmax; x++) {
+      double w = f((x + xmin - center + 0.5) * ss);
+      k[x] = w;
+      ww += w;
+    }
+    for (x = 0; x < xmax; x++)
+      if (ww != 0.0) k[x] /= ww;
+    for (; x < ksize; x++) k[x] = 0;
+    bounds[xx * 2] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  for (size_t i = 0; i < (size_t)out_size * (size_t)ksize; i++)
+    kk[i] = pre[i] < 0 ? (int32_t)(-0.5 + pre[i] * (1 << PRECISION_BITS))
+                       : (int32_t)(0.5 + pre[i] * (1 << PRECISION_BITS));
+  free(pre);
+  *boundsp = bounds;
+  *kkp = kk;
+  return ksize;
+}
+
+static inline uint8_t clip8(int32_t in) {
+  if (in >= (1 << PRECISION_BITS << 8)) return 255;
+  if (in <= 0) return 0;
+  return (uint8_t)(in >> PRECISION_BITS);
+}
+
+static vg_status resize_nearest(const vg_image *src, int w, int h, vg_image *out) {
+  vg_status st = alloc8(out, w, h, src->c);
+  if (st) return st;
+  int c = src->c;
+  int *xin = malloc(sizeof(int) * (size_t)w);
+  if (!xin) { vg_image_free(out); return vg_fail(VG_ERR_NOMEM, "resize: out of memory"); }
+  double ax = (double)src->w / w, ay = (double)src->h / h;
+  double xo = ax * 0.5, yo = ay * 0.5;
+  for (int x = 0; x < w; x++) {
+    int xi = xo < 0.0 ? -1 : (int)xo;
+    xin[x] = xi < 0 ? 0 : xi >= src->w ? src->w - 1 : xi;
+    xo += ax;
+  }
+  const uint8_t *s = src->data;
+  uint8_t *d = out->data;
+  for (int y = 0; y < h; y++) {
+    int yi = yo < 0.0 ? -1 : (int)yo;
+    if (yi < 0) yi = 0;
+    if (yi >= src->h) yi = src->h - 1;
+    const uint8_t *row = s + (size_t)yi * src->w * c;
+    uint8_t *o = d + (size_t)y * w * c;
+    for (int x = 0; x < w; x++) memcpy(o + (size_t)x * c, row + (size_t)xin[x] * c, (size_t)c);
+    yo += ay;
+  }
+  free(xin);
+  return VG_OK;
+}
+
+vg_status vg_image_resize(const vg_image *src, int w, int h, vg_resample filter, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = check8(src, "resize");
+  if (st) return st;
+  if (w <= 0 || h <= 0 || w > 65536 || h > 65536) return vg_fail(VG_ERR_ARG, "resize: bad output size %dx%d", w, h);
+  if (filter == VG_RESAMPLE_NEAREST) return resize_nearest(src, w, h, out);
+  double (*f)(double);
+  double support;
+  if (filter == VG_RESAMPLE_BILINEAR) { f = filt_bilinear; support = 1.0; }
+  else if (filter == VG_RESAMPLE_BICUBIC) { f = filt_bicubic; support = 2.0; }
+  else return vg_fail(VG_ERR_ARG, "resize: unknown filter %d", (int)filter);
+  if (src->c == 2 || src->c == 4)
+    return vg_fail(VG_ERR_UNSUPPORTED, "resize: bilinear/bicubic with alpha (Pillow premultiplies) is not supported");
+  const int c = src->c, sw = src->w, sh = src->h;
+  int *bh = NULL, *bv = NULL;
+  int32_t *kh = NULL, *kv = NULL;
+  int ksh = precompute(sw, w, f, support, &bh, &kh);
+  int ksv = ksh ? precompute(sh, h, f, support, &bv, &kv) : 0;
+  if (!ksh || !ksv) { free(bh); free(kh); return vg_fail(VG_ERR_NOMEM, "resize: out of memory"); }
+  int need_h = w != sw, need_v = h != sh;
+  int yfirst = bv[0], ylast = bv[h * 2 - 2] + bv[h * 2 - 1];
+  const uint8_t *cur = src->data;
+  int cur_h = sh;
+  uint8_t *tmp = NULL;
+  if (need_h) {
+    for (int i = 0; i < h; i++) bv[i * 2] -= yfirst;
+    cur_h = ylast - yfirst;
+    tmp = malloc((size_t)w * (size_t)cur_h * (size_t)c);
+    if (!tmp) { st = vg_fail(VG_ERR_NOMEM, "resize: out of memory"); goto done; }
+    for (int yy = 0; yy < cur_h; yy++) {
+      const uint8_t *row = (const uint8_t *)src->data + (size_t)(yy + yfirst) * sw * c;
+      uint8_t *o = tmp + (size_t)yy * w * c;
+      for (int xx = 0; xx < w; xx++) {
+        int xmin = bh[xx * 2], xmax = bh[xx * 2 + 1];
+        const int32_t *k = kh + (size_t)xx * ksh;
+        for (int ch = 0; ch < c; ch++) {
+          int32_t ss = 1 << (PRECISION_BITS - 1);
+          for (int x = 0; x < xmax; x++) ss += row[(size_t)(x + xmin) * c + ch] * k[x];
+          o[(size_t)xx * c + ch] = clip8(ss);
+        }
+      }
+    }
+    cur = tmp;
+  } else {
+    /* vertical only: Pillow reads the input directly with unshifted bounds */
+  }
+  st = alloc8(out, w, h, c);
+  if (st) goto done;
+  if (need_v) {
+    uint8_t *d = out->data;
+    for (int yy = 0; yy < h; yy++) {
+      int ymin = bv[yy * 2], ymax = bv[yy * 2 + 1];
+      const int32_t *k = kv + (size_t)yy * ksv;
+      uint8_t *o = d + (size_t)yy * w * c;
+      for (int i = 0; i < w * c; i++) {
+        int32_t ss = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < ymax; y++) ss += cur[(size_t)(y + ymin) * w * c + i] * k[y];
+        o[i] = clip8(ss);
+      }
+    }
+  } else {
+    (void)cur_h;
+    memcpy(out->data, cur, (size_t)w * h * c);
+  }
+done:
+  free(tmp); free(bh); free(bv); free(kh); free(kv);
+  return st;
+}
+
+/* ---- tensors ----------------------------------------------------------------------- */
+
+vg_status vg_image_to_tensor(const vg_image *src, float *out) {
+  vg_status st = check8(src, "to_tensor");
+  if (st) return st;
+  const uint8_t *s = src->data;
+  size_t hw = (size_t)src->w * src->h;
+  for (int ch = 0; ch < src->c; ch++)
+    for (size_t i = 0; i < hw; i++) out[(size_t)ch * hw + i] = (float)s[i * src->c + ch] / 255.0f;
+  return VG_OK;
+}
+
+void vg_tensor_normalize_chw(float *chw, int c, int h, int w, const float *mean, const float *std) {
+  size_t hw = (size_t)h * w;
+  for (int ch = 0; ch < c; ch++) {
+    float m = mean[ch], s = std[ch];
+    float *p = chw + (size_t)ch * hw;
+    for (size_t i = 0; i < hw; i++) p[i] = (p[i] - m) / s;
+  }
+}
+
+void vg_tensor_normalize_imagenet(float *chw, int h, int w) {
+  static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+  vg_tensor_normalize_chw(chw, 3, h, w, mean, std);
+}
+
+/* ---- geometry ---------------------------------------------------------------------- */
+
+/* Python's int(round(d / 2.0)) for d >= 0: round half to even. */
+static int half_round_even(int d) {
+  int k = d / 2;
+  if (d % 2 == 0) return k;
+  return (k % 2 == 0) ? k : k + 1;
+}
+
+vg_status vg_image_crop(const vg_image *src, int left, int top, int cw, int chh, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = check8(src, "crop");
+  if (st) return st;
+  if (cw <= 0 || chh <= 0 || left < 0 || top < 0 || left + cw > src->w || top + chh > src->h)
+    return vg_fail(VG_ERR_ARG, "crop: box %d,%d %dx%d outside %dx%d image", left, top, cw, chh, src->w, src->h);
+  st = alloc8(out, cw, chh, src->c);
+  if (st) return st;
+  size_t rb = (size_t)cw * src->c;
+  for (int y = 0; y < chh; y++)
+    memcpy((uint8_t *)out->data + (size_t)y * rb,
+           (const uint8_t *)src->data + ((size_t)(y + top) * src->w + left) * src->c, rb);
+  return VG_OK;
+}
+
+vg_status vg_image_center_crop(const vg_image *src, int cw, int chh, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = check8(src, "center_crop");
+  if (st) return st;
+  if (cw <= 0 || chh <= 0 || cw > src->w || chh > src->h)
+    return vg_fail(VG_ERR_ARG, "center_crop: %dx%d does not fit in %dx%d", cw, chh, src->w, src->h);
+  return vg_image_crop(src, half_round_even(src->w - cw), half_round_even(src->h - chh), cw, chh, out);
+}
+
+vg_status vg_image_flip(const vg_image *src, int horizontal, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = check8(src, "flip");
+  if (st) return st;
+  st = alloc8(out, src->w, src->h, src->c);
+  if (st) return st;
+  const int c = src->c, w = src->w, h = src->h;
+  size_t rb = (size_t)w * c;
+  const uint8_t *s = src->data;
+  uint8_t *d = out->data;
+  for (int y = 0; y < h; y++) {
+    if (horizontal) {
+      const uint8_t *r = s + (size_t)y * rb;
+      uint8_t *o = d + (size_t)y * rb;
+      for (int x = 0; x < w; x++) memcpy(o + (size_t)x * c, r + (size_t)(w - 1 - x) * c, (size_t)c);
+    } else {
+      memcpy(d + (size_t)y * rb, s + (size_t)(h - 1 - y) * rb, rb);
+    }
+  }
+  return VG_OK;
+}
+
+/* ---- colour ------------------------------------------------------------------------ */
+
+static inline uint8_t rgb2l(const uint8_t *p) {
+  return (uint8_t)(((uint32_t)p[0] * 19595 + (uint32_t)p[1] * 38470 + (uint32_t)p[2] * 7471 + 0x8000) >> 16);
+}
+
+vg_status vg_image_to_gray(const vg_image *src, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = check8(src, "to_gray");
+  if (st) return st;
+  st = alloc8(out, src->w, src->h, 1);
+  if (st) return st;
+  const uint8_t *s = src->data;
+  uint8_t *d = out->data;
+  size_t n = (size_t)src->w * src->h;
+  for (size_t i = 0; i < n; i++)
+    d[i] = src->c >= 3 ? rgb2l(s + i * src->c) : s[i * src->c];
+  return VG_OK;
+}
+
+vg_status vg_image_to_rgb(const vg_image *src, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = check8(src, "to_rgb");
+  if (st) return st;
+  st = alloc8(out, src->w, src->h, 3);
+  if (st) return st;
+  const uint8_t *s = src->data;
+  uint8_t *d = out->data;
+  size_t n = (size_t)src->w * src->h;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *p = s + i * src->c;
+    if (src->c >= 3) memcpy(d + i * 3, p, 3);
+    else d[i * 3] = d[i * 3 + 1] = d[i * 3 + 2] = p[0];
+  }
+  return VG_OK;
+}
+
+/* Pillow's ImagingBlend(im1 = degenerate, im2 = image, alpha): float alpha. */
+static inline uint8_t blend1(uint8_t a, uint8_t b, float alpha) {
+  if (alpha >= 0 && alpha <= 1.0f) return (uint8_t)((int)a + alpha * ((int)b - (int)a));
+  float t = (float)((int)a + alpha * ((int)b - (int)a));
+  if (t <= 0.0f) return 0;
+  if (t >= 255.0f) return 255;
+  return (uint8_t)t;
+}
+
+static vg_status enhance(const vg_image *src, const uint8_t *deg, int deg_per_pixel, float alpha,
+                         vg_image *out) {
+  vg_status st = alloc8(out, src->w, src->h, src->c);
+  if (st) return st;
+  const uint8_t *s = src->data;
+  uint8_t *d = out->data;
+  size_t n = (size_t)src->w * src->h;
+  int c = src->c;
+  for (size_t i = 0; i < n; i++)
+    for (int ch = 0; ch < c; ch++) {
+      uint8_t g = deg_per_pixel ? deg[i] : deg[0];
+      if (ch == 3) { d[i * c + ch] = s[i * c + ch]; continue; } /* alpha kept */
+      d[i * c + ch] = blend1(g, s[i * c + ch], alpha);
+    }
+  return VG_OK;
+}
+
+static vg_status enhance_check(const vg_image *src, double factor, const char *what) {
+  vg_status st = check8(src, what);
+  if (st) return st;
+  if (src->c == 2) return vg_fail(VG_ERR_UNSUPPORTED, "%s: grey+alpha is not supported", what);
+  if (!(factor >= 0) || !isfinite(factor)) return vg_fail(VG_ERR_ARG, "%s: factor must be finite and >= 0", what);
+  return VG_OK;
+}
+
+vg_status vg_image_adjust_brightness(const vg_image *src, double factor, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = enhance_check(src, factor, "adjust_brightness");
+  if (st) return st;
+  const uint8_t zero = 0;
+  return enhance(src, &zero, 0, (float)factor, out);
+}
+
+vg_status vg_image_adjust_contrast(const vg_image *src, double factor, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = enhance_check(src, factor, "adjust_contrast");
+  if (st) return st;
+  /* int(ImageStat.Stat(image.convert("L")).mean[0] + 0.5) */
+  const uint8_t *s = src->data;
+  size_t n = (size_t)src->w * src->h;
+  double hist[256] = {0};
+  for (size_t i = 0; i < n; i++) hist[src->c >= 3 ? rgb2l(s + i * src->c) : s[i * src->c]] += 1;
+  double sum = 0;
+  for (int i = 0; i < 256; i++) sum += i * hist[i];
+  uint8_t mean = (uint8_t)(int)(sum / (double)n + 0.5);
+  return enhance(src, &mean, 0, (float)factor, out);
+}
+
+vg_status vg_image_adjust_saturation(const vg_image *src, double factor, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = enhance_check(src, factor, "adjust_saturation");
+  if (st) return st;
+  vg_image g;
+  st = vg_image_to_gray(src, &g);
+  if (st) return st;
+  st = enhance(src, g.data, 1, (float)factor, out);
+  vg_image_free(&g);
+  return st;
+}
+
+/* ---- rotation ---------------------------------------------------------------------- */
+
+static double round15(double v) {
+  double r = nearbyint(v * 1e15) / 1e15;
+  return r == 0.0 ? 0.0 : r;
+}
+
+vg_status vg_image_rotate(const vg_image *src, double angle_deg, vg_image *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = check8(src, "rotate");
+  if (st) return st;
+  if (src->c == 2 || src->c == 4) return vg_fail(VG_ERR_UNSUPPORTED, "rotate: images with alpha are not supported");
+  if (!isfinite(angle_deg)) return vg_fail(VG_ERR_ARG, "rotate: angle is not finite");
+  const int w = src->w, h = src->h, c = src->c;
+  double ang = fmod(angle_deg, 360.0);
+  if (ang < 0) ang += 360.0;
+  if (ang == 0.0) {
+    st = alloc8(out, w, h, c);
+    if (!st) memcpy(out->data, src->data, (size_t)w * h * c);
+    return st;
+  }
+  if (ang == 180.0 || ((ang == 90.0 || ang == 270.0) && w == h)) {
+    st = alloc8(out, w, h, c);
+    if (st) return st;
+    const uint8_t *s = src->data;
+    uint8_t *d = out->data;
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) {
+        int sx, sy; /* Pillow transpose: ROTATE_90 is counter-clockwise */
+        if (ang == 180.0) { sx = w - 1 - x; sy = h - 1 - y; }
+        else if (ang == 90.0) { sx = w - 1 - y; sy = x; }
+        else { sx = y; sy = h - 1 - x; }
+        memcpy(d + ((size_t)y * w + x) * c, s + ((size_t)sy * w + sx) * c, (size_t)c);
+      }
+    return VG_OK;
+  }
+  double cx = w / 2.0, cy = h / 2.0, r = -ang * (M_PI / 180.0);
+  double m[6] = {round15(cos(r)), round15(sin(r)), 0.0, round15(-sin(r)), round15(cos(r)), 0.0};
+  m[2] = m[0] * -cx + m[1] * -cy + m[2];
+  m[5] = m[3] * -cx + m[4] * -cy + m[5];
+  m[2] += cx;
+  m[5] += cy;
+  st = alloc8(out, w, h, c);
+  if (st) return st;
+  const uint8_t *s = src->data;
+  uint8_t *d = out->data;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      double xin = m[0] * (x + 0.5) + m[1] * (y + 0.5) + m[2];
+      double yin = m[3] * (x + 0.5) + m[4] * (y + 0.5) + m[5];
+      uint8_t *o = d + ((size_t)y * w + x) * c;
+      if (xin < 0.0 || xin >= w || yin < 0.0 || yin >= h) { memset(o, 0, (size_t)c); continue; }
+      xin -= 0.5; yin -= 0.5;
+      int ix = xin < 0.0 ? (int)floor(xin) : (int)xin, iy = yin < 0.0 ? (int)floor(yin) : (int)yin;
+      double dx = xin - ix, dy = yin - iy;
+      int yc = iy < 0 ? 0 : iy < h ? iy : h - 1;
+      int x0 = ix < 0 ? 0 : ix < w ? ix : w - 1, x1 = ix + 1 < 0 ? 0 : ix + 1 < w ? ix + 1 : w - 1;
+      for (int ch = 0; ch < c; ch++) {
+        const uint8_t *in = s + (size_t)yc * w * c;
+        double v1 = in[(size_t)x0 * c + ch] + (in[(size_t)x1 * c + ch] - in[(size_t)x0 * c + ch]) * dx, v2;
+        if (iy + 1 >= 0 && iy + 1 < h) {
+          in = s + (size_t)(iy + 1) * w * c;
+          v2 = in[(size_t)x0 * c + ch] + (in[(size_t)x1 * c + ch] - in[(size_t)x0 * c + ch]) * dx;
+        } else {
+          v2 = v1;
+        }
+        v1 = v1 + (v2 - v1) * dy;
+        o[ch] = (uint8_t)v1;
+      }
+    }
+  return VG_OK;
+}
