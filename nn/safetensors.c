@@ -422,7 +422,7 @@ static vg_status lookup(vg_st_file *f, const char *name, const st_entry **out) {
 /* Copies e's data into dst (shape already checked). */
 static vg_status copy_into(vg_st_file *f, const st_entry *e, vg_tensor *dst) {
   if (!e->numel) return VG_OK;
-  void *buf;
+  void *buf = NULL;
   vg_status st = load_bytes(f, e, &buf);
   if (st) return vg_fail_prefix("%s: tensor \"%s\"", f->label, e->name);
   vg_storage s;

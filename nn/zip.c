@@ -216,7 +216,7 @@ static vg_status parse(vg_zip *z, const vg_zip_limits *lim) {
   size_t max_entries = lim && lim->max_entries ? lim->max_entries : (size_t)1 << 20;
   size_t max_name = lim && lim->max_name ? lim->max_name : 4096;
   uint64_t max_total = lim && lim->max_total ? lim->max_total : (uint64_t)64 << 30;
-  uint64_t cd_off, cd_size, count, cd_limit;
+  uint64_t cd_off = 0, cd_size = 0, count = 0, cd_limit = 0;
   vg_status st = find_directory(z, &cd_off, &cd_size, &count, &cd_limit);
   if (st != VG_OK) return st;
   if (count > max_entries)
