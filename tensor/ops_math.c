@@ -69,8 +69,6 @@ vg_status vg_fill_(vg_tensor *dst, double value) {
 
 vg_status vg_copy_(vg_tensor *dst, const vg_tensor *src) {
   if (!dst || !src) return vg_fail(VG_ERR_ARG, "copy_: NULL tensor");
-  bool was = vg_grad_enabled();
-  (void)was;
   char a[128], b[128];
   int64_t shape[VG_MAX_DIMS];
   int n;

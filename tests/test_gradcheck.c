@@ -79,7 +79,6 @@ U(g_logsoftmax, vg_log_softmax(IN(0), 1))
 U(g_var, vg_var(IN(0), 1, (int[]){1}, true, false))
 U(g_sort, vg_sort(IN(0), 1, true, NULL))
 
-#define S1(a) {{a}}, {1}
 static const grad_row ROWS[] = {
     {VG_OP_RESHAPE, "reshape", 1, {{2, 6}}, {2}, g_reshape, 0, 0, 0},
     {VG_OP_PERMUTE, "permute", 1, {{2, 3, 4}}, {3}, g_permute, 0, 0, 0},
