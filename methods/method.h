@@ -1,0 +1,86 @@
+/* methods/method.h — the contract every anomaly-detection method implements, so that
+ * the `vigil` program (train / test / predict / bench) drives FastFlow, CFLOW-AD and
+ * EfficientAD — and the next method a researcher writes — the same way.
+ *
+ *   vg_method *m;
+ *   if (vg_method_create("fastflow", cfg_json, &m) != VG_OK) puts(vg_last_error());
+ *   m->ops->fit_begin(m, &train_ds);                     // statistics passes (may be NULL)
+ *   for (step...) m->ops->train_step(m, batch_images, step, &loss);
+ *   m->ops->fit_end(m, &val_ds);                         // e.g. map normalisation (may be NULL)
+ *   m->ops->predict(m, images, maps, scores);            // N x H x W maps, N scores
+ *   m->ops->finalize(m, all_maps, n, h, w, all_scores);  // set-level post-processing (may be NULL)
+ *   vg_method_free(m);
+ *
+ * Data flow. The CLI builds a vg_loader over the dataset with the method's input size
+ * and the method's transforms (train_transform for training batches, test_transform for
+ * fit_begin/fit_end/predict), so decoding/augmentation runs on loader threads. A method
+ * that needs two views of a training sample (EfficientAD: the image and an augmented copy
+ * for the autoencoder) declares train_channels = 6 and its train_transform writes both.
+ *
+ * Configuration. Each method owns a config struct with every default spelled out.
+ * create() takes a JSON object of overrides (NULL = all defaults; an unknown key is an
+ * error naming it) and config_json() writes the complete config (every field, defaults
+ * included) — that is what the run directory stores and what resume/test read back.
+ *
+ * Checkpoints. save() writes one safetensors file holding the parameters, the optimizer
+ * state, the step counter, the RNG state and every buffer test needs (normalisation
+ * statistics, quantiles), with the config JSON in its metadata; load() restores all of
+ * it, so `--resume` continues the same schedule and RNG stream, and `test`/`predict`
+ * work from the checkpoint alone.
+ *
+ * Ownership: predict()/finalize() write into caller buffers; tensors passed in are
+ * borrowed. train_step/predict run inside a vg_scope the method opens and closes itself
+ * (nothing allocated per step survives the call). */
+#ifndef VG_METHODS_METHOD_H
+#define VG_METHODS_METHOD_H
+#include <stdint.h>
+#include "tensor/status.h"
+#include "tensor/tensor.h"
+#include "tensor/json.h"
+#include "datasets/datasets.h"
+
+typedef struct vg_method vg_method;
+
+typedef struct {
+  const char *name;            /* "fastflow", "cflow", "efficientad" */
+  /* Statistics before training over the training split (EfficientAD: teacher channel
+   * mean/std). NULL = nothing to do. */
+  vg_status (*fit_begin)(vg_method *m, const vg_dataset *train);
+  /* One training iteration on a batch (N x train_channels x H x W, from train_transform).
+   * `step` is the 0-based global iteration (schedules key on it). Writes the mean loss
+   * of the iteration; a non-finite loss is an error (VG_ERR_NUMERIC) naming the step. */
+  vg_status (*train_step)(vg_method *m, const vg_tensor *images, int64_t step, double *loss);
+  /* After training, over the validation split (EfficientAD: quantile normalisation).
+   * NULL = nothing to do. */
+  vg_status (*fit_end)(vg_method *m, const vg_dataset *val);
+  /* Anomaly maps at the input resolution: maps[N*H*W], scores[N] (score = max of the
+   * map unless the method says otherwise). images: N x 3 x H x W from test_transform. */
+  vg_status (*predict)(vg_method *m, const vg_tensor *images, float *maps, float *scores);
+  /* Set-level post-processing once every test image went through predict (CFLOW-AD's
+   * official normalisation by the maximum log-likelihood over the test set); rewrites
+   * maps[n*h*w] / scores[n] in place, in predict order. NULL = none. */
+  vg_status (*finalize)(vg_method *m, float *maps, int64_t n, int h, int w, float *scores);
+  vg_status (*save)(const vg_method *m, const char *path);
+  vg_status (*load)(vg_method *m, const char *path);
+  /* The complete config as JSON text (malloc'd). */
+  char *(*config_json)(const vg_method *m);
+  void (*free)(vg_method *m);
+} vg_method_ops;
+
+struct vg_method {
+  const vg_method_ops *ops;
+  int input_h, input_w;        /* what the transforms produce */
+  int train_channels;          /* channels of a training sample (3, or 6 for two views) */
+  int train_batch;             /* the method's default batch size */
+  int64_t default_steps;       /* default number of train_step calls */
+  vg_transform_fn train_transform, test_transform;
+  void *transform_user;
+  bool random_backbone;        /* true when no pretrained weights were given */
+};
+
+/* Registry: name -> constructor. cfg may be NULL. */
+typedef vg_status (*vg_method_ctor)(const vg_json *cfg, vg_method **out);
+vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out);
+const char *const *vg_method_names(void);   /* NULL-terminated */
+void vg_method_free(vg_method *m);          /* NULL ok */
+#endif

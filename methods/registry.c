@@ -1,0 +1,29 @@
+/* registry.c — method name -> constructor (methods/method.h). A new method adds one row. */
+#include <string.h>
+#include "methods/method.h"
+
+typedef struct { const char *name; vg_method_ctor ctor; } vg_method_entry;
+
+/* Constructors are declared in each method's header; listed here by name. */
+static const vg_method_entry vg_methods[] = {
+  { NULL, NULL }
+};
+
+const char *const *vg_method_names(void) {
+  static const char *names[sizeof vg_methods / sizeof vg_methods[0]];
+  size_t i = 0;
+  for (; vg_methods[i].name; i++) names[i] = vg_methods[i].name;
+  names[i] = NULL;
+  return names;
+}
+
+vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out) {
+  *out = NULL;
+  for (size_t i = 0; vg_methods[i].name; i++)
+    if (!strcmp(vg_methods[i].name, name)) return vg_methods[i].ctor(cfg, out);
+  return vg_fail(VG_ERR_ARG, "unknown method '%s' (known: fastflow, cflow, efficientad)", name ? name : "(null)");
+}
+
+void vg_method_free(vg_method *m) {
+  if (m && m->ops && m->ops->free) m->ops->free(m);
+}
