@@ -110,13 +110,17 @@ bool vg_is_image_name(const char *name);  /* .png .jpg .jpeg .bmp .ppm .pgm .pnm
  * out of vg_loader_next as the failing status with a message naming the file; the
  * loader stays usable (next batch / next epoch / destroy) and never hangs.
  *
- * transform: decoded image -> out[c*h*w] floats (CHW). The default (NULL) converts to
- * [0,1] floats, greyscale->RGB by replication / RGB->grey by Pillow's L weights, drops
- * alpha, and — TEMPORARY until datasets/image's resize lands — resizes with nearest
- * neighbour when the image is not h x w. Masks: the union of the sample's masks (pixel
- * > 0 -> 1.0), nearest-resized, N x 1 x H x W; zeros for samples without masks. */
+ * transform: decoded image -> out[c*h*w] floats (CHW). The default (NULL) is
+ * torchvision's Resize((h, w)) + ToTensor on a PIL image: 8-bit images are converted
+ * as Pillow's convert("RGB") / convert("L") (alpha dropped, grey replicated, RGB->L with
+ * 299/587/114), resized with Pillow's antialiased BILINEAR when not h x w, and scaled
+ * to [0,1]. 16-bit images are scaled by 1/65535 and resized nearest (Pillow has no
+ * 16-bit bilinear path to match). vg_imagenet_transform adds ImageNet normalisation.
+ * Masks: the union of the sample's masks (pixel > 0 -> 1.0), resized nearest (PIL
+ * NEAREST), N x 1 x H x W; zeros for samples without masks. */
 typedef vg_status (*vg_transform_fn)(const vg_image *img, float *out, int c, int h, int w, void *user);
 vg_status vg_default_transform(const vg_image *img, float *out, int c, int h, int w, void *user);
+vg_status vg_imagenet_transform(const vg_image *img, float *out, int c, int h, int w, void *user);
 
 typedef struct {
   int batch_size;       /* >= 1 */

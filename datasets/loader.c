@@ -42,17 +42,36 @@ static float px(const vg_image *im, int64_t i) {   /* sample i as [0,1] */
   return im->depth == 16 ? ((const uint16_t *)im->data)[i] / 65535.f : ((const uint8_t *)im->data)[i] / 255.f;
 }
 
-/* TEMPORARY nearest-neighbour resize (until datasets/image's resize lands): source pixel
- * floor((y + 0.5) * sh / h), like PIL's NEAREST. */
+/* Nearest-neighbour source index, PIL's NEAREST: source pixel floor((y + 0.5) * sh / h).
+ * Used for masks and for 16-bit images (Pillow's antialiased filters are 8-bit only). */
 static inline int64_t src_index(const vg_image *im, int y, int x, int h, int w) {
   int sy = (int)(((int64_t)y * 2 + 1) * im->h / (2 * (int64_t)h));
   int sx = (int)(((int64_t)x * 2 + 1) * im->w / (2 * (int64_t)w));
   return ((int64_t)sy * im->w + sx) * im->c;
 }
 
+/* 8-bit path: colour conversion as Pillow convert("RGB"/"L"), then Image.resize(BILINEAR)
+ * when the size differs, then to_tensor — torchvision's Resize + ToTensor on a PIL image. */
+static vg_status transform_u8(const vg_image *im, float *out, int c, int h, int w) {
+  vg_image conv = {0}, rs = {0};
+  const vg_image *cur = im;
+  vg_status st = VG_OK;
+  if (c == 3 && im->c != 3) { st = vg_image_to_rgb(im, &conv); cur = &conv; }
+  else if (c == 1 && im->c != 1) { st = vg_image_to_gray(im, &conv); cur = &conv; }
+  if (st == VG_OK && (cur->w != w || cur->h != h)) {
+    st = vg_image_resize(cur, w, h, VG_RESAMPLE_BILINEAR, &rs);
+    cur = &rs;
+  }
+  if (st == VG_OK) st = vg_image_to_tensor(cur, out);
+  vg_image_free(&rs);
+  vg_image_free(&conv);
+  return st;
+}
+
 vg_status vg_default_transform(const vg_image *im, float *out, int c, int h, int w, void *user) {
   (void)user;
   if (c != 1 && c != 3) return vg_fail(VG_ERR_ARG, "default transform: channels must be 1 or 3, got %d", c);
+  if (im->depth == 8) return transform_u8(im, out, c, h, w);
   bool same = im->w == w && im->h == h;
   int ic = im->c >= 3 ? 3 : 1;    /* colour channels in the source (alpha dropped) */
   int64_t plane = (int64_t)h * w;
@@ -69,6 +88,13 @@ vg_status vg_default_transform(const vg_image *im, float *out, int c, int h, int
       }
     }
   return VG_OK;
+}
+
+vg_status vg_imagenet_transform(const vg_image *im, float *out, int c, int h, int w, void *user) {
+  if (c != 3) return vg_fail(VG_ERR_ARG, "ImageNet transform: needs 3 channels, got %d", c);
+  vg_status st = vg_default_transform(im, out, c, h, w, user);
+  if (st == VG_OK) vg_tensor_normalize_imagenet(out, h, w);
+  return st;
 }
 
 /* Decodes one sample into img/mask floats. */
