@@ -23,7 +23,7 @@ ifeq ($(CUDA),1)
   NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 --fmad=false -Xcompiler -Wall
 endif
 
-LIBDIRS := tensor tensor/cpu autograd nn nn/backbones flows methods methods/fastflow methods/cflow methods/efficientad datasets datasets/image eval bench/lib
+LIBDIRS := tensor tensor/cpu autograd nn nn/backbones flows methods methods/baseline methods/fastflow methods/cflow methods/efficientad datasets datasets/image eval bench/lib
 LIB_SRC := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)

@@ -1,11 +1,13 @@
 /* registry.c — method name -> constructor (methods/method.h). A new method adds one row. */
 #include <string.h>
 #include "methods/method.h"
+#include "methods/baseline/baseline.h"
 
 typedef struct { const char *name; vg_method_ctor ctor; } vg_method_entry;
 
 /* Constructors are declared in each method's header; listed here by name. */
 static const vg_method_entry vg_methods[] = {
+  { "meanimage", vg_meanimage_new },
   { NULL, NULL }
 };
 
@@ -21,7 +23,7 @@ vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out
   *out = NULL;
   for (size_t i = 0; vg_methods[i].name; i++)
     if (!strcmp(vg_methods[i].name, name)) return vg_methods[i].ctor(cfg, out);
-  return vg_fail(VG_ERR_ARG, "unknown method '%s' (known: fastflow, cflow, efficientad)", name ? name : "(null)");
+  return vg_fail(VG_ERR_ARG, "unknown method '%s' (known: see vigil --help)", name ? name : "(null)");
 }
 
 void vg_method_free(vg_method *m) {
