@@ -64,6 +64,8 @@ typedef struct {
   vg_status (*load)(vg_method *m, const char *path);
   /* The complete config as JSON text (malloc'd). */
   char *(*config_json)(const vg_method *m);
+  /* The learning rate the next train_step uses (for the training log). NULL = none. */
+  double (*current_lr)(const vg_method *m);
   void (*free)(vg_method *m);
 } vg_method_ops;
 
