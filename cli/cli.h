@@ -3,4 +3,5 @@
 #define VG_CLI_H
 int vg_cli_smoke(int argc, char **argv);
 int vg_cli_features(int argc, char **argv);
+int vg_cli_synth(int argc, char **argv);
 #endif

@@ -11,7 +11,8 @@ int main(int argc, char **argv) {
            "commands:\n"
            "  info      machine facts: SIMD path, threads\n"
            "  smoke [N] train a small conv net for N steps (the engine end to end)\n"
-           "  features  backbone feature maps: --backbone B [--weights F] --layers 1,2,3 --input X --out Y\n");
+           "  features  backbone feature maps: --backbone B [--weights F] --layers 1,2,3 --input X --out Y\n"
+           "  synth     synthetic MVTec-layout benchmark: --out DIR [--categories a,b] [--seed N] [--size 256]\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "info")) {
@@ -20,6 +21,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(argv[1], "features")) return vg_cli_features(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "synth")) return vg_cli_synth(argc - 2, argv + 2);
   if (!strcmp(argv[1], "smoke")) return vg_cli_smoke(argc - 2, argv + 2);
   fprintf(stderr, "vigil: unknown command '%s' (try 'vigil help')\n", argv[1]);
   return 2;
