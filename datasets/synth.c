@@ -95,7 +95,7 @@ static int vnoise(uint32_t seed, int x, int y, int cell) {
 typedef struct { int c, s; } rot;
 static rot make_rot(int k, int quadrant) {
   int64_t t = (int64_t)k * 16384 / 64, t2 = t * t >> 14, den = 16384 + t2;
-  rot r = {(int)(((16384 - t2) << 14) / den), (int)(((2 * t) << 14) / den)};
+  rot r = {(int)((16384 - t2) * 16384 / den), (int)(2 * t * 16384 / den)};
   for (int q = 0; q < (quadrant & 3); q++) { rot n = {-r.s, r.c}; r = n; }
   return r;
 }
