@@ -1,0 +1,63 @@
+/* rundir.h — what `vigil train`, `vigil test` and `vigil predict` share: the run
+ * directory, its config.json, and opening the dataset it names.
+ *
+ * A run directory holds
+ *   config.json              the complete config: {"method", "method_config" (every
+ *                            default spelled out), "data", "train"}
+ *   checkpoint.safetensors   the method's save() (parameters, optimizer, step, RNG, stats)
+ *   state.json               {"step": s, "fit_begin": bool, "fit_end": bool} — written
+ *                            after each checkpoint, read by --resume
+ *   train_log.jsonl          one line per step: step, loss, lr, step_ms, images_s
+ *   metrics.json, maps/, report/   written by `vigil test`
+ * Every file is written to a temp name, fsynced and renamed. */
+#ifndef VG_CLI_RUNDIR_H
+#define VG_CLI_RUNDIR_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "datasets/datasets.h"
+#include "methods/method.h"
+#include "tensor/json.h"
+
+typedef struct {
+  char dataset[16];          /* mvtec | loco | visa | btad | folder */
+  char root[1024];
+  char category[128];
+  double val_fraction;       /* part of train held out for fit_end (LOCO: its validation folder) */
+  uint64_t split_seed;
+  bool synthetic;            /* root is the cached synthetic benchmark */
+} vg_run_data;
+
+typedef struct {
+  int64_t steps;             /* total train_step calls */
+  int batch, workers, threads;
+  uint64_t seed;
+  int64_t save_every;        /* checkpoint every N steps (and at the end) */
+} vg_run_train;
+
+typedef struct {
+  char method[32];
+  vg_json *method_config;    /* owned; the complete config (from the method's config_json) */
+  vg_run_data data;
+  vg_run_train train;
+} vg_run_config;
+
+/* Joins dir + "/" + name into a static rotating buffer (4 slots). */
+const char *vg_run_path(const char *dir, const char *name);
+vg_status vg_run_config_write(const char *rundir, const vg_run_config *c);
+vg_status vg_run_config_read(const char *rundir, vg_run_config *c);
+void vg_run_config_free(vg_run_config *c);
+/* The dataset split the config names. TEST only when asked by name. */
+vg_status vg_run_open_dataset(const vg_run_data *d, vg_ds_split split, vg_dataset *out);
+/* Creates the method from the config and, when the run dir has a checkpoint, loads it. */
+vg_status vg_run_open_method(const char *rundir, const vg_run_config *c, bool load, vg_method **out);
+/* mkdir -p */
+vg_status vg_run_mkdirs(const char *path);
+/* Writes text atomically (temp, fsync, rename). */
+vg_status vg_run_write_text(const char *path, const char *text);
+/* Reads a whole text file (malloc'd, NUL-terminated). */
+vg_status vg_run_read_text(const char *path, char **out);
+/* The relative test path "<defect>/<stem>" of a sample (for maps/<category>/test/...). */
+void vg_run_sample_rel(const vg_sample *s, char *buf, size_t cap);
+/* Bilinear resize of a float map (F.interpolate, align_corners=False) into out[oh*ow]. */
+vg_status vg_run_resize_map(const float *map, int h, int w, float *out, int oh, int ow);
+#endif

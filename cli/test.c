@@ -1,0 +1,270 @@
+/* test.c — `vigil test --run RUNDIR` and `vigil predict --run RUNDIR IMAGES... --out DIR`.
+ *
+ * test: the method from the run's checkpoint predicts every test image of the run's
+ * dataset (test split, loader at the method's input size, masks nearest-resized to it —
+ * as anomalib evaluates); finalize() applies set-level normalisation; then
+ *   RUNDIR/metrics.json      image AUROC/AUPRC/F1-max, pixel AUROC/AUPRC, AU-PRO@0.3
+ *   RUNDIR/maps/<category>/test/<defect>/<stem>.tiff   float maps at the ORIGINAL image
+ *                            size (bilinear), MVTec's official evaluation layout, so
+ *                            `vigil metrics` or MVTec's script can re-evaluate them
+ *   RUNDIR/scores.json       {"<defect>/<stem>": score}
+ * predict: per image a float TIFF map (original size), a score, JSON lines on stdout. */
+#include "cli/cli.h"
+#include "cli/rundir.h"
+#include "eval/eval.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int test_usage(FILE *f) {
+  fprintf(f, "usage: vigil test --run RUNDIR [--batch N] [--workers N] [--threads N] [--no-maps]\n"
+             "  evaluates the run's checkpoint on the test split of the run's dataset; writes\n"
+             "  RUNDIR/metrics.json, RUNDIR/scores.json and RUNDIR/maps/<category>/test/<defect>/<stem>.tiff\n");
+  return f == stdout ? 0 : 2;
+}
+
+/* Original size of a sample: its first mask's size, else the image's. */
+static vg_status original_size(const vg_sample *s, int *w, int *h) {
+  vg_image im;
+  vg_status st = vg_image_load(s->n_masks ? s->masks[0].path : s->image, &im, NULL);
+  if (st != VG_OK) return st;
+  *w = im.w; *h = im.h;
+  vg_image_free(&im);
+  return VG_OK;
+}
+
+static void put_metric(vg_json_writer *w, const char *k, double v) {
+  vg_jw_key(w, k);
+  if (isfinite(v)) vg_jw_double(w, v); else vg_jw_null(w);
+}
+
+int vg_cli_test(int argc, char **argv) {
+  const char *run = NULL;
+  int batch = 8, workers = 2, threads = 0;
+  bool write_maps = true;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return test_usage(stdout);
+    if (!strcmp(a, "--no-maps")) { write_maps = false; continue; }
+    if (!v) return test_usage(stderr);
+    i++;
+    if (!strcmp(a, "--run")) run = v;
+    else if (!strcmp(a, "--batch")) batch = atoi(v);
+    else if (!strcmp(a, "--workers")) workers = atoi(v);
+    else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else { fprintf(stderr, "vigil test: unknown option %s\n", a); return test_usage(stderr); }
+  }
+  if (!run || batch < 1) return test_usage(stderr);
+  if (threads > 0) vg_set_num_threads(threads);
+  vg_run_config cfg;
+  vg_method *m = NULL;
+  vg_dataset ds = {0};
+  vg_loader *L = NULL;
+  float *maps = NULL, *scores = NULL, *masks_f = NULL;
+  uint8_t *masks = NULL;
+  int rc = 1;
+  if (vg_run_config_read(run, &cfg) != VG_OK || vg_run_open_method(run, &cfg, true, &m) != VG_OK ||
+      vg_run_open_dataset(&cfg.data, VG_SPLIT_TEST, &ds) != VG_OK) {
+    fprintf(stderr, "vigil test: %s\n", vg_last_error());
+    goto done;
+  }
+  int H = m->input_h, W = m->input_w;
+  int64_t n = ds.n, P = (int64_t)H * W;
+  if (n == 0) { fprintf(stderr, "vigil test: the test split is empty\n"); goto done; }
+  maps = malloc((size_t)(n * P) * sizeof *maps);
+  masks_f = malloc((size_t)(n * P) * sizeof *masks_f);
+  masks = malloc((size_t)(n * P));
+  scores = malloc((size_t)n * sizeof *scores);
+  int64_t *order = malloc((size_t)n * sizeof *order);
+  if (!maps || !masks || !scores || !order || !masks_f) { free(order); fprintf(stderr, "vigil test: out of memory for %lld maps\n", (long long)n); goto done; }
+  vg_loader_opts lo = {.batch_size = batch, .workers = workers, .channels = 3, .height = H, .width = W,
+                       .load_masks = true, .transform = m->test_transform, .user = m->transform_user};
+  if (vg_loader_create(&ds, &lo, &L) != VG_OK || vg_loader_start_epoch(L, 0) != VG_OK) { free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
+  double t0 = now_s();
+  int64_t done_n = 0;
+  for (;;) {
+    vg_batch b;
+    if (vg_loader_next(L, &b) != VG_OK) { free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
+    if (b.n == 0) break;
+    vg_status st = m->ops->predict(m, b.images, maps + done_n * P, scores + done_n);
+    if (st == VG_OK) {
+      memcpy(masks_f + done_n * P, vg_f32(b.masks), (size_t)(b.n * P) * sizeof(float));
+      memcpy(order + done_n, b.indices, (size_t)b.n * sizeof *order);
+    }
+    done_n += b.n;
+    vg_batch_free(&b);
+    if (st != VG_OK) { free(order); fprintf(stderr, "vigil test: predict: %s\n", vg_last_error()); goto done; }
+  }
+  double t_pred = now_s() - t0;
+  if (m->ops->finalize && m->ops->finalize(m, maps, n, H, W, scores) != VG_OK) { free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
+  for (int64_t i = 0; i < n * P; i++) masks[i] = masks_f[i] > 0.5f;
+  uint8_t *labels = malloc((size_t)n);
+  for (int64_t i = 0; i < n; i++) labels[i] = (uint8_t)ds.samples[order[i]].label;
+  vg_eval_metrics em;
+  if (vg_eval_summary(maps, masks, n, H, W, scores, labels, &em) != VG_OK) { free(labels); free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
+  free(labels);
+  /* metrics.json + scores.json */
+  vg_json_writer w, sw;
+  vg_jw_init(&w, 2);
+  vg_jw_begin_object(&w);
+  vg_jw_key(&w, "method"); vg_jw_string(&w, cfg.method);
+  vg_jw_key(&w, "dataset"); vg_jw_string(&w, cfg.data.dataset);
+  vg_jw_key(&w, "category"); vg_jw_string(&w, cfg.data.category);
+  put_metric(&w, "image_auroc", em.image_auroc);
+  put_metric(&w, "image_auprc", em.image_auprc);
+  put_metric(&w, "f1_max", em.image_f1_max);
+  put_metric(&w, "f1_threshold", em.image_f1_threshold);
+  put_metric(&w, "pixel_auroc", em.pixel_auroc);
+  put_metric(&w, "pixel_auprc", em.pixel_auprc);
+  put_metric(&w, "pixel_f1_max", em.pixel_f1_max);
+  put_metric(&w, "au_pro", em.au_pro);
+  vg_jw_key(&w, "au_pro_fpr_limit"); vg_jw_double(&w, 0.3);
+  vg_jw_key(&w, "n_images"); vg_jw_int64(&w, em.n_images);
+  vg_jw_key(&w, "n_anomalous_images"); vg_jw_int64(&w, em.n_anomalous_images);
+  vg_jw_key(&w, "eval_resolution"); vg_jw_begin_array(&w); vg_jw_int64(&w, H); vg_jw_int64(&w, W); vg_jw_end_array(&w);
+  put_metric(&w, "inference_ms_per_image", t_pred * 1e3 / (double)n);
+  vg_jw_end_object(&w);
+  char *mt = vg_jw_finish(&w, NULL);
+  vg_jw_init(&sw, 2);
+  vg_jw_begin_object(&sw);
+  char rel[1200];
+  for (int64_t i = 0; i < n; i++) {
+    vg_run_sample_rel(&ds.samples[order[i]], rel, sizeof rel);
+    vg_jw_key(&sw, rel);
+    vg_jw_double(&sw, scores[i]);
+  }
+  vg_jw_end_object(&sw);
+  char *stt = vg_jw_finish(&sw, NULL);
+  if (!mt || !stt || vg_run_write_text(vg_run_path(run, "metrics.json"), mt) != VG_OK ||
+      vg_run_write_text(vg_run_path(run, "scores.json"), stt) != VG_OK) {
+    free(mt); free(stt);
+    free(order);
+    fprintf(stderr, "vigil test: %s\n", vg_last_error());
+    goto done;
+  }
+  free(mt); free(stt);
+  if (write_maps) {
+    for (int64_t i = 0; i < n; i++) {
+      const vg_sample *s = &ds.samples[order[i]];
+      int ow, oh;
+      char dir[1600], path[2000];
+      vg_run_sample_rel(s, rel, sizeof rel);
+      snprintf(dir, sizeof dir, "%s/maps/%s/test/%s", run, cfg.data.category[0] ? cfg.data.category : "all", rel);
+      *strrchr(dir, '/') = 0;
+      snprintf(path, sizeof path, "%s/maps/%s/test/%s.tiff", run, cfg.data.category[0] ? cfg.data.category : "all", rel);
+      float *big = NULL;
+      vg_status st = original_size(s, &ow, &oh);
+      if (st == VG_OK) st = vg_run_mkdirs(dir);
+      if (st == VG_OK) st = (big = malloc((size_t)ow * oh * sizeof *big)) ? VG_OK : vg_fail(VG_ERR_NOMEM, "out of memory");
+      if (st == VG_OK) st = vg_run_resize_map(maps + i * P, H, W, big, oh, ow);
+      if (st == VG_OK) st = vg_tiff_write_f32(path, big, ow, oh);
+      free(big);
+      if (st != VG_OK) { free(order); fprintf(stderr, "vigil test: map %s: %s\n", path, vg_last_error()); goto done; }
+    }
+  }
+  free(order);
+  printf("%s on %s/%s (%lld images, %lld anomalous; at %dx%d)\n", cfg.method, cfg.data.dataset, cfg.data.category,
+         (long long)em.n_images, (long long)em.n_anomalous_images, H, W);
+  printf("  image AUROC %.4f  image AUPRC %.4f  F1-max %.4f\n", em.image_auroc, em.image_auprc, em.image_f1_max);
+  printf("  pixel AUROC %.4f  pixel AUPRC %.4f  AU-PRO@0.3 %.4f\n", em.pixel_auroc, em.pixel_auprc, em.au_pro);
+  printf("  inference %.2f ms/image (incl. loading); metrics in %s\n", t_pred * 1e3 / (double)n, vg_run_path(run, "metrics.json"));
+  rc = 0;
+done:
+  vg_loader_destroy(L);
+  vg_dataset_free(&ds);
+  vg_method_free(m);
+  vg_run_config_free(&cfg);
+  free(maps); free(masks); free(masks_f); free(scores);
+  return rc;
+}
+
+static int predict_usage(FILE *f) {
+  fprintf(f, "usage: vigil predict --run RUNDIR --out DIR IMAGE...\n"
+             "  per image: DIR/<stem>.tiff (float anomaly map at the image's size) and a JSON line on stdout\n"
+             "  {\"image\": path, \"score\": s, \"map\": DIR/<stem>.tiff}\n");
+  return f == stdout ? 0 : 2;
+}
+
+int vg_cli_predict(int argc, char **argv) {
+  const char *run = NULL, *out = NULL;
+  const char **images = calloc((size_t)argc + 1, sizeof *images);
+  int n_img = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(images); return predict_usage(stdout); }
+    if (!strcmp(a, "--run") && i + 1 < argc) run = argv[++i];
+    else if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
+    else if (a[0] == '-') { free(images); fprintf(stderr, "vigil predict: unknown option %s\n", a); return predict_usage(stderr); }
+    else images[n_img++] = a;
+  }
+  if (!run || !out || n_img == 0) { free(images); return predict_usage(stderr); }
+  vg_run_config cfg;
+  vg_method *m = NULL;
+  int rc = 1;
+  float *maps = NULL, *scores = NULL;
+  if (vg_run_config_read(run, &cfg) != VG_OK || vg_run_open_method(run, &cfg, true, &m) != VG_OK || vg_run_mkdirs(out) != VG_OK) {
+    fprintf(stderr, "vigil predict: %s\n", vg_last_error());
+    free(images);
+    vg_run_config_free(&cfg);
+    return 1;
+  }
+  int H = m->input_h, W = m->input_w;
+  int64_t P = (int64_t)H * W;
+  maps = malloc((size_t)(n_img * P) * sizeof *maps);
+  scores = malloc((size_t)n_img * sizeof *scores);
+  int *ow = calloc((size_t)n_img, sizeof *ow), *oh = calloc((size_t)n_img, sizeof *oh);
+  for (int i = 0; i < n_img; i++) {
+    vg_image im;
+    if (vg_image_load(images[i], &im, NULL) != VG_OK) { fprintf(stderr, "vigil predict: %s\n", vg_last_error()); goto done; }
+    ow[i] = im.w; oh[i] = im.h;
+    vg_scope_begin();
+    int64_t shp[4] = {1, 3, H, W};
+    vg_tensor *x = vg_zeros(VG_F32, 4, shp);
+    vg_status st = m->test_transform(&im, vg_f32(x), 3, H, W, m->transform_user);
+    vg_image_free(&im);
+    if (st == VG_OK) st = m->ops->predict(m, x, maps + i * P, scores + i);
+    vg_scope_end();
+    if (st != VG_OK) { fprintf(stderr, "vigil predict: %s: %s\n", images[i], vg_last_error()); goto done; }
+  }
+  if (m->ops->finalize && m->ops->finalize(m, maps, n_img, H, W, scores) != VG_OK) { fprintf(stderr, "vigil predict: %s\n", vg_last_error()); goto done; }
+  for (int i = 0; i < n_img; i++) {
+    const char *base = strrchr(images[i], '/');
+    base = base ? base + 1 : images[i];
+    char stem[512], path[1600];
+    snprintf(stem, sizeof stem, "%s", base);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = 0;
+    snprintf(path, sizeof path, "%s/%s.tiff", out, stem);
+    float *big = malloc((size_t)ow[i] * oh[i] * sizeof *big);
+    vg_status st = big ? vg_run_resize_map(maps + (int64_t)i * P, H, W, big, oh[i], ow[i]) : vg_fail(VG_ERR_NOMEM, "out of memory");
+    if (st == VG_OK) st = vg_tiff_write_f32(path, big, ow[i], oh[i]);
+    free(big);
+    if (st != VG_OK) { fprintf(stderr, "vigil predict: %s\n", vg_last_error()); goto done; }
+    vg_json_writer w;
+    vg_jw_init(&w, 0);
+    vg_jw_begin_object(&w);
+    vg_jw_key(&w, "image"); vg_jw_string(&w, images[i]);
+    vg_jw_key(&w, "score"); vg_jw_double(&w, scores[i]);
+    vg_jw_key(&w, "map"); vg_jw_string(&w, path);
+    vg_jw_end_object(&w);
+    char *line = vg_jw_finish(&w, NULL);
+    printf("%s\n", line);
+    free(line);
+  }
+  rc = 0;
+done:
+  free(ow); free(oh);
+  free(maps); free(scores);
+  free(images);
+  vg_method_free(m);
+  vg_run_config_free(&cfg);
+  return rc;
+}

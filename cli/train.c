@@ -1,0 +1,412 @@
+/* train.c — `vigil train METHOD`: one run directory per training (cli/rundir.h).
+ *
+ * Order: config.json -> fit_begin (statistics) -> train_step x steps (checkpoint every
+ * save_every and at the end; SIGINT/SIGTERM save and stop) -> fit_end on the validation
+ * split -> final checkpoint -> `vigil test` on the run (unless --no-test).
+ * --resume continues an interrupted run from state.json + checkpoint: same schedule,
+ * same loader order (epoch order is a function of (seed, epoch)), same method RNG. */
+#include "cli/cli.h"
+#include "cli/rundir.h"
+#include "datasets/synth.h"
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int s) { (void)s; g_stop = 1; }
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int train_usage(FILE *f) {
+  fprintf(f,
+    "usage: vigil train METHOD [options]     METHOD: fastflow | cflow | efficientad | meanimage\n"
+    "data (default: the synthetic benchmark, generated once into the cache):\n"
+    "  --data DIR            dataset root\n"
+    "  --dataset KIND        mvtec | loco | visa | btad | folder (default mvtec; folder = DIR/{normal,abnormal[,mask,normal_test]})\n"
+    "  --category C          category / object / product (synthetic default: woven)\n"
+    "  --val-fraction F      part of train held out for validation (default 0.1; LOCO uses validation/)\n"
+    "  --cache DIR           where the synthetic benchmark is cached (default $VIGIL_CACHE or ~/.cache/vigil)\n"
+    "model:\n"
+    "  --backbone NAME       backbone (method-specific; e.g. resnet18, wide_resnet50_2)\n"
+    "  --weights FILE        pretrained backbone weights (.pth/.safetensors); without: random init (loud warning)\n"
+    "  --set KEY=VALUE       any method config key (VALUE as JSON, else a string); repeatable\n"
+    "  --config FILE.json    a config like a run's config.json; flags override it\n"
+    "training:\n"
+    "  --steps N | --epochs N   number of iterations (default: the method's)\n"
+    "  --batch N             batch size (default: the method's)\n"
+    "  --seed N              seed for shuffling and the method's RNG (default 0)\n"
+    "  --workers N           loader threads (default 2)\n"
+    "  --threads N           compute threads (default: all cores)\n"
+    "  --save-every N        checkpoint period in steps (default 500)\n"
+    "  --out RUNDIR          run directory (default runs/<method>-<category>)\n"
+    "  --resume              continue the run in --out from its last checkpoint\n"
+    "  --no-test             do not run `vigil test` after training\n");
+  return f == stdout ? 0 : 2;
+}
+
+/* A method-config override list, serialised into a JSON object. */
+typedef struct { char key[64]; char *json; } kv;
+typedef struct { kv v[64]; int n; } kvlist;
+
+static void kv_set(kvlist *l, const char *k, const char *json) {
+  for (int i = 0; i < l->n; i++)
+    if (!strcmp(l->v[i].key, k)) { free(l->v[i].json); l->v[i].json = strdup(json); return; }
+  if (l->n == 64) return;
+  snprintf(l->v[l->n].key, sizeof l->v[l->n].key, "%s", k);
+  l->v[l->n++].json = strdup(json);
+}
+
+static char *json_quote(const char *s) {
+  vg_json_writer w;
+  vg_jw_init(&w, 0);
+  vg_jw_string(&w, s);
+  return vg_jw_finish(&w, NULL);
+}
+
+static void kv_set_str(kvlist *l, const char *k, const char *s) {
+  char *q = json_quote(s);
+  kv_set(l, k, q);
+  free(q);
+}
+
+/* "key=value": value as JSON when it parses, else as a string. */
+static bool kv_set_arg(kvlist *l, const char *arg) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || eq - arg >= 64) return false;
+  char key[64];
+  snprintf(key, sizeof key, "%.*s", (int)(eq - arg), arg);
+  vg_json *j;
+  if (vg_json_parse(eq + 1, strlen(eq + 1), NULL, &j) == VG_OK) { vg_json_free(j); kv_set(l, key, eq + 1); }
+  else kv_set_str(l, key, eq + 1);
+  return true;
+}
+
+static vg_status kv_to_json(const kvlist *l, vg_json **out) {
+  size_t cap = 16;
+  for (int i = 0; i < l->n; i++) cap += strlen(l->v[i].key) + strlen(l->v[i].json) + 8;
+  char *buf = malloc(cap), *p = buf;
+  p += sprintf(p, "{");
+  for (int i = 0; i < l->n; i++) p += sprintf(p, "%s\"%s\": %s", i ? ", " : "", l->v[i].key, l->v[i].json);
+  sprintf(p, "}");
+  vg_status st = vg_json_parse(buf, strlen(buf), NULL, out);
+  free(buf);
+  return st;
+}
+
+static void kv_free(kvlist *l) { for (int i = 0; i < l->n; i++) free(l->v[i].json); l->n = 0; }
+
+static bool config_has(const vg_method *m, const char *key) {
+  char *t = m->ops->config_json(m);
+  vg_json *j = NULL;
+  bool has = t && vg_json_parse(t, strlen(t), NULL, &j) == VG_OK && vg_json_get(j, key);
+  vg_json_free(j);
+  free(t);
+  return has;
+}
+
+static vg_status write_state(const char *rundir, int64_t step, bool fb, bool fe) {
+  char text[160];
+  snprintf(text, sizeof text, "{\"step\": %lld, \"fit_begin\": %s, \"fit_end\": %s}\n", (long long)step,
+           fb ? "true" : "false", fe ? "true" : "false");
+  return vg_run_write_text(vg_run_path(rundir, "state.json"), text);
+}
+
+static vg_status read_state(const char *rundir, int64_t *step, bool *fb, bool *fe) {
+  char *t;
+  vg_status st = vg_run_read_text(vg_run_path(rundir, "state.json"), &t);
+  if (st != VG_OK) return st;
+  vg_json *j;
+  st = vg_json_parse(t, strlen(t), NULL, &j);
+  free(t);
+  if (st != VG_OK) return vg_fail_prefix("%s", vg_run_path(rundir, "state.json"));
+  bool ok = vg_json_as_int64(vg_json_get(j, "step"), step) && vg_json_as_bool(vg_json_get(j, "fit_begin"), fb) &&
+            vg_json_as_bool(vg_json_get(j, "fit_end"), fe);
+  vg_json_free(j);
+  return ok ? VG_OK : vg_fail(VG_ERR_FORMAT, "%s: malformed (step, fit_begin, fit_end)", vg_run_path(rundir, "state.json"));
+}
+
+static vg_status checkpoint(const char *rundir, vg_method *m, int64_t step, bool fb, bool fe) {
+  vg_status st = m->ops->save(m, vg_run_path(rundir, "checkpoint.safetensors"));
+  if (st == VG_OK) st = write_state(rundir, step, fb, fe);
+  return st;
+}
+
+/* Keeps only the log lines with step < keep (resume rewrites the tail). */
+static void truncate_log(const char *path, int64_t keep) {
+  char *t;
+  if (vg_run_read_text(path, &t) != VG_OK) return;
+  size_t cap = strlen(t) + 1, len = 0;
+  char *outb = malloc(cap);
+  for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+    const char *s = strstr(line, "\"step\":");
+    if (s && strtoll(s + 7, NULL, 10) < keep) len += (size_t)sprintf(outb + len, "%s\n", line);
+  }
+  outb[len] = 0;
+  vg_run_write_text(path, outb);
+  free(outb); free(t);
+}
+
+const char *vg_cli_default_cache(char *buf, size_t cap) {
+  const char *c = getenv("VIGIL_CACHE"), *home = getenv("HOME");
+  if (c && *c) snprintf(buf, cap, "%s", c);
+  else if (home && *home) snprintf(buf, cap, "%s/.cache/vigil", home);
+  else snprintf(buf, cap, ".vigil-cache");
+  return buf;
+}
+
+int vg_cli_train(int argc, char **argv) {
+  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) return train_usage(argc < 1 ? stderr : stdout);
+  const char *method = argv[0];
+  const char *data = NULL, *dataset = NULL, *category = NULL, *out = NULL, *config_file = NULL, *cache = NULL;
+  int64_t steps = -1, epochs = -1, batch = -1, workers = 2, threads = 0, save_every = 500;
+  uint64_t seed = 0;
+  double val_fraction = 0.1;
+  bool resume = false, no_test = false;
+  kvlist ov = {0};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { kv_free(&ov); return train_usage(stdout); }
+    if (!strcmp(a, "--resume")) { resume = true; continue; }
+    if (!strcmp(a, "--no-test")) { no_test = true; continue; }
+    if (!v) { fprintf(stderr, "vigil train: %s needs a value\n", a); kv_free(&ov); return train_usage(stderr); }
+    i++;
+    if (!strcmp(a, "--data")) data = v;
+    else if (!strcmp(a, "--dataset")) dataset = v;
+    else if (!strcmp(a, "--category")) category = v;
+    else if (!strcmp(a, "--out")) out = v;
+    else if (!strcmp(a, "--config")) config_file = v;
+    else if (!strcmp(a, "--cache")) cache = v;
+    else if (!strcmp(a, "--steps")) steps = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--epochs")) epochs = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--batch")) batch = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--workers")) workers = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--threads")) threads = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--save-every")) save_every = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--val-fraction")) val_fraction = strtod(v, NULL);
+    else if (!strcmp(a, "--backbone")) kv_set_str(&ov, "backbone", v);
+    else if (!strcmp(a, "--weights")) kv_set_str(&ov, "weights", v);
+    else if (!strcmp(a, "--set")) {
+      if (!kv_set_arg(&ov, v)) { fprintf(stderr, "vigil train: --set wants KEY=VALUE, got '%s'\n", v); kv_free(&ov); return 2; }
+    } else { fprintf(stderr, "vigil train: unknown option %s\n", a); kv_free(&ov); return train_usage(stderr); }
+  }
+  char rundir[1024];
+  if (out) snprintf(rundir, sizeof rundir, "%s", out);
+  else snprintf(rundir, sizeof rundir, "runs/%s-%s", method, category ? category : (data ? "data" : "woven"));
+
+  vg_run_config cfg = {0};
+  vg_method *m = NULL;
+  vg_dataset train = {0}, val = {0};
+  vg_loader *L = NULL;
+  FILE *log = NULL;
+  int rc = 1;
+  vg_status st = VG_OK;
+  int64_t step = 0;
+  bool fb_done = false, fe_done = false;
+
+  if (resume) {
+    if (vg_run_config_read(rundir, &cfg) != VG_OK || read_state(rundir, &step, &fb_done, &fe_done) != VG_OK) {
+      fprintf(stderr, "vigil train --resume: %s\n", vg_last_error());
+      goto done;
+    }
+    if (strcmp(cfg.method, method)) { fprintf(stderr, "vigil train --resume: %s holds a %s run, not %s\n", rundir, cfg.method, method); goto done; }
+    st = vg_run_open_method(rundir, &cfg, true, &m);
+    if (st != VG_OK) { fprintf(stderr, "vigil train --resume: %s\n", vg_last_error()); goto done; }
+    fprintf(stderr, "vigil train: resuming %s at step %lld of %lld\n", rundir, (long long)step, (long long)cfg.train.steps);
+  } else {
+    /* method config: --config file's method_config, then flags */
+    kvlist base = {0};
+    vg_json *file_doc = NULL;
+    if (config_file) {
+      char *t;
+      if (vg_run_read_text(config_file, &t) != VG_OK || vg_json_parse(t, strlen(t), NULL, &file_doc) != VG_OK) {
+        fprintf(stderr, "vigil train: --config %s: %s\n", config_file, vg_last_error());
+        goto done;
+      }
+      free(t);
+      const vg_json *mc = vg_json_get(file_doc, "method_config");
+      for (int64_t i = 0; mc && i < vg_json_len(mc); i++) {
+        vg_json_writer w;
+        vg_jw_init(&w, 0);
+        vg_jw_value(&w, vg_json_at(mc, i));
+        char *vt = vg_jw_finish(&w, NULL);
+        kv_set(&base, vg_json_key_at(mc, i), vt);
+        free(vt);
+      }
+      const vg_json *t2 = vg_json_get(file_doc, "train");
+      int64_t x;
+      if (steps < 0 && t2 && vg_json_as_int64(vg_json_get(t2, "steps"), &x)) steps = x;
+      if (batch < 0 && t2 && vg_json_as_int64(vg_json_get(t2, "batch"), &x)) batch = x;
+    }
+    for (int i = 0; i < ov.n; i++) kv_set(&base, ov.v[i].key, ov.v[i].json);
+    /* seed goes to the method when it has that key */
+    vg_json *probe_cfg = NULL;
+    vg_method *probe = NULL;
+    if (vg_method_create(method, NULL, &probe) != VG_OK) {
+      fprintf(stderr, "vigil train: %s\n", vg_last_error());
+      kv_free(&base); vg_json_free(file_doc);
+      goto done;
+    }
+    if (config_has(probe, "seed")) { char sb[32]; snprintf(sb, sizeof sb, "%llu", (unsigned long long)seed); kv_set(&base, "seed", sb); }
+    vg_method_free(probe);
+    st = kv_to_json(&base, &probe_cfg);
+    kv_free(&base);
+    vg_json_free(file_doc);
+    if (st == VG_OK) st = vg_method_create(method, probe_cfg, &m);
+    vg_json_free(probe_cfg);
+    if (st != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+    char *full = m->ops->config_json(m);
+    st = vg_json_parse(full, strlen(full), NULL, &cfg.method_config);
+    free(full);
+    if (st != VG_OK) { fprintf(stderr, "vigil train: method config: %s\n", vg_last_error()); goto done; }
+    snprintf(cfg.method, sizeof cfg.method, "%s", method);
+    /* data */
+    if (data) {
+      snprintf(cfg.data.root, sizeof cfg.data.root, "%s", data);
+      snprintf(cfg.data.dataset, sizeof cfg.data.dataset, "%s", dataset ? dataset : "mvtec");
+      snprintf(cfg.data.category, sizeof cfg.data.category, "%s", category ? category : "");
+    } else {
+      char cb[1024];
+      const char *cat = category ? category : "woven";
+      const vg_synth_category *sc = vg_synth_category_find(cat);
+      if (!sc) { fprintf(stderr, "vigil train: '%s' is not a synthetic category (give --data for a real dataset)\n", cat); goto done; }
+      snprintf(cfg.data.root, sizeof cfg.data.root, "%s/synth-v%d-256", cache ? cache : vg_cli_default_cache(cb, sizeof cb), VG_SYNTH_VERSION);
+      vg_synth_opts so = {.out = cfg.data.root};
+      bool made = false;
+      fprintf(stderr, "vigil train: no --data: using the synthetic benchmark in %s\n", cfg.data.root);
+      if (vg_synth_generate(&so, &made) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+      snprintf(cfg.data.dataset, sizeof cfg.data.dataset, "%s", sc->loco ? "loco" : "mvtec");
+      snprintf(cfg.data.category, sizeof cfg.data.category, "%s", cat);
+      cfg.data.synthetic = true;
+    }
+    cfg.data.val_fraction = val_fraction;
+    cfg.data.split_seed = seed;
+    cfg.train.batch = (int)(batch > 0 ? batch : m->train_batch);
+    cfg.train.workers = (int)(workers > 0 ? workers : 2);
+    cfg.train.threads = (int)threads;
+    cfg.train.seed = seed;
+    cfg.train.save_every = save_every > 0 ? save_every : 500;
+    cfg.train.steps = steps >= 0 ? steps : -1;   /* epochs resolved below */
+  }
+  if (cfg.train.threads > 0) vg_set_num_threads(cfg.train.threads);
+  if (m->random_backbone)
+    fprintf(stderr, "\n*** WARNING: no --weights: the backbone is RANDOMLY INITIALISED. Results are NOT comparable to the papers. ***\n\n");
+
+  if ((st = vg_run_open_dataset(&cfg.data, VG_SPLIT_TRAIN, &train)) != VG_OK ||
+      (st = vg_run_open_dataset(&cfg.data, VG_SPLIT_VAL, &val)) != VG_OK) {
+    fprintf(stderr, "vigil train: %s\n", vg_last_error());
+    goto done;
+  }
+  if (train.n == 0) { fprintf(stderr, "vigil train: the training split is empty\n"); goto done; }
+  vg_loader_opts lo = {.batch_size = cfg.train.batch, .workers = cfg.train.workers, .prefetch = 3,
+                       .channels = m->train_channels, .height = m->input_h, .width = m->input_w,
+                       .shuffle = true, .seed = cfg.train.seed, .drop_last = train.n >= cfg.train.batch,
+                       .transform = m->train_transform, .user = m->transform_user};
+  if ((st = vg_loader_create(&train, &lo, &L)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+  int64_t nb = vg_loader_batches(L);
+  if (!resume) {
+    if (cfg.train.steps < 0) cfg.train.steps = epochs >= 0 ? epochs * nb : m->default_steps;
+    if ((st = vg_run_mkdirs(rundir)) != VG_OK || (st = vg_run_config_write(rundir, &cfg)) != VG_OK) {
+      fprintf(stderr, "vigil train: %s\n", vg_last_error());
+      goto done;
+    }
+    remove(vg_run_path(rundir, "train_log.jsonl"));
+    remove(vg_run_path(rundir, "state.json"));
+  } else {
+    truncate_log(vg_run_path(rundir, "train_log.jsonl"), step);
+  }
+  fprintf(stderr, "vigil train: %s on %s/%s: %lld train + %lld val images, %lld steps of batch %d -> %s\n", method,
+          cfg.data.dataset, cfg.data.category, (long long)train.n, (long long)val.n, (long long)cfg.train.steps,
+          cfg.train.batch, rundir);
+  if (!fb_done) {
+    if (m->ops->fit_begin && (st = m->ops->fit_begin(m, &train)) != VG_OK) { fprintf(stderr, "vigil train: fit: %s\n", vg_last_error()); goto done; }
+    fb_done = true;
+    if ((st = checkpoint(rundir, m, step, fb_done, false)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+  }
+  log = fopen(vg_run_path(rundir, "train_log.jsonl"), "a");
+  if (!log) { fprintf(stderr, "vigil train: cannot append to %s\n", vg_run_path(rundir, "train_log.jsonl")); goto done; }
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  bool tty = isatty(2);
+  int64_t cur_epoch = -1, total = cfg.train.steps, start_step = step;
+  double t_start = now_s(), t_last_print = 0;
+  while (step < total && !fe_done) {
+    int64_t epoch = step / nb, pos = step % nb;
+    if (epoch != cur_epoch) {
+      vg_loader_start_epoch(L, (int)epoch);
+      cur_epoch = epoch;
+      for (int64_t k = 0; k < pos; k++) {   /* resume inside an epoch: skip what was used */
+        vg_batch b;
+        if (vg_loader_next(L, &b) == VG_OK) vg_batch_free(&b);
+      }
+    }
+    vg_batch b;
+    if ((st = vg_loader_next(L, &b)) != VG_OK) { fprintf(stderr, "\nvigil train: step %lld: %s\n", (long long)step, vg_last_error()); goto done; }
+    if (b.n == 0) { vg_batch_free(&b); cur_epoch = -1; continue; }
+    double lr = m->ops->current_lr ? m->ops->current_lr(m) : NAN;
+    double t0 = now_s(), loss = 0;
+    st = m->ops->train_step(m, b.images, step, &loss);
+    double dt = now_s() - t0;
+    int bn = b.n;
+    vg_batch_free(&b);
+    if (st == VG_OK && !isfinite(loss)) st = vg_fail(VG_ERR_NUMERIC, "loss is %g", loss);
+    if (st != VG_OK) {
+      fprintf(stderr, "\nvigil train: step %lld: %s\n  the last good checkpoint is kept in %s (resume with --resume --out %s)\n",
+              (long long)step, vg_last_error(), rundir, rundir);
+      goto done;
+    }
+    fprintf(log, "{\"step\": %lld, \"loss\": %.9g, ", (long long)step, loss);
+    if (isfinite(lr)) fprintf(log, "\"lr\": %.9g, ", lr);
+    fprintf(log, "\"step_ms\": %.3f, \"images_s\": %.3f}\n", dt * 1e3, bn / dt);
+    step++;
+    double el = now_s() - t_start;
+    double ips = (double)(step - start_step) * cfg.train.batch / (el > 0 ? el : 1);
+    double eta = (double)(total - step) * el / (double)(step - start_step);
+    if (tty && (now_s() - t_last_print > 0.2 || step == total)) {
+      fprintf(stderr, "\r  step %lld/%lld  loss %.5g  %.1f img/s  ETA %dm%02ds   ", (long long)step, (long long)total, loss, ips,
+              (int)eta / 60, (int)eta % 60);
+      t_last_print = now_s();
+    } else if (!tty && (step % (total / 20 > 0 ? total / 20 : 1) == 0 || step == total)) {
+      fprintf(stderr, "  step %lld/%lld loss %.5g %.1f img/s ETA %.0fs\n", (long long)step, (long long)total, loss, ips, eta);
+    }
+    if (step % cfg.train.save_every == 0 || step == total || g_stop) {
+      fflush(log);
+      fsync(fileno(log));
+      if ((st = checkpoint(rundir, m, step, true, false)) != VG_OK) { fprintf(stderr, "\nvigil train: %s\n", vg_last_error()); goto done; }
+    }
+    if (g_stop) {
+      fprintf(stderr, "\nvigil train: interrupted at step %lld; checkpoint saved. Continue with: vigil train %s --resume --out %s\n",
+              (long long)step, method, rundir);
+      rc = 130;
+      goto done;
+    }
+  }
+  if (tty && total > start_step) fprintf(stderr, "\n");
+  if (!fe_done) {
+    if (m->ops->fit_end && (st = m->ops->fit_end(m, &val)) != VG_OK) { fprintf(stderr, "vigil train: fit_end: %s\n", vg_last_error()); goto done; }
+    if ((st = checkpoint(rundir, m, step, true, true)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+  }
+  fprintf(stderr, "vigil train: done (%s/checkpoint.safetensors)\n", rundir);
+  rc = 0;
+done:
+  if (log) fclose(log);
+  vg_loader_destroy(L);
+  vg_dataset_free(&train);
+  vg_dataset_free(&val);
+  vg_method_free(m);
+  vg_run_config_free(&cfg);
+  kv_free(&ov);
+  if (rc == 0 && !no_test) {
+    char *targv[2] = {"--run", rundir};
+    rc = vg_cli_test(2, targv);
+  }
+  return rc;
+}
