@@ -432,7 +432,8 @@ static void put_match(bitwriter *w, int len, int dist) {
 
 #define VG_WIN 32768
 #define VG_HASH_BITS 15
-#define VG_MAX_CHAIN 48
+#define VG_MAX_CHAIN 12
+#define VG_NICE_LEN 64       /* a match this long is good enough: stop searching */
 #define VG_NONE ((size_t)-1)
 
 static uint32_t hash3(const uint8_t *p) {
@@ -455,7 +456,7 @@ static int find_match(const uint8_t *in, size_t n, size_t i, const size_t *head,
       if ((int)l > best) {
         best = (int)l;
         *dist_out = (int)dist;
-        if (l == maxlen) break;
+        if (l == maxlen || l >= VG_NICE_LEN) break;
       }
     }
     cand = prev[cand & (VG_WIN - 1)];
