@@ -81,7 +81,7 @@ bench: $(BENCH_BIN)
 
 demo: all
 	./$(BUILD)/vigil info
-	./$(BUILD)/vigil smoke 60
+	./$(BUILD)/vigil train meanimage --category woven --out runs/demo-meanimage
 
 clean:
 	rm -rf build vigil
