@@ -163,6 +163,35 @@ static vg_tensor *chmix(const vg_tensor *x, const vg_tensor *w2) {
   return vg_conv2d(x, w4, NULL, (vg_conv2d_opts){0});
 }
 
+/* A fixed (no-grad) 0/1 permutation matrix applies as an index_select along channels:
+ * y[:, i] = x[:, idx[i]] with idx[i] the column of row i's 1. NULL when w is not one. */
+static vg_tensor *perm_index(const vg_tensor *w2) {
+  if (!w2 || w2->requires_grad) return NULL;
+  int64_t C = w2->shape[0];
+  float *h = malloc(sizeof(float) * (size_t)(C * C));
+  vg_to_host(w2, VG_F32, h);
+  vg_tensor *idx = vg_empty(VG_I64, 1, &C);
+  int64_t *ip = vg_data(idx);
+  bool ok = true;
+  for (int64_t i = 0; i < C && ok; i++) {
+    int64_t col = -1;
+    for (int64_t j = 0; j < C && ok; j++) {
+      float v = h[i * C + j];
+      if (v == 1.f && col < 0) col = j;
+      else if (v != 0.f) ok = false;
+    }
+    if (col < 0) ok = false;
+    ip[i] = col;
+  }
+  free(h);
+  return ok ? idx : NULL;
+}
+
+static vg_tensor *chmix_fast(const vg_tensor *x, const vg_tensor *w2, const vg_tensor *idx) {
+  if (idx && x->device == VG_CPU) return vg_index_select(x, 1, idx);
+  return chmix(x, w2);
+}
+
 static vg_tensor *as2d(const vg_tensor *w) {   /* (C,C[,1,1]) -> (C,C) */
   return vg_reshape(w, 2, (int64_t[]){w->shape[0], w->shape[1]});
 }
@@ -289,6 +318,11 @@ static vg_tensor *allinone_fwd(vg_nn_module *m, const vg_tensor *x, int ncond, v
     wp = as2d(vg_nn_param(m, "w_perm"));
     wi = as2d(vg_nn_param(m, "w_perm_inv"));
   }
+  vg_tensor *ip = NULL, *ii = NULL;
+  if (!o->permute_soft && o->learned_householder_permutation == 0 && x->device == VG_CPU) {
+    ip = perm_index(wp);
+    ii = perm_index(wi);
+  }
   vg_tensor *gscale = vg_nn_param(m, "global_scale"), *goff = vg_nn_param(m, "global_offset");
   vg_tensor *scale = NULL, *perm_lj = NULL;
   if (!o->gin_block) {
@@ -297,10 +331,10 @@ static vg_tensor *allinone_fwd(vg_nn_module *m, const vg_tensor *x, int ncond, v
   }
   vg_tensor *h = (vg_tensor *)x;
   if (rev) {
-    h = vg_sub(chmix(h, wi), goff);
+    h = vg_sub(chmix_fast(h, wi, ii), goff);
     if (scale) h = vg_div(h, scale);
   } else if (o->reverse_permutation) {
-    h = chmix(h, wi);
+    h = chmix_fast(h, wi, ii);
   }
   vg_tensor *x1 = vg_narrow(h, 1, 0, f->split0), *x2 = vg_narrow(h, 1, f->split0, f->split1);
   vg_tensor *a = vg_nn_forward(vg_nn_child_get(m, "subnet"), cat_cond(x1, ncond, cond));
@@ -326,9 +360,9 @@ static vg_tensor *allinone_fwd(vg_nn_module *m, const vg_tensor *x, int ncond, v
   vg_tensor *out = vg_concat(2, (vg_tensor *[]){x1, y2}, 1);
   if (!rev) {
     if (scale) out = vg_mul(out, scale);
-    out = chmix(vg_add(out, goff), wp);
+    out = chmix_fast(vg_add(out, goff), wp, ip);
   } else if (o->reverse_permutation) {
-    out = chmix(out, wp);
+    out = chmix_fast(out, wp, ip);
   }
   if (want && ld) {
     int64_t npix = 1;

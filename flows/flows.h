@@ -134,9 +134,11 @@ vg_nn_module *vg_flow_cond_affine_new(int ndim, const int64_t *dims, int64_t con
 vg_nn_module *vg_flow_permute_random_new(int ndim, const int64_t *dims, uint64_t seed);
 vg_nn_module *vg_flow_actnorm_new(int ndim, const int64_t *dims);
 void vg_flow_actnorm_mark_initialized(vg_nn_module *actnorm);
-/* Fixed1x1Conv (2-D) / FixedLinearTransform (1-D): y = M x per position, M (C, C)
- * row-major, invertible; NULL M: a random orthogonal matrix from seed (orthogonal
- * transform). log|det M| per position. */
+/* FixedLinearTransform (1-D: y = M x, FrEIA's x.mm(M.t())) / Fixed1x1Conv (2-D: FrEIA
+ * convolves with M.t() as the weight, i.e. y = M^T x per position), M (C, C) row-major,
+ * invertible; NULL M: a random rotation from seed (orthogonal transform). Parameters
+ * M = M^T, M_inv = (M^T)^-1, logDetM = log|det M| (all requires_grad off, as FrEIA);
+ * log-det = logDetM * H * W per sample. */
 vg_nn_module *vg_flow_fixed_linear_new(int ndim, const int64_t *dims, const float *M, uint64_t seed);
 
 /* ---------------------------------------------------------------- contract */
