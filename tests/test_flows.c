@@ -213,7 +213,6 @@ static void jac_check(const char *cname, vg_nn_module *m, int ndim, const int64_
   int64_t N = shape[0], D = 1;
   for (int i = 1; i < ndim; i++) D *= shape[i];
   vg_tensor *x = vg_randn(ndim, shape, 99);   /* heap (no scope) */
-  vg_scale(x, 1.f);
   vg_requires_grad_(x, true);
   double *J = malloc(sizeof(double) * (size_t)(D * D));
   float *ldv = NULL;
@@ -253,32 +252,21 @@ static void block_checks(const char *cname) {
   if (!m) return;
   vg_nn_list sd = vg_nn_state_dict(m);
   for (int i = 0; i < sd.n; i++) {
-    const char *leaf = strrchr(sd.names[i], '.');
-    leaf = leaf ? leaf + 1 : sd.names[i];
     if (sd.tensors[i]->dtype == VG_F32 && !sd.tensors[i]->requires_grad) continue;  /* keep perms */
     if (sd.tensors[i]->dtype == VG_F32) set_formula(sd.names[i], sd.tensors[i]);
   }
   vg_nn_list_free(&sd);
-  int64_t dims[4];
-  vg_nn_module *probe = m;
-  int nd = vg_flow_sequence_len(m) ? vg_flow_sequence_dims(m, 0, dims)
-                                   : ((int)(((int64_t *)0 == NULL) ? 0 : 0));
-  (void)probe;
-  if (!nd) {
-    /* recover dims: try the fixture's x */
-    char fn[128];
-    snprintf(fn, sizeof fn, "flow_%s.bin", cname);
-    vg_fixture *fx = vg_fixture_load(vg_test_fixture(fn));
-    nd = fx ? vg_fixture_get(fx, "x")->ndim - 1 : 0;
-    for (int i = 0; i < nd; i++) dims[i] = vg_fixture_get(fx, "x")->shape[i + 1];
-    vg_fixture_free(fx);
-  }
-  int64_t cc = 0;
+  /* input dims and condition channels: from the case's fixture */
+  int64_t dims[4], cc = 0;
+  int nd = 0;
   {
     char fn[128];
     snprintf(fn, sizeof fn, "flow_%s.bin", cname);
     vg_fixture *fx = vg_fixture_load(vg_test_fixture(fn));
-    const vg_fx_tensor *fc = fx ? vg_fixture_get(fx, "c") : NULL;
+    if (!VG_CHECK(fx, "%s: fixture loads", cname)) { vg_nn_free(m); return; }
+    const vg_fx_tensor *fxx = vg_fixture_get(fx, "x"), *fc = vg_fixture_get(fx, "c");
+    nd = fxx->ndim - 1;
+    for (int i = 0; i < nd; i++) dims[i] = fxx->shape[i + 1];
     if (fc) cc = fc->shape[1];
     vg_fixture_free(fx);
   }
