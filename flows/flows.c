@@ -115,10 +115,15 @@ void vg_flow_special_ortho(int64_t dim, uint64_t seed, double *H) {
     for (int64_t i = 0; i < m; i++) x[i] /= s;
     /* H[:, n:] = -D[n] * (H[:, n:] - outer(H[:, n:] @ x, x)) */
     for (int64_t r = 0; r < dim; r++) {
-      double acc = 0;
+      double a0 = 0, a1 = 0, a2 = 0, a3 = 0;   /* 4 chains: ILP without -ffast-math */
       const double *row = H + r * dim + n;
-      for (int64_t i = 0; i < m; i++) acc += row[i] * x[i];
-      hx[r] = acc;
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) {
+        a0 += row[i] * x[i]; a1 += row[i + 1] * x[i + 1];
+        a2 += row[i + 2] * x[i + 2]; a3 += row[i + 3] * x[i + 3];
+      }
+      for (; i < m; i++) a0 += row[i] * x[i];
+      hx[r] = (a0 + a1) + (a2 + a3);
     }
     for (int64_t r = 0; r < dim; r++) {
       double *row = H + r * dim + n;
