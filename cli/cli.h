@@ -7,4 +7,6 @@ int vg_cli_synth(int argc, char **argv);
 int vg_cli_train(int argc, char **argv);
 int vg_cli_test(int argc, char **argv);
 int vg_cli_predict(int argc, char **argv);
+int vg_cli_metrics(int argc, char **argv);
+int vg_cli_convert(int argc, char **argv);
 #endif

@@ -12,6 +12,8 @@ int main(int argc, char **argv) {
            "  train     train a method: vigil train fastflow|cflow|efficientad|meanimage [--data DIR ...] (see train --help)\n"
            "  test      evaluate a run: --run RUNDIR -> metrics.json, scores.json, maps/ (see test --help)\n"
            "  predict   anomaly maps + scores of images: --run RUNDIR --out DIR IMAGE... (see predict --help)\n"
+           "  metrics   evaluate map TIFFs: --dataset D --data DIR --maps DIR [--report DIR] (see metrics --help)\n"
+           "  convert   convert an image: IN OUT [--gray|--rgb] [--resize WxH] (format by OUT's extension)\n"
            "  info      machine facts: SIMD path, threads\n"
            "  smoke [N] train a small conv net for N steps (the engine end to end)\n"
            "  features  backbone feature maps: --backbone B [--weights F] --layers 1,2,3 --input X --out Y\n"
@@ -28,6 +30,8 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "train")) return vg_cli_train(argc - 2, argv + 2);
   if (!strcmp(argv[1], "test")) return vg_cli_test(argc - 2, argv + 2);
   if (!strcmp(argv[1], "predict")) return vg_cli_predict(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "metrics")) return vg_cli_metrics(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "convert")) return vg_cli_convert(argc - 2, argv + 2);
   if (!strcmp(argv[1], "smoke")) return vg_cli_smoke(argc - 2, argv + 2);
   fprintf(stderr, "vigil: unknown command '%s' (try 'vigil help')\n", argv[1]);
   return 2;
