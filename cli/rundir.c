@@ -168,16 +168,3 @@ void vg_run_sample_rel(const vg_sample *s, char *buf, size_t cap) {
   if (dot && dot != stem) *dot = 0;
   snprintf(buf, cap, "%s/%s", s->defect, stem);
 }
-
-vg_status vg_run_resize_map(const float *map, int h, int w, float *out, int oh, int ow) {
-  if (h == oh && w == ow) { memcpy(out, map, (size_t)h * w * sizeof *out); return VG_OK; }
-  vg_scope_begin();
-  int64_t shp[4] = {1, 1, h, w};
-  vg_tensor *t = vg_from_data(VG_F32, 4, shp, map);
-  vg_tensor *r = t ? vg_interpolate_bilinear(t, oh, ow, false) : NULL;
-  vg_status st = VG_OK;
-  if (!r) st = vg_fail_prefix("resize map %dx%d -> %dx%d", w, h, ow, oh);
-  else memcpy(out, vg_f32(vg_contiguous(r)), (size_t)oh * ow * sizeof *out);
-  vg_scope_end();
-  return st;
-}

@@ -58,6 +58,4 @@ vg_status vg_run_write_text(const char *path, const char *text);
 vg_status vg_run_read_text(const char *path, char **out);
 /* The relative test path "<defect>/<stem>" of a sample (for maps/<category>/test/...). */
 void vg_run_sample_rel(const vg_sample *s, char *buf, size_t cap);
-/* Bilinear resize of a float map (F.interpolate, align_corners=False) into out[oh*ow]. */
-vg_status vg_run_resize_map(const float *map, int h, int w, float *out, int oh, int ow);
 #endif

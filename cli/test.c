@@ -1,9 +1,12 @@
 /* test.c — `vigil test --run RUNDIR` and `vigil predict --run RUNDIR IMAGES... --out DIR`.
  *
  * test: the method from the run's checkpoint predicts every test image of the run's
- * dataset (test split, loader at the method's input size, masks nearest-resized to it —
- * as anomalib evaluates); finalize() applies set-level normalisation; then
- *   RUNDIR/metrics.json      image AUROC/AUPRC/F1-max, pixel AUROC/AUPRC, AU-PRO@0.3
+ * dataset (test split, loader at the method's input size); finalize() applies set-level
+ * normalisation; eval/report.h evaluates at the GT resolution (maps bilinear-upsampled,
+ * as MVTec's official evaluation reads maps at image size); then
+ *   RUNDIR/metrics.json      image AUROC/AUPRC/F1-max, pixel AUROC/AUPRC, AU-PRO@0.3,
+ *                            LOCO: AU-sPRO per limit for logical/structural/mean
+ *   RUNDIR/report/           report.html, heatmap overlays, ROC/PR/PRO curves (SVG)
  *   RUNDIR/maps/<category>/test/<defect>/<stem>.tiff   float maps at the ORIGINAL image
  *                            size (bilinear), MVTec's official evaluation layout, so
  *                            `vigil metrics` or MVTec's script can re-evaluate them
@@ -12,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/rundir.h"
 #include "eval/eval.h"
+#include "eval/report.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +29,10 @@ static double now_s(void) {
 }
 
 static int test_usage(FILE *f) {
-  fprintf(f, "usage: vigil test --run RUNDIR [--batch N] [--workers N] [--threads N] [--no-maps]\n"
+  fprintf(f, "usage: vigil test --run RUNDIR [--batch N] [--workers N] [--threads N] [--no-maps] [--no-report]\n"
              "  evaluates the run's checkpoint on the test split of the run's dataset; writes\n"
-             "  RUNDIR/metrics.json, RUNDIR/scores.json and RUNDIR/maps/<category>/test/<defect>/<stem>.tiff\n");
+             "  RUNDIR/metrics.json (at the GT resolution; LOCO: sPRO), RUNDIR/scores.json,\n"
+             "  RUNDIR/maps/<category>/test/<defect>/<stem>.tiff and RUNDIR/report/ (report.html, heatmaps, curves)\n");
   return f == stdout ? 0 : 2;
 }
 
@@ -41,19 +46,15 @@ static vg_status original_size(const vg_sample *s, int *w, int *h) {
   return VG_OK;
 }
 
-static void put_metric(vg_json_writer *w, const char *k, double v) {
-  vg_jw_key(w, k);
-  if (isfinite(v)) vg_jw_double(w, v); else vg_jw_null(w);
-}
-
 int vg_cli_test(int argc, char **argv) {
   const char *run = NULL;
   int batch = 8, workers = 2, threads = 0;
-  bool write_maps = true;
+  bool write_maps = true, write_report = true;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return test_usage(stdout);
     if (!strcmp(a, "--no-maps")) { write_maps = false; continue; }
+    if (!strcmp(a, "--no-report")) { write_report = false; continue; }
     if (!v) return test_usage(stderr);
     i++;
     if (!strcmp(a, "--run")) run = v;
@@ -68,8 +69,7 @@ int vg_cli_test(int argc, char **argv) {
   vg_method *m = NULL;
   vg_dataset ds = {0};
   vg_loader *L = NULL;
-  float *maps = NULL, *scores = NULL, *masks_f = NULL;
-  uint8_t *masks = NULL;
+  float *maps = NULL, *scores = NULL;
   int rc = 1;
   if (vg_run_config_read(run, &cfg) != VG_OK || vg_run_open_method(run, &cfg, true, &m) != VG_OK ||
       vg_run_open_dataset(&cfg.data, VG_SPLIT_TEST, &ds) != VG_OK) {
@@ -80,13 +80,11 @@ int vg_cli_test(int argc, char **argv) {
   int64_t n = ds.n, P = (int64_t)H * W;
   if (n == 0) { fprintf(stderr, "vigil test: the test split is empty\n"); goto done; }
   maps = malloc((size_t)(n * P) * sizeof *maps);
-  masks_f = malloc((size_t)(n * P) * sizeof *masks_f);
-  masks = malloc((size_t)(n * P));
   scores = malloc((size_t)n * sizeof *scores);
   int64_t *order = malloc((size_t)n * sizeof *order);
-  if (!maps || !masks || !scores || !order || !masks_f) { free(order); fprintf(stderr, "vigil test: out of memory for %lld maps\n", (long long)n); goto done; }
+  if (!maps || !scores || !order) { free(order); fprintf(stderr, "vigil test: out of memory for %lld maps\n", (long long)n); goto done; }
   vg_loader_opts lo = {.batch_size = batch, .workers = workers, .channels = 3, .height = H, .width = W,
-                       .load_masks = true, .transform = m->test_transform, .user = m->transform_user};
+                       .transform = m->test_transform, .user = m->transform_user};
   if (vg_loader_create(&ds, &lo, &L) != VG_OK || vg_loader_start_epoch(L, 0) != VG_OK) { free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
   double t0 = now_s();
   int64_t done_n = 0;
@@ -95,44 +93,37 @@ int vg_cli_test(int argc, char **argv) {
     if (vg_loader_next(L, &b) != VG_OK) { free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
     if (b.n == 0) break;
     vg_status st = m->ops->predict(m, b.images, maps + done_n * P, scores + done_n);
-    if (st == VG_OK) {
-      memcpy(masks_f + done_n * P, vg_f32(b.masks), (size_t)(b.n * P) * sizeof(float));
-      memcpy(order + done_n, b.indices, (size_t)b.n * sizeof *order);
-    }
+    if (st == VG_OK) memcpy(order + done_n, b.indices, (size_t)b.n * sizeof *order);
     done_n += b.n;
     vg_batch_free(&b);
     if (st != VG_OK) { free(order); fprintf(stderr, "vigil test: predict: %s\n", vg_last_error()); goto done; }
   }
   double t_pred = now_s() - t0;
   if (m->ops->finalize && m->ops->finalize(m, maps, n, H, W, scores) != VG_OK) { free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
-  for (int64_t i = 0; i < n * P; i++) masks[i] = masks_f[i] > 0.5f;
-  uint8_t *labels = malloc((size_t)n);
-  for (int64_t i = 0; i < n; i++) labels[i] = (uint8_t)ds.samples[order[i]].label;
-  vg_eval_metrics em;
-  if (vg_eval_summary(maps, masks, n, H, W, scores, labels, &em) != VG_OK) { free(labels); free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
-  free(labels);
-  /* metrics.json + scores.json */
-  vg_json_writer w, sw;
-  vg_jw_init(&w, 2);
-  vg_jw_begin_object(&w);
-  vg_jw_key(&w, "method"); vg_jw_string(&w, cfg.method);
-  vg_jw_key(&w, "dataset"); vg_jw_string(&w, cfg.data.dataset);
-  vg_jw_key(&w, "category"); vg_jw_string(&w, cfg.data.category);
-  put_metric(&w, "image_auroc", em.image_auroc);
-  put_metric(&w, "image_auprc", em.image_auprc);
-  put_metric(&w, "f1_max", em.image_f1_max);
-  put_metric(&w, "f1_threshold", em.image_f1_threshold);
-  put_metric(&w, "pixel_auroc", em.pixel_auroc);
-  put_metric(&w, "pixel_auprc", em.pixel_auprc);
-  put_metric(&w, "pixel_f1_max", em.pixel_f1_max);
-  put_metric(&w, "au_pro", em.au_pro);
-  vg_jw_key(&w, "au_pro_fpr_limit"); vg_jw_double(&w, 0.3);
-  vg_jw_key(&w, "n_images"); vg_jw_int64(&w, em.n_images);
-  vg_jw_key(&w, "n_anomalous_images"); vg_jw_int64(&w, em.n_anomalous_images);
-  vg_jw_key(&w, "eval_resolution"); vg_jw_begin_array(&w); vg_jw_int64(&w, H); vg_jw_int64(&w, W); vg_jw_end_array(&w);
-  put_metric(&w, "inference_ms_per_image", t_pred * 1e3 / (double)n);
-  vg_jw_end_object(&w);
-  char *mt = vg_jw_finish(&w, NULL);
+  for (int64_t i = 0; i < n; i++)
+    if (order[i] != i) { free(order); fprintf(stderr, "vigil test: internal: loader order is not the listing order\n"); goto done; }
+  /* metrics at the GT resolution, overlays, curves, HTML report, LOCO sPRO (eval/report.h) */
+  vg_report_opts ro = vg_report_defaults();
+  char report_dir[1100];
+  snprintf(report_dir, sizeof report_dir, "%s/report", run);
+  ro.dir = write_report ? report_dir : NULL;
+  if (!write_report) ro.overlays = -1;
+  vg_report_input in = {.category = cfg.data.category, .ds = &ds, .maps = maps, .map_h = H, .map_w = W, .scores = scores};
+  vg_report_cat *cat = NULL;
+  if ((write_report && vg_run_mkdirs(report_dir) != VG_OK) || vg_report_category(&in, &ro, &cat) != VG_OK ||
+      vg_report_write_json(vg_run_path(run, "metrics.json"), cfg.data.dataset, &cat, 1) != VG_OK ||
+      (write_report && vg_report_write_html(report_dir, cfg.data.dataset, &cat, 1) != VG_OK)) {
+    vg_report_cat_free(cat);
+    free(order);
+    fprintf(stderr, "vigil test: %s\n", vg_last_error());
+    goto done;
+  }
+  const vg_report_metrics *rm = vg_report_cat_metrics(cat);
+  vg_eval_metrics em = rm->m;
+  char *table = vg_report_table(&cat, 1);
+  vg_report_cat_free(cat);
+  /* scores.json */
+  vg_json_writer sw;
   vg_jw_init(&sw, 2);
   vg_jw_begin_object(&sw);
   char rel[1200];
@@ -143,14 +134,13 @@ int vg_cli_test(int argc, char **argv) {
   }
   vg_jw_end_object(&sw);
   char *stt = vg_jw_finish(&sw, NULL);
-  if (!mt || !stt || vg_run_write_text(vg_run_path(run, "metrics.json"), mt) != VG_OK ||
-      vg_run_write_text(vg_run_path(run, "scores.json"), stt) != VG_OK) {
-    free(mt); free(stt);
+  if (!stt || vg_run_write_text(vg_run_path(run, "scores.json"), stt) != VG_OK) {
+    free(stt); free(table);
     free(order);
     fprintf(stderr, "vigil test: %s\n", vg_last_error());
     goto done;
   }
-  free(mt); free(stt);
+  free(stt);
   if (write_maps) {
     for (int64_t i = 0; i < n; i++) {
       const vg_sample *s = &ds.samples[order[i]];
@@ -164,25 +154,25 @@ int vg_cli_test(int argc, char **argv) {
       vg_status st = original_size(s, &ow, &oh);
       if (st == VG_OK) st = vg_run_mkdirs(dir);
       if (st == VG_OK) st = (big = malloc((size_t)ow * oh * sizeof *big)) ? VG_OK : vg_fail(VG_ERR_NOMEM, "out of memory");
-      if (st == VG_OK) st = vg_run_resize_map(maps + i * P, H, W, big, oh, ow);
+      if (st == VG_OK) vg_report_resize_map(maps + i * P, H, W, big, oh, ow);
       if (st == VG_OK) st = vg_tiff_write_f32(path, big, ow, oh);
       free(big);
       if (st != VG_OK) { free(order); fprintf(stderr, "vigil test: map %s: %s\n", path, vg_last_error()); goto done; }
     }
   }
   free(order);
-  printf("%s on %s/%s (%lld images, %lld anomalous; at %dx%d)\n", cfg.method, cfg.data.dataset, cfg.data.category,
-         (long long)em.n_images, (long long)em.n_anomalous_images, H, W);
-  printf("  image AUROC %.4f  image AUPRC %.4f  F1-max %.4f\n", em.image_auroc, em.image_auprc, em.image_f1_max);
-  printf("  pixel AUROC %.4f  pixel AUPRC %.4f  AU-PRO@0.3 %.4f\n", em.pixel_auroc, em.pixel_auprc, em.au_pro);
-  printf("  inference %.2f ms/image (incl. loading); metrics in %s\n", t_pred * 1e3 / (double)n, vg_run_path(run, "metrics.json"));
+  printf("%s on %s/%s (%lld images, %lld anomalous; evaluated at %dx%d)\n%s", cfg.method, cfg.data.dataset,
+         cfg.data.category, (long long)em.n_images, (long long)em.n_anomalous_images, rm->eval_h, rm->eval_w, table ? table : "");
+  free(table);
+  printf("  inference %.2f ms/image (incl. loading); %s%s\n", t_pred * 1e3 / (double)n, vg_run_path(run, "metrics.json"),
+         write_report ? ", report/report.html" : "");
   rc = 0;
 done:
   vg_loader_destroy(L);
   vg_dataset_free(&ds);
   vg_method_free(m);
   vg_run_config_free(&cfg);
-  free(maps); free(masks); free(masks_f); free(scores);
+  free(maps); free(scores);
   return rc;
 }
 
@@ -244,7 +234,8 @@ int vg_cli_predict(int argc, char **argv) {
     if (dot && dot != stem) *dot = 0;
     snprintf(path, sizeof path, "%s/%s.tiff", out, stem);
     float *big = malloc((size_t)ow[i] * oh[i] * sizeof *big);
-    vg_status st = big ? vg_run_resize_map(maps + (int64_t)i * P, H, W, big, oh[i], ow[i]) : vg_fail(VG_ERR_NOMEM, "out of memory");
+    vg_status st = big ? VG_OK : vg_fail(VG_ERR_NOMEM, "out of memory");
+    if (big) vg_report_resize_map(maps + (int64_t)i * P, H, W, big, oh[i], ow[i]);
     if (st == VG_OK) st = vg_tiff_write_f32(path, big, ow[i], oh[i]);
     free(big);
     if (st != VG_OK) { fprintf(stderr, "vigil predict: %s\n", vg_last_error()); goto done; }
