@@ -799,7 +799,8 @@ vg_status vg_report_write_html(const char *dir, const char *dataset, vg_report_c
     }
     int64_t *ord = margin_order(c);
     if (!ord) { free(b.s); return vg_fail(VG_ERR_NOMEM, "report: out of memory"); }
-    int64_t gb = c->grid < c->n ? c->grid : c->n, gw = c->grid < c->n - gb ? c->grid : c->n - gb;
+    int64_t half = (c->n + 1) / 2;   /* fewer than 2 * grid images: split them */
+    int64_t gb = c->grid < half ? c->grid : half, gw = c->grid < c->n - gb ? c->grid : c->n - gb;
     hb_add(&b, "<h3>Best %lld (largest margin to the image threshold)</h3>\n", (long long)gb);
     html_grid(&b, c, ord, c->n - 1, c->n - 1 - gb, -1);
     hb_add(&b, "<h3>Worst %lld</h3>\n", (long long)gw);

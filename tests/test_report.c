@@ -8,6 +8,7 @@
 #include "datasets/datasets.h"
 #include "eval/report.h"
 #include "tensor/json.h"
+#include "nn/safetensors.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -219,6 +220,33 @@ static void test_mvtec(void) {
   VG_CHECK(json_num(j, "categories", "widget", "n_regions") == 2 && json_num(j, "categories", "widget", "n_images") == NI,
            "2 regions, 5 images");
   vg_json_free(j);
+  /* the same maps as one safetensors file, (1, H, W) tensors named <category>/test/<rel> */
+  {
+    vg_tensor *ts[NI];
+    char names[NI][64];
+    const char *np[NI];
+    int64_t shp[3] = {1, H, W};
+    for (int i = 0; i < NI; i++) {
+      ts[i] = vg_tensor_new(VG_F32, 3, shp);
+      memcpy(vg_f32(ts[i]), maps + i * W * H, sizeof(float) * W * H);
+      snprintf(names[i], sizeof names[i], "widget/test/%s", k_rel[i]);
+      np[i] = names[i];
+    }
+    snprintf(p, sizeof p, "%s/maps.safetensors", g_tmp);
+    VG_CHECK(vg_st_save(p, NI, np, ts, NULL) == VG_OK, "maps.safetensors written");
+    for (int i = 0; i < NI; i++) vg_tensor_free(ts[i]);
+    snprintf(cmd, sizeof cmd, "%s metrics --dataset mvtec --data %s --category widget --maps %s --out %s/m3.json >/dev/null 2>&1",
+             g_vigil, data, p, g_tmp);
+    VG_CHECK(system(cmd) == 0, "vigil metrics --maps FILE.safetensors");
+    snprintf(p, sizeof p, "%s/m3.json", g_tmp);
+    text = read_all(p);
+    if (text && vg_json_parse(text, strlen(text), NULL, &j) == VG_OK) {
+      VG_CHECK(fabs(json_num(j, "categories", "widget", "pixel_auroc") - e_pauroc) < 1e-9 &&
+                   fabs(json_num(j, "categories", "widget", "au_pro") - e_aupro) < 1e-6, "safetensors maps: same metrics");
+      vg_json_free(j);
+    } else VG_CHECK(0, "m3.json parses");
+    free(text);
+  }
   /* --scores reverses the ranking: image AUROC 0 */
   snprintf(p, sizeof p, "%s/scores.json", g_tmp);
   write_file(p, "{\"crack/000\": 0.1, \"crack/001\": 0.2, \"good/000\": 0.7, \"widget/test/good/001\": 0.8, \"good/002\": 0.9}");
