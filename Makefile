@@ -70,10 +70,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 # Each test program prints one line per check and ends with "N passed, N failed".
-test: $(TEST_BIN)
+test: $(TEST_BIN) $(BUILD)/vigil
 	@VIGIL_TEST_LONG=0 sh tests/run.sh $(TEST_BIN)
 
-test-long: $(TEST_BIN)
+test-long: $(TEST_BIN) $(BUILD)/vigil
 	@VIGIL_TEST_LONG=1 sh tests/run.sh $(TEST_BIN)
 
 bench: $(BENCH_BIN)
