@@ -2,12 +2,14 @@
 #include <string.h>
 #include "methods/method.h"
 #include "methods/baseline/baseline.h"
+#include "methods/fastflow/fastflow.h"
 
 typedef struct { const char *name; vg_method_ctor ctor; } vg_method_entry;
 
 /* Constructors are declared in each method's header; listed here by name. */
 static const vg_method_entry vg_methods[] = {
   { "meanimage", vg_meanimage_new },
+  { "fastflow", vg_fastflow_new },
   { NULL, NULL }
 };
 

@@ -1,0 +1,330 @@
+/* fastflow.c — FastFlow on the method contract (fastflow.h). */
+#include "methods/fastflow/fastflow.h"
+#include "autograd/autograd.h"
+#include "flows/flows.h"
+#include "nn/backbones/backbones.h"
+#include "nn/checkpoint.h"
+#include "nn/pth.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  vg_method base;
+  /* config */
+  vg_fastflow_backbone backbone;
+  char weights[1024];
+  int size, flow_steps, batch;
+  bool conv3x3_only;
+  double hidden_ratio, lr, weight_decay;
+  int64_t steps;
+  uint64_t seed;
+  /* state */
+  vg_nn_module *net;               /* feature_extractor, norms, fast_flow_blocks */
+  vg_nn_module *fe, *norms[VG_FASTFLOW_MAX_SCALES], *flows[VG_FASTFLOW_MAX_SCALES];
+  int nscales;
+  vg_optim *opt;
+  vg_tensor *step_buf;             /* "vigil_step": i64 (1) */
+} fastflow;
+
+static const char *const BACKBONES[] = {"resnet18", "wide_resnet50_2", "cait_m48_448",
+                                        "deit_base_distilled_patch16_384"};
+
+vg_nn_module *vg_fastflow_module(vg_method *m) { return ((fastflow *)m)->net; }
+int vg_fastflow_num_scales(const vg_method *m) { return ((const fastflow *)m)->nscales; }
+
+/* Feature-extractor seam: CNN taps layer1..3. Transformer backbones would add a branch. */
+static vg_status ff_features(fastflow *m, const vg_tensor *x, vg_tensor **f) {
+  switch (m->backbone) {
+  case VG_FASTFLOW_RESNET18:
+  case VG_FASTFLOW_WIDE_RESNET50_2: {
+    vg_no_grad_begin();
+    vg_status st = vg_resnet_features(m->fe, x, f);
+    vg_no_grad_end();
+    if (st != VG_OK) return st;
+    for (int s = 0; s < m->nscales; s++) f[s] = vg_nn_forward(m->norms[s], f[s]);
+    return VG_OK;
+  }
+  case VG_FASTFLOW_CAIT_M48_448:
+  case VG_FASTFLOW_DEIT_BASE_DISTILLED_384:
+    break;
+  }
+  return vg_fail(VG_ERR_ARG, "fastflow: backbone '%s' is not implemented", BACKBONES[m->backbone]);
+}
+
+vg_status vg_fastflow_forward(vg_method *mm, const vg_tensor *x, vg_tensor **z, vg_tensor **logdet) {
+  fastflow *m = (fastflow *)mm;
+  if (x->ndim != 4 || x->shape[1] != 3 || x->shape[2] != m->size || x->shape[3] != m->size)
+  {
+    char b[96];
+    return vg_fail(VG_ERR_ARG, "fastflow: images must be N x 3 x %d x %d (got %s)", m->size, m->size,
+                   vg_shape_str(x, b, sizeof b));
+  }
+  vg_tensor *f[VG_FASTFLOW_MAX_SCALES];
+  vg_status st = ff_features(m, x, f);
+  if (st != VG_OK) return st;
+  for (int s = 0; s < m->nscales; s++) {
+    z[s] = vg_flow_forward(m->flows[s], f[s], 0, NULL, false, true, &logdet[s]);
+    if (!z[s]) return VG_ERR_ARG;
+  }
+  return VG_OK;
+}
+
+vg_tensor *vg_fastflow_loss(int n, vg_tensor *const *z, vg_tensor *const *logdet) {
+  vg_tensor *loss = NULL;
+  for (int s = 0; s < n; s++) {
+    /* mean_batch(0.5 * sum_chw z^2 - logdet) */
+    vg_tensor *sq = vg_sum(vg_mul(z[s], z[s]), 3, (int[]){1, 2, 3}, false);
+    vg_tensor *l = vg_mean_all(vg_sub(vg_scale(sq, 0.5f), logdet[s]));
+    loss = loss ? vg_add(loss, l) : l;
+  }
+  return loss;
+}
+
+vg_tensor *vg_fastflow_anomaly_map(int n, vg_tensor *const *z, int64_t h, int64_t w) {
+  vg_tensor *maps[VG_FASTFLOW_MAX_SCALES];
+  for (int s = 0; s < n; s++) {
+    vg_tensor *lp = vg_scale(vg_mean(vg_mul(z[s], z[s]), 1, (int[]){1}, true), -0.5f);
+    maps[s] = vg_interpolate_bilinear(vg_neg(vg_exp(lp)), h, w, false);
+  }
+  return vg_mean(vg_stack(n, maps, -1), 1, (int[]){-1}, false);
+}
+
+static vg_status ff_train_step(vg_method *mm, const vg_tensor *images, int64_t step, double *loss) {
+  fastflow *m = (fastflow *)mm;
+  (void)step;
+  vg_scope_begin();
+  vg_optim_zero_grad(m->opt);
+  vg_tensor *z[VG_FASTFLOW_MAX_SCALES], *ld[VG_FASTFLOW_MAX_SCALES];
+  vg_status st = vg_fastflow_forward(mm, images, z, ld);
+  if (st == VG_OK) {
+    vg_tensor *l = vg_fastflow_loss(m->nscales, z, ld);
+    *loss = vg_item(l);
+    if (!isfinite(*loss)) st = vg_fail(VG_ERR_NUMERIC, "fastflow: non-finite loss at step %lld", (long long)step);
+    else st = vg_backward(l);
+    if (st == VG_OK) {
+      vg_optim_step(m->opt);
+      ((int64_t *)vg_data(m->step_buf))[0]++;
+    }
+  }
+  vg_scope_end();
+  return st;
+}
+
+static vg_status ff_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
+  fastflow *m = (fastflow *)mm;
+  vg_scope_begin();
+  vg_no_grad_begin();
+  vg_tensor *z[VG_FASTFLOW_MAX_SCALES], *ld[VG_FASTFLOW_MAX_SCALES];
+  vg_status st = vg_fastflow_forward(mm, images, z, ld);
+  if (st == VG_OK) {
+    int64_t n = images->shape[0], P = (int64_t)m->size * m->size;
+    vg_tensor *map = vg_contiguous(vg_fastflow_anomaly_map(m->nscales, z, m->size, m->size));
+    const float *p = vg_f32(map);
+    memcpy(maps, p, (size_t)(n * P) * sizeof(float));
+    for (int64_t r = 0; r < n; r++) {
+      float mx = -INFINITY;
+      for (int64_t i = 0; i < P; i++) mx = p[r * P + i] > mx ? p[r * P + i] : mx;
+      scores[r] = mx;
+    }
+  }
+  vg_no_grad_end();
+  vg_scope_end();
+  return st;
+}
+
+static char *ff_config_json(const vg_method *mm) {
+  const fastflow *m = (const fastflow *)mm;
+  vg_json_writer w;
+  vg_jw_init(&w, 2);
+  vg_jw_begin_object(&w);
+  vg_jw_key(&w, "method"); vg_jw_string(&w, "fastflow");
+  vg_jw_key(&w, "backbone"); vg_jw_string(&w, BACKBONES[m->backbone]);
+  vg_jw_key(&w, "weights"); vg_jw_string(&w, m->weights);
+  vg_jw_key(&w, "input_size"); vg_jw_int64(&w, m->size);
+  vg_jw_key(&w, "flow_steps"); vg_jw_int64(&w, m->flow_steps);
+  vg_jw_key(&w, "hidden_ratio"); vg_jw_double(&w, m->hidden_ratio);
+  vg_jw_key(&w, "conv3x3_only"); vg_jw_bool(&w, m->conv3x3_only);
+  vg_jw_key(&w, "lr"); vg_jw_double(&w, m->lr);
+  vg_jw_key(&w, "weight_decay"); vg_jw_double(&w, m->weight_decay);
+  vg_jw_key(&w, "batch_size"); vg_jw_int64(&w, m->batch);
+  vg_jw_key(&w, "steps"); vg_jw_int64(&w, m->steps);
+  vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)m->seed);
+  vg_jw_end_object(&w);
+  return vg_jw_finish(&w, NULL);
+}
+
+static vg_status ff_save(const vg_method *mm, const char *path) {
+  const fastflow *m = (const fastflow *)mm;
+  char *cfg = ff_config_json(mm);
+  vg_status st = vg_nn_checkpoint_save(path, m->net, m->opt, cfg ? cfg : "{}");
+  free(cfg);
+  return st;
+}
+
+static vg_status ff_load(vg_method *mm, const char *path) {
+  fastflow *m = (fastflow *)mm;
+  return vg_nn_checkpoint_load(path, m->net, m->opt, NULL);
+}
+
+static double ff_current_lr(const vg_method *mm) { return ((const fastflow *)mm)->lr; }
+
+static void ff_free(vg_method *mm) {
+  fastflow *m = (fastflow *)mm;
+  if (!m) return;
+  vg_optim_free(m->opt);
+  vg_nn_free(m->net);
+  free(m);
+}
+
+static const vg_method_ops ff_ops = {
+  .name = "fastflow", .fit_begin = NULL, .train_step = ff_train_step, .fit_end = NULL,
+  .predict = ff_predict, .finalize = NULL, .save = ff_save, .load = ff_load,
+  .config_json = ff_config_json, .current_lr = ff_current_lr, .free = ff_free,
+};
+
+static const char *strip(const char *n, const char *prefix) {
+  size_t k = strlen(prefix);
+  return strncmp(n, prefix, k) ? n : n + k;
+}
+
+vg_status vg_fastflow_load_anomalib(vg_method *mm, const char *path) {
+  fastflow *m = (fastflow *)mm;
+  vg_pth_opts o = {.to_f32 = true};
+  vg_pth_dict *d = NULL;
+  vg_status st = vg_pth_load(path, &o, &d);
+  if (st != VG_OK) return st;
+  vg_nn_list sd = vg_nn_state_dict(m->net);
+  bool *found = calloc((size_t)sd.n + 1, 1);
+  /* pass 1: match and check shapes; pass 2: copy (nothing half-loaded) */
+  for (int pass = 0; pass < 2 && st == VG_OK; pass++)
+    for (size_t i = 0; i < d->count && st == VG_OK; i++) {
+      const vg_pth_entry *e = &d->entries[i];
+      if (e->kind != VG_PTH_TENSOR) continue;
+      const char *n = strip(strip(e->name, "state_dict."), "model.");
+      for (int j = 0; j < sd.n; j++) {
+        if (strcmp(sd.names[j], n)) continue;
+        vg_tensor *dst = sd.tensors[j];
+        if (dst->dtype != VG_F32) break;   /* num_batches_tracked */
+        if (!vg_same_shape(dst, e->tensor)) {
+          char b1[96], b2[96];
+          st = vg_fail(VG_ERR_FORMAT, "fastflow: '%s' has shape %s, the model wants %s", e->name,
+                       vg_shape_str(e->tensor, b1, sizeof b1), vg_shape_str(dst, b2, sizeof b2));
+          break;
+        }
+        if (pass == 0) found[j] = true;
+        else vg_copy_(dst, e->tensor);
+        break;
+      }
+      if (pass == 0 && st == VG_OK && i + 1 == d->count)
+        for (int j = 0; j < sd.n; j++)
+          if (!found[j] && sd.tensors[j]->dtype == VG_F32 && strncmp(sd.names[j], "feature_extractor.", 18)) {
+            st = vg_fail(VG_ERR_FORMAT, "fastflow: '%s' missing from %s", sd.names[j], path);
+            break;
+          }
+    }
+  free(found);
+  vg_nn_list_free(&sd);
+  vg_pth_free(d);
+  return st;
+}
+
+vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
+  *out = NULL;
+  int64_t size = 256, steps_n = 8, batch = 32, steps = 2000, seed = 0;
+  double ratio = 1.0, lr = 1e-3, wd = 1e-5;
+  int c3 = -1;
+  const char *bb = "resnet18", *weights = "";
+  for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
+    const char *k = vg_json_key_at(cfg, i);
+    const vg_json *v = vg_json_at(cfg, i);
+    bool ok, b;
+    if (!strcmp(k, "method")) ok = vg_json_as_string(v) && !strcmp(vg_json_as_string(v), "fastflow");
+    else if (!strcmp(k, "backbone")) ok = (bb = vg_json_as_string(v)) != NULL;
+    else if (!strcmp(k, "weights")) ok = (weights = vg_json_as_string(v)) != NULL && strlen(weights) < 1024;
+    else if (!strcmp(k, "input_size")) ok = vg_json_as_int64(v, &size) && size >= 32 && size <= 4096 && size % 16 == 0;
+    else if (!strcmp(k, "flow_steps")) ok = vg_json_as_int64(v, &steps_n) && steps_n >= 1 && steps_n <= 64;
+    else if (!strcmp(k, "hidden_ratio")) ok = vg_json_as_double(v, &ratio) && ratio > 0 && ratio <= 16;
+    else if (!strcmp(k, "conv3x3_only")) { ok = vg_json_as_bool(v, &b); c3 = b; }
+    else if (!strcmp(k, "lr")) ok = vg_json_as_double(v, &lr) && lr > 0;
+    else if (!strcmp(k, "weight_decay")) ok = vg_json_as_double(v, &wd) && wd >= 0;
+    else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1 && batch <= 4096;
+    else if (!strcmp(k, "steps")) ok = vg_json_as_int64(v, &steps) && steps >= 0;
+    else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
+    else return vg_fail(VG_ERR_ARG, "fastflow: unknown config key '%s' (known: backbone, weights, input_size, "
+                        "flow_steps, hidden_ratio, conv3x3_only, lr, weight_decay, batch_size, steps, seed)", k);
+    if (!ok) return vg_fail(VG_ERR_ARG, "fastflow: bad value for config key '%s'", k);
+  }
+  int bbi = -1;
+  for (int i = 0; i < 4; i++) if (!strcmp(bb, BACKBONES[i])) bbi = i;
+  if (bbi < 0) return vg_fail(VG_ERR_ARG, "fastflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb);
+  if (bbi >= 2) return vg_fail(VG_ERR_ARG, "fastflow: backbone '%s' is not implemented yet", bb);
+  fastflow *m = calloc(1, sizeof *m);
+  if (!m) return vg_fail(VG_ERR_NOMEM, "fastflow: out of memory");
+  m->backbone = (vg_fastflow_backbone)bbi;
+  snprintf(m->weights, sizeof m->weights, "%s", weights);
+  m->size = (int)size; m->flow_steps = (int)steps_n; m->batch = (int)batch; m->steps = steps;
+  m->conv3x3_only = c3 < 0 ? m->backbone == VG_FASTFLOW_RESNET18 : c3;
+  m->hidden_ratio = ratio; m->lr = lr; m->weight_decay = wd; m->seed = (uint64_t)seed;
+  m->base.ops = &ff_ops;
+
+  vg_status st = VG_OK;
+  m->net = vg_nn_module_new("FastflowModel", NULL, NULL, NULL);
+  m->fe = vg_resnet_new(bb, VG_RESNET_LAYER1 | VG_RESNET_LAYER2 | VG_RESNET_LAYER3, m->seed * 7919 + 1);
+  if (!m->net || !m->fe) { vg_nn_free(m->fe); ff_free(&m->base); return VG_ERR_ARG; }
+  vg_nn_add_child(m->net, "feature_extractor", m->fe);
+  if (m->weights[0]) st = vg_nn_load_state_pth(m->fe, m->weights, false);
+  m->base.random_backbone = !m->weights[0];
+  vg_nn_train(m->fe, false);
+  vg_nn_requires_grad(m->fe, false);
+  m->nscales = vg_resnet_num_features(m->fe);
+  vg_nn_module *norms = vg_nn_module_new("ModuleList", NULL, NULL, NULL);
+  vg_nn_module *blocks = vg_nn_module_new("ModuleList", NULL, NULL, NULL);
+  vg_nn_add_child(m->net, "norms", norms);
+  vg_nn_add_child(m->net, "fast_flow_blocks", blocks);
+  for (int s = 0; s < m->nscales && st == VG_OK; s++) {
+    int64_t scale = 4 << s;   /* layer1..3: strides 4, 8, 16 */
+    int64_t dims[3] = {vg_resnet_feature_channels(m->fe, s), size / scale, size / scale};
+    char name[8];
+    snprintf(name, sizeof name, "%d", s);
+    m->norms[s] = vg_nn_layernorm_new(3, dims, 1e-5f, true);
+    vg_nn_add_child(norms, name, m->norms[s]);
+    m->flows[s] = vg_flow_sequence_new(3, dims);
+    vg_nn_add_child(blocks, name, m->flows[s]);
+    for (int i = 0; i < m->flow_steps; i++) {
+      vg_flow_subnet_cfg sc = {.k = (i % 2 == 1 && !m->conv3x3_only) ? 1 : 3, .hidden = 0, .ratio = ratio,
+                               .seed = m->seed * 1000003 + (uint64_t)(s * 100 + i) * 2 + 1};
+      vg_flow_allinone_opts o = {.affine_clamping = 2.0, .clamp_mode = VG_FLOW_CLAMP_TANH_FREIA02,
+                                 .global_affine_type = VG_FLOW_GA_SOFTPLUS, .permute_soft = false,
+                                 .seed = m->seed * 1000003 + (uint64_t)(s * 100 + i) * 2};
+      if (vg_flow_append_allinone(m->flows[s], -1, 0, (vg_flow_subnet){vg_flow_subnet_conv, &sc}, o) < 0) {
+        st = VG_ERR_ARG;
+        break;
+      }
+    }
+  }
+  if (st == VG_OK) {
+    m->step_buf = vg_tensor_new(VG_I64, 1, (int64_t[]){1});
+    memset(vg_data(m->step_buf), 0, sizeof(int64_t));
+    vg_nn_add_buffer(m->net, "vigil_step", m->step_buf);
+    vg_optim_hparams hp = vg_optim_defaults(VG_OPTIM_ADAM, lr);
+    hp.weight_decay = wd;
+    m->opt = vg_optim_new(VG_OPTIM_ADAM, hp);
+    vg_nn_list ps = vg_nn_named_parameters(m->net);
+    vg_tensor **tr = malloc(sizeof(vg_tensor *) * (size_t)(ps.n + 1));
+    int nt = 0;
+    for (int i = 0; i < ps.n; i++) if (ps.tensors[i]->requires_grad) tr[nt++] = ps.tensors[i];
+    if (vg_optim_add_group(m->opt, nt, tr, NULL) < 0) st = VG_ERR_ARG;
+    free(tr);
+    vg_nn_list_free(&ps);
+  }
+  if (st != VG_OK) { ff_free(&m->base); return st; }
+  m->base.input_h = m->base.input_w = m->size;
+  m->base.train_channels = 3;
+  m->base.train_batch = m->batch;
+  m->base.default_steps = m->steps;
+  m->base.train_transform = m->base.test_transform = vg_imagenet_transform;
+  *out = &m->base;
+  return VG_OK;
+}
