@@ -1,0 +1,89 @@
+/* methods/efficientad/efficientad.h — EfficientAD-S/-M (Batzner et al., WACV 2024) on
+ * Vigil's tensors: the patch description networks (PDN-S, PDN-M), the autoencoder of
+ * Table 8, the three training losses of Algorithm 1 and the anomaly maps of
+ * Algorithm 2, laid out like anomalib's EfficientAdModel so its state dicts map 1:1
+ * (teacher.conv1.weight, student.conv4.bias, ae.encoder.enconv1.weight, ...).
+ *
+ *   vg_effad_model *m = vg_effad_model_new(VG_EFFAD_S, 384, false, 0);   // seed 0
+ *   vg_scope_begin();
+ *   vg_tensor *t = vg_effad_teacher_forward(m, img);       // img: N x 3 x H x W in [0,1]
+ *   vg_effad_losses L;                                      // training step (Algorithm 1)
+ *   vg_effad_compute_losses(m, img, aug_img, penalty_img, dropout_seed, &L);
+ *   vg_backward(L.total);
+ *   vg_tensor *map_st, *map_ae;                             // inference (Algorithm 2)
+ *   vg_effad_maps(m, img, true, &map_st, &map_ae);          // N x 1 x H x W each
+ *   vg_scope_end();
+ *   vg_effad_model_free(m);
+ *
+ * Ownership: the model owns its modules and statistics; forward results live in the
+ * caller's scope. */
+#ifndef VG_METHODS_EFFICIENTAD_H
+#define VG_METHODS_EFFICIENTAD_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "tensor/tensor.h"
+#include "nn/nn.h"
+
+typedef enum { VG_EFFAD_S = 0, VG_EFFAD_M = 1 } vg_effad_size;
+
+/* PDN (Tables 6/7): conv1..conv4 (S) or conv1..conv6 (M) children, ImageNet input
+ * normalisation inside forward, like anomalib. padding = true for distillation. */
+vg_nn_module *vg_effad_pdn_new(vg_effad_size size, int64_t out_channels, bool padding, uint64_t seed);
+/* Autoencoder (Table 8): children encoder.enconv1..6, decoder.deconv1..8; the decoder's
+ * upsampling sizes derive from the image size as anomalib's Decoder; dropout p = 0.2
+ * when the module is in training mode (mask stream from dropout_seed). */
+vg_nn_module *vg_effad_ae_new(int64_t out_channels, bool padding, uint64_t seed);
+vg_tensor *vg_effad_ae_forward(vg_nn_module *ae, const vg_tensor *x, int64_t h, int64_t w,
+                               uint64_t dropout_seed);
+
+typedef struct {
+  vg_effad_size size;
+  int64_t out_channels;       /* teacher channels (384); the student has 2x */
+  bool padding, pad_maps;     /* false / true: no conv padding, maps padded by 4 */
+  vg_nn_module *teacher, *student, *ae;
+  vg_tensor *mean, *std;      /* 1 x C x 1 x 1 teacher channel statistics (0 = unset) */
+  float qa_st, qb_st, qa_ae, qb_ae;   /* map quantiles (all 0 = unset) */
+  float p_hard;               /* 0.999 */
+  /* accumulators of the statistics passes (vg_effad_stats_*, vg_effad_quantiles_*) */
+  int64_t acc_n;
+  double *acc_sum, *acc_sumsq;
+  float *acc_st, *acc_ae;
+  int64_t acc_maps, acc_cap;
+} vg_effad_model;
+
+/* Teacher channel mean/std over the training set (anomalib's teacher_channel_mean_std:
+ * sums of y and y^2 per channel, std = sqrt(E[y^2] - mean^2)): begin, add each batch
+ * (N x 3 x H x W), end sets m->mean / m->std. */
+void vg_effad_stats_begin(vg_effad_model *m);
+vg_status vg_effad_stats_add(vg_effad_model *m, const vg_tensor *img);
+vg_status vg_effad_stats_end(vg_effad_model *m);
+/* Map normalisation quantiles over validation images: qa = q(0.9), qb = q(0.995) of
+ * every unnormalised map pixel (selection-based quantile, no 2^24 sampling). */
+void vg_effad_quantiles_begin(vg_effad_model *m);
+vg_status vg_effad_quantiles_add(vg_effad_model *m, const vg_tensor *img);
+vg_status vg_effad_quantiles_end(vg_effad_model *m);
+
+vg_effad_model *vg_effad_model_new(vg_effad_size size, int64_t out_channels, bool padding,
+                                   uint64_t seed);
+void vg_effad_model_free(vg_effad_model *m);   /* NULL ok */
+/* Fills every parameter (state-dict order, i = 0, 1, ...) with U(-b, b), b =
+ * 1/sqrt(fan_in), from vg_uniform_(seed + i): torch's default Conv2d bound, and
+ * reproducible in numpy (tools/philox.py) for conformance fixtures. */
+void vg_effad_init_uniform(vg_nn_module *m, uint64_t seed);
+
+vg_tensor *vg_effad_teacher_forward(vg_effad_model *m, const vg_tensor *img);  /* normalised, no grad */
+
+typedef struct {
+  vg_tensor *st, *ae, *stae, *total;   /* 0-d; total = st + ae + stae */
+  vg_tensor *hard, *penalty;           /* st = hard + penalty (penalty NULL without images) */
+} vg_effad_losses;
+/* Algorithm 1 for one batch: img, aug (the augmented copy for the AE branch) and
+ * penalty (ImageNet batch, or NULL = no penalty): all N x 3 x H x W in [0,1]. */
+vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const vg_tensor *aug,
+                                  const vg_tensor *penalty, uint64_t dropout_seed,
+                                  vg_effad_losses *out);
+/* Algorithm 2 maps (N x 1 x H x W each, resized bilinearly to the input size; pad of 4
+ * when pad_maps and no padding); normalize applies the quantile normalisation. */
+vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
+                        vg_tensor **map_st, vg_tensor **map_ae);
+#endif

@@ -1,0 +1,374 @@
+/* EfficientAD networks (PDN-S/M, autoencoder), losses (Algorithm 1) and maps
+ * (Algorithm 2), following anomalib's efficient_ad/torch_model.py op for op. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "methods/efficientad/efficientad.h"
+#include "autograd/autograd.h"
+
+/* ------------------------------------------------------------------ PDN */
+typedef struct {
+  vg_effad_size size;
+  bool padding;
+} pdn_ctx;
+
+static vg_tensor *imagenet_norm(const vg_tensor *x) {
+  /* x: N x 3 x H x W in [0,1]; (x - mean) / std per channel */
+  static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+  vg_tensor *m = vg_full(VG_F32, 4, (int64_t[]){1, 3, 1, 1}, 0.0);
+  vg_tensor *s = vg_full(VG_F32, 4, (int64_t[]){1, 3, 1, 1}, 0.0);
+  if (!m || !s) return NULL;
+  float *md = (float *)m->storage->data + m->offset, *sd = (float *)s->storage->data + s->offset;
+  for (int c = 0; c < 3; c++) { md[c] = mean[c]; sd[c] = stdv[c]; }
+  return vg_div(vg_sub(x, m), s);
+}
+
+static vg_tensor *conv(vg_nn_module *m, const char *name, const vg_tensor *x) {
+  return vg_nn_forward(vg_nn_child_get(m, name), x);
+}
+
+static vg_tensor *pool(const vg_tensor *x, bool padding) {
+  return vg_avg_pool2d(x, (vg_pool2d_opts){.kh = 2, .kw = 2, .sh = 2, .sw = 2,
+                                           .ph = padding, .pw = padding, .count_include_pad = true});
+}
+
+static vg_tensor *pdn_forward(vg_nn_module *m, const vg_tensor *x) {
+  const pdn_ctx *c = m->ctx;
+  vg_tensor *h = imagenet_norm(x);
+  h = vg_relu(conv(m, "conv1", h));
+  h = pool(h, c->padding);
+  h = vg_relu(conv(m, "conv2", h));
+  h = pool(h, c->padding);
+  h = vg_relu(conv(m, "conv3", h));
+  if (c->size == VG_EFFAD_S) return conv(m, "conv4", h);
+  h = vg_relu(conv(m, "conv4", h));
+  h = vg_relu(conv(m, "conv5", h));
+  return conv(m, "conv6", h);
+}
+
+static void add_conv(vg_nn_module *m, const char *name, int64_t in, int64_t out, int k, int stride,
+                     int pad, uint64_t seed) {
+  vg_nn_add_child(m, name, vg_nn_conv2d_new(in, out, k, k,
+                                            (vg_nn_conv2d_opts){.sh = stride, .sw = stride,
+                                                                .ph = pad, .pw = pad}, seed));
+}
+
+vg_nn_module *vg_effad_pdn_new(vg_effad_size size, int64_t out, bool padding, uint64_t seed) {
+  pdn_ctx *c = malloc(sizeof *c);
+  if (!c) return NULL;
+  c->size = size;
+  c->padding = padding;
+  vg_nn_module *m = vg_nn_module_new(size == VG_EFFAD_S ? "SmallPDN" : "MediumPDN", pdn_forward, c, free);
+  int p = padding ? 1 : 0;
+  if (size == VG_EFFAD_S) {
+    add_conv(m, "conv1", 3, 128, 4, 1, 3 * p, seed + 1);
+    add_conv(m, "conv2", 128, 256, 4, 1, 3 * p, seed + 2);
+    add_conv(m, "conv3", 256, 256, 3, 1, 1 * p, seed + 3);
+    add_conv(m, "conv4", 256, out, 4, 1, 0, seed + 4);
+  } else {
+    add_conv(m, "conv1", 3, 256, 4, 1, 3 * p, seed + 1);
+    add_conv(m, "conv2", 256, 512, 4, 1, 3 * p, seed + 2);
+    add_conv(m, "conv3", 512, 512, 1, 1, 0, seed + 3);
+    add_conv(m, "conv4", 512, 512, 3, 1, 1 * p, seed + 4);
+    add_conv(m, "conv5", 512, out, 4, 1, 0, seed + 5);
+    add_conv(m, "conv6", out, out, 1, 1, 0, seed + 6);
+  }
+  return m;
+}
+
+/* ------------------------------------------------------------------ autoencoder */
+typedef struct { bool padding; } ae_ctx;
+
+static vg_tensor *encoder_forward(vg_nn_module *m, const vg_tensor *x) {
+  vg_tensor *h = (vg_tensor *)x;
+  static const char *const names[6] = {"enconv1", "enconv2", "enconv3", "enconv4", "enconv5", "enconv6"};
+  for (int i = 0; i < 5; i++) h = vg_relu(conv(m, names[i], h));
+  return conv(m, names[5], h);
+}
+
+static vg_tensor *no_forward(vg_nn_module *m, const vg_tensor *x) {
+  (void)m; (void)x;
+  vg_fail(VG_ERR_ARG, "efficientad: the decoder needs the image size: use vg_effad_ae_forward");
+  return NULL;
+}
+
+vg_nn_module *vg_effad_ae_new(int64_t out, bool padding, uint64_t seed) {
+  ae_ctx *c = malloc(sizeof *c);
+  if (!c) return NULL;
+  c->padding = padding;
+  vg_nn_module *ae = vg_nn_module_new("AutoEncoder", no_forward, c, free);
+  vg_nn_module *enc = vg_nn_module_new("Encoder", encoder_forward, NULL, NULL);
+  vg_nn_module *dec = vg_nn_module_new("Decoder", no_forward, NULL, NULL);
+  add_conv(enc, "enconv1", 3, 32, 4, 2, 1, seed + 11);
+  add_conv(enc, "enconv2", 32, 32, 4, 2, 1, seed + 12);
+  add_conv(enc, "enconv3", 32, 64, 4, 2, 1, seed + 13);
+  add_conv(enc, "enconv4", 64, 64, 4, 2, 1, seed + 14);
+  add_conv(enc, "enconv5", 64, 64, 4, 2, 1, seed + 15);
+  add_conv(enc, "enconv6", 64, 64, 8, 1, 0, seed + 16);
+  static const char *const dn[8] = {"deconv1", "deconv2", "deconv3", "deconv4",
+                                    "deconv5", "deconv6", "deconv7", "deconv8"};
+  for (int i = 0; i < 6; i++) add_conv(dec, dn[i], 64, 64, 4, 1, 2, seed + 21 + (uint64_t)i);
+  add_conv(dec, dn[6], 64, 64, 3, 1, 1, seed + 27);
+  add_conv(dec, dn[7], 64, out, 3, 1, 1, seed + 28);
+  vg_nn_add_child(ae, "encoder", enc);
+  vg_nn_add_child(ae, "decoder", dec);
+  return ae;
+}
+
+static int64_t ceil_div4(int64_t v) { return (v + 3) / 4; }
+
+vg_tensor *vg_effad_ae_forward(vg_nn_module *ae, const vg_tensor *x, int64_t H, int64_t W,
+                               uint64_t dropout_seed) {
+  const ae_ctx *c = ae->ctx;
+  vg_nn_module *dec = vg_nn_child_get(ae, "decoder");
+  vg_tensor *h = vg_nn_forward(vg_nn_child_get(ae, "encoder"), imagenet_norm(x));
+  /* decoder: anomaly's upsampling sizes (floor divisions, "- 1" where it has them) */
+  const int64_t sz[7][2] = {
+      {H / 64 - 1, W / 64 - 1}, {H / 32, W / 32}, {H / 16 - 1, W / 16 - 1}, {H / 8, W / 8},
+      {H / 4 - 1, W / 4 - 1},   {H / 2 - 1, W / 2 - 1},
+      {c->padding ? ceil_div4(H) : ceil_div4(H) - 8, c->padding ? ceil_div4(W) : ceil_div4(W) - 8}};
+  static const char *const dn[8] = {"deconv1", "deconv2", "deconv3", "deconv4",
+                                    "deconv5", "deconv6", "deconv7", "deconv8"};
+  for (int i = 0; i < 7; i++) {
+    if (h && (sz[i][0] < 1 || sz[i][1] < 1)) {
+      vg_fail(VG_ERR_ARG, "efficientad: image %lldx%lld too small for the autoencoder",
+              (long long)H, (long long)W);
+      return NULL;
+    }
+    h = vg_interpolate_bilinear(h, sz[i][0], sz[i][1], false);
+    h = vg_relu(conv(dec, dn[i], h));
+    if (i < 6) h = vg_dropout(h, 0.2f, ae->training, dropout_seed * 8 + (uint64_t)i);
+  }
+  return conv(dec, dn[7], h);
+}
+
+/* ------------------------------------------------------------------ model */
+void vg_effad_init_uniform(vg_nn_module *m, uint64_t seed) {
+  vg_nn_list l = vg_nn_named_parameters(m);
+  for (int i = 0; i < l.n; i++) {
+    /* fan_in of the conv owning this tensor: weight = out x in x kh x kw */
+    size_t len = strlen(l.names[i]);
+    char wname[256];
+    snprintf(wname, sizeof wname, "%.*sweight", (int)(len - (strstr(l.names[i] + len - 4, "bias") ? 4 : 6)),
+             l.names[i]);
+    vg_tensor *w = vg_nn_get(m, wname);
+    double fan_in = (double)(w->shape[1] * w->shape[2] * w->shape[3]);
+    float b = (float)(1.0 / sqrt(fan_in));
+    vg_uniform_(l.tensors[i], -b, b, seed + (uint64_t)i);
+  }
+  vg_nn_list_free(&l);
+}
+
+vg_effad_model *vg_effad_model_new(vg_effad_size size, int64_t out, bool padding, uint64_t seed) {
+  vg_effad_model *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->size = size;
+  m->out_channels = out;
+  m->padding = padding;
+  m->pad_maps = true;
+  m->p_hard = 0.999f;
+  m->teacher = vg_effad_pdn_new(size, out, padding, seed);
+  m->student = vg_effad_pdn_new(size, 2 * out, padding, seed + 100);
+  m->ae = vg_effad_ae_new(out, padding, seed + 200);
+  vg_nn_train(m->teacher, false);
+  vg_nn_requires_grad(m->teacher, false);
+  m->mean = vg_tensor_new(VG_F32, 4, (int64_t[]){1, out, 1, 1});
+  m->std = vg_tensor_new(VG_F32, 4, (int64_t[]){1, out, 1, 1});
+  return m;
+}
+
+void vg_effad_model_free(vg_effad_model *m) {
+  if (!m) return;
+  vg_nn_free(m->teacher);
+  vg_nn_free(m->student);
+  vg_nn_free(m->ae);
+  vg_tensor_free(m->mean);
+  vg_tensor_free(m->std);
+  free(m->acc_sum);
+  free(m->acc_sumsq);
+  free(m->acc_st);
+  free(m->acc_ae);
+  free(m);
+}
+
+static bool stats_set(const vg_effad_model *m) {
+  const float *a = (const float *)m->mean->storage->data, *b = (const float *)m->std->storage->data;
+  for (int64_t i = 0; i < m->out_channels; i++)
+    if (a[i] != 0.0f || b[i] != 0.0f) return true;
+  return false;
+}
+
+vg_tensor *vg_effad_teacher_forward(vg_effad_model *m, const vg_tensor *img) {
+  vg_no_grad_begin();
+  vg_tensor *t = vg_nn_forward(m->teacher, img);
+  if (stats_set(m)) t = vg_div(vg_sub(t, m->mean), m->std);
+  vg_no_grad_end();
+  return t;
+}
+
+vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const vg_tensor *aug,
+                                  const vg_tensor *penalty, uint64_t dropout_seed,
+                                  vg_effad_losses *L) {
+  memset(L, 0, sizeof *L);
+  const int64_t C = m->out_channels;
+  vg_tensor *t = vg_effad_teacher_forward(m, img);
+  vg_tensor *s = vg_nn_forward(m->student, img);
+  vg_tensor *d = vg_pow_scalar(vg_sub(t, vg_narrow(s, 1, 0, C)), 2.0f);
+  if (!d) return vg_fail_prefix("efficientad losses");
+  /* hard feature loss: mean of the distances >= their p_hard quantile */
+  vg_tensor *dd = vg_detach(d);
+  vg_tensor *q = vg_quantile_all(dd, m->p_hard);
+  vg_tensor *mask = vg_cast(vg_ge(dd, q), VG_F32);
+  float cnt = vg_item(vg_sum_all(mask));
+  L->hard = vg_scale(vg_sum_all(vg_mul(d, mask)), 1.0f / cnt);
+  L->st = L->hard;
+  if (penalty) {
+    vg_tensor *sp = vg_narrow(vg_nn_forward(m->student, penalty), 1, 0, C);
+    L->penalty = vg_mean_all(vg_pow_scalar(sp, 2.0f));
+    L->st = vg_add(L->hard, L->penalty);
+  }
+  vg_tensor *a = vg_effad_ae_forward(m->ae, aug, img->shape[2], img->shape[3], dropout_seed);
+  vg_tensor *ta = vg_effad_teacher_forward(m, aug);
+  vg_tensor *sa = vg_narrow(vg_nn_forward(m->student, aug), 1, C, C);
+  L->ae = vg_mean_all(vg_pow_scalar(vg_sub(ta, a), 2.0f));
+  L->stae = vg_mean_all(vg_pow_scalar(vg_sub(a, sa), 2.0f));
+  L->total = vg_add(vg_add(L->st, L->ae), L->stae);
+  if (!L->total) return vg_fail_prefix("efficientad losses");
+  return VG_OK;
+}
+
+static vg_tensor *finish_map(const vg_effad_model *m, vg_tensor *map, int64_t H, int64_t W) {
+  if (m->pad_maps && !m->padding) map = vg_pad(map, 2, (int64_t[]){4, 4, 4, 4}, 0.0f);
+  return vg_interpolate_bilinear(map, H, W, false);
+}
+
+vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
+                        vg_tensor **map_st, vg_tensor **map_ae) {
+  const int64_t C = m->out_channels, H = img->shape[2], W = img->shape[3];
+  vg_no_grad_begin();
+  bool tr = m->ae->training;
+  vg_nn_train(m->ae, false);
+  bool str = m->student->training;
+  vg_nn_train(m->student, false);
+  vg_tensor *t = vg_effad_teacher_forward(m, img);
+  vg_tensor *s = vg_nn_forward(m->student, img);
+  vg_tensor *a = vg_effad_ae_forward(m->ae, img, H, W, 0);
+  vg_tensor *mst = vg_mean(vg_pow_scalar(vg_sub(t, vg_narrow(s, 1, 0, C)), 2.0f), 1, (int[]){1}, true);
+  vg_tensor *mae = vg_mean(vg_pow_scalar(vg_sub(a, vg_narrow(s, 1, C, C)), 2.0f), 1, (int[]){1}, true);
+  mst = finish_map(m, mst, H, W);
+  mae = finish_map(m, mae, H, W);
+  bool qset = m->qa_st != 0 || m->qb_st != 0 || m->qa_ae != 0 || m->qb_ae != 0;
+  if (normalize && qset && mst && mae) {
+    /* 0.1 (map - qa) / (qb - qa), folded into one multiply-add per map */
+    float sst = 0.1f / (m->qb_st - m->qa_st), sae = 0.1f / (m->qb_ae - m->qa_ae);
+    mst = vg_affine(mst, sst, -m->qa_st * sst);
+    mae = vg_affine(mae, sae, -m->qa_ae * sae);
+  }
+  vg_nn_train(m->ae, tr);
+  vg_nn_train(m->student, str);
+  vg_no_grad_end();
+  *map_st = mst;
+  *map_ae = mae;
+  if (!mst || !mae) return vg_fail_prefix("efficientad maps");
+  return VG_OK;
+}
+
+/* ------------------------------------------------------------------ statistics passes */
+void vg_effad_stats_begin(vg_effad_model *m) {
+  free(m->acc_sum);
+  free(m->acc_sumsq);
+  m->acc_sum = calloc((size_t)m->out_channels, sizeof(double));
+  m->acc_sumsq = calloc((size_t)m->out_channels, sizeof(double));
+  m->acc_n = 0;
+}
+
+vg_status vg_effad_stats_add(vg_effad_model *m, const vg_tensor *img) {
+  if (!m->acc_sum || !m->acc_sumsq) return vg_fail(VG_ERR_NOMEM, "efficientad: statistics");
+  vg_scope_begin();
+  vg_no_grad_begin();
+  vg_tensor *y = vg_nn_forward(m->teacher, img);
+  vg_tensor *s1 = vg_sum(y, 3, (int[]){0, 2, 3}, false);
+  vg_tensor *s2 = vg_sum(vg_mul(y, y), 3, (int[]){0, 2, 3}, false);
+  vg_no_grad_end();
+  vg_status st = VG_OK;
+  if (!s1 || !s2) {
+    st = vg_fail_prefix("efficientad teacher statistics");
+  } else {
+    const float *a = (const float *)s1->storage->data + s1->offset;
+    const float *b = (const float *)s2->storage->data + s2->offset;
+    for (int64_t c = 0; c < m->out_channels; c++) {
+      m->acc_sum[c] += a[c];
+      m->acc_sumsq[c] += b[c];
+    }
+    m->acc_n += y->shape[0] * y->shape[2] * y->shape[3];
+  }
+  vg_scope_end();
+  return st;
+}
+
+vg_status vg_effad_stats_end(vg_effad_model *m) {
+  if (m->acc_n == 0) return vg_fail(VG_ERR_ARG, "efficientad: no training images for the teacher statistics");
+  float *mean = (float *)m->mean->storage->data, *sd = (float *)m->std->storage->data;
+  for (int64_t c = 0; c < m->out_channels; c++) {
+    double mu = m->acc_sum[c] / (double)m->acc_n;
+    double v = m->acc_sumsq[c] / (double)m->acc_n - mu * mu;
+    mean[c] = (float)mu;
+    sd[c] = (float)sqrt(v > 0 ? v : 0);
+  }
+  free(m->acc_sum);
+  free(m->acc_sumsq);
+  m->acc_sum = m->acc_sumsq = NULL;
+  return VG_OK;
+}
+
+void vg_effad_quantiles_begin(vg_effad_model *m) {
+  free(m->acc_st);
+  free(m->acc_ae);
+  m->acc_st = m->acc_ae = NULL;
+  m->acc_maps = m->acc_cap = 0;
+}
+
+vg_status vg_effad_quantiles_add(vg_effad_model *m, const vg_tensor *img) {
+  vg_scope_begin();
+  vg_tensor *a, *b;
+  vg_status st = vg_effad_maps(m, img, false, &a, &b);
+  if (st == VG_OK) {
+    int64_t n = a->shape[0] * a->shape[2] * a->shape[3];
+    if (m->acc_maps + n > m->acc_cap) {
+      int64_t cap = (m->acc_maps + n) * 2;
+      float *x = realloc(m->acc_st, (size_t)cap * sizeof(float));
+      if (x) m->acc_st = x;
+      float *y = realloc(m->acc_ae, (size_t)cap * sizeof(float));
+      if (y) m->acc_ae = y;
+      if (!x || !y) st = vg_fail(VG_ERR_NOMEM, "efficientad: map quantiles");
+      else m->acc_cap = cap;
+    }
+    if (st == VG_OK) {
+      vg_to_host(a, VG_F32, m->acc_st + m->acc_maps);
+      vg_to_host(b, VG_F32, m->acc_ae + m->acc_maps);
+      m->acc_maps += n;
+    }
+  }
+  vg_scope_end();
+  return st;
+}
+
+static vg_status quantile_pair(const float *v, int64_t n, float *qa, float *qb) {
+  vg_tensor *t = vg_full(VG_F32, 1, (int64_t[]){n}, 0.0);
+  if (!t) return vg_fail_prefix("efficientad quantiles");
+  memcpy((float *)t->storage->data + t->offset, v, (size_t)n * sizeof(float));
+  *qa = vg_item(vg_quantile_all(t, 0.9));
+  *qb = vg_item(vg_quantile_all(t, 0.995));
+  return VG_OK;
+}
+
+vg_status vg_effad_quantiles_end(vg_effad_model *m) {
+  if (m->acc_maps == 0) return vg_fail(VG_ERR_ARG, "efficientad: no validation images for the map quantiles");
+  vg_scope_begin();
+  vg_status st = quantile_pair(m->acc_st, m->acc_maps, &m->qa_st, &m->qb_st);
+  if (st == VG_OK) st = quantile_pair(m->acc_ae, m->acc_maps, &m->qa_ae, &m->qb_ae);
+  vg_scope_end();
+  vg_effad_quantiles_begin(m);
+  return st;
+}
