@@ -3,6 +3,7 @@
 #include "methods/method.h"
 #include "methods/baseline/baseline.h"
 #include "methods/fastflow/fastflow.h"
+#include "methods/cflow/cflow.h"
 
 typedef struct { const char *name; vg_method_ctor ctor; } vg_method_entry;
 
@@ -10,6 +11,7 @@ typedef struct { const char *name; vg_method_ctor ctor; } vg_method_entry;
 static const vg_method_entry vg_methods[] = {
   { "meanimage", vg_meanimage_new },
   { "fastflow", vg_fastflow_new },
+  { "cflow", vg_cflow_new },
   { NULL, NULL }
 };
 

@@ -1,0 +1,453 @@
+/* cflow.c — CFLOW-AD on the method contract (cflow.h). */
+#include "methods/cflow/cflow.h"
+#include "autograd/autograd.h"
+#include "flows/flows.h"
+#include "nn/backbones/backbones.h"
+#include "nn/checkpoint.h"
+#include "nn/pth.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  vg_method base;
+  char backbone[32], weights[1024];
+  unsigned layers_mask;
+  int size, cond, blocks, fiber, meta_epochs, sub_epochs, warm_epochs, iters, batch;
+  bool permute_soft, cosine, official_norm;
+  double clamp, lr;
+  uint64_t seed;
+  vg_nn_module *net, *enc, *dec[VG_CFLOW_MAX_LAYERS];
+  int nl;
+  vg_optim *opt;
+  vg_tensor *counters;        /* "vigil_state": i64 {step, rng draws} */
+  /* official normalisation: log_prob per tap of every predicted image, in predict order */
+  float *lp[VG_CFLOW_MAX_LAYERS];
+  int64_t lp_n, lp_cap, th[VG_CFLOW_MAX_LAYERS], tw[VG_CFLOW_MAX_LAYERS];
+} cflow;
+
+static const char *const LAYER_NAMES[5] = {"stem", "layer1", "layer2", "layer3", "layer4"};
+
+vg_nn_module *vg_cflow_module(vg_method *m) { return ((cflow *)m)->net; }
+int vg_cflow_num_layers(const vg_method *m) { return ((const cflow *)m)->nl; }
+
+vg_tensor *vg_cflow_positional_encoding(int64_t D, int64_t H, int64_t W) {
+  VG_ASSERT(D % 4 == 0 && "positional encoding wants D % 4 == 0");
+  vg_tensor *pe = vg_zeros(VG_F32, 3, (int64_t[]){D, H, W});
+  float *p = vg_f32(pe);
+  int64_t d = D / 2;
+  for (int64_t k = 0; 2 * k < d; k++) {
+    /* torch: exp(arange(0, d, 2) * -(ln 1e4 / d)) in f32 */
+    float div = expf((float)(2 * k) * -(float)(log(1e4) / (double)d));
+    for (int64_t y = 0; y < H; y++)
+      for (int64_t x = 0; x < W; x++) {
+        float ax = (float)x * div, ay = (float)y * div;
+        p[((2 * k) * H + y) * W + x] = sinf(ax);
+        p[((2 * k + 1) * H + y) * W + x] = cosf(ax);
+        p[((d + 2 * k) * H + y) * W + x] = sinf(ay);
+        p[((d + 2 * k + 1) * H + y) * W + x] = cosf(ay);
+      }
+  }
+  return pe;
+}
+
+static vg_status cf_features(cflow *m, const vg_tensor *images, vg_tensor **f) {
+  if (images->ndim != 4 || images->shape[1] != 3 || images->shape[2] != m->size || images->shape[3] != m->size)
+    return vg_fail(VG_ERR_ARG, "cflow: images must be N x 3 x %d x %d", m->size, m->size);
+  vg_no_grad_begin();
+  vg_status st = vg_resnet_features(m->enc, images, f);
+  vg_no_grad_end();
+  return st;
+}
+
+/* feature (N,C,H,W) of tap l -> e (NHW, C), c (NHW, D) */
+static void to_fibres(cflow *m, vg_tensor *f, vg_tensor **e, vg_tensor **c) {
+  int64_t N = f->shape[0], C = f->shape[1], H = f->shape[2], W = f->shape[3];
+  *e = vg_contiguous(vg_reshape(vg_permute(f, (int[]){0, 2, 3, 1}), 2, (int64_t[]){N * H * W, C}));
+  vg_tensor *pe = vg_reshape(vg_permute(vg_cflow_positional_encoding(m->cond, H, W), (int[]){1, 2, 0}), 3,
+                             (int64_t[]){1, H * W, m->cond});
+  *c = vg_contiguous(vg_reshape(vg_expand(pe, 3, (int64_t[]){N, H * W, m->cond}), 2, (int64_t[]){N * H * W, m->cond}));
+}
+
+vg_status vg_cflow_fibres(vg_method *mm, const vg_tensor *images, vg_tensor **e, vg_tensor **c, int64_t *h, int64_t *w) {
+  cflow *m = (cflow *)mm;
+  vg_tensor *f[VG_CFLOW_MAX_LAYERS];
+  vg_status st = cf_features(m, images, f);
+  if (st != VG_OK) return st;
+  for (int l = 0; l < m->nl; l++) {
+    to_fibres(m, f[l], &e[l], &c[l]);
+    h[l] = f[l]->shape[2];
+    w[l] = f[l]->shape[3];
+  }
+  return VG_OK;
+}
+
+vg_tensor *vg_cflow_log_prob(vg_method *mm, int l, const vg_tensor *e, const vg_tensor *c) {
+  cflow *m = (cflow *)mm;
+  vg_tensor *ld, *cc = (vg_tensor *)c;
+  vg_tensor *z = vg_flow_forward(m->dec[l], e, 1, &cc, false, true, &ld);
+  if (!z) return NULL;
+  float C = (float)e->shape[1];
+  /* log p = C * (-ln sqrt(2 pi)) - 0.5 sum z^2 + logdet */
+  vg_tensor *logp = vg_add(vg_add_scalar(vg_scale(vg_sum(vg_mul(z, z), 1, (int[]){1}, false), -0.5f),
+                                         C * -0.9189385332046727f), ld);
+  return vg_scale(logp, 1.0f / C);
+}
+
+static void lr_apply(cflow *m, int64_t step) {
+  vg_cflow_lr c = {.lr = m->lr, .meta_epochs = m->meta_epochs, .warm_epochs = m->warm_epochs, .cosine = m->cosine};
+  int64_t per = (int64_t)m->sub_epochs * m->iters;
+  vg_cflow_lr_apply(&c, m->opt, (int)(step / per), step % per, per);
+}
+
+vg_status vg_cflow_train_step_ex(vg_method *mm, const vg_tensor *images, int64_t step, const int64_t *const *perms,
+                                 float *chunk_losses, int cap, int *nchunks, double *loss) {
+  cflow *m = (cflow *)mm;
+  int64_t *cnt = (int64_t *)vg_data(m->counters);
+  lr_apply(m, step);
+  vg_scope_begin();
+  vg_tensor *e[VG_CFLOW_MAX_LAYERS], *c[VG_CFLOW_MAX_LAYERS];
+  int64_t h[VG_CFLOW_MAX_LAYERS], w[VG_CFLOW_MAX_LAYERS];
+  vg_status st = vg_cflow_fibres(mm, images, e, c, h, w);
+  double total = 0;
+  int count = 0;
+  for (int l = 0; l < m->nl && st == VG_OK; l++) {
+    int64_t E = e[l]->shape[0], N = m->fiber, FIB = E / N;
+    if (FIB <= 0) { st = vg_fail(VG_ERR_ARG, "cflow: %lld fibres < fiber_batch %d", (long long)E, m->fiber); break; }
+    vg_tensor *perm = perms && perms[l] ? vg_from_data(VG_I64, 1, (int64_t[]){E}, perms[l])
+                                        : vg_randperm(E, m->seed * 1000003 + 17 + (uint64_t)cnt[1]);
+    cnt[1]++;
+    for (int64_t f = 0; f < FIB && st == VG_OK; f++) {
+      vg_scope_begin();
+      vg_tensor *idx = vg_narrow(perm, 0, f * N, N);
+      vg_tensor *ep = vg_index_select(e[l], 0, idx), *cp = vg_index_select(c[l], 0, idx);
+      vg_optim_zero_grad(m->opt);
+      vg_tensor *lp = vg_cflow_log_prob(mm, l, ep, cp);
+      vg_tensor *ls = lp ? vg_mean_all(vg_neg(vg_logsigmoid(lp))) : NULL;
+      double v = ls ? vg_item(ls) : NAN;
+      if (!isfinite(v)) st = vg_fail(VG_ERR_NUMERIC, "cflow: non-finite loss at step %lld", (long long)step);
+      else st = vg_backward(ls);
+      if (st == VG_OK) {
+        vg_optim_step(m->opt);
+        if (chunk_losses && count < cap) chunk_losses[count] = (float)v;
+        total += v;
+        count++;
+      }
+      vg_scope_end();
+    }
+  }
+  vg_scope_end();
+  if (st == VG_OK) cnt[0]++;
+  if (nchunks) *nchunks = count;
+  if (loss) *loss = count ? total / count : 0;
+  return st;
+}
+
+static vg_status cf_train_step(vg_method *mm, const vg_tensor *images, int64_t step, double *loss) {
+  return vg_cflow_train_step_ex(mm, images, step, NULL, NULL, 0, NULL, loss);
+}
+
+/* maps from per-tap log-likelihood arrays lp[l] (n x th x tw), normalised by maxima mx[l] */
+static void build_maps(cflow *m, float *const *lp, const double *mx, int64_t n, float *maps, float *scores) {
+  int64_t P = (int64_t)m->size * m->size;
+  vg_scope_begin();
+  vg_tensor *acc = NULL;
+  for (int l = 0; l < m->nl; l++) {
+    vg_tensor *t = vg_empty(VG_F32, 4, (int64_t[]){n, 1, m->th[l], m->tw[l]});
+    float *p = vg_f32(t);
+    for (int64_t i = 0; i < n * m->th[l] * m->tw[l]; i++) p[i] = (float)exp((double)lp[l][i] - mx[l]);
+    vg_tensor *u = vg_interpolate_bilinear(t, m->size, m->size, true);
+    acc = acc ? vg_add(acc, u) : u;
+  }
+  acc = vg_contiguous(acc);
+  const float *a = vg_f32(acc);
+  float gmax = -INFINITY;
+  for (int64_t i = 0; i < n * P; i++) gmax = a[i] > gmax ? a[i] : gmax;
+  for (int64_t r = 0; r < n; r++) {
+    float s = -INFINITY;
+    for (int64_t i = 0; i < P; i++) {
+      float v = gmax - a[r * P + i];
+      maps[r * P + i] = v;
+      s = v > s ? v : s;
+    }
+    scores[r] = s;
+  }
+  vg_scope_end();
+}
+
+static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
+  cflow *m = (cflow *)mm;
+  vg_scope_begin();
+  vg_no_grad_begin();
+  vg_tensor *e[VG_CFLOW_MAX_LAYERS], *c[VG_CFLOW_MAX_LAYERS];
+  int64_t h[VG_CFLOW_MAX_LAYERS], w[VG_CFLOW_MAX_LAYERS], n = images->shape[0];
+  vg_status st = vg_cflow_fibres(mm, images, e, c, h, w);
+  float *lp[VG_CFLOW_MAX_LAYERS] = {0};
+  double mx[VG_CFLOW_MAX_LAYERS];
+  for (int l = 0; l < m->nl && st == VG_OK; l++) {
+    m->th[l] = h[l];
+    m->tw[l] = w[l];
+    vg_tensor *t = vg_cflow_log_prob(mm, l, e[l], c[l]);
+    if (!t) { st = VG_ERR_ARG; break; }
+    lp[l] = vg_f32(vg_contiguous(t));
+    mx[l] = -INFINITY;
+    for (int64_t i = 0; i < vg_numel(t); i++) mx[l] = fmax(mx[l], lp[l][i]);
+  }
+  if (st == VG_OK) build_maps(m, lp, mx, n, maps, scores);
+  if (st == VG_OK && m->official_norm) {
+    if (m->lp_n + n > m->lp_cap) {
+      int64_t cap = (m->lp_n + n) * 2;
+      for (int l = 0; l < m->nl; l++) {
+        float *q = realloc(m->lp[l], sizeof(float) * (size_t)(cap * h[l] * w[l]));
+        if (!q) { st = vg_fail(VG_ERR_NOMEM, "cflow: out of memory"); break; }
+        m->lp[l] = q;
+      }
+      if (st == VG_OK) m->lp_cap = cap;
+    }
+    for (int l = 0; l < m->nl && st == VG_OK; l++)
+      memcpy(m->lp[l] + m->lp_n * h[l] * w[l], lp[l], sizeof(float) * (size_t)(n * h[l] * w[l]));
+    if (st == VG_OK) m->lp_n += n;
+  }
+  vg_no_grad_end();
+  vg_scope_end();
+  return st;
+}
+
+static vg_status cf_finalize(vg_method *mm, float *maps, int64_t n, int h, int w, float *scores) {
+  cflow *m = (cflow *)mm;
+  if (!m->official_norm) return VG_OK;
+  vg_status st = VG_OK;
+  if (n != m->lp_n || h != m->size || w != m->size)
+    st = vg_fail(VG_ERR_ARG, "cflow: finalize over %lld maps, predict saw %lld", (long long)n, (long long)m->lp_n);
+  if (st == VG_OK) {
+    double mx[VG_CFLOW_MAX_LAYERS];
+    for (int l = 0; l < m->nl; l++) {
+      mx[l] = -INFINITY;
+      for (int64_t i = 0; i < n * m->th[l] * m->tw[l]; i++) mx[l] = fmax(mx[l], m->lp[l][i]);
+    }
+    build_maps(m, m->lp, mx, n, maps, scores);
+  }
+  m->lp_n = 0;
+  return st;
+}
+
+static char *cf_config_json(const vg_method *mm) {
+  const cflow *m = (const cflow *)mm;
+  vg_json_writer w;
+  vg_jw_init(&w, 2);
+  vg_jw_begin_object(&w);
+  vg_jw_key(&w, "method"); vg_jw_string(&w, "cflow");
+  vg_jw_key(&w, "backbone"); vg_jw_string(&w, m->backbone);
+  vg_jw_key(&w, "weights"); vg_jw_string(&w, m->weights);
+  vg_jw_key(&w, "input_size"); vg_jw_int64(&w, m->size);
+  vg_jw_key(&w, "layers");
+  vg_jw_begin_array(&w);
+  for (int k = 0; k < 5; k++) if ((m->layers_mask >> k) & 1u) vg_jw_string(&w, LAYER_NAMES[k]);
+  vg_jw_end_array(&w);
+  vg_jw_key(&w, "condition_vector"); vg_jw_int64(&w, m->cond);
+  vg_jw_key(&w, "coupling_blocks"); vg_jw_int64(&w, m->blocks);
+  vg_jw_key(&w, "clamp_alpha"); vg_jw_double(&w, m->clamp);
+  vg_jw_key(&w, "permute_soft"); vg_jw_bool(&w, m->permute_soft);
+  vg_jw_key(&w, "fiber_batch"); vg_jw_int64(&w, m->fiber);
+  vg_jw_key(&w, "lr"); vg_jw_double(&w, m->lr);
+  vg_jw_key(&w, "meta_epochs"); vg_jw_int64(&w, m->meta_epochs);
+  vg_jw_key(&w, "sub_epochs"); vg_jw_int64(&w, m->sub_epochs);
+  vg_jw_key(&w, "warm_epochs"); vg_jw_int64(&w, m->warm_epochs);
+  vg_jw_key(&w, "cosine"); vg_jw_bool(&w, m->cosine);
+  vg_jw_key(&w, "iters_per_epoch"); vg_jw_int64(&w, m->iters);
+  vg_jw_key(&w, "batch_size"); vg_jw_int64(&w, m->batch);
+  vg_jw_key(&w, "map_norm"); vg_jw_string(&w, m->official_norm ? "official" : "anomalib");
+  vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)m->seed);
+  vg_jw_end_object(&w);
+  return vg_jw_finish(&w, NULL);
+}
+
+static vg_status cf_save(const vg_method *mm, const char *path) {
+  const cflow *m = (const cflow *)mm;
+  char *cfg = cf_config_json(mm);
+  vg_status st = vg_nn_checkpoint_save(path, m->net, m->opt, cfg ? cfg : "{}");
+  free(cfg);
+  return st;
+}
+
+static vg_status cf_load(vg_method *mm, const char *path) {
+  cflow *m = (cflow *)mm;
+  return vg_nn_checkpoint_load(path, m->net, m->opt, NULL);
+}
+
+static double cf_current_lr(const vg_method *mm) {
+  const cflow *m = (const cflow *)mm;
+  vg_cflow_lr c = {.lr = m->lr, .meta_epochs = m->meta_epochs, .warm_epochs = m->warm_epochs, .cosine = m->cosine};
+  int64_t per = (int64_t)m->sub_epochs * m->iters, step = ((const int64_t *)vg_data(m->counters))[0];
+  return vg_cflow_lr_at(&c, (int)(step / per), step % per, per);
+}
+
+static void cf_free(vg_method *mm) {
+  cflow *m = (cflow *)mm;
+  if (!m) return;
+  vg_optim_free(m->opt);
+  vg_nn_free(m->net);
+  for (int l = 0; l < VG_CFLOW_MAX_LAYERS; l++) free(m->lp[l]);
+  free(m);
+}
+
+static const vg_method_ops cf_ops = {
+  .name = "cflow", .fit_begin = NULL, .train_step = cf_train_step, .fit_end = NULL,
+  .predict = cf_predict, .finalize = cf_finalize, .save = cf_save, .load = cf_load,
+  .config_json = cf_config_json, .current_lr = cf_current_lr, .free = cf_free,
+};
+
+static const char *strip(const char *n, const char *prefix) {
+  size_t k = strlen(prefix);
+  return strncmp(n, prefix, k) ? n : n + k;
+}
+
+vg_status vg_cflow_load_anomalib(vg_method *mm, const char *path) {
+  cflow *m = (cflow *)mm;
+  vg_pth_opts o = {.to_f32 = true};
+  vg_pth_dict *d = NULL;
+  vg_status st = vg_pth_load(path, &o, &d);
+  if (st != VG_OK) return st;
+  vg_nn_list sd = vg_nn_state_dict(m->net);
+  int *src = malloc(sizeof(int) * (size_t)(sd.n + 1));
+  for (int j = 0; j < sd.n; j++) src[j] = -1;
+  for (size_t i = 0; i < d->count && st == VG_OK; i++) {
+    const vg_pth_entry *e = &d->entries[i];
+    if (e->kind != VG_PTH_TENSOR) continue;
+    const char *n = strip(strip(e->name, "state_dict."), "model.");
+    for (int j = 0; j < sd.n; j++)
+      if (!strcmp(sd.names[j], n) && sd.tensors[j]->dtype == VG_F32) {
+        if (!vg_same_shape(sd.tensors[j], e->tensor)) {
+          char b1[96], b2[96];
+          st = vg_fail(VG_ERR_FORMAT, "cflow: '%s' has shape %s, the model wants %s", e->name,
+                       vg_shape_str(e->tensor, b1, sizeof b1), vg_shape_str(sd.tensors[j], b2, sizeof b2));
+        }
+        src[j] = (int)i;
+        break;
+      }
+  }
+  for (int j = 0; j < sd.n && st == VG_OK; j++)
+    if (src[j] < 0 && sd.tensors[j]->dtype == VG_F32 && strncmp(sd.names[j], "encoder.", 8))
+      st = vg_fail(VG_ERR_FORMAT, "cflow: '%s' missing from %s", sd.names[j], path);
+  for (int j = 0; j < sd.n && st == VG_OK; j++)
+    if (src[j] >= 0) vg_copy_(sd.tensors[j], d->entries[src[j]].tensor);
+  free(src);
+  vg_nn_list_free(&sd);
+  vg_pth_free(d);
+  return st;
+}
+
+vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
+  *out = NULL;
+  int64_t size = 256, cond = 128, blocks = 8, fiber = 256, meta = 25, sub = 8, warm = 2, iters = 8, batch = 32, seed = 0;
+  double clamp = 1.9, lr = 2e-4;
+  bool soft = true, cosine = true, official = true;
+  unsigned mask = VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4;
+  const char *bb = "wide_resnet50_2", *weights = "";
+  for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
+    const char *k = vg_json_key_at(cfg, i), *s;
+    const vg_json *v = vg_json_at(cfg, i);
+    bool ok = true;
+    if (!strcmp(k, "method")) ok = vg_json_as_string(v) && !strcmp(vg_json_as_string(v), "cflow");
+    else if (!strcmp(k, "backbone")) ok = (bb = vg_json_as_string(v)) != NULL && strlen(bb) < 32;
+    else if (!strcmp(k, "weights")) ok = (weights = vg_json_as_string(v)) != NULL && strlen(weights) < 1024;
+    else if (!strcmp(k, "input_size")) ok = vg_json_as_int64(v, &size) && size >= 32 && size <= 4096 && size % 32 == 0;
+    else if (!strcmp(k, "layers")) {
+      mask = 0;
+      ok = vg_json_len(v) >= 1 && vg_json_len(v) <= VG_CFLOW_MAX_LAYERS;
+      for (int64_t a = 0; ok && a < vg_json_len(v); a++) {
+        s = vg_json_as_string(vg_json_at(v, a));
+        int hit = -1;
+        for (int q = 1; s && q < 5; q++) if (!strcmp(s, LAYER_NAMES[q])) hit = q;
+        ok = hit > 0;
+        if (ok) mask |= 1u << hit;
+      }
+    }
+    else if (!strcmp(k, "condition_vector")) ok = vg_json_as_int64(v, &cond) && cond >= 4 && cond % 4 == 0;
+    else if (!strcmp(k, "coupling_blocks")) ok = vg_json_as_int64(v, &blocks) && blocks >= 1 && blocks <= 64;
+    else if (!strcmp(k, "clamp_alpha")) ok = vg_json_as_double(v, &clamp) && clamp > 0;
+    else if (!strcmp(k, "permute_soft")) ok = vg_json_as_bool(v, &soft);
+    else if (!strcmp(k, "fiber_batch")) ok = vg_json_as_int64(v, &fiber) && fiber >= 1;
+    else if (!strcmp(k, "lr")) ok = vg_json_as_double(v, &lr) && lr > 0;
+    else if (!strcmp(k, "meta_epochs")) ok = vg_json_as_int64(v, &meta) && meta >= 1;
+    else if (!strcmp(k, "sub_epochs")) ok = vg_json_as_int64(v, &sub) && sub >= 1;
+    else if (!strcmp(k, "warm_epochs")) ok = vg_json_as_int64(v, &warm) && warm >= 0;
+    else if (!strcmp(k, "cosine")) ok = vg_json_as_bool(v, &cosine);
+    else if (!strcmp(k, "iters_per_epoch")) ok = vg_json_as_int64(v, &iters) && iters >= 1;
+    else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1;
+    else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
+    else if (!strcmp(k, "map_norm")) {
+      s = vg_json_as_string(v);
+      ok = s && (!strcmp(s, "official") || !strcmp(s, "anomalib"));
+      official = ok && !strcmp(s, "official");
+    } else
+      return vg_fail(VG_ERR_ARG, "cflow: unknown config key '%s' (known: backbone, weights, input_size, layers, "
+                     "condition_vector, coupling_blocks, clamp_alpha, permute_soft, fiber_batch, lr, meta_epochs, "
+                     "sub_epochs, warm_epochs, cosine, iters_per_epoch, batch_size, map_norm, seed)", k);
+    if (!ok) return vg_fail(VG_ERR_ARG, "cflow: bad value for config key '%s'", k);
+  }
+  if (strcmp(bb, "resnet18") && strcmp(bb, "wide_resnet50_2"))
+    return vg_fail(VG_ERR_ARG, "cflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb);
+  cflow *m = calloc(1, sizeof *m);
+  if (!m) return vg_fail(VG_ERR_NOMEM, "cflow: out of memory");
+  snprintf(m->backbone, sizeof m->backbone, "%s", bb);
+  snprintf(m->weights, sizeof m->weights, "%s", weights);
+  m->layers_mask = mask; m->size = (int)size; m->cond = (int)cond; m->blocks = (int)blocks; m->fiber = (int)fiber;
+  m->meta_epochs = (int)meta; m->sub_epochs = (int)sub; m->warm_epochs = (int)warm; m->iters = (int)iters;
+  m->batch = (int)batch; m->permute_soft = soft; m->cosine = cosine; m->official_norm = official;
+  m->clamp = clamp; m->lr = lr; m->seed = (uint64_t)seed;
+  m->base.ops = &cf_ops;
+  vg_status st = VG_OK;
+  m->net = vg_nn_module_new("CflowModel", NULL, NULL, NULL);
+  m->enc = vg_resnet_new(bb, mask, m->seed * 7919 + 1);
+  if (!m->net || !m->enc) { vg_nn_free(m->enc); cf_free(&m->base); return VG_ERR_ARG; }
+  vg_nn_module *encw = vg_nn_module_new("TimmFeatureExtractor", NULL, NULL, NULL);
+  vg_nn_add_child(m->net, "encoder", encw);
+  vg_nn_add_child(encw, "feature_extractor", m->enc);
+  if (m->weights[0]) st = vg_nn_load_state_pth(m->enc, m->weights, false);
+  m->base.random_backbone = !m->weights[0];
+  vg_nn_train(m->enc, false);
+  vg_nn_requires_grad(m->enc, false);
+  m->nl = vg_resnet_num_features(m->enc);
+  vg_nn_module *decs = vg_nn_module_new("ModuleList", NULL, NULL, NULL);
+  vg_nn_add_child(m->net, "decoders", decs);
+  for (int l = 0; l < m->nl && st == VG_OK; l++) {
+    int64_t C = vg_resnet_feature_channels(m->enc, l);
+    char name[8];
+    snprintf(name, sizeof name, "%d", l);
+    m->dec[l] = vg_flow_sequence_new(1, (int64_t[]){C});
+    vg_nn_add_child(decs, name, m->dec[l]);
+    for (int i = 0; i < m->blocks; i++) {
+      vg_flow_subnet_cfg sc = {.hidden = 0, .ratio = 0, .seed = m->seed * 1000003 + (uint64_t)(l * 100 + i) * 2 + 1};
+      vg_flow_allinone_opts o = {.affine_clamping = clamp, .clamp_mode = VG_FLOW_CLAMP_TANH_FREIA02,
+                                 .global_affine_type = VG_FLOW_GA_SOFTPLUS, .permute_soft = soft,
+                                 .seed = m->seed * 1000003 + (uint64_t)(l * 100 + i) * 2};
+      if (vg_flow_append_allinone(m->dec[l], 0, cond, (vg_flow_subnet){vg_flow_subnet_mlp, &sc}, o) < 0) {
+        st = VG_ERR_ARG;
+        break;
+      }
+    }
+  }
+  if (st == VG_OK) {
+    m->counters = vg_tensor_new(VG_I64, 1, (int64_t[]){2});
+    memset(vg_data(m->counters), 0, 2 * sizeof(int64_t));
+    vg_nn_add_buffer(m->net, "vigil_state", m->counters);
+    m->opt = vg_optim_new(VG_OPTIM_ADAM, vg_optim_defaults(VG_OPTIM_ADAM, lr));
+    vg_nn_list ps = vg_nn_named_parameters(decs);
+    vg_tensor **tr = malloc(sizeof(vg_tensor *) * (size_t)(ps.n + 1));
+    int nt = 0;
+    for (int i = 0; i < ps.n; i++) if (ps.tensors[i]->requires_grad) tr[nt++] = ps.tensors[i];
+    if (vg_optim_add_group(m->opt, nt, tr, NULL) < 0) st = VG_ERR_ARG;
+    free(tr);
+    vg_nn_list_free(&ps);
+  }
+  if (st != VG_OK) { cf_free(&m->base); return st; }
+  m->base.input_h = m->base.input_w = m->size;
+  m->base.train_channels = 3;
+  m->base.train_batch = m->batch;
+  m->base.default_steps = (int64_t)meta * sub * iters;
+  m->base.train_transform = m->base.test_transform = vg_imagenet_transform;
+  *out = &m->base;
+  return VG_OK;
+}

@@ -1,0 +1,212 @@
+/* test_cflow — CFLOW-AD (methods/cflow) vs anomalib 2.7's CflowModel and the official
+ * cflow-ad training loop / score normalisation on identical weights and inputs
+ * (tools/gen_cflow_fixtures.py): positional encoding, per-fibre log-likelihoods per tap,
+ * anomalib per-batch map, official whole-test-set map and scores, 21 optimizer steps on
+ * exported fibre orders, checkpoint round trip, and loading an anomalib-named .pth.
+ * Weights are not stored (backbone: vg_resnet_init_philox; decoders: sin formula). */
+#include "methods/cflow/cflow.h"
+#include "nn/backbones/backbones.h"
+#include "tests/common/fixture.h"
+#include "tests/vgtest.h"
+#include <unistd.h>
+
+static void set_formula(const char *name, vg_tensor *t, bool add) {
+  const char *leaf = strrchr(name, '.');
+  leaf = leaf ? leaf + 1 : name;
+  int h = 0;
+  for (const char *p = name; *p; p++) h += (unsigned char)*p;
+  h %= 97;
+  int64_t n = vg_numel(t);
+  double s;
+  if (!strcmp(leaf, "global_scale")) s = 0.3;
+  else if (t->ndim >= 2) s = 1.0 / sqrt((double)n / (double)t->shape[0]);
+  else s = 0.1;
+  float *p = vg_f32(t);
+  for (int64_t i = 0; i < n; i++) {
+    double v = s * sin(0.7 * (double)i + 1.3 * h + 0.1);
+    p[i] = (float)(add ? (double)p[i] + v : v);
+  }
+}
+
+static vg_method *make(const char *text) {
+  vg_json *cfg = NULL;
+  if (vg_json_parse(text, strlen(text), NULL, &cfg) != VG_OK) return NULL;
+  vg_method *m = NULL;
+  if (vg_cflow_new(cfg, &m) != VG_OK) fprintf(stderr, "cflow_new: %s\n", vg_last_error());
+  vg_json_free(cfg);
+  return m;
+}
+
+static bool set_weights(vg_method *m, const vg_fixture *fx) {
+  vg_nn_module *net = vg_cflow_module(m);
+  if (vg_resnet_init_philox(vg_nn_child_get(vg_nn_child_get(net, "encoder"), "feature_extractor"), 1000) != VG_OK) return false;
+  vg_nn_list sd = vg_nn_state_dict(net);
+  bool ok = true;
+  for (int i = 0; i < sd.n; i++) {
+    const char *n = sd.names[i];
+    vg_tensor *t = sd.tensors[i];
+    if (!strncmp(n, "encoder.", 8) || t->dtype != VG_F32) continue;
+    const char *leaf = strrchr(n, '.') + 1;
+    if (!strcmp(leaf, "w_perm") || !strcmp(leaf, "w_perm_inv")) {
+      int l, j;
+      char key[64];
+      if (sscanf(n, "decoders.%d.module_list.%d.", &l, &j) != 2) { ok = false; continue; }
+      snprintf(key, sizeof key, "perm.%d.%d", l, j);
+      const vg_fx_tensor *p = vg_fixture_get(fx, key);
+      int64_t C = t->shape[0];
+      if (!p || p->n != C) { ok = false; continue; }
+      float *w = vg_f32(t);
+      memset(w, 0, sizeof(float) * (size_t)(C * C));
+      bool inv = !strcmp(leaf, "w_perm_inv");
+      for (int64_t r = 0; r < C; r++) {
+        int64_t c = (int64_t)p->data[r];
+        w[inv ? c * C + r : r * C + c] = 1.0f;
+      }
+      continue;
+    }
+    set_formula(n, t, !strcmp(leaf, "global_scale"));
+  }
+  vg_nn_list_free(&sd);
+  return ok;
+}
+
+static double maxabs(const vg_fx_tensor *t) {
+  double m = 0;
+  for (int64_t i = 0; i < t->n; i++) m = fmax(m, fabs(t->data[i]));
+  return m;
+}
+
+static void close_rel(const float *got, int64_t n, const vg_fx_tensor *want, double rel, const char *what) {
+  if (!VG_CHECK(want && want->n == n, "%s: fixture entry (%lld values)", what, (long long)n)) return;
+  VG_CHECK_CLOSE(got, want->data, n, rel, rel * maxabs(want), what);
+}
+
+static vg_tensor *philox_input(int64_t n, int64_t hw, uint64_t seed) {
+  vg_tensor *x = vg_empty(VG_F32, 4, (int64_t[]){n, 3, hw, hw});
+  vg_uniform_(x, -2.0f, 2.0f, seed);
+  return x;
+}
+
+static void check_lp(vg_method *m, const vg_fixture *fx, int64_t hw, const char *prefix, int only, double rel,
+                     const char *tag) {
+  vg_scope_begin();
+  vg_tensor *e[4], *c[4];
+  int64_t h[4], w[4];
+  vg_status st = vg_cflow_fibres(m, philox_input(2, hw, 7), e, c, h, w);
+  if (VG_CHECK(st == VG_OK, "%s: fibres", tag))
+    for (int l = 0; l < vg_cflow_num_layers(m); l++) {
+      if (only >= 0 && l != only) continue;
+      char key[32], what[96];
+      snprintf(key, sizeof key, "%s.%d", prefix, l);
+      snprintf(what, sizeof what, "%s: log p / C per fibre, tap %d (%lld fibres)", tag, l, (long long)e[l]->shape[0]);
+      vg_tensor *lp = vg_contiguous(vg_cflow_log_prob(m, l, e[l], c[l]));
+      close_rel(vg_f32(lp), vg_numel(lp), vg_fixture_get(fx, key), rel, what);
+    }
+  vg_scope_end();
+}
+
+static void test_r18(void) {
+  vg_fixture *fx = vg_fixture_load(vg_test_fixture("cflow_r18.bin"));
+  if (!VG_CHECK(fx != NULL, "cflow_r18.bin")) return;
+  const char *cfg = "{\"backbone\":\"resnet18\",\"input_size\":64,\"layers\":[\"layer2\",\"layer3\",\"layer4\"],"
+                    "\"condition_vector\":128,\"coupling_blocks\":8,\"clamp_alpha\":1.9,\"permute_soft\":false,"
+                    "\"fiber_batch\":8,\"warm_epochs\":0,\"batch_size\":2}";
+  vg_method *m = make(cfg);
+  if (!VG_CHECK(m && set_weights(m, fx), "r18: model + weights")) { vg_method_free(m); vg_fixture_free(fx); return; }
+  vg_scope_begin();
+  vg_tensor *pe = vg_cflow_positional_encoding(128, 8, 8);
+  close_rel(vg_f32(pe), vg_numel(pe), vg_fixture_get(fx, "pe"), 1e-6, "positional encoding 128 x 8 x 8");
+  vg_scope_end();
+  check_lp(m, fx, 64, "lp", -1, 1e-4, "r18");
+  /* maps: anomalib per-batch, then official over two batches */
+  float *maps = malloc(sizeof(float) * 4 * 64 * 64), scores[4];
+  vg_scope_begin();
+  vg_status st = m->ops->predict(m, philox_input(2, 64, 7), maps, scores);
+  if (VG_CHECK(st == VG_OK, "r18: predict batch 1"))
+    close_rel(maps, 2 * 64 * 64, vg_fixture_get(fx, "map_b"), 1e-4, "r18: anomalib per-batch map");
+  st = m->ops->predict(m, philox_input(2, 64, 8), maps + 2 * 64 * 64, scores + 2);
+  if (VG_CHECK(st == VG_OK, "r18: predict batch 2")) {
+    st = m->ops->finalize(m, maps, 4, 64, 64, scores);
+    if (VG_CHECK(st == VG_OK, "r18: finalize")) {
+      close_rel(maps, 4 * 64 * 64, vg_fixture_get(fx, "map_o"), 1e-4, "r18: official map (test-set max, 4 images)");
+      close_rel(scores, 4, vg_fixture_get(fx, "score_o"), 1e-4, "r18: official image scores");
+    }
+  }
+  vg_scope_end();
+  free(maps);
+  /* training on the exported fibre orders */
+  int64_t *perms[3] = {0};
+  bool have = true;
+  for (int l = 0; l < 3; l++) {
+    char key[32];
+    snprintf(key, sizeof key, "fperm.%d", l);
+    const vg_fx_tensor *p = vg_fixture_get(fx, key);
+    if (!p) { have = false; continue; }
+    perms[l] = malloc(sizeof(int64_t) * (size_t)p->n);
+    for (int64_t i = 0; i < p->n; i++) perms[l][i] = (int64_t)p->data[i];
+  }
+  float closs[64];
+  int nch = 0;
+  double loss = 0;
+  vg_scope_begin();
+  st = have ? vg_cflow_train_step_ex(m, philox_input(2, 64, 100), 0, (const int64_t *const *)perms, closs, 64, &nch, &loss)
+            : VG_ERR_ARG;
+  vg_scope_end();
+  if (VG_CHECK(st == VG_OK, "r18: train step (%d optimizer steps)%s%s", nch, st ? ": " : "", st ? vg_last_error() : "")) {
+    close_rel(closs, nch, vg_fixture_get(fx, "closs"), 1e-3, "r18: per-chunk losses, one Adam step each (rel 1e-3)");
+    check_lp(m, fx, 64, "lp_t", 0, 1e-3, "r18 after training");
+  }
+  for (int l = 0; l < 3; l++) free(perms[l]);
+  /* checkpoint round trip */
+  char path[] = "/tmp/vg_cflow_XXXXXX";
+  int fd = mkstemp(path);
+  if (fd >= 0) close(fd);
+  st = m->ops->save(m, path);
+  vg_method *r = make(cfg);
+  vg_status st2 = st == VG_OK && r ? r->ops->load(r, path) : VG_ERR_ARG;
+  if (VG_CHECK(st == VG_OK && st2 == VG_OK, "r18: save + load checkpoint"))
+    check_lp(r, fx, 64, "lp_t", 0, 1e-3, "r18 reloaded");
+  unlink(path);
+  vg_method_free(r);
+  vg_method_free(m);
+  vg_fixture_free(fx);
+}
+
+static void test_anomalib_pth(void) {
+  vg_fixture *fx = vg_fixture_load(vg_test_fixture("cflow_anomalib.bin"));
+  if (!VG_CHECK(fx != NULL, "cflow_anomalib.bin")) return;
+  vg_method *m = make("{\"backbone\":\"resnet18\",\"input_size\":32,\"layers\":[\"layer1\"],\"condition_vector\":4,"
+                      "\"coupling_blocks\":1,\"permute_soft\":false}");
+  vg_status st = VG_ERR_ARG;
+  if (m) {
+    vg_resnet_init_philox(vg_nn_child_get(vg_nn_child_get(vg_cflow_module(m), "encoder"), "feature_extractor"), 1000);
+    st = vg_cflow_load_anomalib(m, vg_test_fixture("cflow_anomalib.pth"));
+  }
+  if (VG_CHECK(st == VG_OK, "anomalib .pth (model.* keys, deflated) loads%s%s", st ? ": " : "", st ? vg_last_error() : ""))
+    check_lp(m, fx, 32, "lp", -1, 1e-4, "anomalib .pth");
+  vg_method_free(m);
+  vg_fixture_free(fx);
+}
+
+static void test_config(void) {
+  vg_json *cfg = NULL;
+  const char *t = "{\"backbone\":\"resnet18\",\"permute_soft\":false}";
+  vg_json_parse(t, strlen(t), NULL, &cfg);
+  vg_method *m = NULL;
+  vg_status st = vg_cflow_new(cfg, &m);
+  vg_json_free(cfg);
+  char *j = st == VG_OK ? m->ops->config_json(m) : NULL;
+  VG_CHECK(j && strstr(j, "\"fiber_batch\": 256") && strstr(j, "\"lr\": 0.0002") &&
+               strstr(j, "\"meta_epochs\": 25") && strstr(j, "\"map_norm\": \"official\"") && m->default_steps == 25 * 8 * 8,
+           "defaults: layer2-4, N=256, lr 2e-4, 25 x 8 meta/sub-epochs, official maps");
+  free(j);
+  vg_method_free(m);
+}
+
+int main(void) {
+  vg_set_num_threads(2);
+  test_config();
+  test_r18();
+  test_anomalib_pth();
+  return vg_test_finish();
+}
