@@ -36,7 +36,7 @@ OUT = gff.OUT
 
 
 def load():
-    gff.load_anomalib()
+    ns = gff.load_anomalib()
     ein = types.ModuleType("einops")
 
     def repeat(x, pattern, tile):
@@ -50,7 +50,6 @@ def load():
     sys.modules["einops"] = ein
     if not hasattr(torch, "compiler"):
         torch.compiler = types.SimpleNamespace(is_compiling=lambda: False)
-    ns = types.SimpleNamespace()
     ns.utils = gff._load("anomalib.models.image.cflow.utils", gff.ANOMALIB + "/models/image/cflow/utils.py")
     ns.amap = gff._load("anomalib.models.image.cflow.anomaly_map", gff.ANOMALIB + "/models/image/cflow/anomaly_map.py")
     ns.tm = gff._load("anomalib.models.image.cflow.torch_model", gff.ANOMALIB + "/models/image/cflow/torch_model.py")
