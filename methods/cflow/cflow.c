@@ -414,7 +414,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   vg_nn_add_child(m->net, "decoders", decs);
   for (int l = 0; l < m->nl && st == VG_OK; l++) {
     int64_t C = vg_resnet_feature_channels(m->enc, l);
-    char name[8];
+    char name[16];
     snprintf(name, sizeof name, "%d", l);
     m->dec[l] = vg_flow_sequence_new(1, (int64_t[]){C});
     vg_nn_add_child(decs, name, m->dec[l]);
