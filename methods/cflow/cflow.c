@@ -298,44 +298,9 @@ static const vg_method_ops cf_ops = {
   .config_json = cf_config_json, .current_lr = cf_current_lr, .free = cf_free,
 };
 
-static const char *strip(const char *n, const char *prefix) {
-  size_t k = strlen(prefix);
-  return strncmp(n, prefix, k) ? n : n + k;
-}
-
 vg_status vg_cflow_load_anomalib(vg_method *mm, const char *path) {
-  cflow *m = (cflow *)mm;
-  vg_pth_opts o = {.to_f32 = true};
-  vg_pth_dict *d = NULL;
-  vg_status st = vg_pth_load(path, &o, &d);
-  if (st != VG_OK) return st;
-  vg_nn_list sd = vg_nn_state_dict(m->net);
-  int *src = malloc(sizeof(int) * (size_t)(sd.n + 1));
-  for (int j = 0; j < sd.n; j++) src[j] = -1;
-  for (size_t i = 0; i < d->count && st == VG_OK; i++) {
-    const vg_pth_entry *e = &d->entries[i];
-    if (e->kind != VG_PTH_TENSOR) continue;
-    const char *n = strip(strip(e->name, "state_dict."), "model.");
-    for (int j = 0; j < sd.n; j++)
-      if (!strcmp(sd.names[j], n) && sd.tensors[j]->dtype == VG_F32) {
-        if (!vg_same_shape(sd.tensors[j], e->tensor)) {
-          char b1[96], b2[96];
-          st = vg_fail(VG_ERR_FORMAT, "cflow: '%s' has shape %s, the model wants %s", e->name,
-                       vg_shape_str(e->tensor, b1, sizeof b1), vg_shape_str(sd.tensors[j], b2, sizeof b2));
-        }
-        src[j] = (int)i;
-        break;
-      }
-  }
-  for (int j = 0; j < sd.n && st == VG_OK; j++)
-    if (src[j] < 0 && sd.tensors[j]->dtype == VG_F32 && strncmp(sd.names[j], "encoder.", 8))
-      st = vg_fail(VG_ERR_FORMAT, "cflow: '%s' missing from %s", sd.names[j], path);
-  for (int j = 0; j < sd.n && st == VG_OK; j++)
-    if (src[j] >= 0) vg_copy_(sd.tensors[j], d->entries[src[j]].tensor);
-  free(src);
-  vg_nn_list_free(&sd);
-  vg_pth_free(d);
-  return st;
+  static const char *const strip[] = {"state_dict.", "model.", NULL};
+  return vg_nn_load_state_pth_prefixed(((cflow *)mm)->net, path, strip, "encoder.", "cflow");
 }
 
 vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {

@@ -184,50 +184,9 @@ static const vg_method_ops ff_ops = {
   .config_json = ff_config_json, .current_lr = ff_current_lr, .free = ff_free,
 };
 
-static const char *strip(const char *n, const char *prefix) {
-  size_t k = strlen(prefix);
-  return strncmp(n, prefix, k) ? n : n + k;
-}
-
 vg_status vg_fastflow_load_anomalib(vg_method *mm, const char *path) {
-  fastflow *m = (fastflow *)mm;
-  vg_pth_opts o = {.to_f32 = true};
-  vg_pth_dict *d = NULL;
-  vg_status st = vg_pth_load(path, &o, &d);
-  if (st != VG_OK) return st;
-  vg_nn_list sd = vg_nn_state_dict(m->net);
-  bool *found = calloc((size_t)sd.n + 1, 1);
-  /* pass 1: match and check shapes; pass 2: copy (nothing half-loaded) */
-  for (int pass = 0; pass < 2 && st == VG_OK; pass++)
-    for (size_t i = 0; i < d->count && st == VG_OK; i++) {
-      const vg_pth_entry *e = &d->entries[i];
-      if (e->kind != VG_PTH_TENSOR) continue;
-      const char *n = strip(strip(e->name, "state_dict."), "model.");
-      for (int j = 0; j < sd.n; j++) {
-        if (strcmp(sd.names[j], n)) continue;
-        vg_tensor *dst = sd.tensors[j];
-        if (dst->dtype != VG_F32) break;   /* num_batches_tracked */
-        if (!vg_same_shape(dst, e->tensor)) {
-          char b1[96], b2[96];
-          st = vg_fail(VG_ERR_FORMAT, "fastflow: '%s' has shape %s, the model wants %s", e->name,
-                       vg_shape_str(e->tensor, b1, sizeof b1), vg_shape_str(dst, b2, sizeof b2));
-          break;
-        }
-        if (pass == 0) found[j] = true;
-        else vg_copy_(dst, e->tensor);
-        break;
-      }
-      if (pass == 0 && st == VG_OK && i + 1 == d->count)
-        for (int j = 0; j < sd.n; j++)
-          if (!found[j] && sd.tensors[j]->dtype == VG_F32 && strncmp(sd.names[j], "feature_extractor.", 18)) {
-            st = vg_fail(VG_ERR_FORMAT, "fastflow: '%s' missing from %s", sd.names[j], path);
-            break;
-          }
-    }
-  free(found);
-  vg_nn_list_free(&sd);
-  vg_pth_free(d);
-  return st;
+  static const char *const strip[] = {"state_dict.", "model.", NULL};
+  return vg_nn_load_state_pth_prefixed(((fastflow *)mm)->net, path, strip, "feature_extractor.", "fastflow");
 }
 
 vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {

@@ -70,4 +70,12 @@ vg_status vg_nn_load_state_pth(vg_nn_module *m, const char *path, bool strict);
 vg_status vg_nn_load_state_safetensors(vg_nn_module *m, const char *path, bool strict);
 /* By extension: ".safetensors" or anything else as a torch zip checkpoint. */
 vg_status vg_nn_load_state_file(vg_nn_module *m, const char *path, bool strict);
+/* Loads a foreign PyTorch checkpoint (Lightning .ckpt or state_dict .pth) into m: each
+ * tensor's name loses the leading prefixes in `strip` (tried in order, each at most once,
+ * e.g. {"state_dict.", "model.", NULL}) and must then name one of m's f32 state entries
+ * with the same shape. Every f32 entry of m must be found, except those whose name starts
+ * with `optional` (e.g. a frozen backbone's "encoder."; NULL = none); integer buffers are
+ * skipped. All checks run before the first copy. Errors start with `who`. */
+vg_status vg_nn_load_state_pth_prefixed(vg_nn_module *m, const char *path, const char *const *strip,
+                                        const char *optional, const char *who);
 #endif

@@ -4,6 +4,7 @@
 #include "nn/pth.h"
 #include "nn/safetensors.h"
 #include "nn/state_dict.h"
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const PREFIXES[] = {"module.", "model.", "backbone.", NULL};
@@ -122,4 +123,44 @@ vg_status vg_nn_load_state_file(vg_nn_module *m, const char *path, bool strict) 
   size_t n = path ? strlen(path) : 0;
   if (n >= 12 && !strcmp(path + n - 12, ".safetensors")) return vg_nn_load_state_safetensors(m, path, strict);
   return vg_nn_load_state_pth(m, path, strict);
+}
+
+vg_status vg_nn_load_state_pth_prefixed(vg_nn_module *m, const char *path, const char *const *strip,
+                                        const char *optional, const char *who) {
+  vg_pth_opts o = {.to_f32 = true};
+  vg_pth_dict *d = NULL;
+  vg_status st = vg_pth_load(path, &o, &d);
+  if (st != VG_OK) return st;
+  vg_nn_list sd = vg_nn_state_dict(m);
+  int64_t *src = malloc(sizeof *src * (size_t)(sd.n + 1));
+  if (!src) { vg_nn_list_free(&sd); vg_pth_free(d); return vg_fail(VG_ERR_NOMEM, "%s: out of memory", who); }
+  for (int j = 0; j < sd.n; j++) src[j] = -1;
+  for (size_t i = 0; i < d->count && st == VG_OK; i++) {
+    const vg_pth_entry *e = &d->entries[i];
+    if (e->kind != VG_PTH_TENSOR) continue;
+    const char *n = e->name;
+    for (int k = 0; strip && strip[k]; k++)
+      if (!strncmp(n, strip[k], strlen(strip[k]))) n += strlen(strip[k]);
+    for (int j = 0; j < sd.n; j++) {
+      if (strcmp(sd.names[j], n)) continue;
+      if (sd.tensors[j]->dtype != VG_F32) break;   /* num_batches_tracked */
+      if (!vg_same_shape(sd.tensors[j], e->tensor)) {
+        char b1[96], b2[96];
+        st = vg_fail(VG_ERR_FORMAT, "%s: '%s' has shape %s, the model wants %s", who, e->name,
+                     vg_shape_str(e->tensor, b1, sizeof b1), vg_shape_str(sd.tensors[j], b2, sizeof b2));
+      }
+      src[j] = (int64_t)i;
+      break;
+    }
+  }
+  size_t ol = optional ? strlen(optional) : 0;
+  for (int j = 0; j < sd.n && st == VG_OK; j++)
+    if (src[j] < 0 && sd.tensors[j]->dtype == VG_F32 && !(optional && !strncmp(sd.names[j], optional, ol)))
+      st = vg_fail(VG_ERR_FORMAT, "%s: '%s' missing from %s", who, sd.names[j], path);
+  for (int j = 0; j < sd.n && st == VG_OK; j++)
+    if (src[j] >= 0) vg_copy_(sd.tensors[j], d->entries[src[j]].tensor);
+  free(src);
+  vg_nn_list_free(&sd);
+  vg_pth_free(d);
+  return st;
 }
