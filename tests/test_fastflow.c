@@ -7,28 +7,11 @@
 #include "nn/backbones/backbones.h"
 #include "tests/common/fixture.h"
 #include "tests/vgtest.h"
+#include "tests/common/flow_weights.h"
 #include <time.h>
 #include <unistd.h>
 
 #define ZSTRIDE 3
-
-static void set_formula(const char *name, vg_tensor *t, bool add) {
-  const char *leaf = strrchr(name, '.');
-  leaf = leaf ? leaf + 1 : name;
-  int h = 0;
-  for (const char *p = name; *p; p++) h += (unsigned char)*p;
-  h %= 97;
-  int64_t n = vg_numel(t);
-  double s;
-  if (!strcmp(leaf, "global_scale")) s = 0.3;
-  else if (t->ndim >= 2) s = 1.0 / sqrt((double)n / (double)t->shape[0]);
-  else s = 0.1;
-  float *p = vg_f32(t);
-  for (int64_t i = 0; i < n; i++) {
-    double v = s * sin(0.7 * (double)i + 1.3 * h + 0.1);
-    p[i] = (float)(add ? (double)p[i] + v : v);
-  }
-}
 
 static vg_method *make(const char *cfg_text) {
   vg_json *cfg = NULL;
@@ -69,7 +52,7 @@ static bool set_weights(vg_method *m, const vg_fixture *fx) {
       }
       continue;
     }
-    set_formula(n, t, !strcmp(leaf, "global_scale"));
+    vg_test_flow_weights(n, t);
   }
   vg_nn_list_free(&sd);
   return ok;

@@ -3,6 +3,7 @@
  * L = sum(y^2)/2 - sum(logdet)), invertibility, log-det vs the autograd Jacobian's
  * log|det| (double LU), forward log-det = -reverse log-det, gradcheck, SequenceINN. */
 #include "tests/vgtest.h"
+#include "tests/common/flow_weights.h"
 #include "tests/common/fixture.h"
 #include "flows/flows.h"
 #include <string.h>
@@ -62,27 +63,6 @@ static const char *CASES[] = {"aio_hard_2d", "aio_soft_1d", "aio_scaled_2d", "ai
   "permute_2d", "fixed1x1_2d", "fixedlin_1d"};
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
 
-/* ------------------------------------------------------------ weights (same formula as the script) */
-static void set_formula(const char *name, vg_tensor *t) {
-  const char *leaf = strrchr(name, '.');
-  leaf = leaf ? leaf + 1 : name;
-  int h = 0;
-  for (const char *p = name; *p; p++) h += (unsigned char)*p;
-  h %= 97;
-  int64_t n = vg_numel(t);
-  double s;
-  if (!strcmp(leaf, "global_scale")) s = 0.3;
-  else if (!strcmp(leaf, "vk_householder")) s = 0.2;
-  else if (t->ndim >= 2) s = 1.0 / sqrt((double)n / (double)t->shape[0]);
-  else s = 0.1;
-  float *p = vg_f32(t);
-  for (int64_t i = 0; i < n; i++) {
-    double v = s * sin(0.7 * (double)i + 1.3 * h + 0.1);
-    if (!strcmp(leaf, "global_scale")) v += p[i];
-    p[i] = (float)v;
-  }
-}
-
 static float *host(const vg_tensor *t) {
   float *b = malloc(sizeof(float) * (size_t)vg_numel(t));
   vg_to_host(t, VG_F32, b);
@@ -130,7 +110,7 @@ static void conformance(const char *cname) {
       vg_copy_(sd.tensors[i], src);
       vg_tensor_free(src);
     } else if (sd.tensors[i]->dtype == VG_F32) {
-      set_formula(sd.names[i], sd.tensors[i]);
+      vg_test_flow_weights(sd.names[i], sd.tensors[i]);
     } else names_ok = false;
   }
   /* every exported p.* must exist in our state dict */
@@ -253,7 +233,7 @@ static void block_checks(const char *cname) {
   vg_nn_list sd = vg_nn_state_dict(m);
   for (int i = 0; i < sd.n; i++) {
     if (sd.tensors[i]->dtype == VG_F32 && !sd.tensors[i]->requires_grad) continue;  /* keep perms */
-    if (sd.tensors[i]->dtype == VG_F32) set_formula(sd.names[i], sd.tensors[i]);
+    if (sd.tensors[i]->dtype == VG_F32) vg_test_flow_weights(sd.names[i], sd.tensors[i]);
   }
   vg_nn_list_free(&sd);
   /* input dims and condition channels: from the case's fixture */
