@@ -12,10 +12,10 @@
 
 typedef struct {
   vg_method base;
-  char backbone[32], weights[1024];
+  char backbone[32], weights[1024], category[128];
   unsigned layers_mask;
   int size, cond, blocks, fiber, meta_epochs, sub_epochs, warm_epochs, iters, batch;
-  bool permute_soft, cosine, official_norm;
+  bool permute_soft, cosine, official_norm, paper_setup;
   double clamp, lr;
   uint64_t seed;
   vg_nn_module *net, *enc, *dec[VG_CFLOW_MAX_LAYERS];
@@ -28,6 +28,22 @@ typedef struct {
 } cflow;
 
 static const char *const LAYER_NAMES[5] = {"stem", "layer1", "layer2", "layer3", "layer4"};
+
+/* The official reference MVTec runs: gudovskiy/cflow-ad README.md, "Training Models" (the
+ * commands reproducing the reference results with the WideResnet-50 extractor:
+ * python3 main.py --gpu 0 --pro -inp SIZE --dataset mvtec --class-name CLASS); every other
+ * setting is config.py / main.py's default, which are Vigil's cflow defaults. */
+static const struct { const char *category; int size; } PAPER_SIZES[] = {
+  {"bottle", 512}, {"cable", 256}, {"capsule", 256}, {"carpet", 512}, {"grid", 512},
+  {"hazelnut", 256}, {"leather", 512}, {"metal_nut", 256}, {"pill", 256}, {"screw", 512},
+  {"tile", 512}, {"toothbrush", 512}, {"transistor", 128}, {"wood", 512}, {"zipper", 512},
+};
+
+int vg_cflow_paper_input_size(const char *category) {
+  for (size_t i = 0; category && i < sizeof PAPER_SIZES / sizeof PAPER_SIZES[0]; i++)
+    if (!strcmp(category, PAPER_SIZES[i].category)) return PAPER_SIZES[i].size;
+  return 0;
+}
 
 vg_nn_module *vg_cflow_module(vg_method *m) { return ((cflow *)m)->net; }
 int vg_cflow_num_layers(const vg_method *m) { return ((const cflow *)m)->nl; }
@@ -241,6 +257,8 @@ static char *cf_config_json(const vg_method *mm) {
   vg_jw_key(&w, "backbone"); vg_jw_string(&w, m->backbone);
   vg_jw_key(&w, "weights"); vg_jw_string(&w, m->weights);
   vg_jw_key(&w, "input_size"); vg_jw_int64(&w, m->size);
+  vg_jw_key(&w, "paper_setup"); vg_jw_bool(&w, m->paper_setup);
+  vg_jw_key(&w, "category"); vg_jw_string(&w, m->category);
   vg_jw_key(&w, "layers");
   vg_jw_begin_array(&w);
   for (int k = 0; k < 5; k++) if ((m->layers_mask >> k) & 1u) vg_jw_string(&w, LAYER_NAMES[k]);
@@ -307,17 +325,19 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
   int64_t size = 256, cond = 128, blocks = 8, fiber = 256, meta = 25, sub = 8, warm = 2, iters = 8, batch = 32, seed = 0;
   double clamp = 1.9, lr = 2e-4;
-  bool soft = true, cosine = true, official = true;
+  bool soft = true, cosine = true, official = true, paper = false, size_given = false;
   unsigned mask = VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4;
-  const char *bb = "wide_resnet50_2", *weights = "";
+  const char *bb = "wide_resnet50_2", *weights = "", *category = "";
   for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
     const char *k = vg_json_key_at(cfg, i), *s;
     const vg_json *v = vg_json_at(cfg, i);
     bool ok = true;
     if (!strcmp(k, "method")) ok = vg_json_as_string(v) && !strcmp(vg_json_as_string(v), "cflow");
+    else if (!strcmp(k, "paper_setup")) ok = vg_json_as_bool(v, &paper);
+    else if (!strcmp(k, "category")) ok = (category = vg_json_as_string(v)) != NULL && strlen(category) < 128;
     else if (!strcmp(k, "backbone")) ok = (bb = vg_json_as_string(v)) != NULL && strlen(bb) < 32;
     else if (!strcmp(k, "weights")) ok = (weights = vg_json_as_string(v)) != NULL && strlen(weights) < 1024;
-    else if (!strcmp(k, "input_size")) ok = vg_json_as_int64(v, &size) && size >= 32 && size <= 4096 && size % 32 == 0;
+    else if (!strcmp(k, "input_size")) ok = (size_given = vg_json_as_int64(v, &size)) && size >= 32 && size <= 4096 && size % 32 == 0;
     else if (!strcmp(k, "layers")) {
       mask = 0;
       ok = vg_json_len(v) >= 1 && vg_json_len(v) <= VG_CFLOW_MAX_LAYERS;
@@ -347,17 +367,38 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
       ok = s && (!strcmp(s, "official") || !strcmp(s, "anomalib"));
       official = ok && !strcmp(s, "official");
     } else
-      return vg_fail(VG_ERR_ARG, "cflow: unknown config key '%s' (known: backbone, weights, input_size, layers, "
+      return vg_fail(VG_ERR_ARG, "cflow: unknown config key '%s' (known: paper_setup, category, backbone, weights, input_size, layers, "
                      "condition_vector, coupling_blocks, clamp_alpha, permute_soft, fiber_batch, lr, meta_epochs, "
                      "sub_epochs, warm_epochs, cosine, iters_per_epoch, batch_size, map_norm, seed)", k);
     if (!ok) return vg_fail(VG_ERR_ARG, "cflow: bad value for config key '%s'", k);
   }
   if (strcmp(bb, "resnet18") && strcmp(bb, "wide_resnet50_2"))
     return vg_fail(VG_ERR_ARG, "cflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb);
+  if (paper) {
+    /* the official MVTec setup: per-class input size; everything else must stay official */
+    int ps = vg_cflow_paper_input_size(category);
+    if (!ps)
+      return vg_fail(VG_ERR_ARG, "cflow: paper_setup needs an MVTec category (config key 'category', "
+                     "`vigil train --category`), got '%s'", category);
+    if (size_given && size != ps)
+      return vg_fail(VG_ERR_ARG, "cflow: paper_setup: input_size %lld contradicts the official %d for '%s'",
+                     (long long)size, ps, category);
+    size = ps;
+    const char *bad = strcmp(bb, "wide_resnet50_2") ? "backbone (wide_resnet50_2)"
+                      : mask != (VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4) ? "layers (layer2..4)"
+                      : cond != 128 ? "condition_vector (128)" : blocks != 8 ? "coupling_blocks (8)"
+                      : clamp != 1.9 ? "clamp_alpha (1.9)" : !soft ? "permute_soft (true)"
+                      : fiber != 256 ? "fiber_batch (256)" : lr != 2e-4 ? "lr (2e-4)"
+                      : meta != 25 ? "meta_epochs (25)" : sub != 8 ? "sub_epochs (8)" : warm != 2 ? "warm_epochs (2)"
+                      : !cosine ? "cosine (true)" : batch != 32 ? "batch_size (32)" : !official ? "map_norm (official)" : NULL;
+    if (bad) return vg_fail(VG_ERR_ARG, "cflow: paper_setup fixes %s; drop the override or paper_setup", bad);
+  }
   cflow *m = calloc(1, sizeof *m);
   if (!m) return vg_fail(VG_ERR_NOMEM, "cflow: out of memory");
   snprintf(m->backbone, sizeof m->backbone, "%s", bb);
   snprintf(m->weights, sizeof m->weights, "%s", weights);
+  snprintf(m->category, sizeof m->category, "%s", category);
+  m->paper_setup = paper;
   m->layers_mask = mask; m->size = (int)size; m->cond = (int)cond; m->blocks = (int)blocks; m->fiber = (int)fiber;
   m->meta_epochs = (int)meta; m->sub_epochs = (int)sub; m->warm_epochs = (int)warm; m->iters = (int)iters;
   m->batch = (int)batch; m->permute_soft = soft; m->cosine = cosine; m->official_norm = official;

@@ -30,7 +30,12 @@
  * ["layer2","layer3","layer4"]; condition_vector 128; coupling_blocks 8; clamp_alpha 1.9;
  * permute_soft true; fiber_batch 256; lr 2e-4; meta_epochs 25; sub_epochs 8;
  * warm_epochs 2; cosine true; iters_per_epoch 8 (image batches per sub-epoch, for the
- * schedule); batch_size 32; map_norm "official" | "anomalib"; seed 0. */
+ * schedule; `vigil train` sets it to the training loader's batches per epoch unless given,
+ * as the official meta-epoch is one pass over the data); batch_size 32; map_norm "official"
+ * | "anomalib"; seed 0; category "" (the data category; `vigil train` fills it in);
+ * paper_setup false: true = the official MVTec reference runs — input_size from the
+ * category (vg_cflow_paper_input_size, gudovskiy/cflow-ad README) and every other key at
+ * its official value (= the defaults above); a contradicting key is an error. */
 #ifndef VG_METHODS_CFLOW_H
 #define VG_METHODS_CFLOW_H
 #include "methods/method.h"
@@ -54,4 +59,7 @@ vg_tensor *vg_cflow_log_prob(vg_method *m, int l, const vg_tensor *e, const vg_t
 vg_status vg_cflow_train_step_ex(vg_method *m, const vg_tensor *images, int64_t step, const int64_t *const *perms,
                                  float *chunk_losses, int cap, int *nchunks, double *loss);
 vg_status vg_cflow_load_anomalib(vg_method *m, const char *path);
+/* The official input size of an MVTec category (gudovskiy/cflow-ad README: 128, 256 or
+ * 512), 0 for anything else. */
+int vg_cflow_paper_input_size(const char *category);
 #endif
