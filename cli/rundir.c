@@ -1,6 +1,7 @@
 /* rundir.c — run directory, config.json, dataset opening (rundir.h). */
 #include "cli/rundir.h"
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,4 +168,80 @@ void vg_run_sample_rel(const vg_sample *s, char *buf, size_t cap) {
   char *dot = strrchr(stem, '.');
   if (dot && dot != stem) *dot = 0;
   snprintf(buf, cap, "%s/%s", s->defect, stem);
+}
+
+bool vg_run_ov_set(vg_run_overrides *l, const char *key, const char *json) {
+  if (strlen(key) >= sizeof l->v[0].key) return false;
+  for (int i = 0; i < l->n; i++)
+    if (!strcmp(l->v[i].key, key)) {
+      char *d = strdup(json);
+      if (!d) return false;
+      free(l->v[i].json);
+      l->v[i].json = d;
+      return true;
+    }
+  if (l->n == VG_RUN_MAX_OVERRIDES || !(l->v[l->n].json = strdup(json))) return false;
+  snprintf(l->v[l->n++].key, sizeof l->v[0].key, "%s", key);
+  return true;
+}
+
+static char *json_quote(const char *s) {
+  vg_json_writer w;
+  vg_jw_init(&w, 0);
+  vg_jw_string(&w, s);
+  return vg_jw_finish(&w, NULL);
+}
+
+bool vg_run_ov_set_str(vg_run_overrides *l, const char *key, const char *s) {
+  char *q = json_quote(s);
+  bool ok = q && vg_run_ov_set(l, key, q);
+  free(q);
+  return ok;
+}
+
+bool vg_run_ov_set_arg(vg_run_overrides *l, const char *arg) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || eq - arg >= (ptrdiff_t)sizeof l->v[0].key) return false;
+  char key[sizeof l->v[0].key];
+  snprintf(key, sizeof key, "%.*s", (int)(eq - arg), arg);
+  vg_json *j;
+  if (vg_json_parse(eq + 1, strlen(eq + 1), NULL, &j) == VG_OK) {
+    vg_json_free(j);
+    return vg_run_ov_set(l, key, eq + 1);
+  }
+  return vg_run_ov_set_str(l, key, eq + 1);
+}
+
+bool vg_run_ov_has(const vg_run_overrides *l, const char *key) {
+  for (int i = 0; i < l->n; i++)
+    if (!strcmp(l->v[i].key, key)) return true;
+  return false;
+}
+
+vg_status vg_run_ov_json(const vg_run_overrides *l, vg_json **out) {
+  size_t cap = 16;
+  char *qk[VG_RUN_MAX_OVERRIDES] = {0};
+  vg_status st = VG_OK;
+  for (int i = 0; i < l->n && st == VG_OK; i++) {
+    if (!(qk[i] = json_quote(l->v[i].key))) st = vg_fail(VG_ERR_NOMEM, "out of memory");
+    else cap += strlen(qk[i]) + strlen(l->v[i].json) + 8;
+  }
+  char *buf = st == VG_OK ? malloc(cap) : NULL;
+  if (st == VG_OK && !buf) st = vg_fail(VG_ERR_NOMEM, "out of memory");
+  if (st == VG_OK) {
+    char *p = buf;
+    p += sprintf(p, "{");
+    for (int i = 0; i < l->n; i++) p += sprintf(p, "%s%s: %s", i ? ", " : "", qk[i], l->v[i].json);
+    sprintf(p, "}");
+    st = vg_json_parse(buf, strlen(buf), NULL, out);
+    if (st != VG_OK) vg_fail_prefix("method config overrides");
+  }
+  free(buf);
+  for (int i = 0; i < l->n; i++) free(qk[i]);
+  return st;
+}
+
+void vg_run_ov_free(vg_run_overrides *l) {
+  for (int i = 0; i < l->n; i++) free(l->v[i].json);
+  l->n = 0;
 }

@@ -58,4 +58,22 @@ vg_status vg_run_write_text(const char *path, const char *text);
 vg_status vg_run_read_text(const char *path, char **out);
 /* The relative test path "<defect>/<stem>" of a sample (for maps/<category>/test/...). */
 void vg_run_sample_rel(const vg_sample *s, char *buf, size_t cap);
+
+/* Method-config overrides gathered from the command line (`--set KEY=VALUE` and the flags
+ * that map to config keys), later ones replacing earlier ones, serialised into one JSON
+ * object for vg_method_create:
+ *   vg_run_overrides ov = {0};
+ *   vg_run_ov_set_str(&ov, "backbone", "resnet18");
+ *   vg_run_ov_set_arg(&ov, "input_size=128");        // VALUE as JSON when it parses, else a string
+ *   vg_json *cfg; vg_run_ov_json(&ov, &cfg); ...; vg_json_free(cfg); vg_run_ov_free(&ov); */
+#define VG_RUN_MAX_OVERRIDES 64
+typedef struct { char key[64]; char *json; } vg_run_kv;
+typedef struct { vg_run_kv v[VG_RUN_MAX_OVERRIDES]; int n; } vg_run_overrides;
+/* json: the value as JSON text. false when the key is too long or the list is full. */
+bool vg_run_ov_set(vg_run_overrides *l, const char *key, const char *json);
+bool vg_run_ov_set_str(vg_run_overrides *l, const char *key, const char *s);
+bool vg_run_ov_set_arg(vg_run_overrides *l, const char *key_eq_value);
+bool vg_run_ov_has(const vg_run_overrides *l, const char *key);
+vg_status vg_run_ov_json(const vg_run_overrides *l, vg_json **out);
+void vg_run_ov_free(vg_run_overrides *l);
 #endif

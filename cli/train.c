@@ -39,6 +39,13 @@ static int train_usage(FILE *f) {
     "  --weights FILE        pretrained backbone weights (.pth/.safetensors); without: random init (loud warning)\n"
     "  --set KEY=VALUE       any method config key (VALUE as JSON, else a string); repeatable\n"
     "  --config FILE.json    a config like a run's config.json; flags override it\n"
+    "  --model s|m           method config key \"model\" (EfficientAD: PDN-S or PDN-M)\n"
+    "  --teacher FILE        method config key \"teacher\" (EfficientAD: pretrained teacher weights)\n"
+    "  --penalty DIR         method config key \"penalty_dir\" (EfficientAD: ImageNet images for the penalty loss)\n"
+    "  --paper-setup         method config key \"paper_setup\": true (CFLOW-AD: the official MVTec setup, per-class\n"
+    "                        input size from the gudovskiy/cflow-ad README; needs --category)\n"
+    "  a method whose config has \"seed\", \"category\" or \"iters_per_epoch\" gets --seed, the data category and\n"
+    "  the training loader's batches per epoch there unless the key is set (CFLOW-AD: meta-epoch = one pass)\n"
     "training:\n"
     "  --steps N | --epochs N   number of iterations (default: the method's)\n"
     "  --batch N             batch size (default: the method's)\n"
@@ -50,66 +57,6 @@ static int train_usage(FILE *f) {
     "  --resume              continue the run in --out from its last checkpoint\n"
     "  --no-test             do not run `vigil test` after training\n");
   return f == stdout ? 0 : 2;
-}
-
-/* A method-config override list, serialised into a JSON object. */
-typedef struct { char key[64]; char *json; } kv;
-typedef struct { kv v[64]; int n; } kvlist;
-
-static void kv_set(kvlist *l, const char *k, const char *json) {
-  for (int i = 0; i < l->n; i++)
-    if (!strcmp(l->v[i].key, k)) { free(l->v[i].json); l->v[i].json = strdup(json); return; }
-  if (l->n == 64) return;
-  snprintf(l->v[l->n].key, sizeof l->v[l->n].key, "%s", k);
-  l->v[l->n++].json = strdup(json);
-}
-
-static char *json_quote(const char *s) {
-  vg_json_writer w;
-  vg_jw_init(&w, 0);
-  vg_jw_string(&w, s);
-  return vg_jw_finish(&w, NULL);
-}
-
-static void kv_set_str(kvlist *l, const char *k, const char *s) {
-  char *q = json_quote(s);
-  kv_set(l, k, q);
-  free(q);
-}
-
-/* "key=value": value as JSON when it parses, else as a string. */
-static bool kv_set_arg(kvlist *l, const char *arg) {
-  const char *eq = strchr(arg, '=');
-  if (!eq || eq == arg || eq - arg >= 64) return false;
-  char key[64];
-  snprintf(key, sizeof key, "%.*s", (int)(eq - arg), arg);
-  vg_json *j;
-  if (vg_json_parse(eq + 1, strlen(eq + 1), NULL, &j) == VG_OK) { vg_json_free(j); kv_set(l, key, eq + 1); }
-  else kv_set_str(l, key, eq + 1);
-  return true;
-}
-
-static vg_status kv_to_json(const kvlist *l, vg_json **out) {
-  size_t cap = 16;
-  for (int i = 0; i < l->n; i++) cap += strlen(l->v[i].key) + strlen(l->v[i].json) + 8;
-  char *buf = malloc(cap), *p = buf;
-  p += sprintf(p, "{");
-  for (int i = 0; i < l->n; i++) p += sprintf(p, "%s\"%s\": %s", i ? ", " : "", l->v[i].key, l->v[i].json);
-  sprintf(p, "}");
-  vg_status st = vg_json_parse(buf, strlen(buf), NULL, out);
-  free(buf);
-  return st;
-}
-
-static void kv_free(kvlist *l) { for (int i = 0; i < l->n; i++) free(l->v[i].json); l->n = 0; }
-
-static bool config_has(const vg_method *m, const char *key) {
-  char *t = m->ops->config_json(m);
-  vg_json *j = NULL;
-  bool has = t && vg_json_parse(t, strlen(t), NULL, &j) == VG_OK && vg_json_get(j, key);
-  vg_json_free(j);
-  free(t);
-  return has;
 }
 
 static vg_status write_state(const char *rundir, int64_t step, bool fb, bool fe) {
@@ -162,6 +109,47 @@ const char *vg_cli_default_cache(char *buf, size_t cap) {
   return buf;
 }
 
+/* Creates the method from the overrides; on success cfg->method_config holds its complete config. */
+static vg_status create_method(const char *method, const vg_run_overrides *ov, vg_run_config *cfg, vg_method **m) {
+  vg_json *j = NULL;
+  vg_status st = vg_run_ov_json(ov, &j);
+  if (st == VG_OK) st = vg_method_create(method, j, m);
+  vg_json_free(j);
+  if (st != VG_OK) return st;
+  char *full = (*m)->ops->config_json(*m);
+  vg_json_free(cfg->method_config);
+  cfg->method_config = NULL;
+  st = full ? vg_json_parse(full, strlen(full), NULL, &cfg->method_config) : vg_fail(VG_ERR_NOMEM, "out of memory");
+  free(full);
+  if (st != VG_OK) { vg_fail_prefix("method config"); vg_method_free(*m); *m = NULL; }
+  return st;
+}
+
+/* The data part of a new run's config; generates the synthetic benchmark when no --data. */
+static vg_status data_config(const char *data, const char *dataset, const char *category, const char *cache,
+                             vg_run_data *d) {
+  if (data) {
+    snprintf(d->root, sizeof d->root, "%s", data);
+    snprintf(d->dataset, sizeof d->dataset, "%s", dataset ? dataset : "mvtec");
+    snprintf(d->category, sizeof d->category, "%s", category ? category : "");
+    return VG_OK;
+  }
+  char cb[1024];
+  const char *cat = category ? category : "woven";
+  const vg_synth_category *sc = vg_synth_category_find(cat);
+  if (!sc) return vg_fail(VG_ERR_ARG, "'%s' is not a synthetic category (give --data for a real dataset)", cat);
+  snprintf(d->root, sizeof d->root, "%s/synth-v%d-256", cache ? cache : vg_cli_default_cache(cb, sizeof cb), VG_SYNTH_VERSION);
+  vg_synth_opts so = {.out = d->root};
+  bool made = false;
+  fprintf(stderr, "vigil train: no --data: using the synthetic benchmark in %s\n", d->root);
+  vg_status st = vg_synth_generate(&so, &made);
+  if (st != VG_OK) return st;
+  snprintf(d->dataset, sizeof d->dataset, "%s", sc->loco ? "loco" : "mvtec");
+  snprintf(d->category, sizeof d->category, "%s", cat);
+  d->synthetic = true;
+  return VG_OK;
+}
+
 int vg_cli_train(int argc, char **argv) {
   if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) return train_usage(argc < 1 ? stderr : stdout);
   const char *method = argv[0];
@@ -170,13 +158,15 @@ int vg_cli_train(int argc, char **argv) {
   uint64_t seed = 0;
   double val_fraction = 0.1;
   bool resume = false, no_test = false;
-  kvlist ov = {0};
+  vg_run_overrides ov = {0}, base = {0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { kv_free(&ov); return train_usage(stdout); }
+    bool ok = true;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { vg_run_ov_free(&ov); return train_usage(stdout); }
     if (!strcmp(a, "--resume")) { resume = true; continue; }
     if (!strcmp(a, "--no-test")) { no_test = true; continue; }
-    if (!v) { fprintf(stderr, "vigil train: %s needs a value\n", a); kv_free(&ov); return train_usage(stderr); }
+    if (!strcmp(a, "--paper-setup")) { vg_run_ov_set(&ov, "paper_setup", "true"); continue; }
+    if (!v) { fprintf(stderr, "vigil train: %s needs a value\n", a); vg_run_ov_free(&ov); return train_usage(stderr); }
     i++;
     if (!strcmp(a, "--data")) data = v;
     else if (!strcmp(a, "--dataset")) dataset = v;
@@ -192,11 +182,18 @@ int vg_cli_train(int argc, char **argv) {
     else if (!strcmp(a, "--save-every")) save_every = strtoll(v, NULL, 10);
     else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--val-fraction")) val_fraction = strtod(v, NULL);
-    else if (!strcmp(a, "--backbone")) kv_set_str(&ov, "backbone", v);
-    else if (!strcmp(a, "--weights")) kv_set_str(&ov, "weights", v);
+    else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
+    else if (!strcmp(a, "--weights")) ok = vg_run_ov_set_str(&ov, "weights", v);
+    else if (!strcmp(a, "--model")) {
+      if (strcmp(v, "s") && strcmp(v, "m")) { fprintf(stderr, "vigil train: --model wants s or m, got '%s'\n", v); vg_run_ov_free(&ov); return 2; }
+      ok = vg_run_ov_set_str(&ov, "model", v);
+    }
+    else if (!strcmp(a, "--teacher")) ok = vg_run_ov_set_str(&ov, "teacher", v);
+    else if (!strcmp(a, "--penalty")) ok = vg_run_ov_set_str(&ov, "penalty_dir", v);
     else if (!strcmp(a, "--set")) {
-      if (!kv_set_arg(&ov, v)) { fprintf(stderr, "vigil train: --set wants KEY=VALUE, got '%s'\n", v); kv_free(&ov); return 2; }
-    } else { fprintf(stderr, "vigil train: unknown option %s\n", a); kv_free(&ov); return train_usage(stderr); }
+      if (!vg_run_ov_set_arg(&ov, v)) { fprintf(stderr, "vigil train: --set wants KEY=VALUE, got '%s'\n", v); vg_run_ov_free(&ov); return 2; }
+    } else { fprintf(stderr, "vigil train: unknown option %s\n", a); vg_run_ov_free(&ov); return train_usage(stderr); }
+    if (!ok) { fprintf(stderr, "vigil train: %s: too many method config overrides\n", a); vg_run_ov_free(&ov); return 2; }
   }
   char rundir[1024];
   if (out) snprintf(rundir, sizeof rundir, "%s", out);
@@ -221,75 +218,82 @@ int vg_cli_train(int argc, char **argv) {
     st = vg_run_open_method(rundir, &cfg, true, &m);
     if (st != VG_OK) { fprintf(stderr, "vigil train --resume: %s\n", vg_last_error()); goto done; }
     fprintf(stderr, "vigil train: resuming %s at step %lld of %lld\n", rundir, (long long)step, (long long)cfg.train.steps);
+    if ((st = vg_run_open_dataset(&cfg.data, VG_SPLIT_TRAIN, &train)) != VG_OK ||
+        (st = vg_run_open_dataset(&cfg.data, VG_SPLIT_VAL, &val)) != VG_OK) {
+      fprintf(stderr, "vigil train: %s\n", vg_last_error());
+      goto done;
+    }
   } else {
     /* method config: --config file's method_config, then flags */
-    kvlist base = {0};
-    vg_json *file_doc = NULL;
     if (config_file) {
       char *t;
-      if (vg_run_read_text(config_file, &t) != VG_OK || vg_json_parse(t, strlen(t), NULL, &file_doc) != VG_OK) {
-        fprintf(stderr, "vigil train: --config %s: %s\n", config_file, vg_last_error());
-        goto done;
-      }
+      vg_json *file_doc = NULL;
+      if (vg_run_read_text(config_file, &t) != VG_OK) { fprintf(stderr, "vigil train: --config: %s\n", vg_last_error()); goto done; }
+      st = vg_json_parse(t, strlen(t), NULL, &file_doc);
       free(t);
+      if (st != VG_OK) { fprintf(stderr, "vigil train: --config %s: %s\n", config_file, vg_last_error()); goto done; }
       const vg_json *mc = vg_json_get(file_doc, "method_config");
       for (int64_t i = 0; mc && i < vg_json_len(mc); i++) {
         vg_json_writer w;
         vg_jw_init(&w, 0);
         vg_jw_value(&w, vg_json_at(mc, i));
         char *vt = vg_jw_finish(&w, NULL);
-        kv_set(&base, vg_json_key_at(mc, i), vt);
+        if (vt) vg_run_ov_set(&base, vg_json_key_at(mc, i), vt);
         free(vt);
       }
       const vg_json *t2 = vg_json_get(file_doc, "train");
       int64_t x;
       if (steps < 0 && t2 && vg_json_as_int64(vg_json_get(t2, "steps"), &x)) steps = x;
       if (batch < 0 && t2 && vg_json_as_int64(vg_json_get(t2, "batch"), &x)) batch = x;
+      vg_json_free(file_doc);
     }
-    for (int i = 0; i < ov.n; i++) kv_set(&base, ov.v[i].key, ov.v[i].json);
-    /* seed goes to the method when it has that key */
-    vg_json *probe_cfg = NULL;
-    vg_method *probe = NULL;
-    if (vg_method_create(method, NULL, &probe) != VG_OK) {
-      fprintf(stderr, "vigil train: %s\n", vg_last_error());
-      kv_free(&base); vg_json_free(file_doc);
-      goto done;
-    }
-    if (config_has(probe, "seed")) { char sb[32]; snprintf(sb, sizeof sb, "%llu", (unsigned long long)seed); kv_set(&base, "seed", sb); }
-    vg_method_free(probe);
-    st = kv_to_json(&base, &probe_cfg);
-    kv_free(&base);
-    vg_json_free(file_doc);
-    if (st == VG_OK) st = vg_method_create(method, probe_cfg, &m);
-    vg_json_free(probe_cfg);
-    if (st != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
-    char *full = m->ops->config_json(m);
-    st = vg_json_parse(full, strlen(full), NULL, &cfg.method_config);
-    free(full);
-    if (st != VG_OK) { fprintf(stderr, "vigil train: method config: %s\n", vg_last_error()); goto done; }
-    snprintf(cfg.method, sizeof cfg.method, "%s", method);
-    /* data */
-    if (data) {
-      snprintf(cfg.data.root, sizeof cfg.data.root, "%s", data);
-      snprintf(cfg.data.dataset, sizeof cfg.data.dataset, "%s", dataset ? dataset : "mvtec");
-      snprintf(cfg.data.category, sizeof cfg.data.category, "%s", category ? category : "");
-    } else {
-      char cb[1024];
-      const char *cat = category ? category : "woven";
-      const vg_synth_category *sc = vg_synth_category_find(cat);
-      if (!sc) { fprintf(stderr, "vigil train: '%s' is not a synthetic category (give --data for a real dataset)\n", cat); goto done; }
-      snprintf(cfg.data.root, sizeof cfg.data.root, "%s/synth-v%d-256", cache ? cache : vg_cli_default_cache(cb, sizeof cb), VG_SYNTH_VERSION);
-      vg_synth_opts so = {.out = cfg.data.root};
-      bool made = false;
-      fprintf(stderr, "vigil train: no --data: using the synthetic benchmark in %s\n", cfg.data.root);
-      if (vg_synth_generate(&so, &made) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
-      snprintf(cfg.data.dataset, sizeof cfg.data.dataset, "%s", sc->loco ? "loco" : "mvtec");
-      snprintf(cfg.data.category, sizeof cfg.data.category, "%s", cat);
-      cfg.data.synthetic = true;
-    }
+    for (int i = 0; i < ov.n; i++) vg_run_ov_set(&base, ov.v[i].key, ov.v[i].json);
+    /* data first: the method may want the category and the loader's batches per epoch */
+    if ((st = data_config(data, dataset, category, cache, &cfg.data)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
     cfg.data.val_fraction = val_fraction;
     cfg.data.split_seed = seed;
+    if ((st = vg_run_open_dataset(&cfg.data, VG_SPLIT_TRAIN, &train)) != VG_OK ||
+        (st = vg_run_open_dataset(&cfg.data, VG_SPLIT_VAL, &val)) != VG_OK) {
+      fprintf(stderr, "vigil train: %s\n", vg_last_error());
+      goto done;
+    }
+    /* keys the CLI fills in when the method has them and they were not given: seed, the
+     * data category, and the training loader's batches per epoch (drop_last when the
+     * split holds a batch); the method is rebuilt only when one of them changes */
+    if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
     cfg.train.batch = (int)(batch > 0 ? batch : m->train_batch);
+    const vg_json *mc = cfg.method_config;
+    int64_t have_i;
+    const char *have_s;
+    int64_t B = cfg.train.batch, nb = train.n >= B ? train.n / B : 1;
+    bool rebuild = false, set_iters = false;
+    if (vg_json_get(mc, "seed") && !vg_run_ov_has(&base, "seed") &&
+        !(vg_json_as_int64(vg_json_get(mc, "seed"), &have_i) && (uint64_t)have_i == seed)) {
+      char sb[32];
+      snprintf(sb, sizeof sb, "%llu", (unsigned long long)seed);
+      rebuild |= vg_run_ov_set(&base, "seed", sb);
+    }
+    if (vg_json_get(mc, "category") && !vg_run_ov_has(&base, "category") &&
+        !((have_s = vg_json_as_string(vg_json_get(mc, "category"))) && !strcmp(have_s, cfg.data.category)))
+      rebuild |= vg_run_ov_set_str(&base, "category", cfg.data.category);
+    if (vg_json_get(mc, "iters_per_epoch") && !vg_run_ov_has(&base, "iters_per_epoch") && train.n > 0) {
+      set_iters = true;
+      if (!(vg_json_as_int64(vg_json_get(mc, "iters_per_epoch"), &have_i) && have_i == nb)) {
+        char nbs[32];
+        snprintf(nbs, sizeof nbs, "%lld", (long long)nb);
+        rebuild |= vg_run_ov_set(&base, "iters_per_epoch", nbs);
+      }
+    }
+    if (rebuild) {
+      vg_method_free(m);
+      m = NULL;
+      if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+      cfg.train.batch = (int)(batch > 0 ? batch : m->train_batch);
+    }
+    if (set_iters)
+      fprintf(stderr, "vigil train: iters_per_epoch = %lld (batches of %lld per pass over %lld training images)\n",
+              (long long)nb, (long long)B, (long long)train.n);
+    snprintf(cfg.method, sizeof cfg.method, "%s", method);
     cfg.train.workers = (int)(workers > 0 ? workers : 2);
     cfg.train.threads = (int)threads;
     cfg.train.seed = seed;
@@ -299,12 +303,6 @@ int vg_cli_train(int argc, char **argv) {
   if (cfg.train.threads > 0) vg_set_num_threads(cfg.train.threads);
   if (m->random_backbone)
     fprintf(stderr, "\n*** WARNING: no --weights: the backbone is RANDOMLY INITIALISED. Results are NOT comparable to the papers. ***\n\n");
-
-  if ((st = vg_run_open_dataset(&cfg.data, VG_SPLIT_TRAIN, &train)) != VG_OK ||
-      (st = vg_run_open_dataset(&cfg.data, VG_SPLIT_VAL, &val)) != VG_OK) {
-    fprintf(stderr, "vigil train: %s\n", vg_last_error());
-    goto done;
-  }
   if (train.n == 0) { fprintf(stderr, "vigil train: the training split is empty\n"); goto done; }
   vg_loader_opts lo = {.batch_size = cfg.train.batch, .workers = cfg.train.workers, .prefetch = 3,
                        .channels = m->train_channels, .height = m->input_h, .width = m->input_w,
@@ -403,7 +401,8 @@ done:
   vg_dataset_free(&val);
   vg_method_free(m);
   vg_run_config_free(&cfg);
-  kv_free(&ov);
+  vg_run_ov_free(&ov);
+  vg_run_ov_free(&base);
   if (rc == 0 && !no_test) {
     char *targv[2] = {"--run", rundir};
     rc = vg_cli_test(2, targv);
