@@ -11,11 +11,16 @@
  *                            size (bilinear), MVTec's official evaluation layout, so
  *                            `vigil metrics` or MVTec's script can re-evaluate them
  *   RUNDIR/scores.json       {"<defect>/<stem>": score}
- * predict: per image a float TIFF map (original size), a score, JSON lines on stdout. */
+ * predict: from a run, or from an anomalib FastFlow / CFLOW-AD checkpoint (no run directory:
+ * the method is built from flags); per image a float TIFF map (original size), a heatmap
+ * overlay PNG, a score, JSON lines on stdout. */
 #include "cli/cli.h"
 #include "cli/rundir.h"
 #include "eval/eval.h"
 #include "eval/report.h"
+#include "methods/cflow/cflow.h"
+#include "methods/fastflow/fastflow.h"
+#include "nn/backbones/backbones.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,85 +182,191 @@ done:
 }
 
 static int predict_usage(FILE *f) {
-  fprintf(f, "usage: vigil predict --run RUNDIR --out DIR IMAGE...\n"
-             "  per image: DIR/<stem>.tiff (float anomaly map at the image's size) and a JSON line on stdout\n"
-             "  {\"image\": path, \"score\": s, \"map\": DIR/<stem>.tiff}\n");
+  fprintf(f,
+    "usage: vigil predict (--run RUNDIR | --from-anomalib FILE --model fastflow|cflow [model options]) --out DIR IMAGE...\n"
+    "  --run RUNDIR          a Vigil run directory (config.json + checkpoint.safetensors)\n"
+    "  --from-anomalib FILE  an anomalib checkpoint: Lightning .ckpt or state_dict .pth (keys \"model.*\", as\n"
+    "                        anomalib writes them); the method is built from the options below, no run needed\n"
+    "  --model NAME          fastflow | cflow (with --from-anomalib)\n"
+    "  --backbone NAME       backbone, as the anomalib model was built (e.g. resnet18, wide_resnet50_2)\n"
+    "  --input-size N        input size the anomalib model was trained at (default: the method's, 256)\n"
+    "  --set KEY=VALUE       any method config key (VALUE as JSON, else a string); repeatable\n"
+    "  --weights FILE        backbone weights (.pth / .safetensors) when the checkpoint does not carry them\n"
+    "                        (anomalib's do); without either: random backbone, loud warning\n"
+    "  --out DIR             output folder (created)\n"
+    "  --threshold T         draw the contour of map >= T on the overlays (default: none)\n"
+    "  --no-overlay          do not write the PNG overlays\n"
+    "  --threads N           compute threads (default: all cores)\n"
+    "per image: DIR/<stem>.tiff (float anomaly map, bilinear to the image's size), DIR/<stem>_overlay.png\n"
+    "(jet heatmap blended 50%% on the image, colours scaled by the min..max over all the images given) and a\n"
+    "JSON line on stdout {\"image\", \"score\", \"map\", \"overlay\"}. Images go one at a time through predict;\n"
+    "set-level normalisation (the method's finalize) then runs over all the images given: CFLOW-AD with\n"
+    "map_norm \"official\" (default) divides by the maximum likelihood over these images — the official\n"
+    "whole-test-set normalisation, equal to anomalib's per-batch map for one batch of these images;\n"
+    "--set map_norm=anomalib normalises each image on its own (anomalib with batch size 1).\n");
   return f == stdout ? 0 : 2;
 }
 
-int vg_cli_predict(int argc, char **argv) {
-  const char *run = NULL, *out = NULL;
-  const char **images = calloc((size_t)argc + 1, sizeof *images);
-  int n_img = 0;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(images); return predict_usage(stdout); }
-    if (!strcmp(a, "--run") && i + 1 < argc) run = argv[++i];
-    else if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
-    else if (a[0] == '-') { free(images); fprintf(stderr, "vigil predict: unknown option %s\n", a); return predict_usage(stderr); }
-    else images[n_img++] = a;
-  }
-  if (!run || !out || n_img == 0) { free(images); return predict_usage(stderr); }
-  vg_run_config cfg;
-  vg_method *m = NULL;
-  int rc = 1;
-  float *maps = NULL, *scores = NULL;
-  if (vg_run_config_read(run, &cfg) != VG_OK || vg_run_open_method(run, &cfg, true, &m) != VG_OK || vg_run_mkdirs(out) != VG_OK) {
-    fprintf(stderr, "vigil predict: %s\n", vg_last_error());
-    free(images);
-    vg_run_config_free(&cfg);
-    return 1;
-  }
+/* The frozen backbone module of an anomalib-loadable method. */
+static vg_nn_module *backbone_of(vg_method *m, const char *model) {
+  if (!strcmp(model, "fastflow")) return vg_nn_child_get(vg_fastflow_module(m), "feature_extractor");
+  return vg_nn_child_get(vg_nn_child_get(vg_cflow_module(m), "encoder"), "feature_extractor");
+}
+
+/* Builds model from the overrides, loads backbone weights (optional) then the anomalib
+ * checkpoint; warns when neither gave the backbone its weights. */
+static vg_status open_anomalib(const char *model, const char *ckpt, const char *weights, const vg_run_overrides *ov,
+                               vg_method **out) {
+  *out = NULL;
+  if (strcmp(model, "fastflow") && strcmp(model, "cflow"))
+    return vg_fail(VG_ERR_ARG, "--from-anomalib: --model must be fastflow or cflow, got '%s'", model);
+  vg_json *cfg = NULL;
+  vg_status st = vg_run_ov_json(ov, &cfg);
+  if (st == VG_OK) st = vg_method_create(model, cfg, out);
+  vg_json_free(cfg);
+  if (st != VG_OK) return st;
+  vg_nn_module *bb = backbone_of(*out, model);
+  if (weights && (st = vg_nn_load_state_file(bb, weights, false)) != VG_OK) { vg_method_free(*out); *out = NULL; return st; }
+  /* did the checkpoint carry the backbone? compare its first conv before and after */
+  vg_tensor *w0 = vg_nn_param(vg_nn_child_get(bb, "conv1"), "weight");
+  size_t nb = w0 ? (size_t)vg_numel(w0) * sizeof(float) : 0;
+  float *before = nb ? malloc(nb) : NULL;
+  if (before) memcpy(before, vg_f32(w0), nb);
+  st = !strcmp(model, "fastflow") ? vg_fastflow_load_anomalib(*out, ckpt) : vg_cflow_load_anomalib(*out, ckpt);
+  bool from_ckpt = before && memcmp(before, vg_f32(w0), nb) != 0;
+  free(before);
+  if (st != VG_OK) { vg_fail_prefix("%s", ckpt); vg_method_free(*out); *out = NULL; return st; }
+  if (!from_ckpt && !weights)
+    fprintf(stderr, "\n*** WARNING: %s has no backbone weights and no --weights was given: the backbone is RANDOMLY "
+                    "INITIALISED. The maps are meaningless. ***\n\n", ckpt);
+  return VG_OK;
+}
+
+static void stem_of(const char *path, char *stem, size_t cap) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  snprintf(stem, cap, "%s", base);
+  char *dot = strrchr(stem, '.');
+  if (dot && dot != stem) *dot = 0;
+}
+
+/* Predicts every image (one at a time), runs finalize over all of them, writes per image the
+ * TIFF map at the image's size, the overlay PNG and the JSON line. */
+static vg_status predict_images(vg_method *m, const char *const *images, int n, const char *out, bool overlay,
+                                float thr) {
   int H = m->input_h, W = m->input_w;
   int64_t P = (int64_t)H * W;
-  maps = malloc((size_t)(n_img * P) * sizeof *maps);
-  scores = malloc((size_t)n_img * sizeof *scores);
-  int *ow = calloc((size_t)n_img, sizeof *ow), *oh = calloc((size_t)n_img, sizeof *oh);
-  for (int i = 0; i < n_img; i++) {
+  float *maps = malloc((size_t)(n * P) * sizeof *maps), *scores = malloc((size_t)n * sizeof *scores);
+  vg_status st = maps && scores ? VG_OK : vg_fail(VG_ERR_NOMEM, "out of memory for %d maps", n);
+  for (int i = 0; i < n && st == VG_OK; i++) {
     vg_image im;
-    if (vg_image_load(images[i], &im, NULL) != VG_OK) { fprintf(stderr, "vigil predict: %s\n", vg_last_error()); goto done; }
-    ow[i] = im.w; oh[i] = im.h;
+    if ((st = vg_image_load(images[i], &im, NULL)) != VG_OK) break;
     vg_scope_begin();
-    int64_t shp[4] = {1, 3, H, W};
-    vg_tensor *x = vg_zeros(VG_F32, 4, shp);
-    vg_status st = m->test_transform(&im, vg_f32(x), 3, H, W, m->transform_user);
+    vg_tensor *x = vg_zeros(VG_F32, 4, (int64_t[]){1, 3, H, W});
+    st = m->test_transform(&im, vg_f32(x), 3, H, W, m->transform_user);
     vg_image_free(&im);
     if (st == VG_OK) st = m->ops->predict(m, x, maps + i * P, scores + i);
     vg_scope_end();
-    if (st != VG_OK) { fprintf(stderr, "vigil predict: %s: %s\n", images[i], vg_last_error()); goto done; }
+    if (st != VG_OK) vg_fail_prefix("%s", images[i]);
   }
-  if (m->ops->finalize && m->ops->finalize(m, maps, n_img, H, W, scores) != VG_OK) { fprintf(stderr, "vigil predict: %s\n", vg_last_error()); goto done; }
-  for (int i = 0; i < n_img; i++) {
-    const char *base = strrchr(images[i], '/');
-    base = base ? base + 1 : images[i];
-    char stem[512], path[1600];
-    snprintf(stem, sizeof stem, "%s", base);
-    char *dot = strrchr(stem, '.');
-    if (dot && dot != stem) *dot = 0;
+  if (st == VG_OK && m->ops->finalize) st = m->ops->finalize(m, maps, n, H, W, scores);
+  float lo = INFINITY, hi = -INFINITY;
+  for (int64_t i = 0; st == VG_OK && i < n * P; i++) {
+    lo = maps[i] < lo ? maps[i] : lo;
+    hi = maps[i] > hi ? maps[i] : hi;
+  }
+  for (int i = 0; i < n && st == VG_OK; i++) {
+    char stem[512], path[1600], opath[1600];
+    stem_of(images[i], stem, sizeof stem);
     snprintf(path, sizeof path, "%s/%s.tiff", out, stem);
-    float *big = malloc((size_t)ow[i] * oh[i] * sizeof *big);
-    vg_status st = big ? VG_OK : vg_fail(VG_ERR_NOMEM, "out of memory");
-    if (big) vg_report_resize_map(maps + (int64_t)i * P, H, W, big, oh[i], ow[i]);
-    if (st == VG_OK) st = vg_tiff_write_f32(path, big, ow[i], oh[i]);
+    snprintf(opath, sizeof opath, "%s/%s_overlay.png", out, stem);
+    vg_image im = {0}, ov = {0};
+    float *big = NULL;
+    st = vg_image_load(images[i], &im, NULL);
+    if (st == VG_OK) st = (big = malloc((size_t)im.w * im.h * sizeof *big)) ? VG_OK : vg_fail(VG_ERR_NOMEM, "out of memory");
+    if (st == VG_OK) {
+      vg_report_resize_map(maps + (int64_t)i * P, H, W, big, im.h, im.w);
+      st = vg_tiff_write_f32(path, big, im.w, im.h);
+    }
+    if (st == VG_OK && overlay) {
+      st = vg_report_overlay(&im, maps + (int64_t)i * P, H, W, lo, hi, NULL, thr, 0, &ov);
+      if (st == VG_OK) st = vg_png_save(opath, &ov);
+      vg_image_free(&ov);
+    }
     free(big);
-    if (st != VG_OK) { fprintf(stderr, "vigil predict: %s\n", vg_last_error()); goto done; }
+    vg_image_free(&im);
+    if (st != VG_OK) break;
     vg_json_writer w;
     vg_jw_init(&w, 0);
     vg_jw_begin_object(&w);
     vg_jw_key(&w, "image"); vg_jw_string(&w, images[i]);
     vg_jw_key(&w, "score"); vg_jw_double(&w, scores[i]);
     vg_jw_key(&w, "map"); vg_jw_string(&w, path);
+    if (overlay) { vg_jw_key(&w, "overlay"); vg_jw_string(&w, opath); }
     vg_jw_end_object(&w);
     char *line = vg_jw_finish(&w, NULL);
-    printf("%s\n", line);
+    printf("%s\n", line ? line : "{}");
     free(line);
   }
-  rc = 0;
-done:
-  free(ow); free(oh);
-  free(maps); free(scores);
+  free(maps);
+  free(scores);
+  return st;
+}
+
+int vg_cli_predict(int argc, char **argv) {
+  const char *run = NULL, *out = NULL, *from = NULL, *model = NULL, *weights = NULL;
+  const char **images = calloc((size_t)argc + 1, sizeof *images);
+  int n_img = 0, threads = 0;
+  bool overlay = true;
+  float thr = NAN;
+  vg_run_overrides ov = {0};
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool ok = true;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(images); vg_run_ov_free(&ov); return predict_usage(stdout); }
+    if (!strcmp(a, "--no-overlay")) { overlay = false; continue; }
+    if (a[0] != '-') { images[n_img++] = a; continue; }
+    if (!v) { fprintf(stderr, "vigil predict: %s needs a value\n", a); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
+    i++;
+    if (!strcmp(a, "--run")) run = v;
+    else if (!strcmp(a, "--out")) out = v;
+    else if (!strcmp(a, "--from-anomalib")) from = v;
+    else if (!strcmp(a, "--model")) model = v;
+    else if (!strcmp(a, "--weights")) weights = v;
+    else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else if (!strcmp(a, "--threshold")) thr = strtof(v, NULL);
+    else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
+    else if (!strcmp(a, "--input-size")) {
+      char *end;
+      long sz = strtol(v, &end, 10);
+      ok = *end == 0 && sz > 0;
+      if (ok) { char b[32]; snprintf(b, sizeof b, "%ld", sz); ok = vg_run_ov_set(&ov, "input_size", b); }
+    }
+    else if (!strcmp(a, "--set")) ok = vg_run_ov_set_arg(&ov, v);
+    else { fprintf(stderr, "vigil predict: unknown option %s\n", a); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
+    if (!ok) { fprintf(stderr, "vigil predict: bad value for %s: '%s'\n", a, v); free(images); vg_run_ov_free(&ov); return 2; }
+  }
+  const char *why = !out ? "--out is required" : n_img == 0 ? "no images given"
+                    : (!run == !from) ? "give exactly one of --run and --from-anomalib"
+                    : (from && !model) ? "--from-anomalib needs --model fastflow|cflow"
+                    : (run && (model || weights || ov.n)) ? "--model/--backbone/--input-size/--set/--weights go with --from-anomalib" : NULL;
+  if (why) { fprintf(stderr, "vigil predict: %s\n", why); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
+  if (threads > 0) vg_set_num_threads(threads);
+  vg_run_config cfg = {0};
+  vg_method *m = NULL;
+  vg_status st;
+  if (run) {
+    st = vg_run_config_read(run, &cfg);
+    if (st == VG_OK) st = vg_run_open_method(run, &cfg, true, &m);
+  } else {
+    st = open_anomalib(model, from, weights, &ov, &m);
+  }
+  if (st == VG_OK) st = vg_run_mkdirs(out);
+  if (st == VG_OK) st = predict_images(m, images, n_img, out, overlay, thr);
+  if (st != VG_OK) fprintf(stderr, "vigil predict: %s\n", vg_last_error());
   free(images);
+  vg_run_ov_free(&ov);
   vg_method_free(m);
   vg_run_config_free(&cfg);
-  return rc;
+  return st == VG_OK ? 0 : 1;
 }
