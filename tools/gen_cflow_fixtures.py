@@ -17,6 +17,12 @@ both test batches, 4 maps), fperm.<l> (training fibre orders), closs (the 21 chu
 losses, Adam lr 2e-4, torch 1.13 zero_grad semantics), lp_t.0 (log_prob of tap 0 after
 training). Also cflow_anomalib.pth (anomalib keys with "model.", deflated) of a tiny
 model (layer1 only, condition_vector 4, 1 block) and its lp in cflow_anomalib.bin.
+For tests/test_cli.c (`vigil predict --from-anomalib`): the same tiny model as a
+Lightning-like checkpoint cflow_anomalib.ckpt ({"state_dict": {"model.*", anomalib 2.x
+post_processor buffers}, "epoch", "global_step", "pytorch-lightning_version",
+"hyper_parameters", ...}), two 32 x 32 Philox PNGs cflow_cli_{0,1}.png and cflow_cli.bin:
+"x" (the loader's tensors), "map" / "score" (anomalib's map of the batch of both images =
+the official normalisation over the two), "map_1" (each image as its own batch).
 
 Run: PYTHONPATH=/work/pydeps /usr/bin/python3 tools/gen_cflow_fixtures.py"""
 import collections, os, sys, types
@@ -173,6 +179,28 @@ def main():
     path = os.path.join(OUT, "cflow_anomalib.pth")
     gff.write_deflated_pth(sd, path)
     print("pth", os.path.getsize(path), "bytes")
+    # vigil predict --from-anomalib: a Lightning-like .ckpt of the tiny model and two images
+    lsd = collections.OrderedDict(sd)
+    for b in ["_image_threshold", "_pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max"]:
+        lsd["post_processor." + b] = torch.tensor(0.5)
+    ckpt = {"epoch": 3, "global_step": 42, "pytorch-lightning_version": "2.5.0", "state_dict": lsd,
+            "loops": {}, "callbacks": {}, "optimizer_states": [], "lr_schedulers": [],
+            "hyper_parameters": {"backbone": "resnet18", "layers": ["layer1"], "pre_trained": False,
+                                 "fiber_batch_size": 64, "decoder": "freia-cflow", "condition_vector": 4,
+                                 "coupling_blocks": 1, "clamp_alpha": 1.9, "permute_soft": False, "lr": 1e-4}}
+    path = os.path.join(OUT, "cflow_anomalib.ckpt")
+    gff.write_deflated_pth(ckpt, path)
+    print("ckpt", os.path.getsize(path), "bytes")
+    ims = [gff.cli_image(os.path.join(OUT, "cflow_cli_%d.png" % i), 32, 32, 31 + i) for i in range(2)]
+    x = torch.cat([gff.loader_tensor(im, 32) for im in ims])
+    tiny.eval()
+    with torch.no_grad():
+        o = tiny(x)
+        m1 = torch.cat([tiny(x[i:i + 1]).anomaly_map for i in range(2)])
+    path = os.path.join(OUT, "cflow_cli.bin")
+    fixtures.write(path, {"x": x.numpy(), "map": o.anomaly_map.numpy(), "score": o.pred_score.numpy().reshape(-1),
+                          "map_1": m1.numpy()})
+    print("cli", os.path.getsize(path), "bytes")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ training map_t.
 Also writes fastflow_anomalib.pth: a plain state_dict with anomalib's keys ("model."
 prefix, as Lightning's) of a tiny model (input 32, 1 step, hidden_ratio 1/16), deflated,
 with its map on the Philox input (fastflow_anomalib.bin).
+For tests/test_cli.c (`vigil predict --from-anomalib`): fastflow_cli.png, a 48 x 40 RGB
+Philox image, and fastflow_cli.bin: "x", the tensor Vigil's loader makes of it (Pillow
+BILINEAR resize to 32 x 32 as torchvision's Resize, ToTensor, ImageNet Normalize), and
+"map" / "score", the tiny model's anomaly map on x (the model of fastflow_anomalib.pth).
 
 Run: PYTHONPATH=/work/pydeps /usr/bin/python3 tools/gen_fastflow_fixtures.py"""
 import collections, importlib.util, os, sys, types, zipfile
@@ -192,6 +196,31 @@ def write_deflated_pth(sd, path):
     os.remove(tmp)
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def cli_image(path, w, h, seed):
+    """A Philox RGB u8 image written as PNG; returns the PIL image."""
+    from PIL import Image
+    px = (philox.uniform_range((h, w, 3), 0, 1, seed) * 255.0 + 0.5).astype(np.uint8)
+    im = Image.fromarray(px, "RGB")
+    im.save(path, optimize=True)
+    return im
+
+
+def loader_tensor(im, size):
+    """What Vigil's loader (vg_imagenet_transform) makes of a PIL image: torchvision's
+    Resize((size, size)) (Pillow BILINEAR), ToTensor, Normalize(ImageNet)."""
+    from PIL import Image
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.BILINEAR)
+    t = torch.from_numpy(np.asarray(im, dtype=np.float32).transpose(2, 0, 1).copy()) / 255.0
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
+    return ((t - mean) / std).unsqueeze(0)
+
+
 def main():
     torch.set_num_threads(2)
     ns = load_anomalib()
@@ -204,6 +233,15 @@ def main():
     path = os.path.join(OUT, "fastflow_anomalib.pth")
     write_deflated_pth(sd, path)
     print("pth", os.path.getsize(path), "bytes")
+    # vigil predict --from-anomalib: one PNG at another size than the input, its map
+    im = cli_image(os.path.join(OUT, "fastflow_cli.png"), 48, 40, 21)
+    x = loader_tensor(im, 32)
+    m.eval()
+    with torch.no_grad():
+        o = m(x)
+    path = os.path.join(OUT, "fastflow_cli.bin")
+    fixtures.write(path, {"x": x.numpy(), "map": o.anomaly_map.numpy(), "score": o.pred_score.numpy().reshape(-1)})
+    print("cli", os.path.getsize(path), "bytes")
 
 
 if __name__ == "__main__":
