@@ -1,0 +1,771 @@
+/* distill.c — EfficientAD teacher pretraining (nelson1425/EfficientAD pretraining.py;
+ * distill.h has the algorithm). Sections: target pipeline, sample views, sample order,
+ * threaded batch producer, statistics, checkpoints, the training loop. */
+#include "methods/efficientad/distill.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "autograd/autograd.h"
+#include "nn/backbones/backbones.h"
+#include "nn/checkpoint.h"
+#include "nn/safetensors.h"
+#include "tensor/json.h"
+
+#define PATCH_DIM 1024      /* nelson's Preprocessing(…, 1024): each layer's C*9 vector -> 1024 */
+#define MAX_THREADS 64
+
+/* ======================================================= a static-split parallel loop
+ * Items [0, n) split into one contiguous range per thread; every item is computed by
+ * one thread alone, so results never depend on the thread count. */
+typedef void (*item_fn)(void *ctx, int64_t i);
+typedef struct { item_fn fn; void *ctx; int64_t b, e; } par_part;
+
+static void *par_main(void *a) {
+  par_part *p = a;
+  for (int64_t i = p->b; i < p->e; i++) p->fn(p->ctx, i);
+  return NULL;
+}
+
+static void par_run(int64_t n, item_fn fn, void *ctx) {
+  int T = vg_num_threads();
+  if (T > MAX_THREADS) T = MAX_THREADS;
+  if (T > n) T = (int)n;
+  if (T < 1) T = 1;
+  pthread_t th[MAX_THREADS];
+  par_part part[MAX_THREADS];
+  bool started[MAX_THREADS] = {false};
+  for (int t = 0; t < T; t++) part[t] = (par_part){fn, ctx, n * t / T, n * (t + 1) / T};
+  for (int t = 1; t < T; t++) started[t] = pthread_create(&th[t], NULL, par_main, &part[t]) == 0;
+  par_main(&part[0]);
+  for (int t = 1; t < T; t++) {
+    if (started[t]) pthread_join(th[t], NULL);
+    else par_main(&part[t]);
+  }
+}
+
+/* ================================================================ target pipeline */
+/* Patch pooling of one layer: x (N, C, H, W) -> y (N, D, H, W) where, at each location,
+ * y[:, d] = adaptive_avg_pool1d(unfold3x3(x)[C*9 vector])[d]. The unfolded vector is in
+ * torch's Unfold order (k = c*9 + ky*3 + kx, source pixel (y + ky - 1, x + kx - 1), zero
+ * outside); bin d covers k in [floor(d*K/D), ceil((d+1)*K/D)), K = C*9. One item = one
+ * output plane (n, d): the shifted source planes of its bin summed in k order. */
+typedef struct {
+  const float *x;
+  float *y;
+  int64_t C, H, W, D;
+} patch_ctx;
+
+static void patch_item(void *vc, int64_t i) {
+  const patch_ctx *c = vc;
+  int64_t n = i / c->D, d = i % c->D, K = c->C * 9, H = c->H, W = c->W, HW = H * W;
+  int64_t s = d * K / c->D, e = ((d + 1) * K + c->D - 1) / c->D;
+  float *y = c->y + i * HW;
+  memset(y, 0, sizeof(float) * (size_t)HW);
+  const float *xn = c->x + n * c->C * HW;
+  for (int64_t k = s; k < e; k++) {
+    int64_t ch = k / 9, t = k % 9, dy = t / 3 - 1, dx = t % 3 - 1;
+    const float *xp = xn + ch * HW;
+    int64_t x0 = dx < 0 ? 1 : 0, x1 = dx > 0 ? W - 1 : W;
+    for (int64_t r = 0; r < H; r++) {
+      int64_t sr = r + dy;
+      if (sr < 0 || sr >= H) continue;
+      float *yr = y + r * W;
+      const float *xr = xp + sr * W + dx;
+      for (int64_t q = x0; q < x1; q++) yr[q] += xr[q];
+    }
+  }
+  float cnt = (float)(e - s);
+  for (int64_t j = 0; j < HW; j++) y[j] /= cnt;
+}
+
+/* Aggregator: the (2 * PATCH_DIM) vector [a; b] at each location -> adaptive_avg_pool1d
+ * to D. a, b: (PATCH_DIM, HW) planes of one image; y: (D, HW); one item = one plane. */
+typedef struct {
+  const float *a, *b;
+  float *y;
+  int64_t HW, D;
+} agg_ctx;
+
+static void agg_item(void *vc, int64_t d) {
+  const agg_ctx *c = vc;
+  int64_t K = 2 * PATCH_DIM, s = d * K / c->D, e = ((d + 1) * K + c->D - 1) / c->D, HW = c->HW;
+  float *y = c->y + d * HW;
+  memset(y, 0, sizeof(float) * (size_t)HW);
+  for (int64_t k = s; k < e; k++) {
+    const float *src = k < PATCH_DIM ? c->a + k * HW : c->b + (k - PATCH_DIM) * HW;
+    for (int64_t j = 0; j < HW; j++) y[j] += src[j];
+  }
+  float cnt = (float)(e - s);
+  for (int64_t j = 0; j < HW; j++) y[j] /= cnt;
+}
+
+static int64_t half_up(int64_t v) { return (v + 1) / 2; }   /* a stride-2 ResNet stage */
+
+static vg_tensor *patch_pool(const vg_tensor *f) {
+  vg_tensor *x = vg_contiguous(f);
+  if (!x) return NULL;
+  vg_tensor *y = vg_empty(VG_F32, 4, (int64_t[]){x->shape[0], PATCH_DIM, x->shape[2], x->shape[3]});
+  if (!y) return NULL;
+  patch_ctx c = {vg_f32(x), vg_f32(y), x->shape[1], x->shape[2], x->shape[3], PATCH_DIM};
+  par_run(x->shape[0] * PATCH_DIM, patch_item, &c);
+  return y;
+}
+
+vg_status vg_effad_distill_targets(vg_nn_module *wrn, const vg_tensor *x, int64_t out_channels, vg_tensor **out) {
+  *out = NULL;
+  unsigned mask = 0;
+  if (!wrn || !vg_resnet_info(wrn, NULL, &mask))
+    return vg_fail(VG_ERR_ARG, "distill targets: the extractor is not a ResNet from vg_resnet_new");
+  if (!(mask & VG_RESNET_LAYER2) || !(mask & VG_RESNET_LAYER3))
+    return vg_fail(VG_ERR_ARG, "distill targets: the extractor must provide layer2 and layer3");
+  if (!x || x->ndim != 4 || x->shape[1] != 3 || x->dtype != VG_F32 || x->device != VG_CPU)
+    return vg_fail(VG_ERR_ARG, "distill targets: want an (N, 3, H, W) f32 CPU input");
+  if (out_channels < 1) return vg_fail(VG_ERR_ARG, "distill targets: out_channels must be >= 1");
+  int i2 = -1, i3 = -1, nf = vg_resnet_num_features(wrn);
+  for (int i = 0; i < nf; i++) {
+    const char *nm = vg_resnet_feature_name(wrn, i);
+    if (!strcmp(nm, "layer2")) i2 = i;
+    if (!strcmp(nm, "layer3")) i3 = i;
+  }
+  int64_t N = x->shape[0];
+  /* layer2's grid: conv1, maxpool, layer2 each halve (rounding up) the input */
+  int64_t h2 = half_up(half_up(half_up(x->shape[2]))), w2 = half_up(half_up(half_up(x->shape[3])));
+  vg_tensor *y = vg_empty(VG_F32, 4, (int64_t[]){N, out_channels, h2, w2});
+  if (!y) return vg_fail_prefix("distill targets");
+  vg_status st = VG_OK;
+  vg_no_grad_begin();
+  /* one image at a time: the backbone keeps its intermediates until the scope ends */
+  for (int64_t n = 0; n < N && st == VG_OK; n++) {
+    vg_scope_begin();
+    vg_tensor *f[5] = {0};
+    st = vg_resnet_features(wrn, vg_narrow(x, 0, n, 1), f);
+    vg_tensor *p2 = NULL, *p3 = NULL;
+    if (st == VG_OK && (f[i2]->shape[2] != h2 || f[i2]->shape[3] != w2))
+      st = vg_fail(VG_ERR_ARG, "distill targets: layer2 grid %lldx%lld, expected %lldx%lld",
+                   (long long)f[i2]->shape[2], (long long)f[i2]->shape[3], (long long)h2, (long long)w2);
+    if (st == VG_OK) {
+      p2 = patch_pool(f[i2]);
+      /* nelson upsamples layer3's unfolded maps, then pools their C*9 axis; the pooling
+       * acts on the feature axis and the upsampling on the grid, so pooling first is the
+       * same linear map (up to rounding) on 9x less data */
+      p3 = vg_interpolate_bilinear(patch_pool(f[i3]), h2, w2, false);
+      if (!p2 || !p3) st = vg_fail_prefix("distill targets");
+    }
+    if (st == VG_OK) {
+      agg_ctx c = {vg_f32(p2), vg_f32(p3), vg_f32(y) + n * out_channels * h2 * w2, h2 * w2, out_channels};
+      par_run(out_channels, agg_item, &c);
+    }
+    vg_scope_end();
+  }
+  vg_no_grad_end();
+  if (st == VG_OK) *out = y;
+  return st;
+}
+
+/* ===================================================================== sample views */
+vg_status vg_effad_distill_views(const vg_image *img, int view, bool grey, float *big, float *small) {
+  if (!img || !big || !small || view < 1) return vg_fail(VG_ERR_ARG, "distill views: bad arguments");
+  int v2 = 2 * view;
+  vg_status st = VG_OK;
+  if (img->depth == 8) {
+    /* ImageFolder's convert("RGB"), then RandomGrayscale (convert("L") -> RGB), then the
+     * two Resize + ToTensor pipelines on that same image */
+    vg_image rgb = {0}, g = {0}, g3 = {0};
+    const vg_image *cur = img;
+    if (img->c != 3) { st = vg_image_to_rgb(img, &rgb); cur = &rgb; }
+    if (st == VG_OK && grey) {
+      st = vg_image_to_gray(cur, &g);
+      if (st == VG_OK) st = vg_image_to_rgb(&g, &g3);
+      cur = &g3;
+    }
+    if (st == VG_OK) st = vg_default_transform(cur, big, 3, v2, v2, NULL);
+    if (st == VG_OK) st = vg_default_transform(cur, small, 3, view, view, NULL);
+    vg_image_free(&g3);
+    vg_image_free(&g);
+    vg_image_free(&rgb);
+  } else {
+    st = vg_default_transform(img, big, 3, v2, v2, NULL);
+    if (st == VG_OK) st = vg_default_transform(img, small, 3, view, view, NULL);
+    for (int k = 0; grey && st == VG_OK && k < 2; k++) {
+      float *p = k ? small : big;
+      int64_t hw = k ? (int64_t)view * view : (int64_t)v2 * v2;
+      for (int64_t i = 0; i < hw; i++) {
+        float l = 0.299f * p[i] + 0.587f * p[hw + i] + 0.114f * p[2 * hw + i];
+        p[i] = p[hw + i] = p[2 * hw + i] = l;
+      }
+    }
+  }
+  if (st == VG_OK) vg_tensor_normalize_imagenet(big, v2, v2);
+  return st;
+}
+
+/* ===================================================================== sample order
+ * Position p of a stream: epoch e = p / n in a Fisher-Yates order seeded by (seed, tag, e);
+ * its grey decision from (seed, tag, p). Pure functions of their arguments. */
+enum { STREAM_TRAIN = 1, STREAM_STATS = 2 };
+
+static uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static uint64_t hash3(uint64_t a, uint64_t b, uint64_t c) { return mix64(mix64(mix64(a) ^ b) ^ c); }
+
+typedef struct {
+  int64_t n, epoch;
+  int64_t *perm;
+  uint64_t seed, tag;
+} order;
+
+static int64_t order_index(order *o, int64_t p) {
+  int64_t e = p / o->n;
+  if (e != o->epoch) {
+    uint64_t s = hash3(o->seed, o->tag, (uint64_t)e);
+    for (int64_t i = 0; i < o->n; i++) o->perm[i] = i;
+    for (int64_t i = o->n - 1; i > 0; i--) {
+      s = mix64(s);
+      int64_t j = (int64_t)(((unsigned __int128)s * (uint64_t)(i + 1)) >> 64);
+      int64_t t = o->perm[i];
+      o->perm[i] = o->perm[j];
+      o->perm[j] = t;
+    }
+    o->epoch = e;
+  }
+  return o->perm[p % o->n];
+}
+
+static bool grey_at(uint64_t seed, uint64_t tag, int64_t p, double p_grey) {
+  double u = (double)(hash3(seed, tag ^ 0x6772657900000000ull, (uint64_t)p) >> 11) * 0x1p-53;
+  return u < p_grey;
+}
+
+/* ========================================================== threaded batch producer
+ * A batch job decodes `rows` samples into its two buffers on `nw` threads (row r on
+ * thread r % nw). Started for batch t+1 before the compute of batch t, joined after. */
+typedef struct {
+  const vg_dataset *ds;
+  int view, rows, nw;
+  int64_t *idx;
+  unsigned char *grey;
+  float *big, *small;
+  vg_status st[MAX_THREADS];
+  int err_row[MAX_THREADS];
+  char msg[MAX_THREADS][768];
+  pthread_t th[MAX_THREADS];
+  bool started[MAX_THREADS], running;
+} batch_job;
+
+typedef struct { batch_job *j; int w; } job_arg;
+
+static void *job_main(void *a) {
+  batch_job *j = ((job_arg *)a)->j;
+  int w = ((job_arg *)a)->w;
+  free(a);
+  int64_t nb = 3 * 4 * (int64_t)j->view * j->view, ns = 3 * (int64_t)j->view * j->view;
+  for (int r = w; r < j->rows && j->st[w] == VG_OK; r += j->nw) {
+    const char *path = j->ds->samples[j->idx[r]].image;
+    vg_image im;
+    vg_status st = vg_image_load(path, &im, NULL);
+    if (st == VG_OK) {
+      st = vg_effad_distill_views(&im, j->view, j->grey[r], j->big + r * nb, j->small + r * ns);
+      vg_image_free(&im);
+      if (st != VG_OK) vg_fail_prefix("%s", path);
+    }
+    if (st != VG_OK) {
+      j->st[w] = st;
+      j->err_row[w] = r;
+      snprintf(j->msg[w], sizeof j->msg[w], "%s", vg_last_error());
+    }
+  }
+  return NULL;
+}
+
+static void job_start(batch_job *j, int rows) {
+  j->rows = rows;
+  j->running = true;
+  for (int w = 0; w < j->nw; w++) {
+    j->st[w] = VG_OK;
+    job_arg *a = malloc(sizeof *a);
+    j->started[w] = false;
+    if (!a) continue;
+    *a = (job_arg){j, w};
+    j->started[w] = pthread_create(&j->th[w], NULL, job_main, a) == 0;
+    if (!j->started[w]) free(a);
+  }
+}
+
+static vg_status job_wait(batch_job *j) {
+  if (!j->running) return VG_OK;
+  j->running = false;
+  for (int w = 0; w < j->nw; w++) {
+    if (j->started[w]) {
+      pthread_join(j->th[w], NULL);
+    } else {   /* could not start a thread: do its rows here */
+      job_arg *a = malloc(sizeof *a);
+      if (!a) return vg_fail(VG_ERR_NOMEM, "distill: out of memory");
+      *a = (job_arg){j, w};
+      job_main(a);
+    }
+  }
+  int bad = -1;
+  for (int w = 0; w < j->nw; w++)
+    if (j->st[w] != VG_OK && (bad < 0 || j->err_row[w] < j->err_row[bad])) bad = w;
+  return bad < 0 ? VG_OK : vg_fail(j->st[bad], "%s", j->msg[bad]);
+}
+
+static vg_status job_init(batch_job *j, const vg_dataset *ds, int view, int64_t batch, int workers) {
+  memset(j, 0, sizeof *j);
+  j->ds = ds;
+  j->view = view;
+  j->nw = workers < 1 ? 1 : workers > MAX_THREADS ? MAX_THREADS : workers;
+  j->idx = malloc(sizeof *j->idx * (size_t)batch);
+  j->grey = malloc((size_t)batch);
+  j->big = malloc(sizeof(float) * (size_t)(batch * 12 * (int64_t)view * view));
+  j->small = malloc(sizeof(float) * (size_t)(batch * 3 * (int64_t)view * view));
+  if (!j->idx || !j->grey || !j->big || !j->small) return vg_fail(VG_ERR_NOMEM, "distill: out of memory for batch buffers");
+  return VG_OK;
+}
+
+static void job_free(batch_job *j) {
+  job_wait(j);
+  free(j->idx);
+  free(j->grey);
+  free(j->big);
+  free(j->small);
+}
+
+/* fills a job's rows for stream positions p0 .. p0+rows-1 and starts it */
+static void job_fill_start(batch_job *j, order *ord, int64_t p0, int rows, double p_grey) {
+  for (int r = 0; r < rows; r++) {
+    j->idx[r] = order_index(ord, p0 + r);
+    j->grey[r] = grey_at(ord->seed, ord->tag, p0 + r, p_grey);
+  }
+  job_start(j, rows);
+}
+
+/* ============================================================================ helpers */
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void fmt_duration(double s, char *buf, size_t n) {
+  if (!(s >= 0) || s > 1e9) { snprintf(buf, n, "?"); return; }
+  long long t = (long long)(s + 0.5);
+  if (t >= 3600) snprintf(buf, n, "%lldh%02lldm", t / 3600, t / 60 % 60);
+  else if (t >= 60) snprintf(buf, n, "%lldm%02llds", t / 60, t % 60);
+  else snprintf(buf, n, "%llds", t);
+}
+
+void vg_effad_distill_defaults(vg_effad_distill_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->backbone = "wide_resnet101_2";
+  o->size = VG_EFFAD_S;
+  o->out_channels = 384;
+  o->iters = 60000;
+  o->batch = 16;
+  o->stats_images = 10000;
+  o->save_every = 1000;
+  o->view = 256;
+  o->lr = 1e-4;
+  o->weight_decay = 1e-5;
+  o->p_grey = 0.1;
+  o->seed = 42;
+  o->workers = 2;
+  o->log_every = 100;
+}
+
+/* Everything one run holds. */
+typedef struct {
+  const vg_effad_distill_opts *o;
+  vg_nn_module *wrn, *state, *pdn;   /* state owns pdn + target_mean / target_std buffers */
+  vg_tensor *mean, *std;
+  vg_optim *opt;
+  vg_nn_list params;
+  batch_job job[2];
+  order ord;
+  char ckpt[4096];
+} run;
+
+static vg_tensor *no_forward(vg_nn_module *m, const vg_tensor *x) {
+  (void)m; (void)x;
+  vg_fail(VG_ERR_ARG, "distill state: not callable");
+  return NULL;
+}
+
+static const char *size_name(vg_effad_size s) { return s == VG_EFFAD_S ? "s" : "m"; }
+
+/* extractor targets of a job's big views (rows images), in the current scope */
+static vg_status job_targets(run *R, batch_job *j, vg_tensor **t) {
+  int64_t v2 = 2 * (int64_t)R->o->view;
+  vg_tensor *x = vg_from_data(VG_F32, 4, (int64_t[]){j->rows, 3, v2, v2}, j->big);
+  if (!x) return vg_fail_prefix("distill");
+  return vg_effad_distill_targets(R->wrn, x, R->o->out_channels, t);
+}
+
+/* ======================================================================= statistics
+ * Pass 1 (stream positions 0..S-1): mean_c = mean over images of the per-image channel
+ * mean. Pass 2 (positions S..2S-1): var_c = mean over images of the per-image mean of
+ * (t - mean_c)^2. std = sqrt(var). Sums in double. */
+static vg_status compute_stats(run *R) {
+  const vg_effad_distill_opts *o = R->o;
+  int64_t S = o->stats_images < R->ord.n ? o->stats_images : R->ord.n, C = o->out_channels;
+  double *acc = calloc((size_t)C, sizeof *acc), *mean = calloc((size_t)C, sizeof *mean);
+  if (!acc || !mean) { free(acc); free(mean); return vg_fail(VG_ERR_NOMEM, "distill: out of memory"); }
+  order ord = R->ord;
+  ord.tag = STREAM_STATS;
+  ord.epoch = -1;
+  vg_status st = VG_OK;
+  double t0 = now_s();
+  int64_t nbat = (S + o->batch - 1) / o->batch, total = 2 * nbat;
+  for (int pass = 0; pass < 2 && st == VG_OK; pass++) {
+    memset(acc, 0, sizeof *acc * (size_t)C);
+    int64_t base = pass * S;
+    for (int64_t b = 0; b < nbat && st == VG_OK; b++) {
+      if (o->interrupt && *o->interrupt) {
+        st = vg_fail(VG_ERR_ARG, "distill: interrupted during the target statistics (nothing saved)");
+        break;
+      }
+      int rows = (int)(S - b * o->batch < o->batch ? S - b * o->batch : o->batch);
+      batch_job *j = &R->job[0];
+      job_fill_start(j, &ord, base + b * o->batch, rows, o->p_grey);
+      st = job_wait(j);
+      if (st != VG_OK) break;
+      vg_scope_begin();
+      vg_tensor *t = NULL;
+      st = job_targets(R, j, &t);
+      if (st == VG_OK) {
+        const float *d = vg_f32(t);
+        int64_t HW = t->shape[2] * t->shape[3];
+        for (int64_t n = 0; n < rows; n++)
+          for (int64_t c = 0; c < C; c++) {
+            const float *p = d + (n * C + c) * HW;
+            double s = 0;
+            if (pass == 0) for (int64_t i = 0; i < HW; i++) s += p[i];
+            else for (int64_t i = 0; i < HW; i++) s += ((double)p[i] - mean[c]) * ((double)p[i] - mean[c]);
+            acc[c] += s / (double)HW;
+          }
+      }
+      vg_scope_end();
+      int64_t done = pass * nbat + b + 1;
+      if (st == VG_OK && !o->quiet && (done == total || done % 10 == 0 || done == 1)) {
+        double el = now_s() - t0;
+        char eta[32];
+        fmt_duration(el / (double)done * (double)(total - done), eta, sizeof eta);
+        fprintf(stderr, "distill: target statistics (%s) %lld/%lld images, %.2f img/s, ETA %s\n",
+                pass == 0 ? "mean" : "std", (long long)(b * o->batch + rows), (long long)S,
+                (double)(done * o->batch) / el, eta);
+      }
+    }
+    if (st != VG_OK) break;
+    float *dst = vg_f32(pass == 0 ? R->mean : R->std);
+    for (int64_t c = 0; c < C; c++) {
+      double m = acc[c] / (double)S;
+      if (pass == 0) { mean[c] = m; dst[c] = (float)m; }
+      else dst[c] = (float)sqrt(m);
+    }
+  }
+  /* a channel whose targets never vary (a dead ReLU bin; random extractors) would give
+   * 0/0 in nelson's standardisation: it gets std 1 (its standardised target is 0) */
+  int64_t dead = 0;
+  for (int64_t c = 0; st == VG_OK && c < C; c++) {
+    float *s = vg_f32(R->std) + c, m = vg_f32(R->mean)[c];
+    if (!isfinite(*s) || !isfinite(m))
+      st = vg_fail(VG_ERR_NUMERIC, "distill: target channel %lld has mean %g, std %g (non-finite targets)",
+                   (long long)c, (double)m, (double)*s);
+    else if (!(*s > 0)) { *s = 1.0f; dead++; }
+  }
+  if (st == VG_OK && dead && !o->quiet)
+    fprintf(stderr, "distill: warning: %lld of %lld target channels are constant over the statistics images "
+                    "(std 0): their std is set to 1\n", (long long)dead, (long long)C);
+  free(acc);
+  free(mean);
+  return st;
+}
+
+/* ====================================================================== checkpoints */
+static char *config_json(run *R, int64_t iteration) {
+  const vg_effad_distill_opts *o = R->o;
+  vg_json_writer w;
+  vg_jw_init(&w, 0);
+  vg_jw_begin_object(&w);
+  vg_jw_key(&w, "iteration"); vg_jw_int64(&w, iteration);
+  vg_jw_key(&w, "iters"); vg_jw_int64(&w, o->iters);
+  vg_jw_key(&w, "backbone"); vg_jw_string(&w, o->backbone);
+  vg_jw_key(&w, "weights"); vg_jw_string(&w, o->weights ? o->weights : "");
+  vg_jw_key(&w, "size"); vg_jw_string(&w, size_name(o->size));
+  vg_jw_key(&w, "out_channels"); vg_jw_int64(&w, o->out_channels);
+  vg_jw_key(&w, "view"); vg_jw_int64(&w, o->view);
+  vg_jw_key(&w, "batch"); vg_jw_int64(&w, o->batch);
+  vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)o->seed);
+  vg_jw_key(&w, "n_images"); vg_jw_int64(&w, R->ord.n);
+  vg_jw_key(&w, "stats_images"); vg_jw_int64(&w, o->stats_images);
+  vg_jw_key(&w, "p_grey"); vg_jw_double(&w, o->p_grey);
+  vg_jw_key(&w, "lr"); vg_jw_double(&w, o->lr);
+  vg_jw_key(&w, "weight_decay"); vg_jw_double(&w, o->weight_decay);
+  vg_jw_end_object(&w);
+  return vg_jw_finish(&w, NULL);
+}
+
+static vg_status save_ckpt(run *R, int64_t iteration) {
+  char *cfg = config_json(R, iteration);
+  if (!cfg) return vg_fail_prefix("distill: checkpoint config");
+  vg_status st = vg_nn_checkpoint_save(R->ckpt, R->state, R->opt, cfg);
+  free(cfg);
+  return st == VG_OK ? VG_OK : vg_fail_prefix("distill: checkpoint");
+}
+
+/* the settings a resumed run must share with the checkpoint for the same result */
+static vg_status check_resume(run *R, const vg_json *j) {
+  const vg_effad_distill_opts *o = R->o;
+  struct { const char *key; int64_t want; } ints[] = {
+      {"out_channels", o->out_channels}, {"view", o->view}, {"batch", o->batch},
+      {"seed", (int64_t)o->seed}, {"n_images", R->ord.n}};
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    int64_t v;
+    if (!vg_json_as_int64(vg_json_get(j, ints[i].key), &v))
+      return vg_fail(VG_ERR_FORMAT, "distill: %s: config lacks %s", R->ckpt, ints[i].key);
+    if (v != ints[i].want)
+      return vg_fail(VG_ERR_ARG, "distill: cannot resume: %s is %lld in %s but %lld now", ints[i].key,
+                     (long long)v, R->ckpt, (long long)ints[i].want);
+  }
+  const char *strs[2][2] = {{"backbone", o->backbone}, {"size", size_name(o->size)}};
+  for (int i = 0; i < 2; i++) {
+    const char *v = vg_json_as_string(vg_json_get(j, strs[i][0]));
+    if (!v) return vg_fail(VG_ERR_FORMAT, "distill: %s: config lacks %s", R->ckpt, strs[i][0]);
+    if (strcmp(v, strs[i][1]))
+      return vg_fail(VG_ERR_ARG, "distill: cannot resume: %s is '%s' in %s but '%s' now", strs[i][0], v, R->ckpt,
+                     strs[i][1]);
+  }
+  return VG_OK;
+}
+
+static vg_status load_ckpt(run *R, int64_t *iteration) {
+  char *cfg = NULL;
+  vg_status st = vg_nn_checkpoint_load(R->ckpt, R->state, R->opt, &cfg);
+  if (st != VG_OK) { free(cfg); return vg_fail_prefix("distill: resume"); }
+  vg_json *j = NULL;
+  st = vg_json_parse(cfg, strlen(cfg), NULL, &j);
+  free(cfg);
+  if (st != VG_OK) return vg_fail_prefix("distill: %s: config", R->ckpt);
+  st = check_resume(R, j);
+  if (st == VG_OK && !vg_json_as_int64(vg_json_get(j, "iteration"), iteration))
+    st = vg_fail(VG_ERR_FORMAT, "distill: %s: config lacks the iteration", R->ckpt);
+  vg_json_free(j);
+  return st;
+}
+
+static vg_status save_teacher(run *R, int64_t iteration) {
+  const vg_effad_distill_opts *o = R->o;
+  char num[64];
+  vg_json_writer w;
+  vg_jw_init(&w, 0);
+  vg_jw_begin_object(&w);
+  vg_jw_key(&w, "format"); vg_jw_string(&w, "vigil-effad-teacher");
+  vg_jw_key(&w, "version"); vg_jw_string(&w, "1");
+  vg_jw_key(&w, "backbone"); vg_jw_string(&w, o->backbone);
+  vg_jw_key(&w, "weights"); vg_jw_string(&w, o->weights && *o->weights ? o->weights : "random-init");
+  vg_jw_key(&w, "size"); vg_jw_string(&w, size_name(o->size));
+  snprintf(num, sizeof num, "%lld", (long long)o->out_channels);
+  vg_jw_key(&w, "out_channels"); vg_jw_string(&w, num);
+  snprintf(num, sizeof num, "%lld", (long long)iteration);
+  vg_jw_key(&w, "iters"); vg_jw_string(&w, num);
+  snprintf(num, sizeof num, "%llu", (unsigned long long)o->seed);
+  vg_jw_key(&w, "seed"); vg_jw_string(&w, num);
+  snprintf(num, sizeof num, "%lld", (long long)o->batch);
+  vg_jw_key(&w, "batch"); vg_jw_string(&w, num);
+  snprintf(num, sizeof num, "%d", o->view);
+  vg_jw_key(&w, "view"); vg_jw_string(&w, num);
+  snprintf(num, sizeof num, "%lld", (long long)R->ord.n);
+  vg_jw_key(&w, "images"); vg_jw_string(&w, num);
+  vg_jw_end_object(&w);
+  char *meta = vg_jw_finish(&w, NULL);
+  if (!meta) return vg_fail_prefix("distill: teacher metadata");
+  vg_nn_list sd = vg_nn_state_dict(R->pdn);
+  vg_status st = vg_st_save(o->out, sd.n, (const char *const *)sd.names, sd.tensors, meta);
+  vg_nn_list_free(&sd);
+  free(meta);
+  return st == VG_OK ? VG_OK : vg_fail_prefix("distill: writing the teacher");
+}
+
+/* ==================================================================== training loop */
+static vg_status check_opts(const vg_effad_distill_opts *o) {
+  if (!o) return vg_fail(VG_ERR_ARG, "distill: NULL options");
+  if (!o->images) return vg_fail(VG_ERR_ARG, "distill: no image dataset given");
+  if (o->images->n < 1) return vg_fail(VG_ERR_ARG, "distill: the image dataset is empty");
+  if (!o->out || !*o->out) return vg_fail(VG_ERR_ARG, "distill: no output file (out)");
+  if (!o->backbone || !*o->backbone) return vg_fail(VG_ERR_ARG, "distill: no backbone name");
+  if (o->size != VG_EFFAD_S && o->size != VG_EFFAD_M) return vg_fail(VG_ERR_ARG, "distill: size must be S or M");
+  if (o->iters < 1 || o->batch < 1 || o->stats_images < 1 || o->out_channels < 1)
+    return vg_fail(VG_ERR_ARG, "distill: iters, batch, stats_images and out_channels must be >= 1");
+  if (o->view < 16 || o->view % 8)
+    return vg_fail(VG_ERR_ARG, "distill: view %d: must be a multiple of 8, at least 16", o->view);
+  if (!(o->lr > 0) || !(o->weight_decay >= 0) || !(o->p_grey >= 0 && o->p_grey <= 1))
+    return vg_fail(VG_ERR_ARG, "distill: need lr > 0, weight_decay >= 0, 0 <= p_grey <= 1");
+  return VG_OK;
+}
+
+static void run_free(run *R) {
+  job_free(&R->job[0]);
+  job_free(&R->job[1]);
+  free(R->ord.perm);
+  vg_nn_list_free(&R->params);
+  vg_optim_free(R->opt);
+  vg_nn_free(R->state);
+  vg_nn_free(R->wrn);
+}
+
+static vg_status run_setup(run *R) {
+  const vg_effad_distill_opts *o = R->o;
+  vg_status st = VG_OK;
+  if ((size_t)snprintf(R->ckpt, sizeof R->ckpt, "%s.ckpt.safetensors", o->out) >= sizeof R->ckpt)
+    return vg_fail(VG_ERR_ARG, "distill: output path too long");
+  R->ord = (order){.n = o->images->n, .epoch = -1, .seed = o->seed, .tag = STREAM_TRAIN};
+  R->ord.perm = malloc(sizeof *R->ord.perm * (size_t)o->images->n);
+  if (!R->ord.perm) return vg_fail(VG_ERR_NOMEM, "distill: out of memory");
+  for (int k = 0; k < 2 && st == VG_OK; k++) st = job_init(&R->job[k], o->images, o->view, o->batch, o->workers);
+  if (st != VG_OK) return st;
+  R->wrn = vg_resnet_new(o->backbone, VG_RESNET_LAYER2 | VG_RESNET_LAYER3, o->seed);
+  if (!R->wrn) return vg_fail_prefix("distill: backbone '%s'", o->backbone);
+  if (o->weights && *o->weights) {
+    st = vg_nn_load_state_file(R->wrn, o->weights, true);
+    if (st != VG_OK) return vg_fail_prefix("distill: backbone weights %s do not fit %s", o->weights, o->backbone);
+  } else if (!o->quiet) {
+    fprintf(stderr,
+            "distill: WARNING: no --weights: the %s target extractor is RANDOMLY INITIALISED.\n"
+            "distill: WARNING: the teacher will NOT be comparable to the paper's (ImageNet-pretrained targets).\n",
+            o->backbone);
+  }
+  R->pdn = vg_effad_pdn_new(o->size, o->out_channels, true, o->seed);
+  if (!R->pdn) return vg_fail(VG_ERR_NOMEM, "distill: out of memory (PDN)");
+  R->state = vg_nn_module_new("EffadDistill", no_forward, NULL, NULL);
+  vg_nn_add_child(R->state, "pdn", R->pdn);
+  int64_t cs[4] = {1, o->out_channels, 1, 1};
+  R->mean = vg_tensor_new(VG_F32, 4, cs);
+  R->std = vg_tensor_new(VG_F32, 4, cs);
+  if (!R->mean || !R->std) return vg_fail(VG_ERR_NOMEM, "distill: out of memory");
+  vg_nn_add_buffer(R->state, "target_mean", R->mean);
+  vg_nn_add_buffer(R->state, "target_std", R->std);
+  vg_nn_train(R->pdn, true);
+  R->params = vg_nn_named_parameters(R->pdn);
+  vg_optim_hparams hp = vg_optim_defaults(VG_OPTIM_ADAM, o->lr);
+  hp.weight_decay = o->weight_decay;
+  R->opt = vg_optim_new(VG_OPTIM_ADAM, hp);
+  if (!R->opt || vg_optim_add_group(R->opt, R->params.n, R->params.tensors, NULL) < 0)
+    return vg_fail_prefix("distill: optimizer");
+  return VG_OK;
+}
+
+/* one iteration on the job's rows: targets (no grad), standardise, PDN, MSE, Adam */
+static vg_status train_step(run *R, batch_job *j, int64_t it, double *loss_out, double *t_extract) {
+  const vg_effad_distill_opts *o = R->o;
+  vg_status st = VG_OK;
+  vg_scope_begin();
+  double t0 = now_s();
+  vg_tensor *t = NULL;
+  st = job_targets(R, j, &t);
+  *t_extract = now_s() - t0;
+  if (st == VG_OK) {
+    vg_tensor *y = vg_div(vg_sub(t, R->mean), R->std);
+    vg_tensor *x = vg_from_data(VG_F32, 4, (int64_t[]){j->rows, 3, o->view, o->view}, j->small);
+    vg_tensor *p = vg_nn_forward(R->pdn, x);
+    if (p && y && !vg_same_shape(p, y)) {
+      char a[64], b[64];
+      st = vg_fail(VG_ERR_ARG, "distill: the PDN maps %s do not match the targets %s (view %d)",
+                   vg_shape_str(p, a, sizeof a), vg_shape_str(y, b, sizeof b), o->view);
+    }
+    vg_tensor *loss = st == VG_OK ? vg_mse_loss(y, p) : NULL;
+    if (st == VG_OK && !loss) st = vg_fail_prefix("distill: iteration %lld", (long long)it + 1);
+    if (st == VG_OK) {
+      double l = vg_item(loss);
+      *loss_out = l;
+      if (!isfinite(l))
+        st = vg_fail(VG_ERR_NUMERIC, "distill: the loss is %s at iteration %lld", isnan(l) ? "NaN" : "infinite",
+                     (long long)it + 1);
+    }
+    if (st == VG_OK) {
+      vg_optim_zero_grad(R->opt);
+      st = vg_backward(loss);
+      if (st == VG_OK) vg_optim_step(R->opt);
+    }
+  }
+  vg_scope_end();
+  return st;
+}
+
+vg_status vg_effad_distill(const vg_effad_distill_opts *o) {
+  vg_status st = check_opts(o);
+  if (st != VG_OK) return st;
+  run R;
+  memset(&R, 0, sizeof R);
+  R.o = o;
+  st = run_setup(&R);
+  int64_t it0 = 0;
+  if (st == VG_OK && o->resume) {
+    st = load_ckpt(&R, &it0);
+    if (st == VG_OK && !o->quiet)
+      fprintf(stderr, "distill: resumed from %s at iteration %lld/%lld\n", R.ckpt, (long long)it0, (long long)o->iters);
+  } else if (st == VG_OK) {
+    st = compute_stats(&R);
+  }
+  double t_start = now_s(), t_win = t_start, ext_win = 0, loss_win = 0;
+  int64_t n_win = 0, ran = 0;
+  bool stopped = false;
+  if (st == VG_OK && it0 < o->iters) job_fill_start(&R.job[it0 % 2], &R.ord, it0 * o->batch, (int)o->batch, o->p_grey);
+  for (int64_t it = it0; st == VG_OK && it < o->iters; it++) {
+    batch_job *cur = &R.job[it % 2], *next = &R.job[(it + 1) % 2];
+    st = job_wait(cur);
+    if (st != VG_OK) break;
+    bool last = it + 1 == o->iters || (o->stop_after > 0 && ran + 1 >= o->stop_after) ||
+                (o->interrupt && *o->interrupt);
+    if (!last) job_fill_start(next, &R.ord, (it + 1) * o->batch, (int)o->batch, o->p_grey);
+    double loss = 0, t_ext = 0;
+    st = train_step(&R, cur, it, &loss, &t_ext);
+    if (st != VG_OK) break;
+    ran++;
+    if (o->loss_log) o->loss_log[it] = loss;
+    n_win++;
+    ext_win += t_ext;
+    loss_win += loss;
+    int64_t done = it + 1;
+    if (!o->quiet && (done % (o->log_every > 0 ? o->log_every : 100) == 0 || done == o->iters || it == it0)) {
+      double now = now_s(), el = now - t_win, rate = (double)(n_win * o->batch) / el;
+      char eta[32];
+      fmt_duration((now - t_start) / (double)ran * (double)(o->iters - done), eta, sizeof eta);
+      fprintf(stderr, "distill: iter %lld/%lld loss %.5f (mean of %lld) %.2f img/s (extractor %.2f s/img, "
+                      "PDN step %.2f s/iter) ETA %s\n",
+              (long long)done, (long long)o->iters, loss_win / (double)n_win, (long long)n_win, rate,
+              ext_win / (double)(n_win * o->batch), (el - ext_win) / (double)n_win, eta);
+      t_win = now;
+      n_win = 0;
+      ext_win = loss_win = 0;
+    }
+    if (o->save_every > 0 && done % o->save_every == 0 && done != o->iters) st = save_ckpt(&R, done);
+    if (st == VG_OK && !last && !(o->interrupt && *o->interrupt)) continue;
+    if (st == VG_OK && done < o->iters) {   /* stop_after reached or interrupted */
+      st = save_ckpt(&R, done);
+      stopped = true;
+      if (st == VG_OK && !o->quiet)
+        fprintf(stderr, "distill: stopped at iteration %lld; checkpoint %s (resume to continue)\n", (long long)done,
+                R.ckpt);
+      break;
+    }
+  }
+  if (st == VG_OK && !stopped) {
+    int64_t done = it0 > o->iters ? it0 : o->iters;
+    st = save_ckpt(&R, done);
+    if (st == VG_OK) st = save_teacher(&R, done);
+    if (st == VG_OK && !o->quiet) fprintf(stderr, "distill: wrote %s (checkpoint %s)\n", o->out, R.ckpt);
+  }
+  /* keep the first error's message across the cleanup */
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", vg_last_error());
+  run_free(&R);
+  return st == VG_OK ? VG_OK : vg_fail(st, "%s", msg);
+}
