@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include "autograd/autograd.h"
 #include "nn/backbones/backbones.h"
 #include "nn/checkpoint.h"
@@ -600,6 +601,15 @@ static vg_status check_opts(const vg_effad_distill_opts *o) {
   if (!o->images) return vg_fail(VG_ERR_ARG, "distill: no image dataset given");
   if (o->images->n < 1) return vg_fail(VG_ERR_ARG, "distill: the image dataset is empty");
   if (!o->out || !*o->out) return vg_fail(VG_ERR_ARG, "distill: no output file (out)");
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", o->out);
+  char *slash = strrchr(dir, '/');
+  if (slash) {
+    slash[slash == dir] = 0;   /* "/x" -> "/" */
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+      return vg_fail(VG_ERR_IO, "distill: the output folder %s does not exist", dir);
+  }
   if (!o->backbone || !*o->backbone) return vg_fail(VG_ERR_ARG, "distill: no backbone name");
   if (o->size != VG_EFFAD_S && o->size != VG_EFFAD_M) return vg_fail(VG_ERR_ARG, "distill: size must be S or M");
   if (o->iters < 1 || o->batch < 1 || o->stats_images < 1 || o->out_channels < 1)
