@@ -6,7 +6,9 @@
  * stays in L2), N into panels of at most NC (the packed B panel, KC x NC, shared in L3)
  * and each panel into groups of at most NG columns. One task = one (MC block, NG group)
  * tile of C for one K block; the tasks of a K block run in parallel, K blocks one after
- * another. Every size depends on (M, N, K, ISA) only, never on the thread count. */
+ * another. When a panel has several N groups, the A blocks of a K block are packed once
+ * (with the B panel) and shared by the tasks instead of repacked by each. Every size
+ * depends on (M, N, K, ISA) only, never on the thread count. */
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/gemm_kernels.h"
 #include "tensor/cpu/isa.h"
@@ -115,14 +117,31 @@ typedef struct {
   float beta;
   const float *bias;
   float *bp;
+  float *ap;                     /* all M blocks of A for this K block, or NULL */
+  int64_t mblocks;
 } vg_gemm_step;
 
-static void pack_b_task(void *vctx, int64_t b, int64_t e, int tid) {
+#define VG_PACK_B_SLIVERS 8      /* B slivers per packing task */
+
+/* Packing tasks of one (panel, K block) step: [0, mblocks) pack A block t into the
+ * shared s->ap when it is set (A would otherwise be packed once per N group), the rest
+ * pack VG_PACK_B_SLIVERS slivers of the B panel each. */
+static void pack_task(void *vctx, int64_t b, int64_t e, int tid) {
   (void)tid;
   const vg_gemm_step *s = vctx;
-  const int nr = s->cfg.nr;
-  int64_t j = b * nr, n = min64(s->nc - j, (e - b) * nr);
-  s->p->pack_b(s->p->b_ctx, s->jc + j, n, s->p->k_begin + s->k0, s->kc, nr, s->bp + b * s->kc * nr);
+  const vg_gemm_problem *p = s->p;
+  const int mr = s->cfg.mr, nr = s->cfg.nr;
+  const int64_t na = s->ap ? s->mblocks : 0;
+  for (int64_t t = b; t < e; t++) {
+    if (t < na) {
+      int64_t i0 = t * s->mcb;
+      p->pack_a(p->a_ctx, i0, min64(s->mcb, p->M - i0), p->k_begin + s->k0, s->kc, mr, s->ap + i0 * s->kc);
+    } else {
+      int64_t sl = (t - na) * VG_PACK_B_SLIVERS, j = sl * nr;
+      int64_t n = min64(s->nc - j, VG_PACK_B_SLIVERS * nr);
+      p->pack_b(p->b_ctx, s->jc + j, n, p->k_begin + s->k0, s->kc, nr, s->bp + sl * s->kc * nr);
+    }
+  }
 }
 
 static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
@@ -134,8 +153,13 @@ static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
   for (int64_t t = b; t < e; t++) {
     int64_t i0 = (t / s->ngroups) * s->mcb, mc = min64(s->mcb, p->M - i0);
     int64_t j0 = (t % s->ngroups) * s->ngb, ng = min64(s->ngb, s->nc - j0);
-    float *ap = vg_cpu_scratch(VG_SCRATCH_GEMM_A, (size_t)(kc * cdiv(mc, mr) * mr));
-    p->pack_a(p->a_ctx, i0, mc, p->k_begin + s->k0, kc, mr, ap);
+    float *ap;
+    if (s->ap) {
+      ap = s->ap + i0 * kc;
+    } else {
+      ap = vg_cpu_scratch(VG_SCRATCH_GEMM_A, (size_t)(kc * cdiv(mc, mr) * mr));
+      p->pack_a(p->a_ctx, i0, mc, p->k_begin + s->k0, kc, mr, ap);
+    }
     for (int64_t jj = 0; jj < ng; jj += nr) {
       int n = (int)min64(nr, ng - jj);
       const float *bs = s->bp + (j0 + jj) / nr * kc * nr;
@@ -176,19 +200,22 @@ void vg_gemm_run(const vg_gemm_problem *p) {
   const int64_t kcb = balanced(p->K, s.cfg.kc_max, 1);
   const int64_t ncb = balanced(p->N, s.cfg.nc_max, nr);
   s.mcb = balanced(p->M, s.cfg.mc_max, mr);
-  const int64_t mblocks = cdiv(p->M, s.mcb);
+  s.mblocks = cdiv(p->M, s.mcb);
   float *bp = vg_cpu_scratch(VG_SCRATCH_GEMM_B, (size_t)(kcb * ncb));
   s.bp = bp;
   for (s.jc = 0; s.jc < p->N; s.jc += ncb) {
     s.nc = min64(ncb, p->N - s.jc);
     s.ngb = balanced(s.nc, s.cfg.ng_max, nr);
     s.ngroups = cdiv(s.nc, s.ngb);
+    /* several N groups share each A block: pack A once per step on the caller's A
+     * scratch (the compute tasks then take no A scratch of their own) */
+    s.ap = s.ngroups > 1 ? vg_cpu_scratch(VG_SCRATCH_GEMM_A, (size_t)(s.mblocks * s.mcb * kcb)) : NULL;
     for (s.k0 = 0; s.k0 < p->K; s.k0 += kcb) {
       s.kc = min64(kcb, p->K - s.k0);
       s.beta = s.k0 == 0 ? p->beta : 1.0f;
       s.bias = s.k0 == 0 ? p->row_bias : NULL;
-      run_range(serial, cdiv(s.nc, nr), 8, pack_b_task, &s);
-      run_range(serial, mblocks * s.ngroups, 1, compute_task, &s);
+      run_range(serial, (s.ap ? s.mblocks : 0) + cdiv(cdiv(s.nc, nr), VG_PACK_B_SLIVERS), 1, pack_task, &s);
+      run_range(serial, s.mblocks * s.ngroups, 1, compute_task, &s);
     }
   }
 }
