@@ -15,7 +15,9 @@
  * and the method's transforms (train_transform for training batches, test_transform for
  * fit_begin/fit_end/predict), so decoding/augmentation runs on loader threads. A method
  * that needs two views of a training sample (EfficientAD: the image and an augmented copy
- * for the autoencoder) declares train_channels = 6 and its train_transform writes both.
+ * for the autoencoder) either declares train_channels = 6 and writes both views in its
+ * train_transform, or (EfficientAD) derives the second view in train_step from a draw
+ * keyed on (seed, step), which keeps resumed runs identical.
  *
  * Configuration. Each method owns a config struct with every default spelled out.
  * create() takes a JSON object of overrides (NULL = all defaults; an unknown key is an
@@ -78,6 +80,10 @@ struct vg_method {
   vg_transform_fn train_transform, test_transform;
   void *transform_user;
   bool random_backbone;        /* true when no pretrained weights were given */
+  /* The number of train_step calls the run makes, set by the driver before training
+   * (0 = unknown: the method's default_steps). Step schedules (EfficientAD's lr x0.1 at
+   * 95 %) key on it. */
+  int64_t total_steps;
 };
 
 /* Registry: name -> constructor. cfg may be NULL. */

@@ -4,6 +4,7 @@
 #include "methods/baseline/baseline.h"
 #include "methods/fastflow/fastflow.h"
 #include "methods/cflow/cflow.h"
+#include "methods/efficientad/efficientad.h"
 
 typedef struct { const char *name; vg_method_ctor ctor; } vg_method_entry;
 
@@ -12,6 +13,7 @@ static const vg_method_entry vg_methods[] = {
   { "meanimage", vg_meanimage_new },
   { "fastflow", vg_fastflow_new },
   { "cflow", vg_cflow_new },
+  { "efficientad", vg_efficientad_new },
   { NULL, NULL }
 };
 

@@ -11,7 +11,8 @@ Algorithm-1 step, teacher channel statistics, map quantiles, normalised maps
 no dropout: torch's dropout masks cannot be reproduced), and PDN-M / padded PDN-S
 outputs on 64x64 inputs.
 
-Run: /usr/bin/python3 tools/gen_efficientad_fixtures.py   (torch 1.13)"""
+Run: /usr/bin/python3 tools/gen_efficientad_fixtures.py [aug]   (torch 1.13; `aug`: only
+effad_aug.vgfx, the AE-branch augmentation vs torchvision)"""
 import collections
 import importlib.util
 import os
@@ -171,5 +172,21 @@ def main():
         print(k, np.asarray(v).shape)
 
 
+def augment_fixtures():
+    """The AE-branch augmentation: torchvision's tensor adjust_brightness / contrast /
+    saturation (what anomalib's choose_random_aug_image calls) on a Philox image."""
+    import torchvision.transforms.functional as TF
+    x = image(4000, 2, 16, 12)
+    fx = {"x": x.numpy()}
+    for kind, fn in enumerate((TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation)):
+        for j, f in enumerate((0.83, 1.17)):
+            fx["aug_%d_%d" % (kind, j)] = fn(x, f).numpy()
+    fixtures.write(os.path.join(OUT, "effad_aug.vgfx"), fx)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["aug"]:
+        augment_fixtures()
+    else:
+        main()
+        augment_fixtures()

@@ -86,4 +86,25 @@ vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const
  * when pad_maps and no padding); normalize applies the quantile normalisation. */
 vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
                         vg_tensor **map_st, vg_tensor **map_ae);
+/* ---------------------------------------------------------------- the method
+ * "efficientad" on the method contract (methods/method.h), config keys: model (s|m),
+ * teacher (a .pth/.safetensors PDN state dict; "" = distil one in fit_begin; "random" =
+ * keep a random PDN), penalty_dir, penalty_grey_p (0.3), input_size (256),
+ * out_channels (384), p_hard (0.999), pad_maps (true), lr (1e-4), weight_decay (1e-5),
+ * lr_step_fraction (0.95: lr x0.1 from int(0.95 * steps)), batch_size (1), steps (70000),
+ * distill_* (see distill.h), seed (42). */
+#include "methods/method.h"
+vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out);
+vg_effad_model *vg_effad_method_model(vg_method *m);
+/* Loads an anomalib EfficientAd checkpoint (Lightning .ckpt or state_dict .pth: teacher,
+ * student, ae, mean_std, quantiles) into the method. */
+vg_status vg_effad_load_anomalib(vg_method *m, const char *path);
+/* Teacher PDN weights from nelson1425's teacher_{small,medium}.pth (nn.Sequential keys
+ * 0., 3., 6., 8. (S) / 0., 3., 6., 8., 10., 12. (M)), anomalib's pretrained_teacher /
+ * pdn_{small,medium}.pth (conv1.weight ...), a full anomalib checkpoint (teacher.*), or a
+ * `vigil distill` .safetensors. Checks every tensor before copying. */
+vg_status vg_effad_teacher_load(vg_nn_module *pdn, vg_effad_size size, const char *path);
+/* The AE branch augmentation, torchvision tensor semantics: kind 0 brightness, 1 contrast,
+ * 2 saturation, factor f; src/dst: n x 3 x h x w in [0,1] (dst may not alias src). */
+vg_status vg_effad_augment(const float *src, float *dst, int64_t n, int64_t h, int64_t w, int kind, float f);
 #endif
