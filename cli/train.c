@@ -321,6 +321,7 @@ int vg_cli_train(int argc, char **argv) {
   } else {
     truncate_log(vg_run_path(rundir, "train_log.jsonl"), step);
   }
+  m->total_steps = cfg.train.steps;   /* step schedules (EfficientAD's lr x0.1 at 95 %) key on it */
   fprintf(stderr, "vigil train: %s on %s/%s: %lld train + %lld val images, %lld steps of batch %d -> %s\n", method,
           cfg.data.dataset, cfg.data.category, (long long)train.n, (long long)val.n, (long long)cfg.train.steps,
           cfg.train.batch, rundir);
