@@ -13,7 +13,10 @@
  *   RUNDIR/scores.json       {"<defect>/<stem>": score}
  * predict: from a run, or from an anomalib FastFlow / CFLOW-AD checkpoint (no run directory:
  * the method is built from flags); per image a float TIFF map (original size), a heatmap
- * overlay PNG, a score, JSON lines on stdout. */
+ * overlay PNG, a score, JSON lines on stdout. Images go through predict one at a time, then
+ * finalize runs over all of them: CFLOW-AD's default map_norm "official" normalises by the
+ * maximum likelihood over the images given (= anomalib's map of one batch of them);
+ * map_norm "anomalib" leaves each image normalised on its own. */
 #include "cli/cli.h"
 #include "cli/rundir.h"
 #include "eval/eval.h"
