@@ -140,7 +140,7 @@ static void test_method(void) {
   if (!VG_CHECK(a != NULL, "create efficientad")) { vg_dataset_free(&ds); return; }
   char *cfg = a->ops->config_json(a);
   VG_CHECK(cfg && strstr(cfg, "\"model\": \"s\"") && strstr(cfg, "\"p_hard\": 0.999") &&
-               strstr(cfg, "\"distill_iters\": 60000") && strstr(cfg, "\"lr_step_fraction\": 0.95"),
+               strstr(cfg, "\"distill_iters\": 8") && strstr(cfg, "\"distill_view\": 128") && strstr(cfg, "\"lr_step_fraction\": 0.95"),
            "config spells out the defaults:\n%s", cfg ? cfg : "(null)");
   vg_json *j = NULL;
   vg_method *rt = NULL;

@@ -30,7 +30,7 @@ typedef struct {
   int input_size;
   char teacher[1024], penalty_dir[1024];
   char distill_backbone[64], distill_weights[1024], distill_images[1024], distill_out[1024];
-  int64_t distill_iters, distill_batch, distill_stats_images;
+  int64_t distill_iters, distill_batch, distill_stats_images, distill_view;
   double lr, weight_decay, lr_step_fraction, p_hard, penalty_grey_p;
   int64_t batch, steps;
   uint64_t seed;
@@ -281,14 +281,19 @@ static vg_status ea_fit_begin(vg_method *mm, const vg_dataset *train) {
     o.iters = m->distill_iters;
     o.batch = m->distill_batch;
     o.stats_images = m->distill_stats_images;
-    o.view = m->input_size;
+    o.view = (int)m->distill_view;
     o.seed = m->seed;
     fprintf(stderr, "efficientad: no --teacher: distilling a PDN-%s teacher from %s%s on %s (%lld iterations)\n",
             m->size == VG_EFFAD_S ? "S" : "M", m->distill_backbone, m->distill_weights[0] ? "" : " (RANDOM weights)",
             dir[0] ? dir : "the training images", (long long)m->distill_iters);
     if (st == VG_OK) st = vg_effad_distill(&o);
     if (st == VG_OK) st = vg_effad_teacher_load(m->model->teacher, m->size, tmp);
-    if (!m->distill_out[0]) remove(tmp);
+    if (!m->distill_out[0]) {   /* the temp teacher and its resume checkpoint */
+      char ck[1200];
+      snprintf(ck, sizeof ck, "%s.ckpt.safetensors", tmp);
+      remove(tmp);
+      remove(ck);
+    }
     if (dir[0]) vg_dataset_free(&imgs);
   }
   if (st != VG_OK) return st;
@@ -426,13 +431,14 @@ static char *ea_config_json(const vg_method *mm) {
   vg_jw_key(&w, "lr_step_fraction"); vg_jw_double(&w, m->lr_step_fraction);
   vg_jw_key(&w, "batch_size"); vg_jw_int64(&w, m->batch);
   vg_jw_key(&w, "steps"); vg_jw_int64(&w, m->steps);
-  vg_jw_key(&w, "distill_backbone"); vg_jw_string(&w, m->distill_backbone);
-  vg_jw_key(&w, "distill_weights"); vg_jw_string(&w, m->distill_weights);
+  vg_jw_key(&w, "backbone"); vg_jw_string(&w, m->distill_backbone);
+  vg_jw_key(&w, "weights"); vg_jw_string(&w, m->distill_weights);
   vg_jw_key(&w, "distill_images"); vg_jw_string(&w, m->distill_images);
   vg_jw_key(&w, "distill_out"); vg_jw_string(&w, m->distill_out);
   vg_jw_key(&w, "distill_iters"); vg_jw_int64(&w, m->distill_iters);
   vg_jw_key(&w, "distill_batch"); vg_jw_int64(&w, m->distill_batch);
   vg_jw_key(&w, "distill_stats_images"); vg_jw_int64(&w, m->distill_stats_images);
+  vg_jw_key(&w, "distill_view"); vg_jw_int64(&w, m->distill_view);
   vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)m->seed);
   vg_jw_end_object(&w);
   return vg_jw_finish(&w, NULL);
@@ -501,9 +507,7 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   m->out_channels = 384;
   m->input_size = 256;
   snprintf(m->distill_backbone, sizeof m->distill_backbone, "wide_resnet101_2");
-  m->distill_iters = 60000;
-  m->distill_batch = 16;
-  m->distill_stats_images = 10000;
+  m->distill_iters = m->distill_batch = m->distill_stats_images = m->distill_view = -1;   /* auto */
   m->lr = 1e-4;
   m->weight_decay = 1e-5;
   m->lr_step_fraction = 0.95;
@@ -537,25 +541,34 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
     else if (!strcmp(k, "lr_step_fraction")) ok = vg_json_as_double(v, &m->lr_step_fraction) && m->lr_step_fraction > 0;
     else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1 && batch <= 4096;
     else if (!strcmp(k, "steps")) ok = vg_json_as_int64(v, &m->steps) && m->steps >= 0;
-    else if (!strcmp(k, "distill_backbone")) ok = str_opt(v, m->distill_backbone, sizeof m->distill_backbone);
-    else if (!strcmp(k, "distill_weights")) ok = str_opt(v, m->distill_weights, sizeof m->distill_weights);
+    else if (!strcmp(k, "backbone")) ok = str_opt(v, m->distill_backbone, sizeof m->distill_backbone);
+    else if (!strcmp(k, "weights")) ok = str_opt(v, m->distill_weights, sizeof m->distill_weights);
     else if (!strcmp(k, "distill_images")) ok = str_opt(v, m->distill_images, sizeof m->distill_images);
     else if (!strcmp(k, "distill_out")) ok = str_opt(v, m->distill_out, sizeof m->distill_out);
     else if (!strcmp(k, "distill_iters")) ok = vg_json_as_int64(v, &m->distill_iters) && m->distill_iters >= 0;
     else if (!strcmp(k, "distill_batch")) ok = vg_json_as_int64(v, &m->distill_batch) && m->distill_batch >= 1;
     else if (!strcmp(k, "distill_stats_images")) ok = vg_json_as_int64(v, &m->distill_stats_images) && m->distill_stats_images >= 1;
+    else if (!strcmp(k, "distill_view")) ok = vg_json_as_int64(v, &m->distill_view) && m->distill_view >= 32 && m->distill_view % 8 == 0;
     else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
     else {
       free(m);
       return vg_fail(VG_ERR_ARG, "efficientad: unknown config key '%s' (known: model, teacher, penalty_dir, "
                      "penalty_grey_p, input_size, out_channels, p_hard, pad_maps, lr, weight_decay, lr_step_fraction, "
-                     "batch_size, steps, distill_backbone, distill_weights, distill_images, distill_out, distill_iters, "
-                     "distill_batch, distill_stats_images, seed)", k);
+                     "batch_size, steps, backbone, weights, distill_images, distill_out, distill_iters, distill_batch, "
+                     "distill_stats_images, distill_view, seed)", k);
     }
     if (!ok) { free(m); return vg_fail(VG_ERR_ARG, "efficientad: bad value for config key '%s'", k); }
   }
   m->input_size = (int)size;
   m->out_channels = oc;
+  /* distillation schedule: the paper's (60000 x 16, 10000 statistics images, view =
+   * input size) with pretrained extractor weights; without them a short smoke
+   * distillation from the random extractor (a pipeline check, not a useful teacher) */
+  bool smoke = !m->distill_weights[0];
+  if (m->distill_iters < 0) m->distill_iters = smoke ? 8 : 60000;
+  if (m->distill_batch < 0) m->distill_batch = smoke ? 2 : 16;
+  if (m->distill_stats_images < 0) m->distill_stats_images = smoke ? 4 : 10000;
+  if (m->distill_view < 0) m->distill_view = smoke ? 128 : size;
   m->batch = batch;
   m->seed = (uint64_t)seed;
   m->model = vg_effad_model_new(m->size, oc, false, m->seed * 7919 + 3);
