@@ -11,7 +11,7 @@ int main(int argc, char **argv) {
            "commands:\n"
            "  train     train a method: vigil train fastflow|cflow|efficientad|meanimage [--data DIR ...] (see train --help)\n"
            "  test      evaluate a run: --run RUNDIR -> metrics.json, scores.json, maps/ (see test --help)\n"
-           "  predict   anomaly maps + scores of images: --run RUNDIR --out DIR IMAGE... (see predict --help)\n"
+           "  predict   anomaly maps + scores of images: --run RUNDIR | --from-anomalib CKPT --model M, --out DIR IMAGE...\n"
            "  metrics   evaluate map TIFFs: --dataset D --data DIR --maps DIR [--report DIR] (see metrics --help)\n"
            "  convert   convert an image: IN OUT [--gray|--rgb] [--resize WxH] (format by OUT's extension)\n"
            "  info      machine facts: SIMD path, threads\n"

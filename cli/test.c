@@ -22,6 +22,7 @@
 #include "eval/eval.h"
 #include "eval/report.h"
 #include "methods/cflow/cflow.h"
+#include "methods/efficientad/efficientad.h"
 #include "methods/fastflow/fastflow.h"
 #include "nn/backbones/backbones.h"
 #include <math.h>
@@ -186,11 +187,11 @@ done:
 
 static int predict_usage(FILE *f) {
   fprintf(f,
-    "usage: vigil predict (--run RUNDIR | --from-anomalib FILE --model fastflow|cflow [model options]) --out DIR IMAGE...\n"
+    "usage: vigil predict (--run RUNDIR | --from-anomalib FILE --model fastflow|cflow|efficientad [model options]) --out DIR IMAGE...\n"
     "  --run RUNDIR          a Vigil run directory (config.json + checkpoint.safetensors)\n"
     "  --from-anomalib FILE  an anomalib checkpoint: Lightning .ckpt or state_dict .pth (keys \"model.*\", as\n"
     "                        anomalib writes them); the method is built from the options below, no run needed\n"
-    "  --model NAME          fastflow | cflow (with --from-anomalib)\n"
+    "  --model NAME          fastflow | cflow | efficientad (with --from-anomalib; EfficientAD-M: also --set model=m)\n"
     "  --backbone NAME       backbone, as the anomalib model was built (e.g. resnet18, wide_resnet50_2)\n"
     "  --input-size N        input size the anomalib model was trained at (default: the method's, 256)\n"
     "  --set KEY=VALUE       any method config key (VALUE as JSON, else a string); repeatable\n"
@@ -221,13 +222,22 @@ static vg_nn_module *backbone_of(vg_method *m, const char *model) {
 static vg_status open_anomalib(const char *model, const char *ckpt, const char *weights, const vg_run_overrides *ov,
                                vg_method **out) {
   *out = NULL;
-  if (strcmp(model, "fastflow") && strcmp(model, "cflow"))
-    return vg_fail(VG_ERR_ARG, "--from-anomalib: --model must be fastflow or cflow, got '%s'", model);
+  if (strcmp(model, "fastflow") && strcmp(model, "cflow") && strcmp(model, "efficientad"))
+    return vg_fail(VG_ERR_ARG, "--from-anomalib: --model must be fastflow, cflow or efficientad, got '%s'", model);
   vg_json *cfg = NULL;
   vg_status st = vg_run_ov_json(ov, &cfg);
   if (st == VG_OK) st = vg_method_create(model, cfg, out);
   vg_json_free(cfg);
   if (st != VG_OK) return st;
+  if (!strcmp(model, "efficientad")) {
+    /* the whole model is in the checkpoint: teacher, student, ae, mean_std, quantiles */
+    if ((st = vg_effad_load_anomalib(*out, ckpt)) != VG_OK) {
+      vg_fail_prefix("%s", ckpt);
+      vg_method_free(*out);
+      *out = NULL;
+    }
+    return st;
+  }
   vg_nn_module *bb = backbone_of(*out, model);
   if (weights && (st = vg_nn_load_state_file(bb, weights, false)) != VG_OK) { vg_method_free(*out); *out = NULL; return st; }
   /* did the checkpoint carry the backbone? compare its first conv before and after */
@@ -351,7 +361,7 @@ int vg_cli_predict(int argc, char **argv) {
   }
   const char *why = !out ? "--out is required" : n_img == 0 ? "no images given"
                     : (!run == !from) ? "give exactly one of --run and --from-anomalib"
-                    : (from && !model) ? "--from-anomalib needs --model fastflow|cflow"
+                    : (from && !model) ? "--from-anomalib needs --model fastflow|cflow|efficientad"
                     : (run && (model || weights || ov.n)) ? "--model/--backbone/--input-size/--set/--weights go with --from-anomalib" : NULL;
   if (why) { fprintf(stderr, "vigil predict: %s\n", why); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
   if (threads > 0) vg_set_num_threads(threads);
