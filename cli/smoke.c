@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <math.h>
+#include <string.h>
 
 static double now_s(void) {
   struct timespec ts;
@@ -17,6 +18,12 @@ static double now_s(void) {
 }
 
 int vg_cli_smoke(int argc, char **argv) {
+  if (argc > 0 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+    printf("usage: vigil smoke [N]\n"
+           "trains a small PDN-like conv net (batch 8, 64x64, random data) for N steps (default 60) and prints\n"
+           "the loss curve and step time: the engine (ops, autograd, threads, scopes) end to end.\n");
+    return 0;
+  }
   int steps = argc > 0 ? atoi(argv[0]) : 60;
   if (steps <= 0) steps = 60;
   printf("vigil smoke: isa %s, %d threads, %d steps of a PDN-like conv net (batch 8, 64x64)\n",

@@ -370,11 +370,11 @@ int vg_cli_train(int argc, char **argv) {
     double ips = (double)(step - start_step) * cfg.train.batch / (el > 0 ? el : 1);
     double eta = (double)(total - step) * el / (double)(step - start_step);
     if (tty && (now_s() - t_last_print > 0.2 || step == total)) {
-      fprintf(stderr, "\r  step %lld/%lld  loss %.5g  %.1f img/s  ETA %dm%02ds   ", (long long)step, (long long)total, loss, ips,
+      fprintf(stderr, "\r  step %lld/%lld  loss %.5g  %.3g img/s  ETA %dm%02ds   ", (long long)step, (long long)total, loss, ips,
               (int)eta / 60, (int)eta % 60);
       t_last_print = now_s();
     } else if (!tty && (step % (total / 20 > 0 ? total / 20 : 1) == 0 || step == total)) {
-      fprintf(stderr, "  step %lld/%lld loss %.5g %.1f img/s ETA %.0fs\n", (long long)step, (long long)total, loss, ips, eta);
+      fprintf(stderr, "  step %lld/%lld loss %.5g %.3g img/s ETA %.0fs\n", (long long)step, (long long)total, loss, ips, eta);
     }
     if (step % cfg.train.save_every == 0 || step == total || g_stop) {
       fflush(log);
