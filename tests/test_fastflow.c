@@ -95,10 +95,12 @@ static void forward_checks(vg_method *m, const vg_fixture *fx, const char *tag, 
       snprintf(key, sizeof key, "zs.%d", s);
       const vg_fx_tensor *zs = vg_fixture_get(fx, key);
       vg_tensor *zc = vg_contiguous(z[s]);
+      const vg_fx_tensor *zst = vg_fixture_get(fx, "zstride");
+      int stride = zst ? (int)zst->data[0] : ZSTRIDE;
       int64_t n = vg_numel(zc), k = 0;
-      float *sub = malloc(sizeof(float) * (size_t)(n / ZSTRIDE + 1));
-      for (int64_t i = 0; i < n; i += ZSTRIDE) sub[k++] = vg_f32(zc)[i];
-      snprintf(what, sizeof what, "%s: z scale %d (every %dth of %lld)", tag, s, ZSTRIDE, (long long)n);
+      float *sub = malloc(sizeof(float) * (size_t)(n / stride + 1));
+      for (int64_t i = 0; i < n; i += stride) sub[k++] = vg_f32(zc)[i];
+      snprintf(what, sizeof what, "%s: z scale %d (every %dth of %lld)", tag, s, stride, (long long)n);
       if (VG_CHECK(zs && zs->n == k, "%s: z scale %d size", tag, s)) close_rel(sub, zs, 1e-4, what);
       free(sub);
     }
@@ -128,6 +130,17 @@ static void train(vg_method *m, int from, int to, float *curve) {
     curve[i] = (float)l;
     vg_scope_end();
   }
+}
+
+/* Wide-ResNet-50-2: alternating 3x3 / 1x1 subnets (the reference config), forward only */
+static void test_wrn50(void) {
+  vg_fixture *fx = vg_fixture_load(vg_test_fixture("fastflow_wrn50.bin"));
+  if (!VG_CHECK(fx != NULL, "fastflow_wrn50.bin")) return;
+  vg_method *m = make("{\"backbone\":\"wide_resnet50_2\",\"input_size\":64,\"flow_steps\":8,\"hidden_ratio\":1.0,"
+                      "\"conv3x3_only\":false,\"batch_size\":2}");
+  if (VG_CHECK(m && set_weights(m, fx), "wrn50: model + weights")) forward_checks(m, fx, "wrn50", 64);
+  vg_method_free(m);
+  vg_fixture_free(fx);
 }
 
 static void test_r18(void) {
@@ -217,6 +230,7 @@ int main(void) {
   vg_set_num_threads(2);
   test_config();
   test_r18();
+  test_wrn50();
   test_anomalib_pth();
   return vg_test_finish();
 }

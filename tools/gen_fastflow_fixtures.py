@@ -23,7 +23,8 @@ Philox image, and fastflow_cli.bin: "x", the tensor Vigil's loader makes of it (
 BILINEAR resize to 32 x 32 as torchvision's Resize, ToTensor, ImageNet Normalize), and
 "map" / "score", the tiny model's anomaly map on x (the model of fastflow_anomalib.pth).
 
-Run: PYTHONPATH=/work/pydeps /usr/bin/python3 tools/gen_fastflow_fixtures.py"""
+Run: PYTHONPATH=/work/pydeps /usr/bin/python3 tools/gen_fastflow_fixtures.py [--wrn | --wrn-only]
+(--wrn-only: just fastflow_wrn50.bin, the WRN50 case: alternating 3x3/1x1 subnets, z every 17th)"""
 import collections, importlib.util, os, sys, types, zipfile
 import numpy as np
 import torch
@@ -146,7 +147,7 @@ def set_weights(model, d):
             t.copy_(torch.from_numpy(v).float())
 
 
-def case(ns, tag, backbone, size, steps_train, **kw):
+def case(ns, tag, backbone, size, steps_train, zstride=None, **kw):
     torch.manual_seed(0)
     model = ns.ff.FastflowModel(input_size=(size, size), backbone=backbone, pre_trained=False, **kw)
     d = {}
@@ -157,9 +158,11 @@ def case(ns, tag, backbone, size, steps_train, **kw):
     z, ld = model(x)
     loss = crit(z, ld)
     d["loss"] = np.array([loss.item()], np.float32)
+    if zstride:
+        d["zstride"] = np.array([zstride], np.float32)
     for s in range(len(z)):
         d["ld.%d" % s] = ld[s].detach().numpy()
-        d["zs.%d" % s] = z[s].detach().numpy().reshape(-1)[::ZSTRIDE].copy()
+        d["zs.%d" % s] = z[s].detach().numpy().reshape(-1)[::zstride or ZSTRIDE].copy()
     model.eval()
     with torch.no_grad():
         out = model(x)
@@ -225,8 +228,10 @@ def main():
     torch.set_num_threads(2)
     ns = load_anomalib()
     case(ns, "r18", "resnet18", 64, 20, flow_steps=8, conv3x3_only=True, hidden_ratio=1.0)
-    if "--wrn" in sys.argv:
-        case(ns, "wrn50", "wide_resnet50_2", 64, 0, flow_steps=8, conv3x3_only=False, hidden_ratio=1.0)
+    if "--wrn" in sys.argv or "--wrn-only" in sys.argv:
+        case(ns, "wrn50", "wide_resnet50_2", 64, 0, zstride=17, flow_steps=8, conv3x3_only=False, hidden_ratio=1.0)
+        if "--wrn-only" in sys.argv:
+            return
     m = case(ns, "anomalib", "resnet18", 32, 0, flow_steps=1, conv3x3_only=True, hidden_ratio=1.0 / 16)
     sd = collections.OrderedDict(("model." + k, v) for k, v in m.state_dict().items()
                                  if not k.startswith("feature_extractor."))
