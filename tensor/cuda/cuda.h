@@ -94,5 +94,7 @@ void vg_cu_matmul(const vg_opcall *c);
 void vg_cu_conv(const vg_opcall *c);      /* conv2d, bwd data, bwd weight; unfold, fold */
 void vg_cu_pool(const vg_opcall *c);      /* pooling + backward, bilinear + backward */
 void vg_cu_random(const vg_opcall *c);
+void vg_cu_index(const vg_opcall *c);    /* gather, scatter_add, index_select, index_add */
+void vg_cu_select(const vg_opcall *c);   /* kthvalue, sort */
 #endif
 #endif

@@ -355,8 +355,6 @@ static void copy_d2h(const vg_tensor *out, const vg_tensor *in) {
 }
 
 /* ---- the exec switch ---- */
-static void no_kernel(vg_op op) { VG_ABORT("%s: no CUDA kernel yet", vg_op_name(op)); }
-
 static void cuda_exec(const vg_opcall *c) {
   switch (c->op) {
     case VG_OP_RESHAPE: case VG_OP_PERMUTE: case VG_OP_SLICE: case VG_OP_EXPAND:
@@ -398,8 +396,10 @@ static void cuda_exec(const vg_opcall *c) {
       vg_cu_random(c);
       return;
     case VG_OP_GATHER: case VG_OP_SCATTER_ADD: case VG_OP_INDEX_SELECT: case VG_OP_INDEX_ADD:
+      vg_cu_index(c);
+      return;
     case VG_OP_KTHVALUE: case VG_OP_SORT:
-      no_kernel(c->op);
+      vg_cu_select(c);
       return;
     case VG_OP_COUNT:
       break;

@@ -1,0 +1,385 @@
+/* select.cu — KTHVALUE and SORT on the GPU: the twins of tensor/cpu/select.c, with the
+ * same keys, so the results are bit-identical to the CPU's.
+ *
+ * Keys (as select.c): key = bits ^ (sign ? 0xffffffff : 0x80000000), every NaN ->
+ * 0xffffffff; unsigned key order is -inf < ... < -0 < +0 < ... < +inf < NaN.
+ *
+ * KTHVALUE (k-th smallest of all elements; mode 1: torch.quantile's lerp between the
+ * k-th and k_hi-th): a radix select in three histogram passes over the key digits
+ * [31:21], [20:10], [9:0]. Each pass reads all n elements (grid-stride, per-block
+ * shared histograms of 2048 u32 bins, summed into one global u64 histogram with
+ * integer atomics: the counts, and so the result, do not depend on scheduling); pass
+ * d counts only the elements whose higher digits equal the ones chosen so far. A
+ * one-thread kernel after each pass picks the bucket holding the k-th element and
+ * keeps the prefix and the remaining rank in device memory, so the host never waits.
+ * The (k+1)-th key for the quantile is the same key again (a tie), the next non-empty
+ * bucket of the last pass, or else one more pass taking the smallest key above it
+ * (atomicMin). O(n) per pass whatever the data; up to 4 passes; no copy of a dense
+ * input (any dim order). Memory: one 16 KiB state block.
+ *
+ * SORT (stable argsort along dim, the first `keep` indices per row): each element
+ * becomes the 64-bit pair (key << 32 | index in the row), unique within a row, so any
+ * correct sort of the pairs is the stable sort of the keys. (-0 gets +0's key, and
+ * descending sorts ~key, exactly as select.c.) Rows of up to 4096 elements: one
+ * block per row, a bitonic sort of the padded row in shared memory, indices written
+ * straight out. Longer rows: tiles of 4096 sorted that way into a global buffer, then
+ * merge passes of doubling width: every element finds its place in the merged run as
+ * its position in its own run plus its rank in the partner run (a binary search; the
+ * pairs are unique so ranks never collide), ping-ponging between two buffers of
+ * nrows*len pairs (16 bytes per element in all). Rows are limited to < 2^32 elements. */
+#include "tensor/cuda/cuda.h"
+#include <math.h>
+
+#define THREADS 256
+
+__device__ __forceinline__ uint32_t fkey(float f) {
+  uint32_t u = __float_as_uint(f);
+  uint32_t mask = (uint32_t)((int32_t)u >> 31) | 0x80000000u;
+  return (u & 0x7fffffffu) > 0x7f800000u ? 0xffffffffu : u ^ mask;
+}
+
+__device__ __forceinline__ float key_to_float(uint32_t k) {
+  if (k == 0xffffffffu) return __uint_as_float(0x7fc00000u);
+  uint32_t u = (k & 0x80000000u) ? k & 0x7fffffffu : ~k;
+  return __uint_as_float(u);
+}
+
+/* ---- KTHVALUE ---- */
+
+#define SEL_BINS 2048
+#define SEL_MAXBLOCKS 512
+
+typedef struct {
+  unsigned long long hist[SEL_BINS];   /* zero between passes */
+  long long k;                         /* rank (1-based) left inside the chosen bucket */
+  long long c_last;                    /* count of the last pass's chosen bucket */
+  uint32_t prefix;                     /* digits chosen so far */
+  uint32_t key;                        /* the k-th smallest key */
+  uint32_t next;                       /* the (k+1)-th (quantile) */
+  uint32_t minabove;                   /* min-above pass result */
+  int need_min, has_nan;
+} sel_state;
+
+/* level 0..2: histogram of digit `level` over the elements matching st->prefix */
+__global__ void k_sel_hist(const float *x, int64_t n, int level, sel_state *st) {
+  __shared__ uint32_t h[SEL_BINS];
+  for (int b = threadIdx.x; b < SEL_BINS; b += blockDim.x) h[b] = 0;
+  __syncthreads();
+  const uint32_t pre = st->prefix;
+  VG_CU_GRID_LOOP(i, n) {
+    uint32_t k = fkey(x[i]);
+    if (level == 0) atomicAdd(&h[k >> 21], 1u);
+    else if (level == 1) {
+      if ((k >> 21) == pre) atomicAdd(&h[(k >> 10) & 0x7ff], 1u);
+    } else if ((k >> 10) == pre) atomicAdd(&h[k & 0x3ff], 1u);
+  }
+  __syncthreads();
+  for (int b = threadIdx.x; b < SEL_BINS; b += blockDim.x)
+    if (h[b]) atomicAdd(&st->hist[b], (unsigned long long)h[b]);
+}
+
+/* one thread: picks the bucket of rank k0 (level 0) or st->k, extends the prefix, clears the histogram */
+__global__ void k_sel_pick(sel_state *st, int level, int want_next, long long k0) {
+  if (threadIdx.x != 0 || blockIdx.x != 0) return;
+  int nb = level == 2 ? 1024 : SEL_BINS;
+  long long k = level == 0 ? k0 : st->k;
+  int b = 0;
+  while (b < nb && (unsigned long long)k > st->hist[b]) k -= (long long)st->hist[b++];
+  if (b == nb) __trap();   /* the histogram lost elements: cannot happen */
+  if (level == 0) st->has_nan = st->hist[SEL_BINS - 1] > 0;
+  st->k = k;
+  st->c_last = (long long)st->hist[b];
+  if (level < 2) {
+    st->prefix = level == 0 ? (uint32_t)b : st->prefix << 11 | (uint32_t)b;
+  } else {
+    uint32_t key = st->prefix << 10 | (uint32_t)b;
+    st->key = key;
+    st->need_min = 0;
+    if (want_next) {
+      int nx = b + 1;
+      while (nx < 1024 && st->hist[nx] == 0) nx++;
+      if ((unsigned long long)k < st->hist[b]) st->next = key;
+      else if (nx < 1024) st->next = st->prefix << 10 | (uint32_t)nx;
+      else {
+        st->need_min = 1;
+        st->minabove = 0xffffffffu;
+      }
+    }
+  }
+  for (int i = 0; i < SEL_BINS; i++) st->hist[i] = 0;
+}
+
+/* smallest key above st->key, when k_sel_pick asked for it */
+__global__ void k_sel_minabove(const float *x, int64_t n, sel_state *st) {
+  __shared__ uint32_t sh[THREADS];
+  if (!st->need_min) return;   /* uniform over the grid */
+  const uint32_t key = st->key;
+  uint32_t m = 0xffffffffu;
+  VG_CU_GRID_LOOP(i, n) {
+    uint32_t k = fkey(x[i]);
+    if (k > key && k < m) m = k;
+  }
+  sh[threadIdx.x] = m;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if ((int)threadIdx.x < s && sh[threadIdx.x + s] < sh[threadIdx.x]) sh[threadIdx.x] = sh[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0 && sh[0] != 0xffffffffu) atomicMin(&st->minabove, sh[0]);
+}
+
+/* torch's lerp as select.c's torch_lerp (explicit fmaf: fused on both backends) */
+__device__ __forceinline__ float torch_lerp(float a, float b, float w) {
+  return fabsf(w) < 0.5f ? fmaf(w, b - a, a) : fmaf(-(b - a), 1.0f - w, b);
+}
+
+__global__ void k_sel_final(const sel_state *st, float *out, int mode, int want_next, float w) {
+  if (threadIdx.x != 0 || blockIdx.x != 0) return;
+  float lo = key_to_float(st->key);
+  if (mode == 0) {
+    *out = lo;
+  } else if (st->has_nan) {
+    *out = __uint_as_float(0x7fc00000u);
+  } else {
+    float hi = want_next ? key_to_float(st->need_min ? st->minabove : st->next) : lo;
+    *out = torch_lerp(lo, hi, w);
+  }
+}
+
+/* x's elements fill one block of storage in some dim order: its lowest element, else NULL
+ * (as dense_span in select.c; the selection depends only on the multiset of values) */
+static const float *dense_span(const vg_tensor *x) {
+  int64_t sh[VG_MAX_DIMS], st[VG_MAX_DIMS];
+  int n = 0;
+  for (int d = 0; d < x->ndim; d++) {
+    if (x->shape[d] == 1) continue;
+    if (x->stride[d] <= 0) return NULL;
+    int j = n++;
+    while (j > 0 && st[j - 1] > x->stride[d]) {
+      sh[j] = sh[j - 1];
+      st[j] = st[j - 1];
+      j--;
+    }
+    sh[j] = x->shape[d];
+    st[j] = x->stride[d];
+  }
+  int64_t want = 1;
+  for (int i = 0; i < n; i++) {
+    if (st[i] != want) return NULL;
+    want *= sh[i];
+  }
+  return (const float *)vg_data(x);
+}
+
+/* i[0] = k (1-based); i[1] = mode (0 k-th, 1 quantile with i[2] = k_hi, f[0] = weight) */
+static void kthvalue(const vg_opcall *c) {
+  const vg_tensor *x = c->in[0];
+  int64_t n = vg_numel(x), k = c->i[0];
+  if (k < 1 || k > n) VG_ABORT("kthvalue: k = %lld out of [1, %lld]", (long long)k, (long long)n);
+  VG_ASSERT(x->dtype == VG_F32 && c->out[0]->dtype == VG_F32);
+  int mode = c->i[1] != 0, want_next = 0;
+  if (mode) {
+    int64_t khi = c->i[2];
+    if (khi != k && khi != k + 1) VG_ABORT("kthvalue: k_hi = %lld for k = %lld", (long long)khi, (long long)k);
+    want_next = khi > k;
+  }
+  void *tmp = NULL;
+  const float *p = dense_span(x);
+  if (!p) p = (const float *)vg_cu_contig(x, &tmp);
+  cudaStream_t s = vg_cuda_stream();
+  sel_state *st = (sel_state *)vg_cuda_alloc(sizeof(sel_state));
+  VG_CUDA_CHECK(cudaMemsetAsync(st, 0, sizeof(sel_state), s));
+  unsigned nb = vg_cu_blocks(n, THREADS);
+  if (nb > SEL_MAXBLOCKS) nb = SEL_MAXBLOCKS;
+  for (int level = 0; level < 3; level++) {
+    k_sel_hist<<<nb, THREADS, 0, s>>>(p, n, level, st);
+    VG_CUDA_LAUNCHED("kthvalue histogram");
+    k_sel_pick<<<1, 1, 0, s>>>(st, level, want_next, (long long)k);
+    VG_CUDA_LAUNCHED("kthvalue pick");
+  }
+  if (want_next) {
+    k_sel_minabove<<<nb, THREADS, 0, s>>>(p, n, st);
+    VG_CUDA_LAUNCHED("kthvalue min above");
+  }
+  k_sel_final<<<1, 1, 0, s>>>(st, (float *)vg_data(c->out[0]), mode, want_next, (float)c->f[0]);
+  VG_CUDA_LAUNCHED("kthvalue");
+  vg_cuda_free(st);   /* the stream is in order: a later kernel reusing them runs after */
+  vg_cuda_free(tmp);
+}
+
+/* ---- SORT ---- */
+
+#define SORT_TILE 4096   /* pairs per shared-memory tile: 32 KiB */
+
+typedef struct {
+  int nouter;                           /* the dims other than dim, in order */
+  int64_t oshape[VG_MAX_DIMS], xstride[VG_MAX_DIMS], ostride[VG_MAX_DIMS];
+  int64_t xs, os;                       /* strides along dim */
+  int64_t len, keep, nrows;
+  int desc;
+} sort_geom;
+
+__device__ __forceinline__ uint32_t sort_key(float f, int desc) {
+  if (f == 0.0f) f = 0.0f;   /* -0 == +0 */
+  uint32_t k = fkey(f);
+  return desc ? ~k : k;
+}
+
+__device__ __forceinline__ void row_offsets(const sort_geom &g, int64_t r, int64_t *xoff, int64_t *ooff) {
+  int64_t xo = 0, oo = 0;
+  for (int d = g.nouter - 1; d >= 0; d--) {
+    int64_t i = r % g.oshape[d];
+    r /= g.oshape[d];
+    xo += i * g.xstride[d];
+    oo += i * g.ostride[d];
+  }
+  *xoff = xo;
+  *ooff = oo;
+}
+
+/* ascending bitonic sort of s[0, P), P a power of two; all threads of the block call it */
+__device__ void bitonic_sort(unsigned long long *s, int P) {
+  for (int k = 2; k <= P; k <<= 1)
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int t = threadIdx.x; t < P / 2; t += blockDim.x) {
+        int i = (t / j) * 2 * j + (t % j), l = i + j;
+        unsigned long long a = s[i], b = s[l];
+        if ((a > b) == ((i & k) == 0)) {
+          s[i] = b;
+          s[l] = a;
+        }
+      }
+      __syncthreads();
+    }
+}
+
+/* One block per tile (row r, tile tl: elements [tl*SORT_TILE, ...) of the row), P the
+ * padded tile size. final: the row is one tile; write the first `keep` indices to out.
+ * Else write the sorted pairs to buf[r*len + tl*SORT_TILE ...]. */
+__global__ void k_sort_tile(sort_geom g, const float *x, int64_t *out, unsigned long long *buf, int P,
+                            int64_t ntiles_row, int final) {
+  extern __shared__ unsigned long long s[];
+  int64_t ntiles = g.nrows * ntiles_row;
+  for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+    int64_t r = tile / ntiles_row, j0 = (tile % ntiles_row) * SORT_TILE;
+    int64_t m = g.len - j0 < P ? g.len - j0 : P;
+    int64_t xoff, ooff;
+    row_offsets(g, r, &xoff, &ooff);
+    for (int j = threadIdx.x; j < P; j += blockDim.x)
+      s[j] = j < m ? (unsigned long long)sort_key(x[xoff + (j0 + j) * g.xs], g.desc) << 32 | (unsigned long long)(j0 + j)
+                   : ~0ull;
+    __syncthreads();
+    bitonic_sort(s, P);
+    if (final) {
+      for (int j = threadIdx.x; j < g.keep; j += blockDim.x) out[ooff + j * g.os] = (int64_t)(s[j] & 0xffffffffu);
+    } else {
+      unsigned long long *b = buf + r * g.len + j0;
+      for (int j = threadIdx.x; j < m; j += blockDim.x) b[j] = s[j];
+    }
+    __syncthreads();   /* s is reused by the next tile */
+  }
+}
+
+/* number of elements of a[0, n) below v (a ascending) */
+__device__ __forceinline__ int64_t rank_below(const unsigned long long *a, int64_t n, unsigned long long v) {
+  int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (a[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* one merge pass: runs of width w in each row of src (nrows x len) merged in pairs */
+__global__ void k_sort_merge(const unsigned long long *src, unsigned long long *dst, int64_t nrows, int64_t len,
+                             int64_t w) {
+  VG_CU_GRID_LOOP(e, nrows * len) {
+    int64_t r = e / len, j = e - r * len;
+    int64_t p0 = j / (2 * w) * (2 * w);
+    int64_t a1 = p0 + w < len ? p0 + w : len, b1 = p0 + 2 * w < len ? p0 + 2 * w : len;
+    const unsigned long long *row = src + r * len;
+    unsigned long long v = row[j];
+    int64_t at = j < a1 ? j + rank_below(row + a1, b1 - a1, v)           /* from run A */
+                        : (j - a1) + p0 + rank_below(row + p0, a1 - p0, v);   /* from run B */
+    dst[r * len + at] = v;
+  }
+}
+
+__global__ void k_sort_write(sort_geom g, const unsigned long long *buf, int64_t *out) {
+  VG_CU_GRID_LOOP(e, g.nrows * g.keep) {
+    int64_t r = e / g.keep, j = e - r * g.keep, xoff, ooff;
+    row_offsets(g, r, &xoff, &ooff);
+    out[ooff + j * g.os] = (int64_t)(buf[r * g.len + j] & 0xffffffffu);
+  }
+}
+
+/* in[0] = x (f32, any layout); out[0] = i64 indices, x's shape with i[2] along dim;
+ * i = {dim, descending, keep} */
+static void sort_op(const vg_opcall *c) {
+  const vg_tensor *x = c->in[0];
+  vg_tensor *out = c->out[0];
+  cudaStream_t s = vg_cuda_stream();
+  VG_ASSERT(x->dtype == VG_F32);
+  if (out->dtype != VG_I64) VG_ABORT("sort: bad output");
+  sort_geom g;
+  memset(&g, 0, sizeof g);
+  g.desc = c->i[1] != 0;
+  g.keep = c->i[2];
+  if (x->ndim == 0) {
+    if (g.keep) VG_CUDA_CHECK(cudaMemsetAsync(vg_data(out), 0, sizeof(int64_t), s));
+    return;
+  }
+  int dim = (int)c->i[0];
+  g.len = x->shape[dim];
+  if (g.keep > g.len) VG_ABORT("sort: bad output");
+  g.nrows = 1;
+  for (int d = 0; d < x->ndim; d++) {
+    if (d == dim) continue;
+    g.oshape[g.nouter] = x->shape[d];
+    g.xstride[g.nouter] = x->stride[d];
+    g.ostride[g.nouter++] = out->stride[d];
+    g.nrows *= x->shape[d];
+  }
+  g.xs = x->stride[dim];
+  g.os = out->stride[dim];
+  if (g.nrows == 0 || g.len == 0 || g.keep == 0) return;
+  if (g.len >= (int64_t)0xffffffff) VG_ABORT("sort: rows of %lld elements; the CUDA sort takes < 2^32", (long long)g.len);
+  const float *xp = (const float *)vg_data(x);
+  int64_t *op = (int64_t *)vg_data(out);
+  if (g.len <= SORT_TILE) {
+    int P = 2;
+    while (P < g.len) P <<= 1;
+    int threads = P / 2 < 32 ? 32 : (P / 2 > 1024 ? 1024 : P / 2);
+    unsigned nb = (unsigned)(g.nrows < 65535 * 16 ? g.nrows : 65535 * 16);
+    k_sort_tile<<<nb, threads, (size_t)P * sizeof(unsigned long long), s>>>(g, xp, op, NULL, P, 1, 1);
+    VG_CUDA_LAUNCHED("sort");
+    return;
+  }
+  int64_t n = g.nrows * g.len, ntiles_row = (g.len + SORT_TILE - 1) / SORT_TILE, ntiles = g.nrows * ntiles_row;
+  unsigned long long *a = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
+  unsigned long long *b = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
+  unsigned nb = (unsigned)(ntiles < 65535 * 16 ? ntiles : 65535 * 16);
+  k_sort_tile<<<nb, 1024, SORT_TILE * sizeof(unsigned long long), s>>>(g, xp, op, a, SORT_TILE, ntiles_row, 0);
+  VG_CUDA_LAUNCHED("sort tiles");
+  for (int64_t w = SORT_TILE; w < g.len; w *= 2) {
+    k_sort_merge<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(a, b, g.nrows, g.len, w);
+    VG_CUDA_LAUNCHED("sort merge");
+    unsigned long long *t = a;
+    a = b;
+    b = t;
+  }
+  k_sort_write<<<vg_cu_blocks(g.nrows * g.keep, THREADS), THREADS, 0, s>>>(g, a, op);
+  VG_CUDA_LAUNCHED("sort write");
+  vg_cuda_free(a);   /* the stream is in order: later kernels that reuse them run after */
+  vg_cuda_free(b);
+}
+
+void vg_cu_select(const vg_opcall *c) {
+  switch (c->op) {
+    case VG_OP_KTHVALUE: kthvalue(c); return;
+    case VG_OP_SORT: sort_op(c); return;
+    default: break;
+  }
+  VG_ABORT("select: op %s is not in this family", vg_op_name(c->op));
+}
