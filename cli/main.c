@@ -18,6 +18,7 @@ int main(int argc, char **argv) {
            "  smoke [N] train a small conv net for N steps (the engine end to end)\n"
            "  features  backbone feature maps: --backbone B [--weights F] --layers 1,2,3 --input X --out Y\n"
            "  distill   pretrain an EfficientAD teacher: --images DIR --weights WRN101.pth --out T.safetensors (see distill --help)\n"
+           "  bench     latency/throughput by the EfficientAD paper's protocol: bench METHOD [--model s|m] (see bench --help)\n"
            "  synth     synthetic MVTec-layout benchmark: --out DIR [--categories a,b] [--seed N] [--size 256]\n");
     return argc < 2 ? 2 : 0;
   }
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "features")) return vg_cli_features(argc - 2, argv + 2);
   if (!strcmp(argv[1], "synth")) return vg_cli_synth(argc - 2, argv + 2);
   if (!strcmp(argv[1], "distill")) return vg_cli_distill(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "bench")) return vg_cli_bench(argc - 2, argv + 2);
   if (!strcmp(argv[1], "train")) return vg_cli_train(argc - 2, argv + 2);
   if (!strcmp(argv[1], "test")) return vg_cli_test(argc - 2, argv + 2);
   if (!strcmp(argv[1], "predict")) return vg_cli_predict(argc - 2, argv + 2);

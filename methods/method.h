@@ -40,6 +40,7 @@
 #include "tensor/tensor.h"
 #include "tensor/json.h"
 #include "datasets/datasets.h"
+#include "nn/nn.h"
 
 typedef struct vg_method vg_method;
 
@@ -68,6 +69,9 @@ typedef struct {
   char *(*config_json)(const vg_method *m);
   /* The learning rate the next train_step uses (for the training log). NULL = none. */
   double (*current_lr)(const vg_method *m);
+  /* The method's network (every parameter and buffer), for parameter counts and
+   * inspection. NULL = the method has none. */
+  vg_nn_module *(*module)(vg_method *m);
   void (*free)(vg_method *m);
 } vg_method_ops;
 

@@ -1,5 +1,8 @@
 /* dispatch.c — backend registry and the single path every op takes to run. */
 #include "tensor/internal.h"
+#include "tensor/opstats.h"
+
+void vg_opstats_count(const vg_opcall *c);   /* opstats.c */
 
 static const vg_backend *backends[VG_DEVICE_COUNT] = {[VG_CPU] = &vg_cpu_backend};
 
@@ -18,6 +21,7 @@ static bool is_view_op(vg_op op) {
 vg_tensor *vg_dispatch(vg_opcall *c) {
   vg_tensor *out = c->out[0];
   if (!is_view_op(c->op)) vg_backend_of(out->device)->exec(c);
+  if (vg_opstats_on()) vg_opstats_count(c);
   if (vg_op_differentiable(c->op) && vg_grad_enabled()) {
     bool any = false;
     for (int i = 0; i < c->nin; i++)

@@ -313,7 +313,7 @@ static void cf_free(vg_method *mm) {
 static const vg_method_ops cf_ops = {
   .name = "cflow", .fit_begin = NULL, .train_step = cf_train_step, .fit_end = NULL,
   .predict = cf_predict, .finalize = cf_finalize, .save = cf_save, .load = cf_load,
-  .config_json = cf_config_json, .current_lr = cf_current_lr, .free = cf_free,
+  .config_json = cf_config_json, .current_lr = cf_current_lr, .module = vg_cflow_module, .free = cf_free,
 };
 
 vg_status vg_cflow_load_anomalib(vg_method *mm, const char *path) {

@@ -485,10 +485,12 @@ static void ea_free(vg_method *mm) {
   free(m);
 }
 
+static vg_nn_module *ea_module(vg_method *mm) { return ((effad *)mm)->net; }
+
 static const vg_method_ops ea_ops = {
   .name = "efficientad", .fit_begin = ea_fit_begin, .train_step = ea_train_step, .fit_end = ea_fit_end,
   .predict = ea_predict, .finalize = NULL, .save = ea_save, .load = ea_load,
-  .config_json = ea_config_json, .current_lr = ea_current_lr, .free = ea_free,
+  .config_json = ea_config_json, .current_lr = ea_current_lr, .module = ea_module, .free = ea_free,
 };
 
 static bool str_opt(const vg_json *v, char *dst, size_t cap) {

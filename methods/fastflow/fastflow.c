@@ -181,7 +181,7 @@ static void ff_free(vg_method *mm) {
 static const vg_method_ops ff_ops = {
   .name = "fastflow", .fit_begin = NULL, .train_step = ff_train_step, .fit_end = NULL,
   .predict = ff_predict, .finalize = NULL, .save = ff_save, .load = ff_load,
-  .config_json = ff_config_json, .current_lr = ff_current_lr, .free = ff_free,
+  .config_json = ff_config_json, .current_lr = ff_current_lr, .module = vg_fastflow_module, .free = ff_free,
 };
 
 vg_status vg_fastflow_load_anomalib(vg_method *mm, const char *path) {

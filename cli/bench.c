@@ -1,0 +1,238 @@
+/* bench.c — `vigil bench METHOD`: inference latency and throughput as the EfficientAD
+ * paper measures them (Appendix E / nelson1425 benchmark.py): a random image batch
+ * already on the host; each timed run starts with the host-to-device copy (none on the
+ * CPU) and stops when the anomaly maps and scores are in host memory (the method's
+ * predict: networks, map computation and normalisation, resize to the input size);
+ * warm-up runs, then the mean (and median, min) of N timed runs. Latency at batch 1,
+ * throughput at batch 16 by default. Also: parameter count, FLOPs per image counted at
+ * the op dispatch (tensor/opstats.h: 2 per multiply-add for conv/matmul, plus the other
+ * ops), peak resident memory. One JSON object per batch size on stdout (or --json FILE,
+ * appended), a table on stderr. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include "cli/cli.h"
+#include "cli/rundir.h"
+#include "methods/method.h"
+#include "methods/efficientad/efficientad.h"
+#include "tensor/cpu/isa.h"
+#include "tensor/cpu/threadpool.h"
+#include "tensor/json.h"
+#include "tensor/opstats.h"
+
+static int bench_usage(FILE *f) {
+  fprintf(f,
+    "usage: vigil bench METHOD [options]      METHOD: efficientad | fastflow | cflow | meanimage\n"
+    "  --model s|m           EfficientAD size (method config key \"model\")\n"
+    "  --backbone NAME       backbone (fastflow/cflow: resnet18, wide_resnet50_2)\n"
+    "  --input-size N        input size (default: the method's, 256)\n"
+    "  --set KEY=VALUE       any method config key; repeatable\n"
+    "  --run RUNDIR          bench a trained run instead (its config and checkpoint)\n"
+    "  --device cpu|cuda     default cpu (cuda: needs a `make CUDA=1` build and a GPU)\n"
+    "  --dtype f32|f16       default f32 (f16: CUDA only)\n"
+    "  --batch N             batch size; repeatable (default: 1 and 16)\n"
+    "  --warmup N            untimed runs first (default 10)\n"
+    "  --runs N              timed runs (default 50)\n"
+    "  --threads N           compute threads (default: all cores)\n"
+    "  --json FILE           append the JSON lines to FILE instead of stdout\n"
+    "Protocol (the EfficientAD paper's): the batch is a random image tensor in host memory; a run = the\n"
+    "method's predict, from the host image to the anomaly maps + scores in host memory (on CUDA the\n"
+    "timing includes the host-to-device copy); mean of --runs after --warmup. FLOPs are counted at the op\n"
+    "dispatch on one batch-1 run (2 per multiply-add of conv/matmul; other ops 1 per element). Random weights:\n"
+    "timing does not depend on them.\n");
+  return f == stdout ? 0 : 2;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int64_t count_params(vg_method *m) {
+  if (!m->ops->module) return 0;
+  vg_nn_module *net = m->ops->module(m);
+  if (!net) return 0;
+  vg_nn_list l = vg_nn_named_parameters(net);
+  int64_t n = 0;
+  for (int i = 0; i < l.n; i++) n += vg_numel(l.tensors[i]);
+  vg_nn_list_free(&l);
+  return n;
+}
+
+int vg_cli_bench(int argc, char **argv) {
+  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) return bench_usage(argc < 1 ? stderr : stdout);
+  const char *method = argv[0], *run = NULL, *device = "cpu", *dtype = "f32", *json_path = NULL;
+  int batches[8], nb = 0, warmup = 10, runs = 50, threads = 0;
+  vg_run_overrides ov = {0};
+  int rc = 2;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { vg_run_ov_free(&ov); return bench_usage(stdout); }
+    if (!v) { fprintf(stderr, "vigil bench: %s needs a value\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
+    i++;
+    bool ok = true;
+    if (!strcmp(a, "--model")) ok = vg_run_ov_set_str(&ov, "model", v);
+    else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
+    else if (!strcmp(a, "--input-size")) ok = atoi(v) > 0 && vg_run_ov_set(&ov, "input_size", v);
+    else if (!strcmp(a, "--set")) ok = vg_run_ov_set_arg(&ov, v);
+    else if (!strcmp(a, "--run")) run = v;
+    else if (!strcmp(a, "--device")) device = v;
+    else if (!strcmp(a, "--dtype")) dtype = v;
+    else if (!strcmp(a, "--batch")) { ok = nb < 8 && atoi(v) > 0; if (ok) batches[nb++] = atoi(v); }
+    else if (!strcmp(a, "--warmup")) ok = (warmup = atoi(v)) >= 0;
+    else if (!strcmp(a, "--runs")) ok = (runs = atoi(v)) >= 1;
+    else if (!strcmp(a, "--threads")) ok = (threads = atoi(v)) >= 1;
+    else if (!strcmp(a, "--json")) json_path = v;
+    else { fprintf(stderr, "vigil bench: unknown option %s\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
+    if (!ok) { fprintf(stderr, "vigil bench: bad value for %s: '%s'\n", a, v); vg_run_ov_free(&ov); return 2; }
+  }
+  if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
+    fprintf(stderr, "vigil bench: --device must be cpu or cuda, got '%s'\n", device);
+    vg_run_ov_free(&ov);
+    return 2;
+  }
+  if (strcmp(dtype, "f32") && strcmp(dtype, "f16")) {
+    fprintf(stderr, "vigil bench: --dtype must be f32 or f16, got '%s'\n", dtype);
+    vg_run_ov_free(&ov);
+    return 2;
+  }
+  if (!strcmp(device, "cuda")) {
+    fprintf(stderr, "vigil bench: --device cuda: the methods run on the CPU only so far (the CUDA backend has the "
+                    "op kernels but the methods do not move their networks to the GPU yet)\n");
+    vg_run_ov_free(&ov);
+    return 2;
+  }
+  if (!strcmp(dtype, "f16")) {
+    fprintf(stderr, "vigil bench: --dtype f16 needs --device cuda (the CPU path is f32)\n");
+    vg_run_ov_free(&ov);
+    return 2;
+  }
+  if (nb == 0) { batches[0] = 1; batches[1] = 16; nb = 2; }
+  if (threads > 0) vg_set_num_threads(threads);
+
+  vg_method *m = NULL;
+  vg_run_config cfg = {0};
+  vg_status st;
+  if (run) {
+    st = vg_run_config_read(run, &cfg);
+    if (st == VG_OK) st = vg_run_open_method(run, &cfg, true, &m);
+  } else {
+    vg_json *j = NULL;
+    st = vg_run_ov_json(&ov, &j);
+    if (st == VG_OK) st = vg_method_create(method, j, &m);
+    vg_json_free(j);
+  }
+  if (st != VG_OK) { fprintf(stderr, "vigil bench: %s\n", vg_last_error()); goto done; }
+  if (!run && !strcmp(m->ops->name, "efficientad")) {
+    /* normalisation statistics set, as after training: the folded multiply-add runs */
+    vg_effad_model *em = vg_effad_method_model(m);
+    vg_uniform_(em->mean, -0.1f, 0.1f, 11);
+    vg_uniform_(em->std, 0.5f, 1.5f, 12);
+    em->qa_st = 0.01f; em->qb_st = 0.2f; em->qa_ae = 0.02f; em->qb_ae = 0.3f;
+  }
+  FILE *out = json_path ? fopen(json_path, "a") : stdout;
+  if (!out) { fprintf(stderr, "vigil bench: cannot append to %s\n", json_path); goto done; }
+  const int H = m->input_h, W = m->input_w;
+  int64_t params = count_params(m);
+  /* FLOPs of one image (batch 1, untimed) */
+  vg_opstats ops;
+  {
+    vg_tensor *x = vg_tensor_new(VG_F32, 4, (int64_t[]){1, 3, H, W});
+    vg_uniform_(x, 0.0f, 1.0f, 1);
+    float *maps = malloc(sizeof(float) * (size_t)H * W), score;
+    vg_opstats_start();
+    st = m->ops->predict(m, x, maps, &score);
+    vg_opstats_stop(&ops);
+    free(maps);
+    vg_tensor_free(x);
+    if (st != VG_OK) { fprintf(stderr, "vigil bench: predict: %s\n", vg_last_error()); if (json_path) fclose(out); goto done; }
+  }
+  fprintf(stderr, "vigil bench: %s, %dx%d, %s/%s, %d threads (%s), %lld parameters, %.2f GFLOPs/image (conv/matmul) "
+                  "+ %.3f G other ops\n", m->ops->name, H, W, device, dtype, vg_num_threads(), vg_isa_name(vg_cpu_isa()),
+          (long long)params, ops.mac_flops * 1e-9, ops.other_flops * 1e-9);
+  fprintf(stderr, "%6s %12s %12s %12s %12s\n", "batch", "mean ms", "median ms", "min ms", "images/s");
+  for (int bi = 0; bi < nb; bi++) {
+    int B = batches[bi];
+    vg_tensor *x = vg_tensor_new(VG_F32, 4, (int64_t[]){B, 3, H, W});
+    vg_uniform_(x, 0.0f, 1.0f, 2 + (uint64_t)B);
+    float *maps = malloc(sizeof(float) * (size_t)B * H * W), *scores = malloc(sizeof(float) * (size_t)B);
+    double *t = malloc(sizeof(double) * (size_t)runs);
+    for (int r = 0; r < warmup + runs && st == VG_OK; r++) {
+      double t0 = now_s();
+      st = m->ops->predict(m, x, maps, scores);
+      double dt = now_s() - t0;
+      if (r >= warmup) t[r - warmup] = dt;
+    }
+    if (st == VG_OK) {
+      double mean = 0;
+      for (int r = 0; r < runs; r++) mean += t[r];
+      mean /= runs;
+      qsort(t, (size_t)runs, sizeof *t, cmp_d);
+      double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+      struct rusage ru;
+      getrusage(RUSAGE_SELF, &ru);
+      fprintf(stderr, "%6d %12.3f %12.3f %12.3f %12.2f\n", B, mean * 1e3, med * 1e3, t[0] * 1e3, B / mean);
+      vg_json_writer w;
+      vg_jw_init(&w, 0);
+      vg_jw_begin_object(&w);
+      vg_jw_key(&w, "bench"); vg_jw_string(&w, "vigil_bench");
+      vg_jw_key(&w, "method"); vg_jw_string(&w, m->ops->name);
+      char *cj = m->ops->config_json(m);
+      vg_json *cfgj = NULL;
+      if (cj && vg_json_parse(cj, strlen(cj), NULL, &cfgj) == VG_OK) {
+        const char *keys[] = {"model", "backbone", NULL};
+        for (int k = 0; keys[k]; k++) {
+          if (k == 1 && !strcmp(m->ops->name, "efficientad")) continue;   /* its backbone is the distiller's */
+          const char *s = vg_json_as_string(vg_json_get(cfgj, keys[k]));
+          if (s) { vg_jw_key(&w, keys[k]); vg_jw_string(&w, s); }
+        }
+      }
+      vg_json_free(cfgj);
+      free(cj);
+      vg_jw_key(&w, "input"); vg_jw_int64(&w, H);
+      vg_jw_key(&w, "device"); vg_jw_string(&w, device);
+      vg_jw_key(&w, "dtype"); vg_jw_string(&w, dtype);
+      vg_jw_key(&w, "isa"); vg_jw_string(&w, vg_isa_name(vg_cpu_isa()));
+      vg_jw_key(&w, "threads"); vg_jw_int64(&w, vg_num_threads());
+      vg_jw_key(&w, "batch"); vg_jw_int64(&w, B);
+      vg_jw_key(&w, "warmup"); vg_jw_int64(&w, warmup);
+      vg_jw_key(&w, "runs"); vg_jw_int64(&w, runs);
+      vg_jw_key(&w, "mean_ms"); vg_jw_double(&w, mean * 1e3);
+      vg_jw_key(&w, "median_ms"); vg_jw_double(&w, med * 1e3);
+      vg_jw_key(&w, "min_ms"); vg_jw_double(&w, t[0] * 1e3);
+      vg_jw_key(&w, "images_s"); vg_jw_double(&w, B / mean);
+      vg_jw_key(&w, "params"); vg_jw_int64(&w, params);
+      vg_jw_key(&w, "gflops_per_image"); vg_jw_double(&w, ops.mac_flops * 1e-9);
+      vg_jw_key(&w, "other_gops_per_image"); vg_jw_double(&w, ops.other_flops * 1e-9);
+      vg_jw_key(&w, "peak_rss_mb"); vg_jw_double(&w, (double)ru.ru_maxrss / 1024.0);
+      vg_jw_key(&w, "unix_time"); vg_jw_int64(&w, (int64_t)time(NULL));
+      vg_jw_end_object(&w);
+      char *line = vg_jw_finish(&w, NULL);
+      fprintf(out, "%s\n", line ? line : "{}");
+      fflush(out);
+      free(line);
+    } else {
+      fprintf(stderr, "vigil bench: batch %d: %s\n", B, vg_last_error());
+    }
+    free(t);
+    free(maps);
+    free(scores);
+    vg_tensor_free(x);
+  }
+  if (json_path) fclose(out);
+  if (st == VG_OK) rc = 0;
+done:
+  vg_method_free(m);
+  if (run) vg_run_config_free(&cfg);
+  vg_run_ov_free(&ov);
+  return rc;
+}
