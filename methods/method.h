@@ -95,4 +95,6 @@ typedef vg_status (*vg_method_ctor)(const vg_json *cfg, vg_method **out);
 vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out);
 const char *const *vg_method_names(void);   /* NULL-terminated */
 void vg_method_free(vg_method *m);          /* NULL ok */
+/* The usual save(): vg_nn_checkpoint_save of net + opt with the method's config JSON. */
+vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net, vg_optim *opt, const char *path);
 #endif

@@ -1,5 +1,7 @@
 /* registry.c — method name -> constructor (methods/method.h). A new method adds one row. */
+#include <stdlib.h>
 #include <string.h>
+#include "nn/checkpoint.h"
 #include "methods/method.h"
 #include "methods/baseline/baseline.h"
 #include "methods/fastflow/fastflow.h"
@@ -34,4 +36,11 @@ vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out
 
 void vg_method_free(vg_method *m) {
   if (m && m->ops && m->ops->free) m->ops->free(m);
+}
+
+vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net, vg_optim *opt, const char *path) {
+  char *cfg = m->ops->config_json(m);
+  vg_status st = vg_nn_checkpoint_save(path, net, opt, cfg ? cfg : "{}");
+  free(cfg);
+  return st;
 }

@@ -283,10 +283,7 @@ static char *cf_config_json(const vg_method *mm) {
 
 static vg_status cf_save(const vg_method *mm, const char *path) {
   const cflow *m = (const cflow *)mm;
-  char *cfg = cf_config_json(mm);
-  vg_status st = vg_nn_checkpoint_save(path, m->net, m->opt, cfg ? cfg : "{}");
-  free(cfg);
-  return st;
+  return vg_method_checkpoint_save(mm, m->net, m->opt, path);
 }
 
 static vg_status cf_load(vg_method *mm, const char *path) {

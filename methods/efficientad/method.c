@@ -446,10 +446,7 @@ static char *ea_config_json(const vg_method *mm) {
 
 static vg_status ea_save(const vg_method *mm, const char *path) {
   const effad *m = (const effad *)mm;
-  char *cfg = ea_config_json(mm);
-  vg_status st = vg_nn_checkpoint_save(path, m->net, m->opt, cfg ? cfg : "{}");
-  free(cfg);
-  return st;
+  return vg_method_checkpoint_save(mm, m->net, m->opt, path);
 }
 
 static vg_status ea_load(vg_method *mm, const char *path) {
