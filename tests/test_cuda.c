@@ -300,6 +300,13 @@ static vg_tensor *f_scatter_add_i32(vg_device d, vg_op op) {
   vg_tensor *src = vg_cast(nc(inp(d, 2, S(9, 3), -100, 100, 1.0f)), VG_I32);
   return vg_cast(vg_scatter_add(base, 1, idx_inp(d, 2, S(3, 9), 5), src), VG_F32);
 }
+static vg_tensor *f_scatter_add_long(vg_device d, vg_op op) {
+  (void)op;   /* 2 columns of 5000 into 300 (the by-destination path), transposed */
+  vg_tensor *base = nc(R(d, 300, 2)), *src = nc(R(d, 5000, 2));
+  vg_tensor *a = vg_scatter_add(base, 1, nc(idx_inp(d, 2, S(5000, 2), 300)), src);
+  vg_tensor *b = vg_scatter_add(R(d, 70), 0, idx_inp(d, 1, S(9000), 70), R(d, 9000));   /* 1 column, merge-sorted */
+  return cat1(2, (vg_tensor *[]){a, b});
+}
 static vg_tensor *f_index_select(vg_device d, vg_op op) {
   (void)op;   /* x (4,5,9) transposed, a step-2 index view (repeats), dim -1 */
   vg_tensor *x = nc(R(d, 4, 9, 5));
@@ -316,6 +323,12 @@ static vg_tensor *f_index_add(vg_device d, vg_op op) {
   (void)op;   /* base (4,5,9), index 7 values in [0,5) (repeats), src (4,7,9), both transposed, dim -2 */
   vg_tensor *base = nc(R(d, 4, 9, 5)), *src = nc(R(d, 4, 9, 7));
   return vg_index_add(base, -2, idx_inp(d, 1, S(7), 5), src);
+}
+static vg_tensor *f_index_add_long(vg_device d, vg_op op) {
+  (void)op;   /* 5000 (and 9000) indices into (40, 3) and (60,) (the by-destination path) */
+  vg_tensor *a = vg_index_add(nc(R(d, 3, 40)), 0, idx_inp(d, 1, S(5000), 40), nc(R(d, 3, 5000)));
+  vg_tensor *b = vg_index_add(R(d, 60), -1, idx_inp(d, 1, S(9000), 60), R(d, 9000));
+  return cat1(2, (vg_tensor *[]){a, b});
 }
 static vg_tensor *f_index_add_i64(vg_device d, vg_op op) {
   (void)op;   /* i64 data, a 0-d index */
@@ -427,9 +440,11 @@ static const row rows[] = {
     {VG_OP_GATHER, "i64 dim 0, f16 dim -1", f_gather_dt, 0, 0, 0},
     {VG_OP_SCATTER_ADD, "dim -3, repeated targets, transposed base/index/src (bit-identical)", f_scatter_add, 0, 0, 0},
     {VG_OP_SCATTER_ADD, "i32, index longer along dim than base", f_scatter_add_i32, 0, 0, 0},
+    {VG_OP_SCATTER_ADD, "few long columns (by destination), bit-identical", f_scatter_add_long, 0, 0, 0},
     {VG_OP_INDEX_SELECT, "transposed x, dim -1, strided index with repeats", f_index_select, 0, 0, 0},
     {VG_OP_INDEX_SELECT, "u8, dim 0, 0-d index", f_index_select_u8, 0, 0, 0},
     {VG_OP_INDEX_ADD, "dim -2, repeated targets, transposed base/src (bit-identical)", f_index_add, 0, 0, 0},
+    {VG_OP_INDEX_ADD, "5000 and 9000 indices (by destination), bit-identical", f_index_add_long, 0, 0, 0},
     {VG_OP_INDEX_ADD, "i64, 0-d index", f_index_add_i64, 0, 0, 0},
     {VG_OP_KTHVALUE, "transposed (200,300), ties, -0/+0: k 1/17/n/2/n, quantiles", f_kth, 0, 0, 0},
     {VG_OP_KTHVALUE, "NaNs: largest, quantile NaN", f_kth_nan, 0, 0, 0},

@@ -96,5 +96,8 @@ void vg_cu_pool(const vg_opcall *c);      /* pooling + backward, bilinear + back
 void vg_cu_random(const vg_opcall *c);
 void vg_cu_index(const vg_opcall *c);    /* gather, scatter_add, index_select, index_add */
 void vg_cu_select(const vg_opcall *c);   /* kthvalue, sort */
+/* Sorts each row of a (nrows x len u64, ascending) using tmp (as large) as scratch;
+ * returns a or tmp, whichever holds the result. Stream-ordered, no sync. */
+unsigned long long *vg_cu_sort_u64_rows(unsigned long long *a, unsigned long long *tmp, int64_t nrows, int64_t len);
 #endif
 #endif

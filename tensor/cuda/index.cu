@@ -12,10 +12,15 @@
  * Determinism: the scatters use no atomics. The CPU kernel splits the work the same
  * way (a task owns the output elements it writes and adds in index order), so every
  * output element receives the same additions in the same order on both backends and
- * the results are bit-identical, f32 included. The price: the parallelism of
- * scatter_add is the number of index columns (numel(index) / index.shape[dim]), that
- * of index_add is numel(base) / base.shape[dim]; a scatter into one long column runs
- * on one thread.
+ * the results are bit-identical, f32 included. The direct kernels above have as many
+ * threads as index columns (scatter_add: numel(index) / index.shape[dim]) or (outer,
+ * inner) positions (index_add: numel(base) / base.shape[dim]). When those are few
+ * (< 16384) and long (> 256 sources each), e.g. the gradient of a sort of one long
+ * row, a by-destination path takes over: the pairs (destination << 32 | source
+ * position) of each column are sorted (vg_cu_sort_u64_rows), and one thread per
+ * output element finds its run of sources by binary search and adds them in source
+ * order: the same order again, with numel(out) threads, for 16 bytes per index
+ * element of scratch and a sort.
  *
  * An index outside [0, size) traps the kernel (reported at the next CUDA call): the
  * front-ends never pass one, a direct op call must not either. */
@@ -137,6 +142,96 @@ __global__ void k_index_add(ix_geom g, int dim, int64_t size, int dt, int es, ch
   }
 }
 
+/* ---- the by-destination path (few, long columns) ----
+ * pairs[col][j] = dest << 32 | j for each column, sorted per column: the sources of one
+ * destination, in j order, are a contiguous run found by binary search. */
+__global__ void k_scatter_pairs(ix_geom g, int dim, int64_t size, const int64_t *ix, unsigned long long *pairs,
+                                int64_t n) {
+  int64_t along = g.shape[dim];
+  VG_CU_GRID_LOOP(e, n) {
+    int64_t col = e / along, j = e - col * along, rem = col, io = j * g.is[dim];
+    for (int d = g.nd - 1; d >= 0; d--) {
+      if (d == dim) continue;
+      int64_t c = rem % g.shape[d];
+      rem /= g.shape[d];
+      io += c * g.is[d];
+    }
+    int64_t iv = ix[io];
+    if ((uint64_t)iv >= (uint64_t)size) __trap();
+    pairs[e] = (unsigned long long)iv << 32 | (unsigned long long)j;
+  }
+}
+
+/* first position in a[0, n) (ascending) whose value is >= v */
+__device__ __forceinline__ int64_t lower_bound_u64(const unsigned long long *a, int64_t n, unsigned long long v) {
+  int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (a[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* one thread per (column, destination d along dim): adds its sources in j order */
+__global__ void k_scatter_by_dest(ix_geom g, int dim, int64_t size, int dt, int es, char *out, const char *src,
+                                  const unsigned long long *pairs, int64_t ncol) {
+  int64_t along = g.shape[dim];
+  VG_CU_GRID_LOOP(t, ncol * size) {
+    int64_t col = t / size, dst = t - col * size, rem = col, oo = 0, so = 0;
+    for (int d = g.nd - 1; d >= 0; d--) {
+      if (d == dim) continue;
+      int64_t c = rem % g.shape[d];
+      rem /= g.shape[d];
+      so += c * g.xs[d];
+      oo += c * g.os[d];
+    }
+    const unsigned long long *row = pairs + col * along;
+    int64_t p = lower_bound_u64(row, along, (unsigned long long)dst << 32);
+    char *o = out + (oo + dst * g.os[dim]) * es;
+    for (; p < along && (row[p] >> 32) == (unsigned long long)dst; p++) {
+      const char *s = src + (so + (int64_t)(row[p] & 0xffffffffu) * g.xs[dim]) * es;
+      if (dt == VG_F32) *(float *)o += *(const float *)s;
+      else add_elem(o, s, dt);
+    }
+  }
+}
+
+__global__ void k_index_pairs(const int64_t *ix, int64_t ist, int64_t size, unsigned long long *pairs, int64_t K) {
+  VG_CU_GRID_LOOP(k, K) {
+    int64_t iv = ix[k * ist];
+    if ((uint64_t)iv >= (uint64_t)size) __trap();
+    pairs[k] = (unsigned long long)iv << 32 | (unsigned long long)k;
+  }
+}
+
+/* one thread per output element (g.shape = out's shape): adds its sources k in order */
+__global__ void k_index_add_by_dest(ix_geom g, int dim, int dt, int es, char *out, const char *src,
+                                    const unsigned long long *pairs, int64_t K, int64_t n) {
+  VG_CU_GRID_LOOP(t, n) {
+    int64_t rem = t, oo = 0, so = 0, dst = 0;
+    for (int d = g.nd - 1; d >= 0; d--) {
+      int64_t c = rem % g.shape[d];
+      rem /= g.shape[d];
+      oo += c * g.os[d];
+      if (d != dim) so += c * g.xs[d];
+      else dst = c;
+    }
+    int64_t p = lower_bound_u64(pairs, K, (unsigned long long)dst << 32);
+    char *o = out + oo * es;
+    for (; p < K && (pairs[p] >> 32) == (unsigned long long)dst; p++) {
+      const char *s = src + (so + (int64_t)(pairs[p] & 0xffffffffu) * g.xs[dim]) * es;
+      if (dt == VG_F32) *(float *)o += *(const float *)s;
+      else add_elem(o, s, dt);
+    }
+  }
+}
+
+/* the by-destination path when the direct one would run fewer than BYDEST_THREADS
+ * threads, each adding more than BYDEST_ALONG sources in sequence */
+#define BYDEST_THREADS 16384
+#define BYDEST_ALONG 256
+
 static void gather(const vg_opcall *c) {
   const vg_tensor *x = c->in[0], *ix = c->in[1];
   vg_tensor *out = c->out[0];
@@ -207,7 +302,22 @@ static void scatter_add(const vg_opcall *c) {
   strides_of(src, g.xs);
   strides_of(ix, g.is);
   strides_of(out, g.os);
-  int64_t ncol = n / g.shape[dim], size = out->ndim ? out->shape[dim] : 1;
+  int64_t ncol = n / g.shape[dim], size = out->ndim ? out->shape[dim] : 1, along = g.shape[dim];
+  if (ncol < BYDEST_THREADS && along > BYDEST_ALONG && along < ((int64_t)1 << 32) && size < ((int64_t)1 << 31)) {
+    cudaStream_t s = vg_cuda_stream();
+    unsigned long long *a = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
+    unsigned long long *b = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
+    k_scatter_pairs<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(g, dim, size, (const int64_t *)vg_data(ix), a, n);
+    VG_CUDA_LAUNCHED("scatter_add pairs");
+    const unsigned long long *pairs = vg_cu_sort_u64_rows(a, b, ncol, along);
+    k_scatter_by_dest<<<vg_cu_blocks(ncol * size, THREADS), THREADS, 0, s>>>(
+        g, dim, size, (int)out->dtype, (int)vg_dtype_size(out->dtype), (char *)vg_data(out), (const char *)vg_data(src),
+        pairs, ncol);
+    VG_CUDA_LAUNCHED("scatter_add");
+    vg_cuda_free(a);   /* the stream is in order: a later kernel reusing them runs after */
+    vg_cuda_free(b);
+    return;
+  }
   k_scatter_add<<<vg_cu_blocks(ncol, THREADS), THREADS, 0, vg_cuda_stream()>>>(
       g, dim, size, (int)out->dtype, (int)vg_dtype_size(out->dtype), (char *)vg_data(out), (const int64_t *)vg_data(ix),
       (const char *)vg_data(src), ncol);
@@ -235,6 +345,22 @@ static void index_add(const vg_opcall *c) {
   strides_of(src, g.xs);
   strides_of(out, g.os);
   int64_t ist = ix->ndim ? ix->stride[0] : 0;
+  if (n < BYDEST_THREADS && K > BYDEST_ALONG && K < ((int64_t)1 << 32) && out->shape[dim] < ((int64_t)1 << 31)) {
+    cudaStream_t s = vg_cuda_stream();
+    unsigned long long *a = (unsigned long long *)vg_cuda_alloc((size_t)K * sizeof(unsigned long long));
+    unsigned long long *b = (unsigned long long *)vg_cuda_alloc((size_t)K * sizeof(unsigned long long));
+    k_index_pairs<<<vg_cu_blocks(K, THREADS), THREADS, 0, s>>>((const int64_t *)vg_data(ix), ist, out->shape[dim], a, K);
+    VG_CUDA_LAUNCHED("index_add pairs");
+    const unsigned long long *pairs = vg_cu_sort_u64_rows(a, b, 1, K);
+    int64_t nout = vg_numel(out);
+    k_index_add_by_dest<<<vg_cu_blocks(nout, THREADS), THREADS, 0, s>>>(
+        g, dim, (int)out->dtype, (int)vg_dtype_size(out->dtype), (char *)vg_data(out), (const char *)vg_data(src), pairs,
+        K, nout);
+    VG_CUDA_LAUNCHED("index_add");
+    vg_cuda_free(a);
+    vg_cuda_free(b);
+    return;
+  }
   k_index_add<<<vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream()>>>(
       g, dim, out->shape[dim], (int)out->dtype, (int)vg_dtype_size(out->dtype), (char *)vg_data(out),
       (const int64_t *)vg_data(ix), ist, K, (const char *)vg_data(src), n);

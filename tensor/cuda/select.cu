@@ -26,7 +26,9 @@
  * merge passes of doubling width: every element finds its place in the merged run as
  * its position in its own run plus its rank in the partner run (a binary search; the
  * pairs are unique so ranks never collide), ping-ponging between two buffers of
- * nrows*len pairs (16 bytes per element in all). Rows are limited to < 2^32 elements. */
+ * nrows*len pairs (16 bytes per element in all). Rows are limited to < 2^32 elements.
+ * The same tile + merge sort of raw u64 rows is vg_cu_sort_u64_rows (index.cu's
+ * by-destination scatters use it). */
 #include "tensor/cuda/cuda.h"
 #include <math.h>
 
@@ -314,6 +316,49 @@ __global__ void k_sort_write(sort_geom g, const unsigned long long *buf, int64_t
   }
 }
 
+/* sorts each row of buf (nrows x len) in place, one block per tile of SORT_TILE */
+__global__ void k_sort_tile_u64(unsigned long long *buf, int64_t nrows, int64_t len, int P, int64_t ntiles_row) {
+  extern __shared__ unsigned long long s[];
+  int64_t ntiles = nrows * ntiles_row;
+  for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+    int64_t r = tile / ntiles_row, j0 = (tile % ntiles_row) * SORT_TILE;
+    int64_t m = len - j0 < P ? len - j0 : P;
+    unsigned long long *b = buf + r * len + j0;
+    for (int j = threadIdx.x; j < P; j += blockDim.x) s[j] = j < m ? b[j] : ~0ull;
+    __syncthreads();
+    bitonic_sort(s, P);
+    for (int j = threadIdx.x; j < m; j += blockDim.x) b[j] = s[j];
+    __syncthreads();
+  }
+}
+
+/* merge passes over rows whose tiles of SORT_TILE are sorted; a and b hold nrows*len
+ * pairs each; returns the one holding the sorted rows */
+static unsigned long long *merge_rows(unsigned long long *a, unsigned long long *b, int64_t nrows, int64_t len) {
+  cudaStream_t s = vg_cuda_stream();
+  int64_t n = nrows * len;
+  for (int64_t w = SORT_TILE; w < len; w *= 2) {
+    k_sort_merge<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(a, b, nrows, len, w);
+    VG_CUDA_LAUNCHED("sort merge");
+    unsigned long long *t = a;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+unsigned long long *vg_cu_sort_u64_rows(unsigned long long *a, unsigned long long *tmp, int64_t nrows, int64_t len) {
+  if (nrows <= 0 || len <= 1) return a;
+  int P = 2;
+  while (P < len && P < SORT_TILE) P <<= 1;
+  int threads = P / 2 < 32 ? 32 : (P / 2 > 1024 ? 1024 : P / 2);
+  int64_t ntiles_row = (len + SORT_TILE - 1) / SORT_TILE, ntiles = nrows * ntiles_row;
+  unsigned nb = (unsigned)(ntiles < 65535 * 16 ? ntiles : 65535 * 16);
+  k_sort_tile_u64<<<nb, threads, (size_t)P * sizeof(unsigned long long), vg_cuda_stream()>>>(a, nrows, len, P, ntiles_row);
+  VG_CUDA_LAUNCHED("sort tiles");
+  return merge_rows(a, tmp, nrows, len);
+}
+
 /* in[0] = x (f32, any layout); out[0] = i64 indices, x's shape with i[2] along dim;
  * i = {dim, descending, keep} */
 static void sort_op(const vg_opcall *c) {
@@ -362,14 +407,8 @@ static void sort_op(const vg_opcall *c) {
   unsigned nb = (unsigned)(ntiles < 65535 * 16 ? ntiles : 65535 * 16);
   k_sort_tile<<<nb, 1024, SORT_TILE * sizeof(unsigned long long), s>>>(g, xp, op, a, SORT_TILE, ntiles_row, 0);
   VG_CUDA_LAUNCHED("sort tiles");
-  for (int64_t w = SORT_TILE; w < g.len; w *= 2) {
-    k_sort_merge<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(a, b, g.nrows, g.len, w);
-    VG_CUDA_LAUNCHED("sort merge");
-    unsigned long long *t = a;
-    a = b;
-    b = t;
-  }
-  k_sort_write<<<vg_cu_blocks(g.nrows * g.keep, THREADS), THREADS, 0, s>>>(g, a, op);
+  unsigned long long *sorted = merge_rows(a, b, g.nrows, g.len);
+  k_sort_write<<<vg_cu_blocks(g.nrows * g.keep, THREADS), THREADS, 0, s>>>(g, sorted, op);
   VG_CUDA_LAUNCHED("sort write");
   vg_cuda_free(a);   /* the stream is in order: later kernels that reuse them run after */
   vg_cuda_free(b);
