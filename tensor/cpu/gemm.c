@@ -1,14 +1,15 @@
-/* The GEMM driver (BLIS loop order jc -> pc -> [ic x jr tasks] -> jr -> ir), the
- * strided packer, the scalar micro-kernel and the reference triple loop.
+/* The GEMM driver, the strided packer, the scalar micro-kernel and the reference
+ * triple loop.
  *
- * Blocking: K is cut into balanced blocks of at most KC (the B sliver, KC x NR, stays in
- * L1), M into balanced blocks of at most MC rounded to MR (the packed A block, MC x KC,
- * stays in L2), N into panels of at most NC (the packed B panel, KC x NC, shared in L3)
- * and each panel into groups of at most NG columns. One task = one (MC block, NG group)
- * tile of C for one K block; the tasks of a K block run in parallel, K blocks one after
- * another. When a panel has several N groups, the A blocks of a K block are packed once
- * (with the B panel) and shared by the tasks instead of repacked by each. Every size
- * depends on (M, N, K, ISA) only, never on the thread count. */
+ * Blocking: K is cut into balanced blocks of at most KC (a B sliver, KC x NR, stays in
+ * L1), M into balanced blocks of at most MC rounded to MR (a packed A block, MC x KC,
+ * stays in L2), N into groups of at most NG columns. A is packed once, every (M block,
+ * K block), before the tasks start. One task = one N group (or, when N is narrow, one
+ * N group x a range of M blocks): for each K block in order it packs its B slivers into
+ * its thread's scratch and runs the micro-kernel over its A blocks, so one GEMM is two
+ * parallel passes (pack A, compute) with no barrier per K block. Each C element is summed
+ * K block after K block, in the same order for any grouping, and every size depends on
+ * (M, N, K, ISA) only, never on the thread count. */
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/gemm_kernels.h"
 #include "tensor/cpu/isa.h"
@@ -20,7 +21,7 @@
 typedef struct {
   vg_gemm_ukr ukr;
   int mr, nr;
-  int64_t kc_max, mc_max, nc_max, ng_max;
+  int64_t kc_max, mc_max, ng_max;
 } vg_gemm_cfg;
 
 static int scalar_mr = 4, scalar_nr = 8;
@@ -56,18 +57,18 @@ static vg_gemm_cfg pick_cfg(void) {
   vg_gemm_cfg c;
   switch (vg_cpu_isa()) {
     case VG_ISA_AVX512:
-      c = (vg_gemm_cfg){vg_gemm_ukr_avx512, VG_UKR_AVX512_MR, VG_UKR_AVX512_NR, 256, 144, 4096, 512};
+      c = (vg_gemm_cfg){vg_gemm_ukr_avx512, VG_UKR_AVX512_MR, VG_UKR_AVX512_NR, 256, 144, 512};
       return c;
     case VG_ISA_AVX2:
-      c = (vg_gemm_cfg){vg_gemm_ukr_avx2, VG_UKR_AVX2_MR, VG_UKR_AVX2_NR, 256, 144, 4096, 512};
+      c = (vg_gemm_cfg){vg_gemm_ukr_avx2, VG_UKR_AVX2_MR, VG_UKR_AVX2_NR, 256, 144, 512};
       return c;
     case VG_ISA_SCALAR:
       break;
   }
   if (scalar_mr == 4 && scalar_nr == 8)
-    c = (vg_gemm_cfg){ukr_scalar_4x8, 4, 8, 256, 128, 2048, 256};
+    c = (vg_gemm_cfg){ukr_scalar_4x8, 4, 8, 256, 128, 256};
   else
-    c = (vg_gemm_cfg){ukr_scalar_any, scalar_mr, scalar_nr, 256, 12 * scalar_mr, 2048, 8 * scalar_nr};
+    c = (vg_gemm_cfg){ukr_scalar_any, scalar_mr, scalar_nr, 256, 12 * scalar_mr, 8 * scalar_nr};
   return c;
 }
 
@@ -113,61 +114,55 @@ void vg_gemm_pack_strided(const void *ctx, int64_t x0, int64_t xn, int64_t k0, i
 typedef struct {
   const vg_gemm_problem *p;
   vg_gemm_cfg cfg;
-  int64_t jc, nc, k0, kc, mcb, ngb, ngroups;
-  float beta;
-  const float *bias;
-  float *bp;
-  float *ap;                     /* all M blocks of A for this K block, or NULL */
-  int64_t mblocks;
-} vg_gemm_step;
+  int64_t kcb, nk;               /* K block size, number of K blocks */
+  int64_t mcb, mblocks;          /* M block size (a multiple of mr), number of M blocks */
+  int64_t ngb, ngroups;          /* N group size (a multiple of nr), number of N groups */
+  int64_t msplit;                /* M ranges per N group (1 unless N is small) */
+  float *ap;                     /* packed A: block (mb, kb) at (mb * nk + kb) * mcb * kcb */
+} vg_gemm_plan;
 
-#define VG_PACK_B_SLIVERS 8      /* B slivers per packing task */
-
-/* Packing tasks of one (panel, K block) step: [0, mblocks) pack A block t into the
- * shared s->ap when it is set (A would otherwise be packed once per N group), the rest
- * pack VG_PACK_B_SLIVERS slivers of the B panel each. */
-static void pack_task(void *vctx, int64_t b, int64_t e, int tid) {
+/* Packs A block (mb, kb) for t = mb * nk + kb. */
+static void pack_a_task(void *vctx, int64_t b, int64_t e, int tid) {
   (void)tid;
-  const vg_gemm_step *s = vctx;
+  const vg_gemm_plan *s = vctx;
   const vg_gemm_problem *p = s->p;
-  const int mr = s->cfg.mr, nr = s->cfg.nr;
-  const int64_t na = s->ap ? s->mblocks : 0;
   for (int64_t t = b; t < e; t++) {
-    if (t < na) {
-      int64_t i0 = t * s->mcb;
-      p->pack_a(p->a_ctx, i0, min64(s->mcb, p->M - i0), p->k_begin + s->k0, s->kc, mr, s->ap + i0 * s->kc);
-    } else {
-      int64_t sl = (t - na) * VG_PACK_B_SLIVERS, j = sl * nr;
-      int64_t n = min64(s->nc - j, VG_PACK_B_SLIVERS * nr);
-      p->pack_b(p->b_ctx, s->jc + j, n, p->k_begin + s->k0, s->kc, nr, s->bp + sl * s->kc * nr);
-    }
+    int64_t i0 = (t / s->nk) * s->mcb, k0 = (t % s->nk) * s->kcb;
+    p->pack_a(p->a_ctx, i0, min64(s->mcb, p->M - i0), p->k_begin + k0, min64(s->kcb, p->K - k0),
+              s->cfg.mr, s->ap + t * s->mcb * s->kcb);
   }
 }
 
+/* Task t = (N group g, M range r): for each K block in order, pack the group's B slivers
+ * into this thread's scratch and run the micro-kernel over the range's packed A blocks. */
 static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
   (void)tid;
-  const vg_gemm_step *s = vctx;
+  const vg_gemm_plan *s = vctx;
   const vg_gemm_problem *p = s->p;
   const int mr = s->cfg.mr, nr = s->cfg.nr;
-  const int64_t kc = s->kc;
+  float *bp = vg_cpu_scratch(VG_SCRATCH_GEMM_B, (size_t)(s->kcb * s->ngb));
   for (int64_t t = b; t < e; t++) {
-    int64_t i0 = (t / s->ngroups) * s->mcb, mc = min64(s->mcb, p->M - i0);
-    int64_t j0 = (t % s->ngroups) * s->ngb, ng = min64(s->ngb, s->nc - j0);
-    float *ap;
-    if (s->ap) {
-      ap = s->ap + i0 * kc;
-    } else {
-      ap = vg_cpu_scratch(VG_SCRATCH_GEMM_A, (size_t)(kc * cdiv(mc, mr) * mr));
-      p->pack_a(p->a_ctx, i0, mc, p->k_begin + s->k0, kc, mr, ap);
-    }
-    for (int64_t jj = 0; jj < ng; jj += nr) {
-      int n = (int)min64(nr, ng - jj);
-      const float *bs = s->bp + (j0 + jj) / nr * kc * nr;
-      float *cj = p->C + s->jc + j0 + jj;
-      for (int64_t ii = 0; ii < mc; ii += mr) {
-        int m = (int)min64(mr, mc - ii);
-        s->cfg.ukr(kc, ap + ii * kc, bs, cj + (i0 + ii) * p->ldc, p->ldc, m, n, p->alpha,
-                   s->beta, s->bias ? s->bias + i0 + ii : NULL);
+    const int64_t g = t / s->msplit, r = t % s->msplit;
+    const int64_t j0 = g * s->ngb, ng = min64(s->ngb, p->N - j0);
+    const int64_t mb0 = r * s->mblocks / s->msplit, mb1 = (r + 1) * s->mblocks / s->msplit;
+    for (int64_t kb = 0; kb < s->nk; kb++) {
+      const int64_t k0 = kb * s->kcb, kc = min64(s->kcb, p->K - k0);
+      const float beta = kb == 0 ? p->beta : 1.0f;
+      const float *bias = kb == 0 ? p->row_bias : NULL;
+      p->pack_b(p->b_ctx, j0, ng, p->k_begin + k0, kc, nr, bp);
+      for (int64_t mb = mb0; mb < mb1; mb++) {
+        const int64_t i0 = mb * s->mcb, mc = min64(s->mcb, p->M - i0);
+        const float *ap = s->ap + (mb * s->nk + kb) * s->mcb * s->kcb;
+        for (int64_t jj = 0; jj < ng; jj += nr) {
+          int n = (int)min64(nr, ng - jj);
+          const float *bs = bp + jj / nr * kc * nr;
+          float *cj = p->C + j0 + jj;
+          for (int64_t ii = 0; ii < mc; ii += mr) {
+            int m = (int)min64(mr, mc - ii);
+            s->cfg.ukr(kc, ap + ii * kc, bs, cj + (i0 + ii) * p->ldc, p->ldc, m, n, p->alpha, beta,
+                       bias ? bias + i0 + ii : NULL);
+          }
+        }
       }
     }
   }
@@ -190,34 +185,32 @@ static void scale_c(const vg_gemm_problem *p) {
   }
 }
 
+#define VG_GEMM_TASKS 32         /* tasks to aim for (load balance); never thread-dependent */
+
 void vg_gemm_run(const vg_gemm_problem *p) {
   VG_ASSERT(p->M >= 0 && p->N >= 0 && p->K >= 0);
   if (p->M == 0 || p->N == 0) return;
   if (p->K == 0 || p->alpha == 0.0f) { scale_c(p); return; }
-  vg_gemm_step s = {.p = p, .cfg = pick_cfg()};
+  vg_gemm_plan s = {.p = p, .cfg = pick_cfg()};
   const int mr = s.cfg.mr, nr = s.cfg.nr;
   const int serial = (double)p->M * p->N * p->K < 48.0 * 48 * 48;
-  const int64_t kcb = balanced(p->K, s.cfg.kc_max, 1);
-  const int64_t ncb = balanced(p->N, s.cfg.nc_max, nr);
+  s.kcb = balanced(p->K, s.cfg.kc_max, 1);
+  s.nk = cdiv(p->K, s.kcb);
   s.mcb = balanced(p->M, s.cfg.mc_max, mr);
   s.mblocks = cdiv(p->M, s.mcb);
-  float *bp = vg_cpu_scratch(VG_SCRATCH_GEMM_B, (size_t)(kcb * ncb));
-  s.bp = bp;
-  for (s.jc = 0; s.jc < p->N; s.jc += ncb) {
-    s.nc = min64(ncb, p->N - s.jc);
-    s.ngb = balanced(s.nc, s.cfg.ng_max, nr);
-    s.ngroups = cdiv(s.nc, s.ngb);
-    /* several N groups share each A block: pack A once per step on the caller's A
-     * scratch (the compute tasks then take no A scratch of their own) */
-    s.ap = s.ngroups > 1 ? vg_cpu_scratch(VG_SCRATCH_GEMM_A, (size_t)(s.mblocks * s.mcb * kcb)) : NULL;
-    for (s.k0 = 0; s.k0 < p->K; s.k0 += kcb) {
-      s.kc = min64(kcb, p->K - s.k0);
-      s.beta = s.k0 == 0 ? p->beta : 1.0f;
-      s.bias = s.k0 == 0 ? p->row_bias : NULL;
-      run_range(serial, (s.ap ? s.mblocks : 0) + cdiv(cdiv(s.nc, nr), VG_PACK_B_SLIVERS), 1, pack_task, &s);
-      run_range(serial, s.mblocks * s.ngroups, 1, compute_task, &s);
-    }
+  /* N groups of at most ng_max columns, narrower (down to 4 slivers) when that leaves
+   * fewer than VG_GEMM_TASKS groups; then M ranges when N is still too narrow */
+  s.ngb = balanced(p->N, s.cfg.ng_max, nr);
+  if (cdiv(p->N, s.ngb) < VG_GEMM_TASKS) {
+    int64_t narrow = cdiv(cdiv(p->N, VG_GEMM_TASKS), nr) * nr;
+    s.ngb = min64(s.ngb, narrow > 4 * nr ? narrow : 4 * nr);
   }
+  s.ngroups = cdiv(p->N, s.ngb);
+  s.msplit = s.ngroups >= VG_GEMM_TASKS ? 1 : min64(s.mblocks, cdiv(VG_GEMM_TASKS, s.ngroups));
+  /* A is packed once, all blocks, on the caller's A scratch (the tasks read it) */
+  s.ap = vg_cpu_scratch(VG_SCRATCH_GEMM_A, (size_t)(s.mblocks * s.nk * s.mcb * s.kcb));
+  run_range(serial, s.mblocks * s.nk, 1, pack_a_task, &s);
+  run_range(serial, s.ngroups * s.msplit, 1, compute_task, &s);
 }
 
 void vg_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
