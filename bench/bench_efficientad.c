@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
     if (!strchr(sizes, "SM"[i]) && !strchr(sizes, "sm"[i])) continue;
     result r;
     if (!run(size, threads, reps, warmup, reps16, &r)) { rc = 1; continue; }
-    printf("%-12s %12lld %12.1f %10.1f %14.2f\n", i == 0 ? "EfficientAD-S" : "EfficientAD-M",
+    printf("%-12s %12lld %12.1f %10.1f %14.3f\n", i == 0 ? "EfficientAD-S" : "EfficientAD-M",
            (long long)r.params, r.b1_mean, r.b1_median, r.b16_img_s);
     fflush(stdout);
   }

@@ -73,7 +73,7 @@ def main():
         t16 = time_batch(m, 16, warmup if reps16 > 1 else 0, reps16) if reps16 > 0 else []
         b1_mean, b1_med = 1e3 * sum(t1) / len(t1), 1e3 * statistics.median(t1)
         b16 = 16.0 * len(t16) / sum(t16) if t16 else 0.0
-        print("%-12s %12d %12.1f %10.1f %14.2f" % ("EfficientAD-" + tag.upper(), params, b1_mean, b1_med, b16),
+        print("%-12s %12d %12.1f %10.1f %14.3f" % ("EfficientAD-" + tag.upper(), params, b1_mean, b1_med, b16),
               flush=True)
         for name, value, unit in (("b1_latency_mean_ms", b1_mean, "ms"), ("b1_latency_median_ms", b1_med, "ms"),
                                   ("b16_throughput_img_s", b16, "images/s"), ("params", params, "parameters")):
