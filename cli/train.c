@@ -47,7 +47,8 @@ static int train_usage(FILE *f) {
     "  a method whose config has \"seed\", \"category\" or \"iters_per_epoch\" gets --seed, the data category and\n"
     "  the training loader's batches per epoch there unless the key is set (CFLOW-AD: meta-epoch = one pass)\n"
     "training:\n"
-    "  --steps N | --epochs N   number of iterations (default: the method's)\n"
+    "  --steps N | --epochs N   number of iterations (default: the method's; on the synthetic default without\n"
+    "                        --steps/--epochs/--batch: a short CPU schedule of the method, e.g. fastflow 12 x 8)\n"
     "  --batch N             batch size (default: the method's)\n"
     "  --seed N              seed for shuffling and the method's RNG (default 0)\n"
     "  --workers N           loader threads (default 2)\n"
@@ -261,6 +262,12 @@ int vg_cli_train(int argc, char **argv) {
      * data category, and the training loader's batches per epoch (drop_last when the
      * split holds a batch); the method is rebuilt only when one of them changes */
     if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+    if (!data && steps < 0 && epochs < 0 && batch < 0 && m->quick_steps > 0) {
+      steps = m->quick_steps;
+      if (m->quick_batch > 0) batch = m->quick_batch;
+      fprintf(stderr, "vigil train: synthetic default: the short CPU schedule, %lld steps of batch %lld (a smoke run, "
+                      "not the paper's; give --steps/--epochs/--batch for more)\n", (long long)steps, (long long)batch);
+    }
     cfg.train.batch = (int)(batch > 0 ? batch : m->train_batch);
     const vg_json *mc = cfg.method_config;
     int64_t have_i;

@@ -81,6 +81,11 @@ struct vg_method {
   int train_channels;          /* channels of a training sample (3, or 6 for two views) */
   int train_batch;             /* the method's default batch size */
   int64_t default_steps;       /* default number of train_step calls */
+  /* The short CPU schedule `vigil train` uses on the synthetic default (no --data) when
+   * neither --steps/--epochs nor --batch is given, so a fresh clone finishes in minutes
+   * on 2 cores (0 = the method's full default). Not a paper schedule. */
+  int64_t quick_steps;
+  int quick_batch;
   vg_transform_fn train_transform, test_transform;
   void *transform_user;
   bool random_backbone;        /* true when no pretrained weights were given */
