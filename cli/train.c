@@ -261,13 +261,17 @@ int vg_cli_train(int argc, char **argv) {
     /* keys the CLI fills in when the method has them and they were not given: seed, the
      * data category, and the training loader's batches per epoch (drop_last when the
      * split holds a batch); the method is rebuilt only when one of them changes */
-    if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
-    if (!data && steps < 0 && epochs < 0 && batch < 0 && m->quick_steps > 0) {
-      steps = m->quick_steps;
-      if (m->quick_batch > 0) batch = m->quick_batch;
-      fprintf(stderr, "vigil train: synthetic default: the short CPU schedule, %lld steps of batch %lld (a smoke run, "
-                      "not the paper's; give --steps/--epochs/--batch for more)\n", (long long)steps, (long long)batch);
+    vg_method_quick q;
+    if (!data && steps < 0 && epochs < 0 && batch < 0 && vg_method_quick_schedule(method, &q)) {
+      steps = q.steps;
+      batch = q.batch;
+      bool bb = q.backbone && !vg_run_ov_has(&base, "backbone");
+      if (bb) vg_run_ov_set_str(&base, "backbone", q.backbone);
+      fprintf(stderr, "vigil train: synthetic default: the short CPU schedule, %lld steps of batch %lld%s%s (a smoke run, "
+                      "not the paper's; give --steps/--epochs/--batch for more)\n", (long long)steps, (long long)batch,
+              bb ? ", backbone " : "", bb ? q.backbone : "");
     }
+    if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
     cfg.train.batch = (int)(batch > 0 ? batch : m->train_batch);
     const vg_json *mc = cfg.method_config;
     int64_t have_i;

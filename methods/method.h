@@ -81,11 +81,6 @@ struct vg_method {
   int train_channels;          /* channels of a training sample (3, or 6 for two views) */
   int train_batch;             /* the method's default batch size */
   int64_t default_steps;       /* default number of train_step calls */
-  /* The short CPU schedule `vigil train` uses on the synthetic default (no --data) when
-   * neither --steps/--epochs nor --batch is given, so a fresh clone finishes in minutes
-   * on 2 cores (0 = the method's full default). Not a paper schedule. */
-  int64_t quick_steps;
-  int quick_batch;
   vg_transform_fn train_transform, test_transform;
   void *transform_user;
   bool random_backbone;        /* true when no pretrained weights were given */
@@ -100,6 +95,12 @@ typedef vg_status (*vg_method_ctor)(const vg_json *cfg, vg_method **out);
 vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out);
 const char *const *vg_method_names(void);   /* NULL-terminated */
 void vg_method_free(vg_method *m);          /* NULL ok */
+/* The short CPU schedule `vigil train` uses on the synthetic default (no --data) when
+ * none of --steps/--epochs/--batch is given, so a fresh clone finishes in minutes on 2
+ * cores: steps of batch, and (when not NULL) a backbone unless --backbone is given.
+ * Not a paper schedule. false = the method has none (its defaults apply). */
+typedef struct { int64_t steps; int batch; const char *backbone; } vg_method_quick;
+bool vg_method_quick_schedule(const char *name, vg_method_quick *out);
 /* The usual save(): vg_nn_checkpoint_save of net + opt with the method's config JSON. */
 vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net, vg_optim *opt, const char *path);
 #endif

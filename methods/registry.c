@@ -8,15 +8,20 @@
 #include "methods/cflow/cflow.h"
 #include "methods/efficientad/efficientad.h"
 
-typedef struct { const char *name; vg_method_ctor ctor; } vg_method_entry;
+typedef struct {
+  const char *name;
+  vg_method_ctor ctor;
+  vg_method_quick quick;   /* the synthetic-default CPU schedule (steps 0 = none) */
+} vg_method_entry;
 
 /* Constructors are declared in each method's header; listed here by name. */
 static const vg_method_entry vg_methods[] = {
-  { "meanimage", vg_meanimage_new },
-  { "fastflow", vg_fastflow_new },
-  { "cflow", vg_cflow_new },
-  { "efficientad", vg_efficientad_new },
-  { NULL, NULL }
+  { "meanimage", vg_meanimage_new, {0, 0, NULL} },
+  { "fastflow", vg_fastflow_new, {12, 8, NULL} },
+  /* resnet18: building WRN50's soft permutations (SO(2048) rotations) alone takes minutes */
+  { "cflow", vg_cflow_new, {8, 16, "resnet18"} },
+  { "efficientad", vg_efficientad_new, {40, 1, NULL} },
+  { NULL, NULL, {0, 0, NULL} }
 };
 
 const char *const *vg_method_names(void) {
@@ -32,6 +37,15 @@ vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out
   for (size_t i = 0; vg_methods[i].name; i++)
     if (!strcmp(vg_methods[i].name, name)) return vg_methods[i].ctor(cfg, out);
   return vg_fail(VG_ERR_ARG, "unknown method '%s' (known: see vigil --help)", name ? name : "(null)");
+}
+
+bool vg_method_quick_schedule(const char *name, vg_method_quick *out) {
+  for (size_t i = 0; vg_methods[i].name; i++)
+    if (!strcmp(vg_methods[i].name, name) && vg_methods[i].quick.steps > 0) {
+      *out = vg_methods[i].quick;
+      return true;
+    }
+  return false;
 }
 
 void vg_method_free(vg_method *m) {

@@ -450,8 +450,6 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   m->base.train_channels = 3;
   m->base.train_batch = m->batch;
   m->base.default_steps = (int64_t)meta * sub * iters;
-  m->base.quick_steps = 8;
-  m->base.quick_batch = 16;
   m->base.train_transform = m->base.test_transform = vg_imagenet_transform;
   *out = &m->base;
   return VG_OK;

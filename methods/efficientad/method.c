@@ -614,8 +614,6 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   m->base.train_channels = 3;
   m->base.train_batch = (int)m->batch;
   m->base.default_steps = m->steps;
-  m->base.quick_steps = 40;
-  m->base.quick_batch = 1;
   m->base.train_transform = m->base.test_transform = vg_default_transform;
   /* no pretrained weights anywhere = numbers not comparable to the paper */
   m->base.random_backbone = !strcmp(m->teacher, "random") || (!m->teacher[0] && !m->distill_weights[0]);

@@ -280,8 +280,6 @@ vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
   m->base.train_channels = 3;
   m->base.train_batch = m->batch;
   m->base.default_steps = m->steps;
-  m->base.quick_steps = 12;
-  m->base.quick_batch = 8;
   m->base.train_transform = m->base.test_transform = vg_imagenet_transform;
   *out = &m->base;
   return VG_OK;
