@@ -62,14 +62,14 @@ __global__ void k_bias(float *out, const float *b, int64_t O, int64_t L, int64_t
 static void launch_im2col(const cu_geom &g, int64_t nimg, const float *x, float *cols) {
   int64_t n = nimg * g.C * g.kh * g.kw * g.OH * g.OW;
   if (n == 0) return;
-  k_im2col<<<vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream()>>>(g, nimg, x, cols);
+  VG_CU_LAUNCH(k_im2col, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, x, cols);
   VG_CUDA_LAUNCHED("im2col");
 }
 
 static void launch_col2im(const cu_geom &g, int64_t nimg, const float *cols, float *x) {
   int64_t n = nimg * g.C * g.H * g.W;
   if (n == 0) return;
-  k_col2im<<<vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream()>>>(g, nimg, cols, x);
+  VG_CU_LAUNCH(k_col2im, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, cols, x);
   VG_CUDA_LAUNCHED("col2im");
 }
 
@@ -91,7 +91,7 @@ static void conv_op(const vg_opcall *c) {
       void *tb;
       const float *pb = (const float *)vg_cu_contig(c->in[2], &tb);
       int64_t n = vg_numel(out);
-      k_bias<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>((float *)vg_data(out), pb, O, L, n);
+      VG_CU_LAUNCH(k_bias, vg_cu_blocks(n, THREADS), THREADS, 0, s)((float *)vg_data(out), pb, O, L, n);
       VG_CUDA_LAUNCHED("conv2d bias");
       vg_cuda_free(tb);
     }
@@ -122,7 +122,7 @@ static void conv_op(const vg_opcall *c) {
       if (c->nin > 2 && c->in[2]) {
         const float *pb = (const float *)vg_cu_contig(c->in[2], &t2);
         int64_t n = N * O * L;
-        k_bias<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(py, pb, O, L, n);
+        VG_CU_LAUNCH(k_bias, vg_cu_blocks(n, THREADS), THREADS, 0, s)(py, pb, O, L, n);
         VG_CUDA_LAUNCHED("conv2d bias");
       }
       break;

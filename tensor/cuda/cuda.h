@@ -51,6 +51,11 @@ const char *vg_cublas_error_name(cublasStatus_t s);
     VG_ABORT("CUDA kernel %s failed: %s", what, cudaGetErrorString(e_)); } } while (0)
 
 /* ---- shared by the kernel files ---- */
+/* Every kernel launch is written VG_CU_LAUNCH(kernel, grid, block, shared_bytes, stream)(args),
+ * so the host emulator (VG_CUDA_EMU, tensor/cuda/emu/) can compile the same sources. */
+#ifndef VG_CU_LAUNCH
+#define VG_CU_LAUNCH(k, grid, block, shm, st) k<<<(grid), (block), (shm), (st)>>>
+#endif
 #define VG_CU_MAXOP 4
 /* Strided N-operand iteration: operand 0 is the output; inputs broadcast to its shape;
  * dims coalesced where all operands allow. Strides in elements. */

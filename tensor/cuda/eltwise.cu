@@ -39,13 +39,13 @@ void vg_cu_copy_dd(const vg_tensor *out, const vg_tensor *in) {
       return;
     }
     switch (vg_dtype_size(out->dtype)) {
-      case 1: k_copy_same<uint8_t><<<nb, THREADS, 0, s>>>(it, (uint8_t *)vg_data(out), (const uint8_t *)vg_data(in)); break;
-      case 2: k_copy_same<uint16_t><<<nb, THREADS, 0, s>>>(it, (uint16_t *)vg_data(out), (const uint16_t *)vg_data(in)); break;
-      case 4: k_copy_same<uint32_t><<<nb, THREADS, 0, s>>>(it, (uint32_t *)vg_data(out), (const uint32_t *)vg_data(in)); break;
-      default: k_copy_same<uint64_t><<<nb, THREADS, 0, s>>>(it, (uint64_t *)vg_data(out), (const uint64_t *)vg_data(in)); break;
+      case 1: VG_CU_LAUNCH(k_copy_same<uint8_t>, nb, THREADS, 0, s)(it, (uint8_t *)vg_data(out), (const uint8_t *)vg_data(in)); break;
+      case 2: VG_CU_LAUNCH(k_copy_same<uint16_t>, nb, THREADS, 0, s)(it, (uint16_t *)vg_data(out), (const uint16_t *)vg_data(in)); break;
+      case 4: VG_CU_LAUNCH(k_copy_same<uint32_t>, nb, THREADS, 0, s)(it, (uint32_t *)vg_data(out), (const uint32_t *)vg_data(in)); break;
+      default: VG_CU_LAUNCH(k_copy_same<uint64_t>, nb, THREADS, 0, s)(it, (uint64_t *)vg_data(out), (const uint64_t *)vg_data(in)); break;
     }
   } else {
-    k_copy_cast<<<nb, THREADS, 0, s>>>(it, (char *)vg_data(out), (int)out->dtype, (int)vg_dtype_size(out->dtype),
+    VG_CU_LAUNCH(k_copy_cast, nb, THREADS, 0, s)(it, (char *)vg_data(out), (int)out->dtype, (int)vg_dtype_size(out->dtype),
                                        (const char *)vg_data(in), (int)in->dtype, (int)vg_dtype_size(in->dtype));
   }
   VG_CUDA_LAUNCHED("copy");
@@ -150,7 +150,7 @@ void vg_cu_eltwise(const vg_opcall *c) {
       const vg_tensor *ops[1] = {out};
       vg_cu_iter_init(&it, 1, ops);
       if (it.n == 0) return;
-      k_fill<<<vg_cu_blocks(it.n, THREADS), THREADS, 0, s>>>(it, (char *)vg_data(out), (int)out->dtype,
+      VG_CU_LAUNCH(k_fill, vg_cu_blocks(it.n, THREADS), THREADS, 0, s)(it, (char *)vg_data(out), (int)out->dtype,
                                                              (int)vg_dtype_size(out->dtype), c->f[0]);
       VG_CUDA_LAUNCHED("fill");
       return;
@@ -158,7 +158,7 @@ void vg_cu_eltwise(const vg_opcall *c) {
     case VG_OP_ARANGE: {
       int64_t n = vg_numel(out);
       if (n == 0) return;
-      k_arange<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>((char *)vg_data(out), (int)out->dtype,
+      VG_CU_LAUNCH(k_arange, vg_cu_blocks(n, THREADS), THREADS, 0, s)((char *)vg_data(out), (int)out->dtype,
                                                             (int)vg_dtype_size(out->dtype), n, c->f[0], c->f[1]);
       VG_CUDA_LAUNCHED("arange");
       return;
@@ -167,7 +167,7 @@ void vg_cu_eltwise(const vg_opcall *c) {
       const vg_tensor *ops[4] = {out, c->in[0], c->in[1], c->in[2]};
       vg_cu_iter_init(&it, 4, ops);
       if (it.n == 0) return;
-      k_where<<<vg_cu_blocks(it.n, THREADS), THREADS, 0, s>>>(it, (float *)vg_data(out), (const uint8_t *)vg_data(c->in[0]),
+      VG_CU_LAUNCH(k_where, vg_cu_blocks(it.n, THREADS), THREADS, 0, s)(it, (float *)vg_data(out), (const uint8_t *)vg_data(c->in[0]),
                                                               (const float *)vg_data(c->in[1]), (const float *)vg_data(c->in[2]));
       VG_CUDA_LAUNCHED("where");
       return;
@@ -177,7 +177,7 @@ void vg_cu_eltwise(const vg_opcall *c) {
       const vg_tensor *ops[3] = {out, c->in[0], c->in[1]};
       vg_cu_iter_init(&it, 3, ops);
       if (it.n == 0) return;
-      k_binary<<<vg_cu_blocks(it.n, THREADS), THREADS, 0, s>>>(it, (int)c->op, vg_data(out), (const float *)vg_data(c->in[0]),
+      VG_CU_LAUNCH(k_binary, vg_cu_blocks(it.n, THREADS), THREADS, 0, s)(it, (int)c->op, vg_data(out), (const float *)vg_data(c->in[0]),
                                                                (const float *)vg_data(c->in[1]), (float)c->f[1]);
       VG_CUDA_LAUNCHED(vg_op_name(c->op));
       return;
@@ -186,7 +186,7 @@ void vg_cu_eltwise(const vg_opcall *c) {
       const vg_tensor *ops[2] = {out, c->in[0]};
       vg_cu_iter_init(&it, 2, ops);
       if (it.n == 0) return;
-      k_unary<<<vg_cu_blocks(it.n, THREADS), THREADS, 0, s>>>(it, (int)c->op, (float *)vg_data(out),
+      VG_CU_LAUNCH(k_unary, vg_cu_blocks(it.n, THREADS), THREADS, 0, s)(it, (int)c->op, (float *)vg_data(out),
                                                               (const float *)vg_data(c->in[0]), (float)c->f[0], (float)c->f[1]);
       VG_CUDA_LAUNCHED(vg_op_name(c->op));
       return;

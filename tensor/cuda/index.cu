@@ -252,10 +252,10 @@ static void gather(const vg_opcall *c) {
   unsigned nb = vg_cu_blocks(n, THREADS);
   size_t es = vg_dtype_size(x->dtype);
   switch (es) {
-    case 1: k_gather<uint8_t><<<nb, THREADS, 0, s>>>(g, dim, size, (const uint8_t *)vg_data(x), (const int64_t *)vg_data(ix), (uint8_t *)vg_data(out), n); break;
-    case 2: k_gather<uint16_t><<<nb, THREADS, 0, s>>>(g, dim, size, (const uint16_t *)vg_data(x), (const int64_t *)vg_data(ix), (uint16_t *)vg_data(out), n); break;
-    case 4: k_gather<uint32_t><<<nb, THREADS, 0, s>>>(g, dim, size, (const uint32_t *)vg_data(x), (const int64_t *)vg_data(ix), (uint32_t *)vg_data(out), n); break;
-    default: k_gather<uint64_t><<<nb, THREADS, 0, s>>>(g, dim, size, (const uint64_t *)vg_data(x), (const int64_t *)vg_data(ix), (uint64_t *)vg_data(out), n); break;
+    case 1: VG_CU_LAUNCH(k_gather<uint8_t>, nb, THREADS, 0, s)(g, dim, size, (const uint8_t *)vg_data(x), (const int64_t *)vg_data(ix), (uint8_t *)vg_data(out), n); break;
+    case 2: VG_CU_LAUNCH(k_gather<uint16_t>, nb, THREADS, 0, s)(g, dim, size, (const uint16_t *)vg_data(x), (const int64_t *)vg_data(ix), (uint16_t *)vg_data(out), n); break;
+    case 4: VG_CU_LAUNCH(k_gather<uint32_t>, nb, THREADS, 0, s)(g, dim, size, (const uint32_t *)vg_data(x), (const int64_t *)vg_data(ix), (uint32_t *)vg_data(out), n); break;
+    default: VG_CU_LAUNCH(k_gather<uint64_t>, nb, THREADS, 0, s)(g, dim, size, (const uint64_t *)vg_data(x), (const int64_t *)vg_data(ix), (uint64_t *)vg_data(out), n); break;
   }
   VG_CUDA_LAUNCHED("gather");
 }
@@ -277,10 +277,10 @@ static void index_select(const vg_opcall *c) {
   cudaStream_t s = vg_cuda_stream();
   unsigned nb = vg_cu_blocks(n, THREADS);
   switch (vg_dtype_size(x->dtype)) {
-    case 1: k_index_select<uint8_t><<<nb, THREADS, 0, s>>>(g, dim, x->shape[dim], (const uint8_t *)vg_data(x), (const int64_t *)vg_data(ix), ist, (uint8_t *)vg_data(out), n); break;
-    case 2: k_index_select<uint16_t><<<nb, THREADS, 0, s>>>(g, dim, x->shape[dim], (const uint16_t *)vg_data(x), (const int64_t *)vg_data(ix), ist, (uint16_t *)vg_data(out), n); break;
-    case 4: k_index_select<uint32_t><<<nb, THREADS, 0, s>>>(g, dim, x->shape[dim], (const uint32_t *)vg_data(x), (const int64_t *)vg_data(ix), ist, (uint32_t *)vg_data(out), n); break;
-    default: k_index_select<uint64_t><<<nb, THREADS, 0, s>>>(g, dim, x->shape[dim], (const uint64_t *)vg_data(x), (const int64_t *)vg_data(ix), ist, (uint64_t *)vg_data(out), n); break;
+    case 1: VG_CU_LAUNCH(k_index_select<uint8_t>, nb, THREADS, 0, s)(g, dim, x->shape[dim], (const uint8_t *)vg_data(x), (const int64_t *)vg_data(ix), ist, (uint8_t *)vg_data(out), n); break;
+    case 2: VG_CU_LAUNCH(k_index_select<uint16_t>, nb, THREADS, 0, s)(g, dim, x->shape[dim], (const uint16_t *)vg_data(x), (const int64_t *)vg_data(ix), ist, (uint16_t *)vg_data(out), n); break;
+    case 4: VG_CU_LAUNCH(k_index_select<uint32_t>, nb, THREADS, 0, s)(g, dim, x->shape[dim], (const uint32_t *)vg_data(x), (const int64_t *)vg_data(ix), ist, (uint32_t *)vg_data(out), n); break;
+    default: VG_CU_LAUNCH(k_index_select<uint64_t>, nb, THREADS, 0, s)(g, dim, x->shape[dim], (const uint64_t *)vg_data(x), (const int64_t *)vg_data(ix), ist, (uint64_t *)vg_data(out), n); break;
   }
   VG_CUDA_LAUNCHED("index_select");
 }
@@ -307,10 +307,10 @@ static void scatter_add(const vg_opcall *c) {
     cudaStream_t s = vg_cuda_stream();
     unsigned long long *a = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
     unsigned long long *b = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
-    k_scatter_pairs<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(g, dim, size, (const int64_t *)vg_data(ix), a, n);
+    VG_CU_LAUNCH(k_scatter_pairs, vg_cu_blocks(n, THREADS), THREADS, 0, s)(g, dim, size, (const int64_t *)vg_data(ix), a, n);
     VG_CUDA_LAUNCHED("scatter_add pairs");
     const unsigned long long *pairs = vg_cu_sort_u64_rows(a, b, ncol, along);
-    k_scatter_by_dest<<<vg_cu_blocks(ncol * size, THREADS), THREADS, 0, s>>>(
+    VG_CU_LAUNCH(k_scatter_by_dest, vg_cu_blocks(ncol * size, THREADS), THREADS, 0, s)(
         g, dim, size, (int)out->dtype, (int)vg_dtype_size(out->dtype), (char *)vg_data(out), (const char *)vg_data(src),
         pairs, ncol);
     VG_CUDA_LAUNCHED("scatter_add");
@@ -318,7 +318,7 @@ static void scatter_add(const vg_opcall *c) {
     vg_cuda_free(b);
     return;
   }
-  k_scatter_add<<<vg_cu_blocks(ncol, THREADS), THREADS, 0, vg_cuda_stream()>>>(
+  VG_CU_LAUNCH(k_scatter_add, vg_cu_blocks(ncol, THREADS), THREADS, 0, vg_cuda_stream())(
       g, dim, size, (int)out->dtype, (int)vg_dtype_size(out->dtype), (char *)vg_data(out), (const int64_t *)vg_data(ix),
       (const char *)vg_data(src), ncol);
   VG_CUDA_LAUNCHED("scatter_add");
@@ -349,11 +349,11 @@ static void index_add(const vg_opcall *c) {
     cudaStream_t s = vg_cuda_stream();
     unsigned long long *a = (unsigned long long *)vg_cuda_alloc((size_t)K * sizeof(unsigned long long));
     unsigned long long *b = (unsigned long long *)vg_cuda_alloc((size_t)K * sizeof(unsigned long long));
-    k_index_pairs<<<vg_cu_blocks(K, THREADS), THREADS, 0, s>>>((const int64_t *)vg_data(ix), ist, out->shape[dim], a, K);
+    VG_CU_LAUNCH(k_index_pairs, vg_cu_blocks(K, THREADS), THREADS, 0, s)((const int64_t *)vg_data(ix), ist, out->shape[dim], a, K);
     VG_CUDA_LAUNCHED("index_add pairs");
     const unsigned long long *pairs = vg_cu_sort_u64_rows(a, b, 1, K);
     int64_t nout = vg_numel(out);
-    k_index_add_by_dest<<<vg_cu_blocks(nout, THREADS), THREADS, 0, s>>>(
+    VG_CU_LAUNCH(k_index_add_by_dest, vg_cu_blocks(nout, THREADS), THREADS, 0, s)(
         g, dim, (int)out->dtype, (int)vg_dtype_size(out->dtype), (char *)vg_data(out), (const char *)vg_data(src), pairs,
         K, nout);
     VG_CUDA_LAUNCHED("index_add");
@@ -361,7 +361,7 @@ static void index_add(const vg_opcall *c) {
     vg_cuda_free(b);
     return;
   }
-  k_index_add<<<vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream()>>>(
+  VG_CU_LAUNCH(k_index_add, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(
       g, dim, out->shape[dim], (int)out->dtype, (int)vg_dtype_size(out->dtype), (char *)vg_data(out),
       (const int64_t *)vg_data(ix), ist, K, (const char *)vg_data(src), n);
   VG_CUDA_LAUNCHED("index_add");

@@ -217,10 +217,10 @@ static void interp(const vg_opcall *c, const pgeom &p, bool bwd, const float *sr
   const int64_t *dr = (const int64_t *)(d + ntap * sizeof(lerp_tap));
   if (bwd) {
     int64_t n = p.planes * p.H * p.W;
-    k_interp_bwd<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(p, dt, dt + p.OH, dr, dr + 2 * p.H, src, dst);
+    VG_CU_LAUNCH(k_interp_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, dr, dr + 2 * p.H, src, dst);
   } else {
     int64_t n = p.planes * p.OH * p.OW;
-    k_interp_fwd<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(p, dt, dt + p.OH, src, dst);
+    VG_CU_LAUNCH(k_interp_fwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, src, dst);
   }
   VG_CUDA_LAUNCHED(vg_op_name(c->op));
   vg_cuda_free(d);
@@ -256,11 +256,11 @@ void vg_cu_pool(const vg_opcall *c) {
     if (bwd) {
       const int64_t *idx = c->op == VG_OP_MAX_POOL2D_BWD ? (const int64_t *)vg_cu_contig(c->in[1], &t1) : NULL;
       int64_t n = p.planes * p.H * p.W;
-      k_pool_bwd<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(p, (int)c->op, src, idx, dst);
+      VG_CU_LAUNCH(k_pool_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, (int)c->op, src, idx, dst);
     } else {
       int64_t n = p.planes * p.OH * p.OW;
       int64_t *yi = c->op == VG_OP_MAX_POOL2D ? (int64_t *)vg_data(c->out[1]) : NULL;
-      k_pool_fwd<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(p, (int)c->op, src, dst, yi);
+      VG_CU_LAUNCH(k_pool_fwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, (int)c->op, src, dst, yi);
     }
     VG_CUDA_LAUNCHED(vg_op_name(c->op));
   }

@@ -63,7 +63,7 @@ void vg_cu_random(const vg_opcall *c) {
     it.stride[0][d] = t->stride[d];
   }
   if (it.n == 0) return;
-  k_random<<<vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream()>>>(
+  VG_CU_LAUNCH(k_random, vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream())(
       it, c->op == VG_OP_RAND_NORMAL, (uint64_t)c->i[0], (float)c->f[0], (float)c->f[1], (char *)vg_data(t),
       (int)t->dtype, (int)vg_dtype_size(t->dtype));
   VG_CUDA_LAUNCHED(vg_op_name(c->op));

@@ -80,7 +80,7 @@ void vg_cu_reduce(const vg_opcall *c) {
         g.kshape[g.nk] = x->shape[d];
         g.kstride[g.nk++] = x->stride[d];
       }
-    k_argmax<<<vg_cu_blocks(nout, THREADS), THREADS, 0, s>>>(x->ndim, g, x->shape[dim], x->stride[dim],
+    VG_CU_LAUNCH(k_argmax, vg_cu_blocks(nout, THREADS), THREADS, 0, s)(x->ndim, g, x->shape[dim], x->stride[dim],
                                                              (const float *)vg_data(x), (int64_t *)vg_data(c->out[0]), nout);
     VG_CUDA_LAUNCHED("argmax");
     return;
@@ -99,6 +99,6 @@ void vg_cu_reduce(const vg_opcall *c) {
   }
   double init = c->op == VG_OP_SUM ? 0.0 : (c->op == VG_OP_AMAX ? -INFINITY : INFINITY);
   VG_ASSERT(nout <= 0x7fffffff);
-  k_reduce<<<(unsigned)nout, THREADS, 0, s>>>(g, (int)c->op, (const float *)vg_data(x), (float *)vg_data(c->out[0]), init);
+  VG_CU_LAUNCH(k_reduce, (unsigned)nout, THREADS, 0, s)(g, (int)c->op, (const float *)vg_data(x), (float *)vg_data(c->out[0]), init);
   VG_CUDA_LAUNCHED(vg_op_name(c->op));
 }

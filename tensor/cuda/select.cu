@@ -194,16 +194,16 @@ static void kthvalue(const vg_opcall *c) {
   unsigned nb = vg_cu_blocks(n, THREADS);
   if (nb > SEL_MAXBLOCKS) nb = SEL_MAXBLOCKS;
   for (int level = 0; level < 3; level++) {
-    k_sel_hist<<<nb, THREADS, 0, s>>>(p, n, level, st);
+    VG_CU_LAUNCH(k_sel_hist, nb, THREADS, 0, s)(p, n, level, st);
     VG_CUDA_LAUNCHED("kthvalue histogram");
-    k_sel_pick<<<1, 1, 0, s>>>(st, level, want_next, (long long)k);
+    VG_CU_LAUNCH(k_sel_pick, 1, 1, 0, s)(st, level, want_next, (long long)k);
     VG_CUDA_LAUNCHED("kthvalue pick");
   }
   if (want_next) {
-    k_sel_minabove<<<nb, THREADS, 0, s>>>(p, n, st);
+    VG_CU_LAUNCH(k_sel_minabove, nb, THREADS, 0, s)(p, n, st);
     VG_CUDA_LAUNCHED("kthvalue min above");
   }
-  k_sel_final<<<1, 1, 0, s>>>(st, (float *)vg_data(c->out[0]), mode, want_next, (float)c->f[0]);
+  VG_CU_LAUNCH(k_sel_final, 1, 1, 0, s)(st, (float *)vg_data(c->out[0]), mode, want_next, (float)c->f[0]);
   VG_CUDA_LAUNCHED("kthvalue");
   vg_cuda_free(st);   /* the stream is in order: a later kernel reusing them runs after */
   vg_cuda_free(tmp);
@@ -338,7 +338,7 @@ static unsigned long long *merge_rows(unsigned long long *a, unsigned long long 
   cudaStream_t s = vg_cuda_stream();
   int64_t n = nrows * len;
   for (int64_t w = SORT_TILE; w < len; w *= 2) {
-    k_sort_merge<<<vg_cu_blocks(n, THREADS), THREADS, 0, s>>>(a, b, nrows, len, w);
+    VG_CU_LAUNCH(k_sort_merge, vg_cu_blocks(n, THREADS), THREADS, 0, s)(a, b, nrows, len, w);
     VG_CUDA_LAUNCHED("sort merge");
     unsigned long long *t = a;
     a = b;
@@ -354,7 +354,7 @@ unsigned long long *vg_cu_sort_u64_rows(unsigned long long *a, unsigned long lon
   int threads = P / 2 < 32 ? 32 : (P / 2 > 1024 ? 1024 : P / 2);
   int64_t ntiles_row = (len + SORT_TILE - 1) / SORT_TILE, ntiles = nrows * ntiles_row;
   unsigned nb = (unsigned)(ntiles < 65535 * 16 ? ntiles : 65535 * 16);
-  k_sort_tile_u64<<<nb, threads, (size_t)P * sizeof(unsigned long long), vg_cuda_stream()>>>(a, nrows, len, P, ntiles_row);
+  VG_CU_LAUNCH(k_sort_tile_u64, nb, threads, (size_t)P * sizeof(unsigned long long), vg_cuda_stream())(a, nrows, len, P, ntiles_row);
   VG_CUDA_LAUNCHED("sort tiles");
   return merge_rows(a, tmp, nrows, len);
 }
@@ -397,7 +397,7 @@ static void sort_op(const vg_opcall *c) {
     while (P < g.len) P <<= 1;
     int threads = P / 2 < 32 ? 32 : (P / 2 > 1024 ? 1024 : P / 2);
     unsigned nb = (unsigned)(g.nrows < 65535 * 16 ? g.nrows : 65535 * 16);
-    k_sort_tile<<<nb, threads, (size_t)P * sizeof(unsigned long long), s>>>(g, xp, op, NULL, P, 1, 1);
+    VG_CU_LAUNCH(k_sort_tile, nb, threads, (size_t)P * sizeof(unsigned long long), s)(g, xp, op, NULL, P, 1, 1);
     VG_CUDA_LAUNCHED("sort");
     return;
   }
@@ -405,10 +405,10 @@ static void sort_op(const vg_opcall *c) {
   unsigned long long *a = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
   unsigned long long *b = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
   unsigned nb = (unsigned)(ntiles < 65535 * 16 ? ntiles : 65535 * 16);
-  k_sort_tile<<<nb, 1024, SORT_TILE * sizeof(unsigned long long), s>>>(g, xp, op, a, SORT_TILE, ntiles_row, 0);
+  VG_CU_LAUNCH(k_sort_tile, nb, 1024, SORT_TILE * sizeof(unsigned long long), s)(g, xp, op, a, SORT_TILE, ntiles_row, 0);
   VG_CUDA_LAUNCHED("sort tiles");
   unsigned long long *sorted = merge_rows(a, b, g.nrows, g.len);
-  k_sort_write<<<vg_cu_blocks(g.nrows * g.keep, THREADS), THREADS, 0, s>>>(g, sorted, op);
+  VG_CU_LAUNCH(k_sort_write, vg_cu_blocks(g.nrows * g.keep, THREADS), THREADS, 0, s)(g, sorted, op);
   VG_CUDA_LAUNCHED("sort write");
   vg_cuda_free(a);   /* the stream is in order: later kernels that reuse them run after */
   vg_cuda_free(b);
