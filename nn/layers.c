@@ -208,9 +208,11 @@ static vg_tensor *bn_forward(vg_nn_module *m, const vg_tensor *x) {
   float momentum = m->u.bn.momentum;
   vg_tensor *rm = vg_nn_buffer(m, "running_mean"), *rv = vg_nn_buffer(m, "running_var");
   if (m->training && m->u.bn.track) {
-    int64_t *nbt = vg_data(vg_nn_buffer(m, "num_batches_tracked"));
-    nbt[0] += 1;
-    if (momentum < 0) momentum = (float)(1.0 / (double)nbt[0]);   /* momentum=None */
+    vg_tensor *nbt_t = vg_nn_buffer(m, "num_batches_tracked");
+    int64_t nbt;
+    vg_to_host(nbt_t, VG_I64, &nbt);   /* a device buffer too (vg_nn_to) */
+    vg_fill_(nbt_t, (double)++nbt);
+    if (momentum < 0) momentum = (float)(1.0 / (double)nbt);   /* momentum=None */
   }
   return vg_batch_norm(x, rm, rv, vg_nn_param(m, "weight"), vg_nn_param(m, "bias"), m->training, momentum,
                        m->u.bn.eps);

@@ -110,6 +110,21 @@ void vg_nn_zero_grad(vg_nn_module *m) {
   for (int i = 0; i < m->nchildren; i++) vg_nn_zero_grad(m->children[i].m);
 }
 
+vg_status vg_nn_to(vg_nn_module *m, vg_device dev, vg_dtype float_dt) {
+  if (float_dt != VG_F32 && float_dt != VG_F16 && float_dt != VG_BF16)
+    return vg_fail(VG_ERR_ARG, "nn_to: %s is not a float dtype", vg_dtype_name(float_dt));
+  vg_nn_list l = vg_nn_state_dict(m);
+  vg_status st = VG_OK;
+  for (int i = 0; i < l.n && st == VG_OK; i++) {
+    vg_tensor *t = l.tensors[i];
+    bool fl = t->dtype == VG_F32 || t->dtype == VG_F16 || t->dtype == VG_BF16;
+    st = vg_tensor_to_(t, dev, fl ? float_dt : t->dtype);
+    if (st != VG_OK) vg_fail_prefix("nn_to: %s", l.names[i]);
+  }
+  vg_nn_list_free(&l);
+  return st;
+}
+
 int64_t vg_nn_num_params(const vg_nn_module *m, bool trainable_only) {
   int64_t n = 0;
   for (int i = 0; i < m->nparams; i++)

@@ -140,6 +140,9 @@ vg_tensor *vg_nn_forward(vg_nn_module *m, const vg_tensor *x);
 void vg_nn_train(vg_nn_module *m, bool on);           /* recursive; eval = train(false) */
 void vg_nn_requires_grad(vg_nn_module *m, bool on);   /* freeze / unfreeze all params */
 void vg_nn_zero_grad(vg_nn_module *m);                /* zeroes every existing param grad */
+/* Moves every parameter and buffer to dev in place (tensor pointers stay valid); float
+ * tensors become float_dt (F16 for inference on CUDA), integer buffers keep their dtype. */
+vg_status vg_nn_to(vg_nn_module *m, vg_device dev, vg_dtype float_dt);
 int64_t vg_nn_num_params(const vg_nn_module *m, bool trainable_only);
 void vg_nn_free(vg_nn_module *m);                     /* recursive, frees every tensor */
 
@@ -231,7 +234,10 @@ double vg_optim_get_lr(const vg_optim *o, int group);
 void vg_optim_set_lr(vg_optim *o, int group, double lr);
 vg_optim_hparams *vg_optim_group(vg_optim *o, int group);   /* edit in place */
 void vg_optim_zero_grad(vg_optim *o);        /* grads zeroed (kept allocated) */
-void vg_optim_step(vg_optim *o);             /* one update; params without a grad skipped */
+void vg_optim_step(vg_optim *o);
+/* Moves the moment buffers to dev (the step counters stay on the host); parameters on a
+ * GPU update there with the CPU's arithmetic. add_group does it for device parameters. */
+vg_status vg_optim_to(vg_optim *o, vg_device dev);             /* one update; params without a grad skipped */
 /* State as named heap tensors owned by the optimizer: for each parameter i (over all
  * groups) "state.<i>.step" (0-d f32, as torch 1.13), "state.<i>.exp_avg",
  * "state.<i>.exp_avg_sq", "state.<i>.max_exp_avg_sq" (amsgrad), or

@@ -12,6 +12,7 @@
  * State of every group lives in one contiguous block per moment kind; the per-param
  * tensors are views into it. */
 #include "nn/nn.h"
+#include "nn/optim_upd.h"
 #include <math.h>
 #include <string.h>
 
@@ -105,8 +106,12 @@ int vg_optim_add_group(vg_optim *o, int n, vg_tensor *const *params, const vg_op
   if (check_hparams(o->kind, &h)) return -1;
   for (int i = 0; i < n; i++) {
     const vg_tensor *p = params[i];
-    if (!p || p->dtype != VG_F32 || p->device != VG_CPU || !vg_is_contiguous(p)) {
-      vg_fail(VG_ERR_ARG, "optimizer: parameter %d is not a contiguous f32 CPU tensor", i);
+    if (!p || p->dtype != VG_F32 || !vg_is_contiguous(p)) {
+      vg_fail(VG_ERR_ARG, "optimizer: parameter %d is not a contiguous f32 tensor", i);
+      return -1;
+    }
+    if (p->device != params[0]->device || (o->nparams && p->device != o->ps[0].p->device)) {
+      vg_fail(VG_ERR_ARG, "optimizer: parameter %d is on another device than the others", i);
       return -1;
     }
     for (int j = 0; j < o->nparams; j++)
@@ -135,7 +140,24 @@ int vg_optim_add_group(vg_optim *o, int n, vg_tensor *const *params, const vg_op
     if (b3) s->vmax = block_view(b3, off, params[i]);
     off += vg_numel(params[i]);
   }
+  /* state next to the parameters (blocks are made on the host, zeroed) */
+  if (n && params[0]->device != VG_CPU && vg_optim_to(o, params[0]->device) != VG_OK) return -1;
   return g;
+}
+
+vg_status vg_optim_to(vg_optim *o, vg_device dev) {
+  for (int i = 0; i < o->nblocks; i++) {
+    vg_status st = vg_tensor_to_(o->blocks[i], dev, VG_F32);
+    if (st != VG_OK) return vg_fail_prefix("optimizer state");
+  }
+  /* the per-param views share their block's storage record, which moved with it */
+  for (int i = 0; i < o->nparams; i++) {
+    vg_pstate *s = &o->ps[i];
+    if (s->m1) s->m1->device = dev;
+    if (s->m2) s->m2->device = dev;
+    if (s->vmax) s->vmax->device = dev;
+  }
+  return VG_OK;
 }
 
 int vg_optim_num_groups(const vg_optim *o) { return o->ngroups; }
@@ -159,51 +181,14 @@ void vg_optim_zero_grad(vg_optim *o) {
   for (int i = 0; i < o->nparams; i++) vg_zero_grad_(o->ps[i].p);
 }
 
-/* The element loops, written once and compiled twice: with the FMA instruction set
- * (fmaf inlines to vfmadd) and plain (fmaf from libm, same results, slower). torch's
- * AVX2 kernels fuse `a + alpha * b` (add_ with alpha) and the product-then-add of
- * addcmul_ into FMAs; mirroring that makes the updates bit-exact with torch on the
- * same grads (test_optim checks it). */
-typedef struct {
-  int64_t n;
-  float *p, *m, *v, *vmax;
-  const float *g;
-  bool maximize, l2, first, nesterov;
-  float decay, wd, b1, omb1, b2, omb2, nss, bc2s, eps, mom, omd, nlr;
-} vg_upd;
-
+/* The element updates (nn/optim_upd.h, shared with the CUDA kernels), looped here and
+ * compiled twice: with the FMA instruction set (fmaf inlines to vfmadd) and plain (fmaf
+ * from libm, same results, slower). */
 static inline __attribute__((always_inline)) void sgd_body(const vg_upd *u) {
-  float *p = u->p, *buf = u->m;
-  const float *g = u->g;
-  for (int64_t i = 0; i < u->n; i++) {
-    float d = u->maximize ? -g[i] : g[i];
-    if (u->l2) d = fmaf(p[i], u->wd, d);                          /* d.add(p, alpha=wd) */
-    if (buf) {
-      if (u->first) buf[i] = d;                                    /* clone(d) */
-      else buf[i] = fmaf(d, u->omd, buf[i] * u->mom);              /* buf.mul_(mom).add_(d, alpha=1-damp) */
-      d = u->nesterov ? fmaf(buf[i], u->mom, d) : buf[i];
-    }
-    p[i] = fmaf(d, u->nlr, p[i]);                                  /* p.add_(d, alpha=-lr) */
-  }
+  for (int64_t i = 0; i < u->n; i++) vg_sgd_elem(u, i);
 }
-
 static inline __attribute__((always_inline)) void adam_body(const vg_upd *u) {
-  float *p = u->p, *m = u->m, *v = u->v, *vmax = u->vmax;
-  const float *g = u->g;
-  for (int64_t i = 0; i < u->n; i++) {
-    if (u->decay != 1.0f) p[i] = p[i] * u->decay;                  /* AdamW: p.mul_(1 - lr wd) */
-    float d = u->maximize ? -g[i] : g[i];
-    if (u->l2) d = fmaf(p[i], u->wd, d);                           /* Adam: grad.add(p, alpha=wd) */
-    m[i] = fmaf(d, u->omb1, m[i] * u->b1);                         /* m.mul_(b1).add_(g, alpha=1-b1) */
-    v[i] = fmaf(u->omb2 * d, d, v[i] * u->b2);                     /* v.mul_(b2).addcmul_(g, g, 1-b2) */
-    float vv = v[i];
-    if (vmax) {
-      if (vv > vmax[i] || vv != vv) vmax[i] = vv;                  /* torch.maximum (NaN wins) */
-      vv = vmax[i];
-    }
-    float denom = sqrtf(vv) / u->bc2s + u->eps;                    /* (sqrt(v) / sqrt(bc2)).add_(eps) */
-    p[i] = p[i] + u->nss * m[i] / denom;                           /* p.addcdiv_(m, denom, -lr/bc1) */
-  }
+  for (int64_t i = 0; i < u->n; i++) vg_adam_elem(u, i);
 }
 
 __attribute__((target("fma"))) static void sgd_fma(const vg_upd *u) { sgd_body(u); }
@@ -220,14 +205,29 @@ static bool have_fma(void) {
   return cached;
 }
 
+/* parameters on the GPU (vg_optim_to): the same element updates as kernels */
+static void device_update(bool adam, const vg_upd *u) {
+#ifdef VG_WITH_CUDA
+  if (adam) vg_cuda_adam_update(u);
+  else vg_cuda_sgd_update(u);
+#else
+  (void)adam, (void)u;
+  VG_ABORT("optimizer: device parameters in a build without CUDA");
+#endif
+}
+
+/* a pointer to element 0 of a state / param / grad tensor on any device */
+static float *f32p(const vg_tensor *t) { return t->device == VG_CPU ? vg_f32(t) : (float *)vg_data(t); }
+
 static void sgd_update(const vg_optim_hparams *h, vg_pstate *s) {
   float *stepf = vg_f32(s->step);
-  vg_upd u = {.n = vg_numel(s->p), .p = vg_f32(s->p), .g = vg_f32(s->p->grad), .m = s->m1 ? vg_f32(s->m1) : NULL,
+  vg_upd u = {.n = vg_numel(s->p), .p = f32p(s->p), .g = f32p(s->p->grad), .m = s->m1 ? f32p(s->m1) : NULL,
               .maximize = h->maximize, .l2 = h->weight_decay != 0, .first = stepf[0] == 0, .nesterov = h->nesterov,
               .wd = (float)h->weight_decay, .mom = (float)h->momentum, .omd = (float)(1 - h->dampening),
               .nlr = (float)-h->lr};
   stepf[0] += 1;
-  if (have_fma()) sgd_fma(&u);
+  if (s->p->device != VG_CPU) device_update(false, &u);
+  else if (have_fma()) sgd_fma(&u);
   else sgd_plain(&u);
 }
 
@@ -236,14 +236,15 @@ static void adam_update(vg_optim_kind kind, const vg_optim_hparams *h, vg_pstate
   stepf[0] += 1;                                  /* torch 1.13: an f32 tensor, read as a float */
   double step = stepf[0];
   double bc1 = 1 - pow(h->beta1, step), bc2 = 1 - pow(h->beta2, step);
-  vg_upd u = {.n = vg_numel(s->p), .p = vg_f32(s->p), .g = vg_f32(s->p->grad), .m = vg_f32(s->m1),
-              .v = vg_f32(s->m2), .vmax = s->vmax ? vg_f32(s->vmax) : NULL, .maximize = h->maximize,
+  vg_upd u = {.n = vg_numel(s->p), .p = f32p(s->p), .g = f32p(s->p->grad), .m = f32p(s->m1),
+              .v = f32p(s->m2), .vmax = s->vmax ? f32p(s->vmax) : NULL, .maximize = h->maximize,
               .l2 = kind == VG_OPTIM_ADAM && h->weight_decay != 0,
               .decay = kind == VG_OPTIM_ADAMW ? (float)(1 - h->lr * h->weight_decay) : 1.0f,
               .wd = (float)h->weight_decay, .b1 = (float)h->beta1, .omb1 = (float)(1 - h->beta1),
               .b2 = (float)h->beta2, .omb2 = (float)(1 - h->beta2), .nss = (float)-(h->lr / bc1),
               .bc2s = (float)sqrt(bc2), .eps = (float)h->eps};
-  if (have_fma()) adam_fma(&u);
+  if (s->p->device != VG_CPU) device_update(true, &u);
+  else if (have_fma()) adam_fma(&u);
   else adam_plain(&u);
 }
 
@@ -251,6 +252,8 @@ void vg_optim_step(vg_optim *o) {
   for (int i = 0; i < o->nparams; i++) {
     vg_pstate *s = &o->ps[i];
     if (!s->p->grad) continue;    /* torch skips params whose grad is None */
+    if (s->p->grad->device != s->p->device || !vg_is_contiguous(s->p->grad))
+      VG_ABORT("optimizer: parameter %d has a non-contiguous grad or one on another device", i);
     const vg_optim_hparams *h = &o->groups[s->group];
     switch (o->kind) {
       case VG_OPTIM_SGD: sgd_update(h, s); break;

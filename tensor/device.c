@@ -62,3 +62,35 @@ vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t 
   be->exec(&c);
   return t;
 }
+
+vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt) {
+  if (!t) return vg_fail(VG_ERR_ARG, "tensor_to_: NULL tensor");
+  if (!(t->flags & VG_TF_HEAP) || !(t->flags & VG_TF_OWNS_STORAGE) || !vg_is_contiguous(t) || t->offset)
+    return vg_fail(VG_ERR_ARG, "tensor_to_: only contiguous heap tensors that own their storage move in place");
+  if ((unsigned)dt >= VG_DTYPE_COUNT) return vg_fail(VG_ERR_ARG, "tensor_to_: bad dtype %d", (int)dt);
+  if (t->grad) {
+    vg_status st = vg_tensor_to_(t->grad, dev, dt);
+    if (st != VG_OK) return st;
+  }
+  if (t->device == dev && t->dtype == dt) return VG_OK;
+  vg_status st = device_ready(dev);
+  if (st != VG_OK) return st;
+  /* a header for the new storage, filled by the COPY of the backend that sees a device */
+  vg_storage ns = {.nbytes = (size_t)vg_numel(t) * vg_dtype_size(dt), .device = dev, .heap = 1};
+  const vg_backend *be = vg_backend_of(dev);
+  ns.data = be->alloc(ns.nbytes ? ns.nbytes : 1);
+  vg_tensor nt = *t;
+  nt.dtype = dt;
+  nt.device = dev;
+  nt.storage = &ns;
+  nt.grad = NULL;
+  nt.node = NULL;
+  const vg_tensor *in[1] = {t};
+  vg_opcall c = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {&nt}};
+  vg_backend_of(dev != VG_CPU ? dev : t->device)->exec(&c);
+  vg_backend_of(t->storage->device)->free(t->storage->data);
+  *t->storage = ns;
+  t->device = dev;
+  t->dtype = dt;
+  return VG_OK;
+}

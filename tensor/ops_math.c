@@ -57,7 +57,10 @@ vg_tensor *vg_from_data(vg_dtype dt, int ndim, const int64_t *shape, const void 
 
 /* ---- in place ---- */
 static vg_status exec_inplace(vg_opcall *c) {
-  vg_backend_of(c->out[0]->device)->exec(c);
+  /* a copy between devices runs on the device backend (it handles a host side) */
+  vg_device dev = c->out[0]->device;
+  if (dev == VG_CPU && c->op == VG_OP_COPY && c->in[0]->device != VG_CPU) dev = c->in[0]->device;
+  vg_backend_of(dev)->exec(c);
   return VG_OK;
 }
 

@@ -118,6 +118,7 @@ void *vg_data(const vg_tensor *t) {
 
 float *vg_f32(const vg_tensor *t) {
   if (t->dtype != VG_F32) VG_ABORT("vg_f32 on a %s tensor", vg_dtype_name(t->dtype));
+  if (t->device != VG_CPU) VG_ABORT("vg_f32 on a device tensor (copy it with vg_to_host)");
   return (float *)vg_data(t);
 }
 

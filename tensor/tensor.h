@@ -257,6 +257,10 @@ bool vg_cuda_available(void);        /* initializes the backend on first call; f
 vg_tensor *vg_to_device(const vg_tensor *t, vg_device dev);
 /* vg_tensor_new on any device: a zeroed heap tensor, freed with vg_tensor_free. */
 vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape);
+/* Moves a heap tensor (vg_tensor_new / _on / clone_heap) to dev and dt in place: same
+ * header, new storage (its grad too), so modules and optimizers that hold the pointer
+ * follow it. Floats convert as vg_cast. For modules: vg_nn_to. */
+vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt);
 
 /* ---- threads ---- */
 int vg_num_threads(void);
