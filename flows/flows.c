@@ -552,7 +552,8 @@ static void actnorm_init(vg_nn_module *m, const vg_tensor *x) {
   int64_t N = x->shape[0], C = x->shape[1], S = vg_numel(x) / (N * C);
   float *buf = malloc(sizeof(float) * (size_t)vg_numel(x));
   vg_to_host(x, VG_F32, buf);
-  float *sc = vg_f32(vg_nn_param(m, "scale")), *bi = vg_f32(vg_nn_param(m, "bias"));
+  vg_tensor *tsc = vg_nn_param(m, "scale"), *tbi = vg_nn_param(m, "bias");   /* any device */
+  float *sc = malloc(sizeof(float) * (size_t)C), *bi = malloc(sizeof(float) * (size_t)C);
   for (int64_t c = 0; c < C; c++) {
     double mean = 0, n = (double)(N * S);
     for (int64_t i = 0; i < N; i++) for (int64_t s = 0; s < S; s++) mean += buf[(i * C + c) * S + s];
@@ -569,6 +570,10 @@ static void actnorm_init(vg_nn_module *m, const vg_tensor *x) {
     for (int64_t i = 0; i < N; i++) for (int64_t s = 0; s < S; s++) m2 += (double)(buf[(i * C + c) * S + s] * es);
     bi[c] = (float)(-m2 / n);
   }
+  vg_from_host_(tsc, VG_F32, sc);
+  vg_from_host_(tbi, VG_F32, bi);
+  free(sc);
+  free(bi);
   free(buf);
   FI(m)->init_next = false;
 }

@@ -72,6 +72,11 @@ typedef struct {
   /* The method's network (every parameter and buffer), for parameter counts and
    * inspection. NULL = the method has none. */
   vg_nn_module *(*module)(vg_method *m);
+  /* Moves the method's tensors (network, optimizer state, statistics) to dev with float
+   * tensors in dt (F16: inference on CUDA). Host-side counters may stay on the host.
+   * Called through vg_method_to, which checks the request and records it. NULL = the
+   * method runs on the CPU in f32 only. */
+  vg_status (*to)(vg_method *m, vg_device dev, vg_dtype dt);
   void (*free)(vg_method *m);
 } vg_method_ops;
 
@@ -88,6 +93,10 @@ struct vg_method {
    * (0 = unknown: the method's default_steps). Step schedules (EfficientAD's lr x0.1 at
    * 95 %) key on it. */
   int64_t total_steps;
+  /* Where the method computes (vg_method_to; a new method is CPU / F32). train_step and
+   * predict take host images and move them (vg_method_input); maps come back as f32. */
+  vg_device device;
+  vg_dtype dtype;
 };
 
 /* Registry: name -> constructor. cfg may be NULL. */
@@ -101,6 +110,16 @@ void vg_method_free(vg_method *m);          /* NULL ok */
  * Not a paper schedule. false = the method has none (its defaults apply). */
 typedef struct { int64_t steps; int batch; const char *backbone; } vg_method_quick;
 bool vg_method_quick_schedule(const char *name, vg_method_quick *out);
+/* Moves the method to dev (VG_CPU / VG_CUDA) computing in dt (VG_F32, or VG_F16 on
+ * CUDA for inference: train_step refuses it). Clear errors for a method without
+ * device support, a CPU-only build, f16 on the CPU. */
+vg_status vg_method_to(vg_method *m, vg_device dev, vg_dtype dt);
+/* x (host images) on the method's device in its dtype: x itself when already there,
+ * else a copy in the current scope. */
+const vg_tensor *vg_method_input(const vg_method *m, const vg_tensor *x);
+/* Parses "cpu" / "cuda" and "f32" / "f16" (NULL = the default); false + message else. */
+bool vg_parse_device(const char *s, vg_device *dev);
+bool vg_parse_dtype(const char *s, vg_dtype *dt);
 /* The usual save(): vg_nn_checkpoint_save of net + opt with the method's config JSON. */
 vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net, vg_optim *opt, const char *path);
 #endif

@@ -58,3 +58,46 @@ vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net,
   free(cfg);
   return st;
 }
+
+vg_status vg_method_to(vg_method *m, vg_device dev, vg_dtype dt) {
+  const char *name = m->ops->name;
+  if (dt != VG_F32 && dt != VG_F16) return vg_fail(VG_ERR_ARG, "%s: dtype %s is not supported (f32 or f16)", name, vg_dtype_name(dt));
+  if (dt == VG_F16 && dev == VG_CPU)
+    return vg_fail(VG_ERR_ARG, "%s: f16 computes on the GPU only (--device cuda), the CPU computes in f32", name);
+  if (dev == m->device && dt == m->dtype) return VG_OK;
+  if (dev != VG_CPU && !vg_cuda_available()) return vg_fail_prefix("%s: --device cuda", name);
+  if (!m->ops->to)
+    return vg_fail(VG_ERR_ARG, "%s: this method runs on the CPU in f32 only (no device support)", name);
+  vg_status st = m->ops->to(m, dev, dt);
+  if (st != VG_OK) return vg_fail_prefix("%s: moving to %s/%s", name, dev == VG_CPU ? "cpu" : "cuda", vg_dtype_name(dt));
+  m->device = dev;
+  m->dtype = dt;
+  return VG_OK;
+}
+
+const vg_tensor *vg_method_input(const vg_method *m, const vg_tensor *x) {
+  if (!x) return NULL;
+  if (x->device != m->device) x = vg_to_device(x, m->device);
+  if (x && x->dtype != m->dtype) x = vg_cast(x, m->dtype);
+  return x;
+}
+
+bool vg_parse_device(const char *s, vg_device *dev) {
+  if (!s || !strcmp(s, "cpu")) *dev = VG_CPU;
+  else if (!strcmp(s, "cuda") || !strcmp(s, "gpu")) *dev = VG_CUDA;
+  else {
+    vg_fail(VG_ERR_ARG, "unknown device '%s' (cpu or cuda)", s);
+    return false;
+  }
+  return true;
+}
+
+bool vg_parse_dtype(const char *s, vg_dtype *dt) {
+  if (!s || !strcmp(s, "f32") || !strcmp(s, "float32") || !strcmp(s, "fp32")) *dt = VG_F32;
+  else if (!strcmp(s, "f16") || !strcmp(s, "float16") || !strcmp(s, "fp16") || !strcmp(s, "half")) *dt = VG_F16;
+  else {
+    vg_fail(VG_ERR_ARG, "unknown dtype '%s' (f32 or f16)", s);
+    return false;
+  }
+  return true;
+}

@@ -121,6 +121,16 @@ vg_status vg_to_host(const vg_tensor *t, vg_dtype dt, void *dst) {
   return VG_OK;
 }
 
+vg_status vg_from_host_(vg_tensor *dst, vg_dtype src_dt, const void *src) {
+  if (!dst || !src) return vg_fail(VG_ERR_ARG, "from_host_: NULL argument");
+  vg_tensor in = {.dtype = src_dt, .device = VG_CPU, .ndim = dst->ndim};
+  vg_storage s = {.data = (void *)src, .nbytes = (size_t)vg_numel(dst) * vg_dtype_size(src_dt), .device = VG_CPU};
+  memcpy(in.shape, dst->shape, sizeof in.shape);
+  vg_contiguous_strides(dst->ndim, dst->shape, in.stride);
+  in.storage = &s;
+  return vg_copy_(dst, &in);
+}
+
 float vg_item(const vg_tensor *t) {
   if (!t) return NAN;
   if (vg_numel(t) != 1) VG_ABORT("vg_item on a tensor of %lld elements", (long long)vg_numel(t));

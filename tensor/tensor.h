@@ -104,6 +104,9 @@ vg_tensor *vg_tensor_clone_heap(const vg_tensor *t);   /* contiguous heap copy, 
 void vg_tensor_free(vg_tensor *t);                     /* heap tensors only; NULL ok */
 /* Copies element values out (any layout, converted to dst_dt). */
 vg_status vg_to_host(const vg_tensor *t, vg_dtype dst_dt, void *dst);
+/* The reverse: fills dst (any device, any layout) from a contiguous host buffer of
+ * numel(dst) elements of src_dt, converting. */
+vg_status vg_from_host_(vg_tensor *dst, vg_dtype src_dt, const void *src);
 float vg_item(const vg_tensor *t);                     /* single-element tensor -> float */
 
 /* ---- views (zero-copy; reshape copies when the layout needs it, like torch.reshape) ---- */
@@ -261,6 +264,64 @@ vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t 
  * header, new storage (its grad too), so modules and optimizers that hold the pointer
  * follow it. Floats convert as vg_cast. For modules: vg_nn_to. */
 vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt);
+
+/* ---- CUDA runtime: synchronize, pinned memory, memory statistics, timers, graphs ----
+ * All work runs in order on one stream; vg_cuda_synchronize waits for it. In a CPU-only
+ * build (or without a device) these fail with "built without CUDA" / "no CUDA device"
+ * (NULL, -1 or an error status; the void ones do nothing), except the host allocator.
+ *
+ * Fixed-shape inference as a CUDA graph (one launch per image, no allocation):
+ *   vg_tensor *in = vg_tensor_new_on(VG_CUDA, VG_F32, 4, shape), *out = ...;  // static
+ *   vg_cuda_graph_begin();
+ *   vg_scope_begin(); vg_copy_(out, forward(in)); vg_scope_end();
+ *   vg_cuda_graph *g = vg_cuda_graph_end();            // NULL + message on failure
+ *   per image: vg_copy_(in, host_img); vg_cuda_graph_replay(g); vg_copy_(host_map, out);
+ *   vg_cuda_graph_free(g);
+ * Nothing runs during the capture (values read back then are meaningless). Device
+ * memory allocated during the capture comes from a pool owned by the graph: freed (at
+ * vg_scope_end) it stays reserved for the graph's replays and is never handed to other
+ * tensors; vg_cuda_graph_free returns it to the cache. Tensors made before the capture
+ * that the graph uses (in, out, weights) must outlive the graph. Host copies inside a
+ * capture must be contiguous, same dtype and into / from pinned memory (then they are
+ * graph nodes: read / written at each replay); others (vg_item, vg_to_host, pageable
+ * vg_copy_, and gather / scatter_add / index_select / index_add, which check indices on
+ * the host) make vg_cuda_graph_end fail with a message naming the copy. */
+void vg_cuda_synchronize(void);      /* waits for all queued work (aborts during a capture) */
+/* Page-locked host memory (cudaMallocHost; plain malloc without a device), for fast
+ * and capturable copies; free with vg_cuda_host_free. */
+void *vg_cuda_host_alloc(size_t nbytes);
+void vg_cuda_host_free(void *p);
+/* A CPU heap tensor over caller memory (contiguous, no copy): vg_tensor_free frees the
+ * header only. For pinned buffers: vg_tensor_wrap_host(vg_cuda_host_alloc(n), ...). */
+vg_tensor *vg_tensor_wrap_host(void *data, vg_dtype dt, int ndim, const int64_t *shape);
+/* The caching allocator's counters (bytes are block sizes: powers of two >= 256). */
+typedef struct {
+  size_t bytes_live;       /* handed out, not freed */
+  size_t bytes_cached;     /* free in the global cache (reused by any allocation) */
+  size_t bytes_graph;      /* free in graph pools (reserved for replays) */
+  size_t peak_live;        /* max bytes_live since start / vg_cuda_reset_peak */
+  size_t peak_reserved;    /* max of live + cached + graph: device memory held from cudaMalloc */
+  int64_t n_malloc;        /* cudaMalloc calls so far (a steady-state step makes none) */
+  int64_t n_alloc_calls;   /* allocations asked of the allocator so far */
+} vg_cuda_mem_stats;
+vg_status vg_cuda_mem_stats_get(vg_cuda_mem_stats *s);
+void vg_cuda_reset_peak(void);       /* peaks := current values */
+void vg_cuda_empty_cache(void);      /* cached blocks back to the driver (not graph pools) */
+/* Stream-ordered timing with CUDA events: start, queue work, stop; elapsed_ms waits for
+ * stop and returns milliseconds (-1 + message on error). */
+typedef struct vg_cuda_timer vg_cuda_timer;
+vg_cuda_timer *vg_cuda_timer_new(void);
+void vg_cuda_timer_start(vg_cuda_timer *t);
+void vg_cuda_timer_stop(vg_cuda_timer *t);
+float vg_cuda_timer_elapsed_ms(vg_cuda_timer *t);
+void vg_cuda_timer_free(vg_cuda_timer *t);
+/* Graphs (see above): begin captures the stream; end instantiates; replay launches it
+ * (asynchronous, in stream order); free waits for replays, then releases the pool. */
+typedef struct vg_cuda_graph vg_cuda_graph;
+vg_status vg_cuda_graph_begin(void);
+vg_cuda_graph *vg_cuda_graph_end(void);
+vg_status vg_cuda_graph_replay(vg_cuda_graph *g);
+void vg_cuda_graph_free(vg_cuda_graph *g);
 
 /* ---- threads ---- */
 int vg_num_threads(void);

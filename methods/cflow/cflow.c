@@ -72,7 +72,7 @@ static vg_status cf_features(cflow *m, const vg_tensor *images, vg_tensor **f) {
   if (images->ndim != 4 || images->shape[1] != 3 || images->shape[2] != m->size || images->shape[3] != m->size)
     return vg_fail(VG_ERR_ARG, "cflow: images must be N x 3 x %d x %d", m->size, m->size);
   vg_no_grad_begin();
-  vg_status st = vg_resnet_features(m->enc, images, f);
+  vg_status st = vg_resnet_features(m->enc, vg_method_input(&m->base, images), f);
   vg_no_grad_end();
   return st;
 }
@@ -81,8 +81,10 @@ static vg_status cf_features(cflow *m, const vg_tensor *images, vg_tensor **f) {
 static void to_fibres(cflow *m, vg_tensor *f, vg_tensor **e, vg_tensor **c) {
   int64_t N = f->shape[0], C = f->shape[1], H = f->shape[2], W = f->shape[3];
   *e = vg_contiguous(vg_reshape(vg_permute(f, (int[]){0, 2, 3, 1}), 2, (int64_t[]){N * H * W, C}));
-  vg_tensor *pe = vg_reshape(vg_permute(vg_cflow_positional_encoding(m->cond, H, W), (int[]){1, 2, 0}), 3,
-                             (int64_t[]){1, H * W, m->cond});
+  vg_tensor *pe = vg_cflow_positional_encoding(m->cond, H, W);   /* made on the host */
+  if (f->device != VG_CPU) pe = vg_to_device(pe, f->device);
+  if (pe->dtype != f->dtype) pe = vg_cast(pe, f->dtype);
+  pe = vg_reshape(vg_permute(pe, (int[]){1, 2, 0}), 3, (int64_t[]){1, H * W, m->cond});
   *c = vg_contiguous(vg_reshape(vg_expand(pe, 3, (int64_t[]){N, H * W, m->cond}), 2, (int64_t[]){N * H * W, m->cond}));
 }
 
@@ -120,6 +122,7 @@ static void lr_apply(cflow *m, int64_t step) {
 vg_status vg_cflow_train_step_ex(vg_method *mm, const vg_tensor *images, int64_t step, const int64_t *const *perms,
                                  float *chunk_losses, int cap, int *nchunks, double *loss) {
   cflow *m = (cflow *)mm;
+  if (mm->dtype != VG_F32) return vg_fail(VG_ERR_ARG, "cflow: training computes in f32 (f16 is for inference)");
   int64_t *cnt = (int64_t *)vg_data(m->counters);
   lr_apply(m, step);
   vg_scope_begin();
@@ -134,6 +137,7 @@ vg_status vg_cflow_train_step_ex(vg_method *mm, const vg_tensor *images, int64_t
     vg_tensor *perm = perms && perms[l] ? vg_from_data(VG_I64, 1, (int64_t[]){E}, perms[l])
                                         : vg_randperm(E, m->seed * 1000003 + 17 + (uint64_t)cnt[1]);
     cnt[1]++;
+    if (perm && e[l]->device != VG_CPU) perm = vg_to_device(perm, e[l]->device);
     for (int64_t f = 0; f < FIB && st == VG_OK; f++) {
       vg_scope_begin();
       vg_tensor *idx = vg_narrow(perm, 0, f * N, N);
@@ -206,7 +210,8 @@ static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps,
     m->tw[l] = w[l];
     vg_tensor *t = vg_cflow_log_prob(mm, l, e[l], c[l]);
     if (!t) { st = VG_ERR_ARG; break; }
-    lp[l] = vg_f32(vg_contiguous(t));
+    lp[l] = vg_f32(vg_empty(VG_F32, 1, (int64_t[]){vg_numel(t)}));   /* log-likelihoods on the host */
+    vg_to_host(t, VG_F32, lp[l]);
     mx[l] = -INFINITY;
     for (int64_t i = 0; i < vg_numel(t); i++) mx[l] = fmax(mx[l], lp[l][i]);
   }
@@ -307,10 +312,19 @@ static void cf_free(vg_method *mm) {
   free(m);
 }
 
+/* the counters are host bookkeeping: they stay on the CPU */
+static vg_status cf_to(vg_method *mm, vg_device dev, vg_dtype dt) {
+  cflow *m = (cflow *)mm;
+  vg_status st = vg_nn_to(m->net, dev, dt);
+  if (st == VG_OK) st = vg_tensor_to_(m->counters, VG_CPU, VG_I64);
+  if (st == VG_OK && dt == VG_F32) st = vg_optim_to(m->opt, dev);
+  return st;
+}
+
 static const vg_method_ops cf_ops = {
   .name = "cflow", .fit_begin = NULL, .train_step = cf_train_step, .fit_end = NULL,
   .predict = cf_predict, .finalize = cf_finalize, .save = cf_save, .load = cf_load,
-  .config_json = cf_config_json, .current_lr = cf_current_lr, .module = vg_cflow_module, .free = cf_free,
+  .config_json = cf_config_json, .current_lr = cf_current_lr, .module = vg_cflow_module, .to = cf_to, .free = cf_free,
 };
 
 vg_status vg_cflow_load_anomalib(vg_method *mm, const char *path) {

@@ -42,6 +42,7 @@ typedef struct {
   bool padding, pad_maps;     /* false / true: no conv padding, maps padded by 4 */
   vg_nn_module *teacher, *student, *ae;
   vg_tensor *mean, *std;      /* 1 x C x 1 x 1 teacher channel statistics (0 = unset) */
+  int stats_flag;             /* on a device: cached "mean/std are set" (-1 unknown; see model.c) */
   float qa_st, qb_st, qa_ae, qb_ae;   /* map quantiles (all 0 = unset) */
   float p_hard;               /* 0.999 */
   /* accumulators of the statistics passes (vg_effad_stats_*, vg_effad_quantiles_*) */

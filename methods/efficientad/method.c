@@ -324,6 +324,7 @@ static vg_status ea_fit_begin(vg_method *mm, const vg_dataset *train) {
 static vg_status ea_train_step(vg_method *mm, const vg_tensor *images, int64_t step, double *loss) {
   effad *m = (effad *)mm;
   const int64_t n = images->shape[0], H = m->input_size;
+  if (mm->dtype != VG_F32) return vg_fail(VG_ERR_ARG, "efficientad: training computes in f32 (f16 is for inference)");
   if (images->ndim != 4 || images->shape[1] != 3 || images->shape[2] != H || images->shape[3] != H) {
     char b[96];
     return vg_fail(VG_ERR_ARG, "efficientad: images must be N x 3 x %d x %d (got %s)", m->input_size, m->input_size,
@@ -399,9 +400,9 @@ static vg_status ea_predict(vg_method *mm, const vg_tensor *images, float *maps,
     if (!c) st = vg_fail_prefix("efficientad predict");
     else {
       int64_t n = c->shape[0], P = c->shape[2] * c->shape[3];
-      const float *p = vg_f32(c);
-      memcpy(maps, p, (size_t)(n * P) * sizeof(float));
-      for (int64_t r = 0; r < n; r++) {
+      const float *p = maps;
+      st = vg_to_host(c, VG_F32, maps);   /* any device / dtype */
+      for (int64_t r = 0; st == VG_OK && r < n; r++) {
         float mx = -INFINITY;
         for (int64_t i = 0; i < P; i++) mx = p[r * P + i] > mx ? p[r * P + i] : mx;
         scores[r] = mx;
@@ -452,6 +453,7 @@ static vg_status ea_save(const vg_method *mm, const char *path) {
 static vg_status ea_load(vg_method *mm, const char *path) {
   effad *m = (effad *)mm;
   vg_status st = vg_nn_checkpoint_load(path, m->net, m->opt, NULL);
+  m->model->stats_flag = -1;
   if (st == VG_OK) q_to_model(m);
   return st;
 }
@@ -460,6 +462,7 @@ vg_status vg_effad_load_anomalib(vg_method *mm, const char *path) {
   effad *m = (effad *)mm;
   static const char *const strip[] = {"state_dict.", "model.", NULL};
   vg_status st = vg_nn_load_state_pth_prefixed(m->net, path, strip, NULL, "efficientad");
+  m->model->stats_flag = -1;
   if (st == VG_OK) q_to_model(m);
   return st;
 }
@@ -484,10 +487,22 @@ static void ea_free(vg_method *mm) {
 
 static vg_nn_module *ea_module(vg_method *mm) { return ((effad *)mm)->net; }
 
+/* the quantiles (folded into the model's floats) and the step counter are host
+ * bookkeeping: they stay on the CPU */
+static vg_status ea_to(vg_method *mm, vg_device dev, vg_dtype dt) {
+  effad *m = (effad *)mm;
+  vg_status st = vg_nn_to(m->net, dev, dt);
+  for (int i = 0; i < 4 && st == VG_OK; i++) st = vg_tensor_to_(m->q[i], VG_CPU, VG_F32);
+  if (st == VG_OK) st = vg_tensor_to_(m->step_buf, VG_CPU, VG_I64);
+  if (st == VG_OK && dt == VG_F32) st = vg_optim_to(m->opt, dev);
+  m->model->stats_flag = -1;
+  return st;
+}
+
 static const vg_method_ops ea_ops = {
   .name = "efficientad", .fit_begin = ea_fit_begin, .train_step = ea_train_step, .fit_end = ea_fit_end,
   .predict = ea_predict, .finalize = NULL, .save = ea_save, .load = ea_load,
-  .config_json = ea_config_json, .current_lr = ea_current_lr, .module = ea_module, .free = ea_free,
+  .config_json = ea_config_json, .current_lr = ea_current_lr, .module = ea_module, .to = ea_to, .free = ea_free,
 };
 
 static bool str_opt(const vg_json *v, char *dst, size_t cap) {

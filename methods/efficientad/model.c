@@ -175,6 +175,7 @@ vg_effad_model *vg_effad_model_new(vg_effad_size size, int64_t out, bool padding
   vg_nn_requires_grad(m->teacher, false);
   m->mean = vg_tensor_new(VG_F32, 4, (int64_t[]){1, out, 1, 1});
   m->std = vg_tensor_new(VG_F32, 4, (int64_t[]){1, out, 1, 1});
+  m->stats_flag = -1;
   return m;
 }
 
@@ -192,14 +193,32 @@ void vg_effad_model_free(vg_effad_model *m) {
   free(m);
 }
 
+/* images on the model's device in its float dtype (m->mean moves with the networks) */
+static const vg_tensor *on_model(const vg_effad_model *m, const vg_tensor *x) {
+  if (x && x->device != m->mean->device) x = vg_to_device(x, m->mean->device);
+  if (x && x->dtype != m->mean->dtype) x = vg_cast(x, m->mean->dtype);
+  return x;
+}
+
+/* Whether the teacher statistics are set (not all 0). On a device the answer is cached
+ * (m->stats_flag, -1 = unknown; reset whenever mean/std are rewritten) so a forward
+ * makes no host round trip (CUDA graphs capture it). */
 static bool stats_set(const vg_effad_model *m) {
-  const float *a = (const float *)m->mean->storage->data, *b = (const float *)m->std->storage->data;
-  for (int64_t i = 0; i < m->out_channels; i++)
-    if (a[i] != 0.0f || b[i] != 0.0f) return true;
-  return false;
+  if (m->mean->device != VG_CPU && m->stats_flag >= 0) return m->stats_flag;
+  int64_t C = m->out_channels;
+  float *ab = malloc(sizeof(float) * (size_t)(2 * C));
+  if (!ab) VG_ABORT("out of memory");
+  vg_to_host(m->mean, VG_F32, ab);
+  vg_to_host(m->std, VG_F32, ab + C);
+  bool set = false;
+  for (int64_t i = 0; i < 2 * C && !set; i++) set = ab[i] != 0.0f;
+  free(ab);
+  ((vg_effad_model *)m)->stats_flag = set;
+  return set;
 }
 
 vg_tensor *vg_effad_teacher_forward(vg_effad_model *m, const vg_tensor *img) {
+  img = on_model(m, img);
   vg_no_grad_begin();
   vg_tensor *t = vg_nn_forward(m->teacher, img);
   if (stats_set(m)) t = vg_div(vg_sub(t, m->mean), m->std);
@@ -212,6 +231,9 @@ vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const
                                   vg_effad_losses *L) {
   memset(L, 0, sizeof *L);
   const int64_t C = m->out_channels;
+  img = on_model(m, img);
+  aug = on_model(m, aug);
+  penalty = on_model(m, penalty);
   vg_tensor *t = vg_effad_teacher_forward(m, img);
   vg_tensor *s = vg_nn_forward(m->student, img);
   vg_tensor *d = vg_pow_scalar(vg_sub(t, vg_narrow(s, 1, 0, C)), 2.0f);
@@ -246,6 +268,7 @@ static vg_tensor *finish_map(const vg_effad_model *m, vg_tensor *map, int64_t H,
 vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
                         vg_tensor **map_st, vg_tensor **map_ae) {
   const int64_t C = m->out_channels, H = img->shape[2], W = img->shape[3];
+  img = on_model(m, img);
   vg_no_grad_begin();
   bool tr = m->ae->training;
   vg_nn_train(m->ae, false);
@@ -287,7 +310,7 @@ vg_status vg_effad_stats_add(vg_effad_model *m, const vg_tensor *img) {
   if (!m->acc_sum || !m->acc_sumsq) return vg_fail(VG_ERR_NOMEM, "efficientad: statistics");
   vg_scope_begin();
   vg_no_grad_begin();
-  vg_tensor *y = vg_nn_forward(m->teacher, img);
+  vg_tensor *y = vg_nn_forward(m->teacher, on_model(m, img));
   vg_tensor *s1 = vg_sum(y, 3, (int[]){0, 2, 3}, false);
   vg_tensor *s2 = vg_sum(vg_mul(y, y), 3, (int[]){0, 2, 3}, false);
   vg_no_grad_end();
@@ -295,8 +318,10 @@ vg_status vg_effad_stats_add(vg_effad_model *m, const vg_tensor *img) {
   if (!s1 || !s2) {
     st = vg_fail_prefix("efficientad teacher statistics");
   } else {
-    const float *a = (const float *)s1->storage->data + s1->offset;
-    const float *b = (const float *)s2->storage->data + s2->offset;
+    float *a = vg_f32(vg_empty(VG_F32, 1, (int64_t[]){m->out_channels}));
+    float *b = vg_f32(vg_empty(VG_F32, 1, (int64_t[]){m->out_channels}));
+    vg_to_host(s1, VG_F32, a);   /* any device */
+    vg_to_host(s2, VG_F32, b);
     for (int64_t c = 0; c < m->out_channels; c++) {
       m->acc_sum[c] += a[c];
       m->acc_sumsq[c] += b[c];
@@ -309,13 +334,18 @@ vg_status vg_effad_stats_add(vg_effad_model *m, const vg_tensor *img) {
 
 vg_status vg_effad_stats_end(vg_effad_model *m) {
   if (m->acc_n == 0) return vg_fail(VG_ERR_ARG, "efficientad: no training images for the teacher statistics");
-  float *mean = (float *)m->mean->storage->data, *sd = (float *)m->std->storage->data;
+  float *mean = malloc(sizeof(float) * (size_t)(2 * m->out_channels)), *sd = mean + m->out_channels;
+  if (!mean) return vg_fail(VG_ERR_NOMEM, "efficientad: statistics");
   for (int64_t c = 0; c < m->out_channels; c++) {
     double mu = m->acc_sum[c] / (double)m->acc_n;
     double v = m->acc_sumsq[c] / (double)m->acc_n - mu * mu;
     mean[c] = (float)mu;
     sd[c] = (float)sqrt(v > 0 ? v : 0);
   }
+  vg_from_host_(m->mean, VG_F32, mean);   /* any device / dtype */
+  vg_from_host_(m->std, VG_F32, sd);
+  free(mean);
+  m->stats_flag = -1;
   free(m->acc_sum);
   free(m->acc_sumsq);
   m->acc_sum = m->acc_sumsq = NULL;

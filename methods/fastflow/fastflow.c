@@ -62,6 +62,7 @@ vg_status vg_fastflow_forward(vg_method *mm, const vg_tensor *x, vg_tensor **z, 
                    vg_shape_str(x, b, sizeof b));
   }
   vg_tensor *f[VG_FASTFLOW_MAX_SCALES];
+  x = vg_method_input(mm, x);
   vg_status st = ff_features(m, x, f);
   if (st != VG_OK) return st;
   for (int s = 0; s < m->nscales; s++) {
@@ -93,7 +94,7 @@ vg_tensor *vg_fastflow_anomaly_map(int n, vg_tensor *const *z, int64_t h, int64_
 
 static vg_status ff_train_step(vg_method *mm, const vg_tensor *images, int64_t step, double *loss) {
   fastflow *m = (fastflow *)mm;
-  (void)step;
+  if (mm->dtype != VG_F32) return vg_fail(VG_ERR_ARG, "fastflow: training computes in f32 (f16 is for inference)");
   vg_scope_begin();
   vg_optim_zero_grad(m->opt);
   vg_tensor *z[VG_FASTFLOW_MAX_SCALES], *ld[VG_FASTFLOW_MAX_SCALES];
@@ -120,10 +121,10 @@ static vg_status ff_predict(vg_method *mm, const vg_tensor *images, float *maps,
   vg_status st = vg_fastflow_forward(mm, images, z, ld);
   if (st == VG_OK) {
     int64_t n = images->shape[0], P = (int64_t)m->size * m->size;
-    vg_tensor *map = vg_contiguous(vg_fastflow_anomaly_map(m->nscales, z, m->size, m->size));
-    const float *p = vg_f32(map);
-    memcpy(maps, p, (size_t)(n * P) * sizeof(float));
-    for (int64_t r = 0; r < n; r++) {
+    vg_tensor *map = vg_fastflow_anomaly_map(m->nscales, z, m->size, m->size);
+    const float *p = maps;
+    st = map ? vg_to_host(map, VG_F32, maps) : VG_ERR_ARG;   /* any device / dtype */
+    for (int64_t r = 0; st == VG_OK && r < n; r++) {
       float mx = -INFINITY;
       for (int64_t i = 0; i < P; i++) mx = p[r * P + i] > mx ? p[r * P + i] : mx;
       scores[r] = mx;
@@ -175,10 +176,19 @@ static void ff_free(vg_method *mm) {
   free(m);
 }
 
+/* the step counter is host bookkeeping: it stays on the CPU */
+static vg_status ff_to(vg_method *mm, vg_device dev, vg_dtype dt) {
+  fastflow *m = (fastflow *)mm;
+  vg_status st = vg_nn_to(m->net, dev, dt);
+  if (st == VG_OK) st = vg_tensor_to_(m->step_buf, VG_CPU, VG_I64);
+  if (st == VG_OK && dt == VG_F32) st = vg_optim_to(m->opt, dev);
+  return st;
+}
+
 static const vg_method_ops ff_ops = {
   .name = "fastflow", .fit_begin = NULL, .train_step = ff_train_step, .fit_end = NULL,
   .predict = ff_predict, .finalize = NULL, .save = ff_save, .load = ff_load,
-  .config_json = ff_config_json, .current_lr = ff_current_lr, .module = vg_fastflow_module, .free = ff_free,
+  .config_json = ff_config_json, .current_lr = ff_current_lr, .module = vg_fastflow_module, .to = ff_to, .free = ff_free,
 };
 
 vg_status vg_fastflow_load_anomalib(vg_method *mm, const char *path) {
