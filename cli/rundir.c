@@ -245,3 +245,13 @@ void vg_run_ov_free(vg_run_overrides *l) {
   for (int i = 0; i < l->n; i++) free(l->v[i].json);
   l->n = 0;
 }
+
+vg_status vg_cli_method_to(vg_method *m, const char *device, const char *dtype) {
+  vg_device dev;
+  vg_dtype dt;
+  if (!vg_parse_device(device, &dev) || !vg_parse_dtype(dtype, &dt)) return vg_last_status();
+  vg_status st = vg_method_to(m, dev, dt);
+  if (st == VG_OK && (dev != VG_CPU || dt != VG_F32))
+    fprintf(stderr, "vigil: %s computes on %s in %s\n", m->ops->name, dev == VG_CPU ? "cpu" : "cuda", vg_dtype_name(dt));
+  return st;
+}

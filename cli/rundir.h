@@ -76,4 +76,7 @@ bool vg_run_ov_set_arg(vg_run_overrides *l, const char *key_eq_value);
 bool vg_run_ov_has(const vg_run_overrides *l, const char *key);
 vg_status vg_run_ov_json(const vg_run_overrides *l, vg_json **out);
 void vg_run_ov_free(vg_run_overrides *l);
+/* --device / --dtype of train, test, predict, bench (NULL = cpu / f32): parses them and
+ * moves the method (vg_method_to); says where it computes when not on the CPU. */
+vg_status vg_cli_method_to(vg_method *m, const char *device, const char *dtype);
 #endif

@@ -38,7 +38,8 @@ static double now_s(void) {
 }
 
 static int test_usage(FILE *f) {
-  fprintf(f, "usage: vigil test --run RUNDIR [--batch N] [--workers N] [--threads N] [--no-maps] [--no-report]\n"
+  fprintf(f, "usage: vigil test --run RUNDIR [--batch N] [--workers N] [--threads N] [--device cpu|cuda] [--dtype f32|f16]\n"
+             "                  [--no-maps] [--no-report]\n"
              "  evaluates the run's checkpoint on the test split of the run's dataset; writes\n"
              "  RUNDIR/metrics.json (at the GT resolution; LOCO: sPRO), RUNDIR/scores.json,\n"
              "  RUNDIR/maps/<category>/test/<defect>/<stem>.tiff and RUNDIR/report/ (report.html, heatmaps, curves)\n");
@@ -56,7 +57,7 @@ static vg_status original_size(const vg_sample *s, int *w, int *h) {
 }
 
 int vg_cli_test(int argc, char **argv) {
-  const char *run = NULL;
+  const char *run = NULL, *device = NULL, *dtype = NULL;
   int batch = 8, workers = 2, threads = 0;
   bool write_maps = true, write_report = true;
   for (int i = 0; i < argc; i++) {
@@ -70,6 +71,8 @@ int vg_cli_test(int argc, char **argv) {
     else if (!strcmp(a, "--batch")) batch = atoi(v);
     else if (!strcmp(a, "--workers")) workers = atoi(v);
     else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else if (!strcmp(a, "--device")) device = v;
+    else if (!strcmp(a, "--dtype")) dtype = v;
     else { fprintf(stderr, "vigil test: unknown option %s\n", a); return test_usage(stderr); }
   }
   if (!run || batch < 1) return test_usage(stderr);
@@ -81,7 +84,7 @@ int vg_cli_test(int argc, char **argv) {
   float *maps = NULL, *scores = NULL;
   int rc = 1;
   if (vg_run_config_read(run, &cfg) != VG_OK || vg_run_open_method(run, &cfg, true, &m) != VG_OK ||
-      vg_run_open_dataset(&cfg.data, VG_SPLIT_TEST, &ds) != VG_OK) {
+      vg_cli_method_to(m, device, dtype) != VG_OK || vg_run_open_dataset(&cfg.data, VG_SPLIT_TEST, &ds) != VG_OK) {
     fprintf(stderr, "vigil test: %s\n", vg_last_error());
     goto done;
   }
@@ -201,6 +204,8 @@ static int predict_usage(FILE *f) {
     "  --threshold T         draw the contour of map >= T on the overlays (default: none)\n"
     "  --no-overlay          do not write the PNG overlays\n"
     "  --threads N           compute threads (default: all cores)\n"
+    "  --device cpu|cuda     where the method computes (default cpu; cuda: a `make CUDA=1` build and a GPU)\n"
+    "  --dtype f32|f16       compute dtype (default f32; f16: CUDA only, with f32 accumulation)\n"
     "per image: DIR/<stem>.tiff (float anomaly map, bilinear to the image's size), DIR/<stem>_overlay.png\n"
     "(jet heatmap blended 50%% on the image, colours scaled by the min..max over all the images given) and a\n"
     "JSON line on stdout {\"image\", \"score\", \"map\", \"overlay\"}. Images go one at a time through predict;\n"
@@ -327,7 +332,7 @@ static vg_status predict_images(vg_method *m, const char *const *images, int n, 
 }
 
 int vg_cli_predict(int argc, char **argv) {
-  const char *run = NULL, *out = NULL, *from = NULL, *model = NULL, *weights = NULL;
+  const char *run = NULL, *out = NULL, *from = NULL, *model = NULL, *weights = NULL, *device = NULL, *dtype = NULL;
   const char **images = calloc((size_t)argc + 1, sizeof *images);
   int n_img = 0, threads = 0;
   bool overlay = true;
@@ -347,6 +352,8 @@ int vg_cli_predict(int argc, char **argv) {
     else if (!strcmp(a, "--model")) model = v;
     else if (!strcmp(a, "--weights")) weights = v;
     else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else if (!strcmp(a, "--device")) device = v;
+    else if (!strcmp(a, "--dtype")) dtype = v;
     else if (!strcmp(a, "--threshold")) thr = strtof(v, NULL);
     else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
     else if (!strcmp(a, "--input-size")) {
@@ -374,6 +381,7 @@ int vg_cli_predict(int argc, char **argv) {
   } else {
     st = open_anomalib(model, from, weights, &ov, &m);
   }
+  if (st == VG_OK) st = vg_cli_method_to(m, device, dtype);
   if (st == VG_OK) st = vg_run_mkdirs(out);
   if (st == VG_OK) st = predict_images(m, images, n_img, out, overlay, thr);
   if (st != VG_OK) fprintf(stderr, "vigil predict: %s\n", vg_last_error());

@@ -53,6 +53,7 @@ static int train_usage(FILE *f) {
     "  --seed N              seed for shuffling and the method's RNG (default 0)\n"
     "  --workers N           loader threads (default 2)\n"
     "  --threads N           compute threads (default: all cores)\n"
+    "  --device cpu|cuda     where training runs (default cpu; cuda: a `make CUDA=1` build and a GPU); f32\n"
     "  --save-every N        checkpoint period in steps (default 500)\n"
     "  --out RUNDIR          run directory (default runs/<method>-<category>)\n"
     "  --resume              continue the run in --out from its last checkpoint\n"
@@ -155,6 +156,7 @@ int vg_cli_train(int argc, char **argv) {
   if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) return train_usage(argc < 1 ? stderr : stdout);
   const char *method = argv[0];
   const char *data = NULL, *dataset = NULL, *category = NULL, *out = NULL, *config_file = NULL, *cache = NULL;
+  const char *device = NULL;
   int64_t steps = -1, epochs = -1, batch = -1, workers = 2, threads = 0, save_every = 500;
   uint64_t seed = 0;
   double val_fraction = 0.1;
@@ -180,6 +182,12 @@ int vg_cli_train(int argc, char **argv) {
     else if (!strcmp(a, "--batch")) batch = strtoll(v, NULL, 10);
     else if (!strcmp(a, "--workers")) workers = strtoll(v, NULL, 10);
     else if (!strcmp(a, "--threads")) threads = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--device")) device = v;
+    else if (!strcmp(a, "--dtype") && strcmp(v, "f32")) {
+      fprintf(stderr, "vigil train: --dtype %s: training computes in f32 (f16 is for test/predict/bench on CUDA)\n", v);
+      vg_run_ov_free(&ov);
+      return 2;
+    }
     else if (!strcmp(a, "--save-every")) save_every = strtoll(v, NULL, 10);
     else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--val-fraction")) val_fraction = strtod(v, NULL);
@@ -312,6 +320,7 @@ int vg_cli_train(int argc, char **argv) {
     cfg.train.steps = steps >= 0 ? steps : -1;   /* epochs resolved below */
   }
   if (cfg.train.threads > 0) vg_set_num_threads(cfg.train.threads);
+  if ((st = vg_cli_method_to(m, device, NULL)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
   if (m->random_backbone)
     fprintf(stderr, "\n*** WARNING: no --weights: the backbone is RANDOMLY INITIALISED. Results are NOT comparable to the papers. ***\n\n");
   if (train.n == 0) { fprintf(stderr, "vigil train: the training split is empty\n"); goto done; }
@@ -416,8 +425,8 @@ done:
   vg_run_ov_free(&ov);
   vg_run_ov_free(&base);
   if (rc == 0 && !no_test) {
-    char *targv[2] = {"--run", rundir};
-    rc = vg_cli_test(2, targv);
+    char *targv[4] = {"--run", rundir, "--device", (char *)(device ? device : "cpu")};
+    rc = vg_cli_test(4, targv);
   }
   return rc;
 }

@@ -77,6 +77,11 @@ typedef struct {
    * Called through vg_method_to, which checks the request and records it. NULL = the
    * method runs on the CPU in f32 only. */
   vg_status (*to)(vg_method *m, vg_device dev, vg_dtype dt);
+  /* The anomaly maps (N x 1 x H x W, the method's device and dtype, current scope) of
+   * images (host or device) with no host round trip, so fixed-shape inference can be
+   * captured as a CUDA graph (vigil bench). NULL + message on error. NULL op = the
+   * method's maps need host post-processing (CFLOW-AD). */
+  vg_tensor *(*forward_maps)(vg_method *m, const vg_tensor *images);
   void (*free)(vg_method *m);
 } vg_method_ops;
 
@@ -117,6 +122,9 @@ vg_status vg_method_to(vg_method *m, vg_device dev, vg_dtype dt);
 /* x (host images) on the method's device in its dtype: x itself when already there,
  * else a copy in the current scope. */
 const vg_tensor *vg_method_input(const vg_method *m, const vg_tensor *x);
+/* predict's tail: map (N x 1 x H x W, any device / dtype) to maps[N*H*W] as f32 and
+ * scores[n] = max of image n's map. map NULL: the error already set. */
+vg_status vg_method_maps_out(const vg_tensor *map, float *maps, float *scores);
 /* Parses "cpu" / "cuda" and "f32" / "f16" (NULL = the default); false + message else. */
 bool vg_parse_device(const char *s, vg_device *dev);
 bool vg_parse_dtype(const char *s, vg_dtype *dt);

@@ -1,4 +1,5 @@
 /* registry.c — method name -> constructor (methods/method.h). A new method adds one row. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "nn/checkpoint.h"
@@ -100,4 +101,16 @@ bool vg_parse_dtype(const char *s, vg_dtype *dt) {
     return false;
   }
   return true;
+}
+
+vg_status vg_method_maps_out(const vg_tensor *map, float *maps, float *scores) {
+  if (!map) return vg_last_status() != VG_OK ? vg_last_status() : vg_fail(VG_ERR_ARG, "predict: no map");
+  vg_status st = vg_to_host(map, VG_F32, maps);   /* any device / dtype */
+  int64_t n = map->shape[0], P = vg_numel(map) / (n ? n : 1);
+  for (int64_t r = 0; st == VG_OK && r < n; r++) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < P; i++) mx = maps[r * P + i] > mx ? maps[r * P + i] : mx;
+    scores[r] = mx;
+  }
+  return st;
 }

@@ -390,25 +390,16 @@ static vg_status ea_fit_end(vg_method *mm, const vg_dataset *val) {
   return st;
 }
 
-static vg_status ea_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
-  effad *m = (effad *)mm;
-  vg_scope_begin();
+/* the combined map 0.5 (st + ae), N x 1 x H x W on the method's device */
+static vg_tensor *ea_forward_maps(vg_method *mm, const vg_tensor *images) {
   vg_tensor *a, *b;
-  vg_status st = vg_effad_maps(m->model, images, true, &a, &b);
-  if (st == VG_OK) {
-    vg_tensor *c = vg_contiguous(vg_scale(vg_add(a, b), 0.5f));   /* combined map */
-    if (!c) st = vg_fail_prefix("efficientad predict");
-    else {
-      int64_t n = c->shape[0], P = c->shape[2] * c->shape[3];
-      const float *p = maps;
-      st = vg_to_host(c, VG_F32, maps);   /* any device / dtype */
-      for (int64_t r = 0; st == VG_OK && r < n; r++) {
-        float mx = -INFINITY;
-        for (int64_t i = 0; i < P; i++) mx = p[r * P + i] > mx ? p[r * P + i] : mx;
-        scores[r] = mx;
-      }
-    }
-  }
+  if (vg_effad_maps(((effad *)mm)->model, images, true, &a, &b) != VG_OK) return NULL;
+  return vg_scale(vg_add(a, b), 0.5f);
+}
+
+static vg_status ea_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
+  vg_scope_begin();
+  vg_status st = vg_method_maps_out(ea_forward_maps(mm, images), maps, scores);
   vg_scope_end();
   return st;
 }
@@ -502,7 +493,7 @@ static vg_status ea_to(vg_method *mm, vg_device dev, vg_dtype dt) {
 static const vg_method_ops ea_ops = {
   .name = "efficientad", .fit_begin = ea_fit_begin, .train_step = ea_train_step, .fit_end = ea_fit_end,
   .predict = ea_predict, .finalize = NULL, .save = ea_save, .load = ea_load,
-  .config_json = ea_config_json, .current_lr = ea_current_lr, .module = ea_module, .to = ea_to, .free = ea_free,
+  .config_json = ea_config_json, .current_lr = ea_current_lr, .module = ea_module, .to = ea_to, .forward_maps = ea_forward_maps, .free = ea_free,
 };
 
 static bool str_opt(const vg_json *v, char *dst, size_t cap) {

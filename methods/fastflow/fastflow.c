@@ -113,24 +113,19 @@ static vg_status ff_train_step(vg_method *mm, const vg_tensor *images, int64_t s
   return st;
 }
 
-static vg_status ff_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
+/* N x 1 x H x W maps on the method's device, in the current scope (predict and graphs) */
+static vg_tensor *ff_forward_maps(vg_method *mm, const vg_tensor *images) {
   fastflow *m = (fastflow *)mm;
-  vg_scope_begin();
+  vg_tensor *z[VG_FASTFLOW_MAX_SCALES], *ld[VG_FASTFLOW_MAX_SCALES], *map = NULL;
   vg_no_grad_begin();
-  vg_tensor *z[VG_FASTFLOW_MAX_SCALES], *ld[VG_FASTFLOW_MAX_SCALES];
-  vg_status st = vg_fastflow_forward(mm, images, z, ld);
-  if (st == VG_OK) {
-    int64_t n = images->shape[0], P = (int64_t)m->size * m->size;
-    vg_tensor *map = vg_fastflow_anomaly_map(m->nscales, z, m->size, m->size);
-    const float *p = maps;
-    st = map ? vg_to_host(map, VG_F32, maps) : VG_ERR_ARG;   /* any device / dtype */
-    for (int64_t r = 0; st == VG_OK && r < n; r++) {
-      float mx = -INFINITY;
-      for (int64_t i = 0; i < P; i++) mx = p[r * P + i] > mx ? p[r * P + i] : mx;
-      scores[r] = mx;
-    }
-  }
+  if (vg_fastflow_forward(mm, images, z, ld) == VG_OK) map = vg_fastflow_anomaly_map(m->nscales, z, m->size, m->size);
   vg_no_grad_end();
+  return map;
+}
+
+static vg_status ff_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
+  vg_scope_begin();
+  vg_status st = vg_method_maps_out(ff_forward_maps(mm, images), maps, scores);
   vg_scope_end();
   return st;
 }
@@ -188,7 +183,7 @@ static vg_status ff_to(vg_method *mm, vg_device dev, vg_dtype dt) {
 static const vg_method_ops ff_ops = {
   .name = "fastflow", .fit_begin = NULL, .train_step = ff_train_step, .fit_end = NULL,
   .predict = ff_predict, .finalize = NULL, .save = ff_save, .load = ff_load,
-  .config_json = ff_config_json, .current_lr = ff_current_lr, .module = vg_fastflow_module, .to = ff_to, .free = ff_free,
+  .config_json = ff_config_json, .current_lr = ff_current_lr, .module = vg_fastflow_module, .to = ff_to, .forward_maps = ff_forward_maps, .free = ff_free,
 };
 
 vg_status vg_fastflow_load_anomalib(vg_method *mm, const char *path) {
