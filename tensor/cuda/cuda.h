@@ -24,6 +24,9 @@ vg_status vg_cuda_init(void);
 void *vg_cuda_alloc(size_t nbytes);   /* cached device memory; aborts when exhausted */
 void vg_cuda_free(void *p);           /* back to the cache (NULL ok) */
 void vg_cuda_sync(void);              /* waits for the stream */
+/* true while vg_cuda_graph_begin..end captures the stream: kernel host code must not
+ * synchronize or copy to / from pageable host memory then (see runtime.cu) */
+bool vg_cuda_capturing(void);
 
 extern const vg_backend vg_cuda_backend;
 

@@ -1,6 +1,8 @@
-/* runtime.cu — device init, the caching allocator, the stream and cuBLAS handle, the
- * CUDA backend's exec switch (the twin of tensor/cpu/backend.c: every op listed, no
- * default) and host <-> device copies. */
+/* runtime.cu — device init, the caching allocator (with per-graph pools), the stream
+ * and cuBLAS handle, the CUDA backend's exec switch (the twin of tensor/cpu/backend.c:
+ * every op listed, no default), host <-> device copies, and the public runtime API of
+ * tensor.h's device section: synchronize, pinned host memory, allocator statistics,
+ * event timers and CUDA graphs (stream capture + replay). */
 #include "tensor/cuda/cuda.h"
 #include <pthread.h>
 #include <string.h>
@@ -13,9 +15,41 @@ static cudaStream_t stream;
 static cublasHandle_t blas;
 static int sync_each;
 
+/* ---- capture state ----
+ * cap: the graph being captured (NULL when none). While it is set, vg_cuda_alloc takes
+ * blocks for cap's pool and vg_cuda_free returns pool blocks to it (see the allocator).
+ * Host <-> device copies that would wait for the stream are refused: the first refusal
+ * is kept in cap_msg and vg_cuda_graph_end then fails with it. */
+typedef struct blk { struct blk *next; void *p; } blk;
+#define VG_NBUCKET 48
+typedef struct gpool {
+  blk *free_lists[VG_NBUCKET];   /* the pool's free blocks (reserved for the graph's replays) */
+  size_t bytes_free;
+} gpool;
+struct vg_cuda_graph {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  gpool pool;
+  struct vg_cuda_graph *next_deferred;
+  struct vg_cuda_graph *next_all;   /* every graph alive, so exit can release the pools */
+};
+static vg_cuda_graph *all_graphs;
+static vg_cuda_graph *cap;
+static vg_cuda_graph *deferred_free;   /* vg_cuda_graph_free called during another capture */
+static char cap_msg[512];
+static int cap_refused;
+
 cudaStream_t vg_cuda_stream(void) { return stream; }
 cublasHandle_t vg_cuda_blas(void) { return blas; }
-bool vg_cuda_sync_each(void) { return sync_each != 0; }
+/* no per-launch synchronize while capturing (it would invalidate the capture) */
+bool vg_cuda_sync_each(void) { return sync_each != 0 && !cap; }
+bool vg_cuda_capturing(void) { return cap != NULL; }
+
+static void capture_refuse(const char *fmt, const char *detail) {
+  if (cap_refused) return;
+  cap_refused = 1;
+  snprintf(cap_msg, sizeof cap_msg, fmt, detail);
+}
 
 const char *vg_cublas_error_name(cublasStatus_t s) {
   switch (s) {
@@ -35,19 +69,32 @@ const char *vg_cublas_error_name(cublasStatus_t s) {
 
 /* ---- caching allocator ----
  * Blocks of 2^b bytes (b >= 8). free_lists[b] holds cached blocks; live blocks are in
- * an open-addressing table (pointer -> bucket) so vg_cuda_free knows the size. */
-#define VG_NBUCKET 48
-typedef struct blk { struct blk *next; void *p; } blk;
+ * an open-addressing table (pointer -> bucket, owning graph pool) so vg_cuda_free knows
+ * the size and where the block goes back to.
+ *
+ * Graph pools: while a graph is captured, an allocation takes a block from that graph's
+ * pool (else from the global cache, else cudaMalloc) and the block belongs to the pool
+ * from then on: freed (during or after the capture) it goes back to the pool's free
+ * lists, never to the global cache, so the addresses baked into the graph are never
+ * handed to another tensor while the graph exists. Inside one capture, blocks are
+ * reused in stream order exactly as eagerly. vg_cuda_graph_free moves the pool's free
+ * blocks to the global cache (still-live ones go there when freed). */
 static blk *free_lists[VG_NBUCKET];
 static blk *spare_nodes;
-typedef struct { void *p; int bucket; } live_ent;
+typedef struct { void *p; int bucket; gpool *pool; } live_ent;
 static live_ent *live;
 static size_t live_cap, live_n;
-static size_t bytes_cached, bytes_live;
+static size_t bytes_cached, bytes_live, bytes_graph, peak_live, peak_reserved;
+static int64_t n_malloc, n_alloc_calls;
+
+/* pinned host blocks (vg_cuda_host_alloc): the copies check a host pointer against them */
+typedef struct { char *p; size_t n; } pinned_ent;
+static pinned_ent *pinned;
+static size_t pinned_n, pinned_cap;
 
 static size_t hash_ptr(void *p) { return (size_t)(((uintptr_t)p >> 8) * 0x9E3779B97F4A7C15ull); }
 
-static void live_put(void *p, int b);
+static void live_put(void *p, int b, gpool *pool);
 static void live_grow(void) {
   live_ent *old = live;
   size_t oc = live_cap;
@@ -56,25 +103,27 @@ static void live_grow(void) {
   if (!live) VG_ABORT("out of host memory (CUDA allocator table)");
   live_n = 0;
   for (size_t i = 0; i < oc; i++)
-    if (old[i].p) live_put(old[i].p, old[i].bucket);
+    if (old[i].p) live_put(old[i].p, old[i].bucket, old[i].pool);
   free(old);
 }
 
-static void live_put(void *p, int b) {
+static void live_put(void *p, int b, gpool *pool) {
   if ((live_n + 1) * 2 > live_cap) live_grow();
   size_t m = live_cap - 1, i = hash_ptr(p) & m;
   while (live[i].p) i = (i + 1) & m;
   live[i].p = p;
   live[i].bucket = b;
+  live[i].pool = pool;
   live_n++;
 }
 
-static int live_take(void *p) {
+static int live_take(void *p, gpool **pool) {
   if (!live_cap) return -1;
   size_t m = live_cap - 1, i = hash_ptr(p) & m;
   while (live[i].p && live[i].p != p) i = (i + 1) & m;
   if (!live[i].p) return -1;
   int b = live[i].bucket;
+  *pool = live[i].pool;
   live[i].p = NULL;
   live_n--;
   /* re-insert the rest of the cluster (backward-shift deletion done simply) */
@@ -82,52 +131,93 @@ static int live_take(void *p) {
     live_ent e = live[j];
     live[j].p = NULL;
     live_n--;
-    live_put(e.p, e.bucket);
+    live_put(e.p, e.bucket, e.pool);
   }
   return b;
 }
 
+static blk *node_new(void) {
+  blk *k = spare_nodes;
+  if (k) spare_nodes = k->next;
+  else if (!(k = (blk *)malloc(sizeof *k))) VG_ABORT("out of host memory");
+  return k;
+}
+
+/* pops a block of bucket b from lists (NULL when empty) */
+static void *pop_block(blk **lists, int b) {
+  blk *k = lists[b];
+  if (!k) return NULL;
+  lists[b] = k->next;
+  void *p = k->p;
+  k->next = spare_nodes;
+  spare_nodes = k;
+  return p;
+}
+
+static void push_block(blk **lists, int b, void *p) {
+  blk *k = node_new();
+  k->p = p;
+  k->next = lists[b];
+  lists[b] = k;
+}
+
 static void release_cached(void) {
-  for (int b = 0; b < VG_NBUCKET; b++)
-    while (free_lists[b]) {
-      blk *k = free_lists[b];
-      free_lists[b] = k->next;
-      cudaFree(k->p);
-      k->next = spare_nodes;
-      spare_nodes = k;
-    }
+  for (int b = 0; b < VG_NBUCKET; b++) {
+    void *p;
+    while ((p = pop_block(free_lists, b))) cudaFree(p);
+  }
   bytes_cached = 0;
+}
+
+static void note_reserved(void) {
+  size_t r = bytes_live + bytes_cached + bytes_graph;
+  if (r > peak_reserved) peak_reserved = r;
+}
+
+/* cudaMalloc, allowed during a capture: cudaMalloc is not stream-ordered, so capture
+ * treats it as "potentially unsafe"; this thread's mode is relaxed around the call */
+static cudaError_t raw_malloc(void **p, size_t n) {
+  if (!cap) return cudaMalloc(p, n);
+  enum cudaStreamCaptureMode m = cudaStreamCaptureModeRelaxed;
+  cudaThreadExchangeStreamCaptureMode(&m);
+  cudaError_t e = cudaMalloc(p, n);
+  cudaThreadExchangeStreamCaptureMode(&m);
+  return e;
 }
 
 void *vg_cuda_alloc(size_t n) {
   int b = 8;
   while (b < VG_NBUCKET - 1 && ((size_t)1 << b) < n) b++;
   if (((size_t)1 << b) < n) VG_ABORT("CUDA allocation of %zu bytes is too large", n);
+  size_t sz = (size_t)1 << b;
   pthread_mutex_lock(&lock);
+  n_alloc_calls++;
+  gpool *pool = cap ? &cap->pool : NULL;
   void *p = NULL;
-  if (free_lists[b]) {
-    blk *k = free_lists[b];
-    free_lists[b] = k->next;
-    p = k->p;
-    k->next = spare_nodes;
-    spare_nodes = k;
-    bytes_cached -= (size_t)1 << b;
+  if (pool && (p = pop_block(pool->free_lists, b))) {
+    pool->bytes_free -= sz;
+    bytes_graph -= sz;
+  } else if ((p = pop_block(free_lists, b))) {
+    bytes_cached -= sz;
   } else {
-    cudaError_t e = cudaMalloc(&p, (size_t)1 << b);
-    if (e != cudaSuccess) { /* give the cache back to the driver and retry once */
+    cudaError_t e = raw_malloc(&p, sz);
+    if (e != cudaSuccess && !cap) { /* give the cache back to the driver and retry once */
       (void)cudaGetLastError();
       cudaStreamSynchronize(stream);
       release_cached();
-      e = cudaMalloc(&p, (size_t)1 << b);
+      e = cudaMalloc(&p, sz);
     }
     if (e != cudaSuccess) {
       pthread_mutex_unlock(&lock);
-      VG_ABORT("CUDA out of memory: cudaMalloc(%zu) failed: %s (%zu bytes live)", (size_t)1 << b,
-               cudaGetErrorString(e), bytes_live);
+      VG_ABORT("CUDA out of memory: cudaMalloc(%zu) failed%s: %s (%zu bytes live, %zu cached)", sz,
+               cap ? " during graph capture" : "", cudaGetErrorString(e), bytes_live, bytes_cached);
     }
+    n_malloc++;
   }
-  live_put(p, b);
-  bytes_live += (size_t)1 << b;
+  live_put(p, b, pool);
+  bytes_live += sz;
+  if (bytes_live > peak_live) peak_live = bytes_live;
+  note_reserved();
   pthread_mutex_unlock(&lock);
   return p;
 }
@@ -135,22 +225,39 @@ void *vg_cuda_alloc(size_t n) {
 void vg_cuda_free(void *p) {
   if (!p) return;
   pthread_mutex_lock(&lock);
-  int b = live_take(p);
+  gpool *pool = NULL;
+  int b = live_take(p, &pool);
   if (b < 0) {
     pthread_mutex_unlock(&lock);
     VG_ABORT("vg_cuda_free of %p: not a block of the CUDA allocator", p);
   }
-  blk *k = spare_nodes;
-  if (k) spare_nodes = k->next;
-  else if (!(k = (blk *)malloc(sizeof *k))) VG_ABORT("out of host memory");
   /* the stream is in order: work queued before this free finishes before any later
    * kernel that reuses the block */
-  k->p = p;
-  k->next = free_lists[b];
-  free_lists[b] = k;
-  bytes_live -= (size_t)1 << b;
-  bytes_cached += (size_t)1 << b;
+  size_t sz = (size_t)1 << b;
+  if (pool) {
+    push_block(pool->free_lists, b, p);
+    pool->bytes_free += sz;
+    bytes_graph += sz;
+  } else {
+    push_block(free_lists, b, p);
+    bytes_cached += sz;
+  }
+  bytes_live -= sz;
   pthread_mutex_unlock(&lock);
+}
+
+/* the pool's free blocks to the global cache; live blocks of the pool become global ones
+ * (called with the lock held) */
+static void pool_release(gpool *pool) {
+  for (int b = 0; b < VG_NBUCKET; b++) {
+    void *p;
+    while ((p = pop_block(pool->free_lists, b))) push_block(free_lists, b, p);
+  }
+  bytes_graph -= pool->bytes_free;
+  bytes_cached += pool->bytes_free;
+  pool->bytes_free = 0;
+  for (size_t i = 0; i < live_cap; i++)
+    if (live[i].p && live[i].pool == pool) live[i].pool = NULL;
 }
 
 void vg_cuda_sync(void) { VG_CUDA_CHECK(cudaStreamSynchronize(stream)); }
@@ -158,13 +265,24 @@ void vg_cuda_sync(void) { VG_CUDA_CHECK(cudaStreamSynchronize(stream)); }
 /* at exit: everything back to the driver (live blocks too: heap tensors never freed) */
 static void cuda_atexit(void) {
   if (init_state != 1) return;
+  if (cap) { /* exiting in the middle of a capture */
+    cudaGraph_t g = NULL;
+    if (cudaStreamEndCapture(stream, &g) == cudaSuccess && g) cudaGraphDestroy(g);
+    (void)cudaGetLastError();
+    cap = NULL;
+  }
   cudaStreamSynchronize(stream);
+  for (vg_cuda_graph *g = all_graphs; g; g = g->next_all) pool_release(&g->pool);
   release_cached();
   for (size_t i = 0; i < live_cap; i++)
     if (live[i].p) cudaFree(live[i].p);
   free(live);
   live = NULL;
   live_cap = live_n = 0;
+  for (size_t i = 0; i < pinned_n; i++) cudaFreeHost(pinned[i].p);
+  free(pinned);
+  pinned = NULL;
+  pinned_n = pinned_cap = 0;
   while (spare_nodes) {
     blk *k = spare_nodes;
     spare_nodes = k->next;
@@ -290,10 +408,38 @@ static void cpu_copy(const vg_tensor *out, const vg_tensor *in) {
   vg_cpu_backend.exec(&c);
 }
 
+/* is [p, p + n) inside one vg_cuda_host_alloc block? */
+static bool is_pinned(const void *p, size_t n) {
+  pthread_mutex_lock(&lock);
+  bool ok = false;
+  for (size_t i = 0; i < pinned_n && !ok; i++)
+    ok = (const char *)p >= pinned[i].p && (const char *)p + n <= pinned[i].p + pinned[i].n;
+  pthread_mutex_unlock(&lock);
+  return ok;
+}
+
+/* During a capture a host copy is one graph node (a cudaMemcpyAsync, no wait) when it
+ * is a plain contiguous copy, same dtype and shape, from / into pinned memory; anything
+ * else is refused (graph_end reports it) and a host destination is zeroed, so code that
+ * reads it during the capture sees defined values. */
+static const char *const refuse_fmt =
+    "vg_cuda_graph: COPY %s cannot be captured: only a contiguous same-dtype copy from / into pinned "
+    "memory (vg_cuda_host_alloc + vg_tensor_wrap_host) becomes a graph node; other host copies wait "
+    "for the stream (vg_to_device / vg_copy_ / vg_from_host_ with a pageable or strided host tensor, "
+    "vg_to_host / vg_item, and the front-ends that read device values on the host: gather, "
+    "scatter_add, index_select and index_add check their indices that way)";
+
 static void copy_h2d(const vg_tensor *out, const vg_tensor *in) {
   int64_t n = vg_numel(out);
   if (n == 0) return;
   size_t es = vg_dtype_size(in->dtype);
+  if (cap) {
+    if (vg_is_contiguous(in) && vg_same_shape(in, out) && vg_is_contiguous(out) && out->dtype == in->dtype &&
+        is_pinned(vg_data(in), (size_t)n * es))
+      VG_CUDA_CHECK(cudaMemcpyAsync(vg_data(out), vg_data(in), (size_t)n * es, cudaMemcpyHostToDevice, stream));
+    else capture_refuse(refuse_fmt, "host->device");
+    return;
+  }
   /* 1. the source as a contiguous host buffer (in's dtype) */
   void *htmp = NULL;
   const void *src;
@@ -326,6 +472,16 @@ static void copy_d2h(const vg_tensor *out, const vg_tensor *in) {
   int64_t n = vg_numel(out);
   if (n == 0) return;
   size_t es = vg_dtype_size(out->dtype);
+  if (cap) {
+    if (vg_is_contiguous(in) && vg_same_shape(in, out) && vg_is_contiguous(out) && out->dtype == in->dtype &&
+        is_pinned(vg_data(out), (size_t)n * es)) {
+      VG_CUDA_CHECK(cudaMemcpyAsync(vg_data(out), vg_data(in), (size_t)n * es, cudaMemcpyDeviceToHost, stream));
+    } else {
+      capture_refuse(refuse_fmt, "device->host");
+      if (vg_is_contiguous(out)) memset(vg_data(out), 0, (size_t)n * es);
+    }
+    return;
+  }
   /* 1. a contiguous device buffer in out's dtype */
   void *dtmp = NULL;
   const void *src;
@@ -408,3 +564,219 @@ static void cuda_exec(const vg_opcall *c) {
 }
 
 const vg_backend vg_cuda_backend = {"cuda", cuda_exec, vg_cuda_alloc, vg_cuda_free};
+
+/* ---- public runtime API (tensor.h, device section) ---- */
+void vg_cuda_synchronize(void) {
+  if (init_state != 1) return;
+  if (cap) VG_ABORT("vg_cuda_synchronize during a graph capture (the captured work has not run; end the capture first)");
+  VG_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void *vg_cuda_host_alloc(size_t nbytes) {
+  if (!nbytes) nbytes = 1;
+  if (vg_cuda_init() != VG_OK) { /* no device: plain host memory does the same job */
+    vg_clear_error();
+    return malloc(nbytes);
+  }
+  void *p = NULL;
+  cudaError_t e = cudaMallocHost(&p, nbytes);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    vg_fail(VG_ERR_NOMEM, "cuda: cudaMallocHost(%zu) failed: %s", nbytes, cudaGetErrorString(e));
+    return NULL;
+  }
+  pthread_mutex_lock(&lock);
+  if (pinned_n == pinned_cap) {
+    size_t nc = pinned_cap ? pinned_cap * 2 : 16;
+    pinned_ent *np = (pinned_ent *)realloc(pinned, nc * sizeof *np);
+    if (!np) VG_ABORT("out of host memory");
+    pinned = np;
+    pinned_cap = nc;
+  }
+  pinned[pinned_n].p = (char *)p;
+  pinned[pinned_n].n = nbytes;
+  pinned_n++;
+  pthread_mutex_unlock(&lock);
+  return p;
+}
+
+void vg_cuda_host_free(void *p) {
+  if (!p) return;
+  pthread_mutex_lock(&lock);
+  size_t i = 0;
+  while (i < pinned_n && pinned[i].p != p) i++;
+  bool was_pinned = i < pinned_n;
+  if (was_pinned) pinned[i] = pinned[--pinned_n];
+  pthread_mutex_unlock(&lock);
+  if (was_pinned) VG_CUDA_CHECK(cudaFreeHost(p));
+  else free(p);
+}
+
+vg_status vg_cuda_mem_stats_get(vg_cuda_mem_stats *s) {
+  if (!s) return vg_fail(VG_ERR_ARG, "vg_cuda_mem_stats_get: NULL argument");
+  vg_status st = vg_cuda_init();
+  if (st != VG_OK) return st;
+  pthread_mutex_lock(&lock);
+  s->bytes_live = bytes_live;
+  s->bytes_cached = bytes_cached;
+  s->bytes_graph = bytes_graph;
+  s->peak_live = peak_live;
+  s->peak_reserved = peak_reserved;
+  s->n_malloc = n_malloc;
+  s->n_alloc_calls = n_alloc_calls;
+  pthread_mutex_unlock(&lock);
+  return VG_OK;
+}
+
+void vg_cuda_reset_peak(void) {
+  pthread_mutex_lock(&lock);
+  peak_live = bytes_live;
+  peak_reserved = bytes_live + bytes_cached + bytes_graph;
+  pthread_mutex_unlock(&lock);
+}
+
+void vg_cuda_empty_cache(void) {
+  if (init_state != 1 || cap) return;   /* cudaFree would break a capture */
+  VG_CUDA_CHECK(cudaStreamSynchronize(stream));
+  pthread_mutex_lock(&lock);
+  release_cached();
+  pthread_mutex_unlock(&lock);
+}
+
+/* ---- timers ---- */
+struct vg_cuda_timer { cudaEvent_t a, b; };
+
+vg_cuda_timer *vg_cuda_timer_new(void) {
+  if (vg_cuda_init() != VG_OK) return NULL;
+  vg_cuda_timer *t = (vg_cuda_timer *)calloc(1, sizeof *t);
+  if (!t) VG_ABORT("out of host memory");
+  VG_CUDA_CHECK(cudaEventCreate(&t->a));
+  VG_CUDA_CHECK(cudaEventCreate(&t->b));
+  return t;
+}
+
+void vg_cuda_timer_start(vg_cuda_timer *t) { if (t) VG_CUDA_CHECK(cudaEventRecord(t->a, stream)); }
+void vg_cuda_timer_stop(vg_cuda_timer *t) { if (t) VG_CUDA_CHECK(cudaEventRecord(t->b, stream)); }
+
+float vg_cuda_timer_elapsed_ms(vg_cuda_timer *t) {
+  if (!t) {
+    vg_fail(VG_ERR_ARG, "vg_cuda_timer_elapsed_ms: NULL timer");
+    return -1.0f;
+  }
+  float ms = -1.0f;
+  cudaError_t e = cudaEventSynchronize(t->b);
+  if (e == cudaSuccess) e = cudaEventElapsedTime(&ms, t->a, t->b);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    vg_fail(VG_ERR_DEVICE, "cuda timer: %s (were start and stop both recorded, outside a capture?)",
+            cudaGetErrorString(e));
+    return -1.0f;
+  }
+  return ms;
+}
+
+void vg_cuda_timer_free(vg_cuda_timer *t) {
+  if (!t) return;
+  cudaEventDestroy(t->a);
+  cudaEventDestroy(t->b);
+  free(t);
+}
+
+/* ---- graphs ---- */
+static void graph_destroy(vg_cuda_graph *g) {   /* stream already synchronized (or nothing ran) */
+  if (g->exec) cudaGraphExecDestroy(g->exec);
+  if (g->graph) cudaGraphDestroy(g->graph);
+  pthread_mutex_lock(&lock);
+  pool_release(&g->pool);
+  vg_cuda_graph **pp = &all_graphs;
+  while (*pp && *pp != g) pp = &(*pp)->next_all;
+  if (*pp) *pp = g->next_all;
+  pthread_mutex_unlock(&lock);
+  free(g);
+}
+
+vg_status vg_cuda_graph_begin(void) {
+  vg_status st = vg_cuda_init();
+  if (st != VG_OK) return st;
+  if (cap) return vg_fail(VG_ERR_ARG, "vg_cuda_graph_begin: a capture is already running (graphs do not nest)");
+  vg_cuda_graph *g = (vg_cuda_graph *)calloc(1, sizeof *g);
+  if (!g) VG_ABORT("out of host memory");
+  /* thread-local: this thread may not make unsafe calls (raw_malloc relaxes around
+   * cudaMalloc); other threads are not affected */
+  cudaError_t e = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    free(g);
+    return vg_fail(VG_ERR_DEVICE, "vg_cuda_graph_begin: cudaStreamBeginCapture failed: %s", cudaGetErrorString(e));
+  }
+  pthread_mutex_lock(&lock);
+  g->next_all = all_graphs;
+  all_graphs = g;
+  cap_refused = 0;
+  cap_msg[0] = 0;
+  cap = g;
+  pthread_mutex_unlock(&lock);
+  return VG_OK;
+}
+
+vg_cuda_graph *vg_cuda_graph_end(void) {
+  if (!cap) {
+    vg_fail(VG_ERR_ARG, "vg_cuda_graph_end: no capture running (vg_cuda_graph_begin first)");
+    return NULL;
+  }
+  vg_cuda_graph *g = cap;
+  cudaGraph_t graph = NULL;
+  cudaError_t e = cudaStreamEndCapture(stream, &graph);
+  pthread_mutex_lock(&lock);
+  cap = NULL;
+  pthread_mutex_unlock(&lock);
+  g->graph = graph;
+  /* graphs whose free waited for this capture to end */
+  while (deferred_free) {
+    vg_cuda_graph *d = deferred_free;
+    deferred_free = d->next_deferred;
+    VG_CUDA_CHECK(cudaStreamSynchronize(stream));
+    graph_destroy(d);
+  }
+  if (cap_refused || e != cudaSuccess || !graph) {
+    if (e != cudaSuccess) (void)cudaGetLastError();
+    if (cap_refused) vg_fail(VG_ERR_UNSUPPORTED, "%s", cap_msg);
+    else vg_fail(VG_ERR_DEVICE, "vg_cuda_graph_end: the capture was invalidated: %s (something synchronized "
+                 "or used another stream during the capture)", cudaGetErrorString(e));
+    graph_destroy(g);
+    return NULL;
+  }
+  e = cudaGraphInstantiate(&g->exec, graph, 0);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    g->exec = NULL;
+    vg_fail(VG_ERR_DEVICE, "vg_cuda_graph_end: cudaGraphInstantiate failed: %s", cudaGetErrorString(e));
+    graph_destroy(g);
+    return NULL;
+  }
+  return g;
+}
+
+vg_status vg_cuda_graph_replay(vg_cuda_graph *g) {
+  if (!g) return vg_fail(VG_ERR_ARG, "vg_cuda_graph_replay: NULL graph");
+  if (cap) return vg_fail(VG_ERR_ARG, "vg_cuda_graph_replay: not during a capture");
+  cudaError_t e = cudaGraphLaunch(g->exec, stream);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return vg_fail(VG_ERR_DEVICE, "vg_cuda_graph_replay: cudaGraphLaunch failed: %s", cudaGetErrorString(e));
+  }
+  if (sync_each) VG_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return VG_OK;
+}
+
+void vg_cuda_graph_free(vg_cuda_graph *g) {
+  if (!g) return;
+  if (cap) { /* cannot wait for the stream now: freed when the running capture ends */
+    g->next_deferred = deferred_free;
+    deferred_free = g;
+    return;
+  }
+  /* replays in flight finish before the pool's blocks go back to the cache */
+  VG_CUDA_CHECK(cudaStreamSynchronize(stream));
+  graph_destroy(g);
+}
