@@ -125,27 +125,46 @@ __global__ void k_pool_bwd(pgeom p, int op, const float *gy, const int64_t *idx,
 /* ---- bilinear ---- */
 typedef struct { int64_t i0, i1; float l0, l1; } lerp_tap;
 
-/* the taps on the host, in float exactly as resample.c's make_taps */
-static void make_taps(lerp_tap *t, int64_t in, int64_t out, bool align) {
+/* tap o of one axis, in float exactly as resample.c's make_taps (nvcc --fmad=false,
+ * IEEE division: the same bits as on the host) */
+__device__ lerp_tap make_tap(int64_t o, int64_t in, int64_t out, bool align) {
+  if (in == out) return lerp_tap{o, o, 1.0f, 0.0f};
   float scale;
   if (align) scale = out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f;
   else scale = (float)in / (float)out;
-  for (int64_t o = 0; o < out; o++) {
-    if (in == out) {
-      t[o] = (lerp_tap){o, o, 1.0f, 0.0f};
-      continue;
-    }
-    float src;
-    if (align) src = scale * (float)o;
-    else {
-      src = scale * ((float)o + 0.5f) - 0.5f;
-      if (src < 0) src = 0;
-    }
-    int64_t i0 = (int64_t)floorf(src);
-    if (i0 > in - 1) i0 = in - 1;
-    float l1 = src - (float)i0;
-    l1 = l1 < 0 ? 0 : l1 > 1 ? 1 : l1;
-    t[o] = (lerp_tap){i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1};
+  float src;
+  if (align) src = scale * (float)o;
+  else {
+    src = scale * ((float)o + 0.5f) - 0.5f;
+    if (src < 0) src = 0;
+  }
+  int64_t i0 = (int64_t)floorf(src);
+  if (i0 > in - 1) i0 = in - 1;
+  float l1 = src - (float)i0;
+  l1 = l1 < 0 ? 0 : l1 > 1 ? 1 : l1;
+  return lerp_tap{i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1};
+}
+
+/* the taps of both axes (rows: t[0, OH), columns: t[OH, OH + OW)), made on the device so
+ * interpolation neither copies from the host nor waits (it can be graph-captured) */
+__global__ void k_interp_taps(pgeom p, bool align, lerp_tap *t) {
+  VG_CU_GRID_LOOP(o, p.OH + p.OW) t[o] = o < p.OH ? make_tap(o, p.H, p.OH, align) : make_tap(o - p.OH, p.W, p.OW, align);
+}
+
+/* r[2k], r[2k+1] = [first, last+1) of the outputs whose taps touch input k ({out, 0}
+ * when none): rows k < H (taps t), then columns (taps t + OH, ranges r + 2H) */
+__global__ void k_interp_ranges(pgeom p, const lerp_tap *t, int64_t *r) {
+  VG_CU_GRID_LOOP(j, p.H + p.W) {
+    bool row = j < p.H;
+    int64_t k = row ? j : j - p.H, out = row ? p.OH : p.OW, lo = out, hi = 0;
+    const lerp_tap *tt = row ? t : t + p.OH;
+    for (int64_t o = 0; o < out; o++)
+      if (tt[o].i0 == k || tt[o].i1 == k) {
+        if (o < lo) lo = o;
+        hi = o + 1;
+      }
+    r[2 * j] = lo;
+    r[2 * j + 1] = hi;
   }
 }
 
@@ -183,39 +202,18 @@ __global__ void k_interp_bwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, co
   }
 }
 
-static void tap_ranges(const lerp_tap *t, int64_t out, int64_t in, int64_t *r) {
-  for (int64_t k = 0; k < in; k++) {
-    r[2 * k] = out;
-    r[2 * k + 1] = 0;
-  }
-  for (int64_t o = 0; o < out; o++) {
-    int64_t a = t[o].i0, b = t[o].i1;
-    if (o < r[2 * a]) r[2 * a] = o;
-    if (o + 1 > r[2 * a + 1]) r[2 * a + 1] = o + 1;
-    if (o < r[2 * b]) r[2 * b] = o;
-    if (o + 1 > r[2 * b + 1]) r[2 * b + 1] = o + 1;
-  }
-}
-
 static void interp(const vg_opcall *c, const pgeom &p, bool bwd, const float *src, float *dst) {
   cudaStream_t s = vg_cuda_stream();
   size_t ntap = (size_t)(p.OH + p.OW), nr = (size_t)(2 * (p.H + p.W));
   size_t bytes = ntap * sizeof(lerp_tap) + nr * sizeof(int64_t);
-  char *h = (char *)malloc(bytes);
-  if (!h) VG_ABORT("out of host memory");
-  lerp_tap *taps = (lerp_tap *)h;
-  int64_t *rng = (int64_t *)(h + ntap * sizeof(lerp_tap));
-  make_taps(taps, p.H, p.OH, c->i[0] != 0);
-  make_taps(taps + p.OH, p.W, p.OW, c->i[0] != 0);
-  tap_ranges(taps, p.OH, p.H, rng);
-  tap_ranges(taps + p.OH, p.OW, p.W, rng + 2 * p.H);
   char *d = (char *)vg_cuda_alloc(bytes);
-  VG_CUDA_CHECK(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, s));
-  VG_CUDA_CHECK(cudaStreamSynchronize(s));   /* h is freed below */
-  free(h);
-  const lerp_tap *dt = (const lerp_tap *)d;
-  const int64_t *dr = (const int64_t *)(d + ntap * sizeof(lerp_tap));
+  lerp_tap *dt = (lerp_tap *)d;
+  int64_t *dr = (int64_t *)(d + ntap * sizeof(lerp_tap));
+  VG_CU_LAUNCH(k_interp_taps, vg_cu_blocks((int64_t)ntap, THREADS), THREADS, 0, s)(p, c->i[0] != 0, dt);
+  VG_CUDA_LAUNCHED("interpolation taps");
   if (bwd) {
+    VG_CU_LAUNCH(k_interp_ranges, vg_cu_blocks(p.H + p.W, THREADS), THREADS, 0, s)(p, dt, dr);
+    VG_CUDA_LAUNCHED("interpolation tap ranges");
     int64_t n = p.planes * p.H * p.W;
     VG_CU_LAUNCH(k_interp_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, dr, dr + 2 * p.H, src, dst);
   } else {
