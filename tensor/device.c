@@ -94,3 +94,14 @@ vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt) {
   t->dtype = dt;
   return VG_OK;
 }
+
+vg_tensor *vg_full_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape, double value) {
+  if (ndim < 0 || ndim > VG_MAX_DIMS) return vg_op_error("full_on", "bad ndim %d", ndim);
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0) return vg_op_error("full_on", "negative size %lld at dim %d", (long long)shape[i], i);
+  if (device_ready(dev) != VG_OK) return NULL;
+  vg_tensor *t = vg_alloc(dt, dev, ndim, shape);
+  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {value}};
+  vg_backend_of(dev)->exec(&c);   /* a fill kernel: no host copy (CUDA graphs capture it) */
+  return t;
+}

@@ -12,7 +12,7 @@ vg_tensor *vg_layer_norm(const vg_tensor *x, int nnorm, const vg_tensor *weight,
   for (int k = 0; k < 2; k++) {
     const vg_tensor *t = wb[k];
     if (!t) continue;
-    bool ok = t->ndim == nnorm && t->dtype == VG_F32;
+    bool ok = t->ndim == nnorm && (t->dtype == VG_F32 || t->dtype == x->dtype);
     for (int i = 0; ok && i < nnorm; i++) ok = t->shape[i] == x->shape[x->ndim - nnorm + i];
     if (!ok)
       return vg_op_error("layer_norm", "%s %s does not match the last %d dims of %s", k ? "bias" : "weight",
@@ -38,8 +38,9 @@ vg_tensor *vg_batch_norm(const vg_tensor *x, vg_tensor *rmean, vg_tensor *rvar, 
   const vg_tensor *ps[4] = {rmean, rvar, weight, bias};
   static const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
   for (int k = 0; k < 4; k++)
-    if (ps[k] && (ps[k]->ndim != 1 || ps[k]->shape[0] != C || ps[k]->dtype != VG_F32))
-      return vg_op_error("batch_norm", "%s %s should be f32 [%lld]", names[k], vg_shape_str(ps[k], a, 128), (long long)C);
+    if (ps[k] && (ps[k]->ndim != 1 || ps[k]->shape[0] != C || (ps[k]->dtype != VG_F32 && ps[k]->dtype != x->dtype)))
+      return vg_op_error("batch_norm", "%s %s should be %s [%lld]", names[k], vg_shape_str(ps[k], a, 128),
+                         vg_dtype_name(x->dtype), (long long)C);
   /* per-channel params broadcast as (C, 1, 1, ...) */
   int64_t bshape[VG_MAX_DIMS];
   int nb = x->ndim - 1;
@@ -79,7 +80,10 @@ vg_tensor *vg_dropout(const vg_tensor *x, float p, bool training, uint64_t seed)
   if (!vg_check_inputs("dropout", 1, &x, true)) return NULL;
   if (!(p >= 0 && p <= 1)) return vg_op_error("dropout", "probability %g not in [0, 1]", p);
   if (!training || p == 0) return (vg_tensor *)x;
-  if (p == 1) return vg_mul(x, vg_zeros(VG_F32, 0, NULL));
-  vg_tensor *keep = vg_bernoulli(x->ndim, x->shape, 1 - p, seed);
+  if (p == 1) return vg_mul(x, vg_full_on(x->device, VG_F32, 0, NULL, 0.0));
+  /* vg_bernoulli's numbers (Philox, the same on every device), made on x's device */
+  vg_tensor *u = vg_empty_like(x);
+  if (!u || vg_uniform_(u, 0, 1, seed) != VG_OK) return NULL;
+  vg_tensor *keep = vg_cast(vg_lt(u, vg_full_on(x->device, VG_F32, 0, NULL, 1 - p)), VG_F32);
   return vg_mul(x, vg_scale(keep, 1.0f / (1 - p)));
 }

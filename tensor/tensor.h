@@ -258,6 +258,9 @@ bool vg_cuda_available(void);        /* initializes the backend on first call; f
 /* A contiguous copy of t on dev, in the current scope (heap when none). Not recorded by
  * autograd (the result is a leaf). NULL + message when dev is unavailable. */
 vg_tensor *vg_to_device(const vg_tensor *t, vg_device dev);
+/* vg_full on any device (current scope, heap when none): constants next to the data
+ * they meet, without a host copy. */
+vg_tensor *vg_full_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape, double value);
 /* vg_tensor_new on any device: a zeroed heap tensor, freed with vg_tensor_free. */
 vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape);
 /* Moves a heap tensor (vg_tensor_new / _on / clone_heap) to dev and dt in place: same

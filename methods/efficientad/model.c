@@ -16,11 +16,14 @@ typedef struct {
 static vg_tensor *imagenet_norm(const vg_tensor *x) {
   /* x: N x 3 x H x W in [0,1]; (x - mean) / std per channel */
   static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
-  vg_tensor *m = vg_full(VG_F32, 4, (int64_t[]){1, 3, 1, 1}, 0.0);
-  vg_tensor *s = vg_full(VG_F32, 4, (int64_t[]){1, 3, 1, 1}, 0.0);
-  if (!m || !s) return NULL;
-  float *md = (float *)m->storage->data + m->offset, *sd = (float *)s->storage->data + s->offset;
-  for (int c = 0; c < 3; c++) { md[c] = mean[c]; sd[c] = stdv[c]; }
+  if (!x) return NULL;
+  /* the constants made on x's device with fills (no host copy: CUDA graphs capture it) */
+  vg_tensor *m = vg_full_on(x->device, x->dtype, 4, (int64_t[]){1, 3, 1, 1}, 0.0);
+  vg_tensor *s = vg_full_on(x->device, x->dtype, 4, (int64_t[]){1, 3, 1, 1}, 0.0);
+  for (int c = 0; c < 3 && m && s; c++) {
+    vg_fill_(vg_narrow(m, 1, c, 1), mean[c]);
+    vg_fill_(vg_narrow(s, 1, c, 1), stdv[c]);
+  }
   return vg_div(vg_sub(x, m), s);
 }
 
