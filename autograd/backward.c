@@ -24,8 +24,7 @@ static void accum_bcast(const vg_tensor *in, vg_tensor *g) {
 /* scalar constants on the device of the grad being propagated */
 static _Thread_local vg_device rule_device;
 static vg_tensor *fscalar(double v) {
-  vg_tensor *t = vg_full(VG_F32, 0, NULL, v);
-  return rule_device == VG_CPU ? t : vg_to_device(t, rule_device);
+  return vg_full_on(rule_device, VG_F32, 0, NULL, v);
 }
 
 static vg_tensor *as_float(vg_tensor *mask) { return vg_cast(mask, VG_F32); }
@@ -247,7 +246,7 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
       if (!src->requires_grad) return;
       vg_tensor *gs = vg_gather(g, (int)c->i[0], y);   /* index's shape */
       if (!vg_same_shape(gs, src)) {   /* index smaller than src: src's other elements are unused */
-        vg_tensor *z = vg_zeros(VG_F32, src->ndim, src->shape), *v = z;
+        vg_tensor *z = vg_full_on(src->device, VG_F32, src->ndim, src->shape, 0.0), *v = z;
         for (int d = 0; d < src->ndim; d++) v = vg_slice(v, d, 0, y->shape[d], 1);
         vg_copy_(v, gs);
         gs = z;

@@ -90,7 +90,6 @@ vg_status vg_backward(vg_tensor *loss) {
     return vg_fail(VG_ERR_ARG, "backward: loss must have one element, got %s (use vg_backward_with)",
                    vg_shape_str(loss, b, sizeof b));
   }
-  vg_tensor *seed = vg_full(VG_F32, loss->ndim, loss->shape, 1.0);
-  if (loss->device != VG_CPU) seed = vg_to_device(seed, loss->device);
+  vg_tensor *seed = vg_full_on(loss->device, VG_F32, loss->ndim, loss->shape, 1.0);
   return vg_backward_with(loss, seed);
 }

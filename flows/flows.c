@@ -201,7 +201,8 @@ static vg_tensor *as2d(const vg_tensor *w) {   /* (C,C[,1,1]) -> (C,C) */
   return vg_reshape(w, 2, (int64_t[]){w->shape[0], w->shape[1]});
 }
 
-static vg_tensor *zeros_n(int64_t n) { return vg_zeros(VG_F32, 1, &n); }
+/* log-det accumulator: n zeros next to x */
+static vg_tensor *zeros_n(const vg_tensor *x, int64_t n) { return vg_full_on(x->device, VG_F32, 1, &n, 0.0); }
 
 static vg_tensor *add_ld(vg_tensor *a, vg_tensor *b) {
   if (!a) return b;
@@ -290,6 +291,7 @@ static vg_tensor *householder_w(vg_nn_module *m, int64_t C) {
   vg_tensor *eye = vg_zeros(VG_F32, 2, (int64_t[]){C, C});
   float *e = vg_f32(eye);
   for (int64_t i = 0; i < C; i++) e[i * C + i] = 1.f;
+  if (vk->device != VG_CPU) eye = vg_to_device(eye, vk->device);
   for (int64_t k = 0; k < vk->shape[0]; k++) {
     vg_tensor *v = vg_select(vk, 0, k);
     vg_tensor *vc = vg_unsqueeze(v, 1), *vr = vg_unsqueeze(v, 0);
@@ -513,7 +515,7 @@ static vg_tensor *coupling_fwd(vg_nn_module *m, const vg_tensor *x, int ncond, v
     out = vg_concat(2, (vg_tensor *[]){y1, y2}, 1);
     if (want) {
       ldv = add_ld(j1, j2);
-      if (!ldv) ldv = zeros_n(x->shape[0]);
+      if (!ldv) ldv = zeros_n(x, x->shape[0]);
     }
   }
   if (ld) *ld = ldv;
@@ -707,7 +709,7 @@ vg_tensor *vg_flow_sequence_forward_range(vg_nn_module *seq, int a, int b, const
     if (!h) return NULL;
     if (want) ld = add_ld(ld, j);
   }
-  if (want && !ld) ld = zeros_n(x->shape[0]);
+  if (want && !ld) ld = zeros_n(x, x->shape[0]);
   if (logdet) *logdet = want ? ld : NULL;
   return h;
 }
@@ -760,7 +762,7 @@ vg_tensor *vg_flow_forward(vg_nn_module *m, const vg_tensor *x, int ncond, vg_te
       y = coupling_fwd(m, x, ncond, cond, rev, want, &ld); break;
     case F_PERMUTE:
       y = vg_index_select(x, 1, vg_nn_buffer(m, rev ? "perm_inv" : "perm"));
-      if (want) ld = zeros_n(N);
+      if (want) ld = zeros_n(x, N);
       break;
     case F_ACTNORM: {
       if (f->init_next && !rev) actnorm_init(m, x);
