@@ -32,7 +32,9 @@ static int bench_usage(FILE *f) {
     "  --set KEY=VALUE       any method config key; repeatable\n"
     "  --run RUNDIR          bench a trained run instead (its config and checkpoint)\n"
     "  --device cpu|cuda     default cpu (cuda: needs a `make CUDA=1` build and a GPU)\n"
-    "  --dtype f32|f16       default f32 (f16: CUDA only)\n"
+    "  --dtype f32|f16       default f32 (f16: CUDA only, f32 accumulation)\n"
+    "  --graph / --no-graph  CUDA: replay the captured device part as a CUDA graph (default when the\n"
+    "                        method has one: efficientad, fastflow) / plain eager predict\n"
     "  --batch N             batch size; repeatable (default: 1 and 16)\n"
     "  --warmup N            untimed runs first (default 10)\n"
     "  --runs N              timed runs (default 50)\n"
@@ -40,7 +42,7 @@ static int bench_usage(FILE *f) {
     "  --json FILE           append the JSON lines to FILE instead of stdout\n"
     "Protocol (the EfficientAD paper's): the batch is a random image tensor in host memory; a run = the\n"
     "method's predict, from the host image to the anomaly maps + scores in host memory (on CUDA the\n"
-    "timing includes the host-to-device copy); mean of --runs after --warmup. FLOPs are counted at the op\n"
+    "timing includes the host-to-device copy from pinned memory); mean of --runs after --warmup. FLOPs are counted at the op\n"
     "dispatch on one batch-1 run (2 per multiply-add of conv/matmul; other ops 1 per element). Random weights:\n"
     "timing does not depend on them.\n");
   return f == stdout ? 0 : 2;
@@ -68,15 +70,93 @@ static int64_t count_params(vg_method *m) {
   return n;
 }
 
+/* One batch size's buffers and run. Eager: x (host; pinned on CUDA) -> predict -> maps and
+ * scores on the host. Graph (CUDA): the device part of the method (forward_maps) is
+ * captured once after the warm-up runs, from a static device input to a static device
+ * map; a run = host-to-device copy of x, replay, copy of the map back, scores on the
+ * host: the paper's protocol with the launch overhead gone. */
+typedef struct {
+  int B, H, W;
+  vg_device dev;
+  vg_dtype dt;
+  bool graph;
+  void *pinned;                 /* x's memory on CUDA runs */
+  vg_tensor *x;                 /* host images */
+  vg_tensor *in, *map;          /* graph: static device input and output */
+  vg_cuda_graph *g;
+  float *maps, *scores;
+} bench_io;
+
+static vg_status io_new(bench_io *io, vg_method *m, vg_device dev, vg_dtype dt, int B, bool graph) {
+  *io = (bench_io){.B = B, .H = m->input_h, .W = m->input_w, .dev = dev, .dt = dt, .graph = graph};
+  int64_t xs[4] = {B, 3, io->H, io->W}, ms[4] = {B, 1, io->H, io->W};
+  size_t xn = (size_t)B * 3 * io->H * io->W;
+  if (dev != VG_CPU) {
+    io->pinned = vg_cuda_host_alloc(xn * sizeof(float));
+    io->x = io->pinned ? vg_tensor_wrap_host(io->pinned, VG_F32, 4, xs) : NULL;
+  } else {
+    io->x = vg_tensor_new(VG_F32, 4, xs);
+  }
+  io->maps = malloc(sizeof(float) * (size_t)B * io->H * io->W);
+  io->scores = malloc(sizeof(float) * (size_t)B);
+  if (!io->x || !io->maps || !io->scores) return vg_fail(VG_ERR_NOMEM, "bench: out of memory for batch %d", B);
+  vg_uniform_(io->x, 0.0f, 1.0f, 2 + (uint64_t)B);
+  if (graph) {
+    io->in = vg_tensor_new_on(dev, dt, 4, xs);
+    io->map = vg_tensor_new_on(dev, dt, 4, ms);
+    if (!io->in || !io->map) return vg_fail_prefix("bench: graph buffers");
+  }
+  return VG_OK;
+}
+
+/* the static map of the static input, eagerly or as the capture */
+static vg_status io_forward(bench_io *io, vg_method *m) {
+  vg_scope_begin();
+  vg_tensor *y = m->ops->forward_maps(m, io->in);
+  vg_status st = y ? vg_copy_(io->map, y) : vg_fail_prefix("bench: %s forward_maps", m->ops->name);
+  vg_scope_end();
+  return st;
+}
+
+static vg_status io_capture(bench_io *io, vg_method *m) {
+  vg_status st = vg_cuda_graph_begin();
+  if (st == VG_OK) {
+    io_forward(io, m);
+    io->g = vg_cuda_graph_end();
+    if (!io->g) st = vg_fail_prefix("bench: CUDA graph capture of %s", m->ops->name);
+  }
+  return st;
+}
+
+static vg_status io_run(bench_io *io, vg_method *m) {
+  if (!io->graph) return m->ops->predict(m, io->x, io->maps, io->scores);
+  vg_status st = vg_copy_(io->in, io->x);   /* host to device (and to f16) */
+  if (st == VG_OK) st = io->g ? vg_cuda_graph_replay(io->g) : io_forward(io, m);
+  if (st == VG_OK) st = vg_method_maps_out(io->map, io->maps, io->scores);
+  return st;
+}
+
+static void io_free(bench_io *io) {
+  vg_cuda_graph_free(io->g);
+  vg_tensor_free(io->in);
+  vg_tensor_free(io->map);
+  vg_tensor_free(io->x);
+  if (io->pinned) vg_cuda_host_free(io->pinned);
+  free(io->maps);
+  free(io->scores);
+}
+
 int vg_cli_bench(int argc, char **argv) {
   if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) return bench_usage(argc < 1 ? stderr : stdout);
   const char *method = argv[0], *run = NULL, *device = "cpu", *dtype = "f32", *json_path = NULL;
-  int batches[8], nb = 0, warmup = 10, runs = 50, threads = 0;
+  int batches[8], nb = 0, warmup = 10, runs = 50, threads = 0, graph = -1;
   vg_run_overrides ov = {0};
   int rc = 2;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { vg_run_ov_free(&ov); return bench_usage(stdout); }
+    if (!strcmp(a, "--graph")) { graph = 1; continue; }
+    if (!strcmp(a, "--no-graph")) { graph = 0; continue; }
     if (!v) { fprintf(stderr, "vigil bench: %s needs a value\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
     i++;
     bool ok = true;
@@ -95,24 +175,15 @@ int vg_cli_bench(int argc, char **argv) {
     else { fprintf(stderr, "vigil bench: unknown option %s\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
     if (!ok) { fprintf(stderr, "vigil bench: bad value for %s: '%s'\n", a, v); vg_run_ov_free(&ov); return 2; }
   }
-  if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
-    fprintf(stderr, "vigil bench: --device must be cpu or cuda, got '%s'\n", device);
+  vg_device dev;
+  vg_dtype dt;
+  if (!vg_parse_device(device, &dev) || !vg_parse_dtype(dtype, &dt)) {
+    fprintf(stderr, "vigil bench: %s\n", vg_last_error());
     vg_run_ov_free(&ov);
     return 2;
   }
-  if (strcmp(dtype, "f32") && strcmp(dtype, "f16")) {
-    fprintf(stderr, "vigil bench: --dtype must be f32 or f16, got '%s'\n", dtype);
-    vg_run_ov_free(&ov);
-    return 2;
-  }
-  if (!strcmp(device, "cuda")) {
-    fprintf(stderr, "vigil bench: --device cuda: the methods run on the CPU only so far (the CUDA backend has the "
-                    "op kernels but the methods do not move their networks to the GPU yet)\n");
-    vg_run_ov_free(&ov);
-    return 2;
-  }
-  if (!strcmp(dtype, "f16")) {
-    fprintf(stderr, "vigil bench: --dtype f16 needs --device cuda (the CPU path is f32)\n");
+  if (graph == 1 && dev != VG_CUDA) {
+    fprintf(stderr, "vigil bench: --graph needs --device cuda (CUDA graphs)\n");
     vg_run_ov_free(&ov);
     return 2;
   }
@@ -139,6 +210,12 @@ int vg_cli_bench(int argc, char **argv) {
     vg_uniform_(em->std, 0.5f, 1.5f, 12);
     em->qa_st = 0.01f; em->qb_st = 0.2f; em->qa_ae = 0.02f; em->qb_ae = 0.3f;
   }
+  if ((st = vg_cli_method_to(m, device, dtype)) != VG_OK) { fprintf(stderr, "vigil bench: %s\n", vg_last_error()); goto done; }
+  if (graph < 0) graph = dev == VG_CUDA && m->ops->forward_maps;   /* the default on CUDA when the method can */
+  if (graph && !m->ops->forward_maps) {
+    fprintf(stderr, "vigil bench: --graph: %s's maps need host post-processing; run with --no-graph\n", m->ops->name);
+    goto done;
+  }
   FILE *out = json_path ? fopen(json_path, "a") : stdout;
   if (!out) { fprintf(stderr, "vigil bench: cannot append to %s\n", json_path); goto done; }
   const int H = m->input_h, W = m->input_w;
@@ -162,16 +239,21 @@ int vg_cli_bench(int argc, char **argv) {
   fprintf(stderr, "%6s %12s %12s %12s %12s\n", "batch", "mean ms", "median ms", "min ms", "images/s");
   for (int bi = 0; bi < nb; bi++) {
     int B = batches[bi];
-    vg_tensor *x = vg_tensor_new(VG_F32, 4, (int64_t[]){B, 3, H, W});
-    vg_uniform_(x, 0.0f, 1.0f, 2 + (uint64_t)B);
-    float *maps = malloc(sizeof(float) * (size_t)B * H * W), *scores = malloc(sizeof(float) * (size_t)B);
+    bench_io io;
+    st = io_new(&io, m, dev, dt, B, graph != 0);
     double *t = malloc(sizeof(double) * (size_t)runs);
+    if (dev != VG_CPU) vg_cuda_reset_peak();
     for (int r = 0; r < warmup + runs && st == VG_OK; r++) {
+      if (dev != VG_CPU) vg_cuda_synchronize();   /* nothing queued when the clock starts */
       double t0 = now_s();
-      st = m->ops->predict(m, x, maps, scores);
-      double dt = now_s() - t0;
-      if (r >= warmup) t[r - warmup] = dt;
+      st = io_run(&io, m);
+      double el = now_s() - t0;
+      if (r >= warmup) t[r - warmup] = el;
+      if (st == VG_OK && r + 1 == warmup && io.graph) st = io_capture(&io, m);   /* warm caches, then capture */
+      if (st == VG_OK && warmup == 0 && r == 0 && io.graph) st = io_capture(&io, m);
     }
+    vg_cuda_mem_stats ms = {0};
+    if (dev != VG_CPU) vg_cuda_mem_stats_get(&ms);
     if (st == VG_OK) {
       double mean = 0;
       for (int r = 0; r < runs; r++) mean += t[r];
@@ -214,6 +296,11 @@ int vg_cli_bench(int argc, char **argv) {
       vg_jw_key(&w, "gflops_per_image"); vg_jw_double(&w, ops.mac_flops * 1e-9);
       vg_jw_key(&w, "other_gops_per_image"); vg_jw_double(&w, ops.other_flops * 1e-9);
       vg_jw_key(&w, "peak_rss_mb"); vg_jw_double(&w, (double)ru.ru_maxrss / 1024.0);
+      vg_jw_key(&w, "graph"); vg_jw_bool(&w, io.g != NULL);
+      if (dev != VG_CPU) {
+        vg_jw_key(&w, "peak_device_live_mb"); vg_jw_double(&w, (double)ms.peak_live / 1048576.0);
+        vg_jw_key(&w, "peak_device_reserved_mb"); vg_jw_double(&w, (double)ms.peak_reserved / 1048576.0);
+      }
       vg_jw_key(&w, "unix_time"); vg_jw_int64(&w, (int64_t)time(NULL));
       vg_jw_end_object(&w);
       char *line = vg_jw_finish(&w, NULL);
@@ -224,9 +311,7 @@ int vg_cli_bench(int argc, char **argv) {
       fprintf(stderr, "vigil bench: batch %d: %s\n", B, vg_last_error());
     }
     free(t);
-    free(maps);
-    free(scores);
-    vg_tensor_free(x);
+    io_free(&io);
   }
   if (json_path) fclose(out);
   if (st == VG_OK) rc = 0;
