@@ -1,10 +1,14 @@
 # Vigil — plain Makefile.  make | make test | make test-long | make SAN=1 test | make CUDA=1 | make bench
+#   make CUDA_EMU=1 test: the CUDA backend built with g++ against a host emulator of the CUDA
+#   runtime and cuBLAS (tensor/cuda/emu/), so test_cuda and every test run it without a GPU
+#   or the Toolkit (build dir build/cuemu).
 # Sources are found by folder: every .c under the library folders goes into libvigil.a,
 # every tests/test_*.c is one test program, cli/*.c make the `vigil` program.
 CC      ?= cc
 NVCC    ?= nvcc
 SAN     ?= 0
 CUDA    ?= 0
+CUDA_EMU ?= 0
 OPT     ?= -O2
 
 BUILD   := build
@@ -23,12 +27,31 @@ ifeq ($(CUDA),1)
   NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 --fmad=false -Xcompiler -Wall
 endif
 
+ifeq ($(CUDA_EMU),1)
+  ifeq ($(CUDA),1)
+    $(error CUDA=1 and CUDA_EMU=1 exclude each other)
+  endif
+  BUILD   := $(BUILD)/cuemu
+  CFLAGS  += -DVG_WITH_CUDA=1 -DVG_CUDA_EMU=1
+  LDLIBS  += -lstdc++ -pthread
+  # .cu files as host C++: the emulator's cuda_runtime.h / cublas_v2.h come first on the path
+  EMUFLAGS := -std=c++17 $(OPT) -g -D_GNU_SOURCE -D__CUDACC__ -DVG_WITH_CUDA=1 -DVG_CUDA_EMU=1 \
+              -I tensor/cuda/emu -I. -MMD -MP -pthread -fno-math-errno -Wall -Wno-unknown-pragmas -Wno-misleading-indentation
+  ifeq ($(SAN),1)
+    EMUFLAGS += -fsanitize=undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  endif
+endif
+
 LIBDIRS := tensor tensor/cpu autograd nn nn/backbones flows methods methods/baseline methods/fastflow methods/cflow methods/efficientad datasets datasets/image eval bench/lib
 LIB_SRC := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)
   CU_SRC := $(wildcard tensor/cuda/*.cu)
   LIB_OBJ += $(CU_SRC:%.cu=$(BUILD)/%.o)
+endif
+ifeq ($(CUDA_EMU),1)
+  CU_SRC := $(wildcard tensor/cuda/*.cu)
+  LIB_OBJ += $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/tensor/cuda/emu/emu.o
 endif
 LIB     := $(BUILD)/libvigil.a
 
@@ -43,7 +66,8 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test test-long bench demo clean
 all: $(LIB) $(BUILD)/vigil
-	@if [ "$(CUDA)" = 1 ]; then echo "built with CUDA ($(CUDA_HOME))"; else \
+	@if [ "$(CUDA)" = 1 ]; then echo "built with CUDA ($(CUDA_HOME))"; \
+	elif [ "$(CUDA_EMU)" = 1 ]; then echo "built with the CUDA backend on the host emulator (tensor/cuda/emu)"; else \
 	  if command -v $(NVCC) >/dev/null 2>&1; then echo "nvcc found; 'make CUDA=1' builds the GPU backend"; \
 	  else echo "no nvcc: CPU-only build"; fi; fi
 
@@ -55,9 +79,19 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+ifeq ($(CUDA_EMU),1)
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ $(EMUFLAGS) -c $< -o $@
+
+$(BUILD)/tensor/cuda/emu/emu.o: tensor/cuda/emu/emu.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMUFLAGS) -c $< -o $@
+else
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
+endif
 
 $(BUILD)/vigil: $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
