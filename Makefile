@@ -59,6 +59,9 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TCOMMON   := $(wildcard tests/common/*.c)
 TCOMMON_O := $(TCOMMON:%.c=$(BUILD)/%.o)
+ifeq ($(CUDA_EMU),1)
+  TEST_BIN += $(BUILD)/tests/test_cuda_emu   # the emulator's own checks (tensor/cuda/emu/selftest.cu)
+endif
 CLI_SRC   := $(wildcard cli/*.c)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
@@ -87,6 +90,10 @@ $(BUILD)/%.o: %.cu
 $(BUILD)/tensor/cuda/emu/emu.o: tensor/cuda/emu/emu.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMUFLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_cuda_emu: $(BUILD)/tensor/cuda/emu/selftest.o $(BUILD)/tensor/cuda/emu/emu.o
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ -pthread -o $@
 else
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
