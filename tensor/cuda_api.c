@@ -28,7 +28,7 @@ vg_tensor *vg_tensor_wrap_host(void *data, vg_dtype dt, int ndim, const int64_t 
   t->dtype = dt;
   t->device = VG_CPU;
   t->ndim = ndim;
-  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);   /* shape may be NULL for 0-d */
   vg_contiguous_strides(ndim, shape, t->stride);
   return t;
 }

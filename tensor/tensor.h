@@ -287,8 +287,9 @@ vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt);
  * that the graph uses (in, out, weights) must outlive the graph. Host copies inside a
  * capture must be contiguous, same dtype and into / from pinned memory (then they are
  * graph nodes: read / written at each replay); others (vg_item, vg_to_host, pageable
- * vg_copy_, and gather / scatter_add / index_select / index_add, which check indices on
- * the host) make vg_cuda_graph_end fail with a message naming the copy. */
+ * vg_copy_, gather / scatter_add / index_select / index_add, which check indices on the
+ * host, and sort / topk, whose values are a gather) make vg_cuda_graph_end fail with a
+ * message naming the copy. */
 void vg_cuda_synchronize(void);      /* waits for all queued work (aborts during a capture) */
 /* Page-locked host memory (cudaMallocHost; plain malloc without a device), for fast
  * and capturable copies; free with vg_cuda_host_free. */

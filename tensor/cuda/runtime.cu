@@ -427,7 +427,8 @@ static const char *const refuse_fmt =
     "memory (vg_cuda_host_alloc + vg_tensor_wrap_host) becomes a graph node; other host copies wait "
     "for the stream (vg_to_device / vg_copy_ / vg_from_host_ with a pageable or strided host tensor, "
     "vg_to_host / vg_item, and the front-ends that read device values on the host: gather, "
-    "scatter_add, index_select and index_add check their indices that way)";
+    "scatter_add, index_select and index_add check their indices that way, and sort / topk make their "
+    "values with gather)";
 
 static void copy_h2d(const vg_tensor *out, const vg_tensor *in) {
   int64_t n = vg_numel(out);
