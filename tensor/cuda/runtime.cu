@@ -209,7 +209,8 @@ void *vg_cuda_alloc(size_t n) {
     }
     if (e != cudaSuccess) {
       pthread_mutex_unlock(&lock);
-      VG_ABORT("CUDA out of memory: cudaMalloc(%zu) failed%s: %s (%zu bytes live, %zu cached)", sz,
+      VG_ABORT("%s: cudaMalloc(%zu) failed%s: %s (%zu bytes live, %zu cached)",
+               e == cudaErrorMemoryAllocation ? "CUDA out of memory" : "CUDA allocation failed", sz,
                cap ? " during graph capture" : "", cudaGetErrorString(e), bytes_live, bytes_cached);
     }
     n_malloc++;
