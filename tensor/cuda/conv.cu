@@ -9,8 +9,13 @@
  * weight rows [g*Og, (g+1)*Og).
  *   forward:     out_g (Og, L)  = W_g (Og, Cg*kk) @ cols_g         (+ bias)
  *   bwd data:    cols_g         = W_g^T @ gy_g, then col2im
- *   bwd weight:  gw_g (Og, Cg*kk) = sum_n gy_g (Og, L) @ cols_g^T   (beta = 1 after n = 0) */
+ *   bwd weight:  gw_g (Og, Cg*kk) = sum_n gy_g (Og, L) @ cols_g^T   (beta = 1 after n = 0)
+ * conv2d, unfold and fold also run on f16 (f16.cuh): cols in f16, the GEMMs through
+ * cublasGemmStridedBatchedEx with f32 accumulation; the bias is written into the output
+ * first and the GEMM adds to it (beta = 1), so each f16 output is rounded once. (f32
+ * adds the bias after the GEMM, as before.) The backward ops are f32 only. */
 #include "tensor/cuda/cuda.h"
+#include "tensor/cuda/f16.cuh"
 #include <string.h>
 
 #define THREADS 256
@@ -21,22 +26,25 @@ typedef struct {
 } cu_geom;
 
 /* x: nimg contiguous (C, H, W) images -> cols: nimg (C*kh*kw, L) */
-__global__ void k_im2col(cu_geom g, int64_t nimg, const float *x, float *cols) {
+template <typename T>
+__global__ void k_im2col(cu_geom g, int64_t nimg, const T *x, T *cols) {
   int64_t L = g.OH * g.OW, kk = g.kh * g.kw, n = nimg * g.C * kk * L;
   VG_CU_GRID_LOOP(i, n) {
     int64_t l = i % L, r = (i / L) % (g.C * kk), img = i / (L * g.C * kk);
     int64_t c = r / kk, ki = (r % kk) / g.kw, kj = r % g.kw, oh = l / g.OW, ow = l % g.OW;
     int64_t ih = oh * g.sh - g.ph + ki * g.dh, iw = ow * g.sw - g.pw + kj * g.dw;
-    cols[i] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[((img * g.C + c) * g.H + ih) * g.W + iw] : 0.0f;
+    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) cols[i] = x[((img * g.C + c) * g.H + ih) * g.W + iw];
+    else vg_st(cols + i, 0.0f);
   }
 }
 
 /* cols -> images: every pixel sums the cols entries that read it (order ki, kj) */
-__global__ void k_col2im(cu_geom g, int64_t nimg, const float *cols, float *x) {
+template <typename T>
+__global__ void k_col2im(cu_geom g, int64_t nimg, const T *cols, T *x) {
   int64_t L = g.OH * g.OW, kk = g.kh * g.kw, n = nimg * g.C * g.H * g.W;
   VG_CU_GRID_LOOP(i, n) {
     int64_t w = i % g.W, h = (i / g.W) % g.H, c = (i / (g.W * g.H)) % g.C, img = i / (g.W * g.H * g.C);
-    const float *cp = cols + (img * g.C + c) * kk * L;
+    const T *cp = cols + (img * g.C + c) * kk * L;
     float s = 0.0f;
     for (int64_t ki = 0; ki < g.kh; ki++) {
       int64_t th = h + g.ph - ki * g.dh;
@@ -48,10 +56,10 @@ __global__ void k_col2im(cu_geom g, int64_t nimg, const float *cols, float *x) {
         if (tw < 0 || tw % g.sw) continue;
         int64_t ow = tw / g.sw;
         if (ow >= g.OW) continue;
-        s += cp[(ki * g.kw + kj) * L + oh * g.OW + ow];
+        s += vg_ld(cp + (ki * g.kw + kj) * L + oh * g.OW + ow);
       }
     }
-    x[i] = s;
+    vg_st(x + i, s);
   }
 }
 
@@ -59,18 +67,37 @@ __global__ void k_bias(float *out, const float *b, int64_t O, int64_t L, int64_t
   VG_CU_GRID_LOOP(i, n) out[i] += b[(i / L) % O];
 }
 
-static void launch_im2col(const cu_geom &g, int64_t nimg, const float *x, float *cols) {
+/* out (N, O, L) = bias broadcast (the f16 conv's GEMM then adds with beta = 1) */
+template <typename T>
+__global__ void k_bias_fill(T *out, const T *b, int64_t O, int64_t L, int64_t n) {
+  VG_CU_GRID_LOOP(i, n) out[i] = b[(i / L) % O];
+}
+
+template <typename T>
+static void im2col_t(const cu_geom &g, int64_t nimg, const void *x, void *cols) {
   int64_t n = nimg * g.C * g.kh * g.kw * g.OH * g.OW;
   if (n == 0) return;
-  VG_CU_LAUNCH(k_im2col, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, x, cols);
+  VG_CU_LAUNCH(k_im2col<T>, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, (const T *)x, (T *)cols);
   VG_CUDA_LAUNCHED("im2col");
 }
 
-static void launch_col2im(const cu_geom &g, int64_t nimg, const float *cols, float *x) {
+template <typename T>
+static void col2im_t(const cu_geom &g, int64_t nimg, const void *cols, void *x) {
   int64_t n = nimg * g.C * g.H * g.W;
   if (n == 0) return;
-  VG_CU_LAUNCH(k_col2im, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, cols, x);
+  VG_CU_LAUNCH(k_col2im<T>, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, (const T *)cols, (T *)x);
   VG_CUDA_LAUNCHED("col2im");
+}
+
+/* x, cols: device buffers of elements of dt (f32 or f16) */
+static void launch_im2col(const cu_geom &g, int64_t nimg, vg_dtype dt, const void *x, void *cols) {
+  if (dt == VG_F16) im2col_t<vg_half>(g, nimg, x, cols);
+  else im2col_t<float>(g, nimg, x, cols);
+}
+
+static void launch_col2im(const cu_geom &g, int64_t nimg, vg_dtype dt, const void *cols, void *x) {
+  if (dt == VG_F16) col2im_t<vg_half>(g, nimg, cols, x);
+  else col2im_t<float>(g, nimg, cols, x);
 }
 
 static void conv_op(const vg_opcall *c) {
@@ -85,72 +112,94 @@ static void conv_op(const vg_opcall *c) {
   int64_t L = g.OH * g.OW, Kc = Cg * kk, rows = g.C * kk;
   cudaStream_t s = vg_cuda_stream();
   if (vg_numel(out) == 0) return;
+  const vg_dtype dt = out->dtype;
+  const int64_t es = (int64_t)vg_dtype_size(dt);
+  const vg_tensor *bias = c->op == VG_OP_CONV2D && c->nin > 2 ? c->in[2] : NULL;
+  if (c->op == VG_OP_CONV2D) {
+    VG_ASSERT(c->in[0]->dtype == dt && c->in[1]->dtype == dt && (!bias || bias->dtype == dt));
+    VG_ASSERT(dt == VG_F32 || dt == VG_F16);
+  } else {
+    VG_CU_NEED_F32(c->in[0], vg_op_name(c->op));
+    VG_CU_NEED_F32(c->in[1], vg_op_name(c->op));
+    VG_CU_NEED_F32(out, vg_op_name(c->op));
+  }
+  /* f16 with a bias: out = bias, then the GEMMs add (beta = 1) */
+  void *tb = NULL;
+  bool prefill = dt == VG_F16 && bias && N && L;
+  if (prefill) {
+    const void *pb = vg_cu_contig(bias, &tb);
+    int64_t n = vg_numel(out);
+    VG_CU_LAUNCH(k_bias_fill<vg_half>, vg_cu_blocks(n, THREADS), THREADS, 0, s)((vg_half *)vg_data(out),
+                                                                               (const vg_half *)pb, O, L, n);
+    VG_CUDA_LAUNCHED("conv2d bias");
+  }
   if (N == 0 || L == 0 || Kc == 0) { /* empty sums */
-    VG_CUDA_CHECK(cudaMemsetAsync(vg_data(out), 0, sizeof(float) * (size_t)vg_numel(out), s));
-    if (c->op == VG_OP_CONV2D && c->nin > 2 && c->in[2] && N && L) {
-      void *tb;
-      const float *pb = (const float *)vg_cu_contig(c->in[2], &tb);
-      int64_t n = vg_numel(out);
-      VG_CU_LAUNCH(k_bias, vg_cu_blocks(n, THREADS), THREADS, 0, s)((float *)vg_data(out), pb, O, L, n);
-      VG_CUDA_LAUNCHED("conv2d bias");
-      vg_cuda_free(tb);
+    if (!prefill) {
+      VG_CUDA_CHECK(cudaMemsetAsync(vg_data(out), 0, (size_t)es * (size_t)vg_numel(out), s));
+      if (bias && N && L) {
+        const float *pb = (const float *)vg_cu_contig(bias, &tb);
+        int64_t n = vg_numel(out);
+        VG_CU_LAUNCH(k_bias, vg_cu_blocks(n, THREADS), THREADS, 0, s)((float *)vg_data(out), pb, O, L, n);
+        VG_CUDA_LAUNCHED("conv2d bias");
+      }
     }
+    vg_cuda_free(tb);
     return;
   }
   VG_ASSERT(L <= 0x7fffffff && Kc <= 0x7fffffff && Og <= 0x7fffffff);
-  int64_t per_img = rows * L * (int64_t)sizeof(float);
+  int64_t per_img = rows * L * es;
   int64_t chunk = VG_CU_COLS_BYTES / (per_img ? per_img : 1);
   if (chunk < 1) chunk = 1;
   if (chunk > N) chunk = N;
-  float *cols = (float *)vg_cuda_alloc((size_t)(chunk * per_img));
+  char *cols = (char *)vg_cuda_alloc((size_t)(chunk * per_img));
   cublasHandle_t h = vg_cuda_blas();
   const float one = 1.0f, zero = 0.0f;
   void *t0, *t1, *t2 = NULL;
   switch (c->op) {
     case VG_OP_CONV2D: {
-      const float *px = (const float *)vg_cu_contig(c->in[0], &t0), *pw = (const float *)vg_cu_contig(c->in[1], &t1);
-      float *py = (float *)vg_data(out);
+      const char *px = (const char *)vg_cu_contig(c->in[0], &t0), *pw = (const char *)vg_cu_contig(c->in[1], &t1);
+      char *py = (char *)vg_data(out);
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         int64_t nc = N - n0 < chunk ? N - n0 : chunk;
-        launch_im2col(g, nc, px + n0 * g.C * g.H * g.W, cols);
+        launch_im2col(g, nc, dt, px + n0 * g.C * g.H * g.W * es, cols);
         for (int64_t gi = 0; gi < G; gi++)
-          VG_CUBLAS_CHECK(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)L, (int)Og, (int)Kc, &one,
-                                                    cols + gi * Kc * L, (int)L, rows * L, pw + gi * Og * Kc, (int)Kc, 0,
-                                                    &zero, py + (n0 * O + gi * Og) * L, (int)L, O * L, (int)nc));
+          vg_cu_gemm_sb(dt, CUBLAS_OP_N, CUBLAS_OP_N, (int)L, (int)Og, (int)Kc, cols + gi * Kc * L * es, (int)L, rows * L,
+                        pw + gi * Og * Kc * es, (int)Kc, 0, prefill ? 1.0f : 0.0f, py + (n0 * O + gi * Og) * L * es,
+                        (int)L, O * L, (int)nc);
         VG_CUDA_LAUNCHED("conv2d gemm");
       }
-      if (c->nin > 2 && c->in[2]) {
-        const float *pb = (const float *)vg_cu_contig(c->in[2], &t2);
+      if (bias && !prefill) {
+        const float *pb = (const float *)vg_cu_contig(bias, &t2);
         int64_t n = N * O * L;
-        VG_CU_LAUNCH(k_bias, vg_cu_blocks(n, THREADS), THREADS, 0, s)(py, pb, O, L, n);
+        VG_CU_LAUNCH(k_bias, vg_cu_blocks(n, THREADS), THREADS, 0, s)((float *)py, pb, O, L, n);
         VG_CUDA_LAUNCHED("conv2d bias");
       }
       break;
     }
     case VG_OP_CONV2D_BWD_DATA: { /* in = {w, gy} */
       const float *pw = (const float *)vg_cu_contig(c->in[0], &t0), *pg = (const float *)vg_cu_contig(c->in[1], &t1);
-      float *px = (float *)vg_data(out);
+      float *px = (float *)vg_data(out), *fcols = (float *)cols;
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         int64_t nc = N - n0 < chunk ? N - n0 : chunk;
         for (int64_t gi = 0; gi < G; gi++)
           VG_CUBLAS_CHECK(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_T, (int)L, (int)Kc, (int)Og, &one,
                                                     pg + (n0 * O + gi * Og) * L, (int)L, O * L, pw + gi * Og * Kc, (int)Kc,
-                                                    0, &zero, cols + gi * Kc * L, (int)L, rows * L, (int)nc));
+                                                    0, &zero, fcols + gi * Kc * L, (int)L, rows * L, (int)nc));
         VG_CUDA_LAUNCHED("conv2d_bwd_data gemm");
-        launch_col2im(g, nc, cols, px + n0 * g.C * g.H * g.W);
+        launch_col2im(g, nc, VG_F32, fcols, px + n0 * g.C * g.H * g.W);
       }
       break;
     }
     case VG_OP_CONV2D_BWD_WEIGHT: { /* in = {x, gy} */
       const float *px = (const float *)vg_cu_contig(c->in[0], &t0), *pg = (const float *)vg_cu_contig(c->in[1], &t1);
-      float *pgw = (float *)vg_data(out);
+      float *pgw = (float *)vg_data(out), *fcols = (float *)cols;
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         int64_t nc = N - n0 < chunk ? N - n0 : chunk;
-        launch_im2col(g, nc, px + n0 * g.C * g.H * g.W, cols);
+        launch_im2col(g, nc, VG_F32, px + n0 * g.C * g.H * g.W, fcols);
         for (int64_t k = 0; k < nc; k++)
           for (int64_t gi = 0; gi < G; gi++)
             VG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)Kc, (int)Og, (int)L, &one,
-                                        cols + k * rows * L + gi * Kc * L, (int)L, pg + ((n0 + k) * O + gi * Og) * L,
+                                        fcols + k * rows * L + gi * Kc * L, (int)L, pg + ((n0 + k) * O + gi * Og) * L,
                                         (int)L, n0 + k == 0 ? &zero : &one, pgw + gi * Og * Kc, (int)Kc));
         VG_CUDA_LAUNCHED("conv2d_bwd_weight gemm");
       }
@@ -163,6 +212,7 @@ static void conv_op(const vg_opcall *c) {
   vg_cuda_free(t0);
   vg_cuda_free(t1);
   vg_cuda_free(t2);
+  vg_cuda_free(tb);
 }
 
 static void im2col_op(const vg_opcall *c, bool fold) {
@@ -171,10 +221,12 @@ static void im2col_op(const vg_opcall *c, bool fold) {
                c->i[4], c->i[5], c->i[6], c->i[7]};
   g.OH = (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
   g.OW = (g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  vg_dtype dt = c->out[0]->dtype;
+  VG_ASSERT(in->dtype == dt && (dt == VG_F32 || dt == VG_F16));
   void *tmp;
-  const float *p = (const float *)vg_cu_contig(in, &tmp);
-  if (fold) launch_col2im(g, img->shape[0], p, (float *)vg_data(c->out[0]));
-  else launch_im2col(g, img->shape[0], p, (float *)vg_data(c->out[0]));
+  const void *p = vg_cu_contig(in, &tmp);
+  if (fold) launch_col2im(g, img->shape[0], dt, p, vg_data(c->out[0]));
+  else launch_im2col(g, img->shape[0], dt, p, vg_data(c->out[0]));
   vg_cuda_free(tmp);
 }
 

@@ -1,8 +1,12 @@
 /* eltwise.cu — copy/cast, fill, arange, the unary and binary elementwise ops,
  * comparisons and where: one thread per output element, any strides, inputs
- * broadcast to the output's shape (vg_cu_iter). Math as tensor/cpu/eltwise_rows.h. */
+ * broadcast to the output's shape (vg_cu_iter). Math as tensor/cpu/eltwise_rows.h.
+ * Unary, binary and where run on f32 or f16 (f16.cuh: f32 math, one rounding on the
+ * store); a binary op of mixed float inputs converts the other one to its compute
+ * dtype first. */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/vmath.cuh"
+#include "tensor/cuda/f16.cuh"
 #include <math.h>
 
 #define THREADS 256
@@ -97,29 +101,31 @@ __device__ __forceinline__ float unary_op(int op, float v, float f0, float f1) {
   return __int_as_float(0x7fc00000);
 }
 
-__global__ void k_unary(vg_cu_iter it, int op, float *o, const float *x, float f0, float f1) {
+template <typename T>
+__global__ void k_unary(vg_cu_iter it, int op, T *o, const T *x, float f0, float f1) {
   int64_t off[VG_CU_MAXOP];
   VG_CU_GRID_LOOP(i, it.n) {
     vg_cu_offsets(it, i, off);
-    o[off[0]] = unary_op(op, x[off[1]], f0, f1);
+    vg_st(o + off[0], unary_op(op, vg_ld(x + off[1]), f0, f1));
   }
 }
 
 /* ---- binary ---- */
-__global__ void k_binary(vg_cu_iter it, int op, void *out, const float *a, const float *b, float alpha) {
+template <typename T>
+__global__ void k_binary(vg_cu_iter it, int op, void *out, const T *a, const T *b, float alpha) {
   int64_t off[VG_CU_MAXOP];
   VG_CU_GRID_LOOP(i, it.n) {
     vg_cu_offsets(it, i, off);
-    float u = a[off[1]], v = b[off[2]];
-    float *o = (float *)out;
+    float u = vg_ld(a + off[1]), v = vg_ld(b + off[2]);
+    T *o = (T *)out + off[0];
     uint8_t *ob = (uint8_t *)out;
     switch (op) {
-      case VG_OP_ADD: o[off[0]] = alpha == 1.0f ? u + v : u + alpha * v; break;
-      case VG_OP_SUB: o[off[0]] = u - v; break;
-      case VG_OP_MUL: o[off[0]] = u * v; break;
-      case VG_OP_DIV: o[off[0]] = u / v; break;
-      case VG_OP_MAXIMUM: o[off[0]] = (u != u || v != v) ? u + v : (u > v ? u : v); break;
-      case VG_OP_MINIMUM: o[off[0]] = (u != u || v != v) ? u + v : (u < v ? u : v); break;
+      case VG_OP_ADD: vg_st(o, alpha == 1.0f ? u + v : u + alpha * v); break;
+      case VG_OP_SUB: vg_st(o, u - v); break;
+      case VG_OP_MUL: vg_st(o, u * v); break;
+      case VG_OP_DIV: vg_st(o, u / v); break;
+      case VG_OP_MAXIMUM: vg_st(o, (u != u || v != v) ? u + v : (u > v ? u : v)); break;
+      case VG_OP_MINIMUM: vg_st(o, (u != u || v != v) ? u + v : (u < v ? u : v)); break;
       case VG_OP_EQ: ob[off[0]] = u == v; break;
       case VG_OP_NE: ob[off[0]] = u != v; break;
       case VG_OP_LT: ob[off[0]] = u < v; break;
@@ -130,12 +136,51 @@ __global__ void k_binary(vg_cu_iter it, int op, void *out, const float *a, const
   }
 }
 
-__global__ void k_where(vg_cu_iter it, float *o, const uint8_t *c, const float *a, const float *b) {
+template <typename T>
+__global__ void k_where(vg_cu_iter it, T *o, const uint8_t *c, const T *a, const T *b) {
   int64_t off[VG_CU_MAXOP];
   VG_CU_GRID_LOOP(i, it.n) {
     vg_cu_offsets(it, i, off);
     o[off[0]] = c[off[1]] ? a[off[2]] : b[off[3]];
   }
+}
+
+/* The dtype a binary op computes in: torch's promotion of two float inputs (f16 with
+ * f16 -> f16, with f32 -> f32, except that a 0-d input does not promote a dimensioned
+ * one: f16 (n-d) with f32 (0-d) -> f16), as the front-ends in tensor/ops_math.c. */
+static vg_dtype compute_dtype(const vg_tensor *a, const vg_tensor *b) {
+  if (a->dtype == b->dtype) return a->dtype;
+  if ((a->ndim == 0) != (b->ndim == 0)) return a->ndim ? a->dtype : b->dtype;
+  return VG_F32;
+}
+
+/* t in dtype dt: t itself, or a copy of t's elements in dt (contiguous, t's shape) in
+ * *hdr / *st on the device buffer *tmp (vg_cuda_free it after the launch) */
+static const vg_tensor *in_dtype(const vg_tensor *t, vg_dtype dt, vg_tensor *hdr, vg_storage *st, void **tmp) {
+  *tmp = NULL;
+  if (t->dtype == dt) return t;
+  int64_t n = vg_numel(t);
+  *hdr = *t;
+  *st = *t->storage;
+  st->nbytes = (size_t)(n ? n : 1) * vg_dtype_size(dt);
+  st->data = *tmp = vg_cuda_alloc(st->nbytes);
+  hdr->storage = st;
+  hdr->dtype = dt;
+  hdr->offset = 0;
+  vg_contiguous_strides(t->ndim, t->shape, hdr->stride);
+  vg_cu_copy_dd(hdr, t);
+  return hdr;
+}
+
+template <typename T>
+static void launch_binary(const vg_cu_iter &it, int op, void *out, const void *a, const void *b, float alpha) {
+  VG_CU_LAUNCH(k_binary<T>, vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream())(it, op, out, (const T *)a,
+                                                                                   (const T *)b, alpha);
+}
+
+template <typename T>
+static void launch_unary(const vg_cu_iter &it, int op, void *o, const void *x, float f0, float f1) {
+  VG_CU_LAUNCH(k_unary<T>, vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream())(it, op, (T *)o, (const T *)x, f0, f1);
 }
 
 void vg_cu_eltwise(const vg_opcall *c) {
@@ -164,30 +209,56 @@ void vg_cu_eltwise(const vg_opcall *c) {
       return;
     }
     case VG_OP_WHERE: {
-      const vg_tensor *ops[4] = {out, c->in[0], c->in[1], c->in[2]};
+      /* a and b in out's dtype (the front-end promoted them); elements are copied as is */
+      vg_tensor ha, hb;
+      vg_storage sa, sb;
+      void *ta, *tb;
+      const vg_tensor *a = in_dtype(c->in[1], out->dtype, &ha, &sa, &ta), *b = in_dtype(c->in[2], out->dtype, &hb, &sb, &tb);
+      const vg_tensor *ops[4] = {out, c->in[0], a, b};
       vg_cu_iter_init(&it, 4, ops);
-      if (it.n == 0) return;
-      VG_CU_LAUNCH(k_where, vg_cu_blocks(it.n, THREADS), THREADS, 0, s)(it, (float *)vg_data(out), (const uint8_t *)vg_data(c->in[0]),
-                                                              (const float *)vg_data(c->in[1]), (const float *)vg_data(c->in[2]));
-      VG_CUDA_LAUNCHED("where");
+      if (it.n > 0) {
+        unsigned nb = vg_cu_blocks(it.n, THREADS);
+        const uint8_t *pc = (const uint8_t *)vg_data(c->in[0]);
+        if (vg_dtype_size(out->dtype) == 2)
+          VG_CU_LAUNCH(k_where<uint16_t>, nb, THREADS, 0, s)(it, (uint16_t *)vg_data(out), pc, (const uint16_t *)vg_data(a),
+                                                             (const uint16_t *)vg_data(b));
+        else
+          VG_CU_LAUNCH(k_where<float>, nb, THREADS, 0, s)(it, (float *)vg_data(out), pc, (const float *)vg_data(a),
+                                                          (const float *)vg_data(b));
+        VG_CUDA_LAUNCHED("where");
+      }
+      vg_cuda_free(ta);
+      vg_cuda_free(tb);
       return;
     }
     case VG_OP_ADD: case VG_OP_SUB: case VG_OP_MUL: case VG_OP_DIV: case VG_OP_MAXIMUM: case VG_OP_MINIMUM:
     case VG_OP_EQ: case VG_OP_NE: case VG_OP_LT: case VG_OP_LE: case VG_OP_GT: case VG_OP_GE: {
-      const vg_tensor *ops[3] = {out, c->in[0], c->in[1]};
+      /* both inputs in the compute dtype (a mixed pair: the other one converted first) */
+      vg_dtype dt = out->dtype == VG_BOOL ? compute_dtype(c->in[0], c->in[1]) : out->dtype;
+      vg_tensor ha, hb;
+      vg_storage sa, sb;
+      void *ta, *tb;
+      const vg_tensor *a = in_dtype(c->in[0], dt, &ha, &sa, &ta), *b = in_dtype(c->in[1], dt, &hb, &sb, &tb);
+      const vg_tensor *ops[3] = {out, a, b};
       vg_cu_iter_init(&it, 3, ops);
-      if (it.n == 0) return;
-      VG_CU_LAUNCH(k_binary, vg_cu_blocks(it.n, THREADS), THREADS, 0, s)(it, (int)c->op, vg_data(out), (const float *)vg_data(c->in[0]),
-                                                               (const float *)vg_data(c->in[1]), (float)c->f[1]);
-      VG_CUDA_LAUNCHED(vg_op_name(c->op));
+      if (it.n > 0) {
+        if (dt == VG_F16) launch_binary<vg_half>(it, (int)c->op, vg_data(out), vg_data(a), vg_data(b), (float)c->f[1]);
+        else launch_binary<float>(it, (int)c->op, vg_data(out), vg_data(a), vg_data(b), (float)c->f[1]);
+        VG_CUDA_LAUNCHED(vg_op_name(c->op));
+      }
+      vg_cuda_free(ta);
+      vg_cuda_free(tb);
       return;
     }
     default: {
       const vg_tensor *ops[2] = {out, c->in[0]};
       vg_cu_iter_init(&it, 2, ops);
       if (it.n == 0) return;
-      VG_CU_LAUNCH(k_unary, vg_cu_blocks(it.n, THREADS), THREADS, 0, s)(it, (int)c->op, (float *)vg_data(out),
-                                                              (const float *)vg_data(c->in[0]), (float)c->f[0], (float)c->f[1]);
+      VG_ASSERT(out->dtype == c->in[0]->dtype);
+      if (out->dtype == VG_F16)
+        launch_unary<vg_half>(it, (int)c->op, vg_data(out), vg_data(c->in[0]), (float)c->f[0], (float)c->f[1]);
+      else
+        launch_unary<float>(it, (int)c->op, vg_data(out), vg_data(c->in[0]), (float)c->f[0], (float)c->f[1]);
       VG_CUDA_LAUNCHED(vg_op_name(c->op));
       return;
     }

@@ -5,12 +5,14 @@
  * (B, A) with m = N, n = M. An operand whose last two dims have a unit stride in
  * either position is passed as is (op N or T); its batch dims must collapse to one
  * stride (or be all broadcast), else it is copied contiguous with the output's batch
- * shape first. */
+ * shape first. f16 operands (both; the front-end refuses a mixed pair) go through
+ * cublasGemmStridedBatchedEx with f32 compute and an f16 result (f16.cuh). */
 #include "tensor/cuda/cuda.h"
+#include "tensor/cuda/f16.cuh"
 #include <string.h>
 
 typedef struct {
-  const float *p;
+  const void *p;
   cublasOperation_t op;   /* in cuBLAS's column-major view */
   int64_t ld, bstride;
   void *tmp;
@@ -63,7 +65,7 @@ static bool batch_stride(const vg_tensor *t, int nb, const int64_t *bshape, int6
 static void prepare(const vg_tensor *t, int nb, const int64_t *bshape, mm_operand *m) {
   m->tmp = NULL;
   if (blas_layout(t, &m->op, &m->ld) && batch_stride(t, nb, bshape, &m->bstride)) {
-    m->p = (const float *)vg_data(t);
+    m->p = vg_data(t);
     return;
   }
   /* materialize with the output's batch dims: (batch..., rows, cols) contiguous */
@@ -80,10 +82,10 @@ static void prepare(const vg_tensor *t, int nb, const int64_t *bshape, mm_operan
   h.offset = 0;
   vg_storage s = *t->storage;
   int64_t n = vg_numel(&h);
-  s.data = m->tmp = vg_cuda_alloc((size_t)(n ? n : 1) * sizeof(float));
+  s.data = m->tmp = vg_cuda_alloc((size_t)(n ? n : 1) * vg_dtype_size(t->dtype));
   h.storage = &s;
   vg_cu_copy_dd(&h, &v);
-  m->p = (const float *)m->tmp;
+  m->p = m->tmp;
   m->op = CUBLAS_OP_N;
   m->ld = cols > 0 ? cols : 1;
   m->bstride = rows * cols;
@@ -96,19 +98,18 @@ void vg_cu_matmul(const vg_opcall *c) {
   int64_t M = out->shape[nb], N = out->shape[nb + 1], K = a->shape[a->ndim - 1], batch = 1;
   for (int d = 0; d < nb; d++) batch *= out->shape[d];
   if (batch == 0 || M == 0 || N == 0) return;
-  float *pc = (float *)vg_data(out);
+  void *pc = vg_data(out);
+  VG_ASSERT(a->dtype == b->dtype && out->dtype == a->dtype);
   if (K == 0) {
-    VG_CUDA_CHECK(cudaMemsetAsync(pc, 0, sizeof(float) * (size_t)(batch * M * N), vg_cuda_stream()));
+    VG_CUDA_CHECK(cudaMemsetAsync(pc, 0, vg_dtype_size(out->dtype) * (size_t)(batch * M * N), vg_cuda_stream()));
     return;
   }
   mm_operand ma, mb;
   prepare(a, nb, out->shape, &ma);
   prepare(b, nb, out->shape, &mb);
   VG_ASSERT(M <= 0x7fffffff && N <= 0x7fffffff && K <= 0x7fffffff && batch <= 0x7fffffff);
-  const float one = 1.0f, zero = 0.0f;
-  VG_CUBLAS_CHECK(cublasSgemmStridedBatched(vg_cuda_blas(), mb.op, ma.op, (int)N, (int)M, (int)K, &one, mb.p,
-                                            (int)mb.ld, mb.bstride, ma.p, (int)ma.ld, ma.bstride, &zero, pc, (int)N,
-                                            M * N, (int)batch));
+  vg_cu_gemm_sb(out->dtype, mb.op, ma.op, (int)N, (int)M, (int)K, mb.p, (int)mb.ld, mb.bstride, ma.p, (int)ma.ld,
+                ma.bstride, 0.0f, pc, (int)N, M * N, (int)batch);
   VG_CUDA_LAUNCHED("matmul");
   vg_cuda_free(ma.tmp);
   vg_cuda_free(mb.tmp);

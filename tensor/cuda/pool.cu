@@ -2,8 +2,11 @@
  * backward ops. Windows and arithmetic as tensor/cpu/pool.c and resample.c (same
  * order of additions per output); backward ops gather (one thread per input-grad
  * element, summing the outputs whose window holds it in increasing (oh, ow) order),
- * so there are no atomics and results are deterministic. */
+ * so there are no atomics and results are deterministic. The forward ops also run on
+ * f16 (f16.cuh: f32 sums and weights, one rounding per output); the backward ops are
+ * f32 only. */
 #include "tensor/cuda/cuda.h"
+#include "tensor/cuda/f16.cuh"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,22 +36,23 @@ __device__ __forceinline__ float avg_window(const pgeom &p, int64_t oh, int64_t 
 __device__ __forceinline__ int64_t ad_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
 __device__ __forceinline__ int64_t ad_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
 
-__global__ void k_pool_fwd(pgeom p, int op, const float *x, float *y, int64_t *yi) {
+template <typename T>
+__global__ void k_pool_fwd(pgeom p, int op, const T *x, T *y, int64_t *yi) {
   int64_t n = p.planes * p.OH * p.OW;
   VG_CU_GRID_LOOP(i, n) {
     int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OW * p.OH);
-    const float *xp = x + pl * p.H * p.W;
+    const T *xp = x + pl * p.H * p.W;
     if (op == VG_OP_AVG_POOL2D) {
       int64_t h0, h1, w0, w1;
       float div = avg_window(p, oh, ow, &h0, &h1, &w0, &w1);
       if (h0 >= h1 || w0 >= w1) {
-        y[i] = 0;
+        vg_st(y + i, 0.0f);
         continue;
       }
       float s = 0;
       for (int64_t h = h0; h < h1; h++)
-        for (int64_t w = w0; w < w1; w++) s += xp[h * p.W + w];
-      y[i] = s / div;
+        for (int64_t w = w0; w < w1; w++) s += vg_ld(xp + h * p.W + w);
+      vg_st(y + i, s / div);
     } else if (op == VG_OP_MAX_POOL2D) {
       int64_t hs = oh * p.sh - p.ph, he = imin(hs + p.kh, p.H);
       hs = imax(hs, 0);
@@ -58,21 +62,21 @@ __global__ void k_pool_fwd(pgeom p, int op, const float *x, float *y, int64_t *y
       float m = -INFINITY;
       for (int64_t h = hs; h < he; h++)
         for (int64_t w = ws; w < we; w++) {
-          float v = xp[h * p.W + w];
+          float v = vg_ld(xp + h * p.W + w);
           if (v > m || v != v) {
             m = v;
             best = h * p.W + w;
           }
         }
-      y[i] = m;
+      vg_st(y + i, m);
       if (yi) yi[i] = best;
     } else {
       int64_t h0 = ad_start(oh, p.H, p.OH), h1 = ad_end(oh, p.H, p.OH);
       int64_t w0 = ad_start(ow, p.W, p.OW), w1 = ad_end(ow, p.W, p.OW);
       float s = 0;
       for (int64_t h = h0; h < h1; h++)
-        for (int64_t w = w0; w < w1; w++) s += xp[h * p.W + w];
-      y[i] = s / (float)(h1 - h0) / (float)(w1 - w0);
+        for (int64_t w = w0; w < w1; w++) s += vg_ld(xp + h * p.W + w);
+      vg_st(y + i, s / (float)(h1 - h0) / (float)(w1 - w0));
     }
   }
 }
@@ -168,13 +172,15 @@ __global__ void k_interp_ranges(pgeom p, const lerp_tap *t, int64_t *r) {
   }
 }
 
-__global__ void k_interp_fwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, const float *x, float *y) {
+template <typename T>
+__global__ void k_interp_fwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, const T *x, T *y) {
   int64_t n = p.planes * p.OH * p.OW;
   VG_CU_GRID_LOOP(i, n) {
     int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OW * p.OH);
     lerp_tap h = th[oh], w = tw[ow];
-    const float *r0 = x + pl * p.H * p.W + h.i0 * p.W, *r1 = x + pl * p.H * p.W + h.i1 * p.W;
-    y[i] = h.l0 * (w.l0 * r0[w.i0] + w.l1 * r0[w.i1]) + h.l1 * (w.l0 * r1[w.i0] + w.l1 * r1[w.i1]);
+    const T *r0 = x + pl * p.H * p.W + h.i0 * p.W, *r1 = x + pl * p.H * p.W + h.i1 * p.W;
+    vg_st(y + i, h.l0 * (w.l0 * vg_ld(r0 + w.i0) + w.l1 * vg_ld(r0 + w.i1)) +
+                     h.l1 * (w.l0 * vg_ld(r1 + w.i0) + w.l1 * vg_ld(r1 + w.i1)));
   }
 }
 
@@ -202,7 +208,7 @@ __global__ void k_interp_bwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, co
   }
 }
 
-static void interp(const vg_opcall *c, const pgeom &p, bool bwd, const float *src, float *dst) {
+static void interp(const vg_opcall *c, const pgeom &p, bool bwd, const void *src, void *dst) {
   cudaStream_t s = vg_cuda_stream();
   size_t ntap = (size_t)(p.OH + p.OW), nr = (size_t)(2 * (p.H + p.W));
   size_t bytes = ntap * sizeof(lerp_tap) + nr * sizeof(int64_t);
@@ -215,10 +221,16 @@ static void interp(const vg_opcall *c, const pgeom &p, bool bwd, const float *sr
     VG_CU_LAUNCH(k_interp_ranges, vg_cu_blocks(p.H + p.W, THREADS), THREADS, 0, s)(p, dt, dr);
     VG_CUDA_LAUNCHED("interpolation tap ranges");
     int64_t n = p.planes * p.H * p.W;
-    VG_CU_LAUNCH(k_interp_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, dr, dr + 2 * p.H, src, dst);
+    VG_CU_LAUNCH(k_interp_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, dr, dr + 2 * p.H,
+                                                                       (const float *)src, (float *)dst);
   } else {
     int64_t n = p.planes * p.OH * p.OW;
-    VG_CU_LAUNCH(k_interp_fwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, src, dst);
+    if (c->out[0]->dtype == VG_F16)
+      VG_CU_LAUNCH(k_interp_fwd<vg_half>, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, (const vg_half *)src,
+                                                                                  (vg_half *)dst);
+    else
+      VG_CU_LAUNCH(k_interp_fwd<float>, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, (const float *)src,
+                                                                                (float *)dst);
   }
   VG_CUDA_LAUNCHED(vg_op_name(c->op));
   vg_cuda_free(d);
@@ -243,9 +255,15 @@ void vg_cu_pool(const vg_opcall *c) {
     if (bwd) VG_CUDA_CHECK(cudaMemsetAsync(vg_data(c->out[0]), 0, sizeof(float) * (size_t)vg_numel(c->out[0]), s));
     return;
   }
+  if (bwd) {
+    VG_CU_NEED_F32(c->in[0], vg_op_name(c->op));
+    VG_CU_NEED_F32(c->out[0], vg_op_name(c->op));
+  } else {
+    VG_ASSERT(c->in[0]->dtype == c->out[0]->dtype && (c->in[0]->dtype == VG_F32 || c->in[0]->dtype == VG_F16));
+  }
   void *t0, *t1 = NULL;
-  const float *src = (const float *)vg_cu_contig(c->in[0], &t0);
-  float *dst = (float *)vg_data(c->out[0]);
+  const void *src = vg_cu_contig(c->in[0], &t0);
+  void *dst = vg_data(c->out[0]);
   if (c->op == VG_OP_INTERP_BILINEAR || c->op == VG_OP_INTERP_BILINEAR_BWD) {
     interp(c, p, bwd, src, dst);
   } else {
@@ -254,11 +272,17 @@ void vg_cu_pool(const vg_opcall *c) {
     if (bwd) {
       const int64_t *idx = c->op == VG_OP_MAX_POOL2D_BWD ? (const int64_t *)vg_cu_contig(c->in[1], &t1) : NULL;
       int64_t n = p.planes * p.H * p.W;
-      VG_CU_LAUNCH(k_pool_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, (int)c->op, src, idx, dst);
+      VG_CU_LAUNCH(k_pool_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, (int)c->op, (const float *)src, idx,
+                                                                     (float *)dst);
     } else {
       int64_t n = p.planes * p.OH * p.OW;
       int64_t *yi = c->op == VG_OP_MAX_POOL2D ? (int64_t *)vg_data(c->out[1]) : NULL;
-      VG_CU_LAUNCH(k_pool_fwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, (int)c->op, src, dst, yi);
+      if (c->out[0]->dtype == VG_F16)
+        VG_CU_LAUNCH(k_pool_fwd<vg_half>, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, (int)c->op, (const vg_half *)src,
+                                                                                  (vg_half *)dst, yi);
+      else
+        VG_CU_LAUNCH(k_pool_fwd<float>, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, (int)c->op, (const float *)src,
+                                                                                (float *)dst, yi);
     }
     VG_CUDA_LAUNCHED(vg_op_name(c->op));
   }

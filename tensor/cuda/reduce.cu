@@ -2,8 +2,10 @@
  * One block per output element; the block walks the reduced elements with strided
  * indexing and combines in a tree. Sums accumulate in double (as the CPU backend;
  * the order differs, so results agree to f32 rounding, not bit for bit). NaN
- * propagates through amax/amin. */
+ * propagates through amax/amin. f32 or f16 input (f16.cuh), the output in the input's
+ * dtype: f16 sums accumulate in double too and round once at the end. */
 #include "tensor/cuda/cuda.h"
+#include "tensor/cuda/f16.cuh"
 #include <math.h>
 
 #define THREADS 256
@@ -21,7 +23,8 @@ __device__ __forceinline__ double combine(int op, double a, double b) {
   return op == VG_OP_AMAX ? (a > b ? a : b) : (a < b ? a : b);
 }
 
-__global__ void k_reduce(red_geom g, int op, const float *x, float *out, double init) {
+template <typename T>
+__global__ void k_reduce(red_geom g, int op, const T *x, T *out, double init) {
   __shared__ double sh[THREADS];
   int64_t o = blockIdx.x, base = 0, t = o;
   for (int d = g.nk - 1; d >= 0; d--) {
@@ -35,7 +38,7 @@ __global__ void k_reduce(red_geom g, int op, const float *x, float *out, double 
       off += (q % g.rshape[d]) * g.rstride[d];
       q /= g.rshape[d];
     }
-    acc = combine(op, acc, (double)x[off]);
+    acc = combine(op, acc, (double)vg_ld(x + off));
   }
   sh[threadIdx.x] = acc;
   __syncthreads();
@@ -43,10 +46,11 @@ __global__ void k_reduce(red_geom g, int op, const float *x, float *out, double 
     if ((int)threadIdx.x < s) sh[threadIdx.x] = combine(op, sh[threadIdx.x], sh[threadIdx.x + s]);
     __syncthreads();
   }
-  if (threadIdx.x == 0) out[o] = (float)sh[0];
+  if (threadIdx.x == 0) vg_st(out + o, (float)sh[0]);
 }
 
-__global__ void k_argmax(int ndim, red_geom g, int64_t n, int64_t s, const float *x, int64_t *out, int64_t nout) {
+template <typename T>
+__global__ void k_argmax(int ndim, red_geom g, int64_t n, int64_t s, const T *x, int64_t *out, int64_t nout) {
   VG_CU_GRID_LOOP(o, nout) {
     int64_t off = 0, t = o;
     for (int d = g.nk - 1; d >= 0; d--) {
@@ -54,9 +58,9 @@ __global__ void k_argmax(int ndim, red_geom g, int64_t n, int64_t s, const float
       t /= g.kshape[d];
     }
     int64_t best = 0;
-    float bv = x[off];
+    float bv = vg_ld(x + off);
     for (int64_t i = 1; i < n && bv == bv; i++) {
-      float v = x[off + i * s];
+      float v = vg_ld(x + off + i * s);
       if (v > bv || v != v) {
         bv = v;
         best = i;
@@ -80,8 +84,12 @@ void vg_cu_reduce(const vg_opcall *c) {
         g.kshape[g.nk] = x->shape[d];
         g.kstride[g.nk++] = x->stride[d];
       }
-    VG_CU_LAUNCH(k_argmax, vg_cu_blocks(nout, THREADS), THREADS, 0, s)(x->ndim, g, x->shape[dim], x->stride[dim],
-                                                             (const float *)vg_data(x), (int64_t *)vg_data(c->out[0]), nout);
+    if (vg_cu_is_half(x))
+      VG_CU_LAUNCH(k_argmax<vg_half>, vg_cu_blocks(nout, THREADS), THREADS, 0, s)(
+          x->ndim, g, x->shape[dim], x->stride[dim], (const vg_half *)vg_data(x), (int64_t *)vg_data(c->out[0]), nout);
+    else
+      VG_CU_LAUNCH(k_argmax<float>, vg_cu_blocks(nout, THREADS), THREADS, 0, s)(
+          x->ndim, g, x->shape[dim], x->stride[dim], (const float *)vg_data(x), (int64_t *)vg_data(c->out[0]), nout);
     VG_CUDA_LAUNCHED("argmax");
     return;
   }
@@ -99,6 +107,12 @@ void vg_cu_reduce(const vg_opcall *c) {
   }
   double init = c->op == VG_OP_SUM ? 0.0 : (c->op == VG_OP_AMAX ? -INFINITY : INFINITY);
   VG_ASSERT(nout <= 0x7fffffff);
-  VG_CU_LAUNCH(k_reduce, (unsigned)nout, THREADS, 0, s)(g, (int)c->op, (const float *)vg_data(x), (float *)vg_data(c->out[0]), init);
+  VG_ASSERT(c->out[0]->dtype == x->dtype);
+  if (vg_cu_is_half(x))
+    VG_CU_LAUNCH(k_reduce<vg_half>, (unsigned)nout, THREADS, 0, s)(g, (int)c->op, (const vg_half *)vg_data(x),
+                                                                  (vg_half *)vg_data(c->out[0]), init);
+  else
+    VG_CU_LAUNCH(k_reduce<float>, (unsigned)nout, THREADS, 0, s)(g, (int)c->op, (const float *)vg_data(x),
+                                                                (float *)vg_data(c->out[0]), init);
   VG_CUDA_LAUNCHED(vg_op_name(c->op));
 }

@@ -28,8 +28,13 @@
  * pairs are unique so ranks never collide), ping-ponging between two buffers of
  * nrows*len pairs (16 bytes per element in all). Rows are limited to < 2^32 elements.
  * The same tile + merge sort of raw u64 rows is vg_cu_sort_u64_rows (index.cu's
- * by-destination scatters use it). */
+ * by-destination scatters use it).
+ *
+ * f16 inputs (f16.cuh): each element is widened to f32 (exact) and keyed as above, so
+ * the selection and the order are the f32 ones of the same values; kthvalue's result is
+ * f16 (exact for mode 0; the quantile's lerp is computed in f32 and rounded once). */
 #include "tensor/cuda/cuda.h"
+#include "tensor/cuda/f16.cuh"
 #include <math.h>
 
 #define THREADS 256
@@ -63,13 +68,14 @@ typedef struct {
 } sel_state;
 
 /* level 0..2: histogram of digit `level` over the elements matching st->prefix */
-__global__ void k_sel_hist(const float *x, int64_t n, int level, sel_state *st) {
+template <typename T>
+__global__ void k_sel_hist(const T *x, int64_t n, int level, sel_state *st) {
   __shared__ uint32_t h[SEL_BINS];
   for (int b = threadIdx.x; b < SEL_BINS; b += blockDim.x) h[b] = 0;
   __syncthreads();
   const uint32_t pre = st->prefix;
   VG_CU_GRID_LOOP(i, n) {
-    uint32_t k = fkey(x[i]);
+    uint32_t k = fkey(vg_ld(x + i));
     if (level == 0) atomicAdd(&h[k >> 21], 1u);
     else if (level == 1) {
       if ((k >> 21) == pre) atomicAdd(&h[(k >> 10) & 0x7ff], 1u);
@@ -112,13 +118,14 @@ __global__ void k_sel_pick(sel_state *st, int level, int want_next, long long k0
 }
 
 /* smallest key above st->key, when k_sel_pick asked for it */
-__global__ void k_sel_minabove(const float *x, int64_t n, sel_state *st) {
+template <typename T>
+__global__ void k_sel_minabove(const T *x, int64_t n, sel_state *st) {
   __shared__ uint32_t sh[THREADS];
   if (!st->need_min) return;   /* uniform over the grid */
   const uint32_t key = st->key;
   uint32_t m = 0xffffffffu;
   VG_CU_GRID_LOOP(i, n) {
-    uint32_t k = fkey(x[i]);
+    uint32_t k = fkey(vg_ld(x + i));
     if (k > key && k < m) m = k;
   }
   sh[threadIdx.x] = m;
@@ -135,22 +142,23 @@ __device__ __forceinline__ float torch_lerp(float a, float b, float w) {
   return fabsf(w) < 0.5f ? fmaf(w, b - a, a) : fmaf(-(b - a), 1.0f - w, b);
 }
 
-__global__ void k_sel_final(const sel_state *st, float *out, int mode, int want_next, float w) {
+template <typename T>
+__global__ void k_sel_final(const sel_state *st, T *out, int mode, int want_next, float w) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
   float lo = key_to_float(st->key);
   if (mode == 0) {
-    *out = lo;
+    vg_st(out, lo);
   } else if (st->has_nan) {
-    *out = __uint_as_float(0x7fc00000u);
+    vg_st(out, __uint_as_float(0x7fc00000u));
   } else {
     float hi = want_next ? key_to_float(st->need_min ? st->minabove : st->next) : lo;
-    *out = torch_lerp(lo, hi, w);
+    vg_st(out, torch_lerp(lo, hi, w));
   }
 }
 
 /* x's elements fill one block of storage in some dim order: its lowest element, else NULL
  * (as dense_span in select.c; the selection depends only on the multiset of values) */
-static const float *dense_span(const vg_tensor *x) {
+static const void *dense_span(const vg_tensor *x) {
   int64_t sh[VG_MAX_DIMS], st[VG_MAX_DIMS];
   int n = 0;
   for (int d = 0; d < x->ndim; d++) {
@@ -170,7 +178,29 @@ static const float *dense_span(const vg_tensor *x) {
     if (st[i] != want) return NULL;
     want *= sh[i];
   }
-  return (const float *)vg_data(x);
+  return vg_data(x);
+}
+
+template <typename T>
+static void kth_run(const vg_opcall *c, const T *p, int64_t n, int64_t k, int mode, int want_next) {
+  cudaStream_t s = vg_cuda_stream();
+  sel_state *st = (sel_state *)vg_cuda_alloc(sizeof(sel_state));
+  VG_CUDA_CHECK(cudaMemsetAsync(st, 0, sizeof(sel_state), s));
+  unsigned nb = vg_cu_blocks(n, THREADS);
+  if (nb > SEL_MAXBLOCKS) nb = SEL_MAXBLOCKS;
+  for (int level = 0; level < 3; level++) {
+    VG_CU_LAUNCH(k_sel_hist<T>, nb, THREADS, 0, s)(p, n, level, st);
+    VG_CUDA_LAUNCHED("kthvalue histogram");
+    VG_CU_LAUNCH(k_sel_pick, 1, 1, 0, s)(st, level, want_next, (long long)k);
+    VG_CUDA_LAUNCHED("kthvalue pick");
+  }
+  if (want_next) {
+    VG_CU_LAUNCH(k_sel_minabove<T>, nb, THREADS, 0, s)(p, n, st);
+    VG_CUDA_LAUNCHED("kthvalue min above");
+  }
+  VG_CU_LAUNCH(k_sel_final<T>, 1, 1, 0, s)(st, (T *)vg_data(c->out[0]), mode, want_next, (float)c->f[0]);
+  VG_CUDA_LAUNCHED("kthvalue");
+  vg_cuda_free(st);   /* the stream is in order: a later kernel reusing it runs after */
 }
 
 /* i[0] = k (1-based); i[1] = mode (0 k-th, 1 quantile with i[2] = k_hi, f[0] = weight) */
@@ -178,7 +208,7 @@ static void kthvalue(const vg_opcall *c) {
   const vg_tensor *x = c->in[0];
   int64_t n = vg_numel(x), k = c->i[0];
   if (k < 1 || k > n) VG_ABORT("kthvalue: k = %lld out of [1, %lld]", (long long)k, (long long)n);
-  VG_ASSERT(x->dtype == VG_F32 && c->out[0]->dtype == VG_F32);
+  VG_ASSERT((x->dtype == VG_F32 || x->dtype == VG_F16) && c->out[0]->dtype == x->dtype);
   int mode = c->i[1] != 0, want_next = 0;
   if (mode) {
     int64_t khi = c->i[2];
@@ -186,26 +216,10 @@ static void kthvalue(const vg_opcall *c) {
     want_next = khi > k;
   }
   void *tmp = NULL;
-  const float *p = dense_span(x);
-  if (!p) p = (const float *)vg_cu_contig(x, &tmp);
-  cudaStream_t s = vg_cuda_stream();
-  sel_state *st = (sel_state *)vg_cuda_alloc(sizeof(sel_state));
-  VG_CUDA_CHECK(cudaMemsetAsync(st, 0, sizeof(sel_state), s));
-  unsigned nb = vg_cu_blocks(n, THREADS);
-  if (nb > SEL_MAXBLOCKS) nb = SEL_MAXBLOCKS;
-  for (int level = 0; level < 3; level++) {
-    VG_CU_LAUNCH(k_sel_hist, nb, THREADS, 0, s)(p, n, level, st);
-    VG_CUDA_LAUNCHED("kthvalue histogram");
-    VG_CU_LAUNCH(k_sel_pick, 1, 1, 0, s)(st, level, want_next, (long long)k);
-    VG_CUDA_LAUNCHED("kthvalue pick");
-  }
-  if (want_next) {
-    VG_CU_LAUNCH(k_sel_minabove, nb, THREADS, 0, s)(p, n, st);
-    VG_CUDA_LAUNCHED("kthvalue min above");
-  }
-  VG_CU_LAUNCH(k_sel_final, 1, 1, 0, s)(st, (float *)vg_data(c->out[0]), mode, want_next, (float)c->f[0]);
-  VG_CUDA_LAUNCHED("kthvalue");
-  vg_cuda_free(st);   /* the stream is in order: a later kernel reusing them runs after */
+  const void *p = dense_span(x);
+  if (!p) p = vg_cu_contig(x, &tmp);
+  if (vg_cu_is_half(x)) kth_run(c, (const vg_half *)p, n, k, mode, want_next);
+  else kth_run(c, (const float *)p, n, k, mode, want_next);
   vg_cuda_free(tmp);
 }
 
@@ -258,7 +272,8 @@ __device__ void bitonic_sort(unsigned long long *s, int P) {
 /* One block per tile (row r, tile tl: elements [tl*SORT_TILE, ...) of the row), P the
  * padded tile size. final: the row is one tile; write the first `keep` indices to out.
  * Else write the sorted pairs to buf[r*len + tl*SORT_TILE ...]. */
-__global__ void k_sort_tile(sort_geom g, const float *x, int64_t *out, unsigned long long *buf, int P,
+template <typename T>
+__global__ void k_sort_tile(sort_geom g, const T *x, int64_t *out, unsigned long long *buf, int P,
                             int64_t ntiles_row, int final) {
   extern __shared__ unsigned long long s[];
   int64_t ntiles = g.nrows * ntiles_row;
@@ -268,7 +283,7 @@ __global__ void k_sort_tile(sort_geom g, const float *x, int64_t *out, unsigned 
     int64_t xoff, ooff;
     row_offsets(g, r, &xoff, &ooff);
     for (int j = threadIdx.x; j < P; j += blockDim.x)
-      s[j] = j < m ? (unsigned long long)sort_key(x[xoff + (j0 + j) * g.xs], g.desc) << 32 | (unsigned long long)(j0 + j)
+      s[j] = j < m ? (unsigned long long)sort_key(vg_ld(x + xoff + (j0 + j) * g.xs), g.desc) << 32 | (unsigned long long)(j0 + j)
                    : ~0ull;
     __syncthreads();
     bitonic_sort(s, P);
@@ -359,13 +374,23 @@ unsigned long long *vg_cu_sort_u64_rows(unsigned long long *a, unsigned long lon
   return merge_rows(a, tmp, nrows, len);
 }
 
-/* in[0] = x (f32, any layout); out[0] = i64 indices, x's shape with i[2] along dim;
+/* k_sort_tile on f32 or f16 elements */
+static void sort_tiles(bool half, unsigned nb, int threads, size_t shm, const sort_geom &g, const void *x, int64_t *out,
+                       unsigned long long *buf, int P, int64_t ntiles_row, int final) {
+  cudaStream_t s = vg_cuda_stream();
+  if (half)
+    VG_CU_LAUNCH(k_sort_tile<vg_half>, nb, threads, shm, s)(g, (const vg_half *)x, out, buf, P, ntiles_row, final);
+  else
+    VG_CU_LAUNCH(k_sort_tile<float>, nb, threads, shm, s)(g, (const float *)x, out, buf, P, ntiles_row, final);
+}
+
+/* in[0] = x (f32 or f16, any layout); out[0] = i64 indices, x's shape with i[2] along dim;
  * i = {dim, descending, keep} */
 static void sort_op(const vg_opcall *c) {
   const vg_tensor *x = c->in[0];
   vg_tensor *out = c->out[0];
   cudaStream_t s = vg_cuda_stream();
-  VG_ASSERT(x->dtype == VG_F32);
+  VG_ASSERT(x->dtype == VG_F32 || x->dtype == VG_F16);
   if (out->dtype != VG_I64) VG_ABORT("sort: bad output");
   sort_geom g;
   memset(&g, 0, sizeof g);
@@ -390,14 +415,15 @@ static void sort_op(const vg_opcall *c) {
   g.os = out->stride[dim];
   if (g.nrows == 0 || g.len == 0 || g.keep == 0) return;
   if (g.len >= (int64_t)0xffffffff) VG_ABORT("sort: rows of %lld elements; the CUDA sort takes < 2^32", (long long)g.len);
-  const float *xp = (const float *)vg_data(x);
+  const void *xp = vg_data(x);
+  const bool half = vg_cu_is_half(x);
   int64_t *op = (int64_t *)vg_data(out);
   if (g.len <= SORT_TILE) {
     int P = 2;
     while (P < g.len) P <<= 1;
     int threads = P / 2 < 32 ? 32 : (P / 2 > 1024 ? 1024 : P / 2);
     unsigned nb = (unsigned)(g.nrows < 65535 * 16 ? g.nrows : 65535 * 16);
-    VG_CU_LAUNCH(k_sort_tile, nb, threads, (size_t)P * sizeof(unsigned long long), s)(g, xp, op, NULL, P, 1, 1);
+    sort_tiles(half, nb, threads, (size_t)P * sizeof(unsigned long long), g, xp, op, NULL, P, 1, 1);
     VG_CUDA_LAUNCHED("sort");
     return;
   }
@@ -405,7 +431,7 @@ static void sort_op(const vg_opcall *c) {
   unsigned long long *a = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
   unsigned long long *b = (unsigned long long *)vg_cuda_alloc((size_t)n * sizeof(unsigned long long));
   unsigned nb = (unsigned)(ntiles < 65535 * 16 ? ntiles : 65535 * 16);
-  VG_CU_LAUNCH(k_sort_tile, nb, 1024, SORT_TILE * sizeof(unsigned long long), s)(g, xp, op, a, SORT_TILE, ntiles_row, 0);
+  sort_tiles(half, nb, 1024, SORT_TILE * sizeof(unsigned long long), g, xp, op, a, SORT_TILE, ntiles_row, 0);
   VG_CUDA_LAUNCHED("sort tiles");
   unsigned long long *sorted = merge_rows(a, b, g.nrows, g.len);
   VG_CU_LAUNCH(k_sort_write, vg_cu_blocks(g.nrows * g.keep, THREADS), THREADS, 0, s)(g, sorted, op);
