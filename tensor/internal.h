@@ -53,7 +53,8 @@ bool vg_in_scope(void);
 /* Error helpers for front-ends: set "op: message (shapes)" and return NULL. */
 vg_tensor *vg_op_error(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Returns false (with the error set) if any input is NULL, undefined or of the wrong
- * dtype class: `need_float` requires F32 inputs. */
+ * dtype class: `need_float` requires F32 inputs, or F16 ones on CUDA (f16 compute is
+ * GPU-only: a CPU F16 input gets "<op>: f16 compute needs a CUDA tensor ..."). */
 bool vg_check_inputs(const char *op, int n, const vg_tensor *const *ts, bool need_float);
 int vg_norm_dim(int dim, int ndim);   /* -1 → ndim-1; returns -1 when out of range */
 /* Broadcast shapes a and b (PyTorch rules) into out; false when incompatible. */

@@ -5,6 +5,11 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
   const vg_tensor *in[3] = {x, w, bias};
   if (!vg_check_inputs("conv2d", 2, in, true)) return NULL;
   if (bias && !vg_check_inputs("conv2d", 1, &in[2], true)) return NULL;
+  /* f32 or (on CUDA) f16, all of one dtype: no mixed-precision conv */
+  if (w->dtype != x->dtype || (bias && bias->dtype != x->dtype))
+    return vg_op_error("conv2d", "mixed float dtypes: input is %s, weight is %s%s%s (cast with vg_cast)",
+                       vg_dtype_name(x->dtype), vg_dtype_name(w->dtype), bias ? ", bias is " : "",
+                       bias ? vg_dtype_name(bias->dtype) : "");
   char a[128], b[128];
   if (x->ndim != 4 || w->ndim != 4)
     return vg_op_error("conv2d", "wants input (N,C,H,W) and weight (O,C/groups,kh,kw); got %s and %s",
@@ -25,7 +30,7 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
     return vg_op_error("conv2d", "kernel %s (dilated) larger than padded input %s", vg_shape_str(w, b, 128),
                        vg_shape_str(x, a, 128));
   int64_t shape[4] = {x->shape[0], O, oh, ow};
-  vg_tensor *out = vg_alloc(VG_F32, x->device, 4, shape);
+  vg_tensor *out = vg_alloc(x->dtype, x->device, 4, shape);
   vg_opcall c = {.op = VG_OP_CONV2D, .nin = bias ? 3 : 2, .in = in, .out = {out},
                  .i = {sh, sw, o.ph, o.pw, dh, dw, g}};
   return vg_dispatch(&c);

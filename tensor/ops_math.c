@@ -140,9 +140,19 @@ float vg_item(const vg_tensor *t) {
 }
 
 /* ---- elementwise ---- */
+/* Float ops compute in f32, or in f16 on CUDA (vg_check_inputs); the result has the
+ * input's dtype. Two float operands promote as in torch: the same dtype stays, f16 with
+ * f32 gives f32, except that a 0-d operand does not promote a dimensioned one (f16 n-d
+ * with f32 0-d: f16). The CUDA kernels (tensor/cuda/eltwise.cu) use the same rule. */
+static vg_dtype promote_float(const vg_tensor *a, const vg_tensor *b) {
+  if (a->dtype == b->dtype) return a->dtype;
+  if ((a->ndim == 0) != (b->ndim == 0)) return a->ndim ? a->dtype : b->dtype;
+  return VG_F32;
+}
+
 static vg_tensor *unary(vg_op op, const vg_tensor *x, double f0, double f1) {
   if (!vg_check_inputs(vg_op_name(op), 1, &x, true)) return NULL;
-  return run1(op, vg_alloc(VG_F32, x->device, x->ndim, x->shape), x, f0, f1);
+  return run1(op, vg_alloc(x->dtype, x->device, x->ndim, x->shape), x, f0, f1);
 }
 
 vg_tensor *vg_neg(const vg_tensor *x) { return unary(VG_OP_NEG, x, 0, 0); }
@@ -172,7 +182,8 @@ vg_tensor *vg_affine(const vg_tensor *x, float a, float b) { return unary(VG_OP_
 vg_tensor *vg_scale(const vg_tensor *x, float a) { return unary(VG_OP_AFFINE, x, a, 0); }
 vg_tensor *vg_add_scalar(const vg_tensor *x, float b) { return unary(VG_OP_AFFINE, x, 1, b); }
 
-static vg_tensor *binary(vg_op op, const vg_tensor *a, const vg_tensor *b, vg_dtype out_dt) {
+/* out_dt: VG_BOOL (comparisons) or -1 (the promoted float dtype) */
+static vg_tensor *binary(vg_op op, const vg_tensor *a, const vg_tensor *b, int out_dt) {
   const vg_tensor *in[2] = {a, b};
   if (!vg_check_inputs(vg_op_name(op), 2, in, true)) return NULL;
   int64_t shape[VG_MAX_DIMS];
@@ -182,17 +193,17 @@ static vg_tensor *binary(vg_op op, const vg_tensor *a, const vg_tensor *b, vg_dt
     return vg_op_error(vg_op_name(op), "shapes %s and %s do not broadcast", vg_shape_str(a, sa, sizeof sa),
                        vg_shape_str(b, sb, sizeof sb));
   }
-  vg_tensor *out = vg_alloc(out_dt, a->device, n, shape);
+  vg_tensor *out = vg_alloc(out_dt < 0 ? promote_float(a, b) : (vg_dtype)out_dt, a->device, n, shape);
   vg_opcall c = {.op = op, .nin = 2, .in = in, .out = {out}, .f = {1.0, 1.0}};
   return vg_dispatch(&c);
 }
 
-vg_tensor *vg_add(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_ADD, a, b, VG_F32); }
-vg_tensor *vg_sub(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_SUB, a, b, VG_F32); }
-vg_tensor *vg_mul(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MUL, a, b, VG_F32); }
-vg_tensor *vg_div(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_DIV, a, b, VG_F32); }
-vg_tensor *vg_maximum(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MAXIMUM, a, b, VG_F32); }
-vg_tensor *vg_minimum(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MINIMUM, a, b, VG_F32); }
+vg_tensor *vg_add(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_ADD, a, b, -1); }
+vg_tensor *vg_sub(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_SUB, a, b, -1); }
+vg_tensor *vg_mul(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MUL, a, b, -1); }
+vg_tensor *vg_div(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_DIV, a, b, -1); }
+vg_tensor *vg_maximum(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MAXIMUM, a, b, -1); }
+vg_tensor *vg_minimum(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MINIMUM, a, b, -1); }
 vg_tensor *vg_eq(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_EQ, a, b, VG_BOOL); }
 vg_tensor *vg_ne(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_NE, a, b, VG_BOOL); }
 vg_tensor *vg_lt(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_LT, a, b, VG_BOOL); }
@@ -204,7 +215,7 @@ vg_tensor *vg_where(const vg_tensor *cond, const vg_tensor *a, const vg_tensor *
   const vg_tensor *in[3] = {cond, a, b};
   if (!vg_check_inputs("where", 3, in, false)) return NULL;
   if (cond->dtype != VG_BOOL) return vg_op_error("where", "condition must be bool, got %s", vg_dtype_name(cond->dtype));
-  if (a->dtype != VG_F32 || b->dtype != VG_F32) return vg_op_error("where", "values must be f32");
+  if (!vg_check_inputs("where", 1, &a, true) || !vg_check_inputs("where", 1, &b, true)) return NULL;
   int64_t s1[VG_MAX_DIMS], s2[VG_MAX_DIMS];
   int n1, n2;
   char x[128], y[128], z[128];
@@ -212,7 +223,7 @@ vg_tensor *vg_where(const vg_tensor *cond, const vg_tensor *a, const vg_tensor *
       !vg_broadcast_shape(cond->ndim, cond->shape, n1, s1, &n2, s2))
     return vg_op_error("where", "shapes %s, %s, %s do not broadcast", vg_shape_str(cond, x, sizeof x),
                        vg_shape_str(a, y, sizeof y), vg_shape_str(b, z, sizeof z));
-  vg_tensor *out = vg_alloc(VG_F32, a->device, n2, s2);
+  vg_tensor *out = vg_alloc(promote_float(a, b), a->device, n2, s2);
   vg_opcall c = {.op = VG_OP_WHERE, .nin = 3, .in = in, .out = {out}};
   return vg_dispatch(&c);
 }
@@ -258,7 +269,7 @@ static vg_tensor *reduce(vg_op op, const vg_tensor *x, int ndims, const int *dim
       if (keepdim) shape[n++] = 1;
     } else shape[n++] = x->shape[i];
   }
-  vg_tensor *out = vg_alloc(VG_F32, x->device, n, shape);
+  vg_tensor *out = vg_alloc(x->dtype, x->device, n, shape);
   const vg_tensor *in[1] = {x};
   vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {out}, .i = {mask, keepdim}};
   return vg_dispatch(&c);
@@ -388,6 +399,9 @@ vg_tensor *vg_matmul(const vg_tensor *a, const vg_tensor *b) {
   if (!vg_check_inputs("matmul", 2, in, true)) return NULL;
   char sa[128], sb[128];
   if (a->ndim == 0 || b->ndim == 0) return vg_op_error("matmul", "0-d inputs %s, %s", vg_shape_str(a, sa, 128), vg_shape_str(b, sb, 128));
+  if (a->dtype != b->dtype)
+    return vg_op_error("matmul", "mixed float dtypes: a is %s, b is %s (cast one with vg_cast)", vg_dtype_name(a->dtype),
+                       vg_dtype_name(b->dtype));
   /* 1-D operands as in torch.matmul: a (K) -> (1, K), b (K) -> (K, 1), dims removed after */
   if (a->ndim == 1) {
     vg_tensor *r = vg_matmul(vg_unsqueeze(a, 0), b);
@@ -406,7 +420,7 @@ vg_tensor *vg_matmul(const vg_tensor *a, const vg_tensor *b) {
     return vg_op_error("matmul", "batch dims do not broadcast: %s @ %s", vg_shape_str(a, sa, 128), vg_shape_str(b, sb, 128));
   shape[n] = M;
   shape[n + 1] = N;
-  vg_tensor *out = vg_alloc(VG_F32, a->device, n + 2, shape);
+  vg_tensor *out = vg_alloc(a->dtype, a->device, n + 2, shape);
   vg_opcall c = {.op = VG_OP_MATMUL, .nin = 2, .in = in, .out = {out}};
   return vg_dispatch(&c);
 }

@@ -15,7 +15,7 @@ static bool check_f32(const char *op, const vg_tensor *x) {
 /* KTHVALUE: i = {k, mode, k_hi}, f[0] = weight (see tensor/cpu/select.c) */
 static vg_tensor *run_kth(const vg_tensor *x, int64_t k, int64_t mode, int64_t khi, double w) {
   const vg_tensor *in[1] = {x};
-  vg_tensor *out = vg_alloc(VG_F32, x->device, 0, NULL);
+  vg_tensor *out = vg_alloc(x->dtype, x->device, 0, NULL);   /* f32, or f16 on CUDA */
   vg_opcall c = {.op = VG_OP_KTHVALUE, .nin = 1, .in = in, .out = {out}, .i = {k, mode, khi}, .f = {w}};
   return vg_dispatch(&c);
 }

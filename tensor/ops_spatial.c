@@ -73,7 +73,7 @@ static vg_tensor *pool_run(vg_op op, const vg_tensor *x, const vg_pool2d_opts *o
                            vg_tensor **indices) {
   const vg_tensor *in[1] = {x};
   vg_tensor *idx = indices ? pool_out(x, oh, ow, VG_I64) : NULL;
-  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {pool_out(x, oh, ow, VG_F32), idx},
+  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {pool_out(x, oh, ow, x->dtype), idx},
                  .i = {o->kh, o->kw, o->sh, o->sw, o->ph, o->pw, o->ceil_mode, o->count_include_pad}};
   vg_tensor *y = vg_dispatch(&c);
   if (indices) *indices = idx;
@@ -137,7 +137,7 @@ vg_tensor *vg_interpolate_bilinear(const vg_tensor *x, int64_t oh, int64_t ow, b
                        vg_shape_str(x, a, sizeof a), (long long)oh, (long long)ow);
   const vg_tensor *in[1] = {x};
   int64_t shape[4] = {x->shape[0], x->shape[1], oh, ow};
-  vg_opcall c = {.op = VG_OP_INTERP_BILINEAR, .nin = 1, .in = in, .out = {vg_alloc(VG_F32, x->device, 4, shape)},
+  vg_opcall c = {.op = VG_OP_INTERP_BILINEAR, .nin = 1, .in = in, .out = {vg_alloc(x->dtype, x->device, 4, shape)},
                  .i = {align_corners}};
   return vg_dispatch(&c);
 }
@@ -182,7 +182,7 @@ vg_tensor *vg_unfold(const vg_tensor *x, int kh, int kw, int dh, int dw, int ph,
   if (!im2col_check("unfold", &g, x->shape[2], x->shape[3], &bh, &bw)) return NULL;
   int64_t shape[3] = {x->shape[0], x->shape[1] * g.kh * g.kw, bh * bw};
   const vg_tensor *in[1] = {x};
-  vg_opcall c = {.op = VG_OP_UNFOLD, .nin = 1, .in = in, .out = {vg_alloc(VG_F32, x->device, 3, shape)},
+  vg_opcall c = {.op = VG_OP_UNFOLD, .nin = 1, .in = in, .out = {vg_alloc(x->dtype, x->device, 3, shape)},
                  .i = {g.kh, g.kw, g.dh, g.dw, g.ph, g.pw, g.sh, g.sw}};
   return vg_dispatch(&c);
 }
@@ -207,7 +207,7 @@ vg_tensor *vg_fold(const vg_tensor *cols, int64_t oh, int64_t ow, int kh, int kw
                        (long long)bh, (long long)bw, (long long)(bh * bw));
   int64_t shape[4] = {cols->shape[0], cols->shape[1] / (g.kh * g.kw), oh, ow};
   const vg_tensor *in[1] = {cols};
-  vg_opcall c = {.op = VG_OP_FOLD, .nin = 1, .in = in, .out = {vg_alloc(VG_F32, cols->device, 4, shape)},
+  vg_opcall c = {.op = VG_OP_FOLD, .nin = 1, .in = in, .out = {vg_alloc(cols->dtype, cols->device, 4, shape)},
                  .i = {g.kh, g.kw, g.dh, g.dw, g.ph, g.pw, g.sh, g.sw, oh, ow}};
   return vg_dispatch(&c);
 }

@@ -351,7 +351,11 @@ bool vg_check_inputs(const char *op, int n, const vg_tensor *const *ts, bool nee
       if (vg_last_status() == VG_OK) vg_op_error(op, "input %d is NULL", i);
       return false;
     }
-    if (need_float && ts[i]->dtype != VG_F32) {
+    if (need_float && ts[i]->dtype == VG_F16 && ts[i]->device != VG_CUDA) {
+      vg_op_error(op, "f16 compute needs a CUDA tensor (cast to f32 with vg_cast)");
+      return false;
+    }
+    if (need_float && ts[i]->dtype != VG_F32 && ts[i]->dtype != VG_F16) {
       char b[128];
       vg_op_error(op, "input %d is %s %s; this op computes in f32 (use vg_cast)", i,
                   vg_dtype_name(ts[i]->dtype), vg_shape_str(ts[i], b, sizeof b));
