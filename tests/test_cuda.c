@@ -13,12 +13,50 @@
  * sort (values and indices; NaNs are mapped to -777 so their places are compared);
  * 1e-5 relative (+1e-6 absolute) for pointwise math and pooling; GEMM-based ops
  * (matmul, conv) 1e-5 relative to the largest |cpu| value of the tensor (summation
- * order differs); sums 1e-5 rel. */
+ * order differs); sums 1e-5 rel.
+ *
+ * f16 rows (issue #8: f16 inference on the GPU with f32 accumulation): the inputs are
+ * rounded to f16 on the host; the CPU runs f32 on those values, CUDA runs the op on f16
+ * tensors, and its result (cast to f32) is compared with these bounds:
+ *   pointwise (unary, binary, quantile's lerp): |d| <= 2^-10 |cpu| + 2^-24 — one f16
+ *     ulp of the result (the kernel's one rounding is <= half an ulp; the rest covers
+ *     the f32 math's own CPU/GPU differences, <= 1e-5 rel in the f32 rows), 2^-24 the
+ *     f16 subnormal spacing;
+ *   sums, pooling, bilinear, fold: 2^-10 |cpu| + 1e-6 (one rounding of an f32/double
+ *     accumulation whose order differences are f32-sized, as the f32 rows' 1e-6);
+ *   GEMM and conv: 2^-10 |cpu| + 1e-4 max|cpu|: one rounding of the result, plus f32
+ *     (tensor-core) accumulation in another order: products of f16 values are exact
+ *     in f32, and K <= 48 adds of ~2^-24 relative error each stay below 1e-4 of the
+ *     largest output;
+ *   composites (mean/var, layer and batch norm, the EfficientAD map): 4e-3 max|cpu|,
+ *     about 8 half-ulps at the largest value: each intermediate is rounded to f16;
+ *   exact for copies, casts, views, fill, arange, comparisons, max/min, where, amax,
+ *     amin, argmax, max pooling (values and indices), unfold, pad, concat, gather,
+ *     index_select, kthvalue and sort (values and indices): on f16-representable
+ *     inputs these select or move values without rounding.
+ * A second coverage check wants an f16 row for every op inference uses (all but the
+ * backward, random and scatter ops). Plus the errors: f16 compute on a CPU tensor, a
+ * conv / matmul of mixed float dtypes, and autograd through an f16 tensor. */
 #include "tests/vgtest.h"
 #include "tensor/internal.h"
 #include "autograd/autograd.h"
+#include "nn/nn.h"
+#include "methods/efficientad/efficientad.h"
 
 static uint64_t rng;
+/* f16 rows: inputs rounded to f16 on the host; on CUDA they become f16 tensors */
+static bool half_rows;
+static int half_dt_bad;   /* f16-row values on CUDA that are not f16 (see want16) */
+static vg_tensor *to_dev(vg_tensor *t, vg_device dev) {
+  t = vg_to_device(t, dev);
+  if (half_rows && dev == VG_CUDA && t && t->dtype == VG_F32) t = vg_cast(t, VG_F16);
+  return t;
+}
+/* in an f16 row, t (a float result on CUDA) must be f16 */
+static vg_tensor *want16(vg_tensor *t) {
+  if (half_rows && t && t->device == VG_CUDA && t->dtype != VG_F16) half_dt_bad++;
+  return t;
+}
 static float frand(void) {
   rng = rng * 6364136223846793005ull + 1442695040888963407ull;
   return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
@@ -31,8 +69,9 @@ static vg_tensor *inp(vg_device dev, int nd, const int64_t *shape, float lo, flo
   for (int64_t i = 0; i < vg_numel(t); i++) {
     float v = lo + (hi - lo) * (frand() + 1.0f) * 0.5f;
     p[i] = quant > 0 ? quant * roundf(v / quant) : v;
+    if (half_rows) p[i] = vg_half_to_float(vg_float_to_half(p[i]));
   }
-  return vg_to_device(t, dev);
+  return to_dev(t, dev);
 }
 #define S(...) (const int64_t[]){__VA_ARGS__}
 #define R(dev, ...) inp(dev, sizeof(S(__VA_ARGS__)) / 8, S(__VA_ARGS__), -1, 1, 0)
@@ -44,7 +83,7 @@ static vg_tensor *inp_nan(vg_device dev, int nd, const int64_t *shape, float lo,
   vg_tensor *t = inp(VG_CPU, nd, shape, lo, hi, quant);
   float *p = vg_f32(t);
   for (int64_t i = 3; i < vg_numel(t); i += nan_every) p[i] = NAN;
-  return vg_to_device(t, dev);
+  return to_dev(t, dev);
 }
 /* random i64 indices in [0, m) */
 static vg_tensor *idx_inp(vg_device dev, int nd, const int64_t *shape, int64_t m) {
@@ -99,7 +138,7 @@ static vg_tensor *f_unary(vg_device d, vg_op op) {
   bool pos = op == VG_OP_LOG || op == VG_OP_SQRT || op == VG_OP_RSQRT || op == VG_OP_POW_SCALAR;
   vg_tensor *x = nc(pos ? POS(d, 3, 7, 5) : inp(d, 3, S(3, 7, 5), -6, 6, 0));
   const vg_tensor *in[1] = {x};
-  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {vg_alloc(VG_F32, d, 3, x->shape)}, .f = {f0, f1}};
+  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {vg_alloc(x->dtype, d, 3, x->shape)}, .f = {f0, f1}};
   return vg_dispatch(&c);
 }
 static vg_tensor *f_binary(vg_device d, vg_op op) {
@@ -355,7 +394,7 @@ static vg_tensor *f_kth_nan(vg_device d, vg_op op) {
 }
 static vg_tensor *f_kth_gap(vg_device d, vg_op op) {
   (void)op;   /* {1,1,2,2}: the quantile's upper neighbour is in another top bucket (min-above pass) */
-  vg_tensor *x = vg_to_device(vg_from_data(VG_F32, 1, S(4), (const float[]){2, 1, 2, 1}), d);
+  vg_tensor *x = to_dev(vg_from_data(VG_F32, 1, S(4), (const float[]){2, 1, 2, 1}), d);
   return cat1(3, (vg_tensor *[]){vg_quantile_all(x, 0.5), vg_quantile_all(x, 0.4), vg_kthvalue_all(x, 3)});
 }
 static vg_tensor *f_kth_long(vg_device d, vg_op op) {
@@ -384,7 +423,7 @@ static vg_tensor *f_sort_edges(vg_device d, vg_op op) {
   vg_tensor *x = inp(d, 2, S(2, 4096), -1, 1, 1.0f / 256), *y = R(d, 2, 4097), *z = R(d, 5, 1), *w = R(d, 7, 9);
   vg_tensor *i1, *i2, *i3, *i4, *i5;
   vg_tensor *a = vg_sort(x, 1, true, &i1), *b = vg_sort(y, 1, false, &i2), *c = vg_sort(z, 1, false, &i3);
-  vg_tensor *e = vg_topk(nc(w), 3, 0, false, &i4), *f = vg_sort(vg_to_device(vg_full(VG_F32, 0, NULL, 1.5), d), 0, false, &i5);
+  vg_tensor *e = vg_topk(nc(w), 3, 0, false, &i4), *f = vg_sort(to_dev(vg_full(VG_F32, 0, NULL, 1.5), d), 0, false, &i5);
   return cat1(10, (vg_tensor *[]){a, i1, b, i2, c, i3, e, i4, f, i5});
 }
 
@@ -455,6 +494,193 @@ static const row rows[] = {
     {VG_OP_SORT, "rows of 4096, 4097, 1; topk of a transposed input; 0-d", f_sort_edges, 0, 0, 0},
 };
 
+/* ---- f16 rows (half_rows: inputs rounded to f16; f16 tensors on CUDA) ---- */
+/* in a row, t on CUDA must have dtype dt (mixed-dtype promotion) */
+static vg_tensor *want_dt(vg_tensor *t, vg_dtype dt) {
+  if (t && t->device == VG_CUDA && t->dtype != dt) half_dt_bad++;
+  return t;
+}
+/* f32 inputs inside an f16 row (not rounded, f32 on CUDA too) */
+static vg_tensor *inp32(vg_device dev, int nd, const int64_t *shape, float lo, float hi) {
+  bool h = half_rows;
+  half_rows = false;
+  vg_tensor *t = inp(dev, nd, shape, lo, hi, 0);
+  half_rows = h;
+  return t;
+}
+static vg_tensor *f_cast16(vg_device d, vg_op op) {
+  (void)op;   /* f16 -> f32, i64 (halves: truncation), bf16, bool */
+  vg_tensor *x = nc(inp(d, 2, S(6, 5), -300, 300, 0)), *xi = nc(inp(d, 2, S(6, 5), -30, 30, 0.5f));
+  return cat1(4, (vg_tensor *[]){vg_cast(x, VG_F32), vg_cast(xi, VG_I64), vg_cast(x, VG_BF16),
+                                 vg_cast(vg_cast(xi, VG_BOOL), VG_F32)});
+}
+static vg_tensor *f_arange16(vg_device d, vg_op op) {
+  return direct(op, 0, NULL, d == VG_CUDA ? VG_F16 : VG_F32, d, 1, S(37), NULL, 0, -2.5, 0.125);
+}
+static vg_tensor *f_mixed(vg_device d, vg_op op) {
+  vg_tensor *a = inp(d, 3, S(4, 1, 6), -2, 2, 0), *b = nc(inp32(d, 2, S(6, 5), -2, 2));
+  switch (op) {
+    case VG_OP_MUL: return want_dt(vg_mul(a, b), VG_F32);   /* f16 n-d with f32 n-d: f32 */
+    case VG_OP_LT: return vg_cast(vg_lt(b, a), VG_F32);     /* compared in f32 */
+    case VG_OP_WHERE: return want_dt(vg_where(vg_gt(a, b), a, b), VG_F32);
+    default: {   /* f16 n-d with an f32 0-d: f16 (the 0-d value is f16-representable) */
+      vg_tensor *k = inp32(d, 0, NULL, 0.375f, 0.375f);
+      return cat1(2, (vg_tensor *[]){want16(vg_add(a, k)), want16(vg_mul(k, a))});
+    }
+  }
+}
+static vg_tensor *f_mean_var16(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *x = nc(R(d, 3, 40, 50));   /* (3, 50, 40) */
+  return cat1(3, (vg_tensor *[]){want16(vg_mean(x, 1, (int[]){1}, false)), want16(vg_var(x, 2, (int[]){0, 2}, true, false)),
+                                 want16(vg_std(x, 0, NULL, false, false))});
+}
+static vg_tensor *f_layer_norm16(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *x = inp(d, 3, S(4, 6, 32), -0.5f, 1.5f, 0);
+  return vg_layer_norm(x, 1, inp(d, 1, S(32), 0.5f, 1.5f, 0), R(d, 32), 1e-5f);
+}
+static vg_tensor *f_batch_norm16(vg_device d, vg_op op) {
+  (void)op;   /* eval mode with f16 running statistics */
+  vg_tensor *x = nc(R(d, 2, 5, 7, 6));
+  return vg_batch_norm(x, R(d, 5), POS(d, 5), POS(d, 5), R(d, 5), false, 0.1f, 1e-5f);
+}
+static vg_tensor *f_effad_map16(vg_device d, vg_op op) {
+  (void)op;   /* vg_effad_maps' math: teacher normalization, mean_c (t - s[:C])^2, pad 4, bilinear to 64x64, affine */
+  const int64_t C = 8;
+  vg_tensor *t = vg_div(vg_sub(R(d, 1, C, 13, 13), R(d, 1, C, 1, 1)), POS(d, 1, C, 1, 1)), *s = R(d, 1, 2 * C, 13, 13);
+  vg_tensor *map = vg_mean(vg_pow_scalar(vg_sub(t, vg_narrow(s, 1, 0, C)), 2.0f), 1, (int[]){1}, true);
+  map = vg_interpolate_bilinear(vg_pad(map, 2, S(4, 4, 4, 4), 0.0f), 64, 64, false);
+  return vg_affine(map, 0.1f / 1.7f, -0.3f * 0.1f / 1.7f);
+}
+static vg_tensor *f_conv_enc16(vg_device d, vg_op op) {
+  (void)op;   /* EfficientAD autoencoder: Conv2d(3, 32, 4, stride 2, padding 1), bias */
+  return vg_conv2d(R(d, 2, 3, 24, 22), R(d, 32, 3, 4, 4), R(d, 32), (vg_conv2d_opts){.sh = 2, .sw = 2, .ph = 1, .pw = 1});
+}
+static vg_tensor *f_maxpool16(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *idx = NULL, *y = vg_max_pool2d(nc(R(d, 2, 3, 11, 9)), pool_o, &idx);
+  return cat1(2, (vg_tensor *[]){want16(y), idx});
+}
+static vg_tensor *f_pool_effad16(vg_device d, vg_op op) {
+  (void)op;   /* PDN's AvgPool2d(2, 2, padding 1), count_include_pad */
+  return vg_avg_pool2d(R(d, 2, 4, 13, 12), (vg_pool2d_opts){.kh = 2, .kw = 2, .sh = 2, .sw = 2, .ph = 1, .pw = 1,
+                                                             .count_include_pad = true});
+}
+static vg_tensor *f_interp16(vg_device d, vg_op op) {
+  (void)op;   /* (7,5)^T -> (11,4) without and with align_corners; the map's upsampling (1,1,14,14) -> (64,64) */
+  vg_tensor *x = nc(R(d, 2, 3, 7, 5));
+  vg_tensor *a = want16(vg_interpolate_bilinear(x, 11, 4, false)), *b = want16(vg_interpolate_bilinear(x, 11, 4, true));
+  vg_tensor *c = want16(vg_interpolate_bilinear(POS(d, 1, 1, 14, 14), 64, 64, false));
+  return cat1(3, (vg_tensor *[]){a, b, c});
+}
+static vg_tensor *f_kth16(vg_device d, vg_op op) {
+  (void)op;   /* kthvalue alone: exact */
+  vg_tensor *x = nc(inp(d, 2, S(300, 200), -2, 2, 0.01f));
+  int64_t n = vg_numel(x);
+  return cat1(4, (vg_tensor *[]){want16(vg_kthvalue_all(x, 1)), want16(vg_kthvalue_all(x, 17)),
+                                 want16(vg_kthvalue_all(x, n / 2)), want16(vg_kthvalue_all(x, n))});
+}
+static vg_tensor *f_quantile16(vg_device d, vg_op op) {
+  (void)op;   /* quantiles: the lerp in f32, rounded once */
+  vg_tensor *x = nc(inp(d, 2, S(300, 200), -2, 2, 0));
+  return cat1(4, (vg_tensor *[]){want16(vg_quantile_all(x, 0.3)), want16(vg_quantile_all(x, 0.5)),
+                                 want16(vg_quantile_all(x, 0.9173)), want16(vg_quantile_all(x, 0.995))});
+}
+static vg_tensor *f_pdn16(vg_device d, vg_op op) {
+  (void)op;   /* EfficientAD-S teacher (PDN-S, 384 channels, padding) on a 1x3x40x40 image, no grad: weights
+               * rounded to f16 once; the CPU runs them in f32, CUDA in f16 */
+  vg_nn_module *m = vg_effad_pdn_new(VG_EFFAD_S, 384, true, 5);
+  vg_tensor *y = NULL;
+  if (m && vg_nn_to(m, VG_CPU, VG_F16) == VG_OK && vg_nn_to(m, d, d == VG_CUDA ? VG_F16 : VG_F32) == VG_OK) {
+    vg_tensor *x = inp(d, 4, S(1, 3, 40, 40), 0, 1, 0);
+    vg_no_grad_begin();
+    y = want16(vg_nn_forward(m, x));
+    vg_no_grad_end();
+  }
+  vg_nn_free(m);
+  return y;
+}
+
+typedef struct {
+  row r;
+  int half;   /* 1: the CUDA result is f16; 2: of another dtype (casts, indices, cat1 of checked parts) */
+} row16;
+
+#define F16_PW 9.765625e-4, 5.9604645e-8, 0   /* 2^-10 |cpu| + 2^-24 */
+#define F16_ACC 9.765625e-4, 1e-6, 0          /* sums, pooling, bilinear, fold */
+#define F16_GEMM 9.765625e-4, 1e-4, 1         /* + 1e-4 max|cpu| */
+#define F16_COMP 3.90625e-3, 1e-3, 1          /* composites: 2^-8 |cpu| + 1e-3 max(1, max|cpu|) */
+#define F16_EXACT 0, 0, 0
+static const row16 rows16[] = {
+    {{VG_OP_COPY, "f16 permute 4-d -> contiguous", f_copy_perm, F16_EXACT}, 1},
+    {{VG_OP_PERMUTE, "f16 permute view", f_copy_perm, F16_EXACT}, 1},
+    {{VG_OP_SLICE, "f16 slice step 3 view", f_slice, F16_EXACT}, 1},
+    {{VG_OP_EXPAND, "f16 expand view", f_expand, F16_EXACT}, 1},
+    {{VG_OP_RESHAPE, "f16 reshape of a transpose (copies)", f_reshape, F16_EXACT}, 1},
+    {{VG_OP_COPY, "casts f16 -> f32, i64, bf16, bool", f_cast16, F16_EXACT}, 2},
+    {{VG_OP_FILL, "f16 fill_ of a strided slice", f_fill, F16_EXACT}, 1},
+    {{VG_OP_ARANGE, "arange f16", f_arange16, F16_EXACT}, 1},
+#define U16(NAME) {{VG_OP_##NAME, "f16 unary, transposed input", f_unary, F16_PW}, 1}
+    U16(NEG), U16(EXP), U16(LOG), U16(SQRT), U16(RSQRT), U16(ABS), U16(SIGN), U16(RELU), U16(LEAKY_RELU),
+    U16(SIGMOID), U16(LOGSIGMOID), U16(TANH), U16(SOFTPLUS), U16(ATAN), U16(GELU), U16(POW_SCALAR), U16(CLAMP),
+    U16(AFFINE), U16(SIN), U16(COS), U16(ERF),
+#define B16(NAME) {{VG_OP_##NAME, "f16 (4,1,6) with (5,6)^T broadcast", f_binary, F16_PW}, 1}
+#define C16(NAME) {{VG_OP_##NAME, "f16 (4,1,6) with (5,6)^T broadcast", f_binary, F16_EXACT}, 2}
+    B16(ADD), B16(SUB), B16(MUL), B16(DIV), B16(MAXIMUM), B16(MINIMUM), C16(EQ), C16(NE), C16(LT), C16(LE), C16(GT), C16(GE),
+    {{VG_OP_MUL, "f16 (4,1,6) * f32 (5,6)^T -> f32", f_mixed, 1e-6, 0, 0}, 2},
+    {{VG_OP_LT, "f32 (5,6)^T < f16 (4,1,6): compared in f32", f_mixed, F16_EXACT}, 2},
+    {{VG_OP_ADD, "f16 (4,1,6) with an f32 0-d -> f16", f_mixed, F16_PW}, 2},
+    {{VG_OP_WHERE, "f16 where, broadcast cond and expanded slice", f_where, F16_EXACT}, 1},
+    {{VG_OP_WHERE, "where of f16 and f32 -> f32", f_mixed, F16_EXACT}, 2},
+    {{VG_OP_SUM, "f16 sum dims {0,2} keepdim, transposed", f_reduce, F16_ACC}, 1},
+    {{VG_OP_SUM, "f16 sum of 300000", f_sum_big, F16_ACC}, 1},
+    {{VG_OP_AMAX, "f16 amax dim 1", f_reduce, F16_EXACT}, 1},
+    {{VG_OP_AMIN, "f16 amin all", f_reduce, F16_EXACT}, 1},
+    {{VG_OP_ARGMAX, "f16 argmax dim 1", f_reduce, F16_EXACT}, 2},
+    {{VG_OP_SUM, "f16 mean, var (unbiased), std: composites", f_mean_var16, F16_COMP}, 2},
+    {{VG_OP_SUM, "f16 layer_norm (4,6,32) with f16 weight, bias: composite", f_layer_norm16, F16_COMP}, 1},
+    {{VG_OP_SUM, "f16 batch_norm eval, f16 running stats: composite", f_batch_norm16, F16_COMP}, 1},
+    {{VG_OP_MATMUL, "f16 (2,3,17,33) @ (21,33)^T", f_matmul, F16_GEMM}, 1},
+    {{VG_OP_MATMUL, "f16 (3,1,4,5) @ (1,2,5,6) permuted batch", f_matmul_bcast, F16_GEMM}, 1},
+    {{VG_OP_CONV2D, "f16 EfficientAD 4x4 pad 3, bias", f_conv_effad, F16_GEMM}, 1},
+    {{VG_OP_CONV2D, "f16 EfficientAD AE 4x4 stride 2 pad 1, bias", f_conv_enc16, F16_GEMM}, 1},
+    {{VG_OP_CONV2D, "f16 groups 2, stride (2,1), dilation (2,1), pad (1,2), permuted x", f_conv_grouped, F16_GEMM}, 1},
+    {{VG_OP_AVG_POOL2D, "f16 3x2 s2 p1 ceil, no pad count, transposed", f_pool, F16_ACC}, 1},
+    {{VG_OP_AVG_POOL2D, "f16 PDN 2x2 s2 p1, pad counted", f_pool_effad16, F16_ACC}, 1},
+    {{VG_OP_MAX_POOL2D, "f16 3x2 s2 p1 ceil, values and indices", f_maxpool16, F16_EXACT}, 2},
+    {{VG_OP_ADAPTIVE_AVG_POOL2D, "f16 (9,11) -> (4,3)", f_pool, F16_ACC}, 1},
+    {{VG_OP_INTERP_BILINEAR, "f16 (7,5)^T -> (11,4) both align_corners; (14,14) -> (64,64)", f_interp16, F16_ACC}, 2},
+    {{VG_OP_UNFOLD, "f16 k(3,2) d(1,2) p(1,0) s(2,1), transposed", f_unfold, F16_EXACT}, 1},
+    {{VG_OP_FOLD, "f16 k(3,2) d(1,2) p(1,0) s(2,1), transposed", f_fold, F16_ACC}, 1},
+    {{VG_OP_PAD, "f16 2 pairs, value -1.5, transposed", f_pad, F16_EXACT}, 1},
+    {{VG_OP_CONCAT, "f16 dim 1, transposed and expanded parts", f_concat, F16_EXACT}, 1},
+    {{VG_OP_GATHER, "f16 transposed x and index, dim -2", f_gather, F16_EXACT}, 1},
+    {{VG_OP_INDEX_SELECT, "f16 transposed x, dim -1, strided index with repeats", f_index_select, F16_EXACT}, 1},
+    {{VG_OP_KTHVALUE, "f16 transposed (200,300), ties, -0/+0: k 1/17/n/2/n", f_kth16, F16_EXACT}, 2},
+    {{VG_OP_KTHVALUE, "f16 NaNs: largest, quantile NaN", f_kth_nan, F16_EXACT}, 2},
+    {{VG_OP_KTHVALUE, "f16 quantiles 0.3/0.5/0.9173/0.995 (lerp rounded once)", f_quantile16, F16_PW}, 2},
+    {{VG_OP_KTHVALUE, "f16 quantile neighbour in another bucket", f_kth_gap, F16_PW}, 2},
+    {{VG_OP_KTHVALUE, "f16 3,000,000 elements: k, quantile 0.9/0.995, heavy ties", f_kth_long, F16_PW}, 2},
+    {{VG_OP_SORT, "f16 short rows, dims -1/1/0, desc, ties, -0/+0, NaNs (values + indices)", f_sort, F16_EXACT}, 2},
+    {{VG_OP_SORT, "f16 rows of 10000 (merge path), topk 50, NaNs; a row of 100000", f_sort_long, F16_EXACT}, 2},
+    {{VG_OP_SORT, "f16 rows of 4096, 4097, 1; topk of a transposed input; 0-d", f_sort_edges, F16_EXACT}, 2},
+    {{VG_OP_SUM, "f16 EfficientAD map: normalized teacher, mean_c (t-s)^2, pad, bilinear, affine", f_effad_map16, F16_COMP}, 1},
+    {{VG_OP_CONV2D, "f16 EfficientAD-S teacher forward (PDN-S, 1x3x40x40, no grad)", f_pdn16, 0, 1e-2, 1}, 1},
+};
+
+/* ops inference does not use: no f16 row needed (backward, random, scatters) */
+static bool f16_exempt(vg_op op) {
+  switch (op) {
+    case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: case VG_OP_AVG_POOL2D_BWD: case VG_OP_MAX_POOL2D_BWD:
+    case VG_OP_ADAPTIVE_AVG_POOL2D_BWD: case VG_OP_INTERP_BILINEAR_BWD: case VG_OP_SCATTER_ADD: case VG_OP_INDEX_ADD:
+    case VG_OP_RAND_UNIFORM: case VG_OP_RAND_NORMAL:
+      return true;
+    default:
+      return false;
+  }
+}
+
 static float *host_f32(const vg_tensor *t) {
   float *p = malloc(sizeof(float) * (size_t)(vg_numel(t) ? vg_numel(t) : 1));
   if (p && vg_to_host(t, VG_F32, p) != VG_OK) {
@@ -483,6 +709,61 @@ static int compare(const vg_tensor *a, const vg_tensor *b, double rtol, double a
 static vg_tensor *run_row(const row *r, vg_device dev) {
   rng = 0x243f6a8885a308d3ull ^ (uint64_t)r->op;
   return r->fn(dev, r->op);
+}
+
+/* one f16 row: the CPU in f32 on f16-rounded inputs, CUDA in f16 */
+static bool run_row16(const row16 *h) {
+  const row *r = &h->r;
+  char what[256];
+  snprintf(what, sizeof what, "cuda %s: %s", vg_op_name(r->op), r->what);
+  half_rows = true;
+  half_dt_bad = 0;
+  vg_tensor *want = run_row(r, VG_CPU), *got = run_row(r, VG_CUDA);
+  half_rows = false;
+  if (got && ((h->half == 1 && got->dtype != VG_F16) || half_dt_bad))
+    return VG_CHECK(0, "%s: CUDA result dtype %s (%d parts not as wanted)", what, vg_dtype_name(got->dtype), half_dt_bad);
+  return compare(got, want, r->rtol, r->atol, r->norm_rel, what);
+}
+
+static bool err_has(const vg_tensor *t, const char *want) {
+  return !t && strstr(vg_last_error(), want) != NULL;
+}
+
+/* the f16 errors: compute on a CPU tensor, mixed conv / matmul, autograd */
+static void f16_errors(void) {
+  vg_scope_begin();
+  rng = 99;
+  vg_tensor *xc = vg_cast(R(VG_CPU, 2, 3, 8, 8), VG_F16);
+  VG_CHECK(err_has(vg_exp(xc), "exp: f16 compute needs a CUDA tensor (cast to f32 with vg_cast)"), "cpu f16 exp refused: %s",
+           vg_last_error());
+  VG_CHECK(err_has(vg_sum_all(xc), "sum: f16 compute needs a CUDA tensor"), "cpu f16 sum refused: %s", vg_last_error());
+  VG_CHECK(err_has(vg_conv2d(xc, vg_cast(R(VG_CPU, 4, 3, 3, 3), VG_F16), NULL, (vg_conv2d_opts){0}),
+                   "conv2d: f16 compute needs a CUDA tensor"), "cpu f16 conv2d refused: %s", vg_last_error());
+  VG_CHECK(err_has(vg_add(R(VG_CPU, 8), vg_cast(R(VG_CPU, 8), VG_F16)), "add: f16 compute needs a CUDA tensor"),
+           "cpu f32 + f16 refused: %s", vg_last_error());
+  vg_tensor *x = vg_cast(R(VG_CUDA, 2, 3, 8, 8), VG_F16), *w = R(VG_CUDA, 4, 3, 3, 3), *b = R(VG_CUDA, 4);
+  VG_CHECK(err_has(vg_conv2d(x, w, NULL, (vg_conv2d_opts){0}), "conv2d: mixed float dtypes: input is f16, weight is f32"),
+           "conv2d f16 x with f32 w refused: %s", vg_last_error());
+  VG_CHECK(err_has(vg_conv2d(x, vg_cast(w, VG_F16), b, (vg_conv2d_opts){0}), "input is f16, weight is f16, bias is f32"),
+           "conv2d with an f32 bias refused: %s", vg_last_error());
+  VG_CHECK(err_has(vg_matmul(R(VG_CUDA, 3, 4), vg_cast(R(VG_CUDA, 4, 5), VG_F16)), "matmul: mixed float dtypes: a is f32, b is f16"),
+           "matmul f32 @ f16 refused: %s", vg_last_error());
+  /* autograd: no tape node with an f16 input or output */
+  vg_tensor *xg = vg_cast(R(VG_CUDA, 5, 6), VG_F16), *wg = R(VG_CUDA, 5, 6);
+  vg_requires_grad_(xg, true);
+  vg_requires_grad_(wg, true);
+  VG_CHECK(err_has(vg_relu(xg), "relu: f16 tensors are inference-only"), "f16 relu with grad refused: %s", vg_last_error());
+  VG_CHECK(err_has(vg_cast(wg, VG_F16), "copy: f16 tensors are inference-only"), "cast of a grad tensor to f16 refused: %s",
+           vg_last_error());
+  VG_CHECK(err_has(vg_mul(wg, vg_cast(R(VG_CUDA, 5, 6), VG_F16)), "mul: f16 tensors are inference-only"),
+           "f32 (grad) * f16 refused: %s", vg_last_error());
+  vg_no_grad_begin();
+  vg_tensor *y = vg_relu(xg);
+  vg_no_grad_end();
+  VG_CHECK(y && y->dtype == VG_F16 && !y->requires_grad, "f16 relu under no_grad runs (%s)", y ? "" : vg_last_error());
+  vg_tensor *z = vg_relu(vg_detach(xg));
+  VG_CHECK(z && z->dtype == VG_F16, "f16 relu of a detached tensor runs (%s)", z ? "" : vg_last_error());
+  vg_scope_end();
 }
 
 /* forward + backward on dev; returns the grads of x, w, b, m (in the current scope) */
@@ -539,6 +820,16 @@ int main(void) {
     if (compare(got, want, r->rtol, r->atol, r->norm_rel, what)) covered[r->op] = true;
     vg_scope_end();
   }
+  /* f16 rows, and their coverage */
+  bool covered16[VG_OP_COUNT] = {0};
+  for (size_t i = 0; i < sizeof rows16 / sizeof rows16[0]; i++) {
+    vg_scope_begin();
+    if (run_row16(&rows16[i])) covered16[rows16[i].r.op] = true;
+    vg_scope_end();
+  }
+  for (int op = 0; op < VG_OP_COUNT; op++)
+    if (!f16_exempt((vg_op)op)) VG_CHECK(covered16[op], "cuda %s: has a passing f16 row", vg_op_name((vg_op)op));
+  f16_errors();
   /* autograd through both devices: input grads agree */
   vg_scope_begin();
   vg_tensor *gc[4], *gg[4];
