@@ -94,6 +94,7 @@ $(BUILD)/tensor/cuda/emu/emu.o: tensor/cuda/emu/emu.cpp
 $(BUILD)/tests/test_cuda_emu: $(BUILD)/tensor/cuda/emu/selftest.o $(BUILD)/tensor/cuda/emu/emu.o
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ -pthread -o $@
+-include $(BUILD)/tensor/cuda/emu/selftest.d
 else
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)

@@ -248,11 +248,24 @@ static inline cudaError_t cudaFuncSetAttribute(T *entry, enum cudaFuncAttribute 
 
 /* ---- device builtins ---- */
 [[noreturn]] void __trap(void);
-void __syncthreads(void);
-int __syncthreads_count(int pred);
-int __syncthreads_and(int pred);
-int __syncthreads_or(int pred);
-void __syncwarp(unsigned mask = 0xffffffffu);
+/* The barriers switch fibers inside emu.cpp. Each is wrapped in a compiler memory barrier:
+ * a __shared__ array is a function-local static whose address never escapes, so without
+ * the clobber the compiler may keep its elements in registers across the call. */
+#define VG_EMU_CLOBBER() __asm__ __volatile__("" ::: "memory")
+void vg_emu_syncthreads(void);
+int vg_emu_syncthreads_reduce(int pred, int how);
+void vg_emu_syncwarp(void);
+static inline void __syncthreads(void) { VG_EMU_CLOBBER(); vg_emu_syncthreads(); VG_EMU_CLOBBER(); }
+static inline int __syncthreads_count(int pred) {
+  VG_EMU_CLOBBER(); int r = vg_emu_syncthreads_reduce(pred, 0); VG_EMU_CLOBBER(); return r;
+}
+static inline int __syncthreads_and(int pred) {
+  VG_EMU_CLOBBER(); int r = vg_emu_syncthreads_reduce(pred, 1); VG_EMU_CLOBBER(); return r;
+}
+static inline int __syncthreads_or(int pred) {
+  VG_EMU_CLOBBER(); int r = vg_emu_syncthreads_reduce(pred, 2); VG_EMU_CLOBBER(); return r;
+}
+static inline void __syncwarp(unsigned mask = 0xffffffffu) { (void)mask; VG_EMU_CLOBBER(); vg_emu_syncwarp(); VG_EMU_CLOBBER(); }
 static inline void __threadfence(void) {}
 static inline void __threadfence_block(void) {}
 static inline void __nanosleep(unsigned) {}
@@ -383,7 +396,9 @@ template <class T> static inline T vg_emu_shfl(T v, int lane, int mode, int widt
   static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "shuffle of a type over 8 bytes");
   unsigned long long u = 0;
   memcpy(&u, &v, sizeof(T));
+  VG_EMU_CLOBBER();
   u = vg_emu_warp_exchange(u, lane, mode, width);
+  VG_EMU_CLOBBER();
   T r;
   memcpy(&r, &u, sizeof(T));
   return r;
@@ -393,9 +408,11 @@ template <class T> static inline T __shfl_up_sync(unsigned, T v, unsigned d, int
 template <class T> static inline T __shfl_down_sync(unsigned, T v, unsigned d, int width = 32) { return vg_emu_shfl(v, (int)d, VG_EMU_SHFL_DOWN, width); }
 template <class T> static inline T __shfl_xor_sync(unsigned, T v, int m, int width = 32) { return vg_emu_shfl(v, m, VG_EMU_SHFL_XOR, width); }
 unsigned vg_emu_warp_ballot(int pred);
-static inline unsigned __ballot_sync(unsigned mask, int pred) { return vg_emu_warp_ballot(pred) & mask; }
-static inline int __any_sync(unsigned mask, int pred) { return (vg_emu_warp_ballot(pred) & mask) != 0; }
-static inline int __all_sync(unsigned mask, int pred) { return (vg_emu_warp_ballot(pred) & mask) == (vg_emu_warp_ballot(1) & mask); }
+static inline unsigned __ballot_sync(unsigned mask, int pred) {
+  VG_EMU_CLOBBER(); unsigned r = vg_emu_warp_ballot(pred) & mask; VG_EMU_CLOBBER(); return r;
+}
+static inline int __any_sync(unsigned mask, int pred) { return (__ballot_sync(mask, pred)) != 0; }
+static inline int __all_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) == __ballot_sync(mask, 1); }
 static inline unsigned __activemask(void) { return vg_emu_warp_ballot(1); }
 static inline unsigned __lanemask_lt(void) {
   unsigned lane = (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) & 31;

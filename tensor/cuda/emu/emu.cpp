@@ -682,7 +682,7 @@ void __trap(void) {
   throw trap_exc();
 }
 
-void __syncthreads(void) {
+void vg_emu_syncthreads(void) {
   if (!in_kernel) fatal("__syncthreads() outside a kernel");
   if (cur_fiber < 0) divergent("__syncthreads()");
   yield(T_BARRIER);
@@ -690,7 +690,7 @@ void __syncthreads(void) {
 
 static unsigned linear_tid() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
 
-static int sync_reduce(int pred, int how) {
+int vg_emu_syncthreads_reduce(int pred, int how) {
   if (!in_kernel) fatal("__syncthreads_*() outside a kernel");
   if (cur_fiber < 0) divergent("__syncthreads_count/and/or()");
   sync_slots[linear_tid()] = pred != 0;
@@ -703,11 +703,7 @@ static int sync_reduce(int pred, int how) {
   yield(T_BARRIER);   /* nobody overwrites a slot before everyone read */
   return how == 0 ? cnt : (how == 1 ? cnt == (int)alive : cnt != 0);
 }
-int __syncthreads_count(int pred) { return sync_reduce(pred, 0); }
-int __syncthreads_and(int pred) { return sync_reduce(pred, 1); }
-int __syncthreads_or(int pred) { return sync_reduce(pred, 2); }
-
-void __syncwarp(unsigned) {
+void vg_emu_syncwarp(void) {
   if (!in_kernel) fatal("__syncwarp() outside a kernel");
   if (cur_fiber < 0) divergent("__syncwarp()");
   yield(T_WARP);
