@@ -31,7 +31,10 @@
  *    cudaErrorStreamCaptureUnsupported and invalidate the capture; legacy-stream work
  *    while a blocking stream captures fails with cudaErrorStreamCaptureImplicit.
  * Environment: VIGIL_EMU_POISON=0, VIGIL_EMU_MEM=<bytes of "device" memory> (default
- * 16 GiB or half the host's RAM, whichever is smaller). */
+ * 16 GiB or half the host's RAM, whichever is smaller), VIGIL_EMU_REVERSE=1 (blocks, and
+ * the threads of a block between barriers, run from last to first instead of first to
+ * last (thread 0 still starts each block): a kernel that depends on the order, e.g. a
+ * missing __syncthreads or a race between blocks, then gives other results). */
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
 
@@ -105,6 +108,7 @@ struct alloc_rec {
 std::map<uintptr_t, alloc_rec> allocs;   /* by start address */
 size_t page_size, mem_total, mem_used;
 bool poison = true;
+bool reverse_order;   /* VIGIL_EMU_REVERSE=1: blocks and threads run last to first */
 
 /* the allocation holding [p, p + n) (n = 0: p may be one past the end), or NULL */
 const alloc_rec *find_alloc(const void *p, size_t n, uintptr_t *base) {
@@ -426,7 +430,8 @@ void run_block(const vg_emu_launch_t *l) {
   resume(0);
   if (fibers[0].state == T_DONE) {
     /* thread 0 never waited: the others run as plain calls */
-    for (unsigned t = 1; t < T && !block_trapped; t++) {
+    for (unsigned i = 1; i < T && !block_trapped; i++) {
+      unsigned t = reverse_order ? T - i : i;
       set_thread_idx(t);
       try {
         l->run(l->args);
@@ -438,8 +443,10 @@ void run_block(const vg_emu_launch_t *l) {
   }
   for (unsigned t = 1; t < T; t++) fibers[t].state = T_NEW;
   for (;;) {
-    for (unsigned t = 0; t < T && !block_trapped; t++)
+    for (unsigned i = 0; i < T && !block_trapped; i++) {
+      unsigned t = reverse_order ? T - 1 - i : i;
       if (fibers[t].state == T_NEW || fibers[t].state == T_RUN) resume((int)t);
+    }
     if (block_trapped) return;
     /* release the barriers every remaining thread of the block (or of a warp) reached */
     unsigned nbar = 0, ndone = 0;
@@ -522,9 +529,9 @@ void run_launch(const vg_emu_launch_t *l) {
   for (unsigned bz = 0; bz < l->grid.z && !trapped; bz++)
     for (unsigned by = 0; by < l->grid.y && !trapped; by++)
       for (unsigned bx = 0; bx < l->grid.x && !trapped; bx++) {
-        blockIdx.x = bx;
-        blockIdx.y = by;
-        blockIdx.z = bz;
+        blockIdx.x = reverse_order ? l->grid.x - 1 - bx : bx;
+        blockIdx.y = reverse_order ? l->grid.y - 1 - by : by;
+        blockIdx.z = reverse_order ? l->grid.z - 1 - bz : bz;
         run_block(l);
         trapped = block_trapped;
       }
@@ -586,6 +593,8 @@ void init() {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
     const char *p = getenv("VIGIL_EMU_POISON");
     poison = !(p && p[0] == '0');
+    const char *r = getenv("VIGIL_EMU_REVERSE");
+    reverse_order = r && r[0] == '1';
     long pages = sysconf(_SC_PHYS_PAGES);
     size_t phys = pages > 0 ? (size_t)pages * page_size : ((size_t)16 << 30);
     mem_total = std::min((size_t)16 << 30, phys / 2);
