@@ -1,9 +1,14 @@
 /* emu.cpp — a host emulator of the CUDA runtime / cuBLAS subset the backend uses, so the
  * tensor/cuda .cu sources build with g++ and run on the CPU (make CUDA_EMU=1).
  *
- * Execution. One lock serializes everything; a stream is a FIFO that runs at once, so
- * every call completes before it returns (the host never observes a difference: the
- * backend synchronizes before reading results anyway). Blocks of a launch run one after
+ * Execution. One lock serializes everything. Work submitted to any stream (launches,
+ * async copies and memsets, cuBLAS calls, graph launches, event records) is queued in
+ * submission order and runs when the host synchronizes (stream / device / event
+ * synchronize, a synchronous copy or memset, cudaFree, a copy to pageable host memory,
+ * a stream or event query), so a missing synchronization reads stale data as on a GPU;
+ * copies from pageable memory are staged at the call, as the runtime does.
+ * VIGIL_EMU_EAGER=1 runs every call at once (errors then surface at the launch site,
+ * with VIGIL_CUDA_SYNC=1 too). Blocks of a launch run one after
  * another. The threads of a block are cooperative fibers with 64 KiB stacks (allocated
  * once, with guard pages, reused): a thread runs until it reaches a barrier
  * (__syncthreads, a warp collective) or returns, and a barrier releases when every
@@ -46,6 +51,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -154,7 +160,8 @@ struct CUstream_st {
 };
 struct CUevent_st {
   unsigned flags;
-  bool recorded;
+  bool recorded;   /* the record has executed */
+  bool pending;    /* a record is queued */
   double t_ms;
 };
 struct CUgraph_st {
@@ -186,6 +193,19 @@ std::vector<capture_t *> captures;
 thread_local cudaStreamCaptureMode thread_mode = cudaStreamCaptureModeGlobal;
 std::map<const void *, int> func_max_shm;
 bool graph_running;   /* cudaGraphLaunch replaying: work runs, is not re-recorded */
+/* Work submitted to streams waits here, in submission order (a legal schedule for any
+ * streams), until a synchronizing call runs it, so a missing synchronization shows up
+ * as on a GPU; VIGIL_EMU_EAGER=1 runs every call at once instead. */
+std::deque<std::function<void()>> pending;
+bool eager;
+
+void flush() {
+  while (!pending.empty()) {
+    std::function<void()> w = std::move(pending.front());
+    pending.pop_front();
+    if (sticky_error == cudaSuccess) w();   /* after a fault the queued work is dropped */
+  }
+}
 
 bool valid_stream(cudaStream_t s) {
   return s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread || streams.count(s);
@@ -232,7 +252,8 @@ cudaError_t submit(cudaStream_t s, std::function<void()> &&work) {
       if (e != cudaSuccess) return e;
     }
   }
-  work();
+  if (eager || graph_running) work();
+  else pending.push_back(std::move(work));
   return sticky_error;
 }
 
@@ -252,6 +273,7 @@ cudaError_t sync_call(cudaStream_t s, bool device) {
       }
   }
   if (e != cudaSuccess) return e;
+  flush();
   return sticky_error;
 }
 
@@ -593,6 +615,8 @@ void init() {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
     const char *p = getenv("VIGIL_EMU_POISON");
     poison = !(p && p[0] == '0');
+    const char *ea = getenv("VIGIL_EMU_EAGER");
+    eager = ea && ea[0] == '1';
     const char *r = getenv("VIGIL_EMU_REVERSE");
     reverse_order = r && r[0] == '1';
     long pages = sysconf(_SC_PHYS_PAGES);
@@ -877,6 +901,7 @@ static cudaError_t free_any(void *p, bool pinned) {
   auto it = allocs.find((uintptr_t)p);
   if (it == allocs.end() || it->second.pinned != pinned)
     return ret(pinned ? cudaErrorInvalidValue : cudaErrorInvalidDevicePointer);
+  flush();   /* cudaFree / cudaFreeHost synchronize the device */
   if (!pinned) mem_used -= it->second.span;
   munmap(it->second.map, it->second.maplen);
   allocs.erase(it);
@@ -931,6 +956,25 @@ static cudaError_t memcpy_impl(void *dst, const void *src, size_t n, cudaMemcpyK
     e = unsafe_call();
     if (e == cudaSuccess) e = sync_call(nullptr, false);
     if (e != cudaSuccess) return ret(e);
+    e = submit(nullptr, [=] { memmove(dst, src, n); });
+    flush();
+    return ret(e != cudaSuccess ? e : sticky_error);
+  }
+  if (!eager && valid_stream(s) && !capture_of(s)) {
+    /* pageable host memory: a copy to it returns once done; a copy from it is staged
+     * before the call returns (the caller may reuse the buffer), as the CUDA runtime */
+    if (!is_accessible(dst, 1)) {
+      e = sync_call(s, false);
+      if (e != cudaSuccess) return ret(e);
+      memmove(dst, src, n);
+      return sticky_error;
+    }
+    if (!is_accessible(src, 1)) {
+      std::shared_ptr<char> st((char *)malloc(n), free);
+      if (!st) return ret(cudaErrorMemoryAllocation);
+      memcpy(st.get(), src, n);
+      return ret(submit(s, [=] { memmove(dst, st.get(), n); }));
+    }
   }
   return ret(submit(s, [=] { memmove(dst, src, n); }));
 }
@@ -955,6 +999,9 @@ static cudaError_t memset_impl(void *p, int v, size_t n, cudaStream_t s, bool sy
     cudaError_t e = unsafe_call();
     if (e == cudaSuccess) e = sync_call(nullptr, false);
     if (e != cudaSuccess) return ret(e);
+    e = submit(nullptr, [=] { memset(p, v, n); });
+    flush();
+    return ret(e != cudaSuccess ? e : sticky_error);
   }
   return ret(submit(s, [=] { memset(p, v, n); }));
 }
@@ -993,6 +1040,7 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
     invalidate(c);
     return ret(cudaErrorStreamCaptureUnsupported);
   }
+  flush();   /* "finished": the queued work runs now */
   return sticky_error;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
@@ -1006,7 +1054,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *pe, unsigned int flags) {
   init();
   guard g(g_lock);
   if (!pe || (flags & ~7u)) return ret(cudaErrorInvalidValue);
-  CUevent_st *e = new CUevent_st{flags, false, 0};
+  CUevent_st *e = new CUevent_st{flags, false, false, 0};
   events.insert(e);
   *pe = e;
   return cudaSuccess;
@@ -1015,19 +1063,27 @@ cudaError_t cudaEventCreate(cudaEvent_t *pe) { return cudaEventCreateWithFlags(p
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   guard g(g_lock);
   if (!e || !events.count(e)) return ret(cudaErrorInvalidResourceHandle);
+  if (!capture_of(s)) e->pending = true;
   return ret(submit(s, [e] {
     e->recorded = true;
+    e->pending = false;
     e->t_ms = now_ms();
   }));
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) {
   guard g(g_lock);
   if (!e || !events.count(e)) return ret(cudaErrorInvalidResourceHandle);
+  flush();   /* "complete": the queued work runs now */
   return sticky_error;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   guard g(g_lock);
   if (!e || !events.count(e)) return ret(cudaErrorInvalidResourceHandle);
+  if (e->pending) {
+    cudaError_t x = unsafe_call();
+    if (x != cudaSuccess) return ret(x);
+    flush();
+  }
   return sticky_error;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
@@ -1035,6 +1091,7 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
   if (!ms) return ret(cudaErrorInvalidValue);
   if (!a || !b || !events.count(a) || !events.count(b)) return ret(cudaErrorInvalidResourceHandle);
   if ((a->flags | b->flags) & cudaEventDisableTiming) return ret(cudaErrorInvalidResourceHandle);
+  if (a->pending || b->pending) return ret(cudaErrorNotReady);
   if (!a->recorded || !b->recorded) return ret(cudaErrorInvalidResourceHandle);
   *ms = (float)(b->t_ms - a->t_ms);
   return sticky_error;

@@ -570,6 +570,19 @@ static void test_emu_only() {
   unsigned u;
   CK(cudaMemcpy(&u, d, 4, cudaMemcpyDeviceToHost));
   check(u == 0xffffffffu, "fresh cudaMalloc memory is filled with 0xff");
+  /* work waits for a synchronization: a pinned buffer read too early holds old data */
+  cudaStream_t st;
+  CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  float *pin;
+  CK(cudaMallocHost((void **)&pin, 4 * sizeof(float)));
+  pin[0] = -1.0f;
+  CK(cudaMemsetAsync(d, 0, 4 * sizeof(float), st));
+  CK(cudaMemcpyAsync(pin, d, 4 * sizeof(float), cudaMemcpyDeviceToHost, st));
+  float before = pin[0];
+  CK(cudaStreamSynchronize(st));
+  check(before == -1.0f && pin[0] == 0.0f, "async work into pinned memory lands at the synchronization");
+  CK(cudaFreeHost(pin));
+  CK(cudaStreamDestroy(st));
   CK(cudaFree(d));
 }
 #endif
