@@ -554,6 +554,7 @@ void run_launch(const vg_emu_launch_t *l) {
         blockIdx.x = reverse_order ? l->grid.x - 1 - bx : bx;
         blockIdx.y = reverse_order ? l->grid.y - 1 - by : by;
         blockIdx.z = reverse_order ? l->grid.z - 1 - bz : bz;
+        if (poison && l->shm) memset(s, 0xff, l->shm);   /* shared memory starts undefined */
         run_block(l);
         trapped = block_trapped;
       }
