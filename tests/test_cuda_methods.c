@@ -68,7 +68,8 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
   vg_method *cpu = make(name, cfg), *gpu = make(name, cfg);
   if (!VG_CHECK(cpu && gpu, "%s: built", name)) { vg_method_free(cpu); vg_method_free(gpu); return; }
   cpu->total_steps = gpu->total_steps = steps;
-  VG_CHECK(vg_method_to(gpu, VG_CUDA, VG_F32) == VG_OK, "%s: moved to cuda/f32 (%s)", name, vg_last_error());
+  vg_status st = vg_method_to(gpu, VG_CUDA, VG_F32);
+  VG_CHECK(st == VG_OK, "%s: moved to cuda/f32 %s", name, st == VG_OK ? "" : vg_last_error());
   VG_CHECK(gpu->device == VG_CUDA && gpu->dtype == VG_F32, "%s: device recorded", name);
   /* training: same batches, same steps */
   for (int s = 0; s < steps; s++) {
@@ -76,7 +77,8 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
     double lc = NAN, lg = NAN;
     vg_status a = cpu->ops->train_step(cpu, x, s, &lc), b = gpu->ops->train_step(gpu, x, s, &lg);
     VG_CHECK(a == VG_OK && b == VG_OK && fabs(lc - lg) <= 1e-4 * fabs(lc) + 1e-6,
-             "%s: step %d loss cpu %.9g cuda %.9g (rel %.2e)", name, s, lc, lg, fabs(lc - lg) / fabs(lc));
+             "%s: step %d loss cpu %.9g cuda %.9g (rel %.2e; status %d/%d %s)", name, s, lc, lg,
+             fabs(lc - lg) / fabs(lc), (int)a, (int)b, a == VG_OK && b == VG_OK ? "" : vg_last_error());
     vg_tensor_free(x);
   }
   /* predict */
@@ -86,7 +88,8 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
   float *mh = malloc(sizeof(float) * (size_t)(n * P));
   float sc[16], sg[16], sh[16];
   VG_CHECK(cpu->ops->predict(cpu, xt, mc, sc) == VG_OK, "%s: cpu predict", name);
-  VG_CHECK(gpu->ops->predict(gpu, xt, mg, sg) == VG_OK, "%s: cuda predict (%s)", name, vg_last_error());
+  st = gpu->ops->predict(gpu, xt, mg, sg);
+  VG_CHECK(st == VG_OK, "%s: cuda predict %s", name, st == VG_OK ? "" : vg_last_error());
   char what[96];
   snprintf(what, sizeof what, "%s f32 maps after %d steps", name, steps);
   close_to_max(mg, mc, n * P, 1e-4, what);
@@ -96,8 +99,8 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
   char path[64];
   snprintf(path, sizeof path, "/tmp/vg_cuda_methods_%d.safetensors", (int)getpid());
   vg_method *back = make(name, cfg);
-  VG_CHECK(back && gpu->ops->save(gpu, path) == VG_OK && back->ops->load(back, path) == VG_OK,
-           "%s: cuda checkpoint saved and loaded on the cpu (%s)", name, vg_last_error());
+  bool saved = back && gpu->ops->save(gpu, path) == VG_OK && back->ops->load(back, path) == VG_OK;
+  VG_CHECK(saved, "%s: cuda checkpoint saved and loaded on the cpu %s", name, saved ? "" : vg_last_error());
   if (back && back->ops->predict(back, xt, mh, sh) == VG_OK) {
     snprintf(what, sizeof what, "%s cpu copy of the cuda checkpoint vs cuda maps", name);
     close_to_max(mh, mg, n * P, 1e-4, what);
@@ -105,10 +108,11 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
   remove(path);
   vg_method_free(back);
   /* f16 inference */
-  VG_CHECK(vg_method_to(gpu, VG_CUDA, VG_F16) == VG_OK, "%s: moved to cuda/f16 (%s)", name, vg_last_error());
+  st = vg_method_to(gpu, VG_CUDA, VG_F16);
+  VG_CHECK(st == VG_OK, "%s: moved to cuda/f16 %s", name, st == VG_OK ? "" : vg_last_error());
   if (gpu->dtype == VG_F16) {
-    vg_status st = gpu->ops->predict(gpu, xt, mg, sg);
-    VG_CHECK(st == VG_OK, "%s: f16 predict (%s)", name, vg_last_error());
+    st = gpu->ops->predict(gpu, xt, mg, sg);
+    VG_CHECK(st == VG_OK, "%s: f16 predict %s", name, st == VG_OK ? "" : vg_last_error());
     if (st == VG_OK) {
       snprintf(what, sizeof what, "%s f16 maps", name);
       close_to_max(mg, mc, n * P, 2e-2, what);
@@ -136,7 +140,7 @@ int main(void) {
     return vg_test_finish();
   }
   run_method("fastflow", "{\"backbone\": \"resnet18\", \"input_size\": 64, \"flow_steps\": 2}", 64, 2, 2, 3);
-  run_method("cflow", "{\"backbone\": \"resnet18\", \"input_size\": 64, \"coupling_blocks\": 2, \"fiber_batch\": 128}",
+  run_method("cflow", "{\"backbone\": \"resnet18\", \"input_size\": 64, \"coupling_blocks\": 2, \"fiber_batch\": 8}",
              64, 2, 1, 3);
 #ifdef VG_CUDA_EMU
   bool effad = vg_test_long();

@@ -205,8 +205,8 @@ const char *vg_resnet_feature_name(const vg_nn_module *m, int i) {
 vg_status vg_resnet_features(vg_nn_module *m, const vg_tensor *x, vg_tensor **out) {
   if (!vg_resnet_info(m, NULL, NULL)) return vg_fail(VG_ERR_ARG, "vg_resnet_features: not a ResNet from vg_resnet_new");
   const resnet_ctx *c = m->ctx;
-  if (!x || x->ndim != 4 || x->shape[1] != 3 || x->dtype != VG_F32)
-    return vg_fail(VG_ERR_ARG, "vg_resnet_features: want an (N, 3, H, W) f32 input");
+  if (!x || x->ndim != 4 || x->shape[1] != 3 || (x->dtype != VG_F32 && x->dtype != VG_F16))
+    return vg_fail(VG_ERR_ARG, "vg_resnet_features: want an (N, 3, H, W) f32 (or CUDA f16) input");
   int n = 0;
   vg_tensor *h = vg_relu(vg_nn_forward(vg_nn_child_get(m, "bn1"),
                                        vg_nn_forward(vg_nn_child_get(m, "conv1"), x)));
