@@ -1278,54 +1278,65 @@ inline float rnd(float v, int r) {
   return v;
 }
 
-/* one column-major GEMM: C = alpha op(A) op(B) + beta C, f32 accumulation in k order */
+/* The GEMM packs op(A) into panels of 16 rows (p-major: panel[p*16 + i]) and op(B) into
+ * panels of 6 columns (panel[p*6 + j]), zero-padded at the edges, and multiplies each
+ * pair of panels into a 16 x 6 tile held in vector registers; every output element is
+ * summed over p = 0..k-1 in order, in f32. */
+enum { GEMM_MR = 16, GEMM_NR = 6 };
+typedef float vg_v8 __attribute__((vector_size(32)));
+#if defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void gemm_tile(const float *__restrict a, const float *__restrict b, int k, float (*__restrict acc)[GEMM_MR]) {
+  vg_v8 c[GEMM_NR][2];
+#pragma GCC unroll 6
+  for (int q = 0; q < GEMM_NR; q++) c[q][0] = c[q][1] = vg_v8{0, 0, 0, 0, 0, 0, 0, 0};
+  for (int p = 0; p < k; p++, a += GEMM_MR, b += GEMM_NR) {
+    vg_v8 a0, a1;
+    memcpy(&a0, a, 32);
+    memcpy(&a1, a + 8, 32);
+#pragma GCC unroll 6
+    for (int q = 0; q < GEMM_NR; q++) {
+      float w = b[q];
+      vg_v8 wv = {w, w, w, w, w, w, w, w};
+      c[q][0] += a0 * wv;
+      c[q][1] += a1 * wv;
+    }
+  }
+#pragma GCC unroll 6
+  for (int q = 0; q < GEMM_NR; q++) {
+    memcpy(acc[q], &c[q][0], 32);
+    memcpy(acc[q] + 8, &c[q][1], 32);
+  }
+}
+
+/* one column-major GEMM: C = alpha op(A) op(B) + beta C (beta == 0: C is not read) */
 void gemm_one(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A, int adt,
               int lda, const void *B, int bdt, int ldb, float beta, void *C, int cdt, int ldc, int rnd_in) {
   static thread_local std::vector<float> ap, bp;
-  ap.resize((size_t)m * k);
-  bp.resize((size_t)k * n);
-  for (int p = 0; p < k; p++)
-    for (int i = 0; i < m; i++) {
+  int mp = (m + GEMM_MR - 1) / GEMM_MR, np = (n + GEMM_NR - 1) / GEMM_NR;
+  ap.assign((size_t)mp * GEMM_MR * k, 0.0f);
+  bp.assign((size_t)np * GEMM_NR * k, 0.0f);
+  for (int i = 0; i < m; i++) {
+    float *dst = &ap[(size_t)(i / GEMM_MR) * GEMM_MR * k + i % GEMM_MR];
+    for (int p = 0; p < k; p++) {
       size_t at = ta == CUBLAS_OP_N ? (size_t)i + (size_t)p * lda : (size_t)p + (size_t)i * lda;
-      ap[(size_t)p * m + i] = rnd(load_elem(A, at, adt), rnd_in);
+      dst[(size_t)p * GEMM_MR] = rnd(load_elem(A, at, adt), rnd_in);
     }
-  for (int j = 0; j < n; j++)
+  }
+  for (int j = 0; j < n; j++) {
+    float *dst = &bp[(size_t)(j / GEMM_NR) * GEMM_NR * k + j % GEMM_NR];
     for (int p = 0; p < k; p++) {
       size_t at = tb == CUBLAS_OP_N ? (size_t)p + (size_t)j * ldb : (size_t)j + (size_t)p * ldb;
-      bp[(size_t)j * k + p] = rnd(load_elem(B, at, bdt), rnd_in);
+      dst[(size_t)p * GEMM_NR] = rnd(load_elem(B, at, bdt), rnd_in);
     }
-  const int IB = 64, JB = 4;
-  float acc[JB][IB];
-  for (int j0 = 0; j0 < n; j0 += JB) {
-    int nj = std::min(JB, n - j0);
-    for (int i0 = 0; i0 < m; i0 += IB) {
-      int ni = std::min(IB, m - i0);
-      for (int q = 0; q < JB; q++)
-        for (int i = 0; i < IB; i++) acc[q][i] = 0.0f;
-      if (k > 0) {
-        const float *b0 = &bp[(size_t)j0 * k];
-        if (nj == JB && ni == IB) {
-          for (int p = 0; p < k; p++) {
-            const float *a = &ap[(size_t)p * m + i0];
-            float w0 = b0[p], w1 = b0[k + p], w2 = b0[2 * (size_t)k + p], w3 = b0[3 * (size_t)k + p];
-            for (int i = 0; i < IB; i++) {
-              float av = a[i];
-              acc[0][i] += av * w0;
-              acc[1][i] += av * w1;
-              acc[2][i] += av * w2;
-              acc[3][i] += av * w3;
-            }
-          }
-        } else {
-          for (int p = 0; p < k; p++) {
-            const float *a = &ap[(size_t)p * m + i0];
-            for (int q = 0; q < nj; q++) {
-              float w = b0[(size_t)q * k + p];
-              for (int i = 0; i < ni; i++) acc[q][i] += a[i] * w;
-            }
-          }
-        }
-      }
+  }
+  float acc[GEMM_NR][GEMM_MR];
+  for (int ib = 0; ib < mp; ib++) {
+    int i0 = ib * GEMM_MR, ni = std::min((int)GEMM_MR, m - i0);
+    for (int jb = 0; jb < np; jb++) {
+      int j0 = jb * GEMM_NR, nj = std::min((int)GEMM_NR, n - j0);
+      gemm_tile(&ap[(size_t)ib * GEMM_MR * k], &bp[(size_t)jb * GEMM_NR * k], k, acc);
       for (int q = 0; q < nj; q++)
         for (int i = 0; i < ni; i++) {
           size_t at = (size_t)(i0 + i) + (size_t)(j0 + q) * ldc;
@@ -1335,8 +1346,7 @@ void gemm_one(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, f
             *c = beta == 0.0f ? v : v + beta * *c;
           } else {
             uint16_t *c = (uint16_t *)C + at;
-            float old = beta == 0.0f ? 0.0f : load_elem(C, at, cdt);
-            float r = beta == 0.0f ? v : v + beta * old;
+            float r = beta == 0.0f ? v : v + beta * load_elem(C, at, cdt);
             *c = cdt == IN_F16 ? float_to_half(r) : float_to_bf16(r);
           }
         }
