@@ -9,10 +9,14 @@
  *   __syncthreads       a real barrier: the threads of a block are cooperative fibers
  *   atomics, __trap, __float_as_uint & co, warp shuffles/votes, min/max
  *   VG_CU_LAUNCH(k, grid, block, shm, stream)(args...)  a kernel launch: the arguments are
- *     converted to the kernel's parameter types and copied (as CUDA does), then the
- *     kernel runs on the host, or is recorded when the stream is capturing a graph.
+ *     converted to the kernel's parameter types and copied (as CUDA does); the kernel
+ *     runs on the host when the host next synchronizes, or is recorded when the stream
+ *     is capturing a graph. A template kernel needs its template arguments written out
+ *     (k<float>): the launch takes the kernel's address.
  * The implementation is tensor/cuda/emu/emu.cpp. Nothing here runs in parallel: kernels
- * execute one at a time under one lock, each block's threads interleaved at barriers. */
+ * execute one at a time under one lock, each block's threads interleaved at barriers.
+ * Static __shared__ arrays keep their contents from block to block (zero at the start);
+ * on a GPU they start undefined, so do not rely on either. */
 #ifndef VG_EMU_CUDA_RUNTIME_H
 #define VG_EMU_CUDA_RUNTIME_H
 #ifndef __cplusplus
