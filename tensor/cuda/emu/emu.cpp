@@ -1336,7 +1336,7 @@ void gemm_one(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, f
     int i0 = ib * GEMM_MR, ni = std::min((int)GEMM_MR, m - i0);
     for (int jb = 0; jb < np; jb++) {
       int j0 = jb * GEMM_NR, nj = std::min((int)GEMM_NR, n - j0);
-      gemm_tile(&ap[(size_t)ib * GEMM_MR * k], &bp[(size_t)jb * GEMM_NR * k], k, acc);
+      gemm_tile(ap.data() + (size_t)ib * GEMM_MR * k, bp.data() + (size_t)jb * GEMM_NR * k, k, acc);
       for (int q = 0; q < nj; q++)
         for (int i = 0; i < ni; i++) {
           size_t at = (size_t)(i0 + i) + (size_t)(j0 + q) * ldc;

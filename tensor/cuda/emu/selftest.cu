@@ -396,6 +396,18 @@ static void test_gemm() {
       CK(cudaFree(dB));
       CK(cudaFree(dC));
     }
+  /* k = 0: C = beta C; alpha = 0: A and B are not read */
+  {
+    std::vector<float> C(12, 2.0f);
+    float *dC = dev_upload(C), half = 0.5f, zero0 = 0.0f;
+    st = cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 3, 4, 0, &half, dC, 3, dC, 1, &half, dC, 3);
+    bool ok = st == CUBLAS_STATUS_SUCCESS && dev_download(dC, 12)[5] == 1.0f;
+    st = cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 3, 4, 5, &zero0, (const float *)nullptr, 3, (const float *)nullptr, 5,
+                     &half, dC, 3);
+    ok &= st == CUBLAS_STATUS_SUCCESS && dev_download(dC, 12)[11] == 0.5f;
+    check(ok, "cublasSgemm with k = 0 scales C by beta; alpha = 0 reads neither A nor B");
+    CK(cudaFree(dC));
+  }
   /* bad leading dimension */
   float one = 1, zero = 0;
   st = cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 8, &one, (const float *)nullptr, 4, (const float *)nullptr, 8,
