@@ -10,6 +10,8 @@
  *        max|cpu map| — an f16 result carries 2^-11 relative rounding per op over a
  *        network of ~10-20 layers, and FastFlow's exp(-0.5 mean z^2) amplifies it —
  *        and the score ranking of the test images identical to the CPU's.
+ *   graphs: FastFlow's and EfficientAD's device part (forward_maps) captured as a CUDA
+ *        graph and replayed: maps bit-identical to predict's, f32 and f16.
  *   device plumbing: a checkpoint saved from the GPU copy loads into a CPU copy whose
  *        predict matches the GPU's f32 maps (1e-4); f16 training and f16 on the CPU are
  *        refused with a message.
@@ -64,6 +66,37 @@ static bool same_ranking(const float *a, const float *b, int n) {
   return true;
 }
 
+/* The device part (forward_maps) captured as a CUDA graph from a static input to a
+ * static map, replayed on x: maps identical to predict's (want) bit for bit. */
+static void graph_check(vg_method *m, const vg_tensor *x, const float *want, const char *what) {
+  if (!m->ops->forward_maps) return;
+  int64_t n = x->shape[0], H = x->shape[2], W = x->shape[3];
+  vg_tensor *in = vg_tensor_new_on(VG_CUDA, m->dtype, 4, x->shape);
+  vg_tensor *out = vg_tensor_new_on(VG_CUDA, m->dtype, 4, (int64_t[]){n, 1, H, W});
+  vg_status st = vg_cuda_graph_begin();
+  vg_cuda_graph *g = NULL;
+  if (st == VG_OK) {
+    vg_scope_begin();
+    vg_tensor *y = m->ops->forward_maps(m, in);
+    if (y) vg_copy_(out, y);
+    vg_scope_end();
+    g = vg_cuda_graph_end();
+  }
+  float *got = malloc(sizeof(float) * (size_t)(n * H * W)), sc[16];
+  bool ok = g && vg_copy_(in, x) == VG_OK && vg_cuda_graph_replay(g) == VG_OK &&
+            vg_method_maps_out(out, got, sc) == VG_OK;
+  VG_CHECK(ok, "%s: captured as a CUDA graph and replayed %s", what, ok ? "" : vg_last_error());
+  if (ok) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n * H * W; i++) bad += got[i] != want[i];
+    VG_CHECK(bad == 0, "%s: graph replay maps == predict's (%lld differ)", what, (long long)bad);
+  }
+  free(got);
+  vg_cuda_graph_free(g);
+  vg_tensor_free(in);
+  vg_tensor_free(out);
+}
+
 static void run_method(const char *name, const char *cfg, int size, int batch, int steps, int ntest) {
   vg_method *cpu = make(name, cfg), *gpu = make(name, cfg);
   if (!VG_CHECK(cpu && gpu, "%s: built", name)) { vg_method_free(cpu); vg_method_free(gpu); return; }
@@ -95,6 +128,8 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
   close_to_max(mg, mc, n * P, 1e-4, what);
   snprintf(what, sizeof what, "%s f32 scores", name);
   close_to_max(sg, sc, n, 1e-4, what);
+  snprintf(what, sizeof what, "%s f32", name);
+  graph_check(gpu, xt, mg, what);
   /* the GPU copy's checkpoint loads into a fresh CPU copy: same maps */
   char path[64];
   snprintf(path, sizeof path, "/tmp/vg_cuda_methods_%d.safetensors", (int)getpid());
@@ -117,6 +152,8 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
       snprintf(what, sizeof what, "%s f16 maps", name);
       close_to_max(mg, mc, n * P, 2e-2, what);
       VG_CHECK(same_ranking(sg, sc, ntest), "%s: f16 score ranking of %d images = cpu's", name, ntest);
+      snprintf(what, sizeof what, "%s f16", name);
+      graph_check(gpu, xt, mg, what);
     }
     vg_tensor *x = images(batch, size, 100);
     double l;
