@@ -56,7 +56,7 @@ vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t 
   t->dtype = dt;
   t->device = dev;
   t->ndim = ndim;
-  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
   vg_contiguous_strides(ndim, shape, t->stride);
   vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {0}};
   be->exec(&c);

@@ -229,7 +229,8 @@ vg_tensor *vg_where(const vg_tensor *cond, const vg_tensor *a, const vg_tensor *
 }
 
 vg_tensor *vg_masked_fill(const vg_tensor *x, const vg_tensor *mask, float value) {
-  return vg_where(mask, vg_full(VG_F32, 0, NULL, value), x);
+  if (!x) return NULL;
+  return vg_where(mask, vg_full_on(x->device, VG_F32, 0, NULL, value), x);
 }
 
 /* ---- reductions ---- */
@@ -314,7 +315,8 @@ vg_tensor *vg_logsumexp(const vg_tensor *x, int nd, const int *dims, bool keep) 
   if (!m) return NULL;
   /* the shift is a constant for the gradient; +-inf maxima shift by 0 as torch does */
   vg_tensor *md = vg_detach(m);
-  vg_tensor *fin = vg_where(vg_lt(vg_abs(md), vg_scalar(INFINITY)), md, vg_zeros(VG_F32, 0, NULL));
+  vg_tensor *fin = vg_where(vg_lt(vg_abs(md), vg_full_on(md->device, VG_F32, 0, NULL, INFINITY)), md,
+                            vg_full_on(md->device, VG_F32, 0, NULL, 0.0));
   vg_tensor *s = vg_log(vg_sum(vg_exp(vg_sub(x, fin)), nd, dims, true));
   vg_tensor *r = vg_add(s, fin);
   if (!r || keep) return r;
@@ -351,7 +353,8 @@ static vg_tensor *shift_by_max(const vg_tensor *x, int dim) {
   vg_tensor *m = vg_amax(x, 1, &dim, true);
   if (!m) return NULL;
   vg_tensor *md = vg_detach(m);
-  vg_tensor *fin = vg_where(vg_lt(vg_abs(md), vg_scalar(INFINITY)), md, vg_zeros(VG_F32, 0, NULL));
+  vg_tensor *fin = vg_where(vg_lt(vg_abs(md), vg_full_on(md->device, VG_F32, 0, NULL, INFINITY)), md,
+                            vg_full_on(md->device, VG_F32, 0, NULL, 0.0));
   return vg_sub(x, fin);
 }
 

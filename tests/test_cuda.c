@@ -427,7 +427,19 @@ static vg_tensor *f_sort_edges(vg_device d, vg_op op) {
   return cat1(10, (vg_tensor *[]){a, i1, b, i2, c, i3, e, i4, f, i5});
 }
 
+/* composites whose front-ends make constants (vg_full_on: on the input's device) */
+static vg_tensor *f_composite(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *x = nc(inp(d, 3, S(3, 7, 9), -4, 4, 0));   /* (3, 9, 7) */
+  vg_tensor *mask = vg_gt(x, vg_full_on(d, VG_F32, 0, NULL, 1.5));
+  vg_tensor *parts[5] = {vg_softmax(x, -1), vg_log_softmax(x, 1), vg_logsumexp(x, 2, (int[]){0, 2}, false),
+                         vg_masked_fill(x, mask, -9.5f), vg_dropout(x, 0.3f, true, 77)};
+  return cat1(5, parts);
+}
+
 static const row rows[] = {
+    {VG_OP_EXP, "softmax, log_softmax, logsumexp, masked_fill, dropout (Philox mask): composites", f_composite,
+     1e-5, 1e-6, 0},
     {VG_OP_COPY, "permute 4-d -> contiguous", f_copy_perm, 0, 0, 0},
     {VG_OP_PERMUTE, "permute view", f_copy_perm, 0, 0, 0},
     {VG_OP_SLICE, "slice step 3 view", f_slice, 0, 0, 0},
