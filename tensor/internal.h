@@ -42,6 +42,9 @@ vg_tensor *vg_alloc(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape);
 vg_tensor *vg_alloc_view(const vg_tensor *t, int ndim, const int64_t *shape, const int64_t *stride,
                          int64_t offset);
 void vg_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* Whether t's elements fill one block of storage from element 0 in some dim order (a
+ * permutation of a contiguous tensor): order-free kernels (selection) read it in place. */
+bool vg_dense_span(const vg_tensor *t);
 
 /* A contiguous copy made without recording autograd (for kernels and backward code). */
 vg_tensor *vg_copy_raw(const vg_tensor *t);

@@ -321,3 +321,26 @@ vg_tensor *vg_tensor_clone_heap(const vg_tensor *x) {
   }
   return t;
 }
+
+bool vg_dense_span(const vg_tensor *t) {
+  int64_t sh[VG_MAX_DIMS], st[VG_MAX_DIMS];
+  int n = 0;
+  for (int d = 0; d < t->ndim; d++) {   /* the non-unit dims, sorted by stride (insertion) */
+    if (t->shape[d] == 1) continue;
+    if (t->stride[d] <= 0) return false;
+    int j = n++;
+    while (j > 0 && st[j - 1] > t->stride[d]) {
+      sh[j] = sh[j - 1];
+      st[j] = st[j - 1];
+      j--;
+    }
+    sh[j] = t->shape[d];
+    st[j] = t->stride[d];
+  }
+  int64_t want = 1;
+  for (int i = 0; i < n; i++) {
+    if (st[i] != want) return false;
+    want *= sh[i];
+  }
+  return true;
+}

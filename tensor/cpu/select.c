@@ -52,28 +52,7 @@ static void *xmalloc(size_t n) {
 
 /* Pointer to the lowest-addressed element when x's elements fill a contiguous block
  * of storage in some dim order (contiguous, transposed, permuted); NULL otherwise. */
-static const float *dense_span(const vg_tensor *x) {
-  int64_t sh[VG_MAX_DIMS], st[VG_MAX_DIMS];
-  int n = 0;
-  for (int d = 0; d < x->ndim; d++) {
-    if (x->shape[d] == 1) continue;
-    if (x->stride[d] <= 0) return NULL;
-    int j = n++;
-    while (j > 0 && st[j - 1] > x->stride[d]) {
-      sh[j] = sh[j - 1];
-      st[j] = st[j - 1];
-      j--;
-    }
-    sh[j] = x->shape[d];
-    st[j] = x->stride[d];
-  }
-  int64_t want = 1;
-  for (int i = 0; i < n; i++) {
-    if (st[i] != want) return NULL;
-    want *= sh[i];
-  }
-  return vg_f32(x);
-}
+static const float *dense_span(const vg_tensor *x) { return vg_dense_span(x) ? vg_f32(x) : NULL; }
 
 /* x's elements in row-major order into a new buffer (caller frees). */
 static float *pack(const vg_tensor *x, int64_t n) {

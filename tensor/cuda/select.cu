@@ -158,28 +158,7 @@ __global__ void k_sel_final(const sel_state *st, T *out, int mode, int want_next
 
 /* x's elements fill one block of storage in some dim order: its lowest element, else NULL
  * (as dense_span in select.c; the selection depends only on the multiset of values) */
-static const void *dense_span(const vg_tensor *x) {
-  int64_t sh[VG_MAX_DIMS], st[VG_MAX_DIMS];
-  int n = 0;
-  for (int d = 0; d < x->ndim; d++) {
-    if (x->shape[d] == 1) continue;
-    if (x->stride[d] <= 0) return NULL;
-    int j = n++;
-    while (j > 0 && st[j - 1] > x->stride[d]) {
-      sh[j] = sh[j - 1];
-      st[j] = st[j - 1];
-      j--;
-    }
-    sh[j] = x->shape[d];
-    st[j] = x->stride[d];
-  }
-  int64_t want = 1;
-  for (int i = 0; i < n; i++) {
-    if (st[i] != want) return NULL;
-    want *= sh[i];
-  }
-  return vg_data(x);
-}
+static const void *dense_span(const vg_tensor *x) { return vg_dense_span(x) ? vg_data(x) : NULL; }
 
 template <typename T>
 static void kth_run(const vg_opcall *c, const T *p, int64_t n, int64_t k, int mode, int want_next) {
