@@ -241,6 +241,20 @@ static vg_tensor *f_conv_grouped(vg_device d, vg_op op) {
   vg_tensor *x = vg_permute(R(d, 3, 13, 4, 11), (int[]){0, 2, 1, 3});   /* non-contiguous (3,4,13,11) */
   return vg_conv2d(x, R(d, 6, 2, 3, 3), NULL, (vg_conv2d_opts){.sh = 2, .sw = 1, .ph = 1, .pw = 2, .dh = 2, .dw = 1, .groups = 2});
 }
+/* 1x1 stride 1 (the direct path: no im2col), groups 2, bias; and its backward ops */
+static vg_tensor *f_conv_1x1(vg_device d, vg_op op) {
+  (void)op;
+  return vg_conv2d(R(d, 3, 8, 7, 9), R(d, 6, 4, 1, 1), R(d, 6), (vg_conv2d_opts){.groups = 2});
+}
+static const int64_t conv1x1_i[7] = {1, 1, 0, 0, 1, 1, 2};
+static vg_tensor *f_conv_1x1_bwd(vg_device d, vg_op op) {
+  if (op == VG_OP_CONV2D_BWD_DATA) {
+    const vg_tensor *in[2] = {R(d, 6, 4, 1, 1), R(d, 3, 6, 7, 9)};
+    return direct(op, 2, in, VG_F32, d, 4, S(3, 8, 7, 9), conv1x1_i, 7, 0, 0);
+  }
+  const vg_tensor *in[2] = {R(d, 3, 8, 7, 9), R(d, 3, 6, 7, 9)};
+  return direct(op, 2, in, VG_F32, d, 4, S(6, 4, 1, 1), conv1x1_i, 7, 0, 0);
+}
 static const int64_t conv_i[7] = {2, 1, 1, 2, 2, 1, 2};
 static vg_tensor *f_conv_bwd_data(vg_device d, vg_op op) {
   const vg_tensor *in[2] = {R(d, 6, 2, 3, 3), R(d, 3, 6, 6, 13)};
@@ -471,6 +485,9 @@ static const row rows[] = {
     {VG_OP_MATMUL, "(3,1,4,5) @ (1,2,5,6) permuted batch", f_matmul_bcast, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D, "EfficientAD 4x4 pad 3, bias", f_conv_effad, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D, "groups 2, stride (2,1), dilation (2,1), pad (1,2), permuted x", f_conv_grouped, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D, "1x1 stride 1 (no im2col), groups 2, bias", f_conv_1x1, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D_BWD_DATA, "1x1 stride 1 (no col2im), groups 2", f_conv_1x1_bwd, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D_BWD_WEIGHT, "1x1 stride 1 (no im2col), groups 2", f_conv_1x1_bwd, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D_BWD_DATA, "groups 2, stride, dilation, pad", f_conv_bwd_data, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D_BWD_WEIGHT, "groups 2, stride, dilation, pad", f_conv_bwd_weight, 1e-5, 1e-5, 1},
     {VG_OP_AVG_POOL2D, "3x2 s2 p1 ceil, no pad count, transposed", f_pool, 1e-5, 1e-6, 0},
@@ -656,6 +673,7 @@ static const row16 rows16[] = {
     {{VG_OP_MATMUL, "f16 (2,3,17,33) @ (21,33)^T", f_matmul, F16_GEMM}, 1},
     {{VG_OP_MATMUL, "f16 (3,1,4,5) @ (1,2,5,6) permuted batch", f_matmul_bcast, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 EfficientAD 4x4 pad 3, bias", f_conv_effad, F16_GEMM}, 1},
+    {{VG_OP_CONV2D, "f16 1x1 stride 1 (no im2col), groups 2, bias", f_conv_1x1, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 EfficientAD AE 4x4 stride 2 pad 1, bias", f_conv_enc16, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 groups 2, stride (2,1), dilation (2,1), pad (1,2), permuted x", f_conv_grouped, F16_GEMM}, 1},
     {{VG_OP_AVG_POOL2D, "f16 3x2 s2 p1 ceil, no pad count, transposed", f_pool, F16_ACC}, 1},

@@ -25,38 +25,46 @@ typedef struct {
   int64_t C, H, W, OH, OW, kh, kw, dh, dw, ph, pw, sh, sw;
 } cu_geom;
 
-/* x: nimg contiguous (C, H, W) images -> cols: nimg (C*kh*kw, L) */
-template <typename T>
+/* x: nimg contiguous (C, H, W) images -> cols: nimg (C*kh*kw, L). Index math in I:
+ * int32 when every index fits (the usual case: 64-bit division costs several times
+ * more on a GPU), int64 otherwise. */
+template <typename T, typename I>
 __global__ void k_im2col(cu_geom g, int64_t nimg, const T *x, T *cols) {
-  int64_t L = g.OH * g.OW, kk = g.kh * g.kw, n = nimg * g.C * kk * L;
-  VG_CU_GRID_LOOP(i, n) {
-    int64_t l = i % L, r = (i / L) % (g.C * kk), img = i / (L * g.C * kk);
-    int64_t c = r / kk, ki = (r % kk) / g.kw, kj = r % g.kw, oh = l / g.OW, ow = l % g.OW;
-    int64_t ih = oh * g.sh - g.ph + ki * g.dh, iw = ow * g.sw - g.pw + kj * g.dw;
-    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) cols[i] = x[((img * g.C + c) * g.H + ih) * g.W + iw];
+  const I L = (I)(g.OH * g.OW), OW = (I)g.OW, kw = (I)g.kw, kk = (I)(g.kh * g.kw), CK = (I)(g.C * g.kh * g.kw);
+  const I C = (I)g.C, H = (I)g.H, W = (I)g.W, sh = (I)g.sh, sw = (I)g.sw, ph = (I)g.ph, pw = (I)g.pw;
+  const I dh = (I)g.dh, dw = (I)g.dw;
+  int64_t n = nimg * g.C * g.kh * g.kw * g.OH * g.OW;
+  VG_CU_GRID_LOOP(i64, n) {
+    const I i = (I)i64, l = i % L, q = i / L, r = q % CK, img = q / CK;
+    const I c = r / kk, rk = r % kk, ki = rk / kw, kj = rk % kw, oh = l / OW, ow = l % OW;
+    const I ih = oh * sh - ph + ki * dh, iw = ow * sw - pw + kj * dw;
+    if (ih >= 0 && ih < H && iw >= 0 && iw < W) cols[i] = x[((img * C + c) * H + ih) * W + iw];
     else vg_st(cols + i, 0.0f);
   }
 }
 
 /* cols -> images: every pixel sums the cols entries that read it (order ki, kj) */
-template <typename T>
+template <typename T, typename I>
 __global__ void k_col2im(cu_geom g, int64_t nimg, const T *cols, T *x) {
-  int64_t L = g.OH * g.OW, kk = g.kh * g.kw, n = nimg * g.C * g.H * g.W;
-  VG_CU_GRID_LOOP(i, n) {
-    int64_t w = i % g.W, h = (i / g.W) % g.H, c = (i / (g.W * g.H)) % g.C, img = i / (g.W * g.H * g.C);
-    const T *cp = cols + (img * g.C + c) * kk * L;
+  const I L = (I)(g.OH * g.OW), kk = (I)(g.kh * g.kw), C = (I)g.C, H = (I)g.H, W = (I)g.W;
+  const I OH = (I)g.OH, OW = (I)g.OW, kh = (I)g.kh, kw = (I)g.kw, sh = (I)g.sh, sw = (I)g.sw;
+  const I ph = (I)g.ph, pw = (I)g.pw, dh = (I)g.dh, dw = (I)g.dw;
+  int64_t n = nimg * g.C * g.H * g.W;
+  VG_CU_GRID_LOOP(i64, n) {
+    const I i = (I)i64, w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, img = i / (W * H * C);
+    const T *cp = cols + (img * C + c) * kk * L;
     float s = 0.0f;
-    for (int64_t ki = 0; ki < g.kh; ki++) {
-      int64_t th = h + g.ph - ki * g.dh;
-      if (th < 0 || th % g.sh) continue;
-      int64_t oh = th / g.sh;
-      if (oh >= g.OH) continue;
-      for (int64_t kj = 0; kj < g.kw; kj++) {
-        int64_t tw = w + g.pw - kj * g.dw;
-        if (tw < 0 || tw % g.sw) continue;
-        int64_t ow = tw / g.sw;
-        if (ow >= g.OW) continue;
-        s += vg_ld(cp + (ki * g.kw + kj) * L + oh * g.OW + ow);
+    for (I ki = 0; ki < kh; ki++) {
+      I th = h + ph - ki * dh;
+      if (th < 0 || th % sh) continue;
+      I oh = th / sh;
+      if (oh >= OH) continue;
+      for (I kj = 0; kj < kw; kj++) {
+        I tw = w + pw - kj * dw;
+        if (tw < 0 || tw % sw) continue;
+        I ow = tw / sw;
+        if (ow >= OW) continue;
+        s += vg_ld(cp + (ki * kw + kj) * L + oh * OW + ow);
       }
     }
     vg_st(x + i, s);
@@ -73,11 +81,18 @@ __global__ void k_bias_fill(T *out, const T *b, int64_t O, int64_t L, int64_t n)
   VG_CU_GRID_LOOP(i, n) out[i] = b[(i / L) % O];
 }
 
+/* whether every element index of the images and their cols fits in int32 */
+static bool fits32(const cu_geom &g, int64_t nimg) {
+  int64_t img = nimg * g.C * g.H * g.W, cols = nimg * g.C * g.kh * g.kw * g.OH * g.OW;
+  return img <= 0x7fffffff && cols <= 0x7fffffff;
+}
+
 template <typename T>
 static void im2col_t(const cu_geom &g, int64_t nimg, const void *x, void *cols) {
   int64_t n = nimg * g.C * g.kh * g.kw * g.OH * g.OW;
   if (n == 0) return;
-  VG_CU_LAUNCH(k_im2col<T>, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, (const T *)x, (T *)cols);
+  void (*k)(cu_geom, int64_t, const T *, T *) = fits32(g, nimg) ? k_im2col<T, int32_t> : k_im2col<T, int64_t>;
+  VG_CU_LAUNCH(k, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, (const T *)x, (T *)cols);
   VG_CUDA_LAUNCHED("im2col");
 }
 
@@ -85,7 +100,8 @@ template <typename T>
 static void col2im_t(const cu_geom &g, int64_t nimg, const void *cols, void *x) {
   int64_t n = nimg * g.C * g.H * g.W;
   if (n == 0) return;
-  VG_CU_LAUNCH(k_col2im<T>, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, (const T *)cols, (T *)x);
+  void (*k)(cu_geom, int64_t, const T *, T *) = fits32(g, nimg) ? k_col2im<T, int32_t> : k_col2im<T, int64_t>;
+  VG_CU_LAUNCH(k, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(g, nimg, (const T *)cols, (T *)x);
   VG_CUDA_LAUNCHED("col2im");
 }
 
@@ -147,11 +163,13 @@ static void conv_op(const vg_opcall *c) {
     return;
   }
   VG_ASSERT(L <= 0x7fffffff && Kc <= 0x7fffffff && Og <= 0x7fffffff);
+  /* 1x1, stride 1, no padding: an image is its own cols (C rows of L = H*W) */
+  const bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
   int64_t per_img = rows * L * es;
-  int64_t chunk = VG_CU_COLS_BYTES / (per_img ? per_img : 1);
+  int64_t chunk = direct ? N : VG_CU_COLS_BYTES / (per_img ? per_img : 1);
   if (chunk < 1) chunk = 1;
   if (chunk > N) chunk = N;
-  char *cols = (char *)vg_cuda_alloc((size_t)(chunk * per_img));
+  char *cols = direct ? NULL : (char *)vg_cuda_alloc((size_t)(chunk * per_img));
   cublasHandle_t h = vg_cuda_blas();
   const float one = 1.0f, zero = 0.0f;
   void *t0, *t1, *t2 = NULL;
@@ -161,9 +179,11 @@ static void conv_op(const vg_opcall *c) {
       char *py = (char *)vg_data(out);
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         int64_t nc = N - n0 < chunk ? N - n0 : chunk;
-        launch_im2col(g, nc, dt, px + n0 * g.C * g.H * g.W * es, cols);
+        const char *cx = px + n0 * g.C * g.H * g.W * es;
+        if (!direct) launch_im2col(g, nc, dt, cx, cols);
+        const char *cs = direct ? cx : cols;
         for (int64_t gi = 0; gi < G; gi++)
-          vg_cu_gemm_sb(dt, CUBLAS_OP_N, CUBLAS_OP_N, (int)L, (int)Og, (int)Kc, cols + gi * Kc * L * es, (int)L, rows * L,
+          vg_cu_gemm_sb(dt, CUBLAS_OP_N, CUBLAS_OP_N, (int)L, (int)Og, (int)Kc, cs + gi * Kc * L * es, (int)L, rows * L,
                         pw + gi * Og * Kc * es, (int)Kc, 0, prefill ? 1.0f : 0.0f, py + (n0 * O + gi * Og) * L * es,
                         (int)L, O * L, (int)nc);
         VG_CUDA_LAUNCHED("conv2d gemm");
@@ -178,24 +198,26 @@ static void conv_op(const vg_opcall *c) {
     }
     case VG_OP_CONV2D_BWD_DATA: { /* in = {w, gy} */
       const float *pw = (const float *)vg_cu_contig(c->in[0], &t0), *pg = (const float *)vg_cu_contig(c->in[1], &t1);
-      float *px = (float *)vg_data(out), *fcols = (float *)cols;
+      float *px = (float *)vg_data(out);
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         int64_t nc = N - n0 < chunk ? N - n0 : chunk;
+        float *fcols = direct ? px + n0 * g.C * g.H * g.W : (float *)cols;   /* direct: straight into dx */
         for (int64_t gi = 0; gi < G; gi++)
           VG_CUBLAS_CHECK(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_T, (int)L, (int)Kc, (int)Og, &one,
                                                     pg + (n0 * O + gi * Og) * L, (int)L, O * L, pw + gi * Og * Kc, (int)Kc,
                                                     0, &zero, fcols + gi * Kc * L, (int)L, rows * L, (int)nc));
         VG_CUDA_LAUNCHED("conv2d_bwd_data gemm");
-        launch_col2im(g, nc, VG_F32, fcols, px + n0 * g.C * g.H * g.W);
+        if (!direct) launch_col2im(g, nc, VG_F32, fcols, px + n0 * g.C * g.H * g.W);
       }
       break;
     }
     case VG_OP_CONV2D_BWD_WEIGHT: { /* in = {x, gy} */
       const float *px = (const float *)vg_cu_contig(c->in[0], &t0), *pg = (const float *)vg_cu_contig(c->in[1], &t1);
-      float *pgw = (float *)vg_data(out), *fcols = (float *)cols;
+      float *pgw = (float *)vg_data(out);
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
         int64_t nc = N - n0 < chunk ? N - n0 : chunk;
-        launch_im2col(g, nc, VG_F32, px + n0 * g.C * g.H * g.W, fcols);
+        const float *fcols = direct ? px + n0 * g.C * g.H * g.W : (const float *)cols;
+        if (!direct) launch_im2col(g, nc, VG_F32, px + n0 * g.C * g.H * g.W, (float *)cols);
         for (int64_t k = 0; k < nc; k++)
           for (int64_t gi = 0; gi < G; gi++)
             VG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)Kc, (int)Og, (int)L, &one,
