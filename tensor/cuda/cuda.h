@@ -73,6 +73,10 @@ void vg_cu_iter_init(vg_cu_iter *it, int nop, const vg_tensor *const *ops);
 
 /* element offsets of linear index i (row-major over it->shape) for every operand */
 __device__ __forceinline__ void vg_cu_offsets(const vg_cu_iter &it, int64_t i, int64_t *off) {
+  if (it.ndim == 1) {   /* coalesced to one dim (contiguous operands): no division */
+    for (int k = 0; k < VG_CU_MAXOP; k++) off[k] = k < it.nop ? i * it.stride[k][0] : 0;
+    return;
+  }
   for (int k = 0; k < VG_CU_MAXOP; k++) off[k] = 0;
   for (int d = it.ndim - 1; d >= 0; d--) {
     int64_t s = it.shape[d], q = i / s, r = i - q * s;
