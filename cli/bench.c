@@ -298,6 +298,8 @@ int vg_cli_bench(int argc, char **argv) {
       vg_jw_key(&w, "peak_rss_mb"); vg_jw_double(&w, (double)ru.ru_maxrss / 1024.0);
       vg_jw_key(&w, "graph"); vg_jw_bool(&w, io.g != NULL);
       if (dev != VG_CPU) {
+        const char *gpu = vg_cuda_device_name();
+        vg_jw_key(&w, "gpu"); vg_jw_string(&w, gpu ? gpu : "?");
         vg_jw_key(&w, "peak_device_live_mb"); vg_jw_double(&w, (double)ms.peak_live / 1048576.0);
         vg_jw_key(&w, "peak_device_reserved_mb"); vg_jw_double(&w, (double)ms.peak_reserved / 1048576.0);
       }

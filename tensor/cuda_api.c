@@ -37,6 +37,10 @@ vg_tensor *vg_tensor_wrap_host(void *data, vg_dtype dt, int ndim, const int64_t 
 #define NO_CUDA "cuda: built without CUDA (rebuild with make CUDA=1)"
 
 void vg_cuda_synchronize(void) {}
+const char *vg_cuda_device_name(void) {
+  vg_fail(VG_ERR_DEVICE, NO_CUDA);
+  return NULL;
+}
 void *vg_cuda_host_alloc(size_t nbytes) { return malloc(nbytes ? nbytes : 1); }
 void vg_cuda_host_free(void *p) { free(p); }
 

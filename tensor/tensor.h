@@ -290,6 +290,8 @@ vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt);
  * vg_copy_, gather / scatter_add / index_select / index_add, which check indices on the
  * host, and sort / topk, whose values are a gather) make vg_cuda_graph_end fail with a
  * message naming the copy. */
+/* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"; NULL + message without a device */
+const char *vg_cuda_device_name(void);
 void vg_cuda_synchronize(void);      /* waits for all queued work (aborts during a capture) */
 /* Page-locked host memory (cudaMallocHost; plain malloc without a device), for fast
  * and capturable copies; free with vg_cuda_host_free. */

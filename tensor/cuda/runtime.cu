@@ -568,6 +568,23 @@ static void cuda_exec(const vg_opcall *c) {
 const vg_backend vg_cuda_backend = {"cuda", cuda_exec, vg_cuda_alloc, vg_cuda_free};
 
 /* ---- public runtime API (tensor.h, device section) ---- */
+const char *vg_cuda_device_name(void) {
+  static char name[320];   /* cudaDeviceProp.name is 256 */
+  if (vg_cuda_init() != VG_OK) return NULL;
+  pthread_mutex_lock(&lock);
+  if (!name[0]) {
+    int dev = 0;
+    struct cudaDeviceProp p;
+    if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&p, dev) == cudaSuccess)
+      snprintf(name, sizeof name, "%s (sm_%d%d, %.1f GiB)", p.name, p.major, p.minor,
+               (double)p.totalGlobalMem / 1073741824.0);
+    else
+      snprintf(name, sizeof name, "unknown CUDA device");
+  }
+  pthread_mutex_unlock(&lock);
+  return name;
+}
+
 void vg_cuda_synchronize(void) {
   if (init_state != 1) return;
   if (cap) VG_ABORT("vg_cuda_synchronize during a graph capture (the captured work has not run; end the capture first)");
