@@ -122,6 +122,10 @@ vg_status vg_method_to(vg_method *m, vg_device dev, vg_dtype dt);
 /* x (host images) on the method's device in its dtype: x itself when already there,
  * else a copy in the current scope. */
 const vg_tensor *vg_method_input(const vg_method *m, const vg_tensor *x);
+/* The usual ops->to: net to dev/dt, the nhost host[] tensors (counters, bookkeeping read
+ * on the host) kept on the CPU in their dtype, opt's state to dev when dt is f32. */
+vg_status vg_method_move(vg_nn_module *net, vg_optim *opt, int nhost, vg_tensor *const *host, vg_device dev,
+                         vg_dtype dt);
 /* predict's tail: map (N x 1 x H x W, any device / dtype) to maps[N*H*W] as f32 and
  * scores[n] = max of image n's map. map NULL: the error already set. */
 vg_status vg_method_maps_out(const vg_tensor *map, float *maps, float *scores);

@@ -114,3 +114,11 @@ vg_status vg_method_maps_out(const vg_tensor *map, float *maps, float *scores) {
   }
   return st;
 }
+
+vg_status vg_method_move(vg_nn_module *net, vg_optim *opt, int nhost, vg_tensor *const *host, vg_device dev,
+                         vg_dtype dt) {
+  vg_status st = vg_nn_to(net, dev, dt);
+  for (int i = 0; i < nhost && st == VG_OK; i++) st = vg_tensor_to_(host[i], VG_CPU, host[i]->dtype);
+  if (st == VG_OK && opt && dt == VG_F32) st = vg_optim_to(opt, dev);
+  return st;
+}

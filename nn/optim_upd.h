@@ -9,11 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#ifdef __CUDACC__   /* (the host emulator compiles the kernels as plain C++) */
-#define VG_HD __host__ __device__
-#else
-#define VG_HD
-#endif
+#include "tensor/hd.h"
 
 typedef struct {
   int64_t n;

@@ -315,10 +315,7 @@ static void cf_free(vg_method *mm) {
 /* the counters are host bookkeeping: they stay on the CPU */
 static vg_status cf_to(vg_method *mm, vg_device dev, vg_dtype dt) {
   cflow *m = (cflow *)mm;
-  vg_status st = vg_nn_to(m->net, dev, dt);
-  if (st == VG_OK) st = vg_tensor_to_(m->counters, VG_CPU, VG_I64);
-  if (st == VG_OK && dt == VG_F32) st = vg_optim_to(m->opt, dev);
-  return st;
+  return vg_method_move(m->net, m->opt, 1, &m->counters, dev, dt);
 }
 
 static const vg_method_ops cf_ops = {

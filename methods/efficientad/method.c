@@ -482,10 +482,8 @@ static vg_nn_module *ea_module(vg_method *mm) { return ((effad *)mm)->net; }
  * bookkeeping: they stay on the CPU */
 static vg_status ea_to(vg_method *mm, vg_device dev, vg_dtype dt) {
   effad *m = (effad *)mm;
-  vg_status st = vg_nn_to(m->net, dev, dt);
-  for (int i = 0; i < 4 && st == VG_OK; i++) st = vg_tensor_to_(m->q[i], VG_CPU, VG_F32);
-  if (st == VG_OK) st = vg_tensor_to_(m->step_buf, VG_CPU, VG_I64);
-  if (st == VG_OK && dt == VG_F32) st = vg_optim_to(m->opt, dev);
+  vg_tensor *host[5] = {m->q[0], m->q[1], m->q[2], m->q[3], m->step_buf};
+  vg_status st = vg_method_move(m->net, m->opt, 5, host, dev, dt);
   m->model->stats_flag = -1;
   return st;
 }

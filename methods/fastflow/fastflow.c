@@ -174,10 +174,7 @@ static void ff_free(vg_method *mm) {
 /* the step counter is host bookkeeping: it stays on the CPU */
 static vg_status ff_to(vg_method *mm, vg_device dev, vg_dtype dt) {
   fastflow *m = (fastflow *)mm;
-  vg_status st = vg_nn_to(m->net, dev, dt);
-  if (st == VG_OK) st = vg_tensor_to_(m->step_buf, VG_CPU, VG_I64);
-  if (st == VG_OK && dt == VG_F32) st = vg_optim_to(m->opt, dev);
-  return st;
+  return vg_method_move(m->net, m->opt, 1, &m->step_buf, dev, dt);
 }
 
 static const vg_method_ops ff_ops = {

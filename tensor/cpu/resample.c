@@ -10,14 +10,10 @@
  * (work split over planes: no races, fixed summation order). */
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/threadpool.h"
+#include "tensor/lerp_tap.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-  int64_t i0, i1;
-  float l0, l1;
-} lerp_tap;
 
 typedef struct {
   const float *src;   /* forward: x planes; backward: gy planes */
@@ -27,26 +23,7 @@ typedef struct {
 } interp_ctx;
 
 static void make_taps(lerp_tap *t, int64_t in, int64_t out, bool align) {
-  float scale;
-  if (align) scale = out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f;
-  else scale = (float)in / (float)out;
-  for (int64_t o = 0; o < out; o++) {
-    if (in == out) { /* torch copies in this case */
-      t[o] = (lerp_tap){o, o, 1.0f, 0.0f};
-      continue;
-    }
-    float src;
-    if (align) src = scale * (float)o;
-    else {
-      src = scale * ((float)o + 0.5f) - 0.5f;
-      if (src < 0) src = 0;
-    }
-    int64_t i0 = (int64_t)floorf(src);
-    if (i0 > in - 1) i0 = in - 1;
-    float l1 = src - (float)i0;
-    l1 = l1 < 0 ? 0 : l1 > 1 ? 1 : l1;
-    t[o] = (lerp_tap){i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1};
-  }
+  for (int64_t o = 0; o < out; o++) t[o] = vg_lerp_tap(o, in, out, align);
 }
 
 static void interp_fwd(void *ctx, int64_t b, int64_t e, int tid) {

@@ -7,6 +7,7 @@
  * f32 only. */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/f16.cuh"
+#include "tensor/lerp_tap.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,32 +128,10 @@ __global__ void k_pool_bwd(pgeom p, int op, const float *gy, const int64_t *idx,
 }
 
 /* ---- bilinear ---- */
-typedef struct { int64_t i0, i1; float l0, l1; } lerp_tap;
-
-/* tap o of one axis, in float exactly as resample.c's make_taps (nvcc --fmad=false,
- * IEEE division: the same bits as on the host) */
-__device__ lerp_tap make_tap(int64_t o, int64_t in, int64_t out, bool align) {
-  if (in == out) return lerp_tap{o, o, 1.0f, 0.0f};
-  float scale;
-  if (align) scale = out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f;
-  else scale = (float)in / (float)out;
-  float src;
-  if (align) src = scale * (float)o;
-  else {
-    src = scale * ((float)o + 0.5f) - 0.5f;
-    if (src < 0) src = 0;
-  }
-  int64_t i0 = (int64_t)floorf(src);
-  if (i0 > in - 1) i0 = in - 1;
-  float l1 = src - (float)i0;
-  l1 = l1 < 0 ? 0 : l1 > 1 ? 1 : l1;
-  return lerp_tap{i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1};
-}
-
 /* the taps of both axes (rows: t[0, OH), columns: t[OH, OH + OW)), made on the device so
  * interpolation neither copies from the host nor waits (it can be graph-captured) */
 __global__ void k_interp_taps(pgeom p, bool align, lerp_tap *t) {
-  VG_CU_GRID_LOOP(o, p.OH + p.OW) t[o] = o < p.OH ? make_tap(o, p.H, p.OH, align) : make_tap(o - p.OH, p.W, p.OW, align);
+  VG_CU_GRID_LOOP(o, p.OH + p.OW) t[o] = o < p.OH ? vg_lerp_tap(o, p.H, p.OH, align) : vg_lerp_tap(o - p.OH, p.W, p.OW, align);
 }
 
 /* r[2k], r[2k+1] = [first, last+1) of the outputs whose taps touch input k ({out, 0}
