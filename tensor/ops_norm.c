@@ -4,6 +4,9 @@
 #include "autograd/autograd.h"
 #include <math.h>
 
+/* t as f32 (NULL stays NULL): the f16 norms compute in f32 */
+static const vg_tensor *f32_of(const vg_tensor *t) { return t && t->dtype != VG_F32 ? vg_cast(t, VG_F32) : t; }
+
 vg_tensor *vg_layer_norm(const vg_tensor *x, int nnorm, const vg_tensor *weight, const vg_tensor *bias, float eps) {
   if (!vg_check_inputs("layer_norm", 1, &x, true)) return NULL;
   char a[128], b[128];
@@ -18,6 +21,8 @@ vg_tensor *vg_layer_norm(const vg_tensor *x, int nnorm, const vg_tensor *weight,
       return vg_op_error("layer_norm", "%s %s does not match the last %d dims of %s", k ? "bias" : "weight",
                          vg_shape_str(t, b, 128), nnorm, vg_shape_str(x, a, 128));
   }
+  if (x->dtype == VG_F16)   /* statistics in f32 as torch's kernels (squares overflow f16 at 256) */
+    return vg_cast(vg_layer_norm(vg_cast(x, VG_F32), nnorm, f32_of(weight), f32_of(bias), eps), VG_F16);
   int dims[VG_MAX_DIMS];
   for (int i = 0; i < nnorm; i++) dims[i] = x->ndim - nnorm + i;
   vg_tensor *mu = vg_mean(x, nnorm, dims, true);
@@ -41,6 +46,11 @@ vg_tensor *vg_batch_norm(const vg_tensor *x, vg_tensor *rmean, vg_tensor *rvar, 
     if (ps[k] && (ps[k]->ndim != 1 || ps[k]->shape[0] != C || (ps[k]->dtype != VG_F32 && ps[k]->dtype != x->dtype)))
       return vg_op_error("batch_norm", "%s %s should be %s [%lld]", names[k], vg_shape_str(ps[k], a, 128),
                          vg_dtype_name(x->dtype), (long long)C);
+  if (x->dtype == VG_F16) {   /* computed in f32 as torch's kernels; running stats updated in place */
+    if (training) return vg_op_error("batch_norm", "f16 is inference-only (train in f32)");
+    return vg_cast(vg_batch_norm(vg_cast(x, VG_F32), (vg_tensor *)f32_of(rmean), (vg_tensor *)f32_of(rvar),
+                                 f32_of(weight), f32_of(bias), false, momentum, eps), VG_F16);
+  }
   /* per-channel params broadcast as (C, 1, 1, ...) */
   int64_t bshape[VG_MAX_DIMS];
   int nb = x->ndim - 1;

@@ -569,6 +569,12 @@ static vg_tensor *f_layer_norm16(vg_device d, vg_op op) {
   vg_tensor *x = inp(d, 3, S(4, 6, 32), -0.5f, 1.5f, 0);
   return vg_layer_norm(x, 1, inp(d, 1, S(32), 0.5f, 1.5f, 0), R(d, 32), 1e-5f);
 }
+/* activations whose squares overflow f16 (|x| ~ 1e3): the statistics must be f32 */
+static vg_tensor *f_layer_norm16_big(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *x = inp(d, 3, S(2, 5, 48), -2000.0f, 3000.0f, 0);
+  return vg_layer_norm(x, 2, NULL, NULL, 1e-5f);
+}
 static vg_tensor *f_batch_norm16(vg_device d, vg_op op) {
   (void)op;   /* eval mode with f16 running statistics */
   vg_tensor *x = nc(R(d, 2, 5, 7, 6));
@@ -670,6 +676,8 @@ static const row16 rows16[] = {
     {{VG_OP_SUM, "f16 mean, var (unbiased), std: composites", f_mean_var16, F16_COMP}, 2},
     {{VG_OP_SUM, "f16 layer_norm (4,6,32) with f16 weight, bias: composite", f_layer_norm16, F16_COMP}, 1},
     {{VG_OP_SUM, "f16 batch_norm eval, f16 running stats: composite", f_batch_norm16, F16_COMP}, 1},
+    {{VG_OP_SUM, "f16 layer_norm of |x| ~ 1e3 (squares beyond f16; f32 statistics): composite", f_layer_norm16_big,
+      F16_COMP}, 1},
     {{VG_OP_MATMUL, "f16 (2,3,17,33) @ (21,33)^T", f_matmul, F16_GEMM}, 1},
     {{VG_OP_MATMUL, "f16 (3,1,4,5) @ (1,2,5,6) permuted batch", f_matmul_bcast, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 EfficientAD 4x4 pad 3, bias", f_conv_effad, F16_GEMM}, 1},
