@@ -42,6 +42,8 @@
  * missing __syncthreads or a race between blocks, then gives other results). */
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
+#include "tensor/tensor.h"
+#include "tensor/cuda/vmath.cuh"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -1226,28 +1228,9 @@ cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, 
 
 /* ---- cuBLAS ---- */
 namespace {
-inline float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-  if (exp == 0) {
-    if (man == 0) bits = sign;
-    else {
-      int e = -1;
-      do { e++; man <<= 1; } while (!(man & 0x400));
-      bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-  } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-  else bits = sign | ((exp + 112) << 23) | (man << 13);
-  return __uint_as_float(bits);
-}
-inline uint16_t float_to_half(float f) {   /* round to nearest even, as __float2half_rn */
-  uint32_t x = __float_as_uint(f), sign = (x >> 16) & 0x8000, ax = x & 0x7fffffffu;
-  if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
-  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);
-  if (ax < 0x38800000u) return (uint16_t)(sign | (uint32_t)nearbyintf(__uint_as_float(ax) * 16777216.0f));
-  uint32_t h = (((ax >> 23) - 112) << 10) | ((ax >> 13) & 0x3ff), rest = ax & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
-  return (uint16_t)(sign | h);
-}
+/* the backend's own f16 conversions (tensor/cuda/vmath.cuh), as __half2float / __float2half_rn */
+inline float half_to_float(uint16_t h) { return vg_d_half_to_float(h); }
+inline uint16_t float_to_half(float f) { return vg_d_float_to_half(f); }
 inline float bf16_to_float(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 inline uint16_t float_to_bf16(float f) {
   uint32_t x = __float_as_uint(f);
