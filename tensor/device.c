@@ -31,36 +31,47 @@ vg_tensor *vg_to_device(const vg_tensor *t, vg_device dev) {
   return out;
 }
 
-vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape) {
-  if (device_ready(dev) != VG_OK) return NULL;
+/* A heap header (header + storage record in one block, as tensor.c's heap tensors) for
+ * numel(shape) elements of dt at data (NULL: allocated on dev and owned); NULL + an
+ * error naming op for a bad dtype or shape. */
+static vg_tensor *heap_tensor(const char *op, vg_device dev, vg_dtype dt, int ndim, const int64_t *shape, void *data) {
   if ((unsigned)dt >= VG_DTYPE_COUNT || ndim < 0 || ndim > VG_MAX_DIMS)
-    return vg_op_error("tensor_new_on", "bad dtype %d or ndim %d", (int)dt, ndim);
+    return vg_op_error(op, "bad dtype %d or ndim %d", (int)dt, ndim);
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) {
-    if (shape[i] < 0) return vg_op_error("tensor_new_on", "negative size %lld at dim %d", (long long)shape[i], i);
-    if (shape[i] && n > INT64_MAX / shape[i]) return vg_op_error("tensor_new_on", "tensor too large");
+    if (shape[i] < 0) return vg_op_error(op, "negative size %lld at dim %d", (long long)shape[i], i);
+    if (shape[i] && n > INT64_MAX / shape[i]) return vg_op_error(op, "tensor too large");
     n *= shape[i];
   }
-  if (dev == VG_CPU) return vg_tensor_new(dt, ndim, shape);
-  /* a heap tensor as tensor.c makes them (header + storage in one block), storage on dev */
-  const vg_backend *be = vg_backend_of(dev);
   vg_tensor *t = calloc(1, sizeof *t + sizeof(vg_storage));
   if (!t) VG_ABORT("out of memory");
   vg_storage *s = (vg_storage *)(t + 1);
   s->nbytes = (size_t)n * vg_dtype_size(dt);
-  s->data = be->alloc(s->nbytes ? s->nbytes : 1);
-  s->heap = 1;
   s->device = dev;
-  t->flags = VG_TF_HEAP | VG_TF_OWNS_STORAGE;
+  s->heap = data == NULL;
+  s->data = data ? data : vg_backend_of(dev)->alloc(s->nbytes ? s->nbytes : 1);
+  t->flags = VG_TF_HEAP | (data ? 0u : VG_TF_OWNS_STORAGE);
   t->storage = s;
   t->dtype = dt;
   t->device = dev;
   t->ndim = ndim;
-  if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);   /* shape may be NULL for 0-d */
   vg_contiguous_strides(ndim, shape, t->stride);
-  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {0}};
-  be->exec(&c);
   return t;
+}
+
+vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape) {
+  if (device_ready(dev) != VG_OK) return NULL;
+  vg_tensor *t = heap_tensor("tensor_new_on", dev, dt, ndim, shape, NULL);
+  if (!t) return NULL;
+  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {0}};
+  vg_backend_of(dev)->exec(&c);
+  return t;
+}
+
+vg_tensor *vg_tensor_wrap_host(void *data, vg_dtype dt, int ndim, const int64_t *shape) {
+  if (!data) return vg_op_error("tensor_wrap_host", "NULL data");
+  return heap_tensor("tensor_wrap_host", VG_CPU, dt, ndim, shape, data);   /* data not owned */
 }
 
 vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt) {
