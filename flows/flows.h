@@ -178,8 +178,9 @@ vg_tensor *vg_flow_gaussian_logp(const vg_tensor *z);      /* (N,) */
 
 /* Random matrices used by the blocks (exposed for tests): row-major (n, n) doubles.
  * special_ortho: Haar-distributed rotation (det +1) as scipy.stats.special_ortho_group
- * (Householder products of Gaussian vectors), O(n^3) in double: ~11 s for n = 2048
- * on one core of the dev machine. */
+ * (Householder products of Gaussian vectors), O(n^3) in double, threaded over rows (the
+ * same bits for any thread count): n = 2048 in 1.8 s on the 2-core dev machine (11 s
+ * before; CFLOW-WRN50 makes 8 of those). */
 void vg_flow_special_ortho(int64_t n, uint64_t seed, double *out);
 void vg_flow_random_permutation(int64_t n, uint64_t seed, int64_t *perm);  /* perm[i] */
 #endif
