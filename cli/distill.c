@@ -8,6 +8,7 @@
  * program stops; --resume continues bit-identically. */
 #include "cli/cli.h"
 #include "methods/efficientad/distill.h"
+#include "methods/method.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ static int usage(FILE *f) {
     "  --seed N            seed of the image order, grey decisions and PDN init (default 42)\n"
     "  --workers N         image decoding threads (default 2)\n"
     "  --threads N         compute threads (default: all cores)\n"
+    "  --device cpu|cuda   where the extractor, PDN and Adam run (default cpu; cuda needs a\n"
+    "                      make CUDA=1 build and a GPU); checkpoints resume on either\n"
     "  --log-every N       progress line every N iterations (default 100)\n"
     "  --resume            continue from FILE.ckpt.safetensors (same settings; bit-identical result)\n"
     "  --quiet             no progress lines\n"
@@ -102,6 +105,7 @@ int vg_cli_distill(int argc, char **argv) {
     else if (!strcmp(a, "--lr")) ok = parse_f64(v, &o.lr);
     else if (!strcmp(a, "--weight-decay")) ok = parse_f64(v, &o.weight_decay);
     else if (!strcmp(a, "--p-grey")) ok = parse_f64(v, &o.p_grey);
+    else if (!strcmp(a, "--device")) ok = vg_parse_device(v, &o.device);
     else {
       fprintf(stderr, "vigil distill: unknown option %s\n", a);
       return usage(stderr);
@@ -116,16 +120,23 @@ int vg_cli_distill(int argc, char **argv) {
     return usage(stderr);
   }
   if (threads > 0) vg_set_num_threads((int)threads);
+  if (o.device == VG_CUDA && !vg_cuda_available()) {
+    fprintf(stderr, "vigil distill: --device cuda: %s\n", vg_last_error());
+    return 1;
+  }
   vg_dataset ds;
   if (vg_ds_image_folder(images, &ds) != VG_OK) {
     fprintf(stderr, "vigil distill: %s\n", vg_last_error());
     return 1;
   }
+  char dev_desc[160];
+  if (o.device == VG_CPU) snprintf(dev_desc, sizeof dev_desc, "%d compute threads", vg_num_threads());
+  else snprintf(dev_desc, sizeof dev_desc, "on %s", vg_cuda_device_name() ? vg_cuda_device_name() : "the GPU");
   if (!o.quiet)
     fprintf(stderr, "distill: %lld images under %s; %s -> PDN-%s, %lld iterations of %lld, view %d (extractor %d), "
-                    "%d compute threads\n",
+                    "%s\n",
             (long long)ds.n, images, o.backbone, o.size == VG_EFFAD_S ? "S" : "M", (long long)o.iters,
-            (long long)o.batch, o.view, 2 * o.view, vg_num_threads());
+            (long long)o.batch, o.view, 2 * o.view, dev_desc);
   o.images = &ds;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);

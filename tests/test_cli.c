@@ -404,6 +404,29 @@ static void test_paper_setup(void) {
   vg_method_free(m);
 }
 
+/* vigil distill's options (the run itself: test_distill, test_cuda_methods) */
+static void test_distill_flags(void) {
+  char cmd[2048];
+  int rc = 0;
+  snprintf(cmd, sizeof cmd, "'%s' distill --help", g_vigil);
+  char *out = run_cmd(cmd, &rc);
+  VG_CHECK(rc == 0 && out && strstr(out, "--device cpu|cuda") && strstr(out, "--resume"),
+           "vigil distill --help lists --device and --resume (rc %d)", rc);
+  free(out);
+  snprintf(cmd, sizeof cmd, "'%s' distill --images '%s' --out '%s/t.safetensors' --device tpu", g_vigil, g_tmp, g_tmp);
+  out = run_cmd(cmd, &rc);
+  VG_CHECK(rc == 2 && out && strstr(out, "bad value 'tpu' for --device"), "distill --device tpu: exit 2 naming it (rc %d)", rc);
+  free(out);
+  snprintf(cmd, sizeof cmd, "'%s' distill --images '%s/none' --out '%s/t.safetensors' --device cuda", g_vigil, g_tmp, g_tmp);
+  out = run_cmd(cmd, &rc);
+  if (!vg_cuda_available())
+    VG_CHECK(rc == 1 && out && strstr(out, "--device cuda:"), "distill --device cuda without a GPU: exit 1 with the reason: %s",
+             out ? out : "");
+  else
+    VG_CHECK(rc == 1 && out && strstr(out, "none"), "distill --device cuda, missing image folder: exit 1 naming it (rc %d)", rc);
+  free(out);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
@@ -421,6 +444,7 @@ int main(int argc, char **argv) {
     test_fastflow();
     test_cflow();
     test_train_flags();
+    test_distill_flags();
   }
   if (getenv("VIGIL_TEST_KEEP") && atoi(getenv("VIGIL_TEST_KEEP"))) printf("kept %s\n", g_tmp);
   else {

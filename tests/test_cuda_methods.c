@@ -16,12 +16,22 @@
  *        predict matches the GPU's f32 maps (1e-4); f16 training and f16 on the CPU are
  *        refused with a message.
  *
+ *   distillation (vigil distill --device cuda): the GPU target pipeline (folded 3x3
+ *        convolutions) within 1e-5 of max|cpu| of the CPU's direct kernels; 3 iterations
+ *        (statistics, targets, PDN-S, Adam) on both: losses within 1e-4 relative, the
+ *        teacher's updates within 1e-2 in relative L2 (Adam's first steps amplify rounding
+ *        for gradients ~ its eps); a GPU checkpoint resumed on the CPU gives the same.
+ *
  * EfficientAD (input >= 256) costs ~76 GFLOP per image, minutes under the host emulator
  * (make CUDA_EMU=1): there it runs with VIGIL_TEST_LONG=1 only. Without a GPU (or in a
  * CPU-only build) the test prints one SKIP line. */
 #include "tests/vgtest.h"
 #include "methods/method.h"
 #include "tensor/json.h"
+#include "methods/efficientad/distill.h"
+#include "nn/backbones/backbones.h"
+#include "nn/safetensors.h"
+#include "tests/common/images.h"
 #include <unistd.h>
 
 static vg_method *make(const char *name, const char *cfg) {
@@ -171,6 +181,124 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
   vg_method_free(gpu);
 }
 
+/* ------------------------------------------------ EfficientAD teacher distillation */
+/* The target pipeline: the GPU's folded convolutions vs the CPU's direct kernels
+ * (resnet18: layer2 128 and layer3 256 channels, so the pooling bins straddle channels). */
+static void distill_targets(void) {
+  vg_nn_module *cpu = vg_resnet_new("resnet18", VG_RESNET_LAYER2 | VG_RESNET_LAYER3, 5);
+  vg_nn_module *gpu = vg_resnet_new("resnet18", VG_RESNET_LAYER2 | VG_RESNET_LAYER3, 5);
+  vg_tensor *x = vg_tensor_new(VG_F32, 4, (int64_t[]){2, 3, 48, 48});
+  vg_uniform_(x, -2.0f, 2.0f, 11);
+  vg_tensor *tc = NULL, *tg = NULL;
+  vg_scope_begin();
+  bool ok = vg_nn_to(gpu, VG_CUDA, VG_F32) == VG_OK && vg_effad_distill_targets(cpu, x, 384, &tc) == VG_OK &&
+            vg_effad_distill_targets(gpu, vg_to_device(x, VG_CUDA), 384, &tg) == VG_OK;
+  if (VG_CHECK(ok && tg->device == VG_CUDA && vg_same_shape(tc, tg) && tc->shape[1] == 384 && tc->shape[2] == 6,
+               "distill targets on the GPU: (2, 384, 6, 6) from a 48x48 batch%s%s", ok ? "" : ": ",
+               ok ? "" : vg_last_error())) {
+    vg_tensor *h = vg_to_device(tg, VG_CPU);
+    close_to_max(vg_f32(h), vg_f32(tc), vg_numel(tc), 1e-5, "distill targets (folded 3x3 convs vs patch pooling)");
+  }
+  vg_status st = vg_effad_distill_targets(gpu, x, 384, &tg);
+  VG_CHECK(st == VG_ERR_ARG && strstr(vg_last_error(), "CPU"), "a host batch for a GPU extractor is refused: %s",
+           vg_last_error());
+  vg_scope_end();
+  vg_tensor_free(x);
+  vg_nn_free(cpu);
+  vg_nn_free(gpu);
+}
+
+static void distill_opts(vg_effad_distill_opts *o, const vg_dataset *ds, const char *out, vg_device dev, double *log) {
+  vg_effad_distill_defaults(o);
+  o->backbone = "resnet18";
+  o->images = ds;
+  o->out = out;
+  o->view = 16;
+  o->iters = 3;
+  o->batch = 2;
+  o->stats_images = 2;
+  o->save_every = 0;
+  o->seed = 3;
+  o->p_grey = 0.5;
+  o->quiet = true;
+  o->device = dev;
+  o->loss_log = log;
+}
+
+/* teacher files a and b against the PDN's initial weights w0 (seed 3), per tensor: the
+ * updates a - w0 and b - w0 within tol in relative L2 norm. 3 Adam steps of lr 1e-4 move
+ * a weight by <= 3e-4, so comparing the weights themselves would not see a wrong update;
+ * and Adam's first steps are ~lr * g / (|g| + 1e-8): a weight whose gradient is ~1e-8
+ * (tiny images, mostly padding) moves by a rounding-sensitive amount, so single elements
+ * may differ by a good part of lr (printed) while the norm agrees. */
+static void teachers_close(const char *a, const char *b, double tol, const char *what) {
+  vg_nn_module *pdn = vg_effad_pdn_new(VG_EFFAD_S, 384, true, 3);
+  vg_st_file *fa = NULL, *fb = NULL;
+  bool ok = pdn && vg_st_open(a, &fa) == VG_OK && vg_st_open(b, &fb) == VG_OK && vg_st_count(fa) == vg_st_count(fb);
+  double worst = 0, worst_el = 0;
+  for (int i = 0; ok && i < vg_st_count(fa); i++) {
+    vg_tensor *x = NULL, *y = NULL, *w0 = vg_nn_get(pdn, vg_st_name(fa, i));
+    ok = w0 && vg_st_get(fa, vg_st_name(fa, i), VG_F32, &x) == VG_OK &&
+         vg_st_get(fb, vg_st_name(fa, i), VG_F32, &y) == VG_OK && vg_same_shape(x, y) && vg_same_shape(x, w0);
+    double e2 = 0, n2 = 0;
+    for (int64_t k = 0; ok && k < vg_numel(x); k++) {
+      double w = vg_f32(w0)[k], d = (double)vg_f32(x)[k] - vg_f32(y)[k], u = (double)vg_f32(y)[k] - w;
+      e2 += d * d;
+      n2 += u * u;
+      worst_el = fmax(worst_el, fabs(d));
+    }
+    if (ok) worst = fmax(worst, n2 > 0 ? sqrt(e2 / n2) : e2 > 0 ? INFINITY : 0);
+    vg_tensor_free(x);
+    vg_tensor_free(y);
+  }
+  VG_CHECK(ok && worst <= tol, "%s: %d teacher tensors, ||update a - update b|| / ||update b|| <= %.2e (bound %.0e; "
+           "worst element %.1e, lr 1e-4)", what, ok ? vg_st_count(fa) : 0, worst, tol, worst_el);
+  vg_st_close(fa);
+  vg_st_close(fb);
+  vg_nn_free(pdn);
+}
+
+/* 3 iterations (statistics, targets, PDN-S forward/backward, Adam) on the GPU vs the CPU,
+ * and a GPU run stopped after 1 iteration, resumed on the CPU */
+static void distill_run(void) {
+  char dir[] = "/tmp/vg_test_cuda_distill_XXXXXX";
+  if (!VG_CHECK(mkdtemp(dir), "temp dir")) return;
+  char img[128], oc[128], og[128], om[128];
+  snprintf(img, sizeof img, "%s/images", dir);
+  snprintf(oc, sizeof oc, "%s/cpu.safetensors", dir);
+  snprintf(og, sizeof og, "%s/gpu.safetensors", dir);
+  snprintf(om, sizeof om, "%s/mixed.safetensors", dir);
+  vg_dataset ds;
+  if (VG_CHECK(vg_test_write_pngs(img, 4) && vg_ds_image_folder(img, &ds) == VG_OK, "4-image folder")) {
+    double lc[3] = {0}, lg[3] = {0}, lm[3] = {0};
+    vg_effad_distill_opts o;
+    distill_opts(&o, &ds, oc, VG_CPU, lc);
+    vg_status sc = vg_effad_distill(&o);
+    distill_opts(&o, &ds, og, VG_CUDA, lg);
+    vg_status sg = vg_effad_distill(&o);
+    VG_CHECK(sc == VG_OK && sg == VG_OK, "distill 3 iterations on the CPU and on the GPU%s%s",
+             sc == VG_OK && sg == VG_OK ? "" : ": ", sc == VG_OK && sg == VG_OK ? "" : vg_last_error());
+    double worst = 0;
+    for (int i = 0; i < 3; i++) worst = fmax(worst, fabs(lg[i] - lc[i]) / fabs(lc[i]));
+    VG_CHECK(sg == VG_OK && worst <= 1e-4, "distill losses GPU vs CPU: %.6f %.6f %.6f vs %.6f %.6f %.6f (worst rel %.1e)",
+             lg[0], lg[1], lg[2], lc[0], lc[1], lc[2], worst);
+    if (sc == VG_OK && sg == VG_OK) teachers_close(og, oc, 1e-2, "distilled teacher GPU vs CPU");
+    /* 1 iteration on the GPU, checkpoint, 2 more on the CPU */
+    distill_opts(&o, &ds, om, VG_CUDA, lm);
+    o.stop_after = 1;
+    vg_status s1 = vg_effad_distill(&o);
+    distill_opts(&o, &ds, om, VG_CPU, lm);
+    o.resume = true;
+    vg_status s2 = vg_effad_distill(&o);
+    VG_CHECK(s1 == VG_OK && s2 == VG_OK && fabs(lm[2] - lc[2]) <= 1e-4 * fabs(lc[2]),
+             "a GPU checkpoint resumes on the CPU: last loss %.6f vs %.6f%s%s", lm[2], lc[2],
+             s1 == VG_OK && s2 == VG_OK ? "" : ": ", s1 == VG_OK && s2 == VG_OK ? "" : vg_last_error());
+    if (s2 == VG_OK) teachers_close(om, oc, 1e-2, "GPU 1 + CPU 2 iterations vs CPU 3");
+    vg_dataset_free(&ds);
+  }
+  vg_test_rm_rf(dir);
+}
+
 int main(void) {
   if (!vg_cuda_available()) {
     printf("SKIP cuda methods: %s\n", vg_last_error());
@@ -186,5 +314,7 @@ int main(void) {
   bool effad = true;
 #endif
   if (effad) run_method("efficientad", "{\"model\": \"s\", \"teacher\": \"random\"}", 256, 1, 2, 2);
+  distill_targets();
+  distill_run();
   return vg_test_finish();
 }

@@ -8,6 +8,7 @@
 #include "nn/backbones/backbones.h"
 #include "nn/safetensors.h"
 #include "tests/common/fixture.h"
+#include "tests/common/images.h"
 #include "tests/vgtest.h"
 #include <sys/stat.h>
 #include <time.h>
@@ -156,30 +157,6 @@ static bool file_exists(const char *p) {
   return stat(p, &s) == 0;
 }
 
-/* n PNG images of varied sizes and contents (hash noise + gradients) in dir */
-static bool write_images(const char *dir, int n) {
-  mkdir(dir, 0755);
-  uint64_t h = 0x1234567;
-  for (int i = 0; i < n; i++) {
-    vg_image im = {.w = 40 + 7 * i, .h = 36 + 5 * i, .c = 3, .depth = 8};
-    uint8_t *d = malloc((size_t)im.w * im.h * 3);
-    for (int y = 0; y < im.h; y++)
-      for (int x = 0; x < im.w; x++)
-        for (int c = 0; c < 3; c++) {
-          h = h * 6364136223846793005ull + 1442695040888963407ull;
-          int v = (c == 0 ? x * 255 / im.w : c == 1 ? y * 255 / im.h : 128) + (int)((h >> 40) % 61) - 30;
-          d[((size_t)y * im.w + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-    im.data = d;
-    char p[512];
-    snprintf(p, sizeof p, "%s/img%02d.png", dir, i);
-    vg_status st = vg_png_save(p, &im);
-    free(d);
-    if (st != VG_OK) return false;
-  }
-  return true;
-}
-
 static void base_opts(vg_effad_distill_opts *o, const vg_dataset *ds, const char *out) {
   vg_effad_distill_defaults(o);
   o->backbone = "resnet18";
@@ -218,7 +195,7 @@ static void end_to_end(void) {
   tmp_path(outa, sizeof outa, "a.safetensors");
   tmp_path(outb, sizeof outb, "b.safetensors");
   snprintf(ckb, sizeof ckb, "%s.ckpt.safetensors", outb);
-  if (!VG_CHECK(write_images(imgdir, 5), "5 PNG images written")) return;
+  if (!VG_CHECK(vg_test_write_pngs(imgdir, 5), "5 PNG images written")) return;
   vg_dataset ds;
   if (!VG_CHECK(vg_ds_image_folder(imgdir, &ds) == VG_OK && ds.n == 5, "image folder lists 5 images")) return;
 
@@ -285,7 +262,7 @@ static void end_to_end(void) {
   tmp_path(fixdir, sizeof fixdir, "fixed");
   tmp_path(outc, sizeof outc, "c.safetensors");
   vg_dataset ds2;
-  if (VG_CHECK(write_images(fixdir, 2) && vg_ds_image_folder(fixdir, &ds2) == VG_OK, "2-image folder")) {
+  if (VG_CHECK(vg_test_write_pngs(fixdir, 2) && vg_ds_image_folder(fixdir, &ds2) == VG_OK, "2-image folder")) {
     double loss_c[6] = {0};
     base_opts(&o, &ds2, outc);
     o.iters = 6;

@@ -39,7 +39,11 @@
  * Cost (2-core CPU, 2 threads, a shared box at load ~7): the WRN-101 targets at 512 take
  * ~13.6 s per image (layer2 + layer3 ~ 216 GFLOP); a PDN-S step (forward, backward, Adam)
  * at 256 takes ~7.3 s per image (116 s for a batch of 16). The paper's 60,000 x 16
- * iterations are a GPU job; on a CPU use fewer iterations or a smaller view. */
+ * iterations are a GPU job (device = VG_CUDA); on a CPU use fewer iterations or a smaller
+ * view. On a GPU the target pipeline's patch pooling + aggregation run as two 3x3
+ * convolutions with fixed folded weights (the same linear map, summed in another order:
+ * targets within ~1e-6 relative of the CPU's) and the batch goes through the extractor
+ * at once; the image order, grey decisions and statistics are the CPU's. */
 #ifndef VG_METHODS_EFFAD_DISTILL_H
 #define VG_METHODS_EFFAD_DISTILL_H
 #include <signal.h>
@@ -67,6 +71,9 @@ typedef struct {
   int workers;                 /* image decoding threads, 2 */
   bool resume;                 /* continue from the checkpoint next to `out` */
   bool quiet;                  /* no progress lines or warnings on stderr */
+  vg_device device;            /* VG_CPU (default) or VG_CUDA: the extractor, PDN and Adam run there;
+                                  images are decoded on the host; checkpoints and the teacher are
+                                  the same files (a GPU run resumes on the CPU and back) */
   /* added */
   int64_t log_every;           /* progress line period in iterations (stderr), 100 */
   int64_t stop_after;          /* > 0: stop (checkpoint, no `out`) once this many iterations ran
@@ -81,8 +88,9 @@ void vg_effad_distill_defaults(vg_effad_distill_opts *o);
 vg_status vg_effad_distill(const vg_effad_distill_opts *o);
 
 /* The PatchCore target pipeline on a (N, 3, 2v, 2v) ImageNet-normalised batch:
- * *out = N x out_channels x (2v/8) x (2v/8), unnormalised, in the current scope. wrn: a
- * vg_resnet_new model whose mask includes layer2 and layer3. Runs without autograd.
+ * *out = N x out_channels x (2v/8) x (2v/8), unnormalised, in the current scope, on the
+ * device of wrn (x must be there too). wrn: a vg_resnet_new model whose mask includes
+ * layer2 and layer3. Runs without autograd. On a GPU: see the folded form above.
  * Per layer, unfold(3x3, pad 1) -> adaptive_avg_pool1d(C*9 -> 1024) is computed as one
  * direct kernel, and layer3's bilinear upsampling is applied after the pooling: both
  * maps are linear on different axes (pooling on the feature axis, upsampling on the
