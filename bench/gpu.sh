@@ -13,8 +13,11 @@
 #             batch 1 and 16 (EfficientAD-S f16 with --graph and --no-graph)
 #   torch     tools/bench_gpu_torch.py eager, f16 + f32, batch 1 + 16 (when torch sees a GPU)
 #   compile   tools/bench_gpu_torch.py torch.compile (default and reduce-overhead), f16, time-boxed
+#   distill   vigil distill --device cuda: EfficientAD-S teacher pretraining (WRN-101 targets at 512,
+#             PDN-S at 256, batch 16, random weights, synthetic images) for 40 iterations: img/s and
+#             the time 60,000 iterations would take (one JSON line)
 #   table     markdown table of the JSON lines: Vigil vs torch per model/dtype/batch, + issue #8's bar
-#   all       env build test sanitize bench torch compile table (more than one 10-minute command)
+#   all       env build test sanitize bench torch compile distill table (more than one 10-minute command)
 #
 # Results: $OUT/bench-<gpu>-<yyyymmdd>.jsonl (./bench/results/ when $OUT is unset), the steps'
 # logs next to it in gpu-<gpu>-<yyyymmdd>.log, the table in table-<gpu>-<yyyymmdd>.md (3 files).
@@ -31,7 +34,7 @@ cd "$(dirname "$0")/.." || exit 2
 
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=(env build test bench torch table)
-[ "${STEPS[0]}" = all ] && STEPS=(env build test sanitize bench torch compile table)
+[ "${STEPS[0]}" = all ] && STEPS=(env build test sanitize bench torch compile distill table)
 case " ${STEPS[*]} " in *" -h "*|*" --help "*|*" help "*) awk 'NR > 1 && /^set -u/ {exit} NR > 1' "$0"; exit 0 ;; esac
 
 START=$SECONDS
@@ -194,6 +197,30 @@ step_compile() {
     --models effad-s effad-m fastflow cflow --warmup "$WARMUP" --runs "$RUNS" --budget-s "$(pybudget 450)" --json "$JSONL"
 }
 
+step_distill() {
+  need_nvcc distill && need_gpu distill || return 1
+  ensure_built || return 1
+  local img="$MASTER/distill-images" log="$MASTER/distill-run.log" line rate ext pdn
+  if [ ! -d "$img/woven" ]; then
+    boxed "$(tb 60)" "$VIGIL" synth --out "$img" --categories woven,shapes --train 40 --test 2 --val 1 --force || return 1
+  fi
+  boxed "$(tb 240)" "$VIGIL" distill --images "$img" --out "$MASTER/teacher-bench.safetensors" --device cuda \
+    --backbone wide_resnet101_2 --model s --iters 40 --batch 16 --stats-images 32 --save-every 0 --log-every 10 \
+    --workers "$JOBS" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  # the last progress line: "distill: iter 40/40 loss L (mean of 10) R img/s (extractor E ms/img, PDN step P ms/iter) ..."
+  line=$(grep -E '^distill: iter [0-9]+/' "$log" | tail -1)
+  rate=$(printf '%s' "$line" | sed -nE 's/.* ([0-9.]+) img\/s.*/\1/p')
+  ext=$(printf '%s' "$line" | sed -nE 's/.*extractor ([0-9.]+) ms\/img.*/\1/p')
+  pdn=$(printf '%s' "$line" | sed -nE 's/.*PDN step ([0-9.]+) ms\/iter.*/\1/p')
+  if [ -n "$rate" ]; then
+    printf '{"bench":"vigil_distill","gpu":"%s","backbone":"wide_resnet101_2","model":"s","view":256,"batch":16,"images_s":%s,"extractor_ms_per_image":%s,"pdn_step_ms":%s,"hours_for_60000_iters":%s,"unix_time":%s}\n' \
+      "${GPU_NAME}" "$rate" "${ext:-null}" "${pdn:-null}" "$(awk -v r="$rate" 'BEGIN { printf "%.2f", 60000 * 16 / r / 3600 }')" \
+      "$(date +%s)" >> "$JSONL"
+  fi
+  return "$rc"
+}
+
 # markdown table from JSON lines (awk only: no python needed); the last line of a config wins
 step_table() {
   local tbl="$MASTER/table-$SLUG-$DAY.md" f CARRIED=""
@@ -211,6 +238,7 @@ step_table() {
     }
     function fmt(v,   x) { if (v == "") return "-"; x = v + 0; return sprintf(x < 1 ? "%.3f" : x < 100 ? "%.2f" : "%.0f", x) }
     {
+      if (get($0, "bench") == "vigil_distill") { dist = $0; next }
       dev = get($0, "device"); if (dev != "cuda") next
       m = get($0, "method"); v = get($0, "model"); if (v == "") v = get($0, "backbone")
       name = (m == "efficientad") ? "EfficientAD-" toupper(v) : m "-" (v == "wide_resnet50_2" ? "WRN50" : v)
@@ -251,13 +279,16 @@ step_table() {
       }
       printf "\nIssue #8 bar (EfficientAD-S, 256x256, f16): batch-1 latency %s ms (<= 0.5: %s), batch-16 throughput %s img/s (>= 2000: %s)\n",
         fmt(l), l == "" ? "not measured" : (l + 0 <= 0.5 ? "PASS" : "FAIL"), fmt(t), t == "" ? "not measured" : (t + 0 >= 2000 ? "PASS" : "FAIL")
+      if (dist != "")
+        printf "\nTeacher distillation (vigil distill --device cuda, WRN-101 targets at 512, PDN-S at 256, batch 16, f32): %s img/s (extractor %s ms/img, PDN step %s ms/iter): the paper'"'"'s 60,000 iterations in %s h\n",
+          fmt(get(dist, "images_s")), get(dist, "extractor_ms_per_image"), get(dist, "pdn_step_ms"), get(dist, "hours_for_60000_iters")
     }' $CARRIED "$JSONL" > "$tbl"
   cat "$tbl"
 }
 
 # ---- run the steps
 for s in "${STEPS[@]}"; do
-  case $s in env|build|test|sanitize|bench|torch|compile|table) ;; *) echo "bench/gpu.sh: unknown step '$s' (bash bench/gpu.sh --help)" >&2; exit 2 ;; esac
+  case $s in env|build|test|sanitize|bench|torch|compile|distill|table) ;; *) echo "bench/gpu.sh: unknown step '$s' (bash bench/gpu.sh --help)" >&2; exit 2 ;; esac
 done
 for s in "${STEPS[@]}"; do
   log="$MASTER/gpu-$s-$SLUG-$DAY.log"
