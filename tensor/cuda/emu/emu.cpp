@@ -39,7 +39,9 @@
  * 16 GiB or half the host's RAM, whichever is smaller), VIGIL_EMU_REVERSE=1 (blocks, and
  * the threads of a block between barriers, run from last to first instead of first to
  * last (thread 0 still starts each block): a kernel that depends on the order, e.g. a
- * missing __syncthreads or a race between blocks, then gives other results). */
+ * missing __syncthreads or a race between blocks, then gives other results),
+ * VIGIL_EMU_TRACE=1 (a stderr line per kernel launch and cuBLAS GEMM as it is queued:
+ * what a forward launches, counted without a GPU). */
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
 #include "tensor/tensor.h"
@@ -117,6 +119,7 @@ std::map<uintptr_t, alloc_rec> allocs;   /* by start address */
 size_t page_size, mem_total, mem_used;
 bool poison = true;
 bool reverse_order;   /* VIGIL_EMU_REVERSE=1: blocks and threads run last to first */
+bool trace;           /* VIGIL_EMU_TRACE=1: one stderr line per kernel launch / cuBLAS call as queued */
 
 /* the allocation holding [p, p + n) (n = 0: p may be one past the end), or NULL */
 const alloc_rec *find_alloc(const void *p, size_t n, uintptr_t *base) {
@@ -622,6 +625,8 @@ void init() {
     eager = ea && ea[0] == '1';
     const char *r = getenv("VIGIL_EMU_REVERSE");
     reverse_order = r && r[0] == '1';
+    const char *tr = getenv("VIGIL_EMU_TRACE");
+    trace = tr && tr[0] == '1';
     long pages = sysconf(_SC_PHYS_PAGES);
     size_t phys = pages > 0 ? (size_t)pages * page_size : ((size_t)16 << 30);
     mem_total = std::min((size_t)16 << 30, phys / 2);
@@ -698,6 +703,9 @@ cudaError_t vg_emu_launch(vg_emu_launch_t *l) {
   if (sticky_error != cudaSuccess) return ret(sticky_error);
   if (in_kernel) fatal("kernel %s launched from device code (dynamic parallelism is not emulated)", l->name);
   check_pointers(l);
+  if (trace)
+    fprintf(stderr, "vigil-emu trace: kernel %s grid (%u,%u,%u) block (%u,%u,%u) shm %zu\n", l->name, l->grid.x, l->grid.y,
+            l->grid.z, l->block.x, l->block.y, l->block.z, l->shm);
   /* the recorded closure owns a copy of the launch and the arguments */
   vg_emu_launch_t rec = *l;
   rec.ptrs = nullptr;
@@ -1352,6 +1360,7 @@ cublasStatus_t gemm_batched(const char *fn, cublasHandle_t h, cublasOperation_t 
   init();
   guard g(g_lock);
   if (!valid_handle(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (trace) fprintf(stderr, "vigil-emu trace: %s m %d n %d k %d batch %d\n", fn, m, n, k, batch);
   if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T && ta != CUBLAS_OP_C) ||
       (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T && tb != CUBLAS_OP_C))
     return CUBLAS_STATUS_INVALID_VALUE;
