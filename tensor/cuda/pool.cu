@@ -128,8 +128,8 @@ __global__ void k_pool_bwd(pgeom p, int op, const float *gy, const int64_t *idx,
 }
 
 /* ---- bilinear ---- */
-/* the taps of both axes (rows: t[0, OH), columns: t[OH, OH + OW)), made on the device so
- * interpolation neither copies from the host nor waits (it can be graph-captured) */
+/* the backward's taps of both axes (rows: t[0, OH), columns: t[OH, OH + OW)), made on the
+ * device so interpolation neither copies from the host nor waits (it can be graph-captured) */
 __global__ void k_interp_taps(pgeom p, bool align, lerp_tap *t) {
   VG_CU_GRID_LOOP(o, p.OH + p.OW) t[o] = o < p.OH ? vg_lerp_tap(o, p.H, p.OH, align) : vg_lerp_tap(o - p.OH, p.W, p.OW, align);
 }
@@ -151,12 +151,13 @@ __global__ void k_interp_ranges(pgeom p, const lerp_tap *t, int64_t *r) {
   }
 }
 
+/* the forward computes its two taps per output (a few flops): no tap buffer, one launch */
 template <typename T>
-__global__ void k_interp_fwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, const T *x, T *y) {
+__global__ void k_interp_fwd(pgeom p, bool align, const T *x, T *y) {
   int64_t n = p.planes * p.OH * p.OW;
   VG_CU_GRID_LOOP(i, n) {
     int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OW * p.OH);
-    lerp_tap h = th[oh], w = tw[ow];
+    lerp_tap h = vg_lerp_tap(oh, p.H, p.OH, align), w = vg_lerp_tap(ow, p.W, p.OW, align);
     const T *r0 = x + pl * p.H * p.W + h.i0 * p.W, *r1 = x + pl * p.H * p.W + h.i1 * p.W;
     vg_st(y + i, h.l0 * (w.l0 * vg_ld(r0 + w.i0) + w.l1 * vg_ld(r0 + w.i1)) +
                      h.l1 * (w.l0 * vg_ld(r1 + w.i0) + w.l1 * vg_ld(r1 + w.i1)));
@@ -189,28 +190,30 @@ __global__ void k_interp_bwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, co
 
 static void interp(const vg_opcall *c, const pgeom &p, bool bwd, const void *src, void *dst) {
   cudaStream_t s = vg_cuda_stream();
+  bool align = c->i[0] != 0;
+  if (!bwd) {
+    int64_t n = p.planes * p.OH * p.OW;
+    if (c->out[0]->dtype == VG_F16)
+      VG_CU_LAUNCH(k_interp_fwd<vg_half>, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, align, (const vg_half *)src,
+                                                                                  (vg_half *)dst);
+    else
+      VG_CU_LAUNCH(k_interp_fwd<float>, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, align, (const float *)src,
+                                                                                (float *)dst);
+    VG_CUDA_LAUNCHED(vg_op_name(c->op));
+    return;
+  }
   size_t ntap = (size_t)(p.OH + p.OW), nr = (size_t)(2 * (p.H + p.W));
   size_t bytes = ntap * sizeof(lerp_tap) + nr * sizeof(int64_t);
   char *d = (char *)vg_cuda_alloc(bytes);
   lerp_tap *dt = (lerp_tap *)d;
   int64_t *dr = (int64_t *)(d + ntap * sizeof(lerp_tap));
-  VG_CU_LAUNCH(k_interp_taps, vg_cu_blocks((int64_t)ntap, THREADS), THREADS, 0, s)(p, c->i[0] != 0, dt);
+  VG_CU_LAUNCH(k_interp_taps, vg_cu_blocks((int64_t)ntap, THREADS), THREADS, 0, s)(p, align, dt);
   VG_CUDA_LAUNCHED("interpolation taps");
-  if (bwd) {
-    VG_CU_LAUNCH(k_interp_ranges, vg_cu_blocks(p.H + p.W, THREADS), THREADS, 0, s)(p, dt, dr);
-    VG_CUDA_LAUNCHED("interpolation tap ranges");
-    int64_t n = p.planes * p.H * p.W;
-    VG_CU_LAUNCH(k_interp_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, dr, dr + 2 * p.H,
-                                                                       (const float *)src, (float *)dst);
-  } else {
-    int64_t n = p.planes * p.OH * p.OW;
-    if (c->out[0]->dtype == VG_F16)
-      VG_CU_LAUNCH(k_interp_fwd<vg_half>, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, (const vg_half *)src,
-                                                                                  (vg_half *)dst);
-    else
-      VG_CU_LAUNCH(k_interp_fwd<float>, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, (const float *)src,
-                                                                                (float *)dst);
-  }
+  VG_CU_LAUNCH(k_interp_ranges, vg_cu_blocks(p.H + p.W, THREADS), THREADS, 0, s)(p, dt, dr);
+  VG_CUDA_LAUNCHED("interpolation tap ranges");
+  int64_t n = p.planes * p.H * p.W;
+  VG_CU_LAUNCH(k_interp_bwd, vg_cu_blocks(n, THREADS), THREADS, 0, s)(p, dt, dt + p.OH, dr, dr + 2 * p.H,
+                                                                     (const float *)src, (float *)dst);
   VG_CUDA_LAUNCHED(vg_op_name(c->op));
   vg_cuda_free(d);
 }
