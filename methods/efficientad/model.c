@@ -36,10 +36,11 @@ static vg_tensor *pool(const vg_tensor *x, bool padding) {
                                            .ph = padding, .pw = padding, .count_include_pad = true});
 }
 
-static vg_tensor *pdn_forward(vg_nn_module *m, const vg_tensor *x) {
+/* The networks on an ImageNet-normalised input: the model's passes normalise an image
+ * once for the teacher, student and autoencoder (anomalib normalises inside each). */
+static vg_tensor *pdn_body(vg_nn_module *m, const vg_tensor *h0) {
   const pdn_ctx *c = m->ctx;
-  vg_tensor *h = imagenet_norm(x);
-  h = vg_relu(conv(m, "conv1", h));
+  vg_tensor *h = vg_relu(conv(m, "conv1", h0));
   h = pool(h, c->padding);
   h = vg_relu(conv(m, "conv2", h));
   h = pool(h, c->padding);
@@ -49,6 +50,8 @@ static vg_tensor *pdn_forward(vg_nn_module *m, const vg_tensor *x) {
   h = vg_relu(conv(m, "conv5", h));
   return conv(m, "conv6", h);
 }
+
+static vg_tensor *pdn_forward(vg_nn_module *m, const vg_tensor *x) { return pdn_body(m, imagenet_norm(x)); }
 
 static void add_conv(vg_nn_module *m, const char *name, int64_t in, int64_t out, int k, int stride,
                      int pad, uint64_t seed) {
@@ -121,11 +124,10 @@ vg_nn_module *vg_effad_ae_new(int64_t out, bool padding, uint64_t seed) {
 
 static int64_t ceil_div4(int64_t v) { return (v + 3) / 4; }
 
-vg_tensor *vg_effad_ae_forward(vg_nn_module *ae, const vg_tensor *x, int64_t H, int64_t W,
-                               uint64_t dropout_seed) {
+static vg_tensor *ae_body(vg_nn_module *ae, const vg_tensor *xn, int64_t H, int64_t W, uint64_t dropout_seed) {
   const ae_ctx *c = ae->ctx;
   vg_nn_module *dec = vg_nn_child_get(ae, "decoder");
-  vg_tensor *h = vg_nn_forward(vg_nn_child_get(ae, "encoder"), imagenet_norm(x));
+  vg_tensor *h = vg_nn_forward(vg_nn_child_get(ae, "encoder"), xn);
   /* decoder: anomaly's upsampling sizes (floor divisions, "- 1" where it has them) */
   const int64_t sz[7][2] = {
       {H / 64 - 1, W / 64 - 1}, {H / 32, W / 32}, {H / 16 - 1, W / 16 - 1}, {H / 8, W / 8},
@@ -144,6 +146,11 @@ vg_tensor *vg_effad_ae_forward(vg_nn_module *ae, const vg_tensor *x, int64_t H, 
     if (i < 6) h = vg_dropout(h, 0.2f, ae->training, dropout_seed * 8 + (uint64_t)i);
   }
   return conv(dec, dn[7], h);
+}
+
+vg_tensor *vg_effad_ae_forward(vg_nn_module *ae, const vg_tensor *x, int64_t H, int64_t W,
+                               uint64_t dropout_seed) {
+  return ae_body(ae, imagenet_norm(x), H, W, dropout_seed);
 }
 
 /* ------------------------------------------------------------------ model */
@@ -220,13 +227,17 @@ static bool stats_set(const vg_effad_model *m) {
   return set;
 }
 
-vg_tensor *vg_effad_teacher_forward(vg_effad_model *m, const vg_tensor *img) {
-  img = on_model(m, img);
+/* the teacher on a normalised image, standardised by its channel statistics once set */
+static vg_tensor *teacher_body(vg_effad_model *m, const vg_tensor *xn) {
   vg_no_grad_begin();
-  vg_tensor *t = vg_nn_forward(m->teacher, img);
+  vg_tensor *t = pdn_body(m->teacher, xn);
   if (stats_set(m)) t = vg_div(vg_sub(t, m->mean), m->std);
   vg_no_grad_end();
   return t;
+}
+
+vg_tensor *vg_effad_teacher_forward(vg_effad_model *m, const vg_tensor *img) {
+  return teacher_body(m, imagenet_norm(on_model(m, img)));
 }
 
 vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const vg_tensor *aug,
@@ -235,10 +246,13 @@ vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const
   memset(L, 0, sizeof *L);
   const int64_t C = m->out_channels;
   img = on_model(m, img);
-  aug = on_model(m, aug);
-  penalty = on_model(m, penalty);
-  vg_tensor *t = vg_effad_teacher_forward(m, img);
-  vg_tensor *s = vg_nn_forward(m->student, img);
+  const int64_t H = img->shape[2], W = img->shape[3];
+  /* each image normalised once for the networks that see it */
+  img = imagenet_norm(img);
+  aug = imagenet_norm(on_model(m, aug));
+  penalty = penalty ? imagenet_norm(on_model(m, penalty)) : NULL;
+  vg_tensor *t = teacher_body(m, img);
+  vg_tensor *s = pdn_body(m->student, img);
   vg_tensor *d = vg_pow_scalar(vg_sub(t, vg_narrow(s, 1, 0, C)), 2.0f);
   if (!d) return vg_fail_prefix("efficientad losses");
   /* hard feature loss: mean of the distances >= their p_hard quantile */
@@ -249,13 +263,13 @@ vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const
   L->hard = vg_scale(vg_sum_all(vg_mul(d, mask)), 1.0f / cnt);
   L->st = L->hard;
   if (penalty) {
-    vg_tensor *sp = vg_narrow(vg_nn_forward(m->student, penalty), 1, 0, C);
+    vg_tensor *sp = vg_narrow(pdn_body(m->student, penalty), 1, 0, C);
     L->penalty = vg_mean_all(vg_pow_scalar(sp, 2.0f));
     L->st = vg_add(L->hard, L->penalty);
   }
-  vg_tensor *a = vg_effad_ae_forward(m->ae, aug, img->shape[2], img->shape[3], dropout_seed);
-  vg_tensor *ta = vg_effad_teacher_forward(m, aug);
-  vg_tensor *sa = vg_narrow(vg_nn_forward(m->student, aug), 1, C, C);
+  vg_tensor *a = ae_body(m->ae, aug, H, W, dropout_seed);
+  vg_tensor *ta = teacher_body(m, aug);
+  vg_tensor *sa = vg_narrow(pdn_body(m->student, aug), 1, C, C);
   L->ae = vg_mean_all(vg_pow_scalar(vg_sub(ta, a), 2.0f));
   L->stae = vg_mean_all(vg_pow_scalar(vg_sub(a, sa), 2.0f));
   L->total = vg_add(vg_add(L->st, L->ae), L->stae);
@@ -277,9 +291,10 @@ vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
   vg_nn_train(m->ae, false);
   bool str = m->student->training;
   vg_nn_train(m->student, false);
-  vg_tensor *t = vg_effad_teacher_forward(m, img);
-  vg_tensor *s = vg_nn_forward(m->student, img);
-  vg_tensor *a = vg_effad_ae_forward(m->ae, img, H, W, 0);
+  vg_tensor *xn = imagenet_norm(img);   /* once for the three networks */
+  vg_tensor *t = teacher_body(m, xn);
+  vg_tensor *s = pdn_body(m->student, xn);
+  vg_tensor *a = ae_body(m->ae, xn, H, W, 0);
   vg_tensor *mst = vg_mean(vg_pow_scalar(vg_sub(t, vg_narrow(s, 1, 0, C)), 2.0f), 1, (int[]){1}, true);
   vg_tensor *mae = vg_mean(vg_pow_scalar(vg_sub(a, vg_narrow(s, 1, C, C)), 2.0f), 1, (int[]){1}, true);
   mst = finish_map(m, mst, H, W);
