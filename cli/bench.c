@@ -103,7 +103,7 @@ static vg_status io_new(bench_io *io, vg_method *m, vg_device dev, vg_dtype dt, 
   vg_uniform_(io->x, 0.0f, 1.0f, 2 + (uint64_t)B);
   if (graph) {
     io->in = vg_tensor_new_on(dev, dt, 4, xs);
-    io->map = vg_tensor_new_on(dev, dt, 4, ms);
+    io->map = vg_tensor_new_on(dev, VG_F32, 4, ms);   /* the methods' maps are f32 (f16: an f32 tail) */
     if (!io->in || !io->map) return vg_fail_prefix("bench: graph buffers");
   }
   return VG_OK;

@@ -6,10 +6,11 @@
  *   f32: losses within 1e-4 relative per step; maps within 1e-4 of max|cpu map| after
  *        the training steps (the GEMMs sum in another order, so not bit-identical);
  *        scores within the same bound.
- *   f16: the trained GPU copy moved to f16 (weights rounded once): maps within 2e-2 of
- *        max|cpu map| — an f16 result carries 2^-11 relative rounding per op over a
- *        network of ~10-20 layers, and FastFlow's exp(-0.5 mean z^2) amplifies it —
- *        and the score ranking of the test images identical to the CPU's.
+ *   f16: the trained GPU copy moved to f16 (weights rounded once): maps within 5e-3 of
+ *        max|cpu map| (measured on the host emulator: FastFlow 9.8e-4, CFLOW 5.4e-4) — an
+ *        f16 network carries 2^-11 relative rounding per op over ~10-20 layers; the map
+ *        tails (squares, means, exp) run in f32 as under torch autocast — and the score
+ *        ranking of the test images identical to the CPU's.
  *   graphs: FastFlow's and EfficientAD's device part (forward_maps) captured as a CUDA
  *        graph and replayed: maps bit-identical to predict's, f32 and f16.
  *   device plumbing: a checkpoint saved from the GPU copy loads into a CPU copy whose
@@ -82,7 +83,7 @@ static void graph_check(vg_method *m, const vg_tensor *x, const float *want, con
   if (!m->ops->forward_maps) return;
   int64_t n = x->shape[0], H = x->shape[2], W = x->shape[3];
   vg_tensor *in = vg_tensor_new_on(VG_CUDA, m->dtype, 4, x->shape);
-  vg_tensor *out = vg_tensor_new_on(VG_CUDA, m->dtype, 4, (int64_t[]){n, 1, H, W});
+  vg_tensor *out = vg_tensor_new_on(VG_CUDA, VG_F32, 4, (int64_t[]){n, 1, H, W});   /* maps are f32 */
   vg_status st = vg_cuda_graph_begin();
   vg_cuda_graph *g = NULL;
   if (st == VG_OK) {
@@ -160,7 +161,7 @@ static void run_method(const char *name, const char *cfg, int size, int batch, i
     VG_CHECK(st == VG_OK, "%s: f16 predict %s", name, st == VG_OK ? "" : vg_last_error());
     if (st == VG_OK) {
       snprintf(what, sizeof what, "%s f16 maps", name);
-      close_to_max(mg, mc, n * P, 2e-2, what);
+      close_to_max(mg, mc, n * P, 5e-3, what);
       VG_CHECK(same_ranking(sg, sc, ntest), "%s: f16 score ranking of %d images = cpu's", name, ntest);
       snprintf(what, sizeof what, "%s f16", name);
       graph_check(gpu, xt, mg, what);

@@ -106,6 +106,10 @@ vg_tensor *vg_cflow_log_prob(vg_method *mm, int l, const vg_tensor *e, const vg_
   vg_tensor *ld, *cc = (vg_tensor *)c;
   vg_tensor *z = vg_flow_forward(m->dec[l], e, 1, &cc, false, true, &ld);
   if (!z) return NULL;
+  /* the reduction in f32 for f16 flows (as torch autocast sums in f32): sum z^2 and the
+   * C * ln sqrt(2 pi) term are ~1e3, where f16's spacing is 0.5 */
+  if (z->dtype != VG_F32) z = vg_cast(z, VG_F32);
+  if (ld && ld->dtype != VG_F32) ld = vg_cast(ld, VG_F32);
   float C = (float)e->shape[1];
   /* log p = C * (-ln sqrt(2 pi)) - 0.5 sum z^2 + logdet */
   vg_tensor *logp = vg_add(vg_add_scalar(vg_scale(vg_sum(vg_mul(z, z), 1, (int[]){1}, false), -0.5f),

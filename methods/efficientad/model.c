@@ -295,6 +295,10 @@ vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
   vg_tensor *t = teacher_body(m, xn);
   vg_tensor *s = pdn_body(m->student, xn);
   vg_tensor *a = ae_body(m->ae, xn, H, W, 0);
+  /* the map computation in f32 for f16 networks (as torch autocast runs pow in f32) */
+  if (t && t->dtype != VG_F32) t = vg_cast(t, VG_F32);
+  if (s && s->dtype != VG_F32) s = vg_cast(s, VG_F32);
+  if (a && a->dtype != VG_F32) a = vg_cast(a, VG_F32);
   vg_tensor *mst = vg_mean(vg_pow_scalar(vg_sub(t, vg_narrow(s, 1, 0, C)), 2.0f), 1, (int[]){1}, true);
   vg_tensor *mae = vg_mean(vg_pow_scalar(vg_sub(a, vg_narrow(s, 1, C, C)), 2.0f), 1, (int[]){1}, true);
   mst = finish_map(m, mst, H, W);

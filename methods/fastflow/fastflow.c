@@ -86,7 +86,10 @@ vg_tensor *vg_fastflow_loss(int n, vg_tensor *const *z, vg_tensor *const *logdet
 vg_tensor *vg_fastflow_anomaly_map(int n, vg_tensor *const *z, int64_t h, int64_t w) {
   vg_tensor *maps[VG_FASTFLOW_MAX_SCALES];
   for (int s = 0; s < n; s++) {
-    vg_tensor *lp = vg_scale(vg_mean(vg_mul(z[s], z[s]), 1, (int[]){1}, true), -0.5f);
+    /* the tail in f32 for an f16 z (as torch autocast runs pow/exp in f32): f16's exp
+     * flushes below 6e-8, which turns the small likelihoods of far-out pixels into ties */
+    const vg_tensor *zs = z[s] && z[s]->dtype != VG_F32 ? vg_cast(z[s], VG_F32) : z[s];
+    vg_tensor *lp = vg_scale(vg_mean(vg_mul(zs, zs), 1, (int[]){1}, true), -0.5f);
     maps[s] = vg_interpolate_bilinear(vg_neg(vg_exp(lp)), h, w, false);
   }
   return vg_mean(vg_stack(n, maps, -1), 1, (int[]){-1}, false);
