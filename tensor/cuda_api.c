@@ -10,6 +10,11 @@
 #define NO_CUDA "cuda: built without CUDA (rebuild with make CUDA=1)"
 
 void vg_cuda_synchronize(void) {}
+vg_status vg_cuda_set_tf32(bool on) {
+  (void)on;
+  return vg_fail(VG_ERR_DEVICE, NO_CUDA);
+}
+bool vg_cuda_tf32(void) { return false; }
 const char *vg_cuda_device_name(void) {
   vg_fail(VG_ERR_DEVICE, NO_CUDA);
   return NULL;

@@ -293,6 +293,11 @@ vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt);
 /* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"; NULL + message without a device */
 const char *vg_cuda_device_name(void);
 void vg_cuda_synchronize(void);      /* waits for all queued work (aborts during a capture) */
+/* f32 GEMMs (matmul, conv) on TF32 tensor cores (10-bit mantissa inputs, f32 accumulation):
+ * off by default so f32 matches the CPU; VIGIL_TF32=1 in the environment turns it on at
+ * start (PyTorch runs f32 convolutions this way by default: cudnn.allow_tf32). */
+vg_status vg_cuda_set_tf32(bool on);
+bool vg_cuda_tf32(void);
 /* Page-locked host memory (cudaMallocHost; plain malloc without a device), for fast
  * and capturable copies; free with vg_cuda_host_free. */
 void *vg_cuda_host_alloc(size_t nbytes);

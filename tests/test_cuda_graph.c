@@ -7,7 +7,7 @@
  * intermediates stay in its pool); a whole per-image pipeline (pinned H2D, forward,
  * pinned D2H) captured as one graph; quantile captured; a steady-state eager
  * step makes no cudaMalloc; live / cached / peak bytes move by the block sizes; the
- * timer measures a positive time; a pinned round trip; copies that cannot be captured
+ * timer measures a positive time; a pinned round trip; TF32 on and off; copies that cannot be captured
  * (a pageable device->host or host->device copy, index_select's host-side index check,
  * sort, whose values are a gather) make vg_cuda_graph_end fail with the message, and
  * eager work still runs afterwards.
@@ -92,6 +92,10 @@ static void no_device_checks(void) {
   vg_cuda_synchronize();
   vg_cuda_reset_peak();
   vg_cuda_empty_cache();
+  vg_clear_error();
+  st = vg_cuda_set_tf32(true);
+  VG_CHECK(st == VG_ERR_DEVICE && strstr(vg_last_error(), want) && !vg_cuda_tf32(), "no device: set_tf32 fails: %s",
+           vg_last_error());
   /* host allocator: malloc fallback, usable through a wrapped tensor */
   float *p = vg_cuda_host_alloc(sizeof(float) * 6);
   VG_CHECK(p != NULL, "no device: host_alloc falls back to malloc");
@@ -105,6 +109,41 @@ static void no_device_checks(void) {
   VG_CHECK(p[5] == 7.5f, "no device: buffer intact after freeing the wrapper");
   vg_cuda_host_free(p);
   VG_CHECK(!vg_tensor_wrap_host(NULL, VG_F32, 1, S(3)) && strstr(vg_last_error(), "NULL"), "wrap_host(NULL) fails");
+}
+
+/* TF32 (vg_cuda_set_tf32 / VIGIL_TF32=1): off at start, a 64 x 512 x 64 f32 matmul matches
+ * the CPU to f32 rounding; on, its inputs are rounded to 10-bit mantissas (error ~2^-11
+ * relative per product); off again gives the first result bit for bit */
+static void tf32_checks(void) {
+  enum { M = 64, K = 512, N = 64 };
+  static float a[M * K], b[K * N], ref[M * N], r0[M * N], r1[M * N], r2[M * N];
+  fill_rand(a, M * K);
+  fill_rand(b, K * N);
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double acc = 0;
+      for (int k = 0; k < K; k++) acc += (double)a[i * K + k] * b[k * N + j];
+      ref[i * N + j] = (float)acc;
+    }
+  bool was = vg_cuda_tf32();
+  float *res[3] = {r0, r1, r2};
+  for (int pass = 0; pass < 3; pass++) {
+    vg_cuda_set_tf32(pass == 1);
+    vg_scope_begin();
+    vg_tensor *da = vg_to_device(vg_from_data(VG_F32, 2, S(M, K), a), VG_CUDA);
+    vg_tensor *db = vg_to_device(vg_from_data(VG_F32, 2, S(K, N), b), VG_CUDA);
+    vg_to_host(vg_matmul(da, db), VG_F32, res[pass]);
+    vg_scope_end();
+  }
+  double e0 = 0, e1 = 0, mx = 0;
+  for (int i = 0; i < M * N; i++) {
+    mx = fmax(mx, fabs(ref[i]));
+    e0 = fmax(e0, fabs(r0[i] - ref[i]));
+    e1 = fmax(e1, fabs(r1[i] - ref[i]));
+  }
+  VG_CHECK(!was && e0 <= 1e-5 * mx, "TF32 off by default: f32 matmul within %.1e of max (bound 1e-5)", e0 / mx);
+  VG_CHECK(e1 > e0 && e1 <= 5e-3 * mx, "TF32 on: matmul within %.1e of max (coarser than f32, bound 5e-3)", e1 / mx);
+  VG_CHECK(!memcmp(r0, r2, sizeof r0) && !vg_cuda_tf32(), "TF32 off again: the f32 result bit for bit");
 }
 
 int main(void) {
@@ -345,6 +384,7 @@ int main(void) {
     eager(img[2], got);
     VG_CHECK(!memcmp(got, ref[2], sizeof got), "eager after failed captures == reference");
   }
+  tf32_checks();
   vg_tensor_free(in);
   vg_tensor_free(out);
   vg_tensor_free(w);

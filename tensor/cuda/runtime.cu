@@ -14,6 +14,7 @@ static char init_msg[256];
 static cudaStream_t stream;
 static cublasHandle_t blas;
 static int sync_each;
+static bool tf32_on;   /* f32 GEMMs on TF32 tensor cores (VIGIL_TF32=1 / vg_cuda_set_tf32) */
 
 /* ---- capture state ----
  * cap: the graph being captured (NULL when none). While it is set, vg_cuda_alloc takes
@@ -313,8 +314,11 @@ vg_status vg_cuda_init(void) {
         snprintf(init_msg, sizeof init_msg, "cublasCreate failed: %s", vg_cublas_error_name(s));
         init_state = -1;
       } else {
-        /* fp32 GEMMs in fp32 (no TF32), so results match the CPU backend */
-        VG_CUBLAS_CHECK(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH));
+        /* fp32 GEMMs in fp32 (no TF32), so results match the CPU backend; VIGIL_TF32=1
+         * (or vg_cuda_set_tf32) opts into TF32 tensor cores, torch's cuDNN default */
+        const char *tf = getenv("VIGIL_TF32");
+        tf32_on = tf && tf[0] == '1';
+        VG_CUBLAS_CHECK(cublasSetMathMode(blas, tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
         VG_CUBLAS_CHECK(cublasSetStream(blas, stream));
         const char *s_env = getenv("VIGIL_CUDA_SYNC");
         sync_each = s_env && s_env[0] == '1';
@@ -568,6 +572,18 @@ static void cuda_exec(const vg_opcall *c) {
 const vg_backend vg_cuda_backend = {"cuda", cuda_exec, vg_cuda_alloc, vg_cuda_free};
 
 /* ---- public runtime API (tensor.h, device section) ---- */
+vg_status vg_cuda_set_tf32(bool on) {
+  vg_status st = vg_cuda_init();
+  if (st != VG_OK) return st;
+  pthread_mutex_lock(&lock);
+  cublasStatus_t e = cublasSetMathMode(blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  if (e == CUBLAS_STATUS_SUCCESS) tf32_on = on;
+  pthread_mutex_unlock(&lock);
+  return e == CUBLAS_STATUS_SUCCESS ? VG_OK : vg_fail(VG_ERR_DEVICE, "cuda: cublasSetMathMode: %s", vg_cublas_error_name(e));
+}
+
+bool vg_cuda_tf32(void) { return vg_cuda_init() == VG_OK && tf32_on; }
+
 const char *vg_cuda_device_name(void) {
   static char name[320];   /* cudaDeviceProp.name is 256 */
   if (vg_cuda_init() != VG_OK) return NULL;
