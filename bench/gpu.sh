@@ -159,21 +159,26 @@ step_bench() {
     "efficientad --model m --dtype f32"
     "fastflow --backbone wide_resnet50_2 --dtype f32"
     "cflow --backbone wide_resnet50_2 --dtype f32"
+    "TF32 efficientad --model s --dtype f32"
+    "TF32 fastflow --backbone wide_resnet50_2 --dtype f32"
   )
   for r in "${runs[@]}"; do
     if [ $((SECONDS - t0)) -ge "$budget" ] || [ "$(left)" -lt 30 ]; then
       echo "bench: time budget spent (step ${budget}s / DEADLINE_S ${DEADLINE}s); SKIPPED: $r"; rc=1; continue
     fi
     say "vigil bench $r"
+    # "TF32 ...": f32 GEMMs on TF32 tensor cores (VIGIL_TF32=1), rows labelled tf32 in the table
+    local envs=()
+    case "$r" in TF32\ *) envs=(env VIGIL_TF32=1); r=${r#TF32 } ;; esac
     # shellcheck disable=SC2086
-    if ! boxed "$(tb 150)" "$VIGIL" bench $r --device cuda --batch 1 --batch 16 --warmup "$WARMUP" --runs "$RUNS" \
+    if ! boxed "$(tb 150)" ${envs[@]+"${envs[@]}"} "$VIGIL" bench $r --device cuda --batch 1 --batch 16 --warmup "$WARMUP" --runs "$RUNS" \
       --json "$JSONL"; then
       rc=1
       case "$r" in
         *graph*|cflow*) ;;
         *) say "vigil bench $r --no-graph (the default CUDA-graph run failed)"
            # shellcheck disable=SC2086
-           boxed "$(tb 150)" "$VIGIL" bench $r --no-graph --device cuda --batch 1 --batch 16 --warmup "$WARMUP" \
+           boxed "$(tb 150)" ${envs[@]+"${envs[@]}"} "$VIGIL" bench $r --no-graph --device cuda --batch 1 --batch 16 --warmup "$WARMUP" \
              --runs "$RUNS" --json "$JSONL" ;;
       esac
     fi
@@ -185,7 +190,10 @@ step_torch() {
   need_gpu torch || return 1
   if ! torch_gpu; then echo "torch: '$PY -c import torch; torch.cuda.is_available()' is not true: skipped"; return 1; fi
   boxed "$(tb 420)" "$PY" tools/bench_gpu_torch.py --device cuda --modes eager --dtype f16 f32 --batch 1 16 \
-    --warmup "$WARMUP" --runs "$RUNS" --budget-s "$(pybudget 360)" --json "$JSONL" --check
+    --warmup "$WARMUP" --runs "$RUNS" --budget-s "$(pybudget 360)" --json "$JSONL" --check || return 1
+  # torch's default f32 (TF32 convolutions), against vigil's VIGIL_TF32=1 rows
+  boxed "$(tb 120)" "$PY" tools/bench_gpu_torch.py --device cuda --modes eager --dtype f32 --tf32 --batch 1 16 \
+    --models effad-s fastflow --warmup "$WARMUP" --runs "$RUNS" --budget-s "$(pybudget 90)" --json "$JSONL"
 }
 
 step_compile() {
@@ -243,7 +251,8 @@ step_table() {
       m = get($0, "method"); v = get($0, "model"); if (v == "") v = get($0, "backbone")
       name = (m == "efficientad") ? "EfficientAD-" toupper(v) : m "-" (v == "wide_resnet50_2" ? "WRN50" : v)
       impl = get($0, "impl"); if (impl == "") impl = (get($0, "graph") == "true") ? "vigil-graph" : "vigil"
-      k = name SUBSEP get($0, "dtype") SUBSEP get($0, "batch")
+      dt = get($0, "dtype"); if (get($0, "tf32") == "true") dt = "tf32"
+      k = name SUBSEP dt SUBSEP get($0, "batch")
       if (!(k in seen)) { seen[k] = 1; order[++n] = k }
       err = get($0, "error")
       ms[k, impl] = (err != "") ? "" : get($0, "mean_ms"); ips[k, impl] = (err != "") ? "" : get($0, "images_s")

@@ -425,6 +425,9 @@ def main():
     ap.add_argument("--json", help="append the JSON lines here (default stdout)")
     ap.add_argument("--check", action="store_true", help="fail unless every map is finite and N x 1 x S x S")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (cpu device)")
+    ap.add_argument("--tf32", action="store_true",
+                    help="let f32 convolutions/matmuls use TF32 tensor cores (torch's cuDNN default); off by "
+                         "default so f32 rows compare with Vigil's true-f32 GEMMs")
     a = ap.parse_args()
     t_start = time.perf_counter()
     dev = a.device
@@ -439,6 +442,9 @@ def main():
     gpu = torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"
     if dev == "cuda":
         torch.backends.cudnn.benchmark = True
+        # torch's defaults run f32 convolutions in TF32 (cudnn.allow_tf32 = True): not f32
+        torch.backends.cudnn.allow_tf32 = a.tf32
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
     out = open(a.json, "a") if a.json else sys.stdout
     print("bench_gpu_torch: torch %s, %s, %dx%d, warm-up %d, runs %d, modes %s"
           % (torch.__version__, gpu, a.input_size, a.input_size, a.warmup, a.runs, " ".join(a.modes)), file=sys.stderr)
@@ -459,7 +465,7 @@ def main():
                     rec = {"bench": "torch_bench", "impl": IMPL[mode], "method": method, **ident, "input": a.input_size,
                            "device": dev, "gpu": gpu, "dtype": dts, "host_input_dtype": "f32" if a.host_f32 else dts,
                            "batch": B, "warmup": a.warmup, "runs": a.runs, "params": params, "torch": torch.__version__,
-                           "cudnn_benchmark": dev == "cuda"}
+                           "cudnn_benchmark": dev == "cuda", "tf32": bool(a.tf32 and dev == "cuda")}
                     if dev == "cpu":
                         rec["threads"] = torch.get_num_threads()
                     if a.budget_s and time.perf_counter() - t_start > a.budget_s:
