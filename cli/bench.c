@@ -59,15 +59,11 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static int64_t count_params(vg_method *m) {
-  if (!m->ops->module) return 0;
-  vg_nn_module *net = m->ops->module(m);
-  if (!net) return 0;
-  vg_nn_list l = vg_nn_named_parameters(net);
-  int64_t n = 0;
-  for (int i = 0; i < l.n; i++) n += vg_numel(l.tensors[i]);
-  vg_nn_list_free(&l);
-  return n;
+/* every parameter (frozen backbones and fixed permutations included, as a state dict), or
+ * the trained ones only (the papers' "additional parameters") */
+static int64_t count_params(vg_method *m, bool trainable_only) {
+  vg_nn_module *net = m->ops->module ? m->ops->module(m) : NULL;
+  return net ? vg_nn_num_params(net, trainable_only) : 0;
 }
 
 /* One batch size's buffers and run. Eager: x (host; pinned on CUDA) -> predict -> maps and
@@ -219,7 +215,7 @@ int vg_cli_bench(int argc, char **argv) {
   FILE *out = json_path ? fopen(json_path, "a") : stdout;
   if (!out) { fprintf(stderr, "vigil bench: cannot append to %s\n", json_path); goto done; }
   const int H = m->input_h, W = m->input_w;
-  int64_t params = count_params(m);
+  int64_t params = count_params(m, false), trainable = count_params(m, true);
   /* FLOPs of one image (batch 1, untimed) */
   vg_opstats ops;
   {
@@ -233,9 +229,9 @@ int vg_cli_bench(int argc, char **argv) {
     vg_tensor_free(x);
     if (st != VG_OK) { fprintf(stderr, "vigil bench: predict: %s\n", vg_last_error()); if (json_path) fclose(out); goto done; }
   }
-  fprintf(stderr, "vigil bench: %s, %dx%d, %s/%s, %d threads (%s), %lld parameters, %.2f GFLOPs/image (conv/matmul) "
-                  "+ %.3f G other ops\n", m->ops->name, H, W, device, dtype, vg_num_threads(), vg_isa_name(vg_cpu_isa()),
-          (long long)params, ops.mac_flops * 1e-9, ops.other_flops * 1e-9);
+  fprintf(stderr, "vigil bench: %s, %dx%d, %s/%s, %d threads (%s), %lld parameters (%lld trained), %.2f GFLOPs/image "
+                  "(conv/matmul) + %.3f G other ops\n", m->ops->name, H, W, device, dtype, vg_num_threads(),
+          vg_isa_name(vg_cpu_isa()), (long long)params, (long long)trainable, ops.mac_flops * 1e-9, ops.other_flops * 1e-9);
   fprintf(stderr, "%6s %12s %12s %12s %12s\n", "batch", "mean ms", "median ms", "min ms", "images/s");
   for (int bi = 0; bi < nb; bi++) {
     int B = batches[bi];
@@ -293,6 +289,7 @@ int vg_cli_bench(int argc, char **argv) {
       vg_jw_key(&w, "min_ms"); vg_jw_double(&w, t[0] * 1e3);
       vg_jw_key(&w, "images_s"); vg_jw_double(&w, B / mean);
       vg_jw_key(&w, "params"); vg_jw_int64(&w, params);
+      vg_jw_key(&w, "trainable_params"); vg_jw_int64(&w, trainable);
       vg_jw_key(&w, "gflops_per_image"); vg_jw_double(&w, ops.mac_flops * 1e-9);
       vg_jw_key(&w, "other_gops_per_image"); vg_jw_double(&w, ops.other_flops * 1e-9);
       vg_jw_key(&w, "peak_rss_mb"); vg_jw_double(&w, (double)ru.ru_maxrss / 1024.0);

@@ -133,12 +133,28 @@ static void train(vg_method *m, int from, int to, float *curve) {
 }
 
 /* Wide-ResNet-50-2: alternating 3x3 / 1x1 subnets (the reference config), forward only */
+/* trained parameters of the flows (the paper's "additional parameters", A.d. in FastFlow
+ * Table 1: the LayerNorms and the fixed permutation matrices are not counted) */
+static int64_t flow_params(vg_method *m) {
+  vg_nn_list l = vg_nn_named_parameters(m->ops->module(m));
+  int64_t n = 0;
+  for (int i = 0; i < l.n; i++)
+    if (!strncmp(l.names[i], "fast_flow_blocks.", 17) && l.tensors[i]->requires_grad) n += vg_numel(l.tensors[i]);
+  vg_nn_list_free(&l);
+  return n;
+}
+
 static void test_wrn50(void) {
   vg_fixture *fx = vg_fixture_load(vg_test_fixture("fastflow_wrn50.bin"));
   if (!VG_CHECK(fx != NULL, "fastflow_wrn50.bin")) return;
   vg_method *m = make("{\"backbone\":\"wide_resnet50_2\",\"input_size\":64,\"flow_steps\":8,\"hidden_ratio\":1.0,"
                       "\"conv3x3_only\":false,\"batch_size\":2}");
   if (VG_CHECK(m && set_weights(m, fx), "wrn50: model + weights")) forward_checks(m, fx, "wrn50", 64);
+  if (m) {
+    int64_t n = flow_params(m);
+    VG_CHECK(fabs((double)n - 41.3e6) < 0.05e6, "wrn50 flows: %lld trained parameters (paper Table 1, A.d.: 41.3M)",
+             (long long)n);
+  }
   vg_method_free(m);
   vg_fixture_free(fx);
 }
@@ -150,6 +166,12 @@ static void test_r18(void) {
                     "\"conv3x3_only\":true,\"batch_size\":2}";
   vg_method *m = make(cfg);
   if (VG_CHECK(m && set_weights(m, fx), "r18: model + weights") && m->random_backbone) {
+    /* 8 steps of Conv3x3(C/2 -> C/2), ReLU, Conv3x3(C/2 -> C) + global affine (2C) per
+     * scale, C = 64, 128, 256: 8 sum(6.75 C^2 + 3.5 C). (The paper's A.d. says 4.9M.) */
+    int64_t want_p = 0;
+    for (int64_t C = 64; C <= 256; C *= 2) want_p += 8 * (27 * C * C / 4 + 7 * C / 2);
+    VG_CHECK(flow_params(m) == want_p, "r18 flows (3x3 only): %lld trained parameters = %lld by the formula",
+             (long long)flow_params(m), (long long)want_p);
     forward_checks(m, fx, "r18", 64);
     const vg_fx_tensor *want = vg_fixture_get(fx, "curve");
     float curve[20];
