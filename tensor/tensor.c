@@ -223,6 +223,107 @@ void vg_scope_end(void) {
   A.cur = m->chunk ? m->chunk : A.head;
 }
 
+static vg_tensor *new_header(void);
+
+/* Ends the scope keeping ts[0..n): device storages made in the ending scope are taken
+ * off its free list and handed to the parent's (no copy); CPU data is copied out through
+ * a heap buffer and back into the parent's arena (the arena is a bump allocator). */
+void vg_scope_end_keep(int n, vg_tensor **ts) {
+  if (A.depth <= 0) VG_ABORT("vg_scope_end_keep without vg_scope_begin");
+  enum { MAXK = 16 };
+  if (n > MAXK) VG_ABORT("vg_scope_end_keep: at most %d tensors", MAXK);
+  vg_mark *m = &A.marks[A.depth - 1];
+  struct { vg_tensor hdr; vg_storage st; void *host; const vg_backend *be; bool stolen, share; int same; } k[MAXK];
+  for (int i = 0; i < n; i++) {
+    vg_tensor *t = ts[i];
+    memset(&k[i], 0, sizeof k[i]);
+    k[i].same = -1;
+    if (!t) continue;
+    if (t->node) VG_ABORT("vg_scope_end_keep: a tensor recorded by autograd cannot outlive its scope's tape");
+    k[i].hdr = *t;
+    k[i].st = *t->storage;
+    if (t->device == VG_CPU) {   /* every CPU tensor gets its own contiguous copy */
+      /* the contiguous data, from any layout */
+      size_t nb = (size_t)vg_numel(t) * vg_dtype_size(t->dtype);
+      k[i].host = malloc(nb ? nb : 1);
+      if (!k[i].host) VG_ABORT("vg_scope_end_keep: out of memory (%zu bytes)", nb);
+      if (vg_to_host(t, t->dtype, k[i].host) != VG_OK) VG_ABORT("vg_scope_end_keep: %s", vg_last_error());
+      continue;
+    }
+    for (int j = 0; j < i && k[i].same < 0; j++)   /* another view of a device storage kept here */
+      if (ts[j] && ts[j]->device != VG_CPU && ts[j]->storage->data == t->storage->data) k[i].same = j;
+    if (k[i].same >= 0) continue;
+    /* a device storage freed by this scope: unlink its deferred free */
+    for (vg_deferred **pd = &A.deferred; *pd != m->deferred; pd = &(*pd)->next)
+      if ((*pd)->p == t->storage->data) {
+        k[i].be = (*pd)->be;
+        k[i].stolen = true;
+        *pd = (*pd)->next;
+        break;
+      }
+    k[i].share = !k[i].stolen;   /* an older storage (parent scope, heap): outlives this scope */
+  }
+  /* stolen storages' structs live in the arena being rewound: keep them in k[] meanwhile */
+  vg_storage *orig[MAXK];
+  for (int i = 0; i < n; i++) orig[i] = ts[i] ? ts[i]->storage : NULL;
+  vg_scope_end();
+  vg_storage *made[MAXK] = {0};
+  for (int i = 0; i < n; i++) {
+    if (!ts[i]) continue;
+    if (k[i].same >= 0) {   /* a second view of a kept device storage */
+      int j = k[i].same;
+      vg_tensor *t = new_header();
+      *t = k[i].hdr;
+      t->flags = (t->flags & ~(VG_TF_OWNS_STORAGE)) | (A.depth ? 0 : VG_TF_HEAP);
+      t->storage = made[j] ? made[j] : orig[j];
+      t->node = NULL;
+      t->grad = NULL;
+      ts[i] = t;
+      continue;
+    }
+    if (k[i].host) {
+      vg_tensor *t = vg_alloc(k[i].hdr.dtype, VG_CPU, k[i].hdr.ndim, k[i].hdr.shape);
+      memcpy(t->storage->data, k[i].host, t->storage->nbytes);
+      free(k[i].host);
+      t->requires_grad = false;
+      made[i] = t->storage;
+      ts[i] = t;
+      continue;
+    }
+    vg_tensor *t;
+    if (k[i].share) {
+      t = new_header();
+      *t = k[i].hdr;
+      t->flags = A.depth ? 0 : VG_TF_HEAP;
+      t->storage = orig[i];
+    } else {
+      /* the stolen storage: a header + storage record in the parent, freed with it */
+      if (A.depth > 0) {
+        t = arena_alloc(sizeof *t + sizeof(vg_storage));
+        vg_deferred *d = arena_alloc(sizeof *d);
+        *d = (vg_deferred){.next = A.deferred, .be = k[i].be, .p = k[i].st.data};
+        A.deferred = d;
+        *t = k[i].hdr;
+        t->flags = 0;
+      } else {
+        t = calloc(1, sizeof *t + sizeof(vg_storage));
+        if (!t) VG_ABORT("out of memory");
+        *t = k[i].hdr;
+        t->flags = VG_TF_HEAP | VG_TF_OWNS_STORAGE;
+      }
+      vg_storage *s = (vg_storage *)(t + 1);
+      *s = k[i].st;
+      s->heap = A.depth == 0;
+      t->storage = s;
+      made[i] = s;
+    }
+    t->node = NULL;
+    t->grad = NULL;
+    t->requires_grad = false;
+    ts[i] = t;
+  }
+}
+
 void vg_scope_release(void) {
   if (A.depth) VG_ABORT("vg_scope_release with %d scopes open", A.depth);
   vg_arena_chunk *c = A.head;

@@ -84,6 +84,13 @@ float *vg_f32(const vg_tensor *t);    /* vg_data for F32 tensors; aborts on othe
 void vg_scope_begin(void);
 void vg_scope_end(void);              /* frees everything made since the matching begin */
 int vg_scope_depth(void);
+/* Ends the current scope like vg_scope_end but keeps ts[0..n) (n <= 16; NULL entries
+ * skipped): each ts[i] is replaced by an equal tensor in the parent scope (heap when
+ * none). For inference memory: a block's intermediates are freed when it returns.
+ *   vg_scope_begin(); y = block(x); vg_scope_end_keep(1, &y);
+ * Device storages move without a copy; CPU data is copied (contiguous). A tensor recorded
+ * by autograd (t->node) cannot be kept (abort): the tape of the scope is rewound. */
+void vg_scope_end_keep(int n, vg_tensor **ts);
 /* Bytes the calling thread's scope arena holds from the system (for memory tests). */
 size_t vg_scope_arena_bytes(void);
 /* Frees the calling thread's arena chunks (only when no scope is open). */

@@ -111,6 +111,32 @@ static void no_device_checks(void) {
   VG_CHECK(!vg_tensor_wrap_host(NULL, VG_F32, 1, S(3)) && strstr(vg_last_error(), "NULL"), "wrap_host(NULL) fails");
 }
 
+/* vg_scope_end_keep on the device: the kept storage moves to the parent scope without a
+ * copy (live bytes: one 4 MB tensor after the inner scope's three), a view of it stays a
+ * view, and the parent's end frees it */
+static void keep_checks(void) {
+  vg_cuda_mem_stats a, b, c;
+  vg_scope_begin();
+  vg_cuda_mem_stats_get(&a);
+  vg_scope_begin();
+  vg_tensor *t1 = vg_full_on(VG_CUDA, VG_F32, 1, S(1 << 20), 1.0);
+  vg_tensor *t3 = vg_mul(vg_add(t1, t1), vg_add(t1, t1));
+  vg_tensor *keep[2] = {t3, vg_narrow(t3, 0, 10, 5)};
+  void *data = t3->storage->data;
+  vg_scope_end_keep(2, keep);
+  vg_cuda_mem_stats_get(&b);
+  float v[5] = {0}, v0 = 0;
+  vg_to_host(keep[1], VG_F32, v);
+  vg_to_host(vg_narrow(keep[0], 0, 0, 1), VG_F32, &v0);
+  VG_CHECK(keep[0]->storage->data == data && keep[1]->storage == keep[0]->storage && keep[1]->offset == 10 &&
+               v0 == 4 && v[4] == 4 && b.bytes_live - a.bytes_live >= (4u << 20) && b.bytes_live - a.bytes_live < (8u << 20),
+           "scope_end_keep on the device: storage moved, not copied (%.1f MB live after the inner scope)",
+           (double)(b.bytes_live - a.bytes_live) / 1048576.0);
+  vg_scope_end();
+  vg_cuda_mem_stats_get(&c);
+  VG_CHECK(c.bytes_live == a.bytes_live, "the parent scope's end frees the kept storage");
+}
+
 /* TF32 (vg_cuda_set_tf32 / VIGIL_TF32=1): off at start, a 64 x 512 x 64 f32 matmul matches
  * the CPU to f32 rounding; on, its inputs are rounded to 10-bit mantissas (error ~2^-11
  * relative per product); off again gives the first result bit for bit */
@@ -385,6 +411,7 @@ int main(void) {
     VG_CHECK(!memcmp(got, ref[2], sizeof got), "eager after failed captures == reference");
   }
   tf32_checks();
+  keep_checks();
   vg_tensor_free(in);
   vg_tensor_free(out);
   vg_tensor_free(w);

@@ -358,6 +358,42 @@ static void check_scopes(void) {
   vg_tensor_free(w);
 }
 
+/* vg_scope_end_keep: the kept tensors survive in the parent with their values (a strided
+ * view comes back contiguous), everything else of the inner scope is freed (20 rounds of
+ * 12 MB of intermediates keep the arena at ~one round), heap results outside scopes */
+static void check_scope_keep(void) {
+  vg_scope_release();
+  vg_tensor *x = vg_tensor_new(VG_F32, 2, (int64_t[]){512, 2048});   /* 4 MB */
+  vg_uniform_(x, -1, 1, 5);
+  vg_scope_begin();
+  vg_tensor *acc = NULL;
+  bool same = true;
+  for (int r = 0; r < 20; r++) {
+    vg_scope_begin();
+    vg_tensor *a = vg_relu(vg_add_scalar(x, (float)r));
+    vg_tensor *b = vg_mul(a, a), *c = vg_sub(b, a);
+    vg_tensor *keep[3] = {vg_sum_all(c), vg_narrow(vg_transpose(c, 0, 1), 0, 5, 3), NULL};
+    float want = vg_item(keep[0]), w01 = vg_f32(vg_contiguous(keep[1]))[1];
+    vg_scope_end_keep(3, keep);
+    same = same && keep[0] && keep[1] && !keep[2] && vg_item(keep[0]) == want && keep[1]->shape[0] == 3 &&
+           keep[1]->shape[1] == 512 && vg_is_contiguous(keep[1]) && vg_f32(keep[1])[1] == w01 &&
+           vg_scope_depth() == 1;
+    acc = acc ? vg_add(acc, keep[0]) : keep[0];
+  }
+  size_t arena = vg_scope_arena_bytes();
+  VG_CHECK(same && arena < (size_t)40 << 20, "scope_end_keep: 20 rounds of 12 MB intermediates, kept values intact, "
+           "arena %.1f MB (without it ~250 MB)", (double)arena / 1048576.0);
+  vg_scope_end();
+  vg_scope_begin();
+  vg_tensor *k = vg_scale(x, 2.0f);
+  vg_scope_end_keep(1, &k);
+  VG_CHECK(k && (k->flags & VG_TF_HEAP) && vg_f32(k)[7] == 2 * vg_f32(x)[7] && vg_scope_depth() == 0,
+           "scope_end_keep at depth 1: a heap tensor");
+  vg_tensor_free(k);
+  vg_tensor_free(x);
+  vg_scope_release();
+}
+
 static void check_nn_functional(void) {
   vg_scope_begin();
   int64_t n = 100000;
@@ -397,6 +433,7 @@ int main(void) {
   check_matmul();
   check_casts_and_random();
   check_scopes();
+  check_scope_keep();
   vg_scope_release();
   return vg_test_finish();
 }
