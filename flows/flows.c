@@ -763,9 +763,21 @@ vg_tensor *vg_flow_sequence_forward_range(vg_nn_module *seq, int a, int b, const
     int ci = f->conds[i];
     if (ci >= ncond) { vg_fail(VG_ERR_ARG, "SequenceINN: block %d wants condition %d of %d", i, ci, ncond); return NULL; }
     vg_tensor *j = NULL;
-    h = vg_flow_forward(vg_flow_sequence_get(seq, i), h, ci >= 0 ? 1 : 0, ci >= 0 ? &cond[ci] : NULL, rev, want, &j);
+    vg_nn_module *blk = vg_flow_sequence_get(seq, i);
+    /* inference: the step's intermediates are freed when it returns (its output and the
+     * log-det so far are kept) */
+    const vg_tensor *ins[3] = {h, ld, ci >= 0 ? cond[ci] : NULL};
+    bool nest = !vg_nn_would_record(blk, 3, ins);
+    if (nest) vg_scope_begin();
+    h = vg_flow_forward(blk, h, ci >= 0 ? 1 : 0, ci >= 0 ? &cond[ci] : NULL, rev, want, &j);
+    if (h && want) ld = add_ld(ld, j);
+    if (nest) {
+      vg_tensor *keep[2] = {h, ld};
+      vg_scope_end_keep(2, keep);
+      h = keep[0];
+      ld = keep[1];
+    }
     if (!h) return NULL;
-    if (want) ld = add_ld(ld, j);
   }
   if (want && !ld) ld = zeros_n(x, x->shape[0]);
   if (logdet) *logdet = want ? ld : NULL;

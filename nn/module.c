@@ -1,5 +1,6 @@
 /* module.c — the module tree: registration, dotted names, modes, freezing, free. */
 #include "nn/nn.h"
+#include "autograd/autograd.h"
 #include <string.h>
 
 static char *dup_str(const char *s) {
@@ -131,6 +132,21 @@ int64_t vg_nn_num_params(const vg_nn_module *m, bool trainable_only) {
     if (!trainable_only || m->params[i].t->requires_grad) n += vg_numel(m->params[i].t);
   for (int i = 0; i < m->nchildren; i++) n += vg_nn_num_params(m->children[i].m, trainable_only);
   return n;
+}
+
+static bool any_param_grad(const vg_nn_module *m) {
+  for (int i = 0; i < m->nparams; i++)
+    if (m->params[i].t->requires_grad) return true;
+  for (int i = 0; i < m->nchildren; i++)
+    if (any_param_grad(m->children[i].m)) return true;
+  return false;
+}
+
+bool vg_nn_would_record(const vg_nn_module *m, int nx, const vg_tensor *const *xs) {
+  if (!vg_grad_enabled()) return false;
+  for (int i = 0; i < nx; i++)
+    if (xs[i] && xs[i]->requires_grad) return true;
+  return m && any_param_grad(m);
 }
 
 void vg_nn_free(vg_nn_module *m) {

@@ -144,6 +144,15 @@ void vg_nn_zero_grad(vg_nn_module *m);                /* zeroes every existing p
  * tensors become float_dt (F16 for inference on CUDA), integer buffers keep their dtype. */
 vg_status vg_nn_to(vg_nn_module *m, vg_device dev, vg_dtype float_dt);
 int64_t vg_nn_num_params(const vg_nn_module *m, bool trainable_only);
+/* Whether running m on the nx inputs would record autograd history: grad mode is on and
+ * an input or one of m's parameters requires grad. When it would not (inference, a
+ * frozen backbone), a block may run in a nested scope and keep only its result
+ * (vg_scope_end_keep), so its intermediates are freed when it returns:
+ *   bool nest = !vg_nn_would_record(m, 1, &x);
+ *   if (nest) vg_scope_begin();
+ *   vg_tensor *y = ...;
+ *   if (nest) vg_scope_end_keep(1, &y); */
+bool vg_nn_would_record(const vg_nn_module *m, int nx, const vg_tensor *const *xs);
 void vg_nn_free(vg_nn_module *m);                     /* recursive, frees every tensor */
 
 /* Named tensors in state-dict order. The list owns its names (not the tensors). */

@@ -38,16 +38,26 @@ static vg_tensor *pool(const vg_tensor *x, bool padding) {
 
 /* The networks on an ImageNet-normalised input: the model's passes normalise an image
  * once for the teacher, student and autoencoder (anomalib normalises inside each). */
+/* One conv stage (conv, then ReLU and the 2x2 average pool when asked); when nothing is
+ * recorded for autograd its intermediates are freed as it returns (vg_scope_end_keep). */
+static vg_tensor *stage(vg_nn_module *m, const char *name, const vg_tensor *x, bool relu, int pool_pad) {
+  bool nest = !vg_nn_would_record(m, 1, &x);
+  if (nest) vg_scope_begin();
+  vg_tensor *h = conv(m, name, x);
+  if (relu) h = vg_relu(h);
+  if (pool_pad >= 0) h = pool(h, pool_pad != 0);
+  if (nest) vg_scope_end_keep(1, &h);
+  return h;
+}
+
 static vg_tensor *pdn_body(vg_nn_module *m, const vg_tensor *h0) {
   const pdn_ctx *c = m->ctx;
-  vg_tensor *h = vg_relu(conv(m, "conv1", h0));
-  h = pool(h, c->padding);
-  h = vg_relu(conv(m, "conv2", h));
-  h = pool(h, c->padding);
-  h = vg_relu(conv(m, "conv3", h));
+  vg_tensor *h = stage(m, "conv1", h0, true, c->padding);
+  h = stage(m, "conv2", h, true, c->padding);
+  h = stage(m, "conv3", h, true, -1);
   if (c->size == VG_EFFAD_S) return conv(m, "conv4", h);
-  h = vg_relu(conv(m, "conv4", h));
-  h = vg_relu(conv(m, "conv5", h));
+  h = stage(m, "conv4", h, true, -1);
+  h = stage(m, "conv5", h, true, -1);
   return conv(m, "conv6", h);
 }
 
@@ -141,9 +151,12 @@ static vg_tensor *ae_body(vg_nn_module *ae, const vg_tensor *xn, int64_t H, int6
               (long long)H, (long long)W);
       return NULL;
     }
+    bool nest = !vg_nn_would_record(dec, 1, (const vg_tensor *const *)&h);
+    if (nest) vg_scope_begin();
     h = vg_interpolate_bilinear(h, sz[i][0], sz[i][1], false);
     h = vg_relu(conv(dec, dn[i], h));
     if (i < 6) h = vg_dropout(h, 0.2f, ae->training, dropout_seed * 8 + (uint64_t)i);
+    if (nest) vg_scope_end_keep(1, &h);
   }
   return conv(dec, dn[7], h);
 }

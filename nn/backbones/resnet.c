@@ -47,6 +47,9 @@ static vg_nn_module *bn(int64_t c) { return vg_nn_batchnorm2d_new(c, 1e-5f, 0.1f
 /* BasicBlock / Bottleneck forward: out = relu(main(x) + (downsample ? downsample(x) : x)) */
 static vg_tensor *block_forward(vg_nn_module *m, const vg_tensor *x) {
   bool bottleneck = vg_nn_child_get(m, "conv3") != NULL;
+  /* inference / frozen: the block's intermediates are freed when it returns */
+  bool nest = !vg_nn_would_record(m, 1, &x);
+  if (nest) vg_scope_begin();
   vg_tensor *y = vg_relu(vg_nn_forward(vg_nn_child_get(m, "bn1"),
                                        vg_nn_forward(vg_nn_child_get(m, "conv1"), x)));
   y = vg_nn_forward(vg_nn_child_get(m, "bn2"), vg_nn_forward(vg_nn_child_get(m, "conv2"), y));
@@ -55,7 +58,9 @@ static vg_tensor *block_forward(vg_nn_module *m, const vg_tensor *x) {
                       vg_nn_forward(vg_nn_child_get(m, "conv3"), vg_relu(y)));
   vg_nn_module *ds = vg_nn_child_get(m, "downsample");
   const vg_tensor *id = ds ? vg_nn_forward(ds, x) : x;
-  return vg_relu(vg_add(y, id));
+  vg_tensor *out = vg_relu(vg_add(y, id));
+  if (nest) vg_scope_end_keep(1, &out);
+  return out;
 }
 
 static vg_nn_module *make_block(const arch *a, int64_t inplanes, int64_t planes, int stride,
