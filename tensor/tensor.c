@@ -225,97 +225,151 @@ void vg_scope_end(void) {
 
 static vg_tensor *new_header(void);
 
-/* Ends the scope keeping ts[0..n): device storages made in the ending scope are taken
- * off its free list and handed to the parent's (no copy); CPU data is copied out through
- * a heap buffer and back into the parent's arena (the arena is a bump allocator). */
-void vg_scope_end_keep(int n, vg_tensor **ts) {
+/* Position of p in allocation order within the current scope's region (from its mark to
+ * the top), or -1 when p is not there (older data: an outer scope, the heap). */
+static int64_t region_pos(const vg_mark *m, const void *p) {
+  const char *q = p;
+  int64_t idx = 0;
+  for (vg_arena_chunk *c = m->chunk ? m->chunk : A.head; c; c = c->next, idx++) {
+    size_t from = c == m->chunk ? m->used : 0;
+    if (q >= c->mem + from && q < c->mem + c->used) return (idx << 40) + (int64_t)(q - c->mem);
+    if (c == A.cur) break;
+  }
+  return -1;
+}
+
+/* after an in-arena move: everything above the top is free again (poisoned under ASan) */
+static void poison_above_top(void) {
+  if (!A.cur) return;
+  VG_POISON(A.cur->mem + A.cur->used, A.cur->cap - A.cur->used);
+  for (vg_arena_chunk *t = A.cur->next; t; t = t->next) VG_POISON(t->mem, t->cap);
+}
+
+/* Ends the current scope keeping ts[0..n), then (reopen) begins a new scope at the same
+ * mark holding them. Device storages made in the ending scope are taken off its free list
+ * and handed on (no copy). CPU data made in the scope is moved down to the mark with
+ * memmove, in allocation order (a kept block's new place never lies above its old one, nor
+ * on a later kept block's old bytes); older CPU data (outer scopes, heap) is referenced. */
+static void scope_keep(int n, vg_tensor **ts, bool reopen) {
   if (A.depth <= 0) VG_ABORT("vg_scope_end_keep without vg_scope_begin");
   enum { MAXK = 16 };
   if (n > MAXK) VG_ABORT("vg_scope_end_keep: at most %d tensors", MAXK);
   vg_mark *m = &A.marks[A.depth - 1];
-  struct { vg_tensor hdr; vg_storage st; void *host; const vg_backend *be; bool stolen, share; int same; } k[MAXK];
+  struct {
+    vg_tensor hdr;
+    vg_storage st;
+    const vg_backend *be;
+    const char *src;   /* CPU data to move */
+    size_t nb;
+    int64_t pos;
+    int kind;          /* 0 none, 1 move (CPU), 2 stolen (device), 3 shared (older storage), 4 view of j */
+    int same;
+  } k[MAXK];
+  bool overlap = false;
   for (int i = 0; i < n; i++) {
-    vg_tensor *t = ts[i];
     memset(&k[i], 0, sizeof k[i]);
     k[i].same = -1;
+    vg_tensor *t = ts[i];
     if (!t) continue;
     if (t->node) VG_ABORT("vg_scope_end_keep: a tensor recorded by autograd cannot outlive its scope's tape");
-    k[i].hdr = *t;
-    k[i].st = *t->storage;
-    if (t->device == VG_CPU) {   /* every CPU tensor gets its own contiguous copy */
-      /* the contiguous data, from any layout */
-      size_t nb = (size_t)vg_numel(t) * vg_dtype_size(t->dtype);
-      k[i].host = malloc(nb ? nb : 1);
-      if (!k[i].host) VG_ABORT("vg_scope_end_keep: out of memory (%zu bytes)", nb);
-      if (vg_to_host(t, t->dtype, k[i].host) != VG_OK) VG_ABORT("vg_scope_end_keep: %s", vg_last_error());
+    if (t->device == VG_CPU) {
+      int64_t pos = region_pos(m, t->storage->data);
+      if (pos >= 0 && !vg_is_contiguous(t)) {   /* a strided view of scope data: compact it first */
+        t = vg_contiguous(t);
+        pos = region_pos(m, t->storage->data);
+      }
+      k[i].hdr = *t;
+      k[i].st = *t->storage;
+      if (pos < 0) { k[i].kind = 3; continue; }
+      k[i].kind = 1;
+      k[i].src = vg_data(t);
+      k[i].nb = (size_t)vg_numel(t) * vg_dtype_size(t->dtype);
+      k[i].pos = region_pos(m, k[i].src);
+      for (int j = 0; j < i; j++)
+        if (k[j].kind == 1 && k[i].src < k[j].src + k[j].nb && k[j].src < k[i].src + k[i].nb) overlap = true;
       continue;
     }
+    k[i].hdr = *t;
+    k[i].st = *t->storage;
     for (int j = 0; j < i && k[i].same < 0; j++)   /* another view of a device storage kept here */
       if (ts[j] && ts[j]->device != VG_CPU && ts[j]->storage->data == t->storage->data) k[i].same = j;
-    if (k[i].same >= 0) continue;
-    /* a device storage freed by this scope: unlink its deferred free */
+    if (k[i].same >= 0) { k[i].kind = 4; continue; }
+    k[i].kind = 3;   /* an older storage (outer scope, heap) unless this scope frees it */
     for (vg_deferred **pd = &A.deferred; *pd != m->deferred; pd = &(*pd)->next)
       if ((*pd)->p == t->storage->data) {
         k[i].be = (*pd)->be;
-        k[i].stolen = true;
+        k[i].kind = 2;
         *pd = (*pd)->next;
         break;
       }
-    k[i].share = !k[i].stolen;   /* an older storage (parent scope, heap): outlives this scope */
   }
-  /* stolen storages' structs live in the arena being rewound: keep them in k[] meanwhile */
+  /* overlapping CPU blocks (views of one storage): copied out through the heap instead */
+  void *held[MAXK] = {0};
+  for (int i = 0; overlap && i < n; i++)
+    if (k[i].kind == 1) {
+      held[i] = malloc(k[i].nb ? k[i].nb : 1);
+      if (!held[i]) VG_ABORT("vg_scope_end_keep: out of memory (%zu bytes)", k[i].nb);
+      memcpy(held[i], k[i].src, k[i].nb);
+    }
   vg_storage *orig[MAXK];
   for (int i = 0; i < n; i++) orig[i] = ts[i] ? ts[i]->storage : NULL;
   vg_scope_end();
-  vg_storage *made[MAXK] = {0};
-  for (int i = 0; i < n; i++) {
-    if (!ts[i]) continue;
-    if (k[i].same >= 0) {   /* a second view of a kept device storage */
-      int j = k[i].same;
-      vg_tensor *t = new_header();
-      *t = k[i].hdr;
-      t->flags = (t->flags & ~(VG_TF_OWNS_STORAGE)) | (A.depth ? 0 : VG_TF_HEAP);
-      t->storage = made[j] ? made[j] : orig[j];
-      t->node = NULL;
-      t->grad = NULL;
-      ts[i] = t;
-      continue;
+  if (reopen) vg_scope_begin();
+  /* CPU moves in allocation order of their sources */
+  int order[MAXK], no = 0;
+  for (int i = 0; i < n; i++)
+    if (k[i].kind == 1) order[no++] = i;
+  for (int a = 1; a < no; a++)
+    for (int b = a; b > 0 && k[order[b]].pos < k[order[b - 1]].pos; b--) {
+      int t = order[b];
+      order[b] = order[b - 1];
+      order[b - 1] = t;
     }
-    if (k[i].host) {
-      vg_tensor *t = vg_alloc(k[i].hdr.dtype, VG_CPU, k[i].hdr.ndim, k[i].hdr.shape);
-      memcpy(t->storage->data, k[i].host, t->storage->nbytes);
-      free(k[i].host);
-      t->requires_grad = false;
-      made[i] = t->storage;
-      ts[i] = t;
-      continue;
-    }
-    vg_tensor *t;
-    if (k[i].share) {
-      t = new_header();
-      *t = k[i].hdr;
-      t->flags = A.depth ? 0 : VG_TF_HEAP;
-      t->storage = orig[i];
+  vg_tensor *made[MAXK] = {0};
+  for (int oi = 0; oi < no; oi++) {
+    int i = order[oi];
+    vg_tensor *t = vg_alloc(k[i].hdr.dtype, VG_CPU, k[i].hdr.ndim, k[i].hdr.shape);
+    if (held[i]) {
+      memcpy(t->storage->data, held[i], k[i].nb);
+      free(held[i]);
     } else {
-      /* the stolen storage: a header + storage record in the parent, freed with it */
-      if (A.depth > 0) {
-        t = arena_alloc(sizeof *t + sizeof(vg_storage));
-        vg_deferred *d = arena_alloc(sizeof *d);
-        *d = (vg_deferred){.next = A.deferred, .be = k[i].be, .p = k[i].st.data};
-        A.deferred = d;
+      VG_UNPOISON((void *)k[i].src, k[i].nb);
+      memmove(t->storage->data, k[i].src, k[i].nb);
+    }
+    made[i] = t;
+  }
+  if (no && !overlap) poison_above_top();
+  for (int i = 0; i < n; i++) {
+    vg_tensor *t = NULL;
+    switch (k[i].kind) {
+      case 0: continue;
+      case 1: t = made[i]; break;
+      case 2:   /* the stolen device storage: a header + storage record here, freed with this scope */
+        if (A.depth > 0) {
+          t = arena_alloc(sizeof *t + sizeof(vg_storage));
+          vg_deferred *d = arena_alloc(sizeof *d);
+          *d = (vg_deferred){.next = A.deferred, .be = k[i].be, .p = k[i].st.data};
+          A.deferred = d;
+          *t = k[i].hdr;
+          t->flags = 0;
+        } else {
+          t = calloc(1, sizeof *t + sizeof(vg_storage));
+          if (!t) VG_ABORT("out of memory");
+          *t = k[i].hdr;
+          t->flags = VG_TF_HEAP | VG_TF_OWNS_STORAGE;
+        }
+        vg_storage *st = (vg_storage *)(t + 1);
+        *st = k[i].st;
+        st->heap = A.depth == 0;
+        t->storage = st;
+        break;
+      case 3:   /* older storage: a header referring to it */
+      case 4:   /* a view of a storage kept above */
+        t = new_header();
         *t = k[i].hdr;
-        t->flags = 0;
-      } else {
-        t = calloc(1, sizeof *t + sizeof(vg_storage));
-        if (!t) VG_ABORT("out of memory");
-        *t = k[i].hdr;
-        t->flags = VG_TF_HEAP | VG_TF_OWNS_STORAGE;
-      }
-      vg_storage *s = (vg_storage *)(t + 1);
-      *s = k[i].st;
-      s->heap = A.depth == 0;
-      t->storage = s;
-      made[i] = s;
+        t->flags = A.depth ? 0 : VG_TF_HEAP;
+        t->storage = k[i].kind == 3 ? orig[i] : ts[k[i].same]->storage;
+        break;
     }
     t->node = NULL;
     t->grad = NULL;
@@ -323,6 +377,9 @@ void vg_scope_end_keep(int n, vg_tensor **ts) {
     ts[i] = t;
   }
 }
+
+void vg_scope_end_keep(int n, vg_tensor **ts) { scope_keep(n, ts, false); }
+void vg_scope_reset_keep(int n, vg_tensor **ts) { scope_keep(n, ts, true); }
 
 void vg_scope_release(void) {
   if (A.depth) VG_ABORT("vg_scope_release with %d scopes open", A.depth);

@@ -88,9 +88,20 @@ int vg_scope_depth(void);
  * skipped): each ts[i] is replaced by an equal tensor in the parent scope (heap when
  * none). For inference memory: a block's intermediates are freed when it returns.
  *   vg_scope_begin(); y = block(x); vg_scope_end_keep(1, &y);
- * Device storages move without a copy; CPU data is copied (contiguous). A tensor recorded
+ * Device storages move without a copy; CPU data made in the scope moves down to the
+ * scope's start (one memmove; contiguous), older data is referenced (a header on the
+ * outer tensor's storage). At depth 1 the results are heap tensors, freed with
+ * vg_tensor_free; a kept view of another kept device tensor or of an outer tensor does
+ * not own its storage: free it before that tensor. A tensor recorded
  * by autograd (t->node) cannot be kept (abort): the tape of the scope is rewound. */
 void vg_scope_end_keep(int n, vg_tensor **ts);
+/* The same, but the scope stays open (same mark) holding only ts: a loop replaces its
+ * state without piling up its history (each step's intermediates and the previous state
+ * are freed):
+ *   vg_scope_begin();
+ *   for (k...) { h = step(h); vg_scope_reset_keep(1, &h); }
+ *   vg_scope_end_keep(1, &h); */
+void vg_scope_reset_keep(int n, vg_tensor **ts);
 /* Bytes the calling thread's scope arena holds from the system (for memory tests). */
 size_t vg_scope_arena_bytes(void);
 /* Frees the calling thread's arena chunks (only when no scope is open). */
