@@ -97,8 +97,8 @@ void vg_flow_random_permutation(int64_t n, uint64_t seed, int64_t *perm) {
 
 /* Row r of H evolves on its own: H starts as I and reflector n (from the Gaussian draws
  * alone) maps every row by row[n:] = -D[n] * (row[n:] - (row[n:] . x) x). So the
- * reflectors are made first and the rows are independent items (threaded, 4 rows per
- * sweep of a reflector; each row's arithmetic is the same for any thread count). */
+ * reflectors are made first and the rows are independent items (threaded, ORTHO_RB rows
+ * per sweep of a reflector; each row's arithmetic is the same for any thread count). */
 #define ORTHO_RB 16   /* rows per sweep of the reflectors (16 rows of 2048 doubles: 256 KB, in L2) */
 typedef struct {
   int64_t dim;
@@ -402,8 +402,18 @@ static vg_tensor *allinone_fwd(vg_nn_module *m, const vg_tensor *x, int ncond, v
     h = chmix_fast(h, wi, ii);
   }
   vg_tensor *x1 = vg_narrow(h, 1, 0, f->split0), *x2 = vg_narrow(h, 1, f->split0, f->split1);
+  /* inference: the subnet's and then the affine part's intermediates are freed as soon as
+   * their results exist (vg_scope_end_keep), as torch frees temporaries */
+  const vg_tensor *ins[4] = {x, gscale, goff, ncond > 0 ? cond[0] : NULL};
+  bool nest = !vg_nn_would_record(m, 4, ins);
+  for (int i = 1; i < ncond && nest; i++) nest = !cond[i]->requires_grad;
+  if (nest) vg_scope_begin();
   vg_tensor *a = vg_nn_forward(vg_nn_child_get(m, "subnet"), cat_cond(x1, ncond, cond));
   a = vg_scale(a, 0.1f);
+  if (nest) {
+    vg_scope_end_keep(1, &a);
+    vg_scope_begin();
+  }
   int64_t ch = f->split1;
   vg_tensor *sa = vg_narrow(a, 1, 0, ch), *ta = vg_narrow(a, 1, ch, a ? a->shape[1] - ch : 0);
   float clamp = (float)o->affine_clamping;
@@ -428,6 +438,12 @@ static vg_tensor *allinone_fwd(vg_nn_module *m, const vg_tensor *x, int ncond, v
     out = chmix_fast(vg_add(out, goff), wp, ip);
   } else if (o->reverse_permutation) {
     out = chmix_fast(out, wp, ip);
+  }
+  if (nest) {
+    vg_tensor *keep[2] = {out, j2};
+    vg_scope_end_keep(2, keep);
+    out = keep[0];
+    j2 = keep[1];
   }
   if (want && ld) {
     int64_t npix = 1;
@@ -758,27 +774,39 @@ vg_tensor *vg_flow_sequence_forward_range(vg_nn_module *seq, int a, int b, const
   if (a < 0 || b > n || a > b) { vg_fail(VG_ERR_ARG, "SequenceINN: bad range [%d,%d) of %d", a, b, n); return NULL; }
   fimpl *f = FI(seq);
   vg_tensor *h = (vg_tensor *)x, *ld = NULL;
+  /* inference: the steps run in one scope whose state (h, the log-det so far) each step
+   * replaces (vg_scope_reset_keep), so the sequence holds one activation at a time */
+  bool nest = b > a;
+  const vg_tensor *ins[1] = {x};
+  for (int ci = 0; ci < ncond && nest; ci++) nest = !cond[ci] || !cond[ci]->requires_grad;
+  nest = nest && !vg_nn_would_record(seq, 1, ins);
+  if (nest) vg_scope_begin();
   for (int k = 0; k < b - a; k++) {
     int i = rev ? b - 1 - k : a + k;
     int ci = f->conds[i];
-    if (ci >= ncond) { vg_fail(VG_ERR_ARG, "SequenceINN: block %d wants condition %d of %d", i, ci, ncond); return NULL; }
+    if (ci >= ncond) {
+      vg_fail(VG_ERR_ARG, "SequenceINN: block %d wants condition %d of %d", i, ci, ncond);
+      h = NULL;
+      break;
+    }
     vg_tensor *j = NULL;
-    vg_nn_module *blk = vg_flow_sequence_get(seq, i);
-    /* inference: the step's intermediates are freed when it returns (its output and the
-     * log-det so far are kept) */
-    const vg_tensor *ins[3] = {h, ld, ci >= 0 ? cond[ci] : NULL};
-    bool nest = !vg_nn_would_record(blk, 3, ins);
-    if (nest) vg_scope_begin();
-    h = vg_flow_forward(blk, h, ci >= 0 ? 1 : 0, ci >= 0 ? &cond[ci] : NULL, rev, want, &j);
-    if (h && want) ld = add_ld(ld, j);
-    if (nest) {
+    h = vg_flow_forward(vg_flow_sequence_get(seq, i), h, ci >= 0 ? 1 : 0, ci >= 0 ? &cond[ci] : NULL, rev, want, &j);
+    if (!h) break;
+    if (want) ld = add_ld(ld, j);
+    if (nest && k + 1 < b - a) {
       vg_tensor *keep[2] = {h, ld};
-      vg_scope_end_keep(2, keep);
+      vg_scope_reset_keep(2, keep);
       h = keep[0];
       ld = keep[1];
     }
-    if (!h) return NULL;
   }
+  if (nest) {
+    vg_tensor *keep[2] = {h, ld};
+    vg_scope_end_keep(2, keep);
+    h = keep[0];
+    ld = keep[1];
+  }
+  if (!h) return NULL;
   if (want && !ld) ld = zeros_n(x, x->shape[0]);
   if (logdet) *logdet = want ? ld : NULL;
   return h;

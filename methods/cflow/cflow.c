@@ -212,12 +212,18 @@ static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps,
   for (int l = 0; l < m->nl && st == VG_OK; l++) {
     m->th[l] = h[l];
     m->tw[l] = w[l];
+    int64_t E = e[l]->shape[0];
+    lp[l] = vg_f32(vg_empty(VG_F32, 1, (int64_t[]){E}));   /* log-likelihoods on the host */
+    vg_scope_begin();   /* the decoder's tensors go when the layer's log-likelihoods are read */
     vg_tensor *t = vg_cflow_log_prob(mm, l, e[l], c[l]);
-    if (!t) { st = VG_ERR_ARG; break; }
-    lp[l] = vg_f32(vg_empty(VG_F32, 1, (int64_t[]){vg_numel(t)}));   /* log-likelihoods on the host */
-    vg_to_host(t, VG_F32, lp[l]);
+    if (!t) st = VG_ERR_ARG;
+    else if (vg_numel(t) != E) st = vg_fail(VG_ERR_ARG, "cflow: layer %d gave %lld log-likelihoods for %lld fibres", l,
+                                            (long long)vg_numel(t), (long long)E);
+    else vg_to_host(t, VG_F32, lp[l]);
+    vg_scope_end();
+    if (st != VG_OK) break;
     mx[l] = -INFINITY;
-    for (int64_t i = 0; i < vg_numel(t); i++) mx[l] = fmax(mx[l], lp[l][i]);
+    for (int64_t i = 0; i < E; i++) mx[l] = fmax(mx[l], lp[l][i]);
   }
   if (st == VG_OK) build_maps(m, lp, mx, n, maps, scores);
   if (st == VG_OK && m->official_norm) {

@@ -207,6 +207,19 @@ const char *vg_resnet_feature_name(const vg_nn_module *m, int i) {
   return l < 0 ? NULL : LEVEL_NAMES[l];
 }
 
+/* a stage (Sequential of blocks); when nothing is recorded each block's output replaces
+ * the previous one in place (vg_scope_reset_keep), so a stage holds one activation */
+static vg_tensor *layer_forward(vg_nn_module *layer, vg_tensor *h) {
+  if (!h || vg_nn_would_record(layer, 1, (const vg_tensor *const *)&h)) return vg_nn_forward(layer, h);
+  vg_scope_begin();
+  for (int i = 0; i < layer->nchildren && h; i++) {
+    h = vg_nn_forward(layer->children[i].m, h);
+    if (i + 1 < layer->nchildren) vg_scope_reset_keep(1, &h);
+  }
+  vg_scope_end_keep(1, &h);
+  return h;
+}
+
 vg_status vg_resnet_features(vg_nn_module *m, const vg_tensor *x, vg_tensor **out) {
   if (!vg_resnet_info(m, NULL, NULL)) return vg_fail(VG_ERR_ARG, "vg_resnet_features: not a ResNet from vg_resnet_new");
   const resnet_ctx *c = m->ctx;
@@ -219,7 +232,7 @@ vg_status vg_resnet_features(vg_nn_module *m, const vg_tensor *x, vg_tensor **ou
   if (c->mask & 1u) out[n++] = h;
   if (c->last >= 1) h = vg_nn_forward(vg_nn_child_get(m, "maxpool"), h);
   for (int l = 1; l <= c->last; l++) {
-    h = vg_nn_forward(vg_nn_child_get(m, LEVEL_NAMES[l]), h);
+    h = layer_forward(vg_nn_child_get(m, LEVEL_NAMES[l]), h);
     if (!h) return vg_fail_prefix("vg_resnet_features: %s", LEVEL_NAMES[l]);
     if ((c->mask >> l) & 1u) out[n++] = h;
   }
