@@ -209,10 +209,11 @@ step_distill() {
   need_nvcc distill && need_gpu distill || return 1
   ensure_built || return 1
   local img="$MASTER/distill-images" log="$MASTER/distill-run.log" line rate ext pdn
-  if [ ! -d "$img/woven" ]; then
-    boxed "$(tb 60)" "$VIGIL" synth --out "$img" --categories woven,shapes --train 40 --test 2 --val 1 --force || return 1
+  if [ ! -d "$img/woven/train" ]; then
+    boxed "$(tb 60)" "$VIGIL" synth --out "$img" --categories woven --train 96 --test 2 --val 1 --force || return 1
   fi
-  boxed "$(tb 240)" "$VIGIL" distill --images "$img" --out "$MASTER/teacher-bench.safetensors" --device cuda \
+  # the train images only (the folder is searched recursively: test images and masks stay out)
+  boxed "$(tb 240)" "$VIGIL" distill --images "$img/woven/train" --out "$MASTER/teacher-bench.safetensors" --device cuda \
     --backbone wide_resnet101_2 --model s --iters 40 --batch 16 --stats-images 32 --save-every 0 --log-every 10 \
     --workers "$JOBS" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}

@@ -132,7 +132,6 @@ static void train(vg_method *m, int from, int to, float *curve) {
   }
 }
 
-/* Wide-ResNet-50-2: alternating 3x3 / 1x1 subnets (the reference config), forward only */
 /* trained parameters of the flows (the paper's "additional parameters", A.d. in FastFlow
  * Table 1: the LayerNorms and the fixed permutation matrices are not counted) */
 static int64_t flow_params(vg_method *m) {
@@ -144,6 +143,7 @@ static int64_t flow_params(vg_method *m) {
   return n;
 }
 
+/* Wide-ResNet-50-2: alternating 3x3 / 1x1 subnets (the reference config), forward only */
 static void test_wrn50(void) {
   vg_fixture *fx = vg_fixture_load(vg_test_fixture("fastflow_wrn50.bin"));
   if (!VG_CHECK(fx != NULL, "fastflow_wrn50.bin")) return;

@@ -259,6 +259,7 @@ vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const
   memset(L, 0, sizeof *L);
   const int64_t C = m->out_channels;
   img = on_model(m, img);
+  if (!img || img->ndim != 4) return vg_fail_prefix("efficientad losses: images");
   const int64_t H = img->shape[2], W = img->shape[3];
   /* each image normalised once for the networks that see it */
   img = imagenet_norm(img);
