@@ -112,6 +112,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 # Each test program prints one line per check and ends with "N passed, N failed".
+# test objects are built by pattern rules, which make would delete as intermediates after
+# the run (an "rm ..." line after the summary, and a rebuild next time): keep them
+.SECONDARY:
+
 test: $(TEST_BIN) $(BUILD)/vigil
 	@VIGIL_TEST_LONG=0 sh tests/run.sh $(TEST_BIN)
 
