@@ -172,17 +172,31 @@ static vg_status cf_train_step(vg_method *mm, const vg_tensor *images, int64_t s
   return vg_cflow_train_step_ex(mm, images, step, NULL, NULL, 0, NULL, loss);
 }
 
-/* maps from per-tap log-likelihood arrays lp[l] (n x th x tw), normalised by maxima mx[l] */
-static void build_maps(cflow *m, float *const *lp, const double *mx, int64_t n, float *maps, float *scores) {
+/* maps from per-tap log-likelihood arrays lp[l] (n x th x tw), normalised by maxima mx[l].
+ * dlp: the same log-likelihoods on a GPU (or NULL): there exp, upsampling and the sum run
+ * on the device and only the summed map comes to the host (in f32: exp(lp - mx) rounds
+ * lp - mx once more than the host's double, ~1e-7 relative). */
+static void build_maps(cflow *m, float *const *lp, vg_tensor *const *dlp, const double *mx, int64_t n, float *maps,
+                       float *scores) {
   int64_t P = (int64_t)m->size * m->size;
   vg_scope_begin();
   vg_tensor *acc = NULL;
   for (int l = 0; l < m->nl; l++) {
-    vg_tensor *t = vg_empty(VG_F32, 4, (int64_t[]){n, 1, m->th[l], m->tw[l]});
-    float *p = vg_f32(t);
-    for (int64_t i = 0; i < n * m->th[l] * m->tw[l]; i++) p[i] = (float)exp((double)lp[l][i] - mx[l]);
+    vg_tensor *t;
+    if (dlp) {
+      t = vg_exp(vg_add_scalar(vg_reshape(dlp[l], 4, (int64_t[]){n, 1, m->th[l], m->tw[l]}), (float)-mx[l]));
+    } else {
+      t = vg_empty(VG_F32, 4, (int64_t[]){n, 1, m->th[l], m->tw[l]});
+      float *p = vg_f32(t);
+      for (int64_t i = 0; i < n * m->th[l] * m->tw[l]; i++) p[i] = (float)exp((double)lp[l][i] - mx[l]);
+    }
     vg_tensor *u = vg_interpolate_bilinear(t, m->size, m->size, true);
     acc = acc ? vg_add(acc, u) : u;
+  }
+  if (dlp) {
+    vg_tensor *h = vg_empty(VG_F32, 4, (int64_t[]){n, 1, m->size, m->size});
+    vg_to_host(acc, VG_F32, vg_f32(h));
+    acc = h;
   }
   acc = vg_contiguous(acc);
   const float *a = vg_f32(acc);
@@ -208,6 +222,7 @@ static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps,
   int64_t h[VG_CFLOW_MAX_LAYERS], w[VG_CFLOW_MAX_LAYERS], n = images->shape[0];
   vg_status st = vg_cflow_fibres(mm, images, e, c, h, w);
   float *lp[VG_CFLOW_MAX_LAYERS] = {0};
+  vg_tensor *dlp[VG_CFLOW_MAX_LAYERS] = {0};   /* on a GPU: the log-likelihoods stay there for the maps */
   double mx[VG_CFLOW_MAX_LAYERS];
   for (int l = 0; l < m->nl && st == VG_OK; l++) {
     m->th[l] = h[l];
@@ -220,12 +235,17 @@ static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps,
     else if (vg_numel(t) != E) st = vg_fail(VG_ERR_ARG, "cflow: layer %d gave %lld log-likelihoods for %lld fibres", l,
                                             (long long)vg_numel(t), (long long)E);
     else vg_to_host(t, VG_F32, lp[l]);
-    vg_scope_end();
+    if (st == VG_OK && t->device != VG_CPU) {
+      dlp[l] = t;
+      vg_scope_end_keep(1, &dlp[l]);   /* the storage moves out, no copy */
+    } else {
+      vg_scope_end();
+    }
     if (st != VG_OK) break;
     mx[l] = -INFINITY;
     for (int64_t i = 0; i < E; i++) mx[l] = fmax(mx[l], lp[l][i]);
   }
-  if (st == VG_OK) build_maps(m, lp, mx, n, maps, scores);
+  if (st == VG_OK) build_maps(m, lp, dlp[0] ? dlp : NULL, mx, n, maps, scores);
   if (st == VG_OK && m->official_norm) {
     if (m->lp_n + n > m->lp_cap) {
       int64_t cap = (m->lp_n + n) * 2;
@@ -257,7 +277,7 @@ static vg_status cf_finalize(vg_method *mm, float *maps, int64_t n, int h, int w
       mx[l] = -INFINITY;
       for (int64_t i = 0; i < n * m->th[l] * m->tw[l]; i++) mx[l] = fmax(mx[l], m->lp[l][i]);
     }
-    build_maps(m, m->lp, mx, n, maps, scores);
+    build_maps(m, m->lp, NULL, mx, n, maps, scores);
   }
   m->lp_n = 0;
   return st;
