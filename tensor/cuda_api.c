@@ -15,6 +15,7 @@ vg_status vg_cuda_set_tf32(bool on) {
   return vg_fail(VG_ERR_DEVICE, NO_CUDA);
 }
 bool vg_cuda_tf32(void) { return false; }
+bool vg_cuda_capturing(void) { return false; }
 const char *vg_cuda_device_name(void) {
   vg_fail(VG_ERR_DEVICE, NO_CUDA);
   return NULL;

@@ -314,6 +314,9 @@ void vg_cuda_synchronize(void);      /* waits for all queued work (aborts during
 /* f32 GEMMs (matmul, conv) on TF32 tensor cores (10-bit mantissa inputs, f32 accumulation):
  * off by default so f32 matches the CPU; VIGIL_TF32=1 in the environment turns it on at
  * start (PyTorch runs f32 convolutions this way by default: cudnn.allow_tf32). */
+/* Whether a CUDA graph capture is in progress on this thread's stream (false without CUDA):
+ * code that caches device tensors lazily must not make them during a capture. */
+bool vg_cuda_capturing(void);
 vg_status vg_cuda_set_tf32(bool on);
 bool vg_cuda_tf32(void);
 /* Page-locked host memory (cudaMallocHost; plain malloc without a device), for fast
