@@ -175,7 +175,7 @@ step_bench() {
       --json "$JSONL"; then
       rc=1
       case "$r" in
-        *graph*|cflow*) ;;
+        *graph*) ;;
         *) say "vigil bench $r --no-graph (the default CUDA-graph run failed)"
            # shellcheck disable=SC2086
            boxed "$(tb 150)" ${envs[@]+"${envs[@]}"} "$VIGIL" bench $r --no-graph --device cuda --batch 1 --batch 16 --warmup "$WARMUP" \

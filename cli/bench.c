@@ -34,7 +34,7 @@ static int bench_usage(FILE *f) {
     "  --device cpu|cuda     default cpu (cuda: needs a `make CUDA=1` build and a GPU)\n"
     "  --dtype f32|f16       default f32 (f16: CUDA only, f32 accumulation)\n"
     "  --graph / --no-graph  CUDA: replay the captured device part as a CUDA graph (default when the\n"
-    "                        method has one: efficientad, fastflow) / plain eager predict\n"
+    "                        method has one: efficientad, fastflow, cflow) / plain eager predict\n"
     "  --batch N             batch size; repeatable (default: 1 and 16)\n"
     "  --warmup N            untimed runs first (default 10)\n"
     "  --runs N              timed runs (default 50)\n"

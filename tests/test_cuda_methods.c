@@ -11,7 +11,7 @@
  *        f16 network carries 2^-11 relative rounding per op over ~10-20 layers; the map
  *        tails (squares, means, exp) run in f32 as under torch autocast — and the score
  *        ranking of the test images identical to the CPU's.
- *   graphs: FastFlow's and EfficientAD's device part (forward_maps) captured as a CUDA
+ *   graphs: FastFlow's, CFLOW's and EfficientAD's device part (forward_maps) captured as a CUDA
  *        graph and replayed: maps bit-identical to predict's, f32 and f16.
  *   device plumbing: a checkpoint saved from the GPU copy loads into a CPU copy whose
  *        predict matches the GPU's f32 maps (1e-4); f16 training and f16 on the CPU are

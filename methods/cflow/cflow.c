@@ -25,6 +25,9 @@ typedef struct {
   /* official normalisation: log_prob per tap of every predicted image, in predict order */
   float *lp[VG_CFLOW_MAX_LAYERS];
   int64_t lp_n, lp_cap, th[VG_CFLOW_MAX_LAYERS], tw[VG_CFLOW_MAX_LAYERS];
+  /* positional encodings on a device (heap), made by an eager forward: a graph capture
+   * cannot copy them from the host */
+  vg_tensor *pe_dev[VG_CFLOW_MAX_LAYERS];
 } cflow;
 
 static const char *const LAYER_NAMES[5] = {"stem", "layer1", "layer2", "layer3", "layer4"};
@@ -77,13 +80,30 @@ static vg_status cf_features(cflow *m, const vg_tensor *images, vg_tensor **f) {
   return st;
 }
 
+/* tap l's positional encoding (cond, H, W) on f's device and dtype: made on the host; on a
+ * device cached (heap) when made outside a graph capture */
+static vg_tensor *pos_enc(cflow *m, int l, const vg_tensor *f, int64_t H, int64_t W) {
+  vg_tensor *d = m->pe_dev[l];
+  if (f->device == VG_CPU) return vg_cflow_positional_encoding(m->cond, H, W);
+  if (d && d->device == f->device && d->dtype == f->dtype && d->shape[1] == H && d->shape[2] == W) return d;
+  vg_tensor *pe = vg_cflow_positional_encoding(m->cond, H, W);
+  if (vg_cuda_capturing()) {   /* not cached: this pageable copy fails the capture, with the reason */
+    pe = vg_to_device(pe, f->device);
+    return pe && pe->dtype != f->dtype ? vg_cast(pe, f->dtype) : pe;
+  }
+  vg_tensor_free(m->pe_dev[l]);
+  vg_tensor *h = vg_tensor_clone_heap(pe);
+  m->pe_dev[l] = h && vg_tensor_to_(h, f->device, f->dtype) == VG_OK ? h : NULL;
+  if (!m->pe_dev[l]) vg_tensor_free(h);
+  return m->pe_dev[l];
+}
+
 /* feature (N,C,H,W) of tap l -> e (NHW, C), c (NHW, D) */
-static void to_fibres(cflow *m, vg_tensor *f, vg_tensor **e, vg_tensor **c) {
+static void to_fibres(cflow *m, int l, vg_tensor *f, vg_tensor **e, vg_tensor **c) {
   int64_t N = f->shape[0], C = f->shape[1], H = f->shape[2], W = f->shape[3];
   *e = vg_contiguous(vg_reshape(vg_permute(f, (int[]){0, 2, 3, 1}), 2, (int64_t[]){N * H * W, C}));
-  vg_tensor *pe = vg_cflow_positional_encoding(m->cond, H, W);   /* made on the host */
-  if (f->device != VG_CPU) pe = vg_to_device(pe, f->device);
-  if (pe->dtype != f->dtype) pe = vg_cast(pe, f->dtype);
+  vg_tensor *pe = pos_enc(m, l, f, H, W);
+  if (!pe) { *c = NULL; return; }
   pe = vg_reshape(vg_permute(pe, (int[]){1, 2, 0}), 3, (int64_t[]){1, H * W, m->cond});
   *c = vg_contiguous(vg_reshape(vg_expand(pe, 3, (int64_t[]){N, H * W, m->cond}), 2, (int64_t[]){N * H * W, m->cond}));
 }
@@ -94,7 +114,8 @@ vg_status vg_cflow_fibres(vg_method *mm, const vg_tensor *images, vg_tensor **e,
   vg_status st = cf_features(m, images, f);
   if (st != VG_OK) return st;
   for (int l = 0; l < m->nl; l++) {
-    to_fibres(m, f[l], &e[l], &c[l]);
+    to_fibres(m, l, f[l], &e[l], &c[l]);
+    if (!c[l]) return vg_fail_prefix("cflow: positional encoding of tap %d", l);
     h[l] = f[l]->shape[2];
     w[l] = f[l]->shape[3];
   }
@@ -212,6 +233,28 @@ static void build_maps(cflow *m, float *const *lp, vg_tensor *const *dlp, const 
     scores[r] = s;
   }
   vg_scope_end();
+}
+
+/* The device part of predict as one chain of device ops (CUDA graphs capture it): per tap
+ * exp(lp - max lp) upsampled (align_corners) and summed, map = max(sum) - sum. The same
+ * values as predict's (a batch's own normalisation; the official one over the whole test
+ * set is predict's + finalize's). */
+static vg_tensor *cf_forward_maps(vg_method *mm, const vg_tensor *images) {
+  cflow *m = (cflow *)mm;
+  vg_tensor *e[VG_CFLOW_MAX_LAYERS], *c[VG_CFLOW_MAX_LAYERS], *acc = NULL;
+  int64_t h[VG_CFLOW_MAX_LAYERS], w[VG_CFLOW_MAX_LAYERS], n = images->shape[0];
+  vg_no_grad_begin();
+  vg_status st = vg_cflow_fibres(mm, images, e, c, h, w);
+  for (int l = 0; l < m->nl && st == VG_OK; l++) {
+    vg_tensor *lp = vg_reshape(vg_cflow_log_prob(mm, l, e[l], c[l]), 4, (int64_t[]){n, 1, h[l], w[l]});
+    vg_tensor *mx = vg_amax(lp, 4, (int[]){0, 1, 2, 3}, true);
+    vg_tensor *u = vg_interpolate_bilinear(vg_exp(vg_sub(lp, mx)), m->size, m->size, true);
+    acc = acc ? vg_add(acc, u) : u;
+    if (!acc) st = vg_fail_prefix("cflow maps: tap %d", l);
+  }
+  vg_tensor *map = st == VG_OK ? vg_sub(vg_amax(acc, 4, (int[]){0, 1, 2, 3}, true), acc) : NULL;
+  vg_no_grad_end();
+  return map;
 }
 
 static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
@@ -338,7 +381,10 @@ static void cf_free(vg_method *mm) {
   if (!m) return;
   vg_optim_free(m->opt);
   vg_nn_free(m->net);
-  for (int l = 0; l < VG_CFLOW_MAX_LAYERS; l++) free(m->lp[l]);
+  for (int l = 0; l < VG_CFLOW_MAX_LAYERS; l++) {
+    free(m->lp[l]);
+    vg_tensor_free(m->pe_dev[l]);
+  }
   free(m);
 }
 
@@ -351,7 +397,8 @@ static vg_status cf_to(vg_method *mm, vg_device dev, vg_dtype dt) {
 static const vg_method_ops cf_ops = {
   .name = "cflow", .fit_begin = NULL, .train_step = cf_train_step, .fit_end = NULL,
   .predict = cf_predict, .finalize = cf_finalize, .save = cf_save, .load = cf_load,
-  .config_json = cf_config_json, .current_lr = cf_current_lr, .module = vg_cflow_module, .to = cf_to, .free = cf_free,
+  .config_json = cf_config_json, .current_lr = cf_current_lr, .module = vg_cflow_module, .to = cf_to,
+  .forward_maps = cf_forward_maps, .free = cf_free,
 };
 
 vg_status vg_cflow_load_anomalib(vg_method *mm, const char *path) {
