@@ -351,7 +351,29 @@ static void test_errors(void) {
   vg_nn_free(bn);
 }
 
+/* vg_nn_would_record: grad mode on and an input or a parameter (children included) that
+ * requires grad -> true; frozen modules on plain inputs, or no-grad mode -> false */
+static void test_would_record(void) {
+  vg_nn_module *seq = vg_nn_sequential_new(2, (vg_nn_module *[]){vg_nn_linear_new(4, 3, true, 1), vg_nn_relu_new()});
+  vg_tensor *x = vg_tensor_new(VG_F32, 2, (int64_t[]){2, 4});
+  const vg_tensor *in[2] = {x, NULL};
+  bool trainable = vg_nn_would_record(seq, 2, in);
+  vg_nn_requires_grad(seq, false);
+  bool frozen = vg_nn_would_record(seq, 2, in);
+  vg_requires_grad_(x, true);
+  bool grad_input = vg_nn_would_record(seq, 2, in);
+  vg_no_grad_begin();
+  bool nograd = vg_nn_would_record(seq, 2, in);
+  vg_no_grad_end();
+  VG_CHECK(trainable && !frozen && grad_input && !nograd && !vg_nn_would_record(NULL, 0, NULL),
+           "would_record: trainable child %d, frozen %d, input with grad %d, no-grad mode %d", trainable, frozen,
+           grad_input, nograd);
+  vg_tensor_free(x);
+  vg_nn_free(seq);
+}
+
 int main(void) {
+  test_would_record();
   FX = vg_fixture_load(vg_test_fixture("nn/modules.vgfx"));
   if (!VG_CHECK(FX, "load tests/fixtures/nn/modules.vgfx")) return vg_test_finish();
   test_modules();
