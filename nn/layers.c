@@ -48,7 +48,7 @@ vg_nn_module *vg_nn_conv2d_new(int64_t in, int64_t out, int kh, int kw, vg_nn_co
     return NULL;
   }
   vg_nn_module *m = builtin(VG_NN_CONV2D, "Conv2d");
-  m->u.conv.o = (vg_conv2d_opts){o.sh ? o.sh : 1, o.sw ? o.sw : 1, o.ph, o.pw, o.dh ? o.dh : 1, o.dw ? o.dw : 1, g};
+  m->u.conv.o = (vg_conv2d_opts){o.sh ? o.sh : 1, o.sw ? o.sw : 1, o.ph, o.pw, o.dh ? o.dh : 1, o.dw ? o.dw : 1, g, VG_ACT_NONE};
   m->u.conv.same = o.same_padding;
   m->u.conv.kh = kh;
   m->u.conv.kw = kw;
@@ -183,8 +183,9 @@ vg_nn_module *vg_nn_adaptive_avgpool2d_new(int64_t oh, int64_t ow) {
 }
 
 /* ---- forward ---- */
-static vg_tensor *conv_forward(vg_nn_module *m, const vg_tensor *x) {
+static vg_tensor *conv_forward(vg_nn_module *m, const vg_tensor *x, vg_act act) {
   vg_conv2d_opts o = m->u.conv.o;
+  o.act = act;
   if (m->u.conv.same) {
     /* torch padding="same": total = d (k - 1); left = total / 2, right = the rest */
     int th = o.dh * (m->u.conv.kh - 1), tw = o.dw * (m->u.conv.kw - 1);
@@ -233,6 +234,12 @@ static vg_tensor *upsample_forward(vg_nn_module *m, const vg_tensor *x) {
   return vg_interpolate_bilinear(x, oh, ow, m->u.up.align_corners);
 }
 
+vg_tensor *vg_nn_forward_relu(vg_nn_module *m, const vg_tensor *x) {
+  if (!m || !x) return NULL;
+  if (m->kind == VG_NN_CONV2D) return conv_forward(m, x, VG_ACT_RELU);
+  return vg_relu(vg_nn_forward(m, x));
+}
+
 vg_tensor *vg_nn_forward(vg_nn_module *m, const vg_tensor *x) {
   if (!m || !x) return NULL;
   switch (m->kind) {
@@ -241,11 +248,19 @@ vg_tensor *vg_nn_forward(vg_nn_module *m, const vg_tensor *x) {
       return m->forward(m, x);
     case VG_NN_SEQUENTIAL: {
       const vg_tensor *h = x;
-      for (int i = 0; i < m->nchildren && h; i++) h = vg_nn_forward(m->children[i].m, h);
+      for (int i = 0; i < m->nchildren && h; i++) {
+        vg_nn_module *ci = m->children[i].m;
+        if (ci->kind == VG_NN_CONV2D && i + 1 < m->nchildren && m->children[i + 1].m->kind == VG_NN_RELU) {
+          h = conv_forward(ci, h, VG_ACT_RELU);   /* Conv2d, ReLU: one op, ReLU fused */
+          i++;
+        } else {
+          h = vg_nn_forward(ci, h);
+        }
+      }
       return (vg_tensor *)h;
     }
     case VG_NN_IDENTITY: return (vg_tensor *)x;
-    case VG_NN_CONV2D: return conv_forward(m, x);
+    case VG_NN_CONV2D: return conv_forward(m, x, VG_ACT_NONE);
     case VG_NN_LINEAR: return vg_linear(x, vg_nn_param(m, "weight"), vg_nn_param(m, "bias"));
     case VG_NN_BATCHNORM2D: return bn_forward(m, x);
     case VG_NN_LAYERNORM:

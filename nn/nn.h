@@ -136,6 +136,10 @@ vg_tensor *vg_nn_get(const vg_nn_module *m, const char *dotted);
 
 /* Forward of any module (built-in kinds, Sequential chains, custom via m->forward). */
 vg_tensor *vg_nn_forward(vg_nn_module *m, const vg_tensor *x);
+/* relu(vg_nn_forward(m, x)). A Conv2d runs it as one conv2d op with the ReLU fused into
+ * its epilogue (vg_conv2d_opts.act); a Sequential fuses each Conv2d followed by a ReLU
+ * child the same way. Autograd sees conv2d then relu either way. */
+vg_tensor *vg_nn_forward_relu(vg_nn_module *m, const vg_tensor *x);
 
 void vg_nn_train(vg_nn_module *m, bool on);           /* recursive; eval = train(false) */
 void vg_nn_requires_grad(vg_nn_module *m, bool on);   /* freeze / unfreeze all params */

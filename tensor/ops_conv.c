@@ -4,6 +4,14 @@
 vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bias, vg_conv2d_opts o) {
   const vg_tensor *in[3] = {x, w, bias};
   if (!vg_check_inputs("conv2d", 2, in, true)) return NULL;
+  if (o.act != VG_ACT_NONE && o.act != VG_ACT_RELU)
+    return vg_op_error("conv2d", "unknown fused activation %d (VG_ACT_NONE or VG_ACT_RELU)", (int)o.act);
+  if (o.act && vg_grad_enabled() && (x->requires_grad || w->requires_grad || (bias && bias->requires_grad))) {
+    /* autograd records the unfused pair (conv2d's backward knows no activation) */
+    vg_conv2d_opts plain = o;
+    plain.act = VG_ACT_NONE;
+    return vg_relu(vg_conv2d(x, w, bias, plain));
+  }
   if (bias && !vg_check_inputs("conv2d", 1, &in[2], true)) return NULL;
   /* f32 or (on CUDA) f16, all of one dtype: no mixed-precision conv */
   if (w->dtype != x->dtype || (bias && bias->dtype != x->dtype))
@@ -32,6 +40,6 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
   int64_t shape[4] = {x->shape[0], O, oh, ow};
   vg_tensor *out = vg_alloc(x->dtype, x->device, 4, shape);
   vg_opcall c = {.op = VG_OP_CONV2D, .nin = bias ? 3 : 2, .in = in, .out = {out},
-                 .i = {sh, sw, o.ph, o.pw, dh, dw, g}};
+                 .i = {sh, sw, o.ph, o.pw, dh, dw, g, o.act}};
   return vg_dispatch(&c);
 }

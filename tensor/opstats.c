@@ -70,4 +70,6 @@ void vg_opstats_count(const vg_opcall *c) {
   g_stats.flops[c->op] += f;
   if (is_mac_op(c->op)) g_stats.mac_flops += f;
   else g_stats.other_flops += f;
+  if (c->op == VG_OP_CONV2D && c->i[7] && c->out[0])   /* a fused ReLU: as the relu op would count */
+    g_stats.other_flops += (double)vg_numel(c->out[0]);
 }

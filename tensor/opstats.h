@@ -9,7 +9,8 @@
  *   printf("%.2f GFLOPs (conv/matmul), %.2f G other\n", s.mac_flops * 1e-9, s.other_flops * 1e-9);
  *
  * Convention (fvcore / the EfficientAD paper count multiply-adds; we report 2 per MAC):
- *   conv2d and its two backward ops, matmul: 2 * MACs (+ one add per output for a bias);
+ *   conv2d and its two backward ops, matmul: 2 * MACs (+ one add per output for a bias;
+ *   a fused ReLU adds one per output to other_flops, as a relu op would);
  *   everything else: one op per output element (per input element for reductions,
  *   window size per output for pooling, 4 per output for bilinear interpolation);
  *   views, copies, fills and random fills count 0.

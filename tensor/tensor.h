@@ -211,7 +211,13 @@ vg_tensor *vg_mean_all(const vg_tensor *x);
 vg_tensor *vg_matmul(const vg_tensor *a, const vg_tensor *b);  /* 1-D, 2-D, batched */
 vg_tensor *vg_linear(const vg_tensor *x, const vg_tensor *w, const vg_tensor *b); /* x w^T + b */
 
-typedef struct { int sh, sw, ph, pw, dh, dw, groups; } vg_conv2d_opts;  /* 0 = 1 / 0 */
+/* Activation fused into an op's output (conv2d's epilogue). */
+typedef enum { VG_ACT_NONE = 0, VG_ACT_RELU = 1 } vg_act;
+/* Zero fields: stride 1, padding 0, dilation 1, groups 1, no activation. act =
+ * VG_ACT_RELU returns relu(conv2d(...)) from one op: the activation runs in the conv's
+ * epilogue, in place (CUDA: GEMM, then one bias + ReLU pass instead of a bias pass and a
+ * ReLU op). When autograd records the call it is conv2d then vg_relu, as two ops. */
+typedef struct { int sh, sw, ph, pw, dh, dw, groups; vg_act act; } vg_conv2d_opts;
 vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bias,
                      vg_conv2d_opts o);
 

@@ -246,6 +246,22 @@ static vg_tensor *f_conv_1x1(vg_device d, vg_op op) {
   (void)op;
   return vg_conv2d(R(d, 3, 8, 7, 9), R(d, 6, 4, 1, 1), R(d, 6), (vg_conv2d_opts){.groups = 2});
 }
+/* conv2d with the ReLU fused into its epilogue (vg_conv2d_opts.act): PDN 4x4 pad 3 with a
+ * bias, grouped/dilated/strided without one, and the 1x1 direct path with one */
+static vg_tensor *f_conv_relu(vg_device d, vg_op op) {
+  (void)op;
+  return vg_conv2d(R(d, 2, 3, 19, 17), R(d, 32, 3, 4, 4), R(d, 32), (vg_conv2d_opts){.ph = 3, .pw = 3, .act = VG_ACT_RELU});
+}
+static vg_tensor *f_conv_relu_nobias(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *x = vg_permute(R(d, 3, 13, 4, 11), (int[]){0, 2, 1, 3});
+  return vg_conv2d(x, R(d, 6, 2, 3, 3), NULL,
+                   (vg_conv2d_opts){.sh = 2, .ph = 1, .pw = 2, .dh = 2, .groups = 2, .act = VG_ACT_RELU});
+}
+static vg_tensor *f_conv_relu_1x1(vg_device d, vg_op op) {
+  (void)op;
+  return vg_conv2d(R(d, 3, 8, 7, 9), R(d, 6, 4, 1, 1), R(d, 6), (vg_conv2d_opts){.groups = 2, .act = VG_ACT_RELU});
+}
 static const int64_t conv1x1_i[7] = {1, 1, 0, 0, 1, 1, 2};
 static vg_tensor *f_conv_1x1_bwd(vg_device d, vg_op op) {
   if (op == VG_OP_CONV2D_BWD_DATA) {
@@ -486,6 +502,9 @@ static const row rows[] = {
     {VG_OP_CONV2D, "EfficientAD 4x4 pad 3, bias", f_conv_effad, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D, "groups 2, stride (2,1), dilation (2,1), pad (1,2), permuted x", f_conv_grouped, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D, "1x1 stride 1 (no im2col), groups 2, bias", f_conv_1x1, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D, "fused relu: EfficientAD 4x4 pad 3, bias", f_conv_relu, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D, "fused relu: groups 2, strided, dilated, no bias, permuted x", f_conv_relu_nobias, 1e-5, 1e-5, 1},
+    {VG_OP_CONV2D, "fused relu: 1x1 direct, groups 2, bias", f_conv_relu_1x1, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D_BWD_DATA, "1x1 stride 1 (no col2im), groups 2", f_conv_1x1_bwd, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D_BWD_WEIGHT, "1x1 stride 1 (no im2col), groups 2", f_conv_1x1_bwd, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D_BWD_DATA, "groups 2, stride, dilation, pad", f_conv_bwd_data, 1e-5, 1e-5, 1},
@@ -683,6 +702,9 @@ static const row16 rows16[] = {
     {{VG_OP_CONV2D, "f16 EfficientAD 4x4 pad 3, bias", f_conv_effad, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 1x1 stride 1 (no im2col), groups 2, bias", f_conv_1x1, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 EfficientAD AE 4x4 stride 2 pad 1, bias", f_conv_enc16, F16_GEMM}, 1},
+    {{VG_OP_CONV2D, "f16 fused relu: EfficientAD 4x4 pad 3, bias", f_conv_relu, F16_GEMM}, 1},
+    {{VG_OP_CONV2D, "f16 fused relu: groups 2, strided, dilated, no bias", f_conv_relu_nobias, F16_GEMM}, 1},
+    {{VG_OP_CONV2D, "f16 fused relu: 1x1 direct, groups 2, bias", f_conv_relu_1x1, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 groups 2, stride (2,1), dilation (2,1), pad (1,2), permuted x", f_conv_grouped, F16_GEMM}, 1},
     {{VG_OP_AVG_POOL2D, "f16 3x2 s2 p1 ceil, no pad count, transposed", f_pool, F16_ACC}, 1},
     {{VG_OP_AVG_POOL2D, "f16 PDN 2x2 s2 p1, pad counted", f_pool_effad16, F16_ACC}, 1},

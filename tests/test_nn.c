@@ -7,6 +7,8 @@
 #include "tests/vgtest.h"
 #include "tests/common/fixture.h"
 #include "nn/nn.h"
+#include "tensor/opstats.h"
+#include "autograd/autograd.h"
 #include <string.h>
 
 static vg_fixture *FX;
@@ -372,8 +374,46 @@ static void test_would_record(void) {
   vg_nn_free(seq);
 }
 
+/* Conv2d + ReLU fused (vg_nn_forward_relu, and a Sequential's Conv2d, ReLU pairs): the
+ * unfused values; one conv2d op and no relu op when nothing is recorded */
+static float *host_copy(const vg_tensor *t) {
+  float *p = malloc(sizeof(float) * (size_t)vg_numel(t));
+  vg_to_host(t, VG_F32, p);
+  return p;
+}
+
+static void test_fused_relu(void) {
+  vg_scope_begin();
+  vg_nn_module *c1 = vg_nn_conv2d_new(3, 5, 3, 3, (vg_nn_conv2d_opts){.ph = 1, .pw = 1}, 7);
+  vg_nn_module *c2 = vg_nn_conv2d_new(5, 4, 1, 1, (vg_nn_conv2d_opts){0}, 8);
+  vg_nn_module *seq = vg_nn_sequential_new(4, (vg_nn_module *[]){c1, vg_nn_relu_new(), c2, vg_nn_relu_new()});
+  vg_tensor *x = vg_randn(4, (int64_t[]){2, 3, 6, 7}, 9);
+  vg_tensor *want = vg_relu(vg_nn_forward(c2, vg_relu(vg_nn_forward(c1, x))));
+  vg_tensor *trained = vg_nn_forward(seq, x);   /* parameters require grad: recorded, unfused */
+  vg_no_grad_begin();
+  vg_opstats s;
+  vg_opstats_start();
+  vg_tensor *fused = vg_nn_forward(seq, x), *one = vg_nn_forward_relu(c1, x);
+  vg_opstats_stop(&s);
+  vg_nn_module *linear = vg_nn_linear_new(7, 2, true, 3);
+  vg_tensor *lin = vg_nn_forward_relu(linear, x);   /* not a conv: relu(forward) */
+  vg_no_grad_end();
+  float *hw = host_copy(want), *hf = host_copy(fused), *ht = host_copy(trained);
+  VG_CHECK(s.calls[VG_OP_CONV2D] == 3 && s.calls[VG_OP_RELU] == 0, "no grad: Sequential(conv, relu, conv, relu) and "
+           "forward_relu(conv) are 3 conv2d ops, no relu op (%lld, %lld)", (long long)s.calls[VG_OP_CONV2D],
+           (long long)s.calls[VG_OP_RELU]);
+  VG_CHECK_CLOSE(hf, hw, vg_numel(want), 0, 0, "fused Sequential == conv, relu, conv, relu");
+  VG_CHECK_CLOSE(ht, hw, vg_numel(want), 0, 0, "recorded Sequential == conv, relu, conv, relu");
+  VG_CHECK(trained->requires_grad && one && lin && lin->shape[3] == 2, "recorded output requires grad; forward_relu on a Linear");
+  free(hw); free(hf); free(ht);
+  vg_nn_free(seq);
+  vg_nn_free(linear);
+  vg_scope_end();
+}
+
 int main(void) {
   test_would_record();
+  test_fused_relu();
   FX = vg_fixture_load(vg_test_fixture("nn/modules.vgfx"));
   if (!VG_CHECK(FX, "load tests/fixtures/nn/modules.vgfx")) return vg_test_finish();
   test_modules();

@@ -4,6 +4,7 @@
 #include "tensor/tensor.h"
 #include "tensor/cpu/isa.h"
 #include "autograd/autograd.h"
+#include "tensor/opstats.h"
 #include <string.h>
 
 static float *host(const vg_tensor *t) {
@@ -450,7 +451,56 @@ static void check_nn_functional(void) {
   vg_scope_end();
 }
 
+/* conv2d with a fused ReLU (vg_conv2d_opts.act): relu(conv2d) bit for bit, as one op
+ * when nothing is recorded; conv2d + relu (and their gradients) when autograd records */
+static void check_conv_relu(void) {
+  vg_scope_begin();
+  vg_tensor *x = vg_randn(4, (int64_t[]){2, 4, 9, 8}, 11), *b = vg_randn(1, (int64_t[]){6}, 13);
+  vg_tensor *w = vg_randn(4, (int64_t[]){6, 2, 3, 3}, 12);
+  vg_f32(x)[5] = NAN;   /* relu keeps NaN, fused or not */
+  const vg_conv2d_opts o = {.sh = 2, .ph = 1, .pw = 2, .groups = 2};
+  vg_conv2d_opts f = o;
+  f.act = VG_ACT_RELU;
+  for (int wb = 0; wb < 2; wb++) {
+    vg_tensor *pre = vg_conv2d(x, w, wb ? b : NULL, o), *want = vg_relu(pre);
+    vg_opstats s;
+    vg_opstats_start();
+    vg_tensor *got = vg_conv2d(x, w, wb ? b : NULL, f);
+    vg_opstats_stop(&s);
+    VG_CHECK(got && s.calls[VG_OP_CONV2D] == 1 && s.calls[VG_OP_RELU] == 0, "fused relu: one conv2d op, no relu op");
+    float *hw = host(want), *hg = host(got), *hp = host(pre);
+    int64_t n = vg_numel(want), same = 0, neg = 0, nan = 0;
+    for (int64_t i = 0; i < n; i++) {
+      same += hw[i] == hg[i] || (hw[i] != hw[i] && hg[i] != hg[i]);
+      neg += hp[i] < 0;
+      nan += hg[i] != hg[i];
+    }
+    VG_CHECK(same == n && neg > 10 && nan > 0, "%s bias: conv2d(act=relu) == relu(conv2d) at all %lld (%lld negatives zeroed, %lld NaN kept)",
+             wb ? "with" : "no", (long long)n, (long long)neg, (long long)nan);
+    free(hw); free(hg); free(hp);
+  }
+  vg_f32(x)[5] = 0.5f;
+  /* recorded: the gradients of the unfused pair */
+  vg_tensor *g[2];
+  for (int k = 0; k < 2; k++) {
+    vg_tensor *wk = vg_randn(4, (int64_t[]){6, 2, 3, 3}, 12);
+    vg_requires_grad_(wk, true);
+    vg_tensor *y = k ? vg_conv2d(x, wk, b, f) : vg_relu(vg_conv2d(x, wk, b, o));
+    VG_CHECK(y && y->requires_grad, "recorded conv2d%s", k ? "(act=relu)" : " + relu");
+    vg_backward(vg_sum_all(vg_mul(y, y)));
+    g[k] = wk->grad;
+  }
+  float *h0 = host(g[0]), *h1 = host(g[1]);
+  VG_CHECK_CLOSE(h1, h0, vg_numel(g[0]), 0, 0, "fused relu under autograd: same weight gradient as conv2d + relu");
+  free(h0); free(h1);
+  f.act = (vg_act)7;
+  VG_CHECK(vg_conv2d(x, w, b, f) == NULL && strstr(vg_last_error(), "activation"), "unknown activation refused: %s",
+           vg_last_error());
+  vg_scope_end();
+}
+
 int main(void) {
+  check_conv_relu();
   check_views();
   check_nn_functional();
   check_unary();

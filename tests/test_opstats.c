@@ -26,6 +26,14 @@ int main(void) {
            "conv2d weight gradient: as many MACs as the forward (%g)", s.flops[VG_OP_CONV2D_BWD_WEIGHT]);
   VG_CHECK(s.calls[VG_OP_CONV2D_BWD_DATA] == 0, "no input gradient when x does not require grad");
   VG_CHECK(s.calls[VG_OP_RELU] == 1 && s.flops[VG_OP_RELU] == no, "relu: one op per output (%g)", s.flops[VG_OP_RELU]);
+  vg_no_grad_begin();
+  vg_opstats_start();
+  vg_conv2d(x, w, b, (vg_conv2d_opts){.sh = 1, .sw = 1, .ph = 1, .pw = 0, .act = VG_ACT_RELU});
+  vg_opstats_stop(&s);
+  vg_no_grad_end();
+  VG_CHECK(s.calls[VG_OP_CONV2D] == 1 && s.calls[VG_OP_RELU] == 0 && s.flops[VG_OP_CONV2D] == 2.0 * no * 3 * 4 * 3 + no &&
+               s.other_flops == no,
+           "conv2d with a fused relu: the conv's MACs + bias, and the relu's one op per output in other (%g)", s.other_flops);
   vg_opstats_start();
   vg_tensor *m = vg_matmul(vg_rand(2, (int64_t[]){5, 7}, 4), vg_rand(2, (int64_t[]){7, 6}, 5));
   vg_opstats_stop(&s);

@@ -43,8 +43,8 @@ static vg_tensor *pool(const vg_tensor *x, bool padding) {
 static vg_tensor *stage(vg_nn_module *m, const char *name, const vg_tensor *x, bool relu, int pool_pad) {
   bool nest = !vg_nn_would_record(m, 1, &x);
   if (nest) vg_scope_begin();
-  vg_tensor *h = conv(m, name, x);
-  if (relu) h = vg_relu(h);
+  vg_nn_module *cm = vg_nn_child_get(m, name);
+  vg_tensor *h = relu ? vg_nn_forward_relu(cm, x) : vg_nn_forward(cm, x);
   if (pool_pad >= 0) h = pool(h, pool_pad != 0);
   if (nest) vg_scope_end_keep(1, &h);
   return h;
@@ -99,7 +99,7 @@ typedef struct { bool padding; } ae_ctx;
 static vg_tensor *encoder_forward(vg_nn_module *m, const vg_tensor *x) {
   vg_tensor *h = (vg_tensor *)x;
   static const char *const names[6] = {"enconv1", "enconv2", "enconv3", "enconv4", "enconv5", "enconv6"};
-  for (int i = 0; i < 5; i++) h = vg_relu(conv(m, names[i], h));
+  for (int i = 0; i < 5; i++) h = vg_nn_forward_relu(vg_nn_child_get(m, names[i]), h);
   return conv(m, names[5], h);
 }
 
@@ -154,7 +154,7 @@ static vg_tensor *ae_body(vg_nn_module *ae, const vg_tensor *xn, int64_t H, int6
     bool nest = !vg_nn_would_record(dec, 1, (const vg_tensor *const *)&h);
     if (nest) vg_scope_begin();
     h = vg_interpolate_bilinear(h, sz[i][0], sz[i][1], false);
-    h = vg_relu(conv(dec, dn[i], h));
+    h = vg_nn_forward_relu(vg_nn_child_get(dec, dn[i]), h);
     if (i < 6) h = vg_dropout(h, 0.2f, ae->training, dropout_seed * 8 + (uint64_t)i);
     if (nest) vg_scope_end_keep(1, &h);
   }

@@ -12,8 +12,9 @@
  *   bwd weight:  gw_g (Og, Cg*kk) = sum_n gy_g (Og, L) @ cols_g^T   (beta = 1 after n = 0)
  * conv2d, unfold and fold also run on f16 (f16.cuh): cols in f16, the GEMMs through
  * cublasGemmStridedBatchedEx with f32 accumulation; the bias is written into the output
- * first and the GEMM adds to it (beta = 1), so each f16 output is rounded once. (f32
- * adds the bias after the GEMM, as before.) The backward ops are f32 only. */
+ * first and the GEMM adds to it (beta = 1), so each f16 output is rounded once, unless
+ * a ReLU is fused (i[7]): then, as for f32, one epilogue pass after the GEMM adds the
+ * bias and applies the ReLU. The backward ops are f32 only. */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/f16.cuh"
 #include <string.h>
@@ -71,8 +72,41 @@ __global__ void k_col2im(cu_geom g, int64_t nimg, const T *cols, T *x) {
   }
 }
 
-__global__ void k_bias(float *out, const float *b, int64_t O, int64_t L, int64_t n) {
-  VG_CU_GRID_LOOP(i, n) out[i] += b[(i / L) % O];
+/* The forward's epilogue: out = act(src + bias) over (N, O, L) (bias optional; src is
+ * out itself, or the f32 GEMM result of an f16 conv with a fused ReLU, so that its
+ * output is rounded once). I: int32 index math when n fits. */
+template <typename T, typename S, typename I>
+__global__ void k_epilogue(T *out, const S *src, const T *b, I O, I L, I n, int relu) {
+  VG_CU_GRID_LOOP(i64, n) {
+    const I i = (I)i64;
+    float v = vg_ld(src + i);
+    if (b) v += vg_ld(b + (i / L) % O);
+    if (relu) v = v > 0 ? v : (v != v ? v : 0.0f);
+    vg_st(out + i, v);
+  }
+}
+
+template <typename T, typename S>
+static void epilogue_t(void *out, const void *src, const void *b, int64_t O, int64_t L, int64_t n, int relu) {
+  if (n <= 0x7fffffff) {
+    void (*k)(T *, const S *, const T *, int32_t, int32_t, int32_t, int) = k_epilogue<T, S, int32_t>;
+    VG_CU_LAUNCH(k, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(
+        (T *)out, (const S *)src, (const T *)b, (int32_t)O, (int32_t)L, (int32_t)n, relu);
+  } else {
+    void (*k)(T *, const S *, const T *, int64_t, int64_t, int64_t, int) = k_epilogue<T, S, int64_t>;
+    VG_CU_LAUNCH(k, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())((T *)out, (const S *)src, (const T *)b, O, L,
+                                                                             n, relu);
+  }
+  VG_CUDA_LAUNCHED("conv2d epilogue");
+}
+
+/* out (dt) = act(src + b); src: out itself (in place), or an f32 buffer when src32 */
+static void launch_epilogue(vg_dtype dt, void *out, const void *src, bool src32, const void *b, int64_t O, int64_t L,
+                            int64_t n, int relu) {
+  if (n == 0) return;
+  if (dt == VG_F16 && src32) epilogue_t<vg_half, float>(out, src, b, O, L, n, relu);
+  else if (dt == VG_F16) epilogue_t<vg_half, vg_half>(out, src, b, O, L, n, relu);
+  else epilogue_t<float, float>(out, src, b, O, L, n, relu);
 }
 
 /* out (N, O, L) = bias broadcast (the f16 conv's GEMM then adds with beta = 1) */
@@ -139,9 +173,12 @@ static void conv_op(const vg_opcall *c) {
     VG_CU_NEED_F32(c->in[1], vg_op_name(c->op));
     VG_CU_NEED_F32(out, vg_op_name(c->op));
   }
-  /* f16 with a bias: out = bias, then the GEMMs add (beta = 1) */
+  /* f16 with a bias and no activation: out = bias, then the GEMMs add (beta = 1), so
+   * each output is rounded once. Otherwise the epilogue adds the bias and applies the
+   * activation in one pass after the GEMMs. */
+  const int relu = c->op == VG_OP_CONV2D && c->i[7] == VG_ACT_RELU;
   void *tb = NULL;
-  bool prefill = dt == VG_F16 && bias && N && L;
+  bool prefill = dt == VG_F16 && bias && N && L && !relu;
   if (prefill) {
     const void *pb = vg_cu_contig(bias, &tb);
     int64_t n = vg_numel(out);
@@ -152,12 +189,9 @@ static void conv_op(const vg_opcall *c) {
   if (N == 0 || L == 0 || Kc == 0) { /* empty sums */
     if (!prefill) {
       VG_CUDA_CHECK(cudaMemsetAsync(vg_data(out), 0, (size_t)es * (size_t)vg_numel(out), s));
-      if (bias && N && L) {
-        const float *pb = (const float *)vg_cu_contig(bias, &tb);
-        int64_t n = vg_numel(out);
-        VG_CU_LAUNCH(k_bias, vg_cu_blocks(n, THREADS), THREADS, 0, s)((float *)vg_data(out), pb, O, L, n);
-        VG_CUDA_LAUNCHED("conv2d bias");
-      }
+      if ((bias || relu) && N && L)
+        launch_epilogue(dt, vg_data(out), vg_data(out), false, bias ? vg_cu_contig(bias, &tb) : NULL, O, L,
+                        vg_numel(out), relu);
     }
     vg_cuda_free(tb);
     return;
@@ -167,9 +201,14 @@ static void conv_op(const vg_opcall *c) {
   const bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
   int64_t per_img = rows * L * es;
   int64_t chunk = direct ? N : VG_CU_COLS_BYTES / (per_img ? per_img : 1);
+  /* f16 with a fused ReLU: the GEMMs write f32 (acc), the epilogue adds the bias, applies
+   * the ReLU and rounds to f16 once, per chunk of images */
+  const bool acc32 = c->op == VG_OP_CONV2D && dt == VG_F16 && relu;
+  if (acc32 && chunk > VG_CU_COLS_BYTES / (O * L * 4)) chunk = VG_CU_COLS_BYTES / (O * L * 4);
   if (chunk < 1) chunk = 1;
   if (chunk > N) chunk = N;
   char *cols = direct ? NULL : (char *)vg_cuda_alloc((size_t)(chunk * per_img));
+  float *acc = acc32 ? (float *)vg_cuda_alloc((size_t)(chunk * O * L * 4)) : NULL;
   cublasHandle_t h = vg_cuda_blas();
   const float one = 1.0f, zero = 0.0f;
   void *t0, *t1, *t2 = NULL;
@@ -182,18 +221,22 @@ static void conv_op(const vg_opcall *c) {
         const char *cx = px + n0 * g.C * g.H * g.W * es;
         if (!direct) launch_im2col(g, nc, dt, cx, cols);
         const char *cs = direct ? cx : cols;
-        for (int64_t gi = 0; gi < G; gi++)
-          vg_cu_gemm_sb(dt, CUBLAS_OP_N, CUBLAS_OP_N, (int)L, (int)Og, (int)Kc, cs + gi * Kc * L * es, (int)L, rows * L,
-                        pw + gi * Og * Kc * es, (int)Kc, 0, prefill ? 1.0f : 0.0f, py + (n0 * O + gi * Og) * L * es,
-                        (int)L, O * L, (int)nc);
+        for (int64_t gi = 0; gi < G; gi++) {
+          if (acc32)
+            vg_cu_gemm_sb_h2f(CUBLAS_OP_N, CUBLAS_OP_N, (int)L, (int)Og, (int)Kc, cs + gi * Kc * L * es, (int)L, rows * L,
+                              pw + gi * Og * Kc * es, (int)Kc, 0, acc + gi * Og * L, (int)L, O * L, (int)nc);
+          else
+            vg_cu_gemm_sb(dt, CUBLAS_OP_N, CUBLAS_OP_N, (int)L, (int)Og, (int)Kc, cs + gi * Kc * L * es, (int)L, rows * L,
+                          pw + gi * Og * Kc * es, (int)Kc, 0, prefill ? 1.0f : 0.0f, py + (n0 * O + gi * Og) * L * es,
+                          (int)L, O * L, (int)nc);
+        }
         VG_CUDA_LAUNCHED("conv2d gemm");
+        if (acc32)
+          launch_epilogue(dt, py + n0 * O * L * es, acc, true, bias ? vg_cu_contig(bias, &t2) : NULL, O, L, nc * O * L,
+                          relu);
       }
-      if (bias && !prefill) {
-        const float *pb = (const float *)vg_cu_contig(bias, &t2);
-        int64_t n = N * O * L;
-        VG_CU_LAUNCH(k_bias, vg_cu_blocks(n, THREADS), THREADS, 0, s)((float *)py, pb, O, L, n);
-        VG_CUDA_LAUNCHED("conv2d bias");
-      }
+      if (!acc32 && ((bias && !prefill) || relu))
+        launch_epilogue(dt, py, py, false, bias && !prefill ? vg_cu_contig(bias, &t2) : NULL, O, L, N * O * L, relu);
       break;
     }
     case VG_OP_CONV2D_BWD_DATA: { /* in = {w, gy} */
@@ -231,6 +274,7 @@ static void conv_op(const vg_opcall *c) {
       VG_ABORT("not a conv op");
   }
   vg_cuda_free(cols);
+  vg_cuda_free(acc);
   vg_cuda_free(t0);
   vg_cuda_free(t1);
   vg_cuda_free(t2);

@@ -61,6 +61,16 @@ static inline void vg_cu_gemm_sb(vg_dtype dt, cublasOperation_t ta, cublasOperat
   }
 }
 
+/* f16 A and B, f32 C: alpha = 1, beta = 0, f32 accumulation (conv2d's fused-ReLU path) */
+static inline void vg_cu_gemm_sb_h2f(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A,
+                                     int lda, long long sa, const void *B, int ldb, long long sb, float *C, int ldc,
+                                     long long sc, int batch) {
+  const float one = 1.0f, zero = 0.0f;
+  VG_CUBLAS_CHECK(cublasGemmStridedBatchedEx(vg_cuda_blas(), ta, tb, m, n, k, &one, A, CUDA_R_16F, lda, sa, B, CUDA_R_16F,
+                                             ldb, sb, &zero, C, CUDA_R_32F, ldc, sc, batch, CUBLAS_COMPUTE_32F,
+                                             CUBLAS_GEMM_DEFAULT));
+}
+
 /* aborts unless t is f32 (the backward ops and the f32-only paths) */
 #define VG_CU_NEED_F32(t, what) do { if ((t)->dtype != VG_F32) \
     VG_ABORT("cuda %s: %s input; this op computes in f32 only", what, vg_dtype_name((t)->dtype)); } while (0)
