@@ -183,7 +183,9 @@ vg_nn_module *vg_nn_adaptive_avgpool2d_new(int64_t oh, int64_t ow) {
 }
 
 /* ---- forward ---- */
-static vg_tensor *conv_forward(vg_nn_module *m, const vg_tensor *x, vg_act act) {
+/* conv2d of module m with weight w and bias b (the module's own, or folded ones) */
+static vg_tensor *conv_forward_wb(vg_nn_module *m, const vg_tensor *x, const vg_tensor *w, const vg_tensor *b,
+                                  vg_act act) {
   vg_conv2d_opts o = m->u.conv.o;
   o.act = act;
   if (m->u.conv.same) {
@@ -196,7 +198,45 @@ static vg_tensor *conv_forward(vg_nn_module *m, const vg_tensor *x, vg_act act) 
       x = vg_pad(x, 2, pads, 0.0f);
     }
   }
-  return vg_conv2d(x, vg_nn_param(m, "weight"), vg_nn_param(m, "bias"), o);
+  return vg_conv2d(x, w, b, o);
+}
+
+static vg_tensor *conv_forward(vg_nn_module *m, const vg_tensor *x, vg_act act) {
+  return conv_forward_wb(m, x, vg_nn_param(m, "weight"), vg_nn_param(m, "bias"), act);
+}
+
+static vg_tensor *f32_of(const vg_tensor *t) { return t && t->dtype != VG_F32 ? vg_cast(t, VG_F32) : (vg_tensor *)t; }
+
+/* Conv2d then an eval-mode BatchNorm2d as one conv2d with folded weights, computed in f32
+ * and rounded once to the weight's dtype:
+ *   s = gamma / sqrt(running_var + eps),  w' = w s[o],  b' = (b - running_mean) s + beta */
+static vg_tensor *conv_bn_folded(vg_nn_module *conv, vg_nn_module *bn, const vg_tensor *x, vg_act act) {
+  const vg_tensor *w = vg_nn_param(conv, "weight"), *cb = vg_nn_param(conv, "bias");
+  const vg_tensor *gamma = vg_nn_param(bn, "weight"), *beta = vg_nn_param(bn, "bias");
+  vg_tensor *s = vg_rsqrt(vg_add_scalar(f32_of(vg_nn_buffer(bn, "running_var")), bn->u.bn.eps));
+  if (gamma) s = vg_mul(s, f32_of(gamma));
+  vg_tensor *b = vg_neg(f32_of(vg_nn_buffer(bn, "running_mean")));
+  if (cb) b = vg_add(b, f32_of(cb));
+  b = vg_mul(b, s);
+  if (beta) b = vg_add(b, f32_of(beta));
+  int64_t sh[4] = {w->shape[0], 1, 1, 1};
+  vg_tensor *wf = vg_mul(f32_of(w), vg_reshape(s, 4, sh));
+  if (w->dtype != VG_F32) {
+    wf = vg_cast(wf, w->dtype);
+    b = vg_cast(b, w->dtype);
+  }
+  return conv_forward_wb(conv, x, wf, b, act);
+}
+
+vg_tensor *vg_nn_conv_bn(vg_nn_module *conv, vg_nn_module *bn, const vg_tensor *x, vg_act act) {
+  if (!conv || !bn || !x) return NULL;
+  bool fold = conv->kind == VG_NN_CONV2D && bn->kind == VG_NN_BATCHNORM2D && !bn->training && bn->u.bn.track &&
+              vg_nn_buffer(bn, "running_mean") && vg_nn_buffer(bn, "running_var") && x->ndim == 4 &&
+              vg_nn_param(conv, "weight") && vg_nn_param(conv, "weight")->shape[0] == vg_nn_buffer(bn, "running_mean")->shape[0] &&
+              !vg_nn_would_record(conv, 1, &x) && !vg_nn_would_record(bn, 0, NULL);
+  if (fold) return conv_bn_folded(conv, bn, x, act);
+  vg_tensor *y = vg_nn_forward(bn, vg_nn_forward(conv, x));
+  return act == VG_ACT_RELU ? vg_relu(y) : y;
 }
 
 static vg_tensor *bn_forward(vg_nn_module *m, const vg_tensor *x) {
@@ -250,7 +290,12 @@ vg_tensor *vg_nn_forward(vg_nn_module *m, const vg_tensor *x) {
       const vg_tensor *h = x;
       for (int i = 0; i < m->nchildren && h; i++) {
         vg_nn_module *ci = m->children[i].m;
-        if (ci->kind == VG_NN_CONV2D && i + 1 < m->nchildren && m->children[i + 1].m->kind == VG_NN_RELU) {
+        vg_nn_kind k1 = i + 1 < m->nchildren ? m->children[i + 1].m->kind : VG_NN_KIND_COUNT;
+        vg_nn_kind k2 = i + 2 < m->nchildren ? m->children[i + 2].m->kind : VG_NN_KIND_COUNT;
+        if (ci->kind == VG_NN_CONV2D && k1 == VG_NN_BATCHNORM2D) {   /* Conv2d, BatchNorm2d[, ReLU] */
+          h = vg_nn_conv_bn(ci, m->children[i + 1].m, h, k2 == VG_NN_RELU ? VG_ACT_RELU : VG_ACT_NONE);
+          i += k2 == VG_NN_RELU ? 2 : 1;
+        } else if (ci->kind == VG_NN_CONV2D && k1 == VG_NN_RELU) {
           h = conv_forward(ci, h, VG_ACT_RELU);   /* Conv2d, ReLU: one op, ReLU fused */
           i++;
         } else {

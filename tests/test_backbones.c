@@ -5,6 +5,8 @@
 #include "nn/backbones/backbones.h"
 #include "tests/common/fixture.h"
 #include "tests/vgtest.h"
+#include "tensor/opstats.h"
+#include "autograd/autograd.h"
 #include <time.h>
 #include <unistd.h>
 #include "nn/safetensors.h"
@@ -29,8 +31,13 @@ static double rel_err(const float *got, const float *want, int64_t n, double sca
   return e / scale;
 }
 
-static void golden_case(const vg_fixture *fx, vg_nn_module *m, const char *model, const char *tag,
-                        int64_t n, int64_t hw, uint64_t in_seed) {
+/* folded: under no_grad, where every conv + BatchNorm (+ ReLU) is one conv2d with folded
+ * weights (vg_nn_conv_bn); else with the parameters requiring grad, so autograd records
+ * it and BatchNorm runs as its own ops */
+static void golden_case(const vg_fixture *fx, vg_nn_module *m, const char *model, const char *tag0,
+                        int64_t n, int64_t hw, uint64_t in_seed, bool folded) {
+  char tag[64];
+  snprintf(tag, sizeof tag, "%s%s", tag0, folded ? " folded" : "");
   unsigned mask;
   vg_resnet_info(m, NULL, &mask);
   vg_scope_begin();
@@ -38,8 +45,18 @@ static void golden_case(const vg_fixture *fx, vg_nn_module *m, const char *model
   vg_uniform_(x, -2.0f, 2.0f, in_seed);
   vg_tensor *f[5] = {0};
   double t0 = now();
+  if (folded) vg_no_grad_begin();
+  else vg_nn_requires_grad(m, true);   /* recorded (backbones are built frozen) */
+  vg_opstats ops;
+  vg_opstats_start();
   vg_status st = vg_resnet_features(m, x, f);
+  vg_opstats_stop(&ops);
+  if (folded) vg_no_grad_end();
+  else vg_nn_requires_grad(m, false);
   double dt = now() - t0;
+  VG_CHECK(folded ? ops.calls[VG_OP_SUB] == 0 && ops.calls[VG_OP_RSQRT] > 0 : ops.calls[VG_OP_SUB] > 0,
+           "%s %s: %s (%lld sub ops)", model, tag, folded ? "BatchNorm folded into the convs: no sub op over activations"
+                                                         : "BatchNorm as its own ops", (long long)ops.calls[VG_OP_SUB]);
   VG_CHECK(st == VG_OK, "%s %s: features in %.3f s (2 threads)%s%s", model, tag, dt,
            st == VG_OK ? "" : ": ", st == VG_OK ? "" : vg_last_error());
   int k = 0;
@@ -47,15 +64,15 @@ static void golden_case(const vg_fixture *fx, vg_nn_module *m, const char *model
     if (!((mask >> l) & 1u)) continue;
     vg_tensor *o = f[k++];
     char key[64];
-    snprintf(key, sizeof key, "%s.%s.shape", tag, LV[l]);
+    snprintf(key, sizeof key, "%s.%s.shape", tag0, LV[l]);
     const vg_fx_tensor *shp = vg_fixture_get(fx, key);
-    snprintf(key, sizeof key, "%s.%s.maxabs", tag, LV[l]);
+    snprintf(key, sizeof key, "%s.%s.maxabs", tag0, LV[l]);
     const vg_fx_tensor *mx = vg_fixture_get(fx, key);
-    snprintf(key, sizeof key, "%s.%s.chmean", tag, LV[l]);
+    snprintf(key, sizeof key, "%s.%s.chmean", tag0, LV[l]);
     const vg_fx_tensor *cm = vg_fixture_get(fx, key);
-    snprintf(key, sizeof key, "%s.%s.stride", tag, LV[l]);
+    snprintf(key, sizeof key, "%s.%s.stride", tag0, LV[l]);
     const vg_fx_tensor *sd = vg_fixture_get(fx, key);
-    snprintf(key, sizeof key, "%s.%s.sub", tag, LV[l]);
+    snprintf(key, sizeof key, "%s.%s.sub", tag0, LV[l]);
     const vg_fx_tensor *sub = vg_fixture_get(fx, key);
     if (!VG_CHECK(shp && mx && cm && sd && sub && o, "%s %s %s: fixture entries", model, tag, LV[l]))
       continue;
@@ -109,12 +126,14 @@ static void golden(const char *model, unsigned mask, bool with256) {
     vg_nn_free(m);
     return;
   }
-  golden_case(fx, m, model, "n2_64", 2, 64, 7);
+  golden_case(fx, m, model, "n2_64", 2, 64, 7, false);
+  golden_case(fx, m, model, "n2_64", 2, 64, 7, true);
   if (with256) {
     unsigned m3 = VG_RESNET_LAYER1 | VG_RESNET_LAYER2 | VG_RESNET_LAYER3;
     vg_nn_module *t = vg_resnet_new(model, m3, 0);
     VG_CHECK(t && vg_resnet_init_philox(t, BASE_SEED) == VG_OK, "%s layer1-3: Philox weights", model);
-    if (t) golden_case(fx, t, model, "n1_256", 1, 256, 8);
+    if (t) golden_case(fx, t, model, "n1_256", 1, 256, 8, false);
+    if (t) golden_case(fx, t, model, "n1_256", 1, 256, 8, true);
     vg_nn_free(t);
   }
   vg_nn_free(m);

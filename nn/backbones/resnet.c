@@ -50,12 +50,11 @@ static vg_tensor *block_forward(vg_nn_module *m, const vg_tensor *x) {
   /* inference / frozen: the block's intermediates are freed when it returns */
   bool nest = !vg_nn_would_record(m, 1, &x);
   if (nest) vg_scope_begin();
-  vg_tensor *y = vg_relu(vg_nn_forward(vg_nn_child_get(m, "bn1"),
-                                       vg_nn_forward(vg_nn_child_get(m, "conv1"), x)));
-  y = vg_nn_forward(vg_nn_child_get(m, "bn2"), vg_nn_forward(vg_nn_child_get(m, "conv2"), y));
-  if (bottleneck)
-    y = vg_nn_forward(vg_nn_child_get(m, "bn3"),
-                      vg_nn_forward(vg_nn_child_get(m, "conv3"), vg_relu(y)));
+  /* conv + BatchNorm (+ ReLU) pairs: folded into one conv2d in eval mode (vg_nn_conv_bn) */
+  vg_tensor *y = vg_nn_conv_bn(vg_nn_child_get(m, "conv1"), vg_nn_child_get(m, "bn1"), x, VG_ACT_RELU);
+  y = vg_nn_conv_bn(vg_nn_child_get(m, "conv2"), vg_nn_child_get(m, "bn2"), y,
+                    bottleneck ? VG_ACT_RELU : VG_ACT_NONE);
+  if (bottleneck) y = vg_nn_conv_bn(vg_nn_child_get(m, "conv3"), vg_nn_child_get(m, "bn3"), y, VG_ACT_NONE);
   vg_nn_module *ds = vg_nn_child_get(m, "downsample");
   const vg_tensor *id = ds ? vg_nn_forward(ds, x) : x;
   vg_tensor *out = vg_relu(vg_add(y, id));
@@ -226,8 +225,7 @@ vg_status vg_resnet_features(vg_nn_module *m, const vg_tensor *x, vg_tensor **ou
   if (!x || x->ndim != 4 || x->shape[1] != 3 || (x->dtype != VG_F32 && x->dtype != VG_F16))
     return vg_fail(VG_ERR_ARG, "vg_resnet_features: want an (N, 3, H, W) f32 (or CUDA f16) input");
   int n = 0;
-  vg_tensor *h = vg_relu(vg_nn_forward(vg_nn_child_get(m, "bn1"),
-                                       vg_nn_forward(vg_nn_child_get(m, "conv1"), x)));
+  vg_tensor *h = vg_nn_conv_bn(vg_nn_child_get(m, "conv1"), vg_nn_child_get(m, "bn1"), x, VG_ACT_RELU);
   if (!h) return vg_fail_prefix("vg_resnet_features: stem");
   if (c->mask & 1u) out[n++] = h;
   if (c->last >= 1) h = vg_nn_forward(vg_nn_child_get(m, "maxpool"), h);
