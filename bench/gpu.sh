@@ -152,6 +152,7 @@ step_bench() {
   local runs=(
     "efficientad --model s --dtype f16 --graph"
     "efficientad --model s --dtype f16 --no-graph"
+    "SERIAL efficientad --model s --dtype f16 --graph"
     "efficientad --model m --dtype f16"
     "fastflow --backbone wide_resnet50_2 --dtype f16"
     "cflow --backbone wide_resnet50_2 --dtype f16"
@@ -169,7 +170,9 @@ step_bench() {
     say "vigil bench $r"
     # "TF32 ...": f32 GEMMs on TF32 tensor cores (VIGIL_TF32=1), rows labelled tf32 in the table
     local envs=()
-    case "$r" in TF32\ *) envs=(env VIGIL_TF32=1); r=${r#TF32 } ;; esac
+    # "SERIAL ...": EfficientAD's three networks on one stream (VIGIL_CUDA_BRANCHES=0), rows
+    # labelled <dtype>-serial: what the concurrent branches gain
+    case "$r" in TF32\ *) envs=(env VIGIL_TF32=1); r=${r#TF32 } ;; SERIAL\ *) envs=(env VIGIL_CUDA_BRANCHES=0); r=${r#SERIAL } ;; esac
     # shellcheck disable=SC2086
     if ! boxed "$(tb 150)" ${envs[@]+"${envs[@]}"} "$VIGIL" bench $r --device cuda --batch 1 --batch 16 --warmup "$WARMUP" --runs "$RUNS" \
       --json "$JSONL"; then
@@ -253,6 +256,7 @@ step_table() {
       name = (m == "efficientad") ? "EfficientAD-" toupper(v) : m "-" (v == "wide_resnet50_2" ? "WRN50" : v)
       impl = get($0, "impl"); if (impl == "") impl = (get($0, "graph") == "true") ? "vigil-graph" : "vigil"
       dt = get($0, "dtype"); if (get($0, "tf32") == "true") dt = "tf32"
+      if (m == "efficientad" && get($0, "cuda_branches") == "false") dt = dt "-serial"
       k = name SUBSEP dt SUBSEP get($0, "batch")
       if (!(k in seen)) { seen[k] = 1; order[++n] = k }
       err = get($0, "error")

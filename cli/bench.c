@@ -298,6 +298,9 @@ int vg_cli_bench(int argc, char **argv) {
         const char *gpu = vg_cuda_device_name();
         vg_jw_key(&w, "gpu"); vg_jw_string(&w, gpu ? gpu : "?");
         vg_jw_key(&w, "tf32"); vg_jw_bool(&w, dt == VG_F32 && vg_cuda_tf32());
+        /* side streams for independent branches (EfficientAD's three networks); false with
+         * VIGIL_CUDA_BRANCHES=0: all on one stream */
+        vg_jw_key(&w, "cuda_branches"); vg_jw_bool(&w, vg_cuda_branches());
         vg_jw_key(&w, "peak_device_live_mb"); vg_jw_double(&w, (double)ms.peak_live / 1048576.0);
         vg_jw_key(&w, "peak_device_reserved_mb"); vg_jw_double(&w, (double)ms.peak_reserved / 1048576.0);
       }

@@ -16,6 +16,10 @@ vg_status vg_cuda_set_tf32(bool on) {
 }
 bool vg_cuda_tf32(void) { return false; }
 bool vg_cuda_capturing(void) { return false; }
+void vg_cuda_fork(void) {}
+void vg_cuda_branch(int k) { (void)k; }
+void vg_cuda_join(void) {}
+bool vg_cuda_branches(void) { return false; }
 const char *vg_cuda_device_name(void) {
   vg_fail(VG_ERR_DEVICE, NO_CUDA);
   return NULL;

@@ -293,7 +293,8 @@ vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t 
 vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt);
 
 /* ---- CUDA runtime: synchronize, pinned memory, memory statistics, timers, graphs ----
- * All work runs in order on one stream; vg_cuda_synchronize waits for it. In a CPU-only
+ * All work runs in order on one stream (or on the side streams of vg_cuda_fork's branches,
+ * joined back to it); vg_cuda_synchronize waits for it. In a CPU-only
  * build (or without a device) these fail with "built without CUDA" / "no CUDA device"
  * (NULL, -1 or an error status; the void ones do nothing), except the host allocator.
  *
@@ -325,6 +326,22 @@ void vg_cuda_synchronize(void);      /* waits for all queued work (aborts during
 bool vg_cuda_capturing(void);
 vg_status vg_cuda_set_tf32(bool on);
 bool vg_cuda_tf32(void);
+/* Concurrent branches of independent GPU work (eager, or captured into a graph as
+ * parallel branches):
+ *   vg_cuda_fork();                       // the branches start after the work so far
+ *   vg_cuda_branch(1); a = f(x);          // work dispatched now goes to side stream 1
+ *   vg_cuda_branch(2); b = g(x);          // ... to side stream 2
+ *   vg_cuda_branch(0); c = h(x);          // ... to the main stream
+ *   vg_cuda_join();                       // later work waits for every branch
+ * Branches 0..3. A branch must not use a tensor another branch writes; tensors freed
+ * while forked are reused only after the join; host copies and synchronizing calls abort
+ * while forked. No-ops without a device, in CPU-only builds, and with
+ * VIGIL_CUDA_BRANCHES=0 (everything then runs in order on the main stream);
+ * vg_cuda_branches() says whether side streams are in use. */
+void vg_cuda_fork(void);
+void vg_cuda_branch(int k);
+void vg_cuda_join(void);
+bool vg_cuda_branches(void);
 /* Page-locked host memory (cudaMallocHost; plain malloc without a device), for fast
  * and capturable copies; free with vg_cuda_host_free. */
 void *vg_cuda_host_alloc(size_t nbytes);

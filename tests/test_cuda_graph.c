@@ -172,6 +172,99 @@ static void tf32_checks(void) {
   VG_CHECK(!memcmp(r0, r2, sizeof r0) && !vg_cuda_tf32(), "TF32 off again: the f32 result bit for bit");
 }
 
+/* vg_cuda_fork / branch / join: three branches computing from one input, eager and
+ * captured as a graph with parallel branches (replays == the serial results bit for bit);
+ * the allocator: a block freed on branch 1 while forked is reused by branch 1 but not
+ * handed to branch 2 before the join, and is back in the cache after it */
+static vg_tensor *branch_work(const vg_tensor *x, int k) {
+  vg_scope_begin();
+  vg_tensor *h = forward(x);   /* conv, relu, pool, bilinear, matmul: kernels and GEMMs */
+  if (k == 1) h = vg_exp(vg_scale(h, 0.1f));
+  if (k == 2) h = vg_sigmoid(h);
+  vg_scope_end_keep(1, &h);
+  return h;
+}
+
+static void branch_checks(const float *img) {
+  if (!VG_CHECK(vg_cuda_branches(), "side streams in use (VIGIL_CUDA_BRANCHES unset)")) return;
+  enum { NOUT = 2 * 4 * 12 * 5 };
+  static float want[3][NOUT], got[3][NOUT];
+  vg_scope_begin();
+  vg_tensor *x = dev_from(img, 4, S(2, 3, 16, 16));
+  for (int k = 0; k < 3; k++) vg_to_host(branch_work(x, k), VG_F32, want[k]);
+  /* eager branches */
+  vg_tensor *y[3];
+  vg_cuda_fork();
+  for (int k = 1; k <= 3; k++) {
+    vg_cuda_branch(k % 3);
+    y[k % 3] = branch_work(x, k % 3);
+  }
+  vg_cuda_join();
+  for (int k = 0; k < 3; k++) vg_to_host(y[k], VG_F32, got[k]);
+  VG_CHECK(!memcmp(want, got, sizeof want), "eager fork/join: three branches == serial results bit for bit");
+  /* allocator while forked */
+  vg_cuda_fork();
+  vg_cuda_branch(1);
+  vg_tensor *t1 = vg_tensor_new_on(VG_CUDA, VG_F32, 1, S(1 << 16));
+  void *p1 = vg_data(t1);
+  vg_tensor_free(t1);
+  vg_cuda_branch(2);
+  vg_tensor *t2 = vg_tensor_new_on(VG_CUDA, VG_F32, 1, S(1 << 16));
+  bool other = vg_data(t2) != p1;
+  vg_cuda_branch(1);
+  vg_tensor *t3 = vg_tensor_new_on(VG_CUDA, VG_F32, 1, S(1 << 16));
+  bool same = vg_data(t3) == p1;
+  vg_cuda_join();
+  vg_tensor_free(t2);
+  vg_tensor_free(t3);
+  vg_tensor *t4 = vg_tensor_new_on(VG_CUDA, VG_F32, 1, S(1 << 16));
+  vg_tensor_free(t4);
+  VG_CHECK(other && same, "forked: a block freed on branch 1 is reused by branch 1 (%d), not by branch 2 (%d)", same,
+           other);
+  /* a block made on branch 1 in an earlier fork may be read by any stream since: freed in
+   * a later fork, it waits for that fork's join even on branch 1 */
+  vg_cuda_fork();
+  vg_cuda_branch(1);
+  vg_tensor *t5 = vg_tensor_new_on(VG_CUDA, VG_F32, 1, S(1 << 17));
+  void *p5 = vg_data(t5);
+  vg_cuda_join();
+  vg_cuda_fork();
+  vg_cuda_branch(1);
+  vg_tensor_free(t5);
+  vg_tensor *t6 = vg_tensor_new_on(VG_CUDA, VG_F32, 1, S(1 << 17));
+  bool held_back = vg_data(t6) != p5;
+  vg_cuda_join();
+  vg_tensor_free(t6);
+  VG_CHECK(held_back, "a block from an earlier fork, freed on branch 1, is not reused before the join");
+  /* captured: parallel branches in one graph */
+  vg_tensor *out[3];
+  for (int k = 0; k < 3; k++) out[k] = vg_tensor_new_on(VG_CUDA, VG_F32, 4, S(2, 4, 12, 5));
+  vg_tensor *xin = vg_tensor_new_on(VG_CUDA, VG_F32, 4, S(2, 3, 16, 16));
+  vg_copy_(xin, x);
+  VG_CHECK(vg_cuda_graph_begin() == VG_OK, "graph begin");
+  vg_scope_begin();
+  vg_cuda_fork();
+  for (int k = 0; k < 3; k++) {
+    vg_cuda_branch(k);
+    vg_copy_(out[k], branch_work(xin, k));
+  }
+  vg_cuda_join();
+  vg_scope_end();
+  vg_cuda_graph *g = vg_cuda_graph_end();
+  bool ok = VG_CHECK(g, "fork/join captured as one graph (%s)", g ? "ok" : vg_last_error());
+  for (int r = 0; ok && r < 2; r++) {
+    for (int k = 0; k < 3; k++) vg_fill_(out[k], -1.0);
+    VG_CHECK(vg_cuda_graph_replay(g) == VG_OK, "replay %d", r);
+    for (int k = 0; k < 3; k++) vg_to_host(out[k], VG_F32, got[k]);
+    VG_CHECK(!memcmp(want, got, sizeof want), "graph with parallel branches, replay %d: == serial results bit for bit", r);
+  }
+  vg_cuda_graph_free(g);
+  for (int k = 0; k < 3; k++) vg_tensor_free(out[k]);
+  vg_tensor_free(xin);
+  vg_tensor_free(x);
+  vg_scope_end();
+}
+
 int main(void) {
   if (!vg_cuda_available()) {
     char why[256];
@@ -192,6 +285,7 @@ int main(void) {
   static float img[NIMG][NX], ref[NIMG][NY], got[NY];
   for (int i = 0; i < NIMG; i++) fill_rand(img[i], NX);
   for (int i = 0; i < NIMG; i++) eager(img[i], ref[i]);
+  branch_checks(img[0]);
 
   /* ---- allocator: a steady-state eager step makes no cudaMalloc ---- */
   {

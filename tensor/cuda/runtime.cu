@@ -40,8 +40,33 @@ static vg_cuda_graph *deferred_free;   /* vg_cuda_graph_free called during anoth
 static char cap_msg[512];
 static int cap_refused;
 
-cudaStream_t vg_cuda_stream(void) { return stream; }
-cublasHandle_t vg_cuda_blas(void) { return blas; }
+/* ---- concurrent branches (vg_cuda_fork / vg_cuda_branch / vg_cuda_join) ----
+ * Side streams 1..VG_CU_SIDE, each with its own cuBLAS handle and workspace (concurrent
+ * GEMMs must not share one), made at init unless VIGIL_CUDA_BRANCHES=0. Between fork and
+ * join the current branch picks the stream ops and GEMMs go to, and freed blocks are held
+ * back until the join: a block freed on one stream could otherwise be handed to another
+ * stream's work while kernels of the first still use it. */
+#define VG_CU_SIDE 3
+#define VG_CU_BLAS_WS ((size_t)32 << 20)   /* cuBLAS workspace per handle, as torch's on sm_90 */
+static cudaStream_t side[VG_CU_SIDE];
+static cublasHandle_t side_blas[VG_CU_SIDE];
+static void *blas_ws[VG_CU_SIDE + 1];
+static cudaEvent_t fork_ev, join_ev[VG_CU_SIDE];
+static bool side_on;      /* side streams made (VIGIL_CUDA_BRANCHES != 0) */
+static int cur_branch;    /* 0: the main stream; k: side[k - 1] */
+static bool forked;
+static unsigned fork_gen;   /* counts forks */
+/* A block freed while forked: br = the branch tag it was allocated with when that was
+ * this branch during this fork (branch k may reuse it at once: its own stream orders the
+ * reuse), else 0 (any branch might still read it: reusable after the join only). */
+typedef struct { void *p; int b; struct gpool *pool; int br; } held_blk;
+static held_blk *held;
+static size_t held_n, held_cap;
+/* the tag of the current branch in the current fork (0 when not forked) */
+static int branch_tag(void) { return forked ? (int)((fork_gen & 0xffffff) * 8 + (unsigned)cur_branch + 1) : 0; }
+
+cudaStream_t vg_cuda_stream(void) { return cur_branch ? side[cur_branch - 1] : stream; }
+cublasHandle_t vg_cuda_blas(void) { return cur_branch ? side_blas[cur_branch - 1] : blas; }
 /* no per-launch synchronize while capturing (it would invalidate the capture) */
 bool vg_cuda_sync_each(void) { return sync_each != 0 && !cap; }
 bool vg_cuda_capturing(void) { return cap != NULL; }
@@ -82,7 +107,7 @@ const char *vg_cublas_error_name(cublasStatus_t s) {
  * blocks to the global cache (still-live ones go there when freed). */
 static blk *free_lists[VG_NBUCKET];
 static blk *spare_nodes;
-typedef struct { void *p; int bucket; gpool *pool; } live_ent;
+typedef struct { void *p; int bucket; gpool *pool; int br; } live_ent;   /* br: see held_blk */
 static live_ent *live;
 static size_t live_cap, live_n;
 static size_t bytes_cached, bytes_live, bytes_graph, peak_live, peak_reserved;
@@ -95,7 +120,7 @@ static size_t pinned_n, pinned_cap;
 
 static size_t hash_ptr(void *p) { return (size_t)(((uintptr_t)p >> 8) * 0x9E3779B97F4A7C15ull); }
 
-static void live_put(void *p, int b, gpool *pool);
+static void live_put(void *p, int b, gpool *pool, int br);
 static void live_grow(void) {
   live_ent *old = live;
   size_t oc = live_cap;
@@ -104,27 +129,29 @@ static void live_grow(void) {
   if (!live) VG_ABORT("out of host memory (CUDA allocator table)");
   live_n = 0;
   for (size_t i = 0; i < oc; i++)
-    if (old[i].p) live_put(old[i].p, old[i].bucket, old[i].pool);
+    if (old[i].p) live_put(old[i].p, old[i].bucket, old[i].pool, old[i].br);
   free(old);
 }
 
-static void live_put(void *p, int b, gpool *pool) {
+static void live_put(void *p, int b, gpool *pool, int br) {
   if ((live_n + 1) * 2 > live_cap) live_grow();
   size_t m = live_cap - 1, i = hash_ptr(p) & m;
   while (live[i].p) i = (i + 1) & m;
   live[i].p = p;
   live[i].bucket = b;
   live[i].pool = pool;
+  live[i].br = br;
   live_n++;
 }
 
-static int live_take(void *p, gpool **pool) {
+static int live_take(void *p, gpool **pool, int *br) {
   if (!live_cap) return -1;
   size_t m = live_cap - 1, i = hash_ptr(p) & m;
   while (live[i].p && live[i].p != p) i = (i + 1) & m;
   if (!live[i].p) return -1;
   int b = live[i].bucket;
   *pool = live[i].pool;
+  *br = live[i].br;
   live[i].p = NULL;
   live_n--;
   /* re-insert the rest of the cluster (backward-shift deletion done simply) */
@@ -132,7 +159,7 @@ static int live_take(void *p, gpool **pool) {
     live_ent e = live[j];
     live[j].p = NULL;
     live_n--;
-    live_put(e.p, e.bucket, e.pool);
+    live_put(e.p, e.bucket, e.pool, e.br);
   }
   return b;
 }
@@ -195,7 +222,16 @@ void *vg_cuda_alloc(size_t n) {
   n_alloc_calls++;
   gpool *pool = cap ? &cap->pool : NULL;
   void *p = NULL;
-  if (pool && (p = pop_block(pool->free_lists, b))) {
+  const int br = branch_tag();
+  for (size_t i = 0; forked && i < held_n; i++)   /* this branch's own freed blocks first */
+    if (held[i].br == br && held[i].b == b && held[i].pool == pool) {
+      p = held[i].p;
+      held[i] = held[--held_n];
+      bytes_live -= sz;   /* counted live again below */
+      break;
+    }
+  if (p) {
+  } else if (pool && (p = pop_block(pool->free_lists, b))) {
     pool->bytes_free -= sz;
     bytes_graph -= sz;
   } else if ((p = pop_block(free_lists, b))) {
@@ -216,7 +252,7 @@ void *vg_cuda_alloc(size_t n) {
     }
     n_malloc++;
   }
-  live_put(p, b, pool);
+  live_put(p, b, pool, br);
   bytes_live += sz;
   if (bytes_live > peak_live) peak_live = bytes_live;
   note_reserved();
@@ -228,14 +264,25 @@ void vg_cuda_free(void *p) {
   if (!p) return;
   pthread_mutex_lock(&lock);
   gpool *pool = NULL;
-  int b = live_take(p, &pool);
+  int br = 0;
+  int b = live_take(p, &pool, &br);
   if (b < 0) {
     pthread_mutex_unlock(&lock);
     VG_ABORT("vg_cuda_free of %p: not a block of the CUDA allocator", p);
   }
   /* the stream is in order: work queued before this free finishes before any later
-   * kernel that reuses the block */
+   * kernel that reuses the block (while forked, the join orders it: held until then) */
   size_t sz = (size_t)1 << b;
+  if (forked) {
+    if (held_n == held_cap) {
+      held_cap = held_cap ? 2 * held_cap : 256;
+      held = (held_blk *)realloc(held, held_cap * sizeof *held);
+      if (!held) VG_ABORT("out of host memory (CUDA allocator)");
+    }
+    held[held_n++] = (held_blk){p, b, pool, br == branch_tag() ? br : 0};
+    pthread_mutex_unlock(&lock);
+    return;
+  }
   if (pool) {
     push_block(pool->free_lists, b, p);
     pool->bytes_free += sz;
@@ -262,7 +309,58 @@ static void pool_release(gpool *pool) {
     if (live[i].p && live[i].pool == pool) live[i].pool = NULL;
 }
 
-void vg_cuda_sync(void) { VG_CUDA_CHECK(cudaStreamSynchronize(stream)); }
+void vg_cuda_sync(void) {
+  if (forked) VG_ABORT("a synchronizing call between vg_cuda_fork and vg_cuda_join (join first)");
+  VG_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+/* the held blocks back to their free lists (called with the lock held, after the join) */
+static void release_held(void) {
+  for (size_t i = 0; i < held_n; i++) {
+    size_t sz = (size_t)1 << held[i].b;
+    if (held[i].pool) {
+      push_block(held[i].pool->free_lists, held[i].b, held[i].p);
+      held[i].pool->bytes_free += sz;
+      bytes_graph += sz;
+    } else {
+      push_block(free_lists, held[i].b, held[i].p);
+      bytes_cached += sz;
+    }
+    bytes_live -= sz;
+  }
+  held_n = 0;
+}
+
+/* a handle on stream st with its own workspace (set before any capture: cuBLAS must
+ * not allocate one while a graph is captured) */
+static cublasStatus_t blas_make(cublasHandle_t *h, cudaStream_t st, void **ws) {
+  cublasStatus_t e = cublasCreate(h);
+  if (e != CUBLAS_STATUS_SUCCESS) return e;
+  if (cudaMalloc(ws, VG_CU_BLAS_WS) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return CUBLAS_STATUS_ALLOC_FAILED;
+  }
+  if ((e = cublasSetWorkspace(*h, *ws, VG_CU_BLAS_WS)) != CUBLAS_STATUS_SUCCESS) return e;
+  if ((e = cublasSetMathMode(*h, tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
+    return e;
+  return cublasSetStream(*h, st);
+}
+
+/* side streams, their handles and the fork/join events; false (all on the main stream)
+ * when VIGIL_CUDA_BRANCHES=0 or one of them cannot be made */
+static bool side_make(void) {
+  const char *env = getenv("VIGIL_CUDA_BRANCHES");
+  if (env && env[0] == '0') return false;
+  if (cudaEventCreateWithFlags(&fork_ev, cudaEventDisableTiming) != cudaSuccess) return false;
+  for (int k = 0; k < VG_CU_SIDE; k++)
+    if (cudaStreamCreateWithFlags(&side[k], cudaStreamNonBlocking) != cudaSuccess ||
+        cudaEventCreateWithFlags(&join_ev[k], cudaEventDisableTiming) != cudaSuccess ||
+        blas_make(&side_blas[k], side[k], &blas_ws[k + 1]) != CUBLAS_STATUS_SUCCESS) {
+      (void)cudaGetLastError();
+      return false;
+    }
+  return true;
+}
 
 /* at exit: everything back to the driver (live blocks too: heap tensors never freed) */
 static void cuda_atexit(void) {
@@ -291,6 +389,18 @@ static void cuda_atexit(void) {
     free(k);
   }
   cublasDestroy(blas);
+  if (side_on)
+    for (int k = 0; k < VG_CU_SIDE; k++) {
+      cublasDestroy(side_blas[k]);
+      cudaStreamDestroy(side[k]);
+      cudaEventDestroy(join_ev[k]);
+    }
+  if (side_on) cudaEventDestroy(fork_ev);
+  for (int k = 0; k <= VG_CU_SIDE; k++)
+    if (blas_ws[k]) cudaFree(blas_ws[k]);
+  free(held);
+  held = NULL;
+  held_n = held_cap = 0;
   cudaStreamDestroy(stream);
   init_state = 0;
 }
@@ -320,6 +430,11 @@ vg_status vg_cuda_init(void) {
         tf32_on = tf && tf[0] == '1';
         VG_CUBLAS_CHECK(cublasSetMathMode(blas, tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
         VG_CUBLAS_CHECK(cublasSetStream(blas, stream));
+        if (cudaMalloc(&blas_ws[0], VG_CU_BLAS_WS) == cudaSuccess)
+          VG_CUBLAS_CHECK(cublasSetWorkspace(blas, blas_ws[0], VG_CU_BLAS_WS));
+        else
+          (void)cudaGetLastError(), blas_ws[0] = NULL;   /* cuBLAS keeps its own */
+        side_on = side_make();
         const char *s_env = getenv("VIGIL_CUDA_SYNC");
         sync_each = s_env && s_env[0] == '1';
         vg_backend_register(VG_CUDA, &vg_cuda_backend);
@@ -436,6 +551,7 @@ static const char *const refuse_fmt =
     "values with gather)";
 
 static void copy_h2d(const vg_tensor *out, const vg_tensor *in) {
+  if (forked) VG_ABORT("a host <-> device copy between vg_cuda_fork and vg_cuda_join (copy before or after)");
   int64_t n = vg_numel(out);
   if (n == 0) return;
   size_t es = vg_dtype_size(in->dtype);
@@ -475,6 +591,7 @@ static void copy_h2d(const vg_tensor *out, const vg_tensor *in) {
 }
 
 static void copy_d2h(const vg_tensor *out, const vg_tensor *in) {
+  if (forked) VG_ABORT("a host <-> device copy between vg_cuda_fork and vg_cuda_join (copy before or after)");
   int64_t n = vg_numel(out);
   if (n == 0) return;
   size_t es = vg_dtype_size(out->dtype);
@@ -577,6 +694,8 @@ vg_status vg_cuda_set_tf32(bool on) {
   if (st != VG_OK) return st;
   pthread_mutex_lock(&lock);
   cublasStatus_t e = cublasSetMathMode(blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  for (int k = 0; side_on && k < VG_CU_SIDE && e == CUBLAS_STATUS_SUCCESS; k++)
+    e = cublasSetMathMode(side_blas[k], on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
   if (e == CUBLAS_STATUS_SUCCESS) tf32_on = on;
   pthread_mutex_unlock(&lock);
   return e == CUBLAS_STATUS_SUCCESS ? VG_OK : vg_fail(VG_ERR_DEVICE, "cuda: cublasSetMathMode: %s", vg_cublas_error_name(e));
@@ -604,8 +723,42 @@ const char *vg_cuda_device_name(void) {
 void vg_cuda_synchronize(void) {
   if (init_state != 1) return;
   if (cap) VG_ABORT("vg_cuda_synchronize during a graph capture (the captured work has not run; end the capture first)");
-  VG_CUDA_CHECK(cudaStreamSynchronize(stream));
+  vg_cuda_sync();
 }
+
+void vg_cuda_fork(void) {
+  if (init_state != 1 || !side_on) return;
+  if (forked) VG_ABORT("vg_cuda_fork: already forked (branches do not nest)");
+  VG_CUDA_CHECK(cudaEventRecord(fork_ev, stream));
+  for (int k = 0; k < VG_CU_SIDE; k++) VG_CUDA_CHECK(cudaStreamWaitEvent(side[k], fork_ev, 0));
+  pthread_mutex_lock(&lock);
+  fork_gen++;
+  forked = true;
+  pthread_mutex_unlock(&lock);
+  cur_branch = 0;
+}
+
+void vg_cuda_branch(int k) {
+  if (init_state != 1 || !side_on) return;
+  if (!forked) VG_ABORT("vg_cuda_branch(%d) outside vg_cuda_fork / vg_cuda_join", k);
+  if (k < 0 || k > VG_CU_SIDE) VG_ABORT("vg_cuda_branch(%d): branches are 0..%d", k, VG_CU_SIDE);
+  cur_branch = k;
+}
+
+void vg_cuda_join(void) {
+  if (init_state != 1 || !side_on || !forked) return;
+  for (int k = 0; k < VG_CU_SIDE; k++) {
+    VG_CUDA_CHECK(cudaEventRecord(join_ev[k], side[k]));
+    VG_CUDA_CHECK(cudaStreamWaitEvent(stream, join_ev[k], 0));
+  }
+  pthread_mutex_lock(&lock);
+  forked = false;
+  cur_branch = 0;
+  release_held();
+  pthread_mutex_unlock(&lock);
+}
+
+bool vg_cuda_branches(void) { return vg_cuda_init() == VG_OK && side_on; }
 
 void *vg_cuda_host_alloc(size_t nbytes) {
   if (!nbytes) nbytes = 1;
@@ -755,6 +908,7 @@ vg_status vg_cuda_graph_begin(void) {
 }
 
 vg_cuda_graph *vg_cuda_graph_end(void) {
+  if (forked) VG_ABORT("vg_cuda_graph_end between vg_cuda_fork and vg_cuda_join (join first)");
   if (!cap) {
     vg_fail(VG_ERR_ARG, "vg_cuda_graph_end: no capture running (vg_cuda_graph_begin first)");
     return NULL;

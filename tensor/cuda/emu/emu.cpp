@@ -162,12 +162,18 @@ struct capture_t;
 struct CUstream_st {
   unsigned flags;
   capture_t *cap;   /* non-null while capturing (status active or invalidated) */
+  /* a stream that joined another stream's capture (cudaStreamWaitEvent on an event
+   * recorded there): work recorded on it, and how much of it the origin has waited for */
+  uint64_t cap_work, cap_joined;
 };
 struct CUevent_st {
   unsigned flags;
   bool recorded;   /* the record has executed */
   bool pending;    /* a record is queued */
   double t_ms;
+  capture_t *cap;        /* recorded in this capture (a cross-stream dependency in it) */
+  CUstream_st *cap_src;  /* ... on this stream, */
+  uint64_t cap_work;     /* ... after this much of its recorded work */
 };
 struct CUgraph_st {
   std::vector<std::shared_ptr<std::function<void()>>> nodes;
@@ -188,6 +194,7 @@ struct capture_t {
   pthread_t thread;
   bool invalidated;
   CUgraph_st *graph;
+  std::vector<CUstream_st *> joined;   /* other streams pulled into the capture (fork) */
 };
 std::set<CUstream_st *> streams;
 std::set<CUevent_st *> events;
@@ -244,6 +251,8 @@ cudaError_t submit(cudaStream_t s, std::function<void()> &&work) {
   if (!graph_running) {
     if (capture_t *c = capture_of(s)) {
       if (c->invalidated) return cudaErrorStreamCaptureInvalidated;
+      if (s != c->stream) s->cap_work++;
+      /* one list in submission order: a legal serial schedule of the captured DAG */
       c->graph->nodes.push_back(std::make_shared<std::function<void()>>(std::move(work)));
       return cudaSuccess;
     }
@@ -681,6 +690,8 @@ const char *error_string(cudaError_t e) {
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureUnmatched: return "capture was not initiated in this stream";
+    case cudaErrorStreamCaptureUnjoined: return "capturing stream has unjoined work";
+    case cudaErrorStreamCaptureIsolation: return "dependency created on uncaptured work in another stream";
     case cudaErrorStreamCaptureImplicit:
       return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
@@ -1025,7 +1036,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *ps, unsigned int flags) {
   guard g(g_lock);
   if (!ps || (flags & ~1u)) return ret(cudaErrorInvalidValue);
   if (sticky_error != cudaSuccess) return ret(sticky_error);
-  CUstream_st *s = new CUstream_st{flags, nullptr};
+  CUstream_st *s = new CUstream_st{flags, nullptr, 0, 0};
   streams.insert(s);
   *ps = s;
   return cudaSuccess;
@@ -1054,10 +1065,32 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
   flush();   /* "finished": the queued work runs now */
   return sticky_error;
 }
+/* Outside a capture everything already runs in submission order, so a wait is a no-op.
+ * Waiting on an event recorded in a capture is a cross-stream dependency, as the real
+ * runtime: a stream that is not capturing joins that capture (its work is recorded into
+ * the same graph: the fork); the origin stream waiting on an event recorded on a joined
+ * stream joins that stream's work back (cudaStreamEndCapture fails with
+ * cudaErrorStreamCaptureUnjoined while a joined stream has work not waited for). */
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   guard g(g_lock);
   if (!valid_stream(s) || !e || !events.count(e)) return ret(cudaErrorInvalidResourceHandle);
-  return sticky_error;   /* everything already ran in order */
+  capture_t *c = e->cap;   /* cleared when its capture ends */
+  if (!c) return sticky_error;
+  if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) {
+    invalidate(c);
+    return ret(cudaErrorStreamCaptureImplicit);
+  }
+  if (!s->cap) {   /* fork: s joins the capture */
+    s->cap = c;
+    s->cap_work = s->cap_joined = 0;
+    c->joined.push_back(s);
+  } else if (s->cap != c) {
+    invalidate(c);
+    return ret(cudaErrorStreamCaptureIsolation);
+  }
+  if (e->cap_src && e->cap_src != s && e->cap_work > e->cap_src->cap_joined && s == c->stream)
+    e->cap_src->cap_joined = e->cap_work;   /* join: the origin waits for that stream's work */
+  return sticky_error;
 }
 
 /* ---- events (timestamps from CLOCK_MONOTONIC when the work before them ran) ---- */
@@ -1065,7 +1098,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *pe, unsigned int flags) {
   init();
   guard g(g_lock);
   if (!pe || (flags & ~7u)) return ret(cudaErrorInvalidValue);
-  CUevent_st *e = new CUevent_st{flags, false, false, 0};
+  CUevent_st *e = new CUevent_st{flags, false, false, 0, nullptr, nullptr, 0};
   events.insert(e);
   *pe = e;
   return cudaSuccess;
@@ -1074,7 +1107,11 @@ cudaError_t cudaEventCreate(cudaEvent_t *pe) { return cudaEventCreateWithFlags(p
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   guard g(g_lock);
   if (!e || !events.count(e)) return ret(cudaErrorInvalidResourceHandle);
-  if (!capture_of(s)) e->pending = true;
+  capture_t *c = capture_of(s);
+  if (!c) e->pending = true;
+  e->cap = c;
+  e->cap_src = c && s != c->stream ? s : nullptr;
+  e->cap_work = c && s != c->stream ? s->cap_work + 1 : 0;   /* the record node included */
   return ret(submit(s, [e] {
     e->recorded = true;
     e->pending = false;
@@ -1139,12 +1176,19 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *pg) {
     return ret(cudaErrorStreamCaptureWrongThread);
   s->cap = nullptr;
   captures.erase(std::find(captures.begin(), captures.end(), c));
-  bool bad = c->invalidated;
+  for (CUevent_st *ev : events)
+    if (ev->cap == c) ev->cap = nullptr, ev->cap_src = nullptr;
+  bool unjoined = false;
+  for (CUstream_st *j : c->joined) {
+    if (j->cap_work > j->cap_joined) unjoined = true;
+    j->cap = nullptr;
+  }
+  bool bad = c->invalidated || unjoined;
   CUgraph_st *gr = c->graph;
   delete c;
   if (bad) {
     delete gr;
-    return ret(cudaErrorStreamCaptureInvalidated);
+    return ret(unjoined ? cudaErrorStreamCaptureUnjoined : cudaErrorStreamCaptureInvalidated);
   }
   graphs.insert(gr);
   *pg = gr;

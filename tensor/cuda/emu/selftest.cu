@@ -7,7 +7,8 @@
  * reversal, tree reduction), dynamic shared memory, __syncthreads_count, warp shuffles
  * and ballots, atomics, early-returning threads, launch configuration errors, cuBLAS
  * GEMMs (every transpose pair, alpha/beta, beta = 0 ignoring NaN in C, strided batches,
- * f16 GemmEx, FAST_16F) against a double reference, stream capture / graph replay and
+ * f16 GemmEx, FAST_16F) against a double reference, stream capture / graph replay (with a
+ * second stream forked into the capture and joined back, or left unjoined) and
  * the errors of unsafe calls during capture, events, and __trap's sticky error. Prints
  * one line per check and "N passed, N failed". */
 #include <cuda_runtime.h>
@@ -577,6 +578,53 @@ static void test_capture() {
   check(ms >= 0 && ms < 10000, "cudaEventElapsedTime", "%.3f ms", ms);
   CK(cudaEventDestroy(a));
   CK(cudaEventDestroy(b));
+
+  /* fork / join: a second stream joins the capture through an event, its work lands in
+   * the graph; ending the capture with the side stream's work not waited for fails */
+  cudaStream_t s2;
+  CK(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking));
+  cudaEvent_t fk, jn;
+  CK(cudaEventCreateWithFlags(&fk, cudaEventDisableTiming));
+  CK(cudaEventCreateWithFlags(&jn, cudaEventDisableTiming));
+  std::vector<float> ones(n, 1.0f);
+  CK(cudaMemcpy(dx, ones.data(), sizeof(float) * n, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dy, ones.data(), sizeof(float) * n, cudaMemcpyHostToDevice));
+  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  CK(cudaEventRecord(fk, s));
+  CK(cudaStreamWaitEvent(s2, fk, 0));
+  CK(cudaStreamIsCapturing(s2, &cs));
+  check(cs == cudaStreamCaptureStatusActive, "a stream waiting on a captured event joins the capture");
+  VG_CU_LAUNCH(k_add, (n + 127) / 128, 128, 0, s)(dx, 2.0f, n);    /* branch 0: x += 2 */
+  VG_CU_LAUNCH(k_add, (n + 127) / 128, 128, 0, s2)(dy, 5.0f, n);   /* branch 1: y += 5 */
+  CK(cudaEventRecord(jn, s2));
+  CK(cudaStreamWaitEvent(s, jn, 0));
+  VG_CU_LAUNCH(k_add, (n + 127) / 128, 128, 0, s)(dy, 1.0f, n);    /* after the join: y += 1 */
+  e = cudaStreamEndCapture(s, &g);
+  check(e == cudaSuccess && g, "fork/join capture ends", "%s", cudaGetErrorName(e));
+  CK(cudaStreamIsCapturing(s2, &cs));
+  check(cs == cudaStreamCaptureStatusNone, "... and the joined stream leaves it");
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  CK(cudaGraphLaunch(ge, s));
+  CK(cudaStreamSynchronize(s));
+  hx = dev_download(dx, n);
+  hy = dev_download(dy, n);
+  check(hx[0] == 3.0f && hy[n - 1] == 7.0f, "fork/join graph replays both branches, then the joined work", "x %g y %g",
+        hx[0], hy[n - 1]);
+  CK(cudaGraphExecDestroy(ge));
+  CK(cudaGraphDestroy(g));
+  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  CK(cudaEventRecord(fk, s));
+  CK(cudaStreamWaitEvent(s2, fk, 0));
+  VG_CU_LAUNCH(k_add, (n + 127) / 128, 128, 0, s2)(dy, 5.0f, n);   /* never joined back */
+  quiet(true);
+  e = cudaStreamEndCapture(s, &g);
+  quiet(false);
+  check(e == cudaErrorStreamCaptureUnjoined, "ending a capture with unjoined side-stream work fails", "%s",
+        cudaGetErrorName(e));
+  (void)cudaGetLastError();
+  CK(cudaEventDestroy(fk));
+  CK(cudaEventDestroy(jn));
+  CK(cudaStreamDestroy(s2));
 
   CK(cudaFreeHost(pin));
   CK(cudaFree(dx));
