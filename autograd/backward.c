@@ -79,7 +79,7 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
       return;
     case VG_OP_FILL: case VG_OP_ARANGE: case VG_OP_SIGN:
     case VG_OP_EQ: case VG_OP_NE: case VG_OP_LT: case VG_OP_LE: case VG_OP_GT: case VG_OP_GE:
-    case VG_OP_ARGMAX: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT:
+    case VG_OP_ARGMAX: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: case VG_OP_CONV_BN_FOLD:
     case VG_OP_AVG_POOL2D_BWD: case VG_OP_MAX_POOL2D_BWD: case VG_OP_ADAPTIVE_AVG_POOL2D_BWD:
     case VG_OP_INTERP_BILINEAR_BWD: case VG_OP_KTHVALUE: case VG_OP_SORT:
     case VG_OP_RAND_UNIFORM: case VG_OP_RAND_NORMAL: case VG_OP_COUNT:

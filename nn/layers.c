@@ -205,27 +205,15 @@ static vg_tensor *conv_forward(vg_nn_module *m, const vg_tensor *x, vg_act act) 
   return conv_forward_wb(m, x, vg_nn_param(m, "weight"), vg_nn_param(m, "bias"), act);
 }
 
-static vg_tensor *f32_of(const vg_tensor *t) { return t && t->dtype != VG_F32 ? vg_cast(t, VG_F32) : (vg_tensor *)t; }
-
-/* Conv2d then an eval-mode BatchNorm2d as one conv2d with folded weights, computed in f32
- * and rounded once to the weight's dtype:
- *   s = gamma / sqrt(running_var + eps),  w' = w s[o],  b' = (b - running_mean) s + beta */
+/* Conv2d then an eval-mode BatchNorm2d as one conv2d with folded weights (one
+ * conv_bn_fold op: w s[o], (b - running_mean) s + beta, s = gamma / sqrt(running_var + eps)) */
 static vg_tensor *conv_bn_folded(vg_nn_module *conv, vg_nn_module *bn, const vg_tensor *x, vg_act act) {
-  const vg_tensor *w = vg_nn_param(conv, "weight"), *cb = vg_nn_param(conv, "bias");
-  const vg_tensor *gamma = vg_nn_param(bn, "weight"), *beta = vg_nn_param(bn, "bias");
-  vg_tensor *s = vg_rsqrt(vg_add_scalar(f32_of(vg_nn_buffer(bn, "running_var")), bn->u.bn.eps));
-  if (gamma) s = vg_mul(s, f32_of(gamma));
-  vg_tensor *b = vg_neg(f32_of(vg_nn_buffer(bn, "running_mean")));
-  if (cb) b = vg_add(b, f32_of(cb));
-  b = vg_mul(b, s);
-  if (beta) b = vg_add(b, f32_of(beta));
-  int64_t sh[4] = {w->shape[0], 1, 1, 1};
-  vg_tensor *wf = vg_mul(f32_of(w), vg_reshape(s, 4, sh));
-  if (w->dtype != VG_F32) {
-    wf = vg_cast(wf, w->dtype);
-    b = vg_cast(b, w->dtype);
-  }
-  return conv_forward_wb(conv, x, wf, b, act);
+  vg_tensor *wf, *bf;
+  if (vg_conv_bn_fold(vg_nn_param(conv, "weight"), vg_nn_param(conv, "bias"), vg_nn_param(bn, "weight"),
+                      vg_nn_param(bn, "bias"), vg_nn_buffer(bn, "running_mean"), vg_nn_buffer(bn, "running_var"),
+                      bn->u.bn.eps, &wf, &bf) != VG_OK)
+    return NULL;
+  return conv_forward_wb(conv, x, wf, bf, act);
 }
 
 vg_tensor *vg_nn_conv_bn(vg_nn_module *conv, vg_nn_module *bn, const vg_tensor *x, vg_act act) {

@@ -142,7 +142,8 @@ vg_tensor *vg_nn_forward(vg_nn_module *m, const vg_tensor *x);
 vg_tensor *vg_nn_forward_relu(vg_nn_module *m, const vg_tensor *x);
 /* bn(conv(x)), then the activation. When nothing is recorded for autograd and bn is an
  * eval-mode BatchNorm2d with running statistics, this is one conv2d with folded weights
- * (w s, (b - mean) s + beta, s = gamma / sqrt(var + eps), computed in f32 per call) and
+ * (vg_conv_bn_fold: w s, (b - mean) s + beta, s = gamma / sqrt(var + eps), one op per
+ * call, f32 math rounded once to the weight's dtype) and
  * the ReLU fused: no normalisation passes over the activations. A Sequential folds each
  * Conv2d, BatchNorm2d[, ReLU] run of children the same way. */
 vg_tensor *vg_nn_conv_bn(vg_nn_module *conv, vg_nn_module *bn, const vg_tensor *x, vg_act act);

@@ -43,3 +43,44 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
                  .i = {sh, sw, o.ph, o.pw, dh, dw, g, o.act}};
   return vg_dispatch(&c);
 }
+
+vg_status vg_conv_bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma, const vg_tensor *beta,
+                          const vg_tensor *mean, const vg_tensor *var, float eps, vg_tensor **w_out,
+                          vg_tensor **b_out) {
+  *w_out = *b_out = NULL;
+  const vg_tensor *in[6] = {w, bias, gamma, beta, mean, var};
+  static const char *const names[6] = {"weight", "bias", "gamma", "beta", "running_mean", "running_var"};
+  if (!w || !mean || !var) {
+    vg_op_error("conv_bn_fold", "needs the weight and the running mean and variance");
+    return vg_last_status();
+  }
+  char a[128];
+  if (w->ndim < 1 || (w->dtype != VG_F32 && w->dtype != VG_F16)) {
+    vg_op_error("conv_bn_fold", "weight %s %s: want a float (O, ...) tensor", vg_dtype_name(w->dtype),
+                vg_shape_str(w, a, 128));
+    return vg_last_status();
+  }
+  const int64_t O = w->shape[0];
+  vg_tensor *cin[6];
+  for (int k = 0; k < 6; k++) {
+    cin[k] = NULL;
+    if (!in[k]) continue;
+    if (in[k]->device != w->device || (in[k]->dtype != VG_F32 && in[k]->dtype != VG_F16) ||
+        (k > 0 && (in[k]->ndim != 1 || in[k]->shape[0] != O))) {
+      vg_op_error("conv_bn_fold", "%s %s %s%s: want [%lld], f32 or f16, on the weight's device", names[k],
+                  vg_dtype_name(in[k]->dtype), vg_shape_str(in[k], a, 128),
+                  in[k]->device != w->device ? " on another device" : "", (long long)O);
+      return vg_last_status();
+    }
+    cin[k] = vg_contiguous(in[k]);
+    if (!cin[k]) return vg_last_status();
+  }
+  vg_tensor *wo = vg_alloc(w->dtype, w->device, w->ndim, w->shape);
+  vg_tensor *bo = vg_alloc(w->dtype, w->device, 1, &O);
+  vg_opcall c = {.op = VG_OP_CONV_BN_FOLD, .nin = 6, .in = (const vg_tensor *const *)cin, .out = {wo, bo},
+                 .f = {eps}};
+  if (!vg_dispatch(&c)) return vg_last_status();
+  *w_out = wo;
+  *b_out = bo;
+  return VG_OK;
+}

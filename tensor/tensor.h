@@ -220,6 +220,13 @@ typedef enum { VG_ACT_NONE = 0, VG_ACT_RELU = 1 } vg_act;
 typedef struct { int sh, sw, ph, pw, dh, dw, groups; vg_act act; } vg_conv2d_opts;
 vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bias,
                      vg_conv2d_opts o);
+/* An eval-mode BatchNorm folded into the conv before it, in one op: *w_out = w s[o],
+ * *b_out = (bias - mean) s + beta with s = gamma / sqrt(var + eps) (bias, gamma, beta may
+ * be NULL: 0, 1, 0). f32 math, results in w's dtype; the vectors are [O], f32 or (CUDA)
+ * f16. Not differentiable. conv2d(x, *w_out, *b_out) == bn(conv2d(x, w, bias)). */
+vg_status vg_conv_bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma, const vg_tensor *beta,
+                          const vg_tensor *mean, const vg_tensor *var, float eps, vg_tensor **w_out,
+                          vg_tensor **b_out);
 
 typedef struct { int kh, kw, sh, sw, ph, pw; bool ceil_mode, count_include_pad; } vg_pool2d_opts;
 /* stride 0 = kernel size; PyTorch defaults: count_include_pad = true for avg. */

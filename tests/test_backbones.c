@@ -54,9 +54,11 @@ static void golden_case(const vg_fixture *fx, vg_nn_module *m, const char *model
   if (folded) vg_no_grad_end();
   else vg_nn_requires_grad(m, false);
   double dt = now() - t0;
-  VG_CHECK(folded ? ops.calls[VG_OP_SUB] == 0 && ops.calls[VG_OP_RSQRT] > 0 : ops.calls[VG_OP_SUB] > 0,
-           "%s %s: %s (%lld sub ops)", model, tag, folded ? "BatchNorm folded into the convs: no sub op over activations"
-                                                         : "BatchNorm as its own ops", (long long)ops.calls[VG_OP_SUB]);
+  VG_CHECK(folded ? ops.calls[VG_OP_SUB] == 0 && ops.calls[VG_OP_CONV_BN_FOLD] == ops.calls[VG_OP_CONV2D]
+                  : ops.calls[VG_OP_SUB] == ops.calls[VG_OP_CONV2D] && ops.calls[VG_OP_CONV_BN_FOLD] == 0,
+           "%s %s: %s (%lld conv2d, %lld conv_bn_fold, %lld sub ops)", model, tag,
+           folded ? "every BatchNorm folded into its conv: no sub op over activations" : "BatchNorm as its own ops",
+           (long long)ops.calls[VG_OP_CONV2D], (long long)ops.calls[VG_OP_CONV_BN_FOLD], (long long)ops.calls[VG_OP_SUB]);
   VG_CHECK(st == VG_OK, "%s %s: features in %.3f s (2 threads)%s%s", model, tag, dt,
            st == VG_OK ? "" : ": ", st == VG_OK ? "" : vg_last_error());
   int k = 0;

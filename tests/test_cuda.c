@@ -262,6 +262,22 @@ static vg_tensor *f_conv_relu_1x1(vg_device d, vg_op op) {
   (void)op;
   return vg_conv2d(R(d, 3, 8, 7, 9), R(d, 6, 4, 1, 1), R(d, 6), (vg_conv2d_opts){.groups = 2, .act = VG_ACT_RELU});
 }
+/* conv_bn_fold: (8,3,3,3) weights, bias, gamma, beta, running stats (var > 0); the
+ * weights and the bias side by side. f16 rows: the running variance stays f32 (mixed). */
+static vg_tensor *f_bn_fold(vg_device d, vg_op op) {
+  (void)op;
+  vg_tensor *v = POS(d, 8);
+  if (v->dtype == VG_F16) v = vg_cast(v, VG_F32);
+  vg_tensor *wf = NULL, *bf = NULL;
+  if (vg_conv_bn_fold(R(d, 8, 3, 3, 3), R(d, 8), R(d, 8), R(d, 8), R(d, 8), v, 1e-5f, &wf, &bf) != VG_OK) return NULL;
+  return cat1(2, (vg_tensor *[]){want16(wf), want16(bf)});
+}
+static vg_tensor *f_bn_fold_plain(vg_device d, vg_op op) {
+  (void)op;   /* no conv bias, gamma or beta */
+  vg_tensor *wf = NULL, *bf = NULL;
+  if (vg_conv_bn_fold(nc(R(d, 5, 2, 7)), NULL, NULL, NULL, R(d, 5), POS(d, 5), 1e-3f, &wf, &bf) != VG_OK) return NULL;
+  return cat1(2, (vg_tensor *[]){want16(wf), want16(bf)});
+}
 static const int64_t conv1x1_i[7] = {1, 1, 0, 0, 1, 1, 2};
 static vg_tensor *f_conv_1x1_bwd(vg_device d, vg_op op) {
   if (op == VG_OP_CONV2D_BWD_DATA) {
@@ -502,6 +518,8 @@ static const row rows[] = {
     {VG_OP_CONV2D, "EfficientAD 4x4 pad 3, bias", f_conv_effad, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D, "groups 2, stride (2,1), dilation (2,1), pad (1,2), permuted x", f_conv_grouped, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D, "1x1 stride 1 (no im2col), groups 2, bias", f_conv_1x1, 1e-5, 1e-5, 1},
+    {VG_OP_CONV_BN_FOLD, "weights, bias, gamma, beta, running stats", f_bn_fold, 1e-6, 1e-6, 0},
+    {VG_OP_CONV_BN_FOLD, "no bias, gamma, beta; (5,2,7) transposed weights", f_bn_fold_plain, 1e-6, 1e-6, 0},
     {VG_OP_CONV2D, "fused relu: EfficientAD 4x4 pad 3, bias", f_conv_relu, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D, "fused relu: groups 2, strided, dilated, no bias, permuted x", f_conv_relu_nobias, 1e-5, 1e-5, 1},
     {VG_OP_CONV2D, "fused relu: 1x1 direct, groups 2, bias", f_conv_relu_1x1, 1e-5, 1e-5, 1},
@@ -702,6 +720,8 @@ static const row16 rows16[] = {
     {{VG_OP_CONV2D, "f16 EfficientAD 4x4 pad 3, bias", f_conv_effad, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 1x1 stride 1 (no im2col), groups 2, bias", f_conv_1x1, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 EfficientAD AE 4x4 stride 2 pad 1, bias", f_conv_enc16, F16_GEMM}, 1},
+    {{VG_OP_CONV_BN_FOLD, "f16 weights and vectors, f32 running_var", f_bn_fold, F16_PW}, 2},
+    {{VG_OP_CONV_BN_FOLD, "f16 no bias, gamma, beta", f_bn_fold_plain, F16_PW}, 2},
     {{VG_OP_CONV2D, "f16 fused relu: EfficientAD 4x4 pad 3, bias", f_conv_relu, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 fused relu: groups 2, strided, dilated, no bias", f_conv_relu_nobias, F16_GEMM}, 1},
     {{VG_OP_CONV2D, "f16 fused relu: 1x1 direct, groups 2, bias", f_conv_relu_1x1, F16_GEMM}, 1},

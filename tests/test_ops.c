@@ -499,7 +499,46 @@ static void check_conv_relu(void) {
   vg_scope_end();
 }
 
+/* vg_conv_bn_fold: conv2d with the folded weights == batch_norm (eval) of conv2d, with
+ * and without the optional bias / gamma / beta; and its argument errors */
+static void check_conv_bn_fold(void) {
+  vg_scope_begin();
+  const int64_t O = 6;
+  vg_tensor *x = vg_randn(4, (int64_t[]){2, 4, 9, 8}, 21), *w = vg_randn(4, (int64_t[]){O, 4, 3, 3}, 22);
+  vg_tensor *b = vg_randn(1, &O, 23), *g = vg_randn(1, &O, 24), *beta = vg_randn(1, &O, 25), *m = vg_randn(1, &O, 26);
+  vg_tensor *v = vg_add_scalar(vg_abs(vg_randn(1, &O, 27)), 0.1f);
+  const vg_conv2d_opts o = {.ph = 1, .pw = 1};
+  for (int opt = 0; opt < 2; opt++) {
+    const vg_tensor *bb = opt ? NULL : b, *gg = opt ? NULL : g, *be = opt ? NULL : beta;
+    vg_tensor *want = vg_batch_norm(vg_conv2d(x, w, bb, o), m, v, gg, be, false, 0.1f, 1e-5f), *wf, *bf;
+    vg_opstats st;
+    vg_opstats_start();
+    vg_status s = vg_conv_bn_fold(w, bb, gg, be, m, v, 1e-5f, &wf, &bf);
+    vg_opstats_stop(&st);
+    vg_tensor *got = s == VG_OK ? vg_conv2d(x, wf, bf, o) : NULL;
+    float *hw = host(want), *hg = got ? host(got) : NULL;
+    double e = 0, mx = 0;
+    for (int64_t i = 0; hg && i < vg_numel(want); i++) {
+      e = fmax(e, fabs((double)hw[i] - hg[i]));
+      mx = fmax(mx, fabs((double)hw[i]));
+    }
+    VG_CHECK(got && st.calls[VG_OP_CONV_BN_FOLD] == 1 && st.calls[VG_OP_MUL] == 0 && e <= 1e-6 * mx,
+             "conv_bn_fold (%s): one op; conv2d with the folded weights == batch_norm(conv2d) within %.1e of max (bound 1e-6)",
+             opt ? "no bias, gamma, beta" : "bias, gamma, beta", mx > 0 ? e / mx : e);
+    free(hw);
+    free(hg);
+  }
+  vg_tensor *wf = NULL, *bf = NULL;
+  VG_CHECK(vg_conv_bn_fold(w, NULL, NULL, NULL, vg_randn(1, (int64_t[]){5}, 1), v, 1e-5f, &wf, &bf) != VG_OK && !wf &&
+               strstr(vg_last_error(), "running_mean"),
+           "conv_bn_fold with a running_mean of the wrong size refused: %s", vg_last_error());
+  VG_CHECK(vg_conv_bn_fold(w, NULL, NULL, NULL, m, NULL, 1e-5f, &wf, &bf) != VG_OK && strstr(vg_last_error(), "variance"),
+           "conv_bn_fold without running_var refused: %s", vg_last_error());
+  vg_scope_end();
+}
+
 int main(void) {
+  check_conv_bn_fold();
   check_conv_relu();
   check_views();
   check_nn_functional();

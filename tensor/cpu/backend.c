@@ -26,7 +26,7 @@ static void cpu_exec(const vg_opcall *c) {
     case VG_OP_MATMUL:
       vg_cpu_matmul(c);
       return;
-    case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT:
+    case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: case VG_OP_CONV_BN_FOLD:
       vg_cpu_conv(c);
       return;
     case VG_OP_AVG_POOL2D: case VG_OP_AVG_POOL2D_BWD: case VG_OP_MAX_POOL2D: case VG_OP_MAX_POOL2D_BWD:

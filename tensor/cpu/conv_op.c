@@ -3,6 +3,7 @@
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/conv.h"
 #include "tensor/cpu/threadpool.h"
+#include <math.h>
 #include <stdlib.h>
 
 static const float *contig(const vg_tensor *t, vg_tensor **tmp) {
@@ -62,6 +63,20 @@ void vg_cpu_conv(const vg_opcall *c) {
       const float *px = contig(x, &t0), *pg = contig(c->in[1], &t1);
       vg_cpu_conv2d_bwd_weight(&g, px, pg, vg_f32(out), NULL);
       break;
+    }
+    case VG_OP_CONV_BN_FOLD: { /* in = {w, bias, gamma, beta, mean, var} (contiguous f32; 1-3 may be NULL) */
+      const vg_tensor *const *in = c->in;
+      const float *pw = vg_f32(in[0]), *pb = in[1] ? vg_f32(in[1]) : NULL, *pg = in[2] ? vg_f32(in[2]) : NULL;
+      const float *pbeta = in[3] ? vg_f32(in[3]) : NULL, *pm = vg_f32(in[4]), *pv = vg_f32(in[5]);
+      float *wo = vg_f32(out), *bo = vg_f32(c->out[1]);
+      const float eps = (float)c->f[0];
+      const int64_t O = in[0]->shape[0], per = O ? vg_numel(in[0]) / O : 0;
+      for (int64_t o = 0; o < O; o++) {   /* the expressions of tensor/cuda/conv.cu's k_bn_fold */
+        const float s = (pg ? pg[o] : 1.0f) / sqrtf(pv[o] + eps);
+        for (int64_t j = 0; j < per; j++) wo[o * per + j] = pw[o * per + j] * s;
+        bo[o] = ((pb ? pb[o] : 0.0f) - pm[o]) * s + (pbeta ? pbeta[o] : 0.0f);
+      }
+      return;
     }
     default:
       VG_ABORT("not a conv op");

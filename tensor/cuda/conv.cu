@@ -307,9 +307,48 @@ static void copy_into(vg_tensor *out, const int64_t *start, const vg_tensor *src
   vg_cu_copy_dd(&view, src);
 }
 
+/* conv_bn_fold: one thread per weight element; the first of each output channel also
+ * writes the bias. Inputs f32 or f16 each (bit k of half: input k is f16). */
+__device__ static float ld_any(const void *p, int64_t i, bool half) {
+  return half ? vg_ld((const vg_half *)p + i) : ((const float *)p)[i];
+}
+template <typename T>
+__global__ void k_bn_fold(const void *w, const void *b, const void *g, const void *beta, const void *m, const void *v,
+                          unsigned half, float eps, int64_t per, int64_t n, T *wo, T *bo) {
+  VG_CU_GRID_LOOP(i, n) {
+    const int64_t o = i / per;
+    const float s = (g ? ld_any(g, o, half & 4) : 1.0f) / sqrtf(ld_any(v, o, half & 32) + eps);
+    vg_st(wo + i, ld_any(w, i, half & 1) * s);
+    if (i % per == 0)
+      vg_st(bo + o, __fadd_rn(__fmul_rn(__fsub_rn(b ? ld_any(b, o, half & 2) : 0.0f, ld_any(m, o, half & 16)), s),
+                              beta ? ld_any(beta, o, half & 8) : 0.0f));   /* no FMA: the CPU's rounding */
+  }
+}
+
+static void bn_fold_op(const vg_opcall *c) {
+  const vg_tensor *w = c->in[0];
+  const int64_t O = w->shape[0], n = vg_numel(w), per = O ? n / O : 0;
+  if (n == 0) return;
+  const void *p[6];
+  unsigned half = 0;
+  for (int k = 0; k < 6; k++) {   /* contiguous (the front-end's vg_contiguous) */
+    p[k] = c->in[k] ? vg_data(c->in[k]) : NULL;
+    if (c->in[k] && c->in[k]->dtype == VG_F16) half |= 1u << k;
+  }
+  const float eps = (float)c->f[0];
+  if (w->dtype == VG_F16)
+    VG_CU_LAUNCH(k_bn_fold<vg_half>, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(
+        p[0], p[1], p[2], p[3], p[4], p[5], half, eps, per, n, (vg_half *)vg_data(c->out[0]), (vg_half *)vg_data(c->out[1]));
+  else
+    VG_CU_LAUNCH(k_bn_fold<float>, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(
+        p[0], p[1], p[2], p[3], p[4], p[5], half, eps, per, n, (float *)vg_data(c->out[0]), (float *)vg_data(c->out[1]));
+  VG_CUDA_LAUNCHED("conv_bn_fold");
+}
+
 void vg_cu_conv(const vg_opcall *c) {
   switch (c->op) {
     case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: conv_op(c); return;
+    case VG_OP_CONV_BN_FOLD: bn_fold_op(c); return;
     case VG_OP_UNFOLD: im2col_op(c, false); return;
     case VG_OP_FOLD: im2col_op(c, true); return;
     case VG_OP_PAD: {

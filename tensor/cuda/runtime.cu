@@ -662,7 +662,7 @@ static void cuda_exec(const vg_opcall *c) {
     case VG_OP_MATMUL:
       vg_cu_matmul(c);
       return;
-    case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT:
+    case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: case VG_OP_CONV_BN_FOLD:
     case VG_OP_UNFOLD: case VG_OP_FOLD: case VG_OP_PAD: case VG_OP_CONCAT:
       vg_cu_conv(c);
       return;
