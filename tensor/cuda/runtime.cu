@@ -430,10 +430,15 @@ vg_status vg_cuda_init(void) {
         tf32_on = tf && tf[0] == '1';
         VG_CUBLAS_CHECK(cublasSetMathMode(blas, tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
         VG_CUBLAS_CHECK(cublasSetStream(blas, stream));
-        if (cudaMalloc(&blas_ws[0], VG_CU_BLAS_WS) == cudaSuccess)
-          VG_CUBLAS_CHECK(cublasSetWorkspace(blas, blas_ws[0], VG_CU_BLAS_WS));
-        else
-          (void)cudaGetLastError(), blas_ws[0] = NULL;   /* cuBLAS keeps its own */
+        /* a workspace of our own, so cuBLAS allocates none during a graph capture; when
+         * that fails, cuBLAS keeps its default one */
+        if (cudaMalloc(&blas_ws[0], VG_CU_BLAS_WS) != cudaSuccess) {
+          (void)cudaGetLastError();
+          blas_ws[0] = NULL;
+        } else if (cublasSetWorkspace(blas, blas_ws[0], VG_CU_BLAS_WS) != CUBLAS_STATUS_SUCCESS) {
+          cudaFree(blas_ws[0]);
+          blas_ws[0] = NULL;
+        }
         side_on = side_make();
         const char *s_env = getenv("VIGIL_CUDA_SYNC");
         sync_each = s_env && s_env[0] == '1';
