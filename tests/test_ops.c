@@ -479,6 +479,14 @@ static void check_conv_relu(void) {
              wb ? "with" : "no", (long long)n, (long long)neg, (long long)nan);
     free(hw); free(hg); free(hp);
   }
+  {  /* big enough for the threaded, blocked GEMM (the ReLU runs per tile there) */
+    vg_tensor *xb = vg_randn(4, (int64_t[]){2, 16, 40, 40}, 14), *wb = vg_randn(4, (int64_t[]){32, 16, 3, 3}, 15);
+    vg_tensor *bb = vg_randn(1, (int64_t[]){32}, 16);
+    float *hw = host(vg_relu(vg_conv2d(xb, wb, bb, (vg_conv2d_opts){.ph = 1, .pw = 1})));
+    float *hg = host(vg_conv2d(xb, wb, bb, (vg_conv2d_opts){.ph = 1, .pw = 1, .act = VG_ACT_RELU}));
+    VG_CHECK_CLOSE(hg, hw, 2 * 32 * 40 * 40, 0, 0, "fused relu, 32x1600x144 GEMM per image: == relu(conv2d)");
+    free(hw); free(hg);
+  }
   vg_f32(x)[5] = 0.5f;
   /* recorded: the gradients of the unfused pair */
   vg_tensor *g[2];

@@ -309,17 +309,22 @@ vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
   /* On a GPU the three networks are independent branches (vg_cuda_fork): the
    * autoencoder's many small kernels run beside the teacher's and student's GEMMs */
   const bool branch = xn && xn->device == VG_CUDA;
+  vg_tensor *t, *s, *a;
   if (branch) {
     (void)stats_set(m);   /* may read the statistics on the host: before the fork */
     vg_cuda_fork();
     vg_cuda_branch(1);
+    a = ae_body(m->ae, xn, H, W, 0);   /* issued first: its kernels are the latency-bound ones */
+    vg_cuda_branch(2);
+    s = pdn_body(m->student, xn);
+    vg_cuda_branch(0);
+    t = teacher_body(m, xn);
+    vg_cuda_join();
+  } else {
+    t = teacher_body(m, xn);
+    s = pdn_body(m->student, xn);
+    a = ae_body(m->ae, xn, H, W, 0);
   }
-  vg_tensor *a = ae_body(m->ae, xn, H, W, 0);
-  if (branch) vg_cuda_branch(2);
-  vg_tensor *s = pdn_body(m->student, xn);
-  if (branch) vg_cuda_branch(0);
-  vg_tensor *t = teacher_body(m, xn);
-  if (branch) vg_cuda_join();
   /* the map computation in f32 for f16 networks (as torch autocast runs pow in f32) */
   if (t && t->dtype != VG_F32) t = vg_cast(t, VG_F32);
   if (s && s->dtype != VG_F32) s = vg_cast(s, VG_F32);

@@ -150,7 +150,7 @@ static void fwd_pair(void *vctx, int64_t n, int64_t gi) {
                        .b_ctx = pw ? (const void *)&bs : (const void *)&bp,
                        .alpha = 1.0f, .beta = 0.0f,
                        .C = j->y + (n * g->oc + gi * d.ocg) * d.P, .ldc = d.P,
-                       .row_bias = j->bias ? j->bias + gi * d.ocg : NULL};
+                       .row_bias = j->bias ? j->bias + gi * d.ocg : NULL, .relu = g->relu};
   vg_gemm_run(&p);
 }
 

@@ -30,6 +30,7 @@ typedef struct {
   int64_t oc, kh, kw;          /* weight: (oc, c/groups, kh, kw) */
   int64_t sh, sw, ph, pw, dh, dw, groups;
   int64_t oh, ow;              /* filled by vg_conv2d_geom_init */
+  int relu;                    /* forward: ReLU the output (conv2d's fused activation) */
 } vg_conv2d_geom;
 
 /* Fills oh, ow; aborts on an invalid geometry (groups not dividing c and oc, stride or

@@ -2,7 +2,6 @@
  * conv.c (non-contiguous inputs are copied first). */
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/conv.h"
-#include "tensor/cpu/threadpool.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -15,16 +14,6 @@ static const float *contig(const vg_tensor *t, vg_tensor **tmp) {
 
 static void release(vg_tensor *t) {
   if (t && (t->flags & VG_TF_HEAP)) vg_tensor_free(t);
-}
-
-/* conv2d's fused activation (i[7]): ReLU in place, NaN kept as vg_relu keeps it */
-static void relu_task(void *ctx, int64_t b, int64_t e, int tid) {
-  (void)tid;
-  float *y = ctx;
-  for (int64_t i = b; i < e; i++) {
-    float v = y[i];
-    y[i] = v > 0 ? v : (v != v ? v : 0.0f);
-  }
 }
 
 void vg_cpu_conv(const vg_opcall *c) {
@@ -40,10 +29,10 @@ void vg_cpu_conv(const vg_opcall *c) {
       const vg_tensor *b = c->nin > 2 ? c->in[2] : NULL;
       g.n = x->shape[0]; g.c = x->shape[1]; g.h = x->shape[2]; g.w = x->shape[3];
       g.oc = w->shape[0]; g.kh = w->shape[2]; g.kw = w->shape[3];
+      g.relu = c->i[7] == VG_ACT_RELU;   /* applied by the GEMM per tile, in cache */
       vg_conv2d_geom_init(&g);
       const float *px = contig(x, &t0), *pw = contig(w, &t1), *pb = b ? contig(b, &t2) : NULL;
       vg_cpu_conv2d_fwd(&g, px, pw, pb, vg_f32(out));
-      if (c->i[7] == VG_ACT_RELU) vg_parallel_for(vg_numel(out), 1 << 15, relu_task, vg_f32(out));
       break;
     }
     case VG_OP_CONV2D_BWD_DATA: { /* in = {w, gy}; out has x's shape */

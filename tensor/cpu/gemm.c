@@ -133,6 +133,18 @@ static void pack_a_task(void *vctx, int64_t b, int64_t e, int tid) {
   }
 }
 
+/* the fused ReLU on an m x n tile of C just written: v <= 0 ? 0 : v keeps NaN (the
+ * compare is false) as vg_relu does, and vectorises (compare + mask) */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize")))   /* GCC's -O2 does not vectorise this loop */
+#endif
+static void relu_tile(float *c, int64_t ldc, int m, int n) {
+  for (int r = 0; r < m; r++) {
+    float *row = c + r * ldc;
+    for (int j = 0; j < n; j++) row[j] = row[j] <= 0.0f ? 0.0f : row[j];
+  }
+}
+
 /* Task t = (N group g, M range r): for each K block in order, pack the group's B slivers
  * into this thread's scratch and run the micro-kernel over the range's packed A blocks. */
 static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
@@ -161,6 +173,7 @@ static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
             int m = (int)min64(mr, mc - ii);
             s->cfg.ukr(kc, ap + ii * kc, bs, cj + (i0 + ii) * p->ldc, p->ldc, m, n, p->alpha, beta,
                        bias ? bias + i0 + ii : NULL);
+            if (p->relu && kb == s->nk - 1) relu_tile(cj + (i0 + ii) * p->ldc, p->ldc, m, n);
           }
         }
       }
@@ -182,6 +195,7 @@ static void scale_c(const vg_gemm_problem *p) {
       for (int64_t j = 0; j < p->N; j++) c[j] = b;
     else
       for (int64_t j = 0; j < p->N; j++) c[j] = p->beta * c[j] + b;
+    if (p->relu) relu_tile(c, p->ldc, 1, (int)p->N);
   }
 }
 

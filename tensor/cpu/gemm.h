@@ -50,6 +50,7 @@ typedef struct {
   float alpha, beta;
   float *C; int64_t ldc;
   const float *row_bias;         /* nullable: C[i][j] += row_bias[i] (once) */
+  int relu;                      /* C = relu(C) at the end, per tile while it is in cache (NaN kept) */
 } vg_gemm_problem;
 
 /* Runs the problem on the pool (or serially when called from inside a pool task). */
