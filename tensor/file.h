@@ -1,0 +1,31 @@
+/* file.h — reading and writing whole files safely (part of tensor/, the bottom layer).
+ *
+ *   int fd; uint64_t size;
+ *   if (vg_file_open_read(path, &fd, &size) != VG_OK) puts(vg_last_error());
+ *   uint8_t *buf; size_t n;
+ *   vg_file_read_all("x.json", 1 << 20, &buf, &n);          // refuses dirs, FIFOs, devices
+ *   vg_file_write_atomic("state.json", text, len);           // temp name, fsync, rename, fsync dir
+ *
+ * Reading: only regular files are opened (the open never blocks on a FIFO), and a
+ * directory, FIFO, socket or device gets an error naming what it is. Writing: the data go
+ * to "<path>.tmp<pid>", are fsynced, renamed over <path>, and the directory is fsynced, so
+ * a crash leaves either the old file or the new one, plus at most a stray *.tmp* file. */
+#ifndef VG_FILE_H
+#define VG_FILE_H
+#include "tensor/status.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* Opens a regular file for reading (O_CLOEXEC); *size is its size in bytes. */
+vg_status vg_file_open_read(const char *path, int *fd, uint64_t *size);
+/* Reads a whole regular file of at most max_n bytes into a malloc'd buffer (*buf; one extra
+ * zero byte after the data, so text can be parsed as a C string). VG_ERR_LIMIT when larger. */
+vg_status vg_file_read_all(const char *path, size_t max_n, uint8_t **buf, size_t *n);
+/* Writes n bytes atomically (see above). */
+vg_status vg_file_write_atomic(const char *path, const void *buf, size_t n);
+/* fsyncs the directory that holds path (after a rename into it). */
+vg_status vg_file_fsync_dir(const char *path);
+/* What kind of non-regular file st_mode is ("a directory", "a FIFO", ...), for messages. */
+const char *vg_file_kind(unsigned mode);
+
+#endif
