@@ -1,5 +1,5 @@
 /* bench_loader.c — can decoding keep up with training? Writes 900x900 RGB PNGs made
- * from the real photos in ../shared/testdata/photos (bicubic-resized, flipped variants,
+ * from the real photos in tests/data/photos (bicubic-resized, flipped variants,
  * so compression behaves like MVTec's photographs), then measures:
  *   - single-thread PNG decode (ms/image, MB/s of pixels)
  *   - the threaded loader (decode + Pillow bilinear resize to 256x256 + ImageNet
@@ -36,7 +36,7 @@ int main(void) {
   size_t bytes = 0;
   for (int p = 0; p < 6; p++) {
     char src[512];
-    snprintf(src, sizeof src, "../shared/testdata/photos/%s", photos[p]);
+    snprintf(src, sizeof src, "tests/data/photos/%s", photos[p]);
     vg_image im, rgb, big;
     if (vg_image_load(src, &im, NULL) != VG_OK) { fprintf(stderr, "bench_loader: %s (skipped)\n", vg_last_error()); continue; }
     vg_image_to_rgb(&im, &rgb);
@@ -56,7 +56,7 @@ int main(void) {
     }
     vg_image_free(&im); vg_image_free(&rgb); vg_image_free(&big);
   }
-  if (n_img == 0) { fprintf(stderr, "bench_loader: no photos found (run from the repo root next to ../shared)\n"); return 1; }
+  if (n_img == 0) { fprintf(stderr, "bench_loader: no photos found (run from the repo root)\n"); return 1; }
   jsonl = fopen("bench/results.jsonl", "a");
   printf("bench_loader: %d PNGs 900x900 RGB, %.0f KB each on average\n", n_img, bytes / 1024.0 / n_img);
 

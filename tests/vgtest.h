@@ -27,7 +27,7 @@ int vg_test_close(const float *got, const float *want, int64_t n, double rtol, d
 int vg_test_finish(void);        /* prints the closing line; returns the exit code */
 int vg_test_long(void);          /* VIGIL_TEST_LONG=1 set: run slow cases too */
 
-/* Path of a fixture (tests/fixtures/NAME) or shared test data (../shared/testdata/NAME),
+/* Path of a fixture (tests/fixtures/NAME) or test data (tests/data/NAME, in the repository),
  * resolved from VIGIL_ROOT or the current directory. Static buffer, valid until next call. */
 const char *vg_test_fixture(const char *name);
 const char *vg_test_shared(const char *name);

@@ -10,7 +10,7 @@ photos = ["dog.jpg", "eagle.jpg", "giraffe.jpg", "horses.jpg", "person.jpg", "sc
 d = tempfile.mkdtemp()
 paths = []
 for p in photos:
-    im = Image.open(os.path.join("../shared/testdata/photos", p)).convert("RGB").resize((900, 900), Image.BICUBIC)
+    im = Image.open(os.path.join("tests/data/photos", p)).convert("RGB").resize((900, 900), Image.BICUBIC)
     for v, var in enumerate([im, im.transpose(Image.FLIP_LEFT_RIGHT), im.transpose(Image.FLIP_TOP_BOTTOM), im.rotate(7.0, Image.BILINEAR)]):
         path = os.path.join(d, f"{len(paths):03d}.png")
         var.save(path)

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """Writes tests/fixtures/jpeg/: what Pillow (libjpeg-turbo, default settings) decodes from
-each shared test JPEG, for tests/test_jpeg.c. Not needed to build or test.
+each test JPEG (tests/data/jpeg), for tests/test_jpeg.c. Not needed to build or test.
 
     /usr/bin/python3 tools/gen_jpeg_fixtures.py      # from the repository root
 
 pillow.txt, one line per file:
-    <path under ../shared/testdata> <w> <h> <c> <crc32 of the pixels> <stride> <cx> <cy> <cw> <ch>
+    <path under tests/data> <w> <h> <c> <crc32 of the pixels> <stride> <cx> <cy> <cw> <ch>
   pixels: Pillow's decode, interleaved, row-major (CMYK files after .convert("RGB"));
   <name>.sub.png: every <stride>-th row and column of it (starting at 0);
   <name>.crop.png: the full-resolution crop at (cx, cy) of size cw x ch.
@@ -31,7 +31,7 @@ import PIL
 from PIL import Image, ImageFile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "testdata"))
+SHARED = os.path.join(ROOT, "tests", "data")
 OUT = os.path.join(ROOT, "tests", "fixtures", "jpeg")
 
 

@@ -6,7 +6,7 @@ or test: the outputs are committed. Run from the repo root with Debian's python:
     /usr/bin/python3 tools/gen_transform_fixtures.py
 
 Sources (the C test rebuilds each one itself):
-  photo   dog.jpg (../shared/testdata/photos) crop box (200, 120, 280, 200): 80x80 RGB
+  photo   dog.jpg (tests/data/photos) crop box (200, 120, 280, 200): 80x80 RGB
   photo2  eagle.jpg crop box (300, 100, 333, 197) -> 33x97 RGB (odd sizes)
   photo3  eagle.jpg crop box (300, 100, 324, 120) -> 24x20 RGB
   synW_H  synthetic RGB, W x H, pixel (x, y) = (x*3 + y*5) & 255, ((x ^ y) * 2) & 255, 255 * ((x//16 + y//16) % 2)
@@ -25,7 +25,7 @@ from torchvision.transforms import InterpolationMode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "transforms")
-PHOTOS = os.path.join(os.path.dirname(ROOT), "shared", "testdata", "photos")
+PHOTOS = os.path.join(ROOT, "tests", "data", "photos")
 
 
 def syn(w, h):

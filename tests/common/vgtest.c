@@ -53,4 +53,6 @@ static const char *root_path(const char *prefix, const char *name) {
 }
 
 const char *vg_test_fixture(const char *name) { return root_path("tests/fixtures/", name); }
-const char *vg_test_shared(const char *name) { return root_path("../shared/testdata/", name); }
+/* The test data live in the repository (tests/data/, see its README.md for sources and
+ * licences), so a clone tests without anything beside it. */
+const char *vg_test_shared(const char *name) { return root_path("tests/data/", name); }
