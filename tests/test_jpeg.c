@@ -9,6 +9,7 @@
  *   - hand-corrupted headers refused with specific messages; size limits. */
 #include "tests/vgtest.h"
 #include "datasets/image/jpeg.h"
+#include <unistd.h>
 
 static uint8_t *read_all(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");
@@ -398,6 +399,252 @@ static void test_corrupt_headers(void) {
   free(p);
 }
 
+/* ---- crafted files: work bounds, empty scans, truncation ------------------------------ */
+
+typedef struct { uint8_t *p; size_t n, cap; } jbuf;
+static void jput(jbuf *b, const void *src, size_t n) {
+  if (b->n + n > b->cap) { b->cap = (b->n + n) * 2 + 256; b->p = realloc(b->p, b->cap); }
+  memcpy(b->p + b->n, src, n);
+  b->n += n;
+}
+static void jb(jbuf *b, int v) { uint8_t c = (uint8_t)v; jput(b, &c, 1); }
+static void jw(jbuf *b, int v) { jb(b, v >> 8); jb(b, v & 255); }
+static void jrep(jbuf *b, const uint8_t *s, size_t n, size_t times) { for (size_t i = 0; i < times; i++) jput(b, s, n); }
+
+/* SOI and the tables of a one-component (grey) w x h JPEG: quantization all 1; DC table
+ * with the single 1-bit code '0' = category 0; AC table '00' = EOB, '01' = EOB run class
+ * 14 (2^14 + 14 more bits: up to 32767 blocks); DRI when ri > 0. */
+static void jhead(jbuf *b, int progressive, int w, int h, int ri) {
+  b->n = 0;
+  jw(b, 0xFFD8);
+  jw(b, 0xFFDB); jw(b, 67); jb(b, 0);
+  for (int i = 0; i < 64; i++) jb(b, 1);
+  jw(b, progressive ? 0xFFC2 : 0xFFC0); jw(b, 11); jb(b, 8); jw(b, h); jw(b, w); jb(b, 1); jb(b, 1); jb(b, 0x11); jb(b, 0);
+  jw(b, 0xFFC4); jw(b, 20); jb(b, 0x00); jb(b, 1);
+  for (int l = 2; l <= 16; l++) jb(b, 0);
+  jb(b, 0);
+  jw(b, 0xFFC4); jw(b, 21); jb(b, 0x10); jb(b, 0); jb(b, 2);
+  for (int l = 3; l <= 16; l++) jb(b, 0);
+  jb(b, 0x00); jb(b, 0xE0);
+  if (ri) { jw(b, 0xFFDD); jw(b, 4); jw(b, ri); }
+}
+static void jsos(jbuf *b, int ss, int se, int ah, int al) {
+  jw(b, 0xFFDA); jw(b, 8); jb(b, 1); jb(b, 1); jb(b, 0x00); jb(b, ss); jb(b, se); jb(b, ah << 4 | al);
+}
+/* DC scan data for `blocks` blocks: one '0' bit each (all DC differences 0). */
+static void jdc(jbuf *b, size_t blocks) { for (size_t i = 0; i < (blocks + 7) / 8; i++) jb(b, 0); }
+/* AC data: EOB runs of 32767 blocks ('01' + 14 one bits = 7F FF, FF byte-stuffed) until
+ * `blocks` are covered. The same bytes serve first (Ah=0) and refinement (Ah=1) scans. */
+static const uint8_t eobrun[3] = {0x7F, 0xFF, 0x00};
+static void jac(jbuf *b, size_t blocks) { jrep(b, eobrun, 3, (blocks + 32766) / 32767); }
+
+/* A progressive grey w x h file: a DC scan, then `nac` AC scans over 1..63 (the first a
+ * first scan, the others refinement scans with Ah=1, Al=0 when refine, else repeated
+ * first scans), then EOI. */
+static void jflood(jbuf *b, int w, int h, int nac, int refine) {
+  size_t blocks = (size_t)((w + 7) / 8) * (size_t)((h + 7) / 8);
+  jhead(b, 1, w, h, 0);
+  jsos(b, 0, 0, 0, refine ? 1 : 0);
+  jdc(b, blocks);
+  for (int i = 0; i < nac; i++) {
+    jsos(b, 1, 63, refine && i > 0 ? 1 : 0, 0);
+    jac(b, blocks);
+  }
+  jw(b, 0xFFD9);
+}
+
+static vg_status jdecode(const jbuf *b, vg_image *im, const vg_jpeg_options *o, unsigned *flags) {
+  uint8_t *e = malloc(b->n);  /* exact-size copy so ASan sees overreads */
+  memcpy(e, b->p, b->n);
+  vg_status st = vg_jpeg_decode_flags(e, b->n, im, NULL, o, flags);
+  free(e);
+  return st;
+}
+
+static void test_work_bounds(void) {
+  jbuf b = {0};
+  vg_image im;
+  unsigned fl = 0;
+  /* The scan limit: 500 scans decode, 501 are refused, a lower option limit applies. */
+  jflood(&b, 64, 64, VG_JPEG_MAX_SCANS - 1, 0);
+  vg_status st = jdecode(&b, &im, NULL, &fl);
+  VG_CHECK(st == VG_OK && im.w == 64 && fl == 0, "%d scans (the limit) decode: %s", VG_JPEG_MAX_SCANS,
+           st ? vg_last_error() : "ok");
+  if (st == VG_OK) vg_image_free(&im);
+  jflood(&b, 64, 64, VG_JPEG_MAX_SCANS, 0);
+  st = jdecode(&b, &im, NULL, NULL);
+  VG_CHECK(st == VG_ERR_LIMIT && strstr(vg_last_error(), "scans") && !im.data, "%d scans refused: %s",
+           VG_JPEG_MAX_SCANS + 1, vg_last_error());
+  for (int n = 1000; n <= 20000; n *= 20) {  /* a scan flood (~3 bytes a scan, as in the issue) */
+    jflood(&b, 64, 64, n, 0);
+    st = jdecode(&b, &im, NULL, NULL);
+    VG_CHECK(st == VG_ERR_LIMIT && strstr(vg_last_error(), "scan limit"), "flood of %d scans (%zu bytes) refused: %s",
+             n + 1, b.n, vg_last_error());
+  }
+  vg_jpeg_options o = vg_jpeg_options_default();
+  o.max_scans = 10;
+  jflood(&b, 64, 64, 9, 1);
+  st = jdecode(&b, &im, &o, NULL);
+  VG_CHECK(st == VG_OK, "max_scans 10: 10 scans decode");
+  if (st == VG_OK) vg_image_free(&im);
+  jflood(&b, 64, 64, 10, 1);
+  st = jdecode(&b, &im, &o, NULL);
+  VG_CHECK(st == VG_ERR_LIMIT && strstr(vg_last_error(), "more than 10 scans"), "max_scans 10: 11 refused: %s",
+           vg_last_error());
+
+  /* The work budget: refinement scans whose EOB runs cover every block make the decoder
+   * visit every coefficient of the band, each with ~9 bytes of data. Well under the scan
+   * limit, the budget (16 visits per coefficient on average) stops them. */
+  jflood(&b, 2048, 2048, 12, 1);
+  st = jdecode(&b, &im, NULL, NULL);
+  VG_CHECK(st == VG_OK && im.w == 2048, "2048x2048: 12 full-band AC scans (a deep progression) decode: %s",
+           st ? vg_last_error() : "ok");
+  if (st == VG_OK) vg_image_free(&im);
+  jflood(&b, 2048, 2048, 60, 1);
+  st = jdecode(&b, &im, NULL, NULL);
+  VG_CHECK(st == VG_ERR_LIMIT && strstr(vg_last_error(), "decoding work exceeds") && !im.data,
+           "2048x2048: 60 refinement scans (%zu bytes) stopped by the work budget: %s", b.n, vg_last_error());
+  /* The same with repeated non-interleaved baseline scans (each redecodes the component). */
+  jhead(&b, 0, 2048, 2048, 0);
+  for (int i = 0; i < 40; i++) {
+    jsos(&b, 0, 63, 0, 0);
+    for (size_t k = 0; k < 65536 / 4; k++) jb(&b, 0);  /* '0' DC + '00' EOB per block: 3 bits, 4 blocks a byte (rounded up) */
+  }
+  jw(&b, 0xFFD9);
+  st = jdecode(&b, &im, NULL, NULL);
+  VG_CHECK(st == VG_OK, "40 sequential scans of one component: the first is the image (libjpeg stops after a "
+           "complete single-component scan): %s", st ? vg_last_error() : "ok");
+  if (st == VG_OK) vg_image_free(&im);
+
+  /* A scan with an empty entropy-coded segment is refused (every scan codes >= 1 bit a block). */
+  jhead(&b, 1, 64, 64, 0);
+  jsos(&b, 0, 0, 0, 0);
+  jdc(&b, 64);
+  jsos(&b, 1, 63, 0, 0);
+  jsos(&b, 1, 63, 0, 0);
+  jac(&b, 64);
+  jw(&b, 0xFFD9);
+  st = jdecode(&b, &im, NULL, NULL);
+  VG_CHECK(st == VG_ERR_FORMAT && strstr(vg_last_error(), "carries no data"), "an empty scan is refused: %s",
+           vg_last_error());
+  jhead(&b, 1, 64, 64, 0);  /* also when only FF fill bytes stand between the scans */
+  jsos(&b, 0, 0, 0, 0);
+  jw(&b, 0xFFFF);
+  jsos(&b, 1, 63, 0, 0);
+  jac(&b, 64);
+  jw(&b, 0xFFD9);
+  st = jdecode(&b, &im, NULL, NULL);
+  VG_CHECK(st == VG_ERR_FORMAT && strstr(vg_last_error(), "carries no data"), "an empty DC scan (FF fill) is refused: %s",
+           vg_last_error());
+
+  /* Huge declared size, tiny data: the scan stops where the data stop (one inverse-DCT
+   * pass remains); cut without EOI it is flagged truncated, with EOI it is not. */
+  jhead(&b, 0, 4096, 4096, 0);
+  jsos(&b, 0, 63, 0, 0);
+  jb(&b, 0);
+  st = jdecode(&b, &im, NULL, &fl);
+  VG_CHECK(st == VG_OK && im.w == 4096 && (fl & VG_IMAGE_TRUNCATED), "4096x4096 with 1 byte of scan data, no EOI: "
+           "decodes, flagged truncated (%s)", st ? vg_last_error() : "ok");
+  if (st == VG_OK) vg_image_free(&im);
+  jw(&b, 0xFFD9);
+  st = jdecode(&b, &im, NULL, &fl);
+  VG_CHECK(st == VG_OK && fl == 0, "the same with EOI: decodes, not flagged truncated");
+  if (st == VG_OK) vg_image_free(&im);
+  /* 60 progressive scans of one byte each over a 4096x4096 frame: each ends where its data
+   * end (before, every such scan walked all 262144 blocks). */
+  jhead(&b, 1, 4096, 4096, 0);
+  jsos(&b, 0, 0, 0, 0);
+  jb(&b, 0);
+  for (int i = 0; i < 60; i++) { jsos(&b, 1, 63, 0, 0); jb(&b, 0); }
+  jw(&b, 0xFFD9);
+  st = jdecode(&b, &im, NULL, NULL);
+  VG_CHECK(st == VG_OK, "4096x4096, 61 one-byte scans: decodes (%s)", st ? vg_last_error() : "ok");
+  if (st == VG_OK) vg_image_free(&im);
+
+  /* Restart-marker floods: DRI 1 over a 4096x4096 frame, the data nothing but RST markers
+   * (in order, then out of order); and DRI 1 with no data at all (a following marker that
+   * is not RSTn ends the scan at once). */
+  for (int variant = 0; variant < 3; variant++) {
+    jhead(&b, 0, 4096, 4096, 1);
+    jsos(&b, 0, 63, 0, 0);
+    jb(&b, 0);
+    if (variant < 2)
+      for (int i = 0; i < 200000; i++) jw(&b, 0xFFD0 + (variant ? (i * 5) & 7 : i & 7));
+    jw(&b, 0xFFD9);
+    st = jdecode(&b, &im, NULL, &fl);
+    VG_CHECK(st == VG_OK && im.w == 4096 && fl == 0, "restart flood %d (%zu bytes): clean decode (%s)", variant, b.n,
+             st ? vg_last_error() : "ok");
+    if (st == VG_OK) vg_image_free(&im);
+  }
+  free(b.p);
+}
+
+static int warned;
+static char warn_msg[1024];
+static void catch_warning(const char *msg, void *user) {
+  (void)user;
+  warned++;
+  snprintf(warn_msg, sizeof warn_msg, "%s", msg);
+}
+
+/* Truncation (data end before EOI) is flagged for every cut of a real file; whole files are
+ * not; vg_image_load warns naming the file, strict loading refuses it. */
+static void test_truncation_flag(void) {
+  static const char *files[] = {"jpeg/video-001.jpeg", "jpeg/video-001.progressive.jpeg",
+                                "jpeg/video-001.progressive.truncated.jpeg", "photos/dog.jpg"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    size_t n;
+    uint8_t *d = read_shared(files[i], &n);
+    if (!VG_CHECK(d != NULL, "read %s", files[i])) continue;
+    unsigned fl = 0;
+    vg_image im;
+    vg_status st = vg_jpeg_decode_flags(d, n, &im, NULL, NULL, &fl);
+    /* Go's "truncated" progressive file lacks its last scans but ends with EOI: complete */
+    int ok = st == VG_OK && !(fl & VG_IMAGE_TRUNCATED);
+    if (st == VG_OK) vg_image_free(&im);
+    size_t cuts = 0, flagged = 0;
+    long sos = find_mk(d, n, 0xDA, 2);
+    for (size_t len = (size_t)sos + 20; len < n; len += n / 37 + 1) {
+      st = vg_jpeg_decode_flags(d, len, &im, NULL, NULL, &fl);
+      cuts++;
+      if (st == VG_OK) { flagged += !!(fl & VG_IMAGE_TRUNCATED); vg_image_free(&im); }
+      else flagged++;  /* an error is fine too: never silent */
+    }
+    VG_CHECK(ok && cuts > 10 && flagged == cuts, "%s: whole file (with EOI) not flagged; %zu of %zu cuts after the "
+             "first scan flagged truncated", files[i], flagged, cuts);
+    free(d);
+  }
+  /* vg_image_load: a warning naming the file (default), an error with strict. */
+  char path[] = "/tmp/vg_test_jpeg_trunc_XXXXXX";
+  int fd = mkstemp(path);
+  size_t n;
+  uint8_t *d = read_shared("jpeg/video-001.jpeg", &n);
+  if (!VG_CHECK(fd >= 0 && d != NULL, "temp file and video-001.jpeg")) { free(d); return; }
+  VG_CHECK(write(fd, d, n / 2) == (ssize_t)(n / 2), "write half of video-001.jpeg");
+  close(fd);
+  vg_image_set_warning_handler(catch_warning, NULL);
+  vg_image im;
+  warned = 0;
+  vg_status st = vg_image_load(path, &im, NULL);
+  VG_CHECK(st == VG_OK && warned == 1 && strstr(warn_msg, path) && strstr(warn_msg, "truncated"),
+           "vg_image_load of a cut JPEG decodes and warns naming the file: \"%s\"", warn_msg);
+  if (st == VG_OK) vg_image_free(&im);
+  warned = 0;
+  unsigned fl = 0;
+  st = vg_image_load_ex(path, &im, NULL, 0, &fl);
+  VG_CHECK(st == VG_OK && warned == 0 && (fl & VG_IMAGE_TRUNCATED), "vg_image_load_ex with flags: no warning, flag set");
+  if (st == VG_OK) vg_image_free(&im);
+  st = vg_image_load_ex(path, &im, NULL, 1, NULL);
+  VG_CHECK(st == VG_ERR_FORMAT && strstr(vg_last_error(), path) && strstr(vg_last_error(), "truncated") && !im.data,
+           "strict load refuses it: %s", vg_last_error());
+  st = vg_image_load_ex(vg_test_shared("jpeg/video-001.jpeg"), &im, NULL, 1, &fl);
+  VG_CHECK(st == VG_OK && fl == 0 && warned == 0, "strict load of the whole file: fine, no flag");
+  if (st == VG_OK) vg_image_free(&im);
+  vg_image_set_warning_handler(NULL, NULL);
+  unlink(path);
+  free(d);
+}
+
 static void test_limits_and_dispatch(void) {
   size_t n;
   uint8_t *d = read_shared("jpeg/video-001.jpeg", &n);
@@ -428,5 +675,7 @@ int main(void) {
   test_corrupt_headers();
   test_limits_and_dispatch();
   test_robustness();
+  test_work_bounds();
+  test_truncation_flag();
   return vg_test_finish();
 }

@@ -11,7 +11,10 @@
  *   - colour space: 3 components are YCbCr unless an Adobe marker says transform 0 or the
  *     ids are 'R','G','B' (and no JFIF marker); 4 components are CMYK, or YCCK when an
  *     Adobe marker has a transform other than 0.
- * Header damage (bad lengths, tables, dimensions, scan parameters) is an error. */
+ * Header damage (bad lengths, tables, dimensions, scan parameters) is an error.
+ * Departures from libjpeg, for denial of service (jpeg.h): more than max_scans scans, a
+ * scan with an empty entropy-coded segment, and decoding work past 16 coefficient visits
+ * per coefficient are errors; data that end before EOI are reported (VG_IMAGE_TRUNCATED). */
 #include "datasets/image/jpeg.h"
 #include "datasets/image/jpeg_internal.h"
 #include <stdlib.h>
@@ -45,6 +48,7 @@ typedef struct {
   int nbits;
   int marker;            /* marker met while filling (p is past it), 0 = none */
   int insufficient;      /* ran out of data in this restart interval */
+  int at_end;            /* marker is a fake EOI: the data ended (truncated file) */
 } bitrd;
 
 typedef struct {
@@ -56,6 +60,9 @@ typedef struct {
   int ri;                /* restart interval in MCUs, 0 = none */
   int jfif, adobe, adobe_tf;
   int have_frame, scans_done, single_scan;
+  int truncated;         /* the data ended before the EOI marker */
+  int max_scans;         /* scan limit (libjpeg-turbo's -maxscans) */
+  uint64_t work, budget; /* coefficient visits so far / allowed (see decode_scan) */
   vg_jpeg_frame f;
 } jdec;
 
@@ -121,11 +128,11 @@ static int huff_build(huff *h) {
 
 static void br_fill(bitrd *b) {
   while (b->nbits <= 56 && !b->marker) {
-    if (b->p >= b->end) { b->marker = M_EOI; break; }  /* end of data: a fake EOI */
+    if (b->p >= b->end) { b->marker = M_EOI; b->at_end = 1; break; }  /* end of data: a fake EOI */
     unsigned c = *b->p++;
     if (c == 0xFF) {
       while (b->p < b->end && *b->p == 0xFF) b->p++;
-      if (b->p >= b->end) { b->marker = M_EOI; break; }
+      if (b->p >= b->end) { b->marker = M_EOI; b->at_end = 1; break; }
       c = *b->p++;
       if (c != 0) { b->marker = (int)c; break; }
       c = 0xFF;  /* FF 00 = a data FF */
@@ -179,6 +186,7 @@ static void br_resync(bitrd *b, int want) {
     int nm = find_marker(b->p, (size_t)(b->end - b->p), &rel);
     b->p += rel;
     b->marker = nm < 0 ? M_EOI : nm;
+    if (nm < 0) b->at_end = 1;
   }
 }
 
@@ -190,6 +198,7 @@ static void br_restart(bitrd *b, int *next_rst) {
     int m = find_marker(b->p, (size_t)(b->end - b->p), &rel);
     b->p += rel;
     b->marker = m < 0 ? M_EOI : m;
+    if (m < 0) b->at_end = 1;
   }
   if (b->marker == M_RST0 + *next_rst) b->marker = 0;
   else br_resync(b, *next_rst);
@@ -295,6 +304,8 @@ static vg_status parse_sof(jdec *d, int m, const uint8_t *s, size_t len, const v
     vg_jpeg_comp *c = &f->comp[i];
     c->coef = calloc((size_t)c->bw * c->bh, 64 * sizeof(int16_t));
     if (!c->coef) return vg_fail(VG_ERR_NOMEM, "jpeg: out of memory for %ux%u coefficients", W, H);
+    if (f->progressive && !(c->acnz = calloc((size_t)c->bw * c->bh, 1)))
+      return vg_fail(VG_ERR_NOMEM, "jpeg: out of memory for %ux%u coefficients", W, H);
   }
   d->have_frame = 1;
   return VG_OK;
@@ -393,7 +404,7 @@ static vg_status parse_sos(jdec *d, const uint8_t *s, size_t len, jscan *sc) {
 }
 
 /* One block of the scan; *pred is the component's DC predictor, *eob the EOB run. */
-static vg_status decode_block(jdec *d, const jscan *sc, int i, bitrd *b, int16_t *blk, int *pred,
+static vg_status decode_block(jdec *d, const jscan *sc, int i, bitrd *b, int16_t *blk, uint8_t *acnz, int *pred,
                               unsigned *eob) {
   const vg_jpeg_frame *f = &d->f;
   if (!f->progressive) {
@@ -436,6 +447,7 @@ static vg_status decode_block(jdec *d, const jscan *sc, int i, bitrd *b, int16_t
       if (s) {
         k += r;
         blk[natural[k]] = (int16_t)(uint16_t)((unsigned)extend(br_bits(b, s), s) << sc->al);
+        *acnz = 1;
       } else if (r == 15) {
         k += 15;
       } else {
@@ -469,10 +481,14 @@ static vg_status decode_block(jdec *d, const jscan *sc, int i, bitrd *b, int16_t
         }
         k++;
       } while (k <= sc->se);
-      if (s) blk[natural[k]] = (int16_t)s;
+      if (s) { blk[natural[k]] = (int16_t)s; *acnz = 1; }
     }
   }
   if (*eob > 0) {
+    /* In an EOB run only nonzero coefficients take a correction bit: a block that never
+     * got a nonzero AC coefficient (the common case, and the one EOB-run floods exploit)
+     * is passed on its flag, without touching its coefficients. */
+    if (k == sc->ss && !*acnz) { (*eob)--; return VG_OK; }
     for (; k <= sc->se; k++) {
       int16_t *c = &blk[natural[k]];
       if (*c != 0 && br_bits(b, 1) && (*c & p1) == 0) *c = (int16_t)(*c >= 0 ? *c + p1 : *c + m1);
@@ -482,43 +498,82 @@ static vg_status decode_block(jdec *d, const jscan *sc, int i, bitrd *b, int16_t
   return VG_OK;
 }
 
+static int is_rst(int m) { return m >= M_RST0 && m <= M_RST0 + 7; }
+
 /* Decodes the entropy-coded data after an SOS header at d->pos; leaves d->pos after the
- * data and returns the marker that ended it (or -1 at end of data) in *next. */
+ * data and returns the marker that ended it (or -1 at end of data) in *next.
+ *
+ * Work is bounded by the data, not by the declared size: once the data of a restart
+ * interval is used up the rest of the interval is skipped in one step, and once no
+ * restart marker can follow (no restart interval, or a marker that is not RSTn stopped
+ * the data) the scan ends. The blocks a scan does visit (an EOB run covers up to 32767
+ * blocks with two bytes) count against d->budget, coefficients in the scan's band per
+ * block, so many small scans cannot make the decoder revisit the whole image without
+ * limit. */
 static vg_status decode_scan(jdec *d, const jscan *sc, int *next) {
   vg_jpeg_frame *f = &d->f;
-  bitrd b = {d->buf + d->pos, d->buf + d->n, 0, 0, 0, 0};
+  bitrd b = {d->buf + d->pos, d->buf + d->n, 0, 0, 0, 0, 0};
   int pred[4] = {0}, next_rst = 0, togo = d->ri;
   unsigned eob = 0;
   int nx = sc->ns == 1 ? sc->c[0]->wib : f->mcux, ny = sc->ns == 1 ? sc->c[0]->hib : f->mcuy;
-  for (int my = 0; my < ny; my++) {
+  int64_t total = (int64_t)nx * ny;
+  uint64_t band = (uint64_t)(sc->se - sc->ss + 1);
+  if (!f->progressive) band = 64;
+  for (int64_t i = 0; i < total; i++) {
+    int my = (int)(i / nx), mx = (int)(i % nx);
     int imcu = sc->ns == 1 ? my / sc->c[0]->v : my;
-    for (int mx = 0; mx < nx; mx++) {
-      if (!b.insufficient) f->last_good_row = imcu;
-      if (d->ri) {
-        if (togo == 0) {
-          br_restart(&b, &next_rst);
-          memset(pred, 0, sizeof pred);
-          eob = 0;
-          togo = d->ri;
-        }
-        togo--;
+    if (!b.insufficient) f->last_good_row = imcu;
+    if (d->ri) {
+      if (togo == 0) {
+        br_restart(&b, &next_rst);
+        memset(pred, 0, sizeof pred);
+        eob = 0;
+        togo = d->ri;
       }
-      if (b.insufficient) continue;  /* out of data: leave the rest of the interval */
-      for (int i = 0; i < sc->ns; i++) {
-        vg_jpeg_comp *c = sc->c[i];
-        int bh = sc->ns == 1 ? 1 : c->v, bwid = sc->ns == 1 ? 1 : c->h;
-        for (int by = 0; by < bh; by++)
-          for (int bx = 0; bx < bwid; bx++) {
-            int row = sc->ns == 1 ? my : my * c->v + by, col = sc->ns == 1 ? mx : mx * c->h + bx;
-            int16_t *blk = c->coef + ((size_t)row * c->bw + col) * 64;
-            vg_status st = decode_block(d, sc, i, &b, blk, &pred[i], &eob);
-            if (st != VG_OK) return st;
-          }
-      }
+      togo--;
     }
+    if (b.insufficient) {  /* out of data: leave the rest of the interval */
+      if (!d->ri || (b.marker >= M_SOF0 && !is_rst(b.marker))) break;  /* nothing can resume it */
+      i += togo;
+      togo = 0;
+      continue;
+    }
+    uint64_t visits = 0;
+    if (f->progressive && sc->ss > 0 && sc->ah == 0 && eob > 1) {
+      /* AC first scan inside an EOB run: the next blocks of the run change nothing, so
+       * pass them in one step (up to the end of the restart interval or of the scan). */
+      int64_t k = (int64_t)eob;
+      if (k > total - i) k = total - i;
+      if (d->ri && k > (int64_t)togo + 1) k = (int64_t)togo + 1;
+      eob -= (unsigned)k;
+      i += k - 1;
+      if (d->ri) togo -= (int)(k - 1);
+      f->last_good_row = (int)(i / nx) / sc->c[0]->v;  /* AC scans hold one component */
+      d->work++;
+      continue;
+    }
+    for (int ci = 0; ci < sc->ns; ci++) {
+      vg_jpeg_comp *c = sc->c[ci];
+      int bh = sc->ns == 1 ? 1 : c->v, bwid = sc->ns == 1 ? 1 : c->h;
+      for (int by = 0; by < bh; by++)
+        for (int bx = 0; bx < bwid; bx++) {
+          int row = sc->ns == 1 ? my : my * c->v + by, col = sc->ns == 1 ? mx : mx * c->h + bx;
+          int16_t *blk = c->coef + ((size_t)row * c->bw + col) * 64;
+          int skipped = f->progressive && sc->ss > 0 && sc->ah == 0 && eob > 0;  /* O(1) */
+          uint8_t dummy = 1, *nz = c->acnz ? c->acnz + (size_t)row * c->bw + col : &dummy;
+          vg_status st = decode_block(d, sc, ci, &b, blk, nz, &pred[ci], &eob);
+          if (st != VG_OK) return st;
+          visits += skipped ? 1 : band;
+        }
+    }
+    d->work += visits;
+    if (d->work > d->budget)
+      return vg_fail(VG_ERR_LIMIT, "jpeg: scan %d: decoding work exceeds the limit (%llu coefficient visits for "
+                     "%dx%d pixels: too many scans revisit the image)", f->scans,
+                     (unsigned long long)d->budget, f->w, f->h);
   }
   d->pos = (size_t)(b.p - d->buf);
-  if (b.marker) *next = b.marker == M_EOI && b.p >= b.end ? -1 : b.marker;
+  if (b.marker) *next = b.at_end ? -1 : b.marker;
   else *next = find_marker(d->buf, d->n, &d->pos);
   return VG_OK;
 }
@@ -532,6 +587,7 @@ static vg_status decode(jdec *d, vg_image *out, const vg_image_limits *lim, cons
   int m = find_marker(d->buf, d->n, &d->pos);
   for (;;) {
     if (m < 0 || m == M_EOI) {
+      if (m < 0) d->truncated = 1;
       if (d->scans_done) break;
       return vg_fail(VG_ERR_FORMAT, "jpeg: %s before any image data",
                      m < 0 ? "data ends (truncated file)" : "EOI marker");
@@ -542,7 +598,7 @@ static vg_status decode(jdec *d, vg_image *out, const vg_image_limits *lim, cons
     }
     if (m == M_SOI) return vg_fail(VG_ERR_FORMAT, "jpeg: second SOI marker");
     if (d->n - d->pos < 2 || be16(d->buf + d->pos) < 2 || be16(d->buf + d->pos) > d->n - d->pos) {
-      if (d->scans_done) break;  /* the data ends inside a segment after some scans */
+      if (d->scans_done) { d->truncated = 1; break; }  /* the data ends inside a segment after some scans */
       if (d->n - d->pos >= 2 && be16(d->buf + d->pos) < 2)
         return vg_fail(VG_ERR_FORMAT, "jpeg: marker 0x%02X has bad segment length %u", m, be16(d->buf + d->pos));
       return vg_fail(VG_ERR_FORMAT, "jpeg: marker 0x%02X segment runs past the end of the data (truncated or bad length)", m);
@@ -582,7 +638,23 @@ static vg_status decode(jdec *d, vg_image *out, const vg_image_limits *lim, cons
       jscan sc;
       st = parse_sos(d, s, len, &sc);
       if (st != VG_OK) return st;
+      if (d->f.scans > d->max_scans)
+        return vg_fail(VG_ERR_LIMIT, "jpeg: more than %d scans (the scan limit; real progressive files have "
+                       "about 10, a flood of scans is a denial-of-service pattern)", d->max_scans);
+      {  /* every scan codes at least one bit per block, so an empty segment is damage */
+        size_t q = d->pos;
+        while (q < d->n && d->buf[q] == 0xFF) q++;
+        if (q > d->pos && q < d->n && d->buf[q] != 0)
+          return vg_fail(VG_ERR_FORMAT, "jpeg: scan %d carries no data (marker 0x%02X right after its header)",
+                         d->f.scans, d->buf[q]);
+      }
       if (!d->scans_done) {
+        /* Coefficient visits allowed: 16 per coefficient of the frame (a progression that
+         * refines every coefficient through all 13 successive-approximation bits needs
+         * 14), at least 2^24. */
+        uint64_t coefs = 0;
+        for (int i = 0; i < d->f.ncomp; i++) coefs += (uint64_t)d->f.comp[i].bw * d->f.comp[i].bh * 64;
+        d->budget = 16 * coefs > ((uint64_t)1 << 24) ? 16 * coefs : (uint64_t)1 << 24;
         d->f.cs = guess_cs(d);
         d->single_scan = !d->f.progressive && sc.ns == d->f.ncomp;
       }
@@ -602,8 +674,9 @@ done:
   return vg_jpeg_render(&d->f, o->fancy_upsampling, o->block_smoothing, out);
 }
 
-vg_status vg_jpeg_decode_ex(const uint8_t *buf, size_t n, vg_image *out,
-                            const vg_image_limits *lim, const vg_jpeg_options *opt) {
+vg_status vg_jpeg_decode_flags(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim,
+                               const vg_jpeg_options *opt, unsigned *flags) {
+  if (flags) *flags = 0;
   if (!out) return vg_fail(VG_ERR_ARG, "jpeg: NULL output image");
   memset(out, 0, sizeof *out);
   if (!buf && n) return vg_fail(VG_ERR_ARG, "jpeg: NULL buffer");
@@ -614,10 +687,18 @@ vg_status vg_jpeg_decode_ex(const uint8_t *buf, size_t n, vg_image *out,
   if (!d) return vg_fail(VG_ERR_NOMEM, "jpeg: out of memory");
   d->buf = buf;
   d->n = n;
+  d->max_scans = o.max_scans > 0 ? o.max_scans : VG_JPEG_MAX_SCANS;
+  d->budget = (uint64_t)1 << 24;
   vg_status st = decode(d, out, &l, &o);
-  for (int i = 0; i < 4; i++) free(d->f.comp[i].coef);
+  if (st == VG_OK && d->truncated && flags) *flags |= VG_IMAGE_TRUNCATED;
+  for (int i = 0; i < 4; i++) { free(d->f.comp[i].coef); free(d->f.comp[i].acnz); }
   free(d);
   return st;
+}
+
+vg_status vg_jpeg_decode_ex(const uint8_t *buf, size_t n, vg_image *out,
+                            const vg_image_limits *lim, const vg_jpeg_options *opt) {
+  return vg_jpeg_decode_flags(buf, n, out, lim, opt, NULL);
 }
 
 vg_status vg_jpeg_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim) {

@@ -14,6 +14,7 @@ typedef struct {
   int wib, hib;          /* blocks holding real samples: ceil(dw/8) x ceil(dh/8) */
   int bw, bh;            /* blocks allocated (MCU-padded): mcux*h x mcuy*v */
   int16_t *coef;         /* bh*bw blocks of 64 quantized coefficients, natural order */
+  uint8_t *acnz;         /* progressive: per block, 1 once an AC coefficient was set nonzero */
   uint16_t q[64];        /* quant table latched at the first scan holding the component */
   int q_latched;
   int coef_bits[10];     /* progressive: -1 = coefficient never coded, else its last Al */
