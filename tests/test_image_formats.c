@@ -244,6 +244,129 @@ static void test_bmp(size_t *prefixes, size_t *unclean) {
   free(c.p);
 }
 
+/* Every info-header size: each field read must lie inside the header (a field past it
+ * reads as 0). Files are decoded from exact-size copies so ASan sees any overread, at
+ * every length, including the length that ends right at the header (the V2 + alpha
+ * bit-fields case once read its alpha mask past the header). */
+static void bmp_hdr(bytes *b, uint32_t hs, int32_t w, int32_t h, int bpp, uint32_t comp, const uint32_t *masks,
+                    const void *data, size_t dn) {
+  uint8_t hdr[256] = {0};
+  uint32_t hn = hs < 4 ? 4 : hs < sizeof hdr ? hs : sizeof hdr;   /* the size field itself is always there */
+  uint32_t f[10] = {hs, (uint32_t)w, (uint32_t)h, 1u | (uint32_t)bpp << 16, comp, (uint32_t)dn, 2835, 2835, 0, 0};
+  for (int i = 0; i < 10; i++)
+    for (int k = 0; k < 4; k++) hdr[4 * i + k] = (uint8_t)(f[i] >> (8 * k));
+  if (hs == 12) {  /* OS/2 core: 16-bit fields */
+    uint16_t g[4] = {(uint16_t)w, (uint16_t)h, 1, (uint16_t)bpp};
+    for (int i = 0; i < 4; i++) { hdr[4 + 2 * i] = (uint8_t)g[i]; hdr[5 + 2 * i] = (uint8_t)(g[i] >> 8); }
+  }
+  for (int i = 0; masks && i < 4; i++)
+    for (int k = 0; k < 4; k++) hdr[40 + 4 * i + k] = (uint8_t)(masks[i] >> (8 * k));
+  b->n = 0;
+  put(b, "BM", 2);
+  le32(b, 14 + hn + (uint32_t)dn);
+  le32(b, 0);
+  le32(b, 14 + hn);
+  put(b, hdr, hn);
+  put(b, data, dn);
+}
+
+/* Decodes an exact-size copy of buf[0..n). */
+static vg_status bmp_exact(const uint8_t *buf, size_t n, vg_image *im) {
+  uint8_t *e = malloc(n ? n : 1);
+  memcpy(e, buf, n);
+  vg_clear_error();
+  vg_status st = vg_bmp_decode(e, n, im, NULL);
+  free(e);
+  return st;
+}
+
+/* Every prefix of b decoded from an exact-size copy: returns the unclean outcomes. */
+static size_t bmp_prefixes(const bytes *b) {
+  size_t bad = 0;
+  for (size_t k = 0; k <= b->n; k++) {
+    vg_image im;
+    vg_status st = bmp_exact(b->p, k, &im);
+    if (st != VG_OK && (!vg_last_error()[0] || im.data)) bad++;
+    if (st == VG_OK) vg_image_free(&im);
+  }
+  return bad;
+}
+
+static void test_bmp_header_sizes(void) {
+  static const uint32_t sizes[] = {12, 16, 40, 52, 56, 64, 108, 124};
+  static const uint32_t rgba[4] = {0x00FF0000, 0x0000FF00, 0x000000FF, 0xFF000000};
+  const uint8_t px32[8] = {10, 20, 30, 40, 50, 60, 70, 80};   /* B G R A, two pixels */
+  const uint8_t want_rgb[6] = {30, 20, 10, 70, 60, 50}, want_rgba[8] = {30, 20, 10, 40, 70, 60, 50, 80};
+  const uint8_t px24[8] = {10, 20, 30, 40, 50, 60, 0, 0};     /* B G R, two pixels + pad */
+  bytes b = {0};
+  vg_image im;
+  size_t unclean = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    uint32_t hs = sizes[i];
+    /* plain 24-bit: every size decodes */
+    bmp_hdr(&b, hs, 2, 1, 24, 0, NULL, px24, sizeof px24);
+    vg_status st = bmp_exact(b.p, b.n, &im);
+    const uint8_t want24[6] = {30, 20, 10, 60, 50, 40};
+    if (VG_CHECK(st == VG_OK, "header size %u, 24-bit: decodes (%s)", hs, st ? vg_last_error() : "ok"))
+      pixels_are(&im, 3, want24, hs == 12 ? "OS/2 core header 24-bit" : "24-bit");
+    if (st == VG_OK) vg_image_free(&im);
+    unclean += bmp_prefixes(&b);
+    if (hs <= 16) continue;  /* no compression field */
+    /* 32-bit with bit-fields (3) and alpha bit-fields (6), masks in the header (after it for 40) */
+    for (uint32_t comp = 3; comp <= 6; comp += 3) {
+      int nm = comp == 6 ? 4 : 3;
+      if (hs == 40) {
+        b.n = 0;
+        bmp_hdr(&b, 40, 2, 1, 32, comp, NULL, NULL, 0);
+        for (int k = 0; k < nm; k++) le32(&b, rgba[k]);
+        uint32_t off = 14 + 40 + 4 * (uint32_t)nm;
+        memcpy(b.p + 10, (uint8_t[4]){(uint8_t)off, 0, 0, 0}, 4);
+        put(&b, px32, sizeof px32);
+      } else {
+        bmp_hdr(&b, hs, 2, 1, 32, comp, rgba, px32, sizeof px32);
+      }
+      st = bmp_exact(b.p, b.n, &im);
+      if (hs == 64) {  /* OS/2 2.x: 3 is Huffman 1D, 6 does not exist */
+        VG_CHECK(st == VG_ERR_UNSUPPORTED && contains(vg_last_error(), "compression"),
+                 "header size %u, compression %u: refused (%s)", hs, comp, vg_last_error());
+      } else {
+        /* alpha: 56 and up carry an alpha mask in the header; 40 has it after the header
+         * with ALPHABITFIELDS; V2 (52) has no room for it (alpha mask 0, as Pillow) */
+        int alpha = hs >= 56 || (hs == 40 && comp == 6);
+        char what[96];
+        snprintf(what, sizeof what, "header size %u, compression %u, 32-bit bit-fields%s", hs, comp,
+                 alpha ? " with alpha" : " (no alpha mask)");
+        if (VG_CHECK(st == VG_OK, "%s: decodes (%s)", what, st ? vg_last_error() : "ok"))
+          pixels_are(&im, alpha ? 4 : 3, alpha ? want_rgba : want_rgb, what);
+      }
+      if (st == VG_OK) vg_image_free(&im);
+      unclean += bmp_prefixes(&b);
+      /* the file ends right at the end of the info header (no masks after a 40-byte one,
+       * no pixels): an error, and no read past the end */
+      size_t cut = 14 + hs;
+      st = bmp_exact(b.p, cut, &im);
+      VG_CHECK(st != VG_OK && vg_last_error()[0] && !im.data, "header size %u, compression %u, file ends at the header: %s",
+               hs, comp, vg_last_error());
+    }
+  }
+  /* Odd and unknown sizes: refused by name, at every length (no read of a field by
+   * its nominal offset). */
+  static const uint32_t odd[] = {0, 4, 11, 13, 15, 20, 39, 41, 48, 53, 60, 100, 107, 123, 125, 200, 0xFFFFFFFFu};
+  for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+    uint32_t hs = odd[i];
+    bmp_hdr(&b, hs, 2, 1, 32, 6, rgba, px32, sizeof px32);
+    vg_status st = bmp_exact(b.p, b.n, &im);
+    char want[48];
+    snprintf(want, sizeof want, "info header size %u", hs);
+    VG_CHECK(st == VG_ERR_UNSUPPORTED && contains(vg_last_error(), want) && !im.data, "header size %u: refused (%s)",
+             hs, vg_last_error());
+    if (st == VG_OK) vg_image_free(&im);
+    unclean += bmp_prefixes(&b);
+  }
+  VG_CHECK(unclean == 0, "every prefix of every header-size variant (exact-size copies): clean (%zu not)", unclean);
+  free(b.p);
+}
+
 /* ---------------------------------------------------------------- PNM */
 
 static void test_pnm(size_t *prefixes, size_t *unclean) {
@@ -522,6 +645,7 @@ static void test_dispatch(void) {
 int main(void) {
   size_t prefixes = 0, unclean = 0;
   test_bmp(&prefixes, &unclean);
+  test_bmp_header_sizes();
   test_pnm(&prefixes, &unclean);
   test_tiff(&prefixes, &unclean);
   test_dispatch();

@@ -2,7 +2,9 @@
  *
  * Layout: 14-byte file header ("BM", size, reserved, pixel-data offset), then an info
  * header whose size names its version: 12 (OS/2 core: 16-bit sides, 3-byte palette
- * entries), 40 (INFO), 52/56 (INFO + RGB(A) masks), 64 (OS/2 v2), 108 (V4), 124 (V5).
+ * entries), 16 (OS/2 v2 short form), 40 (INFO), 52/56 (INFO + RGB(A) masks), 64 (OS/2 v2),
+ * 108 (V4), 124 (V5); other sizes are refused. Every header field is read through a
+ * bounds check against the header size (a field past it reads as 0).
  * Pixel rows are padded to 4 bytes and stored bottom-up unless the height is negative.
  *
  * Output: depth 8; palette and 24-bit files -> RGB; 16/32-bit files -> RGB, or RGBA
@@ -38,32 +40,40 @@ static int mask_bits(uint32_t m) {
   return m ? -1 : b;       /* -1: the mask is not one contiguous run of bits */
 }
 
+/* Fields of the info header h (hs bytes, all inside the buffer): one that lies past the
+ * header's end reads as 0, so no header size can make a read leave the header. */
+static uint32_t hdr32(const uint8_t *h, uint32_t hs, uint32_t off) { return off + 4 <= hs ? vg_le32(h + off) : 0; }
+static uint32_t hdr16(const uint8_t *h, uint32_t hs, uint32_t off) { return off + 2 <= hs ? vg_le16(h + off) : 0; }
+
 static vg_status parse_header(bmp_info *b, const uint8_t *buf, size_t n) {
   memset(b, 0, sizeof *b);
   if (n < 18) return vg_fail(VG_ERR_FORMAT, "bmp: truncated file header (%zu bytes)", n);
   b->off_bits = vg_le32(buf + 10);
   uint32_t hs = vg_le32(buf + 14);
-  if (hs != 12 && hs != 40 && hs != 52 && hs != 56 && hs != 64 && hs != 108 && hs != 124)
+  /* 12: OS/2 1.x core; 16: OS/2 2.x short form; 40: INFO; 52/56: INFO + RGB(A) masks
+   * (V2/V3); 64: OS/2 2.x full; 108: V4; 124: V5. */
+  if (hs != 12 && hs != 16 && hs != 40 && hs != 52 && hs != 56 && hs != 64 && hs != 108 && hs != 124)
     return vg_fail(VG_ERR_UNSUPPORTED, "bmp: unknown info header size %u", hs);
   b->hsize = (int)hs;
-  if (n < 14 + (size_t)hs) return vg_fail(VG_ERR_FORMAT, "bmp: truncated info header");
+  if (n - 14 < (size_t)hs) return vg_fail(VG_ERR_FORMAT, "bmp: truncated info header (%u bytes, %zu in the file)", hs, n - 14);
   const uint8_t *h = buf + 14;
   int64_t height;
   int planes, pal_entry = 4;
+  int os2 = hs == 16 || hs == 64;   /* OS/2 2.x: compression 3 and 4 mean Huffman 1D / RLE24 there */
   if (hs == 12) {
-    b->w = vg_le16(h + 4);
-    height = vg_le16(h + 6);
-    planes = vg_le16(h + 8);
-    b->bpp = vg_le16(h + 10);
+    b->w = hdr16(h, hs, 4);
+    height = hdr16(h, hs, 6);
+    planes = (int)hdr16(h, hs, 8);
+    b->bpp = (int)hdr16(h, hs, 10);
     b->compression = BI_RGB;
     pal_entry = 3;
   } else {
-    b->w = (int32_t)vg_le32(h + 4);
-    height = (int32_t)vg_le32(h + 8);
-    planes = vg_le16(h + 12);
-    b->bpp = vg_le16(h + 14);
-    uint32_t comp = vg_le32(h + 16);
-    if (comp > 6 || (hs == 64 && comp > 2))
+    b->w = (int32_t)hdr32(h, hs, 4);
+    height = (int32_t)hdr32(h, hs, 8);
+    planes = (int)hdr16(h, hs, 12);
+    b->bpp = (int)hdr16(h, hs, 14);
+    uint32_t comp = hdr32(h, hs, 16);
+    if (comp > 6 || (os2 && comp > 2))
       return vg_fail(VG_ERR_UNSUPPORTED, "bmp: unknown compression %u", comp);
     if (comp == 4 || comp == 5)
       return vg_fail(VG_ERR_UNSUPPORTED, "bmp: embedded %s data is not supported", comp == 4 ? "JPEG" : "PNG");
@@ -81,19 +91,20 @@ static vg_status parse_header(bmp_info *b, const uint8_t *buf, size_t n) {
       ((c == BI_BITFIELDS || c == BI_ALPHABITFIELDS) && bpp != 16 && bpp != 32))
     return vg_fail(VG_ERR_FORMAT, "bmp: compression %d does not go with %d bits per pixel", c, bpp);
 
-  /* Bitfield masks: in the header from V2 (52) on, else right after a 40-byte header. */
-  size_t pal_off = 14 + hs;
+  /* Bitfield masks: after a 40-byte header (3, or 4 with ALPHABITFIELDS), else inside the
+   * header: V2 (52) holds R, G, B; V3 (56), V4, V5 hold R, G, B, A. A mask the header has
+   * no room for is 0 (V2's alpha, as Pillow reads it), never read past the header. */
+  size_t pal_off = 14 + (size_t)hs;
   if (bpp == 16 || bpp == 32) {
     if (c == BI_BITFIELDS || c == BI_ALPHABITFIELDS) {
-      const uint8_t *m = h + 40;
       int nm = c == BI_ALPHABITFIELDS ? 4 : 3;
       if (hs == 40) {
-        if (n < pal_off + 4 * (size_t)nm) return vg_fail(VG_ERR_FORMAT, "bmp: truncated bitfield masks");
+        if (n - pal_off < 4 * (size_t)nm) return vg_fail(VG_ERR_FORMAT, "bmp: truncated bitfield masks");
+        for (int i = 0; i < nm; i++) b->mask[i] = vg_le32(buf + pal_off + 4 * (size_t)i);
         pal_off += 4 * (size_t)nm;
-      } else if (hs >= 56) {
-        nm = 4;
+      } else {
+        for (int i = 0; i < 4; i++) b->mask[i] = hdr32(h, hs, 40 + 4 * (uint32_t)i);
       }
-      for (int i = 0; i < nm; i++) b->mask[i] = vg_le32(m + 4 * i);
       for (int i = 0; i < 4; i++) {
         if (mask_bits(b->mask[i]) < 0)
           return vg_fail(VG_ERR_FORMAT, "bmp: bitfield mask %08x is not contiguous", b->mask[i]);
@@ -106,7 +117,7 @@ static vg_status parse_header(bmp_info *b, const uint8_t *buf, size_t n) {
     }
   }
   if (bpp <= 8) {
-    uint32_t used = hs >= 40 ? vg_le32(h + 32) : 0;
+    uint32_t used = hdr32(h, hs, 32);
     uint32_t max = 1u << bpp;
     if (used == 0 || used > max) used = max;
     /* Palette entries that do not fit before the pixel data (or the file) are dropped. */
