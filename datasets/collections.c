@@ -288,7 +288,9 @@ vg_status vg_loco_config_load(const char *path, vg_loco_config *out) {
   st = vg_json_parse((const char *)buf, n, NULL, &doc);
   free(buf);
   if (st != VG_OK) return vg_fail_prefix("loco: %s", path);
-  const char *exp = "expected an array of {defect_name, pixel_value, saturation_threshold, relative_saturation}";
+  /* a relative saturation_threshold is a fraction of the defect's area, in (0, 1] */
+  const char *exp = "expected an array of {defect_name, pixel_value in [1, 65535], saturation_threshold >= 0 "
+                    "(in (0, 1] when relative_saturation), relative_saturation}";
   if (doc->type != VG_JSON_ARRAY) { vg_json_free(doc); return vg_fail(VG_ERR_FORMAT, "loco: %s: not an array (%s)", path, exp); }
   out->d = calloc((size_t)(doc->count ? doc->count : 1), sizeof *out->d);
   if (!out->d) { vg_json_free(doc); return vg_fail(VG_ERR_NOMEM, "loco: out of memory"); }
@@ -298,7 +300,7 @@ vg_status vg_loco_config_load(const char *path, vg_loco_config *out) {
     int64_t pv; double thr; bool rel;
     if (!name || !vg_json_as_int64(vg_json_get(e, "pixel_value"), &pv) || pv < 1 || pv > 65535 ||
         !vg_json_as_double(vg_json_get(e, "saturation_threshold"), &thr) || thr < 0 ||
-        !vg_json_as_bool(vg_json_get(e, "relative_saturation"), &rel)) {
+        !vg_json_as_bool(vg_json_get(e, "relative_saturation"), &rel) || (rel && !(thr > 0 && thr <= 1))) {
       vg_json_free(doc);
       vg_loco_config_free(out);
       return vg_fail(VG_ERR_FORMAT, "loco: %s: entry %lld malformed (%s)", path, (long long)i, exp);
@@ -557,24 +559,124 @@ vg_status vg_ds_folder(const vg_folder_spec *f, const vg_split_opts *o, vg_datas
   return ds_finish(st, out);
 }
 
-/* ---- ImageNet-style ---- */
-static vg_status walk(const char *root, const char *rel, strlist *files, int depth) {
-  if (depth > 32) return vg_fail(VG_ERR_LIMIT, "image folder: %s/%s: nested deeper than 32 levels", root, rel);
-  char *dir = rel[0] ? pjoin("%s/%s", root, rel) : xstrdup(root);
+/* ---- ImageNet-style ----
+ * The walk visits each directory (device, inode) once. Real subfolders are walked first;
+ * symbolic links to folders are queued and followed afterwards, in sorted order, unless
+ * their target was already visited (a loop, a diamond of links, a link to a real
+ * folder): then the link is skipped with a warning naming it. So a link never hides the
+ * real folder, a loop of links ends, and N links to one folder list its images once.
+ * Nesting deeper than VG_WALK_MAX_DEPTH folders is an error. */
+#define VG_WALK_MAX_DEPTH 32
+
+typedef struct { dev_t dev; ino_t ino; } dir_id;
+typedef struct { dir_id *v; size_t cap, n; unsigned char *used; } dir_set;
+
+static size_t dir_hash(dir_id d, size_t cap) {
+  uint64_t x = (uint64_t)d.dev * 0x9E3779B97F4A7C15ull ^ (uint64_t)d.ino;
+  x ^= x >> 31; x *= 0xBF58476D1CE4E5B9ull; x ^= x >> 29;
+  return (size_t)x & (cap - 1);
+}
+/* 1 when added, 0 when already present, -1 out of memory. */
+static int dir_set_add(dir_set *s, dir_id d) {
+  if (2 * (s->n + 1) > s->cap) {
+    size_t nc = s->cap ? s->cap * 2 : 64;
+    dir_id *nv = calloc(nc, sizeof *nv);
+    unsigned char *nu = calloc(nc, 1);
+    if (!nv || !nu) { free(nv); free(nu); return -1; }
+    for (size_t i = 0; i < s->cap; i++)
+      if (s->used[i]) {
+        size_t h = dir_hash(s->v[i], nc);
+        while (nu[h]) h = (h + 1) & (nc - 1);
+        nu[h] = 1; nv[h] = s->v[i];
+      }
+    free(s->v); free(s->used);
+    s->v = nv; s->used = nu; s->cap = nc;
+  }
+  size_t h = dir_hash(d, s->cap);
+  while (s->used[h]) {
+    if (s->v[h].dev == d.dev && s->v[h].ino == d.ino) return 0;
+    h = (h + 1) & (s->cap - 1);
+  }
+  s->used[h] = 1; s->v[h] = d; s->n++;
+  return 1;
+}
+
+typedef struct { const char *root; strlist *files, links; dir_set seen; } walker;
+
+static int rel_depth(const char *rel) {
+  int d = rel[0] != 0;
+  for (const char *p = rel; *p; p++) d += *p == '/';
+  return d;
+}
+
+/* Lists the folder root/rel (already marked seen): images into w->files, real subfolders
+ * walked at once, links to folders queued in w->links. */
+static vg_status walk_dir(walker *w, const char *rel) {
+  if (rel_depth(rel) > VG_WALK_MAX_DEPTH)
+    return vg_fail(VG_ERR_LIMIT, "image folder: %s/%s: nested deeper than %d levels", w->root, rel, VG_WALK_MAX_DEPTH);
+  char *dir = rel[0] ? pjoin("%s/%s", w->root, rel) : xstrdup(w->root);
   if (!dir) return vg_fail(VG_ERR_NOMEM, "image folder: out of memory");
-  strlist sub = {0}, imgs = {0};
-  vg_status st = list_dir(dir, true, &sub);
-  if (st == VG_OK) st = list_dir(dir, false, &imgs);
-  for (int64_t i = 0; st == VG_OK && i < imgs.n; i++)
-    st = sl_push(files, rel[0] ? pjoin("%s/%s", rel, imgs.v[i]) : xstrdup(imgs.v[i]));
-  for (int64_t i = 0; st == VG_OK && i < sub.n; i++) {
-    char *r = rel[0] ? pjoin("%s/%s", rel, sub.v[i]) : xstrdup(sub.v[i]);
-    if (!r) { st = vg_fail(VG_ERR_NOMEM, "image folder: out of memory"); break; }
-    st = walk(root, r, files, depth + 1);
+  DIR *d = opendir(dir);
+  if (!d) {
+    vg_status st = vg_fail(VG_ERR_IO, "%s: cannot open folder (%s)", dir, strerror(errno));
+    free(dir);
+    return st;
+  }
+  strlist names = {0};
+  vg_status st = VG_OK;
+  struct dirent *e;
+  while (st == VG_OK && (e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') st = sl_push(&names, xstrdup(e->d_name));
+  closedir(d);
+  sl_sort(&names);
+  for (int64_t i = 0; st == VG_OK && i < names.n; i++) {
+    char *full = pjoin("%s/%s", dir, names.v[i]);
+    char *r = rel[0] ? pjoin("%s/%s", rel, names.v[i]) : xstrdup(names.v[i]);
+    struct stat ls, ts;
+    if (!full || !r) st = vg_fail(VG_ERR_NOMEM, "image folder: out of memory");
+    else if (lstat(full, &ls) != 0 || stat(full, &ts) != 0) {
+      /* vanished, or a dangling link: not an image, not a folder */
+    } else if (S_ISDIR(ts.st_mode)) {
+      if (S_ISLNK(ls.st_mode)) { st = sl_push(&w->links, r); r = NULL; }
+      else {
+        int added = dir_set_add(&w->seen, (dir_id){ts.st_dev, ts.st_ino});
+        if (added < 0) st = vg_fail(VG_ERR_NOMEM, "image folder: out of memory");
+        else if (added == 0) vg_image_warn("image folder: %s: skipped, the same folder as one already listed", full);
+        else st = walk_dir(w, r);
+      }
+    } else if (S_ISREG(ts.st_mode) && vg_is_image_name(names.v[i])) {
+      st = sl_push(w->files, r);
+      r = NULL;
+    }
+    free(full);
     free(r);
   }
-  sl_free(&sub); sl_free(&imgs);
+  sl_free(&names);
   free(dir);
+  return st;
+}
+
+static vg_status walk(const char *root, strlist *files) {
+  walker w = {root, files, {0}, {0}};
+  struct stat ts;
+  vg_status st = VG_OK;
+  if (stat(root, &ts) != 0 || dir_set_add(&w.seen, (dir_id){ts.st_dev, ts.st_ino}) < 0)
+    st = vg_fail(VG_ERR_IO, "image folder: %s: cannot stat (%s)", root, strerror(errno));
+  if (st == VG_OK) st = walk_dir(&w, "");
+  for (int64_t i = 0; st == VG_OK && i < w.links.n; i++) {  /* grows while links are followed */
+    char *full = pjoin("%s/%s", root, w.links.v[i]);
+    if (!full) { st = vg_fail(VG_ERR_NOMEM, "image folder: out of memory"); break; }
+    int added = stat(full, &ts) == 0 && S_ISDIR(ts.st_mode) ? dir_set_add(&w.seen, (dir_id){ts.st_dev, ts.st_ino}) : 0;
+    if (added < 0) st = vg_fail(VG_ERR_NOMEM, "image folder: out of memory");
+    else if (added == 0)
+      vg_image_warn("image folder: %s: symbolic link skipped, its folder is already listed (a link loop or a "
+                    "second link to one folder)", full);
+    else st = walk_dir(&w, w.links.v[i]);
+    free(full);
+  }
+  sl_free(&w.links);
+  free(w.seen.v);
+  free(w.seen.used);
   return st;
 }
 
@@ -583,7 +685,7 @@ vg_status vg_ds_image_folder(const char *root, vg_dataset *out) {
   if (!root) return vg_fail(VG_ERR_ARG, "image folder: root is required");
   if (!is_dir(root)) return vg_fail(VG_ERR_IO, "image folder: %s: missing (expected a folder of images, searched recursively)", root);
   strlist files = {0};
-  vg_status st = walk(root, "", &files, 0);
+  vg_status st = walk(root, &files);
   if (st == VG_OK) sl_sort(&files);
   if (st == VG_OK && files.n == 0) st = vg_fail(VG_ERR_IO, "image folder: %s: no images (expected .png/.jpg/.jpeg/.bmp/.ppm/.pgm/.tif files)", root);
   for (int64_t i = 0; st == VG_OK && i < files.n; i++) {

@@ -97,7 +97,10 @@ typedef struct {
 } vg_folder_spec;
 vg_status vg_ds_folder(const vg_folder_spec *f, const vg_split_opts *o, vg_dataset *out);
 /* ImageNet-style: every supported image under root, recursively, sorted by path; label 0,
- * defect = the relative folder ("n01440764"), split TRAIN. */
+ * defect = the relative folder ("n01440764"), split TRAIN. Each folder (device, inode) is
+ * listed once: real subfolders first, then symbolic links to folders, and a link whose
+ * folder is already listed (a loop, a diamond of links) is skipped with a warning naming
+ * it (vg_image_warn: stderr by default). Nesting deeper than 32 folders is an error. */
 vg_status vg_ds_image_folder(const char *root, vg_dataset *out);
 
 void vg_dataset_free(vg_dataset *ds);
@@ -133,6 +136,11 @@ typedef struct {
   bool load_masks;
   vg_transform_fn transform;  /* NULL = vg_default_transform */
   void *user;
+  /* Truncated images (a JPEG cut before its EOI marker; see VG_IMAGE_TRUNCATED):
+   * false (default) decodes them as libjpeg does (missing part grey) with one warning
+   * naming the file (vg_image_warn, stderr by default); true refuses them: the batch
+   * fails with VG_ERR_FORMAT naming the file (`--strict-images`). */
+  bool strict_images;
 } vg_loader_opts;
 
 typedef struct vg_loader vg_loader;

@@ -20,6 +20,7 @@ struct vg_loader {
   int64_t sample_floats, mask_floats;
   int64_t epoch_n;         /* samples used this epoch */
   int64_t *perm;           /* ds->n */
+  unsigned char *warned;   /* ds->n: a truncated-image warning was given for the sample */
   slot *slots;
   pthread_t *th;
   int nth;
@@ -97,10 +98,22 @@ vg_status vg_imagenet_transform(const vg_image *im, float *out, int c, int h, in
   return st;
 }
 
+/* Loads one image: strict_images refuses truncated files; otherwise a truncated file
+ * decodes and is warned about once per sample for the loader's life (not every epoch). */
+static vg_status load_image(vg_loader *L, int64_t idx, const char *path, vg_image *im) {
+  unsigned fl = 0;
+  vg_status st = vg_image_load_ex(path, im, NULL, L->o.strict_images, &fl);
+  if (st == VG_OK && (fl & VG_IMAGE_TRUNCATED) && !__atomic_exchange_n(&L->warned[idx], 1, __ATOMIC_RELAXED))
+    vg_image_warn("%s: truncated image: the data end before the JPEG EOI marker; decoded with the missing part "
+                  "filled in (--strict-images refuses such files)", path);
+  return st;
+}
+
 /* Decodes one sample into img/mask floats. */
 static vg_status load_sample(vg_loader *L, const vg_sample *s, float *img, float *mask) {
   vg_image im;
-  vg_status st = vg_image_load(s->image, &im, NULL);
+  int64_t idx = s - L->ds->samples;
+  vg_status st = load_image(L, idx, s->image, &im);
   if (st != VG_OK) return st;
   vg_transform_fn tf = L->o.transform ? L->o.transform : vg_default_transform;
   st = tf(&im, img, L->o.channels, L->o.height, L->o.width, L->o.user);
@@ -111,7 +124,7 @@ static vg_status load_sample(vg_loader *L, const vg_sample *s, float *img, float
   memset(mask, 0, (size_t)h * w * sizeof *mask);
   for (int k = 0; k < s->n_masks; k++) {
     vg_image m;
-    st = vg_image_load(s->masks[k].path, &m, NULL);
+    st = load_image(L, idx, s->masks[k].path, &m);
     if (st != VG_OK) return st;
     for (int y = 0; y < h; y++)
       for (int x = 0; x < w; x++) {
@@ -171,9 +184,10 @@ vg_status vg_loader_create(const vg_dataset *ds, const vg_loader_opts *o, vg_loa
   L->sample_floats = (int64_t)o->channels * o->height * o->width;
   L->mask_floats = (int64_t)o->height * o->width;
   L->perm = malloc((size_t)(ds->n ? ds->n : 1) * sizeof *L->perm);
+  L->warned = calloc((size_t)(ds->n ? ds->n : 1), 1);
   L->slots = calloc((size_t)L->o.prefetch, sizeof *L->slots);
   L->th = calloc((size_t)L->o.workers, sizeof *L->th);
-  bool ok = L->perm && L->slots && L->th;
+  bool ok = L->perm && L->warned && L->slots && L->th;
   for (int i = 0; ok && i < L->o.prefetch; i++) {
     L->slots[i].img = malloc((size_t)(o->batch_size * L->sample_floats) * sizeof(float));
     if (o->load_masks) L->slots[i].mask = malloc((size_t)(o->batch_size * L->mask_floats) * sizeof(float));
@@ -318,6 +332,7 @@ void vg_loader_destroy(vg_loader *L) {
     for (int i = 0; i < L->o.prefetch; i++) { free(L->slots[i].img); free(L->slots[i].mask); }
   free(L->slots);
   free(L->perm);
+  free(L->warned);
   free(L->th);
   free(L);
 }

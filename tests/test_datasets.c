@@ -212,6 +212,27 @@ static void test_loco(void) {
   write_text("loco/box/defects_config.json", "{\"oops\": 1}");
   st = vg_ds_loco(P("loco"), "box", &te, &ds);
   VG_CHECK(st == VG_ERR_FORMAT && strstr(vg_last_error(), "defects_config.json"), "loco: malformed config named (%s)", vg_last_error());
+  /* fuzz_loco_config finding: a relative saturation_threshold is a fraction of the defect's
+   * area; 1e300 reached eval's (int64_t)(t * area), undefined behaviour. (0, 1] only. */
+  const char *bad_rel[] = {"1e300", "1.5", "0", "1.0000001"};
+  for (int i = 0; i < 4; i++) {
+    char cfgtext[512];
+    snprintf(cfgtext, sizeof cfgtext,
+             "[{\"defect_name\": \"a\", \"pixel_value\": 255, \"saturation_threshold\": 1, \"relative_saturation\": true},"
+             " {\"defect_name\": \"b\", \"pixel_value\": 254, \"saturation_threshold\": %s, \"relative_saturation\": true}]",
+             bad_rel[i]);
+    write_text("loco/box/defects_config.json", cfgtext);
+    vg_loco_config lc;
+    st = vg_loco_config_load(P("loco/box/defects_config.json"), &lc);
+    VG_CHECK(st == VG_ERR_FORMAT && !lc.d && lc.n == 0 && strstr(vg_last_error(), "entry 1") && strstr(vg_last_error(), "(0, 1]"),
+             "loco: relative saturation_threshold %s refused (%s)", bad_rel[i], vg_last_error());
+  }
+  write_text("loco/box/defects_config.json",
+             "[{\"defect_name\": \"a\", \"pixel_value\": 255, \"saturation_threshold\": 1e300, \"relative_saturation\": false}]");
+  vg_loco_config lc;
+  st = vg_loco_config_load(P("loco/box/defects_config.json"), &lc);
+  VG_CHECK(st == VG_OK && lc.n == 1 && lc.d[0].saturation_threshold == 1e300, "loco: absolute threshold 1e300 kept (min(t, area))");
+  vg_loco_config_free(&lc);
 }
 
 /* ---- VisA, BTAD, folder, image folder ---- */
@@ -439,6 +460,155 @@ static void test_loader(void) {
   vg_dataset_free(&ds);
 }
 
+/* ---- image folder: symbolic links, depth ---- */
+static int g_warned;
+static char g_warn[1024];
+static void count_warning(const char *msg, void *user) {
+  (void)user;
+  __atomic_add_fetch(&g_warned, 1, __ATOMIC_SEQ_CST);
+  snprintf(g_warn, sizeof g_warn, "%s", msg);
+}
+
+static void link_to(const char *target, const char *rel) {
+  if (symlink(target, P(rel)) != 0) { perror(rel); abort(); }
+}
+
+static int has_image(const vg_dataset *ds, const char *suffix) {
+  int k = 0;
+  for (int64_t i = 0; i < ds->n; i++) k += ends_with(ds->samples[i].image, suffix);
+  return k;
+}
+
+static void test_folder_links(void) {
+  vg_image_set_warning_handler(count_warning, NULL);
+  vg_dataset ds;
+  /* A loop: a/up -> .. (the root), a/self -> . ; and 40 links in one folder to itself
+   * (before: 40^32 paths, each folder listed again through every link). */
+  write_png("links/a/img.png", 8, 8, 3, 1);
+  link_to("..", "links/a/up");
+  link_to(".", "links/a/self");
+  mkdirs(P("links/d"));
+  write_png("links/d/x.png", 8, 8, 3, 2);
+  for (int i = 0; i < 40; i++) {
+    char rel[64];
+    snprintf(rel, sizeof rel, "links/d/l%02d", i);
+    link_to(".", rel);
+  }
+  g_warned = 0;
+  vg_status st = vg_ds_image_folder(P("links"), &ds);
+  VG_CHECK(st == VG_OK && ds.n == 2 && has_image(&ds, "links/a/img.png") && has_image(&ds, "links/d/x.png"),
+           "image folder: a loop of links and 40 self-links: each image once (%lld found: %s)", (long long)ds.n,
+           st ? vg_last_error() : "ok");
+  VG_CHECK(g_warned == 42 && strstr(g_warn, "symbolic link skipped"),
+           "image folder: each skipped link warned about (%d warnings; last \"%s\")", g_warned, g_warn);
+  if (st == VG_OK) vg_dataset_free(&ds);
+  /* A diamond: b/x -> ../c, b/y -> ../c, and a link sorting before the real folder
+   * (0first -> c): c's image is listed once, under its real path. */
+  write_png("diamond/c/img2.png", 8, 8, 3, 3);
+  mkdirs(P("diamond/b"));
+  link_to("../c", "diamond/b/x");
+  link_to("../c", "diamond/b/y");
+  link_to("c", "diamond/0first");
+  link_to("nowhere", "diamond/dangling");
+  g_warned = 0;
+  st = vg_ds_image_folder(P("diamond"), &ds);
+  VG_CHECK(st == VG_OK && ds.n == 1 && has_image(&ds, "diamond/c/img2.png") && !strcmp(ds.samples[0].defect, "c"),
+           "image folder: a diamond of links: the image once, under the real folder (%lld: %s)", (long long)ds.n,
+           ds.n ? ds.samples[0].image : "-");
+  VG_CHECK(g_warned == 3, "image folder: the 3 links to an already listed folder warned about (%d)", g_warned);
+  if (st == VG_OK) vg_dataset_free(&ds);
+  /* A link to a folder not otherwise reachable is followed once. */
+  write_png("elsewhere/e.png", 8, 8, 3, 4);
+  mkdirs(P("linked"));
+  link_to("../elsewhere", "linked/e1");
+  link_to("../elsewhere", "linked/e2");
+  g_warned = 0;
+  st = vg_ds_image_folder(P("linked"), &ds);
+  VG_CHECK(st == VG_OK && ds.n == 1 && has_image(&ds, "linked/e1/e.png") && g_warned == 1,
+           "image folder: two links to one outside folder: followed once (e1), e2 skipped with a warning");
+  if (st == VG_OK) vg_dataset_free(&ds);
+  /* Depth: 40 nested real folders -> a clear error, no stack exhaustion. */
+  char deep[1024] = "deep";
+  for (int i = 0; i < 40; i++) strncat(deep, "/d", sizeof deep - strlen(deep) - 1);
+  strncat(deep, "/z.png", sizeof deep - strlen(deep) - 1);
+  write_png(deep, 8, 8, 3, 5);
+  st = vg_ds_image_folder(P("deep"), &ds);
+  VG_CHECK(st == VG_ERR_LIMIT && strstr(vg_last_error(), "deeper than 32"), "image folder: 40 nested folders: %s",
+           vg_last_error());
+  if (st == VG_OK) vg_dataset_free(&ds);
+  vg_image_set_warning_handler(NULL, NULL);
+}
+
+/* ---- truncated images: a warning once per file by default, an error with strict ---- */
+static void test_strict_images(void) {
+  FILE *f = fopen(vg_test_shared("jpeg/video-001.jpeg"), "rb");
+  if (!f) { printf("SKIP strict images: tests/data/jpeg/video-001.jpeg not found\n"); return; }
+  static uint8_t buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  mkdirs(P("trunc/good"));
+  write_png("trunc/good/a.png", 16, 16, 3, 7);
+  FILE *g = fopen(P("trunc/good/b_cut.jpg"), "wb");
+  if (!g || fwrite(buf, 1, n / 2, g) != n / 2) abort();
+  fclose(g);
+  vg_image_set_warning_handler(count_warning, NULL);
+  vg_dataset ds;
+  if (!VG_CHECK(vg_ds_image_folder(P("trunc"), &ds) == VG_OK && ds.n == 2, "truncated: dataset of 2")) return;
+  for (int strict = 0; strict <= 1; strict++) {
+    vg_loader_opts o = {.batch_size = 2, .workers = 2, .channels = 3, .height = 16, .width = 16,
+                        .strict_images = strict};
+    vg_loader *L;
+    if (!VG_CHECK(vg_loader_create(&ds, &o, &L) == VG_OK, "loader (strict %d)", strict)) continue;
+    g_warned = 0;
+    int ok_batches = 0, errs = 0;
+    char err[1024] = "";
+    for (int epoch = 0; epoch < 3; epoch++) {
+      vg_loader_start_epoch(L, epoch);
+      vg_batch b;
+      vg_status st;
+      while ((st = vg_loader_next(L, &b)) == VG_OK && b.n > 0) { ok_batches++; vg_batch_free(&b); }
+      if (st != VG_OK) { errs++; snprintf(err, sizeof err, "%s", vg_last_error()); }
+    }
+    vg_loader_destroy(L);
+    if (!strict)
+      VG_CHECK(ok_batches == 3 && errs == 0 && g_warned == 1 && strstr(g_warn, "b_cut.jpg") && strstr(g_warn, "truncated"),
+               "default: a truncated JPEG decodes, warned about once over 3 epochs (%d warnings: \"%s\")", g_warned, g_warn);
+    else
+      VG_CHECK(ok_batches == 0 && errs == 3 && strstr(err, "b_cut.jpg") && strstr(err, "truncated") && g_warned == 0,
+               "strict_images: the batch fails naming the file (\"%s\")", err);
+  }
+  vg_dataset_free(&ds);
+  vg_image_set_warning_handler(NULL, NULL);
+}
+
+/* ---- files that are not regular files: a clear error, never a hang ---- */
+static void test_special_files(void) {
+  alarm(20);  /* a hang on the FIFO fails the test (SIGALRM) instead of blocking forever */
+  mkdirs(P("special/dir.png"));
+  char fifo[1024];
+  snprintf(fifo, sizeof fifo, "%s", P("special/pipe.png"));
+  if (mkfifo(fifo, 0644) != 0) { printf("SKIP fifo: mkfifo failed (%s)\n", strerror(errno)); fifo[0] = 0; }
+  const char *paths[] = {P("special/dir.png"), fifo, "/dev/zero", "/dev/null"};
+  const char *kinds[] = {"directory", "FIFO", "character device", "character device"};
+  for (int i = 0; i < 4; i++) {
+    if (!paths[i][0]) continue;
+    vg_image im;
+    vg_status st = vg_image_load(paths[i], &im, NULL);
+    VG_CHECK(st == VG_ERR_IO && strstr(vg_last_error(), kinds[i]) && !strstr(vg_last_error(), "9223372036854775807"),
+             "vg_image_load(%s): %s", paths[i], vg_last_error());
+    uint8_t *b = NULL;
+    size_t n = 0;
+    st = vg_image_read_file(paths[i], &b, &n, 1 << 20);
+    VG_CHECK(st == VG_ERR_IO && !b && strstr(vg_last_error(), kinds[i]), "vg_image_read_file(%s): %s", paths[i],
+             vg_last_error());
+    vg_loco_config cfg;
+    st = vg_loco_config_load(paths[i], &cfg);
+    VG_CHECK(st == VG_ERR_IO && strstr(vg_last_error(), kinds[i]), "vg_loco_config_load(%s): %s", paths[i], vg_last_error());
+    if (st == VG_OK) vg_loco_config_free(&cfg);
+  }
+  alarm(0);
+}
+
 static void rm_rf(const char *p) {
   char cmd[1100];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
@@ -453,6 +623,9 @@ int main(void) {
   test_visa();
   test_btad_folder();
   test_loader();
+  test_folder_links();
+  test_strict_images();
+  test_special_files();
   rm_rf(g_root);
   return vg_test_finish();
 }

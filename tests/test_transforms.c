@@ -152,7 +152,7 @@ int main(void) {
   fclose(f);
   for (int i = 0; i < NOPS; i++) printf("# %-16s cases %3d  max abs diff %d\n", ops[i], st[i].cases, st[i].worst);
   printf("# to_tensor max abs diff %.3g, normalize %.3g\n", tensor_err, norm_err);
-  if (!photo_ok) printf("SKIP photo cases: ../shared/testdata/photos not found\n");
+  if (!photo_ok) printf("SKIP photo cases: tests/data/photos not found\n");
 
   /* argument errors */
   vg_image a, b;

@@ -71,9 +71,31 @@ vg_status vg_tiff_read_f32(const char *path, float **data, int *w, int *h);
 vg_status vg_tiff_encode_f32(const float *data, int w, int h, uint8_t **out, size_t *out_n);
 vg_status vg_tiff_write_f32(const char *path, const float *data, int w, int h);
 
-/* Decodes by content (PNG/JPEG/BMP/PGM/PPM/TIFF), from memory or a file; errors name the file. */
+/* Decodes by content (PNG/JPEG/BMP/PGM/PPM/TIFF), from memory or a file; errors name the file.
+ * Files are read with tensor/file.h: a directory, FIFO, socket or device is an error
+ * (VG_ERR_IO, naming what it is), never a hang. */
 vg_status vg_image_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim);
 vg_status vg_image_load(const char *path, vg_image *out, const vg_image_limits *lim);
+
+/* Things a decode noticed without failing. VG_IMAGE_TRUNCATED: the data end early (a JPEG
+ * without its EOI marker, cut inside or after its scan data; the other codecs refuse cut
+ * files) and the missing part was filled as libjpeg fills it (mid-grey, or coarser detail
+ * from earlier progressive scans). Pillow refuses such files unless LOAD_TRUNCATED_IMAGES. */
+enum { VG_IMAGE_TRUNCATED = 1u };
+/* flags may be NULL. */
+vg_status vg_image_decode_ex(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim,
+                             unsigned *flags);
+/* strict: a truncated file is an error (VG_ERR_FORMAT naming the file). Not strict: it
+ * decodes; with flags == NULL a warning naming the file goes to the warning handler
+ * (stderr: "vigil: warning: ..."), with flags != NULL the caller gets VG_IMAGE_TRUNCATED
+ * and decides (the dataset loader warns once per file). vg_image_load = not strict, NULL. */
+vg_status vg_image_load_ex(const char *path, vg_image *out, const vg_image_limits *lim, int strict,
+                           unsigned *flags);
+/* Where image warnings go: fn(message, user), message without a newline; NULL restores
+ * the default (stderr). Process-wide; set it before starting loader threads. */
+typedef void (*vg_image_warn_fn)(const char *msg, void *user);
+void vg_image_set_warning_handler(vg_image_warn_fn fn, void *user);
+void vg_image_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vg_image_free(vg_image *img);
 /* Writes img as PNG to path (temp name, fsync, rename). */
 vg_status vg_png_save(const char *path, const vg_image *img);
@@ -112,5 +134,19 @@ vg_status vg_image_adjust_brightness(const vg_image *src, double factor, vg_imag
 vg_status vg_image_adjust_contrast(const vg_image *src, double factor, vg_image *out);
 vg_status vg_image_adjust_saturation(const vg_image *src, double factor, vg_image *out);
 vg_status vg_image_rotate(const vg_image *src, double angle_deg, vg_image *out);
+/* anomalib 2.x's input path, in float (no 8-bit rounding anywhere):
+ *   resize_float: samples -> float32 as torchvision's to_dtype(scale=True) does (v times
+ *     float32(1/255), or 1/65535 for 16-bit), then torch's antialiased bilinear
+ *     (F.interpolate(mode="bilinear", antialias=True, align_corners=False) on a float32
+ *     tensor, which torchvision.transforms.v2.Resize(antialias=True) calls): Pillow's
+ *     BILINEAR filter weights without fixed point, with torch's float32 rounding of centre
+ *     and weights, width pass first. out: src->c planes of h*w floats (CHW). Any channel
+ *     count, depth 8 or 16. Matches torch to ~1e-7 (tests/test_anomalib_import.c).
+ *   float_transform / float_imagenet_transform (the vg_transform_fn signature of
+ *     datasets/datasets.h): anomalib's read_image (Pillow convert("RGB") -> float) ->
+ *     Resize(antialias=True) [-> ImageNet Normalize]; c = 1 or 3 (3 for imagenet). */
+vg_status vg_image_resize_float(const vg_image *src, int w, int h, float *out);
+vg_status vg_image_float_transform(const vg_image *im, float *out, int c, int h, int w, void *user);
+vg_status vg_image_float_imagenet_transform(const vg_image *im, float *out, int c, int h, int w, void *user);
 /* ==== end of transforms ==== */
 #endif

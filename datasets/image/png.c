@@ -420,13 +420,33 @@ static void put_chunk(uint8_t *dst, size_t *pos, const char *type, const uint8_t
   *pos += 12 + (size_t)len;
 }
 
-/* Filters one row with filter type f into dst (rb bytes); prev is NULL for the first row. */
+/* Filters one row with filter type f into dst (rb bytes); prev is NULL for the first row
+ * (reads as zeros). One loop per type, without per-byte branches (a 16384-wide image
+ * tries 5 filters on each of its rows). */
 static void filter_row(int f, uint8_t *dst, const uint8_t *row, const uint8_t *prev, size_t rb, size_t bpp) {
-  for (size_t i = 0; i < rb; i++) {
-    int a = i >= bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0, c = (prev && i >= bpp) ? prev[i - bpp] : 0;
-    int pred = f == 0 ? 0 : f == 1 ? a : f == 2 ? b : f == 3 ? (a + b) >> 1 : paeth(a, b, c);
-    dst[i] = (uint8_t)(row[i] - pred);
+  size_t i = 0, lead = bpp < rb ? bpp : rb;
+  if (f == 0 || (f == 2 && !prev)) { memcpy(dst, row, rb); return; }
+  if (f == 1 || (f == 4 && !prev)) {  /* Paeth with a zero row above is Sub */
+    memcpy(dst, row, lead);
+    for (i = lead; i < rb; i++) dst[i] = (uint8_t)(row[i] - row[i - bpp]);
+    return;
   }
+  if (f == 2) {
+    for (; i < rb; i++) dst[i] = (uint8_t)(row[i] - prev[i]);
+    return;
+  }
+  if (f == 3) {
+    if (!prev) {
+      memcpy(dst, row, lead);
+      for (i = lead; i < rb; i++) dst[i] = (uint8_t)(row[i] - (row[i - bpp] >> 1));
+    } else {
+      for (; i < lead; i++) dst[i] = (uint8_t)(row[i] - (prev[i] >> 1));
+      for (; i < rb; i++) dst[i] = (uint8_t)(row[i] - ((row[i - bpp] + prev[i]) >> 1));
+    }
+    return;
+  }
+  for (; i < lead; i++) dst[i] = (uint8_t)(row[i] - paeth(0, prev[i], 0));
+  for (; i < rb; i++) dst[i] = (uint8_t)(row[i] - paeth(row[i - bpp], prev[i], prev[i - bpp]));
 }
 
 #define VG_IDAT_CHUNK ((size_t)1 << 20)   /* IDAT payload per chunk when writing */
