@@ -73,8 +73,9 @@ typedef struct {
   bool relative_saturation;
 } vg_loco_defect;
 typedef struct { vg_loco_defect *d; int n; } vg_loco_config;
-/* Parses defects_config.json (an array of objects with defect_name, pixel_value,
- * saturation_threshold, relative_saturation). */
+/* Parses defects_config.json (an array of objects with defect_name, pixel_value in
+ * [1, 65535], saturation_threshold >= 0 — in (0, 1] when relative_saturation, a fraction of
+ * the defect's area — and relative_saturation); anything else is VG_ERR_FORMAT naming the entry. */
 vg_status vg_loco_config_load(const char *path, vg_loco_config *out);
 void vg_loco_config_free(vg_loco_config *c);
 /* Lists LOCO; for the test split each mask's saturation info comes from the config

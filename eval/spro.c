@@ -18,9 +18,12 @@ const double vg_eval_spro_default_limits[VG_EVAL_SPRO_NLIMITS] = {0.01, 0.05, 0.
 
 int64_t vg_eval_spro_saturation(int64_t defect_area, double saturation_threshold,
                                 int relative_saturation) {
-  if (relative_saturation) return (int64_t)(saturation_threshold * (double)defect_area);
+  if (relative_saturation) {   /* defined for any threshold (the loader keeps it in (0, 1]) */
+    double s = saturation_threshold * (double)defect_area;
+    return s > 0 ? (s < 0x1p63 ? (int64_t)s : INT64_MAX) : 0;
+  }
   double t = saturation_threshold;
-  return t < (double)defect_area ? (int64_t)t : defect_area;
+  return t < (double)defect_area ? (t > 0 ? (int64_t)t : 0) : defect_area;
 }
 
 typedef struct {

@@ -276,6 +276,11 @@ static void test_spro(void) {
   VG_CHECK(vg_eval_spro_saturation(101, 0.3, 1) == 30 && vg_eval_spro_saturation(50, 80, 0) == 50 &&
            vg_eval_spro_saturation(50, 20, 0) == 20 && vg_eval_spro_saturation(7, 1.0, 1) == 7,
            "saturation area = int(t * area) (relative) / min(t, area)");
+  /* fuzz_loco_config finding: defined (no float->int64 overflow) for any relative threshold */
+  VG_CHECK(vg_eval_spro_saturation(1000, 1e300, 1) == INT64_MAX && vg_eval_spro_saturation((int64_t)1 << 40, 1e7, 1) == INT64_MAX &&
+           vg_eval_spro_saturation(1000, -2, 1) == 0 && vg_eval_spro_saturation(1000, 1e300, 0) == 1000 &&
+           vg_eval_spro_saturation(1000, -1e300, 0) == 0 && vg_eval_spro_saturation(1000, -1e300, 1) == 0,
+           "saturation area defined for huge / negative thresholds");
 
   /* with saturation = area and one blob per image, sPRO is PRO: the curves agree
    * except that sPRO counts "score > t" and has no clipping, which gives the same area */
