@@ -12,6 +12,7 @@
  * rotate: PIL Image.rotate(angle, BILINEAR) = affine transform, bilinear_filter8/32. */
 #include "datasets/image/image.h"
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -450,4 +451,149 @@ vg_status vg_image_rotate(const vg_image *src, double angle_deg, vg_image *out) 
       }
     }
   return VG_OK;
+}
+
+/* ---- float resize (anomalib 2.x input path) ------------------------------------------
+ * torch's CPU antialiased bilinear (aten UpSampleKernel.cpp: area_pixel_compute_scale,
+ * _compute_indices_min_size_weights_aa, separable_upsample_generic_Nd_kernel_impl) in the
+ * float32 arithmetic torch uses for a float32 tensor: the same triangle filter as Pillow's
+ * BILINEAR, but centre and weights rounded to float32 where torch rounds them, and no
+ * 8-bit rounding anywhere. Width pass first into a float temporary, then height; an axis
+ * whose size is unchanged is skipped. Out-of-range taps are dropped and the rest
+ * renormalised (no edge replication). */
+
+typedef struct { int xmin, xsize; } fr_span;
+
+/* coefficient table of one axis: span[i], w[i * ksize + j] (float32, normalised) */
+static int fr_coeffs(int in_size, int out_size, fr_span **spanp, float **wp) {
+  float scale = (float)in_size / (float)out_size;
+  float support = scale >= 1.0f ? (float)(1.0 * scale) : 1.0f;   /* interp_size 2 * 0.5 */
+  float invscale = scale >= 1.0f ? (float)(1.0 / (double)scale) : 1.0f;
+  int ksize = (int)ceil(support) * 2 + 1;
+  fr_span *span = malloc(sizeof *span * (size_t)out_size);
+  float *w = calloc((size_t)out_size * (size_t)ksize, sizeof *w);
+  if (!span || !w) { free(span); free(w); return 0; }
+  for (int i = 0; i < out_size; i++) {
+    float center = (float)((double)scale * ((double)i + 0.5));
+    float lo = center - support, hi = center + support;
+    int64_t xmin = (int64_t)((double)lo + 0.5), xmax = (int64_t)((double)hi + 0.5);
+    if (xmin < 0) xmin = 0;
+    if (xmax > in_size) xmax = in_size;
+    int xsize = (int)(xmax - xmin);
+    if (xsize > ksize) xsize = ksize;
+    float *k = w + (size_t)i * ksize, total = 0.0f;
+    for (int j = 0; j < xsize; j++) {
+      float d = (float)(j + xmin) - center;           /* int64 - float: float */
+      float x = (float)(((double)d + 0.5) * (double)invscale);  /* filter's float argument */
+      x = fabsf(x);
+      float v = x < 1.0f ? (float)(1.0 - (double)x) : 0.0f;
+      k[j] = v;
+      total += v;
+    }
+    if (total != 0.0f)
+      for (int j = 0; j < xsize; j++) k[j] /= total;
+    span[i].xmin = (int)xmin;
+    span[i].xsize = xsize;
+  }
+  *spanp = span;
+  *wp = w;
+  return ksize;
+}
+
+vg_status vg_image_resize_float(const vg_image *src, int w, int h, float *out) {
+  if (!src || !src->data || src->w <= 0 || src->h <= 0 || src->c < 1 || src->c > 4 ||
+      (src->depth != 8 && src->depth != 16))
+    return vg_fail(VG_ERR_ARG, "resize_float: empty or malformed image");
+  if (w <= 0 || h <= 0 || w > 65536 || h > 65536) return vg_fail(VG_ERR_ARG, "resize_float: bad output size %dx%d", w, h);
+  const int c = src->c, sw = src->w, sh = src->h;
+  const size_t sp = (size_t)sw * sh;
+  /* read_image: uint8 -> float32, times float32(1 / 255) (torchvision to_dtype(scale=True)) */
+  float *x = malloc(sizeof *x * sp * (size_t)c);
+  if (!x) return vg_fail(VG_ERR_NOMEM, "resize_float: out of memory (%dx%dx%d)", sw, sh, c);
+  const float inv = src->depth == 8 ? (float)(1.0 / 255) : (float)(1.0 / 65535);
+  for (int ch = 0; ch < c; ch++)
+    for (size_t i = 0; i < sp; i++)
+      x[(size_t)ch * sp + i] = src->depth == 8 ? (float)((const uint8_t *)src->data)[i * c + ch] * inv
+                                               : (float)((const uint16_t *)src->data)[i * c + ch] * inv;
+  fr_span *hs = NULL, *vs = NULL;
+  float *hw = NULL, *vw = NULL, *tmp = NULL;
+  int kh = w != sw ? fr_coeffs(sw, w, &hs, &hw) : -1;
+  int kv = h != sh ? fr_coeffs(sh, h, &vs, &vw) : -1;
+  vg_status st = kh && kv ? VG_OK : vg_fail(VG_ERR_NOMEM, "resize_float: out of memory");
+  const float *cur = x;
+  if (st == VG_OK && kh > 0) {   /* width: (c, sh, sw) -> (c, sh, w) */
+    tmp = malloc(sizeof *tmp * (size_t)c * sh * (size_t)w);
+    if (!tmp) st = vg_fail(VG_ERR_NOMEM, "resize_float: out of memory");
+    for (size_t r = 0; st == VG_OK && r < (size_t)c * sh; r++) {
+      const float *row = x + r * sw;
+      float *o = tmp + r * w;
+      for (int i = 0; i < w; i++) {
+        const float *k = hw + (size_t)i * kh, *s = row + hs[i].xmin;
+        float acc = s[0] * k[0];
+        for (int j = 1; j < hs[i].xsize; j++) { float p = s[j] * k[j]; acc += p; }
+        o[i] = acc;
+      }
+    }
+    cur = tmp;
+  }
+  if (st == VG_OK && kv > 0) {   /* height: (c, sh, w) -> (c, h, w) */
+    for (int ch = 0; ch < c; ch++) {
+      const float *plane = cur + (size_t)ch * sh * w;
+      for (int i = 0; i < h; i++) {
+        const float *k = vw + (size_t)i * kv;
+        float *o = out + ((size_t)ch * h + i) * w;
+        const float *s0 = plane + (size_t)vs[i].xmin * w;
+        for (int xx = 0; xx < w; xx++) o[xx] = s0[xx] * k[0];
+        for (int j = 1; j < vs[i].xsize; j++) {
+          const float *s = s0 + (size_t)j * w;
+          for (int xx = 0; xx < w; xx++) { float p = s[xx] * k[j]; o[xx] += p; }
+        }
+      }
+    }
+  } else if (st == VG_OK) {
+    memcpy(out, cur, sizeof *out * (size_t)c * h * w);
+  }
+  free(x); free(tmp); free(hs); free(hw); free(vs); free(vw);
+  return st;
+}
+
+/* anomalib 2.x: read_image (convert("RGB") -> float) -> Resize(antialias=True) [-> Normalize] */
+static vg_status float_transform(const vg_image *im, float *out, int c, int h, int w, bool imagenet) {
+  if (c != 1 && c != 3) return vg_fail(VG_ERR_ARG, "float transform: channels must be 1 or 3, got %d", c);
+  if (imagenet && c != 3) return vg_fail(VG_ERR_ARG, "float ImageNet transform: needs 3 channels, got %d", c);
+  vg_image conv = {0};
+  const vg_image *cur = im;
+  vg_status st = VG_OK;
+  if (im->depth == 8 && im->c != c) {   /* Pillow convert("RGB") / convert("L") */
+    st = c == 3 ? vg_image_to_rgb(im, &conv) : vg_image_to_gray(im, &conv);
+    cur = &conv;
+  }
+  if (st != VG_OK) return st;
+  size_t plane = (size_t)h * w;
+  float *all = out;
+  bool own = cur->c != c;   /* 16-bit with other channels: resize all, then pick */
+  if (own && !(all = malloc(sizeof *all * plane * (size_t)cur->c))) st = vg_fail(VG_ERR_NOMEM, "float transform: out of memory");
+  if (st == VG_OK) st = vg_image_resize_float(cur, w, h, all);
+  if (st == VG_OK && own) {
+    int ic = cur->c >= 3 ? 3 : 1;   /* colour planes (alpha dropped) */
+    for (int k = 0; k < c; k++) {
+      if (c == 3) memcpy(out + k * plane, all + (ic == 3 ? k : 0) * plane, sizeof *out * plane);
+      else if (ic == 1) memcpy(out, all, sizeof *out * plane);
+      else for (size_t i = 0; i < plane; i++) out[i] = 0.299f * all[i] + 0.587f * all[plane + i] + 0.114f * all[2 * plane + i];
+    }
+  }
+  if (own) free(all);
+  vg_image_free(&conv);
+  if (st == VG_OK && imagenet) vg_tensor_normalize_imagenet(out, h, w);
+  return st;
+}
+
+vg_status vg_image_float_transform(const vg_image *im, float *out, int c, int h, int w, void *user) {
+  (void)user;
+  return float_transform(im, out, c, h, w, false);
+}
+
+vg_status vg_image_float_imagenet_transform(const vg_image *im, float *out, int c, int h, int w, void *user) {
+  (void)user;
+  return float_transform(im, out, c, h, w, true);
 }
