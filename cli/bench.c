@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/rundir.h"
 #include "methods/method.h"
@@ -148,25 +149,42 @@ int vg_cli_bench(int argc, char **argv) {
   int batches[8], nb = 0, warmup = 10, runs = 50, threads = 0, graph = -1;
   vg_run_overrides ov = {0};
   int rc = 2;
+  if (method[0] == '-') { fprintf(stderr, "vigil bench: unknown option %s (the METHOD comes first)\n", method); return bench_usage(stderr); }
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { vg_run_ov_free(&ov); return bench_usage(stdout); }
     if (!strcmp(a, "--graph")) { graph = 1; continue; }
     if (!strcmp(a, "--no-graph")) { graph = 0; continue; }
+    static const char *const known[] = {"--model", "--backbone", "--input-size", "--set", "--run", "--device", "--dtype",
+                                        "--batch", "--warmup", "--runs", "--threads", "--json", NULL};
+    bool is_known = false;
+    for (int k = 0; known[k]; k++) is_known |= !strcmp(a, known[k]);
+    if (!is_known) { fprintf(stderr, "vigil bench: unknown option %s\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
     if (!v) { fprintf(stderr, "vigil bench: %s needs a value\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
     i++;
     bool ok = true;
     if (!strcmp(a, "--model")) ok = vg_run_ov_set_str(&ov, "model", v);
     else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
-    else if (!strcmp(a, "--input-size")) ok = atoi(v) > 0 && vg_run_ov_set(&ov, "input_size", v);
-    else if (!strcmp(a, "--set")) ok = vg_run_ov_set_arg(&ov, v);
+    else if (!strcmp(a, "--input-size")) {
+      int sz;
+      if (!vg_arg_int("bench", a, v, 1, (int)VG_LIM_SIZE_MAX, &sz)) { vg_run_ov_free(&ov); return 2; }
+      ok = vg_run_ov_set(&ov, "input_size", v);
+    }
+    else if (!strcmp(a, "--set")) {
+      if (!vg_arg_set_value_ok("bench", v)) { vg_run_ov_free(&ov); return 2; }
+      ok = vg_run_ov_set_arg(&ov, v);
+    }
     else if (!strcmp(a, "--run")) run = v;
     else if (!strcmp(a, "--device")) device = v;
     else if (!strcmp(a, "--dtype")) dtype = v;
-    else if (!strcmp(a, "--batch")) { ok = nb < 8 && atoi(v) > 0; if (ok) batches[nb++] = atoi(v); }
-    else if (!strcmp(a, "--warmup")) ok = (warmup = atoi(v)) >= 0;
-    else if (!strcmp(a, "--runs")) ok = (runs = atoi(v)) >= 1;
-    else if (!strcmp(a, "--threads")) ok = (threads = atoi(v)) >= 1;
+    else if (!strcmp(a, "--batch")) {
+      if (nb == 8) { fprintf(stderr, "vigil bench: --batch: at most 8 batch sizes\n"); vg_run_ov_free(&ov); return 2; }
+      if (!vg_arg_int("bench", a, v, 1, (int)VG_LIM_BATCH_MAX, &batches[nb])) { vg_run_ov_free(&ov); return 2; }
+      nb++;
+    }
+    else if (!strcmp(a, "--warmup")) { if (!vg_arg_int("bench", a, v, 0, 1000000, &warmup)) { vg_run_ov_free(&ov); return 2; } }
+    else if (!strcmp(a, "--runs")) { if (!vg_arg_int("bench", a, v, 1, 1000000, &runs)) { vg_run_ov_free(&ov); return 2; } }
+    else if (!strcmp(a, "--threads")) { if (!vg_arg_threads("bench", v, &threads)) { vg_run_ov_free(&ov); return 2; } }
     else if (!strcmp(a, "--json")) json_path = v;
     else { fprintf(stderr, "vigil bench: unknown option %s\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
     if (!ok) { fprintf(stderr, "vigil bench: bad value for %s: '%s'\n", a, v); vg_run_ov_free(&ov); return 2; }
@@ -184,7 +202,7 @@ int vg_cli_bench(int argc, char **argv) {
     return 2;
   }
   if (nb == 0) { batches[0] = 1; batches[1] = 16; nb = 2; }
-  if (threads > 0) vg_set_num_threads(threads);
+  vg_cli_apply_threads("bench", threads);
 
   vg_method *m = NULL;
   vg_run_config cfg = {0};
@@ -235,7 +253,9 @@ int vg_cli_bench(int argc, char **argv) {
   fprintf(stderr, "%6s %12s %12s %12s %12s\n", "batch", "mean ms", "median ms", "min ms", "images/s");
   for (int bi = 0; bi < nb; bi++) {
     int B = batches[bi];
-    bench_io io;
+    bench_io io = {0};
+    st = vg_check_batch_bytes("vigil bench: --batch", B, 3, H, W);
+    if (st != VG_OK) { fprintf(stderr, "%s\n", vg_last_error()); break; }
     st = io_new(&io, m, dev, dt, B, graph != 0);
     double *t = malloc(sizeof(double) * (size_t)runs);
     if (dev != VG_CPU) vg_cuda_reset_peak();

@@ -13,6 +13,7 @@
  * --rgb:  grey replicated, alpha dropped.
  * --resize WxH: Pillow Image.resize(BILINEAR) (antialiased, Pillow's 8-bit fixed point);
  *         8-bit grey or RGB only (convert with --gray / --rgb first if the image has alpha). */
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "datasets/image/image.h"
 #include <stdint.h>
@@ -106,11 +107,20 @@ int vg_cli_convert(int argc, char **argv) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
     if (!strcmp(a, "--gray") || !strcmp(a, "--grey")) gray = 1;
     else if (!strcmp(a, "--rgb")) rgb = 1;
-    else if (!strcmp(a, "--resize") && i + 1 < argc) {
-      if (sscanf(argv[++i], "%dx%d", &rw, &rh) != 2 || rw <= 0 || rh <= 0) {
-        fprintf(stderr, "vigil convert: --resize wants WxH (e.g. 256x256), got '%s'\n", argv[i]);
+    else if (!strcmp(a, "--resize")) {
+      if (i + 1 >= argc) { fprintf(stderr, "vigil convert: --resize needs a value (WxH)\n"); return usage(stderr); }
+      const char *v = argv[++i], *x = strchr(v, 'x');
+      char wb[32] = "", hb[32] = "";
+      if (x && x - v < 31) { snprintf(wb, sizeof wb, "%.*s", (int)(x - v), v); snprintf(hb, sizeof hb, "%.31s", x + 1); }
+      int64_t w64 = 0, h64 = 0;
+      if (!x || !vg_parse_i64(wb, &w64, NULL) || !vg_parse_i64(hb, &h64, NULL) || w64 < 1 || w64 > 65535 || h64 < 1 ||
+          h64 > 65535 || w64 * h64 > ((int64_t)1 << 28)) {
+        fprintf(stderr, "vigil convert: --resize: '%s' is not WxH with W and H integers in [1, 65535], W x H <= 2^28 "
+                        "(e.g. 256x256)\n", v);
         return 2;
       }
+      rw = (int)w64;
+      rh = (int)h64;
     } else if (a[0] == '-' && a[1]) { fprintf(stderr, "vigil convert: unknown option %s\n", a); return usage(stderr); }
     else if (!in) in = a;
     else if (!out) out = a;

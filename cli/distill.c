@@ -6,6 +6,7 @@
  *
  * SIGINT/SIGTERM: the current iteration finishes, a checkpoint is written and the
  * program stops; --resume continues bit-identically. */
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "methods/efficientad/distill.h"
 #include "methods/method.h"
@@ -51,34 +52,28 @@ static int usage(FILE *f) {
 static volatile sig_atomic_t g_stop;
 static void on_signal(int s) { (void)s; g_stop = 1; }
 
-static bool parse_i64(const char *v, int64_t lo, int64_t *out) {
-  char *e;
-  long long x = strtoll(v, &e, 10);
-  if (!*v || *e || x < lo) return false;
-  *out = x;
-  return true;
-}
-
-static bool parse_f64(const char *v, double *out) {
-  char *e;
-  double x = strtod(v, &e);
-  if (!*v || *e) return false;
-  *out = x;
-  return true;
-}
-
 int vg_cli_distill(int argc, char **argv) {
   vg_effad_distill_opts o;
   vg_effad_distill_defaults(&o);
   const char *images = NULL;
-  int64_t threads = 0, iv = 0;
+  int threads = 0, iv = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
     if (!strcmp(a, "--resume")) { o.resume = true; continue; }
     if (!strcmp(a, "--quiet")) { o.quiet = true; continue; }
+    static const char *const known[] = {"--images", "--out", "--backbone", "--weights", "--model", "--out-channels",
+                                        "--iters", "--batch", "--stats-images", "--save-every", "--log-every", "--view",
+                                        "--workers", "--threads", "--seed", "--lr", "--weight-decay", "--p-grey",
+                                        "--device", NULL};
+    bool is_known = false;
+    for (int k = 0; known[k]; k++) is_known |= !strcmp(a, known[k]);
+    if (!is_known) {
+      fprintf(stderr, "vigil distill: unknown option %s\n", a);
+      return usage(stderr);
+    }
     if (i + 1 >= argc) {
-      fprintf(stderr, "vigil distill: %s needs a value (or is unknown)\n", a);
+      fprintf(stderr, "vigil distill: %s needs a value\n", a);
       return usage(stderr);
     }
     const char *v = argv[++i];
@@ -92,24 +87,23 @@ int vg_cli_distill(int argc, char **argv) {
       else if (!strcmp(v, "m") || !strcmp(v, "M") || !strcmp(v, "medium")) o.size = VG_EFFAD_M;
       else ok = false;
     }
-    else if (!strcmp(a, "--out-channels")) ok = parse_i64(v, 1, &o.out_channels);
-    else if (!strcmp(a, "--iters")) ok = parse_i64(v, 1, &o.iters);
-    else if (!strcmp(a, "--batch")) ok = parse_i64(v, 1, &o.batch);
-    else if (!strcmp(a, "--stats-images")) ok = parse_i64(v, 1, &o.stats_images);
-    else if (!strcmp(a, "--save-every")) ok = parse_i64(v, 0, &o.save_every);
-    else if (!strcmp(a, "--log-every")) ok = parse_i64(v, 1, &o.log_every);
-    else if (!strcmp(a, "--view")) { ok = parse_i64(v, 1, &iv) && iv <= 8192; o.view = (int)iv; }
-    else if (!strcmp(a, "--workers")) { ok = parse_i64(v, 1, &iv) && iv <= 64; o.workers = (int)iv; }
-    else if (!strcmp(a, "--threads")) ok = parse_i64(v, 0, &threads) && threads <= 1024;
-    else if (!strcmp(a, "--seed")) { char *e; o.seed = strtoull(v, &e, 10); ok = *v && !*e && *v != '-'; }
-    else if (!strcmp(a, "--lr")) ok = parse_f64(v, &o.lr);
-    else if (!strcmp(a, "--weight-decay")) ok = parse_f64(v, &o.weight_decay);
-    else if (!strcmp(a, "--p-grey")) ok = parse_f64(v, &o.p_grey);
-    else if (!strcmp(a, "--device")) ok = vg_parse_device(v, &o.device);
-    else {
-      fprintf(stderr, "vigil distill: unknown option %s\n", a);
-      return usage(stderr);
+    else if (!strcmp(a, "--out-channels")) { if (!vg_arg_i64("distill", a, v, 1, 4096, &o.out_channels)) return 2; }
+    else if (!strcmp(a, "--iters")) { if (!vg_arg_i64("distill", a, v, 1, VG_LIM_STEPS_MAX, &o.iters)) return 2; }
+    else if (!strcmp(a, "--batch")) { if (!vg_arg_i64("distill", a, v, 1, VG_LIM_BATCH_MAX, &o.batch)) return 2; }
+    else if (!strcmp(a, "--stats-images")) { if (!vg_arg_i64("distill", a, v, 1, VG_LIM_STEPS_MAX, &o.stats_images)) return 2; }
+    else if (!strcmp(a, "--save-every")) { if (!vg_arg_i64("distill", a, v, 0, VG_LIM_STEPS_MAX, &o.save_every)) return 2; }
+    else if (!strcmp(a, "--log-every")) { if (!vg_arg_i64("distill", a, v, 1, VG_LIM_STEPS_MAX, &o.log_every)) return 2; }
+    else if (!strcmp(a, "--view")) { if (!vg_arg_int("distill", a, v, 16, 2048, &iv)) return 2;
+      if (iv % 8) { fprintf(stderr, "vigil distill: --view: '%s' is not a multiple of 8: want a multiple of 8 in [16, 2048]\n", v); return 2; }
+      o.view = iv;
     }
+    else if (!strcmp(a, "--workers")) { if (!vg_arg_int("distill", a, v, 1, (int)VG_LIM_WORKERS_MAX, &iv)) return 2; o.workers = iv; }
+    else if (!strcmp(a, "--threads")) { if (!vg_arg_threads("distill", v, &threads)) return 2; }
+    else if (!strcmp(a, "--seed")) { if (!vg_arg_u64("distill", a, v, UINT64_MAX, &o.seed)) return 2; }
+    else if (!strcmp(a, "--lr")) { if (!vg_arg_f64("distill", a, v, 0, true, 10, false, &o.lr)) return 2; }
+    else if (!strcmp(a, "--weight-decay")) { if (!vg_arg_f64("distill", a, v, 0, false, 10, false, &o.weight_decay)) return 2; }
+    else if (!strcmp(a, "--p-grey")) { if (!vg_arg_f64("distill", a, v, 0, false, 1, false, &o.p_grey)) return 2; }
+    else if (!strcmp(a, "--device")) ok = vg_parse_device(v, &o.device);
     if (!ok) {
       fprintf(stderr, "vigil distill: bad value '%s' for %s\n", v, a);
       return 2;
@@ -119,7 +113,11 @@ int vg_cli_distill(int argc, char **argv) {
     fprintf(stderr, "vigil distill: --images and --out are required\n");
     return usage(stderr);
   }
-  if (threads > 0) vg_set_num_threads((int)threads);
+  vg_cli_apply_threads("distill", threads);
+  if (vg_check_batch_bytes("vigil distill: --batch", o.batch, 3, 2 * (int64_t)o.view, 2 * (int64_t)o.view) != VG_OK) {
+    fprintf(stderr, "%s\n", vg_last_error());
+    return 2;
+  }
   if (o.device == VG_CUDA && !vg_cuda_available()) {
     fprintf(stderr, "vigil distill: --device cuda: %s\n", vg_last_error());
     return 1;

@@ -6,6 +6,7 @@
  * The input file holds one N x 3 x H x W float tensor (its first tensor, or the one named
  * by --input-name); the output holds one tensor per requested layer, named after it
  * ("layer1", ...). Without --weights the backbone has deterministic random init. */
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "nn/backbones/backbones.h"
 #include "nn/safetensors.h"
@@ -14,11 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-static int usage(void) {
-  fprintf(stderr, "usage: vigil features --backbone resnet18|resnet50|wide_resnet50_2|wide_resnet101_2\n"
+static int usage(FILE *f) {
+  fprintf(f, "usage: vigil features --backbone resnet18|resnet50|wide_resnet50_2|wide_resnet101_2\n"
                   "         [--weights FILE.pth|FILE.safetensors] --layers 1,2,3 (stem and 1..4)\n"
                   "         --input X.safetensors [--input-name NAME] --out FEATS.safetensors [--seed N]\n");
-  return 2;
+  return f == stdout ? 0 : 2;
 }
 
 int vg_cli_features(int argc, char **argv) {
@@ -26,17 +27,22 @@ int vg_cli_features(int argc, char **argv) {
   uint64_t seed = 0;
   for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!v) return usage();
+    if (vg_arg_is_help(a)) return usage(stdout);
+    if (strcmp(a, "--backbone") && strcmp(a, "--weights") && strcmp(a, "--layers") && strcmp(a, "--input") &&
+        strcmp(a, "--input-name") && strcmp(a, "--out") && strcmp(a, "--seed")) {
+      fprintf(stderr, "vigil features: unknown option %s\n", a);
+      return usage(stderr);
+    }
+    if (!v) { fprintf(stderr, "vigil features: %s needs a value\n", a); return usage(stderr); }
     if (!strcmp(a, "--backbone")) backbone = v;
     else if (!strcmp(a, "--weights")) weights = v;
     else if (!strcmp(a, "--layers")) layers = v;
     else if (!strcmp(a, "--input")) input = v;
     else if (!strcmp(a, "--input-name")) input_name = v;
     else if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
-    else return usage();
+    else if (!strcmp(a, "--seed")) { if (!vg_arg_u64("features", a, v, UINT64_MAX, &seed)) return 2; }
   }
-  if (!backbone || !input || !out) return usage();
+  if (!backbone || !input || !out) { fprintf(stderr, "vigil features: --backbone, --input and --out are required\n"); return usage(stderr); }
   unsigned mask = 0;
   char buf[64];
   snprintf(buf, sizeof buf, "%s", layers);

@@ -6,7 +6,7 @@
 #include "cli/cli.h"
 
 int main(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     printf("usage: vigil <command> [options]\n"
            "commands:\n"
            "  train     train a method: vigil train fastflow|cflow|efficientad|meanimage [--data DIR ...] (see train --help)\n"
@@ -19,10 +19,18 @@ int main(int argc, char **argv) {
            "  features  backbone feature maps: --backbone B [--weights F] --layers 1,2,3 --input X --out Y\n"
            "  distill   pretrain an EfficientAD teacher: --images DIR --weights WRN101.pth --out T.safetensors (see distill --help)\n"
            "  bench     latency/throughput by the EfficientAD paper's protocol: bench METHOD [--model s|m] (see bench --help)\n"
-           "  synth     synthetic MVTec-layout benchmark: --out DIR [--categories a,b] [--seed N] [--size 256]\n");
+           "  synth     synthetic MVTec-layout benchmark: --out DIR [--categories a,b] [--seed N] [--size 256]\n"
+           "every command: --help / -h prints its usage (exit 0); a bad flag or value exits 2 with the reason.\n"
+           "environment: VIGIL_THREADS=N compute threads (default: the usable cores), VIGIL_ISA=scalar|avx2|avx512,\n"
+           "             VIGIL_CACHE=DIR (synthetic benchmark cache); a bad value is warned about and ignored.\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "info")) {
+    if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+      printf("usage: vigil info\n  prints the SIMD path in use (and the best this CPU has) and the compute thread count\n");
+      return 0;
+    }
+    if (argc > 2) { fprintf(stderr, "vigil info: unknown option %s\n", argv[2]); return 2; }
     printf("isa: %s (max %s)\nthreads: %d\n", vg_isa_name(vg_cpu_isa()), vg_isa_name(vg_cpu_isa_max()),
            vg_num_threads());
     return 0;

@@ -15,6 +15,7 @@
  * keys may also be "<category>/test/<defect>/<stem>"), or {"<category>": {...}} per
  * category. Without it the image score is the map's max.
  * Without --category every category folder under --data is evaluated. */
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "eval/report.h"
 #include "nn/safetensors.h"
@@ -142,6 +143,12 @@ int vg_cli_metrics(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
+    if (strcmp(a, "--dataset") && strcmp(a, "--data") && strcmp(a, "--category") && strcmp(a, "--maps") &&
+        strcmp(a, "--scores") && strcmp(a, "--out") && strcmp(a, "--report") && strcmp(a, "--threshold") &&
+        strcmp(a, "--overlays")) {
+      fprintf(stderr, "vigil metrics: unknown option %s\n", a);
+      return usage(stderr);
+    }
     if (!v) { fprintf(stderr, "vigil metrics: %s needs a value\n", a); return usage(stderr); }
     i++;
     if (!strcmp(a, "--dataset")) dataset = v;
@@ -151,7 +158,11 @@ int vg_cli_metrics(int argc, char **argv) {
     else if (!strcmp(a, "--scores")) scores_path = v;
     else if (!strcmp(a, "--out")) out = v;
     else if (!strcmp(a, "--report")) report = v;
-    else if (!strcmp(a, "--threshold")) ro.threshold = strtof(v, NULL);
+    else if (!strcmp(a, "--threshold")) {
+      double t;
+      if (!vg_arg_f64("metrics", a, v, -3.0e38, false, 3.0e38, false, &t)) return 2;
+      ro.threshold = (float)t;
+    }
     else if (!strcmp(a, "--overlays")) {
       if (!strcmp(v, "all")) ro.overlays = 0;
       else if (!strcmp(v, "grid")) ro.overlays = 1;

@@ -1,6 +1,7 @@
 /* smoke.c — `vigil smoke`: the main job until the methods land: trains a small conv
  * net on random data for a few steps and prints the loss curve and step time, so a
  * newcomer sees the engine (ops, autograd, threads, scopes) work end to end. */
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "tensor/tensor.h"
 #include "autograd/autograd.h"
@@ -24,8 +25,13 @@ int vg_cli_smoke(int argc, char **argv) {
            "the loss curve and step time: the engine (ops, autograd, threads, scopes) end to end.\n");
     return 0;
   }
-  int steps = argc > 0 ? atoi(argv[0]) : 60;
-  if (steps <= 0) steps = 60;
+  int steps = 60;
+  if (argc > 1) { fprintf(stderr, "vigil smoke: unexpected argument '%s' (usage: vigil smoke [N])\n", argv[1]); return 2; }
+  if (argc > 0 && argv[0][0] == '-' && !(argv[0][1] >= '0' && argv[0][1] <= '9')) {
+    fprintf(stderr, "vigil smoke: unknown option %s (usage: vigil smoke [N])\n", argv[0]);
+    return 2;
+  }
+  if (argc > 0 && !vg_arg_int("smoke", "N", argv[0], 1, 1000000, &steps)) return 2;
   printf("vigil smoke: isa %s, %d threads, %d steps of a PDN-like conv net (batch 8, 64x64)\n",
          vg_isa_name(vg_cpu_isa()), vg_num_threads(), steps);
   int64_t s1[4] = {32, 3, 4, 4}, s2[4] = {64, 32, 3, 3}, s3[4] = {16, 64, 3, 3};

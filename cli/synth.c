@@ -4,6 +4,7 @@
  *               [--train 60] [--test 40] [--val 10] [--threads N] [--force]
  *
  * Does nothing when DIR already holds a dataset made with the same options. */
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "datasets/synth.h"
 #include <stdio.h>
@@ -11,20 +12,12 @@
 #include <string.h>
 #include <time.h>
 
-static int usage(void) {
-  fprintf(stderr, "usage: vigil synth --out DIR [--categories a,b,...] [--seed N] [--size 256]\n"
+static int usage(FILE *f) {
+  fprintf(f, "usage: vigil synth --out DIR [--categories a,b,...] [--seed N] [--size 256]\n"
                   "         [--train 60] [--test 40] [--val 10] [--threads N] [--force]\n"
                   "categories: woven grained grid noise (textures), shapes screws (objects),\n"
                   "            assembly (MVTec LOCO layout: logical + structural anomalies)\n");
-  return 2;
-}
-
-static int parse_int(const char *v, int *out) {
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (!*v || *end || x < 0 || x > 1000000000) return 0;
-  *out = (int)x;
-  return 1;
+  return f == stdout ? 0 : 2;
 }
 
 int vg_cli_synth(int argc, char **argv) {
@@ -32,22 +25,26 @@ int vg_cli_synth(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--force")) { o.force = true; continue; }
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+    if (vg_arg_is_help(a)) return usage(stdout);
+    if (strcmp(a, "--out") && strcmp(a, "--categories") && strcmp(a, "--seed") && strcmp(a, "--size") &&
+        strcmp(a, "--train") && strcmp(a, "--test") && strcmp(a, "--val") && strcmp(a, "--threads")) {
+      fprintf(stderr, "vigil synth: unknown option %s\n", a);
+      return usage(stderr);
+    }
     const char *v = i + 1 < argc ? argv[++i] : NULL;
-    int ok = v != NULL;
-    if (!ok) return usage();
+    if (!v) { fprintf(stderr, "vigil synth: %s needs a value\n", a); return usage(stderr); }
+    bool ok = true;
     if (!strcmp(a, "--out")) o.out = v;
     else if (!strcmp(a, "--categories")) o.categories = v;
-    else if (!strcmp(a, "--seed")) { char *e; o.seed = strtoull(v, &e, 10); ok = *v && !*e; }
-    else if (!strcmp(a, "--size")) ok = parse_int(v, &o.size) && o.size > 0;
-    else if (!strcmp(a, "--train")) ok = parse_int(v, &o.n_train) && o.n_train > 0;
-    else if (!strcmp(a, "--test")) ok = parse_int(v, &o.n_test) && o.n_test > 0;
-    else if (!strcmp(a, "--val")) ok = parse_int(v, &o.n_val) && o.n_val > 0;
-    else if (!strcmp(a, "--threads")) ok = parse_int(v, &o.threads);
-    else return usage();
-    if (!ok) { fprintf(stderr, "vigil synth: bad value '%s' for %s\n", v, a); return 2; }
+    else if (!strcmp(a, "--seed")) ok = vg_arg_u64("synth", a, v, UINT64_MAX, &o.seed);
+    else if (!strcmp(a, "--size")) ok = vg_arg_int("synth", a, v, VG_SYNTH_MIN_SIZE, VG_SYNTH_MAX_SIZE, &o.size);
+    else if (!strcmp(a, "--train")) ok = vg_arg_int("synth", a, v, 1, 100000, &o.n_train);
+    else if (!strcmp(a, "--test")) ok = vg_arg_int("synth", a, v, 2, 100000, &o.n_test);
+    else if (!strcmp(a, "--val")) ok = vg_arg_int("synth", a, v, 1, 100000, &o.n_val);
+    else if (!strcmp(a, "--threads")) ok = vg_arg_threads("synth", v, &o.threads);
+    if (!ok) return 2;
   }
-  if (!o.out) return usage();
+  if (!o.out) { fprintf(stderr, "vigil synth: --out is required\n"); return usage(stderr); }
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   bool made = false;

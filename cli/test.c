@@ -17,10 +17,12 @@
  * finalize runs over all of them: CFLOW-AD's default map_norm "official" normalises by the
  * maximum likelihood over the images given (= anomalib's map of one batch of them);
  * map_norm "anomalib" leaves each image normalised on its own. */
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/rundir.h"
 #include "eval/eval.h"
 #include "eval/report.h"
+#include "methods/anomalib_import.h"
 #include "methods/cflow/cflow.h"
 #include "methods/efficientad/efficientad.h"
 #include "methods/fastflow/fastflow.h"
@@ -39,10 +41,14 @@ static double now_s(void) {
 
 static int test_usage(FILE *f) {
   fprintf(f, "usage: vigil test --run RUNDIR [--batch N] [--workers N] [--threads N] [--device cpu|cuda] [--dtype f32|f16]\n"
-             "                  [--no-maps] [--no-report]\n"
+             "                  [--no-maps] [--no-report] [--strict-images]\n"
              "  evaluates the run's checkpoint on the test split of the run's dataset; writes\n"
              "  RUNDIR/metrics.json (at the GT resolution; LOCO: sPRO), RUNDIR/scores.json,\n"
-             "  RUNDIR/maps/<category>/test/<defect>/<stem>.tiff and RUNDIR/report/ (report.html, heatmaps, curves)\n");
+             "  RUNDIR/maps/<category>/test/<defect>/<stem>.tiff and RUNDIR/report/ (report.html, heatmaps, curves)\n"
+             "  --strict-images: refuse truncated images (a JPEG cut before its EOI marker) instead of decoding\n"
+             "  them with a warning naming the file\n"
+             "  --batch 1..4096 (default 8), --workers 1..256 (default 2), --threads 0..256 (default 0: all cores);\n"
+             "  the run's config.json is checked against the same ranges as `vigil train`'s flags\n");
   return f == stdout ? 0 : 2;
 }
 
@@ -59,36 +65,46 @@ static vg_status original_size(const vg_sample *s, int *w, int *h) {
 int vg_cli_test(int argc, char **argv) {
   const char *run = NULL, *device = NULL, *dtype = NULL;
   int batch = 8, workers = 2, threads = 0;
-  bool write_maps = true, write_report = true;
+  bool write_maps = true, write_report = true, strict_images = false;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) return test_usage(stdout);
     if (!strcmp(a, "--no-maps")) { write_maps = false; continue; }
     if (!strcmp(a, "--no-report")) { write_report = false; continue; }
-    if (!v) return test_usage(stderr);
+    if (!strcmp(a, "--strict-images")) { strict_images = true; continue; }
+    if (strcmp(a, "--run") && strcmp(a, "--batch") && strcmp(a, "--workers") && strcmp(a, "--threads") &&
+        strcmp(a, "--device") && strcmp(a, "--dtype")) {
+      fprintf(stderr, "vigil test: unknown option %s\n", a);
+      return test_usage(stderr);
+    }
+    if (!v) { fprintf(stderr, "vigil test: %s needs a value\n", a); return test_usage(stderr); }
     i++;
+    bool ok = true;
     if (!strcmp(a, "--run")) run = v;
-    else if (!strcmp(a, "--batch")) batch = atoi(v);
-    else if (!strcmp(a, "--workers")) workers = atoi(v);
-    else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else if (!strcmp(a, "--batch")) ok = vg_arg_int("test", a, v, 1, (int)VG_LIM_BATCH_MAX, &batch);
+    else if (!strcmp(a, "--workers")) ok = vg_arg_int("test", a, v, 1, (int)VG_LIM_WORKERS_MAX, &workers);
+    else if (!strcmp(a, "--threads")) ok = vg_arg_threads("test", v, &threads);
     else if (!strcmp(a, "--device")) device = v;
     else if (!strcmp(a, "--dtype")) dtype = v;
-    else { fprintf(stderr, "vigil test: unknown option %s\n", a); return test_usage(stderr); }
+    if (!ok) return 2;
   }
-  if (!run || batch < 1) return test_usage(stderr);
-  if (threads > 0) vg_set_num_threads(threads);
-  vg_run_config cfg;
+  if (!run) { fprintf(stderr, "vigil test: --run is required\n"); return test_usage(stderr); }
+  vg_cli_apply_threads("test", threads);
+  vg_run_config cfg = {0};
   vg_method *m = NULL;
   vg_dataset ds = {0};
   vg_loader *L = NULL;
   float *maps = NULL, *scores = NULL;
   int rc = 1;
-  if (vg_run_config_read(run, &cfg) != VG_OK || vg_run_open_method(run, &cfg, true, &m) != VG_OK ||
+  vg_status cst;
+  if ((cst = vg_run_config_read(run, &cfg)) != VG_OK || (cst = vg_run_open_method(run, &cfg, true, &m)) != VG_OK ||
       vg_cli_method_to(m, device, dtype) != VG_OK || vg_run_open_dataset(&cfg.data, VG_SPLIT_TEST, &ds) != VG_OK) {
     fprintf(stderr, "vigil test: %s\n", vg_last_error());
+    if (cst == VG_ERR_ARG) rc = 2;   /* config.json out of range: refused like a flag */
     goto done;
   }
   int H = m->input_h, W = m->input_w;
+  if (vg_check_batch_bytes("vigil test: --batch", batch, 3, H, W) != VG_OK) { fprintf(stderr, "%s\n", vg_last_error()); rc = 2; goto done; }
   int64_t n = ds.n, P = (int64_t)H * W;
   if (n == 0) { fprintf(stderr, "vigil test: the test split is empty\n"); goto done; }
   maps = malloc((size_t)(n * P) * sizeof *maps);
@@ -96,7 +112,7 @@ int vg_cli_test(int argc, char **argv) {
   int64_t *order = malloc((size_t)n * sizeof *order);
   if (!maps || !scores || !order) { free(order); fprintf(stderr, "vigil test: out of memory for %lld maps\n", (long long)n); goto done; }
   vg_loader_opts lo = {.batch_size = batch, .workers = workers, .channels = 3, .height = H, .width = W,
-                       .transform = m->test_transform, .user = m->transform_user};
+                       .transform = m->test_transform, .user = m->transform_user, .strict_images = strict_images};
   if (vg_loader_create(&ds, &lo, &L) != VG_OK || vg_loader_start_epoch(L, 0) != VG_OK) { free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
   double t0 = now_s();
   int64_t done_n = 0;
@@ -130,8 +146,9 @@ int vg_cli_test(int argc, char **argv) {
     fprintf(stderr, "vigil test: %s\n", vg_last_error());
     goto done;
   }
-  const vg_report_metrics *rm = vg_report_cat_metrics(cat);
-  vg_eval_metrics em = rm->m;
+  /* copied: rm points into cat, freed right below (its eval size is printed at the end) */
+  const vg_report_metrics rm = *vg_report_cat_metrics(cat);
+  vg_eval_metrics em = rm.m;
   char *table = vg_report_table(&cat, 1);
   vg_report_cat_free(cat);
   /* scores.json */
@@ -174,7 +191,7 @@ int vg_cli_test(int argc, char **argv) {
   }
   free(order);
   printf("%s on %s/%s (%lld images, %lld anomalous; evaluated at %dx%d)\n%s", cfg.method, cfg.data.dataset,
-         cfg.data.category, (long long)em.n_images, (long long)em.n_anomalous_images, rm->eval_h, rm->eval_w, table ? table : "");
+         cfg.data.category, (long long)em.n_images, (long long)em.n_anomalous_images, rm.eval_h, rm.eval_w, table ? table : "");
   free(table);
   printf("  inference %.2f ms/image (incl. loading); %s%s\n", t_pred * 1e3 / (double)n, vg_run_path(run, "metrics.json"),
          write_report ? ", report/report.html" : "");
@@ -193,10 +210,18 @@ static int predict_usage(FILE *f) {
     "usage: vigil predict (--run RUNDIR | --from-anomalib FILE --model fastflow|cflow|efficientad [model options]) --out DIR IMAGE...\n"
     "  --run RUNDIR          a Vigil run directory (config.json + checkpoint.safetensors)\n"
     "  --from-anomalib FILE  an anomalib checkpoint: Lightning .ckpt or state_dict .pth (keys \"model.*\", as\n"
-    "                        anomalib writes them); the method is built from the options below, no run needed\n"
-    "  --model NAME          fastflow | cflow | efficientad (with --from-anomalib; EfficientAD-M: also --set model=m)\n"
-    "  --backbone NAME       backbone, as the anomalib model was built (e.g. resnet18, wide_resnet50_2)\n"
-    "  --input-size N        input size the anomalib model was trained at (default: the method's, 256)\n"
+    "                        anomalib writes them); the method is built from the options below, no run needed.\n"
+    "                        Structural options are read off the checkpoint's tensor shapes (FastFlow: backbone,\n"
+    "                        input_size, flow_steps, hidden_ratio, conv3x3_only; CFLOW-AD: backbone, layers,\n"
+    "                        coupling_blocks, condition_vector; EfficientAD: model s|m, out_channels); an option\n"
+    "                        given that contradicts them is refused, naming the value the checkpoint implies.\n"
+    "                        Input as anomalib 2.x makes it (resize \"float\": the float image resized with torch's\n"
+    "                        antialiased bilinear, never rounded); --set resize=pil: Pillow's 8-bit resize instead.\n"
+    "                        DIR/config.json records the method config used\n"
+    "  --model NAME          fastflow | cflow | efficientad (with --from-anomalib)\n"
+    "  --backbone NAME       backbone, as the anomalib model was built (default: from the checkpoint)\n"
+    "  --input-size N        input size the anomalib model was trained at (default: FastFlow from the checkpoint,\n"
+    "                        else 256, anomalib's)\n"
     "  --set KEY=VALUE       any method config key (VALUE as JSON, else a string); repeatable\n"
     "  --weights FILE        backbone weights (.pth / .safetensors) when the checkpoint does not carry them\n"
     "                        (anomalib's do); without either: random backbone, loud warning\n"
@@ -206,13 +231,17 @@ static int predict_usage(FILE *f) {
     "  --threads N           compute threads (default: all cores)\n"
     "  --device cpu|cuda     where the method computes (default cpu; cuda: a `make CUDA=1` build and a GPU)\n"
     "  --dtype f32|f16       compute dtype (default f32; f16: CUDA only, with f32 accumulation)\n"
-    "per image: DIR/<stem>.tiff (float anomaly map, bilinear to the image's size), DIR/<stem>_overlay.png\n"
+    "per image: DIR/<name>.tiff (float anomaly map, bilinear to the image's size), DIR/<name>_overlay.png\n"
     "(jet heatmap blended 50%% on the image, colours scaled by the min..max over all the images given) and a\n"
     "JSON line on stdout {\"image\", \"score\", \"map\", \"overlay\"}. Images go one at a time through predict;\n"
     "set-level normalisation (the method's finalize) then runs over all the images given: CFLOW-AD with\n"
     "map_norm \"official\" (default) divides by the maximum likelihood over these images — the official\n"
     "whole-test-set normalisation, equal to anomalib's per-batch map for one batch of these images;\n"
-    "--set map_norm=anomalib normalises each image on its own (anomalib with batch size 1).\n");
+    "--set map_norm=anomalib normalises each image on its own (anomalib with batch size 1).\n"
+    "<name>: the image's path under the deepest folder holding all the images given, without its extension\n"
+    "(images of one folder: the stem; cut/000.png and good/000.png: cut/000 and good/000, subfolders created\n"
+    "under DIR); a name that two images would share (the same file twice, a.png and a.jpg) gets _2, _3, ...,\n"
+    "so no output overwrites another; the JSON lines name the files written.\n");
   return f == stdout ? 0 : 2;
 }
 
@@ -229,8 +258,14 @@ static vg_status open_anomalib(const char *model, const char *ckpt, const char *
   *out = NULL;
   if (strcmp(model, "fastflow") && strcmp(model, "cflow") && strcmp(model, "efficientad"))
     return vg_fail(VG_ERR_ARG, "--from-anomalib: --model must be fastflow, cflow or efficientad, got '%s'", model);
-  vg_json *cfg = NULL;
-  vg_status st = vg_run_ov_json(ov, &cfg);
+  /* structural options from the checkpoint's shapes; resize "float" (anomalib 2.x's input) unless --set resize */
+  vg_json *user = NULL, *cfg = NULL;
+  char note[512] = "";
+  vg_status st = vg_run_ov_json(ov, &user);
+  if (st == VG_OK && (st = vg_anomalib_config(model, ckpt, user, &cfg, note, sizeof note)) != VG_OK)
+    vg_fail_prefix("%s", ckpt);
+  vg_json_free(user);
+  if (st == VG_OK && note[0]) fprintf(stderr, "vigil predict: from the checkpoint's tensor shapes: %s\n", note);
   if (st == VG_OK) st = vg_method_create(model, cfg, out);
   vg_json_free(cfg);
   if (st != VG_OK) return st;
@@ -260,12 +295,71 @@ static vg_status open_anomalib(const char *model, const char *ckpt, const char *
   return VG_OK;
 }
 
-static void stem_of(const char *path, char *stem, size_t cap) {
-  const char *base = strrchr(path, '/');
-  base = base ? base + 1 : path;
-  snprintf(stem, cap, "%s", base);
-  char *dot = strrchr(stem, '.');
-  if (dot && dot != stem) *dot = 0;
+/* --from-anomalib: DIR/config.json records how the checkpoint was run, {"method", "method_config"
+ * (every key, the inferred structural options and "resize" included), "from_anomalib"}. */
+static vg_status write_anomalib_config(const char *dir, const char *model, const char *ckpt, const vg_method *m) {
+  char *mc = m->ops->config_json(m);
+  vg_json *j = NULL;
+  vg_status st = mc ? vg_json_parse(mc, strlen(mc), NULL, &j) : vg_fail(VG_ERR_NOMEM, "config.json: out of memory");
+  free(mc);
+  if (st != VG_OK) return st;
+  vg_json_writer w;
+  vg_jw_init(&w, 2);
+  vg_jw_begin_object(&w);
+  vg_jw_key(&w, "method"); vg_jw_string(&w, model);
+  vg_jw_key(&w, "method_config"); vg_jw_value(&w, j);
+  vg_jw_key(&w, "from_anomalib"); vg_jw_string(&w, ckpt);
+  vg_jw_end_object(&w);
+  vg_json_free(j);
+  char *text = vg_jw_finish(&w, NULL);
+  st = text ? vg_run_write_text(vg_run_path(dir, "config.json"), text) : vg_fail(VG_ERR_NOMEM, "config.json: out of memory");
+  free(text);
+  return st;
+}
+
+/* The output name of each image: its path relative to --out, without the extension. That is
+ * the image's path under the deepest folder holding all the images given (cut/000.png and
+ * good/000.png -> cut/000 and good/000; images of one folder -> their stems), with _2, _3, ...
+ * appended when two images still get one name (the same file given twice, a.png and a.jpg),
+ * so no output overwrites another. rel: n x VG_PRED_NAME chars. */
+#define VG_PRED_NAME 1024
+static vg_status output_names(const char *const *images, int n, char *rel) {
+  char **abs = calloc((size_t)n, sizeof *abs);
+  if (!abs) return vg_fail(VG_ERR_NOMEM, "out of memory");
+  vg_status st = VG_OK;
+  size_t common = 0;   /* length of the common folder (up to, not including, its last '/') */
+  for (int i = 0; i < n && st == VG_OK; i++) {
+    char *r = realpath(images[i], NULL);
+    abs[i] = r ? r : strdup(images[i]);
+    if (!abs[i]) { st = vg_fail(VG_ERR_NOMEM, "out of memory"); break; }
+    const char *sl = strrchr(abs[i], '/');
+    size_t dl = sl ? (size_t)(sl - abs[i]) : 0;   /* its folder: abs[i][0..dl) */
+    if (i == 0) { common = dl; continue; }
+    size_t k = 0;
+    while (k < common && k < dl && abs[0][k] == abs[i][k]) k++;
+    bool whole = (k == common || abs[0][k] == '/') && (k == dl || abs[i][k] == '/');
+    if (!whole)
+      while (k > 0 && abs[0][k] != '/') k--;   /* back to a whole folder name */
+    common = k;
+  }
+  for (int i = 0; i < n && st == VG_OK; i++) {
+    const char *r = abs[i] + common;
+    while (*r == '/') r++;
+    char *dst = rel + (size_t)i * VG_PRED_NAME;
+    snprintf(dst, VG_PRED_NAME - 16, "%s", r[0] ? r : "image");
+    char *dot = strrchr(dst, '.'), *sl = strrchr(dst, '/');
+    if (dot && dot != dst && (!sl || dot > sl + 1)) *dot = 0;
+    size_t base_len = strlen(dst);
+    for (int k = 2;; k++) {
+      bool taken = false;
+      for (int j = 0; j < i && !taken; j++) taken = !strcmp(rel + (size_t)j * VG_PRED_NAME, dst);
+      if (!taken) break;
+      snprintf(dst + base_len, 16, "_%d", k);
+    }
+  }
+  for (int i = 0; i < n; i++) free(abs[i]);
+  free(abs);
+  return st;
 }
 
 /* Predicts every image (one at a time), runs finalize over all of them, writes per image the
@@ -293,11 +387,19 @@ static vg_status predict_images(vg_method *m, const char *const *images, int n, 
     lo = maps[i] < lo ? maps[i] : lo;
     hi = maps[i] > hi ? maps[i] : hi;
   }
+  char *names = st == VG_OK ? malloc((size_t)n * VG_PRED_NAME) : NULL;
+  if (st == VG_OK) st = names ? output_names(images, n, names) : vg_fail(VG_ERR_NOMEM, "out of memory");
   for (int i = 0; i < n && st == VG_OK; i++) {
-    char stem[512], path[1600], opath[1600];
-    stem_of(images[i], stem, sizeof stem);
+    const char *stem = names + (size_t)i * VG_PRED_NAME;
+    char path[2200], opath[2200];
     snprintf(path, sizeof path, "%s/%s.tiff", out, stem);
     snprintf(opath, sizeof opath, "%s/%s_overlay.png", out, stem);
+    if (strchr(stem, '/')) {   /* mirror the images' subfolders under --out */
+      char dir[2200];
+      snprintf(dir, sizeof dir, "%s", path);
+      *strrchr(dir, '/') = 0;
+      if ((st = vg_run_mkdirs(dir)) != VG_OK) break;
+    }
     vg_image im = {0}, ov = {0};
     float *big = NULL;
     st = vg_image_load(images[i], &im, NULL);
@@ -326,6 +428,7 @@ static vg_status predict_images(vg_method *m, const char *const *images, int n, 
     printf("%s\n", line ? line : "{}");
     free(line);
   }
+  free(names);
   free(maps);
   free(scores);
   return st;
@@ -344,6 +447,11 @@ int vg_cli_predict(int argc, char **argv) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(images); vg_run_ov_free(&ov); return predict_usage(stdout); }
     if (!strcmp(a, "--no-overlay")) { overlay = false; continue; }
     if (a[0] != '-') { images[n_img++] = a; continue; }
+    static const char *const known[] = {"--run", "--out", "--from-anomalib", "--model", "--weights", "--threads", "--device",
+                                        "--dtype", "--threshold", "--backbone", "--input-size", "--set", NULL};
+    bool is_known = false;
+    for (int k = 0; known[k]; k++) is_known |= !strcmp(a, known[k]);
+    if (!is_known) { fprintf(stderr, "vigil predict: unknown option %s\n", a); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
     if (!v) { fprintf(stderr, "vigil predict: %s needs a value\n", a); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
     i++;
     if (!strcmp(a, "--run")) run = v;
@@ -351,18 +459,26 @@ int vg_cli_predict(int argc, char **argv) {
     else if (!strcmp(a, "--from-anomalib")) from = v;
     else if (!strcmp(a, "--model")) model = v;
     else if (!strcmp(a, "--weights")) weights = v;
-    else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else if (!strcmp(a, "--threads")) { if (!vg_arg_threads("predict", v, &threads)) { free(images); vg_run_ov_free(&ov); return 2; } }
     else if (!strcmp(a, "--device")) device = v;
     else if (!strcmp(a, "--dtype")) dtype = v;
-    else if (!strcmp(a, "--threshold")) thr = strtof(v, NULL);
+    else if (!strcmp(a, "--threshold")) {
+      double t;
+      if (!vg_arg_f64("predict", a, v, -3.0e38, false, 3.0e38, false, &t)) { free(images); vg_run_ov_free(&ov); return 2; }
+      thr = (float)t;
+    }
     else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
     else if (!strcmp(a, "--input-size")) {
-      char *end;
-      long sz = strtol(v, &end, 10);
-      ok = *end == 0 && sz > 0;
-      if (ok) { char b[32]; snprintf(b, sizeof b, "%ld", sz); ok = vg_run_ov_set(&ov, "input_size", b); }
+      int64_t sz;
+      if (!vg_arg_i64("predict", a, v, 1, VG_LIM_SIZE_MAX, &sz)) { free(images); vg_run_ov_free(&ov); return 2; }
+      char b[32];
+      snprintf(b, sizeof b, "%lld", (long long)sz);
+      ok = vg_run_ov_set(&ov, "input_size", b);
     }
-    else if (!strcmp(a, "--set")) ok = vg_run_ov_set_arg(&ov, v);
+    else if (!strcmp(a, "--set")) {
+      if (!vg_arg_set_value_ok("predict", v)) { free(images); vg_run_ov_free(&ov); return 2; }
+      ok = vg_run_ov_set_arg(&ov, v);
+    }
     else { fprintf(stderr, "vigil predict: unknown option %s\n", a); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
     if (!ok) { fprintf(stderr, "vigil predict: bad value for %s: '%s'\n", a, v); free(images); vg_run_ov_free(&ov); return 2; }
   }
@@ -371,7 +487,7 @@ int vg_cli_predict(int argc, char **argv) {
                     : (from && !model) ? "--from-anomalib needs --model fastflow|cflow|efficientad"
                     : (run && (model || weights || ov.n)) ? "--model/--backbone/--input-size/--set/--weights go with --from-anomalib" : NULL;
   if (why) { fprintf(stderr, "vigil predict: %s\n", why); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
-  if (threads > 0) vg_set_num_threads(threads);
+  vg_cli_apply_threads("predict", threads);
   vg_run_config cfg = {0};
   vg_method *m = NULL;
   vg_status st;
@@ -381,13 +497,15 @@ int vg_cli_predict(int argc, char **argv) {
   } else {
     st = open_anomalib(model, from, weights, &ov, &m);
   }
+  bool refused = st == VG_ERR_ARG;   /* config.json or the method config out of range: exit 2 */
   if (st == VG_OK) st = vg_cli_method_to(m, device, dtype);
   if (st == VG_OK) st = vg_run_mkdirs(out);
   if (st == VG_OK) st = predict_images(m, images, n_img, out, overlay, thr);
+  if (st == VG_OK && from) st = write_anomalib_config(out, model, from, m);
   if (st != VG_OK) fprintf(stderr, "vigil predict: %s\n", vg_last_error());
   free(images);
   vg_run_ov_free(&ov);
   vg_method_free(m);
   vg_run_config_free(&cfg);
-  return st == VG_OK ? 0 : 1;
+  return st == VG_OK ? 0 : refused ? 2 : 1;
 }

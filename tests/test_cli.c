@@ -21,6 +21,8 @@
 #include "nn/backbones/backbones.h"
 #include "nn/safetensors.h"
 #include "tensor/json.h"
+#include "tensor/parse.h"
+#include "tensor/cpu/isa.h"
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,11 +31,12 @@ static char g_tmp[256] = "/tmp/vigil_test_cli_XXXXXX";
 static char g_vigil[1100];
 
 static const char *FF_CFG = "{\"backbone\": \"resnet18\", \"input_size\": 32, \"flow_steps\": 1, \"hidden_ratio\": 0.0625}";
-static const char *FF_FLAGS = "--model fastflow --backbone resnet18 --input-size 32 --set flow_steps=1 --set hidden_ratio=0.0625";
+static const char *FF_FLAGS = "--model fastflow --backbone resnet18 --input-size 32 --set flow_steps=1 --set hidden_ratio=0.0625 "
+                              "--set resize=pil";   /* the references were computed on Pillow-resized tensors */
 static const char *CF_CFG = "{\"backbone\": \"resnet18\", \"input_size\": 32, \"layers\": [\"layer1\"], \"condition_vector\": 4, "
                             "\"coupling_blocks\": 1, \"permute_soft\": false}";
 static const char *CF_FLAGS = "--model cflow --backbone resnet18 --input-size 32 --set 'layers=[\"layer1\"]' "
-                              "--set condition_vector=4 --set coupling_blocks=1 --set permute_soft=false";
+                              "--set condition_vector=4 --set coupling_blocks=1 --set permute_soft=false --set resize=pil";
 
 /* Runs a shell command; returns stdout + stderr (malloc'd) and the exit status. */
 static char *run_cmd(const char *cmd, int *rc) {
@@ -446,7 +449,7 @@ static void test_gpu_auroc(void) {
   for (int i = 0; i < (quick ? 1 : 3); i++) {
     char run[600], cmd[4096], err[512] = "";
     snprintf(run, sizeof run, "%s/gpu-%s", g_tmp, methods[i]);
-    snprintf(cmd, sizeof cmd, "VIGIL_CACHE='%s/cache' '%s' train %s --device cuda --out '%s' --no-test %s", g_tmp, g_vigil,
+    snprintf(cmd, sizeof cmd, "env VIGIL_CACHE='%s/cache' '%s' train %s --device cuda --out '%s' --no-test %s", g_tmp, g_vigil,
              methods[i], run, quick ? "--backbone resnet18 --set input_size=64 --set flow_steps=2 --steps 2 --batch 2" : "");
     int rc = 0;
     char *out = run_cmd(cmd, &rc);
@@ -487,6 +490,379 @@ static void test_distill_flags(void) {
   free(out);
 }
 
+/* ---- issue #16: strict numbers, one validation path, help / unknown flags, predict names ---- */
+
+/* Runs cmd with stdout and stderr apart (malloc'd; NULL-safe); returns the exit status. */
+static int run_split(const char *cmd, char **out, char **err) {
+  char ef[400], full[8192];
+  snprintf(ef, sizeof ef, "%s/stderr.txt", g_tmp);
+  /* timeout: a regression that stops refusing a value must not train for hours */
+  snprintf(full, sizeof full, "timeout 300 %s 2>'%s'", cmd, ef);
+  int rc = 0;
+  FILE *p = popen(full, "r");
+  *out = NULL;
+  if (p) {
+    size_t cap = 1 << 16, n = 0, k;
+    char *s = malloc(cap);
+    while ((k = fread(s + n, 1, cap - n - 1, p)) > 0) {
+      n += k;
+      if (cap - n < 4096) { cap *= 2; s = realloc(s, cap); }
+    }
+    s[n] = 0;
+    *out = s;
+    int st = pclose(p);
+    rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  } else {
+    rc = -1;
+  }
+  FILE *f = fopen(ef, "rb");
+  *err = calloc(1, 1 << 16);
+  if (f) {
+    size_t n = fread(*err, 1, (1 << 16) - 1, f);
+    (*err)[n] = 0;
+    fclose(f);
+    for (char *q = *err; *q; q++)   /* one line in the OK / NOT OK rows */
+      if (*q == '\n' && q[1]) *q = ' ';
+  }
+  if (!*out) *out = calloc(1, 1);
+  return rc;
+}
+
+/* every command: --help and -h exit 0 with the usage on stdout; an unknown flag exits 2 */
+static void test_help_everywhere(void) {
+  static const char *const cmds[] = {"train", "train meanimage", "test", "predict", "metrics", "convert", "info", "smoke",
+                                     "features", "distill", "bench", "bench meanimage", "synth"};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    for (int h = 0; h < 2; h++) {
+      char cmd[1400], *o, *e;
+      snprintf(cmd, sizeof cmd, "'%s' %s %s", g_vigil, cmds[i], h ? "-h" : "--help");
+      int rc = run_split(cmd, &o, &e);
+      VG_CHECK(rc == 0 && strstr(o, "usage") && !e[0], "vigil %s %s: exit 0, usage on stdout (rc %d, stderr '%.100s')",
+               cmds[i], h ? "-h" : "--help", rc, e);
+      free(o); free(e);
+    }
+    char cmd[1400], *o, *e;
+    snprintf(cmd, sizeof cmd, "'%s' %s --no-such-flag", g_vigil, cmds[i]);
+    int rc = run_split(cmd, &o, &e);
+    VG_CHECK(rc == 2 && strstr(e, "--no-such-flag"), "vigil %s --no-such-flag: exit 2 naming it (rc %d: %.120s)", cmds[i], rc, e);
+    free(o); free(e);
+  }
+  char cmd[1400], *o, *e;
+  snprintf(cmd, sizeof cmd, "'%s' --help", g_vigil);
+  int rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0 && strstr(o, "usage"), "vigil --help: exit 0 (rc %d)", rc);
+  free(o); free(e);
+}
+
+/* Bad numbers, table-driven: each exits 2 with the flag's name and the accepted range on
+ * stderr, before any work (no data is read: the commands would fail later for other reasons). */
+static void test_strict_numbers(void) {
+  static const struct { const char *cmd, *flag, *value; } T[] = {
+    {"train meanimage", "--steps", "abc"}, {"train meanimage", "--steps", "1e3"}, {"train meanimage", "--steps", "-1"},
+    {"train meanimage", "--steps", "99999999999999999999999"}, {"train meanimage", "--steps", ""},
+    {"train meanimage", "--steps", " 5"}, {"train meanimage", "--steps", "5x"}, {"train meanimage", "--steps", "0x10"},
+    {"train meanimage", "--epochs", "0"}, {"train meanimage", "--epochs", "2.5"},
+    {"train meanimage", "--batch", "0"}, {"train meanimage", "--batch", "-3"}, {"train meanimage", "--batch", "4294967298"},
+    {"train meanimage", "--batch", "4097"}, {"train meanimage", "--workers", "0"}, {"train meanimage", "--workers", "1e9"},
+    {"train meanimage", "--threads", "-1"}, {"train meanimage", "--threads", "100000"},
+    {"train meanimage", "--save-every", "0"}, {"train meanimage", "--save-every", "-5"},
+    {"train meanimage", "--seed", "-1"}, {"train meanimage", "--seed", "18446744073709551616"}, {"train meanimage", "--seed", "x"},
+    {"train meanimage", "--val-fraction", "nan"}, {"train meanimage", "--val-fraction", "inf"},
+    {"train meanimage", "--val-fraction", "1"}, {"train meanimage", "--val-fraction", "-0.1"},
+    {"train meanimage", "--val-fraction", "0x1p-2"},
+    {"train meanimage --set", "input_size", "=1e999"}, {"train meanimage --set", "input_size", "=-nan"},
+    {"train meanimage --set", "input_size", "=12abc"},
+    {"test --run /nonexistent", "--batch", "0"}, {"test --run /nonexistent", "--batch", "abc"},
+    {"test --run /nonexistent", "--workers", "-2"}, {"test --run /nonexistent", "--threads", "2.0"},
+    {"predict --run /nonexistent --out /tmp/x a.png", "--threads", "abc"},
+    {"predict --run /nonexistent --out /tmp/x a.png", "--threshold", "nan"},
+    {"predict --from-anomalib x.ckpt --model fastflow --out /tmp/x a.png", "--input-size", "0"},
+    {"predict --from-anomalib x.ckpt --model fastflow --out /tmp/x a.png", "--input-size", "32px"},
+    {"predict --from-anomalib x.ckpt --model fastflow --out /tmp/x a.png --set", "input_size", "=1e400"},
+    {"bench meanimage", "--batch", "0"}, {"bench meanimage", "--batch", "100000"}, {"bench meanimage", "--runs", "0"},
+    {"bench meanimage", "--warmup", "-1"}, {"bench meanimage", "--threads", "x"}, {"bench meanimage", "--input-size", "abc"},
+    {"distill --images /nonexistent --out /tmp/t.safetensors", "--iters", "0"},
+    {"distill --images /nonexistent --out /tmp/t.safetensors", "--batch", "4294967298"},
+    {"distill --images /nonexistent --out /tmp/t.safetensors", "--view", "100"},
+    {"distill --images /nonexistent --out /tmp/t.safetensors", "--lr", "nan"},
+    {"distill --images /nonexistent --out /tmp/t.safetensors", "--p-grey", "2"},
+    {"distill --images /nonexistent --out /tmp/t.safetensors", "--seed", "-4"},
+    {"distill --images /nonexistent --out /tmp/t.safetensors", "--workers", "0"},
+    {"features --backbone resnet18 --input x --out y", "--seed", "abc"},
+    {"synth --out /nonexistent/s", "--size", "0"}, {"synth --out /nonexistent/s", "--size", "1e3"},
+    {"synth --out /nonexistent/s", "--train", "-1"}, {"synth --out /nonexistent/s", "--test", "1"},
+    {"synth --out /nonexistent/s", "--seed", "1.5"}, {"synth --out /nonexistent/s", "--threads", "abc"},
+    {"metrics --dataset mvtec --data /nonexistent --maps /nonexistent", "--threshold", "abc"},
+    {"convert in.png out.png", "--resize", "0x10"}, {"convert in.png out.png", "--resize", "10x10junk"},
+    {"convert in.png out.png", "--resize", "99999999999x1"},
+    {"smoke", "", "abc"}, {"smoke", "", "0"}, {"smoke", "", "1e2"},
+  };
+  int n_ok = 0, n = (int)(sizeof T / sizeof T[0]);
+  for (int i = 0; i < n; i++) {
+    char cmd[2000], *o, *e;
+    bool set = T[i].value[0] == '=';   /* --set KEY=VALUE: the flag is the key */
+    if (set) snprintf(cmd, sizeof cmd, "'%s' %s '%s%s'", g_vigil, T[i].cmd, T[i].flag, T[i].value);
+    else snprintf(cmd, sizeof cmd, "'%s' %s %s '%s'", g_vigil, T[i].cmd, T[i].flag, T[i].value);
+    if (!strncmp(T[i].cmd, "train", 5)) {   /* were it accepted: a short run in the temp folder */
+      size_t l = strlen(cmd);
+      snprintf(cmd + l, sizeof cmd - l, " --out '%s/sn' --no-test", g_tmp);
+    }
+    int rc = run_split(cmd, &o, &e);
+    const char *name = T[i].flag[0] ? T[i].flag : "N";
+    bool ok = rc == 2 && strstr(e, name) && (strchr(e, '[') || strstr(e, "want") || strstr(e, "WxH"));
+    if (VG_CHECK(ok, "vigil %s %s %s: exit 2 naming %s and the range (rc %d: %.160s)", T[i].cmd, T[i].flag, T[i].value,
+                 name, rc, e))
+      n_ok++;
+    free(o); free(e);
+  }
+  printf("# strict numbers: %d of %d bad values refused by name\n", n_ok, n);
+  /* good values pass the parser: help after them still answers 0 */
+  char cmd[1400], *o, *e;
+  snprintf(cmd, sizeof cmd, "'%s' train meanimage --steps 0 --batch 4096 --seed 9223372036854775807 --val-fraction 0.5 "
+           "--threads 1 --set input_size=64 --help", g_vigil);
+  int rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0, "train: in-range values (steps 0, batch 4096, max seed, val 0.5, --set 64) accepted (rc %d: %.200s)", rc, e);
+  free(o); free(e);
+}
+
+static bool replace_in_file(const char *path, const char *from, const char *to) {
+  char *t = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  t = calloc(1, 1 << 20);
+  size_t n = fread(t, 1, (1 << 20) - 1, f);
+  fclose(f);
+  t[n] = 0;
+  char *p = strstr(t, from);
+  bool ok = p != NULL;
+  if (ok) {
+    f = fopen(path, "wb");
+    ok = f && fwrite(t, 1, (size_t)(p - t), f) == (size_t)(p - t) && fputs(to, f) >= 0 && fputs(p + strlen(from), f) >= 0;
+    if (f) fclose(f);
+  }
+  free(t);
+  return ok;
+}
+
+static bool copy_file(const char *from, const char *to) {
+  char cmd[2400];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+  return system(cmd) == 0;
+}
+
+/* A tiny meanimage run; then its config.json corrupted key by key: --resume and test refuse it
+ * (exit 2) naming config.json, the key and the range; --steps with --resume; the epochs
+ * overflow; the batch memory check; `vigil test`'s summary (ASan: freed report read). */
+static void test_run_validation(void) {
+  char data[600], run[600], cmd[8192], cfgp[700], good[700], *o, *e;
+  snprintf(data, sizeof data, "%s/mvtec16", g_tmp);
+  build_mvtec(data);
+  snprintf(run, sizeof run, "%s/mi", g_tmp);
+  snprintf(cmd, sizeof cmd, "'%s' train meanimage --data '%s' --category widget --set input_size=32 --steps 2 --batch 2 "
+           "--threads 1 --workers 1 --save-every 1 --out '%s' --no-test", g_vigil, data, run);
+  int rc = run_split(cmd, &o, &e);
+  free(o);
+  if (!VG_CHECK(rc == 0, "tiny meanimage run for the config checks (rc %d: %.300s)", rc, e)) { free(e); return; }
+  free(e);
+  snprintf(cmd, sizeof cmd, "'%s' test --run '%s' --no-report --threads 1", g_vigil, run);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0 && strstr(o, "evaluated at 32x32") && !strstr(e, "AddressSanitizer"),
+           "vigil test prints its summary (eval size) from live memory (rc %d: %.200s)", rc, e);
+  free(o); free(e);
+  snprintf(cfgp, sizeof cfgp, "%s/config.json", run);
+  snprintf(good, sizeof good, "%s/config.good", run);
+  copy_file(cfgp, good);
+  static const struct { const char *from, *to, *key; } C[] = {
+    {"\"save_every\": 1", "\"save_every\": 0", "train.save_every"},
+    {"\"save_every\": 1", "\"save_every\": -7", "train.save_every"},
+    {"\"batch\": 2", "\"batch\": 0", "train.batch"},
+    {"\"batch\": 2", "\"batch\": 4294967298", "train.batch"},
+    {"\"workers\": 1", "\"workers\": 0", "train.workers"},
+    {"\"threads\": 1", "\"threads\": 100000", "train.threads"},
+    {"\"steps\": 2", "\"steps\": -1", "train.steps"},
+    {"\"steps\": 2", "\"steps\": 9000000000000", "train.steps"},
+    {"\"seed\": 0", "\"seed\": -5", "train.seed"},
+    {"\"split_seed\": 0", "\"split_seed\": -1", "data.split_seed"},
+    {"\"val_fraction\": 0.1", "\"val_fraction\": 1.5", "data.val_fraction"},
+    {"\"input_size\": 32", "\"input_size\": 0", "input_size"},
+    {"\"input_size\": 32", "\"input_size\": 100000", "input_size"},
+  };
+  for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+    copy_file(good, cfgp);
+    if (!VG_CHECK(replace_in_file(cfgp, C[i].from, C[i].to), "config.json holds %s", C[i].from)) continue;
+    snprintf(cmd, sizeof cmd, "'%s' train meanimage --resume --out '%s' --no-test", g_vigil, run);
+    rc = run_split(cmd, &o, &e);
+    VG_CHECK(rc == 2 && strstr(e, "config.json") && strstr(e, C[i].key) && (strchr(e, '[') || strstr(e, "want")),
+             "train --resume with config.json %s: exit 2 naming config.json, %s and the range (rc %d: %.200s)", C[i].to,
+             C[i].key, rc, e);
+    free(o); free(e);
+    snprintf(cmd, sizeof cmd, "'%s' test --run '%s' --no-report --no-maps", g_vigil, run);
+    rc = run_split(cmd, &o, &e);
+    VG_CHECK(rc == 2 && strstr(e, "config.json") && strstr(e, C[i].key), "test with config.json %s: exit 2 naming it (rc %d: %.200s)",
+             C[i].to, rc, e);
+    free(o); free(e);
+  }
+  /* fuzz_rundir findings: a string too long for its field was silently cut (to another dataset
+   * kind, root or category), one holding "\u0000" cut at it, and a NUL byte in the file hid
+   * whatever followed it; each is now refused, naming config.json and what */
+  char longcat[300];
+  snprintf(longcat, sizeof longcat, "\"category\": \"%0200d\"", 7);
+  const struct { const char *from, *to, *what; } S[] = {
+    {"\"dataset\": \"mvtec\"", "\"dataset\": \"mval_fractionvtec\"", "too long"},
+    {"\"category\": \"widget\"", longcat, "too long"},
+    {"\"dataset\": \"mvtec\"", "\"dataset\": \"mvtec\\u0000x\"", "NUL"},
+    {"\"method\": \"meanimage\",", "\"method\": \"meanimage\\u0000\",", "NUL"},
+    {NULL, NULL, "NUL byte"},
+  };
+  for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
+    copy_file(good, cfgp);
+    if (S[i].from) {
+      if (!VG_CHECK(replace_in_file(cfgp, S[i].from, S[i].to), "config.json holds %s", S[i].from)) continue;
+    } else {
+      FILE *f = fopen(cfgp, "ab");
+      if (f) { fputs("\n", f); fputc(0, f); fputs("{\"method\": \"x\"}", f); fclose(f); }
+    }
+    for (int k = 0; k < 2; k++) {
+      snprintf(cmd, sizeof cmd, k ? "'%s' test --run '%s' --no-report --no-maps" : "'%s' train meanimage --resume --out '%s' --no-test",
+               g_vigil, run);
+      rc = run_split(cmd, &o, &e);
+      VG_CHECK(rc != 0 && strstr(e, "config.json") && strstr(e, S[i].what) && !strstr(e, "Sanitizer"),
+               "%s with config.json %.40s: refused naming config.json (%s) (rc %d: %.200s)", k ? "test" : "train --resume",
+               S[i].to ? S[i].to : "+ NUL byte + more", S[i].what, rc, e);
+      free(o); free(e);
+    }
+  }
+  copy_file(good, cfgp);
+  /* --steps with --resume: a different value is refused by name, the stored one is fine */
+  snprintf(cmd, sizeof cmd, "'%s' train meanimage --resume --steps 5 --out '%s' --no-test", g_vigil, run);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 2 && strstr(e, "--steps") && strstr(e, "2"), "train --resume --steps 5 (run of 2): refused naming --steps (rc %d: %.200s)", rc, e);
+  free(o); free(e);
+  snprintf(cmd, sizeof cmd, "'%s' train meanimage --resume --batch 3 --out '%s' --no-test", g_vigil, run);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 2 && strstr(e, "--batch"), "train --resume --batch 3 (run of 2): refused naming --batch (rc %d: %.200s)", rc, e);
+  free(o); free(e);
+  snprintf(cmd, sizeof cmd, "'%s' train meanimage --resume --steps 2 --threads 1 --out '%s' --no-test", g_vigil, run);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0, "train --resume --steps 2 (the stored value): accepted (rc %d: %.200s)", rc, e);
+  free(o); free(e);
+  /* --epochs so large that the steps overflow; a batch that cannot be allocated */
+  snprintf(cmd, sizeof cmd, "'%s' train meanimage --data '%s' --category widget --set input_size=32 --batch 1 "
+           "--epochs 1000000000 --out '%s/ep' --no-test", g_vigil, data, g_tmp);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 2 && strstr(e, "--epochs") && strstr(e, "["), "train --epochs 1e9 x 8 batches: exit 2 naming --epochs and the range (rc %d: %.200s)", rc, e);
+  free(o); free(e);
+  snprintf(cmd, sizeof cmd, "'%s' train meanimage --data '%s' --category widget --set input_size=4096 --batch 4096 "
+           "--steps 1 --out '%s/big' --no-test", g_vigil, data, g_tmp);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 2 && strstr(e, "--batch") && strstr(e, "GiB"), "train --batch 4096 at 4096x4096: a named error, no abort (rc %d: %.200s)", rc, e);
+  free(o); free(e);
+  /* a --config file goes through the same ranges */
+  snprintf(cmd, sizeof cmd, "'%s' train meanimage --data '%s' --category widget --config '%s/config.json' --out '%s/cf' --no-test",
+           g_vigil, data, run, g_tmp);
+  replace_in_file(cfgp, "\"batch\": 2", "\"batch\": -1");
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 2 && strstr(e, "train.batch"), "train --config with train.batch -1: exit 2 naming it (rc %d: %.200s)", rc, e);
+  free(o); free(e);
+  copy_file(good, cfgp);
+
+  /* predict: two images with one stem in different folders, and one file twice: three outputs */
+  char a[700], b[700], out[700], src[700];
+  snprintf(a, sizeof a, "%s/pin/cut", g_tmp);
+  mkdirs(a);
+  snprintf(a, sizeof a, "%s/pin/good", g_tmp);
+  mkdirs(a);
+  snprintf(src, sizeof src, "%s/widget/test/crack/002.png", data);
+  snprintf(a, sizeof a, "%s/pin/cut/000.png", g_tmp);
+  copy_file(src, a);
+  snprintf(src, sizeof src, "%s/widget/test/good/000.png", data);
+  snprintf(b, sizeof b, "%s/pin/good/000.png", g_tmp);
+  copy_file(src, b);
+  snprintf(out, sizeof out, "%s/pred", g_tmp);
+  snprintf(cmd, sizeof cmd, "'%s' predict --run '%s' --out '%s' '%s' '%s' '%s'", g_vigil, run, out, a, b, b);
+  rc = run_split(cmd, &o, &e);
+  char maps[3][1024] = {{0}};
+  int nl = 0;
+  for (const char *l = o; l && *l && nl < 3; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    const char *end = strchr(l, '\n');
+    vg_json *j;
+    if (l[0] == '{' && vg_json_parse(l, end ? (size_t)(end - l) : strlen(l), NULL, &j) == VG_OK) {
+      const char *mp = vg_json_as_string(vg_json_get(j, "map"));
+      if (mp) snprintf(maps[nl++], sizeof maps[0], "%s", mp);
+      vg_json_free(j);
+    }
+  }
+  struct stat sb;
+  bool distinct = nl == 3 && strcmp(maps[0], maps[1]) && strcmp(maps[0], maps[2]) && strcmp(maps[1], maps[2]);
+  bool exist = nl == 3 && stat(maps[0], &sb) == 0 && stat(maps[1], &sb) == 0 && stat(maps[2], &sb) == 0;
+  VG_CHECK(rc == 0 && distinct && exist && strstr(maps[0], "pred/cut/000") && strstr(maps[1], "pred/good/000"),
+           "predict crack/000.png good/000.png good/000.png: 3 distinct map files (%s | %s | %s) (rc %d: %.200s)", maps[0],
+           maps[1], maps[2], rc, e);
+  free(o); free(e);
+}
+
+/* VIGIL_THREADS / VIGIL_ISA: a bad value is warned about by name, with what is used instead */
+static void test_env(void) {
+  char cmd[1400], *o, *e;
+  snprintf(cmd, sizeof cmd, "env VIGIL_THREADS=abc '%s' info", g_vigil);
+  int rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0 && strstr(e, "VIGIL_THREADS") && strstr(e, "abc") && strstr(e, "using"),
+           "VIGIL_THREADS=abc: warned by name (%.160s)", e);
+  free(o); free(e);
+  snprintf(cmd, sizeof cmd, "env VIGIL_THREADS=-2 '%s' info", g_vigil);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0 && strstr(e, "VIGIL_THREADS") && strstr(e, "-2"), "VIGIL_THREADS=-2: warned by name (%.160s)", e);
+  free(o); free(e);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  snprintf(cmd, sizeof cmd, "env VIGIL_THREADS=%ld '%s' info", cores + 3 > 256 ? 256 : cores + 3, g_vigil);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0 && (cores + 3 > 256 || (strstr(e, "VIGIL_THREADS") && strstr(e, "cores"))),
+           "VIGIL_THREADS above the cores: allowed, warned (%.160s)", e);
+  free(o); free(e);
+  snprintf(cmd, sizeof cmd, "env VIGIL_ISA=bogus '%s' info", g_vigil);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0 && strstr(e, "VIGIL_ISA") && strstr(e, "bogus") && strstr(e, "using"), "VIGIL_ISA=bogus: warned by name (%.160s)", e);
+  free(o); free(e);
+  if (vg_cpu_isa_max() < VG_ISA_AVX512) {
+    snprintf(cmd, sizeof cmd, "env VIGIL_ISA=avx512 '%s' info", g_vigil);
+    rc = run_split(cmd, &o, &e);
+    VG_CHECK(rc == 0 && strstr(e, "VIGIL_ISA") && strstr(e, "lacks"), "VIGIL_ISA=avx512 on a CPU without it: said so (%.160s)", e);
+    free(o); free(e);
+  } else {
+    printf("SKIP VIGIL_ISA above the CPU's (this CPU has avx512)\n");
+  }
+  snprintf(cmd, sizeof cmd, "env VIGIL_THREADS=1 VIGIL_ISA=scalar '%s' info", g_vigil);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(rc == 0 && !e[0] && strstr(o, "threads: 1") && strstr(o, "isa: scalar"), "good VIGIL_THREADS / VIGIL_ISA: used, no warning (%.100s)", e);
+  free(o); free(e);
+  /* --threads above the cores: allowed, warned */
+  snprintf(cmd, sizeof cmd, "'%s' test --run /nonexistent --threads 256", g_vigil);
+  rc = run_split(cmd, &o, &e);
+  VG_CHECK(cores >= 256 || strstr(e, "--threads 256"), "test --threads 256: warned about the cores (%.160s)", e);
+  free(o); free(e);
+}
+
+/* tensor/parse.h directly: the parser's edges */
+static void test_parse_unit(void) {
+  int64_t i;
+  uint64_t u;
+  double d;
+  bool ok = vg_parse_i64("0", &i, NULL) && i == 0 && vg_parse_i64("-9223372036854775808", &i, NULL) && i == INT64_MIN &&
+            vg_parse_i64("9223372036854775807", &i, NULL) && i == INT64_MAX && !vg_parse_i64("9223372036854775808", &i, NULL) &&
+            !vg_parse_i64("", &i, NULL) && !vg_parse_i64("+1", &i, NULL) && !vg_parse_i64(" 1", &i, NULL) &&
+            !vg_parse_i64("1 ", &i, NULL) && !vg_parse_i64("0x10", &i, NULL) && !vg_parse_i64("1e3", &i, NULL) &&
+            !vg_parse_i64("-", &i, NULL) && !vg_parse_i64(NULL, &i, NULL);
+  VG_CHECK(ok, "vg_parse_i64: range ends, overflow, sign, spaces, hex, exponent");
+  ok = vg_parse_u64("18446744073709551615", &u, NULL) && u == UINT64_MAX && !vg_parse_u64("18446744073709551616", &u, NULL) &&
+       !vg_parse_u64("-1", &u, NULL) && !vg_parse_u64("1.0", &u, NULL);
+  VG_CHECK(ok, "vg_parse_u64: max, overflow, minus refused");
+  ok = vg_parse_f64("0.5", &d, NULL) && d == 0.5 && vg_parse_f64("-1e-4", &d, NULL) && d == -1e-4 && vg_parse_f64(".5", &d, NULL) &&
+       !vg_parse_f64("nan", &d, NULL) && !vg_parse_f64("inf", &d, NULL) && !vg_parse_f64("1e999", &d, NULL) &&
+       !vg_parse_f64("0x1p3", &d, NULL) && !vg_parse_f64("1.5x", &d, NULL) && !vg_parse_f64("", &d, NULL) &&
+       !vg_parse_f64(" 1", &d, NULL) && !vg_parse_f64("-", &d, NULL);
+  VG_CHECK(ok, "vg_parse_f64: decimals, exponent, nan/inf/hex/overflow/junk refused");
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
@@ -499,12 +875,17 @@ int main(int argc, char **argv) {
     if (access(g_vigil, X_OK) != 0) g_vigil[0] = 0;
   }
   test_paper_setup();
+  test_parse_unit();
   if (!g_vigil[0]) printf("SKIP vigil CLI checks (no vigil binary next to the test)\n");
   else {
     test_fastflow();
     test_cflow();
     test_train_flags();
     test_distill_flags();
+    test_help_everywhere();
+    test_strict_numbers();
+    test_run_validation();
+    test_env();
     test_gpu_auroc();
   }
   if (getenv("VIGIL_TEST_KEEP") && atoi(getenv("VIGIL_TEST_KEEP"))) printf("kept %s\n", g_tmp);

@@ -1,6 +1,7 @@
 /* cflow.c — CFLOW-AD on the method contract (cflow.h). */
 #include "methods/cflow/cflow.h"
 #include "autograd/autograd.h"
+#include "datasets/image/image.h"
 #include "flows/flows.h"
 #include "nn/backbones/backbones.h"
 #include "nn/checkpoint.h"
@@ -16,6 +17,7 @@ typedef struct {
   unsigned layers_mask;
   int size, cond, blocks, fiber, meta_epochs, sub_epochs, warm_epochs, iters, batch;
   bool permute_soft, cosine, official_norm, paper_setup;
+  bool float_resize;          /* config "resize": "float" (anomalib 2.x) or "pil" */
   double clamp, lr;
   uint64_t seed;
   vg_nn_module *net, *enc, *dec[VG_CFLOW_MAX_LAYERS];
@@ -354,6 +356,7 @@ static char *cf_config_json(const vg_method *mm) {
   vg_jw_key(&w, "iters_per_epoch"); vg_jw_int64(&w, m->iters);
   vg_jw_key(&w, "batch_size"); vg_jw_int64(&w, m->batch);
   vg_jw_key(&w, "map_norm"); vg_jw_string(&w, m->official_norm ? "official" : "anomalib");
+  vg_jw_key(&w, "resize"); vg_jw_string(&w, m->float_resize ? "float" : "pil");
   vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)m->seed);
   vg_jw_end_object(&w);
   return vg_jw_finish(&w, NULL);
@@ -406,11 +409,24 @@ vg_status vg_cflow_load_anomalib(vg_method *mm, const char *path) {
   return vg_nn_load_state_pth_prefixed(((cflow *)mm)->net, path, strip, "encoder.", "cflow");
 }
 
+static const char *const CF_RANGES[][2] = {
+  {"method", "\"cflow\""}, {"paper_setup", "true or false"}, {"category", "a name (< 128 bytes)"},
+  {"backbone", "a backbone name (< 32 bytes)"}, {"weights", "a file path (< 1024 bytes)"},
+  {"input_size", "an integer in [32, 4096], a multiple of 32"},
+  {"layers", "a list of 1 to 4 of \"layer1\" .. \"layer4\""},
+  {"condition_vector", "an integer in [4, 4096], a multiple of 4"}, {"coupling_blocks", "an integer in [1, 64]"},
+  {"clamp_alpha", "a number > 0"}, {"permute_soft", "true or false"}, {"fiber_batch", "an integer in [1, 1048576]"},
+  {"lr", "a number > 0"}, {"meta_epochs", "an integer in [1, 1000000]"}, {"sub_epochs", "an integer in [1, 1000000]"},
+  {"warm_epochs", "an integer in [0, 1000000]"}, {"cosine", "true or false"},
+  {"iters_per_epoch", "an integer in [1, 1000000000]"}, {"batch_size", "an integer in [1, 4096]"},
+  {"seed", "an integer in [0, 9223372036854775807]"}, {"map_norm", "\"official\" or \"anomalib\""},
+  {"resize", "\"pil\" or \"float\""}, {NULL, NULL}};
+
 vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
   int64_t size = 256, cond = 128, blocks = 8, fiber = 256, meta = 25, sub = 8, warm = 2, iters = 8, batch = 32, seed = 0;
   double clamp = 1.9, lr = 2e-4;
-  bool soft = true, cosine = true, official = true, paper = false, size_given = false;
+  bool soft = true, cosine = true, official = true, paper = false, size_given = false, fl = false;
   unsigned mask = VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4;
   const char *bb = "wide_resnet50_2", *weights = "", *category = "";
   for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
@@ -434,29 +450,36 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
         if (ok) mask |= 1u << hit;
       }
     }
-    else if (!strcmp(k, "condition_vector")) ok = vg_json_as_int64(v, &cond) && cond >= 4 && cond % 4 == 0;
+    else if (!strcmp(k, "condition_vector")) ok = vg_json_as_int64(v, &cond) && cond >= 4 && cond <= 4096 && cond % 4 == 0;
     else if (!strcmp(k, "coupling_blocks")) ok = vg_json_as_int64(v, &blocks) && blocks >= 1 && blocks <= 64;
     else if (!strcmp(k, "clamp_alpha")) ok = vg_json_as_double(v, &clamp) && clamp > 0;
     else if (!strcmp(k, "permute_soft")) ok = vg_json_as_bool(v, &soft);
-    else if (!strcmp(k, "fiber_batch")) ok = vg_json_as_int64(v, &fiber) && fiber >= 1;
+    else if (!strcmp(k, "fiber_batch")) ok = vg_json_as_int64(v, &fiber) && fiber >= 1 && fiber <= (1 << 20);
     else if (!strcmp(k, "lr")) ok = vg_json_as_double(v, &lr) && lr > 0;
-    else if (!strcmp(k, "meta_epochs")) ok = vg_json_as_int64(v, &meta) && meta >= 1;
-    else if (!strcmp(k, "sub_epochs")) ok = vg_json_as_int64(v, &sub) && sub >= 1;
-    else if (!strcmp(k, "warm_epochs")) ok = vg_json_as_int64(v, &warm) && warm >= 0;
+    else if (!strcmp(k, "meta_epochs")) ok = vg_json_as_int64(v, &meta) && meta >= 1 && meta <= 1000000;
+    else if (!strcmp(k, "sub_epochs")) ok = vg_json_as_int64(v, &sub) && sub >= 1 && sub <= 1000000;
+    else if (!strcmp(k, "warm_epochs")) ok = vg_json_as_int64(v, &warm) && warm >= 0 && warm <= 1000000;
     else if (!strcmp(k, "cosine")) ok = vg_json_as_bool(v, &cosine);
-    else if (!strcmp(k, "iters_per_epoch")) ok = vg_json_as_int64(v, &iters) && iters >= 1;
-    else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1;
+    else if (!strcmp(k, "iters_per_epoch")) ok = vg_json_as_int64(v, &iters) && iters >= 1 && iters <= 1000000000;
+    else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1 && batch <= 4096;
     else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
     else if (!strcmp(k, "map_norm")) {
       s = vg_json_as_string(v);
       ok = s && (!strcmp(s, "official") || !strcmp(s, "anomalib"));
       official = ok && !strcmp(s, "official");
+    } else if (!strcmp(k, "resize")) {
+      s = vg_json_as_string(v);
+      ok = s && (!strcmp(s, "pil") || !strcmp(s, "float"));
+      fl = ok && !strcmp(s, "float");
     } else
       return vg_fail(VG_ERR_ARG, "cflow: unknown config key '%s' (known: paper_setup, category, backbone, weights, input_size, layers, "
                      "condition_vector, coupling_blocks, clamp_alpha, permute_soft, fiber_batch, lr, meta_epochs, "
-                     "sub_epochs, warm_epochs, cosine, iters_per_epoch, batch_size, map_norm, seed)", k);
-    if (!ok) return vg_fail(VG_ERR_ARG, "cflow: bad value for config key '%s'", k);
+                     "sub_epochs, warm_epochs, cosine, iters_per_epoch, batch_size, map_norm, resize, seed)", k);
+    if (!ok) return vg_method_bad_value("cflow", k, v, CF_RANGES);
   }
+  if ((double)meta * (double)sub * (double)iters > 1e9)   /* the default schedule: steps = their product */
+    return vg_fail(VG_ERR_ARG, "cflow: meta_epochs x sub_epochs x iters_per_epoch = %lld x %lld x %lld is more than "
+                   "1000000000 steps", (long long)meta, (long long)sub, (long long)iters);
   if (strcmp(bb, "resnet18") && strcmp(bb, "wide_resnet50_2"))
     return vg_fail(VG_ERR_ARG, "cflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb);
   if (paper) {
@@ -487,6 +510,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   m->layers_mask = mask; m->size = (int)size; m->cond = (int)cond; m->blocks = (int)blocks; m->fiber = (int)fiber;
   m->meta_epochs = (int)meta; m->sub_epochs = (int)sub; m->warm_epochs = (int)warm; m->iters = (int)iters;
   m->batch = (int)batch; m->permute_soft = soft; m->cosine = cosine; m->official_norm = official;
+  m->float_resize = fl;
   m->clamp = clamp; m->lr = lr; m->seed = (uint64_t)seed;
   m->base.ops = &cf_ops;
   vg_status st = VG_OK;
@@ -538,7 +562,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   m->base.train_channels = 3;
   m->base.train_batch = m->batch;
   m->base.default_steps = (int64_t)meta * sub * iters;
-  m->base.train_transform = m->base.test_transform = vg_imagenet_transform;
+  m->base.train_transform = m->base.test_transform = fl ? vg_image_float_imagenet_transform : vg_imagenet_transform;
   *out = &m->base;
   return VG_OK;
 }

@@ -32,7 +32,7 @@
  * warm_epochs 2; cosine true; iters_per_epoch 8 (image batches per sub-epoch, for the
  * schedule; `vigil train` sets it to the training loader's batches per epoch unless given,
  * as the official meta-epoch is one pass over the data); batch_size 32; map_norm "official"
- * | "anomalib"; seed 0; category "" (the data category; `vigil train` fills it in);
+ * | "anomalib"; resize "pil" | "float" (as FastFlow's: anomalib 2.x's float resize); seed 0; category "" (the data category; `vigil train` fills it in);
  * paper_setup false: true = the official MVTec reference runs — input_size from the
  * category (vg_cflow_paper_input_size, gudovskiy/cflow-ad README) and every other key at
  * its official value (= the defaults above); a contradicting key is an error. */

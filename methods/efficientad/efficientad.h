@@ -91,7 +91,9 @@ vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
  * "efficientad" on the method contract (methods/method.h), config keys: model (s|m),
  * teacher (a .pth/.safetensors PDN state dict; "" = distil one in fit_begin; "random" =
  * keep a random PDN), penalty_dir, penalty_grey_p (0.3), input_size (256),
- * out_channels (384), p_hard (0.999), pad_maps (true), lr (1e-4), weight_decay (1e-5),
+ * out_channels (384), p_hard (0.999), pad_maps (true), resize ("pil": Pillow's 8-bit resize |
+ * "float": anomalib 2.x's float image + torch's antialiased bilinear, vg_image_float_transform),
+ * lr (1e-4), weight_decay (1e-5),
  * lr_step_fraction (0.95: lr x0.1 from int(0.95 * steps)), batch_size (1), steps (70000),
  * backbone / weights (the distillation extractor, wide_resnet101_2 / none), distill_images
  * (folder; "" = penalty_dir, else the training images), distill_out ("" = a temp file),

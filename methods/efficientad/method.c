@@ -35,6 +35,7 @@ typedef struct {
   int64_t batch, steps;
   uint64_t seed;
   bool pad_maps;
+  bool float_resize;          /* config "resize": "float" (anomalib 2.x) or "pil" */
   /* state */
   vg_effad_model *model;
   vg_nn_module *net;            /* teacher, student, ae, mean_std, quantiles, vigil_step */
@@ -418,6 +419,7 @@ static char *ea_config_json(const vg_method *mm) {
   vg_jw_key(&w, "out_channels"); vg_jw_int64(&w, m->out_channels);
   vg_jw_key(&w, "p_hard"); vg_jw_double(&w, m->p_hard);
   vg_jw_key(&w, "pad_maps"); vg_jw_bool(&w, m->pad_maps);
+  vg_jw_key(&w, "resize"); vg_jw_string(&w, m->float_resize ? "float" : "pil");
   vg_jw_key(&w, "lr"); vg_jw_double(&w, m->lr);
   vg_jw_key(&w, "weight_decay"); vg_jw_double(&w, m->weight_decay);
   vg_jw_key(&w, "lr_step_fraction"); vg_jw_double(&w, m->lr_step_fraction);
@@ -501,6 +503,19 @@ static bool str_opt(const vg_json *v, char *dst, size_t cap) {
   return true;
 }
 
+static const char *const EA_RANGES[][2] = {
+  {"method", "\"efficientad\""}, {"model", "\"s\" or \"m\""}, {"teacher", "a file path"},
+  {"penalty_dir", "a folder path"}, {"penalty_grey_p", "a number in [0, 1]"},
+  {"input_size", "an integer in [256, 4096], a multiple of 4"}, {"out_channels", "an integer in [1, 4096]"},
+  {"p_hard", "a number in [0, 1)"}, {"pad_maps", "true or false"}, {"resize", "\"pil\" or \"float\""},
+  {"lr", "a number > 0"}, {"weight_decay", "a number >= 0"}, {"lr_step_fraction", "a number in (0, 1000000]"},
+  {"batch_size", "an integer in [1, 4096]"}, {"steps", "an integer in [0, 1000000000]"},
+  {"backbone", "a backbone name"}, {"weights", "a file path"}, {"distill_images", "a folder path"},
+  {"distill_out", "a file path"}, {"distill_iters", "an integer in [0, 1000000000]"},
+  {"distill_batch", "an integer in [1, 4096]"}, {"distill_stats_images", "an integer in [1, 1000000000]"},
+  {"distill_view", "an integer in [32, 2048], a multiple of 8"}, {"seed", "an integer in [0, 9223372036854775807]"},
+  {NULL, NULL}};
+
 vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
   effad *m = calloc(1, sizeof *m);
@@ -539,28 +554,33 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
     else if (!strcmp(k, "out_channels")) ok = vg_json_as_int64(v, &oc) && oc >= 1 && oc <= 4096;
     else if (!strcmp(k, "p_hard")) ok = vg_json_as_double(v, &m->p_hard) && m->p_hard >= 0 && m->p_hard < 1;
     else if (!strcmp(k, "pad_maps")) ok = vg_json_as_bool(v, &m->pad_maps);
+    else if (!strcmp(k, "resize")) {
+      s = vg_json_as_string(v);
+      ok = s && (!strcmp(s, "pil") || !strcmp(s, "float"));
+      m->float_resize = ok && !strcmp(s, "float");
+    }
     else if (!strcmp(k, "lr")) ok = vg_json_as_double(v, &m->lr) && m->lr > 0;
     else if (!strcmp(k, "weight_decay")) ok = vg_json_as_double(v, &m->weight_decay) && m->weight_decay >= 0;
-    else if (!strcmp(k, "lr_step_fraction")) ok = vg_json_as_double(v, &m->lr_step_fraction) && m->lr_step_fraction > 0;
+    else if (!strcmp(k, "lr_step_fraction")) ok = vg_json_as_double(v, &m->lr_step_fraction) && m->lr_step_fraction > 0 && m->lr_step_fraction <= 1e6;
     else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1 && batch <= 4096;
-    else if (!strcmp(k, "steps")) ok = vg_json_as_int64(v, &m->steps) && m->steps >= 0;
+    else if (!strcmp(k, "steps")) ok = vg_json_as_int64(v, &m->steps) && m->steps >= 0 && m->steps <= 1000000000;
     else if (!strcmp(k, "backbone")) ok = str_opt(v, m->distill_backbone, sizeof m->distill_backbone);
     else if (!strcmp(k, "weights")) ok = str_opt(v, m->distill_weights, sizeof m->distill_weights);
     else if (!strcmp(k, "distill_images")) ok = str_opt(v, m->distill_images, sizeof m->distill_images);
     else if (!strcmp(k, "distill_out")) ok = str_opt(v, m->distill_out, sizeof m->distill_out);
-    else if (!strcmp(k, "distill_iters")) ok = vg_json_as_int64(v, &m->distill_iters) && m->distill_iters >= 0;
-    else if (!strcmp(k, "distill_batch")) ok = vg_json_as_int64(v, &m->distill_batch) && m->distill_batch >= 1;
-    else if (!strcmp(k, "distill_stats_images")) ok = vg_json_as_int64(v, &m->distill_stats_images) && m->distill_stats_images >= 1;
-    else if (!strcmp(k, "distill_view")) ok = vg_json_as_int64(v, &m->distill_view) && m->distill_view >= 32 && m->distill_view % 8 == 0;
+    else if (!strcmp(k, "distill_iters")) ok = vg_json_as_int64(v, &m->distill_iters) && m->distill_iters >= 0 && m->distill_iters <= 1000000000;
+    else if (!strcmp(k, "distill_batch")) ok = vg_json_as_int64(v, &m->distill_batch) && m->distill_batch >= 1 && m->distill_batch <= 4096;
+    else if (!strcmp(k, "distill_stats_images")) ok = vg_json_as_int64(v, &m->distill_stats_images) && m->distill_stats_images >= 1 && m->distill_stats_images <= 1000000000;
+    else if (!strcmp(k, "distill_view")) ok = vg_json_as_int64(v, &m->distill_view) && m->distill_view >= 32 && m->distill_view <= 2048 && m->distill_view % 8 == 0;
     else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
     else {
       free(m);
       return vg_fail(VG_ERR_ARG, "efficientad: unknown config key '%s' (known: model, teacher, penalty_dir, "
-                     "penalty_grey_p, input_size, out_channels, p_hard, pad_maps, lr, weight_decay, lr_step_fraction, "
+                     "penalty_grey_p, input_size, out_channels, p_hard, pad_maps, resize, lr, weight_decay, lr_step_fraction, "
                      "batch_size, steps, backbone, weights, distill_images, distill_out, distill_iters, distill_batch, "
                      "distill_stats_images, distill_view, seed)", k);
     }
-    if (!ok) { free(m); return vg_fail(VG_ERR_ARG, "efficientad: bad value for config key '%s'", k); }
+    if (!ok) { free(m); return vg_method_bad_value("efficientad", k, v, EA_RANGES); }
   }
   m->input_size = (int)size;
   m->out_channels = oc;
@@ -618,7 +638,7 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   m->base.train_channels = 3;
   m->base.train_batch = (int)m->batch;
   m->base.default_steps = m->steps;
-  m->base.train_transform = m->base.test_transform = vg_default_transform;
+  m->base.train_transform = m->base.test_transform = m->float_resize ? vg_image_float_transform : vg_default_transform;
   /* no pretrained weights anywhere = numbers not comparable to the paper */
   m->base.random_backbone = !strcmp(m->teacher, "random") || (!m->teacher[0] && !m->distill_weights[0]);
   *out = &m->base;

@@ -1,6 +1,7 @@
 /* fastflow.c — FastFlow on the method contract (fastflow.h). */
 #include "methods/fastflow/fastflow.h"
 #include "autograd/autograd.h"
+#include "datasets/image/image.h"
 #include "flows/flows.h"
 #include "nn/backbones/backbones.h"
 #include "nn/checkpoint.h"
@@ -17,6 +18,7 @@ typedef struct {
   char weights[1024];
   int size, flow_steps, batch;
   bool conv3x3_only;
+  bool float_resize;          /* config "resize": "float" (anomalib 2.x) or "pil" */
   double hidden_ratio, lr, weight_decay;
   int64_t steps;
   uint64_t seed;
@@ -145,6 +147,7 @@ static char *ff_config_json(const vg_method *mm) {
   vg_jw_key(&w, "flow_steps"); vg_jw_int64(&w, m->flow_steps);
   vg_jw_key(&w, "hidden_ratio"); vg_jw_double(&w, m->hidden_ratio);
   vg_jw_key(&w, "conv3x3_only"); vg_jw_bool(&w, m->conv3x3_only);
+  vg_jw_key(&w, "resize"); vg_jw_string(&w, m->float_resize ? "float" : "pil");
   vg_jw_key(&w, "lr"); vg_jw_double(&w, m->lr);
   vg_jw_key(&w, "weight_decay"); vg_jw_double(&w, m->weight_decay);
   vg_jw_key(&w, "batch_size"); vg_jw_int64(&w, m->batch);
@@ -191,11 +194,19 @@ vg_status vg_fastflow_load_anomalib(vg_method *mm, const char *path) {
   return vg_nn_load_state_pth_prefixed(((fastflow *)mm)->net, path, strip, "feature_extractor.", "fastflow");
 }
 
+static const char *const FF_RANGES[][2] = {
+  {"method", "\"fastflow\""}, {"backbone", "a backbone name"}, {"weights", "a file path (< 1024 bytes)"},
+  {"input_size", "an integer in [32, 4096], a multiple of 16"}, {"flow_steps", "an integer in [1, 64]"},
+  {"hidden_ratio", "a number in (0, 16]"}, {"conv3x3_only", "true or false"}, {"resize", "\"pil\" or \"float\""}, {"lr", "a number > 0"},
+  {"weight_decay", "a number >= 0"}, {"batch_size", "an integer in [1, 4096]"},
+  {"steps", "an integer in [0, 1000000000]"}, {"seed", "an integer in [0, 9223372036854775807]"}, {NULL, NULL}};
+
 vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
   int64_t size = 256, steps_n = 8, batch = 32, steps = 2000, seed = 0;
   double ratio = 1.0, lr = 1e-3, wd = 1e-5;
   int c3 = -1;
+  bool fl = false;
   const char *bb = "resnet18", *weights = "";
   for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
     const char *k = vg_json_key_at(cfg, i);
@@ -208,14 +219,19 @@ vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
     else if (!strcmp(k, "flow_steps")) ok = vg_json_as_int64(v, &steps_n) && steps_n >= 1 && steps_n <= 64;
     else if (!strcmp(k, "hidden_ratio")) ok = vg_json_as_double(v, &ratio) && ratio > 0 && ratio <= 16;
     else if (!strcmp(k, "conv3x3_only")) { ok = vg_json_as_bool(v, &b); c3 = b; }
+    else if (!strcmp(k, "resize")) {
+      const char *s = vg_json_as_string(v);
+      ok = s && (!strcmp(s, "pil") || !strcmp(s, "float"));
+      fl = ok && !strcmp(s, "float");
+    }
     else if (!strcmp(k, "lr")) ok = vg_json_as_double(v, &lr) && lr > 0;
     else if (!strcmp(k, "weight_decay")) ok = vg_json_as_double(v, &wd) && wd >= 0;
     else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1 && batch <= 4096;
-    else if (!strcmp(k, "steps")) ok = vg_json_as_int64(v, &steps) && steps >= 0;
+    else if (!strcmp(k, "steps")) ok = vg_json_as_int64(v, &steps) && steps >= 0 && steps <= 1000000000;
     else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
     else return vg_fail(VG_ERR_ARG, "fastflow: unknown config key '%s' (known: backbone, weights, input_size, "
-                        "flow_steps, hidden_ratio, conv3x3_only, lr, weight_decay, batch_size, steps, seed)", k);
-    if (!ok) return vg_fail(VG_ERR_ARG, "fastflow: bad value for config key '%s'", k);
+                        "flow_steps, hidden_ratio, conv3x3_only, resize, lr, weight_decay, batch_size, steps, seed)", k);
+    if (!ok) return vg_method_bad_value("fastflow", k, v, FF_RANGES);
   }
   int bbi = -1;
   for (int i = 0; i < 4; i++) if (!strcmp(bb, BACKBONES[i])) bbi = i;
@@ -227,6 +243,7 @@ vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
   snprintf(m->weights, sizeof m->weights, "%s", weights);
   m->size = (int)size; m->flow_steps = (int)steps_n; m->batch = (int)batch; m->steps = steps;
   m->conv3x3_only = c3 < 0 ? m->backbone == VG_FASTFLOW_RESNET18 : c3;
+  m->float_resize = fl;
   m->hidden_ratio = ratio; m->lr = lr; m->weight_decay = wd; m->seed = (uint64_t)seed;
   m->base.ops = &ff_ops;
 
@@ -285,7 +302,7 @@ vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
   m->base.train_channels = 3;
   m->base.train_batch = m->batch;
   m->base.default_steps = m->steps;
-  m->base.train_transform = m->base.test_transform = vg_imagenet_transform;
+  m->base.train_transform = m->base.test_transform = fl ? vg_image_float_imagenet_transform : vg_imagenet_transform;
   *out = &m->base;
   return VG_OK;
 }

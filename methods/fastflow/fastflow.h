@@ -21,7 +21,9 @@
  *
  * Config keys (defaults): backbone "resnet18"; weights "" (torchvision .pth; empty = random
  * backbone, m->random_backbone = true); input_size 256; flow_steps 8; hidden_ratio 1.0;
- * conv3x3_only (resnet18: true, wide_resnet50_2: false); lr 1e-3; weight_decay 1e-5;
+ * conv3x3_only (resnet18: true, wide_resnet50_2: false); resize "pil" (the image resized as Pillow does, 8-bit,
+ * then ToTensor: the official repos) | "float" (anomalib 2.x: float image, torch's antialiased bilinear,
+ * vg_image_float_imagenet_transform; the default of `vigil predict --from-anomalib`); lr 1e-3; weight_decay 1e-5;
  * batch_size 32; steps 2000; seed 0.
  * Transformer backbones (cait_m48_448, deit_base_distilled_patch16_384) have an enum value
  * (vg_fastflow_backbone) and a feature-extractor seam, but are not implemented. */

@@ -73,7 +73,8 @@ vg_status vg_nn_load_state_file(vg_nn_module *m, const char *path, bool strict);
 /* Loads a foreign PyTorch checkpoint (Lightning .ckpt or state_dict .pth) into m: each
  * tensor's name loses the leading prefixes in `strip` (tried in order, each at most once,
  * e.g. {"state_dict.", "model.", NULL}) and must then name one of m's f32 state entries
- * with the same shape. Every f32 entry of m must be found, except those whose name starts
+ * with the same shape (a Lightning .ckpt whose other entries name globals the reader refuses:
+ * its "state_dict" entry alone, names without "state_dict."). Every f32 entry of m must be found, except those whose name starts
  * with `optional` (e.g. a frozen backbone's "encoder."; NULL = none); integer buffers are
  * skipped. All checks run before the first copy. Errors start with `who`. */
 vg_status vg_nn_load_state_pth_prefixed(vg_nn_module *m, const char *path, const char *const *strip,

@@ -4,6 +4,7 @@
 #include "nn/pth.h"
 #include "nn/safetensors.h"
 #include "nn/state_dict.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,7 +131,14 @@ vg_status vg_nn_load_state_pth_prefixed(vg_nn_module *m, const char *path, const
   vg_pth_opts o = {.to_f32 = true};
   vg_pth_dict *d = NULL;
   vg_status st = vg_pth_load(path, &o, &d);
-  if (st != VG_OK) return st;
+  if (st != VG_OK) {
+    /* a Lightning .ckpt as the Trainer writes it: hyper_parameters, loops, callbacks ... name
+     * other globals (AttributeDict, anomalib's classes); its "state_dict" entry alone is read */
+    char first[512];
+    snprintf(first, sizeof first, "%s", vg_last_error());
+    o.state_dict_only = true;
+    if ((st = vg_pth_load(path, &o, &d)) != VG_OK) return vg_fail(st, "%s", first);
+  }
   vg_nn_list sd = vg_nn_state_dict(m);
   int64_t *src = malloc(sizeof *src * (size_t)(sd.n + 1));
   if (!src) { vg_nn_list_free(&sd); vg_pth_free(d); return vg_fail(VG_ERR_NOMEM, "%s: out of memory", who); }

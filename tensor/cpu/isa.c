@@ -1,4 +1,5 @@
 #include "tensor/cpu/isa.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,12 @@ vg_isa vg_cpu_isa(void) {
     if (e && !strcmp(e, "scalar")) want = VG_ISA_SCALAR;
     else if (e && !strcmp(e, "avx2")) want = VG_ISA_AVX2;
     else if (e && !strcmp(e, "avx512")) want = VG_ISA_AVX512;
+    else if (e && *e)
+      fprintf(stderr, "vigil: warning: VIGIL_ISA='%s' is not one of scalar, avx2, avx512; using %s (the best this CPU has)\n",
+              e, vg_isa_name(best));
+    if (want > best)
+      fprintf(stderr, "vigil: warning: VIGIL_ISA=%s: this CPU lacks %s; using %s (the best it has)\n", e, e,
+              vg_isa_name(best));
     cur = want < best ? want : best;
   }
   return (vg_isa)cur;

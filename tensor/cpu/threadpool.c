@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include "tensor/parse.h"
 #include <unistd.h>
 
 #define VG_MAX_THREADS 256
@@ -33,9 +35,7 @@ static struct {
 
 static _Thread_local int in_pool_job;
 
-static int default_threads(void) {
-  const char *e = getenv("VIGIL_THREADS");
-  if (e && atoi(e) > 0) return atoi(e) > VG_MAX_THREADS ? VG_MAX_THREADS : atoi(e);
+static int usable_cores(void) {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) {
     int c = CPU_COUNT(&set);
@@ -43,6 +43,21 @@ static int default_threads(void) {
   }
   long c = sysconf(_SC_NPROCESSORS_ONLN);
   return c > 0 ? (c > VG_MAX_THREADS ? VG_MAX_THREADS : (int)c) : 1;
+}
+
+/* VIGIL_THREADS (strict: an integer in [1, VG_MAX_THREADS]; anything else is warned about by
+ * name and the usable core count is used), else the usable core count. Read once. */
+static int default_threads(void) {
+  static int cached;
+  if (cached) return cached;
+  int cores = usable_cores();
+  char desc[64];
+  snprintf(desc, sizeof desc, "%d (the usable cores)", cores);
+  int n = (int)vg_env_i64("VIGIL_THREADS", 1, VG_MAX_THREADS, cores, desc);
+  if (n > cores)
+    fprintf(stderr, "vigil: warning: VIGIL_THREADS=%d is more than the %d usable cores (allowed; usually slower)\n", n,
+            cores);
+  return cached = n;
 }
 
 static void run_chunks(vg_job *j, int tid) {

@@ -4,6 +4,7 @@
  * tensor.h's device section: synchronize, pinned host memory, allocator statistics,
  * event timers and CUDA graphs (stream capture + replay). */
 #include "tensor/cuda/cuda.h"
+#include "tensor/parse.h"
 #include <pthread.h>
 #include <string.h>
 
@@ -349,8 +350,7 @@ static cublasStatus_t blas_make(cublasHandle_t *h, cudaStream_t st, void **ws) {
 /* side streams, their handles and the fork/join events; false (all on the main stream)
  * when VIGIL_CUDA_BRANCHES=0 or one of them cannot be made */
 static bool side_make(void) {
-  const char *env = getenv("VIGIL_CUDA_BRANCHES");
-  if (env && env[0] == '0') return false;
+  if (!vg_env_flag("VIGIL_CUDA_BRANCHES", true)) return false;
   if (cudaEventCreateWithFlags(&fork_ev, cudaEventDisableTiming) != cudaSuccess) return false;
   for (int k = 0; k < VG_CU_SIDE; k++)
     if (cudaStreamCreateWithFlags(&side[k], cudaStreamNonBlocking) != cudaSuccess ||
@@ -426,8 +426,7 @@ vg_status vg_cuda_init(void) {
       } else {
         /* fp32 GEMMs in fp32 (no TF32), so results match the CPU backend; VIGIL_TF32=1
          * (or vg_cuda_set_tf32) opts into TF32 tensor cores, torch's cuDNN default */
-        const char *tf = getenv("VIGIL_TF32");
-        tf32_on = tf && tf[0] == '1';
+        tf32_on = vg_env_flag("VIGIL_TF32", false);
         VG_CUBLAS_CHECK(cublasSetMathMode(blas, tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
         VG_CUBLAS_CHECK(cublasSetStream(blas, stream));
         /* a workspace of our own, so cuBLAS allocates none during a graph capture; when
@@ -440,8 +439,7 @@ vg_status vg_cuda_init(void) {
           blas_ws[0] = NULL;
         }
         side_on = side_make();
-        const char *s_env = getenv("VIGIL_CUDA_SYNC");
-        sync_each = s_env && s_env[0] == '1';
+        sync_each = vg_env_flag("VIGIL_CUDA_SYNC", false);
         vg_backend_register(VG_CUDA, &vg_cuda_backend);
         atexit(cuda_atexit);
         init_state = 1;
