@@ -5,11 +5,23 @@
  *   config.json              the complete config: {"method", "method_config" (every
  *                            default spelled out), "data", "train"}
  *   checkpoint.safetensors   the method's save() (parameters, optimizer, step, RNG, stats)
- *   state.json               {"step": s, "fit_begin": bool, "fit_end": bool} — written
- *                            after each checkpoint, read by --resume
+ *   state.json               {"step": s, "fit_begin": bool, "fit_end": bool} — a mirror of
+ *                            the checkpoint's run state, written after each checkpoint
  *   train_log.jsonl          one line per step: step, loss, lr, step_ms, images_s
  *   metrics.json, maps/, report/   written by `vigil test`
- * Every file is written to a temp name, fsynced and renamed. */
+ *   vigil.lock               flock'd by the `vigil train` writing the run (holds its pid)
+ * Every file is written to a temp name ("<name>.tmp<pid>", the checkpoint
+ * "checkpoint.safetensors.tmp"), fsynced and renamed; the training log is appended one
+ * whole line per write() and fsynced before each checkpoint.
+ *
+ * Crash safety. The checkpoint's metadata holds the run state (step, fit_begin, fit_end;
+ * "vigil.run_state", nn/checkpoint.h), so one rename commits the parameters, optimizer,
+ * RNG/statistics buffers and the step together; state.json is a readable mirror written
+ * after it. `--resume` trusts the checkpoint (and says so when state.json disagrees),
+ * drops the training log's lines from the resumed step on (and a partial last line), and
+ * so continues exactly as an uninterrupted run: a crash at any point (kill -9, power)
+ * loses at most the steps since the last checkpoint. Crash points can be injected with
+ * VIGIL_FAULT (tensor/file.h). */
 #ifndef VG_CLI_RUNDIR_H
 #define VG_CLI_RUNDIR_H
 #include <stdbool.h>
@@ -46,15 +58,33 @@ const char *vg_run_path(const char *dir, const char *name);
 vg_status vg_run_config_write(const char *rundir, const vg_run_config *c);
 vg_status vg_run_config_read(const char *rundir, vg_run_config *c);
 void vg_run_config_free(vg_run_config *c);
+/* The train/data values against the ranges of the flags (cli/args.h): VG_ERR_ARG naming
+ * where (config.json's path, or "vigil train"), the key and the range. vg_run_config_read
+ * applies it, so --resume, test and predict take only what a new run could have written. */
+vg_status vg_run_config_check(const char *where, const vg_run_config *c);
 /* The dataset split the config names. TEST only when asked by name. */
 vg_status vg_run_open_dataset(const vg_run_data *d, vg_ds_split split, vg_dataset *out);
 /* Creates the method from the config and, when the run dir has a checkpoint, loads it. */
 vg_status vg_run_open_method(const char *rundir, const vg_run_config *c, bool load, vg_method **out);
 /* mkdir -p */
 vg_status vg_run_mkdirs(const char *path);
-/* Writes text atomically (temp, fsync, rename). */
+/* Writes text atomically (temp, fsync, rename, fsync of the folder: vg_file_write_atomic). */
 vg_status vg_run_write_text(const char *path, const char *text);
-/* Reads a whole text file (malloc'd, NUL-terminated). */
+/* Takes the run directory's lock (flock on <rundir>/vigil.lock, which then holds our pid)
+ * so that two trainings never write one run; *fd keeps it until vg_run_unlock (or exit).
+ * Another holder: VG_ERR_IO naming its pid. */
+#define VG_RUN_LOCK_NAME "vigil.lock"
+vg_status vg_run_lock(const char *rundir, int *fd);
+void vg_run_unlock(int fd);
+/* Removes the temp files a crash left in the run directory: only Vigil's own names,
+ * "<run file>.tmp" and "<run file>.tmp<digits>" for the run files above. Returns how many. */
+int vg_run_clean_tmp(const char *rundir);
+/* Rewrites a training log (atomically) keeping the whole lines whose "step" is < keep, in
+ * order: a partial last line (no newline, as a crash mid-append leaves), lines that are no
+ * JSON object with an integer step, and lines from step `keep` on are dropped. A missing
+ * file is fine (nothing to do); lines may be of any length. *kept: lines kept (may be NULL). */
+vg_status vg_run_log_truncate(const char *path, int64_t keep, int64_t *kept);
+/* Reads a whole text file (malloc'd, NUL-terminated); a file holding a NUL byte is refused. */
 vg_status vg_run_read_text(const char *path, char **out);
 /* The relative test path "<defect>/<stem>" of a sample (for maps/<category>/test/...). */
 void vg_run_sample_rel(const vg_sample *s, char *buf, size_t cap);

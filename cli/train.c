@@ -3,16 +3,26 @@
  * Order: config.json -> fit_begin (statistics) -> train_step x steps (checkpoint every
  * save_every and at the end; SIGINT/SIGTERM save and stop) -> fit_end on the validation
  * split -> final checkpoint -> `vigil test` on the run (unless --no-test).
- * --resume continues an interrupted run from state.json + checkpoint: same schedule,
- * same loader order (epoch order is a function of (seed, epoch)), same method RNG. */
+ * --resume continues an interrupted run from its checkpoint, whose metadata holds the
+ * step (state.json is a mirror): same schedule, same loader order (epoch order is a
+ * function of (seed, epoch)), same method RNG, so a run killed at any point and resumed
+ * ends bit-identical to an uninterrupted one (tests/test_resume.c). One training per run
+ * directory (vigil.lock); see cli/rundir.h for the crash-safety rules. */
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/rundir.h"
 #include "datasets/synth.h"
+#include "nn/checkpoint.h"
+#include "nn/safetensors.h"
+#include "tensor/file.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,7 +42,7 @@ static int train_usage(FILE *f) {
     "  --data DIR            dataset root\n"
     "  --dataset KIND        mvtec | loco | visa | btad | folder (default mvtec; folder = DIR/{normal,abnormal[,mask,normal_test]})\n"
     "  --category C          category / object / product (synthetic default: woven)\n"
-    "  --val-fraction F      part of train held out for validation (default 0.1; LOCO uses validation/)\n"
+    "  --val-fraction F      part of train held out for validation, in [0, 1) (default 0.1; LOCO uses validation/)\n"
     "  --cache DIR           where the synthetic benchmark is cached (default $VIGIL_CACHE or ~/.cache/vigil)\n"
     "model:\n"
     "  --backbone NAME       backbone (method-specific; e.g. resnet18, wide_resnet50_2)\n"
@@ -48,59 +58,175 @@ static int train_usage(FILE *f) {
     "  the training loader's batches per epoch there unless the key is set (CFLOW-AD: meta-epoch = one pass)\n"
     "training:\n"
     "  --steps N | --epochs N   number of iterations (default: the method's; on the synthetic default without\n"
-    "                        --steps/--epochs/--batch: a short CPU schedule of the method, e.g. fastflow 12 x 8)\n"
-    "  --batch N             batch size (default: the method's)\n"
-    "  --seed N              seed for shuffling and the method's RNG (default 0)\n"
-    "  --workers N           loader threads (default 2)\n"
-    "  --threads N           compute threads (default: all cores)\n"
+    "                        --steps/--epochs/--batch: a short CPU schedule of the method, e.g. fastflow 12 x 8);\n"
+    "                        steps 0..1000000000, epochs >= 1 with epochs x batches per epoch <= 1000000000\n"
+    "  --batch N             batch size, 1..4096 (default: the method's)\n"
+    "  --seed N              seed for shuffling and the method's RNG, 0..2^63-1 (default 0)\n"
+    "  --workers N           loader threads, 1..256 (default 2)\n"
+    "  --strict-images       refuse truncated images (a JPEG cut before its EOI marker; default: decode them\n"
+    "                        as libjpeg does, missing part grey, with a warning naming the file); also for the test\n"
+    "  --threads N           compute threads, 0..256 (default 0: all cores; more than the cores: warned)\n"
     "  --device cpu|cuda     where training runs (default cpu; cuda: a `make CUDA=1` build and a GPU); f32\n"
-    "  --save-every N        checkpoint period in steps (default 500)\n"
+    "  --save-every N        checkpoint period in steps, >= 1 (default 500)\n"
     "  --out RUNDIR          run directory (default runs/<method>-<category>)\n"
-    "  --resume              continue the run in --out from its last checkpoint\n"
+    "  --resume              continue the run in --out from its last checkpoint; its config.json fixes the\n"
+    "                        schedule, data and method config (checked like the flags): --steps/--batch/--seed/\n"
+    "                        --save-every/--val-fraction equal to the stored value are accepted, others refused;\n"
+    "                        --epochs, data and method config flags are refused; --threads/--workers/--device apply\n"
     "  --no-test             do not run `vigil test` after training\n");
   return f == stdout ? 0 : 2;
 }
 
+/* The run state {"step", "fit_begin", "fit_end"}: committed inside the checkpoint (its
+ * metadata "vigil.run_state", by the same rename as the tensors) and mirrored to
+ * state.json after it for people and scripts. */
+static void state_json(char *text, size_t cap, int64_t step, bool fb, bool fe) {
+  snprintf(text, cap, "{\"step\": %lld, \"fit_begin\": %s, \"fit_end\": %s}", (long long)step, fb ? "true" : "false",
+           fe ? "true" : "false");
+}
+
 static vg_status write_state(const char *rundir, int64_t step, bool fb, bool fe) {
   char text[160];
-  snprintf(text, sizeof text, "{\"step\": %lld, \"fit_begin\": %s, \"fit_end\": %s}\n", (long long)step,
-           fb ? "true" : "false", fe ? "true" : "false");
+  state_json(text, sizeof text - 1, step, fb, fe);
+  strcat(text, "\n");
   return vg_run_write_text(vg_run_path(rundir, "state.json"), text);
 }
 
-static vg_status read_state(const char *rundir, int64_t *step, bool *fb, bool *fe) {
-  char *t;
-  vg_status st = vg_run_read_text(vg_run_path(rundir, "state.json"), &t);
-  if (st != VG_OK) return st;
+static bool parse_state(const char *text, int64_t *step, bool *fb, bool *fe) {
   vg_json *j;
-  st = vg_json_parse(t, strlen(t), NULL, &j);
-  free(t);
-  if (st != VG_OK) return vg_fail_prefix("%s", vg_run_path(rundir, "state.json"));
-  bool ok = vg_json_as_int64(vg_json_get(j, "step"), step) && vg_json_as_bool(vg_json_get(j, "fit_begin"), fb) &&
+  if (vg_json_parse(text, strlen(text), NULL, &j) != VG_OK) return false;
+  bool ok = vg_json_as_int64(vg_json_get(j, "step"), step) && *step >= 0 && vg_json_as_bool(vg_json_get(j, "fit_begin"), fb) &&
             vg_json_as_bool(vg_json_get(j, "fit_end"), fe);
   vg_json_free(j);
-  return ok ? VG_OK : vg_fail(VG_ERR_FORMAT, "%s: malformed (step, fit_begin, fit_end)", vg_run_path(rundir, "state.json"));
+  return ok;
 }
 
-static vg_status checkpoint(const char *rundir, vg_method *m, int64_t step, bool fb, bool fe) {
-  vg_status st = m->ops->save(m, vg_run_path(rundir, "checkpoint.safetensors"));
-  if (st == VG_OK) st = write_state(rundir, step, fb, fe);
+/* state.json: 1 read, 0 absent, -1 unreadable or malformed (message set) */
+static int read_state_json(const char *rundir, int64_t *step, bool *fb, bool *fe) {
+  const char *p = vg_run_path(rundir, "state.json");
+  struct stat sb;
+  if (lstat(p, &sb) != 0 && errno == ENOENT) return 0;
+  char *t;
+  if (vg_run_read_text(p, &t) != VG_OK) return -1;
+  bool ok = parse_state(t, step, fb, fe);
+  free(t);
+  if (!ok) vg_fail(VG_ERR_FORMAT, "%s: malformed (want {\"step\": N, \"fit_begin\": bool, \"fit_end\": bool})", p);
+  return ok ? 1 : -1;
+}
+
+/* The step counter a method keeps among its own tensors (EfficientAD "vigil_step", CFLOW-AD
+ * "vigil_state"[0]: train_step calls done), -1 when it has none. */
+static int64_t method_counter(vg_st_file *f) {
+  static const char *const names[] = {"model.vigil_step", "model.vigil_state", NULL};
+  for (int i = 0; names[i]; i++) {
+    vg_tensor *t = NULL;
+    if (vg_st_find(f, names[i]) < 0 || vg_st_get(f, names[i], VG_I64, &t) != VG_OK) continue;
+    int64_t v = vg_numel(t) >= 1 ? ((const int64_t *)vg_data(t))[0] : -1;
+    vg_tensor_free(t);
+    return v;
+  }
+  return -1;
+}
+
+/* Where a resumed run continues. The checkpoint is authoritative: its metadata holds the
+ * step its tensors belong to (state.json, written after it, may lag by one checkpoint
+ * when a crash fell between the two; a disagreement is reported and the checkpoint
+ * wins). A checkpoint without a run state (older Vigil) falls back to state.json. What
+ * cannot be reconciled is an error naming both steps: a method step counter in the
+ * checkpoint that differs from its run state, a state.json past a missing checkpoint.
+ * *have_ckpt: false = nothing committed yet (start at step 0). */
+static vg_status resume_state(const char *rundir, int64_t *step, bool *fb, bool *fe, bool *have_ckpt) {
+  char cp[1100];
+  snprintf(cp, sizeof cp, "%s", vg_run_path(rundir, "checkpoint.safetensors"));
+  int64_t js = 0;
+  bool jfb = false, jfe = false;
+  int have_json = read_state_json(rundir, &js, &jfb, &jfe);
+  *step = 0;
+  *fb = *fe = *have_ckpt = false;
+  struct stat sb;
+  if (lstat(cp, &sb) != 0 && errno == ENOENT) {
+    if (have_json == 1 && (js > 0 || jfb))
+      return vg_fail(VG_ERR_FORMAT, "%s says step %lld, but the run has no checkpoint (%s is missing): cannot resume "
+                     "step %lld without its state", vg_run_path(rundir, "state.json"), (long long)js, cp, (long long)js);
+    if (have_json == 1) fprintf(stderr, "vigil train: no checkpoint yet in %s: starting the run at step 0\n", rundir);
+    return VG_OK;
+  }
+  vg_st_file *f;
+  vg_status st = vg_st_open(cp, &f);
+  if (st != VG_OK) return st;
+  const char *rs = vg_st_meta(f, VG_CHECKPOINT_RUN_STATE);
+  int64_t counter = method_counter(f);
+  if (rs) {
+    if (!parse_state(rs, step, fb, fe)) st = vg_fail(VG_ERR_FORMAT, "%s: malformed run state in its metadata: %s", cp, rs);
+    else if (have_json == 1 && (js != *step || jfb != *fb || jfe != *fe))
+      fprintf(stderr, "vigil train: %s says step %lld (fit_begin %s, fit_end %s) but the checkpoint holds step %lld "
+                      "(fit_begin %s, fit_end %s), an interrupted checkpoint write: resuming from the checkpoint, step %lld\n",
+              vg_run_path(rundir, "state.json"), (long long)js, jfb ? "true" : "false", jfe ? "true" : "false",
+              (long long)*step, *fb ? "true" : "false", *fe ? "true" : "false", (long long)*step);
+    else if (have_json == -1)
+      fprintf(stderr, "vigil train: ignoring %s (%s): the checkpoint holds step %lld\n", vg_run_path(rundir, "state.json"),
+              vg_last_error(), (long long)*step);
+    /* the mirror follows the checkpoint again (a run resumed when already complete writes nothing else) */
+    if (st == VG_OK && (counter < 0 || counter == *step) && (have_json != 1 || js != *step || jfb != *fb || jfe != *fe))
+      st = write_state(rundir, *step, *fb, *fe);
+  } else if (have_json == 1) {
+    *step = js; *fb = jfb; *fe = jfe;
+    fprintf(stderr, "vigil train: %s has no run state (an older Vigil wrote it): trusting %s, step %lld\n", cp,
+            vg_run_path(rundir, "state.json"), (long long)js);
+  } else {
+    st = have_json == -1 ? vg_fail_prefix("%s has no run state in its metadata, and state.json", cp)
+                         : vg_fail(VG_ERR_FORMAT, "%s has no run state in its metadata and there is no state.json: "
+                                   "cannot tell which step it belongs to", cp);
+  }
+  if (st == VG_OK && counter >= 0 && counter != *step)
+    st = vg_fail(VG_ERR_FORMAT, "%s: its run state says step %lld but the method's own step counter says step %lld: "
+                 "cannot be reconciled (the checkpoint is damaged or from another run)", cp, (long long)*step,
+                 (long long)counter);
+  vg_st_close(f);
+  if (st == VG_OK) *have_ckpt = true;
   return st;
 }
 
-/* Keeps only the log lines with step < keep (resume rewrites the tail). */
-static void truncate_log(const char *path, int64_t keep) {
-  char *t;
-  if (vg_run_read_text(path, &t) != VG_OK) return;
-  size_t cap = strlen(t) + 1, len = 0;
-  char *outb = malloc(cap);
-  for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
-    const char *s = strstr(line, "\"step\":");
-    if (s && strtoll(s + 7, NULL, 10) < keep) len += (size_t)sprintf(outb + len, "%s\n", line);
+static vg_status checkpoint(const char *rundir, vg_method *m, int64_t step, bool fb, bool fe) {
+  char rs[160];
+  state_json(rs, sizeof rs, step, fb, fe);
+  m->run_state = rs;   /* committed with the tensors by the checkpoint's rename */
+  vg_status st = m->ops->save(m, vg_run_path(rundir, "checkpoint.safetensors"));
+  m->run_state = NULL;
+  if (st == VG_OK) st = write_state(rundir, step, fb, fe);   /* the readable mirror */
+  return st;
+}
+
+/* One training log line, appended with one write() (O_APPEND): a crash leaves at most a
+ * partial last line, which --resume drops (vg_run_log_truncate). Crash-test points
+ * train_log.jsonl.append / .partial (tensor/file.h). */
+static vg_status log_line(int fd, const char *path, const char *line) {
+  size_t n = strlen(line);
+  vg_fault_point(path, "append");
+  if (vg_fault_fires(path, "partial")) {
+    if (write(fd, line, n / 2) < 0) { /* dying anyway */ }
+    vg_fault_exit();
   }
-  outb[len] = 0;
-  vg_run_write_text(path, outb);
-  free(outb); free(t);
+  const char *p = line;
+  while (n) {
+    ssize_t r = write(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return vg_fail(VG_ERR_IO, "%s: append failed: %s", path, strerror(errno));
+    p += r;
+    n -= (size_t)r;
+  }
+  return VG_OK;
+}
+
+/* Starting a new run in rundir: what an earlier run left there goes first (config.json
+ * first, so a crash in between leaves nothing to resume rather than a mix). */
+static vg_status clear_run(const char *rundir) {
+  static const char *const files[] = {"config.json", "checkpoint.safetensors", "state.json", "train_log.jsonl", NULL};
+  for (int i = 0; files[i]; i++) {
+    const char *p = vg_run_path(rundir, files[i]);
+    if (unlink(p) != 0 && errno != ENOENT) return vg_fail(VG_ERR_IO, "%s: cannot remove it: %s", p, strerror(errno));
+  }
+  return vg_file_fsync_dir(vg_run_path(rundir, "config.json"));
 }
 
 const char *vg_cli_default_cache(char *buf, size_t cap) {
@@ -160,15 +286,25 @@ int vg_cli_train(int argc, char **argv) {
   int64_t steps = -1, epochs = -1, batch = -1, workers = 2, threads = 0, save_every = 500;
   uint64_t seed = 0;
   double val_fraction = 0.1;
-  bool resume = false, no_test = false;
+  bool resume = false, no_test = false, strict_images = false;
   vg_run_overrides ov = {0}, base = {0};
+  bool workers_given = false, threads_given = false, save_every_given = false, seed_given = false, val_given = false;
+  if (method[0] == '-') { fprintf(stderr, "vigil train: unknown option %s (the METHOD comes first)\n", method); return train_usage(stderr); }
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    bool ok = true;
+    bool ok = true, num_ok = true;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { vg_run_ov_free(&ov); return train_usage(stdout); }
     if (!strcmp(a, "--resume")) { resume = true; continue; }
     if (!strcmp(a, "--no-test")) { no_test = true; continue; }
+    if (!strcmp(a, "--strict-images")) { strict_images = true; continue; }
     if (!strcmp(a, "--paper-setup")) { vg_run_ov_set(&ov, "paper_setup", "true"); continue; }
+    static const char *const known[] = {"--data", "--dataset", "--category", "--out", "--config", "--cache", "--steps",
+                                        "--epochs", "--batch", "--workers", "--threads", "--device", "--dtype",
+                                        "--save-every", "--seed", "--val-fraction", "--backbone", "--weights", "--model",
+                                        "--teacher", "--penalty", "--set", NULL};
+    bool is_known = false;
+    for (int k = 0; known[k]; k++) is_known |= !strcmp(a, known[k]);
+    if (!is_known) { fprintf(stderr, "vigil train: unknown option %s\n", a); vg_run_ov_free(&ov); return train_usage(stderr); }
     if (!v) { fprintf(stderr, "vigil train: %s needs a value\n", a); vg_run_ov_free(&ov); return train_usage(stderr); }
     i++;
     if (!strcmp(a, "--data")) data = v;
@@ -177,20 +313,20 @@ int vg_cli_train(int argc, char **argv) {
     else if (!strcmp(a, "--out")) out = v;
     else if (!strcmp(a, "--config")) config_file = v;
     else if (!strcmp(a, "--cache")) cache = v;
-    else if (!strcmp(a, "--steps")) steps = strtoll(v, NULL, 10);
-    else if (!strcmp(a, "--epochs")) epochs = strtoll(v, NULL, 10);
-    else if (!strcmp(a, "--batch")) batch = strtoll(v, NULL, 10);
-    else if (!strcmp(a, "--workers")) workers = strtoll(v, NULL, 10);
-    else if (!strcmp(a, "--threads")) threads = strtoll(v, NULL, 10);
+    else if (!strcmp(a, "--steps")) num_ok = vg_arg_i64("train", a, v, 0, VG_LIM_STEPS_MAX, &steps);
+    else if (!strcmp(a, "--epochs")) num_ok = vg_arg_i64("train", a, v, 1, VG_LIM_STEPS_MAX, &epochs);
+    else if (!strcmp(a, "--batch")) num_ok = vg_arg_i64("train", a, v, 1, VG_LIM_BATCH_MAX, &batch);
+    else if (!strcmp(a, "--workers")) { num_ok = vg_arg_i64("train", a, v, 1, VG_LIM_WORKERS_MAX, &workers); workers_given = true; }
+    else if (!strcmp(a, "--threads")) { int t; num_ok = vg_arg_threads("train", v, &t); threads = t; threads_given = true; }
     else if (!strcmp(a, "--device")) device = v;
     else if (!strcmp(a, "--dtype") && strcmp(v, "f32")) {
       fprintf(stderr, "vigil train: --dtype %s: training computes in f32 (f16 is for test/predict/bench on CUDA)\n", v);
       vg_run_ov_free(&ov);
       return 2;
     }
-    else if (!strcmp(a, "--save-every")) save_every = strtoll(v, NULL, 10);
-    else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--val-fraction")) val_fraction = strtod(v, NULL);
+    else if (!strcmp(a, "--save-every")) { num_ok = vg_arg_i64("train", a, v, 1, VG_LIM_STEPS_MAX, &save_every); save_every_given = true; }
+    else if (!strcmp(a, "--seed")) { num_ok = vg_arg_u64("train", a, v, (uint64_t)VG_LIM_SEED_MAX, &seed); seed_given = true; }
+    else if (!strcmp(a, "--val-fraction")) { num_ok = vg_arg_f64("train", a, v, 0, false, 1, true, &val_fraction); val_given = true; }
     else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
     else if (!strcmp(a, "--weights")) ok = vg_run_ov_set_str(&ov, "weights", v);
     else if (!strcmp(a, "--model")) {
@@ -200,8 +336,10 @@ int vg_cli_train(int argc, char **argv) {
     else if (!strcmp(a, "--teacher")) ok = vg_run_ov_set_str(&ov, "teacher", v);
     else if (!strcmp(a, "--penalty")) ok = vg_run_ov_set_str(&ov, "penalty_dir", v);
     else if (!strcmp(a, "--set")) {
+      if (!vg_arg_set_value_ok("train", v)) { vg_run_ov_free(&ov); return 2; }
       if (!vg_run_ov_set_arg(&ov, v)) { fprintf(stderr, "vigil train: --set wants KEY=VALUE, got '%s'\n", v); vg_run_ov_free(&ov); return 2; }
     } else { fprintf(stderr, "vigil train: unknown option %s\n", a); vg_run_ov_free(&ov); return train_usage(stderr); }
+    if (!num_ok) { vg_run_ov_free(&ov); return 2; }
     if (!ok) { fprintf(stderr, "vigil train: %s: too many method config overrides\n", a); vg_run_ov_free(&ov); return 2; }
   }
   char rundir[1024];
@@ -212,21 +350,70 @@ int vg_cli_train(int argc, char **argv) {
   vg_method *m = NULL;
   vg_dataset train = {0}, val = {0};
   vg_loader *L = NULL;
-  FILE *log = NULL;
+  int log_fd = -1, lock_fd = -1;
   int rc = 1;
   vg_status st = VG_OK;
   int64_t step = 0;
-  bool fb_done = false, fe_done = false;
+  bool fb_done = false, fe_done = false, have_ckpt = false;
 
   if (resume) {
-    if (vg_run_config_read(rundir, &cfg) != VG_OK || read_state(rundir, &step, &fb_done, &fe_done) != VG_OK) {
+    struct stat sb;
+    if (lstat(vg_run_path(rundir, "config.json"), &sb) != 0 && errno == ENOENT &&
+        lstat(vg_run_path(rundir, VG_RUN_LOCK_NAME), &sb) == 0) {
+      /* a training took the folder and was interrupted before its config.json was written:
+       * nothing to continue, the run starts (from these flags) */
+      fprintf(stderr, "vigil train --resume: %s holds no run yet (interrupted before its config.json): starting it\n", rundir);
+      resume = false;
+    }
+  }
+  if (resume) {
+    struct stat sb;
+    if (lstat(vg_run_path(rundir, "config.json"), &sb) != 0) {
+      fprintf(stderr, "vigil train --resume: %s holds no run to resume (%s: %s)\n", rundir,
+              vg_run_path(rundir, "config.json"), strerror(errno));
+      goto done;
+    }
+    /* one training per run directory (vigil.lock), then what a crash left: temp files */
+    if ((st = vg_run_lock(rundir, &lock_fd)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+    vg_run_clean_tmp(rundir);
+    if ((st = vg_run_config_read(rundir, &cfg)) != VG_OK || resume_state(rundir, &step, &fb_done, &fe_done, &have_ckpt) != VG_OK) {
       fprintf(stderr, "vigil train --resume: %s\n", vg_last_error());
+      if (st == VG_ERR_ARG) rc = 2;   /* config.json out of range: refused like a flag */
       goto done;
     }
     if (strcmp(cfg.method, method)) { fprintf(stderr, "vigil train --resume: %s holds a %s run, not %s\n", rundir, cfg.method, method); goto done; }
-    st = vg_run_open_method(rundir, &cfg, true, &m);
-    if (st != VG_OK) { fprintf(stderr, "vigil train --resume: %s\n", vg_last_error()); goto done; }
-    fprintf(stderr, "vigil train: resuming %s at step %lld of %lld\n", rundir, (long long)step, (long long)cfg.train.steps);
+    if (step > cfg.train.steps) {
+      fprintf(stderr, "vigil train --resume: %s/checkpoint.safetensors holds step %lld but config.json's schedule has %lld steps: "
+                      "cannot be reconciled\n", rundir, (long long)step, (long long)cfg.train.steps);
+      goto done;
+    }
+    /* the schedule, data and method config are the run's (config.json): a flag that would
+     * change them is refused, never silently ignored; --threads / --workers / --device apply */
+    {
+      const char *clash = NULL;
+      char want[64] = "";
+      if (steps >= 0 && steps != cfg.train.steps) { clash = "--steps"; snprintf(want, sizeof want, "%lld", (long long)cfg.train.steps); }
+      else if (epochs >= 0) clash = "--epochs";
+      else if (batch >= 0 && batch != cfg.train.batch) { clash = "--batch"; snprintf(want, sizeof want, "%d", cfg.train.batch); }
+      else if (seed_given && seed != cfg.train.seed) { clash = "--seed"; snprintf(want, sizeof want, "%llu", (unsigned long long)cfg.train.seed); }
+      else if (save_every_given && save_every != cfg.train.save_every) { clash = "--save-every"; snprintf(want, sizeof want, "%lld", (long long)cfg.train.save_every); }
+      else if (val_given && val_fraction != cfg.data.val_fraction) { clash = "--val-fraction"; snprintf(want, sizeof want, "%g", cfg.data.val_fraction); }
+      else if (ov.n > 0) clash = "a method config flag (--set, --backbone, --weights, --model, ...)";
+      else if (data || dataset || category || config_file || cache) clash = "a data flag (--data, --dataset, --category, --config, --cache)";
+      if (clash) {
+        fprintf(stderr, "vigil train --resume: %s cannot change a run being resumed: %s's config.json fixes it%s%s "
+                        "(resume without it, or train a new run with another --out)\n", clash, rundir,
+                want[0] ? " at " : "", want);
+        rc = 2;
+        goto done;
+      }
+      if (threads_given) cfg.train.threads = (int)threads;
+      if (workers_given) cfg.train.workers = (int)workers;
+    }
+    st = vg_run_open_method(rundir, &cfg, have_ckpt, &m);
+    if (st != VG_OK) { fprintf(stderr, "vigil train --resume: %s\n", vg_last_error()); rc = st == VG_ERR_ARG ? 2 : 1; goto done; }
+    fprintf(stderr, "vigil train: resuming %s at step %lld of %lld%s\n", rundir, (long long)step, (long long)cfg.train.steps,
+            have_ckpt ? " (the checkpoint's step)" : " (no checkpoint yet)");
     if ((st = vg_run_open_dataset(&cfg.data, VG_SPLIT_TRAIN, &train)) != VG_OK ||
         (st = vg_run_open_dataset(&cfg.data, VG_SPLIT_VAL, &val)) != VG_OK) {
       fprintf(stderr, "vigil train: %s\n", vg_last_error());
@@ -252,9 +439,14 @@ int vg_cli_train(int argc, char **argv) {
       }
       const vg_json *t2 = vg_json_get(file_doc, "train");
       int64_t x;
-      if (steps < 0 && t2 && vg_json_as_int64(vg_json_get(t2, "steps"), &x)) steps = x;
-      if (batch < 0 && t2 && vg_json_as_int64(vg_json_get(t2, "batch"), &x)) batch = x;
+      if (steps < 0 && t2 && vg_json_as_int64(vg_json_get(t2, "steps"), &x)) {
+        if ((st = vg_check_i64(config_file, "train.steps", x, 0, VG_LIM_STEPS_MAX)) == VG_OK) steps = x;
+      }
+      if (st == VG_OK && batch < 0 && t2 && vg_json_as_int64(vg_json_get(t2, "batch"), &x)) {
+        if ((st = vg_check_i64(config_file, "train.batch", x, 1, VG_LIM_BATCH_MAX)) == VG_OK) batch = x;
+      }
       vg_json_free(file_doc);
+      if (st != VG_OK) { fprintf(stderr, "vigil train: --config: %s\n", vg_last_error()); rc = 2; goto done; }
     }
     for (int i = 0; i < ov.n; i++) vg_run_ov_set(&base, ov.v[i].key, ov.v[i].json);
     /* data first: the method may want the category and the loader's batches per epoch */
@@ -279,7 +471,7 @@ int vg_cli_train(int argc, char **argv) {
                       "not the paper's; give --steps/--epochs/--batch for more)\n", (long long)steps, (long long)batch,
               bb ? ", backbone " : "", bb ? q.backbone : "");
     }
-    if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+    if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); rc = st == VG_ERR_ARG ? 2 : 1; goto done; }
     cfg.train.batch = (int)(batch > 0 ? batch : m->train_batch);
     const vg_json *mc = cfg.method_config;
     int64_t have_i;
@@ -306,7 +498,7 @@ int vg_cli_train(int argc, char **argv) {
     if (rebuild) {
       vg_method_free(m);
       m = NULL;
-      if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+      if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); rc = st == VG_ERR_ARG ? 2 : 1; goto done; }
       cfg.train.batch = (int)(batch > 0 ? batch : m->train_batch);
     }
     if (set_iters)
@@ -319,7 +511,13 @@ int vg_cli_train(int argc, char **argv) {
     cfg.train.save_every = save_every > 0 ? save_every : 500;
     cfg.train.steps = steps >= 0 ? steps : -1;   /* epochs resolved below */
   }
-  if (cfg.train.threads > 0) vg_set_num_threads(cfg.train.threads);
+  vg_cli_apply_threads("train", cfg.train.threads);
+  /* the first batch is sized by --batch and the input size: refuse what cannot be allocated */
+  if ((st = vg_check_batch_bytes("vigil train: --batch", cfg.train.batch, m->train_channels, m->input_h, m->input_w)) != VG_OK) {
+    fprintf(stderr, "%s\n", vg_last_error());
+    rc = 2;
+    goto done;
+  }
   if ((st = vg_cli_method_to(m, device, NULL)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
   if (m->random_backbone)
     fprintf(stderr, "\n*** WARNING: no --weights: the backbone is RANDOMLY INITIALISED. Results are NOT comparable to the papers. ***\n\n");
@@ -327,19 +525,34 @@ int vg_cli_train(int argc, char **argv) {
   vg_loader_opts lo = {.batch_size = cfg.train.batch, .workers = cfg.train.workers, .prefetch = 3,
                        .channels = m->train_channels, .height = m->input_h, .width = m->input_w,
                        .shuffle = true, .seed = cfg.train.seed, .drop_last = train.n >= cfg.train.batch,
-                       .transform = m->train_transform, .user = m->transform_user};
+                       .transform = m->train_transform, .user = m->transform_user, .strict_images = strict_images};
   if ((st = vg_loader_create(&train, &lo, &L)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
   int64_t nb = vg_loader_batches(L);
   if (!resume) {
+    if (cfg.train.steps < 0 && epochs >= 0 && nb > 0 && epochs > VG_LIM_STEPS_MAX / nb) {
+      fprintf(stderr, "vigil train: --epochs: %lld epochs x %lld batches per epoch is more than %lld steps: want an integer "
+                      "in [1, %lld]\n", (long long)epochs, (long long)nb, (long long)VG_LIM_STEPS_MAX,
+              (long long)(VG_LIM_STEPS_MAX / nb));
+      rc = 2;
+      goto done;
+    }
     if (cfg.train.steps < 0) cfg.train.steps = epochs >= 0 ? epochs * nb : m->default_steps;
-    if ((st = vg_run_mkdirs(rundir)) != VG_OK || (st = vg_run_config_write(rundir, &cfg)) != VG_OK) {
+    if ((st = vg_run_config_check("vigil train", &cfg)) != VG_OK) { fprintf(stderr, "%s\n", vg_last_error()); rc = 2; goto done; }
+    /* the folder, its lock (one training per run), temp files a crash left, an earlier
+     * run's files, then config.json */
+    if ((st = vg_run_mkdirs(rundir)) != VG_OK || (lock_fd < 0 && (st = vg_run_lock(rundir, &lock_fd)) != VG_OK)) {
       fprintf(stderr, "vigil train: %s\n", vg_last_error());
       goto done;
     }
-    remove(vg_run_path(rundir, "train_log.jsonl"));
-    remove(vg_run_path(rundir, "state.json"));
-  } else {
-    truncate_log(vg_run_path(rundir, "train_log.jsonl"), step);
+    vg_run_clean_tmp(rundir);
+    if ((st = clear_run(rundir)) != VG_OK || (st = vg_run_config_write(rundir, &cfg)) != VG_OK) {
+      fprintf(stderr, "vigil train: %s\n", vg_last_error());
+      goto done;
+    }
+  } else if ((st = vg_run_log_truncate(vg_run_path(rundir, "train_log.jsonl"), step, NULL)) != VG_OK) {
+    /* the log keeps the lines of the steps before the checkpoint; a partial line goes */
+    fprintf(stderr, "vigil train --resume: %s\n", vg_last_error());
+    goto done;
   }
   m->total_steps = cfg.train.steps;   /* step schedules (EfficientAD's lr x0.1 at 95 %) key on it */
   fprintf(stderr, "vigil train: %s on %s/%s: %lld train + %lld val images, %lld steps of batch %d -> %s\n", method,
@@ -350,8 +563,12 @@ int vg_cli_train(int argc, char **argv) {
     fb_done = true;
     if ((st = checkpoint(rundir, m, step, fb_done, false)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
   }
-  log = fopen(vg_run_path(rundir, "train_log.jsonl"), "a");
-  if (!log) { fprintf(stderr, "vigil train: cannot append to %s\n", vg_run_path(rundir, "train_log.jsonl")); goto done; }
+  const char *log_path = vg_run_path(rundir, "train_log.jsonl");
+  char log_path_buf[1100];
+  snprintf(log_path_buf, sizeof log_path_buf, "%s", log_path);
+  log_path = log_path_buf;
+  log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) { fprintf(stderr, "vigil train: cannot append to %s: %s\n", log_path, strerror(errno)); goto done; }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   bool tty = isatty(2);
@@ -382,9 +599,11 @@ int vg_cli_train(int argc, char **argv) {
               (long long)step, vg_last_error(), rundir, rundir);
       goto done;
     }
-    fprintf(log, "{\"step\": %lld, \"loss\": %.9g, ", (long long)step, loss);
-    if (isfinite(lr)) fprintf(log, "\"lr\": %.9g, ", lr);
-    fprintf(log, "\"step_ms\": %.3f, \"images_s\": %.3f}\n", dt * 1e3, bn / dt);
+    char line[256], lrs[48] = "";
+    if (isfinite(lr)) snprintf(lrs, sizeof lrs, "\"lr\": %.9g, ", lr);
+    snprintf(line, sizeof line, "{\"step\": %lld, \"loss\": %.9g, %s\"step_ms\": %.3f, \"images_s\": %.3f}\n", (long long)step,
+             loss, lrs, dt * 1e3, bn / dt);
+    if ((st = log_line(log_fd, log_path, line)) != VG_OK) { fprintf(stderr, "\nvigil train: %s\n", vg_last_error()); goto done; }
     step++;
     double el = now_s() - t_start;
     double ips = (double)(step - start_step) * cfg.train.batch / (el > 0 ? el : 1);
@@ -397,8 +616,13 @@ int vg_cli_train(int argc, char **argv) {
       fprintf(stderr, "  step %lld/%lld loss %.5g %.3g img/s ETA %.0fs\n", (long long)step, (long long)total, loss, ips, eta);
     }
     if (step % cfg.train.save_every == 0 || step == total || g_stop) {
-      fflush(log);
-      fsync(fileno(log));
+      /* the log lines of the steps the checkpoint covers are on disk before it */
+      if (fsync(log_fd) != 0 && errno != EINVAL) {
+        st = vg_fail(VG_ERR_IO, "%s: fsync failed: %s", log_path, strerror(errno));
+        fprintf(stderr, "\nvigil train: %s\n", vg_last_error());
+        goto done;
+      }
+      vg_fault_point(log_path, "sync");
       if ((st = checkpoint(rundir, m, step, true, false)) != VG_OK) { fprintf(stderr, "\nvigil train: %s\n", vg_last_error()); goto done; }
     }
     if (g_stop) {
@@ -416,7 +640,7 @@ int vg_cli_train(int argc, char **argv) {
   fprintf(stderr, "vigil train: done (%s/checkpoint.safetensors)\n", rundir);
   rc = 0;
 done:
-  if (log) fclose(log);
+  if (log_fd >= 0) close(log_fd);
   vg_loader_destroy(L);
   vg_dataset_free(&train);
   vg_dataset_free(&val);
@@ -425,8 +649,9 @@ done:
   vg_run_ov_free(&ov);
   vg_run_ov_free(&base);
   if (rc == 0 && !no_test) {
-    char *targv[4] = {"--run", rundir, "--device", (char *)(device ? device : "cpu")};
-    rc = vg_cli_test(4, targv);
+    char *targv[5] = {"--run", rundir, "--device", (char *)(device ? device : "cpu"), "--strict-images"};
+    rc = vg_cli_test(strict_images ? 5 : 4, targv);
   }
+  vg_run_unlock(lock_fd);   /* held through `vigil test`, which writes into the run too */
   return rc;
 }

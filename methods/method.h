@@ -102,6 +102,10 @@ struct vg_method {
    * predict take host images and move them (vg_method_input); maps come back as f32. */
   vg_device device;
   vg_dtype dtype;
+  /* The training driver's state (JSON text: step, fit_begin, fit_end), set before save():
+   * save() stores it in the checkpoint's metadata ("vigil.run_state", nn/checkpoint.h), so
+   * the parameters and the step they belong to are committed by one rename. NULL = none. */
+  const char *run_state;
 };
 
 /* Registry: name -> constructor. cfg may be NULL. */
@@ -134,4 +138,8 @@ bool vg_parse_device(const char *s, vg_device *dev);
 bool vg_parse_dtype(const char *s, vg_dtype *dt);
 /* The usual save(): vg_nn_checkpoint_save of net + opt with the method's config JSON. */
 vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net, vg_optim *opt, const char *path);
+/* A refused config value: VG_ERR_ARG "METHOD: bad value V for config key 'K': want W", W from
+ * ranges ({key, what it accepts} pairs, ended by {NULL, NULL}); the methods' constructors use it
+ * so `--set K=V`, a --config file and a run's config.json all name the accepted range. */
+vg_status vg_method_bad_value(const char *method, const char *key, const vg_json *v, const char *const (*ranges)[2]);
 #endif

@@ -55,7 +55,7 @@ void vg_method_free(vg_method *m) {
 
 vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net, vg_optim *opt, const char *path) {
   char *cfg = m->ops->config_json(m);
-  vg_status st = vg_nn_checkpoint_save(path, net, opt, cfg ? cfg : "{}");
+  vg_status st = vg_nn_checkpoint_save_state(path, net, opt, cfg ? cfg : "{}", m->run_state);
   free(cfg);
   return st;
 }
@@ -120,5 +120,19 @@ vg_status vg_method_move(vg_nn_module *net, vg_optim *opt, int nhost, vg_tensor 
   vg_status st = vg_nn_to(net, dev, dt);
   for (int i = 0; i < nhost && st == VG_OK; i++) st = vg_tensor_to_(host[i], VG_CPU, host[i]->dtype);
   if (st == VG_OK && opt && dt == VG_F32) st = vg_optim_to(opt, dev);
+  return st;
+}
+
+vg_status vg_method_bad_value(const char *method, const char *key, const vg_json *v, const char *const (*ranges)[2]) {
+  const char *want = NULL;
+  for (int i = 0; ranges && ranges[i][0] && !want; i++)
+    if (!strcmp(ranges[i][0], key)) want = ranges[i][1];
+  vg_json_writer w;
+  vg_jw_init(&w, 0);
+  vg_jw_value(&w, v);
+  char *text = vg_jw_finish(&w, NULL);
+  vg_status st = vg_fail(VG_ERR_ARG, "%s: bad value %.200s for config key '%s'%s%s", method, text ? text : "?", key,
+                         want ? ": want " : "", want ? want : "");
+  free(text);
   return st;
 }

@@ -14,6 +14,11 @@ static char *prefixed(const char *pre, const char *name) {
 }
 
 vg_status vg_nn_checkpoint_save(const char *path, const vg_nn_module *m, vg_optim *o, const char *config_json) {
+  return vg_nn_checkpoint_save_state(path, m, o, config_json, NULL);
+}
+
+vg_status vg_nn_checkpoint_save_state(const char *path, const vg_nn_module *m, vg_optim *o, const char *config_json,
+                                      const char *run_state) {
   if (!path || !m) return vg_fail(VG_ERR_ARG, "checkpoint save: NULL path or module");
   vg_nn_list sd = vg_nn_state_dict(m);
   vg_nn_list os = o ? vg_optim_state(o) : (vg_nn_list){0};
@@ -29,7 +34,8 @@ vg_status vg_nn_checkpoint_save(const char *path, const vg_nn_module *m, vg_opti
     if (!names[i]) st = vg_fail(VG_ERR_NOMEM, "checkpoint save: out of memory");
   }
   if (st == VG_OK) {
-    /* metadata: {"format": "vigil-checkpoint", "version": "1", "vigil.config": "<json>"} */
+    /* metadata: {"format": "vigil-checkpoint", "version": "1", "vigil.config": "<json>"
+     *            [, "vigil.run_state": "<json>"]} */
     if (config_json) {
       vg_json *cfg = NULL;
       st = vg_json_parse(config_json, strlen(config_json), NULL, &cfg);
@@ -45,6 +51,10 @@ vg_status vg_nn_checkpoint_save(const char *path, const vg_nn_module *m, vg_opti
     vg_jw_string(&w, "1");
     vg_jw_key(&w, "vigil.config");
     vg_jw_string(&w, config_json ? config_json : "");
+    if (run_state) {
+      vg_jw_key(&w, VG_CHECKPOINT_RUN_STATE);
+      vg_jw_string(&w, run_state);
+    }
     vg_jw_end_object(&w);
     if (st == VG_OK) {
       meta = vg_jw_finish(&w, NULL);

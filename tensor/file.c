@@ -2,10 +2,66 @@
 #include "tensor/file.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* ---------------------------------------------------------------- fault injection */
+static pthread_once_t g_fault_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_fault_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool g_fault_on;              /* VIGIL_FAULT or VIGIL_FAULT_TRACE set */
+static char g_fault_name[256];       /* the point to fail at ("*" = any) */
+static long g_fault_n, g_fault_hits; /* fail at the n-th pass; passes so far */
+static const char *g_fault_trace;
+
+static void fault_init(void) {
+  const char *f = getenv("VIGIL_FAULT"), *t = getenv("VIGIL_FAULT_TRACE");
+  if (t && *t) { g_fault_trace = t; g_fault_on = true; }
+  const char *colon = f ? strrchr(f, ':') : NULL;
+  if (colon && colon > f && (size_t)(colon - f) < sizeof g_fault_name) {
+    char *end;
+    long n = strtol(colon + 1, &end, 10);
+    if (n >= 1 && !*end) {
+      memcpy(g_fault_name, f, (size_t)(colon - f));
+      g_fault_name[colon - f] = 0;
+      g_fault_n = n;
+      g_fault_on = true;
+    }
+  }
+}
+
+_Noreturn void vg_fault_exit(void) { _exit(137); }
+
+bool vg_fault_fires(const char *path, const char *phase) {
+  pthread_once(&g_fault_once, fault_init);
+  if (!g_fault_on) return false;
+  const char *base = path ? strrchr(path, '/') : NULL;
+  base = base ? base + 1 : (path ? path : "");
+  char point[512];
+  snprintf(point, sizeof point, "%s.%s", base, phase);
+  bool fire = false;
+  pthread_mutex_lock(&g_fault_mu);
+  if (g_fault_trace) {
+    int fd = open(g_fault_trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      char line[520];
+      int k = snprintf(line, sizeof line, "%s\n", point);
+      if (write(fd, line, (size_t)k) < 0) { /* a trace is best effort */ }
+      close(fd);
+    }
+  }
+  if (g_fault_n > 0 && (!strcmp(g_fault_name, "*") || !strcmp(g_fault_name, point)))
+    fire = ++g_fault_hits == g_fault_n;
+  pthread_mutex_unlock(&g_fault_mu);
+  return fire;
+}
+
+void vg_fault_point(const char *path, const char *phase) {
+  if (vg_fault_fires(path, phase)) vg_fault_exit();
+}
 
 const char *vg_file_kind(unsigned mode) {
   if (S_ISDIR(mode)) return "a directory";
@@ -104,6 +160,7 @@ vg_status vg_file_write_atomic(const char *path, const void *buf, size_t n) {
     free(tmp);
     return st;
   }
+  vg_fault_point(path, "tmp");
   vg_status st = VG_OK;
   const uint8_t *p = buf;
   size_t left = n;
@@ -114,10 +171,16 @@ vg_status vg_file_write_atomic(const char *path, const void *buf, size_t n) {
     p += r;
     left -= (size_t)r;
   }
+  if (!st) vg_fault_point(path, "write");
   if (!st && fsync(fd) != 0) st = vg_fail(VG_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
   if (close(fd) != 0 && !st) st = vg_fail(VG_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+  if (!st) vg_fault_point(path, "fsync");
   if (!st && rename(tmp, path) != 0) st = vg_fail(VG_ERR_IO, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
   if (st) unlink(tmp);
   free(tmp);
-  return st ? st : vg_file_fsync_dir(path);
+  if (st) return st;
+  vg_fault_point(path, "rename");
+  st = vg_file_fsync_dir(path);
+  if (!st) vg_fault_point(path, "dirsync");
+  return st;
 }

@@ -13,6 +13,7 @@
 #ifndef VG_FILE_H
 #define VG_FILE_H
 #include "tensor/status.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,5 +28,29 @@ vg_status vg_file_write_atomic(const char *path, const void *buf, size_t n);
 vg_status vg_file_fsync_dir(const char *path);
 /* What kind of non-regular file st_mode is ("a directory", "a FIFO", ...), for messages. */
 const char *vg_file_kind(unsigned mode);
+
+/* Fault injection for crash tests (always compiled in; one getenv on the first pass).
+ * Each step of a durable write is a named point "<file name>.<phase>" (the file name
+ * without its folder): vg_file_write_atomic and the safetensors writer pass
+ *   <name>.tmp      the temp file is created, nothing written yet
+ *   <name>.write    the data are written, not yet fsynced
+ *   <name>.fsync    the temp file is fsynced and closed, not yet renamed
+ *   <name>.rename   renamed into place, the folder not yet fsynced
+ *   <name>.dirsync  the folder is fsynced (the write is complete)
+ * and `vigil train` passes train_log.jsonl.append (before a log line is written),
+ * train_log.jsonl.partial (half of the line is written when it fires) and
+ * train_log.jsonl.sync (the log is fsynced before a checkpoint; a resume rewrites the log
+ * through vg_file_write_atomic: train_log.jsonl.tmp, .write, ...).
+ *   VIGIL_FAULT="<point>:<n>"   the process _exit(137)s (as kill -9 leaves it, no cleanup)
+ *                               the n-th time (from 1) it passes <point>; "*" = any point
+ *   VIGIL_FAULT_TRACE=<file>    appends each point passed, one name a line
+ * Unset, a point costs one branch. */
+/* true when this pass of the point is the one to fail: the caller may leave partial work,
+ * then calls vg_fault_exit(). path: the file (its base name makes the point's name). */
+bool vg_fault_fires(const char *path, const char *phase);
+/* vg_fault_fires + vg_fault_exit. */
+void vg_fault_point(const char *path, const char *phase);
+/* _exit(137) without any cleanup, as a kill -9 would leave things. */
+_Noreturn void vg_fault_exit(void);
 
 #endif

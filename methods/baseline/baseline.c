@@ -1,5 +1,6 @@
 /* baseline.c — the "meanimage" method (baseline.h). */
 #include "methods/baseline/baseline.h"
+#include "nn/checkpoint.h"
 #include "nn/safetensors.h"
 #include <math.h>
 #include <stdio.h>
@@ -104,6 +105,7 @@ static vg_status mi_save(const vg_method *mm, const char *path) {
   vg_jw_init(&w, 0);
   vg_jw_begin_object(&w);
   vg_jw_key(&w, "vigil.config"); vg_jw_string(&w, cfg ? cfg : "{}");
+  if (mm->run_state) { vg_jw_key(&w, VG_CHECKPOINT_RUN_STATE); vg_jw_string(&w, mm->run_state); }
   vg_jw_end_object(&w);
   char *meta = vg_jw_finish(&w, NULL);
   const char *names[2] = {"mean", "std"};
@@ -145,6 +147,10 @@ static const vg_method_ops mi_ops = {
   .config_json = mi_config_json, .free = mi_free,
 };
 
+static const char *const MI_RANGES[][2] = {
+  {"method", "\"meanimage\""}, {"input_size", "an integer in [8, 4096]"}, {"workers", "an integer in [1, 256]"},
+  {"sd_floor", "a number > 0"}, {NULL, NULL}};
+
 vg_status vg_meanimage_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
   int64_t size = 256, workers = 2;
@@ -158,7 +164,7 @@ vg_status vg_meanimage_new(const vg_json *cfg, vg_method **out) {
     else if (!strcmp(k, "workers")) ok = vg_json_as_int64(v, &workers) && workers >= 1 && workers <= 256;
     else if (!strcmp(k, "sd_floor")) ok = vg_json_as_double(v, &sd_floor) && sd_floor > 0;
     else return vg_fail(VG_ERR_ARG, "meanimage: unknown config key '%s' (known: input_size, sd_floor, workers)", k);
-    if (!ok) return vg_fail(VG_ERR_ARG, "meanimage: bad value for config key '%s'", k);
+    if (!ok) return vg_method_bad_value("meanimage", k, v, MI_RANGES);
   }
   meanimage *m = calloc(1, sizeof *m);
   if (!m) return vg_fail(VG_ERR_NOMEM, "meanimage: out of memory");
