@@ -5,10 +5,21 @@
  * shared objects stay shared as in Python. Nothing is ever called: the only "callables"
  * are tags for the allow-listed globals, interpreted by REDUCE. Tensors are recorded as
  * (storage, offset, size, stride) and copied out of the zip entries after the pickle
- * has been fully and successfully read. */
+ * has been fully and successfully read.
+ *
+ * Memory: every allocation made on behalf of the file (pickle values, strings, container
+ * arrays, stack, memo, flattened names, the result's entries and tensors, inflated
+ * storages) is first charged to one counter, which may never pass the budget fixed before
+ * data.pkl is read (see pth.h). The counter only grows (inflated storages, which are
+ * decoded one at a time, are charged once at the largest one's size), so it bounds the
+ * peak. Loading runs in three phases: unpickle; flatten (names built, duplicates refused
+ * as met, flattened visits capped); then the whole result is sized and charged before the
+ * first tensor is allocated, and storages are decoded one at a time, each once, with all
+ * the tensors that view it copied out before the next. */
 #include "nn/pth.h"
 #include <stdarg.h>
 #include <string.h>
+#include "tensor/file.h"
 #include "tensor/internal.h"
 #include "nn/state_dict.h"
 
@@ -38,11 +49,34 @@ struct value {
   value **items; size_t n, cap;   /* TUPLE, LIST; DICT: keys and values interleaved */
   gkind g; int sclass;        /* GLOBAL */
   /* STORAGE */
-  const vg_zip_entry *entry; int64_t numel; char *key;
+  const vg_zip_entry *entry; int64_t numel; char *key; size_t sidx;
   /* TENSOR */
-  value *storage; int64_t offset; int ndim; int64_t size[VG_MAX_DIMS], stride[VG_MAX_DIMS];
+  value *storage; int64_t offset; int ndim;
+  int64_t *size, *stride;     /* one block of 2 x VG_MAX_DIMS, tensors only (keeps values small) */
   bool requires_grad, parameter;
 };
+
+/* The decode budget: bytes allocated on behalf of the file so far, and the limit. A
+ * refused charge records its error (VG_ERR_LIMIT) in `err`, so callers that can only say
+ * "failed" (new_value returning NULL) still report the budget, not "out of memory". */
+typedef struct {
+  uint64_t used, limit, storage_bytes;   /* storage_bytes: S of the budget formula */
+  uint64_t storage_read;                 /* storage bytes decoded (viewed or inflated) */
+  size_t storages;                       /* distinct storages decoded */
+  vg_status err;
+} budget;
+
+static vg_status charge(budget *b, uint64_t bytes, const char *what) {
+  if (bytes > b->limit - b->used) {
+    b->err = vg_fail(VG_ERR_LIMIT, "pth: %s needs %llu more bytes, over the decode budget of %llu bytes "
+                     "(%llu already used; budget = 4 x %llu storage bytes + 64 MiB, or max_decoded)",
+                     what, (unsigned long long)bytes, (unsigned long long)b->limit,
+                     (unsigned long long)b->used, (unsigned long long)b->storage_bytes);
+    return b->err;
+  }
+  b->used += bytes;
+  return VG_OK;
+}
 
 typedef struct {
   const uint8_t *p; size_t n, pos, op_pos;
@@ -53,27 +87,39 @@ typedef struct {
   value **stack; size_t sp, capstack;
   size_t *marks; size_t nmarks, capmarks;
   value **memo; size_t nmemo, memo_set;
+  value **by_entry;         /* storage value per zip entry index (one value per storage) */
+  size_t nstorages;
   bool lenient;
-  size_t max_values;
+  size_t max_values, max_stack;
+  budget *b;
 } unpickler;
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elt) {
+/* Grows *arr to hold `need` elements, charging the added capacity first. */
+static int grow(budget *b, void **arr, size_t *cap, size_t need, size_t elt) {
   if (need <= *cap) return 0;
-  size_t nc = *cap ? *cap * 2 : 16;
+  size_t nc = *cap ? *cap * 2 : 4;
   while (nc < need) nc *= 2;
+  if (nc > SIZE_MAX / elt || charge(b, (uint64_t)(nc - *cap) * elt, "a pickle container") != VG_OK) return -1;
   void *p = realloc(*arr, nc * elt);
   if (!p) return -1;
   *arr = p; *cap = nc;
   return 0;
 }
 
-static vg_status nomem(void) {
-  return vg_fail(VG_ERR_NOMEM, "pth: out of memory (or more pickle objects than max_values)");
+/* The budget's error when a charge failed, else out of memory (for `what`). */
+static vg_status nomem_b(budget *b, const char *what) {
+  if (b && b->err != VG_OK) return b->err;
+  return vg_fail(VG_ERR_NOMEM, "pth: out of memory for %s", what);
 }
+#define nomem() nomem_b(u->b, "a pickle object or container")
 
 static value *new_value(unpickler *u, vkind k) {
-  if (u->nall >= u->max_values) return NULL;
-  if (grow((void **)&u->all, &u->capall, u->nall + 1, sizeof *u->all)) return NULL;
+  if (u->nall >= u->max_values) {
+    u->b->err = vg_fail(VG_ERR_LIMIT, "pth: more than %zu pickle objects (max_values)", u->max_values);
+    return NULL;
+  }
+  if (grow(u->b, (void **)&u->all, &u->capall, u->nall + 1, sizeof *u->all)) return NULL;
+  if (charge(u->b, sizeof(value), "a pickle object") != VG_OK) return NULL;
   value *v = calloc(1, sizeof *v);
   if (!v) return NULL;
   v->kind = k;
@@ -83,9 +129,9 @@ static value *new_value(unpickler *u, vkind k) {
 
 static void free_values(unpickler *u) {
   for (size_t i = 0; i < u->nall; i++) {
-    free(u->all[i]->s); free(u->all[i]->items); free(u->all[i]->key); free(u->all[i]);
+    free(u->all[i]->s); free(u->all[i]->items); free(u->all[i]->key); free(u->all[i]->size); free(u->all[i]);
   }
-  free(u->all); free(u->stack); free(u->marks); free(u->memo);
+  free(u->all); free(u->stack); free(u->marks); free(u->memo); free(u->by_entry);
 }
 
 static const char *kind_name(vkind k) {
@@ -113,7 +159,9 @@ static vg_status fail_at(unpickler *u, vg_status st, const char *fmt, ...) {
 
 static vg_status push(unpickler *u, value *v) {
   if (!v) return nomem();
-  if (grow((void **)&u->stack, &u->capstack, u->sp + 1, sizeof *u->stack)) return nomem();
+  if (u->sp >= u->max_stack)
+    return FAIL(u, VG_ERR_LIMIT, "pickle stack deeper than %zu values (max_stack)", u->max_stack);
+  if (grow(u->b, (void **)&u->stack, &u->capstack, u->sp + 1, sizeof *u->stack)) return nomem();
   u->stack[u->sp++] = v;
   return VG_OK;
 }
@@ -146,9 +194,8 @@ static uint64_t le(const uint8_t *p, int k) {
 }
 
 static vg_status append_item(unpickler *u, value *c, value *x) {
-  if (grow((void **)&c->items, &c->cap, c->n + 1, sizeof *c->items)) return nomem();
+  if (grow(u->b, (void **)&c->items, &c->cap, c->n + 1, sizeof *c->items)) return nomem();
   c->items[c->n++] = x;
-  (void)u;
   return VG_OK;
 }
 static vg_status make_seq(unpickler *u, vkind k, value **src, size_t n) {
@@ -164,7 +211,8 @@ static int str_eq(const value *v, const char *s) {
 static vg_status set_item(unpickler *u, value *d, value *k, value *v, const char *op) {
   if (d->kind == V_BLOCKED || d->kind == V_OTHER) return VG_OK;   /* lenient placeholders */
   if (d->kind != V_DICT) return FAIL(u, VG_ERR_FORMAT, "%s on a %s, not a dict", op, kind_name(d->kind));
-  /* duplicate keys (Python would replace) are refused after flattening */
+  /* duplicate keys (Python would replace) are refused while flattening, before any
+   * tensor is copied */
   if (append_item(u, d, k) || append_item(u, d, v)) return nomem();
   return VG_OK;
 }
@@ -223,6 +271,10 @@ static vg_status rebuild_tensor(unpickler *u, const value *args) {
     return FAIL(u, VG_ERR_FORMAT, "_rebuild_tensor_v2: first argument is a %s, not a storage", kind_name(s->kind));
   value *t = new_value(u, V_TENSOR);
   if (!t) return nomem();
+  if (charge(u->b, 2 * VG_MAX_DIMS * sizeof(int64_t), "a tensor's shape") != VG_OK) return u->b->err;
+  t->size = calloc(2 * VG_MAX_DIMS, sizeof *t->size);
+  if (!t->size) return nomem();
+  t->stride = t->size + VG_MAX_DIMS;
   t->storage = s;
   int ns = 0, nst = 0;
   vg_status st = get_int(u, args->items[1], "_rebuild_tensor_v2 storage_offset", &t->offset);
@@ -316,20 +368,29 @@ static vg_status persistent_load(unpickler *u) {
                 "'%s' holds %llu", (int)key->slen, key->s, (long long)numel,
                 storage_classes[cls->sclass].name, (unsigned long long)numel * es, path,
                 (unsigned long long)e->usize);
-  /* one value per key: a second reference must agree */
-  for (size_t i = 0; i < u->nall; i++) {
-    value *o = u->all[i];
-    if (o->kind == V_STORAGE && o->entry == e) {
-      if (o->sclass != cls->sclass || o->numel != numel)
-        return FAIL(u, VG_ERR_FORMAT, "storage '%s' referenced twice with different types/sizes", o->key);
-      return push(u, o);
-    }
+  /* one value per key (so a storage is decoded once, however many tensors view it): a
+   * second reference must agree */
+  size_t ei = (size_t)(e - vg_zip_entry_at(u->zip, 0));
+  if (!u->by_entry) {
+    size_t nz = vg_zip_count(u->zip);
+    if (charge(u->b, (uint64_t)nz * sizeof *u->by_entry, "the storage index") != VG_OK) return u->b->err;
+    u->by_entry = calloc(nz, sizeof *u->by_entry);
+    if (!u->by_entry) return nomem();
+  }
+  value *o = u->by_entry[ei];
+  if (o) {
+    if (o->sclass != cls->sclass || o->numel != numel)
+      return FAIL(u, VG_ERR_FORMAT, "storage '%s' referenced twice with different types/sizes", o->key);
+    return push(u, o);
   }
   value *s = new_value(u, V_STORAGE);
   if (!s) return nomem();
   s->entry = e; s->numel = numel; s->sclass = cls->sclass;
+  s->sidx = u->nstorages++;
+  if (charge(u->b, key->slen + 1, "a storage key") != VG_OK) return u->b->err;
   s->key = strndup(key->s, key->slen);
   if (!s->key) return nomem();
+  u->by_entry[ei] = s;
   return push(u, s);
 }
 
@@ -339,10 +400,15 @@ static vg_status memo_put(unpickler *u, uint64_t idx, const char *op) {
   if (st != VG_OK) return st;
   size_t max = u->o && u->o->max_memo ? u->o->max_memo : (size_t)1 << 22;
   if (idx >= max) return FAIL(u, VG_ERR_LIMIT, "%s: memo index %llu over the limit %zu", op, (unsigned long long)idx, max);
+  /* picklers number memo slots 0, 1, 2, ...: a pickle of n bytes sets fewer than n */
+  if (idx >= u->n)
+    return FAIL(u, VG_ERR_FORMAT, "%s: memo index %llu, more than a %zu-byte pickle can have set", op,
+                (unsigned long long)idx, u->n);
   if (idx >= u->nmemo) {
     size_t nn = u->nmemo ? u->nmemo : 64;
     while (nn <= idx) nn *= 2;
     if (nn > max) nn = max;
+    if (charge(u->b, (uint64_t)(nn - u->nmemo) * sizeof *u->memo, "the pickle memo") != VG_OK) return u->b->err;
     value **m = realloc(u->memo, nn * sizeof *m);
     if (!m) return nomem();
     memset(m + u->nmemo, 0, (nn - u->nmemo) * sizeof *m);
@@ -363,6 +429,7 @@ static vg_status string(unpickler *u, size_t len, const char *op, vkind k) {
   value *v = new_value(u, k);
   if (!v) return nomem();
   if (k == V_STR) {
+    if (charge(u->b, (uint64_t)len + 1, "a pickle string") != VG_OK) return u->b->err;
     v->s = malloc(len + 1);
     if (!v->s) return nomem();
     memcpy(v->s, u->p + u->pos, len);
@@ -444,7 +511,7 @@ static vg_status run(unpickler *u, value **result) {
         break;
       case '(':
         if (u->nmarks >= 65536) { st = FAIL(u, VG_ERR_LIMIT, "MARK: more than 65536 open marks"); break; }
-        if (grow((void **)&u->marks, &u->capmarks, u->nmarks + 1, sizeof *u->marks)) { st = nomem(); break; }
+        if (grow(u->b, (void **)&u->marks, &u->capmarks, u->nmarks + 1, sizeof *u->marks)) { st = nomem(); break; }
         u->marks[u->nmarks++] = u->sp;
         break;
       case 0x85: case 0x86: case 0x87: {   /* TUPLE1..3 */
@@ -456,7 +523,11 @@ static vg_status run(unpickler *u, value **result) {
       }
       case 't':
         if ((st = pop_mark(u, "TUPLE", &base)) != VG_OK) break;
-        { size_t k = u->sp - base; u->sp = base; st = make_seq(u, V_TUPLE, u->stack + base, k); }
+        {   /* (an empty tuple with nothing ever pushed: the stack is still NULL) */
+          size_t k = u->sp - base;
+          u->sp = base;
+          st = make_seq(u, V_TUPLE, k ? u->stack + base : NULL, k);
+        }
         break;
       case 's':
         if ((st = pop(u, "SETITEM", &c)) == VG_OK && (st = pop(u, "SETITEM", &b)) == VG_OK &&
@@ -616,39 +687,155 @@ static vg_status run(unpickler *u, value **result) {
 
 /* ---- from values to the result dict ---- */
 
+typedef struct { char *name; value *v; } leaf;
+
 typedef struct {
   unpickler *u;
-  vg_pth_dict *d;
-  size_t cap;
+  budget *b;
+  leaf *leaves; size_t nleaves, capleaves;
+  size_t *hash; size_t hcap;   /* open addressing over leaves: index + 1, 0 = empty */
+  size_t visits, max_entries, max_depth, skipped;
   bool to_f32;
-  size_t max_depth;
 } builder;
 
-static vg_status copy_tensor(builder *bd, value *t, vg_tensor **out) {
-  value *s = t->storage;
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+/* The leaf named `name`, or NULL. */
+static leaf *find_leaf(const builder *bd, const char *name) {
+  if (!bd->hcap) return NULL;
+  for (size_t i = (size_t)fnv1a(name) & (bd->hcap - 1);; i = (i + 1) & (bd->hcap - 1)) {
+    if (!bd->hash[i]) return NULL;
+    leaf *l = &bd->leaves[bd->hash[i] - 1];
+    if (strcmp(l->name, name) == 0) return l;
+  }
+}
+
+/* Adds a leaf (taking `name`); a name met before is refused at once. */
+static vg_status add_leaf(builder *bd, char *name, value *v) {
+  if (find_leaf(bd, name)) {
+    vg_status st = vg_fail(VG_ERR_FORMAT, "pth: key '%s' appears twice", name);
+    free(name);
+    return st;
+  }
+  if (2 * (bd->nleaves + 1) > bd->hcap) {   /* rehash at half load */
+    size_t nc = bd->hcap ? bd->hcap * 2 : 64;
+    size_t *h = NULL;
+    if (charge(bd->b, (uint64_t)nc * sizeof *h, "the key index") != VG_OK || !(h = calloc(nc, sizeof *h))) {
+      free(name);
+      return nomem_b(bd->b, "a flattened key");
+    }
+    for (size_t k = 0; k < bd->nleaves; k++) {
+      size_t i = (size_t)fnv1a(bd->leaves[k].name) & (nc - 1);
+      while (h[i]) i = (i + 1) & (nc - 1);
+      h[i] = k + 1;
+    }
+    free(bd->hash);
+    bd->hash = h;
+    bd->hcap = nc;
+  }
+  if (grow(bd->b, (void **)&bd->leaves, &bd->capleaves, bd->nleaves + 1, sizeof *bd->leaves)) {
+    free(name);
+    return nomem_b(bd->b, "a flattened key");
+  }
+  size_t i = (size_t)fnv1a(name) & (bd->hcap - 1);
+  while (bd->hash[i]) i = (i + 1) & (bd->hcap - 1);
+  bd->hash[i] = bd->nleaves + 1;
+  bd->leaves[bd->nleaves++] = (leaf){name, v};
+  return VG_OK;
+}
+
+/* prefix + "." + key (or key alone under an empty prefix), charged to the budget. */
+static vg_status make_name(builder *bd, const char *prefix, size_t pl, const value *k, char **out) {
+  char num[24];
+  const char *ks = num;
+  size_t kl;
+  if (k->kind == V_STR) {
+    if (memchr(k->s, 0, k->slen)) return vg_fail(VG_ERR_FORMAT, "pth: a key contains a NUL byte");
+    ks = k->s;
+    kl = k->slen;
+  } else {
+    kl = (size_t)snprintf(num, sizeof num, "%lld", (long long)k->i);
+  }
+  size_t len = pl + (pl ? 1 : 0) + kl;
+  vg_status st = charge(bd->b, (uint64_t)len + 1, "a flattened key");
+  if (st != VG_OK) return st;
+  char *name = malloc(len + 1);
+  if (!name) return nomem_b(bd->b, "a flattened key");
+  memcpy(name, prefix, pl);
+  if (pl) name[pl] = '.';
+  memcpy(name + pl + (pl ? 1 : 0), ks, kl);
+  name[len] = 0;
+  *out = name;
+  return VG_OK;
+}
+
+/* Walks dict into leaves (tensors, ints, floats) with dotted names. */
+static vg_status flatten(builder *bd, value *dict, const char *prefix, size_t depth) {
+  if (depth > bd->max_depth)
+    return vg_fail(VG_ERR_LIMIT, "pth: dicts nested deeper than %zu (or a cycle)", bd->max_depth);
+  size_t pl = strlen(prefix);
+  vg_status st = VG_OK;
+  for (size_t i = 0; i + 1 < dict->n && st == VG_OK; i += 2) {
+    /* shared sub-dicts (the memo) can make a small pickle flatten to 2^40 entries */
+    if (++bd->visits > bd->max_entries)
+      return vg_fail(VG_ERR_LIMIT, "pth: the checkpoint flattens to more than %zu dict entries (max_entries; "
+                     "a sub-dict shared through the memo many times?)", bd->max_entries);
+    value *k = dict->items[i], *v = dict->items[i + 1];
+    if ((k->kind != V_STR && k->kind != V_INT) || v->kind == V_NONE || v->kind == V_STR ||
+        v->kind == V_TUPLE || v->kind == V_LIST || v->kind == V_GLOBAL || v->kind == V_STORAGE ||
+        v->kind == V_OTHER) {
+      bd->skipped++;
+      continue;
+    }
+    char *name = NULL;
+    if ((st = make_name(bd, prefix, pl, k, &name)) != VG_OK) return st;
+    switch (v->kind) {
+      case V_DICT:
+        st = flatten(bd, v, name, depth + 1);
+        free(name);
+        break;
+      case V_TENSOR: case V_INT: case V_BOOL: case V_FLOAT:
+        st = add_leaf(bd, name, v);
+        break;
+      case V_BLOCKED:
+        st = vg_fail(VG_ERR_UNSUPPORTED, "pth: key '%s' holds an object built from a disallowed global", name);
+        free(name);
+        break;
+      default:
+        free(name);
+        break;
+    }
+  }
+  return st;
+}
+
+static vg_dtype out_dtype(sdtype sdt, bool to_f32) {
+  switch (sdt) {
+    case D_F32: return VG_F32;
+    case D_F16: return to_f32 ? VG_F32 : VG_F16;
+    case D_BF16: return to_f32 ? VG_F32 : VG_BF16;
+    case D_F64: return VG_F32;
+    case D_I64: return VG_I64;
+    case D_I32: return VG_I32;
+    case D_U8: return VG_U8;
+    case D_BOOL: return VG_BOOL;
+  }
+  return VG_F32;
+}
+
+/* Copies the view t out of its storage's bytes src (the whole storage, already checked
+ * to hold every element the view reaches). */
+static vg_status copy_tensor(const value *t, const uint8_t *src, bool to_f32, vg_tensor **out) {
+  const value *s = t->storage;
   sdtype sdt = storage_classes[s->sclass].dt;
   size_t es = storage_classes[s->sclass].size;
-  vg_dtype dt;
-  switch (sdt) {
-    case D_F32: dt = VG_F32; break;
-    case D_F16: dt = bd->to_f32 ? VG_F32 : VG_F16; break;
-    case D_BF16: dt = bd->to_f32 ? VG_F32 : VG_BF16; break;
-    case D_F64: dt = VG_F32; break;
-    case D_I64: dt = VG_I64; break;
-    case D_I32: dt = VG_I32; break;
-    case D_U8: dt = VG_U8; break;
-    case D_BOOL: dt = VG_BOOL; break;
-    default: return vg_fail(VG_ERR_FORMAT, "pth: bad storage type");
-  }
-  const uint8_t *src;
-  size_t n;
-  uint8_t *owned = NULL;
-  vg_status st = s->entry->method == 0 ? vg_zip_view(bd->u->zip, s->entry, &src, &n)
-                                       : vg_zip_read(bd->u->zip, s->entry, &owned, &n);
-  if (st != VG_OK) return st;
-  if (owned) src = owned;
-  vg_tensor *y = vg_tensor_new(dt, t->ndim, t->size);
-  if (!y) { free(owned); return nomem(); }
+  vg_dtype dt = out_dtype(sdt, to_f32);
+  vg_tensor *y = vg_tensor_try_new(dt, t->ndim, t->size);   /* size charged already */
+  if (!y) return vg_last_status();
   size_t ys = vg_dtype_size(dt);
   uint8_t *dst = vg_data(y);
   int64_t count = vg_numel(y), idx[VG_MAX_DIMS] = {0}, off = t->offset;
@@ -661,102 +848,13 @@ static vg_status copy_tensor(builder *bd, value *t, vg_tensor **out) {
     else if (sdt == D_BOOL) *o = *e != 0;
     else memcpy(o, e, es);
     for (int d = t->ndim - 1; d >= 0; d--) {   /* odometer over the logical index */
-      off += t->stride[d];
-      if (++idx[d] < t->size[d]) break;
-      off -= t->stride[d] * t->size[d];
+      if (++idx[d] < t->size[d]) { off += t->stride[d]; break; }
+      off -= t->stride[d] * (t->size[d] - 1);   /* no overflow: checked by rebuild_tensor */
       idx[d] = 0;
     }
   }
-  free(owned);
   *out = y;
   return VG_OK;
-}
-
-static vg_status add_entry(builder *bd, const char *name, vg_pth_entry e) {
-  vg_pth_dict *d = bd->d;
-  if (grow((void **)&d->entries, &bd->cap, d->count + 1, sizeof *d->entries)) return nomem();
-  e.name = strdup(name);
-  if (!e.name) return nomem();
-  d->entries[d->count++] = e;
-  return VG_OK;
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-/* The first name that occurs twice in names[0..n) (sorted copy), or NULL. */
-static const char *duplicate(const char **names, size_t n, int *oom) {
-  const char **s = malloc((n ? n : 1) * sizeof *s);
-  *oom = !s;
-  if (!s) return NULL;
-  memcpy(s, names, n * sizeof *s);
-  qsort(s, n, sizeof *s, cmp_str);
-  const char *dup = NULL;
-  for (size_t i = 0; i + 1 < n && !dup; i++) if (strcmp(s[i], s[i + 1]) == 0) dup = s[i];
-  free(s);
-  return dup;
-}
-static vg_status check_unique(const vg_pth_dict *d) {
-  const char **names = malloc((d->count ? d->count : 1) * sizeof *names);
-  if (!names) return nomem();
-  for (size_t i = 0; i < d->count; i++) names[i] = d->entries[i].name;
-  int oom;
-  const char *dup = duplicate(names, d->count, &oom);
-  vg_status st = oom ? nomem() : dup ? vg_fail(VG_ERR_FORMAT, "pth: key '%s' appears twice", dup) : VG_OK;
-  free(names);
-  return st;
-}
-
-static vg_status flatten(builder *bd, value *dict, const char *prefix, size_t depth) {
-  if (depth > bd->max_depth)
-    return vg_fail(VG_ERR_LIMIT, "pth: dicts nested deeper than %zu (or a cycle)", bd->max_depth);
-  vg_status st = VG_OK;
-  for (size_t i = 0; i + 1 < dict->n && st == VG_OK; i += 2) {
-    value *k = dict->items[i], *v = dict->items[i + 1];
-    char *name = NULL;
-    if (k->kind == V_STR) {
-      size_t pl = strlen(prefix);
-      name = malloc(pl + k->slen + 2);
-      if (!name) return nomem();
-      sprintf(name, "%s%s%s", prefix, pl ? "." : "", k->s);
-      if (strlen(name) != pl + (pl ? 1 : 0) + k->slen) {
-        free(name);
-        return vg_fail(VG_ERR_FORMAT, "pth: a key contains a NUL byte");
-      }
-    } else if (k->kind == V_INT) {   /* e.g. optimizer state {0: {...}} */
-      name = malloc(strlen(prefix) + 24);
-      if (!name) return nomem();
-      sprintf(name, "%s%s%lld", prefix, *prefix ? "." : "", (long long)k->i);
-    } else {
-      bd->d->skipped++;
-      continue;
-    }
-    vg_pth_entry e = {0};
-    switch (v->kind) {
-      case V_DICT: st = flatten(bd, v, name, depth + 1); break;
-      case V_TENSOR:
-        e.kind = VG_PTH_TENSOR;
-        e.requires_grad = v->requires_grad;
-        e.parameter = v->parameter;
-        st = copy_tensor(bd, v, &e.tensor);
-        if (st == VG_OK) {
-          st = add_entry(bd, name, e);
-          if (st != VG_OK) vg_tensor_free(e.tensor);
-        }
-        if (st != VG_OK) vg_fail_prefix("key '%s'", name);
-        break;
-      case V_INT: case V_BOOL: e.kind = VG_PTH_INT; e.i = v->i; st = add_entry(bd, name, e); break;
-      case V_FLOAT: e.kind = VG_PTH_FLOAT; e.f = v->f; st = add_entry(bd, name, e); break;
-      case V_BLOCKED:
-        st = vg_fail(VG_ERR_UNSUPPORTED, "pth: key '%s' holds an object built from a disallowed global", name);
-        break;
-      case V_NONE: case V_STR: case V_TUPLE: case V_LIST: case V_GLOBAL: case V_STORAGE: case V_OTHER:
-        bd->d->skipped++;
-        break;
-    }
-    free(name);
-  }
-  return st;
 }
 
 void vg_pth_free(vg_pth_dict *d) {
@@ -764,6 +862,106 @@ void vg_pth_free(vg_pth_dict *d) {
   for (size_t i = 0; i < d->count; i++) { free(d->entries[i].name); vg_tensor_free(d->entries[i].tensor); }
   free(d->entries);
   free(d);
+}
+
+/* Sizes the whole result and charges it (before any tensor exists), then decodes each
+ * storage once and copies every tensor viewing it. Leaf names move into the dict. */
+static vg_status build(builder *bd, vg_pth_dict *d) {
+  unpickler *u = bd->u;
+  vg_status st = VG_OK;
+  size_t ns = u->nstorages, *cnt = NULL, *order = NULL;
+  if (charge(bd->b, (uint64_t)(ns + 1 + bd->nleaves) * sizeof(size_t) + (uint64_t)bd->nleaves * sizeof(vg_pth_entry),
+             "the result's index") != VG_OK)
+    return bd->b->err;
+  cnt = calloc(ns + 1, sizeof *cnt);
+  order = malloc((bd->nleaves ? bd->nleaves : 1) * sizeof *order);
+  d->entries = calloc(bd->nleaves ? bd->nleaves : 1, sizeof *d->entries);
+  if (!cnt || !order || !d->entries) { free(cnt); free(order); return nomem_b(bd->b, "the result's index"); }
+  /* sizes: every tensor, then the largest storage to inflate (storages are inflated one at
+   * a time, each freed before the next), charged before anything is made */
+  const value *largest = NULL;
+  for (size_t i = 0; i < bd->nleaves && st == VG_OK; i++) {
+    const value *t = bd->leaves[i].v;
+    if (t->kind != V_TENSOR) continue;
+    const value *s = t->storage;
+    vg_dtype dt = out_dtype(storage_classes[s->sclass].dt, bd->to_f32);
+    uint64_t numel = 1, bytes;
+    for (int k = 0; k < t->ndim; k++) numel *= (uint64_t)t->size[k];   /* fits int64 (rebuild_tensor) */
+    if (__builtin_mul_overflow(numel, (uint64_t)vg_dtype_size(dt), &bytes) ||
+        bytes > UINT64_MAX - sizeof(vg_tensor) - sizeof(vg_storage) - 64)
+      bytes = UINT64_MAX - sizeof(vg_tensor) - sizeof(vg_storage) - 64;
+    bytes += sizeof(vg_tensor) + sizeof(vg_storage) + 64;
+    if (bytes > bd->b->limit - bd->b->used) {
+      char shape[160];
+      size_t p = 0;
+      shape[0] = 0;
+      for (int k = 0; k < t->ndim && p < sizeof shape - 24; k++)
+        p += (size_t)snprintf(shape + p, sizeof shape - p, "%s%lld", k ? "," : "", (long long)t->size[k]);
+      st = vg_fail(VG_ERR_LIMIT, "pth: key '%s': a [%s] %s tensor (%llu elements, %llu bytes) viewing storage "
+                   "'%s' of %lld elements is over the decode budget of %llu bytes (%llu already used; "
+                   "budget = 4 x %llu storage bytes + 64 MiB, or max_decoded)", bd->leaves[i].name, shape,
+                   vg_dtype_name(dt), (unsigned long long)numel, (unsigned long long)bytes, s->key,
+                   (long long)s->numel, (unsigned long long)bd->b->limit, (unsigned long long)bd->b->used,
+                   (unsigned long long)bd->b->storage_bytes);
+      break;
+    }
+    bd->b->used += bytes;
+    if (cnt[s->sidx]++ == 0 && s->entry->method != 0 && (!largest || s->entry->usize > largest->entry->usize))
+      largest = s;
+  }
+  if (st == VG_OK && largest) {
+    char what[300];
+    snprintf(what, sizeof what, "inflating storage '%.200s' (the largest deflated one)", largest->key);
+    st = charge(bd->b, largest->entry->usize, what);
+  }
+  /* leaves grouped by storage, in file order within each */
+  size_t at = 0;
+  for (size_t k = 0; k < ns; k++) { size_t c = cnt[k]; cnt[k] = at; at += c; }
+  cnt[ns] = at;
+  for (size_t i = 0; i < bd->nleaves && st == VG_OK; i++)
+    if (bd->leaves[i].v->kind == V_TENSOR) order[cnt[bd->leaves[i].v->storage->sidx]++] = i;
+  /* cnt[k] is now the end of storage k's run; its start is cnt[k - 1] (0 for k = 0) */
+  for (size_t i = 0; i < bd->nleaves && st == VG_OK; i++) {
+    const value *v = bd->leaves[i].v;
+    vg_pth_entry *e = &d->entries[i];
+    e->name = bd->leaves[i].name;
+    bd->leaves[i].name = NULL;
+    d->count = i + 1;
+    if (v->kind == V_TENSOR) {
+      e->kind = VG_PTH_TENSOR;
+      e->requires_grad = v->requires_grad;
+      e->parameter = v->parameter;
+    } else if (v->kind == V_FLOAT) {
+      e->kind = VG_PTH_FLOAT;
+      e->f = v->f;
+    } else {
+      e->kind = VG_PTH_INT;
+      e->i = v->i;
+    }
+  }
+  for (size_t k = 0; k < ns && st == VG_OK; k++) {
+    size_t from = k ? cnt[k - 1] : 0;
+    if (from == cnt[k]) continue;
+    const value *s = bd->leaves[order[from]].v->storage;
+    const uint8_t *src = NULL;
+    uint8_t *owned = NULL;
+    size_t n = 0;
+    st = s->entry->method == 0 ? vg_zip_view(u->zip, s->entry, &src, &n)
+                               : vg_zip_read(u->zip, s->entry, &owned, &n);   /* charged above */
+    if (st != VG_OK) { vg_fail_prefix("storage '%s'", s->key); break; }
+    if (owned) src = owned;
+    bd->b->storage_read += n;
+    bd->b->storages++;
+    for (size_t j = from; j < cnt[k] && st == VG_OK; j++) {
+      vg_pth_entry *e = &d->entries[order[j]];
+      st = copy_tensor(bd->leaves[order[j]].v, src, bd->to_f32, &e->tensor);
+      if (st != VG_OK) vg_fail_prefix("key '%s'", e->name);
+    }
+    free(owned);
+  }
+  free(cnt);
+  free(order);
+  return st;
 }
 
 const vg_pth_entry *vg_pth_get(const vg_pth_dict *d, const char *name) {
@@ -781,16 +979,33 @@ vg_tensor *vg_pth_take(vg_pth_dict *d, const char *name) {
   return t;
 }
 
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+/* The first name that occurs twice in names[0..n) (sorted copy), or NULL. */
+static const char *duplicate(const char **names, size_t n, int *oom) {
+  const char **s = malloc((n ? n : 1) * sizeof *s);
+  *oom = !s;
+  if (!s) return NULL;
+  memcpy(s, names, n * sizeof *s);
+  qsort(s, n, sizeof *s, cmp_str);
+  const char *dup = NULL;
+  for (size_t i = 0; i + 1 < n && !dup; i++) if (strcmp(s[i], s[i + 1]) == 0) dup = s[i];
+  free(s);
+  return dup;
+}
+
 vg_status vg_pth_strip_prefixes(vg_pth_dict *d, const char *const *prefixes) {
   if (!d) return vg_fail(VG_ERR_ARG, "vg_pth_strip_prefixes: NULL dict");
   const char **names = malloc((d->count ? d->count : 1) * sizeof *names);
-  if (!names) return nomem();
+  if (!names) return vg_fail(VG_ERR_NOMEM, "pth: out of memory");
   for (size_t i = 0; i < d->count; i++) names[i] = vg_sd_strip_prefix(d->entries[i].name, prefixes);
   int oom;
   const char *dup = duplicate(names, d->count, &oom);
   if (oom || dup) {
     free(names);
-    return oom ? nomem() : vg_fail(VG_ERR_FORMAT, "pth: stripping prefixes maps two keys to '%s'", dup);
+    return oom ? vg_fail(VG_ERR_NOMEM, "pth: out of memory")
+               : vg_fail(VG_ERR_FORMAT, "pth: stripping prefixes maps two keys to '%s'", dup);
   }
   for (size_t i = 0; i < d->count; i++)
     if (names[i] != d->entries[i].name) memmove(d->entries[i].name, names[i], strlen(names[i]) + 1);
@@ -812,42 +1027,64 @@ static vg_status load_zip(const vg_zip *z, const vg_pth_opts *opts, vg_pth_dict 
   }
   if (!pkl) return vg_fail(VG_ERR_FORMAT, "pth: no <folder>/data.pkl entry: not a torch.save archive");
   size_t plen = strlen(pkl->name) - 8;
+  /* the budget: S = bytes the storages (<prefix>/data/...) occupy in the archive */
+  budget b = {0};
+  for (size_t i = 0; i < vg_zip_count(z); i++) {
+    const vg_zip_entry *e = vg_zip_entry_at(z, i);
+    if (strncmp(e->name, pkl->name, plen) == 0 && strncmp(e->name + plen, "data/", 5) == 0)
+      b.storage_bytes += e->csize;
+  }
+  b.limit = opts && opts->max_decoded ? opts->max_decoded
+          : b.storage_bytes > (UINT64_MAX - ((uint64_t)64 << 20)) / 4 ? UINT64_MAX
+          : 4 * b.storage_bytes + ((uint64_t)64 << 20);
   char bo[600];
   snprintf(bo, sizeof bo, "%.*sbyteorder", (int)plen, pkl->name);
   const vg_zip_entry *boe = vg_zip_find(z, bo);
   if (boe) {
-    uint8_t *b; size_t n;
-    vg_status st = vg_zip_read(z, boe, &b, &n);
+    uint8_t *bb = NULL; size_t n = 0;
+    vg_status st = boe->usize == 6 ? vg_zip_read(z, boe, &bb, &n) : VG_OK;   /* 6 bytes: "little" */
     if (st != VG_OK) return st;
-    int little = n == 6 && memcmp(b, "little", 6) == 0;
-    free(b);
+    int little = bb && n == 6 && memcmp(bb, "little", 6) == 0;
+    free(bb);
     if (!little) return vg_fail(VG_ERR_UNSUPPORTED, "pth: storages are not little-endian (byteorder entry)");
   }
   size_t max_pickle = opts && opts->max_pickle ? opts->max_pickle : (size_t)256 << 20;
   if (pkl->usize > max_pickle)
     return vg_fail(VG_ERR_LIMIT, "pth: data.pkl is %llu bytes, over the limit %zu",
                    (unsigned long long)pkl->usize, max_pickle);
-  uint8_t *p; size_t n;
-  vg_status st = vg_zip_read(z, pkl, &p, &n);
+  const uint8_t *p = NULL;
+  uint8_t *owned = NULL;
+  size_t n = 0;
+  vg_status st;
+  if (pkl->method == 0) {
+    st = vg_zip_view(z, pkl, &p, &n);
+  } else {
+    st = charge(&b, pkl->usize, "inflating data.pkl");
+    if (st == VG_OK) st = vg_zip_read(z, pkl, &owned, &n);
+    p = owned;
+  }
   if (st != VG_OK) return st;
   unpickler u = {.p = p, .n = n, .o = opts, .zip = z, .prefix = pkl->name, .prefix_len = plen,
-                 .lenient = opts && opts->state_dict_only,
-                 .max_values = opts && opts->max_values ? opts->max_values : (size_t)1 << 21};
+                 .lenient = opts && opts->state_dict_only, .b = &b,
+                 .max_values = opts && opts->max_values ? opts->max_values : (size_t)1 << 21,
+                 .max_stack = opts && opts->max_stack ? opts->max_stack : (size_t)1 << 20};
   value *res = NULL;
   st = run(&u, &res);
-  builder bd = {.u = &u, .to_f32 = opts && opts->to_f32,
-                .max_depth = opts && opts->max_depth ? opts->max_depth : 64};
+  builder bd = {.u = &u, .b = &b, .to_f32 = opts && opts->to_f32,
+                .max_depth = opts && opts->max_depth ? opts->max_depth : 64,
+                .max_entries = opts && opts->max_entries ? opts->max_entries : (size_t)1 << 20};
+  vg_pth_dict *d = NULL;
   if (st == VG_OK && res->kind != V_DICT)
     st = vg_fail(VG_ERR_FORMAT, "pth: the checkpoint holds a %s, not a dict", kind_name(res->kind));
   if (st == VG_OK) {
-    bd.d = calloc(1, sizeof *bd.d);
-    if (!bd.d) st = nomem();
+    d = calloc(1, sizeof *d);
+    if (!d) st = vg_fail(VG_ERR_NOMEM, "pth: out of memory");
   }
   if (st == VG_OK && opts && opts->state_dict_only) {
     value *sd = NULL;
     for (size_t i = 0; i + 1 < res->n; i += 2) {
       if (str_eq(res->items[i], "state_dict")) sd = res->items[i + 1];
-      else bd.d->dropped++;
+      else d->dropped++;
     }
     if (!sd) st = vg_fail(VG_ERR_FORMAT, "pth: state_dict_only, but the checkpoint has no 'state_dict' entry");
     else if (sd->kind != V_DICT) st = vg_fail(VG_ERR_FORMAT, "pth: 'state_dict' is a %s, not a dict", kind_name(sd->kind));
@@ -855,11 +1092,22 @@ static vg_status load_zip(const vg_zip *z, const vg_pth_opts *opts, vg_pth_dict 
   } else if (st == VG_OK) {
     st = flatten(&bd, res, "", 0);
   }
-  if (st == VG_OK) st = check_unique(bd.d);
+  if (st == VG_OK) st = build(&bd, d);
+  if (d) {
+    d->skipped = bd.skipped;
+    d->decoded_bytes = b.used;
+    d->budget = b.limit;
+    d->storage_bytes = b.storage_bytes;
+    d->storage_bytes_read = b.storage_read;
+    d->storages_decoded = b.storages;
+  }
+  for (size_t i = 0; i < bd.nleaves; i++) free(bd.leaves[i].name);
+  free(bd.leaves);
+  free(bd.hash);
   free_values(&u);
-  free(p);
-  if (st != VG_OK) { vg_pth_free(bd.d); return st; }
-  *out = bd.d;
+  free(owned);
+  if (st != VG_OK) { vg_pth_free(d); return st; }
+  *out = d;
   return VG_OK;
 }
 
@@ -888,16 +1136,15 @@ vg_status vg_pth_load_mem(const uint8_t *buf, size_t n, const vg_pth_opts *opts,
 vg_status vg_pth_load(const char *path, const vg_pth_opts *opts, vg_pth_dict **out) {
   if (!out || !path) return vg_fail(VG_ERR_ARG, "vg_pth_load: NULL argument");
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (f) {
-    uint8_t head[262] = {0};
-    size_t got = fread(head, 1, sizeof head, f);
-    fclose(f);
-    if (legacy_check(head, got) != VG_OK) return vg_fail_prefix("%s", path);
-  }
-  vg_zip *z;
-  vg_status st = vg_zip_open(path, opts ? &opts->zip : NULL, &z);
+  uint8_t *buf = NULL;
+  size_t n = 0;
+  /* regular files only (a directory, FIFO or device is refused by name, never waited on) */
+  vg_status st = vg_file_read_all(path, SIZE_MAX - 1, &buf, &n);
   if (st != VG_OK) return st;
+  if (legacy_check(buf, n) != VG_OK) { free(buf); return vg_fail_prefix("%s", path); }
+  vg_zip *z;
+  st = vg_zip_open_owned(buf, n, opts ? &opts->zip : NULL, &z);
+  if (st != VG_OK) return vg_fail_prefix("%s", path);
   st = load_zip(z, opts, out);
   vg_zip_free(z);
   if (st != VG_OK) vg_fail_prefix("%s", path);

@@ -41,7 +41,33 @@
  * or f32 for every floating dtype with to_f32. Ints and bools become VG_PTH_INT, floats
  * VG_PTH_FLOAT; None, strings, lists and tuples are skipped and counted. Views that share
  * a storage (a transposed tensor saved with its base) are each copied out with their own
- * offset and strides, checked to stay inside the storage. */
+ * offset and strides, checked to stay inside the storage; the storage itself is decoded
+ * (CRC-checked in place, or inflated) once, however many keys view it.
+ *
+ * Memory and CPU bounds (hostile files): every byte the loader allocates on behalf of the
+ * file — data.pkl when deflated, pickle objects, strings, container arrays, the stack and
+ * memo, flattened key names, the result's entries and tensors, inflated storages — is
+ * charged to one counter before it is allocated, and the counter may not pass the budget
+ *     B = 4 x S + 64 MiB     (opts.max_decoded overrides it),
+ * where S is the number of bytes the archive's storage entries (<prefix>/data/...) occupy
+ * in the archive (compressed sizes). The counter never decreases, so it bounds the peak
+ * (storages are decoded one at a time, each freed before the next, so deflated ones are
+ * charged once, at the largest one's inflated size).
+ * The result is sized and charged before its first tensor is allocated, so a view whose
+ * strides reach far more elements than its storage holds (stride 0, overlapping strides),
+ * or one storage under thousands of keys, or a deflated storage that claims far more bytes
+ * than the archive holds, is refused with VG_ERR_LIMIT naming the key or storage, the
+ * sizes and the budget, before any of it is allocated. With the file's own bytes (n, read
+ * whole) and the zip index (< 3 x its central directory, so < 3n), the peak heap of a
+ * load is at most n + 3n + B = 4n + 4S + 64 MiB (S <= n): a few times the file. An
+ * allocation that fails anyway is VG_ERR_NOMEM naming what was allocated, never an abort
+ * (tensors come from vg_tensor_try_new). Structure caps: max_entries dict entries visited
+ * while flattening (a sub-dict shared through the memo N times is visited N times: the
+ * billion-laughs pickle fails here, in time linear in the cap), max_stack, max_memo and
+ * memo indices below the pickle's length, max_values, max_depth; duplicate flattened keys
+ * are refused on the first repeat, before any tensor is copied. Time is linear in the
+ * pickle's length plus B. Files are opened with tensor/file.h: a directory, FIFO or
+ * device path is refused by name (and a FIFO never waited on). */
 #ifndef VG_PTH_H
 #define VG_PTH_H
 #include <stdbool.h>
@@ -58,6 +84,9 @@ typedef struct {
   size_t max_depth;         /* nesting of dicts, default 64 */
   size_t max_values;        /* pickle objects made, default 1 << 21 */
   vg_zip_limits zip;        /* zero fields = zip defaults */
+  uint64_t max_decoded;     /* decode budget in bytes; default 4 x S + 64 MiB (see above) */
+  size_t max_entries;       /* dict entries visited while flattening, default 1 << 20 */
+  size_t max_stack;         /* pickle stack depth, default 1 << 20 */
 } vg_pth_opts;
 
 typedef enum { VG_PTH_TENSOR, VG_PTH_INT, VG_PTH_FLOAT } vg_pth_kind;
@@ -77,6 +106,12 @@ typedef struct {
   size_t count;
   size_t skipped;           /* None/str/list/tuple values left out */
   size_t dropped;           /* (state_dict_only) top-level entries other than state_dict */
+  /* accounting (see "Memory" above) */
+  uint64_t decoded_bytes;   /* bytes charged to the budget while loading (bounds the peak) */
+  uint64_t budget;          /* the budget they had to stay under */
+  uint64_t storage_bytes;   /* S: bytes the storage entries occupy in the archive */
+  uint64_t storage_bytes_read;  /* storage bytes decoded (viewed or inflated), each storage once */
+  size_t storages_decoded;  /* distinct storages decoded */
 } vg_pth_dict;
 
 vg_status vg_pth_load(const char *path, const vg_pth_opts *opts, vg_pth_dict **out);

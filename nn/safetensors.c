@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tensor/file.h"
 #include "tensor/json.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -174,13 +175,37 @@ static vg_status parse_entry(const char *name, size_t name_len, const vg_json *v
   return VG_OK;
 }
 
+/* An upper bound on the JSON values in hdr[0..n): 1 + commas + opening brackets outside
+ * strings (each value is the first in its container, or follows a comma). Counted before
+ * parsing, so the tree (~100 bytes a value) never grows past VG_ST_MAX_VALUES values. */
+static uint64_t json_value_bound(const char *hdr, size_t n) {
+  uint64_t k = 1;
+  int in_str = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = hdr[i];
+    if (in_str) {
+      if (c == '\\') i++;
+      else if (c == '"') in_str = 0;
+    } else if (c == '"') {
+      in_str = 1;
+    } else if (c == ',' || c == '[' || c == '{') {
+      k++;
+    }
+  }
+  return k;
+}
+
 /* Parses and validates hdr[0..hlen); the data buffer has data_len bytes. */
 static vg_status parse_header(vg_st_file *f, const char *hdr, size_t hlen, uint64_t data_len) {
   size_t bad;
   if (!hlen || hdr[0] != '{')
     return FAIL(VG_ERR_FORMAT, "header is not a JSON object (first byte %s)", hlen ? "is not '{'" : "missing");
   if (!vg_utf8_valid(hdr, hlen, &bad)) return FAIL(VG_ERR_FORMAT, "header is not valid UTF-8 at byte %zu", bad);
-  vg_json_opts jo = {.max_depth = 8, .max_bytes = VG_ST_MAX_HEADER};
+  uint64_t nvals = json_value_bound(hdr, hlen);
+  if (nvals > VG_ST_MAX_VALUES)
+    return FAIL(VG_ERR_LIMIT, "header holds up to %llu JSON values, over the cap of %d (%d tensors need at most "
+                "~16 each)", (unsigned long long)nvals, VG_ST_MAX_VALUES, VG_ST_MAX_TENSORS);
+  vg_json_opts jo = {.max_depth = 8, .max_bytes = VG_ST_MAX_HEADER, .max_members = VG_ST_MAX_TENSORS + 1};
   vg_status st = vg_json_parse(hdr, hlen, &jo, &f->header);
   if (st) return vg_fail_prefix("header");
   const vg_json *root = f->header;
@@ -281,20 +306,17 @@ vg_status vg_st_open(const char *path, vg_st_file **out) {
   vg_st_file *f = new_file(path);
   if (!f) return vg_fail(VG_ERR_NOMEM, "%s: out of memory", path);
   vg_status st;
-  struct stat sb;
   unsigned char first8[8] = {0};
-  f->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (f->fd < 0) {
-    st = vg_fail(VG_ERR_IO, "cannot open: %s", strerror(errno));
-  } else if (fstat(f->fd, &sb) != 0) {
-    st = vg_fail(VG_ERR_IO, "cannot stat: %s", strerror(errno));
-  } else if (!S_ISREG(sb.st_mode)) {
-    st = vg_fail(VG_ERR_IO, "not a regular file");
-  } else {
-    uint64_t size = (uint64_t)sb.st_size;
-    st = size >= 8 ? read_at(f->fd, first8, 0, 8) : VG_OK;
-    if (!st) st = open_common(f, size, first8);
+  uint64_t size = 0;
+  /* regular files only: a directory, FIFO (never waited on), socket or device is refused
+   * by name; the message already names the path */
+  st = vg_file_open_read(path, &f->fd, &size);
+  if (st) {
+    vg_st_close(f);
+    return st;
   }
+  st = size >= 8 ? read_at(f->fd, first8, 0, 8) : VG_OK;
+  if (!st) st = open_common(f, size, first8);
   if (st) {
     vg_fail_prefix("%s", path);
     vg_st_close(f);
@@ -442,7 +464,8 @@ vg_status vg_st_get(vg_st_file *f, const char *name, vg_dtype want, vg_tensor **
   if (st) return st;
   if (want == VG_ST_AS_STORED) want = DTYPES[e->dt].vg;
   if ((int)want < 0 || want >= VG_DTYPE_COUNT) return vg_fail(VG_ERR_ARG, "vg_st_get: bad dtype %d", (int)want);
-  vg_tensor *t = vg_tensor_new(want, e->ndim, e->shape);
+  /* sizes were checked against the file on open; a failed allocation is an error, not an abort */
+  vg_tensor *t = vg_tensor_try_new(want, e->ndim, e->shape);
   if (!t) return vg_fail_prefix("%s: tensor \"%s\"", f->label, name);
   if (e->numel && want == DTYPES[e->dt].vg && e->dt != DT_F64) {   /* straight into the tensor */
     size_t nb = (size_t)(e->end - e->begin);
@@ -630,6 +653,7 @@ static vg_status save_impl(const char *path, const char *tmp, int n, const w_ite
     free(hdr);
     return vg_fail(VG_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
   }
+  vg_fault_point(path, "tmp");   /* crash-test points (tensor/file.h) */
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
   st = write_all(fd, len8, 8);
@@ -648,14 +672,19 @@ static vg_status save_impl(const char *path, const char *tmp, int n, const w_ite
     free(buf);
     if (st) vg_fail_prefix("tensor \"%s\"", it[i].name);
   }
+  if (!st) vg_fault_point(path, "write");
   if (!st && fsync(fd) != 0) st = vg_fail(VG_ERR_IO, "fsync failed: %s", strerror(errno));
   if (close(fd) != 0 && !st) st = vg_fail(VG_ERR_IO, "close failed: %s", strerror(errno));
+  if (!st) vg_fault_point(path, "fsync");
   if (!st && rename(tmp, path) != 0) st = vg_fail(VG_ERR_IO, "rename of %s failed: %s", tmp, strerror(errno));
   if (st) {
     unlink(tmp);
     return st;
   }
-  return fsync_dir(path);
+  vg_fault_point(path, "rename");
+  st = fsync_dir(path);
+  if (!st) vg_fault_point(path, "dirsync");
+  return st;
 }
 
 vg_status vg_st_save(const char *path, int n, const char *const *names, vg_tensor *const *tensors,

@@ -18,9 +18,13 @@
  * plus an optional "__metadata__" object of string -> string.
  *
  * Validation on open (every failure names the file and the problem):
+ *  - only regular files (tensor/file.h: a directory, FIFO, socket or device is refused by
+ *    name, a FIFO is never waited on);
  *  - file >= 8 bytes; N <= 100,000,000 (VG_ST_MAX_HEADER); 8 + N <= file size;
  *  - header: valid UTF-8, strict JSON (tensor/json.h: duplicate names refused), an object
- *    whose first byte is '{';
+ *    whose first byte is '{', at most VG_ST_MAX_VALUES JSON values (bounded by a scan
+ *    before parsing, so the parsed tree stays under ~100 MiB however the header is written)
+ *    and at most VG_ST_MAX_TENSORS + 1 members in any array/object;
  *  - at most VG_ST_MAX_TENSORS tensors, names (and metadata keys) at most VG_ST_MAX_NAME bytes;
  *  - each entry an object with dtype (a dtype the format defines), shape (array of
  *    non-negative integers fitting int64, at most VG_MAX_DIMS dims), data_offsets
@@ -37,7 +41,10 @@
  * (VG_ERR_UNSUPPORTED). Data is little-endian (big-endian hosts are refused).
  *
  * The file stays open (one descriptor) until vg_st_close; each vg_st_get reads its
- * tensor's bytes with pread, so nothing but the header is held in memory. vg_st_open_mem
+ * tensor's bytes with pread, so nothing but the header is held in memory. Memory: opening
+ * holds the header bytes plus its tree; vg_st_get allocates only after the tensor's bytes
+ * were checked to lie in the file (end - begin == numel x dtype size), and a failed
+ * allocation is VG_ERR_NOMEM, never an abort. vg_st_open_mem
  * reads from a caller's buffer instead (it must outlive the handle). A handle keeps no
  * per-read state, so several threads may vg_st_get from one handle at once. */
 #ifndef VG_SAFETENSORS_H
@@ -48,6 +55,7 @@
 #define VG_ST_MAX_HEADER 100000000      /* bytes, as the reference */
 #define VG_ST_MAX_TENSORS 65536
 #define VG_ST_MAX_NAME 1024             /* bytes of a tensor name or metadata key */
+#define VG_ST_MAX_VALUES (16 * VG_ST_MAX_TENSORS)   /* JSON values in the header (counted before parsing) */
 #define VG_ST_AS_STORED VG_DTYPE_COUNT  /* vg_st_get: keep the file's dtype (F64 -> F32) */
 
 typedef struct vg_st_file vg_st_file;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "datasets/image/image.h"
+#include "tensor/file.h"
 
 struct vg_zip {
   uint8_t *buf;
@@ -343,8 +344,10 @@ static vg_status parse(vg_zip *z, const vg_zip_limits *lim) {
   return VG_OK;
 }
 
-static vg_status open_owned(uint8_t *buf, size_t n, const vg_zip_limits *lim, vg_zip **out) {
+vg_status vg_zip_open_owned(uint8_t *buf, size_t n, const vg_zip_limits *lim, vg_zip **out) {
+  if (!out) { free(buf); return vg_fail(VG_ERR_ARG, "vg_zip_open_owned: out is NULL"); }
   *out = NULL;
+  if (!buf) return vg_fail(VG_ERR_ARG, "vg_zip_open_owned: buf is NULL");
   vg_zip *z = calloc(1, sizeof *z);
   if (!z) { free(buf); return vg_fail(VG_ERR_NOMEM, "zip: out of memory"); }
   z->buf = buf;
@@ -362,26 +365,18 @@ vg_status vg_zip_open_mem(const uint8_t *buf, size_t n, const vg_zip_limits *lim
   uint8_t *copy = malloc(n ? n : 1);
   if (!copy) return vg_fail(VG_ERR_NOMEM, "zip: out of memory for %zu bytes", n);
   if (n) memcpy(copy, buf, n);
-  return open_owned(copy, n, lim, out);
+  return vg_zip_open_owned(copy, n, lim, out);
 }
 
 vg_status vg_zip_open(const char *path, const vg_zip_limits *lim, vg_zip **out) {
   if (!out || !path) return vg_fail(VG_ERR_ARG, "vg_zip_open: NULL argument");
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return vg_fail(VG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  long len = -1;
-  if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
-  if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
-    fclose(f);
-    return vg_fail(VG_ERR_IO, "%s: cannot size the file", path);
-  }
-  uint8_t *buf = malloc(len ? (size_t)len : 1);
-  if (!buf) { fclose(f); return vg_fail(VG_ERR_NOMEM, "%s: out of memory for %ld bytes", path, len); }
-  size_t got = fread(buf, 1, (size_t)len, f);
-  fclose(f);
-  if (got != (size_t)len) { free(buf); return vg_fail(VG_ERR_IO, "%s: short read", path); }
-  vg_status st = open_owned(buf, (size_t)len, lim, out);
+  /* regular files only: a directory, FIFO (never waited on) or device is refused by name */
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  vg_status st = vg_file_read_all(path, SIZE_MAX - 1, &buf, &len);
+  if (st != VG_OK) return st;
+  st = vg_zip_open_owned(buf, len, lim, out);
   if (st != VG_OK) vg_fail_prefix("%s", path);
   return st;
 }

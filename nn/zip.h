@@ -8,7 +8,8 @@
  *   if (e && vg_zip_read(z, e, &buf, &n) == VG_OK) { ...; free(buf); }
  *   vg_zip_free(z);
  *
- * The whole file is read into memory. Opening validates everything up front:
+ * The whole file is read into memory (regular files only, through tensor/file.h: a
+ * directory, FIFO or device is refused by name, a FIFO is never waited on). Opening validates everything up front:
  * the end-of-central-directory record (found behind a comment of any length up to
  * 65535 bytes, which must end exactly at the end of the file), the zip64 locator and
  * record and zip64 extra fields, every central-directory entry against its local header
@@ -18,6 +19,10 @@
  * stored (method 0) and deflated (method 8) entries are accepted; encrypted entries,
  * other methods and multi-disk archives are refused. Reading an entry inflates it with
  * datasets/image's inflater into exactly its declared size and checks its CRC-32.
+ * Memory: the archive holds the file's bytes plus an index of at most ~3x the central
+ * directory's size (each entry spends >= 46 directory bytes); vg_zip_read allocates the
+ * declared size, which opening checked is at most 1032 x the compressed size + 1032
+ * (deflate's limit), so callers bound what they read by checking e->usize first.
  * Limits: a NULL pointer, or a zero field, means the default. */
 #ifndef VG_ZIP_H
 #define VG_ZIP_H
@@ -47,6 +52,8 @@ typedef struct vg_zip vg_zip;
 vg_status vg_zip_open(const char *path, const vg_zip_limits *lim, vg_zip **out);
 /* Same for an archive in memory (the bytes are copied). */
 vg_status vg_zip_open_mem(const uint8_t *buf, size_t n, const vg_zip_limits *lim, vg_zip **out);
+/* Same, taking ownership of buf (malloc'd; freed by vg_zip_free, or at once on failure). */
+vg_status vg_zip_open_owned(uint8_t *buf, size_t n, const vg_zip_limits *lim, vg_zip **out);
 void vg_zip_free(vg_zip *z);                   /* NULL ok */
 
 size_t vg_zip_count(const vg_zip *z);

@@ -484,6 +484,46 @@ vg_tensor *vg_tensor_new(vg_dtype dt, int ndim, const int64_t *shape) {
   return t;
 }
 
+vg_tensor *vg_tensor_try_new(vg_dtype dt, int ndim, const int64_t *shape) {
+  if ((int)dt < 0 || dt >= VG_DTYPE_COUNT || ndim < 0 || ndim > VG_MAX_DIMS || (ndim && !shape)) {
+    vg_fail(VG_ERR_ARG, "vg_tensor_try_new: bad dtype %d or ndim %d", (int)dt, ndim);
+    return NULL;
+  }
+  size_t nbytes = vg_dtype_size(dt);
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0) {
+      vg_fail(VG_ERR_ARG, "vg_tensor_try_new: negative dimension %lld", (long long)shape[i]);
+      return NULL;
+    }
+    if (__builtin_mul_overflow(nbytes, (uint64_t)shape[i], &nbytes) || nbytes > (size_t)INT64_MAX - VG_ALIGN) {
+      vg_fail(VG_ERR_NOMEM, "out of memory: a %s tensor of more than 2^63 bytes", vg_dtype_name(dt));
+      return NULL;
+    }
+  }
+  vg_tensor *t = calloc(1, sizeof *t + sizeof(vg_storage));
+  void *data = aligned_alloc(VG_ALIGN, nbytes ? (nbytes + VG_ALIGN - 1) & ~(size_t)(VG_ALIGN - 1) : VG_ALIGN);
+  if (!t || !data) {
+    free(t);
+    free(data);
+    vg_fail(VG_ERR_NOMEM, "out of memory for a %s tensor of %zu bytes", vg_dtype_name(dt), nbytes);
+    return NULL;
+  }
+  memset(data, 0, nbytes);
+  t->flags = VG_TF_HEAP | VG_TF_OWNS_STORAGE;
+  vg_storage *s = (vg_storage *)(t + 1);
+  s->data = data;   /* freed by the CPU backend's free (plain free), as vg_tensor_new's */
+  s->heap = 1;
+  s->nbytes = nbytes;
+  s->device = VG_CPU;
+  t->storage = s;
+  t->dtype = dt;
+  t->device = VG_CPU;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+  vg_contiguous_strides(ndim, shape, t->stride);
+  return t;
+}
+
 void vg_tensor_free(vg_tensor *t) {
   if (!t) return;
   if (!(t->flags & VG_TF_HEAP)) VG_ABORT("vg_tensor_free on a scope tensor (freed by vg_scope_end)");

@@ -118,6 +118,11 @@ vg_tensor *vg_empty_like(const vg_tensor *t);
 vg_tensor *vg_zeros_like(const vg_tensor *t);
 /* Long-lived heap tensors (zeroed), freed with vg_tensor_free. */
 vg_tensor *vg_tensor_new(vg_dtype dt, int ndim, const int64_t *shape);
+/* Same (zeroed, CPU, freed with vg_tensor_free), but never aborts: a failed allocation
+ * (or a byte size past 2^63) returns NULL with VG_ERR_NOMEM and a message naming the size;
+ * a bad dtype/ndim/negative dim returns NULL with VG_ERR_ARG. For sizes that come from a
+ * file (loaders). */
+vg_tensor *vg_tensor_try_new(vg_dtype dt, int ndim, const int64_t *shape);
 vg_tensor *vg_tensor_clone_heap(const vg_tensor *t);   /* contiguous heap copy, no grad */
 void vg_tensor_free(vg_tensor *t);                     /* heap tensors only; NULL ok */
 /* Copies element values out (any layout, converted to dst_dt). */

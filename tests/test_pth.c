@@ -5,9 +5,27 @@
  * message (tools/gen_pth_fixtures.py writes tests/fixtures/pth/); state-dict name
  * helpers. */
 #include "tests/vgtest.h"
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "datasets/image/image.h"
 #include "nn/pth.h"
 #include "nn/state_dict.h"
 #include "nn/zip.h"
+
+/* test_bounds asks for allocations that must fail (vg_tensor_try_new of a petabyte): under
+ * ASan they return NULL instead of aborting the program, as plain malloc does */
+#if defined(__SANITIZE_ADDRESS__)
+#define VG_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VG_TEST_ASAN 1
+#endif
+#endif
+#ifdef VG_TEST_ASAN
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+#endif
 
 static char g_path[1024];
 static const char *fx(const char *name) {
@@ -335,6 +353,474 @@ static void test_pickle_fuzz(void) {
   free(sto);
 }
 
+/* ---- hostile archives built here: a pickle writer, deflate (stored blocks, or fixed
+ * Huffman runs of zeros) and a zip writer with any declared sizes ---- */
+typedef struct { uint8_t *p; size_t n, cap; } buf;
+static void bput(buf *b, const void *d, size_t n) {
+  if (!n) return;
+  if (b->n + n > b->cap) {
+    b->cap = (b->n + n) * 2 + 64;
+    b->p = realloc(b->p, b->cap);
+  }
+  memcpy(b->p + b->n, d, n);
+  b->n += n;
+}
+static void b1(buf *b, uint8_t c) { bput(b, &c, 1); }
+static void bu32(buf *b, uint32_t v) { uint8_t q[4]; put32(q, v); bput(b, q, 4); }
+static void pstr(buf *b, const char *s) { b1(b, 'X'); bu32(b, (uint32_t)strlen(s)); bput(b, s, strlen(s)); }
+static void pint(buf *b, int64_t v) {
+  if (v >= INT32_MIN && v <= INT32_MAX) { b1(b, 'J'); bu32(b, (uint32_t)(int32_t)v); return; }
+  b1(b, 0x8a); b1(b, 8);
+  for (int i = 0; i < 8; i++) b1(b, (uint8_t)((uint64_t)v >> (8 * i)));
+}
+static void pglobal(buf *b, const char *mod, const char *name) {
+  b1(b, 'c'); bput(b, mod, strlen(mod)); b1(b, '\n'); bput(b, name, strlen(name)); b1(b, '\n');
+}
+/* _rebuild_tensor_v2(storage(key, numel floats), offset, size, stride, False, OrderedDict()) */
+static void ptensor(buf *b, const char *key, int64_t numel, int64_t offset, int nd, const int64_t *size,
+                    const int64_t *stride) {
+  pglobal(b, "torch._utils", "_rebuild_tensor_v2");
+  b1(b, '(');
+  b1(b, '('); pstr(b, "storage"); pglobal(b, "torch", "FloatStorage"); pstr(b, key); pstr(b, "cpu");
+  pint(b, numel); b1(b, 't'); b1(b, 'Q');
+  pint(b, offset);
+  b1(b, '('); for (int i = 0; i < nd; i++) pint(b, size[i]); b1(b, 't');
+  b1(b, '('); for (int i = 0; i < nd; i++) pint(b, stride[i]); b1(b, 't');
+  b1(b, 0x89);
+  pglobal(b, "collections", "OrderedDict"); b1(b, ')'); b1(b, 'R');
+  b1(b, 't'); b1(b, 'R');
+}
+static void pbegin(buf *b) { b1(b, 0x80); b1(b, 2); b1(b, '}'); b1(b, '('); }   /* {  + MARK */
+static void pend(buf *b) { b1(b, 'u'); b1(b, '.'); }                             /* SETITEMS STOP */
+
+/* deflate: stored blocks */
+static void deflate_stored(buf *out, const uint8_t *d, size_t n) {
+  size_t at = 0;
+  do {
+    size_t k = n - at > 65535 ? 65535 : n - at;
+    b1(out, at + k == n);
+    uint8_t h[4] = {(uint8_t)k, (uint8_t)(k >> 8), (uint8_t)~k, (uint8_t)(~k >> 8)};
+    bput(out, h, 4);
+    bput(out, d + at, k);
+    at += k;
+  } while (at < n);
+}
+/* deflate: 4 + 258 k zero bytes as 4 literals and k (length 258, distance 1) matches,
+ * fixed Huffman: ~1.6 bytes of stream per 258 output bytes */
+typedef struct { buf *b; uint32_t acc; int nb; } bits;
+static void bit(bits *w, unsigned v) {
+  w->acc |= (v & 1u) << w->nb;
+  if (++w->nb == 8) { b1(w->b, (uint8_t)w->acc); w->acc = 0; w->nb = 0; }
+}
+static void huff(bits *w, unsigned code, int len) { for (int i = len - 1; i >= 0; i--) bit(w, code >> i); }
+static void deflate_zeros(buf *out, size_t k) {
+  bits w = {out, 0, 0};
+  bit(&w, 1); bit(&w, 1); bit(&w, 0);        /* BFINAL, BTYPE = 01 (fixed) */
+  for (int i = 0; i < 4; i++) huff(&w, 0x30, 8);   /* literal 0 */
+  for (size_t i = 0; i < k; i++) { huff(&w, 0xC5, 8); huff(&w, 0, 5); }   /* 285 = length 258, dist 1 */
+  huff(&w, 0, 7);                             /* end of block */
+  while (w.nb) bit(&w, 0);
+}
+
+typedef struct { const char *name; const uint8_t *data; size_t csize; uint32_t usize, crc; int method; } zent;
+/* a zip of k entries (declared sizes and CRCs as given) */
+static void mkzip(buf *out, const zent *e, int k) {
+  size_t offs[8];
+  for (int i = 0; i < k; i++) {
+    uint8_t h[30] = {0};
+    size_t nl = strlen(e[i].name);
+    offs[i] = out->n;
+    put32(h, 0x04034b50); put16(h + 4, 20); put16(h + 8, (unsigned)e[i].method);
+    put32(h + 14, e[i].crc); put32(h + 18, (uint32_t)e[i].csize); put32(h + 22, e[i].usize);
+    put16(h + 26, (unsigned)nl);
+    bput(out, h, 30); bput(out, e[i].name, nl); bput(out, e[i].data, e[i].csize);
+  }
+  size_t cd = out->n;
+  for (int i = 0; i < k; i++) {
+    uint8_t c[46] = {0};
+    size_t nl = strlen(e[i].name);
+    put32(c, 0x02014b50); put16(c + 4, 20); put16(c + 6, 20); put16(c + 10, (unsigned)e[i].method);
+    put32(c + 16, e[i].crc); put32(c + 20, (uint32_t)e[i].csize); put32(c + 24, e[i].usize);
+    put16(c + 28, (unsigned)nl); put32(c + 42, (uint32_t)offs[i]);
+    bput(out, c, 46); bput(out, e[i].name, nl);
+  }
+  uint8_t z[22] = {0};
+  put32(z, 0x06054b50); put16(z + 8, (unsigned)k); put16(z + 10, (unsigned)k);
+  put32(z + 12, (uint32_t)(out->n - cd)); put32(z + 16, (uint32_t)cd);
+  bput(out, z, 22);
+}
+
+/* Loads an archive of data.pkl (stored) and storage "0" (raw bytes sto, stored when
+ * method 0; deflated when method 8: as stored blocks, or zeros_k > 0 fixed-Huffman matches
+ * for 4 + 258 zeros_k zero bytes; claim != 0 overrides the declared uncompressed size). */
+static vg_status load_built(const buf *pkl, const uint8_t *sto, size_t sn, int method, size_t zeros_k,
+                            uint32_t claim, const vg_pth_opts *o, vg_pth_dict **d, buf *archive) {
+  buf comp = {0};
+  uint32_t usize = (uint32_t)sn, crc = vg_crc32(0, sto, sn);
+  if (method == 8 && zeros_k) {
+    deflate_zeros(&comp, zeros_k);
+    usize = (uint32_t)(4 + 258 * zeros_k);
+    uint8_t *z = calloc(usize, 1);
+    crc = vg_crc32(0, z, usize);
+    free(z);
+  } else if (method == 8) {
+    deflate_stored(&comp, sto, sn);
+  } else {
+    bput(&comp, sto ? sto : (const uint8_t *)"", sn);
+  }
+  if (claim) usize = claim;
+  zent e[3] = {
+    {"archive/data.pkl", pkl->p, pkl->n, (uint32_t)pkl->n, vg_crc32(0, pkl->p, pkl->n), 0},
+    {"archive/data/0", comp.p ? comp.p : (const uint8_t *)"", comp.n, usize, crc, method},
+    {"archive/version", (const uint8_t *)"3\n", 2, 2, vg_crc32(0, (const uint8_t *)"3\n", 2), 0},
+  };
+  buf z = {0};
+  mkzip(&z, e, 3);
+  free(comp.p);
+  *d = NULL;
+  vg_clear_error();
+  vg_status st = vg_pth_load_mem(z.p, z.n, o, d);
+  if (archive) *archive = z;
+  else free(z.p);
+  return st;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_bounds(void) {
+  vg_pth_dict *d = NULL;
+  vg_status st;
+  float sto[64];
+  for (int i = 0; i < 64; i++) sto[i] = (float)i;
+  /* 1. stride 0: a [2^28] view of a 1-element storage would be 1 GiB */
+  buf p = {0};
+  pbegin(&p); pstr(&p, "x"); ptensor(&p, "0", 1, 0, 1, (int64_t[]){(int64_t)1 << 28}, (int64_t[]){0}); pend(&p);
+  st = load_built(&p, (const uint8_t *)sto, 4, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_ERR_LIMIT && !d && strstr(vg_last_error(), "key 'x': a [268435456] f32 tensor") &&
+           strstr(vg_last_error(), "over the decode budget of 67108880 bytes (") &&
+           strstr(vg_last_error(), "budget = 4 x 4 storage bytes + 64 MiB"),
+           "stride-0 view of 2^28 elements on a 1-element storage refused before allocation -> %s", vg_last_error());
+  free(p.p); p = (buf){0};
+  /* ... the same class at 2^62 elements (bytes overflow) and with overlapping strides */
+  pbegin(&p); pstr(&p, "x"); ptensor(&p, "0", 1, 0, 2, (int64_t[]){(int64_t)1 << 31, (int64_t)1 << 31}, (int64_t[]){0, 0});
+  pend(&p);
+  st = load_built(&p, (const uint8_t *)sto, 4, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_ERR_LIMIT && !d && strstr(vg_last_error(), "over the decode budget"),
+           "stride-0 [2^31, 2^31] view refused -> %.120s", vg_last_error());
+  free(p.p); p = (buf){0};
+  float *mid = calloc(16384, sizeof *mid);
+  pbegin(&p); pstr(&p, "y"); ptensor(&p, "0", 16384, 0, 2, (int64_t[]){8192, 8192}, (int64_t[]){1, 1}); pend(&p);
+  st = load_built(&p, (const uint8_t *)mid, 16384 * 4, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_ERR_LIMIT && !d && strstr(vg_last_error(), "key 'y': a [8192,8192] f32 tensor"),
+           "overlapping strides (1, 1): a 256 MiB view of a 64 KiB storage refused -> %.100s", vg_last_error());
+  free(mid);
+  free(p.p); p = (buf){0};
+  /* a small expanded view is legal and copied exactly; the counter covers it */
+  pbegin(&p); pstr(&p, "e"); ptensor(&p, "0", 64, 5, 2, (int64_t[]){3, 1000}, (int64_t[]){1, 0}); pend(&p);
+  st = load_built(&p, (const uint8_t *)sto, 256, 0, 0, 0, NULL, &d, NULL);
+  const vg_pth_entry *en = d ? vg_pth_get(d, "e") : NULL;
+  int ok = st == VG_OK && en && en->tensor && vg_numel(en->tensor) == 3000;
+  for (int i = 0; ok && i < 3000; i++) ok = vg_f32(en->tensor)[i] == (float)(5 + i / 1000);
+  VG_CHECK(ok && d->decoded_bytes >= 12000 && d->decoded_bytes <= d->budget && d->budget == 4 * 256 + (64u << 20),
+           "expanded [3, 1000] stride (1, 0) view loads exactly (decoded %llu of budget %llu bytes)",
+           d ? (unsigned long long)d->decoded_bytes : 0, d ? (unsigned long long)d->budget : 0);
+  vg_pth_free(d);
+  free(p.p); p = (buf){0};
+
+  /* 2. one storage under many keys: decoded once; copies counted; thousands refused */
+  enum { NBIG = 65536 };
+  float *big = malloc(NBIG * sizeof *big);
+  for (int i = 0; i < NBIG; i++) big[i] = (float)(i % 1000) - 500;
+  for (int method = 0; method <= 8; method += 8) {
+    pbegin(&p);
+    pstr(&p, "k0"); ptensor(&p, "0", NBIG, 0, 1, (int64_t[]){NBIG}, (int64_t[]){1});
+    b1(&p, 'q'); b1(&p, 0);   /* BINPUT 0: the tensor */
+    pstr(&p, "k1"); b1(&p, 'h'); b1(&p, 0);
+    pstr(&p, "k2"); b1(&p, 'h'); b1(&p, 0);
+    pstr(&p, "t"); ptensor(&p, "0", NBIG, 7, 2, (int64_t[]){2, 3}, (int64_t[]){1, 2});
+    pend(&p);
+    st = load_built(&p, (const uint8_t *)big, NBIG * 4, method, 0, 0, NULL, &d, NULL);
+    ok = st == VG_OK && d->count == 4 && d->storages_decoded == 1 && d->storage_bytes_read == NBIG * 4;
+    for (int k = 0; ok && k < 3; k++) {
+      char key[4] = {'k', (char)('0' + k), 0};
+      const vg_pth_entry *e = vg_pth_get(d, key);
+      ok = e && e->tensor && vg_numel(e->tensor) == NBIG && memcmp(vg_data(e->tensor), big, NBIG * 4) == 0;
+    }
+    en = d ? vg_pth_get(d, "t") : NULL;
+    ok = ok && en && vg_f32(en->tensor)[0] == big[7] && vg_f32(en->tensor)[1] == big[9] && vg_f32(en->tensor)[5] == big[12];
+    VG_CHECK(ok, "%s storage under 4 keys: decoded once (%zu storage, %llu bytes read), 4 exact copies",
+             method ? "deflated" : "stored", d ? d->storages_decoded : 0,
+             d ? (unsigned long long)d->storage_bytes_read : 0);
+    /* decoded bytes: 3 full copies + the view (+ one inflation when deflated), not more */
+    uint64_t want = 3ull * NBIG * 4 + 24 + (method ? NBIG * 4 : 0);
+    VG_CHECK(d && d->decoded_bytes >= want && d->decoded_bytes < want + 65536,
+             "%s: decoded-byte counter %llu = copies + %s (%llu) + < 64 KiB of pickle/index",
+             method ? "deflated" : "stored", d ? (unsigned long long)d->decoded_bytes : 0,
+             method ? "one inflation" : "no storage copy", (unsigned long long)want);
+    vg_pth_free(d);
+    free(p.p); p = (buf){0};
+  }
+  /* 2000 keys x 256 KiB = 500 MiB of copies from a 256 KiB storage: refused up front */
+  pbegin(&p);
+  pstr(&p, "k0"); ptensor(&p, "0", NBIG, 0, 1, (int64_t[]){NBIG}, (int64_t[]){1});
+  b1(&p, 'q'); b1(&p, 0);
+  for (int k = 1; k < 2000; k++) { char key[16]; snprintf(key, sizeof key, "k%d", k); pstr(&p, key); b1(&p, 'h'); b1(&p, 0); }
+  pend(&p);
+  st = load_built(&p, (const uint8_t *)big, NBIG * 4, 8, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_ERR_LIMIT && !d && strstr(vg_last_error(), "viewing storage '0' of 65536 elements is over the decode budget of"),
+           "one 256 KiB storage under 2000 keys refused before any copy -> %.160s", vg_last_error());
+  free(p.p); p = (buf){0};
+
+  /* 3. duplicate keys: refused on the first repeat, before any tensor is sized or copied
+   * (the 1 GiB view first in the dict would otherwise fail the budget) */
+  pbegin(&p);
+  pstr(&p, "huge"); ptensor(&p, "0", 1, 0, 1, (int64_t[]){(int64_t)1 << 28}, (int64_t[]){0});
+  pstr(&p, "a"); pint(&p, 1);
+  pstr(&p, "b"); pint(&p, 2);
+  for (int k = 0; k < 100; k++) { pstr(&p, "a"); pint(&p, 3); }
+  pend(&p);
+  st = load_built(&p, (const uint8_t *)sto, 4, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_ERR_FORMAT && !d && strstr(vg_last_error(), "key 'a' appears twice"),
+           "duplicate key refused on its first repeat, before the tensors -> %s", vg_last_error());
+  free(p.p); p = (buf){0};
+  pbegin(&p);
+  pstr(&p, "a.b"); pint(&p, 1);
+  pstr(&p, "a"); b1(&p, '}'); pstr(&p, "b"); pint(&p, 2); b1(&p, 's');
+  pend(&p);
+  st = load_built(&p, (const uint8_t *)sto, 4, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_ERR_FORMAT && strstr(vg_last_error(), "key 'a.b' appears twice"),
+           "flattened names colliding ('a.b' and a: {b}) refused -> %s", vg_last_error());
+  free(p.p); p = (buf){0};
+
+  /* 4. billion laughs: D0 = {k0..k9: 1}, Dn = {k0..k9: Dn-1} through the memo; D12
+   * flattens to 10^13 entries from a ~1 KB pickle */
+  b1(&p, 0x80); b1(&p, 2);
+  for (int lvl = 0; lvl <= 12; lvl++) {
+    b1(&p, '}'); b1(&p, '(');
+    for (int k = 0; k < 10; k++) {
+      char key[4] = {'k', (char)('0' + k), 0};
+      pstr(&p, key);
+      if (lvl == 0) pint(&p, k); else { b1(&p, 'h'); b1(&p, (uint8_t)(lvl - 1)); }
+    }
+    b1(&p, 'u'); b1(&p, 'q'); b1(&p, (uint8_t)lvl);
+    if (lvl < 12) b1(&p, '0');   /* POP (lenient mode only) */
+  }
+  b1(&p, '.');
+  /* POP is refused outside state_dict_only: wrap as {"state_dict": D12} instead */
+  {
+    buf q = {0};
+    b1(&q, 0x80); b1(&q, 2); b1(&q, '}'); pstr(&q, "state_dict");
+    for (int lvl = 0; lvl <= 12; lvl++) {
+      b1(&q, '}'); b1(&q, '(');
+      for (int k = 0; k < 10; k++) {
+        char key[4] = {'k', (char)('0' + k), 0};
+        pstr(&q, key);
+        if (lvl == 0) pint(&q, k); else { b1(&q, 'h'); b1(&q, (uint8_t)(lvl - 1)); }
+      }
+      b1(&q, 'u'); b1(&q, 'q'); b1(&q, (uint8_t)lvl);
+      if (lvl < 12) b1(&q, '0');
+    }
+    b1(&q, 's'); b1(&q, '.');
+    vg_pth_opts o = {.state_dict_only = true};
+    double t0 = now_s();
+    st = load_built(&q, NULL, 0, 0, 0, 0, &o, &d, NULL);
+    double dt = now_s() - t0;
+    VG_CHECK(st == VG_ERR_LIMIT && !d && (strstr(vg_last_error(), "flattens to more than 1048576 dict entries") ||
+                                          strstr(vg_last_error(), "over the decode budget")),
+             "billion laughs (10^13 flattened entries from %zu pickle bytes) refused in %.2f s -> %.110s", q.n, dt,
+             vg_last_error());
+    o.max_entries = 5000;
+    st = load_built(&q, NULL, 0, 0, 0, 0, &o, &d, NULL);
+    VG_CHECK(st == VG_ERR_LIMIT && !d && strstr(vg_last_error(), "flattens to more than 5000 dict entries"),
+             "billion laughs with max_entries 5000 -> %s", vg_last_error());
+    o.max_entries = 0;
+    st = load_built(&p, NULL, 0, 0, 0, 0, &o, &d, NULL);
+    VG_CHECK(st == VG_ERR_FORMAT && !d && strstr(vg_last_error(), "no 'state_dict' entry"),
+             "D12 alone (10^13 entries, not under state_dict) unpickles in linear time, never flattened -> %.80s",
+             vg_last_error());
+    free(q.p);
+  }
+  free(p.p); p = (buf){0};
+  /* lists through the memo (l_n = [l_n-1] * 10, 10^20 elements deep) are skipped, never
+   * expanded */
+  pbegin(&p);
+  for (int lvl = 0; lvl <= 20; lvl++) {
+    char key[8];
+    snprintf(key, sizeof key, "l%d", lvl);
+    pstr(&p, key);
+    b1(&p, ']'); b1(&p, '(');
+    for (int k = 0; k < 10; k++) { if (lvl == 0) pint(&p, k); else { b1(&p, 'h'); b1(&p, (uint8_t)(lvl - 1)); } }
+    b1(&p, 'e'); b1(&p, 'q'); b1(&p, (uint8_t)lvl);
+  }
+  pend(&p);
+  st = load_built(&p, NULL, 0, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_OK && d->count == 0 && d->skipped == 21 && d->decoded_bytes < 65536,
+           "21 nested lists sharing through the memo (10^20 leaves) skipped: decoded %llu bytes",
+           d ? (unsigned long long)d->decoded_bytes : 0);
+  vg_pth_free(d);
+  free(p.p); p = (buf){0};
+  pbegin(&p); pstr(&p, "n"); pint(&p, 1); pstr(&p, "lists"); b1(&p, ']'); b1(&p, 'q'); b1(&p, 0);
+  for (int k = 0; k < 20000; k++) { b1(&p, 'h'); b1(&p, 0); b1(&p, 'a'); }   /* list.append(list) x 20000 */
+  pend(&p);
+  st = load_built(&p, NULL, 0, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_OK && d->count == 1 && d->skipped == 1 && d->decoded_bytes < (1u << 20),
+           "a self-appending list (20000 APPENDs) is skipped: decoded %llu bytes",
+           d ? (unsigned long long)d->decoded_bytes : 0);
+  vg_pth_free(d);
+  free(p.p); p = (buf){0};
+  /* memo/DUP/BINGET pushes: the stack cap, memo indices bounded by the pickle length */
+  pbegin(&p); pstr(&p, "n"); b1(&p, 'q'); b1(&p, 0);
+  for (int k = 0; k < 5000; k++) { b1(&p, 'h'); b1(&p, 0); }
+  pend(&p);
+  vg_pth_opts so = {.max_stack = 4096};
+  st = load_built(&p, NULL, 0, 0, 0, 0, &so, &d, NULL);
+  VG_CHECK(st == VG_ERR_LIMIT && strstr(vg_last_error(), "pickle stack deeper than 4096 values"),
+           "5000 BINGET pushes with max_stack 4096 -> %s", vg_last_error());
+  free(p.p); p = (buf){0};
+  {
+    buf q = {0};
+    size_t npush = ((size_t)1 << 20) + 8;
+    b1(&q, 0x80); b1(&q, 2); b1(&q, '}'); pstr(&q, "state_dict"); b1(&q, '}');
+    for (size_t k = 0; k < npush; k++) b1(&q, '2');   /* DUP (lenient) */
+    b1(&q, 's'); b1(&q, '.');
+    vg_pth_opts o = {.state_dict_only = true};
+    st = load_built(&q, NULL, 0, 0, 0, 0, &o, &d, NULL);
+    VG_CHECK(st == VG_ERR_LIMIT && strstr(vg_last_error(), "pickle stack deeper than 1048576"),
+             "2^20 DUPs hit the default stack cap -> %s", vg_last_error());
+    free(q.p);
+  }
+  pbegin(&p); pstr(&p, "n"); b1(&p, 'r'); bu32(&p, (1u << 22) - 1); pint(&p, 1); pend(&p);
+  st = load_built(&p, NULL, 0, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_ERR_FORMAT && strstr(vg_last_error(), "memo index 4194303, more than a"),
+           "LONG_BINPUT 2^22-1 in a tiny pickle (a 32 MiB memo) refused -> %s", vg_last_error());
+  free(p.p); p = (buf){0};
+
+  /* 5. deflated storages: a claim far beyond the archive is refused before inflating; a
+   * real zero bomb is inflated only within the budget */
+  pbegin(&p); pstr(&p, "w"); ptensor(&p, "0", 17500000, 0, 1, (int64_t[]){1}, (int64_t[]){1}); pend(&p);
+  {
+    uint8_t *junk = calloc(70000, 1);
+    for (int i = 0; i < 70000; i++) junk[i] = (uint8_t)(i * 7);
+    buf comp = {0};
+    bput(&comp, junk, 70000);
+    zent e[2] = {{"archive/data.pkl", p.p, p.n, (uint32_t)p.n, vg_crc32(0, p.p, p.n), 0},
+                 {"archive/data/0", comp.p, comp.n, 70000000u, 0x12345678u, 8}};
+    buf z = {0};
+    mkzip(&z, e, 2);
+    vg_clear_error();
+    st = vg_pth_load_mem(z.p, z.n, NULL, &d);
+    VG_CHECK(st == VG_ERR_LIMIT && !d && strstr(vg_last_error(), "inflating storage '0' (the largest deflated one) needs 70000000 more bytes"),
+             "a 70 KB deflated entry claiming 70 MB refused before inflating -> %.140s", vg_last_error());
+    free(junk); free(comp.p); free(z.p);
+  }
+  free(p.p); p = (buf){0};
+  size_t zk = 8192;   /* 4 + 258 * 8192 = 2113540 zero bytes (528385 floats) from ~13 KB */
+  int64_t zn = (int64_t)(4 + 258 * zk) / 4;
+  pbegin(&p); pstr(&p, "z"); ptensor(&p, "0", zn, 0, 1, (int64_t[]){4}, (int64_t[]){1}); pend(&p);
+  buf arch = {0};
+  vg_pth_opts bo = {.max_decoded = 1 << 20};
+  st = load_built(&p, NULL, 0, 8, zk, 0, &bo, &d, &arch);
+  VG_CHECK(st == VG_ERR_LIMIT && !d && strstr(vg_last_error(), "inflating storage '0'") && arch.n < 20000,
+           "zero bomb (%lld bytes from a %zu-byte archive) with max_decoded 1 MiB refused -> %.90s",
+           (long long)zn * 4, arch.n, vg_last_error());
+  free(arch.p);
+  st = load_built(&p, NULL, 0, 8, zk, 0, NULL, &d, NULL);
+  en = d ? vg_pth_get(d, "z") : NULL;
+  VG_CHECK(st == VG_OK && en && vg_f32(en->tensor)[3] == 0 && d->storage_bytes_read == (uint64_t)zn * 4 &&
+           d->decoded_bytes >= (uint64_t)zn * 4 && d->decoded_bytes <= d->budget,
+           "the same bomb within the default budget inflates once (%llu bytes read, %llu decoded, budget %llu)",
+           d ? (unsigned long long)d->storage_bytes_read : 0, d ? (unsigned long long)d->decoded_bytes : 0,
+           d ? (unsigned long long)d->budget : 0);
+  vg_pth_free(d);
+  free(p.p); p = (buf){0};
+
+  /* 6. truncation of a built archive (deflated storage): every cut refused */
+  pbegin(&p); pstr(&p, "k0"); ptensor(&p, "0", 64, 0, 1, (int64_t[]){64}, (int64_t[]){1}); pend(&p);
+  st = load_built(&p, (const uint8_t *)sto, 256, 8, 0, 0, NULL, &d, &arch);
+  vg_pth_free(d);
+  int refused = 0, tried = 0;
+  for (size_t cut = 0; st == VG_OK && cut < arch.n; cut += 3, tried++) {
+    d = NULL;
+    if (vg_pth_load_mem(arch.p, cut, NULL, &d) != VG_OK && !d) refused++;
+    vg_pth_free(d);
+  }
+  VG_CHECK(st == VG_OK && tried > 50 && refused == tried, "built archive loads; all %d truncations refused", tried);
+  char tmp[] = "/tmp/vg_pth_XXXXXX";
+  int fd = mkstemp(tmp);
+  ok = fd >= 0 && write(fd, arch.p, arch.n / 2) == (ssize_t)(arch.n / 2);
+  if (fd >= 0) close(fd);
+  vg_clear_error();
+  VG_CHECK(ok && vg_pth_load(tmp, NULL, &d) == VG_ERR_FORMAT && !d && strstr(vg_last_error(), tmp),
+           "half a file on disk refused, naming it -> %s", vg_last_error());
+  unlink(tmp);
+  free(arch.p);
+  free(p.p); p = (buf){0};
+
+  /* 7. a directory, a FIFO, a device: refused by name, never waited on */
+  char dir[] = "/tmp/vg_pthd_XXXXXX";
+  ok = mkdtemp(dir) != NULL;
+  vg_clear_error();
+  VG_CHECK(ok && vg_pth_load(dir, NULL, &d) == VG_ERR_IO && !d && strstr(vg_last_error(), "is a directory"),
+           "directory as a .pth -> %s", vg_last_error());
+  char fifo[300];
+  snprintf(fifo, sizeof fifo, "%s/pipe.pth", dir);
+  ok = ok && mkfifo(fifo, 0600) == 0;
+  double t0 = now_s();
+  vg_clear_error();
+  st = ok ? vg_pth_load(fifo, NULL, &d) : VG_OK;
+  VG_CHECK(ok && st == VG_ERR_IO && !d && strstr(vg_last_error(), "FIFO") && now_s() - t0 < 5,
+           "FIFO as a .pth refused at once -> %s", vg_last_error());
+  vg_zip *z = NULL;
+  VG_CHECK(ok && vg_zip_open(fifo, NULL, &z) == VG_ERR_IO && !z && strstr(vg_last_error(), "FIFO"),
+           "FIFO as a zip refused -> %s", vg_last_error());
+  VG_CHECK(vg_pth_load("/dev/zero", NULL, &d) == VG_ERR_IO && strstr(vg_last_error(), "character device"),
+           "/dev/zero refused (never read forever) -> %s", vg_last_error());
+  unlink(fifo);
+  rmdir(dir);
+
+  /* 8. the fixtures' counters: shared storages decoded once, under budget */
+  d = load("basic.pth", NULL);
+  VG_CHECK(d && d->decoded_bytes <= d->budget && d->budget == 4 * d->storage_bytes + (64u << 20) &&
+           d->storages_decoded < d->count && d->storage_bytes_read <= d->storage_bytes,
+           "basic.pth: %zu storages decoded for %zu entries, %llu storage bytes read of %llu, decoded %llu <= budget",
+           d ? d->storages_decoded : 0, d ? d->count : 0, d ? (unsigned long long)d->storage_bytes_read : 0,
+           d ? (unsigned long long)d->storage_bytes : 0, d ? (unsigned long long)d->decoded_bytes : 0);
+  vg_pth_free(d);
+  vg_pth_opts tiny = {.max_decoded = 100};
+  vg_clear_error();
+  st = vg_pth_load(fx("basic.pth"), &tiny, &d);
+  VG_CHECK(st == VG_ERR_LIMIT && !d && strstr(vg_last_error(), "over the decode budget of 100 bytes"),
+           "basic.pth with max_decoded 100 -> %.120s", vg_last_error());
+
+  /* 9. fuzz findings (tests/fuzz/fuzz_pth.c), kept as regressions */
+  p.n = 0;
+  bput(&p, "\x80\x02(t.", 5);   /* MARK TUPLE on a never-used (NULL) stack: UBSan, pointer arithmetic */
+  st = load_built(&p, NULL, 0, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_ERR_FORMAT && !d && strstr(vg_last_error(), "holds a tuple, not a dict"),
+           "fuzz: an empty tuple as the first object -> %s", vg_last_error());
+  free(p.p); p = (buf){0};
+
+  /* 10. vg_tensor_try_new: no abort on sizes that cannot be allocated */
+  vg_clear_error();
+  vg_tensor *t = vg_tensor_try_new(VG_F32, 2, (int64_t[]){(int64_t)1 << 40, (int64_t)1 << 30});
+  VG_CHECK(!t && vg_last_status() == VG_ERR_NOMEM && strstr(vg_last_error(), "more than 2^63 bytes"),
+           "try_new of 2^72 bytes -> NULL, %s", vg_last_error());
+  vg_clear_error();
+  t = vg_tensor_try_new(VG_U8, 1, (int64_t[]){(int64_t)1 << 55});
+  VG_CHECK(!t && vg_last_status() == VG_ERR_NOMEM && strstr(vg_last_error(), "out of memory for a u8 tensor of 36028797018963968 bytes"),
+           "try_new of 32 PiB -> NULL, %s", vg_last_error());
+  t = vg_tensor_try_new(VG_F16, 2, (int64_t[]){3, 5});
+  ok = t && t->dtype == VG_F16 && vg_numel(t) == 15 && vg_is_contiguous(t);
+  for (int i = 0; ok && i < 30; i++) ok = ((uint8_t *)vg_data(t))[i] == 0;
+  VG_CHECK(ok, "try_new [3, 5] f16: zeroed, contiguous");
+  vg_tensor_free(t);
+  free(big);
+}
+
 static void test_state_dict(void) {
   static const char *const strip[] = {"module.", "model.", "backbone.", NULL};
   VG_CHECK(strcmp(vg_sd_strip_prefix("module.conv1.weight", strip), "conv1.weight") == 0 &&
@@ -364,6 +850,7 @@ int main(void) {
   test_bad();
   test_zip_api();
   test_pickle_fuzz();
+  test_bounds();
   test_state_dict();
   return vg_test_finish();
 }
