@@ -290,11 +290,16 @@ static vg_status rebuild_tensor(unpickler *u, const value *args) {
     return FAIL(u, VG_ERR_UNSUPPORTED, "_rebuild_tensor_v2: backward hooks are not supported");
   if (t->offset < 0) return FAIL(u, VG_ERR_FORMAT, "_rebuild_tensor_v2: negative storage offset");
   /* extent: offset + sum (size-1)*stride < numel, unless the tensor is empty */
-  int64_t numel = 1, last = t->offset;
+  int64_t numel = 1, last = t->offset, extent = 8;   /* extent: 8 x product of max(size, 1) */
   for (int d = 0; d < ns; d++) {
     if (__builtin_mul_overflow(numel, t->size[d], &numel))
       return FAIL(u, VG_ERR_FORMAT, "_rebuild_tensor_v2: element count overflows");
+    if (extent >= 0 && __builtin_mul_overflow(extent, t->size[d] > 0 ? t->size[d] : 1, &extent)) extent = -1;
   }
+  /* an empty view ([0, 2^62, 8]) has 0 elements, but its contiguous copy's strides would
+   * overflow (a non-empty one that large is over the budget, refused later by name) */
+  if (numel == 0 && extent < 0)
+    return FAIL(u, VG_ERR_FORMAT, "_rebuild_tensor_v2: the sizes multiply past int64 (strides overflow)");
   if (numel > 0) {
     for (int d = 0; d < ns; d++) {
       int64_t span;
@@ -696,6 +701,7 @@ typedef struct {
   size_t *hash; size_t hcap;   /* open addressing over leaves: index + 1, 0 = empty */
   size_t visits, max_entries, max_depth, skipped;
   bool to_f32;
+  char **nodes; size_t nnodes, capnodes;   /* flattened names of the sub-dicts met (open addressing) */
 } builder;
 
 static uint64_t fnv1a(const char *s) {
@@ -714,9 +720,49 @@ static leaf *find_leaf(const builder *bd, const char *name) {
   }
 }
 
+static bool is_node(const builder *bd, const char *name) {
+  if (!bd->capnodes) return false;
+  for (size_t i = (size_t)fnv1a(name) & (bd->capnodes - 1);; i = (i + 1) & (bd->capnodes - 1)) {
+    if (!bd->nodes[i]) return false;
+    if (strcmp(bd->nodes[i], name) == 0) return true;
+  }
+}
+
+/* Records the flattened name of a sub-dict about to be walked: a second dict (or a leaf)
+ * under the same name is a duplicate key one level up ({"sd": {...}, "sd": {...}}), which
+ * Python resolves to the last one; refused like a duplicate leaf, never merged. */
+static vg_status add_node(builder *bd, const char *name) {
+  if (find_leaf(bd, name) || is_node(bd, name)) return vg_fail(VG_ERR_FORMAT, "pth: key '%s' appears twice", name);
+  if (2 * (bd->nnodes + 1) > bd->capnodes) {
+    size_t nc = bd->capnodes ? bd->capnodes * 2 : 64;
+    char **h = NULL;
+    if (charge(bd->b, (uint64_t)nc * sizeof *h, "the key index") != VG_OK || !(h = calloc(nc, sizeof *h)))
+      return nomem_b(bd->b, "a flattened key");
+    for (size_t k = 0; k < bd->capnodes; k++) {
+      if (!bd->nodes[k]) continue;
+      size_t i = (size_t)fnv1a(bd->nodes[k]) & (nc - 1);
+      while (h[i]) i = (i + 1) & (nc - 1);
+      h[i] = bd->nodes[k];
+    }
+    free(bd->nodes);
+    bd->nodes = h;
+    bd->capnodes = nc;
+  }
+  size_t len = strlen(name) + 1;
+  if (charge(bd->b, len, "a flattened key") != VG_OK) return bd->b->err;
+  char *c = malloc(len);
+  if (!c) return nomem_b(bd->b, "a flattened key");
+  memcpy(c, name, len);
+  size_t i = (size_t)fnv1a(name) & (bd->capnodes - 1);
+  while (bd->nodes[i]) i = (i + 1) & (bd->capnodes - 1);
+  bd->nodes[i] = c;
+  bd->nnodes++;
+  return VG_OK;
+}
+
 /* Adds a leaf (taking `name`); a name met before is refused at once. */
 static vg_status add_leaf(builder *bd, char *name, value *v) {
-  if (find_leaf(bd, name)) {
+  if (find_leaf(bd, name) || is_node(bd, name)) {
     vg_status st = vg_fail(VG_ERR_FORMAT, "pth: key '%s' appears twice", name);
     free(name);
     return st;
@@ -785,17 +831,23 @@ static vg_status flatten(builder *bd, value *dict, const char *prefix, size_t de
       return vg_fail(VG_ERR_LIMIT, "pth: the checkpoint flattens to more than %zu dict entries (max_entries; "
                      "a sub-dict shared through the memo many times?)", bd->max_entries);
     value *k = dict->items[i], *v = dict->items[i + 1];
-    if ((k->kind != V_STR && k->kind != V_INT) || v->kind == V_NONE || v->kind == V_STR ||
-        v->kind == V_TUPLE || v->kind == V_LIST || v->kind == V_GLOBAL || v->kind == V_STORAGE ||
-        v->kind == V_OTHER) {
+    if (v->kind == V_NONE || v->kind == V_STR || v->kind == V_TUPLE || v->kind == V_LIST ||
+        v->kind == V_GLOBAL || v->kind == V_STORAGE || v->kind == V_OTHER) {
       bd->skipped++;
       continue;
     }
+    /* a tensor, number or dict under a key that is neither str nor int (None, float,
+     * tuple, tensor, ...) has no dotted name: refused, not silently dropped */
+    if (k->kind != V_STR && k->kind != V_INT)
+      return vg_fail(VG_ERR_FORMAT, "pth: %s%s%s has a %s key holding a %s (only str and int keys are read)",
+                     pl ? "dict '" : "the top-level dict", prefix, pl ? "'" : "", kind_name(k->kind),
+                     kind_name(v->kind));
     char *name = NULL;
     if ((st = make_name(bd, prefix, pl, k, &name)) != VG_OK) return st;
     switch (v->kind) {
       case V_DICT:
-        st = flatten(bd, v, name, depth + 1);
+        st = add_node(bd, name);
+        if (st == VG_OK) st = flatten(bd, v, name, depth + 1);
         free(name);
         break;
       case V_TENSOR: case V_INT: case V_BOOL: case V_FLOAT:
@@ -1082,13 +1134,14 @@ static vg_status load_zip(const vg_zip *z, const vg_pth_opts *opts, vg_pth_dict 
   }
   if (st == VG_OK && opts && opts->state_dict_only) {
     value *sd = NULL;
-    for (size_t i = 0; i + 1 < res->n; i += 2) {
-      if (str_eq(res->items[i], "state_dict")) sd = res->items[i + 1];
-      else d->dropped++;
+    for (size_t i = 0; i + 1 < res->n && st == VG_OK; i += 2) {
+      if (!str_eq(res->items[i], "state_dict")) d->dropped++;
+      else if (sd) st = vg_fail(VG_ERR_FORMAT, "pth: key 'state_dict' appears twice");   /* not the last silently */
+      else sd = res->items[i + 1];
     }
-    if (!sd) st = vg_fail(VG_ERR_FORMAT, "pth: state_dict_only, but the checkpoint has no 'state_dict' entry");
-    else if (sd->kind != V_DICT) st = vg_fail(VG_ERR_FORMAT, "pth: 'state_dict' is a %s, not a dict", kind_name(sd->kind));
-    else st = flatten(&bd, sd, "", 0);
+    if (st == VG_OK && !sd) st = vg_fail(VG_ERR_FORMAT, "pth: state_dict_only, but the checkpoint has no 'state_dict' entry");
+    else if (st == VG_OK && sd->kind != V_DICT) st = vg_fail(VG_ERR_FORMAT, "pth: 'state_dict' is a %s, not a dict", kind_name(sd->kind));
+    else if (st == VG_OK) st = flatten(&bd, sd, "", 0);
   } else if (st == VG_OK) {
     st = flatten(&bd, res, "", 0);
   }
@@ -1102,6 +1155,8 @@ static vg_status load_zip(const vg_zip *z, const vg_pth_opts *opts, vg_pth_dict 
     d->storages_decoded = b.storages;
   }
   for (size_t i = 0; i < bd.nleaves; i++) free(bd.leaves[i].name);
+  for (size_t i = 0; i < bd.capnodes; i++) free(bd.nodes[i]);
+  free(bd.nodes);
   free(bd.leaves);
   free(bd.hash);
   free_values(&u);

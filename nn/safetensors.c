@@ -136,7 +136,7 @@ static vg_status parse_entry(const char *name, size_t name_len, const vg_json *v
     return FAIL(VG_ERR_UNSUPPORTED, "tensor \"%s\": shape has %lld dims (Vigil supports at most %d)", name,
                 (long long)shape->count, VG_MAX_DIMS);
   e->ndim = (int)shape->count;
-  int64_t numel = 1;
+  int64_t numel = 1, extent = 1;   /* extent: product of max(dim, 1), what strides reach */
   for (int d = 0; d < e->ndim; d++) {
     const vg_json *s = shape->items[d];
     int64_t v64;
@@ -148,12 +148,16 @@ static vg_status parse_entry(const char *name, size_t name_len, const vg_json *v
     e->shape[d] = v64;
     if (__builtin_mul_overflow(numel, v64, &numel))
       return FAIL(VG_ERR_FORMAT, "tensor \"%s\": element count of the shape overflows int64", name);
+    if (extent >= 0 && __builtin_mul_overflow(extent, v64 > 0 ? v64 : 1, &extent)) extent = -1;
   }
   e->numel = numel;
   int64_t nbytes;
   if (__builtin_mul_overflow(numel, (int64_t)DTYPES[e->dt].size, &nbytes))
     return FAIL(VG_ERR_FORMAT, "tensor \"%s\": byte size (%lld elements x %d bytes) overflows int64", name,
                 (long long)numel, DTYPES[e->dt].size);
+  /* an empty tensor ([0, 2^62, 8]) has 0 bytes, but its strides would overflow */
+  if (extent < 0 || __builtin_mul_overflow(extent, (int64_t)DTYPES[e->dt].size, &(int64_t){0}))
+    return FAIL(VG_ERR_FORMAT, "tensor \"%s\": the shape's dimensions multiply past int64 (strides overflow)", name);
   if (!off) return FAIL(VG_ERR_FORMAT, "tensor \"%s\": missing \"data_offsets\"", name);
   if (off->type != VG_JSON_ARRAY || off->count != 2)
     return FAIL(VG_ERR_FORMAT, "tensor \"%s\": \"data_offsets\" is not an array of 2 integers", name);

@@ -500,6 +500,12 @@ vg_tensor *vg_tensor_try_new(vg_dtype dt, int ndim, const int64_t *shape) {
       return NULL;
     }
   }
+  /* an empty shape such as [0, 2^62, 8] holds no bytes, but its strides would overflow */
+  for (int64_t i = 0, ext = 1; i < ndim; i++)
+    if (__builtin_mul_overflow(ext, shape[i] > 0 ? shape[i] : 1, &ext)) {
+      vg_fail(VG_ERR_ARG, "vg_tensor_try_new: the dimensions multiply past 2^63 (strides overflow)");
+      return NULL;
+    }
   vg_tensor *t = calloc(1, sizeof *t + sizeof(vg_storage));
   void *data = aligned_alloc(VG_ALIGN, nbytes ? (nbytes + VG_ALIGN - 1) & ~(size_t)(VG_ALIGN - 1) : VG_ALIGN);
   if (!t || !data) {

@@ -9,7 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 #include "datasets/image/image.h"
+#include "nn/backbones/backbones.h"
+#include "nn/nn.h"
 #include "nn/pth.h"
+#include "nn/safetensors.h"
 #include "nn/state_dict.h"
 #include "nn/zip.h"
 
@@ -425,7 +428,7 @@ static void deflate_zeros(buf *out, size_t k) {
 typedef struct { const char *name; const uint8_t *data; size_t csize; uint32_t usize, crc; int method; } zent;
 /* a zip of k entries (declared sizes and CRCs as given) */
 static void mkzip(buf *out, const zent *e, int k) {
-  size_t offs[8];
+  size_t *offs = malloc((size_t)(k > 0 ? k : 1) * sizeof *offs);
   for (int i = 0; i < k; i++) {
     uint8_t h[30] = {0};
     size_t nl = strlen(e[i].name);
@@ -448,6 +451,7 @@ static void mkzip(buf *out, const zent *e, int k) {
   put32(z, 0x06054b50); put16(z + 8, (unsigned)k); put16(z + 10, (unsigned)k);
   put32(z + 12, (uint32_t)(out->n - cd)); put32(z + 16, (uint32_t)cd);
   bput(out, z, 22);
+  free(offs);
 }
 
 /* Loads an archive of data.pkl (stored) and storage "0" (raw bytes sto, stored when
@@ -821,6 +825,211 @@ static void test_bounds(void) {
   free(big);
 }
 
+/* dict keys that are neither str nor int: a tensor, number or sub-dict under them is
+ * refused by name (it was silently dropped), an int key becomes its decimal name, and a
+ * None/str/list value under any key stays skipped. */
+static void test_keys(void) {
+  float sto[4] = {1, 2, 3, 4};
+  static const struct { const char *what; const char *key; size_t kn; } bad[] = {
+    {"None", "N", 1}, {"float", "G\x3f\xf8\0\0\0\0\0\0", 9}, {"tuple", "K\x01\x85", 3},
+    {"bool", "\x88", 1}, {"dict", "}", 1},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    for (int sub = 0; sub < 2; sub++) {   /* at the top level, and inside dict "m" */
+      buf p = {0};
+      pbegin(&p);
+      if (sub) { pstr(&p, "m"); b1(&p, '}'); b1(&p, '('); }
+      bput(&p, bad[i].key, bad[i].kn);
+      ptensor(&p, "0", 4, 0, 1, (int64_t[]){4}, (int64_t[]){1});
+      if (sub) b1(&p, 'u');
+      pend(&p);
+      vg_pth_dict *d = NULL;
+      vg_status st = load_built(&p, (const uint8_t *)sto, 16, 0, 0, 0, NULL, &d, NULL);
+      char want[64];
+      snprintf(want, sizeof want, "has a %s key holding a tensor", bad[i].what);
+      VG_CHECK(st == VG_ERR_FORMAT && !d && strstr(vg_last_error(), want) &&
+                   (!sub || strstr(vg_last_error(), "dict 'm'")),
+               "a tensor under a %s key%s refused -> %s", bad[i].what, sub ? " (nested)" : "", vg_last_error());
+      vg_pth_free(d);
+      free(p.p);
+    }
+  }
+  /* a top-level "state_dict" given twice (two sub-dicts under one key): state_dict_only
+   * took the last one silently and the full load merged both ("state_dict.w" and
+   * "state_dict.evil"; Python keeps only the last): both now refuse the duplicate key */
+  {
+    buf q = {0};
+    pbegin(&q);
+    for (int k = 0; k < 2; k++) {
+      pstr(&q, "state_dict"); b1(&q, '}'); b1(&q, '(');
+      pstr(&q, k ? "evil" : "w"); ptensor(&q, "0", 4, 0, 1, (int64_t[]){4}, (int64_t[]){1});
+      b1(&q, 'u');
+    }
+    pend(&q);
+    vg_pth_opts lo = {.state_dict_only = true};
+    vg_pth_dict *dd = NULL;
+    vg_status sst = load_built(&q, (const uint8_t *)sto, 16, 0, 0, 0, &lo, &dd, NULL);
+    VG_CHECK(sst == VG_ERR_FORMAT && !dd && strstr(vg_last_error(), "'state_dict' appears twice"),
+             "state_dict_only: two top-level 'state_dict' entries refused -> %s", vg_last_error());
+    vg_pth_free(dd);
+    dd = NULL;
+    sst = load_built(&q, (const uint8_t *)sto, 16, 0, 0, 0, NULL, &dd, NULL);
+    VG_CHECK(sst == VG_ERR_FORMAT && !dd, "full load: the same file refused (duplicate keys) -> %s", vg_last_error());
+    vg_pth_free(dd);
+    free(q.p);
+  }
+  /* int key: named by its value; None key with a None value: skipped, not an error */
+  buf p = {0};
+  pbegin(&p);
+  pint(&p, -7); ptensor(&p, "0", 4, 0, 1, (int64_t[]){4}, (int64_t[]){1});
+  b1(&p, 'N'); b1(&p, 'N');
+  pend(&p);
+  vg_pth_dict *d = NULL;
+  vg_status st = load_built(&p, (const uint8_t *)sto, 16, 0, 0, 0, NULL, &d, NULL);
+  VG_CHECK(st == VG_OK && d && d->count == 1 && vg_pth_get(d, "-7") && d->skipped == 1,
+           "int key -> name '-7'; None:None skipped -> %s", st ? vg_last_error() : "ok");
+  vg_pth_free(d);
+  free(p.p);
+}
+
+/* An empty view whose other sizes multiply past int64 ([0, 2^62, 8]): 0 elements, but the
+ * copy's contiguous strides overflowed (UBSan: signed overflow in vg_contiguous_strides).
+ * Refused as a format error; a plain empty view [0, 5] still loads. */
+static void test_empty_extent(void) {
+  float sto[4] = {1, 2, 3, 4};
+  static const int64_t shapes[][3] = {{0, (int64_t)1 << 62, 8}, {(int64_t)1 << 40, 0, (int64_t)1 << 40}};
+  for (int i = 0; i < 2; i++) {
+    buf p = {0};
+    pbegin(&p); pstr(&p, "e"); ptensor(&p, "0", 4, 0, 3, shapes[i], (int64_t[]){1, 1, 1}); pend(&p);
+    vg_pth_dict *d = NULL;
+    vg_status st = load_built(&p, (const uint8_t *)sto, 16, 0, 0, 0, NULL, &d, NULL);
+    VG_CHECK(st == VG_ERR_FORMAT && !d && strstr(vg_last_error(), "strides overflow"),
+             "empty view [%lld, %lld, %lld] (sizes multiply past int64) refused -> %s", (long long)shapes[i][0],
+             (long long)shapes[i][1], (long long)shapes[i][2], vg_last_error());
+    vg_pth_free(d);
+    free(p.p);
+  }
+  buf p = {0};
+  pbegin(&p); pstr(&p, "e"); ptensor(&p, "0", 4, 0, 2, (int64_t[]){0, 5}, (int64_t[]){5, 1}); pend(&p);
+  vg_pth_dict *d = NULL;
+  vg_status st = load_built(&p, (const uint8_t *)sto, 16, 0, 0, 0, NULL, &d, NULL);
+  const vg_pth_entry *e = d ? vg_pth_get(d, "e") : NULL;
+  VG_CHECK(st == VG_OK && e && e->tensor && vg_numel(e->tensor) == 0 && e->tensor->ndim == 2 && e->tensor->shape[1] == 5,
+           "empty view [0, 5] loads -> %s", st ? vg_last_error() : "ok");
+  vg_pth_free(d);
+  free(p.p);
+  /* the allocator itself refuses such a shape (defence for every caller) */
+  vg_clear_error();
+  vg_tensor *t = vg_tensor_try_new(VG_F32, 3, (int64_t[]){0, (int64_t)1 << 62, 8});
+  VG_CHECK(!t && vg_last_status() == VG_ERR_ARG && strstr(vg_last_error(), "strides overflow"),
+           "vg_tensor_try_new [0, 2^62, 8] -> NULL, %s", vg_last_error());
+  vg_tensor_free(t);
+}
+
+/* `vigil predict --from-anomalib` on a FastFlow checkpoint whose weights are all NaN (the
+ * fixture with every storage byte 0xFF): the score has no JSON form, and the result line
+ * was a bare "{}" with exit 0. Now: "score": null with the rest of the line, and a warning
+ * naming the image. Needs <BUILD>/vigil beside the test (SKIP otherwise). */
+static void test_predict_nonfinite(void) {
+  char self[1024], vigil[1100], ckpt[1100], png[1100], out[1100], tmpd[64] = "/tmp/vigil_test_pth_XXXXXX";
+  ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (k <= 0) { printf("SKIP predict on a NaN checkpoint (no /proc/self/exe)\n"); return; }
+  self[k] = 0;
+  *strrchr(self, '/') = 0;
+  snprintf(vigil, sizeof vigil, "%s/../vigil", self);
+  snprintf(ckpt, sizeof ckpt, "%s", vg_test_fixture("fastflow_anomalib.pth"));
+  snprintf(png, sizeof png, "%s", vg_test_fixture("fastflow_cli.png"));
+  if (access(vigil, X_OK) || access(ckpt, R_OK) || access(png, R_OK) || !mkdtemp(tmpd)) {
+    printf("SKIP predict on a NaN checkpoint (no vigil binary or fixture)\n");
+    return;
+  }
+  vg_zip *z = NULL;
+  VG_CHECK(vg_zip_open(ckpt, NULL, &z) == VG_OK, "fastflow_anomalib.pth opens -> %s", vg_last_error());
+  size_t n = vg_zip_count(z), nnan = 0;
+  zent *e = calloc(n ? n : 1, sizeof *e);
+  uint8_t **data = calloc(n ? n : 1, sizeof *data);
+  for (size_t i = 0; z && i < n; i++) {
+    const vg_zip_entry *en = vg_zip_entry_at(z, i);
+    size_t len = 0;
+    if (vg_zip_read(z, en, &data[i], &len) != VG_OK) break;
+    if (strstr(en->name, "/data/") && len) { memset(data[i], 0xFF, len); nnan++; }   /* f32 NaN */
+    e[i] = (zent){en->name, data[i], len, (uint32_t)len, vg_crc32(0, data[i], len), 0};
+  }
+  buf arch = {0};
+  mkzip(&arch, e, (int)n);
+  snprintf(ckpt, sizeof ckpt, "%s/nan.pth", tmpd);
+  FILE *f = fopen(ckpt, "wb");
+  bool wrote = f && fwrite(arch.p, 1, arch.n, f) == arch.n;
+  if (f) fclose(f);
+  char cmd[5000];
+  snprintf(out, sizeof out, "%s/out", tmpd);
+  snprintf(cmd, sizeof cmd, "'%s' predict --from-anomalib '%s' --model fastflow --threads 2 --out '%s' '%s' 2>&1", vigil,
+           ckpt, out, png);
+  FILE *p = wrote && nnan ? popen(cmd, "r") : NULL;
+  char text[16384] = "";
+  size_t got = p ? fread(text, 1, sizeof text - 1, p) : 0;
+  text[got] = 0;
+  int rc = p ? pclose(p) : -1;
+  VG_CHECK(p && rc == 0 && strstr(text, "\"score\":null,\"map\":") && strstr(text, "non-finite: NaN/Inf") &&
+               !strstr(text, "{}\n"),
+           "predict --from-anomalib on a checkpoint of NaN weights (%zu storages): score null + a warning, not \"{}\" "
+           "(rc %d)", nnan, rc);
+  if (!strstr(text, "\"score\":null")) printf("%s\n", text);
+  for (size_t i = 0; i < n; i++) free(data[i]);
+  free(data);
+  free(e);
+  free(arch.p);
+  vg_zip_free(z);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpd);
+  if (system(cmd) != 0) printf("could not remove %s\n", tmpd);
+}
+
+/* Backbone --weights (fastflow/cflow load them through vg_nn_load_state_pth, non-strict):
+ *  - a file with none of the network's keys (another model's checkpoint, a toy dict) was
+ *    accepted and the backbone silently stayed random: now VG_ERR_FORMAT naming both sides;
+ *  - a .safetensors path was read whole into memory as a zip and refused ("not a zip
+ *    archive"; a 4 TiB sparse one tried a 4 TiB allocation): now read as safetensors. */
+static void test_weights_files(void) {
+  vg_nn_module *a = vg_resnet_new("resnet18", VG_RESNET_LAYER1, 1), *b = vg_resnet_new("resnet18", VG_RESNET_LAYER1, 2);
+  if (!a || !b) { VG_CHECK(0, "resnet18 modules"); vg_nn_free(a); vg_nn_free(b); return; }
+  /* a toy dict {"a": tensor}: none of resnet18's keys */
+  float sto[4] = {1, 2, 3, 4};
+  buf p = {0}, arch = {0};
+  pbegin(&p); pstr(&p, "a"); ptensor(&p, "0", 4, 0, 1, (int64_t[]){4}, (int64_t[]){1}); pend(&p);
+  vg_pth_dict *d = NULL;
+  vg_status st = load_built(&p, (const uint8_t *)sto, 16, 0, 0, 0, NULL, &d, &arch);
+  vg_pth_free(d);
+  char path[128];
+  snprintf(path, sizeof path, "/tmp/vigil_test_pth_w%d.pth", (int)getpid());
+  FILE *f = fopen(path, "wb");
+  bool wrote = st == VG_OK && f && fwrite(arch.p, 1, arch.n, f) == arch.n;
+  if (f) fclose(f);
+  vg_clear_error();
+  st = wrote ? vg_nn_load_state_pth(a, path, false) : VG_ERR_IO;
+  VG_CHECK(wrote && st == VG_ERR_FORMAT && strstr(vg_last_error(), "none of the model's") &&
+               strstr(vg_last_error(), "conv1.weight") && strstr(vg_last_error(), ": a)"),
+           "non-strict backbone load of a file with none of its keys refused -> %s", vg_last_error());
+  unlink(path);
+  free(p.p);
+  free(arch.p);
+  /* a's state dict as .safetensors, loaded into b through the pth entry point */
+  snprintf(path, sizeof path, "/tmp/vigil_test_pth_w%d.safetensors", (int)getpid());
+  vg_nn_list la = vg_nn_state_dict(a), lb = vg_nn_state_dict(b);
+  st = vg_st_save(path, la.n, (const char *const *)la.names, la.tensors, NULL);
+  if (st == VG_OK) st = vg_nn_load_state_pth(b, path, false);
+  bool same = st == VG_OK && la.n == lb.n && la.n > 0;
+  for (int i = 0; same && i < la.n; i++)
+    same = vg_numel(la.tensors[i]) == vg_numel(lb.tensors[i]) &&
+           !memcmp(vg_data(la.tensors[i]), vg_data(lb.tensors[i]), (size_t)vg_numel(la.tensors[i]) * vg_dtype_size(la.tensors[i]->dtype));
+  VG_CHECK(same, "vg_nn_load_state_pth on a .safetensors file: read as safetensors, %d tensors equal -> %s", la.n,
+           st ? vg_last_error() : "ok");
+  unlink(path);
+  vg_nn_list_free(&la);
+  vg_nn_list_free(&lb);
+  vg_nn_free(a);
+  vg_nn_free(b);
+}
+
 static void test_state_dict(void) {
   static const char *const strip[] = {"module.", "model.", "backbone.", NULL};
   VG_CHECK(strcmp(vg_sd_strip_prefix("module.conv1.weight", strip), "conv1.weight") == 0 &&
@@ -851,6 +1060,10 @@ int main(void) {
   test_zip_api();
   test_pickle_fuzz();
   test_bounds();
+  test_keys();
+  test_empty_extent();
+  test_predict_nonfinite();
+  test_weights_files();
   test_state_dict();
   return vg_test_finish();
 }

@@ -126,6 +126,14 @@ static void test_corpus(void) {
          "byte size (2305843009213693952 elements x 8 bytes) overflows", "shape * dtype size overflow");
   refuse("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
          "shape has 9 dims", "9-d tensor");
+  /* empty tensors whose other dims multiply past int64: 0 bytes, but their strides overflowed
+   * (UBSan: signed overflow in vg_contiguous_strides on vg_st_get) */
+  refuse("{\"a\":{\"dtype\":\"F32\",\"shape\":[0,4611686018427387904,8],\"data_offsets\":[0,0]}}", 0,
+         "dimensions multiply past int64", "empty [0, 2^62, 8]");
+  refuse("{\"a\":{\"dtype\":\"U8\",\"shape\":[4294967296,0,4294967296],\"data_offsets\":[0,0]}}", 0,
+         "dimensions multiply past int64", "empty [2^32, 0, 2^32]");
+  refuse("{\"a\":{\"dtype\":\"F64\",\"shape\":[0,2305843009213693952],\"data_offsets\":[0,0]}}", 0,
+         "dimensions multiply past int64", "empty [0, 2^61] f64 (strides in bytes overflow)");
   refuse("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "missing \"data_offsets\"", "missing data_offsets");
   refuse("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 4, "not an array of 2 integers",
          "data_offsets of 3");

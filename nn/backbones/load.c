@@ -38,6 +38,12 @@ static vg_status load_common(vg_nn_module *m, int n_have, const char **have, fet
     if (!ignored(m, have[i])) keep[nk] = have[i], keep_i[nk++] = i;
   vg_sd_report rep = {0};
   if (st == VG_OK) st = vg_sd_match((const char *const *)sd.names, (size_t)sd.n, keep, (size_t)nk, strict, &rep);
+  /* non-strict tolerates a few missing keys, not a file that has none of the model's: a
+   * wrong file (another model's checkpoint) would silently leave the weights random */
+  if (st == VG_OK && !strict && sd.n > 0 && rep.n_missing == (size_t)sd.n)
+    st = vg_fail(VG_ERR_FORMAT, "none of the model's %d keys (%s, ...) is in the file (%d keys, after stripping "
+                 "module./model./backbone.: %s%s): not weights for this network", sd.n, sd.names[0], nk,
+                 nk ? keep[0] : "none", nk > 1 ? ", ..." : "");
   for (int j = 0; st == VG_OK && j < sd.n; j++) {
     int found = -1;
     for (int i = 0; i < nk && found < 0; i++)
@@ -74,6 +80,10 @@ static vg_status fetch_pth(void *src, int i, vg_tensor *dst) {
 }
 
 vg_status vg_nn_load_state_pth(vg_nn_module *m, const char *path, bool strict) {
+  /* a .safetensors path (--weights of fastflow/cflow come here) is read as one, not read
+   * whole into memory as a zip and refused */
+  size_t pl = path ? strlen(path) : 0;
+  if (pl >= 12 && !strcmp(path + pl - 12, ".safetensors")) return vg_nn_load_state_safetensors(m, path, strict);
   vg_pth_opts o = {.to_f32 = true};
   vg_pth_dict *d = NULL;
   vg_status st = vg_pth_load(path, &o, &d);
