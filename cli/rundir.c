@@ -177,13 +177,26 @@ vg_status vg_run_log_truncate(const char *path, int64_t keep, int64_t *kept) {
   size_t len = 0, out_n = 0, out_cap = 0;
   bool too_long = false;
   int64_t last = -1, nkept = 0;
+  /* bounded time on a hostile log (a sparse 4 TiB file of zeros, gigabytes of garbage): the
+   * scan stops once every step before `keep` has its line (the rest is dropped anyway), or
+   * after keep whole-line capacities + 64 MiB of bytes, far more than the keep lines we
+   * want can span with the garbage a crash leaves (what follows is dropped, with a warning) */
+  uint64_t scanned = 0, scan_cap = keep >= 0 && (uint64_t)keep < (UINT64_MAX >> 20) / (LINE_CAP + 1)
+                                       ? (uint64_t)keep * (LINE_CAP + 1) + ((uint64_t)64 << 20) : UINT64_MAX;
   if (!line || !chunk) st = vg_fail(VG_ERR_NOMEM, "%s: out of memory", path);
-  while (st == VG_OK) {
+  while (st == VG_OK && nkept < keep) {
+    if (scanned >= scan_cap) {
+      fprintf(stderr, "vigil: %s: %llu bytes read without the lines of steps 0..%lld: the rest (%llu bytes) is "
+                      "dropped as garbage\n", path, (unsigned long long)scanned, (long long)(keep - 1),
+              (unsigned long long)(size > scanned ? size - scanned : 0));
+      break;
+    }
     ssize_t r = read(fd, chunk, CHUNK);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) { st = vg_fail(VG_ERR_IO, "%s: read failed: %s", path, strerror(errno)); break; }
     if (r == 0) break;   /* what is left in line[] had no newline: a partial line, dropped */
-    for (ssize_t i = 0; i < r && st == VG_OK; i++) {
+    scanned += (uint64_t)r;
+    for (ssize_t i = 0; i < r && st == VG_OK && nkept < keep; i++) {
       char c = chunk[i];
       if (c != '\n') {
         if (len < LINE_CAP) line[len++] = c;

@@ -187,9 +187,102 @@ static vg_status resume_state(const char *rundir, int64_t *step, bool *fb, bool 
   return st;
 }
 
+/* The schedule and data a run's checkpoints belong to (config.json's train/data values that
+ * decide the result), committed in each checkpoint's run state as "run": {...} (state.json
+ * keeps the three fields). --resume compares it, and the checkpoint's method config
+ * ("vigil.config"), with config.json: an edit made after the checkpoint (steps, batch,
+ * seed, a method config key, ...) is refused by name rather than continued into a run no
+ * uninterrupted training would produce. Empty until the config is known. */
+static char g_run_sched[1024];
+
+static void schedule_json(const vg_run_config *c, char *out, size_t cap) {
+  vg_json_writer w;
+  vg_jw_init(&w, 0);
+  vg_jw_begin_object(&w);
+  vg_jw_key(&w, "steps"); vg_jw_int64(&w, c->train.steps);
+  vg_jw_key(&w, "batch"); vg_jw_int64(&w, c->train.batch);
+  vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)c->train.seed);
+  vg_jw_key(&w, "save_every"); vg_jw_int64(&w, c->train.save_every);
+  vg_jw_key(&w, "dataset"); vg_jw_string(&w, c->data.dataset);
+  vg_jw_key(&w, "category"); vg_jw_string(&w, c->data.category);
+  vg_jw_key(&w, "val_fraction"); vg_jw_double(&w, c->data.val_fraction);
+  vg_jw_key(&w, "split_seed"); vg_jw_int64(&w, (int64_t)c->data.split_seed);
+  vg_jw_end_object(&w);
+  char *t = vg_jw_finish(&w, NULL);
+  snprintf(out, cap, "%s", t && strlen(t) < cap ? t : "");
+  free(t);
+}
+
+/* j as compact JSON text (malloc'd; NULL for NULL). */
+static char *json_text(const vg_json *j) {
+  if (!j) return NULL;
+  vg_json_writer w;
+  vg_jw_init(&w, 0);
+  vg_jw_value(&w, j);
+  return vg_jw_finish(&w, NULL);
+}
+
+/* The first key of object a whose value differs in object b, or of b missing from a;
+ * *va / *vb: the two values as text (malloc'd, "(absent)" when missing). */
+static const char *json_diff(const vg_json *a, const vg_json *b, char **va, char **vb) {
+  *va = *vb = NULL;
+  for (int pass = 0; pass < 2; pass++) {
+    const vg_json *x = pass ? b : a, *y = pass ? a : b;
+    for (int64_t i = 0; i < vg_json_len(x); i++) {
+      const char *k = vg_json_key_at(x, i);
+      char *tx = json_text(vg_json_at(x, i)), *ty = json_text(vg_json_get(y, k));
+      if (!ty || !tx || strcmp(tx, ty)) {
+        *va = pass ? ty : tx;
+        *vb = pass ? tx : ty;
+        return k;
+      }
+      free(tx);
+      free(ty);
+    }
+  }
+  return NULL;
+}
+
+/* --resume: config.json against what the checkpoint was written with (see g_run_sched). A
+ * checkpoint without that record (an older Vigil) is not checked. */
+static vg_status check_config_unchanged(const char *rundir, const vg_run_config *c) {
+  char cp[1100];
+  snprintf(cp, sizeof cp, "%s", vg_run_path(rundir, "checkpoint.safetensors"));
+  vg_st_file *f = NULL;
+  vg_status st = vg_st_open(cp, &f);
+  if (st != VG_OK) return st;
+  const char *rs = vg_st_meta(f, VG_CHECKPOINT_RUN_STATE), *mc = vg_st_meta(f, "vigil.config");
+  vg_json *rj = NULL, *mj = NULL, *now = NULL;
+  char sched[1024], *va = NULL, *vb = NULL;
+  const char *key = NULL, *part = NULL;
+  schedule_json(c, sched, sizeof sched);
+  if (rs && vg_json_parse(rs, strlen(rs), NULL, &rj) == VG_OK && vg_json_get(rj, "run") &&
+      vg_json_parse(sched, strlen(sched), NULL, &now) == VG_OK &&
+      (key = json_diff(vg_json_get(rj, "run"), now, &va, &vb)))
+    part = "train/data";
+  if (!key && mc && *mc && c->method_config && vg_json_parse(mc, strlen(mc), NULL, &mj) == VG_OK &&
+      vg_json_len(mj) >= 0 && (key = json_diff(mj, c->method_config, &va, &vb)))
+    part = "method_config";
+  if (key)
+    st = vg_fail(VG_ERR_FORMAT, "%s was edited after the checkpoint was written: %s key '%s' is %s there, the checkpoint "
+                 "%s was written with %s; cannot be reconciled (restore config.json, or train a new run with another --out)",
+                 vg_run_path(rundir, "config.json"), part, key, vb ? vb : "(absent)", cp, va ? va : "(absent)");
+  free(va);
+  free(vb);
+  vg_json_free(rj);
+  vg_json_free(mj);
+  vg_json_free(now);
+  vg_st_close(f);
+  return st;
+}
+
 static vg_status checkpoint(const char *rundir, vg_method *m, int64_t step, bool fb, bool fe) {
-  char rs[160];
+  char rs[1200];
   state_json(rs, sizeof rs, step, fb, fe);
+  if (g_run_sched[0]) {   /* {"step": .., "fit_begin": .., "fit_end": .., "run": {...}} */
+    size_t n = strlen(rs);
+    snprintf(rs + n - 1, sizeof rs - n + 1, ", \"run\": %s}", g_run_sched);
+  }
   m->run_state = rs;   /* committed with the tensors by the checkpoint's rename */
   vg_status st = m->ops->save(m, vg_run_path(rundir, "checkpoint.safetensors"));
   m->run_state = NULL;
@@ -387,6 +480,17 @@ int vg_cli_train(int argc, char **argv) {
                       "cannot be reconciled\n", rundir, (long long)step, (long long)cfg.train.steps);
       goto done;
     }
+    if (have_ckpt && (st = check_config_unchanged(rundir, &cfg)) != VG_OK) {
+      /* an edited value that no run could have (out of its range) is refused as such, exit 2 */
+      char edited[2048];
+      snprintf(edited, sizeof edited, "%s", vg_last_error());
+      vg_method *probe = NULL;
+      vg_status pst = vg_run_open_method(rundir, &cfg, false, &probe);
+      vg_method_free(probe);
+      fprintf(stderr, "vigil train --resume: %s\n", pst == VG_ERR_ARG ? vg_last_error() : edited);
+      if (pst == VG_ERR_ARG) rc = 2;
+      goto done;
+    }
     /* the schedule, data and method config are the run's (config.json): a flag that would
      * change them is refused, never silently ignored; --threads / --workers / --device apply */
     {
@@ -554,6 +658,7 @@ int vg_cli_train(int argc, char **argv) {
     fprintf(stderr, "vigil train --resume: %s\n", vg_last_error());
     goto done;
   }
+  schedule_json(&cfg, g_run_sched, sizeof g_run_sched);   /* committed with every checkpoint from here on */
   m->total_steps = cfg.train.steps;   /* step schedules (EfficientAD's lr x0.1 at 95 %) key on it */
   fprintf(stderr, "vigil train: %s on %s/%s: %lld train + %lld val images, %lld steps of batch %d -> %s\n", method,
           cfg.data.dataset, cfg.data.category, (long long)train.n, (long long)val.n, (long long)cfg.train.steps,

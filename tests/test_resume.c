@@ -27,6 +27,10 @@
  *   lock          a run directory whose vigil.lock (or another file in it, or the folder)
  *                 another process holds (flock): train and train --resume refuse, naming
  *                 the holder's pid, and write nothing.
+ *   sparse log    a 64 GiB sparse train_log.jsonl: resumed in seconds, == uninterrupted.
+ *   config edit   config.json edited before --resume (steps, batch, seed, val_fraction, a
+ *                 method config key): refused naming the key, checkpoint untouched; restored,
+ *                 the run resumes == uninterrupted.
  *   temp files    Vigil's own "<run file>.tmp[<digits>]" leftovers are removed on the next
  *                 start, nothing else is. */
 #include "tests/vgtest.h"
@@ -597,6 +601,108 @@ static void test_state_and_log(mcase *mc) {
   free(ref_log);
 }
 
+/* config.json edited between the interrupted run and --resume (the schedule, the data
+ * split, a method config key, a key added): refused naming the key and both values, with
+ * the checkpoint untouched; config.json restored, the same run resumes == uninterrupted.
+ * (Before: the edit was silently continued, e.g. steps 6 -> 8 or batch 2 -> 3 ran a
+ * schedule no uninterrupted run has.) --threads/--workers in config.json may change. */
+static void test_config_edit(mcase *mc) {
+  char ref[600], run[600], p[1200], cmd[4096], why[4096];
+  snprintf(ref, sizeof ref, "%s/%s-ref", g_tmp, mc->method);
+  snprintf(run, sizeof run, "%s/%s-cfgedit", g_tmp, mc->method);
+  char *ref_log = log_core(ref);
+  if (!ref_log || !interrupted_run(mc, run)) {
+    VG_CHECK(0, "%s: an interrupted run to resume", mc->method);
+    free(ref_log);
+    return;
+  }
+  snprintf(p, sizeof p, "%s/config.json", run);
+  char *orig = read_text(p);
+  char cmp[2600];   /* the checkpoint must stay byte-identical to the one the kill left */
+  snprintf(cmp, sizeof cmp, "cp '%s/checkpoint.safetensors' '%s.ck0' && cmp -s '%s/checkpoint.safetensors' '%s.ck0'", run, run,
+           run, run);
+  bool ck0 = system(cmp) == 0;
+  snprintf(cmp, sizeof cmp, "cmp -s '%s/checkpoint.safetensors' '%s.ck0'", run, run);
+  static const struct { const char *from, *to, *key; } edits[] = {
+    {"\"steps\": 6", "\"steps\": 8", "'steps' is 8"},
+    {"\"batch\": 2", "\"batch\": 3", "'batch' is 3"},
+    {"\"seed\": 0", "\"seed\": 7", "'seed' is 7"},
+    {"\"val_fraction\": 0.1", "\"val_fraction\": 0.25", "'val_fraction' is 0.25"},
+    {"\"condition_vector\": 4", "\"condition_vector\": 8", "'condition_vector' is 8"},
+    {"\"fiber_batch\": 16", "\"fiber_batch\": 32", "'fiber_batch' is 32"},
+  };
+  for (size_t e = 0; orig && e < sizeof edits / sizeof *edits; e++) {
+    const char *at = strstr(orig, edits[e].from);
+    if (!at) { printf("SKIP %s: config.json has no %s\n", mc->method, edits[e].from); continue; }
+    size_t n = strlen(orig), fl = strlen(edits[e].from), tl = strlen(edits[e].to);
+    char *t = malloc(n + tl + 1);
+    memcpy(t, orig, (size_t)(at - orig));
+    memcpy(t + (at - orig), edits[e].to, tl);
+    strcpy(t + (at - orig) + tl, at + fl);
+    write_text(p, t, strlen(t));
+    free(t);
+    resume_cmd(cmd, sizeof cmd, mc, run, "");
+    int rc;
+    char *o = run_cmd(cmd, &rc);
+    bool ok = rc != 0 && o && strstr(o, "edited after the checkpoint") && strstr(o, edits[e].key) && ck0 &&
+              system(cmp) == 0;
+    if (!VG_CHECK(ok, "%s: config.json edited (%s -> %s) before --resume: refused naming the key, checkpoint "
+                  "unchanged (rc %d)", mc->method, edits[e].from, edits[e].to, rc))
+      printf("%s\n", o ? o : "");
+    free(o);
+  }
+  if (orig) write_text(p, orig, strlen(orig));
+  resume_cmd(cmd, sizeof cmd, mc, run, "");
+  int rc;
+  char *o = run_cmd(cmd, &rc);
+  if (!VG_CHECK(rc == 0 && matches(ref, run, ref_log, why, sizeof why),
+                "%s: config.json restored: the run resumes == uninterrupted (rc %d)", mc->method, rc))
+    printf("%s\n%s\n", o ? o : "", why);
+  free(o);
+  free(orig);
+  free(ref_log);
+}
+
+/* A hostile train_log.jsonl of 64 GiB (sparse: zeros after the real lines, or zeros only):
+ * --resume read all of it (a 20 GiB one took 90 s; 4 TiB, hours). Now the scan stops when
+ * every kept step has its line, or after 64 MiB more than those lines can span: the resume
+ * takes seconds and ends == uninterrupted (the log: the surviving lines, then steps 4..). */
+static void test_log_sparse(mcase *mc) {
+  char ref[600], run[600], p[1200], cmd[4096], why[4096];
+  snprintf(ref, sizeof ref, "%s/%s-ref", g_tmp, mc->method);
+  snprintf(run, sizeof run, "%s/%s-sparselog", g_tmp, mc->method);
+  char *ref_log = log_core(ref);
+  for (int v = 0; v < 2 && ref_log; v++) {   /* 0: real lines then a 64 GiB tail, 1: zeros only */
+    if (!interrupted_run(mc, run)) { VG_CHECK(0, "%s: an interrupted run to resume", mc->method); break; }
+    snprintf(p, sizeof p, "%s/train_log.jsonl", run);
+    if (v == 1) {
+      unlink(p);
+      int fd = open(p, O_CREAT | O_WRONLY, 0644);
+      if (fd >= 0) close(fd);
+    }
+    if (truncate(p, (off_t)64 << 30) != 0) {
+      printf("SKIP %s: cannot make a 64 GiB sparse log here (%s)\n", mc->method, strerror(errno));
+      break;
+    }
+    resume_cmd(cmd, sizeof cmd, mc, run, "");
+    double t0 = now_s();
+    int rc;
+    char *o = run_cmd(cmd, &rc);
+    double dt = now_s() - t0;
+    char *lg = log_core(run);
+    bool ok = rc == 0 && dt < 30 && ckpt_same(ref, run, why, sizeof why) && lg &&
+              !strcmp(lg, v == 0 ? ref_log : log_from(ref_log, 4));
+    if (!VG_CHECK(ok, "%s: --resume with a 64 GiB sparse train_log.jsonl (%s): %.1f s, checkpoint == uninterrupted, log "
+                  "%s (rc %d)", mc->method, v == 0 ? "the real lines, then zeros" : "zeros only", dt,
+                  v == 0 ? "== uninterrupted" : "steps 4.. only", rc))
+      printf("%s\n%s\nlog:\n%s\n", o ? o : "", why, lg ? lg : "(none)");
+    free(lg);
+    free(o);
+    sh("rm -rf '%s'%s", run, "");   /* never leave a 64 GiB file behind */
+  }
+  free(ref_log);
+}
+
 static void test_lock_and_tmp(mcase *mc) {
   char run[600], base[600], p[1200], cmd[4096];
   snprintf(run, sizeof run, "%s/%s-lock", g_tmp, mc->method);
@@ -710,6 +816,8 @@ int main(int argc, char **argv) {
     snprintf(ref2, sizeof ref2, "%s/cflow-ref", g_tmp);
     if (reference(&cf2, ref2, &tr)) {
       test_state_and_log(&cf2);
+      test_config_edit(&cf2);
+      test_log_sparse(&cf2);
       test_lock_and_tmp(&cf2);
     }
     free(tr);
