@@ -546,25 +546,6 @@ static vg_status write_all(int fd, const void *p, size_t n) {
   return VG_OK;
 }
 
-static vg_status fsync_dir(const char *path) {
-  char *dir = strdup(path);
-  if (!dir) return vg_fail(VG_ERR_NOMEM, "out of memory");
-  char *slash = strrchr(dir, '/');
-  if (!slash) strcpy(dir, ".");
-  else if (slash == dir) dir[1] = 0;
-  else *slash = 0;
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  vg_status st = VG_OK;
-  if (fd < 0) st = vg_fail(VG_ERR_IO, "cannot open directory %s to fsync it: %s", dir, strerror(errno));
-  else {
-    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-      st = vg_fail(VG_ERR_IO, "fsync of directory %s failed: %s", dir, strerror(errno));
-    close(fd);
-  }
-  free(dir);
-  return st;
-}
-
 /* Builds the padded header; items already sorted. */
 static vg_status build_header(int n, const w_item *it, const vg_json *meta, char **out, size_t *out_len) {
   vg_json_writer w;
@@ -686,7 +667,7 @@ static vg_status save_impl(const char *path, const char *tmp, int n, const w_ite
     return st;
   }
   vg_fault_point(path, "rename");
-  st = fsync_dir(path);
+  st = vg_file_fsync_dir(path);
   if (!st) vg_fault_point(path, "dirsync");
   return st;
 }
