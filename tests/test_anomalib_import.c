@@ -6,6 +6,10 @@
  *                    unchanged, non-exact float32 scales, grey, photo crops (<= 1e-6 abs)
  *   float transform  vg_image_float_imagenet_transform of a non-square PNG vs anomalib's
  *                    pre_processor.transform(read_image(png)) (<= 1e-5 abs)
+ *   image modes      tests/fixtures/anomalib_import/mode_*: grey, 1-bit, palette (+tRNS), RGBA,
+ *                    LA, 16-bit grey / grey+tRNS / RGB / RGBA / LA PNG, 16-bit TIFF, CMYK and
+ *                    EXIF-rotated JPEG, 1x1 / 3x30 / 12x9 (upscaled) through the float transform
+ *                    vs read_image + Resize(antialias) (<= 2e-6 abs)
  *   anomalib config  vg_anomalib_config: structural options read off the tensor shapes of a
  *                    FastFlow-R18 checkpoint trained with conv3x3_only=False (anomalib's
  *                    default); a contradicting option names the option and the value
@@ -159,6 +163,55 @@ static void test_transform(void) {
   VG_CHECK(vg_image_float_imagenet_transform(&g, t1, 1, 8, 8, NULL) == VG_ERR_ARG, "float ImageNet transform needs 3 channels");
   vg_image_free(&g); vg_image_free(&ga); vg_image_free(&im);
   vg_fixture_free(fx);
+}
+
+/* image modes: vg_image_load + vg_image_float_transform vs read_image (Pillow's
+ * open().convert("RGB") -> float) + Resize(antialias) for grey, 1-bit, palette (+tRNS), RGBA,
+ * LA, 16-bit grey PNG/TIFF (Pillow clips to 255), 16-bit grey+tRNS, 16-bit RGB/RGBA/LA (Pillow
+ * keeps the high byte), CMYK JPEG, EXIF-rotated JPEG (not rotated), 1x1 / 3x30 / 12x9 upscaled */
+static void test_modes(void) {
+  FILE *f = fopen(vg_test_fixture("anomalib_import/modes.txt"), "r");
+  if (!VG_CHECK(f != NULL, "anomalib_import/modes.txt")) return;
+  char line[256], img[128], file[128], path[200];
+  int w, h, cases = 0;
+  double worst = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "%127s %d %d %127s", img, &w, &h, file) != 4) continue;
+    vg_image im = {0};
+    snprintf(path, sizeof path, "anomalib_import/%s", img);
+    vg_status st = vg_image_load(vg_test_fixture(path), &im, NULL);
+    size_t n = (size_t)3 * w * h;
+    snprintf(path, sizeof path, "anomalib_import/%s", file);
+    float *want = read_f32(vg_test_fixture(path), n), *got = malloc(n * sizeof *got);
+    if (st == VG_OK) st = vg_image_float_transform(&im, got, 3, h, w, NULL);
+    double e = st == VG_OK && want ? 0 : INFINITY;
+    for (size_t i = 0; st == VG_OK && want && i < n; i++) e = fmax(e, fabs((double)got[i] - want[i]));
+    VG_CHECK(e <= 2e-6, "image mode %s (%s) -> %dx%d: max abs diff %.3g vs read_image + Resize (<= 2e-6)", img,
+             st == VG_OK ? "loaded" : vg_last_error(), w, h, e);
+    worst = fmax(worst, e);
+    cases++;
+    free(want); free(got);
+    vg_image_free(&im);
+  }
+  fclose(f);
+  printf("# image modes: %d cases, max abs diff %.3g\n", cases, worst);
+  VG_CHECK(cases >= 18, "image modes: %d cases ran", cases);
+  /* Pillow's 8-bit view of 16-bit samples: grey clipped (min(v, 255)), colour high byte */
+  vg_image g16 = {.w = 4, .h = 1, .c = 1, .depth = 16, .data = calloc(4, 2)};
+  uint16_t gv[4] = {100, 255, 256, 65535};
+  memcpy(g16.data, gv, sizeof gv);
+  float t[3 * 4];
+  VG_CHECK(vg_image_float_transform(&g16, t, 3, 1, 4, NULL) == VG_OK && t[0] == 100 * (float)(1.0 / 255) &&
+               t[1] == 1.0f && t[2] == 1.0f && t[3] == 1.0f && t[4] == t[0] && t[8 + 3] == 1.0f,
+           "16-bit grey: min(v, 255) / 255 in each channel (Pillow I;16 -> RGB)");
+  vg_image c16 = {.w = 4, .h = 1, .c = 3, .depth = 16, .data = calloc(12, 2)};
+  uint16_t cv[12] = {0x7fff, 0x80ff, 255, 256, 0, 65535, 0xff7f, 0x0100, 0x00ff, 0x1234, 0x5678, 0x9abc};
+  memcpy(c16.data, cv, sizeof cv);
+  bool hb = vg_image_float_transform(&c16, t, 3, 1, 4, NULL) == VG_OK;
+  for (int i = 0; i < 4 && hb; i++)
+    for (int k = 0; k < 3; k++) hb &= t[k * 4 + i] == (float)(cv[i * 3 + k] >> 8) * (float)(1.0 / 255);
+  VG_CHECK(hb, "16-bit RGB: (v >> 8) / 255 (Pillow keeps the high byte)");
+  vg_image_free(&g16); vg_image_free(&c16);
 }
 
 static const char *str_of(const vg_json *j, const char *k) { return vg_json_as_string(vg_json_get(j, k)); }
@@ -406,6 +459,7 @@ int main(int argc, char **argv) {
   (void)argc;
   test_resize();
   test_transform();
+  test_modes();
   test_config();
   if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
   char self[1024];

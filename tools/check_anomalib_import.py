@@ -142,7 +142,12 @@ def main():
     ap.add_argument("--pil", action="store_true")
     ap.add_argument("--keep", default="")
     a = ap.parse_args()
-    photos = sorted(p for p in glob.glob(os.path.join(a.photos, "*")) if Image.open(p).size[0] != Image.open(p).size[1])
+    def size(p):   # files Pillow cannot open (a LICENSE next to the photos) are skipped
+        try:
+            return Image.open(p).size
+        except Exception:
+            return (0, 0)
+    photos = sorted(p for p in glob.glob(os.path.join(a.photos, "*")) if size(p)[0] != size(p)[1])
     d = a.keep or tempfile.mkdtemp(prefix="vigil_anomalib_")
     os.makedirs(d, exist_ok=True)
     rows = []

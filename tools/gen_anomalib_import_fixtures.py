@@ -22,7 +22,14 @@ ff_tiny.ckpt + ff_tiny.bin + ff_tiny.png: an anomalib 2.7 Fastflow (Lightning mo
   test writes the same Philox backbone and passes --weights), deflated. ff_tiny.png: a 61 x 45 crop
   of dog.jpg. ff_tiny.bin: "x" = pre_processor.transform(read_image(png)) (1, 3, 32, 32) and
   "map" = the model's anomaly_map (1, 1, 32, 32), "map_pil" = the map on the Pillow-resized
-  tensor (the old path), to show the two differ."""
+  tensor (the old path), to show the two differ.
+modes.txt + mode_*.{png,jpg,tif} + mode_*.f32: image modes through read_image's Pillow
+  Image.open(path).convert("RGB") (then to_dtype(float32, scale=True) and Resize((H, W),
+  antialias=True) on the float tensor): grey JPEG/PNG, 1-bit, palette with and without tRNS,
+  RGBA and LA (alpha dropped, not composited), 16-bit grey PNG/TIFF (Pillow: I;16, clipped to
+  255 by convert), 16-bit grey+tRNS, 16-bit RGB/RGBA/LA PNG (Pillow keeps the high byte),
+  CMYK JPEG, an EXIF-rotated JPEG (orientation NOT applied), 1x1 / 3x40 / 12x9 sources
+  (upscaled). One case a line: FILE W H EXPECTED (raw float32 3 x H x W)."""
 import os
 import sys
 import tempfile
@@ -72,6 +79,75 @@ def source(name, tmp):
     p = os.path.join(tmp, name + ".png")
     im.save(p)
     return read_image(p, as_tensor=True)
+
+
+def png16(path, arr, trns=None):
+    """16-bit PNG (Pillow cannot write 16-bit colour): arr H x W x C uint16, C 1..4."""
+    import struct
+    import zlib
+    h, w, c = arr.shape
+    raw = b"".join(b"\0" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + (chunk(b"tRNS", trns) if trns else b"") +
+                chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def mode_cases():
+    from anomalib.data.utils import read_image
+    from torchvision.transforms.v2 import Resize
+    photo = os.path.join(ROOT, "tests", "data", "photos", "dog.jpg")
+    if not os.path.exists(photo):
+        photo = os.path.join(PHOTOS, "dog.jpg")
+    base = Image.open(photo).convert("RGB").resize((40, 30), Image.BILINEAR)
+    a = np.asarray(base)
+    rng = np.random.default_rng(16)
+    alpha = (np.arange(40)[None, :].repeat(30, 0) * 6 + 7).astype(np.uint8)
+    g = np.asarray(base.convert("L")).astype(np.uint16)
+    g16 = (g * 4 + rng.integers(0, 4, g.shape)).astype(np.uint16)   # 0..1023: straddles 255
+    rgb16 = (a.astype(np.uint16) * 257 + rng.integers(0, 257, a.shape)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    made = []
+
+    def pil(name, im, **kw):
+        im.save(os.path.join(OUT, name), **kw)
+        made.append(name)
+
+    def raw16(name, arr, trns=None):
+        png16(os.path.join(OUT, name), arr, trns)
+        made.append(name)
+    pil("mode_grey.jpg", base.convert("L"), quality=90)
+    pil("mode_grey.png", base.convert("L"))
+    pil("mode_bw1.png", base.convert("1"))
+    pil("mode_pal.png", base.quantize(32))
+    pil("mode_pal_trns.png", base.quantize(32), transparency=bytes(range(0, 256, 8)))
+    pil("mode_rgba.png", Image.fromarray(np.dstack([a, alpha]), "RGBA"))
+    pil("mode_la.png", Image.fromarray(np.dstack([np.asarray(base.convert("L")), alpha]), "LA"))
+    raw16("mode_grey16.png", g16[:, :, None])
+    raw16("mode_grey16_trns.png", g16[:, :, None], int(g16[10, 10]).to_bytes(2, "big"))
+    pil("mode_grey16.tif", Image.fromarray(g16))
+    raw16("mode_rgb16.png", rgb16)
+    raw16("mode_rgba16.png", np.dstack([rgb16, alpha.astype(np.uint16) * 257]))
+    raw16("mode_la16.png", np.dstack([g16 * 64, alpha.astype(np.uint16) * 251]))
+    pil("mode_cmyk.jpg", base.convert("CMYK"), quality=90)
+    pil("mode_exif6.jpg", base, quality=90, exif=exif.tobytes())
+    pil("mode_tiny1x1.png", Image.fromarray(a[:1, :1].copy()))
+    pil("mode_tiny3x30.png", Image.fromarray(a[:, :3].copy()))
+    pil("mode_small12x9.png", base.resize((12, 9), Image.BILINEAR))
+    lines = []
+    for name in made:
+        w, h = (24, 18) if "tiny" in name or "small" in name else (28, 20)
+        x = read_image(os.path.join(OUT, name), as_tensor=True)
+        y = Resize((h, w), antialias=True)(x[None])[0]
+        f = name.rsplit(".", 1)[0] + "_%s.f32" % name.rsplit(".", 1)[1]
+        y.numpy().astype("<f4").tofile(os.path.join(OUT, f))
+        lines.append("%s %d %d %s\n" % (name, w, h, f))
+    with open(os.path.join(OUT, "modes.txt"), "w") as fh:
+        fh.writelines(lines)
 
 
 def resize_cases(tmp):
@@ -129,6 +205,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         resize_cases(tmp)
+        mode_cases()
         tiny_fastflow(tmp)
     print("wrote", OUT)
 

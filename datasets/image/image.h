@@ -144,7 +144,10 @@ vg_status vg_image_rotate(const vg_image *src, double angle_deg, vg_image *out);
  *     count, depth 8 or 16. Matches torch to ~1e-7 (tests/test_anomalib_import.c).
  *   float_transform / float_imagenet_transform (the vg_transform_fn signature of
  *     datasets/datasets.h): anomalib's read_image (Pillow convert("RGB") -> float) ->
- *     Resize(antialias=True) [-> ImageNet Normalize]; c = 1 or 3 (3 for imagenet). */
+ *     Resize(antialias=True) [-> ImageNet Normalize]; c = 1 or 3 (3 for imagenet). 16-bit
+ *     images are first made 8-bit as Pillow opens them: grey (I;16) clipped, min(v, 255);
+ *     RGB / RGBA / grey+alpha the high byte, v >> 8 (a 16-bit PPM, where Pillow rounds
+ *     v * 255 / maxval, can differ by 1/255). */
 vg_status vg_image_resize_float(const vg_image *src, int w, int h, float *out);
 vg_status vg_image_float_transform(const vg_image *im, float *out, int c, int h, int w, void *user);
 vg_status vg_image_float_imagenet_transform(const vg_image *im, float *out, int c, int h, int w, void *user);

@@ -557,21 +557,52 @@ vg_status vg_image_resize_float(const vg_image *src, int w, int h, float *out) {
   return st;
 }
 
+/* A 16-bit image as Pillow opens it (what read_image's convert("RGB") then sees), 8-bit:
+ * 16-bit grey PNG/TIFF opens as mode I;16 and convert("RGB"/"L") clips it, min(v, 255);
+ * 16-bit RGB, RGBA and grey+alpha PNGs open as RGB / RGBA keeping the high byte, v >> 8.
+ * Our PNG decoder gives grey+alpha for a 16-bit grey+tRNS PNG too (Pillow: I;16 with a
+ * transparency value, clipped): an alpha that is all 0 / 65535, 0 exactly on one grey value
+ * that no opaque pixel has, is taken for a tRNS one (a real grey+alpha image with such an
+ * alpha is ambiguous here; its alpha is dropped either way). */
+static vg_status pil_narrow16(const vg_image *im, vg_image *out) {
+  const size_t n = (size_t)im->w * im->h, c = (size_t)im->c;
+  const uint16_t *s = im->data;
+  bool clip = c == 1;
+  if (c == 2) {
+    long key = -1;
+    clip = true;
+    for (size_t i = 0; i < n && clip; i++)
+      if (s[2 * i + 1] == 0) clip = key < 0 || key == s[2 * i] ? (key = s[2 * i], true) : false;
+      else clip = s[2 * i + 1] == 65535;
+    for (size_t i = 0; i < n && clip && key >= 0; i++) clip = s[2 * i + 1] == 0 || s[2 * i] != key;
+  }
+  uint8_t *d = malloc(n * c);
+  if (!d) return vg_fail(VG_ERR_NOMEM, "float transform: out of memory (%dx%dx%d)", im->w, im->h, im->c);
+  for (size_t i = 0; i < n * c; i++) d[i] = clip ? (uint8_t)(s[i] > 255 ? 255 : s[i]) : (uint8_t)(s[i] >> 8);
+  *out = (vg_image){.w = im->w, .h = im->h, .c = im->c, .depth = 8, .data = d};
+  return VG_OK;
+}
+
 /* anomalib 2.x: read_image (convert("RGB") -> float) -> Resize(antialias=True) [-> Normalize] */
 static vg_status float_transform(const vg_image *im, float *out, int c, int h, int w, bool imagenet) {
   if (c != 1 && c != 3) return vg_fail(VG_ERR_ARG, "float transform: channels must be 1 or 3, got %d", c);
   if (imagenet && c != 3) return vg_fail(VG_ERR_ARG, "float ImageNet transform: needs 3 channels, got %d", c);
-  vg_image conv = {0};
+  vg_image conv = {0}, narrow = {0};
   const vg_image *cur = im;
   vg_status st = VG_OK;
-  if (im->depth == 8 && im->c != c) {   /* Pillow convert("RGB") / convert("L") */
-    st = c == 3 ? vg_image_to_rgb(im, &conv) : vg_image_to_gray(im, &conv);
+  if (im->depth == 16) {   /* Pillow's 8-bit image of a 16-bit file */
+    st = pil_narrow16(im, &narrow);
+    cur = &narrow;
+  }
+  if (st == VG_OK && cur->c != c) {   /* Pillow convert("RGB") / convert("L") */
+    st = c == 3 ? vg_image_to_rgb(cur, &conv) : vg_image_to_gray(cur, &conv);
     cur = &conv;
   }
+  if (st != VG_OK) vg_image_free(&narrow);
   if (st != VG_OK) return st;
   size_t plane = (size_t)h * w;
   float *all = out;
-  bool own = cur->c != c;   /* 16-bit with other channels: resize all, then pick */
+  bool own = cur->c != c;   /* (unreachable since 16-bit images are narrowed first) */
   if (own && !(all = malloc(sizeof *all * plane * (size_t)cur->c))) st = vg_fail(VG_ERR_NOMEM, "float transform: out of memory");
   if (st == VG_OK) st = vg_image_resize_float(cur, w, h, all);
   if (st == VG_OK && own) {
@@ -584,6 +615,7 @@ static vg_status float_transform(const vg_image *im, float *out, int c, int h, i
   }
   if (own) free(all);
   vg_image_free(&conv);
+  vg_image_free(&narrow);
   if (st == VG_OK && imagenet) vg_tensor_normalize_imagenet(out, h, w);
   return st;
 }
