@@ -142,4 +142,23 @@ vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net,
  * ranges ({key, what it accepts} pairs, ended by {NULL, NULL}); the methods' constructors use it
  * so `--set K=V`, a --config file and a run's config.json all name the accepted range. */
 vg_status vg_method_bad_value(const char *method, const char *key, const vg_json *v, const char *const (*ranges)[2]);
+
+/* Memory a config asks for, checked before the constructor allocates anything: 16 bytes per
+ * trained parameter (value, gradient, two Adam moments), 4 per frozen one, 4 per activation
+ * float of one image. More than this machine can give (its physical memory, or the process's
+ * address-space limit when lower) is VG_ERR_ARG naming the keys (`keys`, e.g. "input_size 4096,
+ * flow_steps 64"), so a --set value inside each key's own range cannot combine into an
+ * allocation that fails (an abort) or swaps for hours. Estimates, generous to real configs. */
+vg_status vg_method_check_memory(const char *method, const char *keys, double trained, double frozen,
+                                 double act_floats);
+/* Activation floats of one S x S image through a ResNet up to its last needed stage: the
+ * stem's tensors at S/2 and S/4, about 12 tensors per stage (ch = channels of layer1..4). */
+static inline double vg_method_resnet_act(double S, const int ch[4], int last_stage) {
+  double a = 3 * 64 * (S / 2) * (S / 2) + 64 * (S / 4) * (S / 4);
+  for (int l = 0; l <= last_stage && l < 4; l++) {
+    double side = S / (4 << l);
+    a += 12.0 * ch[l] * side * side;
+  }
+  return a;
+}
 #endif

@@ -501,6 +501,25 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
                       : !cosine ? "cosine (true)" : batch != 32 ? "batch_size (32)" : !official ? "map_norm (official)" : NULL;
     if (bad) return vg_fail(VG_ERR_ARG, "cflow: paper_setup fixes %s; drop the override or paper_setup", bad);
   }
+  {  /* memory before any allocation: per layer, coupling_blocks MLPs of (C/2 + cond) -> 2x -> C */
+    static const int ch18[4] = {64, 128, 256, 512}, ch50[4] = {256, 512, 1024, 2048};
+    const int *ch = strcmp(bb, "resnet18") ? ch50 : ch18;
+    double tr = 0, fib = 0;
+    int last = 0;
+    for (int l = 1; l <= 4; l++) {
+      if (!(mask & (1u << l))) continue;
+      double C = ch[l - 1], cin = (double)(ch[l - 1] / 2) + (double)cond, hid = 2 * cin;
+      tr += (double)blocks * (cin * hid + hid * C);
+      fib += 3.0 * (double)fiber * (double)blocks * (cin + hid + 2 * C);
+      last = l - 1;
+    }
+    char keys[200];
+    snprintf(keys, sizeof keys, "input_size %lld, condition_vector %lld, coupling_blocks %lld, fiber_batch %lld "
+             "(backbone %s)", (long long)size, (long long)cond, (long long)blocks, (long long)fiber, bb);
+    vg_status cs = vg_method_check_memory("cflow", keys, tr, strcmp(bb, "resnet18") ? 6.9e7 : 1.2e7,
+                                          vg_method_resnet_act((double)size, ch, last) + fib);
+    if (cs != VG_OK) return cs;
+  }
   cflow *m = calloc(1, sizeof *m);
   if (!m) return vg_fail(VG_ERR_NOMEM, "cflow: out of memory");
   snprintf(m->backbone, sizeof m->backbone, "%s", bb);

@@ -594,6 +594,20 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   if (m->distill_view < 0) m->distill_view = smoke ? 128 : size;
   m->batch = batch;
   m->seed = (uint64_t)seed;
+  {  /* memory before any allocation: teacher (frozen) + student (2 x out_channels) + autoencoder,
+      * and their first maps at the input size (PDN-S 128, PDN-M 256 channels at S x S) */
+    bool mm = m->size != VG_EFFAD_S;
+    double o = (double)oc, S = (double)size, c1 = mm ? 256 : 128;
+    double body = mm ? 48 * 256 + 4096 * 512 + 512 * 512 + 4608 * 512 : 48 * 128 + 2048 * 256 + 2304 * 256;
+    double last = mm ? 8192 : 4096, teacher = body + last * o + (mm ? o * o : 0);
+    double student = body + last * 2 * o + (mm ? 4 * o * o : 0), ae = 1.5e6 + 576 * o;
+    double act = 6 * c1 * S * S + 8 * o * (S / 4) * (S / 4);
+    char keys[120];
+    snprintf(keys, sizeof keys, "input_size %lld, out_channels %lld (model %s)", (long long)size, (long long)oc,
+             mm ? "m" : "s");
+    vg_status cs = vg_method_check_memory("efficientad", keys, student + ae, teacher, act);
+    if (cs != VG_OK) { free(m); return cs; }
+  }
   m->model = vg_effad_model_new(m->size, oc, false, m->seed * 7919 + 3);
   if (!m->model) { free(m); return vg_fail(VG_ERR_NOMEM, "efficientad: out of memory"); }
   m->model->pad_maps = m->pad_maps;

@@ -237,6 +237,25 @@ vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
   for (int i = 0; i < 4; i++) if (!strcmp(bb, BACKBONES[i])) bbi = i;
   if (bbi < 0) return vg_fail(VG_ERR_ARG, "fastflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb);
   if (bbi >= 2) return vg_fail(VG_ERR_ARG, "fastflow: backbone '%s' is not implemented yet", bb);
+  {  /* memory before any allocation: norms over C x S/sc x S/sc, flow_steps 3x3 subnets per scale */
+    static const int ch18[4] = {64, 128, 256, 512}, ch50[4] = {256, 512, 1024, 2048};
+    const int *ch = bbi == 0 ? ch18 : ch50;
+    if (ratio * (double)(ch[0] / 2) < 1)   /* flows.c: hidden = (int)(ratio * c_in), c_in = C/2 */
+      return vg_fail(VG_ERR_ARG, "fastflow: hidden_ratio %g gives the layer1 subnet (%d input channels) no hidden "
+                     "channel: want hidden_ratio >= %g with backbone %s", ratio, ch[0] / 2, 1.0 / (ch[0] / 2), bb);
+    double S = (double)size, tr = 0;
+    for (int s = 0; s < 3; s++) {
+      double C = ch[s], side = S / (4 << s), in = (double)(ch[s] / 2), hid = ratio * in;
+      if (hid < 1) hid = 1;
+      tr += 2 * C * side * side + (double)steps_n * 9 * (in * hid + hid * 2 * (C - in));
+    }
+    char keys[160];
+    snprintf(keys, sizeof keys, "input_size %lld, flow_steps %lld, hidden_ratio %g (backbone %s)", (long long)size,
+             (long long)steps_n, ratio, bb);
+    vg_status cs = vg_method_check_memory("fastflow", keys, tr, bbi == 0 ? 2.8e6 : 8.9e6,
+                                          vg_method_resnet_act(S, ch, 2) * (1 + (double)steps_n / 4));
+    if (cs != VG_OK) return cs;
+  }
   fastflow *m = calloc(1, sizeof *m);
   if (!m) return vg_fail(VG_ERR_NOMEM, "fastflow: out of memory");
   m->backbone = (vg_fastflow_backbone)bbi;
