@@ -22,6 +22,11 @@
 #include <string.h>
 #include <strings.h>
 
+/* --resize output within the decoders' default limits (16384 a side, 256 MiB decoded), so
+ * the result reads back and the resize + encode stay bounded. */
+#define RESIZE_MAX_SIDE 16384
+#define RESIZE_MAX_BYTES ((size_t)256 << 20)
+
 static int usage(FILE *f) {
   fprintf(f, "usage: vigil convert IN OUT [--gray|--rgb] [--resize WxH]\n"
              "  IN: PNG, JPEG, BMP, PGM/PPM or TIFF; OUT by extension: .png .pgm .ppm .pnm .tif .tiff .bmp\n"
@@ -113,10 +118,10 @@ int vg_cli_convert(int argc, char **argv) {
       char wb[32] = "", hb[32] = "";
       if (x && x - v < 31) { snprintf(wb, sizeof wb, "%.*s", (int)(x - v), v); snprintf(hb, sizeof hb, "%.31s", x + 1); }
       int64_t w64 = 0, h64 = 0;
-      if (!x || !vg_parse_i64(wb, &w64, NULL) || !vg_parse_i64(hb, &h64, NULL) || w64 < 1 || w64 > 65535 || h64 < 1 ||
-          h64 > 65535 || w64 * h64 > ((int64_t)1 << 28)) {
-        fprintf(stderr, "vigil convert: --resize: '%s' is not WxH with W and H integers in [1, 65535], W x H <= 2^28 "
-                        "(e.g. 256x256)\n", v);
+      if (!x || !vg_parse_i64(wb, &w64, NULL) || !vg_parse_i64(hb, &h64, NULL) || w64 < 1 || w64 > RESIZE_MAX_SIDE ||
+          h64 < 1 || h64 > RESIZE_MAX_SIDE || w64 * h64 > (int64_t)RESIZE_MAX_BYTES) {
+        fprintf(stderr, "vigil convert: --resize: '%s' is not WxH with W and H integers in [1, %d], W x H <= %lld "
+                        "(e.g. 256x256)\n", v, RESIZE_MAX_SIDE, (long long)RESIZE_MAX_BYTES);
         return 2;
       }
       rw = (int)w64;
@@ -148,6 +153,13 @@ int vg_cli_convert(int argc, char **argv) {
   vg_status st = VG_OK;
   if (want && want != im.c) {
     if ((st = to_channels(&im, want, &t)) == VG_OK) { vg_image_free(&im); im = t; }
+  }
+  if (st == VG_OK && rw && (size_t)rw * (size_t)rh * (size_t)im.c > RESIZE_MAX_BYTES) {
+    fprintf(stderr, "vigil convert: --resize %dx%d: %d channels make %zu bytes, over the %zu-byte image limit "
+                    "(the decoders' own; use a smaller size, or --gray)\n", rw, rh, im.c,
+            (size_t)rw * (size_t)rh * (size_t)im.c, RESIZE_MAX_BYTES);
+    vg_image_free(&im);
+    return 2;
   }
   if (st == VG_OK && rw) {
     if (im.depth != 8) st = vg_fail(VG_ERR_UNSUPPORTED, "--resize: 16-bit images are not supported (Pillow has no 16-bit bilinear path to match)");

@@ -19,7 +19,9 @@ static double now_s(void) {
 }
 
 int vg_cli_smoke(int argc, char **argv) {
-  if (argc > 0 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+  bool help = false;   /* --help / -h anywhere (`vigil smoke 5 --help`), as every command takes it */
+  for (int i = 0; i < argc; i++) help = help || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+  if (help) {
     printf("usage: vigil smoke [N]\n"
            "trains a small PDN-like conv net (batch 8, 64x64, random data) for N steps (default 60) and prints\n"
            "the loss curve and step time: the engine (ops, autograd, threads, scopes) end to end.\n");

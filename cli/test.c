@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 static double now_s(void) {
   struct timespec t;
@@ -321,11 +322,27 @@ static vg_status write_anomalib_config(const char *dir, const char *model, const
  * the image's path under the deepest folder holding all the images given (cut/000.png and
  * good/000.png -> cut/000 and good/000; images of one folder -> their stems), with _2, _3, ...
  * appended when two images still get one name (the same file given twice, a.png and a.jpg),
- * so no output overwrites another. rel: n x VG_PRED_NAME chars. */
+ * so no output overwrites another. A name whose map or overlay would be one of the images
+ * given (--out their folder, an image named like an output) also moves on to _2, _3, ...:
+ * an output never replaces an input. rel: n x VG_PRED_NAME chars. */
 #define VG_PRED_NAME 1024
-static vg_status output_names(const char *const *images, int n, char *rel) {
+
+/* 1 when out/<name><suffix> exists and is the same file as one of the n images. */
+static int is_an_input(const char *out, const char *name, const char *suffix, const struct stat *in, int n) {
+  char p[4200];
+  struct stat st;
+  if ((size_t)snprintf(p, sizeof p, "%s/%s%s", out, name, suffix) >= sizeof p || stat(p, &st) != 0) return 0;
+  for (int i = 0; i < n; i++)
+    if (in[i].st_ino && in[i].st_dev == st.st_dev && in[i].st_ino == st.st_ino) return 1;
+  return 0;
+}
+
+static vg_status output_names(const char *const *images, int n, const char *out, char *rel) {
   char **abs = calloc((size_t)n, sizeof *abs);
-  if (!abs) return vg_fail(VG_ERR_NOMEM, "out of memory");
+  struct stat *in = calloc((size_t)n, sizeof *in);
+  if (!abs || !in) { free(abs); free(in); return vg_fail(VG_ERR_NOMEM, "out of memory"); }
+  for (int i = 0; i < n; i++)
+    if (stat(images[i], &in[i]) != 0) memset(&in[i], 0, sizeof in[i]);
   vg_status st = VG_OK;
   size_t common = 0;   /* length of the common folder (up to, not including, its last '/') */
   for (int i = 0; i < n && st == VG_OK; i++) {
@@ -353,12 +370,14 @@ static vg_status output_names(const char *const *images, int n, char *rel) {
     for (int k = 2;; k++) {
       bool taken = false;
       for (int j = 0; j < i && !taken; j++) taken = !strcmp(rel + (size_t)j * VG_PRED_NAME, dst);
+      taken = taken || is_an_input(out, dst, ".tiff", in, n) || is_an_input(out, dst, "_overlay.png", in, n);
       if (!taken) break;
       snprintf(dst + base_len, 16, "_%d", k);
     }
   }
   for (int i = 0; i < n; i++) free(abs[i]);
   free(abs);
+  free(in);
   return st;
 }
 
@@ -388,12 +407,16 @@ static vg_status predict_images(vg_method *m, const char *const *images, int n, 
     hi = maps[i] > hi ? maps[i] : hi;
   }
   char *names = st == VG_OK ? malloc((size_t)n * VG_PRED_NAME) : NULL;
-  if (st == VG_OK) st = names ? output_names(images, n, names) : vg_fail(VG_ERR_NOMEM, "out of memory");
+  if (st == VG_OK) st = names ? output_names(images, n, out, names) : vg_fail(VG_ERR_NOMEM, "out of memory");
   for (int i = 0; i < n && st == VG_OK; i++) {
     const char *stem = names + (size_t)i * VG_PRED_NAME;
     char path[2200], opath[2200];
-    snprintf(path, sizeof path, "%s/%s.tiff", out, stem);
-    snprintf(opath, sizeof opath, "%s/%s_overlay.png", out, stem);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.tiff", out, stem) >= sizeof path ||
+        (size_t)snprintf(opath, sizeof opath, "%s/%s_overlay.png", out, stem) >= sizeof opath) {
+      st = vg_fail(VG_ERR_ARG, "%s: output path too long (--out %zu bytes + name %zu bytes)", images[i], strlen(out),
+                   strlen(stem));
+      break;
+    }
     if (strchr(stem, '/')) {   /* mirror the images' subfolders under --out */
       char dir[2200];
       snprintf(dir, sizeof dir, "%s", path);
@@ -420,12 +443,21 @@ static vg_status predict_images(vg_method *m, const char *const *images, int n, 
     vg_jw_init(&w, 0);
     vg_jw_begin_object(&w);
     vg_jw_key(&w, "image"); vg_jw_string(&w, images[i]);
-    vg_jw_key(&w, "score"); vg_jw_double(&w, scores[i]);
+    /* a NaN/Inf score (NaN weights in a checkpoint, say) has no JSON form: null and a
+     * warning, never a silent "{}" line */
+    vg_jw_key(&w, "score");
+    if (isfinite(scores[i])) vg_jw_double(&w, scores[i]);
+    else {
+      vg_jw_null(&w);
+      fprintf(stderr, "vigil predict: %s: the score is %g (non-finite: NaN/Inf in the model's weights or input?)\n",
+              images[i], scores[i]);
+    }
     vg_jw_key(&w, "map"); vg_jw_string(&w, path);
     if (overlay) { vg_jw_key(&w, "overlay"); vg_jw_string(&w, opath); }
     vg_jw_end_object(&w);
     char *line = vg_jw_finish(&w, NULL);
-    printf("%s\n", line ? line : "{}");
+    if (!line) { st = vg_last_status() != VG_OK ? vg_last_status() : VG_ERR_NOMEM; break; }
+    printf("%s\n", line);
     free(line);
   }
   free(names);

@@ -10,6 +10,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <limits.h>
+#include <stdlib.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
 
 const char *vg_split_name(vg_ds_split s) {
   switch (s) {
@@ -565,8 +570,41 @@ vg_status vg_ds_folder(const vg_folder_spec *f, const vg_split_opts *o, vg_datas
  * their target was already visited (a loop, a diamond of links, a link to a real
  * folder): then the link is skipped with a warning naming it. So a link never hides the
  * real folder, a loop of links ends, and N links to one folder list its images once.
- * Nesting deeper than VG_WALK_MAX_DEPTH folders is an error. */
+ * Nesting deeper than VG_WALK_MAX_DEPTH folders is an error, and so are more than
+ * VG_WALK_MAX_ENTRIES names in all the folders together (the walk's time and memory stay
+ * bounded). A link to a folder that holds the image folder (a link to / or to an
+ * ancestor) is skipped with a warning: following it would list the whole tree above.
+ * Kernel pseudo file systems (/proc, /sys, /dev/pts, cgroups, ...) are never walked: a
+ * subfolder on one (a link to /proc) is skipped with a warning, a root on one is an error. */
 #define VG_WALK_MAX_DEPTH 32
+#define VG_WALK_MAX_ENTRIES ((int64_t)1 << 24)
+
+/* 1 when path is on a kernel pseudo file system (procfs, sysfs, devpts, cgroup, debugfs,
+ * tracefs, securityfs, bpf, configfs, pstore, fusectl, mqueue, binfmt_misc). */
+static int on_pseudo_fs(const char *path) {
+#ifdef __linux__
+  struct statfs fs;
+  if (statfs(path, &fs) != 0) return 0;
+  static const unsigned long magic[] = {0x9fa0, 0x62656572, 0x1cd1, 0x27e0eb, 0x63677270, 0x64626720, 0x74726163,
+                                        0x73636673, 0xcafe4a11, 0x62656570, 0x6165676c, 0x65735543, 0x19800202,
+                                        0x42494e4d};
+  for (size_t i = 0; i < sizeof magic / sizeof *magic; i++)
+    if ((unsigned long)fs.f_type == magic[i]) return 1;
+#else
+  (void)path;
+#endif
+  return 0;
+}
+
+/* 1 when the folder `target` is `root` itself or one of its ancestors (both resolved). */
+static int holds_root(const char *root_real, const char *target) {
+  char *t = realpath(target, NULL);
+  if (!t || !root_real) { free(t); return 0; }
+  size_t n = strlen(t);
+  int r = !strcmp(t, "/") || (!strncmp(root_real, t, n) && (root_real[n] == 0 || root_real[n] == '/'));
+  free(t);
+  return r;
+}
 
 typedef struct { dev_t dev; ino_t ino; } dir_id;
 typedef struct { dir_id *v; size_t cap, n; unsigned char *used; } dir_set;
@@ -601,7 +639,7 @@ static int dir_set_add(dir_set *s, dir_id d) {
   return 1;
 }
 
-typedef struct { const char *root; strlist *files, links; dir_set seen; } walker;
+typedef struct { const char *root; strlist *files, links; dir_set seen; int64_t entries; } walker;
 
 static int rel_depth(const char *rel) {
   int d = rel[0] != 0;
@@ -625,8 +663,13 @@ static vg_status walk_dir(walker *w, const char *rel) {
   strlist names = {0};
   vg_status st = VG_OK;
   struct dirent *e;
-  while (st == VG_OK && (e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') st = sl_push(&names, xstrdup(e->d_name));
+  while (st == VG_OK && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    if (++w->entries > VG_WALK_MAX_ENTRIES)
+      st = vg_fail(VG_ERR_LIMIT, "image folder: %s: more than %lld names in its folders (the walk's limit)", w->root,
+                   (long long)VG_WALK_MAX_ENTRIES);
+    else st = sl_push(&names, xstrdup(e->d_name));
+  }
   closedir(d);
   sl_sort(&names);
   for (int64_t i = 0; st == VG_OK && i < names.n; i++) {
@@ -637,7 +680,8 @@ static vg_status walk_dir(walker *w, const char *rel) {
     else if (lstat(full, &ls) != 0 || stat(full, &ts) != 0) {
       /* vanished, or a dangling link: not an image, not a folder */
     } else if (S_ISDIR(ts.st_mode)) {
-      if (S_ISLNK(ls.st_mode)) { st = sl_push(&w->links, r); r = NULL; }
+      if (on_pseudo_fs(full)) vg_image_warn("image folder: %s: skipped, a kernel pseudo file system (/proc, /sys, ...)", full);
+      else if (S_ISLNK(ls.st_mode)) { st = sl_push(&w->links, r); r = NULL; }
       else {
         int added = dir_set_add(&w->seen, (dir_id){ts.st_dev, ts.st_ino});
         if (added < 0) st = vg_fail(VG_ERR_NOMEM, "image folder: out of memory");
@@ -657,15 +701,24 @@ static vg_status walk_dir(walker *w, const char *rel) {
 }
 
 static vg_status walk(const char *root, strlist *files) {
-  walker w = {root, files, {0}, {0}};
+  walker w = {root, files, {0}, {0}, 0};
   struct stat ts;
   vg_status st = VG_OK;
+  char *root_real = realpath(root, NULL);
   if (stat(root, &ts) != 0 || dir_set_add(&w.seen, (dir_id){ts.st_dev, ts.st_ino}) < 0)
     st = vg_fail(VG_ERR_IO, "image folder: %s: cannot stat (%s)", root, strerror(errno));
+  else if (on_pseudo_fs(root))
+    st = vg_fail(VG_ERR_IO, "image folder: %s: a kernel pseudo file system (/proc, /sys, ...), not a folder of images", root);
   if (st == VG_OK) st = walk_dir(&w, "");
   for (int64_t i = 0; st == VG_OK && i < w.links.n; i++) {  /* grows while links are followed */
     char *full = pjoin("%s/%s", root, w.links.v[i]);
     if (!full) { st = vg_fail(VG_ERR_NOMEM, "image folder: out of memory"); break; }
+    if (holds_root(root_real, full)) {
+      vg_image_warn("image folder: %s: symbolic link skipped, it leads to a folder that holds the image folder "
+                    "(following it would list the whole tree above)", full);
+      free(full);
+      continue;
+    }
     int added = stat(full, &ts) == 0 && S_ISDIR(ts.st_mode) ? dir_set_add(&w.seen, (dir_id){ts.st_dev, ts.st_ino}) : 0;
     if (added < 0) st = vg_fail(VG_ERR_NOMEM, "image folder: out of memory");
     else if (added == 0)
@@ -675,6 +728,7 @@ static vg_status walk(const char *root, strlist *files) {
     free(full);
   }
   sl_free(&w.links);
+  free(root_real);
   free(w.seen.v);
   free(w.seen.used);
   return st;
@@ -683,6 +737,10 @@ static vg_status walk(const char *root, strlist *files) {
 vg_status vg_ds_image_folder(const char *root, vg_dataset *out) {
   memset(out, 0, sizeof *out);
   if (!root) return vg_fail(VG_ERR_ARG, "image folder: root is required");
+  struct stat rs;
+  if (stat(root, &rs) == 0 && !S_ISDIR(rs.st_mode))
+    return vg_fail(VG_ERR_IO, "image folder: %s: not a folder (%s; expected a folder of images, searched recursively)",
+                   root, S_ISREG(rs.st_mode) ? "a file" : S_ISFIFO(rs.st_mode) ? "a FIFO" : "not a regular folder");
   if (!is_dir(root)) return vg_fail(VG_ERR_IO, "image folder: %s: missing (expected a folder of images, searched recursively)", root);
   strlist files = {0};
   vg_status st = walk(root, &files);
