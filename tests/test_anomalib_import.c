@@ -330,23 +330,6 @@ static void test_config(void) {
            vg_last_error());
 }
 
-static char *run_cmd(const char *cmd, int *rc) {
-  char full[8192];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  if (!p) { *rc = -1; return NULL; }
-  size_t cap = 1 << 16, n = 0, k;
-  char *s = malloc(cap);
-  while ((k = fread(s + n, 1, cap - n - 1, p)) > 0) {
-    n += k;
-    if (cap - n < 4096) { cap *= 2; s = realloc(s, cap); }
-  }
-  s[n] = 0;
-  int st = pclose(p);
-  *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return s;
-}
-
 /* the Philox backbone (base 1000) the fixture's anomalib model holds, as .safetensors */
 static bool write_backbone(const char *path) {
   const char *cfg = "{\"backbone\":\"resnet18\",\"input_size\":32}";
@@ -372,7 +355,7 @@ static float *predict(const char *bb, const char *dir, const char *extra, int *r
   snprintf(png, sizeof png, "%s", vg_test_fixture("anomalib_import/ff_tiny.png"));
   snprintf(cmd, sizeof cmd, "%s predict --from-anomalib %s --model fastflow --weights %s --threads 2 --no-overlay %s --out %s %s",
            g_vigil, ckpt, bb, extra, dir, png);
-  *out = run_cmd(cmd, rc);
+  *out = vg_test_run(cmd, rc);
   if (*rc != 0) printf("# %s\n", cmd);
   char tiff[1200];
   snprintf(tiff, sizeof tiff, "%s/ff_tiny.tiff", dir);

@@ -38,24 +38,6 @@ static const char *CF_CFG = "{\"backbone\": \"resnet18\", \"input_size\": 32, \"
 static const char *CF_FLAGS = "--model cflow --backbone resnet18 --input-size 32 --set 'layers=[\"layer1\"]' "
                               "--set condition_vector=4 --set coupling_blocks=1 --set permute_soft=false --set resize=pil";
 
-/* Runs a shell command; returns stdout + stderr (malloc'd) and the exit status. */
-static char *run_cmd(const char *cmd, int *rc) {
-  char full[8192];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  if (!p) { *rc = -1; return NULL; }
-  size_t cap = 1 << 16, n = 0, k;
-  char *s = malloc(cap);
-  while ((k = fread(s + n, 1, cap - n - 1, p)) > 0) {
-    n += k;
-    if (cap - n < 4096) { cap *= 2; s = realloc(s, cap); }
-  }
-  s[n] = 0;
-  int st = pclose(p);
-  *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return s;
-}
-
 static vg_method *make(const char *name, const char *cfg_text) {
   vg_json *cfg = NULL;
   if (vg_json_parse(cfg_text, strlen(cfg_text), NULL, &cfg) != VG_OK) return NULL;
@@ -176,7 +158,7 @@ static void test_fastflow(void) {
   snprintf(cmd, sizeof cmd, "%s predict --from-anomalib %s %s --weights %s --threads 2 --out %s %s", g_vigil, ckpt,
            FF_FLAGS, bb, out, png);
   int rc;
-  char *o = run_cmd(cmd, &rc);
+  char *o = vg_test_run(cmd, &rc);
   double s = line_score(o ? o : "", "fastflow_cli", mp, sizeof mp);
   if (!VG_CHECK(rc == 0 && !isnan(s), "vigil predict --from-anomalib fastflow .pth: JSON line (rc %d)", rc))
     printf("%s\n", o ? o : "");
@@ -191,27 +173,27 @@ static void test_fastflow(void) {
   free(o);
   /* without backbone weights: runs, and says so loudly */
   snprintf(cmd, sizeof cmd, "%s predict --from-anomalib %s %s --out %s/ff_rand %s", g_vigil, ckpt, FF_FLAGS, g_tmp, png);
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   VG_CHECK(rc == 0 && o && strstr(o, "RANDOMLY INITIALISED"), "fastflow: a checkpoint without backbone warns");
   free(o);
   /* refusals: a CFLOW checkpoint as FastFlow, no --model, --run with --from-anomalib, bad size */
   snprintf(cmd, sizeof cmd, "%s predict --from-anomalib %s %s --out %s/x %s", g_vigil,
            vg_test_fixture("cflow_anomalib.ckpt"), FF_FLAGS, g_tmp, png);
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   VG_CHECK(rc != 0 && o && strstr(o, "missing"), "a CFLOW checkpoint into FastFlow is refused, naming a missing key");
   free(o);
   snprintf(cmd, sizeof cmd, "%s predict --from-anomalib %s --out %s/x %s", g_vigil, ckpt, g_tmp, png);
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   VG_CHECK(rc != 0 && o && strstr(o, "--model"), "--from-anomalib without --model is refused");
   free(o);
   snprintf(cmd, sizeof cmd, "%s predict --run %s --from-anomalib %s %s --out %s/x %s", g_vigil, g_tmp, ckpt, FF_FLAGS,
            g_tmp, png);
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   VG_CHECK(rc != 0 && o && strstr(o, "exactly one"), "--run with --from-anomalib is refused");
   free(o);
   snprintf(cmd, sizeof cmd, "%s predict --from-anomalib %s %s --input-size 64 --out %s/x %s", g_vigil, ckpt, FF_FLAGS,
            g_tmp, png);
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   VG_CHECK(rc != 0 && o && strstr(o, "shape"), "a checkpoint for another input size is refused (shape named)");
   free(o);
   vg_fixture_free(fx);
@@ -235,7 +217,7 @@ static void test_cflow(void) {
     snprintf(cmd, sizeof cmd, "%s predict --from-anomalib %s %s %s --weights %s --threads 2 --out %s %s %s", g_vigil, ckpt,
              CF_FLAGS, norm ? "--set map_norm=anomalib" : "", bb, out, png[0], png[1]);
     int rc;
-    char *o = run_cmd(cmd, &rc);
+    char *o = vg_test_run(cmd, &rc);
     double s[2];
     for (int i = 0; i < 2; i++) s[i] = line_score(o ? o : "", i ? "cflow_cli_1" : "cflow_cli_0", mp[i], sizeof mp[i]);
     const char *what = norm ? "cflow .ckpt, map_norm anomalib (each image its own batch)"
@@ -316,14 +298,14 @@ static void test_train_flags(void) {
   snprintf(data, sizeof data, "%s/mvtec", g_tmp);
   build_mvtec(data);
   int rc;
-  char *o = run_cmd(strcat(strcpy(cmd, g_vigil), " train --help"), &rc);
+  char *o = vg_test_run(strcat(strcpy(cmd, g_vigil), " train --help"), &rc);
   const char *flags[] = {"--model", "--teacher", "--penalty", "--paper-setup", "--set", "--backbone", "--weights",
                          "--data", "--category", "--steps", "--epochs", "--batch", "--resume", "--no-test", "--config"};
   bool all = rc == 0 && o;
   for (size_t i = 0; all && i < sizeof flags / sizeof flags[0]; i++) all = strstr(o, flags[i]) != NULL;
   VG_CHECK(all, "vigil train --help documents every flag");
   free(o);
-  o = run_cmd(strcat(strcpy(cmd, g_vigil), " predict --help"), &rc);
+  o = vg_test_run(strcat(strcpy(cmd, g_vigil), " predict --help"), &rc);
   const char *pflags[] = {"--run", "--from-anomalib", "--model", "--backbone", "--input-size", "--set", "--weights",
                           "--out", "--threshold", "--no-overlay", "--threads", "map_norm"};
   all = rc == 0 && o;
@@ -335,12 +317,12 @@ static void test_train_flags(void) {
   for (int i = 0; i < 3; i++) {
     snprintf(cmd, sizeof cmd, "%s train cflow --data %s --category widget --backbone resnet18 %s --out %s/r%d --no-test",
              g_vigil, data, fl[i][0], g_tmp, i);
-    o = run_cmd(cmd, &rc);
+    o = vg_test_run(cmd, &rc);
     VG_CHECK(rc != 0 && o && strstr(o, fl[i][1]), "train %s reaches the method config as %s", fl[i][0], fl[i][1]);
     free(o);
   }
   snprintf(cmd, sizeof cmd, "%s train cflow --data %s --category widget --paper-setup --out %s/rp --no-test", g_vigil, data, g_tmp);
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   VG_CHECK(rc != 0 && o && strstr(o, "paper_setup needs an MVTec category"), "train --paper-setup on a non-MVTec category is refused");
   free(o);
   /* a tiny CFLOW run: iters_per_epoch = batches per epoch, category filled in */
@@ -348,7 +330,7 @@ static void test_train_flags(void) {
   snprintf(cmd, sizeof cmd, "%s train cflow --data %s --category widget --backbone resnet18 --set input_size=32 "
            "--set 'layers=[\"layer1\"]' --set condition_vector=4 --set coupling_blocks=1 --set permute_soft=false "
            "--set fiber_batch=16 --batch 2 --steps 1 --threads 2 --workers 1 --out %s --no-test", g_vigil, data, run);
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   char *t = NULL;
   vg_json *j = NULL;
   int64_t iters = -1;
@@ -416,7 +398,7 @@ static double run_auroc(const char *run, const char *flags, char *err, size_t ca
   char cmd[4096], *text = NULL;
   int rc = 0;
   snprintf(cmd, sizeof cmd, "'%s' test --run '%s' --no-maps --no-report %s", g_vigil, run, flags);
-  char *out = run_cmd(cmd, &rc);
+  char *out = vg_test_run(cmd, &rc);
   double a = -1;
   vg_json *j = NULL;
   if (rc == 0 && read_run_file(run, "metrics.json", &text) && vg_json_parse(text, strlen(text), NULL, &j) == VG_OK &&
@@ -452,7 +434,7 @@ static void test_gpu_auroc(void) {
     snprintf(cmd, sizeof cmd, "env VIGIL_CACHE='%s/cache' '%s' train %s --device cuda --out '%s' --no-test %s", g_tmp, g_vigil,
              methods[i], run, quick ? "--backbone resnet18 --set input_size=64 --set flow_steps=2 --steps 2 --batch 2" : "");
     int rc = 0;
-    char *out = run_cmd(cmd, &rc);
+    char *out = vg_test_run(cmd, &rc);
     if (!VG_CHECK(rc == 0, "%s trained on the GPU (synthetic default%s)%s%.300s", methods[i],
                   quick ? ", quick" : ", quick schedule", rc ? ": " : "", rc && out ? out : "")) {
       free(out);
@@ -472,16 +454,16 @@ static void test_distill_flags(void) {
   char cmd[2048];
   int rc = 0;
   snprintf(cmd, sizeof cmd, "'%s' distill --help", g_vigil);
-  char *out = run_cmd(cmd, &rc);
+  char *out = vg_test_run(cmd, &rc);
   VG_CHECK(rc == 0 && out && strstr(out, "--device cpu|cuda") && strstr(out, "--resume"),
            "vigil distill --help lists --device and --resume (rc %d)", rc);
   free(out);
   snprintf(cmd, sizeof cmd, "'%s' distill --images '%s' --out '%s/t.safetensors' --device tpu", g_vigil, g_tmp, g_tmp);
-  out = run_cmd(cmd, &rc);
+  out = vg_test_run(cmd, &rc);
   VG_CHECK(rc == 2 && out && strstr(out, "bad value 'tpu' for --device"), "distill --device tpu: exit 2 naming it (rc %d)", rc);
   free(out);
   snprintf(cmd, sizeof cmd, "'%s' distill --images '%s/none' --out '%s/t.safetensors' --device cuda", g_vigil, g_tmp, g_tmp);
-  out = run_cmd(cmd, &rc);
+  out = vg_test_run(cmd, &rc);
   if (!vg_cuda_available())
     VG_CHECK(rc == 1 && out && strstr(out, "--device cuda:"), "distill --device cuda without a GPU: exit 1 with the reason: %s",
              out ? out : "");

@@ -27,23 +27,6 @@ static char g_tmp[256] = "/tmp/vigil_test_hostile_XXXXXX";
 #endif
 static char g_vigil[1100];
 
-static char *run_cmd(const char *cmd, int *rc) {
-  char full[8192];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  if (!p) { *rc = -1; return NULL; }
-  size_t cap = 1 << 16, n = 0, k;
-  char *s = malloc(cap);
-  while ((k = fread(s + n, 1, cap - n - 1, p)) > 0) {
-    n += k;
-    if (cap - n < 4096) { cap *= 2; s = realloc(s, cap); }
-  }
-  s[n] = 0;
-  int st = pclose(p);
-  *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return s;
-}
-
 /* vg_method_create on cfg_text: the status; *msg = the error text (static). */
 static vg_status create(const char *name, const char *cfg_text, const char **msg) {
   vg_json *cfg = NULL;
@@ -95,14 +78,14 @@ static void test_method_memory(void) {
   int rc;
   snprintf(cmd, sizeof cmd, ULIMIT "timeout 60 '%s' bench fastflow --set input_size=4096 --set flow_steps=64 --set hidden_ratio=16 "
            "--runs 1 --warmup 0 --batch 1", g_vigil);
-  char *out = run_cmd(cmd, &rc);
+  char *out = vg_test_run(cmd, &rc);
   VG_CHECK(rc == 2 && out && strstr(out, "flow_steps") && !strstr(out, "fatal"),
            "vigil bench fastflow --set input_size=4096 --set flow_steps=64 --set hidden_ratio=16: exit 2 naming the key (rc %d): %.300s", rc,
            out ? out : "");
   free(out);
   snprintf(cmd, sizeof cmd, ULIMIT "timeout 60 '%s' bench cflow --set condition_vector=4096 "
            "--set coupling_blocks=64 --runs 1 --warmup 0 --batch 1", g_vigil);
-  out = run_cmd(cmd, &rc);
+  out = vg_test_run(cmd, &rc);
   VG_CHECK(rc == 2 && out && strstr(out, "coupling_blocks") && !strstr(out, "fatal"),
            "vigil bench cflow --set condition_vector=4096 --set coupling_blocks=64: exit 2 naming the keys (rc %d): "
            "%.300s", rc, out ? out : "");
@@ -189,7 +172,7 @@ static void test_predict_keeps_inputs(void) {
   }
   snprintf(cmd, sizeof cmd, "timeout 120 '%s' train meanimage --dataset folder --data '%s/ds' --set input_size=16 "
            "--steps 1 --no-test --out '%s/run'", g_vigil, d, d);
-  char *out = run_cmd(cmd, &rc);
+  char *out = vg_test_run(cmd, &rc);
   VG_CHECK(rc == 0, "predict: a meanimage run to predict with (rc %d): %.300s", rc, out ? out : "");
   free(out);
   if (rc != 0) return;
@@ -204,7 +187,7 @@ static void test_predict_keeps_inputs(void) {
   }
   snprintf(cmd, sizeof cmd, "cd '%s' && timeout 120 '%s' predict --run run --out q q/x.png q/x_overlay.png q/z.tiff", d,
            g_vigil);
-  out = run_cmd(cmd, &rc);
+  out = vg_test_run(cmd, &rc);
   VG_CHECK(rc == 0, "predict --out the images' folder: runs (rc %d): %.400s", rc, out ? out : "");
   for (int i = 0; i < 3; i++) {
     char a[1000], b[1000];
@@ -242,7 +225,7 @@ static void test_convert_bomb(void) {
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   int rc;
-  char *o = run_cmd(cmd, &rc);
+  char *o = vg_test_run(cmd, &rc);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   VG_CHECK(rc == 0 && s < 20, "bomb: vigil convert to PNG in %.1f s (rc %d): %.200s", s, rc, o ? o : "");
@@ -271,14 +254,14 @@ static void test_convert_resize_limit(void) {
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     snprintf(cmd, sizeof cmd, "timeout 20 '%s' convert '%s' '%s' --resize %s", g_vigil, in, out, bad[i]);
     int rc;
-    char *o = run_cmd(cmd, &rc);
+    char *o = vg_test_run(cmd, &rc);
     VG_CHECK(rc == 2 && o && strstr(o, "--resize"), "convert --resize %s: exit 2 naming --resize (rc %d): %.200s", bad[i],
              rc, o ? o : "");
     free(o);
   }
   snprintf(cmd, sizeof cmd, "timeout 20 '%s' convert '%s' '%s' --resize 64x48", g_vigil, in, out);
   int rc;
-  char *o = run_cmd(cmd, &rc);
+  char *o = vg_test_run(cmd, &rc);
   VG_CHECK(rc == 0 && o && strstr(o, "64x48"), "convert --resize 64x48: still fine (rc %d)", rc);
   free(o);
 }
@@ -295,7 +278,7 @@ static void test_help_after_args(void) {
       char cmd[1400];
       int rc;
       snprintf(cmd, sizeof cmd, "timeout 20 '%s' %s %s", g_vigil, cmds[i], h ? "-h" : "--help");
-      char *out = run_cmd(cmd, &rc);
+      char *out = vg_test_run(cmd, &rc);
       VG_CHECK(rc == 0 && out && strstr(out, "usage"), "vigil %s %s: usage, exit 0 (rc %d)", cmds[i], h ? "-h" : "--help", rc);
       free(out);
     }

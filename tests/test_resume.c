@@ -61,25 +61,6 @@ static double now_s(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Runs a shell command; returns stdout + stderr (malloc'd); *rc = exit status, 128 + signal
- * when killed. */
-static char *run_cmd(const char *cmd, int *rc) {
-  char full[8192];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  if (!p) { *rc = -1; return NULL; }
-  size_t cap = 1 << 16, n = 0, k;
-  char *s = malloc(cap);
-  while ((k = fread(s + n, 1, cap - n - 1, p)) > 0) {
-    n += k;
-    if (cap - n < 4096) { cap *= 2; s = realloc(s, cap); }
-  }
-  s[n] = 0;
-  int st = pclose(p);
-  *rc = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-  return s;
-}
-
 static bool exists(const char *path) {
   struct stat sb;
   return lstat(path, &sb) == 0;
@@ -223,7 +204,7 @@ static bool reference(const mcase *mc, const char *ref, char **trace) {
   fresh_cmd(cmd, sizeof cmd, mc, ref, env, false);
   int rc;
   double t0 = now_s();
-  char *o = run_cmd(cmd, &rc);
+  char *o = vg_test_run(cmd, &rc);
   *trace = read_text(tp);
   bool ok = rc == 0 && *trace && **trace;
   if (!VG_CHECK(ok, "%s: uninterrupted reference run (%.1f s)", mc->method, now_s() - t0)) printf("%s\n", o ? o : "");
@@ -263,7 +244,7 @@ static bool finish(const mcase *mc, const char *run, char **last_out) {
   for (int t = 0; t < 3 && rc != 0; t++) {
     resume_cmd(cmd, sizeof cmd, mc, run, "");
     free(*last_out);
-    *last_out = run_cmd(cmd, &rc);
+    *last_out = vg_test_run(cmd, &rc);
   }
   return rc == 0;
 }
@@ -295,7 +276,7 @@ static bool single_kill(const mcase *mc, const char *ref, const char *ref_log, c
   snprintf(env, sizeof env, "VIGIL_FAULT='%s:%d'", point, n);
   fresh_cmd(cmd, sizeof cmd, mc, run, env, false);
   int rc;
-  char *o = run_cmd(cmd, &rc), *o2 = NULL;
+  char *o = vg_test_run(cmd, &rc), *o2 = NULL;
   bool done = finish(mc, run, &o2);
   bool ok = rc == 137 && done && matches(ref, run, ref_log, why, sizeof why);
   if (rc == 137) (*kills)++;
@@ -321,7 +302,7 @@ static void chain(const mcase *mc, const char *ref, const char *ref_log, const c
     resume_cmd(cmd, sizeof cmd, mc, run, env);
     int rc;
     free(o);
-    o = run_cmd(cmd, &rc);
+    o = vg_test_run(cmd, &rc);
     if (rc == 137) {
       kills++;
       size_t k = strlen(killed);
@@ -462,7 +443,7 @@ static bool interrupted_run(const mcase *mc, const char *run) {
   sh("rm -rf '%s'%s", run, "");
   fresh_cmd(cmd, sizeof cmd, mc, run, "VIGIL_FAULT='checkpoint.safetensors.rename:3'", false);
   int rc;
-  char *o = run_cmd(cmd, &rc);
+  char *o = vg_test_run(cmd, &rc);
   bool ok = rc == 137;
   if (!ok) printf("%s\n", o ? o : "");
   free(o);
@@ -482,7 +463,7 @@ static void test_state_and_log(mcase *mc) {
   /* state.json behind the checkpoint: the message names both, the checkpoint wins */
   resume_cmd(cmd, sizeof cmd, mc, run, "");
   int rc;
-  char *o = run_cmd(cmd, &rc), why[4096];
+  char *o = vg_test_run(cmd, &rc), why[4096];
   VG_CHECK(rc == 0 && o && strstr(o, "says step 2") && strstr(o, "holds step 4") && matches(ref, run, ref_log, why, sizeof why),
            "%s: state.json at step 2, checkpoint at 4: resumed from 4, the message names both steps", mc->method);
   free(o);
@@ -545,7 +526,7 @@ static void test_state_and_log(mcase *mc) {
     free(cur);
     free(t);
     resume_cmd(cmd, sizeof cmd, mc, run, "");
-    o = run_cmd(cmd, &rc);
+    o = vg_test_run(cmd, &rc);
     char *lg = log_core(run);
     /* want: the kept lines before step 4, then the resumed steps 4.. */
     snprintf(big, 300000, "%.*s%s", (int)want_n, want, at4);
@@ -564,7 +545,7 @@ static void test_state_and_log(mcase *mc) {
   if (system(cmd) == 0) {
     if (resave(run, "{\"step\": 6, \"fit_begin\": true, \"fit_end\": false}", true)) {
       resume_cmd(cmd, sizeof cmd, mc, run, "");
-      o = run_cmd(cmd, &rc);
+      o = vg_test_run(cmd, &rc);
       VG_CHECK(rc != 0 && o && strstr(o, "step 6") && strstr(o, "step 4") && strstr(o, "cannot be reconciled"),
                "%s: run state step 6 vs the method's counter at 4 in one checkpoint: refused naming both (rc %d)",
                mc->method, rc);
@@ -582,7 +563,7 @@ static void test_state_and_log(mcase *mc) {
     const char *js = "{\"step\": 4, \"fit_begin\": true, \"fit_end\": false}\n";
     write_text(p, js, strlen(js));
     resume_cmd(cmd, sizeof cmd, mc, run, "");
-    o = run_cmd(cmd, &rc);
+    o = vg_test_run(cmd, &rc);
     if (!VG_CHECK(rc == 0 && o && strstr(o, "older Vigil") && matches(ref, run, ref_log, why, sizeof why),
                   "%s: a checkpoint without a run state + state.json at its step: resumed from state.json, == uninterrupted "
                   "(rc %d)", mc->method, rc))
@@ -593,7 +574,7 @@ static void test_state_and_log(mcase *mc) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s' && rm '%s/checkpoint.safetensors'", run, base, run, run);
   if (system(cmd) == 0) {
     resume_cmd(cmd, sizeof cmd, mc, run, "");
-    o = run_cmd(cmd, &rc);
+    o = vg_test_run(cmd, &rc);
     VG_CHECK(rc != 0 && o && strstr(o, "says step 2") && strstr(o, "no checkpoint"),
              "%s: state.json at step 2 without a checkpoint: refused naming the step (rc %d)", mc->method, rc);
     free(o);
@@ -643,7 +624,7 @@ static void test_config_edit(mcase *mc) {
     free(t);
     resume_cmd(cmd, sizeof cmd, mc, run, "");
     int rc;
-    char *o = run_cmd(cmd, &rc);
+    char *o = vg_test_run(cmd, &rc);
     bool ok = rc != 0 && o && strstr(o, "edited after the checkpoint") && strstr(o, edits[e].key) && ck0 &&
               system(cmp) == 0;
     if (!VG_CHECK(ok, "%s: config.json edited (%s -> %s) before --resume: refused naming the key, checkpoint "
@@ -654,7 +635,7 @@ static void test_config_edit(mcase *mc) {
   if (orig) write_text(p, orig, strlen(orig));
   resume_cmd(cmd, sizeof cmd, mc, run, "");
   int rc;
-  char *o = run_cmd(cmd, &rc);
+  char *o = vg_test_run(cmd, &rc);
   if (!VG_CHECK(rc == 0 && matches(ref, run, ref_log, why, sizeof why),
                 "%s: config.json restored: the run resumes == uninterrupted (rc %d)", mc->method, rc))
     printf("%s\n%s\n", o ? o : "", why);
@@ -687,7 +668,7 @@ static void test_log_sparse(mcase *mc) {
     resume_cmd(cmd, sizeof cmd, mc, run, "");
     double t0 = now_s();
     int rc;
-    char *o = run_cmd(cmd, &rc);
+    char *o = vg_test_run(cmd, &rc);
     double dt = now_s() - t0;
     char *lg = log_core(run);
     bool ok = rc == 0 && dt < 30 && ckpt_same(ref, run, why, sizeof why) && lg &&
@@ -720,13 +701,13 @@ static void test_lock_and_tmp(mcase *mc) {
   snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
   int rc;
   resume_cmd(cmd, sizeof cmd, mc, run, "");
-  char *o = run_cmd(cmd, &rc);
+  char *o = vg_test_run(cmd, &rc);
   VG_CHECK(held && rc != 0 && o && strstr(o, pid) && strstr(o, "in use"),
            "train --resume into a run whose vigil.lock another process holds: refused naming its %s (rc %d)", pid, rc);
   if (rc == 0 || !o || !strstr(o, pid)) printf("%s\n", o ? o : "");
   free(o);
   fresh_cmd(cmd, sizeof cmd, mc, run, "", false);
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   after = read_text(ck);
   VG_CHECK(held && rc != 0 && o && strstr(o, pid) && before && after && !strcmp(before, after) &&
                tmp_files(run) == 0 && exists(ck),
@@ -741,7 +722,7 @@ static void test_lock_and_tmp(mcase *mc) {
     int ofd = open(p, i ? O_RDONLY | O_DIRECTORY : O_RDWR | O_CREAT, 0644);
     bool h = ofd >= 0 && flock(ofd, LOCK_EX | LOCK_NB) == 0;
     resume_cmd(cmd, sizeof cmd, mc, run, "");
-    o = run_cmd(cmd, &rc);
+    o = vg_test_run(cmd, &rc);
     VG_CHECK(h && rc != 0 && o && strstr(o, pid), "train --resume while another process flocks %s: refused naming its %s (rc %d)",
              i ? "the run folder" : "<run>/.lock", pid, rc);
     free(o);
@@ -760,7 +741,7 @@ static void test_lock_and_tmp(mcase *mc) {
   snprintf(p, sizeof p, "%s/metrics.json.tmp7", run);   /* a directory with a temp name: not ours */
   mkdir(p, 0755);
   resume_cmd(cmd, sizeof cmd, mc, run, "");
-  o = run_cmd(cmd, &rc);
+  o = vg_test_run(cmd, &rc);
   bool gone = true, kept = true;
   for (int i = 0; ours[i]; i++) { snprintf(p, sizeof p, "%s/%s", run, ours[i]); gone &= !exists(p); }
   for (int i = 0; theirs[i]; i++) { snprintf(p, sizeof p, "%s/%s", run, theirs[i]); kept &= exists(p); }

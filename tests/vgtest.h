@@ -32,6 +32,10 @@ int vg_test_long(void);          /* VIGIL_TEST_LONG=1 set: run slow cases too */
 const char *vg_test_fixture(const char *name);
 const char *vg_test_shared(const char *name);
 
+/* Runs a shell command with stderr merged into stdout; returns the output (malloc'd, NULL when
+ * the command could not start) and sets *rc to its exit status, 128 + N when killed by signal N. */
+char *vg_test_run(const char *cmd, int *rc);
+
 #define VG_CHECK(cond, ...) vg_test_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 #define VG_CHECK_CLOSE(got, want, n, rtol, atol, what) \
   vg_test_close((got), (want), (n), (rtol), (atol), __FILE__, __LINE__, (what))

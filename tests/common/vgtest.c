@@ -1,5 +1,8 @@
 #include "tests/vgtest.h"
 #include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 
 int vg_test_passed, vg_test_failed;
 
@@ -56,3 +59,28 @@ const char *vg_test_fixture(const char *name) { return root_path("tests/fixtures
 /* The test data live in the repository (tests/data/, see its README.md for sources and
  * licences), so a clone tests without anything beside it. */
 const char *vg_test_shared(const char *name) { return root_path("tests/data/", name); }
+
+char *vg_test_run(const char *cmd, int *rc) {
+  size_t len = strlen(cmd) + 8;
+  char *full = malloc(len);
+  if (!full) { *rc = -1; return NULL; }
+  snprintf(full, len, "%s 2>&1", cmd);
+  FILE *p = popen(full, "r");
+  free(full);
+  if (!p) { *rc = -1; return NULL; }
+  size_t cap = 1 << 16, n = 0, k;
+  char *s = malloc(cap);
+  while (s && (k = fread(s + n, 1, cap - n - 1, p)) > 0) {
+    n += k;
+    if (cap - n < 4096) {
+      char *t = realloc(s, cap * 2);
+      if (!t) break;
+      s = t;
+      cap *= 2;
+    }
+  }
+  if (s) s[n] = 0;
+  int st = pclose(p);
+  *rc = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+  return s;
+}
