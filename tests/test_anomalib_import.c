@@ -445,14 +445,7 @@ int main(int argc, char **argv) {
   test_modes();
   test_config();
   if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
-  char self[1024];
-  snprintf(self, sizeof self, "%s", argv[0]);
-  char *sl = strrchr(self, '/');
-  if (sl) {
-    *sl = 0;
-    snprintf(g_vigil, sizeof g_vigil, "%s/../vigil", self);
-    if (access(g_vigil, X_OK) != 0) g_vigil[0] = 0;
-  }
+  vg_test_find_vigil(argv[0], g_vigil, sizeof g_vigil);
   if (!g_vigil[0]) printf("SKIP vigil predict checks (no vigil binary next to the test)\n");
   else test_end_to_end();
   if (getenv("VIGIL_TEST_KEEP") && atoi(getenv("VIGIL_TEST_KEEP"))) printf("kept %s\n", g_tmp);

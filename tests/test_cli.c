@@ -247,14 +247,6 @@ static void test_cflow(void) {
   vg_fixture_free(fx);
 }
 
-static void mkdirs(const char *path) {
-  char b[1024];
-  snprintf(b, sizeof b, "%s", path);
-  for (char *q = b + 1; *q; q++)
-    if (*q == '/') { *q = 0; mkdir(b, 0755); *q = '/'; }
-  mkdir(b, 0755);
-}
-
 /* widget: 9 train/good, 2 test/good, 1 test/crack (+ mask), 32 x 32 RGB */
 static void build_mvtec(const char *root) {
   uint8_t rgb[32 * 32 * 3], m[32 * 32] = {0};
@@ -262,7 +254,7 @@ static void build_mvtec(const char *root) {
   const char *dirs[] = {"train/good", "test/good", "test/crack", "ground_truth/crack"};
   for (int d = 0; d < 4; d++) {
     snprintf(p, sizeof p, "%s/widget/%s", root, dirs[d]);
-    mkdirs(p);
+    vg_test_mkdirs(p);
   }
   for (int i = 0; i < 12; i++) {
     for (int k = 0; k < 32 * 32 * 3; k++) rgb[k] = (uint8_t)((k * 7 + i * 13) % 251);
@@ -751,9 +743,9 @@ static void test_run_validation(void) {
   /* predict: two images with one stem in different folders, and one file twice: three outputs */
   char a[700], b[700], out[700], src[700];
   snprintf(a, sizeof a, "%s/pin/cut", g_tmp);
-  mkdirs(a);
+  vg_test_mkdirs(a);
   snprintf(a, sizeof a, "%s/pin/good", g_tmp);
-  mkdirs(a);
+  vg_test_mkdirs(a);
   snprintf(src, sizeof src, "%s/widget/test/crack/002.png", data);
   snprintf(a, sizeof a, "%s/pin/cut/000.png", g_tmp);
   copy_file(src, a);
@@ -848,14 +840,7 @@ static void test_parse_unit(void) {
 int main(int argc, char **argv) {
   (void)argc;
   if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
-  char self[1024];
-  snprintf(self, sizeof self, "%s", argv[0]);
-  char *sl = strrchr(self, '/');
-  if (sl) {
-    *sl = 0;
-    snprintf(g_vigil, sizeof g_vigil, "%s/../vigil", self);
-    if (access(g_vigil, X_OK) != 0) g_vigil[0] = 0;
-  }
+  vg_test_find_vigil(argv[0], g_vigil, sizeof g_vigil);
   test_paper_setup();
   test_parse_unit();
   if (!g_vigil[0]) printf("SKIP vigil CLI checks (no vigil binary next to the test)\n");

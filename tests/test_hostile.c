@@ -213,7 +213,7 @@ static void test_convert_bomb(void) {
   if (!im.data) return;
   memset(im.data, 0x80, (size_t)side * side);
   ((uint8_t *)im.data)[0] = 7;   /* one different row, then identical ones */
-  char in[400], out[400], cmd[1400];
+  char in[400], out[400], cmd[2400];
   snprintf(in, sizeof in, "%s/bomb.png", g_tmp);
   snprintf(out, sizeof out, "%s/bomb_out.png", g_tmp);
   VG_CHECK(vg_png_save(in, &im) == VG_OK, "bomb: %dx%d constant PNG written", side, side);
@@ -245,7 +245,7 @@ static void test_convert_resize_limit(void) {
   vg_image im = {0};
   im.w = im.h = 8; im.c = 3; im.depth = 8;
   im.data = calloc(8 * 8 * 3, 1);
-  char in[400], out[400], cmd[1400];
+  char in[400], out[400], cmd[2400];
   snprintf(in, sizeof in, "%s/rgb8.png", g_tmp);
   snprintf(out, sizeof out, "%s/rgb8_out.png", g_tmp);
   VG_CHECK(im.data && vg_png_save(in, &im) == VG_OK, "resize: an 8x8 RGB input");
@@ -287,17 +287,7 @@ static void test_help_after_args(void) {
 int main(int argc, char **argv) {
   (void)argc;
   if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
-  char self[1024];
-  snprintf(self, sizeof self, "%s", argv[0]);
-  char *sl = strrchr(self, '/');
-  if (sl) {
-    *sl = 0;
-    snprintf(g_vigil, sizeof g_vigil, "%s/../vigil", self);
-    char *abs = realpath(g_vigil, NULL);   /* absolute: the predict check runs from another folder */
-    if (!abs || access(abs, X_OK) != 0) g_vigil[0] = 0;
-    else snprintf(g_vigil, sizeof g_vigil, "%s", abs);
-    free(abs);
-  }
+  vg_test_find_vigil(argv[0], g_vigil, sizeof g_vigil);
   if (!g_vigil[0]) printf("SKIP vigil CLI checks (no vigil binary next to the test)\n");
   test_method_memory();
   test_folder_walk();

@@ -474,7 +474,7 @@ static void test_convert(void) {
     if (vg_image_load(src, &a, NULL) != VG_OK) { printf("SKIP %s (%s)\n", srcs[i], vg_last_error()); continue; }
     for (int e = 0; e < 3; e++) {
       if (e == 2 && a.c != 3) continue;
-      char out[600], cmd[2400];
+      char out[600], cmd[4096];
       snprintf(out, sizeof out, "%s/conv%d.%s", g_tmp, i, exts[e]);
       snprintf(cmd, sizeof cmd, "%s convert %s %s >/dev/null 2>&1", g_vigil, src, out);
       int rc = system(cmd);
@@ -488,7 +488,7 @@ static void test_convert(void) {
     }
     vg_image_free(&a);
   }
-  char src[1024], out[600], cmd[2400];
+  char src[1024], out[600], cmd[4096];
   snprintf(src, sizeof src, "%s", vg_test_shared("pngsuite/primary/basn2c08.png"));
   vg_image a, g, b;
   if (vg_image_load(src, &a, NULL) != VG_OK) { printf("SKIP RGB->PGM (%s)\n", vg_last_error()); return; }
@@ -526,14 +526,7 @@ int main(int argc, char **argv) {
   (void)argc;
   if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
   /* the vigil binary: <BUILD>/tests/test_report -> <BUILD>/vigil */
-  char self[1024];
-  snprintf(self, sizeof self, "%s", argv[0]);
-  char *sl = strrchr(self, '/');
-  if (sl) {
-    *sl = 0;
-    snprintf(g_vigil, sizeof g_vigil, "%s/../vigil", self);
-    if (access(g_vigil, X_OK) != 0) g_vigil[0] = 0;
-  }
+  vg_test_find_vigil(argv[0], g_vigil, sizeof g_vigil);
   test_mvtec();
   test_library_resize();
   test_loco();

@@ -321,14 +321,6 @@ static void chain(const mcase *mc, const char *ref, const char *ref_log, const c
 }
 
 /* ----------------------------------------------------------------- data */
-static void mkdirs(const char *path) {
-  char b[1024];
-  snprintf(b, sizeof b, "%s", path);
-  for (char *q = b + 1; *q; q++)
-    if (*q == '/') { *q = 0; mkdir(b, 0755); *q = '/'; }
-  mkdir(b, 0755);
-}
-
 /* widget: 9 train/good, 2 test/good, 1 test/crack (+ mask), 32 x 32 RGB */
 static void build_mvtec(const char *root) {
   uint8_t rgb[32 * 32 * 3], m[32 * 32] = {0};
@@ -336,7 +328,7 @@ static void build_mvtec(const char *root) {
   const char *dirs[] = {"train/good", "test/good", "test/crack", "ground_truth/crack"};
   for (int d = 0; d < 4; d++) {
     snprintf(p, sizeof p, "%s/widget/%s", root, dirs[d]);
-    mkdirs(p);
+    vg_test_mkdirs(p);
   }
   for (int i = 0; i < 12; i++) {
     for (int k = 0; k < 32 * 32 * 3; k++) rgb[k] = (uint8_t)((k * 7 + i * 13 + (k / 96) * (i + 1)) % 251);
@@ -757,14 +749,7 @@ static void test_lock_and_tmp(mcase *mc) {
 int main(int argc, char **argv) {
   (void)argc;
   if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
-  char self[1024];
-  snprintf(self, sizeof self, "%s", argv[0]);
-  char *sl = strrchr(self, '/');
-  if (sl) {
-    *sl = 0;
-    snprintf(g_vigil, sizeof g_vigil, "%s/../vigil", self);
-    if (access(g_vigil, X_OK) != 0) g_vigil[0] = 0;
-  }
+  vg_test_find_vigil(argv[0], g_vigil, sizeof g_vigil);
   if (!g_vigil[0]) {
     printf("SKIP crash/resume checks (no vigil binary next to the test)\n");
   } else {

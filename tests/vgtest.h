@@ -12,6 +12,7 @@
 #include <string.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdbool.h>
 
 extern int vg_test_passed, vg_test_failed;
 
@@ -35,6 +36,12 @@ const char *vg_test_shared(const char *name);
 /* Runs a shell command with stderr merged into stdout; returns the output (malloc'd, NULL when
  * the command could not start) and sets *rc to its exit status, 128 + N when killed by signal N. */
 char *vg_test_run(const char *cmd, int *rc);
+
+/* The vigil program built beside the test (<BUILD>/vigil, from argv[0] = <BUILD>/tests/test_x)
+ * as an absolute path in out; "" (and false) when it is not there. */
+bool vg_test_find_vigil(const char *argv0, char *out, size_t cap);
+/* mkdir -p (errors ignored: the checks that follow fail instead). */
+void vg_test_mkdirs(const char *path);
 
 #define VG_CHECK(cond, ...) vg_test_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 #define VG_CHECK_CLOSE(got, want, n, rtol, atol, what) \

@@ -2,7 +2,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int vg_test_passed, vg_test_failed;
 
@@ -83,4 +85,27 @@ char *vg_test_run(const char *cmd, int *rc) {
   int st = pclose(p);
   *rc = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
   return s;
+}
+
+bool vg_test_find_vigil(const char *argv0, char *out, size_t cap) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s", argv0);
+  char *sl = strrchr(p, '/');
+  out[0] = 0;
+  if (!sl) return false;
+  *sl = 0;
+  char q[4200];
+  snprintf(q, sizeof q, "%s/../vigil", p);
+  char *abs = realpath(q, NULL);
+  if (abs && access(abs, X_OK) == 0 && strlen(abs) < cap) snprintf(out, cap, "%s", abs);
+  free(abs);
+  return out[0] != 0;
+}
+
+void vg_test_mkdirs(const char *path) {
+  char b[4096];
+  snprintf(b, sizeof b, "%s", path);
+  for (char *q = b + 1; *q; q++)
+    if (*q == '/') { *q = 0; mkdir(b, 0755); *q = '/'; }
+  mkdir(b, 0755);
 }
