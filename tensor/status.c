@@ -6,10 +6,14 @@ static _Thread_local char last_msg[1024];
 static _Thread_local vg_status last_st;
 
 vg_status vg_fail(vg_status st, const char *fmt, ...) {
+  /* formatted aside first: callers pass vg_last_error() itself as an argument
+   * (vg_fail(st, "teacher %s: %s", path, vg_last_error())), which must not overlap the output */
+  char msg[sizeof last_msg];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  memcpy(last_msg, msg, sizeof last_msg);
   last_st = st;
   if (getenv("VIGIL_ABORT_ON_ERROR")) VG_ABORT("%s", last_msg);
   return st;

@@ -219,7 +219,24 @@ static void test_writer(void) {
   VG_CHECK(!vg_jw_finish(&w, NULL) && strstr(vg_last_error(), "UTF-8"), "invalid UTF-8 string refused");
 }
 
+/* tensor/status.c (beside the JSON parser in tensor/): a message that quotes the previous one
+ * (vg_fail(st, "teacher %s: %s", path, vg_last_error())) keeps it whole: formatting into the
+ * buffer it reads from garbled it ("teacher x: teacher x: ), not a regular file") */
+static void test_status_chain(void) {
+  vg_fail(VG_ERR_IO, "f.safetensors: is a FIFO (named pipe), not a regular file");
+  vg_fail(VG_ERR_FORMAT, "efficientad: teacher %s: %s", "f.safetensors", vg_last_error());
+  VG_CHECK(!strcmp(vg_last_error(), "efficientad: teacher f.safetensors: f.safetensors: is a FIFO (named pipe), not a "
+                                    "regular file") && vg_last_status() == VG_ERR_FORMAT,
+           "vg_fail quoting vg_last_error(): %s", vg_last_error());
+  vg_fail_prefix("%s", vg_last_error());
+  VG_CHECK(!strncmp(vg_last_error(), "efficientad: teacher f.safetensors: f.safetensors: is a FIFO (named pipe), not a "
+                                     "regular file: efficientad:", 95),
+           "vg_fail_prefix quoting vg_last_error(): %.120s", vg_last_error());
+  vg_clear_error();
+}
+
 int main(void) {
+  test_status_chain();
   test_valid();
   test_values();
   test_invalid();
