@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include "tensor/cpu/threadpool.h"
+#include "tensor/parallel.h"
 
 static void range_i64(char *b, size_t cap, int64_t lo, int64_t hi) {
   snprintf(b, cap, "an integer in [%" PRId64 ", %" PRId64 "]", lo, hi);

@@ -19,8 +19,7 @@
 #include "cli/rundir.h"
 #include "methods/method.h"
 #include "methods/efficientad/efficientad.h"
-#include "tensor/cpu/isa.h"
-#include "tensor/cpu/threadpool.h"
+#include "tensor/parallel.h"
 #include "tensor/json.h"
 #include "tensor/opstats.h"
 

@@ -1,8 +1,7 @@
 /* vigil — command-line entry point. Subcommands are added as modules land. */
 #include <stdio.h>
 #include <string.h>
-#include "tensor/cpu/isa.h"
-#include "tensor/cpu/threadpool.h"
+#include "tensor/parallel.h"
 #include "cli/cli.h"
 
 int main(int argc, char **argv) {

@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 #include "tensor/tensor.h"
 #include "autograd/autograd.h"
-#include "tensor/cpu/isa.h"
+#include "tensor/parallel.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>

@@ -1,6 +1,6 @@
 /* flows.c — FrEIA 0.2 invertible blocks and SequenceINN on Vigil tensors + autograd. */
 #include "flows/flows.h"
-#include "tensor/cpu/threadpool.h"
+#include "tensor/parallel.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -20,7 +20,6 @@
 #include <stdarg.h>
 #include <string.h>
 #include "tensor/file.h"
-#include "tensor/internal.h"
 #include "nn/state_dict.h"
 
 typedef enum {

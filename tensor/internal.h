@@ -68,9 +68,5 @@ void vg_broadcast_strides(const vg_tensor *t, int ndim, const int64_t *shape, in
 /* ---- autograd hooks (autograd/) ---- */
 bool vg_grad_enabled(void);
 void vg_ag_record(const vg_opcall *c);                /* called by vg_dispatch */
-/* Float element conversion helpers */
-float vg_half_to_float(uint16_t h);
-uint16_t vg_float_to_half(float f);
-float vg_bf16_to_float(uint16_t h);
-uint16_t vg_float_to_bf16(float f);
+/* (the f16/bf16 element conversions are public: tensor/tensor.h) */
 #endif

@@ -147,6 +147,12 @@ vg_tensor *vg_unsqueeze(const vg_tensor *t, int dim);
 vg_tensor *vg_contiguous(const vg_tensor *t);          /* t itself when already contiguous */
 vg_tensor *vg_clone(const vg_tensor *t);               /* always a new contiguous copy */
 vg_tensor *vg_cast(const vg_tensor *t, vg_dtype dt);
+/* One element between f32 and the f16 / bf16 storage formats (round to nearest even), for
+ * code that reads such bytes itself (file loaders). */
+float vg_half_to_float(uint16_t h);
+uint16_t vg_float_to_half(float f);
+float vg_bf16_to_float(uint16_t h);
+uint16_t vg_float_to_bf16(float f);
 vg_tensor *vg_detach(const vg_tensor *t);              /* same data, no grad history */
 /* split into pieces of `size` along dim (last may be smaller); returns count, views in out */
 int vg_split(const vg_tensor *t, int64_t size, int dim, vg_tensor **out, int max_out);
