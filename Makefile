@@ -119,10 +119,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 .SECONDARY:
 
 test: $(TEST_BIN) $(BUILD)/vigil
-	@VIGIL_TEST_LONG=0 sh tests/run.sh $(TEST_BIN)
+	@VIGIL_TEST_LONG=0 sh tests/run.sh $(TEST_BIN) tests/layering.sh
 
 test-long: $(TEST_BIN) $(BUILD)/vigil
-	@VIGIL_TEST_LONG=1 sh tests/run.sh $(TEST_BIN)
+	@VIGIL_TEST_LONG=1 sh tests/run.sh $(TEST_BIN) tests/layering.sh
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
