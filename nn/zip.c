@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "datasets/image/image.h"
+#include "tensor/inflate.h"
 #include "tensor/file.h"
 
 struct vg_zip {

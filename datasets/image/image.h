@@ -12,6 +12,7 @@
  * Limits: a NULL pointer, or a zero field, means the default. */
 #ifndef VG_IMAGE_H
 #define VG_IMAGE_H
+#include "tensor/inflate.h"
 #include <stddef.h>
 #include <stdint.h>
 #include "tensor/status.h"
@@ -36,15 +37,7 @@ vg_status vg_jpeg_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_i
  * Writes to a malloc'd buffer (*out, *out_n). */
 vg_status vg_png_encode(const vg_image *img, uint8_t **out, size_t *out_n);
 
-/* zlib stream (RFC 1950) inflate with Adler-32 check; exact_size = the size the caller
- * expects: anything else (shorter or longer output) is an error. */
-vg_status vg_zlib_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t exact_size);
-/* raw deflate (RFC 1951); *out_n = bytes produced, never more than cap. */
-vg_status vg_inflate_raw(const uint8_t *in, size_t n, size_t *consumed, uint8_t *out, size_t cap, size_t *out_n);
-/* zlib stream writer (stored or fixed-Huffman blocks are fine) for the PNG encoder. */
-vg_status vg_zlib_deflate(const uint8_t *in, size_t n, uint8_t **out, size_t *out_n);
-uint32_t vg_crc32(uint32_t crc, const uint8_t *p, size_t n);
-uint32_t vg_adler32(uint32_t adler, const uint8_t *p, size_t n);
+/* zlib/deflate and CRC-32/Adler-32: tensor/inflate.h (included above) */
 
 /* BMP: 1/4/8-bit palette (-> RGB), 16/24/32-bit with or without bitfields (-> RGB, or RGBA
  * when the file has an alpha mask), RLE8/RLE4, bottom-up and top-down. Depth 8. */
