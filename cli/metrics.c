@@ -1,5 +1,5 @@
 /* metrics.c — `vigil metrics`: evaluate anomaly maps written by any method against a
- * dataset's ground truth, as MVTec's official evaluation does (eval/report.h).
+ * dataset's ground truth, as MVTec's official evaluation does (report/report.h).
  *
  *   vigil metrics --dataset mvtec --data /data/mvtec --category bottle --maps MAPS
  *                 [--scores scores.json] [--out metrics.json] [--report DIR]
@@ -17,7 +17,7 @@
  * Without --category every category folder under --data is evaluated. */
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "eval/report.h"
+#include "report/report.h"
 #include "nn/safetensors.h"
 #include "tensor/json.h"
 #include <dirent.h>

@@ -2,7 +2,7 @@
  *
  * test: the method from the run's checkpoint predicts every test image of the run's
  * dataset (test split, loader at the method's input size); finalize() applies set-level
- * normalisation; eval/report.h evaluates at the GT resolution (maps bilinear-upsampled,
+ * normalisation; report/report.h evaluates at the GT resolution (maps bilinear-upsampled,
  * as MVTec's official evaluation reads maps at image size); then
  *   RUNDIR/metrics.json      image AUROC/AUPRC/F1-max, pixel AUROC/AUPRC, AU-PRO@0.3,
  *                            LOCO: AU-sPRO per limit for logical/structural/mean
@@ -21,7 +21,7 @@
 #include "cli/cli.h"
 #include "cli/rundir.h"
 #include "eval/eval.h"
-#include "eval/report.h"
+#include "report/report.h"
 #include "methods/anomalib_import.h"
 #include "methods/cflow/cflow.h"
 #include "methods/efficientad/efficientad.h"
@@ -131,7 +131,7 @@ int vg_cli_test(int argc, char **argv) {
   if (m->ops->finalize && m->ops->finalize(m, maps, n, H, W, scores) != VG_OK) { free(order); fprintf(stderr, "vigil test: %s\n", vg_last_error()); goto done; }
   for (int64_t i = 0; i < n; i++)
     if (order[i] != i) { free(order); fprintf(stderr, "vigil test: internal: loader order is not the listing order\n"); goto done; }
-  /* metrics at the GT resolution, overlays, curves, HTML report, LOCO sPRO (eval/report.h) */
+  /* metrics at the GT resolution, overlays, curves, HTML report, LOCO sPRO (report/report.h) */
   vg_report_opts ro = vg_report_defaults();
   char report_dir[1100];
   snprintf(report_dir, sizeof report_dir, "%s/report", run);

@@ -23,7 +23,7 @@
 #include "tests/vgtest.h"
 #include "tests/common/fixture.h"
 #include "datasets/image/image.h"
-#include "eval/report.h"
+#include "report/report.h"
 #include "methods/anomalib_import.h"
 #include "methods/cflow/cflow.h"
 #include "methods/fastflow/fastflow.h"

@@ -15,7 +15,7 @@
 #include "tests/vgtest.h"
 #include "tests/common/fixture.h"
 #include "datasets/datasets.h"
-#include "eval/report.h"
+#include "report/report.h"
 #include "methods/cflow/cflow.h"
 #include "methods/fastflow/fastflow.h"
 #include "nn/backbones/backbones.h"

@@ -1,4 +1,4 @@
-/* test_report.c — eval/report (metrics at GT resolution, overlays, SVG curves, HTML
+/* test_report.c — report/report (metrics at GT resolution, overlays, SVG curves, HTML
  * report), `vigil metrics` and `vigil convert` on a tiny fake MVTec / LOCO tree built in a
  * temp folder. Expected numbers are derived by hand from the synthetic maps (closed
  * forms) and cross-checked with eval/ on the test's own arrays. The rendered report is
@@ -6,7 +6,7 @@
  * VIGIL_TEST_KEEP=1 keeps the temp folder (screenshot: <tmp>/report/screenshot.png). */
 #include "tests/vgtest.h"
 #include "datasets/datasets.h"
-#include "eval/report.h"
+#include "report/report.h"
 #include "tensor/json.h"
 #include "nn/safetensors.h"
 #include <errno.h>

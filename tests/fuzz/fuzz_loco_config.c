@@ -3,7 +3,7 @@
  * there is one) as vg_ds_loco reads it. A refusal must leave a message and an empty config;
  * an accepted config must hold only entries the test split can use (a name, a pixel value
  * in [1, 65535], a finite threshold >= 0, in (0, 1] when relative: a fraction of the
- * defect's area), and each entry's saturation (what eval/report.c computes from it,
+ * defect's area), and each entry's saturation (what report/report.c computes from it,
  * eval/spro.c) must be a defined pixel count in [0, area] for any defect area. See
  * tests/fuzz/README.md: links a libvigil.a built with -fsanitize=fuzzer-no-link,address,undefined. */
 #include <math.h>

@@ -1,5 +1,5 @@
 /* curves_svg.c — hand-written SVG line charts for ROC / PR / PRO curves (see report.h). */
-#include "eval/report.h"
+#include "report/report.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -105,7 +105,7 @@ char *vg_report_table(vg_report_cat *const *cats, int n);
 /* dir/report.html; the categories must have been evaluated with opts.dir == dir. */
 vg_status vg_report_write_html(const char *dir, const char *dataset, vg_report_cat *const *cats, int n);
 
-/* ---- building blocks (eval/heatmap.c, eval/curves_svg.c) ----------------------- */
+/* ---- building blocks (report/heatmap.c, report/curves_svg.c) ----------------------- */
 
 /* Bilinear resize of a float map, as F.interpolate(mode="bilinear", align_corners=False). */
 void vg_report_resize_map(const float *map, int h, int w, float *out, int oh, int ow);

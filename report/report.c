@@ -1,6 +1,6 @@
 /* report.c — per-category evaluation (maps at GT resolution), metrics JSON, text table,
  * curves and the HTML report. Policy and file layout: report.h. */
-#include "eval/report.h"
+#include "report/report.h"
 #include "tensor/json.h"
 #include <errno.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* heatmap.c — map resizing, the jet colour map and heatmap overlays (see report.h). */
-#include "eval/report.h"
+#include "report/report.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
