@@ -12,7 +12,7 @@
  * State of every group lives in one contiguous block per moment kind; the per-param
  * tensors are views into it. */
 #include "nn/nn.h"
-#include "nn/optim_upd.h"
+#include "tensor/optim_upd.h"
 #include <math.h>
 #include <string.h>
 
@@ -181,7 +181,7 @@ void vg_optim_zero_grad(vg_optim *o) {
   for (int i = 0; i < o->nparams; i++) vg_zero_grad_(o->ps[i].p);
 }
 
-/* The element updates (nn/optim_upd.h, shared with the CUDA kernels), looped here and
+/* The element updates (tensor/optim_upd.h, shared with the CUDA kernels), looped here and
  * compiled twice: with the FMA instruction set (fmaf inlines to vfmadd) and plain (fmaf
  * from libm, same results, slower). */
 static inline __attribute__((always_inline)) void sgd_body(const vg_upd *u) {

@@ -1,7 +1,6 @@
 /* ops_norm.c — layer norm, batch norm, dropout: composites of primitive ops, so
  * autograd covers them without rules of their own. */
 #include "tensor/internal.h"
-#include "autograd/autograd.h"
 #include <math.h>
 
 /* t as f32 (NULL stays NULL): the f16 norms compute in f32 */
@@ -68,13 +67,13 @@ vg_tensor *vg_batch_norm(const vg_tensor *x, vg_tensor *rmean, vg_tensor *rvar, 
     vg_tensor *d = vg_sub(x, mean);
     var = vg_mean(vg_mul(d, d), nd, dims, true);   /* biased for normalization */
     if (training && rmean && rvar) {
-      vg_no_grad_begin();
-      /* running = (1 - m) running + m batch; running_var uses the unbiased variance */
+      /* running = (1 - m) running + m batch; running_var uses the unbiased variance. Nothing
+       * here is recorded: the batch statistics are detached and the running buffers never
+       * require grad, so no input of these ops does. */
       vg_tensor *bm = vg_reshape(vg_detach(mean), 1, &C);
       vg_tensor *bv = vg_scale(vg_reshape(vg_detach(var), 1, &C), (float)n / (float)(n - 1));
       vg_copy_(rmean, vg_add(vg_scale(rmean, 1 - momentum), vg_scale(bm, momentum)));
       vg_copy_(rvar, vg_add(vg_scale(rvar, 1 - momentum), vg_scale(bv, momentum)));
-      vg_no_grad_end();
     }
   } else {
     mean = vg_reshape(rmean, nb, bshape);

@@ -1,8 +1,8 @@
 /* optim.cu — the optimizer updates on the GPU: one thread per element running the
- * element functions of nn/optim_upd.h (the CPU's code), so CPU and CUDA training steps
+ * element functions of tensor/optim_upd.h (the CPU's code), so CPU and CUDA training steps
  * give the same bits (--fmad=false keeps the unfused products unfused). */
 #include "tensor/cuda/cuda.h"
-#include "nn/optim_upd.h"
+#include "tensor/optim_upd.h"
 
 #define THREADS 256
 
