@@ -855,11 +855,6 @@ int main(int argc, char **argv) {
     test_env();
     test_gpu_auroc();
   }
-  if (getenv("VIGIL_TEST_KEEP") && atoi(getenv("VIGIL_TEST_KEEP"))) printf("kept %s\n", g_tmp);
-  else {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
-  }
+  vg_test_tmp_done(g_tmp);
   return vg_test_finish();
 }

@@ -40,6 +40,8 @@ char *vg_test_run(const char *cmd, int *rc);
 /* The vigil program built beside the test (<BUILD>/vigil, from argv[0] = <BUILD>/tests/test_x)
  * as an absolute path in out; "" (and false) when it is not there. */
 bool vg_test_find_vigil(const char *argv0, char *out, size_t cap);
+/* Removes a test's temp folder (rm -rf), or keeps it and says so when VIGIL_TEST_KEEP=1. */
+void vg_test_tmp_done(const char *dir);
 /* mkdir -p (errors ignored: the checks that follow fail instead). */
 void vg_test_mkdirs(const char *path);
 

@@ -109,3 +109,11 @@ void vg_test_mkdirs(const char *path) {
     if (*q == '/') { *q = 0; mkdir(b, 0755); *q = '/'; }
   mkdir(b, 0755);
 }
+
+void vg_test_tmp_done(const char *dir) {
+  const char *keep = getenv("VIGIL_TEST_KEEP");
+  if (keep && keep[0] == '1') { printf("kept %s\n", dir); return; }
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
