@@ -111,7 +111,7 @@ static void test_resize(void) {
   }
   fclose(f);
   printf("# float resize: %d cases, max abs diff %.3g vs torch's antialiased bilinear\n", cases, worst);
-  if (skipped) printf("SKIP %d photo cases: ../shared/testdata/photos not found\n", skipped);
+  if (skipped) printf("SKIP %d photo cases: tests/data/photos not found\n", skipped);
   VG_CHECK(cases >= 7, "float resize: %d cases ran", cases);
 
   /* the float path is not the 8-bit one (what issue #16 is about) */

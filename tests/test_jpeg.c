@@ -74,8 +74,7 @@ static const char *all_files[] = {
   "jpeg/video-001.separate.dc.progression.progressive.jpeg", "jpeg/video-005.gray.jpeg",
   "jpeg/video-005.gray.q50.2x2.jpeg", "jpeg/video-005.gray.q50.2x2.progressive.jpeg",
   "jpeg/video-005.gray.q50.jpeg", "jpeg/video-005.gray.q50.progressive.jpeg",
-  "photos/dog.jpg", "photos/eagle.jpg", "photos/giraffe.jpg", "photos/horses.jpg",
-  "photos/person.jpg", "photos/scream.jpg",
+  "photos/dog.jpg", "photos/eagle.jpg", "photos/person.jpg",
 };
 #define NFILES (int)(sizeof all_files / sizeof all_files[0])
 

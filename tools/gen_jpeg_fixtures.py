@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Writes tests/fixtures/jpeg/: what Pillow (libjpeg-turbo, default settings) decodes from
-each test JPEG (tests/data/jpeg), for tests/test_jpeg.c. Not needed to build or test.
+each test JPEG (tests/data/conformance.zip's jpeg/ and tests/data/photos), for
+tests/test_jpeg.c. Not needed to build or test.
 
-    /usr/bin/python3 tools/gen_jpeg_fixtures.py      # from the repository root
+    unzip -qo tests/data/conformance.zip -d tests/data   # jpeg/ beside photos/ (not committed)
+    /usr/bin/python3 tools/gen_jpeg_fixtures.py          # from the repository root
 
 pillow.txt, one line per file:
     <path under tests/data> <w> <h> <c> <crc32 of the pixels> <stride> <cx> <cy> <cw> <ch>

@@ -1,5 +1,6 @@
 #include "tests/vgtest.h"
 #include <stdarg.h>
+#include "nn/zip.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,8 +60,66 @@ static const char *root_path(const char *prefix, const char *name) {
 
 const char *vg_test_fixture(const char *name) { return root_path("tests/fixtures/", name); }
 /* The test data live in the repository (tests/data/, see its README.md for sources and
- * licences), so a clone tests without anything beside it. */
-const char *vg_test_shared(const char *name) { return root_path("tests/data/", name); }
+ * licences), so a clone tests without anything beside it: large files as they are, the
+ * hundreds of small conformance files in tests/data/conformance.zip, extracted once per
+ * program into a temp folder that is removed at exit. */
+static char g_data_dir[64];
+static pid_t g_data_pid;
+
+static void data_cleanup(void) {
+  if (!g_data_dir[0] || getpid() != g_data_pid) return;   /* not from a forked child */
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_data_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_data_dir);
+}
+
+/* Extracts conformance.zip; false (and a message) when it cannot. */
+static bool data_extract(void) {
+  static int state;   /* 0 not tried, 1 extracted, -1 failed */
+  if (state) return state > 0;
+  state = -1;
+  char zpath[4200];
+  snprintf(zpath, sizeof zpath, "%s", root_path("tests/data/", "conformance.zip"));
+  vg_zip *z = NULL;
+  if (vg_zip_open(zpath, NULL, &z) != VG_OK) {
+    fprintf(stderr, "test data: %s\n", vg_last_error());
+    return false;
+  }
+  snprintf(g_data_dir, sizeof g_data_dir, "/tmp/vigil_testdata_XXXXXX");
+  if (!mkdtemp(g_data_dir)) { g_data_dir[0] = 0; vg_zip_free(z); return false; }
+  g_data_pid = getpid();
+  atexit(data_cleanup);
+  bool ok = true;
+  for (size_t i = 0; i < vg_zip_count(z) && ok; i++) {
+    const vg_zip_entry *e = vg_zip_entry_at(z, i);
+    if (strstr(e->name, "..") || e->name[0] == '/') continue;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", g_data_dir, e->name);
+    char *sl = strrchr(path, '/');
+    *sl = 0;
+    vg_test_mkdirs(path);
+    *sl = '/';
+    if (!sl[1]) continue;   /* a folder entry */
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    FILE *f = NULL;
+    ok = vg_zip_read(z, e, &buf, &n) == VG_OK && (f = fopen(path, "wb")) && fwrite(buf, 1, n, f) == n;
+    if (f && fclose(f) != 0) ok = false;
+    free(buf);
+    if (!ok) fprintf(stderr, "test data: cannot extract %s: %s\n", e->name, vg_last_error());
+  }
+  vg_zip_free(z);
+  state = ok ? 1 : -1;
+  return ok;
+}
+
+const char *vg_test_shared(const char *name) {
+  const char *p = root_path("tests/data/", name);
+  if (access(p, F_OK) == 0 || !data_extract()) return p;
+  static char buf[4200];
+  snprintf(buf, sizeof buf, "%s/%s", g_data_dir, name);
+  return buf;
+}
 
 char *vg_test_run(const char *cmd, int *rc) {
   size_t len = strlen(cmd) + 8;
