@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "tensor/parallel.h"
+#include "methods/method.h"
 
 static void range_i64(char *b, size_t cap, int64_t lo, int64_t hi) {
   snprintf(b, cap, "an integer in [%" PRId64 ", %" PRId64 "]", lo, hi);
@@ -124,11 +125,12 @@ vg_status vg_check_f64(const char *where, const char *key, double v, double lo, 
 
 vg_status vg_check_batch_bytes(const char *what, int64_t B, int64_t C, int64_t H, int64_t W) {
   double bytes = (double)B * (double)C * (double)H * (double)W * 4.0;
-  double lim = (double)VG_LIM_BATCH_BYTES;
-  long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-  if (pages > 0 && psz > 0 && (double)pages * (double)psz < lim) lim = (double)pages * (double)psz;
+  const char *mem;
+  double lim = (double)VG_LIM_BATCH_BYTES, m = vg_memory_limit(&mem);
+  if (m > 0 && m < lim) lim = m;
+  else mem = "16 GiB";
   if (bytes <= lim) return VG_OK;
   return vg_fail(VG_ERR_LIMIT, "%s: a batch of %" PRId64 " x %" PRId64 " x %" PRId64 " x %" PRId64
-                 " f32 images is %.1f GiB, more than the %.1f GiB allowed (min of 16 GiB and the machine's memory); "
-                 "use a smaller batch or input size", what, B, C, H, W, bytes / 1073741824.0, lim / 1073741824.0);
+                 " f32 images is %.1f GiB, more than the %.1f GiB allowed (the lower of 16 GiB and %s); "
+                 "use a smaller batch or input size", what, B, C, H, W, bytes / 1073741824.0, lim / 1073741824.0, mem);
 }

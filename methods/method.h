@@ -151,6 +151,9 @@ vg_status vg_method_bad_value(const char *method, const char *key, const vg_json
  * allocation that fails (an abort) or swaps for hours. Estimates, generous to real configs. */
 vg_status vg_method_check_memory(const char *method, const char *keys, double trained, double frozen,
                                  double act_floats);
+/* Bytes this process may use: the machine's physical memory, or the address-space limit
+ * (ulimit -v) when lower; *what names which (for messages). 0 when neither is known. */
+double vg_memory_limit(const char **what);
 /* Activation floats of one S x S image through a ResNet up to its last needed stage: the
  * stem's tensors at S/2 and S/4, about 12 tensors per stage (ch = channels of layer1..4). */
 static inline double vg_method_resnet_act(double S, const int ch[4], int last_stage) {

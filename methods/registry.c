@@ -141,18 +141,25 @@ vg_status vg_method_bad_value(const char *method, const char *key, const vg_json
 
 vg_status vg_method_check_memory(const char *method, const char *keys, double trained, double frozen,
                                  double act_floats) {
-  double need = 16.0 * trained + 4.0 * frozen + 4.0 * act_floats, lim = 0;
-  long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-  if (pages > 0 && psz > 0) lim = (double)pages * (double)psz;
-  const char *what = "the machine's memory";
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (lim <= 0 || (double)rl.rlim_cur < lim)) {
-    lim = (double)rl.rlim_cur;
-    what = "the process's address-space limit (ulimit -v)";
-  }
+  double need = 16.0 * trained + 4.0 * frozen + 4.0 * act_floats;
+  const char *what;
+  double lim = vg_memory_limit(&what);
   if (lim <= 0 || need <= lim) return VG_OK;
   return vg_fail(VG_ERR_ARG, "%s: config %s needs about %.1f GiB (%.0fM trained + %.0fM frozen parameters, %.1f GiB of "
                  "activations per image), more than the %.1f GiB of %s: use smaller values", method, keys,
                  need / 1073741824.0, trained / 1e6, frozen / 1e6, 4.0 * act_floats / 1073741824.0, lim / 1073741824.0,
                  what);
+}
+
+double vg_memory_limit(const char **what) {
+  double lim = 0;
+  long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && psz > 0) lim = (double)pages * (double)psz;
+  *what = "the machine's memory";
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (lim <= 0 || (double)rl.rlim_cur < lim)) {
+    lim = (double)rl.rlim_cur;
+    *what = "the process's address-space limit (ulimit -v)";
+  }
+  return lim;
 }

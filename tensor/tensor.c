@@ -416,6 +416,19 @@ static vg_tensor *new_header(void) {
   return t;
 }
 
+/* The header of a fresh contiguous tensor whose storage s (data already set) follows it. */
+static void init_contiguous(vg_tensor *t, vg_storage *s, vg_dtype dt, vg_device dev, int ndim, const int64_t *shape,
+                            size_t nbytes) {
+  s->nbytes = nbytes;
+  s->device = dev;
+  t->storage = s;
+  t->dtype = dt;
+  t->device = dev;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+  vg_contiguous_strides(ndim, shape, t->stride);
+}
+
 static vg_tensor *alloc_tensor(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape, bool heap) {
   VG_ASSERT(ndim >= 0 && ndim <= VG_MAX_DIMS);
   int64_t n = 1;
@@ -448,14 +461,7 @@ static vg_tensor *alloc_tensor(vg_dtype dt, vg_device dev, int ndim, const int64
       A.deferred = d;
     }
   }
-  s->nbytes = nbytes;
-  s->device = dev;
-  t->storage = s;
-  t->dtype = dt;
-  t->device = dev;
-  t->ndim = ndim;
-  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-  vg_contiguous_strides(ndim, shape, t->stride);
+  init_contiguous(t, s, dt, dev, ndim, shape, nbytes);
   return t;
 }
 
@@ -519,14 +525,7 @@ vg_tensor *vg_tensor_try_new(vg_dtype dt, int ndim, const int64_t *shape) {
   vg_storage *s = (vg_storage *)(t + 1);
   s->data = data;   /* freed by the CPU backend's free (plain free), as vg_tensor_new's */
   s->heap = 1;
-  s->nbytes = nbytes;
-  s->device = VG_CPU;
-  t->storage = s;
-  t->dtype = dt;
-  t->device = VG_CPU;
-  t->ndim = ndim;
-  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-  vg_contiguous_strides(ndim, shape, t->stride);
+  init_contiguous(t, s, dt, VG_CPU, ndim, shape, nbytes);
   return t;
 }
 
