@@ -128,9 +128,9 @@ vg_status vg_check_batch_bytes(const char *what, int64_t B, int64_t C, int64_t H
   const char *mem;
   double lim = (double)VG_LIM_BATCH_BYTES, m = vg_memory_limit(&mem);
   if (m > 0 && m < lim) lim = m;
-  else mem = "16 GiB";
+  else mem = "the most one batch may take";
   if (bytes <= lim) return VG_OK;
   return vg_fail(VG_ERR_LIMIT, "%s: a batch of %" PRId64 " x %" PRId64 " x %" PRId64 " x %" PRId64
-                 " f32 images is %.1f GiB, more than the %.1f GiB allowed (the lower of 16 GiB and %s); "
+                 " f32 images is %.1f GiB, more than the %.1f GiB allowed (%s); "
                  "use a smaller batch or input size", what, B, C, H, W, bytes / 1073741824.0, lim / 1073741824.0, mem);
 }
