@@ -27,7 +27,7 @@ vg_tensor *vg_to_device(const vg_tensor *t, vg_device dev) {
   const vg_tensor *in[1] = {t};
   vg_opcall c = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {out}};
   /* a device backend's COPY handles a host input or a host output */
-  vg_backend_of(dev != VG_CPU ? dev : t->device)->exec(&c);
+  vg_backend_exec(vg_backend_of(dev != VG_CPU ? dev : t->device), &c);
   return out;
 }
 
@@ -65,7 +65,7 @@ vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t 
   vg_tensor *t = heap_tensor("tensor_new_on", dev, dt, ndim, shape, NULL);
   if (!t) return NULL;
   vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {0}};
-  vg_backend_of(dev)->exec(&c);
+  vg_backend_exec(vg_backend_of(dev), &c);
   return t;
 }
 
@@ -98,7 +98,7 @@ vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt) {
   nt.node = NULL;
   const vg_tensor *in[1] = {t};
   vg_opcall c = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {&nt}};
-  vg_backend_of(dev != VG_CPU ? dev : t->device)->exec(&c);
+  vg_backend_exec(vg_backend_of(dev != VG_CPU ? dev : t->device), &c);
   vg_backend_of(t->storage->device)->free(t->storage->data);
   *t->storage = ns;
   t->device = dev;
@@ -113,6 +113,6 @@ vg_tensor *vg_full_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape
   if (device_ready(dev) != VG_OK) return NULL;
   vg_tensor *t = vg_alloc(dt, dev, ndim, shape);
   vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {value}};
-  vg_backend_of(dev)->exec(&c);   /* a fill kernel: no host copy (CUDA graphs capture it) */
+  vg_backend_exec(vg_backend_of(dev), &c);   /* a fill kernel: no host copy (CUDA graphs capture it) */
   return t;
 }

@@ -12,10 +12,29 @@ const vg_backend *vg_backend_of(vg_device dev) {
   return backends[dev];
 }
 
-void vg_backend_register(vg_device dev, const vg_backend *b) { backends[dev] = b; }
+bool vg_backend_complete(const vg_backend *b, char *err, size_t errsz) {
+  for (int f = 0; f < VG_FAM_COUNT; f++) {
+    if (f == VG_FAM_VIEW || b->kernel[f]) continue;
+    int n = snprintf(err, errsz, "backend %s has no kernel for op family %s (ops", b->name,
+                     vg_op_family_name((vg_op_family)f));
+    for (int op = 0; op < VG_OP_COUNT && n > 0 && (size_t)n < errsz; op++)
+      if (vg_op_family_of((vg_op)op) == (vg_op_family)f) n += snprintf(err + n, errsz - (size_t)n, " %s", vg_op_name((vg_op)op));
+    if (n > 0 && (size_t)n < errsz) snprintf(err + n, errsz - (size_t)n, ")");
+    return false;
+  }
+  return true;
+}
 
-static bool is_view_op(vg_op op) {
-  return op == VG_OP_RESHAPE || op == VG_OP_PERMUTE || op == VG_OP_SLICE || op == VG_OP_EXPAND;
+void vg_backend_register(vg_device dev, const vg_backend *b) {
+  char err[512];
+  if (!vg_backend_complete(b, err, sizeof err)) VG_ABORT("%s", err);
+  backends[dev] = b;
+}
+
+void vg_backend_exec(const vg_backend *b, const vg_opcall *c) {
+  vg_op_family f = vg_op_family_of(c->op);
+  if (f == VG_FAM_VIEW) return;   /* the front-end made the header */
+  b->kernel[f](c);
 }
 
 /* f16 is inference-only: the backward ops compute in f32, so no tape node may hold an
@@ -36,7 +55,7 @@ vg_tensor *vg_dispatch(vg_opcall *c) {
   if (record && f16_in_call(c))
     return vg_op_error(vg_op_name(c->op), "f16 tensors are inference-only (no autograd): an input requires grad; "
                        "run under vg_no_grad_begin()/vg_no_grad_end(), detach, or compute in f32");
-  if (!is_view_op(c->op)) vg_backend_of(out->device)->exec(c);
+  vg_backend_exec(vg_backend_of(out->device), c);
   if (vg_opstats_on()) vg_opstats_count(c);
   if (record) {
     out->requires_grad = true;

@@ -9,6 +9,7 @@
 #ifndef VG_TENSOR_INTERNAL_H
 #define VG_TENSOR_INTERNAL_H
 #include "tensor/tensor.h"
+#include "tensor/op_params.h"
 
 #define VG_OP_MAX_IN 4
 #define VG_OP_NI 24
@@ -18,19 +19,49 @@ typedef struct vg_opcall {
   int nin;                           /* number of inputs (variadic: concat) */
   const vg_tensor *const *in;        /* inputs; in[i] may be NULL for optional ones */
   vg_tensor *out[2];                 /* outputs (out[1]: e.g. max_pool indices) */
-  int64_t i[VG_OP_NI];               /* integer params, meaning per op (ops.def) */
-  double f[4];                       /* float params */
+  vg_op_params p;                    /* the member named by the op's PARAMS column */
+  int64_t i[VG_OP_NI];               /* (being retired: untyped params) */
+  double f[4];
 } vg_opcall;
+
+/* The op families of tensor/ops.def's FAMILY column: a backend has one kernel each. */
+typedef enum {
+  VG_FAM_VIEW,      /* reshape, permute, slice, expand: header only, no kernel runs */
+  VG_FAM_COPY,      /* copy/cast, fill, arange */
+  VG_FAM_UNARY,
+  VG_FAM_BINARY,
+  VG_FAM_WHERE,
+  VG_FAM_REDUCE,
+  VG_FAM_MATMUL,
+  VG_FAM_CONV,
+  VG_FAM_POOL,
+  VG_FAM_RESAMPLE,
+  VG_FAM_LAYOUT,
+  VG_FAM_INDEX,
+  VG_FAM_SELECT,
+  VG_FAM_RANDOM,
+  VG_FAM_COUNT
+} vg_op_family;
+vg_op_family vg_op_family_of(vg_op op);
+const char *vg_op_family_name(vg_op_family f);
+
+typedef void (*vg_kernel_fn)(const vg_opcall *c);
 
 typedef struct vg_backend {
   const char *name;
-  void (*exec)(const vg_opcall *c);                 /* runs one op; outputs allocated */
+  vg_kernel_fn kernel[VG_FAM_COUNT];                /* one per family (VIEW may be NULL) */
   void *(*alloc)(size_t nbytes);                    /* heap storage */
   void (*free)(void *p);
 } vg_backend;
 
 const vg_backend *vg_backend_of(vg_device dev);
+/* Registers b for dev after checking that it has a kernel for every op family (aborts
+ * naming the first missing family and its ops: a backend cannot half-exist). */
 void vg_backend_register(vg_device dev, const vg_backend *b);
+/* false with "backend B has no kernel for family F (ops ...)" in err when one is missing */
+bool vg_backend_complete(const vg_backend *b, char *err, size_t errsz);
+/* Runs c's kernel on b (no autograd, no opstats): what vg_dispatch does after recording. */
+void vg_backend_exec(const vg_backend *b, const vg_opcall *c);
 extern const vg_backend vg_cpu_backend;
 
 /* Runs c on the backend and records autograd. Returns c->out[0]. */

@@ -60,7 +60,7 @@ static vg_status exec_inplace(vg_opcall *c) {
   /* a copy between devices runs on the device backend (it handles a host side) */
   vg_device dev = c->out[0]->device;
   if (dev == VG_CPU && c->op == VG_OP_COPY && c->in[0]->device != VG_CPU) dev = c->in[0]->device;
-  vg_backend_of(dev)->exec(c);
+  vg_backend_exec(vg_backend_of(dev), c);
   return VG_OK;
 }
 
@@ -117,7 +117,7 @@ vg_status vg_to_host(const vg_tensor *t, vg_dtype dt, void *dst) {
   }
   const vg_tensor *in[1] = {t};
   vg_opcall c = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {&out}};
-  vg_backend_of(t->device)->exec(&c);
+  vg_backend_exec(vg_backend_of(t->device), &c);
   return VG_OK;
 }
 

@@ -9,7 +9,7 @@ static vg_status fill_random(vg_op op, vg_tensor *t, double a, double b, uint64_
   if (t->dtype != VG_F32 && t->dtype != VG_F16 && t->dtype != VG_BF16)
     return vg_fail(VG_ERR_ARG, "%s: wants a floating tensor, got %s", vg_op_name(op), vg_dtype_name(t->dtype));
   vg_opcall c = {.op = op, .nin = 0, .out = {t}, .i = {(int64_t)seed}, .f = {a, b}};
-  vg_backend_of(t->device)->exec(&c);
+  vg_backend_exec(vg_backend_of(t->device), &c);
   return VG_OK;
 }
 

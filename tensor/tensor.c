@@ -52,25 +52,47 @@ const char *vg_dtype_name(vg_dtype dt) {
 }
 
 static const char *const op_names[] = {
-#define X(name, str, arity, diff) str,
+#define X(name, str, arity, diff, fam, params) str,
 #include "tensor/ops.def"
 #undef X
 };
 static const int op_arity[] = {
-#define X(name, str, arity, diff) arity,
+#define X(name, str, arity, diff, fam, params) arity,
 #include "tensor/ops.def"
 #undef X
 };
 static const bool op_diff[] = {
-#define X(name, str, arity, diff) diff,
+#define X(name, str, arity, diff, fam, params) diff,
+#include "tensor/ops.def"
+#undef X
+};
+static const vg_op_family op_family[] = {
+#define X(name, str, arity, diff, fam, params) VG_FAM_##fam,
 #include "tensor/ops.def"
 #undef X
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == VG_OP_COUNT, "op table");
+_Static_assert(sizeof op_family / sizeof op_family[0] == VG_OP_COUNT, "op table");
+/* every row's PARAMS is a member of vg_op_params, of type vg_<PARAMS>_params */
+#define X(name, str, arity, diff, fam, params) \
+  _Static_assert(sizeof(((vg_op_params *)0)->params) == sizeof(vg_##params##_params), #name " params");
+#include "tensor/ops.def"
+#undef X
 
 const char *vg_op_name(vg_op op) { return (unsigned)op < VG_OP_COUNT ? op_names[op] : "?"; }
 int vg_op_arity(vg_op op) { return op_arity[op]; }
 bool vg_op_differentiable(vg_op op) { return op_diff[op]; }
+vg_op_family vg_op_family_of(vg_op op) { return op_family[op]; }
+
+const char *vg_op_family_name(vg_op_family f) {
+  static const char *const names[VG_FAM_COUNT] = {
+      [VG_FAM_VIEW] = "view",     [VG_FAM_COPY] = "copy",         [VG_FAM_UNARY] = "unary",
+      [VG_FAM_BINARY] = "binary", [VG_FAM_WHERE] = "where",       [VG_FAM_REDUCE] = "reduce",
+      [VG_FAM_MATMUL] = "matmul", [VG_FAM_CONV] = "conv",         [VG_FAM_POOL] = "pool",
+      [VG_FAM_RESAMPLE] = "resample", [VG_FAM_LAYOUT] = "layout", [VG_FAM_INDEX] = "index",
+      [VG_FAM_SELECT] = "select", [VG_FAM_RANDOM] = "random"};
+  return (unsigned)f < VG_FAM_COUNT && names[f] ? names[f] : "?";
+}
 
 /* ---- shapes ---- */
 int64_t vg_numel(const vg_tensor *t) {

@@ -284,7 +284,7 @@ vg_tensor *vg_copy_raw(const vg_tensor *x) {
   vg_tensor *out = vg_alloc(x->dtype, x->device, x->ndim, x->shape);
   const vg_tensor *in[1] = {x};
   vg_opcall c = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {out}};
-  vg_backend_of(x->device)->exec(&c);
+  vg_backend_exec(vg_backend_of(x->device), &c);
   return out;
 }
 

@@ -114,7 +114,7 @@ static vg_tensor *direct(vg_op op, int nin, const vg_tensor **in, vg_dtype dt, v
   vg_tensor *out = vg_alloc(dt, dev, nd, shape);
   vg_opcall c = {.op = op, .nin = nin, .in = in, .out = {out}, .f = {f0, f1}};
   for (int i = 0; i < nip; i++) c.i[i] = ip[i];
-  vg_backend_of(dev)->exec(&c);
+  vg_backend_exec(vg_backend_of(dev), &c);
   return out;
 }
 

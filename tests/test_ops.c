@@ -3,6 +3,7 @@
 #include "tests/vgtest.h"
 #include "tensor/tensor.h"
 #include "tensor/cpu/isa.h"
+#include "tensor/internal.h"
 #include "autograd/autograd.h"
 #include "tensor/opstats.h"
 #include <string.h>
@@ -545,7 +546,22 @@ static void check_conv_bn_fold(void) {
   vg_scope_end();
 }
 
+/* every backend has a kernel for every op family of ops.def; one without is refused by name */
+static void check_backend_table(void) {
+  char err[512];
+  VG_CHECK(vg_backend_complete(vg_backend_of(VG_CPU), err, sizeof err), "cpu backend complete: %s", err);
+  vg_backend partial = *vg_backend_of(VG_CPU);
+  partial.name = "partial";
+  partial.kernel[VG_FAM_POOL] = NULL;
+  VG_CHECK(!vg_backend_complete(&partial, err, sizeof err) && strstr(err, "partial") && strstr(err, "pool") &&
+               strstr(err, "max_pool2d"), "a missing family is named with its ops: %s", err);
+  for (int op = 0; op < VG_OP_COUNT; op++)
+    VG_CHECK(vg_op_family_of((vg_op)op) < VG_FAM_COUNT && strcmp(vg_op_family_name(vg_op_family_of((vg_op)op)), "?"),
+             "op %s has a family", vg_op_name((vg_op)op));
+}
+
 int main(void) {
+  check_backend_table();
   check_conv_bn_fold();
   check_conv_relu();
   check_views();

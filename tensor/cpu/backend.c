@@ -1,58 +1,10 @@
-/* backend.c — the CPU backend: one switch over the whole op table (no default, so a
- * new op without a CPU case does not compile), memory, and the elementwise family. */
+/* backend.c — the CPU backend: its kernel table (one kernel per op family of
+ * tensor/ops.def, checked complete when registered), memory, and the elementwise family. */
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/iter.h"
 #include "tensor/cpu/isa.h"
 #include <math.h>
 #include <string.h>
-
-static void cpu_exec(const vg_opcall *c) {
-  switch (c->op) {
-    case VG_OP_RESHAPE: case VG_OP_PERMUTE: case VG_OP_SLICE: case VG_OP_EXPAND:
-      return; /* views: the front-end made the header */
-    case VG_OP_COPY: case VG_OP_FILL: case VG_OP_ARANGE:
-    case VG_OP_NEG: case VG_OP_EXP: case VG_OP_LOG: case VG_OP_SQRT: case VG_OP_RSQRT: case VG_OP_ABS:
-    case VG_OP_SIGN: case VG_OP_RELU: case VG_OP_LEAKY_RELU: case VG_OP_SIGMOID: case VG_OP_LOGSIGMOID:
-    case VG_OP_TANH: case VG_OP_SOFTPLUS: case VG_OP_ATAN: case VG_OP_GELU: case VG_OP_POW_SCALAR:
-    case VG_OP_CLAMP: case VG_OP_AFFINE: case VG_OP_SIN: case VG_OP_COS: case VG_OP_ERF:
-    case VG_OP_ADD: case VG_OP_SUB: case VG_OP_MUL: case VG_OP_DIV: case VG_OP_MAXIMUM: case VG_OP_MINIMUM:
-    case VG_OP_EQ: case VG_OP_NE: case VG_OP_LT: case VG_OP_LE: case VG_OP_GT: case VG_OP_GE:
-    case VG_OP_WHERE:
-      vg_cpu_eltwise(c);
-      return;
-    case VG_OP_SUM: case VG_OP_AMAX: case VG_OP_AMIN: case VG_OP_ARGMAX:
-      vg_cpu_reduce(c);
-      return;
-    case VG_OP_MATMUL:
-      vg_cpu_matmul(c);
-      return;
-    case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: case VG_OP_CONV_BN_FOLD:
-      vg_cpu_conv(c);
-      return;
-    case VG_OP_AVG_POOL2D: case VG_OP_AVG_POOL2D_BWD: case VG_OP_MAX_POOL2D: case VG_OP_MAX_POOL2D_BWD:
-    case VG_OP_ADAPTIVE_AVG_POOL2D: case VG_OP_ADAPTIVE_AVG_POOL2D_BWD:
-      vg_cpu_pool(c);
-      return;
-    case VG_OP_INTERP_BILINEAR: case VG_OP_INTERP_BILINEAR_BWD:
-      vg_cpu_resample(c);
-      return;
-    case VG_OP_UNFOLD: case VG_OP_FOLD: case VG_OP_PAD: case VG_OP_CONCAT:
-      vg_cpu_layout(c);
-      return;
-    case VG_OP_GATHER: case VG_OP_SCATTER_ADD: case VG_OP_INDEX_SELECT: case VG_OP_INDEX_ADD:
-      vg_cpu_index(c);
-      return;
-    case VG_OP_KTHVALUE: case VG_OP_SORT:
-      vg_cpu_select(c);
-      return;
-    case VG_OP_RAND_UNIFORM: case VG_OP_RAND_NORMAL:
-      vg_cpu_random(c);
-      return;
-    case VG_OP_COUNT:
-      break;
-  }
-  VG_ABORT("cpu backend: bad op %d", (int)c->op);
-}
 
 static void *cpu_alloc(size_t n) {
   void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
@@ -60,7 +12,16 @@ static void *cpu_alloc(size_t n) {
   return p;
 }
 
-const vg_backend vg_cpu_backend = {.name = "cpu", .exec = cpu_exec, .alloc = cpu_alloc, .free = free};
+/* the kernel of every op family (vg_backend_register checks that none is missing) */
+const vg_backend vg_cpu_backend = {
+    .name = "cpu",
+    .kernel = {[VG_FAM_COPY] = vg_cpu_eltwise,     [VG_FAM_UNARY] = vg_cpu_eltwise,  [VG_FAM_BINARY] = vg_cpu_eltwise,
+               [VG_FAM_WHERE] = vg_cpu_eltwise,    [VG_FAM_REDUCE] = vg_cpu_reduce,  [VG_FAM_MATMUL] = vg_cpu_matmul,
+               [VG_FAM_CONV] = vg_cpu_conv,        [VG_FAM_POOL] = vg_cpu_pool,      [VG_FAM_RESAMPLE] = vg_cpu_resample,
+               [VG_FAM_LAYOUT] = vg_cpu_layout,    [VG_FAM_INDEX] = vg_cpu_index,    [VG_FAM_SELECT] = vg_cpu_select,
+               [VG_FAM_RANDOM] = vg_cpu_random},
+    .alloc = cpu_alloc,
+    .free = free};
 
 /* ---- elementwise family ---- */
 #define VG_ROW_DECL(isa)                                                                                   \

@@ -4,7 +4,7 @@
  * tensor.h's device section: synchronize, pinned host memory, allocator statistics,
  * event timers and CUDA graphs (stream capture + replay). */
 #include "tensor/cuda/cuda.h"
-#include "tensor/parse.h"
+#include "base/parse.h"
 #include <pthread.h>
 #include <string.h>
 
@@ -528,7 +528,7 @@ static void cpu_copy(const vg_tensor *out, const vg_tensor *in) {
   c.nin = 1;
   c.in = ins;
   c.out[0] = (vg_tensor *)out;
-  vg_cpu_backend.exec(&c);
+  vg_backend_exec(&vg_cpu_backend, &c);
 }
 
 /* is [p, p + n) inside one vg_cuda_host_alloc block? */
@@ -636,60 +636,24 @@ static void copy_d2h(const vg_tensor *out, const vg_tensor *in) {
   vg_cuda_free(dtmp);
 }
 
-/* ---- the exec switch ---- */
-static void cuda_exec(const vg_opcall *c) {
-  switch (c->op) {
-    case VG_OP_RESHAPE: case VG_OP_PERMUTE: case VG_OP_SLICE: case VG_OP_EXPAND:
-      return; /* views: the front-end made the header */
-    case VG_OP_COPY: {
-      const vg_tensor *in = c->in[0], *out = c->out[0];
-      if (in->device == VG_CPU && out->device == VG_CPU) cpu_copy(out, in);
-      else if (in->device == VG_CPU) copy_h2d(out, in);
-      else if (out->device == VG_CPU) copy_d2h(out, in);
-      else vg_cu_eltwise(c);
-      return;
-    }
-    case VG_OP_FILL: case VG_OP_ARANGE:
-    case VG_OP_NEG: case VG_OP_EXP: case VG_OP_LOG: case VG_OP_SQRT: case VG_OP_RSQRT: case VG_OP_ABS:
-    case VG_OP_SIGN: case VG_OP_RELU: case VG_OP_LEAKY_RELU: case VG_OP_SIGMOID: case VG_OP_LOGSIGMOID:
-    case VG_OP_TANH: case VG_OP_SOFTPLUS: case VG_OP_ATAN: case VG_OP_GELU: case VG_OP_POW_SCALAR:
-    case VG_OP_CLAMP: case VG_OP_AFFINE: case VG_OP_SIN: case VG_OP_COS: case VG_OP_ERF:
-    case VG_OP_ADD: case VG_OP_SUB: case VG_OP_MUL: case VG_OP_DIV: case VG_OP_MAXIMUM: case VG_OP_MINIMUM:
-    case VG_OP_EQ: case VG_OP_NE: case VG_OP_LT: case VG_OP_LE: case VG_OP_GT: case VG_OP_GE:
-    case VG_OP_WHERE:
-      vg_cu_eltwise(c);
-      return;
-    case VG_OP_SUM: case VG_OP_AMAX: case VG_OP_AMIN: case VG_OP_ARGMAX:
-      vg_cu_reduce(c);
-      return;
-    case VG_OP_MATMUL:
-      vg_cu_matmul(c);
-      return;
-    case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: case VG_OP_CONV_BN_FOLD:
-    case VG_OP_UNFOLD: case VG_OP_FOLD: case VG_OP_PAD: case VG_OP_CONCAT:
-      vg_cu_conv(c);
-      return;
-    case VG_OP_AVG_POOL2D: case VG_OP_AVG_POOL2D_BWD: case VG_OP_MAX_POOL2D: case VG_OP_MAX_POOL2D_BWD:
-    case VG_OP_ADAPTIVE_AVG_POOL2D: case VG_OP_ADAPTIVE_AVG_POOL2D_BWD:
-    case VG_OP_INTERP_BILINEAR: case VG_OP_INTERP_BILINEAR_BWD:
-      vg_cu_pool(c);
-      return;
-    case VG_OP_RAND_UNIFORM: case VG_OP_RAND_NORMAL:
-      vg_cu_random(c);
-      return;
-    case VG_OP_GATHER: case VG_OP_SCATTER_ADD: case VG_OP_INDEX_SELECT: case VG_OP_INDEX_ADD:
-      vg_cu_index(c);
-      return;
-    case VG_OP_KTHVALUE: case VG_OP_SORT:
-      vg_cu_select(c);
-      return;
-    case VG_OP_COUNT:
-      break;
-  }
-  VG_ABORT("cuda backend: bad op %d", (int)c->op);
+/* ---- the kernel table: one kernel per op family (checked complete when registered) ---- */
+static void cuda_copy(const vg_opcall *c) {
+  const vg_tensor *in = c->op == VG_OP_COPY ? c->in[0] : NULL, *out = c->out[0];
+  if (in && in->device == VG_CPU && out->device == VG_CPU) cpu_copy(out, in);
+  else if (in && in->device == VG_CPU) copy_h2d(out, in);
+  else if (in && out->device == VG_CPU) copy_d2h(out, in);
+  else vg_cu_eltwise(c);
 }
 
-const vg_backend vg_cuda_backend = {"cuda", cuda_exec, vg_cuda_alloc, vg_cuda_free};
+const vg_backend vg_cuda_backend = {
+    "cuda",
+    {/* VIEW */ NULL, /* COPY */ cuda_copy, /* UNARY */ vg_cu_eltwise, /* BINARY */ vg_cu_eltwise,
+     /* WHERE */ vg_cu_eltwise, /* REDUCE */ vg_cu_reduce, /* MATMUL */ vg_cu_matmul, /* CONV */ vg_cu_conv,
+     /* POOL */ vg_cu_pool, /* RESAMPLE */ vg_cu_pool, /* LAYOUT */ vg_cu_conv, /* INDEX */ vg_cu_index,
+     /* SELECT */ vg_cu_select, /* RANDOM */ vg_cu_random},
+    vg_cuda_alloc,
+    vg_cuda_free};
+static_assert(VG_FAM_COUNT == 14, "the CUDA kernel table lists every op family in order");
 
 /* ---- public runtime API (tensor.h, device section) ---- */
 vg_status vg_cuda_set_tf32(bool on) {
