@@ -42,7 +42,7 @@ ifeq ($(CUDA_EMU),1)
   endif
 endif
 
-LIBDIRS := tensor tensor/cpu autograd nn nn/backbones flows methods methods/baseline methods/fastflow methods/cflow methods/efficientad datasets datasets/image eval report bench/lib
+LIBDIRS := base tensor tensor/cpu autograd nn nn/backbones flows methods methods/baseline methods/fastflow methods/cflow methods/efficientad datasets datasets/image eval report bench/lib
 LIB_SRC := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)

@@ -1,5 +1,5 @@
 /* file.c — whole-file reads that refuse non-regular files, atomic writes (see file.h). */
-#include "tensor/file.h"
+#include "base/file.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -12,7 +12,7 @@
  * a crash leaves either the old file or the new one, plus at most a stray *.tmp* file. */
 #ifndef VG_FILE_H
 #define VG_FILE_H
-#include "tensor/status.h"
+#include "base/status.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

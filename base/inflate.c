@@ -9,7 +9,7 @@
  *
  * Encoder: greedy LZ77 over a 32 KiB window with hash chains, emitted as fixed-Huffman
  * blocks (a stored block for empty input). Good enough for masks and anomaly maps. */
-#include "tensor/inflate.h"
+#include "base/inflate.h"
 #include <string.h>
 
 /* ---------------------------------------------------------------- checksums */

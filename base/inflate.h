@@ -8,7 +8,7 @@
  * Decoders never write past the size they are given and never read past the input. */
 #ifndef VG_INFLATE_H
 #define VG_INFLATE_H
-#include "tensor/status.h"
+#include "base/status.h"
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,6 +1,6 @@
 /* json.c — strict RFC 8259 parser into an arena-allocated tree, and a small writer.
  * Recursive descent; depth is bounded by opts.max_depth, so the C stack is too. */
-#include "tensor/json.h"
+#include "base/json.h"
 
 #include <math.h>
 #include <stdarg.h>

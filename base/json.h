@@ -32,7 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "tensor/status.h"
+#include "base/status.h"
 
 typedef enum {
   VG_JSON_NULL, VG_JSON_BOOL, VG_JSON_NUMBER, VG_JSON_STRING, VG_JSON_ARRAY, VG_JSON_OBJECT

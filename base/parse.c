@@ -1,5 +1,5 @@
 /* parse.c — strict number parsing (parse.h). */
-#include "tensor/parse.h"
+#include "base/parse.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

@@ -1,13 +1,13 @@
 /* A fixed pool of worker threads fed one job at a time (the caller waits for it).
  * Workers spin briefly on the job generation before sleeping on a condvar, so the
  * short back-to-back jobs of GEMM/conv loops don't pay a futex wake each time. */
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "tensor/parse.h"
+#include "base/parse.h"
 #include <unistd.h>
 
 #define VG_MAX_THREADS 256

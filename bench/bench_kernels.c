@@ -12,7 +12,7 @@
 #include "tensor/cpu/conv.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/isa.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

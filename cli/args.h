@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "tensor/parse.h"   /* vg_parse_i64 / u64 / f64: the parsers themselves */
-#include "tensor/status.h"
+#include "base/parse.h"   /* vg_parse_i64 / u64 / f64: the parsers themselves */
+#include "base/status.h"
 
 /* ranges shared by the flags and config.json */
 #define VG_LIM_STEPS_MAX    1000000000LL   /* train steps, epochs x batches per epoch */

@@ -20,7 +20,7 @@
 #include "methods/method.h"
 #include "methods/efficientad/efficientad.h"
 #include "tensor/parallel.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include "tensor/opstats.h"
 
 static int bench_usage(FILE *f) {

@@ -19,7 +19,7 @@
 #include "cli/cli.h"
 #include "report/report.h"
 #include "nn/safetensors.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>

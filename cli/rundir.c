@@ -13,7 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "datasets/image/image.h"
-#include "tensor/file.h"
+#include "base/file.h"
 #include "tensor/tensor.h"
 
 const char *vg_run_path(const char *dir, const char *name) {

@@ -21,14 +21,14 @@
  * drops the training log's lines from the resumed step on (and a partial last line), and
  * so continues exactly as an uninterrupted run: a crash at any point (kill -9, power)
  * loses at most the steps since the last checkpoint. Crash points can be injected with
- * VIGIL_FAULT (tensor/file.h). */
+ * VIGIL_FAULT (base/file.h). */
 #ifndef VG_CLI_RUNDIR_H
 #define VG_CLI_RUNDIR_H
 #include <stdbool.h>
 #include <stdint.h>
 #include "datasets/datasets.h"
 #include "methods/method.h"
-#include "tensor/json.h"
+#include "base/json.h"
 
 typedef struct {
   char dataset[16];          /* mvtec | loco | visa | btad | folder */

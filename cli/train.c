@@ -14,7 +14,7 @@
 #include "datasets/synth.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
-#include "tensor/file.h"
+#include "base/file.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -292,7 +292,7 @@ static vg_status checkpoint(const char *rundir, vg_method *m, int64_t step, bool
 
 /* One training log line, appended with one write() (O_APPEND): a crash leaves at most a
  * partial last line, which --resume drops (vg_run_log_truncate). Crash-test points
- * train_log.jsonl.append / .partial (tensor/file.h). */
+ * train_log.jsonl.append / .partial (base/file.h). */
 static vg_status log_line(int fd, const char *path, const char *line) {
   size_t n = strlen(line);
   vg_fault_point(path, "append");

@@ -2,7 +2,7 @@
  * ImageNet-style folders. No image is decoded here except LOCO masks (to match each mask
  * to its defects_config.json entry by pixel value). */
 #include "datasets/datasets.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>

@@ -23,7 +23,7 @@
 #define VG_DATASETS_H
 #include <stdbool.h>
 #include <stdint.h>
-#include "tensor/status.h"
+#include "base/status.h"
 #include "tensor/tensor.h"
 #include "datasets/image/image.h"
 

@@ -6,7 +6,7 @@
  * Sizes are capped at 1024 so every squared Q4 length fits comfortably in int64. */
 #include "datasets/synth.h"
 #include "datasets/image/image.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

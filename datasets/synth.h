@@ -33,7 +33,7 @@
 #define VG_SYNTH_H
 #include <stdbool.h>
 #include <stdint.h>
-#include "tensor/status.h"
+#include "base/status.h"
 
 #define VG_SYNTH_VERSION 1
 #define VG_SYNTH_MIN_SIZE 32

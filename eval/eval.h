@@ -54,7 +54,7 @@
 #ifndef VG_EVAL_H
 #define VG_EVAL_H
 #include <stdint.h>
-#include "tensor/status.h"
+#include "base/status.h"
 
 /* The integration limits MVTec LOCO's evaluation reports AU-sPRO at. */
 #define VG_EVAL_SPRO_NLIMITS 5

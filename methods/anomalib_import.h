@@ -29,8 +29,8 @@
 #ifndef VG_METHODS_ANOMALIB_IMPORT_H
 #define VG_METHODS_ANOMALIB_IMPORT_H
 #include <stddef.h>
-#include "tensor/json.h"
-#include "tensor/status.h"
+#include "base/json.h"
+#include "base/status.h"
 
 vg_status vg_anomalib_config(const char *model, const char *ckpt, const vg_json *user, vg_json **out, char *note,
                              size_t note_cap);

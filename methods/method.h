@@ -36,9 +36,9 @@
 #ifndef VG_METHODS_METHOD_H
 #define VG_METHODS_METHOD_H
 #include <stdint.h>
-#include "tensor/status.h"
+#include "base/status.h"
 #include "tensor/tensor.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include "datasets/datasets.h"
 #include "nn/nn.h"
 

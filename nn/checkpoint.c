@@ -1,7 +1,7 @@
 /* checkpoint.c — save/load a module (+ optimizer state) as one safetensors file. */
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -19,7 +19,7 @@
 #include "nn/pth.h"
 #include <stdarg.h>
 #include <string.h>
-#include "tensor/file.h"
+#include "base/file.h"
 #include "nn/state_dict.h"
 
 typedef enum {

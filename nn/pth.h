@@ -66,7 +66,7 @@
  * billion-laughs pickle fails here, in time linear in the cap), max_stack, max_memo and
  * memo indices below the pickle's length, max_values, max_depth; duplicate flattened keys
  * are refused on the first repeat, before any tensor is copied. Time is linear in the
- * pickle's length plus B. Files are opened with tensor/file.h: a directory, FIFO or
+ * pickle's length plus B. Files are opened with base/file.h: a directory, FIFO or
  * device path is refused by name (and a FIFO never waited on). */
 #ifndef VG_PTH_H
 #define VG_PTH_H

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tensor/file.h"
-#include "tensor/json.h"
+#include "base/file.h"
+#include "base/json.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define VG_ST_BIG_ENDIAN 1
@@ -638,7 +638,7 @@ static vg_status save_impl(const char *path, const char *tmp, int n, const w_ite
     free(hdr);
     return vg_fail(VG_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
   }
-  vg_fault_point(path, "tmp");   /* crash-test points (tensor/file.h) */
+  vg_fault_point(path, "tmp");   /* crash-test points (base/file.h) */
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
   st = write_all(fd, len8, 8);

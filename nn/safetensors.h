@@ -18,10 +18,10 @@
  * plus an optional "__metadata__" object of string -> string.
  *
  * Validation on open (every failure names the file and the problem):
- *  - only regular files (tensor/file.h: a directory, FIFO, socket or device is refused by
+ *  - only regular files (base/file.h: a directory, FIFO, socket or device is refused by
  *    name, a FIFO is never waited on);
  *  - file >= 8 bytes; N <= 100,000,000 (VG_ST_MAX_HEADER); 8 + N <= file size;
- *  - header: valid UTF-8, strict JSON (tensor/json.h: duplicate names refused), an object
+ *  - header: valid UTF-8, strict JSON (base/json.h: duplicate names refused), an object
  *    whose first byte is '{', at most VG_ST_MAX_VALUES JSON values (bounded by a scan
  *    before parsing, so the parsed tree stays under ~100 MiB however the header is written)
  *    and at most VG_ST_MAX_TENSORS + 1 members in any array/object;

@@ -13,7 +13,7 @@
 #define VG_STATE_DICT_H
 #include <stdbool.h>
 #include <stddef.h>
-#include "tensor/status.h"
+#include "base/status.h"
 
 /* name without the first prefix of the NULL-terminated list it starts with (one prefix
  * only, the first match; a pointer into name), or name itself. */

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tensor/inflate.h"
-#include "tensor/file.h"
+#include "base/inflate.h"
+#include "base/file.h"
 
 struct vg_zip {
   uint8_t *buf;

@@ -8,7 +8,7 @@
  *   if (e && vg_zip_read(z, e, &buf, &n) == VG_OK) { ...; free(buf); }
  *   vg_zip_free(z);
  *
- * The whole file is read into memory (regular files only, through tensor/file.h: a
+ * The whole file is read into memory (regular files only, through base/file.h: a
  * directory, FIFO or device is refused by name, a FIFO is never waited on). Opening validates everything up front:
  * the end-of-central-directory record (found behind a comment of any length up to
  * 65535 bytes, which must end exactly at the end of the file), the zip64 locator and
@@ -28,7 +28,7 @@
 #define VG_ZIP_H
 #include <stddef.h>
 #include <stdint.h>
-#include "tensor/status.h"
+#include "base/status.h"
 
 typedef struct {
   size_t max_entries;       /* default 1 << 20 */

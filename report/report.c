@@ -1,7 +1,7 @@
 /* report.c — per-category evaluation (maps at GT resolution), metrics JSON, text table,
  * curves and the HTML report. Policy and file layout: report.h. */
 #include "report/report.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>

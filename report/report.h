@@ -44,7 +44,7 @@
 #include <stdint.h>
 #include "datasets/datasets.h"
 #include "eval/eval.h"
-#include "tensor/status.h"
+#include "base/status.h"
 
 /* LOCO sub-results: index 0 logical, 1 structural, 2 mean of both. */
 enum { VG_REPORT_LOGICAL = 0, VG_REPORT_STRUCTURAL = 1, VG_REPORT_MEAN = 2 };

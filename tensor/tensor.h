@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "tensor/status.h"
+#include "base/status.h"
 
 #define VG_MAX_DIMS 8
 
@@ -34,7 +34,7 @@ typedef enum { VG_F32, VG_F16, VG_BF16, VG_I32, VG_I64, VG_U8, VG_BOOL, VG_DTYPE
 typedef enum { VG_CPU = 0, VG_CUDA = 1, VG_DEVICE_COUNT } vg_device;
 
 typedef enum {
-#define X(name, str, arity, diff) VG_OP_##name,
+#define X(name, str, arity, diff, fam, params) VG_OP_##name,
 #include "tensor/ops.def"
 #undef X
   VG_OP_COUNT

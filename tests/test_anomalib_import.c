@@ -29,7 +29,7 @@
 #include "methods/fastflow/fastflow.h"
 #include "nn/backbones/backbones.h"
 #include "nn/safetensors.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

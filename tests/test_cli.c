@@ -20,8 +20,8 @@
 #include "methods/fastflow/fastflow.h"
 #include "nn/backbones/backbones.h"
 #include "nn/safetensors.h"
-#include "tensor/json.h"
-#include "tensor/parse.h"
+#include "base/json.h"
+#include "base/parse.h"
 #include "tensor/cpu/isa.h"
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -816,7 +816,7 @@ static void test_env(void) {
   free(o); free(e);
 }
 
-/* tensor/parse.h directly: the parser's edges */
+/* base/parse.h directly: the parser's edges */
 static void test_parse_unit(void) {
   int64_t i;
   uint64_t u;

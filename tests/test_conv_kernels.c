@@ -10,7 +10,7 @@
 #include "tensor/cpu/conv.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/isa.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static float frand(void) {

@@ -28,7 +28,7 @@
  * CPU-only build) the test prints one SKIP line. */
 #include "tests/vgtest.h"
 #include "methods/method.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include "methods/efficientad/distill.h"
 #include "nn/backbones/backbones.h"
 #include "nn/safetensors.h"

@@ -5,7 +5,7 @@
 #include "tests/vgtest.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/isa.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) {

@@ -11,7 +11,7 @@
 #include "datasets/datasets.h"
 #include "datasets/image/image.h"
 #include "methods/method.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>

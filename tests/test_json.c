@@ -1,7 +1,7 @@
 /* test_json.c — the strict JSON parser on a valid/invalid corpus (escapes, surrogates,
  * numbers, depth, duplicates, UTF-8), typed lookups, and writer round trips. */
 #include "tests/vgtest.h"
-#include "tensor/json.h"
+#include "base/json.h"
 
 static vg_json *parse(const char *s) {
   vg_json *j = NULL;
@@ -219,7 +219,7 @@ static void test_writer(void) {
   VG_CHECK(!vg_jw_finish(&w, NULL) && strstr(vg_last_error(), "UTF-8"), "invalid UTF-8 string refused");
 }
 
-/* tensor/status.c (beside the JSON parser in tensor/): a message that quotes the previous one
+/* base/status.c (beside the JSON parser in tensor/): a message that quotes the previous one
  * (vg_fail(st, "teacher %s: %s", path, vg_last_error())) keeps it whole: formatting into the
  * buffer it reads from garbled it ("teacher x: teacher x: ), not a regular file") */
 static void test_status_chain(void) {

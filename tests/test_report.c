@@ -7,7 +7,7 @@
 #include "tests/vgtest.h"
 #include "datasets/datasets.h"
 #include "report/report.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include "nn/safetensors.h"
 #include <errno.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* test_resume.c — crash safety and exact resume of `vigil train` (cli/train.c, cli/rundir.c),
  * run as a subprocess (<BUILD>/vigil next to <BUILD>/tests/) on a tiny MVTec-like folder:
- *   kill points   the crash-test hook (VIGIL_FAULT=<point>:<n>, tensor/file.h) _exit(137)s a
+ *   kill points   the crash-test hook (VIGIL_FAULT=<point>:<n>, base/file.h) _exit(137)s a
  *                 training at a named step of a durable write: before/after the write, the
  *                 fsync, the rename and the folder fsync of config.json,
  *                 checkpoint.safetensors and state.json, before / half-way through a
@@ -38,7 +38,7 @@
 #include "datasets/image/image.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
-#include "tensor/json.h"
+#include "base/json.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>

@@ -4,7 +4,7 @@
  * and bit-flip robustness, and the atomic write (no temp file left, old file kept). */
 #include "tests/vgtest.h"
 #include "nn/safetensors.h"
-#include "tensor/json.h"
+#include "base/json.h"
 
 #include <signal.h>
 #include <sys/resource.h>

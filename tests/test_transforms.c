@@ -4,7 +4,7 @@
  * synthetic patterns from the same integer formulas. */
 #include "tests/vgtest.h"
 #include "datasets/image/image.h"
-#include "tensor/status.h"
+#include "base/status.h"
 
 static int photo_ok = 1;
 

@@ -2,7 +2,7 @@
  * vg_image_free. The codecs themselves live in png.c, jpeg.c, bmp.c, pnm.c, tiff.c. */
 #include "datasets/image/internal.h"
 #include "datasets/image/jpeg.h"
-#include "tensor/file.h"
+#include "base/file.h"
 #include <stdarg.h>
 #include <errno.h>
 #include <string.h>
@@ -32,13 +32,13 @@ vg_status vg_image_decode_ex(const uint8_t *buf, size_t n, vg_image *out, const 
                  b[1], b[2], b[3]);
 }
 
-/* Regular files only (tensor/file.h): a directory, FIFO, socket or device is an error
+/* Regular files only (base/file.h): a directory, FIFO, socket or device is an error
  * naming what it is, and opening a FIFO never blocks. */
 vg_status vg_image_read_file(const char *path, uint8_t **buf, size_t *n, size_t max_n) {
   return vg_file_read_all(path, max_n, buf, n);
 }
 
-/* Temp name, fsync, rename, fsync of the folder (tensor/file.h). */
+/* Temp name, fsync, rename, fsync of the folder (base/file.h). */
 vg_status vg_image_write_file(const char *path, const uint8_t *buf, size_t n) {
   return vg_file_write_atomic(path, buf, n);
 }

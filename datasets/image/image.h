@@ -12,10 +12,10 @@
  * Limits: a NULL pointer, or a zero field, means the default. */
 #ifndef VG_IMAGE_H
 #define VG_IMAGE_H
-#include "tensor/inflate.h"
+#include "base/inflate.h"
 #include <stddef.h>
 #include <stdint.h>
-#include "tensor/status.h"
+#include "base/status.h"
 
 typedef struct {
   int w, h;        /* pixels */
@@ -37,7 +37,7 @@ vg_status vg_jpeg_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_i
  * Writes to a malloc'd buffer (*out, *out_n). */
 vg_status vg_png_encode(const vg_image *img, uint8_t **out, size_t *out_n);
 
-/* zlib/deflate and CRC-32/Adler-32: tensor/inflate.h (included above) */
+/* zlib/deflate and CRC-32/Adler-32: base/inflate.h (included above) */
 
 /* BMP: 1/4/8-bit palette (-> RGB), 16/24/32-bit with or without bitfields (-> RGB, or RGBA
  * when the file has an alpha mask), RLE8/RLE4, bottom-up and top-down. Depth 8. */
@@ -65,7 +65,7 @@ vg_status vg_tiff_encode_f32(const float *data, int w, int h, uint8_t **out, siz
 vg_status vg_tiff_write_f32(const char *path, const float *data, int w, int h);
 
 /* Decodes by content (PNG/JPEG/BMP/PGM/PPM/TIFF), from memory or a file; errors name the file.
- * Files are read with tensor/file.h: a directory, FIFO, socket or device is an error
+ * Files are read with base/file.h: a directory, FIFO, socket or device is an error
  * (VG_ERR_IO, naming what it is), never a hang. */
 vg_status vg_image_decode(const uint8_t *buf, size_t n, vg_image *out, const vg_image_limits *lim);
 vg_status vg_image_load(const char *path, vg_image *out, const vg_image_limits *lim);

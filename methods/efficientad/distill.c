@@ -13,7 +13,7 @@
 #include "nn/backbones/backbones.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
-#include "tensor/json.h"
+#include "base/json.h"
 
 #define PATCH_DIM 1024      /* nelson's Preprocessing(…, 1024): each layer's C*9 vector -> 1024 */
 #define MAX_THREADS 64

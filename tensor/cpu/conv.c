@@ -4,8 +4,8 @@
 #include "tensor/cpu/conv.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/scratch.h"
-#include "tensor/cpu/threadpool.h"
-#include "tensor/status.h"
+#include "base/threadpool.h"
+#include "base/status.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -14,8 +14,8 @@
 #include "tensor/cpu/gemm_kernels.h"
 #include "tensor/cpu/isa.h"
 #include "tensor/cpu/scratch.h"
-#include "tensor/cpu/threadpool.h"
-#include "tensor/status.h"
+#include "base/threadpool.h"
+#include "base/status.h"
 #include <string.h>
 
 typedef struct {

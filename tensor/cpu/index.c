@@ -11,7 +11,7 @@
  * off `dim` (a column along dim is one task), index_add over (outer, inner block);
  * within a task the adds run in index order, so results do not depend on threads. */
 #include "tensor/cpu/kernels.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <string.h>
 
 /* shape/strides with 0-d tensors seen as 1-d of size 1 */

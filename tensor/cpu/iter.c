@@ -1,5 +1,5 @@
 #include "tensor/cpu/iter.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <string.h>
 
 void vg_iter_init(vg_iter *it, int nop, const vg_tensor *const *ops) {

@@ -8,7 +8,7 @@
  * pad / concat: the output is filled (pad), then each input is copied into its window
  *   of the output through the strided COPY kernel (any dtype, any input strides). */
 #include "tensor/cpu/kernels.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <string.h>
 
 typedef struct {

@@ -4,7 +4,7 @@
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/isa.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <stdlib.h>
 #include <string.h>
 

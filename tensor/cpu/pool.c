@@ -11,7 +11,7 @@
  *   max: h1 = min(h0 + kh, H), h0 clamped to 0; index = h*W + w of the first maximum
  *        (a NaN wins, as torch). */
 #include "tensor/cpu/kernels.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <math.h>
 #include <string.h>
 

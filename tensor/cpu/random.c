@@ -2,7 +2,7 @@
  * drawn with seed s gets the numbers of counter (i / 4 block, stream), key s — the
  * same on any thread count and any backend that implements the same function. */
 #include "tensor/cpu/kernels.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <math.h>
 
 typedef struct { uint32_t v[4]; } vg_philox4;

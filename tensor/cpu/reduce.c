@@ -7,7 +7,7 @@
  * of rows whose partial results are combined in chunk order, so the result is the
  * same for any thread count. */
 #include "tensor/cpu/kernels.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  * The backward op scatters gy with the same four weights into its own input plane
  * (work split over planes: no races, fixed summation order). */
 #include "tensor/cpu/kernels.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include "tensor/lerp_tap.h"
 #include <math.h>
 #include <stdlib.h>

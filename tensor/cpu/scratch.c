@@ -1,7 +1,7 @@
 /* Per-thread scratch: a pthread key whose destructor frees the thread's buffers, and a
  * global list that keeps every live set reachable (LeakSanitizer scans globals). */
 #include "tensor/cpu/scratch.h"
-#include "tensor/status.h"
+#include "base/status.h"
 #include <pthread.h>
 #include <stdlib.h>
 

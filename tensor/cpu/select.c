@@ -21,7 +21,7 @@
  * descending order sorts ~key, so equal values keep their index order both ways.
  * Rows are split across threads; each row is sorted by one thread. */
 #include "tensor/cpu/kernels.h"
-#include "tensor/cpu/threadpool.h"
+#include "base/threadpool.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>

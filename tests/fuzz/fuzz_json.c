@@ -1,4 +1,4 @@
-/* fuzz_json.c — libFuzzer target: the strict JSON parser (tensor/json.c) and the writer
+/* fuzz_json.c — libFuzzer target: the strict JSON parser (base/json.c) and the writer
  * round trip. See tests/fuzz/README.md.
  *
  * Every input is parsed with the default limits and with tight ones (depth 4, 8 members);
@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tensor/json.h"
+#include "base/json.h"
 
 static void walk(const vg_json *j, int depth) {
   if (depth > 200) __builtin_trap();
