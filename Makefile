@@ -1,6 +1,6 @@
 # Vigil — plain Makefile.  make | make test | make test-long | make SAN=1 test | make CUDA=1 | make bench
 #   make CUDA_EMU=1 test: the CUDA backend built with g++ against a host emulator of the CUDA
-#   runtime and cuBLAS (tensor/cuda/emu/), so test_cuda and every test run it without a GPU
+#   runtime and cuBLAS (tests/cuda_emu/: a test double), so test_cuda and every test run it without a GPU
 #   or the Toolkit (build dir build/cuemu).
 # Sources are found by folder: every .c under the library folders goes into libvigil.a,
 # every tests/test_*.c is one test program, cli/*.c make the `vigil` program.
@@ -36,13 +36,15 @@ ifeq ($(CUDA_EMU),1)
   LDLIBS  += -lstdc++ -pthread
   # .cu files as host C++: the emulator's cuda_runtime.h / cublas_v2.h come first on the path
   EMUFLAGS := -std=c++17 $(OPT) -g -D_GNU_SOURCE -D__CUDACC__ -DVG_WITH_CUDA=1 -DVG_CUDA_EMU=1 \
-              -I tensor/cuda/emu -I. -MMD -MP -pthread -fno-math-errno -Wall -Wno-unknown-pragmas -Wno-misleading-indentation
+              -I tests/cuda_emu -I. -MMD -MP -pthread -fno-math-errno -Wall -Wno-unknown-pragmas -Wno-misleading-indentation
   ifeq ($(SAN),1)
     EMUFLAGS += -fsanitize=undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   endif
 endif
 
-LIBDIRS := base tensor tensor/cpu autograd nn nn/backbones flows methods methods/baseline methods/fastflow methods/cflow methods/efficientad datasets datasets/image eval report bench/lib
+# methods/*/: one folder per method, found here (a new method adds its folder + one line in methods/registry.c)
+METHOD_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard methods/*/*.c))))
+LIBDIRS := base tensor tensor/cpu autograd nn nn/backbones flows methods $(METHOD_DIRS) datasets datasets/image eval report bench/lib
 LIB_SRC := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)
@@ -51,7 +53,7 @@ ifeq ($(CUDA),1)
 endif
 ifeq ($(CUDA_EMU),1)
   CU_SRC := $(wildcard tensor/cuda/*.cu)
-  LIB_OBJ += $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/tensor/cuda/emu/emu.o
+  LIB_OBJ += $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/tests/cuda_emu/emu.o
 endif
 LIB     := $(BUILD)/libvigil.a
 
@@ -60,7 +62,7 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TCOMMON   := $(wildcard tests/common/*.c)
 TCOMMON_O := $(TCOMMON:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA_EMU),1)
-  TEST_BIN += $(BUILD)/tests/test_cuda_emu   # the emulator's own checks (tensor/cuda/emu/selftest.cu)
+  TEST_BIN += $(BUILD)/tests/test_cuda_emu   # the emulator's own checks (tests/cuda_emu/selftest.cu)
 endif
 CLI_SRC   := $(wildcard cli/*.c)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -70,7 +72,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test test-long bench demo clean
 all: $(LIB) $(BUILD)/vigil
 	@if [ "$(CUDA)" = 1 ]; then echo "built with CUDA ($(CUDA_HOME))"; \
-	elif [ "$(CUDA_EMU)" = 1 ]; then echo "built with the CUDA backend on the host emulator (tensor/cuda/emu)"; else \
+	elif [ "$(CUDA_EMU)" = 1 ]; then echo "built with the CUDA backend on the host emulator (tests/cuda_emu)"; else \
 	  if command -v $(NVCC) >/dev/null 2>&1; then echo "nvcc found; 'make CUDA=1' builds the GPU backend"; \
 	  else echo "no nvcc: CPU-only build"; fi; fi
 
@@ -87,14 +89,14 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(CXX) -x c++ $(EMUFLAGS) -c $< -o $@
 
-$(BUILD)/tensor/cuda/emu/emu.o: tensor/cuda/emu/emu.cpp
+$(BUILD)/tests/cuda_emu/emu.o: tests/cuda_emu/emu.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMUFLAGS) -c $< -o $@
 
-$(BUILD)/tests/test_cuda_emu: $(BUILD)/tensor/cuda/emu/selftest.o $(BUILD)/tensor/cuda/emu/emu.o
+$(BUILD)/tests/test_cuda_emu: $(BUILD)/tests/cuda_emu/selftest.o $(BUILD)/tests/cuda_emu/emu.o
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ -pthread -o $@
--include $(BUILD)/tensor/cuda/emu/selftest.d
+-include $(BUILD)/tests/cuda_emu/selftest.d
 else
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
@@ -119,10 +121,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 .SECONDARY:
 
 test: $(TEST_BIN) $(BUILD)/vigil
-	@VIGIL_TEST_LONG=0 sh tests/run.sh $(TEST_BIN) tests/layering.sh
+	@VIGIL_TEST_LONG=0 VG_LAYERING_BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/layering.sh
 
 test-long: $(TEST_BIN) $(BUILD)/vigil
-	@VIGIL_TEST_LONG=1 sh tests/run.sh $(TEST_BIN) tests/layering.sh
+	@VIGIL_TEST_LONG=1 VG_LAYERING_BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/layering.sh
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done

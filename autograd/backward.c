@@ -42,9 +42,7 @@ static vg_tensor *unreduce(vg_tensor *g, const vg_tensor *x, unsigned mask, bool
 static vg_tensor *bwd_op(vg_op op, const vg_tensor *const *in, int nin, const vg_tensor *like,
                          const vg_opcall *fwd) {
   vg_tensor *out = vg_alloc(VG_F32, like->device, like->ndim, like->shape);
-  vg_opcall c = {.op = op, .nin = nin, .in = in, .out = {out}};
-  memcpy(c.i, fwd->i, sizeof c.i);
-  memcpy(c.f, fwd->f, sizeof c.f);
+  vg_opcall c = {.op = op, .nin = nin, .in = in, .out = {out}, .p = fwd->p};
   return vg_dispatch(&c);
 }
 
@@ -52,7 +50,6 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
   const vg_opcall *c = &n->call;
   const vg_tensor *x = c->in[0], *y = c->nin > 1 ? c->in[1] : NULL;
   vg_tensor *out = c->out[0];
-  float f0 = (float)c->f[0], f1 = (float)c->f[1];
   rule_device = g->device;
   switch (c->op) {
     /* ---- views ---- */
@@ -61,13 +58,14 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
       return;
     case VG_OP_PERMUTE: {
       int inv[VG_MAX_DIMS];
-      for (int i = 0; i < x->ndim; i++) inv[c->i[i]] = i;
+      for (int i = 0; i < x->ndim; i++) inv[c->p.permute.perm[i]] = i;
       vg_ag_accum(x, vg_permute(g, inv));
       return;
     }
     case VG_OP_SLICE: {
       vg_tensor *z = vg_zeros_like(x);
-      vg_copy_(vg_slice(z, (int)c->i[0], c->i[1], c->i[2], c->i[3]), g);
+      const vg_slice_params *s = &c->p.slice;
+      vg_copy_(vg_slice(z, (int)s->dim, s->start, s->stop, s->step), g);
       vg_ag_accum(x, z);
       return;
     }
@@ -77,78 +75,38 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
     case VG_OP_COPY:
       vg_ag_accum(x, vg_cast(g, x->dtype));
       return;
-    case VG_OP_FILL: case VG_OP_ARANGE: case VG_OP_SIGN:
-    case VG_OP_EQ: case VG_OP_NE: case VG_OP_LT: case VG_OP_LE: case VG_OP_GT: case VG_OP_GE:
+    case VG_OP_FILL: case VG_OP_ARANGE:
     case VG_OP_ARGMAX: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: case VG_OP_CONV_BN_FOLD:
     case VG_OP_AVG_POOL2D_BWD: case VG_OP_MAX_POOL2D_BWD: case VG_OP_ADAPTIVE_AVG_POOL2D_BWD:
     case VG_OP_INTERP_BILINEAR_BWD: case VG_OP_KTHVALUE: case VG_OP_SORT:
     case VG_OP_RAND_UNIFORM: case VG_OP_RAND_NORMAL: case VG_OP_COUNT:
+    case VG_OP_SOFTMAX_BWD: case VG_OP_LOG_SOFTMAX_BWD: case VG_OP_LAYER_NORM_BWD:
       VG_ABORT("backward: %s is not differentiable", vg_op_name(c->op));
-    /* ---- unary ---- */
-    case VG_OP_NEG: vg_ag_accum(x, vg_neg(g)); return;
-    case VG_OP_EXP: vg_ag_accum(x, vg_mul(g, out)); return;
-    case VG_OP_LOG: vg_ag_accum(x, vg_div(g, x)); return;
-    case VG_OP_SQRT: vg_ag_accum(x, vg_div(vg_scale(g, 0.5f), out)); return;
-    case VG_OP_RSQRT: /* d x^-1/2 = -1/2 x^-3/2 = -1/2 out^3 */
-      vg_ag_accum(x, vg_mul(g, vg_scale(vg_mul(out, vg_mul(out, out)), -0.5f)));
-      return;
-    case VG_OP_ABS: vg_ag_accum(x, vg_mul(g, vg_sign(x))); return;
-    case VG_OP_RELU: vg_ag_accum(x, vg_mul(g, as_float(vg_gt(x, fscalar(0))))); return;
-    case VG_OP_LEAKY_RELU:
-      vg_ag_accum(x, vg_mul(g, vg_where(vg_gt(x, fscalar(0)), fscalar(1), fscalar(f0))));
-      return;
-    case VG_OP_SIGMOID: vg_ag_accum(x, vg_mul(g, vg_mul(out, vg_affine(out, -1, 1)))); return;
-    case VG_OP_LOGSIGMOID: vg_ag_accum(x, vg_mul(g, vg_sigmoid(vg_neg(x)))); return;
-    case VG_OP_TANH: vg_ag_accum(x, vg_mul(g, vg_affine(vg_mul(out, out), -1, 1))); return;
-    case VG_OP_SOFTPLUS: { /* beta*x > threshold: identity, else sigmoid(beta x) */
-      vg_tensor *bx = vg_scale(x, f0);
-      vg_ag_accum(x, vg_mul(g, vg_where(vg_gt(bx, fscalar(f1)), fscalar(1), vg_sigmoid(bx))));
-      return;
+    /* ---- unary, binary: the GRAD columns of tensor/unary.def and tensor/binary.def ---- */
+#define VG_UOP_GRAD_1(GRAD) vg_ag_accum(x, (GRAD))
+#define VG_UOP_GRAD_0(GRAD) VG_ABORT("backward: %s is not differentiable", vg_op_name(c->op))
+#define VG_UOP(NAME, name, DIFF, FE, HOIST, FWD, GRAD)                             \
+    case VG_OP_##NAME: {                                                           \
+      const float a = (float)c->p.unary.a, b = (float)c->p.unary.b;                \
+      (void)a, (void)b;                                                            \
+      VG_UOP_GRAD_##DIFF(GRAD);                                                    \
+      return;                                                                      \
     }
-    case VG_OP_ATAN: vg_ag_accum(x, vg_div(g, vg_add_scalar(vg_mul(x, x), 1))); return;
-    case VG_OP_GELU: { /* Phi(x) + x phi(x) */
-      vg_tensor *cdf = vg_affine(vg_erf(vg_scale(x, (float)M_SQRT1_2)), 0.5f, 0.5f);
-      vg_tensor *pdf = vg_scale(vg_exp(vg_scale(vg_mul(x, x), -0.5f)), (float)(0.5 * M_2_SQRTPI * M_SQRT1_2));
-      vg_ag_accum(x, vg_mul(g, vg_add(cdf, vg_mul(x, pdf))));
-      return;
+#include "tensor/unary.def"
+#undef VG_UOP
+#define VG_BOP_GRAD_1(GX, GY)                                                      \
+      if (x->requires_grad) accum_bcast(x, (GX));                                  \
+      if (y->requires_grad) accum_bcast(y, (GY));
+#define VG_BOP_GRAD_0(GX, GY) VG_ABORT("backward: %s is not differentiable", vg_op_name(c->op));
+#define VG_BOP(NAME, name, DIFF, OUT, HOIST, FWD, GRADX, GRADY)                    \
+    case VG_OP_##NAME: {                                                           \
+      const float alpha = (float)c->p.binary.alpha;                                \
+      (void)alpha;                                                                 \
+      VG_BOP_GRAD_##DIFF(GRADX, GRADY)                                             \
+      return;                                                                      \
     }
-    case VG_OP_ERF:
-      vg_ag_accum(x, vg_mul(g, vg_scale(vg_exp(vg_neg(vg_mul(x, x))), (float)M_2_SQRTPI)));
-      return;
-    case VG_OP_SIN: vg_ag_accum(x, vg_mul(g, vg_cos(x))); return;
-    case VG_OP_COS: vg_ag_accum(x, vg_neg(vg_mul(g, vg_sin(x)))); return;
-    case VG_OP_POW_SCALAR:
-      vg_ag_accum(x, vg_mul(g, f0 == 1.0f ? fscalar(1) : vg_scale(vg_pow_scalar(x, f0 - 1.0f), f0)));
-      return;
-    case VG_OP_CLAMP: /* torch passes the grad where lo <= x <= hi */
-      vg_ag_accum(x, vg_mul(g, as_float(vg_eq(vg_clamp(x, f0, f1), x))));
-      return;
-    case VG_OP_AFFINE: vg_ag_accum(x, vg_scale(g, f0)); return;
-    /* ---- binary ---- */
-    case VG_OP_ADD:
-      accum_bcast(x, g);
-      accum_bcast(y, f1 == 1.0f ? g : vg_scale(g, f1));
-      return;
-    case VG_OP_SUB:
-      accum_bcast(x, g);
-      accum_bcast(y, vg_neg(g));
-      return;
-    case VG_OP_MUL:
-      if (x->requires_grad) accum_bcast(x, vg_mul(g, y));
-      if (y->requires_grad) accum_bcast(y, vg_mul(g, x));
-      return;
-    case VG_OP_DIV:
-      if (x->requires_grad) accum_bcast(x, vg_div(g, y));
-      if (y->requires_grad) accum_bcast(y, vg_neg(vg_div(vg_mul(g, out), y)));
-      return;
-    case VG_OP_MAXIMUM: case VG_OP_MINIMUM: { /* ties split the grad in half, as torch */
-      vg_tensor *win = c->op == VG_OP_MAXIMUM ? vg_gt(x, y) : vg_lt(x, y);
-      vg_tensor *tie = vg_scale(as_float(vg_eq(x, y)), 0.5f);
-      vg_tensor *wx = vg_add(as_float(win), tie);
-      accum_bcast(x, vg_mul(g, wx));
-      accum_bcast(y, vg_mul(g, vg_affine(wx, -1, 1)));
-      return;
-    }
+#include "tensor/binary.def"
+#undef VG_BOP
     case VG_OP_WHERE: {
       vg_tensor *zero = fscalar(0);
       accum_bcast(c->in[1], vg_where(x, g, zero));
@@ -157,16 +115,16 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
     }
     /* ---- reductions ---- */
     case VG_OP_SUM:
-      vg_ag_accum(x, unreduce(g, x, (unsigned)c->i[0], c->i[1]));
+      vg_ag_accum(x, unreduce(g, x, (unsigned)c->p.reduce.mask, c->p.reduce.keepdim));
       return;
     case VG_OP_AMAX: case VG_OP_AMIN: { /* evenly among the maxima, as torch.amax */
-      vg_tensor *o = unreduce(out, x, (unsigned)c->i[0], c->i[1]);
+      vg_tensor *o = unreduce(out, x, (unsigned)c->p.reduce.mask, c->p.reduce.keepdim);
       vg_tensor *m = as_float(vg_eq(x, o));
       int dims[VG_MAX_DIMS], nd = 0;
       for (int i = 0; i < x->ndim; i++)
-        if (c->i[0] >> i & 1) dims[nd++] = i;
+        if (c->p.reduce.mask >> i & 1) dims[nd++] = i;
       vg_tensor *cnt = vg_sum(m, nd, dims, true);
-      vg_ag_accum(x, vg_div(vg_mul(unreduce(g, x, (unsigned)c->i[0], c->i[1]), m), cnt));
+      vg_ag_accum(x, vg_div(vg_mul(unreduce(g, x, (unsigned)c->p.reduce.mask, c->p.reduce.keepdim), m), cnt));
       return;
     }
     /* ---- matmul / conv ---- */
@@ -208,26 +166,30 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
       vg_ag_accum(x, bwd_op(VG_OP_INTERP_BILINEAR_BWD, in, 1, x, c));
       return;
     }
-    case VG_OP_UNFOLD:
-      vg_ag_accum(x, vg_fold(g, x->shape[2], x->shape[3], (int)c->i[0], (int)c->i[1], (int)c->i[2], (int)c->i[3],
-                             (int)c->i[4], (int)c->i[5], (int)c->i[6], (int)c->i[7]));
+    case VG_OP_UNFOLD: {
+      const vg_unfold_params *u = &c->p.unfold;
+      vg_ag_accum(x, vg_fold(g, x->shape[2], x->shape[3], (int)u->kh, (int)u->kw, (int)u->dh, (int)u->dw,
+                             (int)u->ph, (int)u->pw, (int)u->sh, (int)u->sw));
       return;
-    case VG_OP_FOLD:
-      vg_ag_accum(x, vg_unfold(g, (int)c->i[0], (int)c->i[1], (int)c->i[2], (int)c->i[3], (int)c->i[4],
-                               (int)c->i[5], (int)c->i[6], (int)c->i[7]));
+    }
+    case VG_OP_FOLD: {
+      const vg_unfold_params *u = &c->p.unfold;
+      vg_ag_accum(x, vg_unfold(g, (int)u->kh, (int)u->kw, (int)u->dh, (int)u->dw, (int)u->ph, (int)u->pw,
+                               (int)u->sh, (int)u->sw));
       return;
+    }
     case VG_OP_PAD: {
       vg_tensor *s = g;
-      int np = (int)c->i[0];
-      for (int p = 0; p < np; p++) {
+      const vg_pad_params *pp = &c->p.pad;
+      for (int p = 0; p < (int)pp->npairs; p++) {
         int d = x->ndim - 1 - p;
-        s = vg_slice(s, d, c->i[1 + 2 * p], c->i[1 + 2 * p] + x->shape[d], 1);
+        s = vg_slice(s, d, pp->pads[2 * p], pp->pads[2 * p] + x->shape[d], 1);
       }
       vg_ag_accum(x, s);
       return;
     }
     case VG_OP_CONCAT: {
-      int d = (int)c->i[0];
+      int d = (int)c->p.dim.dim;
       int64_t at = 0;
       for (int k = 0; k < c->nin; k++) {
         const vg_tensor *t = c->in[k];
@@ -238,13 +200,13 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
     }
     /* ---- indexing ---- */
     case VG_OP_GATHER:
-      vg_ag_accum(x, vg_scatter_add(vg_zeros_like(x), (int)c->i[0], y, g));
+      vg_ag_accum(x, vg_scatter_add(vg_zeros_like(x), (int)c->p.dim.dim, y, g));
       return;
     case VG_OP_SCATTER_ADD: {
       vg_ag_accum(x, g);
       const vg_tensor *src = c->in[2];
       if (!src->requires_grad) return;
-      vg_tensor *gs = vg_gather(g, (int)c->i[0], y);   /* index's shape */
+      vg_tensor *gs = vg_gather(g, (int)c->p.dim.dim, y);   /* index's shape */
       if (!vg_same_shape(gs, src)) {   /* index smaller than src: src's other elements are unused */
         vg_tensor *z = vg_full_on(src->device, VG_F32, src->ndim, src->shape, 0.0), *v = z;
         for (int d = 0; d < src->ndim; d++) v = vg_slice(v, d, 0, y->shape[d], 1);
@@ -255,11 +217,41 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
       return;
     }
     case VG_OP_INDEX_SELECT:
-      vg_ag_accum(x, vg_index_add(vg_zeros_like(x), (int)c->i[0], y, g));
+      vg_ag_accum(x, vg_index_add(vg_zeros_like(x), (int)c->p.dim.dim, y, g));
       return;
     case VG_OP_INDEX_ADD:
       vg_ag_accum(x, g);
-      vg_ag_accum(c->in[2], vg_index_select(g, (int)c->i[0], y));
+      vg_ag_accum(c->in[2], vg_index_select(g, (int)c->p.dim.dim, y));
       return;
+    /* ---- normalization: one fused backward op each ---- */
+    case VG_OP_SOFTMAX: case VG_OP_LOG_SOFTMAX: {
+      const vg_tensor *in[2] = {vg_contiguous(g), out};
+      vg_opcall b = {.op = c->op == VG_OP_SOFTMAX ? VG_OP_SOFTMAX_BWD : VG_OP_LOG_SOFTMAX_BWD, .nin = 2, .in = in,
+                     .out = {vg_alloc(VG_F32, g->device, x->ndim, x->shape)}, .p = c->p};
+      vg_ag_accum(x, vg_dispatch(&b));
+      return;
+    }
+    case VG_OP_LAYER_NORM: { /* in = {x, weight, bias}; out[1] holds the rows' mean and rstd */
+      const vg_tensor *w = c->in[1], *bias = c->in[2];
+      vg_opcall b = {.op = VG_OP_LAYER_NORM_BWD, .nin = 4, .in = (const vg_tensor *[]){vg_contiguous(g), x, c->out[1], w},
+                     .p = c->p};
+      vg_layer_norm_params *p = &b.p.layer_norm;
+      p->grad_x = x->requires_grad;
+      p->grad_w = w && w->requires_grad;
+      p->grad_b = bias && bias->requires_grad;
+      int64_t none = 0, n = 1, two_n[2];
+      for (int i = x->ndim - (int)p->nnorm; i < x->ndim; i++) n *= x->shape[i];
+      two_n[0] = 2;
+      two_n[1] = n;
+      b.out[0] = p->grad_x ? vg_alloc(VG_F32, g->device, x->ndim, x->shape) : vg_alloc(VG_F32, g->device, 1, &none);
+      if (p->grad_w || p->grad_b) b.out[1] = vg_alloc(VG_F32, g->device, 2, two_n);
+      vg_dispatch(&b);
+      if (p->grad_x) vg_ag_accum(x, b.out[0]);
+      for (int k = 0; k < 2; k++) {   /* gw = out[1][0], gb = out[1][1], reshaped to the param's shape */
+        const vg_tensor *t = k ? bias : w;
+        if (t && t->requires_grad) vg_ag_accum(t, vg_reshape(vg_slice(b.out[1], 0, k, k + 1, 1), t->ndim, t->shape));
+      }
+      return;
+    }
   }
 }

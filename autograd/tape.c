@@ -6,10 +6,19 @@
 static _Thread_local vg_node *tape;
 static _Thread_local int no_grad_depth;
 
-void *vg_ag_tape_mark(void) { return tape; }
-void vg_ag_tape_rewind(void *mark) { tape = mark; }
+static void *vg_ag_tape_mark(void) { return tape; }
+static void vg_ag_tape_rewind(void *mark) { tape = mark; }
+static void vg_ag_record(const vg_opcall *c);
 
 bool vg_grad_enabled(void) { return no_grad_depth == 0; }
+
+/* the recorder tensor/ calls (tensor/internal.h): installed before main by the constructor,
+ * so every program that links the tape records (the tape is linked by any use of autograd:
+ * vg_requires_grad_, vg_backward, no-grad regions, ...); vg_requires_grad_ installs it
+ * again, for a loader that skips constructors */
+static const vg_recorder recorder = {vg_grad_enabled, vg_ag_record, vg_ag_tape_mark, vg_ag_tape_rewind};
+__attribute__((constructor)) static void install_recorder(void) { vg_set_recorder(&recorder); }
+
 void vg_no_grad_begin(void) { no_grad_depth++; }
 void vg_no_grad_end(void) {
   VG_ASSERT(no_grad_depth > 0);
@@ -17,13 +26,14 @@ void vg_no_grad_end(void) {
 }
 
 void vg_requires_grad_(vg_tensor *t, bool on) {
+  if (vg_recorder_cur != &recorder) install_recorder();
   if (!t) return;
   if (on && t->dtype != VG_F32 && t->dtype != VG_F16 && t->dtype != VG_BF16)
     VG_ABORT("requires_grad on a %s tensor: only floating tensors have gradients", vg_dtype_name(t->dtype));
   t->requires_grad = on;
 }
 
-void vg_ag_record(const vg_opcall *c) {
+static void vg_ag_record(const vg_opcall *c) {
   if (!vg_in_scope())
     VG_ABORT("op %s on a tensor that requires grad outside any vg_scope: autograd records into the "
              "current scope (wrap the step in vg_scope_begin()/vg_scope_end(), or use vg_no_grad_begin())",

@@ -181,39 +181,10 @@ void vg_optim_zero_grad(vg_optim *o) {
   for (int i = 0; i < o->nparams; i++) vg_zero_grad_(o->ps[i].p);
 }
 
-/* The element updates (tensor/optim_upd.h, shared with the CUDA kernels), looped here and
- * compiled twice: with the FMA instruction set (fmaf inlines to vfmadd) and plain (fmaf
- * from libm, same results, slower). */
-static inline __attribute__((always_inline)) void sgd_body(const vg_upd *u) {
-  for (int64_t i = 0; i < u->n; i++) vg_sgd_elem(u, i);
-}
-static inline __attribute__((always_inline)) void adam_body(const vg_upd *u) {
-  for (int64_t i = 0; i < u->n; i++) vg_adam_elem(u, i);
-}
-
-__attribute__((target("fma"))) static void sgd_fma(const vg_upd *u) { sgd_body(u); }
-__attribute__((target("fma"))) static void adam_fma(const vg_upd *u) { adam_body(u); }
-static void sgd_plain(const vg_upd *u) { sgd_body(u); }
-static void adam_plain(const vg_upd *u) { adam_body(u); }
-
-static bool have_fma(void) {
-  static int cached = -1;
-  if (cached < 0) {
-    __builtin_cpu_init();
-    cached = __builtin_cpu_supports("fma") ? 1 : 0;
-  }
-  return cached;
-}
-
-/* parameters on the GPU (vg_optim_to): the same element updates as kernels */
-static void device_update(bool adam, const vg_upd *u) {
-#ifdef VG_WITH_CUDA
-  if (adam) vg_cuda_adam_update(u);
-  else vg_cuda_sgd_update(u);
-#else
-  (void)adam, (void)u;
-  VG_ABORT("optimizer: device parameters in a build without CUDA");
-#endif
+/* The element updates (tensor/optim_upd.h) run on the parameter's device through the
+ * backend table (vg_optim_update_run: tensor/cpu/optim.c, tensor/cuda/optim.cu). */
+static void run_update(vg_device dev, vg_upd_kind kind, const vg_upd *u) {
+  vg_optim_update_run(dev, &(vg_optim_update){.kind = kind, .n = 1, .ups = u});
 }
 
 /* a pointer to element 0 of a state / param / grad tensor on any device */
@@ -226,9 +197,7 @@ static void sgd_update(const vg_optim_hparams *h, vg_pstate *s) {
               .wd = (float)h->weight_decay, .mom = (float)h->momentum, .omd = (float)(1 - h->dampening),
               .nlr = (float)-h->lr};
   stepf[0] += 1;
-  if (s->p->device != VG_CPU) device_update(false, &u);
-  else if (have_fma()) sgd_fma(&u);
-  else sgd_plain(&u);
+  run_update(s->p->device, VG_UPD_SGD, &u);
 }
 
 static void adam_update(vg_optim_kind kind, const vg_optim_hparams *h, vg_pstate *s) {
@@ -243,9 +212,7 @@ static void adam_update(vg_optim_kind kind, const vg_optim_hparams *h, vg_pstate
               .wd = (float)h->weight_decay, .b1 = (float)h->beta1, .omb1 = (float)(1 - h->beta1),
               .b2 = (float)h->beta2, .omb2 = (float)(1 - h->beta2), .nss = (float)-(h->lr / bc1),
               .bc2s = (float)sqrt(bc2), .eps = (float)h->eps};
-  if (s->p->device != VG_CPU) device_update(true, &u);
-  else if (have_fma()) adam_fma(&u);
-  else adam_plain(&u);
+  run_update(s->p->device, VG_UPD_ADAM, &u);
 }
 
 void vg_optim_step(vg_optim *o) {

@@ -2,7 +2,7 @@
  * statistics, timers, graphs) in a build without CUDA: every function fails with
  * "built without CUDA" in vg_last_error() (NULL / -1 / an error status; the void ones
  * do nothing), and vg_cuda_host_alloc is plain malloc. With VG_WITH_CUDA they live in
- * tensor/cuda/runtime.cu. */
+ * tensor/cuda/ (alloc.cu, stream.cu, backend.cu). */
 #include "tensor/internal.h"
 #include <string.h>
 

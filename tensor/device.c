@@ -64,7 +64,7 @@ vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t 
   if (device_ready(dev) != VG_OK) return NULL;
   vg_tensor *t = heap_tensor("tensor_new_on", dev, dt, ndim, shape, NULL);
   if (!t) return NULL;
-  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {0}};
+  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .p.fill = {.value = 0}};
   vg_backend_exec(vg_backend_of(dev), &c);
   return t;
 }
@@ -112,7 +112,7 @@ vg_tensor *vg_full_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape
     if (shape[i] < 0) return vg_op_error("full_on", "negative size %lld at dim %d", (long long)shape[i], i);
   if (device_ready(dev) != VG_OK) return NULL;
   vg_tensor *t = vg_alloc(dt, dev, ndim, shape);
-  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .f = {value}};
+  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .p.fill = {.value = value}};
   vg_backend_exec(vg_backend_of(dev), &c);   /* a fill kernel: no host copy (CUDA graphs capture it) */
   return t;
 }

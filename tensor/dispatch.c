@@ -1,6 +1,7 @@
 /* dispatch.c — backend registry and the single path every op takes to run. */
 #include "tensor/internal.h"
 #include "tensor/opstats.h"
+#include "tensor/optim_upd.h"
 
 void vg_opstats_count(const vg_opcall *c);   /* opstats.c */
 
@@ -13,13 +14,15 @@ const vg_backend *vg_backend_of(vg_device dev) {
 }
 
 bool vg_backend_complete(const vg_backend *b, char *err, size_t errsz) {
-  for (int f = 0; f < VG_FAM_COUNT; f++) {
-    if (f == VG_FAM_VIEW || b->kernel[f]) continue;
-    int n = snprintf(err, errsz, "backend %s has no kernel for op family %s (ops", b->name,
-                     vg_op_family_name((vg_op_family)f));
-    for (int op = 0; op < VG_OP_COUNT && n > 0 && (size_t)n < errsz; op++)
-      if (vg_op_family_of((vg_op)op) == (vg_op_family)f) n += snprintf(err + n, errsz - (size_t)n, " %s", vg_op_name((vg_op)op));
-    if (n > 0 && (size_t)n < errsz) snprintf(err + n, errsz - (size_t)n, ")");
+  int n = 0, missing = 0;
+  for (int op = 0; op < VG_OP_COUNT; op++) {   /* view ops run no kernel; every other op has one */
+    if (b->kernel[op] || vg_op_family_of((vg_op)op) == VG_FAM_VIEW) continue;
+    if (missing++ == 0) n = snprintf(err, errsz, "backend %s has no kernel for op(s)", b->name);
+    if (n > 0 && (size_t)n < errsz) n += snprintf(err + n, errsz - (size_t)n, " %s", vg_op_name((vg_op)op));
+  }
+  if (missing) return false;
+  if (!b->optim_update) {
+    snprintf(err, errsz, "backend %s has no optimizer update (optim_update)", b->name);
     return false;
   }
   return true;
@@ -31,10 +34,16 @@ void vg_backend_register(vg_device dev, const vg_backend *b) {
   backends[dev] = b;
 }
 
+void vg_optim_update_run(vg_device dev, const vg_optim_update *u) {
+  if (u->n > 0) vg_backend_of(dev)->optim_update(u);
+}
+
+const vg_recorder *vg_recorder_cur;
+void vg_set_recorder(const vg_recorder *r) { vg_recorder_cur = r; }
+
 void vg_backend_exec(const vg_backend *b, const vg_opcall *c) {
-  vg_op_family f = vg_op_family_of(c->op);
-  if (f == VG_FAM_VIEW) return;   /* the front-end made the header */
-  b->kernel[f](c);
+  vg_kernel_fn k = b->kernel[c->op];
+  if (k) k(c);   /* NULL only for a view op (checked at registration): the front-end made the header */
 }
 
 /* f16 is inference-only: the backward ops compute in f32, so no tape node may hold an
@@ -49,7 +58,7 @@ static bool f16_in_call(const vg_opcall *c) {
 vg_tensor *vg_dispatch(vg_opcall *c) {
   vg_tensor *out = c->out[0];
   bool record = false;
-  if (vg_op_differentiable(c->op) && vg_grad_enabled())
+  if (vg_op_differentiable(c->op) && vg_rec_grad_enabled())
     for (int i = 0; i < c->nin; i++)
       if (c->in[i] && c->in[i]->requires_grad) record = true;
   if (record && f16_in_call(c))
@@ -59,7 +68,7 @@ vg_tensor *vg_dispatch(vg_opcall *c) {
   if (vg_opstats_on()) vg_opstats_count(c);
   if (record) {
     out->requires_grad = true;
-    vg_ag_record(c);
+    vg_recorder_cur->record(c);
   }
   return out;
 }

@@ -12,7 +12,6 @@
 #include "tensor/op_params.h"
 
 #define VG_OP_MAX_IN 4
-#define VG_OP_NI 24
 
 typedef struct vg_opcall {
   vg_op op;
@@ -20,11 +19,10 @@ typedef struct vg_opcall {
   const vg_tensor *const *in;        /* inputs; in[i] may be NULL for optional ones */
   vg_tensor *out[2];                 /* outputs (out[1]: e.g. max_pool indices) */
   vg_op_params p;                    /* the member named by the op's PARAMS column */
-  int64_t i[VG_OP_NI];               /* (being retired: untyped params) */
-  double f[4];
 } vg_opcall;
 
-/* The op families of tensor/ops.def's FAMILY column: a backend has one kernel each. */
+/* The op families of tensor/ops.def's FAMILY column (documentation, opstats grouping, the
+ * op-test table); a backend has one kernel per OP (vg_backend.kernel), VIEW ops none. */
 typedef enum {
   VG_FAM_VIEW,      /* reshape, permute, slice, expand: header only, no kernel runs */
   VG_FAM_COPY,      /* copy/cast, fill, arange */
@@ -40,6 +38,7 @@ typedef enum {
   VG_FAM_INDEX,
   VG_FAM_SELECT,
   VG_FAM_RANDOM,
+  VG_FAM_NORM,      /* softmax, log_softmax, layer_norm and their backward ops */
   VG_FAM_COUNT
 } vg_op_family;
 vg_op_family vg_op_family_of(vg_op op);
@@ -47,18 +46,21 @@ const char *vg_op_family_name(vg_op_family f);
 
 typedef void (*vg_kernel_fn)(const vg_opcall *c);
 
+typedef struct vg_optim_update vg_optim_update;     /* tensor/optim_upd.h */
 typedef struct vg_backend {
   const char *name;
-  vg_kernel_fn kernel[VG_FAM_COUNT];                /* one per family (VIEW may be NULL) */
+  vg_kernel_fn kernel[VG_OP_COUNT];                 /* one per op (VIEW-family ops: NULL) */
   void *(*alloc)(size_t nbytes);                    /* heap storage */
   void (*free)(void *p);
+  void (*optim_update)(const vg_optim_update *u);   /* optimizer steps (vg_optim_update_run) */
 } vg_backend;
 
 const vg_backend *vg_backend_of(vg_device dev);
-/* Registers b for dev after checking that it has a kernel for every op family (aborts
- * naming the first missing family and its ops: a backend cannot half-exist). */
+/* Registers b for dev after checking that it has a kernel for every non-view op (aborts
+ * naming the missing ops: a backend cannot half-exist; the startup self-check). */
 void vg_backend_register(vg_device dev, const vg_backend *b);
-/* false with "backend B has no kernel for family F (ops ...)" in err when one is missing */
+/* false with "backend B has no kernel for op(s) X Y ..." in err when one is missing (or
+ * "backend B has no optimizer update (optim_update)"); a view op's kernel must be NULL */
 bool vg_backend_complete(const vg_backend *b, char *err, size_t errsz);
 /* Runs c's kernel on b (no autograd, no opstats): what vg_dispatch does after recording. */
 void vg_backend_exec(const vg_backend *b, const vg_opcall *c);
@@ -96,8 +98,20 @@ bool vg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int 
 /* Strides of t seen with shape (ndim, shape) under broadcasting (0 on expanded dims). */
 void vg_broadcast_strides(const vg_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
 
-/* ---- autograd hooks (autograd/) ---- */
-bool vg_grad_enabled(void);
-void vg_ag_record(const vg_opcall *c);                /* called by vg_dispatch */
+/* ---- the autograd recorder ----
+ * tensor/ never calls autograd/: autograd installs its recorder (autograd/tape.c, from a
+ * constructor, so any program that links the tape has it before main) and vg_dispatch
+ * asks it whether grads are on and hands it each differentiable call with an input that
+ * requires grad; scopes take a tape mark at begin and rewind to it at end. With no
+ * recorder installed (a program that never links autograd) nothing is recorded. */
+typedef struct {
+  bool (*grad_enabled)(void);          /* false inside vg_no_grad_begin / _end */
+  void (*record)(const vg_opcall *c);  /* c ran; its output gets a tape node */
+  void *(*tape_mark)(void);
+  void (*tape_rewind)(void *mark);
+} vg_recorder;
+void vg_set_recorder(const vg_recorder *r);   /* NULL uninstalls (dispatch.c) */
+extern const vg_recorder *vg_recorder_cur;
+static inline bool vg_rec_grad_enabled(void) { return vg_recorder_cur && vg_recorder_cur->grad_enabled(); }
 /* (the f16/bf16 element conversions are public: tensor/tensor.h) */
 #endif

@@ -51,6 +51,9 @@ typedef struct { int64_t dim; bool descending; int64_t keep; } vg_sort_params;
 /* random: Philox stream `seed`; uniform in [a, b), normal with mean a and std b */
 typedef struct { uint64_t seed; double a, b; } vg_rand_params;
 
+/* layer_norm over the last nnorm dims (eps used as float); the backward's wanted grads */
+typedef struct { int64_t nnorm; double eps; bool grad_x, grad_w, grad_b; } vg_layer_norm_params;
+
 typedef union vg_op_params {
   vg_none_params none;
   vg_permute_params permute;
@@ -71,5 +74,6 @@ typedef union vg_op_params {
   vg_kth_params kth;
   vg_sort_params sort;
   vg_rand_params rand;
+  vg_layer_norm_params layer_norm;
 } vg_op_params;
 #endif

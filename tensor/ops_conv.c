@@ -1,12 +1,13 @@
 /* ops_conv.c — conv2d front-end: checks shapes like torch.nn.functional.conv2d. */
 #include "tensor/internal.h"
+#include "tensor/kmath/conv_geom.h"
 
 vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bias, vg_conv2d_opts o) {
   const vg_tensor *in[3] = {x, w, bias};
   if (!vg_check_inputs("conv2d", 2, in, true)) return NULL;
   if (o.act != VG_ACT_NONE && o.act != VG_ACT_RELU)
     return vg_op_error("conv2d", "unknown fused activation %d (VG_ACT_NONE or VG_ACT_RELU)", (int)o.act);
-  if (o.act && vg_grad_enabled() && (x->requires_grad || w->requires_grad || (bias && bias->requires_grad))) {
+  if (o.act && vg_rec_grad_enabled() && (x->requires_grad || w->requires_grad || (bias && bias->requires_grad))) {
     /* autograd records the unfused pair (conv2d's backward knows no activation) */
     vg_conv2d_opts plain = o;
     plain.act = VG_ACT_NONE;
@@ -32,15 +33,16 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
                        vg_shape_str(x, a, 128), vg_shape_str(w, b, 128), g);
   if (bias && (bias->ndim != 1 || bias->shape[0] != O))
     return vg_op_error("conv2d", "bias %s should be [%lld]", vg_shape_str(bias, a, 128), (long long)O);
-  int64_t oh = (x->shape[2] + 2 * o.ph - dh * (w->shape[2] - 1) - 1) / sh + 1;
-  int64_t ow = (x->shape[3] + 2 * o.pw - dw * (w->shape[3] - 1) - 1) / sw + 1;
+  int64_t oh = vg_conv_out_size(x->shape[2], w->shape[2], sh, o.ph, dh);
+  int64_t ow = vg_conv_out_size(x->shape[3], w->shape[3], sw, o.pw, dw);
   if (x->shape[2] + 2 * o.ph < dh * (w->shape[2] - 1) + 1 || x->shape[3] + 2 * o.pw < dw * (w->shape[3] - 1) + 1)
     return vg_op_error("conv2d", "kernel %s (dilated) larger than padded input %s", vg_shape_str(w, b, 128),
                        vg_shape_str(x, a, 128));
   int64_t shape[4] = {x->shape[0], O, oh, ow};
   vg_tensor *out = vg_alloc(x->dtype, x->device, 4, shape);
   vg_opcall c = {.op = VG_OP_CONV2D, .nin = bias ? 3 : 2, .in = in, .out = {out},
-                 .i = {sh, sw, o.ph, o.pw, dh, dw, g, o.act}};
+                 .p.conv2d = {.sh = sh, .sw = sw, .ph = o.ph, .pw = o.pw, .dh = dh, .dw = dw, .groups = g,
+                              .act = o.act}};
   return vg_dispatch(&c);
 }
 
@@ -78,7 +80,7 @@ vg_status vg_conv_bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_te
   vg_tensor *wo = vg_alloc(w->dtype, w->device, w->ndim, w->shape);
   vg_tensor *bo = vg_alloc(w->dtype, w->device, 1, &O);
   vg_opcall c = {.op = VG_OP_CONV_BN_FOLD, .nin = 6, .in = (const vg_tensor *const *)cin, .out = {wo, bo},
-                 .f = {eps}};
+                 .p.bn_fold = {.eps = eps}};
   if (!vg_dispatch(&c)) return vg_last_status();
   *w_out = wo;
   *b_out = bo;

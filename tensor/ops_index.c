@@ -33,7 +33,7 @@ static bool check_index(const char *op, const vg_tensor *index, int64_t size, in
 }
 
 static vg_tensor *run(vg_op op, int nin, const vg_tensor *const *in, vg_tensor *out, int dim) {
-  vg_opcall c = {.op = op, .nin = nin, .in = in, .out = {out}, .i = {dim}};
+  vg_opcall c = {.op = op, .nin = nin, .in = in, .out = {out}, .p.dim = {.dim = dim}};
   return vg_dispatch(&c);
 }
 

@@ -1,15 +1,11 @@
 /* ops_math.c — front-ends of creation, elementwise, reduction and matmul ops:
  * validate, infer shapes, allocate outputs, dispatch. Composite ops (mean, var,
- * logsumexp, softmax, ...) are written with primitive ops, so autograd covers them. */
+ * logsumexp, ...) are written with primitive ops, so autograd covers them (softmax and
+ * log_softmax are fused ops: ops_norm.c). */
 #include "tensor/internal.h"
+#include "tensor/eltwise.h"
 #include <math.h>
 #include <string.h>
-
-static vg_tensor *run1(vg_op op, vg_tensor *out, const vg_tensor *x, double f0, double f1) {
-  const vg_tensor *in[1] = {x};
-  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {out}, .f = {f0, f1}};
-  return vg_dispatch(&c);
-}
 
 /* ---- creation ---- */
 vg_tensor *vg_empty(vg_dtype dt, int ndim, const int64_t *shape) {
@@ -45,7 +41,7 @@ vg_tensor *vg_arange(double start, double end, double step, vg_dtype dt) {
   double n = ceil((end - start) / step);
   int64_t len = n > 0 ? (int64_t)n : 0;
   vg_tensor *out = vg_alloc(dt, VG_CPU, 1, &len);
-  vg_opcall c = {.op = VG_OP_ARANGE, .nin = 0, .out = {out}, .f = {start, step}};
+  vg_opcall c = {.op = VG_OP_ARANGE, .nin = 0, .out = {out}, .p.arange = {.start = start, .step = step}};
   return vg_dispatch(&c);
 }
 
@@ -66,7 +62,7 @@ static vg_status exec_inplace(vg_opcall *c) {
 
 vg_status vg_fill_(vg_tensor *dst, double value) {
   if (!dst) return vg_fail(VG_ERR_ARG, "fill_: NULL tensor");
-  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {dst}, .f = {value}};
+  vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {dst}, .p.fill = {.value = value}};
   return exec_inplace(&c);
 }
 
@@ -99,7 +95,7 @@ vg_status vg_axpy_(vg_tensor *y, float a, const vg_tensor *x) {
     return vg_fail(VG_ERR_ARG, "axpy_: shapes differ: y %s, x %s", vg_shape_str(y, sa, sizeof sa),
                    vg_shape_str(x, sb, sizeof sb));
   const vg_tensor *in[2] = {y, x};
-  vg_opcall c = {.op = VG_OP_ADD, .nin = 2, .in = in, .out = {y}, .f = {1.0, a}};
+  vg_opcall c = {.op = VG_OP_ADD, .nin = 2, .in = in, .out = {y}, .p.binary = {.alpha = a}};
   return exec_inplace(&c);
 }
 
@@ -141,38 +137,26 @@ float vg_item(const vg_tensor *t) {
 
 /* ---- elementwise ---- */
 /* Float ops compute in f32, or in f16 on CUDA (vg_check_inputs); the result has the
- * input's dtype. Two float operands promote as in torch: the same dtype stays, f16 with
- * f32 gives f32, except that a 0-d operand does not promote a dimensioned one (f16 n-d
- * with f32 0-d: f16). The CUDA kernels (tensor/cuda/eltwise.cu) use the same rule. */
-static vg_dtype promote_float(const vg_tensor *a, const vg_tensor *b) {
-  if (a->dtype == b->dtype) return a->dtype;
-  if ((a->ndim == 0) != (b->ndim == 0)) return a->ndim ? a->dtype : b->dtype;
-  return VG_F32;
-}
+ * input's dtype. Two float operands promote by vg_promote_float (tensor/eltwise.h), the
+ * rule the CUDA kernels use too. */
 
-static vg_tensor *unary(vg_op op, const vg_tensor *x, double f0, double f1) {
+/* a: b: the op's params (vg_unary_params, meaning per row of tensor/unary.def) */
+static vg_tensor *unary(vg_op op, const vg_tensor *x, double a, double b) {
   if (!vg_check_inputs(vg_op_name(op), 1, &x, true)) return NULL;
-  return run1(op, vg_alloc(x->dtype, x->device, x->ndim, x->shape), x, f0, f1);
+  const vg_tensor *in[1] = {x};
+  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {vg_alloc(x->dtype, x->device, x->ndim, x->shape)},
+                 .p.unary = {.a = a, .b = b}};
+  return vg_dispatch(&c);
 }
 
-vg_tensor *vg_neg(const vg_tensor *x) { return unary(VG_OP_NEG, x, 0, 0); }
-vg_tensor *vg_exp(const vg_tensor *x) { return unary(VG_OP_EXP, x, 0, 0); }
-vg_tensor *vg_log(const vg_tensor *x) { return unary(VG_OP_LOG, x, 0, 0); }
-vg_tensor *vg_sqrt(const vg_tensor *x) { return unary(VG_OP_SQRT, x, 0, 0); }
-vg_tensor *vg_rsqrt(const vg_tensor *x) { return unary(VG_OP_RSQRT, x, 0, 0); }
-vg_tensor *vg_abs(const vg_tensor *x) { return unary(VG_OP_ABS, x, 0, 0); }
-vg_tensor *vg_sign(const vg_tensor *x) { return unary(VG_OP_SIGN, x, 0, 0); }
-vg_tensor *vg_relu(const vg_tensor *x) { return unary(VG_OP_RELU, x, 0, 0); }
+/* the front-ends of the rows without params (FE = fe); the others follow */
+#define VG_UOP_FE_fe(NAME, name) vg_tensor *vg_##name(const vg_tensor *x) { return unary(VG_OP_##NAME, x, 0, 0); }
+#define VG_UOP_FE_own(NAME, name)
+#define VG_UOP(NAME, name, DIFF, FE, HOIST, FWD, GRAD) VG_UOP_FE_##FE(NAME, name)
+#include "tensor/unary.def"
+#undef VG_UOP
 vg_tensor *vg_leaky_relu(const vg_tensor *x, float s) { return unary(VG_OP_LEAKY_RELU, x, s, 0); }
-vg_tensor *vg_sigmoid(const vg_tensor *x) { return unary(VG_OP_SIGMOID, x, 0, 0); }
-vg_tensor *vg_logsigmoid(const vg_tensor *x) { return unary(VG_OP_LOGSIGMOID, x, 0, 0); }
-vg_tensor *vg_tanh(const vg_tensor *x) { return unary(VG_OP_TANH, x, 0, 0); }
 vg_tensor *vg_softplus(const vg_tensor *x, float beta, float thr) { return unary(VG_OP_SOFTPLUS, x, beta, thr); }
-vg_tensor *vg_atan(const vg_tensor *x) { return unary(VG_OP_ATAN, x, 0, 0); }
-vg_tensor *vg_gelu(const vg_tensor *x) { return unary(VG_OP_GELU, x, 0, 0); }
-vg_tensor *vg_sin(const vg_tensor *x) { return unary(VG_OP_SIN, x, 0, 0); }
-vg_tensor *vg_cos(const vg_tensor *x) { return unary(VG_OP_COS, x, 0, 0); }
-vg_tensor *vg_erf(const vg_tensor *x) { return unary(VG_OP_ERF, x, 0, 0); }
 vg_tensor *vg_pow_scalar(const vg_tensor *x, float p) { return unary(VG_OP_POW_SCALAR, x, p, 0); }
 vg_tensor *vg_clamp(const vg_tensor *x, float lo, float hi) {
   if (lo > hi) return vg_op_error("clamp", "min %g > max %g", lo, hi);
@@ -193,23 +177,18 @@ static vg_tensor *binary(vg_op op, const vg_tensor *a, const vg_tensor *b, int o
     return vg_op_error(vg_op_name(op), "shapes %s and %s do not broadcast", vg_shape_str(a, sa, sizeof sa),
                        vg_shape_str(b, sb, sizeof sb));
   }
-  vg_tensor *out = vg_alloc(out_dt < 0 ? promote_float(a, b) : (vg_dtype)out_dt, a->device, n, shape);
-  vg_opcall c = {.op = op, .nin = 2, .in = in, .out = {out}, .f = {1.0, 1.0}};
+  vg_tensor *out = vg_alloc(out_dt < 0 ? vg_promote_float(a, b) : (vg_dtype)out_dt, a->device, n, shape);
+  vg_opcall c = {.op = op, .nin = 2, .in = in, .out = {out}, .p.binary = {.alpha = 1.0}};
   return vg_dispatch(&c);
 }
 
-vg_tensor *vg_add(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_ADD, a, b, -1); }
-vg_tensor *vg_sub(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_SUB, a, b, -1); }
-vg_tensor *vg_mul(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MUL, a, b, -1); }
-vg_tensor *vg_div(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_DIV, a, b, -1); }
-vg_tensor *vg_maximum(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MAXIMUM, a, b, -1); }
-vg_tensor *vg_minimum(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_MINIMUM, a, b, -1); }
-vg_tensor *vg_eq(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_EQ, a, b, VG_BOOL); }
-vg_tensor *vg_ne(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_NE, a, b, VG_BOOL); }
-vg_tensor *vg_lt(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_LT, a, b, VG_BOOL); }
-vg_tensor *vg_le(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_LE, a, b, VG_BOOL); }
-vg_tensor *vg_gt(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_GT, a, b, VG_BOOL); }
-vg_tensor *vg_ge(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_GE, a, b, VG_BOOL); }
+/* the front-ends, one per row of tensor/binary.def */
+#define VG_BOP_OUT_float -1
+#define VG_BOP_OUT_bool VG_BOOL
+#define VG_BOP(NAME, name, DIFF, OUT, HOIST, FWD, GRADX, GRADY) \
+  vg_tensor *vg_##name(const vg_tensor *a, const vg_tensor *b) { return binary(VG_OP_##NAME, a, b, VG_BOP_OUT_##OUT); }
+#include "tensor/binary.def"
+#undef VG_BOP
 
 vg_tensor *vg_where(const vg_tensor *cond, const vg_tensor *a, const vg_tensor *b) {
   const vg_tensor *in[3] = {cond, a, b};
@@ -223,7 +202,7 @@ vg_tensor *vg_where(const vg_tensor *cond, const vg_tensor *a, const vg_tensor *
       !vg_broadcast_shape(cond->ndim, cond->shape, n1, s1, &n2, s2))
     return vg_op_error("where", "shapes %s, %s, %s do not broadcast", vg_shape_str(cond, x, sizeof x),
                        vg_shape_str(a, y, sizeof y), vg_shape_str(b, z, sizeof z));
-  vg_tensor *out = vg_alloc(promote_float(a, b), a->device, n2, s2);
+  vg_tensor *out = vg_alloc(vg_promote_float(a, b), a->device, n2, s2);
   vg_opcall c = {.op = VG_OP_WHERE, .nin = 3, .in = in, .out = {out}};
   return vg_dispatch(&c);
 }
@@ -272,7 +251,7 @@ static vg_tensor *reduce(vg_op op, const vg_tensor *x, int ndims, const int *dim
   }
   vg_tensor *out = vg_alloc(x->dtype, x->device, n, shape);
   const vg_tensor *in[1] = {x};
-  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {out}, .i = {mask, keepdim}};
+  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {out}, .p.reduce = {.mask = mask, .keepdim = keepdim}};
   return vg_dispatch(&c);
 }
 
@@ -343,19 +322,8 @@ vg_tensor *vg_argmax(const vg_tensor *x, int dim, bool keepdim) {
   }
   vg_tensor *out = vg_alloc(VG_I64, x->device, n, shape);
   const vg_tensor *in[1] = {x};
-  vg_opcall c = {.op = VG_OP_ARGMAX, .nin = 1, .in = in, .out = {out}, .i = {d, keepdim}};
+  vg_opcall c = {.op = VG_OP_ARGMAX, .nin = 1, .in = in, .out = {out}, .p.argmax = {.dim = d, .keepdim = keepdim}};
   return vg_dispatch(&c);
-}
-
-/* x - max(x) along dim with the max detached (a constant for the gradient), as torch
- * computes softmax/log_softmax: shifting first keeps full precision for large inputs. */
-static vg_tensor *shift_by_max(const vg_tensor *x, int dim) {
-  vg_tensor *m = vg_amax(x, 1, &dim, true);
-  if (!m) return NULL;
-  vg_tensor *md = vg_detach(m);
-  vg_tensor *fin = vg_where(vg_lt(vg_abs(md), vg_full_on(md->device, VG_F32, 0, NULL, INFINITY)), md,
-                            vg_full_on(md->device, VG_F32, 0, NULL, 0.0));
-  return vg_sub(x, fin);
 }
 
 vg_tensor *vg_argmin(const vg_tensor *x, int dim, bool keepdim) { return vg_argmax(vg_neg(x), dim, keepdim); }
@@ -379,16 +347,6 @@ vg_tensor *vg_max_dim(const vg_tensor *x, int dim, bool keepdim, vg_tensor **ind
 }
 vg_tensor *vg_min_dim(const vg_tensor *x, int dim, bool keepdim, vg_tensor **indices) {
   return extreme_dim(x, dim, keepdim, indices, false);
-}
-
-vg_tensor *vg_softmax(const vg_tensor *x, int dim) {
-  vg_tensor *e = vg_exp(shift_by_max(x, dim));
-  return vg_div(e, vg_sum(e, 1, &dim, true));
-}
-
-vg_tensor *vg_log_softmax(const vg_tensor *x, int dim) {
-  vg_tensor *s = shift_by_max(x, dim);
-  return vg_sub(s, vg_log(vg_sum(vg_exp(s), 1, &dim, true)));
 }
 
 vg_tensor *vg_mse_loss(const vg_tensor *a, const vg_tensor *b) {

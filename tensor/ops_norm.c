@@ -1,10 +1,36 @@
-/* ops_norm.c — layer norm, batch norm, dropout: composites of primitive ops, so
- * autograd covers them without rules of their own. */
+/* ops_norm.c — softmax, log_softmax and layer norm (fused ops of the norm family, with
+ * fused backward ops: tensor/ops.def), batch norm and dropout (composites of primitive
+ * ops, so autograd covers them without rules of their own). */
 #include "tensor/internal.h"
 #include <math.h>
 
 /* t as f32 (NULL stays NULL): the f16 norms compute in f32 */
 static const vg_tensor *f32_of(const vg_tensor *t) { return t && t->dtype != VG_F32 ? vg_cast(t, VG_F32) : t; }
+
+/* softmax / log_softmax along dim: max-subtracted, as torch (a row of all -inf, or with a
+ * NaN or +inf, gives NaN); f16 (CUDA) computes in f32 and rounds once */
+static vg_tensor *softmax_op(vg_op op, const vg_tensor *x, int dim) {
+  const char *name = vg_op_name(op);
+  if (!vg_check_inputs(name, 1, &x, true)) return NULL;
+  char a[128];
+  if (x->ndim == 0) {   /* a 0-d tensor is a row of one, as torch (dim 0 or -1) */
+    if (dim != 0 && dim != -1) return vg_op_error(name, "dim %d out of range for a 0-d tensor", dim);
+    int64_t one = 1;
+    vg_tensor *y = softmax_op(op, vg_reshape(x, 1, &one), 0);
+    return y ? vg_reshape(y, 0, NULL) : NULL;
+  }
+  int d = vg_norm_dim(dim, x->ndim);
+  if (d < 0) return vg_op_error(name, "dim %d out of range for %s", dim, vg_shape_str(x, a, 128));
+  x = vg_contiguous(x);
+  if (!x) return NULL;
+  const vg_tensor *in[1] = {x};
+  vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {vg_alloc(x->dtype, x->device, x->ndim, x->shape)}};
+  c.p.dim.dim = d;
+  return vg_dispatch(&c);
+}
+
+vg_tensor *vg_softmax(const vg_tensor *x, int dim) { return softmax_op(VG_OP_SOFTMAX, x, dim); }
+vg_tensor *vg_log_softmax(const vg_tensor *x, int dim) { return softmax_op(VG_OP_LOG_SOFTMAX, x, dim); }
 
 vg_tensor *vg_layer_norm(const vg_tensor *x, int nnorm, const vg_tensor *weight, const vg_tensor *bias, float eps) {
   if (!vg_check_inputs("layer_norm", 1, &x, true)) return NULL;
@@ -20,17 +46,23 @@ vg_tensor *vg_layer_norm(const vg_tensor *x, int nnorm, const vg_tensor *weight,
       return vg_op_error("layer_norm", "%s %s does not match the last %d dims of %s", k ? "bias" : "weight",
                          vg_shape_str(t, b, 128), nnorm, vg_shape_str(x, a, 128));
   }
-  if (x->dtype == VG_F16)   /* statistics in f32 as torch's kernels (squares overflow f16 at 256) */
-    return vg_cast(vg_layer_norm(vg_cast(x, VG_F32), nnorm, f32_of(weight), f32_of(bias), eps), VG_F16);
-  int dims[VG_MAX_DIMS];
-  for (int i = 0; i < nnorm; i++) dims[i] = x->ndim - nnorm + i;
-  vg_tensor *mu = vg_mean(x, nnorm, dims, true);
-  vg_tensor *d = vg_sub(x, mu);
-  vg_tensor *var = vg_mean(vg_mul(d, d), nnorm, dims, true);   /* biased, as torch */
-  vg_tensor *y = vg_mul(d, vg_rsqrt(vg_add_scalar(var, eps)));
-  if (weight) y = vg_mul(y, weight);
-  if (bias) y = vg_add(y, bias);
-  return y;
+  /* f16 x (CUDA): statistics in f32 as torch's kernels (squares overflow f16 at 256), y
+   * rounded once; the kernels read weight and bias as f32 */
+  const vg_tensor *pin[3] = {vg_contiguous(x), weight ? vg_contiguous(f32_of(weight)) : NULL,
+                             bias ? vg_contiguous(f32_of(bias)) : NULL};
+  for (int k = 0; k < 3; k++) {
+    if ((k == 0 || wb[k - 1]) && !pin[k]) return NULL;
+    if (pin[k] && pin[k]->device != x->device)
+      return vg_op_error("layer_norm", "%s is on %s, the input on %s", k == 1 ? "weight" : "bias",
+                         pin[k]->device == VG_CPU ? "cpu" : "cuda", x->device == VG_CPU ? "cpu" : "cuda");
+  }
+  int64_t rows = 1;
+  for (int i = 0; i < x->ndim - nnorm; i++) rows *= x->shape[i];
+  vg_opcall c = {.op = VG_OP_LAYER_NORM, .nin = 3, .in = pin,
+                 .out = {vg_alloc(x->dtype, x->device, x->ndim, x->shape),
+                         vg_alloc(VG_F32, x->device, 2, (int64_t[]){2, rows})}};
+  c.p.layer_norm = (vg_layer_norm_params){.nnorm = nnorm, .eps = eps};
+  return vg_dispatch(&c);
 }
 
 vg_tensor *vg_batch_norm(const vg_tensor *x, vg_tensor *rmean, vg_tensor *rvar, const vg_tensor *weight,

@@ -1,14 +1,13 @@
 /* ops_random.c — random creation: uniform, normal, bernoulli, randperm. */
 #include "tensor/internal.h"
+#include "tensor/kmath/philox.h"
 #include <stdlib.h>
-
-uint32_t vg_philox_u32(uint64_t seed, uint64_t i);
 
 static vg_status fill_random(vg_op op, vg_tensor *t, double a, double b, uint64_t seed) {
   if (!t) return vg_fail(VG_ERR_ARG, "%s: NULL tensor", vg_op_name(op));
   if (t->dtype != VG_F32 && t->dtype != VG_F16 && t->dtype != VG_BF16)
     return vg_fail(VG_ERR_ARG, "%s: wants a floating tensor, got %s", vg_op_name(op), vg_dtype_name(t->dtype));
-  vg_opcall c = {.op = op, .nin = 0, .out = {t}, .i = {(int64_t)seed}, .f = {a, b}};
+  vg_opcall c = {.op = op, .nin = 0, .out = {t}, .p.rand = {.seed = seed, .a = a, .b = b}};
   vg_backend_exec(vg_backend_of(t->device), &c);
   return VG_OK;
 }
@@ -50,7 +49,7 @@ vg_tensor *vg_randperm(int64_t n, uint64_t seed) {
   if (n < 0) return vg_op_error("randperm", "negative n %lld", (long long)n);
   perm_key *k = malloc(sizeof *k * (size_t)(n ? n : 1));
   if (!k) return vg_op_error("randperm", "out of memory for n = %lld", (long long)n);
-  for (int64_t i = 0; i < n; i++) k[i] = (perm_key){vg_philox_u32(seed, (uint64_t)i), i};
+  for (int64_t i = 0; i < n; i++) k[i] = (perm_key){vg_philox_u32_at(seed, (uint64_t)i), i};
   qsort(k, (size_t)n, sizeof *k, cmp_key);
   vg_tensor *t = vg_empty(VG_I64, 1, &n);
   int64_t *p = (int64_t *)vg_data(t);

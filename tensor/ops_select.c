@@ -12,11 +12,12 @@ static bool check_f32(const char *op, const vg_tensor *x) {
   return vg_check_inputs(op, 1, &x, true);
 }
 
-/* KTHVALUE: i = {k, mode, k_hi}, f[0] = weight (see tensor/cpu/select.c) */
+/* KTHVALUE: p.kth = {k, k_hi, mode, w} (see tensor/op_params.h, tensor/cpu/select.c) */
 static vg_tensor *run_kth(const vg_tensor *x, int64_t k, int64_t mode, int64_t khi, double w) {
   const vg_tensor *in[1] = {x};
   vg_tensor *out = vg_alloc(x->dtype, x->device, 0, NULL);   /* f32, or f16 on CUDA */
-  vg_opcall c = {.op = VG_OP_KTHVALUE, .nin = 1, .in = in, .out = {out}, .i = {k, mode, khi}, .f = {w}};
+  vg_opcall c = {.op = VG_OP_KTHVALUE, .nin = 1, .in = in, .out = {out},
+                 .p.kth = {.k = k, .k_hi = khi, .mode = (int)mode, .w = w}};
   return vg_dispatch(&c);
 }
 
@@ -53,13 +54,14 @@ vg_tensor *vg_quantile_all(const vg_tensor *x, double q) {
   return run_kth(x, lo + 1, 1, hi + 1, w);
 }
 
-/* SORT: i = {dim, descending, keep}; out = i64 indices with `keep` along dim */
+/* SORT: p.sort = {dim, descending, keep}; out = i64 indices with `keep` along dim */
 static vg_tensor *sort_indices(const vg_tensor *x, int dim, bool desc, int64_t keep) {
   const vg_tensor *in[1] = {x};
   int64_t shape[VG_MAX_DIMS];
   for (int d = 0; d < x->ndim; d++) shape[d] = d == dim ? keep : x->shape[d];
   vg_tensor *idx = vg_alloc(VG_I64, x->device, x->ndim, shape);
-  vg_opcall c = {.op = VG_OP_SORT, .nin = 1, .in = in, .out = {idx}, .i = {dim, desc, keep}};
+  vg_opcall c = {.op = VG_OP_SORT, .nin = 1, .in = in, .out = {idx},
+                 .p.sort = {.dim = dim, .descending = desc, .keep = keep}};
   return vg_dispatch(&c);
 }
 

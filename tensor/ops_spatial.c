@@ -5,6 +5,7 @@
  * Pooling and interpolation take (N, C, H, W) (pooling also (C, H, W)); every leading
  * dim is a batch of independent H*W planes. */
 #include "tensor/internal.h"
+#include "tensor/kmath/conv_geom.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,7 +75,8 @@ static vg_tensor *pool_run(vg_op op, const vg_tensor *x, const vg_pool2d_opts *o
   const vg_tensor *in[1] = {x};
   vg_tensor *idx = indices ? pool_out(x, oh, ow, VG_I64) : NULL;
   vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {pool_out(x, oh, ow, x->dtype), idx},
-                 .i = {o->kh, o->kw, o->sh, o->sw, o->ph, o->pw, o->ceil_mode, o->count_include_pad}};
+                 .p.pool = {.kh = o->kh, .kw = o->kw, .sh = o->sh, .sw = o->sw, .ph = o->ph, .pw = o->pw,
+                            .ceil_mode = o->ceil_mode, .count_include_pad = o->count_include_pad}};
   vg_tensor *y = vg_dispatch(&c);
   if (indices) *indices = idx;
   return y;
@@ -138,7 +140,7 @@ vg_tensor *vg_interpolate_bilinear(const vg_tensor *x, int64_t oh, int64_t ow, b
   const vg_tensor *in[1] = {x};
   int64_t shape[4] = {x->shape[0], x->shape[1], oh, ow};
   vg_opcall c = {.op = VG_OP_INTERP_BILINEAR, .nin = 1, .in = in, .out = {vg_alloc(x->dtype, x->device, 4, shape)},
-                 .i = {align_corners}};
+                 .p.interp = {.align_corners = align_corners}};
   return vg_dispatch(&c);
 }
 
@@ -161,8 +163,8 @@ static bool im2col_check(const char *op, im2col_geom *g, int64_t H, int64_t W, i
     return false;
   }
   int64_t eh = g->dh * (g->kh - 1) + 1, ew = g->dw * (g->kw - 1) + 1;
-  *bh = H + 2 * g->ph < eh ? 0 : (H + 2 * g->ph - eh) / g->sh + 1;
-  *bw = W + 2 * g->pw < ew ? 0 : (W + 2 * g->pw - ew) / g->sw + 1;
+  *bh = H + 2 * g->ph < eh ? 0 : vg_conv_out_size(H, g->kh, g->sh, g->ph, g->dh);
+  *bw = W + 2 * g->pw < ew ? 0 : vg_conv_out_size(W, g->kw, g->sw, g->pw, g->dw);
   if (*bh < 1 || *bw < 1) {
     vg_op_error(op, "spatial size (%lld, %lld) with kernel (%lld, %lld), dilation (%lld, %lld), padding (%lld, %lld) "
                 "and stride (%lld, %lld) gives (%lld, %lld) sliding blocks; each must be at least one",
@@ -183,7 +185,8 @@ vg_tensor *vg_unfold(const vg_tensor *x, int kh, int kw, int dh, int dw, int ph,
   int64_t shape[3] = {x->shape[0], x->shape[1] * g.kh * g.kw, bh * bw};
   const vg_tensor *in[1] = {x};
   vg_opcall c = {.op = VG_OP_UNFOLD, .nin = 1, .in = in, .out = {vg_alloc(x->dtype, x->device, 3, shape)},
-                 .i = {g.kh, g.kw, g.dh, g.dw, g.ph, g.pw, g.sh, g.sw}};
+                 .p.unfold = {.kh = g.kh, .kw = g.kw, .dh = g.dh, .dw = g.dw, .ph = g.ph, .pw = g.pw, .sh = g.sh,
+                              .sw = g.sw}};
   return vg_dispatch(&c);
 }
 
@@ -208,7 +211,8 @@ vg_tensor *vg_fold(const vg_tensor *cols, int64_t oh, int64_t ow, int kh, int kw
   int64_t shape[4] = {cols->shape[0], cols->shape[1] / (g.kh * g.kw), oh, ow};
   const vg_tensor *in[1] = {cols};
   vg_opcall c = {.op = VG_OP_FOLD, .nin = 1, .in = in, .out = {vg_alloc(cols->dtype, cols->device, 4, shape)},
-                 .i = {g.kh, g.kw, g.dh, g.dw, g.ph, g.pw, g.sh, g.sw, oh, ow}};
+                 .p.unfold = {.kh = g.kh, .kw = g.kw, .dh = g.dh, .dw = g.dw, .ph = g.ph, .pw = g.pw, .sh = g.sh,
+                              .sw = g.sw, .oh = oh, .ow = ow}};
   return vg_dispatch(&c);
 }
 
@@ -221,15 +225,15 @@ vg_tensor *vg_pad(const vg_tensor *x, int npairs, const int64_t *pads, float val
                        vg_shape_str(x, a, sizeof a));
   int64_t shape[VG_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
-  vg_opcall c = {.op = VG_OP_PAD, .nin = 1, .f = {value}, .i = {npairs}};
+  vg_opcall c = {.op = VG_OP_PAD, .nin = 1, .p.pad = {.npairs = npairs, .value = value}};
   for (int p = 0; p < npairs; p++) {
     if (pads[2 * p] < 0 || pads[2 * p + 1] < 0)
       return vg_op_error("pad", "negative padding (%lld, %lld) for dim %d of %s is not supported (slice instead)",
                          (long long)pads[2 * p], (long long)pads[2 * p + 1], x->ndim - 1 - p,
                          vg_shape_str(x, a, sizeof a));
     shape[x->ndim - 1 - p] += pads[2 * p] + pads[2 * p + 1];
-    c.i[1 + 2 * p] = pads[2 * p];
-    c.i[2 + 2 * p] = pads[2 * p + 1];
+    c.p.pad.pads[2 * p] = pads[2 * p];          /* before, after of dim ndim-1-p */
+    c.p.pad.pads[2 * p + 1] = pads[2 * p + 1];
   }
   const vg_tensor *in[1] = {x};
   c.in = in;
@@ -276,7 +280,7 @@ vg_tensor *vg_concat(int n, vg_tensor *const *xs, int dim) {
   for (int k = 0; k < n; k++)
     if (!(legacy_empty(ts[k]) && !legacy_empty(r))) in[kept++] = ts[k];
   vg_opcall c = {.op = VG_OP_CONCAT, .nin = kept, .in = in, .out = {vg_alloc(r->dtype, r->device, r->ndim, shape)},
-                 .i = {d}};
+                 .p.dim = {.dim = d}};
   vg_tensor *y = vg_dispatch(&c);   /* the tape copies the input list */
   free(in);
   return y;

@@ -58,6 +58,8 @@ static double opcall_flops(const vg_opcall *c) {
     return a ? (double)vg_numel(a) : no;   /* each input element read and accumulated once */
   case VG_OP_INTERP_BILINEAR: case VG_OP_INTERP_BILINEAR_BWD:
     return 4.0 * no;
+  case VG_OP_LAYER_NORM_BWD:   /* in = {g, x, ...}: out[0] is empty when only gw / gb are wanted */
+    return a ? (double)vg_numel(a) : 0;
   default:
     return no;   /* elementwise */
   }
@@ -70,6 +72,6 @@ void vg_opstats_count(const vg_opcall *c) {
   g_stats.flops[c->op] += f;
   if (is_mac_op(c->op)) g_stats.mac_flops += f;
   else g_stats.other_flops += f;
-  if (c->op == VG_OP_CONV2D && c->i[7] && c->out[0])   /* a fused ReLU: as the relu op would count */
+  if (c->op == VG_OP_CONV2D && c->p.conv2d.act && c->out[0])   /* a fused ReLU: as the relu op would count */
     g_stats.other_flops += (double)vg_numel(c->out[0]);
 }

@@ -1,8 +1,10 @@
 /* optim_upd.h — the per-element SGD / Adam(W) updates, written once for the CPU loops
- * (nn/optim.c) and the CUDA kernels (tensor/cuda/optim.cu), so both devices give the
- * same bits. torch's AVX2 kernels fuse `a + alpha * b` (add_ with alpha) and the
- * product-then-add of addcmul_ into FMAs; mirroring that with fmaf makes the updates
- * bit-exact with torch on the same grads (test_optim checks it). */
+ * (tensor/cpu/optim.c) and the CUDA kernels (tensor/cuda/optim.cu), so both devices give
+ * the same bits; and the optimizer's way to them: nn/optim.c fills a vg_optim_update and
+ * vg_optim_update_run hands it to the backend table's optim_update entry. torch's AVX2
+ * kernels fuse `a + alpha * b` (add_ with alpha) and the product-then-add of addcmul_ into
+ * FMAs; mirroring that with fmaf makes the updates bit-exact with torch on the same
+ * grads (test_optim checks it). */
 #ifndef VG_NN_OPTIM_UPD_H
 #define VG_NN_OPTIM_UPD_H
 #include <math.h>
@@ -47,12 +49,21 @@ static inline VG_HD void vg_adam_elem(const vg_upd *u, int64_t i) {
   p[i] = p[i] + u->nss * m[i] / denom;                           /* p.addcdiv_(m, denom, -lr/bc1) */
 }
 
+/* One optimizer step's updates: n parameters (ups[k], pointers on one device) of one kind,
+ * run in order by the backend of that device (CUDA: stream-ordered kernels). */
+typedef enum { VG_UPD_SGD, VG_UPD_ADAM } vg_upd_kind;   /* ADAM: Adam and AdamW (vg_upd.decay) */
+typedef struct vg_optim_update {
+  vg_upd_kind kind;
+  int n;
+  const vg_upd *ups;
+} vg_optim_update;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-/* CUDA builds: the same updates as kernels on device pointers (stream-ordered). */
-void vg_cuda_sgd_update(const vg_upd *u);
-void vg_cuda_adam_update(const vg_upd *u);
+#include "tensor/tensor.h"
+/* Runs u on dev's backend (tensor/dispatch.c); aborts when dev has none. */
+void vg_optim_update_run(vg_device dev, const vg_optim_update *u);
 #ifdef __cplusplus
 }
 #endif

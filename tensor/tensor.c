@@ -5,6 +5,7 @@
  * vg_scope_end() rewinds to it. Chunks are kept for the next step, so a training loop
  * that allocates the same sequence each step reaches a steady state with no malloc. */
 #include "tensor/internal.h"
+#include "tensor/vmath.h"
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -90,7 +91,8 @@ const char *vg_op_family_name(vg_op_family f) {
       [VG_FAM_BINARY] = "binary", [VG_FAM_WHERE] = "where",       [VG_FAM_REDUCE] = "reduce",
       [VG_FAM_MATMUL] = "matmul", [VG_FAM_CONV] = "conv",         [VG_FAM_POOL] = "pool",
       [VG_FAM_RESAMPLE] = "resample", [VG_FAM_LAYOUT] = "layout", [VG_FAM_INDEX] = "index",
-      [VG_FAM_SELECT] = "select", [VG_FAM_RANDOM] = "random"};
+      [VG_FAM_SELECT] = "select", [VG_FAM_RANDOM] = "random",
+      [VG_FAM_NORM] = "norm"};
   return (unsigned)f < VG_FAM_COUNT && names[f] ? names[f] : "?";
 }
 
@@ -172,9 +174,6 @@ static _Thread_local struct {
   size_t bytes;
 } A;
 
-void *vg_ag_tape_mark(void);
-void vg_ag_tape_rewind(void *mark);
-
 bool vg_in_scope(void) { return A.depth > 0; }
 int vg_scope_depth(void) { return A.depth; }
 size_t vg_scope_arena_bytes(void) { return A.bytes; }
@@ -218,14 +217,14 @@ void vg_scope_begin(void) {
   vg_mark *m = &A.marks[A.depth++];
   m->chunk = A.cur;
   m->used = A.cur ? A.cur->used : 0;
-  m->tape = vg_ag_tape_mark();
+  m->tape = vg_recorder_cur ? vg_recorder_cur->tape_mark() : NULL;
   m->deferred = A.deferred;
 }
 
 void vg_scope_end(void) {
   if (A.depth <= 0) VG_ABORT("vg_scope_end without vg_scope_begin");
   vg_mark *m = &A.marks[--A.depth];
-  vg_ag_tape_rewind(m->tape);
+  if (vg_recorder_cur) vg_recorder_cur->tape_rewind(m->tape);
   while (A.deferred != m->deferred) {
     vg_deferred *d = A.deferred;
     A.deferred = d->next;
@@ -619,54 +618,8 @@ void vg_broadcast_strides(const vg_tensor *t, int ndim, const int64_t *shape, in
   }
 }
 
-/* ---- half / bfloat16 ---- */
-float vg_half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-  if (exp == 0) {
-    if (man == 0) bits = sign;
-    else { /* subnormal: normalize */
-      int e = -1;
-      do { e++; man <<= 1; } while (!(man & 0x400));
-      bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-  } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-  else bits = sign | ((exp + 112) << 23) | (man << 13);
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t vg_float_to_half(float f) { /* round to nearest even, as torch .half() */
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000;
-  uint32_t ax = x & 0x7fffffffu;
-  if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
-  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* overflow to inf */
-  if (ax < 0x38800000u) { /* subnormal or zero in half */
-    float af;
-    memcpy(&af, &ax, 4);
-    float scaled = af * 16777216.0f; /* 2^24: half subnormal unit */
-    uint32_t m = (uint32_t)nearbyintf(scaled);
-    return (uint16_t)(sign | m);
-  }
-  uint32_t e = ((ax >> 23) - 112) << 10, m = (ax >> 13) & 0x3ff;
-  uint32_t h = e | m, rest = ax & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
-  return (uint16_t)(sign | h);
-}
-
-float vg_bf16_to_float(uint16_t h) {
-  uint32_t bits = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t vg_float_to_bf16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-  x += 0x7fff + ((x >> 16) & 1);
-  return (uint16_t)(x >> 16);
-}
+/* ---- half / bfloat16: the shared host/device conversions (tensor/vmath.h) ---- */
+float vg_half_to_float(uint16_t h) { return vg_hd_half_to_float(h); }
+uint16_t vg_float_to_half(float f) { return vg_hd_float_to_half(f); } /* round to nearest even, as torch .half() */
+float vg_bf16_to_float(uint16_t h) { return vg_hd_bf16_to_float(h); }
+uint16_t vg_float_to_bf16(float f) { return vg_hd_float_to_bf16(f); }

@@ -182,6 +182,9 @@ vg_tensor *vg_gelu(const vg_tensor *x);
 vg_tensor *vg_sin(const vg_tensor *x);
 vg_tensor *vg_cos(const vg_tensor *x);
 vg_tensor *vg_erf(const vg_tensor *x);
+vg_tensor *vg_hardswish(const vg_tensor *x);    /* x relu6(x + 3) / 6, as torch */
+vg_tensor *vg_hardsigmoid(const vg_tensor *x);  /* relu6(x + 3) / 6 */
+vg_tensor *vg_silu(const vg_tensor *x);         /* x sigmoid(x) */
 vg_tensor *vg_pow_scalar(const vg_tensor *x, float p);
 vg_tensor *vg_clamp(const vg_tensor *x, float lo, float hi);  /* +-INFINITY = no bound */
 vg_tensor *vg_scale(const vg_tensor *x, float a);             /* a * x */

@@ -3,11 +3,11 @@
 #include <string.h>
 
 static vg_tensor *view_op(vg_op op, const vg_tensor *x, int ndim, const int64_t *shape,
-                          const int64_t *stride, int64_t offset, const int64_t *params, int np) {
+                          const int64_t *stride, int64_t offset, const vg_op_params *params) {
   vg_tensor *out = vg_alloc_view(x, ndim, shape, stride, offset);
   const vg_tensor *in[1] = {x};
   vg_opcall c = {.op = op, .nin = 1, .in = in, .out = {out}};
-  for (int i = 0; i < np; i++) c.i[i] = params[i];
+  if (params) c.p = *params;
   return vg_dispatch(&c);
 }
 
@@ -86,18 +86,18 @@ vg_tensor *vg_view(const vg_tensor *x, int ndim, const int64_t *shape_in) {
   if (!infer_shape("view", x, ndim, shape_in, shape)) return NULL;
   if (!view_strides(x, ndim, shape, stride))
     return vg_op_error("view", "size is not compatible with the input's strides; use vg_reshape");
-  return view_op(VG_OP_RESHAPE, x, ndim, shape, stride, x->offset, NULL, 0);
+  return view_op(VG_OP_RESHAPE, x, ndim, shape, stride, x->offset, NULL);
 }
 
 vg_tensor *vg_reshape(const vg_tensor *x, int ndim, const int64_t *shape_in) {
   if (!vg_check_inputs("reshape", 1, &x, false)) return NULL;
   int64_t shape[VG_MAX_DIMS], stride[VG_MAX_DIMS];
   if (!infer_shape("reshape", x, ndim, shape_in, shape)) return NULL;
-  if (view_strides(x, ndim, shape, stride)) return view_op(VG_OP_RESHAPE, x, ndim, shape, stride, x->offset, NULL, 0);
+  if (view_strides(x, ndim, shape, stride)) return view_op(VG_OP_RESHAPE, x, ndim, shape, stride, x->offset, NULL);
   vg_tensor *c = vg_contiguous(x);
   if (!c) return NULL;
   vg_contiguous_strides(ndim, shape, stride);
-  return view_op(VG_OP_RESHAPE, c, ndim, shape, stride, c->offset, NULL, 0);
+  return view_op(VG_OP_RESHAPE, c, ndim, shape, stride, c->offset, NULL);
 }
 
 vg_tensor *vg_flatten(const vg_tensor *x, int start, int end) {
@@ -118,17 +118,18 @@ vg_tensor *vg_flatten(const vg_tensor *x, int start, int end) {
 
 vg_tensor *vg_permute(const vg_tensor *x, const int *perm) {
   if (!vg_check_inputs("permute", 1, &x, false)) return NULL;
-  int64_t shape[VG_MAX_DIMS], stride[VG_MAX_DIMS], p[VG_MAX_DIMS];
+  int64_t shape[VG_MAX_DIMS], stride[VG_MAX_DIMS];
+  vg_op_params p = {.permute = {{0}}};
   unsigned seen = 0;
   for (int i = 0; i < x->ndim; i++) {
     int d = vg_norm_dim(perm[i], x->ndim);
     if (d < 0 || (seen >> d & 1)) return vg_op_error("permute", "perm is not a permutation of %d dims", x->ndim);
     seen |= 1u << d;
-    p[i] = d;
+    p.permute.perm[i] = d;
     shape[i] = x->shape[d];
     stride[i] = x->stride[d];
   }
-  return view_op(VG_OP_PERMUTE, x, x->ndim, shape, stride, x->offset, p, x->ndim);
+  return view_op(VG_OP_PERMUTE, x, x->ndim, shape, stride, x->offset, &p);
 }
 
 vg_tensor *vg_transpose(const vg_tensor *x, int d0, int d1) {
@@ -159,8 +160,8 @@ vg_tensor *vg_slice(const vg_tensor *x, int dim, int64_t start, int64_t end, int
   memcpy(stride, x->stride, sizeof stride);
   shape[d] = (end - start + step - 1) / step;
   stride[d] = x->stride[d] * step;
-  int64_t params[4] = {d, start, end, step};
-  return view_op(VG_OP_SLICE, x, x->ndim, shape, stride, x->offset + start * x->stride[d], params, 4);
+  vg_op_params p = {.slice = {.dim = d, .start = start, .stop = end, .step = step}};
+  return view_op(VG_OP_SLICE, x, x->ndim, shape, stride, x->offset + start * x->stride[d], &p);
 }
 
 vg_tensor *vg_narrow(const vg_tensor *x, int dim, int64_t start, int64_t len) {
@@ -205,7 +206,7 @@ vg_tensor *vg_expand(const vg_tensor *x, int ndim, const int64_t *shape_in) {
     shape[i] = want;
     stride[i] = (i < off || (have == 1 && want != 1)) ? 0 : x->stride[i - off];
   }
-  return view_op(VG_OP_EXPAND, x, ndim, shape, stride, x->offset, NULL, 0);
+  return view_op(VG_OP_EXPAND, x, ndim, shape, stride, x->offset, NULL);
 }
 
 vg_tensor *vg_squeeze(const vg_tensor *x, int dim) {
@@ -220,7 +221,7 @@ vg_tensor *vg_squeeze(const vg_tensor *x, int dim) {
       shape[n] = x->shape[i];
       stride[n++] = x->stride[i];
     }
-  return view_op(VG_OP_RESHAPE, x, n, shape, stride, x->offset, NULL, 0);
+  return view_op(VG_OP_RESHAPE, x, n, shape, stride, x->offset, NULL);
 }
 
 vg_tensor *vg_unsqueeze(const vg_tensor *x, int dim) {
@@ -240,7 +241,7 @@ vg_tensor *vg_unsqueeze(const vg_tensor *x, int dim) {
       stride[n++] = x->stride[i];
     }
   }
-  return view_op(VG_OP_RESHAPE, x, n, shape, stride, x->offset, NULL, 0);
+  return view_op(VG_OP_RESHAPE, x, n, shape, stride, x->offset, NULL);
 }
 
 int vg_split(const vg_tensor *x, int64_t size, int dim, vg_tensor **out, int max_out) {

@@ -9,6 +9,8 @@
 #include "tests/vgtest.h"
 #include "tests/common/fixture.h"
 #include "nn/nn.h"
+#include "tensor/internal.h"
+#include "tensor/optim_upd.h"
 #include <string.h>
 
 static vg_fixture *FX;
@@ -313,6 +315,125 @@ static void test_errors(void) {
   vg_tensor_free(p);
 }
 
+/* Optimizer updates go through the backend table (vg_backend.optim_update): a backend
+ * without one is refused, vg_optim_update_run runs a list of parameters exactly as the
+ * element functions do, and vg_optim_step reaches the kernels only through the table. */
+static int n_table_updates, n_table_params;
+static void counting_update(const vg_optim_update *u) {
+  n_table_updates++;
+  n_table_params += u->n;
+  vg_cpu_backend.optim_update(u);
+}
+
+static void test_backend_update(void) {
+  char err[512];
+  vg_backend partial = vg_cpu_backend;
+  partial.name = "noopt";
+  partial.optim_update = NULL;
+  VG_CHECK(!vg_backend_complete(&partial, err, sizeof err) && strstr(err, "noopt") && strstr(err, "optim_update"),
+           "a backend without an optimizer update is refused: %s", err);
+  /* a list of two parameters per kind against the element functions, bit for bit */
+  enum { N0 = 37, N1 = 5 };
+  float p[2][N0], m[2][N0], v[2][N0], g[N0], rp[2][N0], rm[2][N0], rv[2][N0];
+  for (int i = 0; i < N0; i++) {
+    g[i] = sinf(0.7f * (float)i) - 0.2f;
+    for (int k = 0; k < 2; k++) p[k][i] = rp[k][i] = cosf(0.3f * (float)(i + 11 * k)), m[k][i] = rm[k][i] = 0.01f * (float)i,
+                                v[k][i] = rv[k][i] = 0.001f * (float)(i + k);
+  }
+  for (int kind = 0; kind < 2; kind++) {
+    vg_upd u[2], r[2];
+    for (int k = 0; k < 2; k++) {
+      u[k] = (vg_upd){.n = k ? N1 : N0, .p = p[k], .g = g, .m = m[k], .v = v[k], .l2 = true, .wd = 0.01f,
+                      .decay = kind ? 0.999f : 1.0f, .b1 = 0.9f, .omb1 = 0.1f, .b2 = 0.999f, .omb2 = 0.001f,
+                      .nss = -0.001f, .bc2s = 0.03f, .eps = 1e-8f, .mom = 0.9f, .omd = 1.0f, .nlr = -0.1f, .nesterov = k == 1};
+      r[k] = u[k];
+      r[k].p = rp[k], r[k].m = rm[k], r[k].v = rv[k];
+    }
+    vg_optim_update_run(VG_CPU, &(vg_optim_update){.kind = kind ? VG_UPD_ADAM : VG_UPD_SGD, .n = 2, .ups = u});
+    for (int k = 0; k < 2; k++)
+      for (int64_t i = 0; i < r[k].n; i++) kind ? vg_adam_elem(&r[k], i) : vg_sgd_elem(&r[k], i);
+    VG_CHECK(!memcmp(p, rp, sizeof p) && !memcmp(m, rm, sizeof m) && !memcmp(v, rv, sizeof v),
+             "vg_optim_update_run(%s, 2 params) = the element functions, bit for bit", kind ? "adam" : "sgd");
+  }
+  /* vg_optim_step through the table: one update per parameter with a grad */
+  vg_backend counted = vg_cpu_backend;
+  counted.optim_update = counting_update;
+  vg_backend_register(VG_CPU, &counted);
+  vg_optim *o = vg_optim_new(VG_OPTIM_ADAM, vg_optim_defaults(VG_OPTIM_ADAM, 0.1));
+  vg_tensor *ps[3] = {vg_tensor_new(VG_F32, 1, (int64_t[]){3}), vg_tensor_new(VG_F32, 1, (int64_t[]){2}),
+                      vg_tensor_new(VG_F32, 1, (int64_t[]){4})};
+  VG_CHECK(vg_optim_add_group(o, 3, ps, NULL) == 0, "adam group");
+  ps[0]->grad = vg_full(VG_F32, 1, (int64_t[]){3}, 1.0);
+  ps[2]->grad = vg_full(VG_F32, 1, (int64_t[]){4}, -1.0);
+  vg_optim_step(o);
+  vg_backend_register(VG_CPU, &vg_cpu_backend);
+  VG_CHECK(n_table_updates == 2 && n_table_params == 2, "vg_optim_step runs through the backend table (%d calls, %d params)",
+           n_table_updates, n_table_params);
+  VG_CHECK(fabsf(vg_f32(ps[0])[0] + 0.1f) < 1e-6f && fabsf(vg_f32(ps[2])[3] - 0.1f) < 1e-6f && vg_f32(ps[1])[0] == 0.0f,
+           "adam's first step moves by lr against the grad sign (%g, %g)", vg_f32(ps[0])[0], vg_f32(ps[2])[3]);
+  for (int k = 0; k < 3; k++) {
+    vg_tensor_free(ps[k]->grad);
+    ps[k]->grad = NULL;
+    vg_tensor_free(ps[k]);
+  }
+  vg_optim_free(o);
+}
+
+/* The same optimizers on the device (the CUDA backend's optim_update) give the CPU's bits:
+ * parameters, grads and a few steps of SGD with momentum, Adam (amsgrad) and AdamW. */
+static void test_device_update(void) {
+  if (!vg_cuda_available()) {
+    printf("SKIP device optimizer updates: %s\n", vg_last_error());
+    vg_clear_error();
+    return;
+  }
+  const vg_optim_kind kinds[3] = {VG_OPTIM_SGD, VG_OPTIM_ADAM, VG_OPTIM_ADAMW};
+  for (int k = 0; k < 3; k++) {
+    vg_optim_hparams h = vg_optim_defaults(kinds[k], 0.05);
+    h.momentum = kinds[k] == VG_OPTIM_SGD ? 0.9 : 0;
+    h.amsgrad = kinds[k] == VG_OPTIM_ADAM;
+    h.weight_decay = 0.01;
+    vg_tensor *p[2][2], *g[2][2];
+    vg_optim *o[2];
+    for (int d = 0; d < 2; d++) {
+      for (int j = 0; j < 2; j++) {
+        int64_t n = j ? 7 : 300;
+        p[d][j] = vg_tensor_new(VG_F32, 1, &n);
+        g[d][j] = vg_tensor_new(VG_F32, 1, &n);
+        for (int64_t i = 0; i < n; i++) {
+          vg_f32(p[d][j])[i] = sinf(0.37f * (float)(i + 3 * j));
+          vg_f32(g[d][j])[i] = cosf(0.11f * (float)i * (float)(j + 1)) - 0.3f;
+        }
+        if (d) {
+          VG_CHECK(vg_tensor_to_(p[d][j], VG_CUDA, VG_F32) == VG_OK && vg_tensor_to_(g[d][j], VG_CUDA, VG_F32) == VG_OK,
+                   "param / grad to the device");
+        }
+        p[d][j]->grad = g[d][j];
+      }
+      o[d] = vg_optim_new(kinds[k], h);
+      vg_optim_add_group(o[d], 2, p[d], NULL);
+      for (int s = 0; s < 4; s++) vg_optim_step(o[d]);
+    }
+    bool same = true;
+    for (int j = 0; j < 2; j++) {
+      int64_t n = vg_numel(p[0][j]);
+      float *back = malloc((size_t)n * sizeof *back);
+      same = same && back && vg_to_host(p[1][j], VG_F32, back) == VG_OK && !memcmp(back, vg_f32(p[0][j]), (size_t)n * sizeof *back);
+      free(back);
+    }
+    VG_CHECK(same, "%s: 4 steps on the device = the CPU's, bit for bit",
+             kinds[k] == VG_OPTIM_SGD ? "sgd momentum" : kinds[k] == VG_OPTIM_ADAM ? "adam amsgrad" : "adamw");
+    for (int d = 0; d < 2; d++) {
+      vg_optim_free(o[d]);
+      for (int j = 0; j < 2; j++) {
+        p[d][j]->grad = NULL;
+        vg_tensor_free(p[d][j]);
+        vg_tensor_free(g[d][j]);
+      }
+    }
+  }
+}
+
 int main(void) {
   FX = vg_fixture_load(vg_test_fixture("nn/optim.vgfx"));
   if (!VG_CHECK(FX, "load tests/fixtures/nn/optim.vgfx")) return vg_test_finish();
@@ -342,6 +463,8 @@ int main(void) {
   test_cflow("cflow.cos", 6, 3, 4, true);
   test_cflow("cflow.step", 10, 2, 3, false);
   test_errors();
+  test_backend_update();
+  test_device_update();
   vg_tensor_free(X);
   vg_tensor_free(Y);
   vg_fixture_free(FX);

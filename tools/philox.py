@@ -1,6 +1,6 @@
-"""Vigil's counter-based Philox4x32-10 (tensor/cpu/random.c) in numpy, bit for bit.
+"""Vigil's counter-based Philox4x32-10 (tensor/kmath/philox.h) in numpy, bit for bit.
 
-uniform(seed, n)[i] == vg_philox_uniform(seed, i) == (word (i & 3) of
+uniform(seed, n)[i] == vg_philox_uniform_at(seed, i) == (word (i & 3) of
 philox(counter = i >> 2, stream 0, key = seed)) >> 8, times 2^-24 (f32).
 vg_rand(shape, seed) / vg_uniform_(t, lo, hi, seed) fill element i (row-major) with it
 (vg_uniform_: lo + (hi - lo) * u in f32)."""
@@ -33,7 +33,7 @@ def philox(ctr, stream, key):
 
 
 def uniform(seed, n):
-    """n f32 values vg_philox_uniform(seed, 0..n-1)."""
+    """n f32 values vg_philox_uniform_at(seed, 0..n-1)."""
     nctr = (n + 3) // 4
     w = philox(np.arange(nctr, dtype=np.uint64), 0, seed)
     u = np.stack(w, axis=1).reshape(-1)[:n]          # word i & 3 of counter i >> 2

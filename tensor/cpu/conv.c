@@ -3,6 +3,7 @@
  * cg = c/groups, ocg = oc/groups, ckg = cg*kh*kw, P = oh*ow, HW = h*w. */
 #include "tensor/cpu/conv.h"
 #include "tensor/cpu/gemm.h"
+#include "tensor/kmath/conv_geom.h"
 #include "tensor/cpu/scratch.h"
 #include "base/threadpool.h"
 #include "base/status.h"
@@ -17,18 +18,17 @@ void vg_conv2d_geom_init(vg_conv2d_geom *g) {
   VG_ASSERT(g->sh >= 1 && g->sw >= 1 && g->dh >= 1 && g->dw >= 1 && g->ph >= 0 && g->pw >= 0);
   VG_ASSERT(g->groups >= 1 && g->c % g->groups == 0 && g->oc % g->groups == 0 &&
             "conv2d groups must divide c and oc");
-  int64_t eh = g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1;
-  int64_t ew = g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1;
-  VG_ASSERT(eh >= 0 && ew >= 0 && "conv2d kernel larger than the padded input");
-  g->oh = eh / g->sh + 1;
-  g->ow = ew / g->sw + 1;
+  VG_ASSERT(g->h + 2 * g->ph >= g->dh * (g->kh - 1) + 1 && g->w + 2 * g->pw >= g->dw * (g->kw - 1) + 1 &&
+            "conv2d kernel larger than the padded input");
+  g->oh = vg_conv_out_size(g->h, g->kh, g->sh, g->ph, g->dh);
+  g->ow = vg_conv_out_size(g->w, g->kw, g->sw, g->pw, g->dw);
 }
 
 typedef struct { int64_t cg, ocg, ckg, khw, P, HW; } vg_conv_dims;
 
 static vg_conv_dims dims_of(const vg_conv2d_geom *g) {
-  VG_ASSERT(g->oh == (g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1) / g->sh + 1 &&
-            g->ow == (g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1) / g->sw + 1 &&
+  VG_ASSERT(g->oh == vg_conv_out_size(g->h, g->kh, g->sh, g->ph, g->dh) &&
+            g->ow == vg_conv_out_size(g->w, g->kw, g->sw, g->pw, g->dw) &&
             "call vg_conv2d_geom_init first");
   vg_conv_dims d;
   d.cg = g->c / g->groups;
@@ -186,7 +186,7 @@ static void col2im_task(void *vctx, int64_t b, int64_t e, int tid) {
         const int64_t oxhi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
         for (int64_t p = j->p0; p < p1;) {
           const int64_t oy = p / ow, ox0 = p % ow, ox1 = min64(ow, ox0 + (p1 - p));
-          const int64_t iy = oy * g->sh - g->ph + ki * g->dh;
+          const int64_t iy = VG_CONV_SRC(oy, g->sh, g->ph, ki, g->dh);
           const int64_t lo = max64(ox0, oxlo), hi = min64(ox1, oxhi);
           if (iy >= 0 && iy < H && lo < hi) {
             float *gr = gxc + iy * W + lo * sw + off;          /* gr[q*sw]: pixel ox = lo+q */
@@ -402,7 +402,7 @@ void vg_cpu_conv2d_fwd_ref(const vg_conv2d_geom *g, const float *x, const float 
           for (int64_t c = 0; c < d.cg; c++)
             for (int64_t ki = 0; ki < g->kh; ki++)
               for (int64_t kj = 0; kj < g->kw; kj++) {
-                int64_t iy = oy * g->sh - g->ph + ki * g->dh, ix = ox * g->sw - g->pw + kj * g->dw;
+                int64_t iy = VG_CONV_SRC(oy, g->sh, g->ph, ki, g->dh), ix = VG_CONV_SRC(ox, g->sw, g->pw, kj, g->dw);
                 if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
                 s += (double)w[((o * d.cg + c) * g->kh + ki) * g->kw + kj] *
                      x[((n * g->c + gi * d.cg + c) * g->h + iy) * g->w + ix];
@@ -427,7 +427,7 @@ void vg_cpu_conv2d_bwd_data_ref(const vg_conv2d_geom *g, const float *w, const f
           for (int64_t c = 0; c < d.cg; c++)
             for (int64_t ki = 0; ki < g->kh; ki++)
               for (int64_t kj = 0; kj < g->kw; kj++) {
-                int64_t iy = oy * g->sh - g->ph + ki * g->dh, ix = ox * g->sw - g->pw + kj * g->dw;
+                int64_t iy = VG_CONV_SRC(oy, g->sh, g->ph, ki, g->dh), ix = VG_CONV_SRC(ox, g->sw, g->pw, kj, g->dw);
                 if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
                 acc[((n * g->c + gi * d.cg + c) * g->h + iy) * g->w + ix] +=
                     gv * w[((o * d.cg + c) * g->kh + ki) * g->kw + kj];
@@ -450,7 +450,7 @@ void vg_cpu_conv2d_bwd_weight_ref(const vg_conv2d_geom *g, const float *x, const
           for (int64_t n = 0; n < g->n; n++)
             for (int64_t oy = 0; oy < g->oh; oy++)
               for (int64_t ox = 0; ox < g->ow; ox++) {
-                int64_t iy = oy * g->sh - g->ph + ki * g->dh, ix = ox * g->sw - g->pw + kj * g->dw;
+                int64_t iy = VG_CONV_SRC(oy, g->sh, g->ph, ki, g->dh), ix = VG_CONV_SRC(ox, g->sw, g->pw, kj, g->dw);
                 if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
                 s += (double)gy[((n * g->oc + o) * g->oh + oy) * g->ow + ox] *
                      x[((n * g->c + gi * d.cg + c) * g->h + iy) * g->w + ix];

@@ -2,10 +2,13 @@
  * eltwise_scalar.c (vectorization off: the reference path), eltwise_avx2.c and
  * eltwise_avx512.c include this file with VG_ROW(name) naming their copies. A row is
  * n elements with element strides; the contiguous cases are separate loops so the
- * compiler vectorizes them. All arithmetic is in vmath.h, identical on every path. */
+ * compiler vectorizes them. The cases are generated from tensor/unary.def and
+ * tensor/binary.def: each row's FWD expression (tensor/vmath.h arithmetic) is the loop
+ * body, identical on every path and in the CUDA kernels. */
 #include <math.h>
 #include "tensor/internal.h"
-#include "tensor/cpu/vmath.h"
+#include "tensor/eltwise.h"
+#include "tensor/vmath.h"
 
 #define VG_U_LOOP(EXPR)                                                   \
   if (so == 1 && sx == 1) {                                               \
@@ -14,39 +17,24 @@
     for (int64_t i = 0; i < n; i++) { float v = x[i * sx]; o[i * so] = (EXPR); } \
   }                                                                       \
   break;
+#define VG_U_LOOP_any(EXPR) VG_U_LOOP(EXPR)
+/* a loop per common exponent: the block's constant a folds FWD's tests of a away */
+#define VG_U_LOOP_pow(EXPR)                                               \
+  if (a == 2.0f) { const float a = 2.0f; VG_U_LOOP(EXPR) }                \
+  else if (a == 1.0f) { const float a = 1.0f; VG_U_LOOP(EXPR) }           \
+  else if (a == 0.5f) { const float a = 0.5f; VG_U_LOOP(EXPR) }           \
+  else if (a == -1.0f) { const float a = -1.0f; VG_U_LOOP(EXPR) }         \
+  else { VG_U_LOOP(EXPR) }                                                \
+  break;
 
-void VG_ROW(unary)(vg_op op, const double *f, float *o, int64_t so, const float *x, int64_t sx, int64_t n) {
-  const float f0 = (float)f[0], f1 = (float)f[1];
-  switch (op) {
-    case VG_OP_NEG: VG_U_LOOP(-v)
-    case VG_OP_EXP: VG_U_LOOP(vg_expf(v))
-    case VG_OP_LOG: VG_U_LOOP(vg_logf(v))
-    case VG_OP_SQRT: VG_U_LOOP(sqrtf(v))
-    case VG_OP_RSQRT: VG_U_LOOP(1.0f / sqrtf(v))
-    case VG_OP_ABS: VG_U_LOOP(fabsf(v))
-    case VG_OP_SIGN: VG_U_LOOP(v > 0 ? 1.0f : (v < 0 ? -1.0f : v * 0.0f))
-    case VG_OP_RELU: VG_U_LOOP(v > 0 ? v : (v != v ? v : 0.0f))
-    case VG_OP_LEAKY_RELU: VG_U_LOOP(v > 0 ? v : v * f0)
-    case VG_OP_SIGMOID: VG_U_LOOP(vg_sigmoidf(v))
-    case VG_OP_LOGSIGMOID: VG_U_LOOP(vg_logsigmoidf(v))
-    case VG_OP_TANH: VG_U_LOOP(vg_tanhf(v))
-    case VG_OP_SOFTPLUS: VG_U_LOOP(vg_softplusf(v, f0, f1))
-    case VG_OP_ATAN: VG_U_LOOP(atanf(v))
-    case VG_OP_GELU: VG_U_LOOP(v >= 0 ? 0.5f * v * (1.0f + erff(v * 0.70710678118654752f))
-                                      : 0.5f * v * erfcf(-v * 0.70710678118654752f))
-    case VG_OP_SIN: VG_U_LOOP(sinf(v))
-    case VG_OP_COS: VG_U_LOOP(cosf(v))
-    case VG_OP_ERF: VG_U_LOOP(erff(v))
-    case VG_OP_POW_SCALAR:
-      if (f0 == 2.0f) { VG_U_LOOP(v * v) }
-      else if (f0 == 1.0f) { VG_U_LOOP(v) }
-      else if (f0 == 0.5f) { VG_U_LOOP(sqrtf(v)) }
-      else if (f0 == -1.0f) { VG_U_LOOP(1.0f / v) }
-      else { VG_U_LOOP(powf(v, f0)) }
-      break;
-    case VG_OP_CLAMP: VG_U_LOOP(v != v ? v : (v < f0 ? f0 : (v > f1 ? f1 : v)))
-    case VG_OP_AFFINE: VG_U_LOOP(f0 * v + f1)
-    default: VG_ABORT("not a unary op: %s", vg_op_name(op));
+void VG_ROW(unary)(vg_unary_kind k, const vg_unary_params *p, float *o, int64_t so, const float *x, int64_t sx,
+                   int64_t n) {
+  const float a = (float)p->a, b = (float)p->b;
+  (void)a, (void)b;
+  switch (k) {
+#define VG_UOP(NAME, name, DIFF, FE, HOIST, FWD, GRAD) case VG_UK_##NAME: VG_U_LOOP_##HOIST(FWD)
+#include "tensor/unary.def"
+#undef VG_UOP
   }
 }
 
@@ -66,27 +54,23 @@ void VG_ROW(unary)(vg_op op, const double *f, float *o, int64_t so, const float 
     }                                                                                   \
   }                                                                                     \
   break;
+#define VG_B_T_float float
+#define VG_B_T_bool uint8_t
+#define VG_B_LOOP_any(T, EXPR) VG_B_LOOP(T, EXPR)
+/* alpha == 1 (plain add): the block's constant folds alpha * v to v */
+#define VG_B_LOOP_alpha1(T, EXPR)                                                       \
+  if (alpha == 1.0f) { const float alpha = 1.0f; VG_B_LOOP(T, EXPR) }                   \
+  else { VG_B_LOOP(T, EXPR) }                                                           \
+  break;
 
-void VG_ROW(binary)(vg_op op, const double *f, void *out, int64_t so, const float *a, int64_t sa, const float *b,
-                    int64_t sb, int64_t n) {
-  const float alpha = (float)f[1];
-  switch (op) {
-    case VG_OP_ADD:
-      if (alpha == 1.0f) { VG_B_LOOP(float, u + v) }
-      else { VG_B_LOOP(float, u + alpha * v) }
-      break;
-    case VG_OP_SUB: VG_B_LOOP(float, u - v)
-    case VG_OP_MUL: VG_B_LOOP(float, u * v)
-    case VG_OP_DIV: VG_B_LOOP(float, u / v)
-    case VG_OP_MAXIMUM: VG_B_LOOP(float, (u != u || v != v) ? u + v : (u > v ? u : v))
-    case VG_OP_MINIMUM: VG_B_LOOP(float, (u != u || v != v) ? u + v : (u < v ? u : v))
-    case VG_OP_EQ: VG_B_LOOP(uint8_t, u == v)
-    case VG_OP_NE: VG_B_LOOP(uint8_t, u != v)
-    case VG_OP_LT: VG_B_LOOP(uint8_t, u < v)
-    case VG_OP_LE: VG_B_LOOP(uint8_t, u <= v)
-    case VG_OP_GT: VG_B_LOOP(uint8_t, u > v)
-    case VG_OP_GE: VG_B_LOOP(uint8_t, u >= v)
-    default: VG_ABORT("not a binary op: %s", vg_op_name(op));
+void VG_ROW(binary)(vg_binary_kind k, const vg_binary_params *p, void *out, int64_t so, const float *a, int64_t sa,
+                    const float *b, int64_t sb, int64_t n) {
+  const float alpha = (float)p->alpha;
+  (void)alpha;
+  switch (k) {
+#define VG_BOP(NAME, name, DIFF, OUT, HOIST, FWD, GRADX, GRADY) case VG_BK_##NAME: VG_B_LOOP_##HOIST(VG_B_T_##OUT, FWD)
+#include "tensor/binary.def"
+#undef VG_BOP
   }
 }
 

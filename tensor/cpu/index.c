@@ -11,6 +11,7 @@
  * off `dim` (a column along dim is one task), index_add over (outer, inner block);
  * within a task the adds run in index order, so results do not depend on threads. */
 #include "tensor/cpu/kernels.h"
+#include "tensor/kmath/index.h"
 #include "base/threadpool.h"
 #include <string.h>
 
@@ -43,20 +44,8 @@ static inline void copy_elem(char *dst, const char *src, size_t es) {
   }
 }
 
-static inline void add_elem(char *dst, const char *src, vg_dtype dt) {
-  switch (dt) {
-    case VG_F32: *(float *)dst += *(const float *)src; return;
-    case VG_I64: *(int64_t *)dst = (int64_t)((uint64_t) * (int64_t *)dst + (uint64_t) * (const int64_t *)src); return;
-    case VG_I32: *(int32_t *)dst = (int32_t)((uint32_t) * (int32_t *)dst + (uint32_t) * (const int32_t *)src); return;
-    case VG_U8: *(uint8_t *)dst = (uint8_t)(*(uint8_t *)dst + *(const uint8_t *)src); return;
-    case VG_BOOL: *(uint8_t *)dst = (*(uint8_t *)dst | *(const uint8_t *)src) != 0; return;
-    case VG_F16: case VG_BF16:
-      vg_store_elem(dst, dt, vg_load_elem(dst, dt) + vg_load_elem(src, dt));
-      return;
-    case VG_DTYPE_COUNT: break;
-  }
-  VG_ABORT("bad dtype");
-}
+/* dst += src in dtype dt: tensor/kmath/index.h (shared with tensor/cuda/index.cu) */
+static inline void add_elem(char *dst, const char *src, vg_dtype dt) { vg_add_elem(dst, src, (int)dt); }
 
 typedef struct {
   strided x, ix, out, src;   /* gather: x, ix -> out; scatter_add: src, ix -> out */
@@ -171,7 +160,7 @@ static void dim_split(const vg_tensor *t, int dim, int64_t *outer, int64_t *inne
 static void index_select_op(const vg_opcall *c, bool add) {
   const vg_tensor *data = add ? c->in[2] : c->in[0], *ix = c->in[1];
   vg_tensor *out = c->out[0];
-  int dim = (int)c->i[0];
+  int dim = (int)c->p.dim.dim;
   if (add) copy_base(out, c->in[0]);
   isel_ctx p = {.idx = (const int64_t *)vg_data(ix), .idx_st = ix->ndim ? ix->stride[0] : 0, .K = vg_numel(ix),
                 .D = add ? out->shape[dim] : data->shape[dim], .es = vg_dtype_size(out->dtype), .dt = out->dtype,
@@ -193,31 +182,25 @@ static void index_select_op(const vg_opcall *c, bool add) {
   if (tmp && (tmp->flags & VG_TF_HEAP)) vg_tensor_free(tmp);
 }
 
-void vg_cpu_index(const vg_opcall *c) {
-  switch (c->op) {
-    case VG_OP_GATHER: {
-      vg_tensor *out = c->out[0];
-      if (vg_numel(out) == 0) return;
-      scatter_ctx p = {.x = view_of(c->in[0]), .ix = view_of(c->in[1]), .out = view_of(out), .dim = (int)c->i[0]};
-      int64_t last = p.ix.shape[p.ix.nd - 1], rows = vg_numel(out) / last;
-      int64_t grain = (1 << 14) / last;
-      vg_parallel_for(rows, grain < 1 ? 1 : grain, gather_rows, &p);
-      return;
-    }
-    case VG_OP_SCATTER_ADD: {
-      vg_tensor *out = c->out[0];
-      copy_base(out, c->in[0]);
-      scatter_ctx p = {.ix = view_of(c->in[1]), .src = view_of(c->in[2]), .out = view_of(out), .dim = (int)c->i[0],
-                       .dt = out->dtype};
-      int64_t along = p.ix.shape[p.dim], n = vg_numel(c->in[1]);
-      if (n == 0) return;
-      int64_t grain = (1 << 14) / along;
-      vg_parallel_for(n / along, grain < 1 ? 1 : grain, scatter_cols, &p);
-      return;
-    }
-    case VG_OP_INDEX_SELECT: index_select_op(c, false); return;
-    case VG_OP_INDEX_ADD: index_select_op(c, true); return;
-    default: break;
-  }
-  VG_ABORT("%s is not an indexing op", vg_op_name(c->op));
+void vg_cpu_gather(const vg_opcall *c) {
+  vg_tensor *out = c->out[0];
+  if (vg_numel(out) == 0) return;
+  scatter_ctx p = {.x = view_of(c->in[0]), .ix = view_of(c->in[1]), .out = view_of(out), .dim = (int)c->p.dim.dim};
+  int64_t last = p.ix.shape[p.ix.nd - 1], rows = vg_numel(out) / last;
+  int64_t grain = (1 << 14) / last;
+  vg_parallel_for(rows, grain < 1 ? 1 : grain, gather_rows, &p);
 }
+
+void vg_cpu_scatter_add(const vg_opcall *c) {
+  vg_tensor *out = c->out[0];
+  copy_base(out, c->in[0]);
+  scatter_ctx p = {.ix = view_of(c->in[1]), .src = view_of(c->in[2]), .out = view_of(out), .dim = (int)c->p.dim.dim,
+                   .dt = out->dtype};
+  int64_t along = p.ix.shape[p.dim], n = vg_numel(c->in[1]);
+  if (n == 0) return;
+  int64_t grain = (1 << 14) / along;
+  vg_parallel_for(n / along, grain < 1 ? 1 : grain, scatter_cols, &p);
+}
+
+void vg_cpu_index_select(const vg_opcall *c) { index_select_op(c, false); }
+void vg_cpu_index_add(const vg_opcall *c) { index_select_op(c, true); }

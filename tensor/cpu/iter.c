@@ -1,36 +1,18 @@
 #include "tensor/cpu/iter.h"
+#include "tensor/kmath/iter.h"
 #include "base/threadpool.h"
 #include <string.h>
 
 void vg_iter_init(vg_iter *it, int nop, const vg_tensor *const *ops) {
   VG_ASSERT(nop >= 1 && nop <= VG_ITER_MAX);
   const vg_tensor *out = ops[0];
-  int64_t st[VG_ITER_MAX][VG_MAX_DIMS];
   for (int k = 0; k < nop; k++) {
-    if (k == 0) memcpy(st[0], out->stride, sizeof st[0]);
-    else vg_broadcast_strides(ops[k], out->ndim, out->shape, st[k]);
     it->base[k] = (char *)vg_data(ops[k]);
     it->esz[k] = vg_dtype_size(ops[k]->dtype);
   }
   it->nop = nop;
-  /* drop size-1 dims, then merge dim d into d+1 when every operand is contiguous across them */
-  int nd = 0;
-  for (int d = 0; d < out->ndim; d++) {
-    if (out->shape[d] == 1) continue;
-    if (nd > 0) {
-      bool merge = true;
-      for (int k = 0; k < nop; k++)
-        if (it->stride[k][nd - 1] != st[k][d] * out->shape[d]) merge = false;
-      if (merge) {
-        it->shape[nd - 1] *= out->shape[d];
-        for (int k = 0; k < nop; k++) it->stride[k][nd - 1] = st[k][d];
-        continue;
-      }
-    }
-    it->shape[nd] = out->shape[d];
-    for (int k = 0; k < nop; k++) it->stride[k][nd] = st[k][d];
-    nd++;
-  }
+  /* drop size-1 dims, merge dims every operand is contiguous across (tensor/kmath/iter.h) */
+  int nd = vg_iter_coalesce(nop, ops, it->shape, it->stride);
   if (nd == 0) { /* scalar or all-ones shape: one row of one element */
     it->shape[0] = 1;
     for (int k = 0; k < nop; k++) it->stride[k][0] = 1;

@@ -1,20 +1,52 @@
-/* kernels.h — the CPU backend's op families (internal). Each takes the op call as
+/* kernels.h — the CPU backend's op kernels (internal). Each takes the op call as
  * the front-end filled it (see the parameter comments in tensor/ops.def and in the
  * front-end that builds the call). */
 #ifndef VG_CPU_KERNELS_H
 #define VG_CPU_KERNELS_H
 #include "tensor/internal.h"
 
-void vg_cpu_eltwise(const vg_opcall *c);   /* unary, binary, where, copy, fill, arange */
+/* One kernel per op of tensor/ops.def (vg_cpu_backend.kernel in backend.c lists each op
+ * by name, checked complete when registered); a kernel listed for several ops handles
+ * each of them with no default: branch. */
+void vg_cpu_copy(const vg_opcall *c);      /* copy/cast */
+void vg_cpu_fill(const vg_opcall *c);
+void vg_cpu_arange(const vg_opcall *c);
+void vg_cpu_unary(const vg_opcall *c);     /* tensor/unary.def (a typed switch over vg_unary_kind) */
+void vg_cpu_binary(const vg_opcall *c);    /* tensor/binary.def (a typed switch over vg_binary_kind) */
+void vg_cpu_where(const vg_opcall *c);
+void vg_cpu_eltwise(const vg_opcall *c);   /* any of the ops above, through the table */
 void vg_cpu_reduce(const vg_opcall *c);    /* sum, amax, amin, argmax */
 void vg_cpu_matmul(const vg_opcall *c);
-void vg_cpu_conv(const vg_opcall *c);      /* conv2d and its two backward ops */
-void vg_cpu_pool(const vg_opcall *c);      /* avg/max/adaptive pooling and backward */
-void vg_cpu_resample(const vg_opcall *c);  /* bilinear interpolation and backward */
-void vg_cpu_layout(const vg_opcall *c);    /* unfold, fold, pad, concat */
-void vg_cpu_index(const vg_opcall *c);     /* gather, scatter_add, index_select, index_add */
-void vg_cpu_select(const vg_opcall *c);    /* kthvalue, sort */
+void vg_cpu_conv2d_op(const vg_opcall *c); /* conv_op.c (conv.c holds the GEMM-level conv) */
+void vg_cpu_conv2d_bwd_data_op(const vg_opcall *c);
+void vg_cpu_conv2d_bwd_weight_op(const vg_opcall *c);
+void vg_cpu_conv_bn_fold(const vg_opcall *c);
+void vg_cpu_avg_pool2d(const vg_opcall *c);   /* pool.c */
+void vg_cpu_avg_pool2d_bwd(const vg_opcall *c);
+void vg_cpu_max_pool2d(const vg_opcall *c);
+void vg_cpu_max_pool2d_bwd(const vg_opcall *c);
+void vg_cpu_adaptive_avg_pool2d(const vg_opcall *c);
+void vg_cpu_adaptive_avg_pool2d_bwd(const vg_opcall *c);
+void vg_cpu_interp_bilinear(const vg_opcall *c);   /* resample.c */
+void vg_cpu_interp_bilinear_bwd(const vg_opcall *c);
+void vg_cpu_unfold(const vg_opcall *c);    /* layout.c */
+void vg_cpu_fold(const vg_opcall *c);
+void vg_cpu_pad(const vg_opcall *c);
+void vg_cpu_concat(const vg_opcall *c);
+void vg_cpu_gather(const vg_opcall *c);    /* index.c */
+void vg_cpu_scatter_add(const vg_opcall *c);
+void vg_cpu_index_select(const vg_opcall *c);
+void vg_cpu_index_add(const vg_opcall *c);
+void vg_cpu_kthvalue(const vg_opcall *c);  /* select.c */
+void vg_cpu_sort(const vg_opcall *c);
 void vg_cpu_random(const vg_opcall *c);    /* rand_uniform, rand_normal */
+void vg_cpu_softmax(const vg_opcall *c);   /* norm.c */
+void vg_cpu_log_softmax(const vg_opcall *c);
+void vg_cpu_softmax_bwd(const vg_opcall *c);
+void vg_cpu_log_softmax_bwd(const vg_opcall *c);
+void vg_cpu_layer_norm(const vg_opcall *c);
+void vg_cpu_layer_norm_bwd(const vg_opcall *c);
+void vg_cpu_optim_update(const vg_optim_update *u);   /* SGD / Adam(W) steps (optim.c) */
 
 /* element load/store in any dtype (for copies and casts) */
 double vg_load_elem(const void *p, vg_dtype dt);

@@ -2,12 +2,15 @@
  *
  * unfold: x (N,C,H,W) -> cols (N, C*kh*kw, L), row (c*kh + ki)*kw + kj, column
  *   oh*OW + ow holds x[n, c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw] (0 outside).
- *   i = {kh, kw, dh, dw, ph, pw, sh, sw}.
- * fold: its adjoint, cols -> (N, C, i[8], i[9]); each (n, c) plane sums its kh*kw rows
+ *   p.unfold = {kh, kw, dh, dw, ph, pw, sh, sw}.
+ * fold: its adjoint, cols -> (N, C, oh, ow); each (n, c) plane sums its kh*kw rows
  *   in the order ki, kj, oh, ow (torch's col2im order), split over planes (no races).
  * pad / concat: the output is filled (pad), then each input is copied into its window
- *   of the output through the strided COPY kernel (any dtype, any input strides). */
+ *   of the output through the strided COPY kernel (any dtype, any input strides).
+ * Geometry and windows: tensor/kmath/conv_geom.h, window.h (shared with cuda/conv.cu). */
 #include "tensor/cpu/kernels.h"
+#include "tensor/kmath/conv_geom.h"
+#include "tensor/kmath/window.h"
 #include "base/threadpool.h"
 #include <string.h>
 
@@ -28,14 +31,14 @@ static void unfold_planes(void *ctx, int64_t b, int64_t e, int tid) {
     for (int64_t ki = 0; ki < p->kh; ki++)
       for (int64_t kj = 0; kj < p->kw; kj++, y += L)
         for (int64_t oh = 0; oh < p->OH; oh++) {
-          int64_t ih = oh * p->sh - p->ph + ki * p->dh;
+          int64_t ih = VG_CONV_SRC(oh, p->sh, p->ph, ki, p->dh);
           float *row = y + oh * p->OW;
           if (ih < 0 || ih >= p->H) {
             memset(row, 0, sizeof(float) * (size_t)p->OW);
             continue;
           }
           for (int64_t ow = 0; ow < p->OW; ow++) {
-            int64_t iw = ow * p->sw - p->pw + kj * p->dw;
+            int64_t iw = VG_CONV_SRC(ow, p->sw, p->pw, kj, p->dw);
             row[ow] = (iw >= 0 && iw < p->W) ? x[ih * p->W + iw] : 0.0f;
           }
         }
@@ -53,10 +56,10 @@ static void fold_planes(void *ctx, int64_t b, int64_t e, int tid) {
     for (int64_t ki = 0; ki < p->kh; ki++)
       for (int64_t kj = 0; kj < p->kw; kj++, x += L)
         for (int64_t oh = 0; oh < p->OH; oh++) {
-          int64_t ih = oh * p->sh - p->ph + ki * p->dh;
+          int64_t ih = VG_CONV_SRC(oh, p->sh, p->ph, ki, p->dh);
           if (ih < 0 || ih >= p->H) continue;
           for (int64_t ow = 0; ow < p->OW; ow++) {
-            int64_t iw = ow * p->sw - p->pw + kj * p->dw;
+            int64_t iw = VG_CONV_SRC(ow, p->sw, p->pw, kj, p->dw);
             if (iw >= 0 && iw < p->W) y[ih * p->W + iw] += x[oh * p->OW + ow];
           }
         }
@@ -65,10 +68,11 @@ static void fold_planes(void *ctx, int64_t b, int64_t e, int tid) {
 
 static void im2col_op(const vg_opcall *c, bool fold) {
   const vg_tensor *in = c->in[0], *img = fold ? c->out[0] : in;
-  im2col_ctx p = {.C = img->shape[1], .H = img->shape[2], .W = img->shape[3], .kh = c->i[0], .kw = c->i[1],
-                  .dh = c->i[2], .dw = c->i[3], .ph = c->i[4], .pw = c->i[5], .sh = c->i[6], .sw = c->i[7]};
-  p.OH = (p.H + 2 * p.ph - p.dh * (p.kh - 1) - 1) / p.sh + 1;
-  p.OW = (p.W + 2 * p.pw - p.dw * (p.kw - 1) - 1) / p.sw + 1;
+  const vg_unfold_params *u = &c->p.unfold;
+  im2col_ctx p = {.C = img->shape[1], .H = img->shape[2], .W = img->shape[3], .kh = u->kh, .kw = u->kw,
+                  .dh = u->dh, .dw = u->dw, .ph = u->ph, .pw = u->pw, .sh = u->sh, .sw = u->sw};
+  p.OH = vg_conv_out_size(p.H, p.kh, p.sh, p.ph, p.dh);
+  p.OW = vg_conv_out_size(p.W, p.kw, p.sw, p.pw, p.dw);
   int64_t planes = img->shape[0] * p.C;
   if (planes == 0) return;
   vg_tensor *tmp = NULL;
@@ -83,11 +87,7 @@ static void im2col_op(const vg_opcall *c, bool fold) {
 
 /* copies src into the window of out starting at `start` (per dim), via the COPY kernel */
 static void copy_into(vg_tensor *out, const int64_t *start, const vg_tensor *src) {
-  vg_tensor view = *out;
-  for (int d = 0; d < out->ndim; d++) {
-    view.shape[d] = src->shape[d];
-    view.offset += start[d] * out->stride[d];
-  }
+  vg_tensor view = vg_window_view(out, start, src);
   if (vg_numel(&view) == 0) return;
   const vg_tensor *in[1] = {src};
   vg_opcall cc = {.op = VG_OP_COPY, .nin = 1, .in = in, .out = {&view}};
@@ -97,16 +97,16 @@ static void copy_into(vg_tensor *out, const int64_t *start, const vg_tensor *src
 static void pad_op(const vg_opcall *c) {
   vg_tensor *out = c->out[0];
   const vg_tensor *x = c->in[0];
-  vg_opcall fill = {.op = VG_OP_FILL, .nin = 0, .out = {out}, .f = {c->f[0]}};
+  vg_opcall fill = {.op = VG_OP_FILL, .nin = 0, .out = {out}, .p.fill = {.value = c->p.pad.value}};
   if (vg_numel(out) == 0) return;
   vg_cpu_eltwise(&fill);
-  int64_t start[VG_MAX_DIMS] = {0};
-  for (int p = 0; p < (int)c->i[0]; p++) start[x->ndim - 1 - p] = c->i[1 + 2 * p];
+  int64_t start[VG_MAX_DIMS];
+  vg_pad_starts(&c->p.pad, x->ndim, start);
   copy_into(out, start, x);
 }
 
 static void concat_op(const vg_opcall *c) {
-  int d = (int)c->i[0];
+  int d = (int)c->p.dim.dim;
   int64_t start[VG_MAX_DIMS] = {0};
   for (int k = 0; k < c->nin; k++) {
     const vg_tensor *t = c->in[k];
@@ -115,13 +115,7 @@ static void concat_op(const vg_opcall *c) {
   }
 }
 
-void vg_cpu_layout(const vg_opcall *c) {
-  switch (c->op) {
-    case VG_OP_UNFOLD: im2col_op(c, false); return;
-    case VG_OP_FOLD: im2col_op(c, true); return;
-    case VG_OP_PAD: pad_op(c); return;
-    case VG_OP_CONCAT: concat_op(c); return;
-    default: break;
-  }
-  VG_ABORT("%s is not a layout op", vg_op_name(c->op));
-}
+void vg_cpu_unfold(const vg_opcall *c) { im2col_op(c, false); }
+void vg_cpu_fold(const vg_opcall *c) { im2col_op(c, true); }
+void vg_cpu_pad(const vg_opcall *c) { pad_op(c); }
+void vg_cpu_concat(const vg_opcall *c) { concat_op(c); }

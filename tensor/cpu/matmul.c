@@ -4,6 +4,7 @@
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/isa.h"
+#include "tensor/kmath/matmul.h"
 #include "base/threadpool.h"
 #include <stdlib.h>
 #include <string.h>
@@ -22,22 +23,6 @@ typedef struct {
   int64_t M, N, K;
   float *c;
 } mm_ctx;
-
-static bool gemm_layout(const vg_tensor *t, int *trans, int64_t *ld) {
-  int64_t rs = t->stride[t->ndim - 2], cs = t->stride[t->ndim - 1];
-  int64_t rows = t->shape[t->ndim - 2], cols = t->shape[t->ndim - 1];
-  if (cs == 1 || cols == 1) {
-    *trans = 0;
-    *ld = rows == 1 ? (cols > 0 ? cols : 1) : rs;
-    return *ld >= (cols > 0 ? cols : 1);
-  }
-  if (rs == 1 || rows == 1) {
-    *trans = 1;
-    *ld = cols == 1 ? (rows > 0 ? rows : 1) : cs;
-    return *ld >= (rows > 0 ? rows : 1);
-  }
-  return false;
-}
 
 static void run_batch(void *p, int64_t b0, int64_t b1, int tid) {
   (void)tid;
@@ -67,7 +52,7 @@ void vg_cpu_matmul(const vg_opcall *c) {
   float *tmp[2] = {NULL, NULL};
   for (int k = 0; k < 2; k++) {
     const vg_tensor *t = ops[k];
-    if (!gemm_layout(t, &mo[k]->trans, &mo[k]->ld)) {
+    if (!vg_mat_layout(t, &mo[k]->trans, &mo[k]->ld)) {
       /* copy to contiguous in a temporary */
       vg_tensor *ct = vg_copy_raw(t);
       t = ct;
@@ -76,11 +61,7 @@ void vg_cpu_matmul(const vg_opcall *c) {
       if (!vg_in_scope()) tmp[k] = (float *)ct; /* heap header to free below */
     }
     mo[k]->p = vg_f32(t);
-    int off = m.nb - (t->ndim - 2);
-    for (int d = 0; d < m.nb; d++) {
-      int td = d - off;
-      mo[k]->bstride[d] = (td < 0 || t->shape[td] == 1) ? 0 : t->stride[td];
-    }
+    vg_mat_batch_strides(t, m.nb, mo[k]->bstride);
   }
   int64_t batch = 1;
   for (int d = 0; d < m.nb; d++) {

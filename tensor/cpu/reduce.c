@@ -7,6 +7,8 @@
  * of rows whose partial results are combined in chunk order, so the result is the
  * same for any thread count. */
 #include "tensor/cpu/kernels.h"
+#include "tensor/kmath/bits.h"
+#include "tensor/kmath/reduce.h"
 #include "base/threadpool.h"
 #include <math.h>
 #include <stdlib.h>
@@ -25,15 +27,8 @@ typedef struct {
   double *partial;                             /* [nout][nchunks] when chunked */
 } red_ctx;
 
-static double init_val(vg_op op) {
-  return op == VG_OP_SUM ? 0.0 : (op == VG_OP_AMAX ? -INFINITY : INFINITY);
-}
-
-static double combine(vg_op op, double a, double b) {
-  if (op == VG_OP_SUM) return a + b;
-  if (isnan(a) || isnan(b)) return NAN;
-  return op == VG_OP_AMAX ? (a > b ? a : b) : (a < b ? a : b);
-}
+static double init_val(vg_op op) { return vg_reduce_init((int)op); }   /* tensor/kmath/reduce.h */
+static double combine(vg_op op, double a, double b) { return vg_reduce_combine((int)op, a, b); }
 
 static double reduce_run(vg_op op, const float *p, int64_t n, int64_t s) {
   if (op == VG_OP_SUM) {
@@ -62,14 +57,9 @@ static double reduce_run(vg_op op, const float *p, int64_t n, int64_t s) {
 
 /* reduces rows [r0, r1) of output o's reduction */
 static double reduce_rows(const red_ctx *r, int64_t o, int64_t r0, int64_t r1) {
-  int64_t base = 0, t = o;
-  for (int d = r->nk - 1; d >= 0; d--) {
-    base += (t % r->kshape[d]) * r->kstride[d];
-    t /= r->kshape[d];
-  }
+  int64_t base = vg_unravel_offset(o, r->nk, r->kshape, r->kstride), t = r0;
   double acc = init_val(r->op);
   int64_t idx[VG_MAX_DIMS] = {0};
-  t = r0;
   for (int d = r->nr - 2; d >= 0; d--) {
     idx[d] = t % r->rshape[d];
     t /= r->rshape[d];
@@ -104,7 +94,7 @@ static void by_chunk(void *p, int64_t u0, int64_t u1, int tid) {
 
 static void reduce_mask(const vg_opcall *c) {
   const vg_tensor *x = c->in[0];
-  unsigned mask = (unsigned)c->i[0];
+  unsigned mask = (unsigned)c->p.reduce.mask;
   red_ctx r = {.op = c->op, .x = vg_f32(x), .out = vg_f32(c->out[0])};
   int64_t nout = vg_numel(c->out[0]);
   if (nout == 0) return;
@@ -191,26 +181,21 @@ static void reduce_mask(const vg_opcall *c) {
 
 static void argmax(const vg_opcall *c) {
   const vg_tensor *x = c->in[0];
-  int d = (int)c->i[0];
+  int d = (int)c->p.argmax.dim;
   const float *px = vg_f32(x);
   int64_t *po = (int64_t *)vg_data(c->out[0]);
   int64_t nout = vg_numel(c->out[0]), n = x->shape[d], s = x->stride[d];
+  int64_t kshape[VG_MAX_DIMS], kstride[VG_MAX_DIMS];   /* the kept dims */
+  int nk = 0;
+  for (int k = 0; k < x->ndim; k++)
+    if (k != d) {
+      kshape[nk] = x->shape[k];
+      kstride[nk++] = x->stride[k];
+    }
   for (int64_t o = 0; o < nout; o++) {
-    int64_t off = 0, t = o;
-    for (int k = x->ndim - 1; k >= 0; k--) {
-      if (k == d) continue;
-      off += (t % x->shape[k]) * x->stride[k];
-      t /= x->shape[k];
-    }
-    int64_t best = 0;
+    int64_t off = vg_unravel_offset(o, nk, kshape, kstride), best = 0;
     float bv = px[off];
-    for (int64_t i = 1; i < n && bv == bv; i++) {
-      float v = px[off + i * s];
-      if (v > bv || v != v) {
-        bv = v;
-        best = i;
-      }
-    }
+    for (int64_t i = 1; i < n && bv == bv; i++) vg_argmax_step(px[off + i * s], i, &bv, &best);
     po[o] = best;
   }
 }

@@ -2,10 +2,8 @@
  * elements, optionally torch.quantile's lerp between two order statistics) and SORT
  * (stable argsort along one dim, optionally keeping the first k: topk).
  *
- * Keys. A float maps to a uint32 whose unsigned order is the float order:
- *   key = bits ^ (sign ? 0xffffffff : 0x80000000),   every NaN -> 0xffffffff.
- * So -inf < ... < -0 < +0 < ... < +inf < NaN. Only NaNs have keys above 0xff800000, so
- * the top radix bucket (keys >> 21 == 0x7ff) holds exactly the NaNs.
+ * Keys, digits, the quantile's lerp and the sort keys: tensor/kmath/select.h (shared
+ * with tensor/cuda/select.cu). Unsigned key order is -inf < ... < +inf < NaN.
  *
  * KTHVALUE: three histogram passes over bits [31:21], [20:10], [9:0]; pass d counts
  * only the elements whose higher digits match the bucket chosen so far, so the k-th
@@ -21,26 +19,12 @@
  * descending order sorts ~key, so equal values keep their index order both ways.
  * Rows are split across threads; each row is sorted by one thread. */
 #include "tensor/cpu/kernels.h"
+#include "tensor/kmath/select.h"
 #include "base/threadpool.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
-static inline uint32_t fkey(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  uint32_t mask = (uint32_t)((int32_t)u >> 31) | 0x80000000u;
-  return (u & 0x7fffffffu) > 0x7f800000u ? 0xffffffffu : u ^ mask;
-}
-
-static inline float key_to_float(uint32_t k) {
-  if (k == 0xffffffffu) return NAN;
-  uint32_t u = (k & 0x80000000u) ? k & 0x7fffffffu : ~k;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
 
 static void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
@@ -49,10 +33,6 @@ static void *xmalloc(size_t n) {
 }
 
 /* ---- element access: a dense span of storage, or a packed copy ---- */
-
-/* Pointer to the lowest-addressed element when x's elements fill a contiguous block
- * of storage in some dim order (contiguous, transposed, permuted); NULL otherwise. */
-static const float *dense_span(const vg_tensor *x) { return vg_dense_span(x) ? vg_f32(x) : NULL; }
 
 /* x's elements in row-major order into a new buffer (caller frees). */
 static float *pack(const vg_tensor *x, int64_t n) {
@@ -76,14 +56,13 @@ static float *pack(const vg_tensor *x, int64_t n) {
 /* ---- KTHVALUE: radix select ---- */
 
 #define SEL_GRAIN 65536
-#define SEL_BINS 2048
 #define SEL_STAGE 1024
 
 typedef struct {
   const float *x;
   int level;              /* 0..2: histogram of digit `level`; 3: min key above `prefix` */
   uint32_t prefix;        /* the higher digits chosen so far (level 1, 2); the key (3) */
-  int64_t *hist;          /* [nthreads][SEL_BINS] */
+  int64_t *hist;          /* [nthreads][VG_SEL_BINS] */
   uint32_t *minabove;     /* [nthreads] */
   float *cand;            /* collect: elements of top bucket `prefix`, in any order */
   _Atomic int64_t ncand;
@@ -92,23 +71,23 @@ typedef struct {
 /* level 0: four interleaved sub-histograms, so runs of equal digits do not wait on
  * one counter; chunk-local uint32 counts (a chunk is < 2^32 elements) */
 static void hist_top(const float *x, int64_t b, int64_t e, int64_t *h) {
-  uint32_t sub[4][SEL_BINS];
+  uint32_t sub[4][VG_SEL_BINS];
   memset(sub, 0, sizeof sub);
   int64_t i = b;
   for (; i + 4 <= e; i += 4) {
-    sub[0][fkey(x[i]) >> 21]++;
-    sub[1][fkey(x[i + 1]) >> 21]++;
-    sub[2][fkey(x[i + 2]) >> 21]++;
-    sub[3][fkey(x[i + 3]) >> 21]++;
+    sub[0][vg_sel_digit(vg_sel_key(x[i]), 0)]++;
+    sub[1][vg_sel_digit(vg_sel_key(x[i + 1]), 0)]++;
+    sub[2][vg_sel_digit(vg_sel_key(x[i + 2]), 0)]++;
+    sub[3][vg_sel_digit(vg_sel_key(x[i + 3]), 0)]++;
   }
-  for (; i < e; i++) sub[0][fkey(x[i]) >> 21]++;
-  for (int j = 0; j < SEL_BINS; j++) h[j] += (int64_t)sub[0][j] + sub[1][j] + sub[2][j] + sub[3][j];
+  for (; i < e; i++) sub[0][vg_sel_digit(vg_sel_key(x[i]), 0)]++;
+  for (int j = 0; j < VG_SEL_BINS; j++) h[j] += (int64_t)sub[0][j] + sub[1][j] + sub[2][j] + sub[3][j];
 }
 
 static void sel_pass(void *p, int64_t b, int64_t e, int tid) {
   sel_ctx *s = p;
   const float *x = s->x;
-  int64_t *h = s->hist + (size_t)tid * SEL_BINS;
+  int64_t *h = s->hist + (size_t)tid * VG_SEL_BINS;
   const uint32_t pre = s->prefix;
   switch (s->level) {
     case 0:
@@ -116,20 +95,20 @@ static void sel_pass(void *p, int64_t b, int64_t e, int tid) {
       return;
     case 1:
       for (int64_t i = b; i < e; i++) {
-        uint32_t k = fkey(x[i]);
-        if ((k >> 21) == pre) h[(k >> 10) & 0x7ff]++;
+        uint32_t k = vg_sel_key(x[i]);
+        if (vg_sel_high(k, 1) == pre) h[vg_sel_digit(k, 1)]++;
       }
       return;
     case 2:
       for (int64_t i = b; i < e; i++) {
-        uint32_t k = fkey(x[i]);
-        if ((k >> 10) == pre) h[k & 0x3ff]++;
+        uint32_t k = vg_sel_key(x[i]);
+        if (vg_sel_high(k, 2) == pre) h[vg_sel_digit(k, 2)]++;
       }
       return;
     case 3: {
       uint32_t m = s->minabove[tid];
       for (int64_t i = b; i < e; i++) {
-        uint32_t k = fkey(x[i]);
+        uint32_t k = vg_sel_key(x[i]);
         if (k > pre && k < m) m = k;
       }
       s->minabove[tid] = m;
@@ -140,7 +119,7 @@ static void sel_pass(void *p, int64_t b, int64_t e, int tid) {
       int ns = 0;
       for (int64_t i = b; i < e; i++) {
         stage[ns] = x[i];
-        ns += (fkey(x[i]) >> 21) == pre;
+        ns += vg_sel_digit(vg_sel_key(x[i]), 0) == pre;
         if (ns == SEL_STAGE || (i == e - 1 && ns)) {
           int64_t at = atomic_fetch_add(&s->ncand, ns);
           memcpy(s->cand + at, stage, sizeof(float) * (size_t)ns);
@@ -153,17 +132,17 @@ static void sel_pass(void *p, int64_t b, int64_t e, int tid) {
 }
 
 /* Runs one histogram pass over x[0, n); sums the per-thread histograms into tot. */
-static void sel_hist(sel_ctx *s, const float *x, int64_t n, int nt, int level, uint32_t prefix, int64_t *tot,
-                     int nbins) {
-  memset(s->hist, 0, sizeof(int64_t) * SEL_BINS * (size_t)nt);
+static void sel_hist(sel_ctx *s, const float *x, int64_t n, int nt, int level, uint32_t prefix,
+                     unsigned long long *tot, int nbins) {
+  memset(s->hist, 0, sizeof(int64_t) * VG_SEL_BINS * (size_t)nt);
   s->x = x;
   s->level = level;
   s->prefix = prefix;
   vg_parallel_for(n, SEL_GRAIN, sel_pass, s);
   for (int b = 0; b < nbins; b++) {
     int64_t t = 0;
-    for (int i = 0; i < nt; i++) t += s->hist[(size_t)i * SEL_BINS + b];
-    tot[b] = t;
+    for (int i = 0; i < nt; i++) t += s->hist[(size_t)i * VG_SEL_BINS + b];
+    tot[b] = (unsigned long long)t;
   }
 }
 
@@ -180,12 +159,10 @@ static uint32_t min_above(sel_ctx *s, const float *x, int64_t n, int nt, uint32_
 }
 
 /* bucket holding the k-th (1-based) counted element; k becomes its rank inside */
-static int pick(const int64_t *h, int nbins, int64_t *k) {
-  for (int b = 0; b < nbins; b++) {
-    if (*k <= h[b]) return b;
-    *k -= h[b];
-  }
-  VG_ABORT("kthvalue: histogram lost elements");
+static int pick(const unsigned long long *h, int nbins, int64_t *k) {
+  int b = vg_sel_pick(h, nbins, k);   /* tensor/kmath/select.h */
+  if (b == nbins) VG_ABORT("kthvalue: histogram lost elements");
+  return b;
 }
 
 typedef struct {
@@ -201,15 +178,15 @@ typedef struct {
 static sel_result radix_select(const float *x, int64_t n, int64_t k, bool want_next) {
   int nt = vg_num_threads();
   if (nt < 1) nt = 1;
-  sel_ctx s = {.hist = xmalloc(sizeof(int64_t) * SEL_BINS * (size_t)nt),
+  sel_ctx s = {.hist = xmalloc(sizeof(int64_t) * VG_SEL_BINS * (size_t)nt),
                .minabove = xmalloc(sizeof(uint32_t) * (size_t)nt)};
-  int64_t h[SEL_BINS];
+  unsigned long long h[VG_SEL_BINS];
   sel_result r = {0};
   int64_t kk = k;
-  sel_hist(&s, x, n, nt, 0, 0, h, SEL_BINS);
-  r.has_nan = h[SEL_BINS - 1] > 0;
-  uint32_t b1 = (uint32_t)pick(h, SEL_BINS, &kk);
-  int64_t k1 = kk, c1 = h[b1];
+  sel_hist(&s, x, n, nt, 0, 0, h, VG_SEL_BINS);
+  r.has_nan = h[VG_SEL_BINS - 1] > 0;
+  uint32_t b1 = (uint32_t)pick(h, VG_SEL_BINS, &kk);
+  int64_t k1 = kk, c1 = (int64_t)h[b1];
   const float *src = x;
   int64_t nsrc = n;
   if (n >= 4 * SEL_GRAIN && c1 <= n / 8) {
@@ -223,21 +200,17 @@ static sel_result radix_select(const float *x, int64_t n, int64_t k, bool want_n
     src = s.cand;
     nsrc = c1;
   }
-  sel_hist(&s, src, nsrc, nt, 1, b1, h, SEL_BINS);
-  uint32_t b2 = (uint32_t)pick(h, SEL_BINS, &kk);
-  uint32_t pre = b1 << 11 | b2;
+  sel_hist(&s, src, nsrc, nt, 1, b1, h, VG_SEL_BINS);
+  uint32_t b2 = (uint32_t)pick(h, VG_SEL_BINS, &kk);
+  uint32_t pre = vg_sel_extend(b1, 1, b2);
   sel_hist(&s, src, nsrc, nt, 2, pre, h, 1024);
   uint32_t b3 = (uint32_t)pick(h, 1024, &kk);
-  r.key = pre << 10 | b3;
+  r.key = vg_sel_extend(pre, 2, b3);
   if (want_next) {
     /* same value again, the next bucket of the last digit, or a min pass (over the
      * top bucket's elements when the next one is among them) */
-    uint32_t b = b3 + 1;
-    while (b < 1024 && h[b] == 0) b++;
-    if (kk < h[b3]) r.next = r.key;
-    else if (b < 1024) r.next = pre << 10 | b;
-    else if (k1 < c1) r.next = min_above(&s, src, nsrc, nt, r.key);
-    else r.next = min_above(&s, x, n, nt, r.key);
+    if (!vg_sel_next_key(h, (int)b3, kk, pre, &r.next))
+      r.next = k1 < c1 ? min_above(&s, src, nsrc, nt, r.key) : min_above(&s, x, n, nt, r.key);
   }
   free(s.cand);
   free(s.hist);
@@ -245,36 +218,19 @@ static sel_result radix_select(const float *x, int64_t n, int64_t k, bool want_n
   return r;
 }
 
-/* torch's lerp (aten/src/ATen/native/Lerp.h) as its CPU kernels compile it, with the
- * multiply-add fused (checked bit for bit against torch 1.13's lerp). */
-static float torch_lerp(float a, float b, float w) {
-  return fabsf(w) < 0.5f ? fmaf(w, b - a, a) : fmaf(-(b - a), 1.0f - w, b);
-}
-
-/* i[0] = k (1-based). i[1] = 0: out = k-th smallest (NaN largest).
- * i[1] = 1 (quantile): i[2] = k_hi (k or k+1), f[0] = weight; out = NaN if any
- * element is NaN, else torch_lerp(v_k, v_khi, weight). */
+/* p.kth: k (1-based). mode 0: out = k-th smallest (NaN largest).
+ * mode 1 (quantile): k_hi (k or k+1), w = weight; out = NaN if any
+ * element is NaN, else torch's lerp(v_k, v_khi, weight) (vg_kth_result). */
 static void kthvalue(const vg_opcall *c) {
   const vg_tensor *x = c->in[0];
-  int64_t n = vg_numel(x), k = c->i[0];
-  if (k < 1 || k > n) VG_ABORT("kthvalue: k = %lld out of [1, %lld]", (long long)k, (long long)n);
-  const float *p = dense_span(x);
+  int64_t n = vg_numel(x), k = c->p.kth.k;
+  bool want_next = vg_kth_want_next(&c->p.kth, n);
+  const float *p = vg_dense_span(x) ? vg_f32(x) : NULL;   /* any dim order: a multiset */
   float *packed = p ? NULL : pack(x, n);
   if (!p) p = packed;
   float *out = vg_f32(c->out[0]);
-  if (c->i[1] == 0) {
-    *out = key_to_float(radix_select(p, n, k, false).key);
-  } else {
-    int64_t khi = c->i[2];
-    if (khi != k && khi != k + 1) VG_ABORT("kthvalue: k_hi = %lld for k = %lld", (long long)khi, (long long)k);
-    sel_result r = radix_select(p, n, k, khi > k);
-    if (r.has_nan) {
-      *out = NAN;
-    } else {
-      float lo = key_to_float(r.key), hi = khi > k ? key_to_float(r.next) : lo;
-      *out = torch_lerp(lo, hi, (float)c->f[0]);
-    }
-  }
+  sel_result r = radix_select(p, n, k, want_next);
+  *out = vg_kth_result(c->p.kth.mode != 0, r.has_nan, r.key, want_next ? r.next : r.key, (float)c->p.kth.w);
   free(packed);
 }
 
@@ -291,12 +247,6 @@ typedef struct {
   int nouter;               /* the other dims, in order */
   int64_t oshape[VG_MAX_DIMS], xstride[VG_MAX_DIMS], ostride[VG_MAX_DIMS];
 } sort_ctx;
-
-static inline uint32_t sort_key(float f, bool desc) {
-  if (f == 0.0f) f = 0.0f;   /* -0 == +0 */
-  uint32_t k = fkey(f);
-  return desc ? ~k : k;
-}
 
 /* stable sort of (key[i], idx[i]), i < n; tk/ti scratch of n; result in key/idx */
 static void radix_sort_pairs(uint32_t *key, int64_t *idx, uint32_t *tk, int64_t *ti, int64_t n) {
@@ -358,15 +308,10 @@ static void sort_rows(void *p, int64_t r0, int64_t r1, int tid) {
   int64_t *o = vg_data(s->out);
   int64_t xs = s->xstride[s->nouter], os = s->ostride[s->nouter];
   for (int64_t r = r0; r < r1; r++) {
-    int64_t xoff = 0, ooff = 0, t = r;
-    for (int d = s->nouter - 1; d >= 0; d--) {
-      int64_t i = t % s->oshape[d];
-      t /= s->oshape[d];
-      xoff += i * s->xstride[d];
-      ooff += i * s->ostride[d];
-    }
+    int64_t xoff, ooff;
+    vg_sort_row_offsets(s->nouter, s->oshape, s->xstride, s->ostride, r, &xoff, &ooff);
     for (int64_t j = 0; j < n; j++) {
-      key[j] = sort_key(x[xoff + j * xs], s->desc);
+      key[j] = vg_sort_key(x[xoff + j * xs], s->desc);
       idx[j] = j;
     }
     radix_sort_pairs(key, idx, key + n, idx + n, n);
@@ -376,17 +321,17 @@ static void sort_rows(void *p, int64_t r0, int64_t r1, int tid) {
   free(idx);
 }
 
-/* in[0] = x (f32, any layout); out[0] = i64 indices, x's shape with i[2] along dim;
- * i = {dim, descending, keep}. */
+/* in[0] = x (f32, any layout); out[0] = i64 indices, x's shape with `keep` along dim;
+ * p.sort = {dim, descending, keep}. */
 static void sort_op(const vg_opcall *c) {
   const vg_tensor *x = c->in[0];
   vg_tensor *out = c->out[0];
-  sort_ctx s = {.x = x, .out = out, .desc = c->i[1] != 0, .keep = c->i[2]};
+  sort_ctx s = {.x = x, .out = out, .desc = c->p.sort.descending, .keep = c->p.sort.keep};
   if (x->ndim == 0) {
     if (s.keep) *(int64_t *)vg_data(out) = 0;
     return;
   }
-  s.dim = (int)c->i[0];
+  s.dim = (int)c->p.sort.dim;
   s.len = x->shape[s.dim];
   if (s.keep > s.len || out->dtype != VG_I64) VG_ABORT("sort: bad output");
   int64_t nrows = 1;
@@ -404,10 +349,5 @@ static void sort_op(const vg_opcall *c) {
   vg_parallel_for(nrows, grain > 0 ? grain : 1, sort_rows, &s);
 }
 
-void vg_cpu_select(const vg_opcall *c) {
-  switch (c->op) {
-    case VG_OP_KTHVALUE: kthvalue(c); return;
-    case VG_OP_SORT: sort_op(c); return;
-    default: VG_ABORT("select: op %s is not in this family", vg_op_name(c->op));
-  }
-}
+void vg_cpu_kthvalue(const vg_opcall *c) { kthvalue(c); }
+void vg_cpu_sort(const vg_opcall *c) { sort_op(c); }

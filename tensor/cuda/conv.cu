@@ -13,10 +13,12 @@
  * conv2d, unfold and fold also run on f16 (f16.cuh): cols in f16, the GEMMs through
  * cublasGemmStridedBatchedEx with f32 accumulation; the bias is written into the output
  * first and the GEMM adds to it (beta = 1), so each f16 output is rounded once, unless
- * a ReLU is fused (i[7]): then, as for f32, one epilogue pass after the GEMM adds the
+ * a ReLU is fused (p.conv2d.act): then, as for f32, one epilogue pass after the GEMM adds the
  * bias and applies the ReLU. The backward ops are f32 only. */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/f16.cuh"
+#include "tensor/kmath/conv_geom.h"
+#include "tensor/kmath/window.h"
 #include <string.h>
 
 #define THREADS 256
@@ -38,7 +40,7 @@ __global__ void k_im2col(cu_geom g, int64_t nimg, const T *x, T *cols) {
   VG_CU_GRID_LOOP(i64, n) {
     const I i = (I)i64, l = i % L, q = i / L, r = q % CK, img = q / CK;
     const I c = r / kk, rk = r % kk, ki = rk / kw, kj = rk % kw, oh = l / OW, ow = l % OW;
-    const I ih = oh * sh - ph + ki * dh, iw = ow * sw - pw + kj * dw;
+    const I ih = VG_CONV_SRC(oh, sh, ph, ki, dh), iw = VG_CONV_SRC(ow, sw, pw, kj, dw);
     if (ih >= 0 && ih < H && iw >= 0 && iw < W) cols[i] = x[((img * C + c) * H + ih) * W + iw];
     else vg_st(cols + i, 0.0f);
   }
@@ -150,22 +152,26 @@ static void launch_col2im(const cu_geom &g, int64_t nimg, vg_dtype dt, const voi
   else col2im_t<float>(g, nimg, cols, x);
 }
 
-static void conv_op(const vg_opcall *c) {
+/* conv2d and its two backward ops (one kernel each, vg_cu_conv2d* below) */
+typedef enum { CV_FWD, CV_BWD_DATA, CV_BWD_WEIGHT } cv_kind;
+
+static void conv_op(const vg_opcall *c, cv_kind k) {
   vg_tensor *out = c->out[0];
-  const vg_tensor *x = c->op == VG_OP_CONV2D_BWD_DATA ? out : c->in[0];
-  const vg_tensor *w = c->op == VG_OP_CONV2D_BWD_WEIGHT ? out : (c->op == VG_OP_CONV2D ? c->in[1] : c->in[0]);
-  cu_geom g = {x->shape[1], x->shape[2], x->shape[3], 0, 0, w->shape[2], w->shape[3], c->i[4], c->i[5],
-               c->i[2], c->i[3], c->i[0], c->i[1]};
-  g.OH = (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
-  g.OW = (g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
-  int64_t N = x->shape[0], O = w->shape[0], G = c->i[6], Cg = g.C / G, Og = O / G, kk = g.kh * g.kw;
+  const vg_tensor *x = k == CV_BWD_DATA ? out : c->in[0];
+  const vg_tensor *w = k == CV_BWD_WEIGHT ? out : (k == CV_FWD ? c->in[1] : c->in[0]);
+  const vg_conv2d_params &cp = c->p.conv2d;   /* conv2d and its backward ops */
+  cu_geom g = {x->shape[1], x->shape[2], x->shape[3], 0, 0, w->shape[2], w->shape[3], cp.dh, cp.dw,
+               cp.ph, cp.pw, cp.sh, cp.sw};
+  g.OH = vg_conv_out_size(g.H, g.kh, g.sh, g.ph, g.dh);
+  g.OW = vg_conv_out_size(g.W, g.kw, g.sw, g.pw, g.dw);
+  int64_t N = x->shape[0], O = w->shape[0], G = cp.groups, Cg = g.C / G, Og = O / G, kk = g.kh * g.kw;
   int64_t L = g.OH * g.OW, Kc = Cg * kk, rows = g.C * kk;
   cudaStream_t s = vg_cuda_stream();
   if (vg_numel(out) == 0) return;
   const vg_dtype dt = out->dtype;
   const int64_t es = (int64_t)vg_dtype_size(dt);
-  const vg_tensor *bias = c->op == VG_OP_CONV2D && c->nin > 2 ? c->in[2] : NULL;
-  if (c->op == VG_OP_CONV2D) {
+  const vg_tensor *bias = k == CV_FWD && c->nin > 2 ? c->in[2] : NULL;
+  if (k == CV_FWD) {
     VG_ASSERT(c->in[0]->dtype == dt && c->in[1]->dtype == dt && (!bias || bias->dtype == dt));
     VG_ASSERT(dt == VG_F32 || dt == VG_F16);
   } else {
@@ -176,7 +182,7 @@ static void conv_op(const vg_opcall *c) {
   /* f16 with a bias and no activation: out = bias, then the GEMMs add (beta = 1), so
    * each output is rounded once. Otherwise the epilogue adds the bias and applies the
    * activation in one pass after the GEMMs. */
-  const int relu = c->op == VG_OP_CONV2D && c->i[7] == VG_ACT_RELU;
+  const int relu = k == CV_FWD && cp.act == VG_ACT_RELU;
   void *tb = NULL;
   bool prefill = dt == VG_F16 && bias && N && L && !relu;
   if (prefill) {
@@ -203,7 +209,7 @@ static void conv_op(const vg_opcall *c) {
   int64_t chunk = direct ? N : VG_CU_COLS_BYTES / (per_img ? per_img : 1);
   /* f16 with a fused ReLU: the GEMMs write f32 (acc), the epilogue adds the bias, applies
    * the ReLU and rounds to f16 once, per chunk of images */
-  const bool acc32 = c->op == VG_OP_CONV2D && dt == VG_F16 && relu;
+  const bool acc32 = k == CV_FWD && dt == VG_F16 && relu;
   if (acc32 && chunk > VG_CU_COLS_BYTES / (O * L * 4)) chunk = VG_CU_COLS_BYTES / (O * L * 4);
   if (chunk < 1) chunk = 1;
   if (chunk > N) chunk = N;
@@ -212,8 +218,8 @@ static void conv_op(const vg_opcall *c) {
   cublasHandle_t h = vg_cuda_blas();
   const float one = 1.0f, zero = 0.0f;
   void *t0, *t1, *t2 = NULL;
-  switch (c->op) {
-    case VG_OP_CONV2D: {
+  switch (k) {
+    case CV_FWD: {
       const char *px = (const char *)vg_cu_contig(c->in[0], &t0), *pw = (const char *)vg_cu_contig(c->in[1], &t1);
       char *py = (char *)vg_data(out);
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
@@ -239,7 +245,7 @@ static void conv_op(const vg_opcall *c) {
         launch_epilogue(dt, py, py, false, bias && !prefill ? vg_cu_contig(bias, &t2) : NULL, O, L, N * O * L, relu);
       break;
     }
-    case VG_OP_CONV2D_BWD_DATA: { /* in = {w, gy} */
+    case CV_BWD_DATA: { /* in = {w, gy} */
       const float *pw = (const float *)vg_cu_contig(c->in[0], &t0), *pg = (const float *)vg_cu_contig(c->in[1], &t1);
       float *px = (float *)vg_data(out);
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
@@ -254,7 +260,7 @@ static void conv_op(const vg_opcall *c) {
       }
       break;
     }
-    case VG_OP_CONV2D_BWD_WEIGHT: { /* in = {x, gy} */
+    case CV_BWD_WEIGHT: { /* in = {x, gy} */
       const float *px = (const float *)vg_cu_contig(c->in[0], &t0), *pg = (const float *)vg_cu_contig(c->in[1], &t1);
       float *pgw = (float *)vg_data(out);
       for (int64_t n0 = 0; n0 < N; n0 += chunk) {
@@ -270,8 +276,6 @@ static void conv_op(const vg_opcall *c) {
       }
       break;
     }
-    default:
-      VG_ABORT("not a conv op");
   }
   vg_cuda_free(cols);
   vg_cuda_free(acc);
@@ -283,10 +287,10 @@ static void conv_op(const vg_opcall *c) {
 
 static void im2col_op(const vg_opcall *c, bool fold) {
   const vg_tensor *in = c->in[0], *img = fold ? c->out[0] : in;
-  cu_geom g = {img->shape[1], img->shape[2], img->shape[3], 0, 0, c->i[0], c->i[1], c->i[2], c->i[3],
-               c->i[4], c->i[5], c->i[6], c->i[7]};
-  g.OH = (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
-  g.OW = (g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  const vg_unfold_params &u = c->p.unfold;
+  cu_geom g = {img->shape[1], img->shape[2], img->shape[3], 0, 0, u.kh, u.kw, u.dh, u.dw, u.ph, u.pw, u.sh, u.sw};
+  g.OH = vg_conv_out_size(g.H, g.kh, g.sh, g.ph, g.dh);
+  g.OW = vg_conv_out_size(g.W, g.kw, g.sw, g.pw, g.dw);
   vg_dtype dt = c->out[0]->dtype;
   VG_ASSERT(in->dtype == dt && (dt == VG_F32 || dt == VG_F16));
   void *tmp;
@@ -298,11 +302,7 @@ static void im2col_op(const vg_opcall *c, bool fold) {
 
 /* copies src into the window of out starting at `start` (per dim), as layout.c */
 static void copy_into(vg_tensor *out, const int64_t *start, const vg_tensor *src) {
-  vg_tensor view = *out;
-  for (int d = 0; d < out->ndim; d++) {
-    view.shape[d] = src->shape[d];
-    view.offset += start[d] * out->stride[d];
-  }
+  vg_tensor view = vg_window_view(out, start, src);
   if (vg_numel(&view) == 0) return;
   vg_cu_copy_dd(&view, src);
 }
@@ -317,11 +317,11 @@ __global__ void k_bn_fold(const void *w, const void *b, const void *g, const voi
                           unsigned half, float eps, int64_t per, int64_t n, T *wo, T *bo) {
   VG_CU_GRID_LOOP(i, n) {
     const int64_t o = i / per;
-    const float s = (g ? ld_any(g, o, half & 4) : 1.0f) / sqrtf(ld_any(v, o, half & 32) + eps);
+    const float s = vg_bn_fold_scale(g ? ld_any(g, o, half & 4) : 1.0f, ld_any(v, o, half & 32), eps);
     vg_st(wo + i, ld_any(w, i, half & 1) * s);
     if (i % per == 0)
-      vg_st(bo + o, __fadd_rn(__fmul_rn(__fsub_rn(b ? ld_any(b, o, half & 2) : 0.0f, ld_any(m, o, half & 16)), s),
-                              beta ? ld_any(beta, o, half & 8) : 0.0f));   /* no FMA: the CPU's rounding */
+      vg_st(bo + o, vg_bn_fold_bias(b ? ld_any(b, o, half & 2) : 0.0f, ld_any(m, o, half & 16), s,
+                                    beta ? ld_any(beta, o, half & 8) : 0.0f));
   }
 }
 
@@ -335,7 +335,7 @@ static void bn_fold_op(const vg_opcall *c) {
     p[k] = c->in[k] ? vg_data(c->in[k]) : NULL;
     if (c->in[k] && c->in[k]->dtype == VG_F16) half |= 1u << k;
   }
-  const float eps = (float)c->f[0];
+  const float eps = (float)c->p.bn_fold.eps;
   if (w->dtype == VG_F16)
     VG_CU_LAUNCH(k_bn_fold<vg_half>, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())(
         p[0], p[1], p[2], p[3], p[4], p[5], half, eps, per, n, (vg_half *)vg_data(c->out[0]), (vg_half *)vg_data(c->out[1]));
@@ -345,37 +345,33 @@ static void bn_fold_op(const vg_opcall *c) {
   VG_CUDA_LAUNCHED("conv_bn_fold");
 }
 
-void vg_cu_conv(const vg_opcall *c) {
-  switch (c->op) {
-    case VG_OP_CONV2D: case VG_OP_CONV2D_BWD_DATA: case VG_OP_CONV2D_BWD_WEIGHT: conv_op(c); return;
-    case VG_OP_CONV_BN_FOLD: bn_fold_op(c); return;
-    case VG_OP_UNFOLD: im2col_op(c, false); return;
-    case VG_OP_FOLD: im2col_op(c, true); return;
-    case VG_OP_PAD: {
-      vg_tensor *out = c->out[0];
-      const vg_tensor *x = c->in[0];
-      if (vg_numel(out) == 0) return;
-      vg_opcall fill;
-      memset(&fill, 0, sizeof fill);
-      fill.op = VG_OP_FILL;
-      fill.out[0] = out;
-      fill.f[0] = c->f[0];
-      vg_cu_eltwise(&fill);
-      int64_t start[VG_MAX_DIMS] = {0};
-      for (int p = 0; p < (int)c->i[0]; p++) start[x->ndim - 1 - p] = c->i[1 + 2 * p];
-      copy_into(out, start, x);
-      return;
-    }
-    case VG_OP_CONCAT: {
-      int d = (int)c->i[0];
-      int64_t start[VG_MAX_DIMS] = {0};
-      for (int k = 0; k < c->nin; k++) {
-        copy_into(c->out[0], start, c->in[k]);
-        start[d] += c->in[k]->shape[d];
-      }
-      return;
-    }
-    default: break;
+void vg_cu_conv2d(const vg_opcall *c) { conv_op(c, CV_FWD); }
+void vg_cu_conv2d_bwd_data(const vg_opcall *c) { conv_op(c, CV_BWD_DATA); }
+void vg_cu_conv2d_bwd_weight(const vg_opcall *c) { conv_op(c, CV_BWD_WEIGHT); }
+void vg_cu_conv_bn_fold(const vg_opcall *c) { bn_fold_op(c); }
+void vg_cu_unfold(const vg_opcall *c) { im2col_op(c, false); }
+void vg_cu_fold(const vg_opcall *c) { im2col_op(c, true); }
+
+void vg_cu_pad(const vg_opcall *c) {
+  vg_tensor *out = c->out[0];
+  const vg_tensor *x = c->in[0];
+  if (vg_numel(out) == 0) return;
+  vg_opcall fill;
+  memset(&fill, 0, sizeof fill);
+  fill.op = VG_OP_FILL;
+  fill.out[0] = out;
+  fill.p.fill.value = c->p.pad.value;
+  vg_cu_fill(&fill);
+  int64_t start[VG_MAX_DIMS];
+  vg_pad_starts(&c->p.pad, x->ndim, start);
+  copy_into(out, start, x);
+}
+
+void vg_cu_concat(const vg_opcall *c) {
+  int d = (int)c->p.dim.dim;
+  int64_t start[VG_MAX_DIMS] = {0};
+  for (int k = 0; k < c->nin; k++) {
+    copy_into(c->out[0], start, c->in[k]);
+    start[d] += c->in[k]->shape[d];
   }
-  VG_ABORT("%s is not a conv/layout op", vg_op_name(c->op));
 }

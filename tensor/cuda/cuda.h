@@ -25,7 +25,7 @@ void *vg_cuda_alloc(size_t nbytes);   /* cached device memory; aborts when exhau
 void vg_cuda_free(void *p);           /* back to the cache (NULL ok) */
 void vg_cuda_sync(void);              /* waits for the stream */
 /* true while vg_cuda_graph_begin..end captures the stream: kernel host code must not
- * synchronize or copy to / from pageable host memory then (see runtime.cu) */
+ * synchronize or copy to / from pageable host memory then (see stream.cu, copy.cu) */
 bool vg_cuda_capturing(void);
 
 extern const vg_backend vg_cuda_backend;
@@ -55,7 +55,7 @@ const char *vg_cublas_error_name(cublasStatus_t s);
 
 /* ---- shared by the kernel files ---- */
 /* Every kernel launch is written VG_CU_LAUNCH(kernel, grid, block, shared_bytes, stream)(args),
- * so the host emulator (VG_CUDA_EMU, tensor/cuda/emu/) can compile the same sources. */
+ * so the host emulator (VG_CUDA_EMU, tests/cuda_emu/) can compile the same sources. */
 #ifndef VG_CU_LAUNCH
 #define VG_CU_LAUNCH(k, grid, block, shm, st) k<<<(grid), (block), (shm), (st)>>>
 #endif
@@ -99,15 +99,34 @@ const void *vg_cu_contig(const vg_tensor *t, void **tmp);
 /* copy/cast kernel: out (device, any strides) <- in (device, any strides, broadcast) */
 void vg_cu_copy_dd(const vg_tensor *out, const vg_tensor *in);
 
-/* the op families (each file one family) */
-void vg_cu_eltwise(const vg_opcall *c);   /* copy, fill, arange, unary, binary, where */
+/* the op kernels, listed per op in backend.cu's table (copy: rt.h's cuda_copy); one
+ * listed for several ops tells them apart with no default: */
+void vg_cu_unary(const vg_opcall *c);     /* eltwise.cu: every row of tensor/unary.def */
+void vg_cu_binary(const vg_opcall *c);    /* eltwise.cu: every row of tensor/binary.def */
+void vg_cu_fill(const vg_opcall *c);
+void vg_cu_arange(const vg_opcall *c);
+void vg_cu_where(const vg_opcall *c);
 void vg_cu_reduce(const vg_opcall *c);    /* sum, amax, amin, argmax */
 void vg_cu_matmul(const vg_opcall *c);
-void vg_cu_conv(const vg_opcall *c);      /* conv2d, bwd data, bwd weight; unfold, fold */
-void vg_cu_pool(const vg_opcall *c);      /* pooling + backward, bilinear + backward */
-void vg_cu_random(const vg_opcall *c);
-void vg_cu_index(const vg_opcall *c);    /* gather, scatter_add, index_select, index_add */
-void vg_cu_select(const vg_opcall *c);   /* kthvalue, sort */
+void vg_cu_conv2d(const vg_opcall *c);    /* conv.cu */
+void vg_cu_conv2d_bwd_data(const vg_opcall *c);
+void vg_cu_conv2d_bwd_weight(const vg_opcall *c);
+void vg_cu_conv_bn_fold(const vg_opcall *c);
+void vg_cu_unfold(const vg_opcall *c);
+void vg_cu_fold(const vg_opcall *c);
+void vg_cu_pad(const vg_opcall *c);
+void vg_cu_concat(const vg_opcall *c);
+void vg_cu_pool(const vg_opcall *c);      /* pool.cu: the six pooling ops, bilinear + backward */
+void vg_cu_random(const vg_opcall *c);    /* rand_uniform, rand_normal */
+void vg_cu_gather(const vg_opcall *c);    /* index.cu */
+void vg_cu_index_select(const vg_opcall *c);
+void vg_cu_scatter_add(const vg_opcall *c);
+void vg_cu_index_add(const vg_opcall *c);
+void vg_cu_kthvalue(const vg_opcall *c);  /* select.cu */
+void vg_cu_sort(const vg_opcall *c);
+void vg_cu_optim_update(const vg_optim_update *u);   /* SGD / Adam(W) steps (optim.cu) */
+void vg_cu_softmax(const vg_opcall *c);   /* norm.cu: softmax, log_softmax + backward */
+void vg_cu_layer_norm(const vg_opcall *c);   /* norm.cu: layer_norm + backward */
 /* Sorts each row of a (nrows x len u64, ascending) using tmp (as large) as scratch;
  * returns a or tmp, whichever holds the result. Stream-ordered, no sync. */
 unsigned long long *vg_cu_sort_u64_rows(unsigned long long *a, unsigned long long *tmp, int64_t nrows, int64_t len);

@@ -1,10 +1,13 @@
 /* eltwise.cu — copy/cast, fill, arange, the unary and binary elementwise ops,
  * comparisons and where: one thread per output element, any strides, inputs
- * broadcast to the output's shape (vg_cu_iter). Math as tensor/cpu/eltwise_rows.h.
+ * broadcast to the output's shape (vg_cu_iter). The unary and binary math is the FWD
+ * column of tensor/unary.def / tensor/binary.def, the text the CPU row kernels compile
+ * too (tensor/cpu/eltwise_rows.h), over tensor/vmath.h's host/device functions.
  * Unary, binary and where run on f32 or f16 (f16.cuh: f32 math, one rounding on the
  * store); a binary op of mixed float inputs converts the other one to its compute
  * dtype first. */
 #include "tensor/cuda/cuda.h"
+#include "tensor/eltwise.h"
 #include "tensor/cuda/vmath.cuh"
 #include "tensor/cuda/f16.cuh"
 #include <math.h>
@@ -67,71 +70,41 @@ __global__ void k_arange(char *o, int odt, int oes, int64_t n, double start, dou
   VG_CU_GRID_LOOP(i, n) vg_d_store(o + i * oes, odt, start + (double)i * step);
 }
 
-/* ---- unary ---- */
-__device__ __forceinline__ float unary_op(int op, float v, float f0, float f1) {
-  switch (op) {
-    case VG_OP_NEG: return -v;
-    case VG_OP_EXP: return vg_d_expf(v);
-    case VG_OP_LOG: return vg_d_logf(v);
-    case VG_OP_SQRT: return sqrtf(v);
-    case VG_OP_RSQRT: return 1.0f / sqrtf(v);
-    case VG_OP_ABS: return fabsf(v);
-    case VG_OP_SIGN: return v > 0 ? 1.0f : (v < 0 ? -1.0f : v * 0.0f);
-    case VG_OP_RELU: return v > 0 ? v : (v != v ? v : 0.0f);
-    case VG_OP_LEAKY_RELU: return v > 0 ? v : v * f0;
-    case VG_OP_SIGMOID: return vg_d_sigmoidf(v);
-    case VG_OP_LOGSIGMOID: return vg_d_logsigmoidf(v);
-    case VG_OP_TANH: return vg_d_tanhf(v);
-    case VG_OP_SOFTPLUS: return vg_d_softplusf(v, f0, f1);
-    case VG_OP_ATAN: return atanf(v);
-    case VG_OP_GELU:
-      return v >= 0 ? 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)) : 0.5f * v * erfcf(-v * 0.70710678118654752f);
-    case VG_OP_SIN: return sinf(v);
-    case VG_OP_COS: return cosf(v);
-    case VG_OP_ERF: return erff(v);
-    case VG_OP_POW_SCALAR:
-      if (f0 == 2.0f) return v * v;
-      if (f0 == 1.0f) return v;
-      if (f0 == 0.5f) return sqrtf(v);
-      if (f0 == -1.0f) return 1.0f / v;
-      return powf(v, f0);
-    case VG_OP_CLAMP: return v != v ? v : (v < f0 ? f0 : (v > f1 ? f1 : v));
-    case VG_OP_AFFINE: return f0 * v + f1;
+/* ---- unary: one case per row of tensor/unary.def (a typed switch, no default:) ---- */
+__device__ __forceinline__ float unary_op(vg_unary_kind k, float v, float a, float b) {
+  switch (k) {
+#define VG_UOP(NAME, name, DIFF, FE, HOIST, FWD, GRAD) case VG_UK_##NAME: return (FWD);
+#include "tensor/unary.def"
+#undef VG_UOP
   }
-  return __int_as_float(0x7fc00000);
+  __builtin_unreachable();
 }
 
 template <typename T>
-__global__ void k_unary(vg_cu_iter it, int op, T *o, const T *x, float f0, float f1) {
+__global__ void k_unary(vg_cu_iter it, vg_unary_kind k, T *o, const T *x, float a, float b) {
   int64_t off[VG_CU_MAXOP];
   VG_CU_GRID_LOOP(i, it.n) {
     vg_cu_offsets(it, i, off);
-    vg_st(o + off[0], unary_op(op, vg_ld(x + off[1]), f0, f1));
+    vg_st(o + off[0], unary_op(k, vg_ld(x + off[1]), a, b));
   }
 }
 
-/* ---- binary ---- */
+/* ---- binary: one case per row of tensor/binary.def; bool rows store u8 ---- */
+#define VG_CU_BSTORE_float(E) vg_st(o, (E))
+#define VG_CU_BSTORE_bool(E) ob[off[0]] = (E)
 template <typename T>
-__global__ void k_binary(vg_cu_iter it, int op, void *out, const T *a, const T *b, float alpha) {
+__global__ void k_binary(vg_cu_iter it, vg_binary_kind k, void *out, const T *a, const T *b, float alpha) {
   int64_t off[VG_CU_MAXOP];
   VG_CU_GRID_LOOP(i, it.n) {
     vg_cu_offsets(it, i, off);
     float u = vg_ld(a + off[1]), v = vg_ld(b + off[2]);
     T *o = (T *)out + off[0];
     uint8_t *ob = (uint8_t *)out;
-    switch (op) {
-      case VG_OP_ADD: vg_st(o, alpha == 1.0f ? u + v : u + alpha * v); break;
-      case VG_OP_SUB: vg_st(o, u - v); break;
-      case VG_OP_MUL: vg_st(o, u * v); break;
-      case VG_OP_DIV: vg_st(o, u / v); break;
-      case VG_OP_MAXIMUM: vg_st(o, (u != u || v != v) ? u + v : (u > v ? u : v)); break;
-      case VG_OP_MINIMUM: vg_st(o, (u != u || v != v) ? u + v : (u < v ? u : v)); break;
-      case VG_OP_EQ: ob[off[0]] = u == v; break;
-      case VG_OP_NE: ob[off[0]] = u != v; break;
-      case VG_OP_LT: ob[off[0]] = u < v; break;
-      case VG_OP_LE: ob[off[0]] = u <= v; break;
-      case VG_OP_GT: ob[off[0]] = u > v; break;
-      case VG_OP_GE: ob[off[0]] = u >= v; break;
+    (void)o, (void)ob;
+    switch (k) {
+#define VG_BOP(NAME, name, DIFF, OUT, HOIST, FWD, GRADX, GRADY) case VG_BK_##NAME: VG_CU_BSTORE_##OUT(FWD); break;
+#include "tensor/binary.def"
+#undef VG_BOP
     }
   }
 }
@@ -143,15 +116,6 @@ __global__ void k_where(vg_cu_iter it, T *o, const uint8_t *c, const T *a, const
     vg_cu_offsets(it, i, off);
     o[off[0]] = c[off[1]] ? a[off[2]] : b[off[3]];
   }
-}
-
-/* The dtype a binary op computes in: torch's promotion of two float inputs (f16 with
- * f16 -> f16, with f32 -> f32, except that a 0-d input does not promote a dimensioned
- * one: f16 (n-d) with f32 (0-d) -> f16), as the front-ends in tensor/ops_math.c. */
-static vg_dtype compute_dtype(const vg_tensor *a, const vg_tensor *b) {
-  if (a->dtype == b->dtype) return a->dtype;
-  if ((a->ndim == 0) != (b->ndim == 0)) return a->ndim ? a->dtype : b->dtype;
-  return VG_F32;
 }
 
 /* t in dtype dt: t itself, or a copy of t's elements in dt (contiguous, t's shape) in
@@ -173,94 +137,97 @@ static const vg_tensor *in_dtype(const vg_tensor *t, vg_dtype dt, vg_tensor *hdr
 }
 
 template <typename T>
-static void launch_binary(const vg_cu_iter &it, int op, void *out, const void *a, const void *b, float alpha) {
-  VG_CU_LAUNCH(k_binary<T>, vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream())(it, op, out, (const T *)a,
+static void launch_binary(const vg_cu_iter &it, vg_binary_kind k, void *out, const void *a, const void *b, float alpha) {
+  VG_CU_LAUNCH(k_binary<T>, vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream())(it, k, out, (const T *)a,
                                                                                    (const T *)b, alpha);
 }
 
 template <typename T>
-static void launch_unary(const vg_cu_iter &it, int op, void *o, const void *x, float f0, float f1) {
-  VG_CU_LAUNCH(k_unary<T>, vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream())(it, op, (T *)o, (const T *)x, f0, f1);
+static void launch_unary(const vg_cu_iter &it, vg_unary_kind k, void *o, const void *x, float a, float b) {
+  VG_CU_LAUNCH(k_unary<T>, vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream())(it, k, (T *)o, (const T *)x, a, b);
 }
 
-void vg_cu_eltwise(const vg_opcall *c) {
+/* the elementwise kernels of the table in backend.c (copy: copy.cu's cuda_copy) */
+void vg_cu_unary(const vg_opcall *c) {   /* every row of tensor/unary.def */
+  vg_tensor *out = c->out[0];
+  vg_cu_iter it;
+  const vg_tensor *ops[2] = {out, c->in[0]};
+  vg_cu_iter_init(&it, 2, ops);
+  if (it.n == 0) return;
+  VG_ASSERT(out->dtype == c->in[0]->dtype);
+  vg_unary_kind k = (vg_unary_kind)c->op;
+  float a = (float)c->p.unary.a, b = (float)c->p.unary.b;
+  if (out->dtype == VG_F16) launch_unary<vg_half>(it, k, vg_data(out), vg_data(c->in[0]), a, b);
+  else launch_unary<float>(it, k, vg_data(out), vg_data(c->in[0]), a, b);
+  VG_CUDA_LAUNCHED(vg_op_name(c->op));
+}
+
+void vg_cu_binary(const vg_opcall *c) {   /* every row of tensor/binary.def */
+  vg_tensor *out = c->out[0];
+  vg_cu_iter it;
+  /* both inputs in the compute dtype (a mixed pair: the other one converted first) */
+  vg_dtype dt = out->dtype == VG_BOOL ? vg_promote_float(c->in[0], c->in[1]) : out->dtype;
+  vg_tensor ha, hb;
+  vg_storage sa, sb;
+  void *ta, *tb;
+  const vg_tensor *a = in_dtype(c->in[0], dt, &ha, &sa, &ta), *b = in_dtype(c->in[1], dt, &hb, &sb, &tb);
+  const vg_tensor *ops[3] = {out, a, b};
+  vg_cu_iter_init(&it, 3, ops);
+  if (it.n > 0) {
+    vg_binary_kind k = (vg_binary_kind)c->op;
+    float alpha = (float)c->p.binary.alpha;
+    if (dt == VG_F16) launch_binary<vg_half>(it, k, vg_data(out), vg_data(a), vg_data(b), alpha);
+    else launch_binary<float>(it, k, vg_data(out), vg_data(a), vg_data(b), alpha);
+    VG_CUDA_LAUNCHED(vg_op_name(c->op));
+  }
+  vg_cuda_free(ta);
+  vg_cuda_free(tb);
+}
+
+void vg_cu_fill(const vg_opcall *c) {
+  vg_tensor *out = c->out[0];
+  vg_cu_iter it;
+  const vg_tensor *ops[1] = {out};
+  vg_cu_iter_init(&it, 1, ops);
+  if (it.n == 0) return;
+  VG_CU_LAUNCH(k_fill, vg_cu_blocks(it.n, THREADS), THREADS, 0, vg_cuda_stream())(it, (char *)vg_data(out), (int)out->dtype,
+                                                                        (int)vg_dtype_size(out->dtype), c->p.fill.value);
+  VG_CUDA_LAUNCHED("fill");
+}
+
+void vg_cu_arange(const vg_opcall *c) {
+  vg_tensor *out = c->out[0];
+  int64_t n = vg_numel(out);
+  if (n == 0) return;
+  VG_CU_LAUNCH(k_arange, vg_cu_blocks(n, THREADS), THREADS, 0, vg_cuda_stream())((char *)vg_data(out), (int)out->dtype,
+                                                                       (int)vg_dtype_size(out->dtype), n, c->p.arange.start,
+                                                                       c->p.arange.step);
+  VG_CUDA_LAUNCHED("arange");
+}
+
+void vg_cu_where(const vg_opcall *c) {
   vg_tensor *out = c->out[0];
   cudaStream_t s = vg_cuda_stream();
   vg_cu_iter it;
-  switch (c->op) {
-    case VG_OP_COPY:
-      vg_cu_copy_dd(out, c->in[0]);
-      return;
-    case VG_OP_FILL: {
-      const vg_tensor *ops[1] = {out};
-      vg_cu_iter_init(&it, 1, ops);
-      if (it.n == 0) return;
-      VG_CU_LAUNCH(k_fill, vg_cu_blocks(it.n, THREADS), THREADS, 0, s)(it, (char *)vg_data(out), (int)out->dtype,
-                                                             (int)vg_dtype_size(out->dtype), c->f[0]);
-      VG_CUDA_LAUNCHED("fill");
-      return;
-    }
-    case VG_OP_ARANGE: {
-      int64_t n = vg_numel(out);
-      if (n == 0) return;
-      VG_CU_LAUNCH(k_arange, vg_cu_blocks(n, THREADS), THREADS, 0, s)((char *)vg_data(out), (int)out->dtype,
-                                                            (int)vg_dtype_size(out->dtype), n, c->f[0], c->f[1]);
-      VG_CUDA_LAUNCHED("arange");
-      return;
-    }
-    case VG_OP_WHERE: {
-      /* a and b in out's dtype (the front-end promoted them); elements are copied as is */
-      vg_tensor ha, hb;
-      vg_storage sa, sb;
-      void *ta, *tb;
-      const vg_tensor *a = in_dtype(c->in[1], out->dtype, &ha, &sa, &ta), *b = in_dtype(c->in[2], out->dtype, &hb, &sb, &tb);
-      const vg_tensor *ops[4] = {out, c->in[0], a, b};
-      vg_cu_iter_init(&it, 4, ops);
-      if (it.n > 0) {
-        unsigned nb = vg_cu_blocks(it.n, THREADS);
-        const uint8_t *pc = (const uint8_t *)vg_data(c->in[0]);
-        if (vg_dtype_size(out->dtype) == 2)
-          VG_CU_LAUNCH(k_where<uint16_t>, nb, THREADS, 0, s)(it, (uint16_t *)vg_data(out), pc, (const uint16_t *)vg_data(a),
-                                                             (const uint16_t *)vg_data(b));
-        else
-          VG_CU_LAUNCH(k_where<float>, nb, THREADS, 0, s)(it, (float *)vg_data(out), pc, (const float *)vg_data(a),
-                                                          (const float *)vg_data(b));
-        VG_CUDA_LAUNCHED("where");
-      }
-      vg_cuda_free(ta);
-      vg_cuda_free(tb);
-      return;
-    }
-    case VG_OP_ADD: case VG_OP_SUB: case VG_OP_MUL: case VG_OP_DIV: case VG_OP_MAXIMUM: case VG_OP_MINIMUM:
-    case VG_OP_EQ: case VG_OP_NE: case VG_OP_LT: case VG_OP_LE: case VG_OP_GT: case VG_OP_GE: {
-      /* both inputs in the compute dtype (a mixed pair: the other one converted first) */
-      vg_dtype dt = out->dtype == VG_BOOL ? compute_dtype(c->in[0], c->in[1]) : out->dtype;
-      vg_tensor ha, hb;
-      vg_storage sa, sb;
-      void *ta, *tb;
-      const vg_tensor *a = in_dtype(c->in[0], dt, &ha, &sa, &ta), *b = in_dtype(c->in[1], dt, &hb, &sb, &tb);
-      const vg_tensor *ops[3] = {out, a, b};
-      vg_cu_iter_init(&it, 3, ops);
-      if (it.n > 0) {
-        if (dt == VG_F16) launch_binary<vg_half>(it, (int)c->op, vg_data(out), vg_data(a), vg_data(b), (float)c->f[1]);
-        else launch_binary<float>(it, (int)c->op, vg_data(out), vg_data(a), vg_data(b), (float)c->f[1]);
-        VG_CUDA_LAUNCHED(vg_op_name(c->op));
-      }
-      vg_cuda_free(ta);
-      vg_cuda_free(tb);
-      return;
-    }
-    default: {
-      const vg_tensor *ops[2] = {out, c->in[0]};
-      vg_cu_iter_init(&it, 2, ops);
-      if (it.n == 0) return;
-      VG_ASSERT(out->dtype == c->in[0]->dtype);
-      if (out->dtype == VG_F16)
-        launch_unary<vg_half>(it, (int)c->op, vg_data(out), vg_data(c->in[0]), (float)c->f[0], (float)c->f[1]);
-      else
-        launch_unary<float>(it, (int)c->op, vg_data(out), vg_data(c->in[0]), (float)c->f[0], (float)c->f[1]);
-      VG_CUDA_LAUNCHED(vg_op_name(c->op));
-      return;
-    }
+  /* a and b in out's dtype (the front-end promoted them); elements are copied as is */
+  vg_tensor ha, hb;
+  vg_storage sa, sb;
+  void *ta, *tb;
+  const vg_tensor *a = in_dtype(c->in[1], out->dtype, &ha, &sa, &ta), *b = in_dtype(c->in[2], out->dtype, &hb, &sb, &tb);
+  const vg_tensor *ops[4] = {out, c->in[0], a, b};
+  vg_cu_iter_init(&it, 4, ops);
+  if (it.n > 0) {
+    unsigned nb = vg_cu_blocks(it.n, THREADS);
+    const uint8_t *pc = (const uint8_t *)vg_data(c->in[0]);
+    if (vg_dtype_size(out->dtype) == 2)
+      VG_CU_LAUNCH(k_where<uint16_t>, nb, THREADS, 0, s)(it, (uint16_t *)vg_data(out), pc, (const uint16_t *)vg_data(a),
+                                                         (const uint16_t *)vg_data(b));
+    else
+      VG_CU_LAUNCH(k_where<float>, nb, THREADS, 0, s)(it, (float *)vg_data(out), pc, (const float *)vg_data(a),
+                                                      (const float *)vg_data(b));
+    VG_CUDA_LAUNCHED("where");
   }
+  vg_cuda_free(ta);
+  vg_cuda_free(tb);
 }
+

@@ -26,6 +26,8 @@
  * front-ends never pass one, a direct op call must not either. */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/vmath.cuh"
+#include "tensor/kmath/index.h"
+#include "tensor/kmath/select.h"
 
 #define THREADS 256
 
@@ -81,18 +83,8 @@ __global__ void k_index_select(ix_geom g, int dim, int64_t size, const T *x, con
   }
 }
 
-/* dst += src in dtype dt, as add_elem in tensor/cpu/index.c (integers wrap, bool ors,
- * f16/bf16 add through double and round back like vg_store_elem) */
-__device__ __forceinline__ void add_elem(char *dst, const char *src, int dt) {
-  switch (dt) {
-    case VG_F32: *(float *)dst += *(const float *)src; return;
-    case VG_I64: *(int64_t *)dst = (int64_t)((uint64_t)*(int64_t *)dst + (uint64_t)*(const int64_t *)src); return;
-    case VG_I32: *(int32_t *)dst = (int32_t)((uint32_t)*(int32_t *)dst + (uint32_t)*(const int32_t *)src); return;
-    case VG_U8: *(uint8_t *)dst = (uint8_t)(*(uint8_t *)dst + *(const uint8_t *)src); return;
-    case VG_BOOL: *(uint8_t *)dst = (*(uint8_t *)dst | *(const uint8_t *)src) != 0; return;
-    default: vg_d_store(dst, dt, vg_d_load(dst, dt) + vg_d_load(src, dt)); return;
-  }
-}
+/* dst += src in dtype dt: tensor/kmath/index.h (shared with tensor/cpu/index.c) */
+__device__ __forceinline__ void add_elem(char *dst, const char *src, int dt) { vg_add_elem(dst, src, dt); }
 
 /* one thread per column (index position with dim left out); g.shape = index's shape */
 __global__ void k_scatter_add(ix_geom g, int dim, int64_t size, int dt, int es, char *out, const int64_t *ix,
@@ -162,17 +154,6 @@ __global__ void k_scatter_pairs(ix_geom g, int dim, int64_t size, const int64_t 
   }
 }
 
-/* first position in a[0, n) (ascending) whose value is >= v */
-__device__ __forceinline__ int64_t lower_bound_u64(const unsigned long long *a, int64_t n, unsigned long long v) {
-  int64_t lo = 0, hi = n;
-  while (lo < hi) {
-    int64_t mid = lo + (hi - lo) / 2;
-    if (a[mid] < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /* one thread per (column, destination d along dim): adds its sources in j order */
 __global__ void k_scatter_by_dest(ix_geom g, int dim, int64_t size, int dt, int es, char *out, const char *src,
                                   const unsigned long long *pairs, int64_t ncol) {
@@ -187,7 +168,7 @@ __global__ void k_scatter_by_dest(ix_geom g, int dim, int64_t size, int dt, int 
       oo += c * g.os[d];
     }
     const unsigned long long *row = pairs + col * along;
-    int64_t p = lower_bound_u64(row, along, (unsigned long long)dst << 32);
+    int64_t p = vg_lower_bound_u64(row, along, (unsigned long long)dst << 32);
     char *o = out + (oo + dst * g.os[dim]) * es;
     for (; p < along && (row[p] >> 32) == (unsigned long long)dst; p++) {
       const char *s = src + (so + (int64_t)(row[p] & 0xffffffffu) * g.xs[dim]) * es;
@@ -217,7 +198,7 @@ __global__ void k_index_add_by_dest(ix_geom g, int dim, int dt, int es, char *ou
       if (d != dim) so += c * g.xs[d];
       else dst = c;
     }
-    int64_t p = lower_bound_u64(pairs, K, (unsigned long long)dst << 32);
+    int64_t p = vg_lower_bound_u64(pairs, K, (unsigned long long)dst << 32);
     char *o = out + oo * es;
     for (; p < K && (pairs[p] >> 32) == (unsigned long long)dst; p++) {
       const char *s = src + (so + (int64_t)(pairs[p] & 0xffffffffu) * g.xs[dim]) * es;
@@ -238,7 +219,7 @@ static void gather(const vg_opcall *c) {
   int64_t n = vg_numel(out);
   if (n == 0) return;
   VG_ASSERT(ix->dtype == VG_I64 && out->dtype == x->dtype && out->ndim == ix->ndim);
-  int dim = (int)c->i[0];
+  int dim = (int)c->p.dim.dim;
   ix_geom g;
   memset(&g, 0, sizeof g);
   g.nd = ix->ndim ? ix->ndim : 1;
@@ -266,7 +247,7 @@ static void index_select(const vg_opcall *c) {
   int64_t n = vg_numel(out);
   if (n == 0) return;
   VG_ASSERT(ix->dtype == VG_I64 && ix->ndim <= 1 && out->dtype == x->dtype && x->ndim >= 1 && out->ndim == x->ndim);
-  int dim = (int)c->i[0];
+  int dim = (int)c->p.dim.dim;
   ix_geom g;
   memset(&g, 0, sizeof g);
   g.nd = out->ndim;
@@ -293,7 +274,7 @@ static void scatter_add(const vg_opcall *c) {
   int64_t n = vg_numel(ix);
   if (n == 0) return;
   VG_ASSERT(ix->dtype == VG_I64 && src->dtype == out->dtype && ix->ndim == out->ndim && src->ndim == out->ndim);
-  int dim = (int)c->i[0];
+  int dim = (int)c->p.dim.dim;
   ix_geom g;
   memset(&g, 0, sizeof g);
   g.nd = ix->ndim ? ix->ndim : 1;
@@ -332,7 +313,7 @@ static void index_add(const vg_opcall *c) {
   int64_t K = vg_numel(ix);
   if (K == 0) return;
   VG_ASSERT(ix->dtype == VG_I64 && ix->ndim <= 1 && src->dtype == out->dtype && out->ndim >= 1 && src->ndim == out->ndim);
-  int dim = (int)c->i[0];
+  int dim = (int)c->p.dim.dim;
   ix_geom g;
   memset(&g, 0, sizeof g);
   g.nd = out->ndim;
@@ -367,13 +348,7 @@ static void index_add(const vg_opcall *c) {
   VG_CUDA_LAUNCHED("index_add");
 }
 
-void vg_cu_index(const vg_opcall *c) {
-  switch (c->op) {
-    case VG_OP_GATHER: gather(c); return;
-    case VG_OP_INDEX_SELECT: index_select(c); return;
-    case VG_OP_SCATTER_ADD: scatter_add(c); return;
-    case VG_OP_INDEX_ADD: index_add(c); return;
-    default: break;
-  }
-  VG_ABORT("%s is not an indexing op", vg_op_name(c->op));
-}
+void vg_cu_gather(const vg_opcall *c) { gather(c); }
+void vg_cu_index_select(const vg_opcall *c) { index_select(c); }
+void vg_cu_scatter_add(const vg_opcall *c) { scatter_add(c); }
+void vg_cu_index_add(const vg_opcall *c) { index_add(c); }

@@ -9,6 +9,7 @@
  * cublasGemmStridedBatchedEx with f32 compute and an f16 result (f16.cuh). */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/f16.cuh"
+#include "tensor/kmath/matmul.h"
 #include <string.h>
 
 typedef struct {
@@ -21,29 +22,16 @@ typedef struct {
 /* layout of t's last two dims for cuBLAS: row-major (rows, cols) with row stride ld
  * is column-major (cols, rows) with ld: op N; column-major storage: op T */
 static bool blas_layout(const vg_tensor *t, cublasOperation_t *op, int64_t *ld) {
-  int64_t rs = t->stride[t->ndim - 2], cs = t->stride[t->ndim - 1];
-  int64_t rows = t->shape[t->ndim - 2], cols = t->shape[t->ndim - 1];
-  if (cs == 1 || cols == 1) {
-    *op = CUBLAS_OP_N;
-    *ld = rows == 1 ? (cols > 0 ? cols : 1) : rs;
-    return *ld >= (cols > 0 ? cols : 1);
-  }
-  if (rs == 1 || rows == 1) {
-    *op = CUBLAS_OP_T;
-    *ld = cols == 1 ? (rows > 0 ? rows : 1) : cs;
-    return *ld >= (rows > 0 ? rows : 1);
-  }
-  return false;
+  int trans = 0;
+  bool ok = vg_mat_layout(t, &trans, ld);   /* tensor/kmath/matmul.h, as tensor/cpu/matmul.c */
+  *op = trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+  return ok;
 }
 
 /* one batch stride for t's batch dims seen with the output's batch shape, or false */
 static bool batch_stride(const vg_tensor *t, int nb, const int64_t *bshape, int64_t *bs) {
   int64_t st[VG_MAX_DIMS];
-  int off = nb - (t->ndim - 2);
-  for (int d = 0; d < nb; d++) {
-    int td = d - off;
-    st[d] = (td < 0 || t->shape[td] == 1) ? 0 : t->stride[td];
-  }
+  vg_mat_batch_strides(t, nb, st);
   /* drop size-1 output dims, then require all-zero or a single arithmetic sequence */
   int64_t s = -1, span = 1;
   bool zero = true;

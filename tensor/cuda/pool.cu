@@ -1,41 +1,21 @@
 /* pool.cu — avg / max / adaptive-average pooling, bilinear interpolation, and their
- * backward ops. Windows and arithmetic as tensor/cpu/pool.c and resample.c (same
- * order of additions per output); backward ops gather (one thread per input-grad
- * element, summing the outputs whose window holds it in increasing (oh, ow) order),
- * so there are no atomics and results are deterministic. The forward ops also run on
- * f16 (f16.cuh: f32 sums and weights, one rounding per output); the backward ops are
- * f32 only. */
+ * backward ops. The windows (tensor/kmath/pool_window.h) and taps (tensor/kmath/interp.h)
+ * are shared with tensor/cpu/pool.c and resample.c (same order of additions per
+ * output); backward ops gather (one thread per input-grad element, summing the outputs
+ * whose window holds it in increasing (oh, ow) order), so there are no atomics and
+ * results are deterministic. The forward ops also run on f16 (f16.cuh: f32 sums and
+ * weights, one rounding per output); the backward ops are f32 only. */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/f16.cuh"
-#include "tensor/lerp_tap.h"
+#include "tensor/kmath/pool_window.h"
+#include "tensor/kmath/interp.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define THREADS 256
 
-typedef struct {
-  int64_t planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw;
-  int include_pad;
-} pgeom;
-
-__device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-__device__ __forceinline__ int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
-
-__device__ __forceinline__ float avg_window(const pgeom &p, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
-                                            int64_t *w0, int64_t *w1) {
-  int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
-  int64_t he = imin(hs + p.kh, p.H + p.ph), we = imin(ws + p.kw, p.W + p.pw);
-  int64_t pool = (he - hs) * (we - ws);
-  *h0 = imax(hs, 0);
-  *w0 = imax(ws, 0);
-  *h1 = imin(he, p.H);
-  *w1 = imin(we, p.W);
-  return (float)(p.include_pad ? pool : (*h1 - *h0) * (*w1 - *w0));
-}
-
-__device__ __forceinline__ int64_t ad_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
-__device__ __forceinline__ int64_t ad_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+typedef vg_pool_geom pgeom;
 
 template <typename T>
 __global__ void k_pool_fwd(pgeom p, int op, const T *x, T *y, int64_t *yi) {
@@ -45,7 +25,7 @@ __global__ void k_pool_fwd(pgeom p, int op, const T *x, T *y, int64_t *yi) {
     const T *xp = x + pl * p.H * p.W;
     if (op == VG_OP_AVG_POOL2D) {
       int64_t h0, h1, w0, w1;
-      float div = avg_window(p, oh, ow, &h0, &h1, &w0, &w1);
+      float div = vg_avg_window(&p, oh, ow, &h0, &h1, &w0, &w1);
       if (h0 >= h1 || w0 >= w1) {
         vg_st(y + i, 0.0f);
         continue;
@@ -55,16 +35,14 @@ __global__ void k_pool_fwd(pgeom p, int op, const T *x, T *y, int64_t *yi) {
         for (int64_t w = w0; w < w1; w++) s += vg_ld(xp + h * p.W + w);
       vg_st(y + i, s / div);
     } else if (op == VG_OP_MAX_POOL2D) {
-      int64_t hs = oh * p.sh - p.ph, he = imin(hs + p.kh, p.H);
-      hs = imax(hs, 0);
-      int64_t ws = ow * p.sw - p.pw, we = imin(ws + p.kw, p.W);
-      ws = imax(ws, 0);
+      int64_t hs, he, ws, we;
+      vg_max_window(&p, oh, ow, &hs, &he, &ws, &we);
       int64_t best = hs * p.W + ws;
       float m = -INFINITY;
       for (int64_t h = hs; h < he; h++)
         for (int64_t w = ws; w < we; w++) {
           float v = vg_ld(xp + h * p.W + w);
-          if (v > m || v != v) {
+          if (vg_max_takes(v, m)) {
             m = v;
             best = h * p.W + w;
           }
@@ -72,12 +50,12 @@ __global__ void k_pool_fwd(pgeom p, int op, const T *x, T *y, int64_t *yi) {
       vg_st(y + i, m);
       if (yi) yi[i] = best;
     } else {
-      int64_t h0 = ad_start(oh, p.H, p.OH), h1 = ad_end(oh, p.H, p.OH);
-      int64_t w0 = ad_start(ow, p.W, p.OW), w1 = ad_end(ow, p.W, p.OW);
+      int64_t h0 = vg_adaptive_start(oh, p.H, p.OH), h1 = vg_adaptive_end(oh, p.H, p.OH);
+      int64_t w0 = vg_adaptive_start(ow, p.W, p.OW), w1 = vg_adaptive_end(ow, p.W, p.OW);
       float s = 0;
       for (int64_t h = h0; h < h1; h++)
         for (int64_t w = w0; w < w1; w++) s += vg_ld(xp + h * p.W + w);
-      vg_st(y + i, s / (float)(h1 - h0) / (float)(w1 - w0));
+      vg_st(y + i, vg_adaptive_mean(s, h0, h1, w0, w1));
     }
   }
 }
@@ -86,7 +64,7 @@ __global__ void k_pool_fwd(pgeom p, int op, const T *x, T *y, int64_t *yi) {
 __device__ __forceinline__ void win_range(int64_t h, int64_t s, int64_t pd, int64_t k, int64_t O, int64_t *lo, int64_t *hi) {
   int64_t a = h + pd - k + 1;   /* o*s >= a */
   *lo = a <= 0 ? 0 : (a + s - 1) / s;
-  *hi = imin((h + pd) / s + 1, O);   /* o*s <= h + pd */
+  *hi = vg_imin64((h + pd) / s + 1, O);   /* o*s <= h + pd */
 }
 
 __global__ void k_pool_bwd(pgeom p, int op, const float *gy, const int64_t *idx, float *gx) {
@@ -97,14 +75,14 @@ __global__ void k_pool_bwd(pgeom p, int op, const float *gy, const int64_t *idx,
     float s = 0;
     if (op == VG_OP_ADAPTIVE_AVG_POOL2D_BWD) {
       int64_t oh0 = (h * p.OH) / p.H, ow0 = (w * p.OW) / p.W;
-      while (oh0 > 0 && ad_end(oh0 - 1, p.H, p.OH) > h) oh0--;
-      while (ow0 > 0 && ad_end(ow0 - 1, p.W, p.OW) > w) ow0--;
-      for (int64_t oh = oh0; oh < p.OH && ad_start(oh, p.H, p.OH) <= h; oh++) {
-        if (ad_end(oh, p.H, p.OH) <= h) continue;
-        for (int64_t ow = ow0; ow < p.OW && ad_start(ow, p.W, p.OW) <= w; ow++) {
-          if (ad_end(ow, p.W, p.OW) <= w) continue;
-          int64_t dh = ad_end(oh, p.H, p.OH) - ad_start(oh, p.H, p.OH), dw = ad_end(ow, p.W, p.OW) - ad_start(ow, p.W, p.OW);
-          s += g[oh * p.OW + ow] / (float)dh / (float)dw;
+      while (oh0 > 0 && vg_adaptive_end(oh0 - 1, p.H, p.OH) > h) oh0--;
+      while (ow0 > 0 && vg_adaptive_end(ow0 - 1, p.W, p.OW) > w) ow0--;
+      for (int64_t oh = oh0; oh < p.OH && vg_adaptive_start(oh, p.H, p.OH) <= h; oh++) {
+        if (vg_adaptive_end(oh, p.H, p.OH) <= h) continue;
+        for (int64_t ow = ow0; ow < p.OW && vg_adaptive_start(ow, p.W, p.OW) <= w; ow++) {
+          if (vg_adaptive_end(ow, p.W, p.OW) <= w) continue;
+          s += vg_adaptive_mean(g[oh * p.OW + ow], vg_adaptive_start(oh, p.H, p.OH), vg_adaptive_end(oh, p.H, p.OH),
+                                vg_adaptive_start(ow, p.W, p.OW), vg_adaptive_end(ow, p.W, p.OW));
         }
       }
     } else {
@@ -117,7 +95,7 @@ __global__ void k_pool_bwd(pgeom p, int op, const float *gy, const int64_t *idx,
             if (idx[pl * p.OH * p.OW + oh * p.OW + ow] == h * p.W + w) s += g[oh * p.OW + ow];
           } else {
             int64_t h0, h1, w0, w1;
-            float div = avg_window(p, oh, ow, &h0, &h1, &w0, &w1);
+            float div = vg_avg_window(&p, oh, ow, &h0, &h1, &w0, &w1);
             if (h0 >= h1 || w0 >= w1 || h < h0 || h >= h1 || w < w0 || w >= w1) continue;
             s += g[oh * p.OW + ow] / div;
           }
@@ -159,8 +137,7 @@ __global__ void k_interp_fwd(pgeom p, bool align, const T *x, T *y) {
     int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OW * p.OH);
     lerp_tap h = vg_lerp_tap(oh, p.H, p.OH, align), w = vg_lerp_tap(ow, p.W, p.OW, align);
     const T *r0 = x + pl * p.H * p.W + h.i0 * p.W, *r1 = x + pl * p.H * p.W + h.i1 * p.W;
-    vg_st(y + i, h.l0 * (w.l0 * vg_ld(r0 + w.i0) + w.l1 * vg_ld(r0 + w.i1)) +
-                     h.l1 * (w.l0 * vg_ld(r1 + w.i0) + w.l1 * vg_ld(r1 + w.i1)));
+    vg_st(y + i, vg_bilinear(h, w, vg_ld(r0 + w.i0), vg_ld(r0 + w.i1), vg_ld(r1 + w.i0), vg_ld(r1 + w.i1)));
   }
 }
 
@@ -190,7 +167,7 @@ __global__ void k_interp_bwd(pgeom p, const lerp_tap *th, const lerp_tap *tw, co
 
 static void interp(const vg_opcall *c, const pgeom &p, bool bwd, const void *src, void *dst) {
   cudaStream_t s = vg_cuda_stream();
-  bool align = c->i[0] != 0;
+  bool align = c->p.interp.align_corners;
   if (!bwd) {
     int64_t n = p.planes * p.OH * p.OW;
     if (c->out[0]->dtype == VG_F16)
@@ -222,15 +199,9 @@ void vg_cu_pool(const vg_opcall *c) {
   bool bwd = c->op == VG_OP_AVG_POOL2D_BWD || c->op == VG_OP_MAX_POOL2D_BWD ||
              c->op == VG_OP_ADAPTIVE_AVG_POOL2D_BWD || c->op == VG_OP_INTERP_BILINEAR_BWD;
   const vg_tensor *big = bwd ? c->out[0] : c->in[0], *small = bwd ? c->in[0] : c->out[0];
-  int nd = big->ndim;
-  pgeom p;
-  memset(&p, 0, sizeof p);
-  p.H = big->shape[nd - 2];
-  p.W = big->shape[nd - 1];
-  p.OH = small->shape[nd - 2];
-  p.OW = small->shape[nd - 1];
-  p.planes = 1;
-  for (int d = 0; d < nd - 2; d++) p.planes *= big->shape[d];
+  bool pool = c->op == VG_OP_AVG_POOL2D || c->op == VG_OP_AVG_POOL2D_BWD || c->op == VG_OP_MAX_POOL2D ||
+              c->op == VG_OP_MAX_POOL2D_BWD;
+  pgeom p = vg_pool_geom_of(big, small, pool ? &c->p.pool : NULL);
   cudaStream_t s = vg_cuda_stream();
   if (vg_numel(c->out[0]) == 0) return;
   if (p.planes == 0 || p.H * p.W == 0 || p.OH * p.OW == 0) {
@@ -249,8 +220,6 @@ void vg_cu_pool(const vg_opcall *c) {
   if (c->op == VG_OP_INTERP_BILINEAR || c->op == VG_OP_INTERP_BILINEAR_BWD) {
     interp(c, p, bwd, src, dst);
   } else {
-    p.kh = c->i[0]; p.kw = c->i[1]; p.sh = c->i[2]; p.sw = c->i[3]; p.ph = c->i[4]; p.pw = c->i[5];
-    p.include_pad = c->i[7] != 0;
     if (bwd) {
       const int64_t *idx = c->op == VG_OP_MAX_POOL2D_BWD ? (const int64_t *)vg_cu_contig(c->in[1], &t1) : NULL;
       int64_t n = p.planes * p.H * p.W;

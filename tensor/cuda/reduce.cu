@@ -6,6 +6,8 @@
  * dtype: f16 sums accumulate in double too and round once at the end. */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/f16.cuh"
+#include "tensor/kmath/bits.h"
+#include "tensor/kmath/reduce.h"
 #include <math.h>
 
 #define THREADS 256
@@ -17,28 +19,15 @@ typedef struct {
   int64_t nred;
 } red_geom;
 
-__device__ __forceinline__ double combine(int op, double a, double b) {
-  if (op == VG_OP_SUM) return a + b;
-  if (a != a || b != b) return __longlong_as_double(0x7ff8000000000000ll);
-  return op == VG_OP_AMAX ? (a > b ? a : b) : (a < b ? a : b);
-}
+__device__ __forceinline__ double combine(int op, double a, double b) { return vg_reduce_combine(op, a, b); }
 
 template <typename T>
 __global__ void k_reduce(red_geom g, int op, const T *x, T *out, double init) {
   __shared__ double sh[THREADS];
-  int64_t o = blockIdx.x, base = 0, t = o;
-  for (int d = g.nk - 1; d >= 0; d--) {
-    base += (t % g.kshape[d]) * g.kstride[d];
-    t /= g.kshape[d];
-  }
+  int64_t o = blockIdx.x, base = vg_unravel_offset(o, g.nk, g.kshape, g.kstride);
   double acc = init;
   for (int64_t r = threadIdx.x; r < g.nred; r += blockDim.x) {
-    int64_t off = base, q = r;
-    for (int d = g.nr - 1; d >= 0; d--) {
-      off += (q % g.rshape[d]) * g.rstride[d];
-      q /= g.rshape[d];
-    }
-    acc = combine(op, acc, (double)vg_ld(x + off));
+    acc = combine(op, acc, (double)vg_ld(x + base + vg_unravel_offset(r, g.nr, g.rshape, g.rstride)));
   }
   sh[threadIdx.x] = acc;
   __syncthreads();
@@ -52,20 +41,9 @@ __global__ void k_reduce(red_geom g, int op, const T *x, T *out, double init) {
 template <typename T>
 __global__ void k_argmax(int ndim, red_geom g, int64_t n, int64_t s, const T *x, int64_t *out, int64_t nout) {
   VG_CU_GRID_LOOP(o, nout) {
-    int64_t off = 0, t = o;
-    for (int d = g.nk - 1; d >= 0; d--) {
-      off += (t % g.kshape[d]) * g.kstride[d];
-      t /= g.kshape[d];
-    }
-    int64_t best = 0;
+    int64_t off = vg_unravel_offset(o, g.nk, g.kshape, g.kstride), best = 0;
     float bv = vg_ld(x + off);
-    for (int64_t i = 1; i < n && bv == bv; i++) {
-      float v = vg_ld(x + off + i * s);
-      if (v > bv || v != v) {
-        bv = v;
-        best = i;
-      }
-    }
+    for (int64_t i = 1; i < n && bv == bv; i++) vg_argmax_step(vg_ld(x + off + i * s), i, &bv, &best);
     out[o] = best;
   }
 }
@@ -78,7 +56,7 @@ void vg_cu_reduce(const vg_opcall *c) {
   memset(&g, 0, sizeof g);
   cudaStream_t s = vg_cuda_stream();
   if (c->op == VG_OP_ARGMAX) {
-    int dim = (int)c->i[0];
+    int dim = (int)c->p.argmax.dim;
     for (int d = 0; d < x->ndim; d++)
       if (d != dim) {
         g.kshape[g.nk] = x->shape[d];
@@ -93,7 +71,7 @@ void vg_cu_reduce(const vg_opcall *c) {
     VG_CUDA_LAUNCHED("argmax");
     return;
   }
-  unsigned mask = (unsigned)c->i[0];
+  unsigned mask = (unsigned)c->p.reduce.mask;
   g.nred = 1;
   for (int d = 0; d < x->ndim; d++) {
     if (mask >> d & 1) {
@@ -105,7 +83,7 @@ void vg_cu_reduce(const vg_opcall *c) {
       g.kstride[g.nk++] = x->stride[d];
     }
   }
-  double init = c->op == VG_OP_SUM ? 0.0 : (c->op == VG_OP_AMAX ? -INFINITY : INFINITY);
+  double init = vg_reduce_init((int)c->op);
   VG_ASSERT(nout <= 0x7fffffff);
   VG_ASSERT(c->out[0]->dtype == x->dtype);
   if (vg_cu_is_half(x))

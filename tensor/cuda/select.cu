@@ -1,8 +1,6 @@
-/* select.cu — KTHVALUE and SORT on the GPU: the twins of tensor/cpu/select.c, with the
- * same keys, so the results are bit-identical to the CPU's.
- *
- * Keys (as select.c): key = bits ^ (sign ? 0xffffffff : 0x80000000), every NaN ->
- * 0xffffffff; unsigned key order is -inf < ... < -0 < +0 < ... < +inf < NaN.
+/* select.cu — KTHVALUE and SORT on the GPU, with the keys, digits, quantile lerp and
+ * sort keys of tensor/kmath/select.h (shared with tensor/cpu/select.c), so the results
+ * are bit-identical to the CPU's. Unsigned key order is -inf < ... < +inf < NaN.
  *
  * KTHVALUE (k-th smallest of all elements; mode 1: torch.quantile's lerp between the
  * k-th and k_hi-th): a radix select in three histogram passes over the key digits
@@ -35,29 +33,17 @@
  * f16 (exact for mode 0; the quantile's lerp is computed in f32 and rounded once). */
 #include "tensor/cuda/cuda.h"
 #include "tensor/cuda/f16.cuh"
+#include "tensor/kmath/select.h"
 #include <math.h>
 
 #define THREADS 256
 
-__device__ __forceinline__ uint32_t fkey(float f) {
-  uint32_t u = __float_as_uint(f);
-  uint32_t mask = (uint32_t)((int32_t)u >> 31) | 0x80000000u;
-  return (u & 0x7fffffffu) > 0x7f800000u ? 0xffffffffu : u ^ mask;
-}
-
-__device__ __forceinline__ float key_to_float(uint32_t k) {
-  if (k == 0xffffffffu) return __uint_as_float(0x7fc00000u);
-  uint32_t u = (k & 0x80000000u) ? k & 0x7fffffffu : ~k;
-  return __uint_as_float(u);
-}
-
 /* ---- KTHVALUE ---- */
 
-#define SEL_BINS 2048
 #define SEL_MAXBLOCKS 512
 
 typedef struct {
-  unsigned long long hist[SEL_BINS];   /* zero between passes */
+  unsigned long long hist[VG_SEL_BINS];   /* zero between passes */
   long long k;                         /* rank (1-based) left inside the chosen bucket */
   long long c_last;                    /* count of the last pass's chosen bucket */
   uint32_t prefix;                     /* digits chosen so far */
@@ -70,51 +56,42 @@ typedef struct {
 /* level 0..2: histogram of digit `level` over the elements matching st->prefix */
 template <typename T>
 __global__ void k_sel_hist(const T *x, int64_t n, int level, sel_state *st) {
-  __shared__ uint32_t h[SEL_BINS];
-  for (int b = threadIdx.x; b < SEL_BINS; b += blockDim.x) h[b] = 0;
+  __shared__ uint32_t h[VG_SEL_BINS];
+  for (int b = threadIdx.x; b < VG_SEL_BINS; b += blockDim.x) h[b] = 0;
   __syncthreads();
   const uint32_t pre = st->prefix;
   VG_CU_GRID_LOOP(i, n) {
-    uint32_t k = fkey(vg_ld(x + i));
-    if (level == 0) atomicAdd(&h[k >> 21], 1u);
-    else if (level == 1) {
-      if ((k >> 21) == pre) atomicAdd(&h[(k >> 10) & 0x7ff], 1u);
-    } else if ((k >> 10) == pre) atomicAdd(&h[k & 0x3ff], 1u);
+    uint32_t k = vg_sel_key(vg_ld(x + i));
+    if (level == 0) atomicAdd(&h[vg_sel_digit(k, 0)], 1u);
+    else if (vg_sel_high(k, level) == pre) atomicAdd(&h[vg_sel_digit(k, level)], 1u);
   }
   __syncthreads();
-  for (int b = threadIdx.x; b < SEL_BINS; b += blockDim.x)
+  for (int b = threadIdx.x; b < VG_SEL_BINS; b += blockDim.x)
     if (h[b]) atomicAdd(&st->hist[b], (unsigned long long)h[b]);
 }
 
 /* one thread: picks the bucket of rank k0 (level 0) or st->k, extends the prefix, clears the histogram */
 __global__ void k_sel_pick(sel_state *st, int level, int want_next, long long k0) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
-  int nb = level == 2 ? 1024 : SEL_BINS;
-  long long k = level == 0 ? k0 : st->k;
-  int b = 0;
-  while (b < nb && (unsigned long long)k > st->hist[b]) k -= (long long)st->hist[b++];
+  int nb = level == 2 ? 1024 : VG_SEL_BINS;
+  int64_t k = level == 0 ? k0 : st->k;
+  int b = vg_sel_pick(st->hist, nb, &k);
   if (b == nb) __trap();   /* the histogram lost elements: cannot happen */
-  if (level == 0) st->has_nan = st->hist[SEL_BINS - 1] > 0;
+  if (level == 0) st->has_nan = st->hist[VG_SEL_BINS - 1] > 0;
   st->k = k;
   st->c_last = (long long)st->hist[b];
   if (level < 2) {
-    st->prefix = level == 0 ? (uint32_t)b : st->prefix << 11 | (uint32_t)b;
+    st->prefix = vg_sel_extend(st->prefix, level, (uint32_t)b);
   } else {
-    uint32_t key = st->prefix << 10 | (uint32_t)b;
+    uint32_t key = vg_sel_extend(st->prefix, 2, (uint32_t)b);
     st->key = key;
     st->need_min = 0;
-    if (want_next) {
-      int nx = b + 1;
-      while (nx < 1024 && st->hist[nx] == 0) nx++;
-      if ((unsigned long long)k < st->hist[b]) st->next = key;
-      else if (nx < 1024) st->next = st->prefix << 10 | (uint32_t)nx;
-      else {
-        st->need_min = 1;
-        st->minabove = 0xffffffffu;
-      }
+    if (want_next && !vg_sel_next_key(st->hist, b, k, st->prefix, &st->next)) {
+      st->need_min = 1;
+      st->minabove = 0xffffffffu;
     }
   }
-  for (int i = 0; i < SEL_BINS; i++) st->hist[i] = 0;
+  for (int i = 0; i < VG_SEL_BINS; i++) st->hist[i] = 0;
 }
 
 /* smallest key above st->key, when k_sel_pick asked for it */
@@ -125,7 +102,7 @@ __global__ void k_sel_minabove(const T *x, int64_t n, sel_state *st) {
   const uint32_t key = st->key;
   uint32_t m = 0xffffffffu;
   VG_CU_GRID_LOOP(i, n) {
-    uint32_t k = fkey(vg_ld(x + i));
+    uint32_t k = vg_sel_key(vg_ld(x + i));
     if (k > key && k < m) m = k;
   }
   sh[threadIdx.x] = m;
@@ -137,28 +114,12 @@ __global__ void k_sel_minabove(const T *x, int64_t n, sel_state *st) {
   if (threadIdx.x == 0 && sh[0] != 0xffffffffu) atomicMin(&st->minabove, sh[0]);
 }
 
-/* torch's lerp as select.c's torch_lerp (explicit fmaf: fused on both backends) */
-__device__ __forceinline__ float torch_lerp(float a, float b, float w) {
-  return fabsf(w) < 0.5f ? fmaf(w, b - a, a) : fmaf(-(b - a), 1.0f - w, b);
-}
-
 template <typename T>
 __global__ void k_sel_final(const sel_state *st, T *out, int mode, int want_next, float w) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
-  float lo = key_to_float(st->key);
-  if (mode == 0) {
-    vg_st(out, lo);
-  } else if (st->has_nan) {
-    vg_st(out, __uint_as_float(0x7fc00000u));
-  } else {
-    float hi = want_next ? key_to_float(st->need_min ? st->minabove : st->next) : lo;
-    vg_st(out, torch_lerp(lo, hi, w));
-  }
+  uint32_t next = want_next ? (st->need_min ? st->minabove : st->next) : st->key;
+  vg_st(out, vg_kth_result(mode, st->has_nan, st->key, next, w));
 }
-
-/* x's elements fill one block of storage in some dim order: its lowest element, else NULL
- * (as dense_span in select.c; the selection depends only on the multiset of values) */
-static const void *dense_span(const vg_tensor *x) { return vg_dense_span(x) ? vg_data(x) : NULL; }
 
 template <typename T>
 static void kth_run(const vg_opcall *c, const T *p, int64_t n, int64_t k, int mode, int want_next) {
@@ -177,25 +138,19 @@ static void kth_run(const vg_opcall *c, const T *p, int64_t n, int64_t k, int mo
     VG_CU_LAUNCH(k_sel_minabove<T>, nb, THREADS, 0, s)(p, n, st);
     VG_CUDA_LAUNCHED("kthvalue min above");
   }
-  VG_CU_LAUNCH(k_sel_final<T>, 1, 1, 0, s)(st, (T *)vg_data(c->out[0]), mode, want_next, (float)c->f[0]);
+  VG_CU_LAUNCH(k_sel_final<T>, 1, 1, 0, s)(st, (T *)vg_data(c->out[0]), mode, want_next, (float)c->p.kth.w);
   VG_CUDA_LAUNCHED("kthvalue");
   vg_cuda_free(st);   /* the stream is in order: a later kernel reusing it runs after */
 }
 
-/* i[0] = k (1-based); i[1] = mode (0 k-th, 1 quantile with i[2] = k_hi, f[0] = weight) */
+/* p.kth: k (1-based); mode (0 k-th, 1 quantile with k_hi, w = weight) */
 static void kthvalue(const vg_opcall *c) {
   const vg_tensor *x = c->in[0];
-  int64_t n = vg_numel(x), k = c->i[0];
-  if (k < 1 || k > n) VG_ABORT("kthvalue: k = %lld out of [1, %lld]", (long long)k, (long long)n);
+  int64_t n = vg_numel(x), k = c->p.kth.k;
+  int want_next = vg_kth_want_next(&c->p.kth, n), mode = c->p.kth.mode != 0;
   VG_ASSERT((x->dtype == VG_F32 || x->dtype == VG_F16) && c->out[0]->dtype == x->dtype);
-  int mode = c->i[1] != 0, want_next = 0;
-  if (mode) {
-    int64_t khi = c->i[2];
-    if (khi != k && khi != k + 1) VG_ABORT("kthvalue: k_hi = %lld for k = %lld", (long long)khi, (long long)k);
-    want_next = khi > k;
-  }
   void *tmp = NULL;
-  const void *p = dense_span(x);
+  const void *p = vg_dense_span(x) ? vg_data(x) : NULL;   /* any dim order: a multiset */
   if (!p) p = vg_cu_contig(x, &tmp);
   if (vg_cu_is_half(x)) kth_run(c, (const vg_half *)p, n, k, mode, want_next);
   else kth_run(c, (const float *)p, n, k, mode, want_next);
@@ -214,22 +169,8 @@ typedef struct {
   int desc;
 } sort_geom;
 
-__device__ __forceinline__ uint32_t sort_key(float f, int desc) {
-  if (f == 0.0f) f = 0.0f;   /* -0 == +0 */
-  uint32_t k = fkey(f);
-  return desc ? ~k : k;
-}
-
 __device__ __forceinline__ void row_offsets(const sort_geom &g, int64_t r, int64_t *xoff, int64_t *ooff) {
-  int64_t xo = 0, oo = 0;
-  for (int d = g.nouter - 1; d >= 0; d--) {
-    int64_t i = r % g.oshape[d];
-    r /= g.oshape[d];
-    xo += i * g.xstride[d];
-    oo += i * g.ostride[d];
-  }
-  *xoff = xo;
-  *ooff = oo;
+  vg_sort_row_offsets(g.nouter, g.oshape, g.xstride, g.ostride, r, xoff, ooff);
 }
 
 /* ascending bitonic sort of s[0, P), P a power of two; all threads of the block call it */
@@ -262,7 +203,8 @@ __global__ void k_sort_tile(sort_geom g, const T *x, int64_t *out, unsigned long
     int64_t xoff, ooff;
     row_offsets(g, r, &xoff, &ooff);
     for (int j = threadIdx.x; j < P; j += blockDim.x)
-      s[j] = j < m ? (unsigned long long)sort_key(vg_ld(x + xoff + (j0 + j) * g.xs), g.desc) << 32 | (unsigned long long)(j0 + j)
+      s[j] = j < m ? (unsigned long long)vg_sort_key(vg_ld(x + xoff + (j0 + j) * g.xs), g.desc != 0) << 32 |
+                         (unsigned long long)(j0 + j)
                    : ~0ull;
     __syncthreads();
     bitonic_sort(s, P);
@@ -276,16 +218,6 @@ __global__ void k_sort_tile(sort_geom g, const T *x, int64_t *out, unsigned long
   }
 }
 
-/* number of elements of a[0, n) below v (a ascending) */
-__device__ __forceinline__ int64_t rank_below(const unsigned long long *a, int64_t n, unsigned long long v) {
-  int64_t lo = 0, hi = n;
-  while (lo < hi) {
-    int64_t mid = lo + (hi - lo) / 2;
-    if (a[mid] < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /* one merge pass: runs of width w in each row of src (nrows x len) merged in pairs */
 __global__ void k_sort_merge(const unsigned long long *src, unsigned long long *dst, int64_t nrows, int64_t len,
@@ -296,8 +228,8 @@ __global__ void k_sort_merge(const unsigned long long *src, unsigned long long *
     int64_t a1 = p0 + w < len ? p0 + w : len, b1 = p0 + 2 * w < len ? p0 + 2 * w : len;
     const unsigned long long *row = src + r * len;
     unsigned long long v = row[j];
-    int64_t at = j < a1 ? j + rank_below(row + a1, b1 - a1, v)           /* from run A */
-                        : (j - a1) + p0 + rank_below(row + p0, a1 - p0, v);   /* from run B */
+    int64_t at = j < a1 ? j + vg_lower_bound_u64(row + a1, b1 - a1, v)           /* from run A */
+                        : (j - a1) + p0 + vg_lower_bound_u64(row + p0, a1 - p0, v);   /* from run B */
     dst[r * len + at] = v;
   }
 }
@@ -373,13 +305,13 @@ static void sort_op(const vg_opcall *c) {
   if (out->dtype != VG_I64) VG_ABORT("sort: bad output");
   sort_geom g;
   memset(&g, 0, sizeof g);
-  g.desc = c->i[1] != 0;
-  g.keep = c->i[2];
+  g.desc = c->p.sort.descending;
+  g.keep = c->p.sort.keep;
   if (x->ndim == 0) {
     if (g.keep) VG_CUDA_CHECK(cudaMemsetAsync(vg_data(out), 0, sizeof(int64_t), s));
     return;
   }
-  int dim = (int)c->i[0];
+  int dim = (int)c->p.sort.dim;
   g.len = x->shape[dim];
   if (g.keep > g.len) VG_ABORT("sort: bad output");
   g.nrows = 1;
@@ -419,11 +351,5 @@ static void sort_op(const vg_opcall *c) {
   vg_cuda_free(b);
 }
 
-void vg_cu_select(const vg_opcall *c) {
-  switch (c->op) {
-    case VG_OP_KTHVALUE: kthvalue(c); return;
-    case VG_OP_SORT: sort_op(c); return;
-    default: break;
-  }
-  VG_ABORT("select: op %s is not in this family", vg_op_name(c->op));
-}
+void vg_cu_kthvalue(const vg_opcall *c) { kthvalue(c); }
+void vg_cu_sort(const vg_opcall *c) { sort_op(c); }

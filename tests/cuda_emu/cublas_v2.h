@@ -1,5 +1,5 @@
 /* cublas_v2.h — the host emulator's cuBLAS subset (make CUDA_EMU=1; implementation in
- * tensor/cuda/emu/emu.cpp). Names, values and signatures as the Toolkit's cublas_api.h:
+ * tests/cuda_emu/emu.cpp). Names, values and signatures as the Toolkit's cublas_api.h:
  * handles, stream, math mode, and single-precision / mixed (f16 in, f32 accumulate)
  * GEMMs, column-major with op(A) = A or A^T exactly as real cuBLAS. Work goes to the
  * handle's stream (recorded when that stream is capturing a graph). alpha and beta are

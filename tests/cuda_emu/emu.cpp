@@ -1283,13 +1283,8 @@ namespace {
 /* the backend's own f16 conversions (tensor/cuda/vmath.cuh), as __half2float / __float2half_rn */
 inline float half_to_float(uint16_t h) { return vg_d_half_to_float(h); }
 inline uint16_t float_to_half(float f) { return vg_d_float_to_half(f); }
-inline float bf16_to_float(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
-inline uint16_t float_to_bf16(float f) {
-  uint32_t x = __float_as_uint(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-  x += 0x7fff + ((x >> 16) & 1);
-  return (uint16_t)(x >> 16);
-}
+inline float bf16_to_float(uint16_t h) { return vg_d_bf16_to_float(h); }
+inline uint16_t float_to_bf16(float f) { return vg_d_float_to_bf16(f); }
 inline float round_tf32(float f) {   /* 10 mantissa bits, nearest even */
   uint32_t x = __float_as_uint(f);
   if ((x & 0x7f800000u) == 0x7f800000u) return f;

@@ -1,8 +1,9 @@
-/* lerp_tap.h — one bilinear tap (torch's upsample_bilinear2d index/weight computation in
- * float), shared by tensor/cpu/resample.c and tensor/cuda/pool.cu so both devices give
- * the same bits (no FMA contraction: C11 on the CPU, nvcc --fmad=false). */
-#ifndef VG_LERP_TAP_H
-#define VG_LERP_TAP_H
+/* kmath/interp.h — bilinear interpolation's math (torch's upsample_bilinear2d, in
+ * float): one tap's indices and weights, and the blend of four inputs, written once for
+ * tensor/cpu/resample.c and tensor/cuda/pool.cu so both devices give the same bits (no
+ * FMA contraction: C11 on the CPU, nvcc --fmad=false). */
+#ifndef VG_KMATH_INTERP_H
+#define VG_KMATH_INTERP_H
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,5 +33,10 @@ static inline VG_HD lerp_tap vg_lerp_tap(int64_t o, int64_t in, int64_t out, boo
   t.l0 = 1.0f - l1;
   t.l1 = l1;
   return t;
+}
+
+/* the output from the four inputs at rows h.i0/h.i1 and columns w.i0/w.i1 */
+static inline VG_HD float vg_bilinear(lerp_tap h, lerp_tap w, float x00, float x01, float x10, float x11) {
+  return h.l0 * (w.l0 * x00 + w.l1 * x01) + h.l1 * (w.l0 * x10 + w.l1 * x11);
 }
 #endif

@@ -1,5 +1,5 @@
 /* cuda_runtime.h — the host emulator's stand-in for the CUDA Toolkit's header (make
- * CUDA_EMU=1 puts tensor/cuda/emu first on the include path). It declares the subset of
+ * CUDA_EMU=1 puts tests/cuda_emu first on the include path). It declares the subset of
  * the runtime API the backend uses, with the Toolkit's names, values and signatures, and
  * makes the kernel language compile as host C++:
  *   __global__/__device__/__host__/__forceinline__  plain (inline) functions
@@ -13,7 +13,7 @@
  *     runs on the host when the host next synchronizes, or is recorded when the stream
  *     is capturing a graph. A template kernel needs its template arguments written out
  *     (k<float>): the launch takes the kernel's address.
- * The implementation is tensor/cuda/emu/emu.cpp. Nothing here runs in parallel: kernels
+ * The implementation is tests/cuda_emu/emu.cpp. Nothing here runs in parallel: kernels
  * execute one at a time under one lock, each block's threads interleaved at barriers.
  * Static __shared__ arrays keep their contents from block to block (zero at the start);
  * on a GPU they start undefined, so do not rely on either. */

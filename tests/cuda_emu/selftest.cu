@@ -1,6 +1,6 @@
 /* selftest.cu — checks of the CUDA host emulator itself (make CUDA_EMU=1 builds it as
  * build/cuemu/tests/test_cuda_emu, run by make CUDA_EMU=1 test). Plain CUDA: it builds
- * with nvcc too (nvcc -arch=sm_90 -I. tensor/cuda/emu/selftest.cu -lcublas), so on a GPU
+ * with nvcc too (nvcc -arch=sm_90 -I. tests/cuda_emu/selftest.cu -lcublas), so on a GPU
  * the same expectations can be checked against the hardware; the few emulator-only
  * checks (host pointers refused, guard pages) are under VG_CUDA_EMU.
  * Covers: thread/block indexing in 3-d, __syncthreads as a barrier (shared-memory
