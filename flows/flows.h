@@ -39,7 +39,10 @@
  *
  * Randomness (permutations, SO(C) rotations, Householder vectors) comes from Vigil's
  * seeded Philox generator: the same seed gives the same flow, but not FrEIA's numbers.
- * Conformance tests overwrite the permutation matrices from fixtures. */
+ * Conformance tests overwrite the permutation matrices from fixtures.
+ *
+ * Sources: one file per block family (allinone.c, coupling.c, permute.c, actnorm.c,
+ * sequence.c), each with its own state struct, over the contract in flows/block.h. */
 #ifndef VG_FLOWS_H
 #define VG_FLOWS_H
 #include "nn/nn.h"

@@ -390,10 +390,89 @@ static void test_sequence(void) {
   vg_nn_free(s);
 }
 
+/* The block contract across families: every family's module is a flow with the kind name
+ * FrEIA uses, keeps its dims (output_dims, sample), refuses other dims, and the functions
+ * that need one family's state (SequenceINN's, ActNorm's) refuse or ignore every other
+ * family instead of reading a state that is not theirs. */
+static void test_contract(void) {
+  static const char *kinds[] = {"AllInOneBlock", "AllInOneBlock", "AllInOneBlock", "AllInOneBlock", "AllInOneBlock",
+      "AllInOneBlock", "AllInOneBlock", "SequenceINN", "SequenceINN", "GLOWCouplingBlock", "GLOWCouplingBlock",
+      "RNVPCouplingBlock", "RNVPCouplingBlock", "NICECouplingBlock", "GINCouplingBlock", "AffineCouplingOneSided",
+      "ConditionalAffineTransform", "ActNorm", "ActNorm", "PermuteRandom", "Fixed1x1Conv", "FixedLinearTransform"};
+  _Static_assert(sizeof kinds / sizeof kinds[0] == sizeof CASES / sizeof CASES[0], "one kind per case");
+  vg_nn_module *plain = vg_nn_relu_new();
+  VG_CHECK(!vg_flow_is_flow(plain) && !vg_flow_is_flow(NULL), "a ReLU module is not a flow");
+  vg_scope_begin();
+  VG_CHECK(!vg_flow_forward(plain, vg_zeros(VG_F32, 2, (int64_t[]){1, 2}), 0, NULL, false, false, NULL) &&
+               strstr(vg_last_error(), "not a flow"), "vg_flow_forward on a ReLU refused: %s", vg_last_error());
+  vg_scope_end();
+  VG_CHECK(vg_flow_sequence_len(plain) == 0 && !vg_flow_sequence_get(plain, 0), "SequenceINN look-ups on a ReLU: none");
+  vg_nn_free(plain);
+  for (int i = 0; i < NCASES; i++) {
+    vg_nn_module *m = build(CASES[i]);
+    bool seq = !strcmp(kinds[i], "SequenceINN");
+    int64_t dims[4], od[4], wrong[4];
+    VG_CHECK(!strcmp(m->kind_name, kinds[i]) && vg_flow_is_flow(m), "%s: a flow of kind %s", CASES[i], m->kind_name);
+    if (!seq) VG_CHECK(vg_flow_sequence_dims(m, 0, dims) == -1, "%s: vg_flow_sequence_dims refuses a %s", CASES[i], kinds[i]);
+    /* the dims from a sample (the reverse pass of N(0, I) of the module's output dims) */
+    vg_scope_begin();
+    vg_tensor *smp = vg_flow_sample(m, 2, 0, NULL, 9);
+    int nd = smp ? smp->ndim - 1 : 0;
+    for (int k = 0; k < nd; k++) dims[k] = smp->shape[k + 1];
+    vg_scope_end();
+    if (!smp) {   /* a conditional block samples only with its condition */
+      VG_CHECK(strstr(vg_last_error(), "condition"), "%s: sampling without its condition refused: %s", CASES[i], vg_last_error());
+      vg_nn_free(m);
+      continue;
+    }
+    int ond = vg_flow_output_dims(m, nd, dims, od);
+    bool same = ond == nd;
+    for (int k = 0; same && k < nd; k++) same = od[k] == dims[k];
+    VG_CHECK(same, "%s: output dims = input dims (%d dims, C %lld)", CASES[i], ond, (long long)dims[0]);
+    for (int k = 0; k < nd; k++) wrong[k] = dims[k] + (k == 0);
+    VG_CHECK(vg_flow_output_dims(m, nd, wrong, od) == -1 && strstr(vg_last_error(), "mismatch"),
+             "%s: other dims refused: %s", CASES[i], vg_last_error());
+    if (!seq) {
+      vg_nn_module *blk = build(CASES[i]);
+      VG_CHECK(vg_flow_sequence_len(m) == 0 && !vg_flow_sequence_get(m, 0) &&
+                   vg_flow_sequence_append(m, blk, -1) == -1 && strstr(vg_last_error(), "not a SequenceINN"),
+               "%s: SequenceINN calls on a %s refused", CASES[i], kinds[i]);
+      VG_CHECK(vg_flow_append_allinone(m, -1, 0, MLP, (vg_flow_allinone_opts){0}) == -1, "%s: append_allinone refused",
+               CASES[i]);
+    }
+    /* mark_initialized is ActNorm's alone: on any other block it changes nothing (the
+     * forward stays bit-identical), on ActNorm it skips the data-dependent init */
+    vg_scope_begin();
+    int64_t sh[5] = {3};
+    for (int k = 0; k < nd; k++) sh[k + 1] = dims[k];
+    vg_tensor *x = vg_randn(nd + 1, sh, 4);
+    vg_tensor *y0 = vg_flow_forward(m, x, 0, NULL, false, false, NULL);
+    float *a = y0 ? host(y0) : NULL;
+    vg_nn_module *m2 = build(CASES[i]);
+    vg_flow_actnorm_mark_initialized(m2);
+    vg_tensor *y1 = vg_flow_forward(m2, x, 0, NULL, false, false, NULL);
+    float *b = y1 ? host(y1) : NULL;
+    bool ident = a && b && !memcmp(a, b, sizeof(float) * (size_t)vg_numel(x));
+    if (!strcmp(kinds[i], "ActNorm")) {
+      float *xs = host(x);
+      bool is_x = b && !memcmp(xs, b, sizeof(float) * (size_t)vg_numel(x));   /* scale 0, bias 0: identity */
+      VG_CHECK(is_x && !ident, "%s: marked initialized, the first forward is the identity (no data init)", CASES[i]);
+      free(xs);
+    } else {
+      VG_CHECK(ident, "%s: vg_flow_actnorm_mark_initialized leaves a %s alone", CASES[i], kinds[i]);
+    }
+    free(a); free(b);
+    vg_scope_end();
+    vg_nn_free(m2);
+    vg_nn_free(m);
+  }
+}
+
 int main(void) {
   test_special_ortho();
   for (int i = 0; i < NCASES; i++) conformance(CASES[i]);
   for (int i = 0; i < NCASES; i++) block_checks(CASES[i]);
   test_sequence();
+  test_contract();
   return vg_test_finish();
 }

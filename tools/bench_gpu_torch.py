@@ -251,7 +251,7 @@ WRN_CH = {1: 256, 2: 512, 3: 1024, 4: 2048}
 
 # ---------------------------------------------------------------- AllInOne coupling (FrEIA-equivalent)
 class AllInOne(nn.Module):
-    """FrEIA AllInOneBlock forward (flows/flows.c allinone_fwd, not reversed): split
+    """FrEIA AllInOneBlock forward (flows/allinone.c allinone_fwd, not reversed): split
     [C - C//2, C//2], a = 0.1 subnet([x1, cond]), s = clamp tanh(a[:C//2]), y2 = x2 exp(s) +
     a[C//2:], out = perm((x1, y2) * 0.1 softplus_{0.5}(g) + offset); log-det."""
 
