@@ -184,3 +184,55 @@ vg_status vg_file_write_atomic(const char *path, const void *buf, size_t n) {
   if (!st) vg_fault_point(path, "dirsync");
   return st;
 }
+
+/* ---------------------------------------------------------------- folders and paths */
+bool vg_path_dirname(const char *path, char *buf, size_t cap) {
+  if (cap) buf[0] = 0;
+  size_t n = strlen(path);
+  while (n > 1 && path[n - 1] == '/') n--;          /* the name's trailing slashes */
+  while (n > 0 && path[n - 1] != '/') n--;          /* the name */
+  const char *dir = path;
+  if (n == 0) dir = ".", n = 1;                     /* "x" */
+  else {
+    while (n > 1 && path[n - 1] == '/') n--;        /* the separator ("a//b") */
+  }
+  if (n + 1 > cap) return false;
+  memcpy(buf, dir, n);
+  buf[n] = 0;
+  return true;
+}
+
+vg_status vg_mkdir_p(const char *path) {
+  if (!path || !*path) return vg_fail(VG_ERR_ARG, "empty folder name");
+  char *buf = strdup(path);
+  if (!buf) return vg_fail(VG_ERR_NOMEM, "out of memory");
+  vg_status st = VG_OK;
+  for (char *p = buf + 1; st == VG_OK; p++) {
+    if (*p != '/' && *p) continue;
+    char c = *p;
+    *p = 0;
+    if (mkdir(buf, 0755) != 0) {
+      int e = errno;
+      struct stat sb;
+      if (e != EEXIST) st = vg_fail(VG_ERR_IO, "%s: cannot create folder (%s)", buf, strerror(e));
+      else if (stat(buf, &sb) != 0)   /* a dangling symbolic link */
+        st = vg_fail(VG_ERR_IO, "%s: cannot create folder (%s)", buf, strerror(errno));
+      else if (!S_ISDIR(sb.st_mode))
+        st = vg_fail(VG_ERR_IO, "%s: cannot create folder (%s is in the way)", buf, vg_file_kind(sb.st_mode));
+    }
+    *p = c;
+    if (!c) break;
+  }
+  free(buf);
+  return st;
+}
+
+vg_status vg_mkdir_parents(const char *path) {
+  if (!path) return vg_fail(VG_ERR_ARG, "empty file name");
+  char *dir = malloc(strlen(path) + 2);
+  if (!dir) return vg_fail(VG_ERR_NOMEM, "out of memory");
+  vg_path_dirname(path, dir, strlen(path) + 2);
+  vg_status st = !strcmp(dir, ".") || !strcmp(dir, "/") ? VG_OK : vg_mkdir_p(dir);
+  free(dir);
+  return st;
+}

@@ -29,6 +29,18 @@ vg_status vg_file_fsync_dir(const char *path);
 /* What kind of non-regular file st_mode is ("a directory", "a FIFO", ...), for messages. */
 const char *vg_file_kind(unsigned mode);
 
+/* mkdir -p: creates the folder path and every missing folder above it (mode 0755); folders
+ * that exist are fine. VG_ERR_IO "<folder>: cannot create folder (<reason>)" naming the
+ * first one that cannot be made, also when a non-folder is in the way. */
+vg_status vg_mkdir_p(const char *path);
+/* vg_mkdir_p of the folder part of path (what vg_path_dirname gives; nothing to make for
+ * "name" or "/name"): the folders a file about to be written at path needs. */
+vg_status vg_mkdir_parents(const char *path);
+/* The folder part of path into buf (cap bytes): everything before the last '/' with the
+ * file name's trailing slashes ignored: "a/b/c" -> "a/b", "a/b/" -> "a", "/x" -> "/",
+ * "x" -> ".". false (buf "") when it does not fit. */
+bool vg_path_dirname(const char *path, char *buf, size_t cap);
+
 /* Fault injection for crash tests (always compiled in; one getenv on the first pass).
  * Each step of a durable write is a named point "<file name>.<phase>" (the file name
  * without its folder): vg_file_write_atomic and the safetensors writer pass

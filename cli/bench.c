@@ -15,38 +15,86 @@
 #include <sys/resource.h>
 #include <time.h>
 #include "cli/args.h"
+#include "cli/opts.h"
 #include "cli/cli.h"
 #include "cli/rundir.h"
 #include "methods/method.h"
-#include "methods/efficientad/efficientad.h"
 #include "tensor/parallel.h"
 #include "base/json.h"
 #include "tensor/opstats.h"
 
-static int bench_usage(FILE *f) {
-  fprintf(f,
-    "usage: vigil bench METHOD [options]      METHOD: efficientad | fastflow | cflow | meanimage\n"
-    "  --model s|m           EfficientAD size (method config key \"model\")\n"
-    "  --backbone NAME       backbone (fastflow/cflow: resnet18, wide_resnet50_2)\n"
-    "  --input-size N        input size (default: the method's, 256)\n"
-    "  --set KEY=VALUE       any method config key; repeatable\n"
-    "  --run RUNDIR          bench a trained run instead (its config and checkpoint)\n"
-    "  --device cpu|cuda     default cpu (cuda: needs a `make CUDA=1` build and a GPU)\n"
-    "  --dtype f32|f16       default f32 (f16: CUDA only, f32 accumulation)\n"
-    "  --graph / --no-graph  CUDA: replay the captured device part as a CUDA graph (default when the\n"
-    "                        method has one: efficientad, fastflow, cflow) / plain eager predict\n"
-    "  --batch N             batch size; repeatable (default: 1 and 16)\n"
-    "  --warmup N            untimed runs first (default 10)\n"
-    "  --runs N              timed runs (default 50)\n"
-    "  --threads N           compute threads (default: all cores)\n"
-    "  --json FILE           append the JSON lines to FILE instead of stdout\n"
+/* `vigil bench`'s options (the table drives the parser and --help: cli/opts.h) */
+typedef struct {
+  vg_run_overrides ov;   /* method config flags */
+  const char *run, *device, *dtype, *json_path;
+  int batches[8], nb, warmup, runs, threads, graph;
+} bench_opts;
+
+/* --batch N, repeatable: up to 8 sizes */
+static bool bench_batch(const char *cmd, const vg_opt *o, const char *v, void *opts) {
+  bench_opts *b = opts;
+  if (b->nb == 8) { fprintf(stderr, "vigil %s: %s: at most 8 batch sizes\n", cmd, o->name); return false; }
+  int64_t x = 0;
+  vg_parse_i64(v, &x, NULL);   /* checked against the row's range already */
+  b->batches[b->nb++] = (int)x;
+  return true;
+}
+
+static bool bench_graph(const char *cmd, const vg_opt *o, const char *v, void *opts) {
+  (void)cmd; (void)v;
+  ((bench_opts *)opts)->graph = o->lo;   /* --graph 1, --no-graph 0 */
+  return true;
+}
+
+#define T bench_opts
+static const vg_opt bench_table[] = {
+  {.name = "--model", .kind = VG_OPT_STR, .arg = "s|m", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_str, .key = "model",
+   .help = "EfficientAD size (method config key \"model\")"},
+  {.name = "--backbone", .kind = VG_OPT_STR, .arg = "NAME", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_str, .key = "backbone",
+   .help = "backbone (method config key \"backbone\": see vigil bench METHOD --help)"},
+  {.name = "--input-size", .kind = VG_OPT_INT, .arg = "N", .lo = 1, .hi = VG_LIM_SIZE_MAX, .off = VG_OPT_AT(T, ov),
+   .hook = vg_opt_ov_json, .key = "input_size", .help = "input size (default: the method's, 256)"},
+  {.name = "--set", .kind = VG_OPT_LIST, .arg = "KEY=VALUE", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_set,
+   .help = "any method config key; repeatable"},
+  {.name = "--run", .kind = VG_OPT_STR, .arg = "RUNDIR", .off = VG_OPT_AT(T, run),
+   .help = "bench a trained run instead (its config and checkpoint)"},
+  VG_OPT_DEVICE(T, device, "default cpu (cuda: needs a `make CUDA=1` build and a GPU)"),
+  VG_OPT_DTYPE(T, dtype, "default f32 (f16: CUDA only, f32 accumulation)"),
+  {.name = "--graph", .kind = VG_OPT_FLAG, .lo = 1, .hook = bench_graph, .label = "--graph / --no-graph",
+   .help = "CUDA: replay the captured device part as a CUDA graph (default when the\n"
+           "method's maps need no host post-processing) / plain eager predict"},
+  {.name = "--no-graph", .kind = VG_OPT_FLAG, .lo = 0, .hook = bench_graph},
+  {VG_OPT_BATCH_(T, batches), .hook = bench_batch, .help = "batch size; repeatable (default: 1 and 16)"},
+  {.name = "--warmup", .kind = VG_OPT_INT, .arg = "N", .lo = 0, .hi = 1000000, .off = VG_OPT_AT(T, warmup),
+   .help = "untimed runs first (default 10)"},
+  {.name = "--runs", .kind = VG_OPT_INT, .arg = "N", .lo = 1, .hi = 1000000, .off = VG_OPT_AT(T, runs),
+   .help = "timed runs (default 50)"},
+  VG_OPT_THREADS(T, threads, "compute threads (default: all cores)"),
+  {.name = "--json", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, json_path),
+   .help = "append the JSON lines to FILE instead of stdout"},
+  {0}};
+#undef T
+
+/* the registry's methods (methods/method.h) after the usage line, and with METHOD given,
+ * its config keys (`vigil bench METHOD --help`) */
+static void bench_methods(FILE *f) {
+  char b[256];
+  fprintf(f, "      METHOD: %s\n", vg_method_list(b, sizeof b, " | ", false));
+}
+static void bench_method_help(FILE *f, const char *method) {
+  fputc('\n', f);
+  if (!vg_method_print_config_help(f, method)) fprintf(f, "(no method '%s')\n", method);
+}
+
+const vg_cmd_spec vg_cmd_bench = {
+  .name = "bench", .lead = "METHOD", .example = "meanimage", .opts = bench_table,
+  .usage = "usage: vigil bench METHOD [options]", .more = bench_methods, .lead_help = bench_method_help,
+  .footer =
     "Protocol (the EfficientAD paper's): the batch is a random image tensor in host memory; a run = the\n"
     "method's predict, from the host image to the anomaly maps + scores in host memory (on CUDA the\n"
     "timing includes the host-to-device copy from pinned memory); mean of --runs after --warmup. FLOPs are counted at the op\n"
     "dispatch on one batch-1 run (2 per multiply-add of conv/matmul; other ops 1 per element). Random weights:\n"
-    "timing does not depend on them.\n");
-  return f == stdout ? 0 : 2;
-}
+    "timing does not depend on them.\n"};
 
 static double now_s(void) {
   struct timespec ts;
@@ -143,51 +191,14 @@ static void io_free(bench_io *io) {
 }
 
 int vg_cli_bench(int argc, char **argv) {
-  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) return bench_usage(argc < 1 ? stderr : stdout);
-  const char *method = argv[0], *run = NULL, *device = "cpu", *dtype = "f32", *json_path = NULL;
-  int batches[8], nb = 0, warmup = 10, runs = 50, threads = 0, graph = -1;
-  vg_run_overrides ov = {0};
+  bench_opts o = {.device = "cpu", .dtype = "f32", .warmup = 10, .runs = 50, .graph = -1};
+  const char *pos[1];
+  int prc = vg_opts_parse(&vg_cmd_bench, argc, argv, &o, pos, NULL);
+  if (prc >= 0) { vg_run_ov_free(&o.ov); return prc; }
+  const char *method = pos[0], *run = o.run, *device = o.device, *dtype = o.dtype, *json_path = o.json_path;
+  int *batches = o.batches, nb = o.nb, warmup = o.warmup, runs = o.runs, threads = o.threads, graph = o.graph;
+  vg_run_overrides ov = o.ov;   /* owned from here */
   int rc = 2;
-  if (method[0] == '-') { fprintf(stderr, "vigil bench: unknown option %s (the METHOD comes first)\n", method); return bench_usage(stderr); }
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { vg_run_ov_free(&ov); return bench_usage(stdout); }
-    if (!strcmp(a, "--graph")) { graph = 1; continue; }
-    if (!strcmp(a, "--no-graph")) { graph = 0; continue; }
-    static const char *const known[] = {"--model", "--backbone", "--input-size", "--set", "--run", "--device", "--dtype",
-                                        "--batch", "--warmup", "--runs", "--threads", "--json", NULL};
-    bool is_known = false;
-    for (int k = 0; known[k]; k++) is_known |= !strcmp(a, known[k]);
-    if (!is_known) { fprintf(stderr, "vigil bench: unknown option %s\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
-    if (!v) { fprintf(stderr, "vigil bench: %s needs a value\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
-    i++;
-    bool ok = true;
-    if (!strcmp(a, "--model")) ok = vg_run_ov_set_str(&ov, "model", v);
-    else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
-    else if (!strcmp(a, "--input-size")) {
-      int sz;
-      if (!vg_arg_int("bench", a, v, 1, (int)VG_LIM_SIZE_MAX, &sz)) { vg_run_ov_free(&ov); return 2; }
-      ok = vg_run_ov_set(&ov, "input_size", v);
-    }
-    else if (!strcmp(a, "--set")) {
-      if (!vg_arg_set_value_ok("bench", v)) { vg_run_ov_free(&ov); return 2; }
-      ok = vg_run_ov_set_arg(&ov, v);
-    }
-    else if (!strcmp(a, "--run")) run = v;
-    else if (!strcmp(a, "--device")) device = v;
-    else if (!strcmp(a, "--dtype")) dtype = v;
-    else if (!strcmp(a, "--batch")) {
-      if (nb == 8) { fprintf(stderr, "vigil bench: --batch: at most 8 batch sizes\n"); vg_run_ov_free(&ov); return 2; }
-      if (!vg_arg_int("bench", a, v, 1, (int)VG_LIM_BATCH_MAX, &batches[nb])) { vg_run_ov_free(&ov); return 2; }
-      nb++;
-    }
-    else if (!strcmp(a, "--warmup")) { if (!vg_arg_int("bench", a, v, 0, 1000000, &warmup)) { vg_run_ov_free(&ov); return 2; } }
-    else if (!strcmp(a, "--runs")) { if (!vg_arg_int("bench", a, v, 1, 1000000, &runs)) { vg_run_ov_free(&ov); return 2; } }
-    else if (!strcmp(a, "--threads")) { if (!vg_arg_threads("bench", v, &threads)) { vg_run_ov_free(&ov); return 2; } }
-    else if (!strcmp(a, "--json")) json_path = v;
-    else { fprintf(stderr, "vigil bench: unknown option %s\n", a); vg_run_ov_free(&ov); return bench_usage(stderr); }
-    if (!ok) { fprintf(stderr, "vigil bench: bad value for %s: '%s'\n", a, v); vg_run_ov_free(&ov); return 2; }
-  }
   vg_device dev;
   vg_dtype dt;
   if (!vg_parse_device(device, &dev) || !vg_parse_dtype(dtype, &dt)) {
@@ -216,13 +227,9 @@ int vg_cli_bench(int argc, char **argv) {
     vg_json_free(j);
   }
   if (st != VG_OK) { fprintf(stderr, "vigil bench: %s\n", vg_last_error()); goto done; }
-  if (!run && !strcmp(m->ops->name, "efficientad")) {
-    /* normalisation statistics set, as after training: the folded multiply-add runs */
-    vg_effad_model *em = vg_effad_method_model(m);
-    vg_uniform_(em->mean, -0.1f, 0.1f, 11);
-    vg_uniform_(em->std, 0.5f, 1.5f, 12);
-    em->qa_st = 0.01f; em->qb_st = 0.2f; em->qa_ae = 0.02f; em->qb_ae = 0.3f;
-  }
+  const vg_method_def *def = vg_method_find(m->ops->name);
+  /* what training would set (EfficientAD: normalisation statistics), so the trained path is timed */
+  if (!run && def && def->bench_prepare) def->bench_prepare(m);
   if ((st = vg_cli_method_to(m, device, dtype)) != VG_OK) { fprintf(stderr, "vigil bench: %s\n", vg_last_error()); goto done; }
   if (graph < 0) graph = dev == VG_CUDA && m->ops->forward_maps;   /* the default on CUDA when the method can */
   if (graph && !m->ops->forward_maps) {
@@ -286,11 +293,11 @@ int vg_cli_bench(int argc, char **argv) {
       char *cj = m->ops->config_json(m);
       vg_json *cfgj = NULL;
       if (cj && vg_json_parse(cj, strlen(cj), NULL, &cfgj) == VG_OK) {
-        const char *keys[] = {"model", "backbone", NULL};
-        for (int k = 0; keys[k]; k++) {
-          if (k == 1 && !strcmp(m->ops->name, "efficientad")) continue;   /* its backbone is the distiller's */
-          const char *s = vg_json_as_string(vg_json_get(cfgj, keys[k]));
-          if (s) { vg_jw_key(&w, keys[k]); vg_jw_string(&w, s); }
+        /* the keys that name the model variant (config table rows flagged VG_CFG_IDENT) */
+        for (const vg_cfg_field *f = def ? def->config : NULL; f && f->key; f++) {
+          if (!(f->flags & VG_CFG_IDENT)) continue;
+          const char *s = vg_json_as_string(vg_json_get(cfgj, f->key));
+          if (s) { vg_jw_key(&w, f->key); vg_jw_string(&w, s); }
         }
       }
       vg_json_free(cfgj);

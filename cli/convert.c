@@ -14,6 +14,7 @@
  * --resize WxH: Pillow Image.resize(BILINEAR) (antialiased, Pillow's 8-bit fixed point);
  *         8-bit grey or RGB only (convert with --gray / --rgb first if the image has alpha). */
 #include "cli/args.h"
+#include "cli/opts.h"
 #include "cli/cli.h"
 #include "datasets/image/image.h"
 #include <stdint.h>
@@ -27,12 +28,47 @@
 #define RESIZE_MAX_SIDE 16384
 #define RESIZE_MAX_BYTES ((size_t)256 << 20)
 
-static int usage(FILE *f) {
-  fprintf(f, "usage: vigil convert IN OUT [--gray|--rgb] [--resize WxH]\n"
-             "  IN: PNG, JPEG, BMP, PGM/PPM or TIFF; OUT by extension: .png .pgm .ppm .pnm .tif .tiff .bmp\n"
-             "  8-bit stays 8-bit, 16-bit stays 16-bit; --resize uses Pillow's bilinear resize (8-bit)\n");
-  return f == stdout ? 0 : 2;
+/* `vigil convert`'s options (the table drives the parser and --help: cli/opts.h) */
+typedef struct {
+  bool gray, rgb;
+  int rw, rh;
+} convert_opts;
+
+/* --resize WxH: W and H in [1, RESIZE_MAX_SIDE], W x H <= RESIZE_MAX_BYTES */
+static bool convert_resize(const char *cmd, const vg_opt *o, const char *v, void *opts) {
+  const char *x = strchr(v, 'x');
+  char wb[32] = "", hb[32] = "";
+  if (x && x - v < 31) { snprintf(wb, sizeof wb, "%.*s", (int)(x - v), v); snprintf(hb, sizeof hb, "%.31s", x + 1); }
+  int64_t w64 = 0, h64 = 0;
+  if (!x || !vg_parse_i64(wb, &w64, NULL) || !vg_parse_i64(hb, &h64, NULL) || w64 < 1 || w64 > RESIZE_MAX_SIDE ||
+      h64 < 1 || h64 > RESIZE_MAX_SIDE || w64 * h64 > (int64_t)RESIZE_MAX_BYTES) {
+    fprintf(stderr, "vigil %s: %s: '%s' is not WxH with W and H integers in [1, %d], W x H <= %lld "
+                    "(e.g. 256x256)\n", cmd, o->name, v, RESIZE_MAX_SIDE, (long long)RESIZE_MAX_BYTES);
+    return false;
+  }
+  convert_opts *c = opts;
+  c->rw = (int)w64;
+  c->rh = (int)h64;
+  return true;
 }
+
+#define T convert_opts
+static const vg_opt convert_table[] = {
+  {.name = "--gray", .alias = "--grey", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, gray),
+   .help = "to grey: Pillow convert(\"L\") weights, any depth; alpha dropped"},
+  {.name = "--rgb", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, rgb), .help = "to RGB: grey replicated, alpha dropped"},
+  {.name = "--resize", .kind = VG_OPT_STR, .arg = "WxH", .hook = convert_resize,
+   .help = "Pillow's Image.resize(BILINEAR), 8-bit grey or RGB; W, H in [1, 16384]"},
+  {0}};
+#undef T
+
+const vg_cmd_spec vg_cmd_convert = {
+  .name = "convert", .opts = convert_table, .max_pos = 2, .example = "in.png out.png",
+  .usage = "usage: vigil convert IN OUT [--gray|--rgb] [--resize WxH]\n"
+           "  IN: PNG, JPEG, BMP, PGM/PPM or TIFF; OUT by extension: .png .pgm .ppm .pnm .tif .tiff .bmp\n"
+           "  8-bit stays 8-bit, 16-bit stays 16-bit; --resize uses Pillow's bilinear resize (8-bit)\n"};
+
+static int usage(FILE *f) { return vg_opts_usage(&vg_cmd_convert, f); }
 
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, v); put16(p + 2, v >> 16); }
@@ -105,32 +141,12 @@ static const char *ext_of(const char *p) {
 }
 
 int vg_cli_convert(int argc, char **argv) {
-  const char *in = NULL, *out = NULL;
-  int gray = 0, rgb = 0, rw = 0, rh = 0;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
-    if (!strcmp(a, "--gray") || !strcmp(a, "--grey")) gray = 1;
-    else if (!strcmp(a, "--rgb")) rgb = 1;
-    else if (!strcmp(a, "--resize")) {
-      if (i + 1 >= argc) { fprintf(stderr, "vigil convert: --resize needs a value (WxH)\n"); return usage(stderr); }
-      const char *v = argv[++i], *x = strchr(v, 'x');
-      char wb[32] = "", hb[32] = "";
-      if (x && x - v < 31) { snprintf(wb, sizeof wb, "%.*s", (int)(x - v), v); snprintf(hb, sizeof hb, "%.31s", x + 1); }
-      int64_t w64 = 0, h64 = 0;
-      if (!x || !vg_parse_i64(wb, &w64, NULL) || !vg_parse_i64(hb, &h64, NULL) || w64 < 1 || w64 > RESIZE_MAX_SIDE ||
-          h64 < 1 || h64 > RESIZE_MAX_SIDE || w64 * h64 > (int64_t)RESIZE_MAX_BYTES) {
-        fprintf(stderr, "vigil convert: --resize: '%s' is not WxH with W and H integers in [1, %d], W x H <= %lld "
-                        "(e.g. 256x256)\n", v, RESIZE_MAX_SIDE, (long long)RESIZE_MAX_BYTES);
-        return 2;
-      }
-      rw = (int)w64;
-      rh = (int)h64;
-    } else if (a[0] == '-' && a[1]) { fprintf(stderr, "vigil convert: unknown option %s\n", a); return usage(stderr); }
-    else if (!in) in = a;
-    else if (!out) out = a;
-    else return usage(stderr);
-  }
+  convert_opts o = {0};
+  const char *pos[2] = {NULL, NULL};
+  int prc = vg_opts_parse(&vg_cmd_convert, argc, argv, &o, pos, NULL);
+  if (prc >= 0) return prc;
+  const char *in = pos[0], *out = pos[1];
+  int gray = o.gray, rgb = o.rgb, rw = o.rw, rh = o.rh;
   if (!in || !out || (gray && rgb)) return usage(stderr);
   const char *ext = ext_of(out);
   enum { F_PNG, F_PGM, F_PPM, F_PNM, F_TIFF, F_BMP } fmt;

@@ -7,6 +7,7 @@
  * SIGINT/SIGTERM: the current iteration finishes, a checkpoint is written and the
  * program stops; --resume continues bit-identically. */
 #include "cli/args.h"
+#include "cli/opts.h"
 #include "cli/cli.h"
 #include "methods/efficientad/distill.h"
 #include "methods/method.h"
@@ -15,100 +16,101 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(FILE *f) {
-  fprintf(f,
-    "usage: vigil distill --images DIR --out TEACHER.safetensors [options]\n"
-    "Pretrains an EfficientAD teacher (PDN) by distilling PatchCore-style features of a\n"
-    "pretrained extractor (EfficientAD Algorithm 3, nelson1425 pretraining.py).\n"
-    "  --images DIR        distillation images: every image under DIR, recursively (e.g. ImageNet train)\n"
-    "  --out FILE          teacher file: the PDN state dict (.safetensors, EfficientAD teacher weights);\n"
-    "                      the checkpoint is FILE.ckpt.safetensors\n"
-    "  --backbone NAME     target extractor (default wide_resnet101_2; also resnet18, resnet50, wide_resnet50_2)\n"
-    "  --weights FILE      torchvision weights of the extractor (.pth or .safetensors), e.g.\n"
-    "                      wide_resnet101_2-32ee1156.pth (IMAGENET1K_V1); without: random init (loud warning,\n"
-    "                      the teacher is then not comparable to the paper's)\n"
-    "  --model s|m         PDN size: s = EfficientAD-S, m = EfficientAD-M (default s)\n"
-    "  --out-channels N    teacher channels (default 384)\n"
-    "  --iters N           training iterations (default 60000)\n"
-    "  --batch N           images per iteration (default 16)\n"
-    "  --stats-images N    images for the target mean/std (default 10000, capped at the image count)\n"
-    "  --save-every N      checkpoint every N iterations (default 1000; 0 = only at the end)\n"
-    "  --view N            PDN input size; the extractor sees 2N x 2N (default 256, multiple of 8)\n"
-    "  --lr X              Adam learning rate (default 1e-4)\n"
-    "  --weight-decay X    Adam L2 weight decay (default 1e-5)\n"
-    "  --p-grey X          RandomGrayscale probability, shared by both views (default 0.1)\n"
-    "  --seed N            seed of the image order, grey decisions and PDN init (default 42)\n"
-    "  --workers N         image decoding threads (default 2)\n"
-    "  --threads N         compute threads (default: all cores)\n"
-    "  --device cpu|cuda   where the extractor, PDN and Adam run (default cpu; cuda needs a\n"
-    "                      make CUDA=1 build and a GPU); checkpoints resume on either\n"
-    "  --log-every N       progress line every N iterations (default 100)\n"
-    "  --resume            continue from FILE.ckpt.safetensors (same settings; bit-identical result)\n"
-    "  --quiet             no progress lines\n"
-    "Ctrl-C writes a checkpoint and stops; rerun with --resume.\n");
-  return f == stdout ? 0 : 2;
+/* `vigil distill`'s options (the table drives the parser and --help: cli/opts.h): the
+ * library's options plus the command's own */
+typedef struct {
+  vg_effad_distill_opts d;
+  const char *images, *device;
+  int threads;
+} distill_opts;
+
+static bool distill_model(const char *cmd, const vg_opt *o, const char *v, void *opts) {
+  distill_opts *w = opts;
+  if (!strcmp(v, "s") || !strcmp(v, "S") || !strcmp(v, "small")) w->d.size = VG_EFFAD_S;
+  else if (!strcmp(v, "m") || !strcmp(v, "M") || !strcmp(v, "medium")) w->d.size = VG_EFFAD_M;
+  else { fprintf(stderr, "vigil %s: bad value '%s' for %s: want s or m\n", cmd, v, o->name); return false; }
+  return true;
 }
+
+static bool distill_view(const char *cmd, const vg_opt *o, const char *v, void *opts) {
+  int64_t x = 0;
+  vg_parse_i64(v, &x, NULL);   /* in [16, 2048] already */
+  if (x % 8) {
+    fprintf(stderr, "vigil %s: %s: '%s' is not a multiple of 8: want a multiple of 8 in [%d, %d]\n", cmd, o->name, v,
+            (int)o->lo, (int)o->hi);
+    return false;
+  }
+  ((distill_opts *)opts)->d.view = (int)x;
+  return true;
+}
+
+#define T distill_opts
+static const vg_opt distill_table[] = {
+  {.name = "--images", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(T, images),
+   .help = "distillation images: every image under DIR, recursively (e.g. ImageNet train)"},
+  {.name = "--out", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, d.out),
+   .help = "teacher file: the PDN state dict (.safetensors, EfficientAD teacher weights);\n"
+           "the checkpoint is FILE.ckpt.safetensors"},
+  {.name = "--backbone", .kind = VG_OPT_STR, .arg = "NAME", .off = VG_OPT_AT(T, d.backbone),
+   .help = "target extractor (default wide_resnet101_2; also resnet18, resnet50, wide_resnet50_2)"},
+  {.name = "--weights", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, d.weights),
+   .help = "torchvision weights of the extractor (.pth or .safetensors), e.g.\n"
+           "wide_resnet101_2-32ee1156.pth (IMAGENET1K_V1); without: random init (loud warning,\n"
+           "the teacher is then not comparable to the paper's)"},
+  {.name = "--model", .kind = VG_OPT_ENUM, .arg = "s|m", .hook = distill_model,
+   .help = "PDN size: s = EfficientAD-S, m = EfficientAD-M (default s)"},
+  {.name = "--out-channels", .kind = VG_OPT_I64, .arg = "N", .lo = 1, .hi = 4096, .off = VG_OPT_AT(T, d.out_channels),
+   .help = "teacher channels (default 384)"},
+  {.name = "--iters", .kind = VG_OPT_I64, .arg = "N", .lo = 1, .hi = VG_LIM_STEPS_MAX, .off = VG_OPT_AT(T, d.iters),
+   .help = "training iterations (default 60000)"},
+  {.name = "--batch", .kind = VG_OPT_I64, .arg = "N", .lo = 1, .hi = VG_LIM_BATCH_MAX, .off = VG_OPT_AT(T, d.batch),
+   .help = "images per iteration (default 16)"},
+  {.name = "--stats-images", .kind = VG_OPT_I64, .arg = "N", .lo = 1, .hi = VG_LIM_STEPS_MAX,
+   .off = VG_OPT_AT(T, d.stats_images), .help = "images for the target mean/std (default 10000, capped at the image count)"},
+  {.name = "--save-every", .kind = VG_OPT_I64, .arg = "N", .lo = 0, .hi = VG_LIM_STEPS_MAX, .off = VG_OPT_AT(T, d.save_every),
+   .help = "checkpoint every N iterations (default 1000; 0 = only at the end)"},
+  {.name = "--view", .kind = VG_OPT_INT, .arg = "N", .lo = 16, .hi = 2048, .hook = distill_view,
+   .help = "PDN input size; the extractor sees 2N x 2N (default 256, multiple of 8)"},
+  {.name = "--lr", .kind = VG_OPT_F64, .arg = "X", .flo = 0, .lo_open = true, .fhi = 10, .off = VG_OPT_AT(T, d.lr),
+   .help = "Adam learning rate (default 1e-4)"},
+  {.name = "--weight-decay", .kind = VG_OPT_F64, .arg = "X", .flo = 0, .fhi = 10, .off = VG_OPT_AT(T, d.weight_decay),
+   .help = "Adam L2 weight decay (default 1e-5)"},
+  {.name = "--p-grey", .kind = VG_OPT_F64, .arg = "X", .flo = 0, .fhi = 1, .off = VG_OPT_AT(T, d.p_grey),
+   .help = "RandomGrayscale probability, shared by both views (default 0.1)"},
+  VG_OPT_SEED(T, d.seed, UINT64_MAX, "seed of the image order, grey decisions and PDN init (default 42)"),
+  VG_OPT_WORKERS(T, d.workers, "image decoding threads (default 2)"),
+  VG_OPT_THREADS(T, threads, "compute threads (default: all cores)"),
+  VG_OPT_DEVICE(T, device, "where the extractor, PDN and Adam run (default cpu; cuda needs a\n"
+                           "make CUDA=1 build and a GPU); checkpoints resume on either"),
+  {.name = "--log-every", .kind = VG_OPT_I64, .arg = "N", .lo = 1, .hi = VG_LIM_STEPS_MAX, .off = VG_OPT_AT(T, d.log_every),
+   .help = "progress line every N iterations (default 100)"},
+  {.name = "--resume", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, d.resume),
+   .help = "continue from FILE.ckpt.safetensors (same settings; bit-identical result)"},
+  {.name = "--quiet", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, d.quiet), .help = "no progress lines"},
+  {0}};
+#undef T
+
+const vg_cmd_spec vg_cmd_distill = {
+  .name = "distill", .opts = distill_table, .width = 19,
+  .usage = "usage: vigil distill --images DIR --out TEACHER.safetensors [options]\n"
+           "Pretrains an EfficientAD teacher (PDN) by distilling PatchCore-style features of a\n"
+           "pretrained extractor (EfficientAD Algorithm 3, nelson1425 pretraining.py).\n",
+  .footer = "Ctrl-C writes a checkpoint and stops; rerun with --resume.\n"};
+
+static int usage(FILE *f) { return vg_opts_usage(&vg_cmd_distill, f); }
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int s) { (void)s; g_stop = 1; }
 
 int vg_cli_distill(int argc, char **argv) {
-  vg_effad_distill_opts o;
-  vg_effad_distill_defaults(&o);
-  const char *images = NULL;
-  int threads = 0, iv = 0;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
-    if (!strcmp(a, "--resume")) { o.resume = true; continue; }
-    if (!strcmp(a, "--quiet")) { o.quiet = true; continue; }
-    static const char *const known[] = {"--images", "--out", "--backbone", "--weights", "--model", "--out-channels",
-                                        "--iters", "--batch", "--stats-images", "--save-every", "--log-every", "--view",
-                                        "--workers", "--threads", "--seed", "--lr", "--weight-decay", "--p-grey",
-                                        "--device", NULL};
-    bool is_known = false;
-    for (int k = 0; known[k]; k++) is_known |= !strcmp(a, known[k]);
-    if (!is_known) {
-      fprintf(stderr, "vigil distill: unknown option %s\n", a);
-      return usage(stderr);
-    }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "vigil distill: %s needs a value\n", a);
-      return usage(stderr);
-    }
-    const char *v = argv[++i];
-    bool ok = true;
-    if (!strcmp(a, "--images")) images = v;
-    else if (!strcmp(a, "--out")) o.out = v;
-    else if (!strcmp(a, "--backbone")) o.backbone = v;
-    else if (!strcmp(a, "--weights")) o.weights = v;
-    else if (!strcmp(a, "--model")) {
-      if (!strcmp(v, "s") || !strcmp(v, "S") || !strcmp(v, "small")) o.size = VG_EFFAD_S;
-      else if (!strcmp(v, "m") || !strcmp(v, "M") || !strcmp(v, "medium")) o.size = VG_EFFAD_M;
-      else ok = false;
-    }
-    else if (!strcmp(a, "--out-channels")) { if (!vg_arg_i64("distill", a, v, 1, 4096, &o.out_channels)) return 2; }
-    else if (!strcmp(a, "--iters")) { if (!vg_arg_i64("distill", a, v, 1, VG_LIM_STEPS_MAX, &o.iters)) return 2; }
-    else if (!strcmp(a, "--batch")) { if (!vg_arg_i64("distill", a, v, 1, VG_LIM_BATCH_MAX, &o.batch)) return 2; }
-    else if (!strcmp(a, "--stats-images")) { if (!vg_arg_i64("distill", a, v, 1, VG_LIM_STEPS_MAX, &o.stats_images)) return 2; }
-    else if (!strcmp(a, "--save-every")) { if (!vg_arg_i64("distill", a, v, 0, VG_LIM_STEPS_MAX, &o.save_every)) return 2; }
-    else if (!strcmp(a, "--log-every")) { if (!vg_arg_i64("distill", a, v, 1, VG_LIM_STEPS_MAX, &o.log_every)) return 2; }
-    else if (!strcmp(a, "--view")) { if (!vg_arg_int("distill", a, v, 16, 2048, &iv)) return 2;
-      if (iv % 8) { fprintf(stderr, "vigil distill: --view: '%s' is not a multiple of 8: want a multiple of 8 in [16, 2048]\n", v); return 2; }
-      o.view = iv;
-    }
-    else if (!strcmp(a, "--workers")) { if (!vg_arg_int("distill", a, v, 1, (int)VG_LIM_WORKERS_MAX, &iv)) return 2; o.workers = iv; }
-    else if (!strcmp(a, "--threads")) { if (!vg_arg_threads("distill", v, &threads)) return 2; }
-    else if (!strcmp(a, "--seed")) { if (!vg_arg_u64("distill", a, v, UINT64_MAX, &o.seed)) return 2; }
-    else if (!strcmp(a, "--lr")) { if (!vg_arg_f64("distill", a, v, 0, true, 10, false, &o.lr)) return 2; }
-    else if (!strcmp(a, "--weight-decay")) { if (!vg_arg_f64("distill", a, v, 0, false, 10, false, &o.weight_decay)) return 2; }
-    else if (!strcmp(a, "--p-grey")) { if (!vg_arg_f64("distill", a, v, 0, false, 1, false, &o.p_grey)) return 2; }
-    else if (!strcmp(a, "--device")) ok = vg_parse_device(v, &o.device);
-    if (!ok) {
-      fprintf(stderr, "vigil distill: bad value '%s' for %s\n", v, a);
-      return 2;
-    }
-  }
+  distill_opts w = {.device = "cpu"};
+  vg_effad_distill_defaults(&w.d);
+  int prc = vg_opts_parse(&vg_cmd_distill, argc, argv, &w, NULL, NULL);
+  if (prc >= 0) return prc;
+  vg_effad_distill_opts o = w.d;
+  const char *images = w.images;
+  int threads = w.threads;
+  vg_parse_device(w.device, &o.device);   /* checked by the parser */
   if (!images || !o.out) {
     fprintf(stderr, "vigil distill: --images and --out are required\n");
     return usage(stderr);

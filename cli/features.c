@@ -7,6 +7,7 @@
  * by --input-name); the output holds one tensor per requested layer, named after it
  * ("layer1", ...). Without --weights the backbone has deterministic random init. */
 #include "cli/args.h"
+#include "cli/opts.h"
 #include "cli/cli.h"
 #include "nn/backbones/backbones.h"
 #include "nn/safetensors.h"
@@ -15,33 +16,45 @@
 #include <string.h>
 #include <time.h>
 
-static int usage(FILE *f) {
-  fprintf(f, "usage: vigil features --backbone resnet18|resnet50|wide_resnet50_2|wide_resnet101_2\n"
-                  "         [--weights FILE.pth|FILE.safetensors] --layers 1,2,3 (stem and 1..4)\n"
-                  "         --input X.safetensors [--input-name NAME] --out FEATS.safetensors [--seed N]\n");
-  return f == stdout ? 0 : 2;
-}
+/* `vigil features`'s options (the table drives the parser and --help: cli/opts.h) */
+typedef struct {
+  const char *backbone, *weights, *layers, *input, *input_name, *out;
+  uint64_t seed;
+} features_opts;
+
+#define T features_opts
+static const vg_opt features_table[] = {
+  {.name = "--backbone", .kind = VG_OPT_STR, .arg = "B", .off = VG_OPT_AT(T, backbone),
+   .help = "resnet18 | resnet50 | wide_resnet50_2 | wide_resnet101_2 (required)"},
+  {.name = "--weights", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, weights),
+   .help = "torchvision weights (.pth or .safetensors); without: deterministic random init"},
+  {.name = "--layers", .kind = VG_OPT_STR, .arg = "L,L", .off = VG_OPT_AT(T, layers),
+   .help = "feature maps to write: stem and 1..4", .def = "1,2,3"},
+  {.name = "--input", .kind = VG_OPT_STR, .arg = "X", .off = VG_OPT_AT(T, input),
+   .help = "a .safetensors file holding one N x 3 x H x W float tensor (required)"},
+  {.name = "--input-name", .kind = VG_OPT_STR, .arg = "NAME", .off = VG_OPT_AT(T, input_name),
+   .help = "the input tensor's name (default: the file's first tensor)"},
+  {.name = "--out", .kind = VG_OPT_STR, .arg = "Y", .off = VG_OPT_AT(T, out),
+   .help = "output .safetensors: one tensor per layer, named after it (\"layer1\", ...) (required)"},
+  VG_OPT_SEED(T, seed, UINT64_MAX, "seed of the random init without --weights (default 0)"),
+  {0}};
+#undef T
+
+const vg_cmd_spec vg_cmd_features = {
+  .name = "features", .opts = features_table,
+  .usage = "usage: vigil features --backbone resnet18|resnet50|wide_resnet50_2|wide_resnet101_2\n"
+           "         [--weights FILE.pth|FILE.safetensors] --layers 1,2,3 (stem and 1..4)\n"
+           "         --input X.safetensors [--input-name NAME] --out FEATS.safetensors [--seed N]\n"};
+
+static int usage(FILE *f) { return vg_opts_usage(&vg_cmd_features, f); }
 
 int vg_cli_features(int argc, char **argv) {
-  const char *backbone = NULL, *weights = NULL, *layers = "1,2,3", *input = NULL, *input_name = NULL, *out = NULL;
-  uint64_t seed = 0;
-  for (int i = 0; i < argc; i += 2) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (vg_arg_is_help(a)) return usage(stdout);
-    if (strcmp(a, "--backbone") && strcmp(a, "--weights") && strcmp(a, "--layers") && strcmp(a, "--input") &&
-        strcmp(a, "--input-name") && strcmp(a, "--out") && strcmp(a, "--seed")) {
-      fprintf(stderr, "vigil features: unknown option %s\n", a);
-      return usage(stderr);
-    }
-    if (!v) { fprintf(stderr, "vigil features: %s needs a value\n", a); return usage(stderr); }
-    if (!strcmp(a, "--backbone")) backbone = v;
-    else if (!strcmp(a, "--weights")) weights = v;
-    else if (!strcmp(a, "--layers")) layers = v;
-    else if (!strcmp(a, "--input")) input = v;
-    else if (!strcmp(a, "--input-name")) input_name = v;
-    else if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--seed")) { if (!vg_arg_u64("features", a, v, UINT64_MAX, &seed)) return 2; }
-  }
+  features_opts o = {.layers = "1,2,3"};
+  int prc = vg_opts_parse(&vg_cmd_features, argc, argv, &o, NULL, NULL);
+  if (prc >= 0) return prc;
+  const char *backbone = o.backbone, *weights = o.weights, *layers = o.layers, *input = o.input;
+  const char *input_name = o.input_name, *out = o.out;
+  uint64_t seed = o.seed;
   if (!backbone || !input || !out) { fprintf(stderr, "vigil features: --backbone, --input and --out are required\n"); return usage(stderr); }
   unsigned mask = 0;
   char buf[64];

@@ -16,6 +16,7 @@
  * category. Without it the image score is the map's max.
  * Without --category every category folder under --data is evaluated. */
 #include "cli/args.h"
+#include "cli/opts.h"
 #include "cli/cli.h"
 #include "report/report.h"
 #include "nn/safetensors.h"
@@ -27,16 +28,45 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage(FILE *f) {
-  fprintf(f, "usage: vigil metrics --dataset mvtec|loco|visa|btad|folder --data DIR [--category C[,C2..]]\n"
-             "         --maps DIR|FILE.safetensors [--scores FILE.json] [--out FILE.json] [--report DIR]\n"
-             "         [--overlays all|grid|none] [--threshold T]\n"
-             "  maps: DIR/<category>/test/<defect>/<stem>.tiff (float TIFF, MVTec evaluation layout)\n"
-             "        or one safetensors tensor per image named <category>/test/<defect>/<stem>\n"
-             "  scores: JSON {\"<defect>/<stem>\": score}; default image score = map max\n"
-             "  folder datasets: DIR/{normal,abnormal,mask,normal_test}; category name 'all'\n");
-  return f == stdout ? 0 : 2;
-}
+/* `vigil metrics`'s options (the table drives the parser and --help: cli/opts.h) */
+typedef struct {
+  const char *dataset, *data, *category, *maps, *scores_path, *out, *report, *overlays;
+  double threshold;
+  bool threshold_given;
+} metrics_opts;
+
+#define T metrics_opts
+static const vg_opt metrics_table[] = {
+  {.name = "--dataset", .kind = VG_OPT_STR, .arg = "KIND", .off = VG_OPT_AT(T, dataset),
+   .help = "mvtec | loco | visa | btad | folder (required)"},
+  {.name = "--data", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(T, data), .help = "dataset root (required)"},
+  {.name = "--category", .kind = VG_OPT_STR, .arg = "C[,C2..]", .off = VG_OPT_AT(T, category),
+   .help = "categories to evaluate (default: every category under --data)"},
+  {.name = "--maps", .kind = VG_OPT_STR, .arg = "DIR|FILE", .off = VG_OPT_AT(T, maps),
+   .help = "the anomaly maps: a TIFF folder or a .safetensors file (required)"},
+  {.name = "--scores", .kind = VG_OPT_STR, .arg = "FILE.json", .off = VG_OPT_AT(T, scores_path),
+   .help = "image scores (default: the map maxima)"},
+  {.name = "--out", .kind = VG_OPT_STR, .arg = "FILE.json", .off = VG_OPT_AT(T, out), .help = "write the metrics there"},
+  {.name = "--report", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(T, report),
+   .help = "write the HTML report (heatmaps, curves) there"},
+  {.name = "--overlays", .kind = VG_OPT_ENUM, .arg = "MODE", .choices = "all|grid|none",
+   .off = VG_OPT_AT(T, overlays), .help = "the report's overlays: all | grid | none", .def = "all"},
+  {.name = "--threshold", .kind = VG_OPT_F64, .arg = "T", .flo = -3.0e38, .fhi = 3.0e38, .off = VG_OPT_AT(T, threshold),
+   .given = VG_OPT_GIVEN(T, threshold_given), .help = "the report's contour threshold on the maps"},
+  {0}};
+#undef T
+
+const vg_cmd_spec vg_cmd_metrics = {
+  .name = "metrics", .opts = metrics_table,
+  .usage = "usage: vigil metrics --dataset mvtec|loco|visa|btad|folder --data DIR [--category C[,C2..]]\n"
+           "         --maps DIR|FILE.safetensors [--scores FILE.json] [--out FILE.json] [--report DIR]\n"
+           "         [--overlays all|grid|none] [--threshold T]\n"
+           "  maps: DIR/<category>/test/<defect>/<stem>.tiff (float TIFF, MVTec evaluation layout)\n"
+           "        or one safetensors tensor per image named <category>/test/<defect>/<stem>\n"
+           "  scores: JSON {\"<defect>/<stem>\": score}; default image score = map max\n"
+           "  folder datasets: DIR/{normal,abnormal,mask,normal_test}; category name 'all'\n"};
+
+static int usage(FILE *f) { return vg_opts_usage(&vg_cmd_metrics, f); }
 
 static bool is_dir(const char *p) {
   struct stat sb;
@@ -91,14 +121,6 @@ static vg_status open_split(const char *dataset, const char *root, const char *c
   return vg_fail(VG_ERR_ARG, "unknown dataset '%s' (mvtec, loco, visa, btad, folder)", dataset);
 }
 
-static void sample_rel(const vg_sample *s, char *buf, size_t cap) {
-  const char *base = strrchr(s->image, '/');
-  base = base ? base + 1 : s->image;
-  const char *dot = strrchr(base, '.');
-  int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-  snprintf(buf, cap, "%s/%.*s", s->defect, stem, base);
-}
-
 /* One map from the safetensors file: the first of the candidate names present. */
 static vg_status st_map(vg_st_file *f, const char *file, const char *cat, const char *rel, float **data, int *h, int *w) {
   char k1[4096], k2[4096];
@@ -138,38 +160,14 @@ static vg_status lookup_score(const vg_json *sj, const char *file, const char *c
 }
 
 int vg_cli_metrics(int argc, char **argv) {
-  const char *dataset = NULL, *data = NULL, *category = NULL, *maps = NULL, *scores_path = NULL, *out = NULL, *report = NULL;
+  metrics_opts o = {0};
   vg_report_opts ro = vg_report_defaults();
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
-    if (strcmp(a, "--dataset") && strcmp(a, "--data") && strcmp(a, "--category") && strcmp(a, "--maps") &&
-        strcmp(a, "--scores") && strcmp(a, "--out") && strcmp(a, "--report") && strcmp(a, "--threshold") &&
-        strcmp(a, "--overlays")) {
-      fprintf(stderr, "vigil metrics: unknown option %s\n", a);
-      return usage(stderr);
-    }
-    if (!v) { fprintf(stderr, "vigil metrics: %s needs a value\n", a); return usage(stderr); }
-    i++;
-    if (!strcmp(a, "--dataset")) dataset = v;
-    else if (!strcmp(a, "--data")) data = v;
-    else if (!strcmp(a, "--category")) category = v;
-    else if (!strcmp(a, "--maps")) maps = v;
-    else if (!strcmp(a, "--scores")) scores_path = v;
-    else if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--report")) report = v;
-    else if (!strcmp(a, "--threshold")) {
-      double t;
-      if (!vg_arg_f64("metrics", a, v, -3.0e38, false, 3.0e38, false, &t)) return 2;
-      ro.threshold = (float)t;
-    }
-    else if (!strcmp(a, "--overlays")) {
-      if (!strcmp(v, "all")) ro.overlays = 0;
-      else if (!strcmp(v, "grid")) ro.overlays = 1;
-      else if (!strcmp(v, "none")) ro.overlays = -1;
-      else { fprintf(stderr, "vigil metrics: --overlays all|grid|none\n"); return 2; }
-    } else { fprintf(stderr, "vigil metrics: unknown option %s\n", a); return usage(stderr); }
-  }
+  int prc = vg_opts_parse(&vg_cmd_metrics, argc, argv, &o, NULL, NULL);
+  if (prc >= 0) return prc;
+  const char *dataset = o.dataset, *data = o.data, *category = o.category, *maps = o.maps, *scores_path = o.scores_path;
+  const char *out = o.out, *report = o.report;
+  if (o.threshold_given) ro.threshold = (float)o.threshold;
+  if (o.overlays) ro.overlays = o.overlays[0] == 'a' ? 0 : o.overlays[0] == 'g' ? 1 : -1;   /* all | grid | none */
   if (!dataset || !data || !maps) return usage(stderr);
   ro.dir = report;
   /* categories */
@@ -225,7 +223,7 @@ int vg_cli_metrics(int argc, char **argv) {
     for (int64_t i = 0; i < ds.n && st == VG_OK; i++) {
       char rel[2048], path[8192], alt[8192];
       const char *mp = path;
-      sample_rel(&ds.samples[i], rel, sizeof rel);
+      vg_sample_rel(&ds.samples[i], rel, sizeof rel);
       if (is_st) st = st_map(stf, maps, cat, rel, &ml[i], &mh[i], &mw[i]);
       else {
         snprintf(path, sizeof path, "%s/%s/test/%s.tiff", maps, cat, rel);

@@ -24,21 +24,6 @@ const char *vg_run_path(const char *dir, const char *name) {
   return buf[k];
 }
 
-vg_status vg_run_mkdirs(const char *path) {
-  char buf[2048];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1;; p++) {
-    if (*p == '/' || !*p) {
-      char c = *p;
-      *p = 0;
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return vg_fail(VG_ERR_IO, "%s: cannot create folder (%s)", buf, strerror(errno));
-      *p = c;
-      if (!c) break;
-    }
-  }
-  return VG_OK;
-}
-
 vg_status vg_run_write_text(const char *path, const char *text) {
   return vg_file_write_atomic(path, text, strlen(text));
 }
@@ -402,15 +387,6 @@ vg_status vg_run_open_method(const char *rundir, const vg_run_config *c, bool lo
   return st;
 }
 
-void vg_run_sample_rel(const vg_sample *s, char *buf, size_t cap) {
-  const char *base = strrchr(s->image, '/');
-  base = base ? base + 1 : s->image;
-  char stem[512];
-  snprintf(stem, sizeof stem, "%s", base);
-  char *dot = strrchr(stem, '.');
-  if (dot && dot != stem) *dot = 0;
-  snprintf(buf, cap, "%s/%s", s->defect, stem);
-}
 
 bool vg_run_ov_set(vg_run_overrides *l, const char *key, const char *json) {
   if (strlen(key) >= sizeof l->v[0].key) return false;

@@ -66,8 +66,6 @@ vg_status vg_run_config_check(const char *where, const vg_run_config *c);
 vg_status vg_run_open_dataset(const vg_run_data *d, vg_ds_split split, vg_dataset *out);
 /* Creates the method from the config and, when the run dir has a checkpoint, loads it. */
 vg_status vg_run_open_method(const char *rundir, const vg_run_config *c, bool load, vg_method **out);
-/* mkdir -p */
-vg_status vg_run_mkdirs(const char *path);
 /* Writes text atomically (temp, fsync, rename, fsync of the folder: vg_file_write_atomic). */
 vg_status vg_run_write_text(const char *path, const char *text);
 /* Takes the run directory's lock (flock on <rundir>/vigil.lock, which then holds our pid)
@@ -86,8 +84,6 @@ int vg_run_clean_tmp(const char *rundir);
 vg_status vg_run_log_truncate(const char *path, int64_t keep, int64_t *kept);
 /* Reads a whole text file (malloc'd, NUL-terminated); a file holding a NUL byte is refused. */
 vg_status vg_run_read_text(const char *path, char **out);
-/* The relative test path "<defect>/<stem>" of a sample (for maps/<category>/test/...). */
-void vg_run_sample_rel(const vg_sample *s, char *buf, size_t cap);
 
 /* Method-config overrides gathered from the command line (`--set KEY=VALUE` and the flags
  * that map to config keys), later ones replacing earlier ones, serialised into one JSON

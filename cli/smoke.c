@@ -2,6 +2,7 @@
  * net on random data for a few steps and prints the loss curve and step time, so a
  * newcomer sees the engine (ops, autograd, threads, scopes) work end to end. */
 #include "cli/args.h"
+#include "cli/opts.h"
 #include "cli/cli.h"
 #include "tensor/tensor.h"
 #include "autograd/autograd.h"
@@ -18,22 +19,18 @@ static double now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int vg_cli_smoke(int argc, char **argv) {
-  bool help = false;   /* --help / -h anywhere (`vigil smoke 5 --help`), as every command takes it */
-  for (int i = 0; i < argc; i++) help = help || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-  if (help) {
-    printf("usage: vigil smoke [N]\n"
+const vg_cmd_spec vg_cmd_smoke = {
+  .name = "smoke", .opts = (const vg_opt[]){{0}}, .max_pos = 1, .dash_number_pos = true,
+  .usage = "usage: vigil smoke [N]\n"
            "trains a small PDN-like conv net (batch 8, 64x64, random data) for N steps (default 60) and prints\n"
-           "the loss curve and step time: the engine (ops, autograd, threads, scopes) end to end.\n");
-    return 0;
-  }
+           "the loss curve and step time: the engine (ops, autograd, threads, scopes) end to end.\n"};
+
+int vg_cli_smoke(int argc, char **argv) {
   int steps = 60;
-  if (argc > 1) { fprintf(stderr, "vigil smoke: unexpected argument '%s' (usage: vigil smoke [N])\n", argv[1]); return 2; }
-  if (argc > 0 && argv[0][0] == '-' && !(argv[0][1] >= '0' && argv[0][1] <= '9')) {
-    fprintf(stderr, "vigil smoke: unknown option %s (usage: vigil smoke [N])\n", argv[0]);
-    return 2;
-  }
-  if (argc > 0 && !vg_arg_int("smoke", "N", argv[0], 1, 1000000, &steps)) return 2;
+  const char *pos[1] = {NULL};
+  int prc = vg_opts_parse(&vg_cmd_smoke, argc, argv, NULL, pos, NULL);
+  if (prc >= 0) return prc;
+  if (pos[0] && !vg_arg_int("smoke", "N", pos[0], 1, 1000000, &steps)) return 2;
   printf("vigil smoke: isa %s, %d threads, %d steps of a PDN-like conv net (batch 8, 64x64)\n",
          vg_isa_name(vg_cpu_isa()), vg_num_threads(), steps);
   int64_t s1[4] = {32, 3, 4, 4}, s2[4] = {64, 32, 3, 3}, s3[4] = {16, 64, 3, 3};

@@ -18,14 +18,13 @@
  * maximum likelihood over the images given (= anomalib's map of one batch of them);
  * map_norm "anomalib" leaves each image normalised on its own. */
 #include "cli/args.h"
+#include "cli/opts.h"
 #include "cli/cli.h"
 #include "cli/rundir.h"
+#include "base/file.h"
 #include "eval/eval.h"
 #include "report/report.h"
 #include "methods/anomalib_import.h"
-#include "methods/cflow/cflow.h"
-#include "methods/efficientad/efficientad.h"
-#include "methods/fastflow/fastflow.h"
 #include "nn/backbones/backbones.h"
 #include <math.h>
 #include <stdio.h>
@@ -40,18 +39,39 @@ static double now_s(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static int test_usage(FILE *f) {
-  fprintf(f, "usage: vigil test --run RUNDIR [--batch N] [--workers N] [--threads N] [--device cpu|cuda] [--dtype f32|f16]\n"
-             "                  [--no-maps] [--no-report] [--strict-images]\n"
-             "  evaluates the run's checkpoint on the test split of the run's dataset; writes\n"
-             "  RUNDIR/metrics.json (at the GT resolution; LOCO: sPRO), RUNDIR/scores.json,\n"
-             "  RUNDIR/maps/<category>/test/<defect>/<stem>.tiff and RUNDIR/report/ (report.html, heatmaps, curves)\n"
-             "  --strict-images: refuse truncated images (a JPEG cut before its EOI marker) instead of decoding\n"
-             "  them with a warning naming the file\n"
-             "  --batch 1..4096 (default 8), --workers 1..256 (default 2), --threads 0..256 (default 0: all cores);\n"
-             "  the run's config.json is checked against the same ranges as `vigil train`'s flags\n");
-  return f == stdout ? 0 : 2;
-}
+/* `vigil test`'s options (the table drives the parser and --help: cli/opts.h) */
+typedef struct {
+  const char *run, *device, *dtype;
+  int batch, workers, threads;
+  bool no_maps, no_report, strict_images;
+} test_opts;
+
+#define T test_opts
+static const vg_opt test_table[] = {
+  {.name = "--run", .kind = VG_OPT_STR, .arg = "RUNDIR", .off = VG_OPT_AT(T, run), .help = "the run directory (required)"},
+  VG_OPT_BATCH(T, batch, "batch size, 1..4096 (default 8)"),
+  VG_OPT_WORKERS(T, workers, "loader threads, 1..256 (default 2)"),
+  VG_OPT_THREADS(T, threads, "compute threads, 0..256 (default 0: all cores)"),
+  VG_OPT_DEVICE(T, device, "where the method computes (default: cpu)"),
+  VG_OPT_DTYPE(T, dtype, "compute dtype (default f32; f16: CUDA only)"),
+  {.name = "--no-maps", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, no_maps), .help = "do not write maps/"},
+  {.name = "--no-report", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, no_report), .help = "do not write report/"},
+  {.name = "--strict-images", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, strict_images),
+   .help = "refuse truncated images (a JPEG cut before its EOI marker) instead of decoding\n"
+           "them with a warning naming the file"},
+  {0}};
+#undef T
+
+const vg_cmd_spec vg_cmd_test = {
+  .name = "test", .opts = test_table,
+  .usage = "usage: vigil test --run RUNDIR [--batch N] [--workers N] [--threads N] [--device cpu|cuda] [--dtype f32|f16]\n"
+           "                  [--no-maps] [--no-report] [--strict-images]\n"
+           "  evaluates the run's checkpoint on the test split of the run's dataset; writes\n"
+           "  RUNDIR/metrics.json (at the GT resolution; LOCO: sPRO), RUNDIR/scores.json,\n"
+           "  RUNDIR/maps/<category>/test/<defect>/<stem>.tiff and RUNDIR/report/ (report.html, heatmaps, curves)\n",
+  .footer = "  the run's config.json is checked against the same ranges as `vigil train`'s flags\n"};
+
+static int test_usage(FILE *f) { return vg_opts_usage(&vg_cmd_test, f); }
 
 /* Original size of a sample: its first mask's size, else the image's. */
 static vg_status original_size(const vg_sample *s, int *w, int *h) {
@@ -64,31 +84,12 @@ static vg_status original_size(const vg_sample *s, int *w, int *h) {
 }
 
 int vg_cli_test(int argc, char **argv) {
-  const char *run = NULL, *device = NULL, *dtype = NULL;
-  int batch = 8, workers = 2, threads = 0;
-  bool write_maps = true, write_report = true, strict_images = false;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return test_usage(stdout);
-    if (!strcmp(a, "--no-maps")) { write_maps = false; continue; }
-    if (!strcmp(a, "--no-report")) { write_report = false; continue; }
-    if (!strcmp(a, "--strict-images")) { strict_images = true; continue; }
-    if (strcmp(a, "--run") && strcmp(a, "--batch") && strcmp(a, "--workers") && strcmp(a, "--threads") &&
-        strcmp(a, "--device") && strcmp(a, "--dtype")) {
-      fprintf(stderr, "vigil test: unknown option %s\n", a);
-      return test_usage(stderr);
-    }
-    if (!v) { fprintf(stderr, "vigil test: %s needs a value\n", a); return test_usage(stderr); }
-    i++;
-    bool ok = true;
-    if (!strcmp(a, "--run")) run = v;
-    else if (!strcmp(a, "--batch")) ok = vg_arg_int("test", a, v, 1, (int)VG_LIM_BATCH_MAX, &batch);
-    else if (!strcmp(a, "--workers")) ok = vg_arg_int("test", a, v, 1, (int)VG_LIM_WORKERS_MAX, &workers);
-    else if (!strcmp(a, "--threads")) ok = vg_arg_threads("test", v, &threads);
-    else if (!strcmp(a, "--device")) device = v;
-    else if (!strcmp(a, "--dtype")) dtype = v;
-    if (!ok) return 2;
-  }
+  test_opts o = {.batch = 8, .workers = 2};
+  int prc = vg_opts_parse(&vg_cmd_test, argc, argv, &o, NULL, NULL);
+  if (prc >= 0) return prc;
+  const char *run = o.run, *device = o.device, *dtype = o.dtype;
+  int batch = o.batch, workers = o.workers, threads = o.threads;
+  bool write_maps = !o.no_maps, write_report = !o.no_report, strict_images = o.strict_images;
   if (!run) { fprintf(stderr, "vigil test: --run is required\n"); return test_usage(stderr); }
   vg_cli_apply_threads("test", threads);
   vg_run_config cfg = {0};
@@ -139,7 +140,7 @@ int vg_cli_test(int argc, char **argv) {
   if (!write_report) ro.overlays = -1;
   vg_report_input in = {.category = cfg.data.category, .ds = &ds, .maps = maps, .map_h = H, .map_w = W, .scores = scores};
   vg_report_cat *cat = NULL;
-  if ((write_report && vg_run_mkdirs(report_dir) != VG_OK) || vg_report_category(&in, &ro, &cat) != VG_OK ||
+  if ((write_report && vg_mkdir_p(report_dir) != VG_OK) || vg_report_category(&in, &ro, &cat) != VG_OK ||
       vg_report_write_json(vg_run_path(run, "metrics.json"), cfg.data.dataset, &cat, 1) != VG_OK ||
       (write_report && vg_report_write_html(report_dir, cfg.data.dataset, &cat, 1) != VG_OK)) {
     vg_report_cat_free(cat);
@@ -158,7 +159,7 @@ int vg_cli_test(int argc, char **argv) {
   vg_jw_begin_object(&sw);
   char rel[1200];
   for (int64_t i = 0; i < n; i++) {
-    vg_run_sample_rel(&ds.samples[order[i]], rel, sizeof rel);
+    vg_sample_rel(&ds.samples[order[i]], rel, sizeof rel);
     vg_jw_key(&sw, rel);
     vg_jw_double(&sw, scores[i]);
   }
@@ -175,14 +176,12 @@ int vg_cli_test(int argc, char **argv) {
     for (int64_t i = 0; i < n; i++) {
       const vg_sample *s = &ds.samples[order[i]];
       int ow, oh;
-      char dir[1600], path[2000];
-      vg_run_sample_rel(s, rel, sizeof rel);
-      snprintf(dir, sizeof dir, "%s/maps/%s/test/%s", run, cfg.data.category[0] ? cfg.data.category : "all", rel);
-      *strrchr(dir, '/') = 0;
+      char path[2000];
+      vg_sample_rel(s, rel, sizeof rel);
       snprintf(path, sizeof path, "%s/maps/%s/test/%s.tiff", run, cfg.data.category[0] ? cfg.data.category : "all", rel);
       float *big = NULL;
       vg_status st = original_size(s, &ow, &oh);
-      if (st == VG_OK) st = vg_run_mkdirs(dir);
+      if (st == VG_OK) st = vg_mkdir_parents(path);
       if (st == VG_OK) st = (big = malloc((size_t)ow * oh * sizeof *big)) ? VG_OK : vg_fail(VG_ERR_NOMEM, "out of memory");
       if (st == VG_OK) vg_report_resize_map(maps + i * P, H, W, big, oh, ow);
       if (st == VG_OK) st = vg_tiff_write_f32(path, big, ow, oh);
@@ -206,34 +205,63 @@ done:
   return rc;
 }
 
-static int predict_usage(FILE *f) {
-  fprintf(f,
-    "usage: vigil predict (--run RUNDIR | --from-anomalib FILE --model fastflow|cflow|efficientad [model options]) --out DIR IMAGE...\n"
-    "  --run RUNDIR          a Vigil run directory (config.json + checkpoint.safetensors)\n"
-    "  --from-anomalib FILE  an anomalib checkpoint: Lightning .ckpt or state_dict .pth (keys \"model.*\", as\n"
-    "                        anomalib writes them); the method is built from the options below, no run needed.\n"
-    "                        Structural options are read off the checkpoint's tensor shapes (FastFlow: backbone,\n"
-    "                        input_size, flow_steps, hidden_ratio, conv3x3_only; CFLOW-AD: backbone, layers,\n"
-    "                        coupling_blocks, condition_vector; EfficientAD: model s|m, out_channels); an option\n"
-    "                        given that contradicts them is refused, naming the value the checkpoint implies.\n"
-    "                        Input as anomalib 2.x makes it (resize \"float\": the float image resized with torch's\n"
-    "                        antialiased bilinear, never rounded); --set resize=pil: Pillow's 8-bit resize instead.\n"
-    "                        DIR/config.json records the method config used\n"
-    "  --model NAME          fastflow | cflow | efficientad (with --from-anomalib)\n"
-    "  --backbone NAME       backbone, as the anomalib model was built (default: from the checkpoint)\n"
-    "  --input-size N        input size the anomalib model was trained at (default: FastFlow from the checkpoint,\n"
-    "                        else 256, anomalib's)\n"
-    "  --set KEY=VALUE       any method config key (VALUE as JSON, else a string); repeatable\n"
-    "  --weights FILE        backbone weights (.pth / .safetensors) when the checkpoint does not carry them\n"
-    "                        (anomalib's do); without either: random backbone, loud warning\n"
-    "  --out DIR             output folder (created)\n"
-    "  --threshold T         draw the contour of map >= T on the overlays (default: none)\n"
-    "  --no-overlay          do not write the PNG overlays\n"
-    "  --threads N           compute threads (default: all cores)\n"
-    "  --device cpu|cuda     where the method computes (default cpu; cuda: a `make CUDA=1` build and a GPU)\n"
-    "  --dtype f32|f16       compute dtype (default f32; f16: CUDA only, with f32 accumulation)\n"
-    "per image: DIR/<name>.tiff (float anomaly map, bilinear to the image's size), DIR/<name>_overlay.png\n"
-    "(jet heatmap blended 50%% on the image, colours scaled by the min..max over all the images given) and a\n"
+/* `vigil predict`'s options */
+typedef struct {
+  vg_run_overrides ov;   /* method config flags (with --from-anomalib) */
+  const char *run, *out, *from, *model, *weights, *device, *dtype;
+  int threads;
+  double threshold;
+  bool no_overlay;
+} predict_opts;
+
+#define T predict_opts
+static const vg_opt predict_table[] = {
+  {.name = "--run", .kind = VG_OPT_STR, .arg = "RUNDIR", .off = VG_OPT_AT(T, run),
+   .help = "a Vigil run directory (config.json + checkpoint.safetensors)"},
+  {.name = "--from-anomalib", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, from),
+   .help = "an anomalib checkpoint: Lightning .ckpt or state_dict .pth (keys \"model.*\", as\n"
+           "anomalib writes them); the method is built from the options below, no run needed.\n"
+           "Structural options are read off the checkpoint's tensor shapes (FastFlow: backbone,\n"
+           "input_size, flow_steps, hidden_ratio, conv3x3_only; CFLOW-AD: backbone, layers,\n"
+           "coupling_blocks, condition_vector; EfficientAD: model s|m, out_channels); an option\n"
+           "given that contradicts them is refused, naming the value the checkpoint implies.\n"
+           "Input as anomalib 2.x makes it (resize \"float\": the float image resized with torch's\n"
+           "antialiased bilinear, never rounded); --set resize=pil: Pillow's 8-bit resize instead.\n"
+           "DIR/config.json records the method config used"},
+  {.name = "--model", .kind = VG_OPT_STR, .arg = "NAME", .off = VG_OPT_AT(T, model),
+   .help = "the method of the checkpoint (with --from-anomalib; METHOD above)"},
+  {.name = "--backbone", .kind = VG_OPT_STR, .arg = "NAME", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_str, .key = "backbone",
+   .help = "backbone, as the anomalib model was built (default: from the checkpoint)"},
+  {.name = "--input-size", .kind = VG_OPT_I64, .arg = "N", .lo = 1, .hi = VG_LIM_SIZE_MAX, .off = VG_OPT_AT(T, ov),
+   .hook = vg_opt_ov_json, .key = "input_size",
+   .help = "input size the anomalib model was trained at (default: FastFlow from the checkpoint,\n"
+           "else 256, anomalib's)"},
+  {.name = "--set", .kind = VG_OPT_LIST, .arg = "KEY=VALUE", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_set,
+   .help = "any method config key (VALUE as JSON, else a string); repeatable"},
+  {.name = "--weights", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, weights),
+   .help = "backbone weights (.pth / .safetensors) when the checkpoint does not carry them\n"
+           "(anomalib's do); without either: random backbone, loud warning"},
+  {.name = "--out", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(T, out), .help = "output folder (created)"},
+  {.name = "--threshold", .kind = VG_OPT_F64, .arg = "T", .flo = -3.0e38, .fhi = 3.0e38, .off = VG_OPT_AT(T, threshold),
+   .help = "draw the contour of map >= T on the overlays (default: none)"},
+  {.name = "--no-overlay", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, no_overlay), .help = "do not write the PNG overlays"},
+  VG_OPT_THREADS(T, threads, "compute threads (default: all cores)"),
+  VG_OPT_DEVICE(T, device, "where the method computes (default cpu; cuda: a `make CUDA=1` build and a GPU)"),
+  VG_OPT_DTYPE(T, dtype, "compute dtype (default f32; f16: CUDA only, with f32 accumulation)"),
+  {0}};
+#undef T
+
+/* the methods with an anomalib import (methods/method.h: their registry descriptors) */
+static void predict_methods(FILE *f) {
+  char b[256];
+  fprintf(f, "  METHOD (--from-anomalib): %s\n", vg_method_list(b, sizeof b, " | ", true));
+}
+
+const vg_cmd_spec vg_cmd_predict = {
+  .name = "predict", .opts = predict_table, .max_pos = -1, .example = "a.png", .more = predict_methods,
+  .usage = "usage: vigil predict (--run RUNDIR | --from-anomalib FILE --model METHOD [model options]) --out DIR IMAGE...\n",
+  .footer = "per image: DIR/<name>.tiff (float anomaly map, bilinear to the image's size), DIR/<name>_overlay.png\n"
+    "(jet heatmap blended 50% on the image, colours scaled by the min..max over all the images given) and a\n"
     "JSON line on stdout {\"image\", \"score\", \"map\", \"overlay\"}. Images go one at a time through predict;\n"
     "set-level normalisation (the method's finalize) then runs over all the images given: CFLOW-AD with\n"
     "map_norm \"official\" (default) divides by the maximum likelihood over these images — the official\n"
@@ -242,23 +270,21 @@ static int predict_usage(FILE *f) {
     "<name>: the image's path under the deepest folder holding all the images given, without its extension\n"
     "(images of one folder: the stem; cut/000.png and good/000.png: cut/000 and good/000, subfolders created\n"
     "under DIR); a name that two images would share (the same file twice, a.png and a.jpg) gets _2, _3, ...,\n"
-    "so no output overwrites another; the JSON lines name the files written.\n");
-  return f == stdout ? 0 : 2;
-}
+    "so no output overwrites another; the JSON lines name the files written.\n"};
 
-/* The frozen backbone module of an anomalib-loadable method. */
-static vg_nn_module *backbone_of(vg_method *m, const char *model) {
-  if (!strcmp(model, "fastflow")) return vg_nn_child_get(vg_fastflow_module(m), "feature_extractor");
-  return vg_nn_child_get(vg_nn_child_get(vg_cflow_module(m), "encoder"), "feature_extractor");
-}
+static int predict_usage(FILE *f) { return vg_opts_usage(&vg_cmd_predict, f); }
 
 /* Builds model from the overrides, loads backbone weights (optional) then the anomalib
  * checkpoint; warns when neither gave the backbone its weights. */
 static vg_status open_anomalib(const char *model, const char *ckpt, const char *weights, const vg_run_overrides *ov,
                                vg_method **out) {
   *out = NULL;
-  if (strcmp(model, "fastflow") && strcmp(model, "cflow") && strcmp(model, "efficientad"))
-    return vg_fail(VG_ERR_ARG, "--from-anomalib: --model must be fastflow, cflow or efficientad, got '%s'", model);
+  const vg_method_def *def = vg_method_find(model);   /* the method's anomalib import (methods/method.h) */
+  if (!def || !def->anomalib_load) {
+    char known[256];
+    return vg_fail(VG_ERR_ARG, "--from-anomalib: --model must be %s, got '%s'", vg_method_list(known, sizeof known, ", ", true),
+                   model);
+  }
   /* structural options from the checkpoint's shapes; resize "float" (anomalib 2.x's input) unless --set resize */
   vg_json *user = NULL, *cfg = NULL;
   char note[512] = "";
@@ -270,23 +296,23 @@ static vg_status open_anomalib(const char *model, const char *ckpt, const char *
   if (st == VG_OK) st = vg_method_create(model, cfg, out);
   vg_json_free(cfg);
   if (st != VG_OK) return st;
-  if (!strcmp(model, "efficientad")) {
-    /* the whole model is in the checkpoint: teacher, student, ae, mean_std, quantiles */
-    if ((st = vg_effad_load_anomalib(*out, ckpt)) != VG_OK) {
+  if (!def->anomalib_backbone) {
+    /* the whole model is in the checkpoint (EfficientAD: teacher, student, ae, mean_std, quantiles) */
+    if ((st = def->anomalib_load(*out, ckpt)) != VG_OK) {
       vg_fail_prefix("%s", ckpt);
       vg_method_free(*out);
       *out = NULL;
     }
     return st;
   }
-  vg_nn_module *bb = backbone_of(*out, model);
+  vg_nn_module *bb = def->anomalib_backbone(*out);
   if (weights && (st = vg_nn_load_state_file(bb, weights, false)) != VG_OK) { vg_method_free(*out); *out = NULL; return st; }
   /* did the checkpoint carry the backbone? compare its first conv before and after */
   vg_tensor *w0 = vg_nn_param(vg_nn_child_get(bb, "conv1"), "weight");
   size_t nb = w0 ? (size_t)vg_numel(w0) * sizeof(float) : 0;
   float *before = nb ? malloc(nb) : NULL;
   if (before) memcpy(before, vg_f32(w0), nb);
-  st = !strcmp(model, "fastflow") ? vg_fastflow_load_anomalib(*out, ckpt) : vg_cflow_load_anomalib(*out, ckpt);
+  st = def->anomalib_load(*out, ckpt);
   bool from_ckpt = before && memcmp(before, vg_f32(w0), nb) != 0;
   free(before);
   if (st != VG_OK) { vg_fail_prefix("%s", ckpt); vg_method_free(*out); *out = NULL; return st; }
@@ -417,12 +443,7 @@ static vg_status predict_images(vg_method *m, const char *const *images, int n, 
                    strlen(stem));
       break;
     }
-    if (strchr(stem, '/')) {   /* mirror the images' subfolders under --out */
-      char dir[2200];
-      snprintf(dir, sizeof dir, "%s", path);
-      *strrchr(dir, '/') = 0;
-      if ((st = vg_run_mkdirs(dir)) != VG_OK) break;
-    }
+    if (strchr(stem, '/') && (st = vg_mkdir_parents(path)) != VG_OK) break;   /* mirror the images' subfolders under --out */
     vg_image im = {0}, ov = {0};
     float *big = NULL;
     st = vg_image_load(images[i], &im, NULL);
@@ -467,56 +488,20 @@ static vg_status predict_images(vg_method *m, const char *const *images, int n, 
 }
 
 int vg_cli_predict(int argc, char **argv) {
-  const char *run = NULL, *out = NULL, *from = NULL, *model = NULL, *weights = NULL, *device = NULL, *dtype = NULL;
+  predict_opts o = {.threshold = NAN};
   const char **images = calloc((size_t)argc + 1, sizeof *images);
-  int n_img = 0, threads = 0;
-  bool overlay = true;
-  float thr = NAN;
-  vg_run_overrides ov = {0};
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    bool ok = true;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(images); vg_run_ov_free(&ov); return predict_usage(stdout); }
-    if (!strcmp(a, "--no-overlay")) { overlay = false; continue; }
-    if (a[0] != '-') { images[n_img++] = a; continue; }
-    static const char *const known[] = {"--run", "--out", "--from-anomalib", "--model", "--weights", "--threads", "--device",
-                                        "--dtype", "--threshold", "--backbone", "--input-size", "--set", NULL};
-    bool is_known = false;
-    for (int k = 0; known[k]; k++) is_known |= !strcmp(a, known[k]);
-    if (!is_known) { fprintf(stderr, "vigil predict: unknown option %s\n", a); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
-    if (!v) { fprintf(stderr, "vigil predict: %s needs a value\n", a); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
-    i++;
-    if (!strcmp(a, "--run")) run = v;
-    else if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--from-anomalib")) from = v;
-    else if (!strcmp(a, "--model")) model = v;
-    else if (!strcmp(a, "--weights")) weights = v;
-    else if (!strcmp(a, "--threads")) { if (!vg_arg_threads("predict", v, &threads)) { free(images); vg_run_ov_free(&ov); return 2; } }
-    else if (!strcmp(a, "--device")) device = v;
-    else if (!strcmp(a, "--dtype")) dtype = v;
-    else if (!strcmp(a, "--threshold")) {
-      double t;
-      if (!vg_arg_f64("predict", a, v, -3.0e38, false, 3.0e38, false, &t)) { free(images); vg_run_ov_free(&ov); return 2; }
-      thr = (float)t;
-    }
-    else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
-    else if (!strcmp(a, "--input-size")) {
-      int64_t sz;
-      if (!vg_arg_i64("predict", a, v, 1, VG_LIM_SIZE_MAX, &sz)) { free(images); vg_run_ov_free(&ov); return 2; }
-      char b[32];
-      snprintf(b, sizeof b, "%lld", (long long)sz);
-      ok = vg_run_ov_set(&ov, "input_size", b);
-    }
-    else if (!strcmp(a, "--set")) {
-      if (!vg_arg_set_value_ok("predict", v)) { free(images); vg_run_ov_free(&ov); return 2; }
-      ok = vg_run_ov_set_arg(&ov, v);
-    }
-    else { fprintf(stderr, "vigil predict: unknown option %s\n", a); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
-    if (!ok) { fprintf(stderr, "vigil predict: bad value for %s: '%s'\n", a, v); free(images); vg_run_ov_free(&ov); return 2; }
-  }
+  int n_img = 0;
+  int prc = images ? vg_opts_parse(&vg_cmd_predict, argc, argv, &o, images, &n_img) : 1;
+  if (prc >= 0) { free(images); vg_run_ov_free(&o.ov); return prc; }
+  const char *run = o.run, *out = o.out, *from = o.from, *model = o.model, *weights = o.weights, *device = o.device;
+  const char *dtype = o.dtype;
+  int threads = o.threads;
+  bool overlay = !o.no_overlay;
+  float thr = (float)o.threshold;
+  vg_run_overrides ov = o.ov;   /* owned from here */
   const char *why = !out ? "--out is required" : n_img == 0 ? "no images given"
                     : (!run == !from) ? "give exactly one of --run and --from-anomalib"
-                    : (from && !model) ? "--from-anomalib needs --model fastflow|cflow|efficientad"
+                    : (from && !model) ? "--from-anomalib needs --model METHOD"
                     : (run && (model || weights || ov.n)) ? "--model/--backbone/--input-size/--set/--weights go with --from-anomalib" : NULL;
   if (why) { fprintf(stderr, "vigil predict: %s\n", why); free(images); vg_run_ov_free(&ov); return predict_usage(stderr); }
   vg_cli_apply_threads("predict", threads);
@@ -531,7 +516,7 @@ int vg_cli_predict(int argc, char **argv) {
   }
   bool refused = st == VG_ERR_ARG;   /* config.json or the method config out of range: exit 2 */
   if (st == VG_OK) st = vg_cli_method_to(m, device, dtype);
-  if (st == VG_OK) st = vg_run_mkdirs(out);
+  if (st == VG_OK) st = vg_mkdir_p(out);
   if (st == VG_OK) st = predict_images(m, images, n_img, out, overlay, thr);
   if (st == VG_OK && from) st = write_anomalib_config(out, model, from, m);
   if (st != VG_OK) fprintf(stderr, "vigil predict: %s\n", vg_last_error());

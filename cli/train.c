@@ -10,6 +10,7 @@
  * directory (vigil.lock); see cli/rundir.h for the crash-safety rules. */
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "cli/rundir.h"
 #include "datasets/synth.h"
 #include "nn/checkpoint.h"
@@ -35,47 +36,104 @@ static double now_s(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static int train_usage(FILE *f) {
-  fprintf(f,
-    "usage: vigil train METHOD [options]     METHOD: fastflow | cflow | efficientad | meanimage\n"
-    "data (default: the synthetic benchmark, generated once into the cache):\n"
-    "  --data DIR            dataset root\n"
-    "  --dataset KIND        mvtec | loco | visa | btad | folder (default mvtec; folder = DIR/{normal,abnormal[,mask,normal_test]})\n"
-    "  --category C          category / object / product (synthetic default: woven)\n"
-    "  --val-fraction F      part of train held out for validation, in [0, 1) (default 0.1; LOCO uses validation/)\n"
-    "  --cache DIR           where the synthetic benchmark is cached (default $VIGIL_CACHE or ~/.cache/vigil)\n"
-    "model:\n"
-    "  --backbone NAME       backbone (method-specific; e.g. resnet18, wide_resnet50_2)\n"
-    "  --weights FILE        pretrained backbone weights (.pth/.safetensors); without: random init (loud warning)\n"
-    "  --set KEY=VALUE       any method config key (VALUE as JSON, else a string); repeatable\n"
-    "  --config FILE.json    a config like a run's config.json; flags override it\n"
-    "  --model s|m           method config key \"model\" (EfficientAD: PDN-S or PDN-M)\n"
-    "  --teacher FILE        method config key \"teacher\" (EfficientAD: pretrained teacher weights)\n"
-    "  --penalty DIR         method config key \"penalty_dir\" (EfficientAD: ImageNet images for the penalty loss)\n"
-    "  --paper-setup         method config key \"paper_setup\": true (CFLOW-AD: the official MVTec setup, per-class\n"
-    "                        input size from the gudovskiy/cflow-ad README; needs --category)\n"
-    "  a method whose config has \"seed\", \"category\" or \"iters_per_epoch\" gets --seed, the data category and\n"
-    "  the training loader's batches per epoch there unless the key is set (CFLOW-AD: meta-epoch = one pass)\n"
-    "training:\n"
-    "  --steps N | --epochs N   number of iterations (default: the method's; on the synthetic default without\n"
-    "                        --steps/--epochs/--batch: a short CPU schedule of the method, e.g. fastflow 12 x 8);\n"
-    "                        steps 0..1000000000, epochs >= 1 with epochs x batches per epoch <= 1000000000\n"
-    "  --batch N             batch size, 1..4096 (default: the method's)\n"
-    "  --seed N              seed for shuffling and the method's RNG, 0..2^63-1 (default 0)\n"
-    "  --workers N           loader threads, 1..256 (default 2)\n"
-    "  --strict-images       refuse truncated images (a JPEG cut before its EOI marker; default: decode them\n"
-    "                        as libjpeg does, missing part grey, with a warning naming the file); also for the test\n"
-    "  --threads N           compute threads, 0..256 (default 0: all cores; more than the cores: warned)\n"
-    "  --device cpu|cuda     where training runs (default cpu; cuda: a `make CUDA=1` build and a GPU); f32\n"
-    "  --save-every N        checkpoint period in steps, >= 1 (default 500)\n"
-    "  --out RUNDIR          run directory (default runs/<method>-<category>)\n"
-    "  --resume              continue the run in --out from its last checkpoint; its config.json fixes the\n"
-    "                        schedule, data and method config (checked like the flags): --steps/--batch/--seed/\n"
-    "                        --save-every/--val-fraction equal to the stored value are accepted, others refused;\n"
-    "                        --epochs, data and method config flags are refused; --threads/--workers/--device apply\n"
-    "  --no-test             do not run `vigil test` after training\n");
-  return f == stdout ? 0 : 2;
+/* `vigil train`'s options (the table drives the parser and --help: cli/opts.h) */
+typedef struct {
+  vg_run_overrides ov;   /* method config flags, in order */
+  const char *data, *dataset, *category, *out, *config_file, *cache, *device;
+  int64_t steps, epochs, save_every;
+  int batch, workers, threads;
+  uint64_t seed;
+  double val_fraction;
+  bool resume, no_test, strict_images;
+  bool workers_given, threads_given, save_every_given, seed_given, val_given;
+} train_opts;
+
+static bool train_dtype(const char *cmd, const vg_opt *o, const char *v, void *opts) {
+  (void)o; (void)opts;
+  if (!strcmp(v, "f32")) return true;
+  fprintf(stderr, "vigil %s: --dtype %s: training computes in f32 (f16 is for test/predict/bench on CUDA)\n", cmd, v);
+  return false;
 }
+
+#define T train_opts
+static const vg_opt train_table[] = {
+  {.kind = VG_OPT_HEAD, .help = "data (default: the synthetic benchmark, generated once into the cache):"},
+  {.name = "--data", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(T, data), .help = "dataset root"},
+  {.name = "--dataset", .kind = VG_OPT_STR, .arg = "KIND", .off = VG_OPT_AT(T, dataset),
+   .help = "mvtec | loco | visa | btad | folder (default mvtec; folder = DIR/{normal,abnormal[,mask,normal_test]})"},
+  {.name = "--category", .kind = VG_OPT_STR, .arg = "C", .off = VG_OPT_AT(T, category),
+   .help = "category / object / product (synthetic default: woven)"},
+  {.name = "--val-fraction", .kind = VG_OPT_F64, .arg = "F", .flo = 0, .fhi = 1, .hi_open = true,
+   .off = VG_OPT_AT(T, val_fraction), .given = VG_OPT_GIVEN(T, val_given),
+   .help = "part of train held out for validation, in [0, 1) (default 0.1; LOCO uses validation/)"},
+  {.name = "--cache", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(T, cache),
+   .help = "where the synthetic benchmark is cached (default $VIGIL_CACHE or ~/.cache/vigil)"},
+  {.kind = VG_OPT_HEAD, .help = "model:"},
+  {.name = "--backbone", .kind = VG_OPT_STR, .arg = "NAME", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_str, .key = "backbone",
+   .help = "backbone (method-specific; e.g. resnet18, wide_resnet50_2)"},
+  {.name = "--weights", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_str, .key = "weights",
+   .help = "pretrained backbone weights (.pth/.safetensors); without: random init (loud warning)"},
+  {.name = "--set", .kind = VG_OPT_LIST, .arg = "KEY=VALUE", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_set,
+   .help = "any method config key (VALUE as JSON, else a string); repeatable"},
+  {.name = "--config", .kind = VG_OPT_STR, .arg = "FILE.json", .off = VG_OPT_AT(T, config_file),
+   .help = "a config like a run's config.json; flags override it"},
+  {.name = "--model", .kind = VG_OPT_ENUM, .arg = "s|m", .choices = "s|m", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_str,
+   .key = "model", .help = "method config key \"model\" (EfficientAD: PDN-S or PDN-M)"},
+  {.name = "--teacher", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_str, .key = "teacher",
+   .help = "method config key \"teacher\" (EfficientAD: pretrained teacher weights)"},
+  {.name = "--penalty", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_str, .key = "penalty_dir",
+   .help = "method config key \"penalty_dir\" (EfficientAD: ImageNet images for the penalty loss)"},
+  {.name = "--paper-setup", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, ov), .hook = vg_opt_ov_json, .key = "paper_setup",
+   .help = "method config key \"paper_setup\": true (CFLOW-AD: the official MVTec setup, per-class\n"
+           "input size from the gudovskiy/cflow-ad README; needs --category)"},
+  {.kind = VG_OPT_NOTE, .help = "  a method whose config has \"seed\", \"category\" or \"iters_per_epoch\" gets --seed, the data category and\n"
+                                "  the training loader's batches per epoch there unless the key is set (CFLOW-AD: meta-epoch = one pass)"},
+  {.kind = VG_OPT_HEAD, .help = "training:"},
+  {.name = "--steps", .kind = VG_OPT_I64, .arg = "N", .lo = 0, .hi = VG_LIM_STEPS_MAX, .off = VG_OPT_AT(T, steps),
+   .label = "--steps N | --epochs N  ",
+   .help = "number of iterations (default: the method's; on the synthetic default without\n"
+           "--steps/--epochs/--batch: a short CPU schedule of the method, e.g. fastflow 12 x 8);\n"
+           "steps 0..1000000000, epochs >= 1 with epochs x batches per epoch <= 1000000000"},
+  {.name = "--epochs", .kind = VG_OPT_I64, .arg = "N", .lo = 1, .hi = VG_LIM_STEPS_MAX, .off = VG_OPT_AT(T, epochs)},
+  VG_OPT_BATCH(T, batch, "batch size, 1..4096 (default: the method's)"),
+  {VG_OPT_SEED_(T, seed, (uint64_t)VG_LIM_SEED_MAX), .given = VG_OPT_GIVEN(T, seed_given),
+   .help = "seed for shuffling and the method's RNG, 0..2^63-1 (default 0)"},
+  {VG_OPT_WORKERS_(T, workers), .given = VG_OPT_GIVEN(T, workers_given), .help = "loader threads, 1..256 (default 2)"},
+  {.name = "--strict-images", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, strict_images),
+   .help = "refuse truncated images (a JPEG cut before its EOI marker; default: decode them\n"
+           "as libjpeg does, missing part grey, with a warning naming the file); also for the test"},
+  {VG_OPT_THREADS_(T, threads), .given = VG_OPT_GIVEN(T, threads_given),
+   .help = "compute threads, 0..256 (default 0: all cores; more than the cores: warned)"},
+  VG_OPT_DEVICE(T, device, "where training runs (default cpu; cuda: a `make CUDA=1` build and a GPU); f32"),
+  {.name = "--dtype", .kind = VG_OPT_ENUM, .arg = "f32", .hook = train_dtype,
+   .help = "compute dtype: f32 only (f16 is for test/predict/bench on CUDA)"},
+  {.name = "--save-every", .kind = VG_OPT_I64, .arg = "N", .lo = 1, .hi = VG_LIM_STEPS_MAX, .off = VG_OPT_AT(T, save_every),
+   .given = VG_OPT_GIVEN(T, save_every_given), .help = "checkpoint period in steps, >= 1 (default 500)"},
+  {.name = "--out", .kind = VG_OPT_STR, .arg = "RUNDIR", .off = VG_OPT_AT(T, out),
+   .help = "run directory (default runs/<method>-<category>)"},
+  {.name = "--resume", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, resume),
+   .help = "continue the run in --out from its last checkpoint; its config.json fixes the\n"
+           "schedule, data and method config (checked like the flags): --steps/--batch/--seed/\n"
+           "--save-every/--val-fraction equal to the stored value are accepted, others refused;\n"
+           "--epochs, data and method config flags are refused; --threads/--workers/--device apply"},
+  {.name = "--no-test", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, no_test), .help = "do not run `vigil test` after training"},
+  {0}};
+#undef T
+
+/* the registry's methods (methods/method.h) after the usage line, and with METHOD given,
+ * its config keys (`vigil train METHOD --help`) */
+static void train_methods(FILE *f) {
+  char b[256];
+  fprintf(f, "     METHOD: %s\n", vg_method_list(b, sizeof b, " | ", false));
+}
+static void train_method_help(FILE *f, const char *method) {
+  fputc('\n', f);
+  if (!vg_method_print_config_help(f, method)) fprintf(f, "(no method '%s')\n", method);
+}
+
+const vg_cmd_spec vg_cmd_train = {
+  .name = "train", .lead = "METHOD", .example = "meanimage", .opts = train_table,
+  .usage = "usage: vigil train METHOD [options]", .more = train_methods, .lead_help = train_method_help};
 
 /* The run state {"step", "fit_begin", "fit_end"}: committed inside the checkpoint (its
  * metadata "vigil.run_state", by the same rename as the tensors) and mirrored to
@@ -372,69 +430,21 @@ static vg_status data_config(const char *data, const char *dataset, const char *
 }
 
 int vg_cli_train(int argc, char **argv) {
-  if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) return train_usage(argc < 1 ? stderr : stdout);
-  const char *method = argv[0];
-  const char *data = NULL, *dataset = NULL, *category = NULL, *out = NULL, *config_file = NULL, *cache = NULL;
-  const char *device = NULL;
-  int64_t steps = -1, epochs = -1, batch = -1, workers = 2, threads = 0, save_every = 500;
-  uint64_t seed = 0;
-  double val_fraction = 0.1;
-  bool resume = false, no_test = false, strict_images = false;
-  vg_run_overrides ov = {0}, base = {0};
-  bool workers_given = false, threads_given = false, save_every_given = false, seed_given = false, val_given = false;
-  if (method[0] == '-') { fprintf(stderr, "vigil train: unknown option %s (the METHOD comes first)\n", method); return train_usage(stderr); }
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    bool ok = true, num_ok = true;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { vg_run_ov_free(&ov); return train_usage(stdout); }
-    if (!strcmp(a, "--resume")) { resume = true; continue; }
-    if (!strcmp(a, "--no-test")) { no_test = true; continue; }
-    if (!strcmp(a, "--strict-images")) { strict_images = true; continue; }
-    if (!strcmp(a, "--paper-setup")) { vg_run_ov_set(&ov, "paper_setup", "true"); continue; }
-    static const char *const known[] = {"--data", "--dataset", "--category", "--out", "--config", "--cache", "--steps",
-                                        "--epochs", "--batch", "--workers", "--threads", "--device", "--dtype",
-                                        "--save-every", "--seed", "--val-fraction", "--backbone", "--weights", "--model",
-                                        "--teacher", "--penalty", "--set", NULL};
-    bool is_known = false;
-    for (int k = 0; known[k]; k++) is_known |= !strcmp(a, known[k]);
-    if (!is_known) { fprintf(stderr, "vigil train: unknown option %s\n", a); vg_run_ov_free(&ov); return train_usage(stderr); }
-    if (!v) { fprintf(stderr, "vigil train: %s needs a value\n", a); vg_run_ov_free(&ov); return train_usage(stderr); }
-    i++;
-    if (!strcmp(a, "--data")) data = v;
-    else if (!strcmp(a, "--dataset")) dataset = v;
-    else if (!strcmp(a, "--category")) category = v;
-    else if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--config")) config_file = v;
-    else if (!strcmp(a, "--cache")) cache = v;
-    else if (!strcmp(a, "--steps")) num_ok = vg_arg_i64("train", a, v, 0, VG_LIM_STEPS_MAX, &steps);
-    else if (!strcmp(a, "--epochs")) num_ok = vg_arg_i64("train", a, v, 1, VG_LIM_STEPS_MAX, &epochs);
-    else if (!strcmp(a, "--batch")) num_ok = vg_arg_i64("train", a, v, 1, VG_LIM_BATCH_MAX, &batch);
-    else if (!strcmp(a, "--workers")) { num_ok = vg_arg_i64("train", a, v, 1, VG_LIM_WORKERS_MAX, &workers); workers_given = true; }
-    else if (!strcmp(a, "--threads")) { int t; num_ok = vg_arg_threads("train", v, &t); threads = t; threads_given = true; }
-    else if (!strcmp(a, "--device")) device = v;
-    else if (!strcmp(a, "--dtype") && strcmp(v, "f32")) {
-      fprintf(stderr, "vigil train: --dtype %s: training computes in f32 (f16 is for test/predict/bench on CUDA)\n", v);
-      vg_run_ov_free(&ov);
-      return 2;
-    }
-    else if (!strcmp(a, "--save-every")) { num_ok = vg_arg_i64("train", a, v, 1, VG_LIM_STEPS_MAX, &save_every); save_every_given = true; }
-    else if (!strcmp(a, "--seed")) { num_ok = vg_arg_u64("train", a, v, (uint64_t)VG_LIM_SEED_MAX, &seed); seed_given = true; }
-    else if (!strcmp(a, "--val-fraction")) { num_ok = vg_arg_f64("train", a, v, 0, false, 1, true, &val_fraction); val_given = true; }
-    else if (!strcmp(a, "--backbone")) ok = vg_run_ov_set_str(&ov, "backbone", v);
-    else if (!strcmp(a, "--weights")) ok = vg_run_ov_set_str(&ov, "weights", v);
-    else if (!strcmp(a, "--model")) {
-      if (strcmp(v, "s") && strcmp(v, "m")) { fprintf(stderr, "vigil train: --model wants s or m, got '%s'\n", v); vg_run_ov_free(&ov); return 2; }
-      ok = vg_run_ov_set_str(&ov, "model", v);
-    }
-    else if (!strcmp(a, "--teacher")) ok = vg_run_ov_set_str(&ov, "teacher", v);
-    else if (!strcmp(a, "--penalty")) ok = vg_run_ov_set_str(&ov, "penalty_dir", v);
-    else if (!strcmp(a, "--set")) {
-      if (!vg_arg_set_value_ok("train", v)) { vg_run_ov_free(&ov); return 2; }
-      if (!vg_run_ov_set_arg(&ov, v)) { fprintf(stderr, "vigil train: --set wants KEY=VALUE, got '%s'\n", v); vg_run_ov_free(&ov); return 2; }
-    } else { fprintf(stderr, "vigil train: unknown option %s\n", a); vg_run_ov_free(&ov); return train_usage(stderr); }
-    if (!num_ok) { vg_run_ov_free(&ov); return 2; }
-    if (!ok) { fprintf(stderr, "vigil train: %s: too many method config overrides\n", a); vg_run_ov_free(&ov); return 2; }
-  }
+  train_opts o = {.steps = -1, .epochs = -1, .batch = -1, .workers = 2, .save_every = 500, .val_fraction = 0.1};
+  const char *pos[1];
+  int prc = vg_opts_parse(&vg_cmd_train, argc, argv, &o, pos, NULL);
+  if (prc >= 0) { vg_run_ov_free(&o.ov); return prc; }
+  const char *method = pos[0];
+  const char *data = o.data, *dataset = o.dataset, *category = o.category, *out = o.out, *config_file = o.config_file;
+  const char *cache = o.cache, *device = o.device;
+  int64_t steps = o.steps, epochs = o.epochs, batch = o.batch, workers = o.workers, threads = o.threads;
+  int64_t save_every = o.save_every;
+  uint64_t seed = o.seed;
+  double val_fraction = o.val_fraction;
+  bool resume = o.resume, no_test = o.no_test, strict_images = o.strict_images;
+  vg_run_overrides ov = o.ov, base = {0};   /* ov: the flags' method config, owned from here */
+  bool workers_given = o.workers_given, threads_given = o.threads_given, save_every_given = o.save_every_given;
+  bool seed_given = o.seed_given, val_given = o.val_given;
   char rundir[1024];
   if (out) snprintf(rundir, sizeof rundir, "%s", out);
   else snprintf(rundir, sizeof rundir, "runs/%s-%s", method, category ? category : (data ? "data" : "woven"));
@@ -644,7 +654,7 @@ int vg_cli_train(int argc, char **argv) {
     if ((st = vg_run_config_check("vigil train", &cfg)) != VG_OK) { fprintf(stderr, "%s\n", vg_last_error()); rc = 2; goto done; }
     /* the folder, its lock (one training per run), temp files a crash left, an earlier
      * run's files, then config.json */
-    if ((st = vg_run_mkdirs(rundir)) != VG_OK || (lock_fd < 0 && (st = vg_run_lock(rundir, &lock_fd)) != VG_OK)) {
+    if ((st = vg_mkdir_p(rundir)) != VG_OK || (lock_fd < 0 && (st = vg_run_lock(rundir, &lock_fd)) != VG_OK)) {
       fprintf(stderr, "vigil train: %s\n", vg_last_error());
       goto done;
     }

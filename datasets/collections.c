@@ -65,6 +65,14 @@ bool vg_is_image_name(const char *name) {
   return false;
 }
 
+void vg_sample_rel(const vg_sample *s, char *buf, size_t cap) {
+  const char *base = strrchr(s->image, '/');
+  base = base ? base + 1 : s->image;
+  const char *dot = strrchr(base, '.');
+  int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+  snprintf(buf, cap, "%s/%.*s", s->defect, stem, base);
+}
+
 /* ---- string lists ---- */
 typedef struct { char **v; int64_t n, cap; } strlist;
 static void sl_free(strlist *l) {

@@ -106,6 +106,11 @@ vg_status vg_ds_image_folder(const char *root, vg_dataset *out);
 
 void vg_dataset_free(vg_dataset *ds);
 bool vg_is_image_name(const char *name);  /* .png .jpg .jpeg .bmp .ppm .pgm .pnm .tif .tiff, any case */
+/* "<defect>/<stem>" of a sample (stem: its image's file name without folders and extension;
+ * a leading dot is part of the name): the relative name its maps, overlays and report rows
+ * are stored under. Truncated to cap - 1 bytes (snprintf); cap >= strlen(defect) +
+ * strlen(image) + 2 always fits. */
+void vg_sample_rel(const vg_sample *s, char *buf, size_t cap);
 
 /* ---- loader ----
  * Worker threads decode and transform samples into a bounded ring of `prefetch` batch
@@ -142,6 +147,17 @@ typedef struct {
    * naming the file (vg_image_warn, stderr by default); true refuses them: the batch
    * fails with VG_ERR_FORMAT naming the file (`--strict-images`). */
   bool strict_images;
+  /* Custom sample streams (EfficientAD's distillation: an endless stream of its own order,
+   * per-position augmentation, two views per sample). All optional.
+   * sampler: position pos of epoch `epoch` reads dataset sample sampler(user, epoch, pos,
+   *   &tag) instead of the (shuffled) epoch order, and hands `tag` to sample_fn. Called
+   *   for the positions of an epoch in increasing order, one call at a time (under the
+   *   loader's lock, on a worker thread), so it may keep state; an epoch may then be any
+   *   length (vg_loader_start_stream) and visit samples any number of times.
+   * sample_fn: replaces transform: writes sample_floats floats per sample (any layout). */
+  int64_t (*sampler)(void *user, int epoch, int64_t pos, uint64_t *tag);
+  vg_status (*sample_fn)(const vg_image *img, uint64_t tag, float *out, void *user);
+  int64_t sample_floats;      /* with sample_fn: floats per sample (>= 1); else C*H*W */
 } vg_loader_opts;
 
 typedef struct vg_loader vg_loader;
@@ -151,7 +167,7 @@ typedef struct vg_loader vg_loader;
  * row i. The dataset must outlive the loader. */
 typedef struct {
   int n;                 /* rows; 0 = end of epoch */
-  vg_tensor *images;     /* n x C x H x W f32 */
+  vg_tensor *images;     /* n x C x H x W f32 (n x sample_floats with a sample_fn) */
   vg_tensor *masks;      /* n x 1 x H x W f32 or NULL (load_masks off) */
   int64_t *indices;      /* malloc'd, n entries */
 } vg_batch;
@@ -160,6 +176,9 @@ vg_status vg_loader_create(const vg_dataset *ds, const vg_loader_opts *o, vg_loa
 int64_t vg_loader_batches(const vg_loader *L);     /* per epoch */
 /* Starts epoch `epoch` (any previous epoch is abandoned cleanly). */
 vg_status vg_loader_start_epoch(vg_loader *L, int epoch);
+/* With a sampler: starts epoch `epoch` of n positions (n >= 0, any length; batches of
+ * batch_size, the last one short unless drop_last). */
+vg_status vg_loader_start_stream(vg_loader *L, int epoch, int64_t n);
 /* Next batch into heap tensors (b->n == 0 at the end of the epoch). */
 vg_status vg_loader_next(vg_loader *L, vg_batch *b);
 /* Same into caller buffers: images holds batch_size*C*H*W floats, masks batch_size*H*W

@@ -8,6 +8,7 @@
 
 typedef struct {
   float *img, *mask;
+  int64_t *idx;            /* batch_size: the dataset index of each row */
   int64_t done;            /* samples finished for this slot's current batch */
   vg_status err;           /* first error (lowest row) in the batch */
   int err_row;
@@ -19,6 +20,7 @@ struct vg_loader {
   vg_loader_opts o;
   int64_t sample_floats, mask_floats;
   int64_t epoch_n;         /* samples used this epoch */
+  int epoch;               /* the current epoch's number (for the sampler) */
   int64_t *perm;           /* ds->n */
   unsigned char *warned;   /* ds->n: a truncated-image warning was given for the sample */
   slot *slots;
@@ -109,14 +111,15 @@ static vg_status load_image(vg_loader *L, int64_t idx, const char *path, vg_imag
   return st;
 }
 
-/* Decodes one sample into img/mask floats. */
-static vg_status load_sample(vg_loader *L, const vg_sample *s, float *img, float *mask) {
+/* Decodes one sample into img/mask floats (tag: the sampler's, for sample_fn). */
+static vg_status load_sample(vg_loader *L, const vg_sample *s, uint64_t tag, float *img, float *mask) {
   vg_image im;
   int64_t idx = s - L->ds->samples;
   vg_status st = load_image(L, idx, s->image, &im);
   if (st != VG_OK) return st;
   vg_transform_fn tf = L->o.transform ? L->o.transform : vg_default_transform;
-  st = tf(&im, img, L->o.channels, L->o.height, L->o.width, L->o.user);
+  st = L->o.sample_fn ? L->o.sample_fn(&im, tag, img, L->o.user)
+                      : tf(&im, img, L->o.channels, L->o.height, L->o.width, L->o.user);
   vg_image_free(&im);
   if (st != VG_OK) return vg_fail_prefix("%s", s->image);
   if (!mask) return VG_OK;
@@ -145,14 +148,19 @@ static void *worker(void *arg) {
       pthread_cond_wait(&L->cv_work, &L->mu);
     if (L->stop) break;
     int64_t pos = L->next_pos++;
+    uint64_t tag = 0;
+    int64_t idx = L->o.sampler ? L->o.sampler(L->o.user, L->epoch, pos, &tag) : L->perm[pos];
     L->in_flight++;
     pthread_mutex_unlock(&L->mu);
 
     slot *sl = &L->slots[(pos / B) % P];
     int row = (int)(pos % B);
-    const vg_sample *s = &L->ds->samples[L->perm[pos]];
-    vg_status st = load_sample(L, s, sl->img + row * L->sample_floats,
-                               sl->mask ? sl->mask + row * L->mask_floats : NULL);
+    sl->idx[row] = idx;
+    vg_status st = idx >= 0 && idx < L->ds->n
+                       ? load_sample(L, &L->ds->samples[idx], tag, sl->img + row * L->sample_floats,
+                                     sl->mask ? sl->mask + row * L->mask_floats : NULL)
+                       : vg_fail(VG_ERR_ARG, "loader: the sampler chose sample %lld of %lld", (long long)idx,
+                                 (long long)L->ds->n);
     pthread_mutex_lock(&L->mu);
     if (st != VG_OK && (sl->err == VG_OK || row < sl->err_row)) {
       sl->err = st;
@@ -174,6 +182,9 @@ vg_status vg_loader_create(const vg_dataset *ds, const vg_loader_opts *o, vg_loa
       o->height > 16384 || o->width > 16384)
     return vg_fail(VG_ERR_ARG, "loader: need batch_size >= 1, channels 1..4 and 1..16384 for height/width (got %d, %d, %dx%d)",
                    o->batch_size, o->channels, o->height, o->width);
+  if (o->sample_fn && (o->sample_floats < 1 || o->sample_floats > ((int64_t)1 << 40) / o->batch_size))
+    return vg_fail(VG_ERR_ARG, "loader: sample_fn needs 1 <= sample_floats <= 2^40 / batch_size (got %lld)",
+                   (long long)o->sample_floats);
   vg_loader *L = calloc(1, sizeof *L);
   if (!L) return vg_fail(VG_ERR_NOMEM, "loader: out of memory");
   L->ds = ds;
@@ -181,7 +192,7 @@ vg_status vg_loader_create(const vg_dataset *ds, const vg_loader_opts *o, vg_loa
   if (L->o.workers < 1) L->o.workers = 1;
   if (L->o.workers > 256) L->o.workers = 256;
   if (L->o.prefetch < 1) L->o.prefetch = 2;
-  L->sample_floats = (int64_t)o->channels * o->height * o->width;
+  L->sample_floats = o->sample_fn ? o->sample_floats : (int64_t)o->channels * o->height * o->width;
   L->mask_floats = (int64_t)o->height * o->width;
   L->perm = malloc((size_t)(ds->n ? ds->n : 1) * sizeof *L->perm);
   L->warned = calloc((size_t)(ds->n ? ds->n : 1), 1);
@@ -191,7 +202,8 @@ vg_status vg_loader_create(const vg_dataset *ds, const vg_loader_opts *o, vg_loa
   for (int i = 0; ok && i < L->o.prefetch; i++) {
     L->slots[i].img = malloc((size_t)(o->batch_size * L->sample_floats) * sizeof(float));
     if (o->load_masks) L->slots[i].mask = malloc((size_t)(o->batch_size * L->mask_floats) * sizeof(float));
-    ok = L->slots[i].img && (!o->load_masks || L->slots[i].mask);
+    L->slots[i].idx = malloc((size_t)o->batch_size * sizeof *L->slots[i].idx);
+    ok = L->slots[i].img && (!o->load_masks || L->slots[i].mask) && L->slots[i].idx;
   }
   pthread_mutex_init(&L->mu, NULL);
   pthread_cond_init(&L->cv_work, NULL);
@@ -219,12 +231,13 @@ static void quiesce(vg_loader *L) {
   while (L->in_flight > 0) pthread_cond_wait(&L->cv_done, &L->mu);
 }
 
-vg_status vg_loader_start_epoch(vg_loader *L, int epoch) {
+/* Starts epoch `epoch` of n positions (n < 0: the dataset's epoch). */
+static vg_status start(vg_loader *L, int epoch, int64_t n_stream) {
   pthread_mutex_lock(&L->mu);
   quiesce(L);
   int64_t n = L->ds->n;
   for (int64_t i = 0; i < n; i++) L->perm[i] = i;
-  if (L->o.shuffle) {
+  if (L->o.shuffle && !L->o.sampler) {
     uint64_t st = L->o.seed * 0x9E3779B97F4A7C15ull + (uint64_t)(uint32_t)epoch;
     sm64(&st);
     for (int64_t i = n - 1; i > 0; i--) {
@@ -234,6 +247,8 @@ vg_status vg_loader_start_epoch(vg_loader *L, int epoch) {
   }
   L->epoch_n = vg_loader_batches(L) * L->o.batch_size;
   if (L->epoch_n > n) L->epoch_n = n;
+  if (n_stream >= 0) L->epoch_n = L->o.drop_last ? n_stream / L->o.batch_size * L->o.batch_size : n_stream;
+  L->epoch = epoch;
   for (int i = 0; i < L->o.prefetch; i++) { L->slots[i].done = 0; L->slots[i].err = VG_OK; }
   L->next_pos = 0;
   L->consumed = 0;
@@ -241,6 +256,14 @@ vg_status vg_loader_start_epoch(vg_loader *L, int epoch) {
   pthread_cond_broadcast(&L->cv_work);
   pthread_mutex_unlock(&L->mu);
   return VG_OK;
+}
+
+vg_status vg_loader_start_epoch(vg_loader *L, int epoch) { return start(L, epoch, -1); }
+
+vg_status vg_loader_start_stream(vg_loader *L, int epoch, int64_t n) {
+  if (!L->o.sampler) return vg_fail(VG_ERR_ARG, "loader: a stream needs a sampler (vg_loader_opts.sampler)");
+  if (n < 0) return vg_fail(VG_ERR_ARG, "loader: a stream of %lld positions", (long long)n);
+  return start(L, epoch, n);
 }
 
 vg_status vg_loader_next_into(vg_loader *L, float *images, float *masks, int64_t *indices, int *n) {
@@ -262,7 +285,7 @@ vg_status vg_loader_next_into(vg_loader *L, float *images, float *masks, int64_t
     memcpy(images, sl->img, (size_t)(rows * L->sample_floats) * sizeof(float));
     if (masks && sl->mask) memcpy(masks, sl->mask, (size_t)(rows * L->mask_floats) * sizeof(float));
     if (masks && !sl->mask) memset(masks, 0, (size_t)(rows * L->mask_floats) * sizeof(float));
-    if (indices) for (int64_t i = 0; i < rows; i++) indices[i] = L->perm[first + i];
+    if (indices) memcpy(indices, sl->idx, (size_t)rows * sizeof *indices);
     *n = (int)rows;
   } else {
     vg_fail(st, "%s", sl->msg);
@@ -279,6 +302,8 @@ vg_status vg_loader_next(vg_loader *L, vg_batch *b) {
   memset(b, 0, sizeof *b);
   int64_t B = L->o.batch_size;
   int64_t sh[4] = {B, L->o.channels, L->o.height, L->o.width};
+  int nd = 4;
+  if (L->o.sample_fn) { sh[1] = L->sample_floats; nd = 2; }   /* (n, sample_floats) */
   float *img = malloc((size_t)(B * L->sample_floats) * sizeof(float));
   float *msk = L->o.load_masks ? malloc((size_t)(B * L->mask_floats) * sizeof(float)) : NULL;
   int64_t *idx = malloc((size_t)B * sizeof *idx);
@@ -290,7 +315,7 @@ vg_status vg_loader_next(vg_loader *L, vg_batch *b) {
   vg_status st = vg_loader_next_into(L, img, msk, idx, &n);
   if (st == VG_OK && n > 0) {
     sh[0] = n;
-    b->images = vg_tensor_new(VG_F32, 4, sh);
+    b->images = vg_tensor_new(VG_F32, nd, sh);
     if (msk) { sh[1] = 1; b->masks = vg_tensor_new(VG_F32, 4, sh); }
     if (!b->images || (msk && !b->masks)) {
       vg_tensor_free(b->images); vg_tensor_free(b->masks);
@@ -329,7 +354,7 @@ void vg_loader_destroy(vg_loader *L) {
   pthread_cond_destroy(&L->cv_work);
   pthread_cond_destroy(&L->cv_done);
   if (L->slots)
-    for (int i = 0; i < L->o.prefetch; i++) { free(L->slots[i].img); free(L->slots[i].mask); }
+    for (int i = 0; i < L->o.prefetch; i++) { free(L->slots[i].img); free(L->slots[i].mask); free(L->slots[i].idx); }
   free(L->slots);
   free(L->perm);
   free(L->warned);

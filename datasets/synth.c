@@ -6,6 +6,7 @@
  * Sizes are capped at 1024 so every squared Q4 length fits comfortably in int64. */
 #include "datasets/synth.h"
 #include "datasets/image/image.h"
+#include "base/file.h"
 #include "base/json.h"
 #include <dirent.h>
 #include <errno.h>
@@ -551,18 +552,7 @@ static vg_status write_png(const char *path, int w, int h, int ch, uint8_t *data
   return st;
 }
 static vg_status mkdir_p(const char *path) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return vg_fail(VG_ERR_ARG, "synth: path too long: %s", path);
-  for (char *p = buf + 1;; p++) {
-    if (*p == '/' || !*p) {
-      char save = *p;
-      *p = 0;
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return vg_fail(VG_ERR_IO, "synth: mkdir %s: %s", buf, strerror(errno));
-      *p = save;
-      if (!save) break;
-    }
-  }
-  return VG_OK;
+  return vg_mkdir_p(path) == VG_OK ? VG_OK : vg_fail_prefix("synth");
 }
 static void fsync_dir(const char *path) {
   int fd = open(path, O_RDONLY | O_DIRECTORY);

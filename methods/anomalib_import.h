@@ -31,7 +31,36 @@
 #include <stddef.h>
 #include "base/json.h"
 #include "base/status.h"
+#include "nn/pth.h"
 
+/* Runs the method's anomalib_infer (its vg_method_def; methods/method.h) on ckpt's tensors. */
 vg_status vg_anomalib_config(const char *model, const char *ckpt, const vg_json *user, vg_json **out, char *note,
                              size_t note_cap);
+
+/* For a method's anomalib_infer: the checkpoint's tensors d, the user's options, and the keys
+ * inferred so far (vg_anomalib_put). nr / in / hid: scratch for the method's checks. */
+#define VG_ANOMALIB_MAX_KEYS 8
+typedef struct vg_anomalib_infer {
+  const vg_pth_dict *d;
+  const char *model;
+  const vg_json *user;
+  int n;
+  char key[VG_ANOMALIB_MAX_KEYS][32];
+  char json[VG_ANOMALIB_MAX_KEYS][256];   /* the inferred value as JSON text */
+  int nr;                                 /* FastFlow scales: subnet input / hidden widths */
+  int64_t in[8], hid[8];
+} vg_anomalib_infer;
+/* The tensor named `fmt` after the state_dict. / model. prefixes; NULL if absent. */
+const vg_tensor *vg_anomalib_tensor(const vg_pth_dict *d, const char *fmt, ...);
+int64_t vg_anomalib_dim(const vg_tensor *t, int i);   /* -1 when t is NULL or has fewer dims */
+/* Does the user's value u agree with the inferred JSON text? */
+typedef bool (*vg_anomalib_same)(const vg_anomalib_infer *f, const vg_json *u, const char *json);
+bool vg_anomalib_same_ci_string(const vg_anomalib_infer *f, const vg_json *u, const char *json);
+bool vg_anomalib_same_int(const vg_anomalib_infer *f, const vg_json *u, const char *json);
+bool vg_anomalib_same_bool(const vg_anomalib_infer *f, const vg_json *u, const char *json);
+/* Records key = json (what the checkpoint implies), or, when the user gave the key, checks
+ * it with `same` (NULL = JSON text equality): a mismatch is VG_ERR_ARG naming the key, the
+ * implied value and why (the evidence). */
+vg_status vg_anomalib_put(vg_anomalib_infer *f, const char *key, const char *json, vg_anomalib_same same,
+                          const char *why);
 #endif

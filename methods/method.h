@@ -19,10 +19,33 @@
  * train_transform, or (EfficientAD) derives the second view in train_step from a draw
  * keyed on (seed, step), which keeps resumed runs identical.
  *
- * Configuration. Each method owns a config struct with every default spelled out.
- * create() takes a JSON object of overrides (NULL = all defaults; an unknown key is an
- * error naming it) and config_json() writes the complete config (every field, defaults
- * included) — that is what the run directory stores and what resume/test read back.
+ * Configuration. Each method declares its config keys once, as a vg_cfg_field table
+ * (methods/config.h: key, kind, range, default, help, the struct member it sets) named by its
+ * vg_method_def. create() applies a JSON object of overrides with vg_cfg_parse (NULL = all
+ * defaults; an unknown key or a value out of range is an error naming it) and config_json()
+ * writes the complete config with vg_cfg_json (every field, defaults included) — that is
+ * what the run directory stores and what resume/test read back. The same table prints
+ * `vigil train METHOD --help`.
+ *
+ * A new method: its folder methods/NAME/ (the Makefile compiles every methods/{*}/{*}.c)
+ * and one line VG_METHOD(NAME) in methods/registry.c; nothing else names it (the CLI's
+ * method lists, `train NAME --help`, bench and --from-anomalib read the descriptor):
+ *
+ *   typedef struct { vg_method base; int size; double lr; } mine;   // config members
+ *   static const vg_cfg_field MINE_CONFIG[] = {
+ *     {"input_size", VG_CFG_INT, VG_CFG_AT(mine, size), .idef = 256, .ilo = 32, .ihi = 4096, .help = "..."},
+ *     {"lr", VG_CFG_NUM, VG_CFG_AT(mine, lr), .def = 1e-3, .lo = 0, .flags = VG_CFG_LO_OPEN | VG_CFG_NO_HI},
+ *     {NULL}};
+ *   static char *mine_config_json(const vg_method *m) { return vg_cfg_json("mine", MINE_CONFIG, m); }
+ *   static vg_status mine_new(const vg_json *cfg, vg_method **out) {
+ *     mine *m = calloc(1, sizeof *m);
+ *     vg_cfg_defaults(MINE_CONFIG, m);
+ *     vg_status st = vg_cfg_parse("mine", MINE_CONFIG, cfg, m);   // unknown key / bad value: named
+ *     ...                                                          // build, set m->base.ops etc.
+ *   }
+ *   const vg_method_def vg_method_mine = {.name = "mine", .summary = "...", .create = mine_new,
+ *                                          .config = MINE_CONFIG};
+ * (tests/test_method_config.c then checks every key of it: round trip, ranges, help.)
  *
  * Checkpoints. save() writes one safetensors file holding the parameters, the optimizer
  * state, the step counter, the RNG state and every buffer test needs (normalisation
@@ -41,8 +64,10 @@
 #include "base/json.h"
 #include "datasets/datasets.h"
 #include "nn/nn.h"
+#include "methods/config.h"
 
 typedef struct vg_method vg_method;
+struct vg_anomalib_infer;   /* methods/anomalib_import.h */
 
 typedef struct {
   const char *name;            /* "fastflow", "cflow", "efficientad" */
@@ -108,17 +133,44 @@ struct vg_method {
   const char *run_state;
 };
 
-/* Registry: name -> constructor. cfg may be NULL. */
+/* Registry: name -> the method's descriptor (vg_method_def), which its own folder defines
+ * (e.g. vg_method_fastflow in methods/fastflow/fastflow.c) and methods/registry.c lists
+ * with one VG_METHOD(name) line. cfg may be NULL. */
 typedef vg_status (*vg_method_ctor)(const vg_json *cfg, vg_method **out);
-vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out);
-const char *const *vg_method_names(void);   /* NULL-terminated */
-void vg_method_free(vg_method *m);          /* NULL ok */
 /* The short CPU schedule `vigil train` uses on the synthetic default (no --data) when
  * none of --steps/--epochs/--batch is given, so a fresh clone finishes in minutes on 2
  * cores: steps of batch, and (when not NULL) a backbone unless --backbone is given.
- * Not a paper schedule. false = the method has none (its defaults apply). */
+ * Not a paper schedule. steps 0 = the method has none (its defaults apply). */
 typedef struct { int64_t steps; int batch; const char *backbone; } vg_method_quick;
+typedef struct vg_method_def {
+  const char *name;                 /* "fastflow": `vigil train fastflow`, config "method" */
+  const char *summary;              /* one line for the help lists */
+  vg_method_ctor create;            /* cfg: JSON overrides of the config table (NULL = defaults) */
+  const vg_cfg_field *config;       /* every config key, once (methods/config.h) */
+  vg_method_quick quick;
+  /* `vigil predict --from-anomalib` (NULL = the method has no anomalib import):
+   * anomalib_infer: the structural config keys read off the checkpoint's tensors
+   * (methods/anomalib_import.h: vg_anomalib_config runs it); anomalib_load: its weights into
+   * m; anomalib_backbone: the frozen backbone the checkpoint may lack (NULL = it holds the
+   * whole model: no --weights). */
+  vg_status (*anomalib_infer)(struct vg_anomalib_infer *f);
+  vg_status (*anomalib_load)(vg_method *m, const char *path);
+  vg_nn_module *(*anomalib_backbone)(vg_method *m);
+  /* `vigil bench` on a fresh (untrained) method: sets what training would (normalisation
+   * statistics) so the timed path is the trained one. NULL = nothing to set. */
+  void (*bench_prepare)(vg_method *m);
+} vg_method_def;
+vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out);
+const vg_method_def *vg_method_find(const char *name);     /* NULL when not registered */
+const vg_method_def *const *vg_method_defs(void);          /* NULL-terminated, registry order */
+const char *const *vg_method_names(void);   /* NULL-terminated */
+/* The registered names joined ("fastflow | cflow | ..."), in buf; anomalib_only: those with
+ * an anomalib import, last separator " or " when sep is ", ". */
+const char *vg_method_list(char *buf, size_t cap, const char *sep, bool anomalib_only);
+void vg_method_free(vg_method *m);          /* NULL ok */
 bool vg_method_quick_schedule(const char *name, vg_method_quick *out);
+/* `vigil train METHOD --help`: the method's config keys (false: no such method). */
+bool vg_method_print_config_help(FILE *out, const char *name);
 /* Moves the method to dev (VG_CPU / VG_CUDA) computing in dt (VG_F32, or VG_F16 on
  * CUDA for inference: train_step refuses it). Clear errors for a method without
  * device support, a CPU-only build, f16 on the CPU. */
@@ -138,10 +190,6 @@ bool vg_parse_device(const char *s, vg_device *dev);
 bool vg_parse_dtype(const char *s, vg_dtype *dt);
 /* The usual save(): vg_nn_checkpoint_save of net + opt with the method's config JSON. */
 vg_status vg_method_checkpoint_save(const vg_method *m, const vg_nn_module *net, vg_optim *opt, const char *path);
-/* A refused config value: VG_ERR_ARG "METHOD: bad value V for config key 'K': want W", W from
- * ranges ({key, what it accepts} pairs, ended by {NULL, NULL}); the methods' constructors use it
- * so `--set K=V`, a --config file and a run's config.json all name the accepted range. */
-vg_status vg_method_bad_value(const char *method, const char *key, const vg_json *v, const char *const (*ranges)[2]);
 
 /* Memory a config asks for, checked before the constructor allocates anything: 16 bytes per
  * trained parameter (value, gradient, two Adam moments), 4 per frozen one, 4 per activation

@@ -1,4 +1,4 @@
-/* registry.c — method name -> constructor (methods/method.h). A new method adds one row. */
+/* registry.c — method name -> descriptor (methods/method.h). A new method adds one VG_METHOD line. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,49 +6,76 @@
 #include <unistd.h>
 #include "nn/checkpoint.h"
 #include "methods/method.h"
-#include "methods/baseline/baseline.h"
-#include "methods/fastflow/fastflow.h"
-#include "methods/cflow/cflow.h"
-#include "methods/efficientad/efficientad.h"
 
-typedef struct {
-  const char *name;
-  vg_method_ctor ctor;
-  vg_method_quick quick;   /* the synthetic-default CPU schedule (steps 0 = none) */
-} vg_method_entry;
+/* The registered methods, one line each: VG_METHOD(NAME) names the descriptor
+ * `vg_method_NAME` its folder methods/NAME/ defines (methods/method.h). */
+#define VG_METHOD_LIST \
+  VG_METHOD(fastflow) \
+  VG_METHOD(cflow) \
+  VG_METHOD(efficientad) \
+  VG_METHOD(meanimage)
 
-/* Constructors are declared in each method's header; listed here by name. */
-static const vg_method_entry vg_methods[] = {
-  { "meanimage", vg_meanimage_new, {0, 0, NULL} },
-  { "fastflow", vg_fastflow_new, {12, 8, NULL} },
-  /* resnet18: building WRN50's soft permutations (SO(2048) rotations) alone takes minutes */
-  { "cflow", vg_cflow_new, {8, 16, "resnet18"} },
-  { "efficientad", vg_efficientad_new, {40, 1, NULL} },
-  { NULL, NULL, {0, 0, NULL} }
-};
+#define VG_METHOD(n) extern const vg_method_def vg_method_##n;
+VG_METHOD_LIST
+#undef VG_METHOD
+#define VG_METHOD(n) &vg_method_##n,
+static const vg_method_def *const vg_methods[] = { VG_METHOD_LIST NULL };
+#undef VG_METHOD
+#define VG_NMETHODS (sizeof vg_methods / sizeof vg_methods[0] - 1)
+
+const vg_method_def *const *vg_method_defs(void) { return vg_methods; }
+
+const vg_method_def *vg_method_find(const char *name) {
+  for (size_t i = 0; name && vg_methods[i]; i++)
+    if (!strcmp(vg_methods[i]->name, name)) return vg_methods[i];
+  return NULL;
+}
 
 const char *const *vg_method_names(void) {
-  static const char *names[sizeof vg_methods / sizeof vg_methods[0]];
+  static const char *names[VG_NMETHODS + 1];
   size_t i = 0;
-  for (; vg_methods[i].name; i++) names[i] = vg_methods[i].name;
+  for (; vg_methods[i]; i++) names[i] = vg_methods[i]->name;
   names[i] = NULL;
   return names;
 }
 
+const char *vg_method_list(char *buf, size_t cap, const char *sep, bool anomalib_only) {
+  size_t n = 0, total = 0, k = 0;
+  for (size_t i = 0; vg_methods[i]; i++) total += !anomalib_only || vg_methods[i]->anomalib_load;
+  if (cap) buf[0] = 0;
+  for (size_t i = 0; vg_methods[i] && cap; i++) {
+    if (anomalib_only && !vg_methods[i]->anomalib_load) continue;
+    const char *s = k == 0 ? "" : (k + 1 == total && !strcmp(sep, ", ")) ? " or " : sep;
+    int w = snprintf(buf + n, cap - n, "%s%s", s, vg_methods[i]->name);
+    if (w < 0 || (size_t)w >= cap - n) break;
+    n += (size_t)w;
+    k++;
+  }
+  return buf;
+}
+
 vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out) {
   *out = NULL;
-  for (size_t i = 0; vg_methods[i].name; i++)
-    if (!strcmp(vg_methods[i].name, name)) return vg_methods[i].ctor(cfg, out);
-  return vg_fail(VG_ERR_ARG, "unknown method '%s' (known: see vigil --help)", name ? name : "(null)");
+  const vg_method_def *d = vg_method_find(name);
+  if (d) return d->create(cfg, out);
+  char known[256];
+  return vg_fail(VG_ERR_ARG, "unknown method '%s' (known: %s)", name ? name : "(null)",
+                 vg_method_list(known, sizeof known, ", ", false));
 }
 
 bool vg_method_quick_schedule(const char *name, vg_method_quick *out) {
-  for (size_t i = 0; vg_methods[i].name; i++)
-    if (!strcmp(vg_methods[i].name, name) && vg_methods[i].quick.steps > 0) {
-      *out = vg_methods[i].quick;
-      return true;
-    }
-  return false;
+  const vg_method_def *d = vg_method_find(name);
+  if (!d || d->quick.steps <= 0) return false;
+  *out = d->quick;
+  return true;
+}
+
+bool vg_method_print_config_help(FILE *out, const char *name) {
+  const vg_method_def *d = vg_method_find(name);
+  if (!d) return false;
+  if (d->summary) fprintf(out, "%s: %s\n", d->name, d->summary);
+  vg_cfg_print_help(out, d->name, d->config);
+  return true;
 }
 
 void vg_method_free(vg_method *m) {
@@ -122,20 +149,6 @@ vg_status vg_method_move(vg_nn_module *net, vg_optim *opt, int nhost, vg_tensor 
   vg_status st = vg_nn_to(net, dev, dt);
   for (int i = 0; i < nhost && st == VG_OK; i++) st = vg_tensor_to_(host[i], VG_CPU, host[i]->dtype);
   if (st == VG_OK && opt && dt == VG_F32) st = vg_optim_to(opt, dev);
-  return st;
-}
-
-vg_status vg_method_bad_value(const char *method, const char *key, const vg_json *v, const char *const (*ranges)[2]) {
-  const char *want = NULL;
-  for (int i = 0; ranges && ranges[i][0] && !want; i++)
-    if (!strcmp(ranges[i][0], key)) want = ranges[i][1];
-  vg_json_writer w;
-  vg_jw_init(&w, 0);
-  vg_jw_value(&w, v);
-  char *text = vg_jw_finish(&w, NULL);
-  vg_status st = vg_fail(VG_ERR_ARG, "%s: bad value %.200s for config key '%s'%s%s", method, text ? text : "?", key,
-                         want ? ": want " : "", want ? want : "");
-  free(text);
   return st;
 }
 

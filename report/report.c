@@ -1,14 +1,13 @@
 /* report.c — per-category evaluation (maps at GT resolution), metrics JSON, text table,
  * curves and the HTML report. Policy and file layout: report.h. */
 #include "report/report.h"
+#include "base/file.h"
 #include "base/json.h"
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 typedef struct {
@@ -66,44 +65,18 @@ static char *xprintf(const char *fmt, ...) {
   return s;
 }
 
-/* mkdir -p of the folder part of path (everything before the last '/'). */
-static vg_status mkdirs_for(const char *path) {
-  char *p = xstrdup(path);
-  if (!p) return vg_fail(VG_ERR_NOMEM, "report: out of memory");
-  char *slash = strrchr(p, '/');
-  if (slash) {
-    *slash = 0;
-    for (char *q = p + 1; ; q++) {
-      char c = *q;
-      if (c == '/' || c == 0) {
-        *q = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-          vg_status st = vg_fail(VG_ERR_IO, "%s: cannot create folder (%s)", p, strerror(errno));
-          free(p);
-          return st;
-        }
-        *q = c;
-      }
-      if (!c) break;
-    }
-  }
-  free(p);
-  return VG_OK;
-}
-
 static vg_status write_text(const char *path, const char *text) {
-  vg_status st = mkdirs_for(path);
+  vg_status st = vg_mkdir_parents(path);
   if (st == VG_OK) st = vg_image_write_file(path, (const uint8_t *)text, strlen(text));
   return st;
 }
 
 /* "<defect>/<stem>" of a sample. */
 static char *sample_rel(const vg_sample *s) {
-  const char *base = strrchr(s->image, '/');
-  base = base ? base + 1 : s->image;
-  const char *dot = strrchr(base, '.');
-  int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-  return xprintf("%s/%.*s", s->defect, stem, base);
+  size_t n = strlen(s->defect) + strlen(s->image) + 2;
+  char *r = malloc(n);
+  if (r) vg_sample_rel(s, r, n);
+  return r;
 }
 
 static bool is_loco_type(const char *defect, const char *type) {
@@ -479,7 +452,7 @@ vg_status vg_report_category(const vg_report_input *in, const vg_report_opts *op
       r->overlay = xprintf("heatmaps/%s/%s.png", c->name, r->rel);
       if (!r->overlay) st = vg_fail(VG_ERR_NOMEM, "report: out of memory");
       snprintf(path, sizeof path, "%s/%s", o.dir, r->overlay ? r->overlay : "");
-      if (st == VG_OK) st = mkdirs_for(path);
+      if (st == VG_OK) st = vg_mkdir_parents(path);
       if (st == VG_OK) st = vg_png_save(path, &ov);
       vg_image_free(&ov);
     }

@@ -4,6 +4,7 @@
  * epochs, drop_last, masks, and a corrupt file in the middle of an epoch. */
 #include "tests/vgtest.h"
 #include "datasets/datasets.h"
+#include "base/file.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,26 +15,12 @@
 
 static char g_root[256];
 
-static void mkdirs(const char *path) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') { *p = 0; mkdir(buf, 0755); *p = '/'; }
-  mkdir(buf, 0755);
-}
-
-static void parent_dirs(const char *path) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  char *sl = strrchr(buf, '/');
-  if (sl) { *sl = 0; mkdirs(buf); }
-}
 
 /* A w x h image with c channels whose pixels encode (seed, x, y). */
 static void write_png(const char *rel, int w, int h, int c, int seed) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", g_root, rel);
-  parent_dirs(path);
+  vg_mkdir_parents(path);
   vg_image im = {w, h, c, 8, malloc((size_t)w * h * c)};
   uint8_t *p = im.data;
   for (int y = 0; y < h; y++)
@@ -47,7 +34,7 @@ static void write_png(const char *rel, int w, int h, int c, int seed) {
 static void write_mask(const char *rel, int w, int h, int v, int x0, int y0, int x1, int y1) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", g_root, rel);
-  parent_dirs(path);
+  vg_mkdir_parents(path);
   vg_image im = {w, h, 1, 8, calloc((size_t)w * h, 1)};
   uint8_t *p = im.data;
   for (int y = y0; y < y1; y++)
@@ -59,7 +46,7 @@ static void write_mask(const char *rel, int w, int h, int v, int x0, int y0, int
 static void write_text(const char *rel, const char *text) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", g_root, rel);
-  parent_dirs(path);
+  vg_mkdir_parents(path);
   FILE *f = fopen(path, "wb");
   if (!f) abort();
   fputs(text, f);
@@ -155,7 +142,7 @@ static void test_mvtec(void) {
   write_png("mvtec/widget/test/hole/000.png", 24, 20, 3, 400);     /* no ground_truth/hole */
   st = vg_ds_mvtec(P("mvtec"), "widget", &so, &ds);
   VG_CHECK(st == VG_ERR_IO && strstr(vg_last_error(), "ground_truth/hole"), "mvtec: missing GT folder named (%s)", vg_last_error());
-  mkdirs(P("mvtec/widget/ground_truth/hole"));
+  vg_test_mkdirs(P("mvtec/widget/ground_truth/hole"));
   st = vg_ds_mvtec(P("mvtec"), "widget", &so, &ds);
   VG_CHECK(st == VG_ERR_IO && strstr(vg_last_error(), "hole/000_mask.png"), "mvtec: missing mask named (%s)", vg_last_error());
   write_mask("mvtec/widget/ground_truth/hole/000_mask.png", 24, 20, 255, 1, 1, 2, 2);
@@ -275,13 +262,13 @@ static void test_btad_folder(void) {
   vg_image im = {8, 8, 3, 8, calloc(8 * 8 * 3, 1)};
   uint8_t *buf; size_t n;
   VG_CHECK(vg_bmp_encode(&im, &buf, &n) == VG_OK, "btad: bmp encode");
-  snprintf(path, sizeof path, "%s/btad/01/train/ok/0000.bmp", g_root); parent_dirs(path);
+  snprintf(path, sizeof path, "%s/btad/01/train/ok/0000.bmp", g_root); vg_mkdir_parents(path);
   vg_image_write_file(path, buf, n);
   snprintf(path, sizeof path, "%s/btad/01/train/ok/0001.bmp", g_root);
   vg_image_write_file(path, buf, n);
-  snprintf(path, sizeof path, "%s/btad/01/test/ok/0000.bmp", g_root); parent_dirs(path);
+  snprintf(path, sizeof path, "%s/btad/01/test/ok/0000.bmp", g_root); vg_mkdir_parents(path);
   vg_image_write_file(path, buf, n);
-  snprintf(path, sizeof path, "%s/btad/01/test/ko/0003.bmp", g_root); parent_dirs(path);
+  snprintf(path, sizeof path, "%s/btad/01/test/ko/0003.bmp", g_root); vg_mkdir_parents(path);
   vg_image_write_file(path, buf, n);
   free(buf); free(im.data);
   write_mask("btad/01/ground_truth/ko/0003.png", 8, 8, 255, 0, 0, 2, 2);
@@ -328,7 +315,7 @@ static void test_btad_folder(void) {
   VG_CHECK(ds.n == 3 && !strcmp(ds.samples[0].defect, "n01") && !strcmp(ds.samples[1].defect, "n01/deep") &&
            !strcmp(ds.samples[2].defect, "n02"), "image folder: class = relative folder, sorted");
   vg_dataset_free(&ds);
-  mkdirs(P("empty"));
+  vg_test_mkdirs(P("empty"));
   VG_CHECK(vg_ds_image_folder(P("empty"), &ds) == VG_ERR_IO && strstr(vg_last_error(), "no images"), "image folder: empty folder -> error");
 }
 
@@ -356,6 +343,140 @@ static int run_epoch(const vg_dataset *ds, int workers, int epoch, float *all, i
   }
   vg_loader_destroy(L);
   return rows;
+}
+
+/* A custom stream (vg_loader_opts.sampler + sample_fn, as EfficientAD's distillation uses):
+ * position pos of epoch e reads sample (7 pos + e) mod n; sample_fn writes the default
+ * transform (3 x 6 x 5) and then the tag (pos * 1000 + e) and a marker. */
+typedef struct {
+  int64_t n, calls, last_pos;
+  int last_epoch;
+  bool in_order, bad;          /* bad: return an out-of-range index at position 4 */
+} stream_ctx;
+
+enum { SF = 3 * 6 * 5 + 2 };
+
+static int64_t stream_sampler(void *u, int epoch, int64_t pos, uint64_t *tag) {
+  stream_ctx *c = u;
+  if (epoch == c->last_epoch && pos <= c->last_pos) c->in_order = false;
+  c->last_epoch = epoch;
+  c->last_pos = pos;
+  c->calls++;
+  *tag = (uint64_t)pos * 1000 + (uint64_t)epoch;
+  return c->bad && pos == 4 ? c->n + 3 : (7 * pos + epoch) % c->n;
+}
+
+static vg_status stream_fill(const vg_image *img, uint64_t tag, float *out, void *u) {
+  (void)u;
+  vg_status st = vg_default_transform(img, out, 3, 6, 5, NULL);
+  out[SF - 2] = (float)tag;
+  out[SF - 1] = 42.f;
+  return st;
+}
+
+/* Runs epoch `epoch` of npos positions; all rows into out (npos x SF), indices into idx.
+ * Returns the rows, -1 on an error. */
+static int64_t run_stream(const vg_dataset *ds, stream_ctx *c, int workers, int prefetch, bool drop_last, int epoch,
+                          int64_t npos, float *out, int64_t *idx, int *batches) {
+  *c = (stream_ctx){.n = ds->n, .last_pos = -1, .last_epoch = -1, .in_order = true, .bad = c->bad};
+  vg_loader_opts o = {.batch_size = 3, .workers = workers, .prefetch = prefetch, .channels = 3, .height = 6, .width = 5,
+                      .drop_last = drop_last, .sampler = stream_sampler, .sample_fn = stream_fill, .sample_floats = SF,
+                      .user = c};
+  vg_loader *L;
+  if (vg_loader_create(ds, &o, &L) != VG_OK || vg_loader_start_stream(L, epoch, npos) != VG_OK) return -1;
+  int64_t rows = 0;
+  int n = 0;
+  *batches = 0;
+  vg_status st;
+  while ((st = vg_loader_next_into(L, out + rows * SF, NULL, idx + rows, &n)) == VG_OK && n > 0) {
+    rows += n;
+    (*batches)++;
+  }
+  vg_loader_destroy(L);
+  return st == VG_OK ? rows : -1;
+}
+
+static void test_sample_rel(void) {
+  static const char *cases[][3] = {   /* image, defect, "<defect>/<stem>" */
+      {"/d/mvtec/w/test/good/000.png", "good", "good/000"},
+      {"/d/x.y.png", "broken", "broken/x.y"},
+      {"/d/.hidden", "good", "good/.hidden"},
+      {"noslash.png", "d", "d/noslash"},
+      {"/d/b.dir/file", "crack", "crack/file"},
+      {"/d/loco/test/logical_anomalies/007.png", "logical_anomalies", "logical_anomalies/007"},
+      {"/d/a.b/c.", "d", "d/c"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    vg_sample smp = {.image = (char *)cases[i][0], .defect = (char *)cases[i][1]};
+    char buf[128];
+    vg_sample_rel(&smp, buf, sizeof buf);
+    VG_CHECK(!strcmp(buf, cases[i][2]), "sample_rel(%s, %s) = %s (want %s)", cases[i][0], cases[i][1], buf, cases[i][2]);
+  }
+  vg_sample smp = {.image = (char *)"/d/good/000.png", .defect = (char *)"good"};
+  char small[6];
+  vg_sample_rel(&smp, small, sizeof small);
+  VG_CHECK(!strcmp(small, "good/"), "sample_rel: truncated to the buffer (%s)", small);
+}
+
+static void test_loader_stream(void) {
+  vg_dataset ds;
+  vg_split_opts te = {VG_SPLIT_TEST, 0, 0};
+  VG_CHECK(vg_ds_mvtec(P("mvtec"), "widget", &te, &ds) == VG_OK, "stream: dataset");
+  int64_t n = ds.n, npos = 2 * n + 1;   /* more positions than samples, a short last batch */
+  float *a = calloc((size_t)(npos * SF), sizeof(float)), *b = calloc((size_t)(npos * SF), sizeof(float));
+  float ref[SF];
+  int64_t *ia = calloc((size_t)npos, sizeof *ia), *ib = calloc((size_t)npos, sizeof *ib);
+  stream_ctx c = {0};
+  int ba, bb;
+  int64_t ra = run_stream(&ds, &c, 1, 1, false, 5, npos, a, ia, &ba);
+  VG_CHECK(ra == npos && ba == (int)((npos + 2) / 3), "stream: epoch of %lld positions -> %lld rows in %d batches (want %lld)",
+           (long long)npos, (long long)ra, ba, (long long)((npos + 2) / 3));
+  VG_CHECK(c.calls == npos && c.in_order && c.last_epoch == 5,
+           "stream: the sampler is asked once per position, in order, with the epoch (%lld calls)", (long long)c.calls);
+  int64_t rb = run_stream(&ds, &c, 3, 2, false, 5, npos, b, ib, &bb);
+  VG_CHECK(rb == npos && c.in_order && !memcmp(ia, ib, sizeof *ia * (size_t)npos) &&
+               !memcmp(a, b, sizeof(float) * (size_t)(npos * SF)),
+           "stream: 1 worker / prefetch 1 and 3 workers / prefetch 2 give identical rows");
+  bool idx_ok = true, rows_ok = true;
+  for (int64_t p = 0; p < npos && ra == npos; p++) {
+    if (ia[p] != (7 * p + 5) % n) idx_ok = false;
+    decode_ref(ds.samples[ia[p]].image, ref, 6, 5);
+    ref[SF - 2] = (float)(p * 1000 + 5);
+    ref[SF - 1] = 42.f;
+    if (memcmp(ref, a + p * SF, sizeof ref)) rows_ok = false;
+  }
+  VG_CHECK(idx_ok, "stream: indices[i] = the sampler's choice for position i");
+  VG_CHECK(rows_ok, "stream: row i = sample_fn(sample indices[i], the sampler's tag for i)");
+  int64_t rd = run_stream(&ds, &c, 2, 1, true, 0, 7, a, ia, &ba);
+  VG_CHECK(rd == 6 && ba == 2, "stream: drop_last drops the short batch (%lld rows, %d batches)", (long long)rd, ba);
+  c.bad = true;
+  vg_clear_error();
+  int64_t re = run_stream(&ds, &c, 2, 1, false, 0, 9, a, ia, &ba);
+  VG_CHECK(re < 0 && strstr(vg_last_error(), "sampler chose sample"), "stream: an out-of-range sampler choice is an error: %s",
+           vg_last_error());
+  /* refusals */
+  vg_loader *L = NULL;
+  vg_loader_opts o = {.batch_size = 2, .channels = 3, .height = 6, .width = 5, .sample_fn = stream_fill};
+  VG_CHECK(vg_loader_create(&ds, &o, &L) != VG_OK && !L, "stream: sample_fn without sample_floats refused: %s", vg_last_error());
+  o = (vg_loader_opts){.batch_size = 2, .channels = 3, .height = 6, .width = 5};
+  VG_CHECK(vg_loader_create(&ds, &o, &L) == VG_OK, "stream: plain loader");
+  VG_CHECK(L && vg_loader_start_stream(L, 0, 4) != VG_OK && strstr(vg_last_error(), "sampler"),
+           "stream: a stream without a sampler refused: %s", vg_last_error());
+  vg_loader_destroy(L);
+  /* vg_loader_next with a sample_fn: (rows, sample_floats) images */
+  c = (stream_ctx){.n = n, .last_pos = -1, .in_order = true};
+  o = (vg_loader_opts){.batch_size = 2, .channels = 3, .height = 6, .width = 5, .sampler = stream_sampler,
+                       .sample_fn = stream_fill, .sample_floats = SF, .user = &c};
+  vg_batch bt = {0};
+  VG_CHECK(vg_loader_create(&ds, &o, &L) == VG_OK && vg_loader_start_stream(L, 1, 3) == VG_OK &&
+               vg_loader_start_stream(L, 1, -1) != VG_OK && vg_loader_start_stream(L, 2, 3) == VG_OK &&
+               vg_loader_next(L, &bt) == VG_OK && bt.n == 2 && bt.images->ndim == 2 && bt.images->shape[1] == SF &&
+               vg_f32(bt.images)[SF + SF - 2] == 1002.f,
+           "stream: vg_loader_next gives (rows, sample_floats) images; a restarted stream starts at position 0");
+  vg_batch_free(&bt);
+  vg_loader_destroy(L);
+  free(a); free(b); free(ia); free(ib);
+  vg_dataset_free(&ds);
 }
 
 static void test_loader(void) {
@@ -487,7 +608,7 @@ static void test_folder_links(void) {
   write_png("links/a/img.png", 8, 8, 3, 1);
   link_to("..", "links/a/up");
   link_to(".", "links/a/self");
-  mkdirs(P("links/d"));
+  vg_test_mkdirs(P("links/d"));
   write_png("links/d/x.png", 8, 8, 3, 2);
   for (int i = 0; i < 40; i++) {
     char rel[64];
@@ -505,7 +626,7 @@ static void test_folder_links(void) {
   /* A diamond: b/x -> ../c, b/y -> ../c, and a link sorting before the real folder
    * (0first -> c): c's image is listed once, under its real path. */
   write_png("diamond/c/img2.png", 8, 8, 3, 3);
-  mkdirs(P("diamond/b"));
+  vg_test_mkdirs(P("diamond/b"));
   link_to("../c", "diamond/b/x");
   link_to("../c", "diamond/b/y");
   link_to("c", "diamond/0first");
@@ -519,7 +640,7 @@ static void test_folder_links(void) {
   if (st == VG_OK) vg_dataset_free(&ds);
   /* A link to a folder not otherwise reachable is followed once. */
   write_png("elsewhere/e.png", 8, 8, 3, 4);
-  mkdirs(P("linked"));
+  vg_test_mkdirs(P("linked"));
   link_to("../elsewhere", "linked/e1");
   link_to("../elsewhere", "linked/e2");
   g_warned = 0;
@@ -546,7 +667,7 @@ static void test_strict_images(void) {
   static uint8_t buf[1 << 16];
   size_t n = fread(buf, 1, sizeof buf, f);
   fclose(f);
-  mkdirs(P("trunc/good"));
+  vg_test_mkdirs(P("trunc/good"));
   write_png("trunc/good/a.png", 16, 16, 3, 7);
   FILE *g = fopen(P("trunc/good/b_cut.jpg"), "wb");
   if (!g || fwrite(buf, 1, n / 2, g) != n / 2) abort();
@@ -584,7 +705,7 @@ static void test_strict_images(void) {
 /* ---- files that are not regular files: a clear error, never a hang ---- */
 static void test_special_files(void) {
   alarm(20);  /* a hang on the FIFO fails the test (SIGALRM) instead of blocking forever */
-  mkdirs(P("special/dir.png"));
+  vg_test_mkdirs(P("special/dir.png"));
   char fifo[1024];
   snprintf(fifo, sizeof fifo, "%s", P("special/pipe.png"));
   if (mkfifo(fifo, 0644) != 0) { printf("SKIP fifo: mkfifo failed (%s)\n", strerror(errno)); fifo[0] = 0; }
@@ -622,6 +743,8 @@ int main(void) {
   test_loco();
   test_visa();
   test_btad_folder();
+  test_sample_rel();
+  test_loader_stream();
   test_loader();
   test_folder_links();
   test_strict_images();

@@ -250,6 +250,19 @@ static void end_to_end(void) {
   VG_CHECK(same && nt == 8 && !memcmp(loss_a, loss_b, sizeof loss_a),
            "2 + resume + 2 iterations == 4 straight: %d teacher tensors and 4 losses bit-identical", nt);
 
+  /* the decoding threads change nothing: 1 and 4 workers (the batch producer is a
+   * vg_loader whose sampler walks the streams) give A's teacher and losses */
+  for (int w = 1; w <= 4; w += 3) {
+    double loss_w[4] = {0};
+    base_opts(&o, &ds, outb);
+    o.loss_log = loss_w;
+    o.workers = w;
+    st = vg_effad_distill(&o);
+    same = st == VG_OK && same_teacher(outa, outb, &nt);
+    VG_CHECK(same && nt == 8 && !memcmp(loss_a, loss_w, sizeof loss_a), "%d decoding worker%s: teacher and losses bit-identical%s%s",
+             w, w > 1 ? "s" : "", st == VG_OK ? "" : ": ", st == VG_OK ? "" : vg_last_error());
+  }
+
   /* resuming with another batch size is refused */
   base_opts(&o, &ds, outb);
   o.resume = true;

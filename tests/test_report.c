@@ -7,6 +7,7 @@
 #include "tests/vgtest.h"
 #include "datasets/datasets.h"
 #include "report/report.h"
+#include "base/file.h"
 #include "base/json.h"
 #include "nn/safetensors.h"
 #include <errno.h>
@@ -18,19 +19,8 @@ enum { W = 32, H = 24, NI = 5 };
 static char g_tmp[256] = "/tmp/vigil_test_report_XXXXXX";
 static char g_vigil[1100];
 
-static void mkdirs(const char *path) {
-  char b[1024];
-  snprintf(b, sizeof b, "%s", path);
-  for (char *q = b + 1; *q; q++)
-    if (*q == '/') { *q = 0; mkdir(b, 0755); *q = '/'; }
-  mkdir(b, 0755);
-}
-
 static void save_png(const char *path, int c, int depth, const void *data) {
-  char dir[1024];
-  snprintf(dir, sizeof dir, "%s", path);
-  *strrchr(dir, '/') = 0;
-  mkdirs(dir);
+  vg_mkdir_parents(path);
   vg_image im = {W, H, c, depth, (void *)data};
   if (vg_png_save(path, &im) != VG_OK) { fprintf(stderr, "%s\n", vg_last_error()); exit(1); }
 }
@@ -184,8 +174,7 @@ static void test_mvtec(void) {
   make_maps(maps, masks);
   for (int i = 0; i < NI; i++) {
     snprintf(p, sizeof p, "%s/widget/test/%s", mapsd, k_rel[i]);
-    *strrchr(p, '/') = 0;
-    mkdirs(p);
+    vg_mkdir_parents(p);
     snprintf(p, sizeof p, "%s/widget/test/%s.tiff", mapsd, k_rel[i]);
     VG_CHECK(vg_tiff_write_f32(p, maps + i * W * H, W, H) == VG_OK, "write map %s", k_rel[i]);
   }

@@ -42,7 +42,7 @@ char *vg_test_run(const char *cmd, int *rc);
 bool vg_test_find_vigil(const char *argv0, char *out, size_t cap);
 /* Removes a test's temp folder (rm -rf), or keeps it and says so when VIGIL_TEST_KEEP=1. */
 void vg_test_tmp_done(const char *dir);
-/* mkdir -p (errors ignored: the checks that follow fail instead). */
+/* vg_mkdir_p (base/file.h) with errors ignored: the checks that follow fail instead. */
 void vg_test_mkdirs(const char *path);
 
 #define VG_CHECK(cond, ...) vg_test_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)

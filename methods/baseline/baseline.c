@@ -79,18 +79,16 @@ static vg_status mi_predict(vg_method *mm, const vg_tensor *images, float *maps,
   return VG_OK;
 }
 
-static char *mi_config_json(const vg_method *mm) {
-  const meanimage *m = (const meanimage *)mm;
-  vg_json_writer w;
-  vg_jw_init(&w, 2);
-  vg_jw_begin_object(&w);
-  vg_jw_key(&w, "method"); vg_jw_string(&w, "meanimage");
-  vg_jw_key(&w, "input_size"); vg_jw_int64(&w, m->size);
-  vg_jw_key(&w, "sd_floor"); vg_jw_double(&w, m->sd_floor);
-  vg_jw_key(&w, "workers"); vg_jw_int64(&w, m->workers);
-  vg_jw_end_object(&w);
-  return vg_jw_finish(&w, NULL);
-}
+static const vg_cfg_field MI_CONFIG[] = {
+  {"input_size", VG_CFG_INT, VG_CFG_AT(meanimage, size), .idef = 256, .ilo = 8, .ihi = 4096,
+   .help = "side of the square input image the statistics are taken at"},
+  {"sd_floor", VG_CFG_NUM, VG_CFG_AT(meanimage, sd_floor), .def = 0.05, .lo = 0, .flags = VG_CFG_LO_OPEN | VG_CFG_NO_HI,
+   .help = "added to each pixel's standard deviation before dividing"},
+  {"workers", VG_CFG_INT, VG_CFG_AT(meanimage, workers), .idef = 2, .ilo = 1, .ihi = 256,
+   .help = "loader threads of the statistics pass"},
+  {NULL}};
+
+static char *mi_config_json(const vg_method *mm) { return vg_cfg_json("meanimage", MI_CONFIG, mm); }
 
 static vg_status mi_save(const vg_method *mm, const char *path) {
   const meanimage *m = (const meanimage *)mm;
@@ -147,30 +145,14 @@ static const vg_method_ops mi_ops = {
   .config_json = mi_config_json, .free = mi_free,
 };
 
-static const char *const MI_RANGES[][2] = {
-  {"method", "\"meanimage\""}, {"input_size", "an integer in [8, 4096]"}, {"workers", "an integer in [1, 256]"},
-  {"sd_floor", "a number > 0"}, {NULL, NULL}};
-
 vg_status vg_meanimage_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
-  int64_t size = 256, workers = 2;
-  double sd_floor = 0.05;
-  for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
-    const char *k = vg_json_key_at(cfg, i);
-    const vg_json *v = vg_json_at(cfg, i);
-    bool ok;
-    if (!strcmp(k, "method")) ok = vg_json_as_string(v) && !strcmp(vg_json_as_string(v), "meanimage");
-    else if (!strcmp(k, "input_size")) ok = vg_json_as_int64(v, &size) && size >= 8 && size <= 4096;
-    else if (!strcmp(k, "workers")) ok = vg_json_as_int64(v, &workers) && workers >= 1 && workers <= 256;
-    else if (!strcmp(k, "sd_floor")) ok = vg_json_as_double(v, &sd_floor) && sd_floor > 0;
-    else return vg_fail(VG_ERR_ARG, "meanimage: unknown config key '%s' (known: input_size, sd_floor, workers)", k);
-    if (!ok) return vg_method_bad_value("meanimage", k, v, MI_RANGES);
-  }
   meanimage *m = calloc(1, sizeof *m);
   if (!m) return vg_fail(VG_ERR_NOMEM, "meanimage: out of memory");
-  m->size = (int)size;
-  m->workers = (int)workers;
-  m->sd_floor = sd_floor;
+  vg_cfg_defaults(MI_CONFIG, m);
+  vg_status st = vg_cfg_parse("meanimage", MI_CONFIG, cfg, m);
+  if (st != VG_OK) { free(m); return st; }
+  int64_t size = m->size;
   m->mu = calloc((size_t)(3 * size * size), sizeof(float));
   m->sd = calloc((size_t)(3 * size * size), sizeof(float));
   if (!m->mu || !m->sd) { mi_free(&m->base); return vg_fail(VG_ERR_NOMEM, "meanimage: out of memory"); }
@@ -183,3 +165,8 @@ vg_status vg_meanimage_new(const vg_json *cfg, vg_method **out) {
   *out = &m->base;
   return VG_OK;
 }
+
+const vg_method_def vg_method_meanimage = {
+  .name = "meanimage", .summary = "per-pixel mean/std distance to the training images (the pipeline check and floor)",
+  .create = vg_meanimage_new, .config = MI_CONFIG,
+};

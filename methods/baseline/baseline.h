@@ -11,7 +11,7 @@
  *   m->ops->predict(m, images, maps, scores);
  *   vg_method_free(m);
  *
- * Config keys: input_size (256), sd_floor (0.05), workers (2). */
+ * Config keys: the table MI_CONFIG in baseline.c (`vigil train meanimage --help`). */
 #ifndef VG_METHODS_BASELINE_H
 #define VG_METHODS_BASELINE_H
 #include "methods/method.h"

@@ -6,6 +6,7 @@
 #include "nn/backbones/backbones.h"
 #include "nn/checkpoint.h"
 #include "nn/pth.h"
+#include "methods/anomalib_import.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,39 +329,55 @@ static vg_status cf_finalize(vg_method *mm, float *maps, int64_t n, int h, int w
   return st;
 }
 
-static char *cf_config_json(const vg_method *mm) {
-  const cflow *m = (const cflow *)mm;
-  vg_json_writer w;
-  vg_jw_init(&w, 2);
-  vg_jw_begin_object(&w);
-  vg_jw_key(&w, "method"); vg_jw_string(&w, "cflow");
-  vg_jw_key(&w, "backbone"); vg_jw_string(&w, m->backbone);
-  vg_jw_key(&w, "weights"); vg_jw_string(&w, m->weights);
-  vg_jw_key(&w, "input_size"); vg_jw_int64(&w, m->size);
-  vg_jw_key(&w, "paper_setup"); vg_jw_bool(&w, m->paper_setup);
-  vg_jw_key(&w, "category"); vg_jw_string(&w, m->category);
-  vg_jw_key(&w, "layers");
-  vg_jw_begin_array(&w);
-  for (int k = 0; k < 5; k++) if ((m->layers_mask >> k) & 1u) vg_jw_string(&w, LAYER_NAMES[k]);
-  vg_jw_end_array(&w);
-  vg_jw_key(&w, "condition_vector"); vg_jw_int64(&w, m->cond);
-  vg_jw_key(&w, "coupling_blocks"); vg_jw_int64(&w, m->blocks);
-  vg_jw_key(&w, "clamp_alpha"); vg_jw_double(&w, m->clamp);
-  vg_jw_key(&w, "permute_soft"); vg_jw_bool(&w, m->permute_soft);
-  vg_jw_key(&w, "fiber_batch"); vg_jw_int64(&w, m->fiber);
-  vg_jw_key(&w, "lr"); vg_jw_double(&w, m->lr);
-  vg_jw_key(&w, "meta_epochs"); vg_jw_int64(&w, m->meta_epochs);
-  vg_jw_key(&w, "sub_epochs"); vg_jw_int64(&w, m->sub_epochs);
-  vg_jw_key(&w, "warm_epochs"); vg_jw_int64(&w, m->warm_epochs);
-  vg_jw_key(&w, "cosine"); vg_jw_bool(&w, m->cosine);
-  vg_jw_key(&w, "iters_per_epoch"); vg_jw_int64(&w, m->iters);
-  vg_jw_key(&w, "batch_size"); vg_jw_int64(&w, m->batch);
-  vg_jw_key(&w, "map_norm"); vg_jw_string(&w, m->official_norm ? "official" : "anomalib");
-  vg_jw_key(&w, "resize"); vg_jw_string(&w, m->float_resize ? "float" : "pil");
-  vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)m->seed);
-  vg_jw_end_object(&w);
-  return vg_jw_finish(&w, NULL);
-}
+static const char *const RESIZE[] = {"pil", "float", NULL}, *const MAP_NORM[] = {"anomalib", "official", NULL};
+/* the taps layers may name: bit 1..4 of the mask, as VG_RESNET_LAYER1..4 (LAYER_NAMES[1..4]) */
+static const char *const TAPS[] = {"layer1", "layer2", "layer3", "layer4", NULL};
+
+static const vg_cfg_field CF_CONFIG[] = {
+  {"backbone", VG_CFG_STR, VG_CFG_AT(cflow, backbone), .sdef = "wide_resnet50_2", .flags = VG_CFG_IDENT,
+   .want = "a backbone name (< 32 bytes)", .help = "resnet18 | wide_resnet50_2 (frozen encoder)"},
+  {"weights", VG_CFG_STR, VG_CFG_AT(cflow, weights), .want = "a file path (< 1024 bytes)",
+   .help = "torchvision backbone weights (.pth / .safetensors); \"\" = random backbone"},
+  {"input_size", VG_CFG_INT, VG_CFG_AT(cflow, size), .idef = 256, .ilo = 32, .ihi = 4096, .imul = 32,
+   .help = "side of the square input image (paper_setup: the official size of the category)"},
+  {"paper_setup", VG_CFG_BOOL, VG_CFG_AT(cflow, paper_setup), .idef = false,
+   .help = "the official MVTec run of the category: its input size, every other key at its default"},
+  {"category", VG_CFG_STR, VG_CFG_AT(cflow, category), .want = "a name (< 128 bytes)",
+   .help = "the MVTec category (paper_setup)"},
+  {"layers", VG_CFG_SET, VG_CFG_AT(cflow, layers_mask), .idef = VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4,
+   .ilo = 1, .ihi = VG_CFLOW_MAX_LAYERS, .choices = TAPS, .shift = 1,
+   .want = "a list of 1 to 4 of \"layer1\" .. \"layer4\"", .help = "encoder taps, one decoder each"},
+  {"condition_vector", VG_CFG_INT, VG_CFG_AT(cflow, cond), .idef = 128, .ilo = 4, .ihi = 4096, .imul = 4,
+   .help = "positional-encoding channels conditioning the decoders"},
+  {"coupling_blocks", VG_CFG_INT, VG_CFG_AT(cflow, blocks), .idef = 8, .ilo = 1, .ihi = 64,
+   .help = "AllInOne blocks per decoder"},
+  {"clamp_alpha", VG_CFG_NUM, VG_CFG_AT(cflow, clamp), .def = 1.9, .lo = 0, .flags = VG_CFG_LO_OPEN | VG_CFG_NO_HI,
+   .help = "affine clamping of the coupling blocks"},
+  {"permute_soft", VG_CFG_BOOL, VG_CFG_AT(cflow, permute_soft), .idef = true,
+   .help = "random rotations (true) or permutations (false) between blocks"},
+  {"fiber_batch", VG_CFG_INT, VG_CFG_AT(cflow, fiber), .idef = 256, .ilo = 1, .ihi = 1 << 20,
+   .help = "feature vectors per decoder step"},
+  {"lr", VG_CFG_NUM, VG_CFG_AT(cflow, lr), .def = 2e-4, .lo = 0, .flags = VG_CFG_LO_OPEN | VG_CFG_NO_HI,
+   .help = "Adam learning rate"},
+  {"meta_epochs", VG_CFG_INT, VG_CFG_AT(cflow, meta_epochs), .idef = 25, .ilo = 1, .ihi = 1000000,
+   .help = "learning-rate schedule epochs"},
+  {"sub_epochs", VG_CFG_INT, VG_CFG_AT(cflow, sub_epochs), .idef = 8, .ilo = 1, .ihi = 1000000,
+   .help = "passes per meta epoch"},
+  {"warm_epochs", VG_CFG_INT, VG_CFG_AT(cflow, warm_epochs), .idef = 2, .ilo = 0, .ihi = 1000000,
+   .help = "warm-up meta epochs"},
+  {"cosine", VG_CFG_BOOL, VG_CFG_AT(cflow, cosine), .idef = true, .help = "cosine learning-rate decay"},
+  {"iters_per_epoch", VG_CFG_INT, VG_CFG_AT(cflow, iters), .idef = 8, .ilo = 1, .ihi = 1000000000,
+   .help = "training steps per sub epoch (steps = meta x sub x iters)"},
+  {"batch_size", VG_CFG_INT, VG_CFG_AT(cflow, batch), .idef = 32, .ilo = 1, .ihi = 4096, .help = "training batch"},
+  {"map_norm", VG_CFG_ENUM, VG_CFG_AT(cflow, official_norm), .idef = 1, .choices = MAP_NORM,
+   .want = "\"official\" or \"anomalib\"",
+   .help = "official: normalise by the maximum likelihood over the test set; anomalib: per batch"},
+  {"resize", VG_CFG_ENUM, VG_CFG_AT(cflow, float_resize), .idef = 0, .choices = RESIZE,
+   .help = "pil: Pillow's 8-bit resize (the official repos); float: anomalib 2.x's float antialiased bilinear"},
+  {"seed", VG_CFG_INT, VG_CFG_AT(cflow, seed), .idef = 0, .ilo = 0, .ihi = INT64_MAX, .help = "initialisation seed"},
+  {NULL}};
+
+static char *cf_config_json(const vg_method *mm) { return vg_cfg_json("cflow", CF_CONFIG, mm); }
 
 static vg_status cf_save(const vg_method *mm, const char *path) {
   const cflow *m = (const cflow *)mm;
@@ -409,88 +426,39 @@ vg_status vg_cflow_load_anomalib(vg_method *mm, const char *path) {
   return vg_nn_load_state_pth_prefixed(((cflow *)mm)->net, path, strip, "encoder.", "cflow");
 }
 
-static const char *const CF_RANGES[][2] = {
-  {"method", "\"cflow\""}, {"paper_setup", "true or false"}, {"category", "a name (< 128 bytes)"},
-  {"backbone", "a backbone name (< 32 bytes)"}, {"weights", "a file path (< 1024 bytes)"},
-  {"input_size", "an integer in [32, 4096], a multiple of 32"},
-  {"layers", "a list of 1 to 4 of \"layer1\" .. \"layer4\""},
-  {"condition_vector", "an integer in [4, 4096], a multiple of 4"}, {"coupling_blocks", "an integer in [1, 64]"},
-  {"clamp_alpha", "a number > 0"}, {"permute_soft", "true or false"}, {"fiber_batch", "an integer in [1, 1048576]"},
-  {"lr", "a number > 0"}, {"meta_epochs", "an integer in [1, 1000000]"}, {"sub_epochs", "an integer in [1, 1000000]"},
-  {"warm_epochs", "an integer in [0, 1000000]"}, {"cosine", "true or false"},
-  {"iters_per_epoch", "an integer in [1, 1000000000]"}, {"batch_size", "an integer in [1, 4096]"},
-  {"seed", "an integer in [0, 9223372036854775807]"}, {"map_norm", "\"official\" or \"anomalib\""},
-  {"resize", "\"pil\" or \"float\""}, {NULL, NULL}};
+static vg_status cf_drop(cflow *m, vg_status st) {
+  free(m);
+  return st;
+}
 
 vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
-  int64_t size = 256, cond = 128, blocks = 8, fiber = 256, meta = 25, sub = 8, warm = 2, iters = 8, batch = 32, seed = 0;
-  double clamp = 1.9, lr = 2e-4;
-  bool soft = true, cosine = true, official = true, paper = false, size_given = false, fl = false;
-  unsigned mask = VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4;
-  const char *bb = "wide_resnet50_2", *weights = "", *category = "";
-  for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
-    const char *k = vg_json_key_at(cfg, i), *s;
-    const vg_json *v = vg_json_at(cfg, i);
-    bool ok = true;
-    if (!strcmp(k, "method")) ok = vg_json_as_string(v) && !strcmp(vg_json_as_string(v), "cflow");
-    else if (!strcmp(k, "paper_setup")) ok = vg_json_as_bool(v, &paper);
-    else if (!strcmp(k, "category")) ok = (category = vg_json_as_string(v)) != NULL && strlen(category) < 128;
-    else if (!strcmp(k, "backbone")) ok = (bb = vg_json_as_string(v)) != NULL && strlen(bb) < 32;
-    else if (!strcmp(k, "weights")) ok = (weights = vg_json_as_string(v)) != NULL && strlen(weights) < 1024;
-    else if (!strcmp(k, "input_size")) ok = (size_given = vg_json_as_int64(v, &size)) && size >= 32 && size <= 4096 && size % 32 == 0;
-    else if (!strcmp(k, "layers")) {
-      mask = 0;
-      ok = vg_json_len(v) >= 1 && vg_json_len(v) <= VG_CFLOW_MAX_LAYERS;
-      for (int64_t a = 0; ok && a < vg_json_len(v); a++) {
-        s = vg_json_as_string(vg_json_at(v, a));
-        int hit = -1;
-        for (int q = 1; s && q < 5; q++) if (!strcmp(s, LAYER_NAMES[q])) hit = q;
-        ok = hit > 0;
-        if (ok) mask |= 1u << hit;
-      }
-    }
-    else if (!strcmp(k, "condition_vector")) ok = vg_json_as_int64(v, &cond) && cond >= 4 && cond <= 4096 && cond % 4 == 0;
-    else if (!strcmp(k, "coupling_blocks")) ok = vg_json_as_int64(v, &blocks) && blocks >= 1 && blocks <= 64;
-    else if (!strcmp(k, "clamp_alpha")) ok = vg_json_as_double(v, &clamp) && clamp > 0;
-    else if (!strcmp(k, "permute_soft")) ok = vg_json_as_bool(v, &soft);
-    else if (!strcmp(k, "fiber_batch")) ok = vg_json_as_int64(v, &fiber) && fiber >= 1 && fiber <= (1 << 20);
-    else if (!strcmp(k, "lr")) ok = vg_json_as_double(v, &lr) && lr > 0;
-    else if (!strcmp(k, "meta_epochs")) ok = vg_json_as_int64(v, &meta) && meta >= 1 && meta <= 1000000;
-    else if (!strcmp(k, "sub_epochs")) ok = vg_json_as_int64(v, &sub) && sub >= 1 && sub <= 1000000;
-    else if (!strcmp(k, "warm_epochs")) ok = vg_json_as_int64(v, &warm) && warm >= 0 && warm <= 1000000;
-    else if (!strcmp(k, "cosine")) ok = vg_json_as_bool(v, &cosine);
-    else if (!strcmp(k, "iters_per_epoch")) ok = vg_json_as_int64(v, &iters) && iters >= 1 && iters <= 1000000000;
-    else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1 && batch <= 4096;
-    else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
-    else if (!strcmp(k, "map_norm")) {
-      s = vg_json_as_string(v);
-      ok = s && (!strcmp(s, "official") || !strcmp(s, "anomalib"));
-      official = ok && !strcmp(s, "official");
-    } else if (!strcmp(k, "resize")) {
-      s = vg_json_as_string(v);
-      ok = s && (!strcmp(s, "pil") || !strcmp(s, "float"));
-      fl = ok && !strcmp(s, "float");
-    } else
-      return vg_fail(VG_ERR_ARG, "cflow: unknown config key '%s' (known: paper_setup, category, backbone, weights, input_size, layers, "
-                     "condition_vector, coupling_blocks, clamp_alpha, permute_soft, fiber_batch, lr, meta_epochs, "
-                     "sub_epochs, warm_epochs, cosine, iters_per_epoch, batch_size, map_norm, resize, seed)", k);
-    if (!ok) return vg_method_bad_value("cflow", k, v, CF_RANGES);
-  }
+  cflow *m = calloc(1, sizeof *m);
+  if (!m) return vg_fail(VG_ERR_NOMEM, "cflow: out of memory");
+  vg_cfg_defaults(CF_CONFIG, m);
+  vg_status pst = vg_cfg_parse("cflow", CF_CONFIG, cfg, m);
+  if (pst != VG_OK) return cf_drop(m, pst);
+  int64_t size = m->size, cond = m->cond, blocks = m->blocks, fiber = m->fiber, meta = m->meta_epochs,
+          sub = m->sub_epochs, warm = m->warm_epochs, iters = m->iters, batch = m->batch;
+  double clamp = m->clamp, lr = m->lr;
+  bool soft = m->permute_soft, cosine = m->cosine, official = m->official_norm, paper = m->paper_setup;
+  bool size_given = vg_json_get(cfg, "input_size") != NULL, fl = m->float_resize;
+  unsigned mask = m->layers_mask;
+  const char *bb = m->backbone, *category = m->category;
   if ((double)meta * (double)sub * (double)iters > 1e9)   /* the default schedule: steps = their product */
-    return vg_fail(VG_ERR_ARG, "cflow: meta_epochs x sub_epochs x iters_per_epoch = %lld x %lld x %lld is more than "
-                   "1000000000 steps", (long long)meta, (long long)sub, (long long)iters);
+    return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: meta_epochs x sub_epochs x iters_per_epoch = %lld x %lld x %lld is more "
+                   "than 1000000000 steps", (long long)meta, (long long)sub, (long long)iters));
   if (strcmp(bb, "resnet18") && strcmp(bb, "wide_resnet50_2"))
-    return vg_fail(VG_ERR_ARG, "cflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb);
+    return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb));
   if (paper) {
     /* the official MVTec setup: per-class input size; everything else must stay official */
     int ps = vg_cflow_paper_input_size(category);
     if (!ps)
-      return vg_fail(VG_ERR_ARG, "cflow: paper_setup needs an MVTec category (config key 'category', "
-                     "`vigil train --category`), got '%s'", category);
+      return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: paper_setup needs an MVTec category (config key 'category', "
+                     "`vigil train --category`), got '%s'", category));
     if (size_given && size != ps)
-      return vg_fail(VG_ERR_ARG, "cflow: paper_setup: input_size %lld contradicts the official %d for '%s'",
-                     (long long)size, ps, category);
+      return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: paper_setup: input_size %lld contradicts the official %d for '%s'",
+                                (long long)size, ps, category));
     size = ps;
     const char *bad = strcmp(bb, "wide_resnet50_2") ? "backbone (wide_resnet50_2)"
                       : mask != (VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4) ? "layers (layer2..4)"
@@ -499,7 +467,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
                       : fiber != 256 ? "fiber_batch (256)" : lr != 2e-4 ? "lr (2e-4)"
                       : meta != 25 ? "meta_epochs (25)" : sub != 8 ? "sub_epochs (8)" : warm != 2 ? "warm_epochs (2)"
                       : !cosine ? "cosine (true)" : batch != 32 ? "batch_size (32)" : !official ? "map_norm (official)" : NULL;
-    if (bad) return vg_fail(VG_ERR_ARG, "cflow: paper_setup fixes %s; drop the override or paper_setup", bad);
+    if (bad) return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: paper_setup fixes %s; drop the override or paper_setup", bad));
   }
   {  /* memory before any allocation: per layer, coupling_blocks MLPs of (C/2 + cond) -> 2x -> C */
     static const int ch18[4] = {64, 128, 256, 512}, ch50[4] = {256, 512, 1024, 2048};
@@ -518,19 +486,9 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
              "(backbone %s)", (long long)size, (long long)cond, (long long)blocks, (long long)fiber, bb);
     vg_status cs = vg_method_check_memory("cflow", keys, tr, strcmp(bb, "resnet18") ? 6.9e7 : 1.2e7,
                                           vg_method_resnet_act((double)size, ch, last) + fib);
-    if (cs != VG_OK) return cs;
+    if (cs != VG_OK) return cf_drop(m, cs);
   }
-  cflow *m = calloc(1, sizeof *m);
-  if (!m) return vg_fail(VG_ERR_NOMEM, "cflow: out of memory");
-  snprintf(m->backbone, sizeof m->backbone, "%s", bb);
-  snprintf(m->weights, sizeof m->weights, "%s", weights);
-  snprintf(m->category, sizeof m->category, "%s", category);
-  m->paper_setup = paper;
-  m->layers_mask = mask; m->size = (int)size; m->cond = (int)cond; m->blocks = (int)blocks; m->fiber = (int)fiber;
-  m->meta_epochs = (int)meta; m->sub_epochs = (int)sub; m->warm_epochs = (int)warm; m->iters = (int)iters;
-  m->batch = (int)batch; m->permute_soft = soft; m->cosine = cosine; m->official_norm = official;
-  m->float_resize = fl;
-  m->clamp = clamp; m->lr = lr; m->seed = (uint64_t)seed;
+  m->size = (int)size;   /* paper_setup: the official size */
   m->base.ops = &cf_ops;
   vg_status st = VG_OK;
   m->net = vg_nn_module_new("CflowModel", NULL, NULL, NULL);
@@ -585,3 +543,87 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   *out = &m->base;
   return VG_OK;
 }
+
+/* ---------------------------------------------------------------- anomalib import
+ * The structural config keys of an anomalib checkpoint, read off its tensors
+ * (methods/anomalib_import.h; `vigil predict --from-anomalib`). */
+
+/* the ResNet tap (1..4) with c channels, 0 if none */
+static int tap_of(bool wide, int64_t c) {
+  for (int l = 1; l <= 4; l++)
+    if (c == (wide ? 128LL << l : 32LL << l)) return l;
+  return 0;
+}
+
+static vg_status cf_anomalib_infer(vg_anomalib_infer *f) {
+  const vg_pth_dict *d = f->d;
+  int64_t C[8];
+  int L = 0;
+  while (L < 8 && vg_anomalib_tensor(d, "decoders.%d.module_list.0.subnet.0.weight", L)) {
+    const vg_tensor *p = vg_anomalib_tensor(d, "decoders.%d.module_list.0.w_perm", L);
+    const vg_tensor *g = vg_anomalib_tensor(d, "decoders.%d.module_list.0.global_scale", L);
+    C[L] = p ? vg_anomalib_dim(p, 0) : vg_anomalib_dim(g, 1);
+    if (C[L] < 2) return vg_fail(VG_ERR_FORMAT, "cflow: decoders.%d: no w_perm or global_scale to size it", L);
+    L++;
+  }
+  if (!L) return vg_fail(VG_ERR_FORMAT, "cflow: decoders.0.module_list.0.subnet.0.weight missing: not an anomalib CFLOW checkpoint");
+  char v[256], why[256];
+  vg_status st;
+  /* backbone: the encoder's own weights say it; else the decoders' channels */
+  int wide = -1;
+  if (vg_anomalib_tensor(d, "encoder.feature_extractor.layer1.0.conv3.weight")) wide = 1;
+  else if (vg_anomalib_tensor(d, "encoder.feature_extractor.layer1.0.conv1.weight")) wide = 0;
+  for (int l = 0; l < L && wide < 0; l++) {
+    if (C[l] == 64 || C[l] == 128) wide = 0;
+    if (C[l] == 1024 || C[l] == 2048) wide = 1;
+  }
+  if (wide < 0) {   /* 256 / 512 only: either backbone; the user's, else CFLOW's default */
+    const char *ub = f->user ? vg_json_as_string(vg_json_get(f->user, "backbone")) : NULL;
+    wide = !(ub && !strcmp(ub, "resnet18"));
+  } else {
+    snprintf(v, sizeof v, "\"%s\"", wide ? "wide_resnet50_2" : "resnet18");
+    snprintf(why, sizeof why, "%s", vg_anomalib_tensor(d, "encoder.feature_extractor.layer1.0.conv1.weight")
+                                        ? "the encoder's weights" : "the decoders' channel counts");
+    if ((st = vg_anomalib_put(f, "backbone", v, vg_anomalib_same_ci_string, why)) != VG_OK) return st;
+  }
+  char *p = v;
+  p += sprintf(p, "[");
+  int prev = 0;
+  for (int l = 0; l < L; l++) {
+    int t = tap_of(wide, C[l]);
+    if (!t || t <= prev)
+      return vg_fail(VG_ERR_UNSUPPORTED, "cflow: decoders.%d has %lld channels: no %s tap after %s gives it", l,
+                     (long long)C[l], wide ? "wide_resnet50_2" : "resnet18", prev ? LAYER_NAMES[prev] : "the stem");
+    p += sprintf(p, "%s\"%s\"", l ? "," : "", LAYER_NAMES[t]);
+    prev = t;
+  }
+  sprintf(p, "]");
+  snprintf(why, sizeof why, "%d decoders of %lld%s channels", L, (long long)C[0], L > 1 ? "..." : "");
+  if ((st = vg_anomalib_put(f, "layers", v, NULL, why)) != VG_OK) return st;
+  int blocks = 0;
+  while (blocks < 1000 && vg_anomalib_tensor(d, "decoders.0.module_list.%d.subnet.0.weight", blocks)) blocks++;
+  snprintf(v, sizeof v, "%d", blocks);
+  snprintf(why, sizeof why, "decoders.0 has %d blocks", blocks);
+  if ((st = vg_anomalib_put(f, "coupling_blocks", v, vg_anomalib_same_int, why)) != VG_OK) return st;
+  const vg_tensor *s0 = vg_anomalib_tensor(d, "decoders.0.module_list.0.subnet.0.weight");
+  int64_t cond = vg_anomalib_dim(s0, 1) - (C[0] - C[0] / 2);
+  if (cond < 1) return vg_fail(VG_ERR_FORMAT, "cflow: decoders.0.module_list.0.subnet.0.weight has no condition inputs");
+  snprintf(v, sizeof v, "%lld", (long long)cond);
+  snprintf(why, sizeof why, "decoders.0.module_list.0.subnet.0.weight takes %lld inputs for %lld channels",
+           (long long)vg_anomalib_dim(s0, 1), (long long)C[0]);
+  return vg_anomalib_put(f, "condition_vector", v, vg_anomalib_same_int, why);
+}
+
+
+/* anomalib import (methods/anomalib_import.c) */
+static vg_nn_module *cf_anomalib_backbone(vg_method *m) {
+  return vg_nn_child_get(vg_nn_child_get(vg_cflow_module(m), "encoder"), "feature_extractor");
+}
+
+const vg_method_def vg_method_cflow = {
+  .name = "cflow", .summary = "CFLOW-AD (Gudovskiy et al. 2022), official / anomalib",
+  /* resnet18: building WRN50's soft permutations (SO(2048) rotations) alone takes minutes */
+  .create = vg_cflow_new, .config = CF_CONFIG, .quick = {8, 16, "resnet18"},
+  .anomalib_infer = cf_anomalib_infer, .anomalib_load = vg_cflow_load_anomalib,
+  .anomalib_backbone = cf_anomalib_backbone,
+};

@@ -26,16 +26,13 @@
  * every map with the maxima over the whole test set (predict keeps the log-likelihoods).
  * State-dict names are anomalib's: encoder.feature_extractor.*, decoders.<l>.module_list.<j>.*.
  *
- * Config keys (defaults): backbone "wide_resnet50_2"; weights ""; input_size 256; layers
- * ["layer2","layer3","layer4"]; condition_vector 128; coupling_blocks 8; clamp_alpha 1.9;
- * permute_soft true; fiber_batch 256; lr 2e-4; meta_epochs 25; sub_epochs 8;
- * warm_epochs 2; cosine true; iters_per_epoch 8 (image batches per sub-epoch, for the
- * schedule; `vigil train` sets it to the training loader's batches per epoch unless given,
- * as the official meta-epoch is one pass over the data); batch_size 32; map_norm "official"
- * | "anomalib"; resize "pil" | "float" (as FastFlow's: anomalib 2.x's float resize); seed 0; category "" (the data category; `vigil train` fills it in);
- * paper_setup false: true = the official MVTec reference runs — input_size from the
- * category (vg_cflow_paper_input_size, gudovskiy/cflow-ad README) and every other key at
- * its official value (= the defaults above); a contradicting key is an error. */
+ * Config keys: the table CF_CONFIG in cflow.c (key, default, range, help; printed by
+ * `vigil train cflow --help`). iters_per_epoch: `vigil train` sets it to the training
+ * loader's batches per epoch unless given, as the official meta-epoch is one pass over the
+ * data; category: the data category (`vigil train` fills it in). paper_setup true = the
+ * official MVTec reference runs — input_size from the category (vg_cflow_paper_input_size,
+ * gudovskiy/cflow-ad README) and every other key at its official value (= the defaults); a
+ * contradicting key is an error. */
 #ifndef VG_METHODS_CFLOW_H
 #define VG_METHODS_CFLOW_H
 #include "methods/method.h"

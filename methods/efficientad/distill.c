@@ -1,9 +1,9 @@
 /* distill.c — EfficientAD teacher pretraining (nelson1425/EfficientAD pretraining.py;
  * distill.h has the algorithm). Sections: target pipeline, sample views, sample order,
- * threaded batch producer, statistics, checkpoints, the training loop. */
+ * the batch producer (a vg_loader), statistics, checkpoints, the training loop. */
 #include "methods/efficientad/distill.h"
+#include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,39 +13,11 @@
 #include "nn/backbones/backbones.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
+#include "base/file.h"
 #include "base/json.h"
+#include "base/threadpool.h"
 
 #define PATCH_DIM 1024      /* nelson's Preprocessing(…, 1024): each layer's C*9 vector -> 1024 */
-#define MAX_THREADS 64
-
-/* ======================================================= a static-split parallel loop
- * Items [0, n) split into one contiguous range per thread; every item is computed by
- * one thread alone, so results never depend on the thread count. */
-typedef void (*item_fn)(void *ctx, int64_t i);
-typedef struct { item_fn fn; void *ctx; int64_t b, e; } par_part;
-
-static void *par_main(void *a) {
-  par_part *p = a;
-  for (int64_t i = p->b; i < p->e; i++) p->fn(p->ctx, i);
-  return NULL;
-}
-
-static void par_run(int64_t n, item_fn fn, void *ctx) {
-  int T = vg_num_threads();
-  if (T > MAX_THREADS) T = MAX_THREADS;
-  if (T > n) T = (int)n;
-  if (T < 1) T = 1;
-  pthread_t th[MAX_THREADS];
-  par_part part[MAX_THREADS];
-  bool started[MAX_THREADS] = {false};
-  for (int t = 0; t < T; t++) part[t] = (par_part){fn, ctx, n * t / T, n * (t + 1) / T};
-  for (int t = 1; t < T; t++) started[t] = pthread_create(&th[t], NULL, par_main, &part[t]) == 0;
-  par_main(&part[0]);
-  for (int t = 1; t < T; t++) {
-    if (started[t]) pthread_join(th[t], NULL);
-    else par_main(&part[t]);
-  }
-}
 
 /* ================================================================ target pipeline */
 /* adaptive_avg_pool1d's bin d of D over K items: [s, e) */
@@ -65,8 +37,7 @@ typedef struct {
   int64_t C, H, W, D;
 } patch_ctx;
 
-static void patch_item(void *vc, int64_t i) {
-  const patch_ctx *c = vc;
+static void patch_item(const patch_ctx *c, int64_t i) {
   int64_t n = i / c->D, d = i % c->D, K = c->C * 9, H = c->H, W = c->W, HW = H * W, s, e;
   bin_of(d, K, c->D, &s, &e);
   float *y = c->y + i * HW;
@@ -88,6 +59,13 @@ static void patch_item(void *vc, int64_t i) {
   for (int64_t j = 0; j < HW; j++) y[j] /= cnt;
 }
 
+/* vg_parallel_for body: every item is computed by one thread alone, so the results never
+ * depend on the thread count */
+static void patch_items(void *c, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  for (int64_t i = b; i < e; i++) patch_item(c, i);
+}
+
 /* Aggregator: the (2 * PATCH_DIM) vector [a; b] at each location -> adaptive_avg_pool1d
  * to D. a, b: (PATCH_DIM, HW) planes of one image; y: (D, HW); one item = one plane. */
 typedef struct {
@@ -96,8 +74,7 @@ typedef struct {
   int64_t HW, D;
 } agg_ctx;
 
-static void agg_item(void *vc, int64_t d) {
-  const agg_ctx *c = vc;
+static void agg_item(const agg_ctx *c, int64_t d) {
   int64_t HW = c->HW, s, e;
   bin_of(d, 2 * PATCH_DIM, c->D, &s, &e);
   float *y = c->y + d * HW;
@@ -110,6 +87,11 @@ static void agg_item(void *vc, int64_t d) {
   for (int64_t j = 0; j < HW; j++) y[j] /= cnt;
 }
 
+static void agg_items(void *c, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  for (int64_t d = b; d < e; d++) agg_item(c, d);
+}
+
 static int64_t half_up(int64_t v) { return (v + 1) / 2; }   /* a stride-2 ResNet stage */
 
 static vg_tensor *patch_pool(const vg_tensor *f) {
@@ -118,7 +100,7 @@ static vg_tensor *patch_pool(const vg_tensor *f) {
   vg_tensor *y = vg_empty(VG_F32, 4, (int64_t[]){x->shape[0], PATCH_DIM, x->shape[2], x->shape[3]});
   if (!y) return NULL;
   patch_ctx c = {vg_f32(x), vg_f32(y), x->shape[1], x->shape[2], x->shape[3], PATCH_DIM};
-  par_run(x->shape[0] * PATCH_DIM, patch_item, &c);
+  vg_parallel_for(x->shape[0] * PATCH_DIM, 8, patch_items, &c);
   return y;
 }
 
@@ -249,7 +231,7 @@ static vg_status targets_impl(vg_nn_module *wrn, const vg_tensor *x, int64_t out
       if (!p2 || !p3) st = vg_fail_prefix("distill targets");
       if (st == VG_OK) {
         agg_ctx c = {vg_f32(p2), vg_f32(p3), vg_f32(y) + n * out_channels * h2 * w2, h2 * w2, out_channels};
-        par_run(out_channels, agg_item, &c);
+        vg_parallel_for(out_channels, 4, agg_items, &c);
       }
     }
     vg_scope_end();
@@ -343,108 +325,32 @@ static bool grey_at(uint64_t seed, uint64_t tag, int64_t p, double p_grey) {
   return u < p_grey;
 }
 
-/* ========================================================== threaded batch producer
- * A batch job decodes `rows` samples into its two buffers on `nw` threads (row r on
- * thread r % nw). Started for batch t+1 before the compute of batch t, joined after. */
+/* ===================================================== batch producer (a vg_loader)
+ * The loader decodes each sample on its `workers` threads into [big | small] (the two
+ * views, 3 x 2v x 2v then 3 x v x v floats), one batch ahead of the compute. Its sampler
+ * maps the loader's epochs onto the streams: epochs 0 and 1 are the statistics passes
+ * (STATS positions [0, S) and [S, 2S)), epoch 2 the training run from position p0; the
+ * tag it hands with a position is that position's grey decision. */
+enum { EPOCH_MEAN = 0, EPOCH_STD = 1, EPOCH_TRAIN = 2 };
+
 typedef struct {
-  const vg_dataset *ds;
-  int view, rows, nw;
-  int64_t *idx;
-  unsigned char *grey;
-  float *big, *small;
-  vg_status st[MAX_THREADS];
-  int err_row[MAX_THREADS];
-  char msg[MAX_THREADS][768];
-  pthread_t th[MAX_THREADS];
-  bool started[MAX_THREADS], running;
-} batch_job;
+  int view;
+  double p_grey;
+  int64_t S, p0;         /* images per statistics pass; the first training position */
+  order stats, train;    /* touched by the sampler only (the loader serialises its calls) */
+} streams;
 
-typedef struct { batch_job *j; int w; } job_arg;
-
-static void *job_main(void *a) {
-  batch_job *j = ((job_arg *)a)->j;
-  int w = ((job_arg *)a)->w;
-  free(a);
-  int64_t nb = 3 * 4 * (int64_t)j->view * j->view, ns = 3 * (int64_t)j->view * j->view;
-  for (int r = w; r < j->rows && j->st[w] == VG_OK; r += j->nw) {
-    const char *path = j->ds->samples[j->idx[r]].image;
-    vg_image im;
-    vg_status st = vg_image_load(path, &im, NULL);
-    if (st == VG_OK) {
-      st = vg_effad_distill_views(&im, j->view, j->grey[r], j->big + r * nb, j->small + r * ns);
-      vg_image_free(&im);
-      if (st != VG_OK) vg_fail_prefix("%s", path);
-    }
-    if (st != VG_OK) {
-      j->st[w] = st;
-      j->err_row[w] = r;
-      snprintf(j->msg[w], sizeof j->msg[w], "%s", vg_last_error());
-    }
-  }
-  return NULL;
+static int64_t stream_sample(void *u, int epoch, int64_t pos, uint64_t *grey) {
+  streams *s = u;
+  order *o = epoch == EPOCH_TRAIN ? &s->train : &s->stats;
+  int64_t p = epoch == EPOCH_TRAIN ? s->p0 + pos : epoch * s->S + pos;
+  *grey = grey_at(o->seed, o->tag, p, s->p_grey);
+  return order_index(o, p);
 }
 
-static void job_start(batch_job *j, int rows) {
-  j->rows = rows;
-  j->running = true;
-  for (int w = 0; w < j->nw; w++) {
-    j->st[w] = VG_OK;
-    job_arg *a = malloc(sizeof *a);
-    j->started[w] = false;
-    if (!a) continue;
-    *a = (job_arg){j, w};
-    j->started[w] = pthread_create(&j->th[w], NULL, job_main, a) == 0;
-    if (!j->started[w]) free(a);
-  }
-}
-
-static vg_status job_wait(batch_job *j) {
-  if (!j->running) return VG_OK;
-  j->running = false;
-  for (int w = 0; w < j->nw; w++) {
-    if (j->started[w]) {
-      pthread_join(j->th[w], NULL);
-    } else {   /* could not start a thread: do its rows here */
-      job_arg *a = malloc(sizeof *a);
-      if (!a) return vg_fail(VG_ERR_NOMEM, "distill: out of memory");
-      *a = (job_arg){j, w};
-      job_main(a);
-    }
-  }
-  int bad = -1;
-  for (int w = 0; w < j->nw; w++)
-    if (j->st[w] != VG_OK && (bad < 0 || j->err_row[w] < j->err_row[bad])) bad = w;
-  return bad < 0 ? VG_OK : vg_fail(j->st[bad], "%s", j->msg[bad]);
-}
-
-static vg_status job_init(batch_job *j, const vg_dataset *ds, int view, int64_t batch, int workers) {
-  memset(j, 0, sizeof *j);
-  j->ds = ds;
-  j->view = view;
-  j->nw = workers < 1 ? 1 : workers > MAX_THREADS ? MAX_THREADS : workers;
-  j->idx = malloc(sizeof *j->idx * (size_t)batch);
-  j->grey = malloc((size_t)batch);
-  j->big = malloc(sizeof(float) * (size_t)(batch * 12 * (int64_t)view * view));
-  j->small = malloc(sizeof(float) * (size_t)(batch * 3 * (int64_t)view * view));
-  if (!j->idx || !j->grey || !j->big || !j->small) return vg_fail(VG_ERR_NOMEM, "distill: out of memory for batch buffers");
-  return VG_OK;
-}
-
-static void job_free(batch_job *j) {
-  job_wait(j);
-  free(j->idx);
-  free(j->grey);
-  free(j->big);
-  free(j->small);
-}
-
-/* fills a job's rows for stream positions p0 .. p0+rows-1 and starts it */
-static void job_fill_start(batch_job *j, order *ord, int64_t p0, int rows, double p_grey) {
-  for (int r = 0; r < rows; r++) {
-    j->idx[r] = order_index(ord, p0 + r);
-    j->grey[r] = grey_at(ord->seed, ord->tag, p0 + r, p_grey);
-  }
-  job_start(j, rows);
+static vg_status stream_views(const vg_image *img, uint64_t grey, float *out, void *u) {
+  const streams *s = u;
+  return vg_effad_distill_views(img, s->view, grey != 0, out, out + 12 * (int64_t)s->view * s->view);
 }
 
 /* ============================================================================ helpers */
@@ -487,8 +393,10 @@ typedef struct {
   vg_tensor *mean, *std;
   vg_optim *opt;
   vg_nn_list params;
-  batch_job job[2];
-  order ord;
+  streams str;
+  vg_loader *loader;
+  float *batch;                      /* the current batch: rows x [big | small] */
+  int rows;
   folded_w fw;                       /* the target pipeline's weights on a GPU */
   char ckpt[4096];
 } run;
@@ -501,17 +409,29 @@ static vg_tensor *no_forward(vg_nn_module *m, const vg_tensor *x) {
 
 static const char *size_name(vg_effad_size s) { return s == VG_EFFAD_S ? "s" : "m"; }
 
-/* extractor targets of a job's big views (rows images), in the current scope */
-/* a job's buffer as an (rows, 3, v, v) tensor on the run's device, in the current scope */
-static vg_tensor *job_input(run *R, const float *buf, int rows, int64_t v) {
-  vg_tensor *x = vg_from_data(VG_F32, 4, (int64_t[]){rows, 3, v, v}, buf);
+/* the next batch of the loader's epoch into R->batch / R->rows */
+static vg_status next_batch(run *R) {
+  vg_status st = vg_loader_next_into(R->loader, R->batch, NULL, NULL, &R->rows);
+  if (st == VG_OK && R->rows < 1) st = vg_fail(VG_ERR_ARG, "distill: the sample stream ended early");
+  return st;
+}
+
+/* the batch's big (the extractor's) or small (the PDN's) views as an (rows, 3, v, v)
+ * tensor on the run's device, in the current scope */
+static vg_tensor *batch_input(run *R, bool big) {
+  int64_t v = R->o->view, nb = 12 * v * v, ns = 3 * v * v, n = big ? nb : ns;
+  if (big) v *= 2;
+  vg_tensor *x = vg_empty(VG_F32, 4, (int64_t[]){R->rows, 3, v, v});
+  for (int64_t r = 0; x && r < R->rows; r++)
+    memcpy(vg_f32(x) + r * n, R->batch + r * (nb + ns) + (big ? 0 : nb), sizeof(float) * (size_t)n);
   if (x && R->o->device != VG_CPU) x = vg_to_device(x, R->o->device);
   if (!x) vg_fail_prefix("distill: the batch to the %s", R->o->device == VG_CPU ? "CPU" : "GPU");
   return x;
 }
 
-static vg_status job_targets(run *R, batch_job *j, vg_tensor **t) {
-  vg_tensor *x = job_input(R, j->big, j->rows, 2 * (int64_t)R->o->view);
+/* the extractor targets of the batch's big views, in the current scope */
+static vg_status batch_targets(run *R, vg_tensor **t) {
+  vg_tensor *x = batch_input(R, true);
   if (!x) return vg_last_status();
   return targets_impl(R->wrn, x, R->o->out_channels, &R->fw, t);
 }
@@ -522,35 +442,30 @@ static vg_status job_targets(run *R, batch_job *j, vg_tensor **t) {
  * (t - mean_c)^2. std = sqrt(var). Sums in double. */
 static vg_status compute_stats(run *R) {
   const vg_effad_distill_opts *o = R->o;
-  int64_t S = o->stats_images < R->ord.n ? o->stats_images : R->ord.n, C = o->out_channels;
+  int64_t S = R->str.S, C = o->out_channels;
   double *acc = calloc((size_t)C, sizeof *acc), *mean = calloc((size_t)C, sizeof *mean);
   float *res[2] = {malloc(sizeof(float) * (size_t)C), malloc(sizeof(float) * (size_t)C)};   /* mean, std */
   if (!acc || !mean || !res[0] || !res[1]) {
     free(acc); free(mean); free(res[0]); free(res[1]);
     return vg_fail(VG_ERR_NOMEM, "distill: out of memory");
   }
-  order ord = R->ord;
-  ord.tag = STREAM_STATS;
-  ord.epoch = -1;
   vg_status st = VG_OK;
   double t0 = now_s();
   int64_t nbat = (S + o->batch - 1) / o->batch, total = 2 * nbat;
   for (int pass = 0; pass < 2 && st == VG_OK; pass++) {
     memset(acc, 0, sizeof *acc * (size_t)C);
-    int64_t base = pass * S;
+    st = vg_loader_start_stream(R->loader, pass == 0 ? EPOCH_MEAN : EPOCH_STD, S);
     for (int64_t b = 0; b < nbat && st == VG_OK; b++) {
       if (o->interrupt && *o->interrupt) {
         st = vg_fail(VG_ERR_ARG, "distill: interrupted during the target statistics (nothing saved)");
         break;
       }
-      int rows = (int)(S - b * o->batch < o->batch ? S - b * o->batch : o->batch);
-      batch_job *j = &R->job[0];
-      job_fill_start(j, &ord, base + b * o->batch, rows, o->p_grey);
-      st = job_wait(j);
+      st = next_batch(R);
       if (st != VG_OK) break;
+      int rows = R->rows;
       vg_scope_begin();
       vg_tensor *t = NULL;
-      st = job_targets(R, j, &t);
+      st = batch_targets(R, &t);
       if (st == VG_OK && t->device != VG_CPU && !(t = vg_to_device(t, VG_CPU)))
         st = vg_fail_prefix("distill: targets to the host");
       if (st == VG_OK) {
@@ -621,7 +536,7 @@ static char *config_json(run *R, int64_t iteration) {
   vg_jw_key(&w, "view"); vg_jw_int64(&w, o->view);
   vg_jw_key(&w, "batch"); vg_jw_int64(&w, o->batch);
   vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)o->seed);
-  vg_jw_key(&w, "n_images"); vg_jw_int64(&w, R->ord.n);
+  vg_jw_key(&w, "n_images"); vg_jw_int64(&w, R->str.train.n);
   vg_jw_key(&w, "stats_images"); vg_jw_int64(&w, o->stats_images);
   vg_jw_key(&w, "p_grey"); vg_jw_double(&w, o->p_grey);
   vg_jw_key(&w, "lr"); vg_jw_double(&w, o->lr);
@@ -643,7 +558,7 @@ static vg_status check_resume(run *R, const vg_json *j) {
   const vg_effad_distill_opts *o = R->o;
   struct { const char *key; int64_t want; } ints[] = {
       {"out_channels", o->out_channels}, {"view", o->view}, {"batch", o->batch},
-      {"seed", (int64_t)o->seed}, {"n_images", R->ord.n}};
+      {"seed", (int64_t)o->seed}, {"n_images", R->str.train.n}};
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     int64_t v;
     if (!vg_json_as_int64(vg_json_get(j, ints[i].key), &v))
@@ -699,7 +614,7 @@ static vg_status save_teacher(run *R, int64_t iteration) {
   vg_jw_key(&w, "batch"); vg_jw_string(&w, num);
   snprintf(num, sizeof num, "%d", o->view);
   vg_jw_key(&w, "view"); vg_jw_string(&w, num);
-  snprintf(num, sizeof num, "%lld", (long long)R->ord.n);
+  snprintf(num, sizeof num, "%lld", (long long)R->str.train.n);
   vg_jw_key(&w, "images"); vg_jw_string(&w, num);
   vg_jw_end_object(&w);
   char *meta = vg_jw_finish(&w, NULL);
@@ -718,18 +633,15 @@ static vg_status check_opts(const vg_effad_distill_opts *o) {
   if (o->images->n < 1) return vg_fail(VG_ERR_ARG, "distill: the image dataset is empty");
   if (!o->out || !*o->out) return vg_fail(VG_ERR_ARG, "distill: no output file (out)");
   char dir[4096];
-  snprintf(dir, sizeof dir, "%s", o->out);
-  char *slash = strrchr(dir, '/');
-  if (slash) {
-    slash[slash == dir] = 0;   /* "/x" -> "/" */
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-      return vg_fail(VG_ERR_IO, "distill: the output folder %s does not exist", dir);
-  }
+  struct stat sb;
+  if (!vg_path_dirname(o->out, dir, sizeof dir)) return vg_fail(VG_ERR_ARG, "distill: the output path is too long");
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    return vg_fail(VG_ERR_IO, "distill: the output folder %s does not exist", dir);
   if (!o->backbone || !*o->backbone) return vg_fail(VG_ERR_ARG, "distill: no backbone name");
   if (o->size != VG_EFFAD_S && o->size != VG_EFFAD_M) return vg_fail(VG_ERR_ARG, "distill: size must be S or M");
   if (o->iters < 1 || o->batch < 1 || o->stats_images < 1 || o->out_channels < 1)
     return vg_fail(VG_ERR_ARG, "distill: iters, batch, stats_images and out_channels must be >= 1");
+  if (o->batch > INT_MAX) return vg_fail(VG_ERR_ARG, "distill: batch %lld is too large", (long long)o->batch);
   if (o->view < 16 || o->view % 8)
     return vg_fail(VG_ERR_ARG, "distill: view %d: must be a multiple of 8, at least 16", o->view);
   if (!(o->lr > 0) || !(o->weight_decay >= 0) || !(o->p_grey >= 0 && o->p_grey <= 1))
@@ -740,9 +652,10 @@ static vg_status check_opts(const vg_effad_distill_opts *o) {
 }
 
 static void run_free(run *R) {
-  job_free(&R->job[0]);
-  job_free(&R->job[1]);
-  free(R->ord.perm);
+  vg_loader_destroy(R->loader);
+  free(R->batch);
+  free(R->str.stats.perm);
+  free(R->str.train.perm);
   vg_nn_list_free(&R->params);
   vg_optim_free(R->opt);
   vg_nn_free(R->state);
@@ -765,11 +678,20 @@ static vg_status run_setup(run *R) {
   vg_status st = VG_OK;
   if ((size_t)snprintf(R->ckpt, sizeof R->ckpt, "%s.ckpt.safetensors", o->out) >= sizeof R->ckpt)
     return vg_fail(VG_ERR_ARG, "distill: output path too long");
-  R->ord = (order){.n = o->images->n, .epoch = -1, .seed = o->seed, .tag = STREAM_TRAIN};
-  R->ord.perm = malloc(sizeof *R->ord.perm * (size_t)o->images->n);
-  if (!R->ord.perm) return vg_fail(VG_ERR_NOMEM, "distill: out of memory");
-  for (int k = 0; k < 2 && st == VG_OK; k++) st = job_init(&R->job[k], o->images, o->view, o->batch, o->workers);
-  if (st != VG_OK) return st;
+  int64_t n = o->images->n, v = o->view;
+  R->str = (streams){.view = o->view, .p_grey = o->p_grey, .S = o->stats_images < n ? o->stats_images : n,
+                     .stats = {.n = n, .epoch = -1, .seed = o->seed, .tag = STREAM_STATS},
+                     .train = {.n = n, .epoch = -1, .seed = o->seed, .tag = STREAM_TRAIN}};
+  R->str.stats.perm = malloc(sizeof(int64_t) * (size_t)n);
+  R->str.train.perm = malloc(sizeof(int64_t) * (size_t)n);
+  R->batch = malloc(sizeof(float) * (size_t)(o->batch * 15 * v * v));
+  if (!R->str.stats.perm || !R->str.train.perm || !R->batch)
+    return vg_fail(VG_ERR_NOMEM, "distill: out of memory for batch buffers");
+  vg_loader_opts lo = {.batch_size = (int)o->batch, .workers = o->workers, .prefetch = 1, .channels = 3,
+                       .height = o->view, .width = o->view, .sampler = stream_sample, .sample_fn = stream_views,
+                       .sample_floats = 15 * v * v, .user = &R->str};
+  st = vg_loader_create(o->images, &lo, &R->loader);
+  if (st != VG_OK) return vg_fail_prefix("distill: the image loader");
   R->wrn = vg_resnet_new(o->backbone, VG_RESNET_LAYER2 | VG_RESNET_LAYER3, o->seed);
   if (!R->wrn) return vg_fail_prefix("distill: backbone '%s'", o->backbone);
   if (o->weights && *o->weights) {
@@ -801,19 +723,19 @@ static vg_status run_setup(run *R) {
   return VG_OK;
 }
 
-/* one iteration on the job's rows: targets (no grad), standardise, PDN, MSE, Adam */
-static vg_status train_step(run *R, batch_job *j, int64_t it, double *loss_out, double *t_extract) {
+/* one iteration on the batch's rows: targets (no grad), standardise, PDN, MSE, Adam */
+static vg_status train_step(run *R, int64_t it, double *loss_out, double *t_extract) {
   const vg_effad_distill_opts *o = R->o;
   vg_status st = VG_OK;
   vg_scope_begin();
   double t0 = now_s();
   vg_tensor *t = NULL;
-  st = job_targets(R, j, &t);
+  st = batch_targets(R, &t);
   if (o->device != VG_CPU) vg_cuda_synchronize();   /* the split of the progress line */
   *t_extract = now_s() - t0;
   if (st == VG_OK) {
     vg_tensor *y = vg_div(vg_sub(t, R->mean), R->std);
-    vg_tensor *x = job_input(R, j->small, j->rows, o->view);
+    vg_tensor *x = batch_input(R, false);
     vg_tensor *p = x ? vg_nn_forward(R->pdn, x) : NULL;
     if (p && y && !vg_same_shape(p, y)) {
       char a[64], b[64];
@@ -852,21 +774,25 @@ vg_status vg_effad_distill(const vg_effad_distill_opts *o) {
     if (st == VG_OK && !o->quiet)
       fprintf(stderr, "distill: resumed from %s at iteration %lld/%lld\n", R.ckpt, (long long)it0, (long long)o->iters);
   }
+  R.str.p0 = it0 * o->batch;
   if (st == VG_OK) st = run_to_device(&R);
   if (st == VG_OK && !o->resume) st = compute_stats(&R);
   double t_start = now_s(), t_win = t_start, ext_win = 0, loss_win = 0;
   int64_t n_win = 0, ran = 0;
   bool stopped = false;
-  if (st == VG_OK && it0 < o->iters) job_fill_start(&R.job[it0 % 2], &R.ord, it0 * o->batch, (int)o->batch, o->p_grey);
+  if (st == VG_OK && it0 < o->iters) {   /* the iterations this call may run, as one loader epoch */
+    int64_t its = o->stop_after > 0 && o->stop_after < o->iters - it0 ? o->stop_after : o->iters - it0;
+    st = its > INT64_MAX / o->batch ? vg_fail(VG_ERR_ARG, "distill: %lld iterations of %lld images are too many",
+                                              (long long)its, (long long)o->batch)
+                                    : vg_loader_start_stream(R.loader, EPOCH_TRAIN, its * o->batch);
+  }
   for (int64_t it = it0; st == VG_OK && it < o->iters; it++) {
-    batch_job *cur = &R.job[it % 2], *next = &R.job[(it + 1) % 2];
-    st = job_wait(cur);
+    st = next_batch(&R);
     if (st != VG_OK) break;
     bool last = it + 1 == o->iters || (o->stop_after > 0 && ran + 1 >= o->stop_after) ||
                 (o->interrupt && *o->interrupt);
-    if (!last) job_fill_start(next, &R.ord, (it + 1) * o->batch, (int)o->batch, o->p_grey);
     double loss = 0, t_ext = 0;
-    st = train_step(&R, cur, it, &loss, &t_ext);
+    st = train_step(&R, it, &loss, &t_ext);
     if (st != VG_OK) break;
     ran++;
     if (o->loss_log) o->loss_log[it] = loss;

@@ -88,18 +88,10 @@ vg_status vg_effad_compute_losses(vg_effad_model *m, const vg_tensor *img, const
 vg_status vg_effad_maps(vg_effad_model *m, const vg_tensor *img, bool normalize,
                         vg_tensor **map_st, vg_tensor **map_ae);
 /* ---------------------------------------------------------------- the method
- * "efficientad" on the method contract (methods/method.h), config keys: model (s|m),
- * teacher (a .pth/.safetensors PDN state dict; "" = distil one in fit_begin; "random" =
- * keep a random PDN), penalty_dir, penalty_grey_p (0.3), input_size (256),
- * out_channels (384), p_hard (0.999), pad_maps (true), resize ("pil": Pillow's 8-bit resize |
- * "float": anomalib 2.x's float image + torch's antialiased bilinear, vg_image_float_transform),
- * lr (1e-4), weight_decay (1e-5),
- * lr_step_fraction (0.95: lr x0.1 from int(0.95 * steps)), batch_size (1), steps (70000),
- * backbone / weights (the distillation extractor, wide_resnet101_2 / none), distill_images
- * (folder; "" = penalty_dir, else the training images), distill_out ("" = a temp file),
- * distill_iters / distill_batch / distill_stats_images / distill_view (with weights:
- * 60000 / 16 / 10000 / input_size as the paper; without: a smoke run 8 / 2 / 4 / 128),
- * seed (42). */
+ * "efficientad" on the method contract (methods/method.h). Config keys: the table EA_CONFIG
+ * in method.c (key, default, range, help; printed by `vigil train efficientad --help`);
+ * distill_iters / distill_batch / distill_stats_images / distill_view default to auto: with
+ * weights the paper's 60000 / 16 / 10000 / input_size, without a smoke run 8 / 2 / 4 / 128. */
 #include "methods/method.h"
 vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out);
 vg_effad_model *vg_effad_method_model(vg_method *m);

@@ -15,6 +15,7 @@
 #include "nn/backbones/backbones.h"
 #include "nn/checkpoint.h"
 #include "nn/pth.h"
+#include "methods/anomalib_import.h"
 #include "nn/safetensors.h"
 #include <math.h>
 #include <stdio.h>
@@ -405,38 +406,54 @@ static vg_status ea_predict(vg_method *mm, const vg_tensor *images, float *maps,
   return st;
 }
 
-static char *ea_config_json(const vg_method *mm) {
-  const effad *m = (const effad *)mm;
-  vg_json_writer w;
-  vg_jw_init(&w, 2);
-  vg_jw_begin_object(&w);
-  vg_jw_key(&w, "method"); vg_jw_string(&w, "efficientad");
-  vg_jw_key(&w, "model"); vg_jw_string(&w, m->size == VG_EFFAD_S ? "s" : "m");
-  vg_jw_key(&w, "teacher"); vg_jw_string(&w, m->teacher);
-  vg_jw_key(&w, "penalty_dir"); vg_jw_string(&w, m->penalty_dir);
-  vg_jw_key(&w, "penalty_grey_p"); vg_jw_double(&w, m->penalty_grey_p);
-  vg_jw_key(&w, "input_size"); vg_jw_int64(&w, m->input_size);
-  vg_jw_key(&w, "out_channels"); vg_jw_int64(&w, m->out_channels);
-  vg_jw_key(&w, "p_hard"); vg_jw_double(&w, m->p_hard);
-  vg_jw_key(&w, "pad_maps"); vg_jw_bool(&w, m->pad_maps);
-  vg_jw_key(&w, "resize"); vg_jw_string(&w, m->float_resize ? "float" : "pil");
-  vg_jw_key(&w, "lr"); vg_jw_double(&w, m->lr);
-  vg_jw_key(&w, "weight_decay"); vg_jw_double(&w, m->weight_decay);
-  vg_jw_key(&w, "lr_step_fraction"); vg_jw_double(&w, m->lr_step_fraction);
-  vg_jw_key(&w, "batch_size"); vg_jw_int64(&w, m->batch);
-  vg_jw_key(&w, "steps"); vg_jw_int64(&w, m->steps);
-  vg_jw_key(&w, "backbone"); vg_jw_string(&w, m->distill_backbone);
-  vg_jw_key(&w, "weights"); vg_jw_string(&w, m->distill_weights);
-  vg_jw_key(&w, "distill_images"); vg_jw_string(&w, m->distill_images);
-  vg_jw_key(&w, "distill_out"); vg_jw_string(&w, m->distill_out);
-  vg_jw_key(&w, "distill_iters"); vg_jw_int64(&w, m->distill_iters);
-  vg_jw_key(&w, "distill_batch"); vg_jw_int64(&w, m->distill_batch);
-  vg_jw_key(&w, "distill_stats_images"); vg_jw_int64(&w, m->distill_stats_images);
-  vg_jw_key(&w, "distill_view"); vg_jw_int64(&w, m->distill_view);
-  vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)m->seed);
-  vg_jw_end_object(&w);
-  return vg_jw_finish(&w, NULL);
-}
+static const char *const MODEL[] = {"s", "m", NULL}, *const RESIZE[] = {"pil", "float", NULL};
+
+static const vg_cfg_field EA_CONFIG[] = {
+  {"model", VG_CFG_ENUM, VG_CFG_AT(effad, size), .idef = VG_EFFAD_S, .choices = MODEL, .flags = VG_CFG_NOCASE | VG_CFG_IDENT,
+   .help = "PDN size: s (small) or m (medium)"},
+  {"teacher", VG_CFG_STR, VG_CFG_AT(effad, teacher), .want = "a file path",
+   .help = "teacher PDN weights (.pth / .safetensors); \"\" = distil one in fit_begin; \"random\" = keep a random PDN"},
+  {"penalty_dir", VG_CFG_STR, VG_CFG_AT(effad, penalty_dir), .want = "a folder path",
+   .help = "ImageNet-like images of the student's penalty loss (\"\" = none)"},
+  {"penalty_grey_p", VG_CFG_NUM, VG_CFG_AT(effad, penalty_grey_p), .def = 0.3, .lo = 0, .hi = 1,
+   .help = "probability of a greyscale penalty image"},
+  {"input_size", VG_CFG_INT, VG_CFG_AT(effad, input_size), .idef = 256, .ilo = 256, .ihi = 4096, .imul = 4,
+   .help = "side of the square input image (the autoencoder needs >= 256)"},
+  {"out_channels", VG_CFG_INT, VG_CFG_AT(effad, out_channels), .idef = 384, .ilo = 1, .ihi = 4096,
+   .help = "teacher / student feature channels"},
+  {"p_hard", VG_CFG_NUM, VG_CFG_AT(effad, p_hard), .def = 0.999, .lo = 0, .hi = 1, .flags = VG_CFG_HI_OPEN,
+   .help = "hard-feature quantile of the student loss"},
+  {"pad_maps", VG_CFG_BOOL, VG_CFG_AT(effad, pad_maps), .idef = true, .help = "pad the maps by 4 (unpadded PDN convolutions)"},
+  {"resize", VG_CFG_ENUM, VG_CFG_AT(effad, float_resize), .idef = 0, .choices = RESIZE,
+   .help = "pil: Pillow's 8-bit resize (the official repos); float: anomalib 2.x's float antialiased bilinear"},
+  {"lr", VG_CFG_NUM, VG_CFG_AT(effad, lr), .def = 1e-4, .lo = 0, .flags = VG_CFG_LO_OPEN | VG_CFG_NO_HI,
+   .help = "Adam learning rate"},
+  {"weight_decay", VG_CFG_NUM, VG_CFG_AT(effad, weight_decay), .def = 1e-5, .lo = 0, .flags = VG_CFG_NO_HI,
+   .help = "Adam weight decay"},
+  {"lr_step_fraction", VG_CFG_NUM, VG_CFG_AT(effad, lr_step_fraction), .def = 0.95, .lo = 0, .hi = 1e6,
+   .flags = VG_CFG_LO_OPEN, .help = "lr x0.1 from step int(lr_step_fraction * steps)"},
+  {"batch_size", VG_CFG_INT, VG_CFG_AT(effad, batch), .idef = 1, .ilo = 1, .ihi = 4096, .help = "training batch"},
+  {"steps", VG_CFG_INT, VG_CFG_AT(effad, steps), .idef = 70000, .ilo = 0, .ihi = 1000000000, .help = "training steps"},
+  {"backbone", VG_CFG_STR, VG_CFG_AT(effad, distill_backbone), .sdef = "wide_resnet101_2", .want = "a backbone name",
+   .help = "the distillation's feature extractor"},
+  {"weights", VG_CFG_STR, VG_CFG_AT(effad, distill_weights), .want = "a file path",
+   .help = "the distillation extractor's weights (\"\" = none: a smoke distillation)"},
+  {"distill_images", VG_CFG_STR, VG_CFG_AT(effad, distill_images), .want = "a folder path",
+   .help = "distillation images (\"\" = penalty_dir, else the training images)"},
+  {"distill_out", VG_CFG_STR, VG_CFG_AT(effad, distill_out), .want = "a file path",
+   .help = "where the distilled teacher goes (\"\" = a temp file)"},
+  {"distill_iters", VG_CFG_INT, VG_CFG_AT(effad, distill_iters), .idef = -1, .ilo = 0, .ihi = 1000000000,
+   .flags = VG_CFG_AUTO, .help = "distillation steps (auto: 60000 with weights, 8 without)"},
+  {"distill_batch", VG_CFG_INT, VG_CFG_AT(effad, distill_batch), .idef = -1, .ilo = 1, .ihi = 4096,
+   .flags = VG_CFG_AUTO, .help = "distillation batch (auto: 16 with weights, 2 without)"},
+  {"distill_stats_images", VG_CFG_INT, VG_CFG_AT(effad, distill_stats_images), .idef = -1, .ilo = 1, .ihi = 1000000000,
+   .flags = VG_CFG_AUTO, .help = "images of the extractor statistics (auto: 10000 with weights, 4 without)"},
+  {"distill_view", VG_CFG_INT, VG_CFG_AT(effad, distill_view), .idef = -1, .ilo = 32, .ihi = 2048, .imul = 8,
+   .flags = VG_CFG_AUTO, .help = "distillation crop size (auto: input_size with weights, 128 without)"},
+  {"seed", VG_CFG_INT, VG_CFG_AT(effad, seed), .idef = 42, .ilo = 0, .ihi = INT64_MAX, .help = "initialisation seed"},
+  {NULL}};
+
+static char *ea_config_json(const vg_method *mm) { return vg_cfg_json("efficientad", EA_CONFIG, mm); }
 
 static vg_status ea_save(const vg_method *mm, const char *path) {
   const effad *m = (const effad *)mm;
@@ -496,94 +513,15 @@ static const vg_method_ops ea_ops = {
   .config_json = ea_config_json, .current_lr = ea_current_lr, .module = ea_module, .to = ea_to, .forward_maps = ea_forward_maps, .free = ea_free,
 };
 
-static bool str_opt(const vg_json *v, char *dst, size_t cap) {
-  const char *s = vg_json_as_string(v);
-  if (!s || strlen(s) >= cap) return false;
-  snprintf(dst, cap, "%s", s);
-  return true;
-}
-
-static const char *const EA_RANGES[][2] = {
-  {"method", "\"efficientad\""}, {"model", "\"s\" or \"m\""}, {"teacher", "a file path"},
-  {"penalty_dir", "a folder path"}, {"penalty_grey_p", "a number in [0, 1]"},
-  {"input_size", "an integer in [256, 4096], a multiple of 4"}, {"out_channels", "an integer in [1, 4096]"},
-  {"p_hard", "a number in [0, 1)"}, {"pad_maps", "true or false"}, {"resize", "\"pil\" or \"float\""},
-  {"lr", "a number > 0"}, {"weight_decay", "a number >= 0"}, {"lr_step_fraction", "a number in (0, 1000000]"},
-  {"batch_size", "an integer in [1, 4096]"}, {"steps", "an integer in [0, 1000000000]"},
-  {"backbone", "a backbone name"}, {"weights", "a file path"}, {"distill_images", "a folder path"},
-  {"distill_out", "a file path"}, {"distill_iters", "an integer in [0, 1000000000]"},
-  {"distill_batch", "an integer in [1, 4096]"}, {"distill_stats_images", "an integer in [1, 1000000000]"},
-  {"distill_view", "an integer in [32, 2048], a multiple of 8"}, {"seed", "an integer in [0, 9223372036854775807]"},
-  {NULL, NULL}};
-
 vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
   effad *m = calloc(1, sizeof *m);
   if (!m) return vg_fail(VG_ERR_NOMEM, "efficientad: out of memory");
   m->base.ops = &ea_ops;
-  m->size = VG_EFFAD_S;
-  m->out_channels = 384;
-  m->input_size = 256;
-  snprintf(m->distill_backbone, sizeof m->distill_backbone, "wide_resnet101_2");
-  m->distill_iters = m->distill_batch = m->distill_stats_images = m->distill_view = -1;   /* auto */
-  m->lr = 1e-4;
-  m->weight_decay = 1e-5;
-  m->lr_step_fraction = 0.95;
-  m->p_hard = 0.999;
-  m->penalty_grey_p = 0.3;
-  m->batch = 1;
-  m->steps = 70000;
-  m->seed = 42;
-  m->pad_maps = true;
-  int64_t size = m->input_size, oc = m->out_channels, batch = m->batch, seed = (int64_t)m->seed;
-  for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
-    const char *k = vg_json_key_at(cfg, i);
-    const vg_json *v = vg_json_at(cfg, i);
-    bool ok;
-    const char *s;
-    if (!strcmp(k, "method")) ok = (s = vg_json_as_string(v)) && !strcmp(s, "efficientad");
-    else if (!strcmp(k, "model")) {
-      s = vg_json_as_string(v);
-      ok = s && (!strcmp(s, "s") || !strcmp(s, "m") || !strcmp(s, "S") || !strcmp(s, "M"));
-      if (ok) m->size = (s[0] == 's' || s[0] == 'S') ? VG_EFFAD_S : VG_EFFAD_M;
-    }
-    else if (!strcmp(k, "teacher")) ok = str_opt(v, m->teacher, sizeof m->teacher);
-    else if (!strcmp(k, "penalty_dir")) ok = str_opt(v, m->penalty_dir, sizeof m->penalty_dir);
-    else if (!strcmp(k, "penalty_grey_p")) ok = vg_json_as_double(v, &m->penalty_grey_p) && m->penalty_grey_p >= 0 && m->penalty_grey_p <= 1;
-    else if (!strcmp(k, "input_size")) ok = vg_json_as_int64(v, &size) && size >= 256 && size <= 4096 && size % 4 == 0;   /* the AE encoder needs >= 256 */
-    else if (!strcmp(k, "out_channels")) ok = vg_json_as_int64(v, &oc) && oc >= 1 && oc <= 4096;
-    else if (!strcmp(k, "p_hard")) ok = vg_json_as_double(v, &m->p_hard) && m->p_hard >= 0 && m->p_hard < 1;
-    else if (!strcmp(k, "pad_maps")) ok = vg_json_as_bool(v, &m->pad_maps);
-    else if (!strcmp(k, "resize")) {
-      s = vg_json_as_string(v);
-      ok = s && (!strcmp(s, "pil") || !strcmp(s, "float"));
-      m->float_resize = ok && !strcmp(s, "float");
-    }
-    else if (!strcmp(k, "lr")) ok = vg_json_as_double(v, &m->lr) && m->lr > 0;
-    else if (!strcmp(k, "weight_decay")) ok = vg_json_as_double(v, &m->weight_decay) && m->weight_decay >= 0;
-    else if (!strcmp(k, "lr_step_fraction")) ok = vg_json_as_double(v, &m->lr_step_fraction) && m->lr_step_fraction > 0 && m->lr_step_fraction <= 1e6;
-    else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1 && batch <= 4096;
-    else if (!strcmp(k, "steps")) ok = vg_json_as_int64(v, &m->steps) && m->steps >= 0 && m->steps <= 1000000000;
-    else if (!strcmp(k, "backbone")) ok = str_opt(v, m->distill_backbone, sizeof m->distill_backbone);
-    else if (!strcmp(k, "weights")) ok = str_opt(v, m->distill_weights, sizeof m->distill_weights);
-    else if (!strcmp(k, "distill_images")) ok = str_opt(v, m->distill_images, sizeof m->distill_images);
-    else if (!strcmp(k, "distill_out")) ok = str_opt(v, m->distill_out, sizeof m->distill_out);
-    else if (!strcmp(k, "distill_iters")) ok = vg_json_as_int64(v, &m->distill_iters) && m->distill_iters >= 0 && m->distill_iters <= 1000000000;
-    else if (!strcmp(k, "distill_batch")) ok = vg_json_as_int64(v, &m->distill_batch) && m->distill_batch >= 1 && m->distill_batch <= 4096;
-    else if (!strcmp(k, "distill_stats_images")) ok = vg_json_as_int64(v, &m->distill_stats_images) && m->distill_stats_images >= 1 && m->distill_stats_images <= 1000000000;
-    else if (!strcmp(k, "distill_view")) ok = vg_json_as_int64(v, &m->distill_view) && m->distill_view >= 32 && m->distill_view <= 2048 && m->distill_view % 8 == 0;
-    else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
-    else {
-      free(m);
-      return vg_fail(VG_ERR_ARG, "efficientad: unknown config key '%s' (known: model, teacher, penalty_dir, "
-                     "penalty_grey_p, input_size, out_channels, p_hard, pad_maps, resize, lr, weight_decay, lr_step_fraction, "
-                     "batch_size, steps, backbone, weights, distill_images, distill_out, distill_iters, distill_batch, "
-                     "distill_stats_images, distill_view, seed)", k);
-    }
-    if (!ok) { free(m); return vg_method_bad_value("efficientad", k, v, EA_RANGES); }
-  }
-  m->input_size = (int)size;
-  m->out_channels = oc;
+  vg_cfg_defaults(EA_CONFIG, m);
+  vg_status pst = vg_cfg_parse("efficientad", EA_CONFIG, cfg, m);
+  if (pst != VG_OK) { free(m); return pst; }
+  int64_t size = m->input_size, oc = m->out_channels;
   /* distillation schedule: the paper's (60000 x 16, 10000 statistics images, view =
    * input size) with pretrained extractor weights; without them a short smoke
    * distillation from the random extractor (a pipeline check, not a useful teacher) */
@@ -592,8 +530,6 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   if (m->distill_batch < 0) m->distill_batch = smoke ? 2 : 16;
   if (m->distill_stats_images < 0) m->distill_stats_images = smoke ? 4 : 10000;
   if (m->distill_view < 0) m->distill_view = smoke ? 128 : size;
-  m->batch = batch;
-  m->seed = (uint64_t)seed;
   {  /* memory before any allocation: teacher (frozen) + student (2 x out_channels) + autoencoder,
       * and their first maps at the input size (PDN-S 128, PDN-M 256 channels at S x S) */
     bool mm = m->size != VG_EFFAD_S;
@@ -658,3 +594,39 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   *out = &m->base;
   return VG_OK;
 }
+
+/* ---------------------------------------------------------------- anomalib import
+ * The structural config keys of an anomalib checkpoint, read off its tensors
+ * (methods/anomalib_import.h; `vigil predict --from-anomalib`). */
+static vg_status ea_anomalib_infer(vg_anomalib_infer *f) {
+  const vg_pth_dict *d = f->d;
+  const vg_tensor *c1 = vg_anomalib_tensor(d, "teacher.conv1.weight");
+  if (!c1) return vg_fail(VG_ERR_FORMAT, "efficientad: teacher.conv1.weight missing: not an anomalib EfficientAd checkpoint");
+  bool med = vg_anomalib_tensor(d, "teacher.conv5.weight") != NULL;
+  char v[64], why[256];
+  snprintf(why, sizeof why, "teacher.conv5.weight is %s", med ? "present" : "absent");
+  vg_status st = vg_anomalib_put(f, "model", med ? "\"m\"" : "\"s\"", vg_anomalib_same_ci_string, why);
+  if (st != VG_OK) return st;
+  const vg_tensor *last = vg_anomalib_tensor(d, med ? "teacher.conv6.weight" : "teacher.conv4.weight");
+  if (!last) return vg_fail(VG_ERR_FORMAT, "efficientad: no teacher.%s.weight", med ? "conv6" : "conv4");
+  snprintf(v, sizeof v, "%lld", (long long)vg_anomalib_dim(last, 0));
+  snprintf(why, sizeof why, "teacher.%s.weight has %lld outputs", med ? "conv6" : "conv4", (long long)vg_anomalib_dim(last, 0));
+  return vg_anomalib_put(f, "out_channels", v, vg_anomalib_same_int, why);
+}
+
+
+/* bench (cli/bench.c) on a fresh method: normalisation statistics set, as after training,
+ * so the folded multiply-add runs */
+static void ea_bench_prepare(vg_method *mm) {
+  vg_effad_model *em = vg_effad_method_model(mm);
+  vg_uniform_(em->mean, -0.1f, 0.1f, 11);
+  vg_uniform_(em->std, 0.5f, 1.5f, 12);
+  em->qa_st = 0.01f; em->qb_st = 0.2f; em->qa_ae = 0.02f; em->qb_ae = 0.3f;
+}
+
+const vg_method_def vg_method_efficientad = {
+  .name = "efficientad", .summary = "EfficientAD (Batzner et al. 2024), PDN-S / PDN-M, as anomalib's EfficientAdModel",
+  .create = vg_efficientad_new, .config = EA_CONFIG, .quick = {40, 1, NULL},
+  .anomalib_infer = ea_anomalib_infer, .anomalib_load = vg_effad_load_anomalib, .anomalib_backbone = NULL,
+  .bench_prepare = ea_bench_prepare,
+};

@@ -6,6 +6,7 @@
 #include "nn/backbones/backbones.h"
 #include "nn/checkpoint.h"
 #include "nn/pth.h"
+#include "methods/anomalib_import.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,9 @@ typedef struct {
   vg_method base;
   /* config */
   vg_fastflow_backbone backbone;
-  char weights[1024];
+  char backbone_name[64], weights[1024];
   int size, flow_steps, batch;
-  bool conv3x3_only;
+  int conv3x3_only;           /* -1 (auto) until the constructor resolves it */
   bool float_resize;          /* config "resize": "float" (anomalib 2.x) or "pil" */
   double hidden_ratio, lr, weight_decay;
   int64_t steps;
@@ -135,27 +136,35 @@ static vg_status ff_predict(vg_method *mm, const vg_tensor *images, float *maps,
   return st;
 }
 
-static char *ff_config_json(const vg_method *mm) {
-  const fastflow *m = (const fastflow *)mm;
-  vg_json_writer w;
-  vg_jw_init(&w, 2);
-  vg_jw_begin_object(&w);
-  vg_jw_key(&w, "method"); vg_jw_string(&w, "fastflow");
-  vg_jw_key(&w, "backbone"); vg_jw_string(&w, BACKBONES[m->backbone]);
-  vg_jw_key(&w, "weights"); vg_jw_string(&w, m->weights);
-  vg_jw_key(&w, "input_size"); vg_jw_int64(&w, m->size);
-  vg_jw_key(&w, "flow_steps"); vg_jw_int64(&w, m->flow_steps);
-  vg_jw_key(&w, "hidden_ratio"); vg_jw_double(&w, m->hidden_ratio);
-  vg_jw_key(&w, "conv3x3_only"); vg_jw_bool(&w, m->conv3x3_only);
-  vg_jw_key(&w, "resize"); vg_jw_string(&w, m->float_resize ? "float" : "pil");
-  vg_jw_key(&w, "lr"); vg_jw_double(&w, m->lr);
-  vg_jw_key(&w, "weight_decay"); vg_jw_double(&w, m->weight_decay);
-  vg_jw_key(&w, "batch_size"); vg_jw_int64(&w, m->batch);
-  vg_jw_key(&w, "steps"); vg_jw_int64(&w, m->steps);
-  vg_jw_key(&w, "seed"); vg_jw_int64(&w, (int64_t)m->seed);
-  vg_jw_end_object(&w);
-  return vg_jw_finish(&w, NULL);
-}
+static const char *const RESIZE[] = {"pil", "float", NULL};
+
+static const vg_cfg_field FF_CONFIG[] = {
+  {"backbone", VG_CFG_STR, VG_CFG_AT(fastflow, backbone_name), .sdef = "resnet18", .flags = VG_CFG_IDENT,
+   .want = "a backbone name", .help = "resnet18 | wide_resnet50_2 (layer1..3, frozen)"},
+  {"weights", VG_CFG_STR, VG_CFG_AT(fastflow, weights), .want = "a file path (< 1024 bytes)",
+   .help = "torchvision backbone weights (.pth / .safetensors); \"\" = random backbone"},
+  {"input_size", VG_CFG_INT, VG_CFG_AT(fastflow, size), .idef = 256, .ilo = 32, .ihi = 4096, .imul = 16,
+   .help = "side of the square input image"},
+  {"flow_steps", VG_CFG_INT, VG_CFG_AT(fastflow, flow_steps), .idef = 8, .ilo = 1, .ihi = 64,
+   .help = "AllInOne blocks per scale"},
+  {"hidden_ratio", VG_CFG_NUM, VG_CFG_AT(fastflow, hidden_ratio), .def = 1.0, .lo = 0, .hi = 16, .flags = VG_CFG_LO_OPEN,
+   .help = "subnet hidden channels = int(C * hidden_ratio)"},
+  {"conv3x3_only", VG_CFG_BOOL, VG_CFG_AT(fastflow, conv3x3_only), .idef = -1, .flags = VG_CFG_AUTO,
+   .help = "3x3 kernels in every subnet (auto: true with resnet18, false with wide_resnet50_2)"},
+  {"resize", VG_CFG_ENUM, VG_CFG_AT(fastflow, float_resize), .idef = 0, .choices = RESIZE,
+   .help = "pil: Pillow's 8-bit resize (the official repos); float: anomalib 2.x's float antialiased bilinear"},
+  {"lr", VG_CFG_NUM, VG_CFG_AT(fastflow, lr), .def = 1e-3, .lo = 0, .flags = VG_CFG_LO_OPEN | VG_CFG_NO_HI,
+   .help = "Adam learning rate"},
+  {"weight_decay", VG_CFG_NUM, VG_CFG_AT(fastflow, weight_decay), .def = 1e-5, .lo = 0, .flags = VG_CFG_NO_HI,
+   .help = "Adam weight decay"},
+  {"batch_size", VG_CFG_INT, VG_CFG_AT(fastflow, batch), .idef = 32, .ilo = 1, .ihi = 4096, .help = "training batch"},
+  {"steps", VG_CFG_INT, VG_CFG_AT(fastflow, steps), .idef = 2000, .ilo = 0, .ihi = 1000000000,
+   .help = "training steps"},
+  {"seed", VG_CFG_INT, VG_CFG_AT(fastflow, seed), .idef = 0, .ilo = 0, .ihi = INT64_MAX,
+   .help = "initialisation seed"},
+  {NULL}};
+
+static char *ff_config_json(const vg_method *mm) { return vg_cfg_json("fastflow", FF_CONFIG, mm); }
 
 static vg_status ff_save(const vg_method *mm, const char *path) {
   const fastflow *m = (const fastflow *)mm;
@@ -194,55 +203,30 @@ vg_status vg_fastflow_load_anomalib(vg_method *mm, const char *path) {
   return vg_nn_load_state_pth_prefixed(((fastflow *)mm)->net, path, strip, "feature_extractor.", "fastflow");
 }
 
-static const char *const FF_RANGES[][2] = {
-  {"method", "\"fastflow\""}, {"backbone", "a backbone name"}, {"weights", "a file path (< 1024 bytes)"},
-  {"input_size", "an integer in [32, 4096], a multiple of 16"}, {"flow_steps", "an integer in [1, 64]"},
-  {"hidden_ratio", "a number in (0, 16]"}, {"conv3x3_only", "true or false"}, {"resize", "\"pil\" or \"float\""}, {"lr", "a number > 0"},
-  {"weight_decay", "a number >= 0"}, {"batch_size", "an integer in [1, 4096]"},
-  {"steps", "an integer in [0, 1000000000]"}, {"seed", "an integer in [0, 9223372036854775807]"}, {NULL, NULL}};
-
 vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
   *out = NULL;
-  int64_t size = 256, steps_n = 8, batch = 32, steps = 2000, seed = 0;
-  double ratio = 1.0, lr = 1e-3, wd = 1e-5;
-  int c3 = -1;
-  bool fl = false;
-  const char *bb = "resnet18", *weights = "";
-  for (int64_t i = 0; cfg && i < vg_json_len(cfg); i++) {
-    const char *k = vg_json_key_at(cfg, i);
-    const vg_json *v = vg_json_at(cfg, i);
-    bool ok, b;
-    if (!strcmp(k, "method")) ok = vg_json_as_string(v) && !strcmp(vg_json_as_string(v), "fastflow");
-    else if (!strcmp(k, "backbone")) ok = (bb = vg_json_as_string(v)) != NULL;
-    else if (!strcmp(k, "weights")) ok = (weights = vg_json_as_string(v)) != NULL && strlen(weights) < 1024;
-    else if (!strcmp(k, "input_size")) ok = vg_json_as_int64(v, &size) && size >= 32 && size <= 4096 && size % 16 == 0;
-    else if (!strcmp(k, "flow_steps")) ok = vg_json_as_int64(v, &steps_n) && steps_n >= 1 && steps_n <= 64;
-    else if (!strcmp(k, "hidden_ratio")) ok = vg_json_as_double(v, &ratio) && ratio > 0 && ratio <= 16;
-    else if (!strcmp(k, "conv3x3_only")) { ok = vg_json_as_bool(v, &b); c3 = b; }
-    else if (!strcmp(k, "resize")) {
-      const char *s = vg_json_as_string(v);
-      ok = s && (!strcmp(s, "pil") || !strcmp(s, "float"));
-      fl = ok && !strcmp(s, "float");
-    }
-    else if (!strcmp(k, "lr")) ok = vg_json_as_double(v, &lr) && lr > 0;
-    else if (!strcmp(k, "weight_decay")) ok = vg_json_as_double(v, &wd) && wd >= 0;
-    else if (!strcmp(k, "batch_size")) ok = vg_json_as_int64(v, &batch) && batch >= 1 && batch <= 4096;
-    else if (!strcmp(k, "steps")) ok = vg_json_as_int64(v, &steps) && steps >= 0 && steps <= 1000000000;
-    else if (!strcmp(k, "seed")) ok = vg_json_as_int64(v, &seed) && seed >= 0;
-    else return vg_fail(VG_ERR_ARG, "fastflow: unknown config key '%s' (known: backbone, weights, input_size, "
-                        "flow_steps, hidden_ratio, conv3x3_only, resize, lr, weight_decay, batch_size, steps, seed)", k);
-    if (!ok) return vg_method_bad_value("fastflow", k, v, FF_RANGES);
-  }
+  fastflow *m = calloc(1, sizeof *m);
+  if (!m) return vg_fail(VG_ERR_NOMEM, "fastflow: out of memory");
+  vg_cfg_defaults(FF_CONFIG, m);
+  vg_status pst = vg_cfg_parse("fastflow", FF_CONFIG, cfg, m);
+  if (pst != VG_OK) { free(m); return pst; }
+  int64_t size = m->size, steps_n = m->flow_steps;
+  double ratio = m->hidden_ratio, lr = m->lr, wd = m->weight_decay;
+  bool fl = m->float_resize;
+  char bb[sizeof m->backbone_name];   /* a copy: the error paths below free m before naming it */
+  snprintf(bb, sizeof bb, "%s", m->backbone_name);
   int bbi = -1;
   for (int i = 0; i < 4; i++) if (!strcmp(bb, BACKBONES[i])) bbi = i;
-  if (bbi < 0) return vg_fail(VG_ERR_ARG, "fastflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb);
-  if (bbi >= 2) return vg_fail(VG_ERR_ARG, "fastflow: backbone '%s' is not implemented yet", bb);
+  if (bbi < 0) { free(m); return vg_fail(VG_ERR_ARG, "fastflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb); }
+  if (bbi >= 2) { free(m); return vg_fail(VG_ERR_ARG, "fastflow: backbone '%s' is not implemented yet", bb); }
   {  /* memory before any allocation: norms over C x S/sc x S/sc, flow_steps 3x3 subnets per scale */
     static const int ch18[4] = {64, 128, 256, 512}, ch50[4] = {256, 512, 1024, 2048};
     const int *ch = bbi == 0 ? ch18 : ch50;
-    if (ratio * (double)(ch[0] / 2) < 1)   /* flows.c: hidden = (int)(ratio * c_in), c_in = C/2 */
+    if (ratio * (double)(ch[0] / 2) < 1) {  /* flows/subnet.c: hidden = (int)(ratio * c_in), c_in = C/2 */
+      free(m);
       return vg_fail(VG_ERR_ARG, "fastflow: hidden_ratio %g gives the layer1 subnet (%d input channels) no hidden "
                      "channel: want hidden_ratio >= %g with backbone %s", ratio, ch[0] / 2, 1.0 / (ch[0] / 2), bb);
+    }
     double S = (double)size, tr = 0;
     for (int s = 0; s < 3; s++) {
       double C = ch[s], side = S / (4 << s), in = (double)(ch[s] / 2), hid = ratio * in;
@@ -254,16 +238,10 @@ vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
              (long long)steps_n, ratio, bb);
     vg_status cs = vg_method_check_memory("fastflow", keys, tr, bbi == 0 ? 2.8e6 : 8.9e6,
                                           vg_method_resnet_act(S, ch, 2) * (1 + (double)steps_n / 4));
-    if (cs != VG_OK) return cs;
+    if (cs != VG_OK) { free(m); return cs; }
   }
-  fastflow *m = calloc(1, sizeof *m);
-  if (!m) return vg_fail(VG_ERR_NOMEM, "fastflow: out of memory");
   m->backbone = (vg_fastflow_backbone)bbi;
-  snprintf(m->weights, sizeof m->weights, "%s", weights);
-  m->size = (int)size; m->flow_steps = (int)steps_n; m->batch = (int)batch; m->steps = steps;
-  m->conv3x3_only = c3 < 0 ? m->backbone == VG_FASTFLOW_RESNET18 : c3;
-  m->float_resize = fl;
-  m->hidden_ratio = ratio; m->lr = lr; m->weight_decay = wd; m->seed = (uint64_t)seed;
+  if (m->conv3x3_only < 0) m->conv3x3_only = m->backbone == VG_FASTFLOW_RESNET18;
   m->base.ops = &ff_ops;
 
   vg_status st = VG_OK;
@@ -325,3 +303,93 @@ vg_status vg_fastflow_new(const vg_json *cfg, vg_method **out) {
   *out = &m->base;
   return VG_OK;
 }
+
+/* ---------------------------------------------------------------- anomalib import
+ * The structural config keys of an anomalib checkpoint, read off its tensors
+ * (methods/anomalib_import.h; `vigil predict --from-anomalib`). */
+/* hidden_ratio: the user's ratio must give every scale's hidden width (int(ratio * c_in)) */
+static bool same_ratio(const vg_anomalib_infer *f, const vg_json *u, const char *json) {
+  (void)json;
+  double r;
+  if (!vg_json_as_double(u, &r)) return false;
+  for (int i = 0; i < f->nr; i++)
+    if ((int64_t)(r * (double)f->in[i]) != f->hid[i]) return false;
+  return true;
+}
+
+static vg_status ff_anomalib_infer(vg_anomalib_infer *f) {
+  const vg_pth_dict *d = f->d;
+  const vg_tensor *n0 = vg_anomalib_tensor(d, "norms.0.weight");
+  if (!n0 || n0->ndim != 3)
+    return vg_fail(VG_ERR_FORMAT, "fastflow: norms.0.weight (C, H, W) missing: not an anomalib FastFlow checkpoint");
+  int64_t c0 = vg_anomalib_dim(n0, 0), h = vg_anomalib_dim(n0, 1), w = vg_anomalib_dim(n0, 2);
+  char v[256], why[256];
+  vg_status st = VG_OK;
+  const char *bb = c0 == 64 ? "resnet18" : c0 == 256 ? "wide_resnet50_2" : NULL;
+  if (!bb)
+    return vg_fail(VG_ERR_UNSUPPORTED, "fastflow: norms.0.weight has %lld channels: not resnet18 (64) or "
+                   "wide_resnet50_2 (256), the backbones Vigil builds", (long long)c0);
+  snprintf(v, sizeof v, "\"%s\"", bb);
+  snprintf(why, sizeof why, "norms.0.weight has %lld channels", (long long)c0);
+  if ((st = vg_anomalib_put(f, "backbone", v, vg_anomalib_same_ci_string, why)) != VG_OK) return st;
+  if (h != w)
+    return vg_fail(VG_ERR_UNSUPPORTED, "fastflow: norms.0.weight is %lldx%lld: a non-square input size (%lldx%lld), "
+                   "Vigil's input is square", (long long)h, (long long)w, (long long)(4 * h), (long long)(4 * w));
+  snprintf(v, sizeof v, "%lld", (long long)(4 * h));
+  snprintf(why, sizeof why, "norms.0.weight is %lldx%lld at stride 4", (long long)h, (long long)w);
+  if ((st = vg_anomalib_put(f, "input_size", v, vg_anomalib_same_int, why)) != VG_OK) return st;
+  int steps = 0;
+  while (steps < 1000 && vg_anomalib_tensor(d, "fast_flow_blocks.0.module_list.%d.subnet.0.weight", steps)) steps++;
+  if (!steps) return vg_fail(VG_ERR_FORMAT, "fastflow: no fast_flow_blocks.0.module_list.0.subnet.0.weight");
+  snprintf(v, sizeof v, "%d", steps);
+  snprintf(why, sizeof why, "fast_flow_blocks.0 has %d steps", steps);
+  if ((st = vg_anomalib_put(f, "flow_steps", v, vg_anomalib_same_int, why)) != VG_OK) return st;
+  /* hidden widths per scale: [ratio_lo, ratio_hi) intersected over the scales */
+  double lo = 0, hi = INFINITY;
+  f->nr = 0;
+  for (int s = 0; s < 8; s++) {
+    const vg_tensor *ns = vg_anomalib_tensor(d, "norms.%d.weight", s);
+    const vg_tensor *sw = vg_anomalib_tensor(d, "fast_flow_blocks.%d.module_list.0.subnet.0.weight", s);
+    if (!ns || !sw) break;
+    int64_t c = vg_anomalib_dim(ns, 0), cin = c - c / 2, hid = vg_anomalib_dim(sw, 0);
+    if (vg_anomalib_dim(sw, 1) != cin || hid < 1)
+      return vg_fail(VG_ERR_FORMAT, "fastflow: fast_flow_blocks.%d.module_list.0.subnet.0.weight has %lld input "
+                     "channels, %lld expected", s, (long long)vg_anomalib_dim(sw, 1), (long long)cin);
+    f->in[f->nr] = cin;
+    f->hid[f->nr++] = hid;
+    lo = fmax(lo, (double)hid / (double)cin);
+    hi = fmin(hi, (double)(hid + 1) / (double)cin);
+  }
+  if (!(lo < hi))
+    return vg_fail(VG_ERR_FORMAT, "fastflow: the subnets' hidden widths follow no single hidden_ratio");
+  double r = lo;
+  for (int i = 0; i < f->nr; i++)   /* float rounding: the smallest double that gives every width */
+    while ((int64_t)(r * (double)f->in[i]) < f->hid[i]) r = nextafter(r, INFINITY);
+  snprintf(v, sizeof v, "%.17g", r);
+  snprintf(why, sizeof why, "fast_flow_blocks.0.module_list.0.subnet.0.weight has %lld hidden channels for %lld inputs",
+           (long long)f->hid[0], (long long)f->in[0]);
+  if ((st = vg_anomalib_put(f, "hidden_ratio", v, same_ratio, why)) != VG_OK) return st;
+  if (steps >= 2) {
+    const vg_tensor *k1 = vg_anomalib_tensor(d, "fast_flow_blocks.0.module_list.1.subnet.0.weight");
+    int64_t k = vg_anomalib_dim(k1, 2);
+    if (k != 1 && k != 3)
+      return vg_fail(VG_ERR_FORMAT, "fastflow: fast_flow_blocks.0.module_list.1.subnet.0.weight has a %lldx%lld kernel "
+                     "(1x1 or 3x3 expected)", (long long)k, (long long)vg_anomalib_dim(k1, 3));
+    snprintf(why, sizeof why, "fast_flow_blocks.0.module_list.1.subnet.0.weight is %lldx%lld", (long long)k, (long long)k);
+    if ((st = vg_anomalib_put(f, "conv3x3_only", k == 3 ? "true" : "false", vg_anomalib_same_bool, why)) != VG_OK) return st;
+  }
+  return VG_OK;
+}
+
+
+/* anomalib import (methods/anomalib_import.c) */
+static vg_nn_module *ff_anomalib_backbone(vg_method *m) {
+  return vg_nn_child_get(vg_fastflow_module(m), "feature_extractor");
+}
+
+const vg_method_def vg_method_fastflow = {
+  .name = "fastflow", .summary = "FastFlow (Yu et al. 2021) as anomalib's FastflowModel",
+  .create = vg_fastflow_new, .config = FF_CONFIG, .quick = {12, 8, NULL},
+  .anomalib_infer = ff_anomalib_infer, .anomalib_load = vg_fastflow_load_anomalib,
+  .anomalib_backbone = ff_anomalib_backbone,
+};

@@ -19,12 +19,9 @@
  * fast_flow_blocks.<i>.module_list.<j>.{global_scale,global_offset,w_perm,w_perm_inv,
  * subnet.0.weight,...} (+ "vigil_step" in Vigil checkpoints).
  *
- * Config keys (defaults): backbone "resnet18"; weights "" (torchvision .pth; empty = random
- * backbone, m->random_backbone = true); input_size 256; flow_steps 8; hidden_ratio 1.0;
- * conv3x3_only (resnet18: true, wide_resnet50_2: false); resize "pil" (the image resized as Pillow does, 8-bit,
- * then ToTensor: the official repos) | "float" (anomalib 2.x: float image, torch's antialiased bilinear,
- * vg_image_float_imagenet_transform; the default of `vigil predict --from-anomalib`); lr 1e-3; weight_decay 1e-5;
- * batch_size 32; steps 2000; seed 0.
+ * Config keys: the table FF_CONFIG in fastflow.c (key, default, range, help; printed by
+ * `vigil train fastflow --help`). weights "" = random backbone (m->random_backbone = true);
+ * resize "float" (vg_image_float_imagenet_transform) is the default of `vigil predict --from-anomalib`.
  * Transformer backbones (cait_m48_448, deit_base_distilled_patch16_384) have an enum value
  * (vg_fastflow_backbone) and a feature-extractor seam, but are not implemented. */
 #ifndef VG_METHODS_FASTFLOW_H

@@ -1,6 +1,7 @@
 #include "tests/vgtest.h"
 #include <stdarg.h>
 #include "nn/zip.h"
+#include "base/file.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -161,13 +162,7 @@ bool vg_test_find_vigil(const char *argv0, char *out, size_t cap) {
   return out[0] != 0;
 }
 
-void vg_test_mkdirs(const char *path) {
-  char b[4096];
-  snprintf(b, sizeof b, "%s", path);
-  for (char *q = b + 1; *q; q++)
-    if (*q == '/') { *q = 0; mkdir(b, 0755); *q = '/'; }
-  mkdir(b, 0755);
-}
+void vg_test_mkdirs(const char *path) { (void)vg_mkdir_p(path); }
 
 void vg_test_tmp_done(const char *dir) {
   const char *keep = getenv("VIGIL_TEST_KEEP");

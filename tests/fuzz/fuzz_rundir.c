@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     snprintf(g_dir, sizeof g_dir, "%s/vigil_fuzz_rundir_XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(g_dir)) abort();
     snprintf(g_dir2, sizeof g_dir2, "%s/rt", g_dir);
-    if (vg_run_mkdirs(g_dir2) != VG_OK) abort();
+    if (vg_mkdir_p(g_dir2) != VG_OK) abort();
   }
   put_file(g_dir, "config.json", data, n);
   put_file(g_dir, "state.json", data, n);
