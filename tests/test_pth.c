@@ -16,19 +16,8 @@
 #include "nn/state_dict.h"
 #include "nn/zip.h"
 
-/* test_bounds asks for allocations that must fail (vg_tensor_try_new of a petabyte): under
- * ASan they return NULL instead of aborting the program, as plain malloc does */
-#if defined(__SANITIZE_ADDRESS__)
-#define VG_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VG_TEST_ASAN 1
-#endif
-#endif
-#ifdef VG_TEST_ASAN
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
-#endif
+/* test_bounds asks for allocations that must fail (vg_tensor_try_new of a petabyte) */
+VG_TEST_ALLOCATOR_MAY_RETURN_NULL()
 
 static char g_path[1024];
 static const char *fx(const char *name) {

@@ -12,19 +12,8 @@
 #include <unistd.h>
 #include <fcntl.h>
 
-/* test_sparse asks for a 4 TiB tensor that must fail cleanly: under ASan such a request
- * returns NULL (as plain malloc does) instead of aborting the program */
-#if defined(__SANITIZE_ADDRESS__)
-#define VG_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VG_TEST_ASAN 1
-#endif
-#endif
-#ifdef VG_TEST_ASAN
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
-#endif
+/* test_sparse asks for a 4 TiB tensor that must fail cleanly */
+VG_TEST_ALLOCATOR_MAY_RETURN_NULL()
 
 static char g_dir[64];
 

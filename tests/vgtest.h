@@ -48,4 +48,20 @@ void vg_test_mkdirs(const char *path);
 #define VG_CHECK(cond, ...) vg_test_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 #define VG_CHECK_CLOSE(got, want, n, rtol, atol, what) \
   vg_test_close((got), (want), (n), (rtol), (atol), __FILE__, __LINE__, (what))
+/* For a test that asks for allocations that must fail: under ASan they return NULL (as plain
+ * malloc does) instead of aborting the program. Once at file scope. */
+#if defined(__SANITIZE_ADDRESS__)
+#define VG_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VG_TEST_ASAN 1
+#endif
+#endif
+#ifdef VG_TEST_ASAN
+#define VG_TEST_ALLOCATOR_MAY_RETURN_NULL()                                                   \
+  const char *__asan_default_options(void);                                                 \
+  const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+#else
+#define VG_TEST_ALLOCATOR_MAY_RETURN_NULL()
+#endif
 #endif
