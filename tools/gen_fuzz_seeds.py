@@ -7,7 +7,7 @@ byte 1) and build/fuzz/corpus_st/ (two small hand-made safetensors files: metada
 tensor; every dtype). Run from the repository root."""
 import zipfile, glob, os, struct
 out = 'build/fuzz/corpus_pth/'
-for f in glob.glob('tests/fixtures/pth/*') + glob.glob('tests/fixtures/*.pth') + glob.glob('tests/fixtures/*.ckpt'):
+for f in glob.glob('build/fixtures/pth/*') + glob.glob('build/fixtures/*.pth') + glob.glob('build/fixtures/*.ckpt'):
     b = open(f, 'rb').read()
     if len(b) > 65536: continue
     open(out + 'raw_' + os.path.basename(f), 'wb').write(b'\x00' + b)

@@ -1,4 +1,6 @@
 #include "tests/common/fixture.h"
+#include "base/inflate.h"
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +15,29 @@ vg_fixture *vg_fixture_load(const char *path) {
   }
   char magic[4];
   uint32_t ver, count;
+  uint8_t *body = NULL;   /* version 2: the inflated version-1 body, read through fmemopen */
   vg_fixture *fx = calloc(1, sizeof *fx);
-  if (!rd(f, magic, 4) || memcmp(magic, "VGFX", 4) || !rd(f, &ver, 4) || ver != 1 || !rd(f, &count, 4) ||
-      count > 100000)
-    goto bad;
+  if (!rd(f, magic, 4) || memcmp(magic, "VGFX", 4) || !rd(f, &ver, 4) || (ver != 1 && ver != 2)) goto bad;
+  if (ver == 2) {
+    uint64_t n;
+    long at, end;
+    if (!rd(f, &n, 8) || n > ((uint64_t)1 << 30) || (at = ftell(f)) < 0 || fseek(f, 0, SEEK_END) || (end = ftell(f)) < at ||
+        fseek(f, at, SEEK_SET))
+      goto bad;
+    uint8_t *z = malloc((size_t)(end - at) + 1);
+    body = malloc(n ? n : 1);
+    bool ok = z && body && rd(f, z, (size_t)(end - at)) && vg_zlib_inflate(z, (size_t)(end - at), body, n) == VG_OK;
+    free(z);
+    fclose(f);
+    f = ok ? fmemopen(body, n, "rb") : NULL;
+    if (!f) {
+      fprintf(stderr, "fixture %s: bad compressed body\n", path);
+      free(body);
+      vg_fixture_free(fx);
+      return NULL;
+    }
+  }
+  if (!rd(f, &count, 4) || count > 100000) goto bad;
   fx->t = calloc(count, sizeof *fx->t);
   for (uint32_t i = 0; i < count; i++) {
     vg_fx_tensor *t = &fx->t[i];
@@ -35,10 +56,12 @@ vg_fixture *vg_fixture_load(const char *path) {
     if (!rd(f, t->data, sizeof(float) * (size_t)t->n)) goto bad;
   }
   fclose(f);
+  free(body);
   return fx;
 bad:
   fprintf(stderr, "fixture %s: malformed\n", path);
   fclose(f);
+  free(body);
   vg_fixture_free(fx);
   return NULL;
 }

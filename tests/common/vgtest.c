@@ -59,43 +59,56 @@ static const char *root_path(const char *prefix, const char *name) {
   return buf;
 }
 
-const char *vg_test_fixture(const char *name) { return root_path("tests/fixtures/", name); }
-/* The test data live in the repository (tests/data/, see its README.md for sources and
- * licences), so a clone tests without anything beside it: large files as they are, the
- * hundreds of small conformance files in tests/data/conformance.zip, extracted once per
- * program into a temp folder that is removed at exit. */
-static char g_data_dir[64];
-static pid_t g_data_pid;
+/* The test data live in the repository, so a clone tests without anything beside it: large
+ * files as they are, and the folders of many small files packed into one zip each (a file
+ * costs a file-system block; an archive costs its bytes): tests/data/conformance.zip (the
+ * PngSuite / JPEG conformance files, see tests/data/README.md) and tests/fixtures.zip
+ * (every fixture the tools/gen_*.py generators wrote; tools/pack_test_data.py writes both). An archive is extracted once per program into a temp folder removed at exit. */
+typedef struct {
+  const char *zip;    /* relative to the repository root */
+  char dir[64];       /* where it was extracted */
+  pid_t pid;
+  int state;          /* 0 not tried, 1 extracted, -1 failed */
+  char path[4200];    /* the last path returned inside dir */
+} packed_dir;
 
-static void data_cleanup(void) {
-  if (!g_data_dir[0] || getpid() != g_data_pid) return;   /* not from a forked child */
+static packed_dir g_conformance = {.zip = "tests/data/conformance.zip"};
+static packed_dir g_fixtures = {.zip = "tests/fixtures.zip"};
+
+static void packed_cleanup(packed_dir *d) {
+  if (!d->dir[0] || getpid() != d->pid) return;   /* not from a forked child */
   char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_data_dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_data_dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", d->dir);
+}
+static void packed_cleanup_all(void) {
+  packed_cleanup(&g_conformance);
+  packed_cleanup(&g_fixtures);
 }
 
-/* Extracts conformance.zip; false (and a message) when it cannot. */
-static bool data_extract(void) {
-  static int state;   /* 0 not tried, 1 extracted, -1 failed */
-  if (state) return state > 0;
-  state = -1;
+/* Extracts d's archive; false (and a message) when it cannot. */
+static bool packed_extract(packed_dir *d) {
+  if (d->state) return d->state > 0;
+  d->state = -1;
   char zpath[4200];
-  snprintf(zpath, sizeof zpath, "%s", root_path("tests/data/", "conformance.zip"));
+  snprintf(zpath, sizeof zpath, "%s", root_path("", d->zip));
   vg_zip *z = NULL;
   if (vg_zip_open(zpath, NULL, &z) != VG_OK) {
     fprintf(stderr, "test data: %s\n", vg_last_error());
     return false;
   }
-  snprintf(g_data_dir, sizeof g_data_dir, "/tmp/vigil_testdata_XXXXXX");
-  if (!mkdtemp(g_data_dir)) { g_data_dir[0] = 0; vg_zip_free(z); return false; }
-  g_data_pid = getpid();
-  atexit(data_cleanup);
+  snprintf(d->dir, sizeof d->dir, "/tmp/vigil_testdata_XXXXXX");
+  if (!mkdtemp(d->dir)) { d->dir[0] = 0; vg_zip_free(z); return false; }
+  d->pid = getpid();
+  static bool registered;
+  if (!registered) atexit(packed_cleanup_all);
+  registered = true;
   bool ok = true;
   for (size_t i = 0; i < vg_zip_count(z) && ok; i++) {
     const vg_zip_entry *e = vg_zip_entry_at(z, i);
     if (strstr(e->name, "..") || e->name[0] == '/') continue;
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", g_data_dir, e->name);
+    snprintf(path, sizeof path, "%s/%s", d->dir, e->name);
     char *sl = strrchr(path, '/');
     *sl = 0;
     vg_test_mkdirs(path);
@@ -110,17 +123,21 @@ static bool data_extract(void) {
     if (!ok) fprintf(stderr, "test data: cannot extract %s: %s\n", e->name, vg_last_error());
   }
   vg_zip_free(z);
-  state = ok ? 1 : -1;
+  d->state = ok ? 1 : -1;
   return ok;
 }
 
-const char *vg_test_shared(const char *name) {
-  const char *p = root_path("tests/data/", name);
-  if (access(p, F_OK) == 0 || !data_extract()) return p;
-  static char buf[4200];
-  snprintf(buf, sizeof buf, "%s/%s", g_data_dir, name);
-  return buf;
+/* prefix/name when it is on disk (e.g. a folder just written by a tools/ generator), else
+ * name inside d's extracted archive */
+static const char *packed_path(packed_dir *d, const char *prefix, const char *name) {
+  const char *p = root_path(prefix, name);
+  if (access(p, F_OK) == 0 || !packed_extract(d)) return p;
+  snprintf(d->path, sizeof d->path, "%s/%s", d->dir, name);
+  return d->path;
 }
+
+const char *vg_test_fixture(const char *name) { return packed_path(&g_fixtures, "tests/fixtures/", name); }
+const char *vg_test_shared(const char *name) { return packed_path(&g_conformance, "tests/data/", name); }
 
 char *vg_test_run(const char *cmd, int *rc) {
   size_t len = strlen(cmd) + 8;
