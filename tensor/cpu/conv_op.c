@@ -17,23 +17,24 @@ static void release(vg_tensor *t) {
   if (t && (t->flags & VG_TF_HEAP)) vg_tensor_free(t);
 }
 
-/* conv2d and its backward ops share the geometry of p.conv2d (not conv_bn_fold) */
-static vg_conv2d_geom conv_geom(const vg_opcall *c) {
+/* conv2d and its backward ops share the geometry of p.conv2d (not conv_bn_fold): the input's
+ * shape from xs, the weight's from ws (the op's input or output of that shape) */
+static vg_conv2d_geom conv_geom(const vg_opcall *c, const vg_tensor *xs, const vg_tensor *ws) {
   const vg_conv2d_params *cp = &c->p.conv2d;
   vg_conv2d_geom g = {.sh = cp->sh, .sw = cp->sw, .ph = cp->ph, .pw = cp->pw, .dh = cp->dh, .dw = cp->dw,
                       .groups = cp->groups};
+  g.n = xs->shape[0]; g.c = xs->shape[1]; g.h = xs->shape[2]; g.w = xs->shape[3];
+  g.oc = ws->shape[0]; g.kh = ws->shape[2]; g.kw = ws->shape[3];
+  vg_conv2d_geom_init(&g);
   return g;
 }
 
 void vg_cpu_conv2d_op(const vg_opcall *c) {
   vg_tensor *out = c->out[0], *t0, *t1, *t2 = NULL;
-  vg_conv2d_geom g = conv_geom(c);
   const vg_tensor *x = c->in[0], *w = c->in[1];
   const vg_tensor *b = c->nin > 2 ? c->in[2] : NULL;
-  g.n = x->shape[0]; g.c = x->shape[1]; g.h = x->shape[2]; g.w = x->shape[3];
-  g.oc = w->shape[0]; g.kh = w->shape[2]; g.kw = w->shape[3];
+  vg_conv2d_geom g = conv_geom(c, x, w);
   g.relu = c->p.conv2d.act == VG_ACT_RELU;   /* applied by the GEMM per tile, in cache */
-  vg_conv2d_geom_init(&g);
   const float *px = contig(x, &t0), *pw = contig(w, &t1), *pb = b ? contig(b, &t2) : NULL;
   vg_cpu_conv2d_fwd(&g, px, pw, pb, vg_f32(out));
   release(t0);
@@ -43,11 +44,8 @@ void vg_cpu_conv2d_op(const vg_opcall *c) {
 
 void vg_cpu_conv2d_bwd_data_op(const vg_opcall *c) { /* in = {w, gy}; out has x's shape */
   vg_tensor *out = c->out[0], *t0, *t1;
-  vg_conv2d_geom g = conv_geom(c);
   const vg_tensor *w = c->in[0];
-  g.n = out->shape[0]; g.c = out->shape[1]; g.h = out->shape[2]; g.w = out->shape[3];
-  g.oc = w->shape[0]; g.kh = w->shape[2]; g.kw = w->shape[3];
-  vg_conv2d_geom_init(&g);
+  vg_conv2d_geom g = conv_geom(c, out, w);
   const float *pw = contig(w, &t0), *pg = contig(c->in[1], &t1);
   vg_cpu_conv2d_bwd_data(&g, pw, pg, vg_f32(out));
   release(t0);
@@ -56,11 +54,8 @@ void vg_cpu_conv2d_bwd_data_op(const vg_opcall *c) { /* in = {w, gy}; out has x'
 
 void vg_cpu_conv2d_bwd_weight_op(const vg_opcall *c) { /* in = {x, gy}; out has w's shape */
   vg_tensor *out = c->out[0], *t0, *t1;
-  vg_conv2d_geom g = conv_geom(c);
   const vg_tensor *x = c->in[0];
-  g.n = x->shape[0]; g.c = x->shape[1]; g.h = x->shape[2]; g.w = x->shape[3];
-  g.oc = out->shape[0]; g.kh = out->shape[2]; g.kw = out->shape[3];
-  vg_conv2d_geom_init(&g);
+  vg_conv2d_geom g = conv_geom(c, x, out);
   const float *px = contig(x, &t0), *pg = contig(c->in[1], &t1);
   vg_cpu_conv2d_bwd_weight(&g, px, pg, vg_f32(out), NULL);
   release(t0);
