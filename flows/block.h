@@ -8,6 +8,10 @@
  *   coupling.c  GLOW, RNVP, NICE, GIN, AffineCouplingOneSided, ConditionalAffineTransform
  *   permute.c   PermuteRandom, FixedLinearTransform / Fixed1x1Conv (no state beyond the header)
  *   actnorm.c   ActNorm (data-dependent init flag)
+ *   reshape.c   Haar / IRevNet Down- and Upsampling (composite: the shape changes)
+ *   elementwise.c  InvertibleSigmoid, LearnedElementwiseScaling, InvAutoAct(TwoSided)
+ *   orthogonal.c   OrthogonalTransform, HouseholderPerm
+ *   spline.c    RationalQuadraticSpline, ElementwiseRationalQuadraticSpline (FrEIA master)
  *   sequence.c  SequenceINN (its blocks, their conditions and dims)
  * and block.c holds what they share: vg_flow_forward / vg_flow_output_dims / vg_flow_sample
  * dispatch through the kind table, the input checks, and the small tensor helpers below.
@@ -38,6 +42,14 @@ typedef struct vg_flow_block_ops {
   void (*free_state)(void *state);
   bool uses_cond;   /* the conditions' channels must sum to cond_ch */
   bool composite;   /* forward checks x itself (SequenceINN) */
+  /* Multi-port families (Split, Concat, GraphINN: graph.c, topology.c); NULL for the
+   * others. forward_multi gets nx tensors (the inputs, rev: the outputs; vg_flow_forward_multi
+   * checked the count), writes the other side into y, returns that count or -1 + error, and
+   * sets *logdet when want_logdet (may leave it NULL for a zero log-det). output_dims_multi:
+   * every output's dims for the nin input dims, returns nout or -1 + error. */
+  int (*forward_multi)(vg_nn_module *m, int nx, vg_tensor *const *x, int ncond, vg_tensor *const *cond, bool rev,
+                       bool want_logdet, vg_tensor **y, vg_tensor **logdet);
+  int (*output_dims_multi)(const vg_nn_module *m, int nin, const vg_flow_dims *in, vg_flow_dims *out);
 } vg_flow_block_ops;
 
 /* The first member of every family's state struct. */
@@ -46,6 +58,7 @@ typedef struct {
   int ndim;          /* without batch: 1 (C) or 3 (C, H, W) */
   int64_t dims[4];
   int64_t cond_ch;   /* total condition channels, 0 = unconditional */
+  int nin, nout;     /* ports of a multi-port family (0: one, as every single-port block) */
 } vg_flow_block;
 
 /* A flow module: a zeroed state of state_size bytes (>= sizeof(vg_flow_block)) whose
