@@ -13,6 +13,9 @@
   VG_METHOD(fastflow) \
   VG_METHOD(cflow) \
   VG_METHOD(efficientad) \
+  VG_METHOD(stfpm) \
+  VG_METHOD(patchcore) \
+  VG_METHOD(padim) \
   VG_METHOD(meanimage)
 
 #define VG_METHOD(n) extern const vg_method_def vg_method_##n;
