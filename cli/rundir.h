@@ -105,4 +105,12 @@ void vg_run_ov_free(vg_run_overrides *l);
 /* --device / --dtype of train, test, predict, bench (NULL = cpu / f32): parses them and
  * moves the method (vg_method_to); says where it computes when not on the CPU. */
 vg_status vg_cli_method_to(vg_method *m, const char *device, const char *dtype);
+/* cli/test.c: the metrics of m as it is in memory on ds (predict every image, finalize, the
+ * metrics at the GT resolution as `vigil test` computes them; no file written): the
+ * per-evaluation numbers of a method with eval_every (CFLOW-AD's best-epoch report). */
+vg_status vg_cli_evaluate(vg_method *m, const vg_dataset *ds, const char *category, int workers, bool strict_images,
+                          double out[5]);
+/* The metrics vg_cli_evaluate writes into out[], in order (metrics.json's names). */
+#define VG_CLI_EVAL_NKEYS 5
+extern const char *const vg_cli_eval_keys[VG_CLI_EVAL_NKEYS];
 #endif

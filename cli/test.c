@@ -83,6 +83,101 @@ static vg_status original_size(const vg_sample *s, int *w, int *h) {
   return VG_OK;
 }
 
+const char *const vg_cli_eval_keys[VG_CLI_EVAL_NKEYS] = {"image_auroc", "pixel_auroc", "au_pro", "au_pro_5",
+                                                          "pixel_auroc_5"};
+
+vg_status vg_cli_evaluate(vg_method *m, const vg_dataset *ds, const char *category, int workers, bool strict_images,
+                          double out[VG_CLI_EVAL_NKEYS]) {
+  int H = m->input_h, W = m->input_w, batch = 8;
+  int64_t n = ds->n, P = (int64_t)H * W, done_n = 0;
+  if (n == 0) return vg_fail(VG_ERR_ARG, "evaluation: the test split is empty");
+  float *maps = malloc((size_t)(n * P) * sizeof *maps), *scores = malloc((size_t)n * sizeof *scores);
+  vg_loader *L = NULL;
+  vg_status st = maps && scores ? VG_OK : vg_fail(VG_ERR_NOMEM, "evaluation: out of memory for %lld maps", (long long)n);
+  vg_loader_opts lo = {.batch_size = batch, .workers = workers > 0 ? workers : 2, .channels = 3, .height = H, .width = W,
+                       .transform = m->test_transform, .user = m->transform_user, .strict_images = strict_images};
+  if (st == VG_OK) st = vg_loader_create(ds, &lo, &L);
+  if (st == VG_OK) st = vg_loader_start_epoch(L, 0);
+  while (st == VG_OK) {
+    vg_batch b;
+    if ((st = vg_loader_next(L, &b)) != VG_OK) break;
+    if (b.n == 0) { vg_batch_free(&b); break; }
+    for (int i = 0; i < b.n && st == VG_OK; i++)
+      if (b.indices[i] != done_n + i) st = vg_fail(VG_ERR_ARG, "evaluation: internal: loader order is not the listing order");
+    if (st == VG_OK) st = m->ops->predict(m, b.images, maps + done_n * P, scores + done_n);
+    done_n += b.n;
+    vg_batch_free(&b);
+  }
+  vg_loader_destroy(L);
+  if (st == VG_OK && m->ops->finalize) st = m->ops->finalize(m, maps, n, H, W, scores);
+  vg_report_cat *cat = NULL;
+  if (st == VG_OK) {
+    vg_report_opts ro = vg_report_defaults();
+    ro.dir = NULL;
+    ro.overlays = -1;
+    vg_report_input in = {.category = category, .ds = ds, .maps = maps, .map_h = H, .map_w = W, .scores = scores};
+    st = vg_report_category(&in, &ro, &cat);
+  }
+  if (st == VG_OK) {
+    const vg_eval_metrics *em = &vg_report_cat_metrics(cat)->m;
+    const double v[VG_CLI_EVAL_NKEYS] = {em->image_auroc, em->pixel_auroc, em->au_pro, em->au_pro_5, em->pixel_auroc_5};
+    memcpy(out, v, sizeof v);
+  }
+  vg_report_cat_free(cat);
+  free(maps);
+  free(scores);
+  return st;
+}
+
+/* metrics.json: the report's JSON, plus (RUNDIR/best_epoch.json from a training with
+ * eval_every) the best evaluation's numbers as top-level best_epoch_* keys */
+static vg_status write_metrics(const char *run, const char *dataset, vg_report_cat *cat) {
+  char *t = vg_report_json(dataset, &cat, 1);
+  if (!t) return vg_last_status() != VG_OK ? vg_last_status() : vg_fail(VG_ERR_NOMEM, "report: JSON");
+  char *be = NULL;
+  vg_json *doc = NULL;
+  struct stat sb;
+  const char *bp = vg_run_path(run, "best_epoch.json");
+  vg_status st = VG_OK;
+  if (stat(bp, &sb) == 0 && (st = vg_run_read_text(bp, &be)) == VG_OK &&
+      (st = vg_json_parse(be, strlen(be), NULL, &doc)) == VG_OK) {
+    const vg_json *best = vg_json_get(doc, "best");
+    char *end = strrchr(t, '}');
+    size_t cap = strlen(t) + 4096;
+    char *u = end && best ? malloc(cap) : NULL;
+    if (u) {
+      size_t len = (size_t)(end - t);
+      while (len > 0 && (t[len - 1] == '\n' || t[len - 1] == ' ')) len--;
+      memcpy(u, t, len);
+      int64_t nev = vg_json_len(vg_json_get(doc, "evaluations"));
+      len += (size_t)snprintf(u + len, cap - len, ",\n  \"best_epoch_note\": \"the best of %lld per-meta-epoch test-set "
+                              "evaluations per metric (the official CFLOW-AD report: model selection on the test set); the "
+                              "numbers above are the final model's\"", (long long)nev);
+      for (int k = 0; k < VG_CLI_EVAL_NKEYS; k++) {
+        const vg_json *b = vg_json_get(best, vg_cli_eval_keys[k]);
+        double v, e;
+        if (!b || !vg_json_as_double(vg_json_get(b, "value"), &v) || !vg_json_as_double(vg_json_get(b, "epoch"), &e)) continue;
+        len += (size_t)snprintf(u + len, cap - len, ",\n  \"best_epoch_%s\": %.17g,\n  \"best_epoch_%s_epoch\": %.17g",
+                                vg_cli_eval_keys[k], v, vg_cli_eval_keys[k], e);
+      }
+      snprintf(u + len, cap - len, "\n}");
+      free(t);
+      t = u;
+    }
+  }
+  vg_json_free(doc);
+  free(be);
+  if (st != VG_OK) { free(t); return vg_fail_prefix("%s", bp); }
+  size_t len = strlen(t);
+  char *t2 = realloc(t, len + 2);
+  if (!t2) { free(t); return vg_fail(VG_ERR_NOMEM, "report: out of memory"); }
+  t2[len] = '\n';
+  t2[len + 1] = 0;
+  st = vg_run_write_text(vg_run_path(run, "metrics.json"), t2);
+  free(t2);
+  return st;
+}
+
 int vg_cli_test(int argc, char **argv) {
   test_opts o = {.batch = 8, .workers = 2};
   int prc = vg_opts_parse(&vg_cmd_test, argc, argv, &o, NULL, NULL);
@@ -141,7 +236,7 @@ int vg_cli_test(int argc, char **argv) {
   vg_report_input in = {.category = cfg.data.category, .ds = &ds, .maps = maps, .map_h = H, .map_w = W, .scores = scores};
   vg_report_cat *cat = NULL;
   if ((write_report && vg_mkdir_p(report_dir) != VG_OK) || vg_report_category(&in, &ro, &cat) != VG_OK ||
-      vg_report_write_json(vg_run_path(run, "metrics.json"), cfg.data.dataset, &cat, 1) != VG_OK ||
+      write_metrics(run, cfg.data.dataset, cat) != VG_OK ||
       (write_report && vg_report_write_html(report_dir, cfg.data.dataset, &cat, 1) != VG_OK)) {
     vg_report_cat_free(cat);
     free(order);

@@ -65,7 +65,8 @@ static const vg_opt train_table[] = {
    .help = "category / object / product (synthetic default: woven)"},
   {.name = "--val-fraction", .kind = VG_OPT_F64, .arg = "F", .flo = 0, .fhi = 1, .hi_open = true,
    .off = VG_OPT_AT(T, val_fraction), .given = VG_OPT_GIVEN(T, val_given),
-   .help = "part of train held out for validation, in [0, 1) (default 0.1; LOCO uses validation/)"},
+   .help = "part of train held out for validation, in [0, 1) (default 0.1; 0 for methods that read no validation "
+           "split: fastflow, cflow; LOCO uses validation/)"},
   {.name = "--cache", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(T, cache),
    .help = "where the synthetic benchmark is cached (default $VIGIL_CACHE or ~/.cache/vigil)"},
   {.kind = VG_OPT_HEAD, .help = "model:"},
@@ -371,8 +372,99 @@ static vg_status log_line(int fd, const char *path, const char *line) {
 
 /* Starting a new run in rundir: what an earlier run left there goes first (config.json
  * first, so a crash in between leaves nothing to resume rather than a mix). */
+/* Per-step-interval evaluation on the test split (vg_method.eval_every: CFLOW-AD's
+ * per-meta-epoch evaluation and "best epoch" report): every evaluation and the best value of
+ * each metric go to RUNDIR/best_epoch.json (rewritten after each one); `vigil test` copies the
+ * bests into metrics.json as best_epoch_* keys. A resumed run keeps the evaluations up to its
+ * checkpoint's step (the ones after it are redone identically). */
+typedef struct { int64_t step; double v[VG_CLI_EVAL_NKEYS]; } eval_rec;
+typedef struct { eval_rec *r; int n, cap; int64_t every; } eval_log;
+
+static vg_status eval_log_add(eval_log *e, int64_t step, const double *v) {
+  while (e->n > 0 && e->r[e->n - 1].step >= step) e->n--;   /* redone after a resume */
+  if (e->n == e->cap) {
+    int cap = e->cap ? 2 * e->cap : 16;
+    eval_rec *r = realloc(e->r, sizeof *r * (size_t)cap);
+    if (!r) return vg_fail(VG_ERR_NOMEM, "out of memory (evaluations)");
+    e->r = r;
+    e->cap = cap;
+  }
+  e->r[e->n].step = step;
+  memcpy(e->r[e->n].v, v, sizeof e->r[e->n].v);
+  e->n++;
+  return VG_OK;
+}
+
+static void eval_log_load(const char *rundir, int64_t upto, eval_log *e) {
+  char *t = NULL;
+  vg_json *doc = NULL;
+  struct stat sb;
+  const char *p = vg_run_path(rundir, "best_epoch.json");
+  if (stat(p, &sb) != 0 || vg_run_read_text(p, &t) != VG_OK || vg_json_parse(t, strlen(t), NULL, &doc) != VG_OK) {
+    free(t);
+    return;
+  }
+  const vg_json *ev = vg_json_get(doc, "evaluations");
+  for (int64_t i = 0; i < vg_json_len(ev); i++) {
+    const vg_json *o = vg_json_at(ev, i);
+    int64_t step;
+    double v[VG_CLI_EVAL_NKEYS];
+    if (!vg_json_as_int64(vg_json_get(o, "step"), &step) || step > upto) continue;
+    for (int k = 0; k < VG_CLI_EVAL_NKEYS; k++)
+      if (!vg_json_as_double(vg_json_get(o, vg_cli_eval_keys[k]), &v[k])) v[k] = NAN;
+    eval_log_add(e, step, v);
+  }
+  vg_json_free(doc);
+  free(t);
+}
+
+static vg_status eval_log_write(const char *rundir, const eval_log *e) {
+  vg_json_writer w;
+  vg_jw_init(&w, 2);
+  vg_jw_begin_object(&w);
+  vg_jw_key(&w, "eval_every_steps"); vg_jw_int64(&w, e->every);
+  vg_jw_key(&w, "note");
+  vg_jw_string(&w, "test-split evaluations during training (epoch = step / eval_every_steps, rounded up); best: the "
+                   "maximum of each metric over them, as the official CFLOW-AD code reports (test-set model selection)");
+  vg_jw_key(&w, "evaluations");
+  vg_jw_begin_array(&w);
+  for (int i = 0; i < e->n; i++) {
+    vg_jw_begin_object(&w);
+    vg_jw_key(&w, "step"); vg_jw_int64(&w, e->r[i].step);
+    vg_jw_key(&w, "epoch"); vg_jw_int64(&w, (e->r[i].step + e->every - 1) / e->every);
+    for (int k = 0; k < VG_CLI_EVAL_NKEYS; k++) {
+      vg_jw_key(&w, vg_cli_eval_keys[k]);
+      if (isfinite(e->r[i].v[k])) vg_jw_double(&w, e->r[i].v[k]); else vg_jw_null(&w);
+    }
+    vg_jw_end_object(&w);
+  }
+  vg_jw_end_array(&w);
+  vg_jw_key(&w, "best");
+  vg_jw_begin_object(&w);
+  for (int k = 0; k < VG_CLI_EVAL_NKEYS; k++) {
+    int b = -1;
+    for (int i = 0; i < e->n; i++)   /* the first evaluation reaching the maximum, as Score_Observer's ">" */
+      if (isfinite(e->r[i].v[k]) && (b < 0 || e->r[i].v[k] > e->r[b].v[k])) b = i;
+    if (b < 0) continue;
+    vg_jw_key(&w, vg_cli_eval_keys[k]);
+    vg_jw_begin_object(&w);
+    vg_jw_key(&w, "value"); vg_jw_double(&w, e->r[b].v[k]);
+    vg_jw_key(&w, "epoch"); vg_jw_int64(&w, (e->r[b].step + e->every - 1) / e->every);
+    vg_jw_key(&w, "step"); vg_jw_int64(&w, e->r[b].step);
+    vg_jw_end_object(&w);
+  }
+  vg_jw_end_object(&w);
+  vg_jw_end_object(&w);
+  char *t = vg_jw_finish(&w, NULL);
+  if (!t) return vg_fail(VG_ERR_NOMEM, "out of memory (best_epoch.json)");
+  vg_status st = vg_run_write_text(vg_run_path(rundir, "best_epoch.json"), t);
+  free(t);
+  return st;
+}
+
 static vg_status clear_run(const char *rundir) {
-  static const char *const files[] = {"config.json", "checkpoint.safetensors", "state.json", "train_log.jsonl", NULL};
+  static const char *const files[] = {"config.json", "checkpoint.safetensors", "state.json", "train_log.jsonl",
+                                      "best_epoch.json", NULL};
   for (int i = 0; files[i]; i++) {
     const char *p = vg_run_path(rundir, files[i]);
     if (unlink(p) != 0 && errno != ENOENT) return vg_fail(VG_ERR_IO, "%s: cannot remove it: %s", p, strerror(errno));
@@ -451,7 +543,8 @@ int vg_cli_train(int argc, char **argv) {
 
   vg_run_config cfg = {0};
   vg_method *m = NULL;
-  vg_dataset train = {0}, val = {0};
+  vg_dataset train = {0}, val = {0}, test_ds = {0};
+  eval_log evl = {0};
   vg_loader *L = NULL;
   int log_fd = -1, lock_fd = -1;
   int rc = 1;
@@ -565,6 +658,14 @@ int vg_cli_train(int argc, char **argv) {
     for (int i = 0; i < ov.n; i++) vg_run_ov_set(&base, ov.v[i].key, ov.v[i].json);
     /* data first: the method may want the category and the loader's batches per epoch */
     if ((st = data_config(data, dataset, category, cache, &cfg.data)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); goto done; }
+    {  /* a method that never reads a validation split trains on all of train (its def's no_val) */
+      const vg_method_def *def = vg_method_find(method);
+      if (def && def->no_val && !val_given) {
+        val_fraction = 0;
+        fprintf(stderr, "vigil train: %s reads no validation split: training on the whole train split "
+                        "(val_fraction 0; --val-fraction F holds F out anyway)\n", method);
+      }
+    }
     cfg.data.val_fraction = val_fraction;
     cfg.data.split_seed = seed;
     if ((st = vg_run_open_dataset(&cfg.data, VG_SPLIT_TRAIN, &train)) != VG_OK ||
@@ -584,6 +685,14 @@ int vg_cli_train(int argc, char **argv) {
       fprintf(stderr, "vigil train: synthetic default: the short CPU schedule, %lld steps of batch %lld%s%s (a smoke run, "
                       "not the paper's; give --steps/--epochs/--batch for more)\n", (long long)steps, (long long)batch,
               bb ? ", backbone " : "", bb ? q.backbone : "");
+    }
+    {  /* real data, no schedule given: the paper's epochs when the method declares them */
+      const vg_method_def *def = vg_method_find(method);
+      if (data && steps < 0 && epochs < 0 && def && def->paper_epochs > 0) {
+        epochs = def->paper_epochs;
+        fprintf(stderr, "vigil train: the paper's schedule: %lld epochs (give --steps/--epochs for another)\n",
+                (long long)epochs);
+      }
     }
     if ((st = create_method(method, &base, &cfg, &m)) != VG_OK) { fprintf(stderr, "vigil train: %s\n", vg_last_error()); rc = st == VG_ERR_ARG ? 2 : 1; goto done; }
     cfg.train.batch = (int)(batch > 0 ? batch : m->train_batch);
@@ -688,6 +797,14 @@ int vg_cli_train(int argc, char **argv) {
   signal(SIGTERM, on_signal);
   bool tty = isatty(2);
   int64_t cur_epoch = -1, total = cfg.train.steps, start_step = step;
+  if (m->eval_every > 0) {   /* the test split for the per-interval evaluations (best_epoch.json) */
+    evl.every = m->eval_every;
+    eval_log_load(rundir, step, &evl);
+    if ((st = vg_run_open_dataset(&cfg.data, VG_SPLIT_TEST, &test_ds)) != VG_OK) {
+      fprintf(stderr, "vigil train: evaluation every %lld steps: %s\n", (long long)m->eval_every, vg_last_error());
+      goto done;
+    }
+  }
   double t_start = now_s(), t_last_print = 0;
   while (step < total && !fe_done) {
     int64_t epoch = step / nb, pos = step % nb;
@@ -740,6 +857,16 @@ int vg_cli_train(int argc, char **argv) {
       vg_fault_point(log_path, "sync");
       if ((st = checkpoint(rundir, m, step, true, false)) != VG_OK) { fprintf(stderr, "\nvigil train: %s\n", vg_last_error()); goto done; }
     }
+    if (m->eval_every > 0 && !g_stop && (step % m->eval_every == 0 || step == total)) {
+      double v[VG_CLI_EVAL_NKEYS];
+      if ((st = vg_cli_evaluate(m, &test_ds, cfg.data.category, cfg.train.workers, strict_images, v)) != VG_OK ||
+          (st = eval_log_add(&evl, step, v)) != VG_OK || (st = eval_log_write(rundir, &evl)) != VG_OK) {
+        fprintf(stderr, "\nvigil train: evaluation at step %lld: %s\n", (long long)step, vg_last_error());
+        goto done;
+      }
+      fprintf(stderr, "%s  evaluation at step %lld (epoch %lld): image AUROC %.4f pixel AUROC %.4f AU-PRO %.4f\n",
+              tty ? "\n" : "", (long long)step, (long long)((step + m->eval_every - 1) / m->eval_every), v[0], v[1], v[2]);
+    }
     if (g_stop) {
       fprintf(stderr, "\nvigil train: interrupted at step %lld; checkpoint saved. Continue with: vigil train %s --resume --out %s\n",
               (long long)step, method, rundir);
@@ -759,6 +886,8 @@ done:
   vg_loader_destroy(L);
   vg_dataset_free(&train);
   vg_dataset_free(&val);
+  vg_dataset_free(&test_ds);
+  free(evl.r);
   vg_method_free(m);
   vg_run_config_free(&cfg);
   vg_run_ov_free(&ov);

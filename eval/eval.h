@@ -61,6 +61,14 @@
 extern const double vg_eval_spro_default_limits[VG_EVAL_SPRO_NLIMITS]; /* .01 .05 .1 .3 1 */
 #define VG_EVAL_MAX_LIMITS 16
 #define VG_EVAL_PRO_LIMIT 0.3 /* MVTec AD's default AU-PRO integration limit */
+/* The EfficientAD paper's extra limits (its Tables 13 and 14): AU-PRO up to 5 % FPR
+ * (normalised by 0.05 like AU-PRO@0.3 by 0.3), and the pixel AU-ROC up to 5 % FPR: the ROC
+ * curve integrated (trapezoid, linear interpolation at 0.05) and divided by 0.05 — plain
+ * normalisation, not sklearn's McClish-standardised roc_auc_score(max_fpr) (the paper's
+ * Table 14 has values far below 50 %, which McClish's 0.5 + 0.5 (A - min)/(max - min)
+ * cannot give for better-than-chance maps). */
+#define VG_EVAL_PRO_LIMIT_5 0.05
+#define VG_EVAL_PAUROC_LIMIT 0.05
 
 /* ---- image / pixel level: exact ROC and PR metrics ---------------------------- */
 
@@ -79,6 +87,12 @@ typedef struct {
  * (n <= 0, NULL, n >= 2^32), VG_ERR_NUMERIC (NaN score), VG_ERR_NOMEM. */
 vg_status vg_eval_binary_metrics(const float *scores, const uint8_t *labels, int64_t n,
                                  vg_eval_binary *out);
+
+/* The ROC curve (sklearn roc_curve: one point per tie group, from (0, 0)) integrated with
+ * the trapezoid rule up to FPR max_fpr (0 < max_fpr <= 1; linear interpolation at the limit)
+ * and divided by max_fpr: 1 for a perfect ranking, max_fpr / 2 for chance. max_fpr 1 =
+ * the AUROC. NaN (reason in vg_last_error()) when undefined or on error. */
+double vg_eval_partial_auroc(const float *scores, const uint8_t *labels, int64_t n, double max_fpr);
 
 /* Scalar conveniences; NaN (reason in vg_last_error()) when undefined or on error. */
 double vg_eval_auroc(const float *scores, const uint8_t *labels, int64_t n);
@@ -169,6 +183,8 @@ typedef struct {
   double pixel_auroc, pixel_auprc, pixel_f1_max;
   float pixel_f1_threshold;
   double au_pro;                 /* MVTec official, limit 0.3 */
+  double au_pro_5;               /* the same up to FPR 0.05, divided by 0.05 */
+  double pixel_auroc_5;          /* pixel AU-ROC up to FPR 0.05, divided by 0.05 */
   int64_t n_images, n_anomalous_images, n_pixels, n_anomalous_pixels, n_regions;
 } vg_eval_metrics;
 

@@ -74,7 +74,8 @@ void vg_trap_point(vg_trap *t, double x, double y) {
 
 typedef struct {
   vg_roc_acc roc;
-  vg_trap trap;
+  vg_trap trap;    /* the PRO curve up to fpr_limit and VG_EVAL_PRO_LIMIT_5 */
+  vg_trap rtrap;   /* the ROC curve up to VG_EVAL_PAUROC_LIMIT */
   double w;        /* summed overlap so far */
   double N, R;     /* normal pixels, regions */
 } pro_acc;
@@ -87,13 +88,14 @@ static void pro_visit(void *ctx, float score, int64_t dpos, int64_t dneg, double
     double x = (double)a->roc.fp / a->N, y = a->w / a->R;
     vg_trap_point(&a->trap, x > 1 ? 1 : x, y > 1 ? 1 : y);
   }
+  if (a->roc.P > 0 && a->roc.N > 0) vg_trap_point(&a->rtrap, (double)a->roc.fp / (double)a->roc.N, (double)a->roc.tp / (double)a->roc.P);
 }
 
 /* Pixel AUROC / AUPRC / F1 and AU-PRO in one walk (used by vg_eval_au_pro and
  * vg_eval_summary). pix and nregions may be NULL. */
 vg_status vg_eval_pixel_pass(const float *maps, const uint8_t *masks, int64_t n, int64_t h,
                              int64_t w, double fpr_limit, vg_eval_binary *pix,
-                             double *au_pro, int64_t *nregions) {
+                             double *au_pro, int64_t *nregions, double *au_pro_5, double *pixel_auroc_5) {
   if (!maps || !masks || !au_pro || n <= 0 || h <= 0 || w <= 0 || h * w >= ((int64_t)1 << 31))
     return vg_fail(VG_ERR_ARG, "eval: AU-PRO needs n, h, w > 0 maps and masks (n=%lld h=%lld w=%lld)",
                    (long long)n, (long long)h, (long long)w);
@@ -143,7 +145,9 @@ vg_status vg_eval_pixel_pass(const float *maps, const uint8_t *masks, int64_t n,
 
   pro_acc a;
   vg_roc_acc_init(&a.roc, r.npos, r.nneg);
-  vg_trap_init(&a.trap, &fpr_limit, 1);
+  const double lims[2] = {fpr_limit, VG_EVAL_PRO_LIMIT_5}, rlim = VG_EVAL_PAUROC_LIMIT;
+  vg_trap_init(&a.trap, lims, 2);
+  vg_trap_init(&a.rtrap, &rlim, 1);
   a.w = 0;
   a.N = (double)r.nneg;
   a.R = (double)nreg;
@@ -151,9 +155,12 @@ vg_status vg_eval_pixel_pass(const float *maps, const uint8_t *masks, int64_t n,
   if (nreg > 0 && r.nneg > 0) {
     vg_trap_point(&a.trap, 1, 1);
     *au_pro = a.trap.area[0] / fpr_limit;
+    if (au_pro_5) *au_pro_5 = a.trap.area[1] / VG_EVAL_PRO_LIMIT_5;
   } else {
     *au_pro = NAN;
+    if (au_pro_5) *au_pro_5 = NAN;
   }
+  if (pixel_auroc_5) *pixel_auroc_5 = r.npos > 0 && r.nneg > 0 ? a.rtrap.area[0] / VG_EVAL_PAUROC_LIMIT : NAN;
   if (pix) vg_roc_acc_result(&a.roc, pix);
   if (nregions) *nregions = nreg;
 done:
@@ -167,7 +174,7 @@ vg_status vg_eval_au_pro(const float *maps, const uint8_t *masks, int64_t n, int
                          int64_t w, double fpr_limit, double *au_pro) {
   int64_t nreg = 0;
   vg_eval_binary pix;
-  vg_status st = vg_eval_pixel_pass(maps, masks, n, h, w, fpr_limit, &pix, au_pro, &nreg);
+  vg_status st = vg_eval_pixel_pass(maps, masks, n, h, w, fpr_limit, &pix, au_pro, &nreg, NULL, NULL);
   if (st == VG_OK && isnan(*au_pro))
     vg_fail(VG_ERR_ARG, "eval: AU-PRO undefined: %s",
             nreg == 0 ? "no anomalous region in the masks" : "no normal pixel");

@@ -94,9 +94,10 @@ typedef struct {
 void vg_trap_init(vg_trap *t, const double *lim, int n);  /* starts at (0, 0) */
 void vg_trap_point(vg_trap *t, double x, double y);
 
-/* Pixel AUROC / AUPRC / F1 and AU-PRO of maps and masks in one walk (pro.c); pix and
- * nregions may be NULL; *au_pro = NaN when undefined. */
+/* Pixel AUROC / AUPRC / F1 and AU-PRO of maps and masks in one walk (pro.c); pix,
+ * nregions, au_pro_5 (AU-PRO at VG_EVAL_PRO_LIMIT_5) and pixel_auroc_5 (pixel AU-ROC up to
+ * VG_EVAL_PAUROC_LIMIT) may be NULL; undefined values are NaN. */
 vg_status vg_eval_pixel_pass(const float *maps, const uint8_t *masks, int64_t n, int64_t h,
                              int64_t w, double fpr_limit, vg_eval_binary *pix,
-                             double *au_pro, int64_t *nregions);
+                             double *au_pro, int64_t *nregions, double *au_pro_5, double *pixel_auroc_5);
 #endif

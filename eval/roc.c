@@ -87,3 +87,44 @@ double vg_eval_auprc(const float *s, const uint8_t *l, int64_t n) { return pick(
 double vg_eval_f1_max(const float *s, const uint8_t *l, int64_t n, float *thr) {
   return pick(s, l, n, 2, thr);
 }
+
+/* ---- partial AUROC: the ROC curve up to max_fpr ---- */
+typedef struct {
+  vg_roc_acc roc;
+  vg_trap trap;
+} proc_acc;
+
+static void proc_visit(void *ctx, float score, int64_t dpos, int64_t dneg, double dw) {
+  proc_acc *a = ctx;
+  vg_roc_acc_visit(&a->roc, score, dpos, dneg, dw);
+  vg_trap_point(&a->trap, (double)a->roc.fp / (double)a->roc.N, (double)a->roc.tp / (double)a->roc.P);
+}
+
+double vg_eval_partial_auroc(const float *scores, const uint8_t *labels, int64_t n, double max_fpr) {
+  if (!scores || !labels || n <= 0) {
+    vg_fail(VG_ERR_ARG, "eval: partial AUROC needs n > 0 scores and labels (n=%lld)", (long long)n);
+    return NAN;
+  }
+  if (!(max_fpr > 0 && max_fpr <= 1)) {
+    vg_fail(VG_ERR_ARG, "eval: partial AUROC FPR limit %g not in (0, 1]", max_fpr);
+    return NAN;
+  }
+  vg_rank r;
+  if (vg_rank_init(&r, 0) != VG_OK) return NAN;
+  for (int64_t i = 0; i < n; i++) vg_rank_count(&r, scores[i], labels[i] != 0);
+  double v = NAN;
+  if (vg_rank_alloc(&r) == VG_OK) {
+    if (r.npos == 0 || r.nneg == 0) {
+      vg_fail(VG_ERR_ARG, "eval: no %s label among %lld samples: partial AUROC undefined",
+              r.npos == 0 ? "positive" : "negative", (long long)n);
+    } else {
+      for (int64_t i = 0; i < n; i++) vg_rank_put(&r, scores[i], labels[i] != 0, 0);
+      proc_acc a;
+      vg_roc_acc_init(&a.roc, r.npos, r.nneg);
+      vg_trap_init(&a.trap, &max_fpr, 1);
+      if (vg_rank_walk(&r, NULL, proc_visit, &a) == VG_OK) v = a.trap.area[0] / max_fpr;
+    }
+  }
+  vg_rank_free(&r);
+  return v;
+}

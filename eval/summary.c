@@ -34,7 +34,7 @@ vg_status vg_eval_summary(const float *maps, const uint8_t *masks, int64_t n, in
   vg_eval_binary img, pix;
   if ((st = vg_eval_binary_metrics(score, label, n, &img)) != VG_OK) goto done;
   if ((st = vg_eval_pixel_pass(maps, masks, n, h, w, VG_EVAL_PRO_LIMIT, &pix, &out->au_pro,
-                               &out->n_regions)) != VG_OK)
+                               &out->n_regions, &out->au_pro_5, &out->pixel_auroc_5)) != VG_OK)
     goto done;
   out->image_auroc = img.auroc;
   out->image_auprc = img.auprc;

@@ -131,6 +131,12 @@ struct vg_method {
    * save() stores it in the checkpoint's metadata ("vigil.run_state", nn/checkpoint.h), so
    * the parameters and the step they belong to are committed by one rename. NULL = none. */
   const char *run_state;
+  /* > 0: `vigil train` evaluates the model on the test split every eval_every steps (and at
+   * the end) and records each evaluation in RUNDIR/best_epoch.json; `vigil test` then adds
+   * the best evaluation's numbers to metrics.json as best_epoch_* keys (CFLOW-AD's official
+   * "best epoch" report, test-set model selection), the final model's numbers staying the
+   * main ones. 0 = none. */
+  int64_t eval_every;
 };
 
 /* Registry: name -> the method's descriptor (vg_method_def), which its own folder defines
@@ -148,6 +154,14 @@ typedef struct vg_method_def {
   vg_method_ctor create;            /* cfg: JSON overrides of the config table (NULL = defaults) */
   const vg_cfg_field *config;       /* every config key, once (methods/config.h) */
   vg_method_quick quick;
+  /* The paper's schedule in epochs over the training split: `vigil train --data ...` without
+   * --steps / --epochs / a --config train.steps trains this many epochs (0 = none: the
+   * method's default_steps). */
+  int64_t paper_epochs;
+  /* true: the method never reads the validation split (no fit_end use): `vigil train` holds
+   * nothing out of the training split (val_fraction 0 unless --val-fraction is given; the
+   * run's config.json records it). false: the usual hold-out (EfficientAD's quantiles). */
+  bool no_val;
   /* `vigil predict --from-anomalib` (NULL = the method has no anomalib import):
    * anomalib_infer: the structural config keys read off the checkpoint's tensors
    * (methods/anomalib_import.h: vg_anomalib_config runs it); anomalib_load: its weights into

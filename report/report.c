@@ -478,9 +478,10 @@ static void put(vg_json_writer *w, const char *k, double v) {
 }
 
 /* Metric accessors shared by JSON, table and HTML (index into a fixed list). */
-enum { M_IAUROC, M_IAUPRC, M_F1, M_F1T, M_PAUROC, M_PAUPRC, M_PF1, M_PF1T, M_PRO, M_COUNT };
+enum { M_IAUROC, M_IAUPRC, M_F1, M_F1T, M_PAUROC, M_PAUPRC, M_PF1, M_PF1T, M_PRO, M_PRO5, M_PAUROC5, M_COUNT };
 static const char *const m_key[M_COUNT] = {"image_auroc", "image_auprc", "f1_max", "f1_threshold", "pixel_auroc",
-                                           "pixel_auprc", "pixel_f1_max", "pixel_f1_threshold", "au_pro"};
+                                           "pixel_auprc", "pixel_f1_max", "pixel_f1_threshold", "au_pro",
+                                           "au_pro_5", "pixel_auroc_5"};
 static double m_get(const vg_report_metrics *r, int k) {
   const vg_eval_metrics *m = &r->m;
   switch (k) {
@@ -493,6 +494,8 @@ static double m_get(const vg_report_metrics *r, int k) {
     case M_PF1: return m->pixel_f1_max;
     case M_PF1T: return m->pixel_f1_threshold;
     case M_PRO: return m->au_pro;
+    case M_PRO5: return m->au_pro_5;
+    case M_PAUROC5: return m->pixel_auroc_5;
   }
   return NAN;
 }

@@ -93,7 +93,8 @@ const char *vg_report_cat_name(const vg_report_cat *c);
 void vg_report_cat_free(vg_report_cat *c);     /* NULL ok */
 
 /* {"dataset", "categories": {name: {image_auroc, image_auprc, f1_max, f1_threshold,
- * pixel_auroc, pixel_auprc, pixel_f1_max, pixel_f1_threshold, au_pro, au_pro_fpr_limit,
+ * pixel_auroc, pixel_auprc, pixel_f1_max, pixel_f1_threshold, au_pro, au_pro_5 (AU-PRO up
+ * to FPR 0.05 / 0.05), pixel_auroc_5 (pixel AU-ROC up to FPR 0.05 / 0.05), au_pro_fpr_limit,
  * n_images, n_anomalous_images, n_regions, eval_resolution [h, w], (LOCO) "loco":
  * {"fpr_limits", "au_spro": {"logical", "structural", "mean"}, "image_auroc": {...}}}},
  * "mean": {the same metrics averaged over categories}} — undefined values are null.

@@ -355,9 +355,82 @@ static void test_binned(void) {
   free(l);
 }
 
+/* The 5 % FPR metrics of the EfficientAD paper (Tables 13 / 14) against sklearn's
+ * roc_auc_score(max_fpr) with McClish's standardisation undone (plain normalisation by the
+ * limit) and the official AU-PRO code at x_max 0.05 (tools/gen_pauroc_fixtures.py). */
+static void test_pauroc(void) {
+  int64_t nl, nbx;
+  const double *lim = get("pa_limits", 1, &nl);
+  const double *bx_ref = get("pa_bx_ref", 1, NULL), *bh_ref = get("pa_bh_ref", 1, NULL);
+  const double *sum_ref = get("pa_sum0_ref", 1, NULL);
+  const float *bs = get("bx_scores", 0, NULL);
+  const uint8_t *bl = get("bx_labels", 2, NULL);
+  const int64_t *bo = get("bx_offsets", 4, &nbx);
+  double e = 0;
+  int bad = 0;
+  for (int64_t c = 0; c + 1 < nbx; c++)
+    for (int64_t k = 0; k < nl; k++) {
+      double got = vg_eval_partial_auroc(bs + bo[c], bl + bo[c], bo[c + 1] - bo[c], lim[k]);
+      if (!close_to(got, bx_ref[c * nl + k], &e)) {
+        bad++;
+        fprintf(stderr, "  explicit case %lld limit %g: %.12f, sklearn %.12f\n", (long long)c, lim[k], got, bx_ref[c * nl + k]);
+      }
+    }
+  int64_t np_;
+  const int64_t *prm = get("bh_params", 4, &np_);
+  for (int64_t c = 0; c < np_ / 6; c++) {
+    const int64_t *p = prm + 6 * c;
+    float *s = malloc((size_t)p[1] * sizeof *s);
+    uint8_t *l = malloc((size_t)p[1]);
+    hashed_case(p, s, l);
+    for (int64_t k = 0; k < nl; k++) {
+      double got = vg_eval_partial_auroc(s, l, p[1], lim[k]);
+      if (!close_to(got, bh_ref[c * nl + k], &e)) {
+        bad++;
+        fprintf(stderr, "  hashed case %lld (n %lld) limit %g: %.12f, sklearn %.12f\n", (long long)c, (long long)p[1], lim[k],
+                got, bh_ref[c * nl + k]);
+      }
+    }
+    if (c == 4) {   /* limit 1 is the AUROC */
+      double a = vg_eval_auroc(s, l, p[1]), pa = vg_eval_partial_auroc(s, l, p[1], 1.0);
+      VG_CHECK(fabs(a - pa) < 1e-12, "partial AUROC at limit 1 = AUROC (%.12f vs %.12f)", pa, a);
+    }
+    free(s);
+    free(l);
+  }
+  VG_CHECK(bad == 0 && e <= TOL, "partial AUROC (limits 0.05 0.3 0.01 1) of %lld explicit + %lld hashed cases vs sklearn: "
+           "max |err| %.3g", (long long)(nbx - 1), (long long)(np_ / 6), e);
+  /* closed forms: perfect = 1, reversed = 0, all tied = limit / 2 (chance) */
+  float sc[4] = {0, 1, 2, 3}, tie[4] = {1, 1, 1, 1};
+  uint8_t lb[4] = {0, 0, 1, 1}, rv[4] = {1, 1, 0, 0};
+  VG_CHECK(fabs(vg_eval_partial_auroc(sc, lb, 4, 0.05) - 1) < 1e-12 && fabs(vg_eval_partial_auroc(sc, rv, 4, 0.05)) < 1e-12 &&
+           fabs(vg_eval_partial_auroc(tie, lb, 4, 0.05) - 0.025) < 1e-12,
+           "partial AUROC@0.05: perfect 1, reversed 0, ties 0.025 (plain normalisation, not McClish)");
+  VG_CHECK(isnan(vg_eval_partial_auroc(sc, (uint8_t[]){0, 0, 0, 0}, 4, 0.05)) && isnan(vg_eval_partial_auroc(sc, lb, 4, 0)) &&
+           isnan(vg_eval_partial_auroc(sc, lb, 4, 1.5)), "partial AUROC: one class / limit 0 / limit > 1 give NaN");
+  float nanv[4] = {0, NAN, 2, 3};
+  VG_CHECK(isnan(vg_eval_partial_auroc(nanv, lb, 4, 0.05)), "partial AUROC: a NaN score gives NaN");
+  /* the summary's 5 % metrics on AU-PRO case 0 */
+  const int64_t *meta = get("pro_meta", 4, NULL);
+  vg_eval_metrics m;
+  double e2 = 0;
+  vg_status st = vg_eval_summary(get("pro_maps", 0, NULL), get("pro_masks", 2, NULL), meta[0], meta[1], meta[2], NULL, NULL, &m);
+  VG_CHECK(st == VG_OK && close_to(m.pixel_auroc_5, sum_ref[0], &e2) && close_to(m.au_pro_5, sum_ref[1], &e2),
+           "summary: pixel_auroc_5 %.9f (sklearn %.9f), au_pro_5 %.9f (official %.9f): max |err| %.3g", m.pixel_auroc_5,
+           sum_ref[0], m.au_pro_5, sum_ref[1], e2);
+  /* no anomalous pixel: both NaN */
+  float mp[6] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
+  uint8_t none[6] = {0};
+  st = vg_eval_summary(mp, none, 1, 2, 3, NULL, NULL, &m);
+  VG_CHECK(st == VG_OK && isnan(m.pixel_auroc_5) && isnan(m.au_pro_5), "summary without anomalous pixels: 5 %% metrics NaN");
+}
+
 int main(void) {
   if (!VG_CHECK(load_fixtures(vg_test_fixture("eval/eval.bin")), "load %s", vg_test_fixture("eval/eval.bin")))
     return vg_test_finish();
+  bool have_pa = load_fixtures(vg_test_fixture("eval/pauroc.bin"));
+  if (have_pa) test_pauroc();
+  else printf("SKIP eval/pauroc.bin missing (tools/gen_pauroc_fixtures.py)\n");
   test_binary();
   test_degenerate();
   test_components();

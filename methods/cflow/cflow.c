@@ -7,6 +7,7 @@
 #include "nn/checkpoint.h"
 #include "nn/pth.h"
 #include "methods/anomalib_import.h"
+#include "methods/augment.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,9 @@ typedef struct {
   unsigned layers_mask;
   int size, cond, blocks, fiber, meta_epochs, sub_epochs, warm_epochs, iters, batch;
   bool permute_soft, cosine, official_norm, paper_setup;
+  bool conditional;           /* false: UFLOW, the paper's unconditional ablation (no positional condition) */
+  bool eval_every_meta_epoch; /* the official per-meta-epoch test evaluation (best-epoch report) */
+  double rotate;              /* training RandomRotation(rotate) degrees, 0 = off */
   bool float_resize;          /* config "resize": "float" (anomalib 2.x) or "pil" */
   double clamp, lr;
   uint64_t seed;
@@ -105,6 +109,7 @@ static vg_tensor *pos_enc(cflow *m, int l, const vg_tensor *f, int64_t H, int64_
 static void to_fibres(cflow *m, int l, vg_tensor *f, vg_tensor **e, vg_tensor **c) {
   int64_t N = f->shape[0], C = f->shape[1], H = f->shape[2], W = f->shape[3];
   *e = vg_contiguous(vg_reshape(vg_permute(f, (int[]){0, 2, 3, 1}), 2, (int64_t[]){N * H * W, C}));
+  if (!m->conditional) { *c = NULL; return; }
   vg_tensor *pe = pos_enc(m, l, f, H, W);
   if (!pe) { *c = NULL; return; }
   pe = vg_reshape(vg_permute(pe, (int[]){1, 2, 0}), 3, (int64_t[]){1, H * W, m->cond});
@@ -118,7 +123,7 @@ vg_status vg_cflow_fibres(vg_method *mm, const vg_tensor *images, vg_tensor **e,
   if (st != VG_OK) return st;
   for (int l = 0; l < m->nl; l++) {
     to_fibres(m, l, f[l], &e[l], &c[l]);
-    if (!c[l]) return vg_fail_prefix("cflow: positional encoding of tap %d", l);
+    if (!c[l] && m->conditional) return vg_fail_prefix("cflow: positional encoding of tap %d", l);
     h[l] = f[l]->shape[2];
     w[l] = f[l]->shape[3];
   }
@@ -128,7 +133,7 @@ vg_status vg_cflow_fibres(vg_method *mm, const vg_tensor *images, vg_tensor **e,
 vg_tensor *vg_cflow_log_prob(vg_method *mm, int l, const vg_tensor *e, const vg_tensor *c) {
   cflow *m = (cflow *)mm;
   vg_tensor *ld, *cc = (vg_tensor *)c;
-  vg_tensor *z = vg_flow_forward(m->dec[l], e, 1, &cc, false, true, &ld);
+  vg_tensor *z = vg_flow_forward(m->dec[l], e, m->conditional ? 1 : 0, m->conditional ? &cc : NULL, false, true, &ld);
   if (!z) return NULL;
   /* the reduction in f32 for f16 flows (as torch autocast sums in f32): sum z^2 and the
    * C * ln sqrt(2 pi) term are ~1e3, where f16's spacing is 0.5 */
@@ -154,6 +159,20 @@ vg_status vg_cflow_train_step_ex(vg_method *mm, const vg_tensor *images, int64_t
   int64_t *cnt = (int64_t *)vg_data(m->counters);
   lr_apply(m, step);
   vg_scope_begin();
+  /* the official RandomRotation(rotate) of every training image, keyed on (seed, step, row) */
+  vg_aug_cfg aug = {.rotate_p = 1, .rotate_deg = m->rotate};
+  if (vg_aug_active(&aug) && images->device == VG_CPU && images->dtype == VG_F32 && images->ndim == 4 &&
+      images->shape[1] == 3) {
+    vg_tensor *x = vg_empty_like(images);
+    memcpy(vg_data(x), vg_data(vg_contiguous(images)), (size_t)vg_numel(images) * sizeof(float));
+    float fill[3], *scratch = malloc(sizeof(float) * (size_t)(3 * images->shape[2] * images->shape[3]));
+    if (!scratch) { vg_scope_end(); return vg_fail(VG_ERR_NOMEM, "cflow: out of memory (augmentation)"); }
+    vg_aug_imagenet_black(fill);
+    vg_aug_apply(&aug, m->seed, step, vg_f32(x), images->shape[0], 3, (int)images->shape[2], (int)images->shape[3], fill,
+                 scratch);
+    free(scratch);
+    images = x;
+  }
   vg_tensor *e[VG_CFLOW_MAX_LAYERS], *c[VG_CFLOW_MAX_LAYERS];
   int64_t h[VG_CFLOW_MAX_LAYERS], w[VG_CFLOW_MAX_LAYERS];
   vg_status st = vg_cflow_fibres(mm, images, e, c, h, w);
@@ -169,7 +188,7 @@ vg_status vg_cflow_train_step_ex(vg_method *mm, const vg_tensor *images, int64_t
     for (int64_t f = 0; f < FIB && st == VG_OK; f++) {
       vg_scope_begin();
       vg_tensor *idx = vg_narrow(perm, 0, f * N, N);
-      vg_tensor *ep = vg_index_select(e[l], 0, idx), *cp = vg_index_select(c[l], 0, idx);
+      vg_tensor *ep = vg_index_select(e[l], 0, idx), *cp = c[l] ? vg_index_select(c[l], 0, idx) : NULL;
       vg_optim_zero_grad(m->opt);
       vg_tensor *lp = vg_cflow_log_prob(mm, l, ep, cp);
       vg_tensor *ls = lp ? vg_mean_all(vg_neg(vg_logsigmoid(lp))) : NULL;
@@ -374,7 +393,16 @@ static const vg_cfg_field CF_CONFIG[] = {
    .help = "official: normalise by the maximum likelihood over the test set; anomalib: per batch"},
   {"resize", VG_CFG_ENUM, VG_CFG_AT(cflow, float_resize), .idef = 0, .choices = RESIZE,
    .help = "pil: Pillow's 8-bit resize (the official repos); float: anomalib 2.x's float antialiased bilinear"},
-  {"seed", VG_CFG_INT, VG_CFG_AT(cflow, seed), .idef = 0, .ilo = 0, .ihi = INT64_MAX, .help = "initialisation seed"},
+  {"seed", VG_CFG_INT, VG_CFG_AT(cflow, seed), .idef = 0, .ilo = 0, .ihi = INT64_MAX,
+   .help = "initialisation seed (and the rotation draws)"},
+  {"rotate", VG_CFG_NUM, VG_CFG_AT(cflow, rotate), .def = 0, .lo = 0, .hi = 180,
+   .help = "training augmentation: every image rotated by U[-rotate, rotate] degrees (torchvision RandomRotation: "
+           "nearest, black fill); the official code's 5 (paper_setup sets it); 0 = off"},
+  {"conditional", VG_CFG_BOOL, VG_CFG_AT(cflow, conditional), .idef = true,
+   .help = "positional condition vector in every decoder (CFLOW); false = the paper's unconditional ablation (UFLOW)"},
+  {"eval_every_meta_epoch", VG_CFG_BOOL, VG_CFG_AT(cflow, eval_every_meta_epoch), .idef = false,
+   .help = "evaluate on the test split after every meta epoch; metrics.json gains the official code's best-epoch "
+           "numbers as best_epoch_* (test-set model selection; the final model's stay the main ones)"},
   {NULL}};
 
 static char *cf_config_json(const vg_method *mm) { return vg_cfg_json("cflow", CF_CONFIG, mm); }
@@ -443,6 +471,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   double clamp = m->clamp, lr = m->lr;
   bool soft = m->permute_soft, cosine = m->cosine, official = m->official_norm, paper = m->paper_setup;
   bool size_given = vg_json_get(cfg, "input_size") != NULL, fl = m->float_resize;
+  bool rotate_given = vg_json_get(cfg, "rotate") != NULL, condl = m->conditional;
   unsigned mask = m->layers_mask;
   const char *bb = m->backbone, *category = m->category;
   if ((double)meta * (double)sub * (double)iters > 1e9)   /* the default schedule: steps = their product */
@@ -460,7 +489,11 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
       return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: paper_setup: input_size %lld contradicts the official %d for '%s'",
                                 (long long)size, ps, category));
     size = ps;
-    const char *bad = strcmp(bb, "wide_resnet50_2") ? "backbone (wide_resnet50_2)"
+    if (rotate_given && m->rotate != 5)
+      return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: paper_setup: rotate %g contradicts the official 5 (RandomRotation(5))",
+                                m->rotate));
+    m->rotate = 5;
+    const char *bad = !condl ? "conditional (true)" : strcmp(bb, "wide_resnet50_2") ? "backbone (wide_resnet50_2)"
                       : mask != (VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4) ? "layers (layer2..4)"
                       : cond != 128 ? "condition_vector (128)" : blocks != 8 ? "coupling_blocks (8)"
                       : clamp != 1.9 ? "clamp_alpha (1.9)" : !soft ? "permute_soft (true)"
@@ -476,7 +509,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
     int last = 0;
     for (int l = 1; l <= 4; l++) {
       if (!(mask & (1u << l))) continue;
-      double C = ch[l - 1], cin = (double)(ch[l - 1] / 2) + (double)cond, hid = 2 * cin;
+      double C = ch[l - 1], cin = (double)(ch[l - 1] / 2) + (condl ? (double)cond : 0), hid = 2 * cin;
       tr += (double)blocks * (cin * hid + hid * C);
       fib += 3.0 * (double)fiber * (double)blocks * (cin + hid + 2 * C);
       last = l - 1;
@@ -515,7 +548,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
       vg_flow_allinone_opts o = {.affine_clamping = clamp, .clamp_mode = VG_FLOW_CLAMP_TANH_FREIA02,
                                  .global_affine_type = VG_FLOW_GA_SOFTPLUS, .permute_soft = soft,
                                  .seed = m->seed * 1000003 + (uint64_t)(l * 100 + i) * 2};
-      if (vg_flow_append_allinone(m->dec[l], 0, cond, (vg_flow_subnet){vg_flow_subnet_mlp, &sc}, o) < 0) {
+      if (vg_flow_append_allinone(m->dec[l], condl ? 0 : -1, condl ? cond : 0, (vg_flow_subnet){vg_flow_subnet_mlp, &sc}, o) < 0) {
         st = VG_ERR_ARG;
         break;
       }
@@ -539,6 +572,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   m->base.train_channels = 3;
   m->base.train_batch = m->batch;
   m->base.default_steps = (int64_t)meta * sub * iters;
+  m->base.eval_every = m->eval_every_meta_epoch ? (int64_t)sub * iters : 0;   /* one meta epoch */
   m->base.train_transform = m->base.test_transform = fl ? vg_image_float_imagenet_transform : vg_imagenet_transform;
   *out = &m->base;
   return VG_OK;
@@ -624,6 +658,7 @@ const vg_method_def vg_method_cflow = {
   .name = "cflow", .summary = "CFLOW-AD (Gudovskiy et al. 2022), official / anomalib",
   /* resnet18: building WRN50's soft permutations (SO(2048) rotations) alone takes minutes */
   .create = vg_cflow_new, .config = CF_CONFIG, .quick = {8, 16, "resnet18"},
+  .no_val = true,   /* the official code has no validation split: all of train is trained on */
   .anomalib_infer = cf_anomalib_infer, .anomalib_load = vg_cflow_load_anomalib,
   .anomalib_backbone = cf_anomalib_backbone,
 };

@@ -31,8 +31,15 @@
  * loader's batches per epoch unless given, as the official meta-epoch is one pass over the
  * data; category: the data category (`vigil train` fills it in). paper_setup true = the
  * official MVTec reference runs — input_size from the category (vg_cflow_paper_input_size,
- * gudovskiy/cflow-ad README) and every other key at its official value (= the defaults); a
- * contradicting key is an error. */
+ * gudovskiy/cflow-ad README), rotate 5 (the official RandomRotation(5) of the training images)
+ * and every other key at its official value (= the defaults); a contradicting key is an error.
+ * rotate R: every training image rotated by U[-R, R] degrees in train_step (nearest, black
+ * fill, draws keyed on (seed, step, row): methods/augment.h). conditional false: the paper's
+ * unconditional ablation (UFLOW: no positional condition, subnet input ceil(C/2)).
+ * eval_every_meta_epoch: m->eval_every = sub_epochs x iters_per_epoch, so `vigil train`
+ * evaluates on the test split after every meta epoch and metrics.json gets the official
+ * code's best-epoch numbers as best_epoch_* (the final model's stay the main ones).
+ * The descriptor declares no validation hold-out (the official code has none). */
 #ifndef VG_METHODS_CFLOW_H
 #define VG_METHODS_CFLOW_H
 #include "methods/method.h"

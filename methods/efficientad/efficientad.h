@@ -44,6 +44,12 @@ typedef struct {
   vg_tensor *mean, *std;      /* 1 x C x 1 x 1 teacher channel statistics (0 = unset) */
   int stats_flag;             /* on a device: cached "mean/std are set" (-1 unknown; see model.c) */
   float qa_st, qb_st, qa_ae, qb_ae;   /* map quantiles (all 0 = unset) */
+  double q_a, q_b;            /* the quantile levels a, b (0.9, 0.995; paper Table 3) */
+  /* the paper's "without map normalization" ablation (Tables 4 / 5): the Gaussian baseline
+   * (validation pixels to mean 0, variance 1) instead of the quantiles. It is stored in the
+   * same four floats, qa = mean, qb = mean + 0.1 std, so 0.1 (map - qa) / (qb - qa) =
+   * (map - mean) / std and a checkpoint needs no flag. */
+  bool gaussian_norm;
   float p_hard;               /* 0.999 */
   /* accumulators of the statistics passes (vg_effad_stats_*, vg_effad_quantiles_*) */
   int64_t acc_n;
@@ -58,8 +64,10 @@ typedef struct {
 void vg_effad_stats_begin(vg_effad_model *m);
 vg_status vg_effad_stats_add(vg_effad_model *m, const vg_tensor *img);
 vg_status vg_effad_stats_end(vg_effad_model *m);
-/* Map normalisation quantiles over validation images: qa = q(0.9), qb = q(0.995) of
- * every unnormalised map pixel (selection-based quantile, no 2^24 sampling). */
+/* Map normalisation quantiles over validation images: qa = q(q_a), qb = q(q_b) (0.9 /
+ * 0.995 by default) of every unnormalised map pixel (selection-based quantile, no 2^24
+ * sampling); gaussian_norm: qa = mean, qb = mean + 0.1 std (population std, in double) of
+ * those pixels (a constant map: std taken as 1). */
 void vg_effad_quantiles_begin(vg_effad_model *m);
 vg_status vg_effad_quantiles_add(vg_effad_model *m, const vg_tensor *img);
 vg_status vg_effad_quantiles_end(vg_effad_model *m);

@@ -7,7 +7,12 @@
  *
  * Every random draw of a training step (augmentation kind and factor, penalty image and
  * its greyscale coin, dropout masks) is a function of (seed, step), so `--resume`
- * continues the identical stream. */
+ * continues the identical stream.
+ *
+ * Paper ablations: q_a / q_b (Table 3) are the quantile levels of the map normalisation;
+ * map_norm_ablation "without_map_normalization" is Tables 4 / 5's Gaussian baseline (stored
+ * in the same four quantile floats, see efficientad.h); p_hard 0 = "without hard feature
+ * loss", penalty_dir "" = "without pretraining penalty". */
 #include "methods/efficientad/efficientad.h"
 #include "methods/efficientad/distill.h"
 #include "autograd/autograd.h"
@@ -37,6 +42,8 @@ typedef struct {
   uint64_t seed;
   bool pad_maps;
   bool float_resize;          /* config "resize": "float" (anomalib 2.x) or "pil" */
+  double q_a, q_b;            /* map normalisation quantile levels (paper Table 3) */
+  int map_norm_ablation;      /* MAP_NORM_ABL: 0 none, 1 without_map_normalization (Gaussian) */
   /* state */
   vg_effad_model *model;
   vg_nn_module *net;            /* teacher, student, ae, mean_std, quantiles, vigil_step */
@@ -407,6 +414,10 @@ static vg_status ea_predict(vg_method *mm, const vg_tensor *images, float *maps,
 }
 
 static const char *const MODEL[] = {"s", "m", NULL}, *const RESIZE[] = {"pil", "float", NULL};
+/* the normalisation rows of the paper's ablations (Table 4 "PDN" / Table 5 "Without map normalization"
+ * use the Gaussian baseline); the other rows are p_hard = 0 ("without hard feature loss") and
+ * penalty_dir "" ("without pretraining penalty") */
+static const char *const MAP_NORM_ABL[] = {"none", "without_map_normalization", NULL};
 
 static const vg_cfg_field EA_CONFIG[] = {
   {"model", VG_CFG_ENUM, VG_CFG_AT(effad, size), .idef = VG_EFFAD_S, .choices = MODEL, .flags = VG_CFG_NOCASE | VG_CFG_IDENT,
@@ -451,6 +462,14 @@ static const vg_cfg_field EA_CONFIG[] = {
   {"distill_view", VG_CFG_INT, VG_CFG_AT(effad, distill_view), .idef = -1, .ilo = 32, .ihi = 2048, .imul = 8,
    .flags = VG_CFG_AUTO, .help = "distillation crop size (auto: input_size with weights, 128 without)"},
   {"seed", VG_CFG_INT, VG_CFG_AT(effad, seed), .idef = 42, .ilo = 0, .ihi = INT64_MAX, .help = "initialisation seed"},
+  {"q_a", VG_CFG_NUM, VG_CFG_AT(effad, q_a), .def = 0.9, .lo = 0, .hi = 1, .flags = VG_CFG_HI_OPEN,
+   .help = "map normalisation: the validation quantile mapped to 0 (paper Table 3's a; < q_b)"},
+  {"q_b", VG_CFG_NUM, VG_CFG_AT(effad, q_b), .def = 0.995, .lo = 0, .hi = 1, .flags = VG_CFG_LO_OPEN,
+   .help = "map normalisation: the validation quantile mapped to 0.1 (paper Table 3's b; > q_a)"},
+  {"map_norm_ablation", VG_CFG_ENUM, VG_CFG_AT(effad, map_norm_ablation), .idef = 0, .choices = MAP_NORM_ABL,
+   .help = "none: the quantile normalisation; without_map_normalization: the paper's Tables 4/5 baseline (validation "
+           "pixels to mean 0, variance 1). Other ablation rows: p_hard=0 (no hard feature loss), penalty_dir \"\" "
+           "(no pretraining penalty)"},
   {NULL}};
 
 static char *ea_config_json(const vg_method *mm) { return vg_cfg_json("efficientad", EA_CONFIG, mm); }
@@ -522,6 +541,11 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   vg_status pst = vg_cfg_parse("efficientad", EA_CONFIG, cfg, m);
   if (pst != VG_OK) { free(m); return pst; }
   int64_t size = m->input_size, oc = m->out_channels;
+  if (!(m->q_a < m->q_b)) {
+    double qa = m->q_a, qb = m->q_b;
+    free(m);
+    return vg_fail(VG_ERR_ARG, "efficientad: q_a %g must be below q_b %g (the quantiles mapped to 0 and 0.1)", qa, qb);
+  }
   /* distillation schedule: the paper's (60000 x 16, 10000 statistics images, view =
    * input size) with pretrained extractor weights; without them a short smoke
    * distillation from the random extractor (a pipeline check, not a useful teacher) */
@@ -548,6 +572,9 @@ vg_status vg_efficientad_new(const vg_json *cfg, vg_method **out) {
   if (!m->model) { free(m); return vg_fail(VG_ERR_NOMEM, "efficientad: out of memory"); }
   m->model->pad_maps = m->pad_maps;
   m->model->p_hard = (float)m->p_hard;
+  m->model->q_a = m->q_a;
+  m->model->q_b = m->q_b;
+  m->model->gaussian_norm = m->map_norm_ablation == 1;
   vg_effad_init_uniform(m->model->teacher, m->seed * 7919 + 5);
   vg_effad_init_uniform(m->model->student, m->seed * 7919 + 1005);
   vg_effad_init_uniform(m->model->ae, m->seed * 7919 + 2005);

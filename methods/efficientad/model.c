@@ -191,6 +191,8 @@ vg_effad_model *vg_effad_model_new(vg_effad_size size, int64_t out, bool padding
   m->padding = padding;
   m->pad_maps = true;
   m->p_hard = 0.999f;
+  m->q_a = 0.9;
+  m->q_b = 0.995;
   m->teacher = vg_effad_pdn_new(size, out, padding, seed);
   m->student = vg_effad_pdn_new(size, 2 * out, padding, seed + 100);
   m->ae = vg_effad_ae_new(out, padding, seed + 200);
@@ -436,20 +438,31 @@ vg_status vg_effad_quantiles_add(vg_effad_model *m, const vg_tensor *img) {
   return st;
 }
 
-static vg_status quantile_pair(const float *v, int64_t n, float *qa, float *qb) {
+static vg_status quantile_pair(const vg_effad_model *m, const float *v, int64_t n, float *qa, float *qb) {
+  if (m->gaussian_norm) {   /* the paper's baseline: mean 0, variance 1 on the validation pixels */
+    double s = 0, ss = 0;
+    for (int64_t i = 0; i < n; i++) s += v[i];
+    double mu = s / (double)n;
+    for (int64_t i = 0; i < n; i++) ss += ((double)v[i] - mu) * ((double)v[i] - mu);
+    double sd = sqrt(ss / (double)n);
+    if (!(sd > 0) || !isfinite(sd)) sd = 1;
+    *qa = (float)mu;
+    *qb = (float)(mu + 0.1 * sd);
+    return VG_OK;
+  }
   vg_tensor *t = vg_full(VG_F32, 1, (int64_t[]){n}, 0.0);
   if (!t) return vg_fail_prefix("efficientad quantiles");
   memcpy((float *)t->storage->data + t->offset, v, (size_t)n * sizeof(float));
-  *qa = vg_item(vg_quantile_all(t, 0.9));
-  *qb = vg_item(vg_quantile_all(t, 0.995));
+  *qa = vg_item(vg_quantile_all(t, m->q_a));
+  *qb = vg_item(vg_quantile_all(t, m->q_b));
   return VG_OK;
 }
 
 vg_status vg_effad_quantiles_end(vg_effad_model *m) {
   if (m->acc_maps == 0) return vg_fail(VG_ERR_ARG, "efficientad: no validation images for the map quantiles");
   vg_scope_begin();
-  vg_status st = quantile_pair(m->acc_st, m->acc_maps, &m->qa_st, &m->qb_st);
-  if (st == VG_OK) st = quantile_pair(m->acc_ae, m->acc_maps, &m->qa_ae, &m->qb_ae);
+  vg_status st = quantile_pair(m, m->acc_st, m->acc_maps, &m->qa_st, &m->qb_st);
+  if (st == VG_OK) st = quantile_pair(m, m->acc_ae, m->acc_maps, &m->qa_ae, &m->qb_ae);
   vg_scope_end();
   vg_effad_quantiles_begin(m);
   return st;

@@ -7,6 +7,7 @@
 #include "nn/checkpoint.h"
 #include "nn/pth.h"
 #include "methods/anomalib_import.h"
+#include "methods/augment.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ typedef struct {
   double hidden_ratio, lr, weight_decay;
   int64_t steps;
   uint64_t seed;
+  bool hflip, vflip;               /* Table 8's augmentations (train only) */
+  double rotate;                   /* degrees, 0 = off */
   /* state */
   vg_nn_module *net;               /* feature_extractor, norms, fast_flow_blocks */
   vg_nn_module *fe, *norms[VG_FASTFLOW_MAX_SCALES], *flows[VG_FASTFLOW_MAX_SCALES];
@@ -104,6 +107,20 @@ static vg_status ff_train_step(vg_method *mm, const vg_tensor *images, int64_t s
   vg_scope_begin();
   vg_optim_zero_grad(m->opt);
   vg_tensor *z[VG_FASTFLOW_MAX_SCALES], *ld[VG_FASTFLOW_MAX_SCALES];
+  /* Table 8's augmentations: per sample, keyed on (seed, step, row) (methods/augment.h) */
+  vg_aug_cfg aug = {.hflip_p = m->hflip ? 0.5 : 0, .vflip_p = m->vflip ? 0.3 : 0, .rotate_p = 0.7, .rotate_deg = m->rotate};
+  if (vg_aug_active(&aug) && images->device == VG_CPU && images->dtype == VG_F32 && images->ndim == 4 &&
+      images->shape[1] == 3) {
+    vg_tensor *x = vg_empty_like(images);
+    memcpy(vg_data(x), vg_data(vg_contiguous(images)), (size_t)vg_numel(images) * sizeof(float));
+    float fill[3], *scratch = malloc(sizeof(float) * (size_t)(3 * images->shape[2] * images->shape[3]));
+    if (!scratch) { vg_scope_end(); return vg_fail(VG_ERR_NOMEM, "fastflow: out of memory (augmentation)"); }
+    vg_aug_imagenet_black(fill);
+    vg_aug_apply(&aug, m->seed, step, vg_f32(x), images->shape[0], 3, (int)images->shape[2], (int)images->shape[3], fill,
+                 scratch);
+    free(scratch);
+    images = x;
+  }
   vg_status st = vg_fastflow_forward(mm, images, z, ld);
   if (st == VG_OK) {
     vg_tensor *l = vg_fastflow_loss(m->nscales, z, ld);
@@ -161,7 +178,14 @@ static const vg_cfg_field FF_CONFIG[] = {
   {"steps", VG_CFG_INT, VG_CFG_AT(fastflow, steps), .idef = 2000, .ilo = 0, .ihi = 1000000000,
    .help = "training steps"},
   {"seed", VG_CFG_INT, VG_CFG_AT(fastflow, seed), .idef = 0, .ilo = 0, .ihi = INT64_MAX,
-   .help = "initialisation seed"},
+   .help = "initialisation seed (and the augmentation draws)"},
+  {"hflip", VG_CFG_BOOL, VG_CFG_AT(fastflow, hflip), .idef = false,
+   .help = "training augmentation (paper Table 8): random horizontal flip, probability 0.5"},
+  {"vflip", VG_CFG_BOOL, VG_CFG_AT(fastflow, vflip), .idef = false,
+   .help = "training augmentation (paper Table 8): random vertical flip, probability 0.3"},
+  {"rotate", VG_CFG_NUM, VG_CFG_AT(fastflow, rotate), .def = 0, .lo = 0, .hi = 180,
+   .help = "training augmentation (paper Table 8): with probability 0.7 a rotation by U[-rotate, rotate] degrees "
+           "(torchvision RandomRotation: nearest, black fill); 0 = off"},
   {NULL}};
 
 static char *ff_config_json(const vg_method *mm) { return vg_cfg_json("fastflow", FF_CONFIG, mm); }
@@ -390,6 +414,7 @@ static vg_nn_module *ff_anomalib_backbone(vg_method *m) {
 const vg_method_def vg_method_fastflow = {
   .name = "fastflow", .summary = "FastFlow (Yu et al. 2021) as anomalib's FastflowModel",
   .create = vg_fastflow_new, .config = FF_CONFIG, .quick = {12, 8, NULL},
+  .paper_epochs = 500, .no_val = true,   /* paper Sec. 4.2: 500 epochs; nothing reads a validation split */
   .anomalib_infer = ff_anomalib_infer, .anomalib_load = vg_fastflow_load_anomalib,
   .anomalib_backbone = ff_anomalib_backbone,
 };

@@ -23,7 +23,12 @@
  * `vigil train fastflow --help`). weights "" = random backbone (m->random_backbone = true);
  * resize "float" (vg_image_float_imagenet_transform) is the default of `vigil predict --from-anomalib`.
  * Transformer backbones (cait_m48_448, deit_base_distilled_patch16_384) have an enum value
- * (vg_fastflow_backbone) and a feature-extractor seam, but are not implemented. */
+ * (vg_fastflow_backbone) and a feature-extractor seam, but are not implemented.
+ * Augmentation (paper Table 8 / Sec. 6.2, off by default): hflip (p 0.5), vflip (p 0.3),
+ * rotate R (p 0.7, angle U[-R, R], torchvision RandomRotation's nearest + black fill), applied
+ * in train_step to each sample of the batch with draws keyed on (seed, step, row)
+ * (methods/augment.h), so a resumed run makes the same draws. The descriptor declares the
+ * paper's 500 epochs (vigil train --data without a schedule) and no validation hold-out. */
 #ifndef VG_METHODS_FASTFLOW_H
 #define VG_METHODS_FASTFLOW_H
 #include "methods/method.h"
