@@ -1,4 +1,5 @@
 # Vigil — plain Makefile.  make | make test | make test-long | make SAN=1 test | make CUDA=1 | make bench
+#   make install PREFIX=/usr/local [DESTDIR=...] | make uninstall | make test-install (tests/install.sh)
 #   make CUDA_EMU=1 test: the CUDA backend built with g++ against a host emulator of the CUDA
 #   runtime and cuBLAS (tests/cuda_emu/: a test double), so test_cuda and every test run it without a GPU
 #   or the Toolkit (build dir build/cuemu).
@@ -12,7 +13,11 @@ CUDA_EMU ?= 0
 OPT     ?= -O2
 
 BUILD   := build
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=switch -MMD -MP -pthread -fno-math-errno -I. $(OPT) -g
+# -fPIC: every object also goes into libvigil.so (one object set for libvigil.a, libvigil.so and the
+# programs); -fno-semantic-interposition keeps the calls inside the library direct and inlinable
+# as without -fPIC. CPU results are bit-identical to the non-PIC build (checked with /work/bit).
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=switch -MMD -MP -pthread -fno-math-errno -fPIC \
+           -fno-semantic-interposition -I. $(OPT) -g
 LDLIBS  := -lm -pthread
 ifeq ($(SAN),1)
   BUILD   := $(BUILD)/san
@@ -24,7 +29,7 @@ ifeq ($(CUDA),1)
   CFLAGS  += -DVG_WITH_CUDA=1
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
   LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lstdc++
-  NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 --fmad=false -Xcompiler -Wall
+  NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 --fmad=false -Xcompiler -Wall -Xcompiler -fPIC
 endif
 
 ifeq ($(CUDA_EMU),1)
@@ -36,7 +41,7 @@ ifeq ($(CUDA_EMU),1)
   LDLIBS  += -lstdc++ -pthread
   # .cu files as host C++: the emulator's cuda_runtime.h / cublas_v2.h come first on the path
   EMUFLAGS := -std=c++17 $(OPT) -g -D_GNU_SOURCE -D__CUDACC__ -DVG_WITH_CUDA=1 -DVG_CUDA_EMU=1 \
-              -I tests/cuda_emu -I. -MMD -MP -pthread -fno-math-errno -Wall -Wno-unknown-pragmas -Wno-misleading-indentation
+              -I tests/cuda_emu -I. -MMD -MP -pthread -fno-math-errno -fPIC -Wall -Wno-unknown-pragmas -Wno-misleading-indentation
   ifeq ($(SAN),1)
     EMUFLAGS += -fsanitize=undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   endif
@@ -44,8 +49,9 @@ endif
 
 # methods/*/: one folder per method, found here (a new method adds its folder + one line in methods/registry.c)
 METHOD_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard methods/*/*.c))))
-LIBDIRS := base tensor tensor/cpu autograd nn nn/backbones flows methods $(METHOD_DIRS) datasets datasets/image eval report bench/lib
-LIB_SRC := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
+LIBDIRS := base tensor tensor/cpu autograd nn nn/backbones flows methods $(METHOD_DIRS) datasets datasets/image eval report bench/lib cli
+# cli/*.c go into the library too (vg_cli_main, cli/cli.h), except cli/vigil.c: the program's main()
+LIB_SRC := $(filter-out cli/vigil.c,$(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)
   CU_SRC := $(wildcard tensor/cuda/*.cu)
@@ -57,6 +63,14 @@ ifeq ($(CUDA_EMU),1)
 endif
 LIB     := $(BUILD)/libvigil.a
 
+# The version lives in vigil.h (VG_VERSION_MAJOR/MINOR/PATCH); the shared library is
+# libvigil.so.MAJOR.MINOR.PATCH with soname libvigil.so.MAJOR and the two usual links.
+vg_ver = $(shell sed -n 's/^\#define VG_VERSION_$(1) \([0-9][0-9]*\).*/\1/p' vigil.h)
+VER_MAJOR := $(call vg_ver,MAJOR)
+VERSION   := $(VER_MAJOR).$(call vg_ver,MINOR).$(call vg_ver,PATCH)
+SONAME    := libvigil.so.$(VER_MAJOR)
+SOLIB     := $(BUILD)/libvigil.so.$(VERSION)
+
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TCOMMON   := $(wildcard tests/common/*.c)
@@ -64,13 +78,12 @@ TCOMMON_O := $(TCOMMON:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA_EMU),1)
   TEST_BIN += $(BUILD)/tests/test_cuda_emu   # the emulator's own checks (tests/cuda_emu/selftest.cu)
 endif
-CLI_SRC   := $(wildcard cli/*.c)
-CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(BUILD)/cli/vigil.o
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test test-long bench demo clean
-all: $(LIB) $(BUILD)/vigil
+.PHONY: all test test-long bench demo clean install install-headers uninstall test-install
+all: $(LIB) $(SOLIB) $(BUILD)/vigil
 	@if [ "$(CUDA)" = 1 ]; then echo "built with CUDA ($(CUDA_HOME))"; \
 	elif [ "$(CUDA_EMU)" = 1 ]; then echo "built with the CUDA backend on the host emulator (tests/cuda_emu)"; else \
 	  if command -v $(NVCC) >/dev/null 2>&1; then echo "nvcc found; 'make CUDA=1' builds the GPU backend"; \
@@ -79,6 +92,11 @@ all: $(LIB) $(BUILD)/vigil
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(SOLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libvigil.so
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -121,10 +139,66 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 .SECONDARY:
 
 test: $(TEST_BIN) $(BUILD)/vigil
-	@VIGIL_TEST_LONG=0 VG_LAYERING_BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/layering.sh
+	@VIGIL_TEST_LONG=0 VG_LAYERING_BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/layering.sh tests/headers.sh
 
 test-long: $(TEST_BIN) $(BUILD)/vigil
-	@VIGIL_TEST_LONG=1 VG_LAYERING_BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/layering.sh
+	@VIGIL_TEST_LONG=1 VG_LAYERING_BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/layering.sh tests/headers.sh
+
+# ---- install ------------------------------------------------------------------------------
+# make install PREFIX=/usr/local DESTDIR=  puts
+#   BINDIR/vigil, LIBDIR/libvigil.a, LIBDIR/libvigil.so.MAJOR.MINOR.PATCH (+ the links
+#   libvigil.so.MAJOR and libvigil.so), PKGCONFIGDIR/vigil.pc, and the public headers under
+#   INCLUDEDIR/vigil/ in their source folders (vigil.h at its top; Cflags -I${includedir}/vigil).
+# make uninstall removes exactly those files, then the directories left empty.
+# Public headers: every .h of the library folders except the internal ones below (and any
+# *internal.h); tensor/{cpu,cuda,kmath}/ are never installed, of cli/ only cli/cli.h. tests/headers.sh (make test)
+# compiles each installed header alone against the installed tree.
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+HDR_DIRS     := base tensor autograd nn nn/backbones flows methods $(METHOD_DIRS) datasets datasets/image eval report
+INTERNAL_HDR := tensor/internal.h tensor/op_params.h tensor/eltwise.h tensor/hd.h tensor/vmath.h tensor/optim_upd.h \
+                autograd/backward.h flows/block.h eval/rank.h
+PUB_HDR      := vigil.h cli/cli.h tensor/ops.def tensor/unary.def tensor/binary.def \
+                $(filter-out $(INTERNAL_HDR) %internal.h,$(foreach d,$(HDR_DIRS),$(wildcard $(d)/*.h)))
+INST_INC     := $(DESTDIR)$(INCLUDEDIR)/vigil
+INST_LIB     := $(DESTDIR)$(LIBDIR)
+
+# vigil.pc, written at install time (it names PREFIX); Libs.private: what libvigil.a needs
+VG_PC_LINES := 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' 'Name: vigil' \
+  'Description: Vigil: visual anomaly detection in C11 (tensors, autograd, nn, flows, methods, the vigil CLI)' \
+  'Version: $(VERSION)' 'Libs: -L$${libdir} -lvigil' 'Libs.private: $(strip $(LDLIBS))' 'Cflags: -I$${includedir}/vigil'
+
+install-headers:
+	@for h in $(PUB_HDR); do \
+	  mkdir -p "$(INST_INC)/$$(dirname $$h)" && install -m 644 "$$h" "$(INST_INC)/$$h" || exit 1; \
+	done
+
+install: $(LIB) $(SOLIB) $(BUILD)/vigil install-headers
+	mkdir -p "$(DESTDIR)$(BINDIR)" "$(INST_LIB)" "$(DESTDIR)$(PKGCONFIGDIR)"
+	install -m 755 $(BUILD)/vigil "$(DESTDIR)$(BINDIR)/vigil"
+	install -m 644 $(LIB) "$(INST_LIB)/libvigil.a"
+	install -m 755 $(SOLIB) "$(INST_LIB)/libvigil.so.$(VERSION)"
+	ln -sf libvigil.so.$(VERSION) "$(INST_LIB)/$(SONAME)"
+	ln -sf $(SONAME) "$(INST_LIB)/libvigil.so"
+	printf '%s\n' $(VG_PC_LINES) > "$(DESTDIR)$(PKGCONFIGDIR)/vigil.pc"
+	chmod 644 "$(DESTDIR)$(PKGCONFIGDIR)/vigil.pc"
+	@echo "installed Vigil $(VERSION) under $(DESTDIR)$(PREFIX) (pkg-config: PKG_CONFIG_PATH=$(DESTDIR)$(PKGCONFIGDIR))"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/vigil" "$(INST_LIB)/libvigil.a" "$(INST_LIB)/libvigil.so.$(VERSION)" \
+	  "$(INST_LIB)/$(SONAME)" "$(INST_LIB)/libvigil.so" "$(DESTDIR)$(PKGCONFIGDIR)/vigil.pc"
+	@for h in $(PUB_HDR); do rm -f "$(INST_INC)/$$h"; done
+	@if [ -d "$(INST_INC)" ]; then find "$(INST_INC)" -depth -type d -empty -exec rmdir {} \; ; fi
+	@for d in "$(DESTDIR)$(PKGCONFIGDIR)" "$(INST_LIB)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(INCLUDEDIR)"; do \
+	  [ "$$d" = "$(DESTDIR)$(PREFIX)" ] || rmdir "$$d" 2>/dev/null || true; done
+
+# installs into a temporary prefix, builds examples/*/ there with pkg-config only, runs the template
+test-install:
+	VG_INSTALL_FLAGS="BUILD=$(BUILD) SAN=$(SAN) CUDA=$(CUDA) CUDA_EMU=$(CUDA_EMU)" sh tests/install.sh
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done

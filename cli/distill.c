@@ -138,10 +138,15 @@ int vg_cli_distill(int argc, char **argv) {
             (long long)ds.n, images, o.backbone, o.size == VG_EFFAD_S ? "S" : "M", (long long)o.iters,
             (long long)o.batch, o.view, 2 * o.view, dev_desc);
   o.images = &ds;
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
+  g_stop = 0;   /* vg_cli_main may run distill again in the same process */
+  struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);   /* the caller's handlers come back below */
+  sigaction(SIGTERM, &sa, &old_term);
   o.interrupt = &g_stop;
   vg_status st = vg_effad_distill(&o);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
   vg_dataset_free(&ds);
   if (st != VG_OK) {
     fprintf(stderr, "vigil %s\n", vg_last_error());   /* messages start with "distill:" */

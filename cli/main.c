@@ -1,6 +1,9 @@
-/* vigil — command-line entry point. Subcommands are added as modules land. */
+/* vigil — the command line as a library function: vg_cli_main (cli/cli.h). The `vigil` program
+ * is cli/vigil.c's main() calling it; a researcher's program registers its methods
+ * (vg_method_register) and calls it the same way. */
 #include <stdio.h>
 #include <string.h>
+#include "vigil.h"
 #include "tensor/parallel.h"
 #include "methods/method.h"
 #include "cli/cli.h"
@@ -31,7 +34,14 @@ static int cli_options(int argc, char **argv) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+const char *vg_version(void) { return VG_VERSION; }
+
+int vg_cli_main(int argc, char **argv) {
+  if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
+    if (argc > 2) { fprintf(stderr, "vigil %s: takes no arguments\n", argv[1]); return 2; }
+    printf("vigil %s\n", vg_version());
+    return 0;
+  }
   if (argc < 2 || vg_arg_is_help(argv[1]) || !strcmp(argv[1], "help")) {
     printf("usage: vigil <command> [options]\n"
            "commands:\n"
@@ -47,10 +57,11 @@ int main(int argc, char **argv) {
            "  bench     latency/throughput by the EfficientAD paper's protocol: bench METHOD [--model s|m] (see bench --help)\n"
            "  synth     synthetic MVTec-layout benchmark: --out DIR [--categories a,b] [--seed N] [--size 256]\n"
            "  options   every command's options, one a line (for tests and shell completion)\n"
+           "  version   the Vigil version (also --version)\n"
            "every command: --help / -h prints its usage (exit 0); a bad flag or value exits 2 with the reason.\n"
            "environment: VIGIL_THREADS=N compute threads (default: the usable cores), VIGIL_ISA=scalar|avx2|avx512,\n"
            "             VIGIL_CACHE=DIR (synthetic benchmark cache); a bad value is warned about and ignored.\n");
-    char ml[256];
+    char ml[1024];
     printf("methods (METHOD): %s\n", vg_method_list(ml, sizeof ml, " | ", false));
     return argc < 2 ? 2 : 0;
   }

@@ -524,6 +524,10 @@ static vg_status data_config(const char *data, const char *dataset, const char *
 int vg_cli_train(int argc, char **argv) {
   train_opts o = {.steps = -1, .epochs = -1, .batch = -1, .workers = 2, .save_every = 500, .val_fraction = 0.1};
   const char *pos[1];
+  g_stop = 0;            /* vg_cli_main may run train again in the same process: nothing carries over */
+  g_run_sched[0] = 0;
+  struct sigaction old_int, old_term;
+  bool handlers = false;
   int prc = vg_opts_parse(&vg_cmd_train, argc, argv, &o, pos, NULL);
   if (prc >= 0) { vg_run_ov_free(&o.ov); return prc; }
   const char *method = pos[0];
@@ -793,8 +797,11 @@ int vg_cli_train(int argc, char **argv) {
   log_path = log_path_buf;
   log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) { fprintf(stderr, "vigil train: cannot append to %s: %s\n", log_path, strerror(errno)); goto done; }
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);   /* the caller's handlers come back when train returns */
+  sigaction(SIGTERM, &sa, &old_term);
+  handlers = true;
   bool tty = isatty(2);
   int64_t cur_epoch = -1, total = cfg.train.steps, start_step = step;
   if (m->eval_every > 0) {   /* the test split for the per-interval evaluations (best_epoch.json) */
@@ -882,6 +889,7 @@ int vg_cli_train(int argc, char **argv) {
   fprintf(stderr, "vigil train: done (%s/checkpoint.safetensors)\n", rundir);
   rc = 0;
 done:
+  if (handlers) { sigaction(SIGINT, &old_int, NULL); sigaction(SIGTERM, &old_term, NULL); }
   if (log_fd >= 0) close(log_fd);
   vg_loader_destroy(L);
   vg_dataset_free(&train);

@@ -174,7 +174,22 @@ typedef struct vg_method_def {
    * statistics) so the timed path is the trained one. NULL = nothing to set. */
   void (*bench_prepare)(vg_method *m);
 } vg_method_def;
+/* Makes the method named name (built in or registered) with cfg's overrides. A method
+ * create() returns without one of the ops every driver calls (name, train_step, predict,
+ * save, load, config_json, free) or without its input size, train channels, batch and
+ * transforms is freed and refused with a message naming what is missing. */
 vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out);
+/* Adds a method from outside the tree (a researcher's program, before vg_cli_main): from then
+ * on vg_method_find/defs/names/list/create and every `vigil` command see it, after the
+ * built-in ones. d is borrowed for the life of the process (a static const descriptor).
+ * Refused with VG_ERR_ARG and a message: NULL d, no name or a name that is not 1-64 of
+ * [A-Za-z0-9_.-] starting with a letter, digit or '_', no create, no config table (a method
+ * without keys gives {{NULL}}), a config table vg_cfg_table_ok refuses, a summary of more
+ * than one line, a quick schedule with steps < 0 or steps > 0 and batch < 1, only one of
+ * anomalib_infer / anomalib_load, a name already registered (built in or earlier), more
+ * than VG_METHOD_MAX_REGISTERED registrations. Thread-safe; there is no unregister. */
+#define VG_METHOD_MAX_REGISTERED 64
+vg_status vg_method_register(const vg_method_def *d);
 const vg_method_def *vg_method_find(const char *name);     /* NULL when not registered */
 const vg_method_def *const *vg_method_defs(void);          /* NULL-terminated, registry order */
 const char *const *vg_method_names(void);   /* NULL-terminated */

@@ -1,5 +1,8 @@
-/* registry.c — method name -> descriptor (methods/method.h). A new method adds one VG_METHOD line. */
+/* registry.c — method name -> descriptor (methods/method.h). A new method adds one VG_METHOD line;
+ * a program outside the tree adds its own with vg_method_register. */
+#include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -22,9 +25,53 @@
 VG_METHOD_LIST
 #undef VG_METHOD
 #define VG_METHOD(n) &vg_method_##n,
-static const vg_method_def *const vg_methods[] = { VG_METHOD_LIST NULL };
+static const vg_method_def *const vg_builtin_methods[] = { VG_METHOD_LIST NULL };
+#define VG_NBUILTIN (sizeof vg_builtin_methods / sizeof vg_builtin_methods[0] - 1)
+/* the built-in methods, then those vg_method_register added (appended under vg_reg_mu; the
+ * array only grows and its NULL terminator moves right, so readers need no lock) */
+static const vg_method_def *vg_methods[VG_NBUILTIN + VG_METHOD_MAX_REGISTERED + 1] = { VG_METHOD_LIST NULL };
 #undef VG_METHOD
 #define VG_NMETHODS (sizeof vg_methods / sizeof vg_methods[0] - 1)
+static size_t vg_nregistered;
+static pthread_mutex_t vg_reg_mu = PTHREAD_MUTEX_INITIALIZER;
+
+vg_status vg_method_register(const vg_method_def *d) {
+  if (!d) return vg_fail(VG_ERR_ARG, "vg_method_register: NULL descriptor");
+  if (!d->name || !d->name[0]) return vg_fail(VG_ERR_ARG, "vg_method_register: the descriptor has no name (vg_method_def.name)");
+  const char *nm = d->name;
+  size_t len = strlen(nm);
+  bool name_ok = len <= 64 && (isalnum((unsigned char)nm[0]) || nm[0] == '_');
+  for (size_t i = 0; i < len && name_ok; i++)
+    name_ok = isalnum((unsigned char)nm[i]) || nm[i] == '_' || nm[i] == '-' || nm[i] == '.';
+  if (!name_ok)
+    return vg_fail(VG_ERR_ARG, "vg_method_register: bad method name '%.80s' (1 to 64 letters, digits, '_', '-', '.', not "
+                   "starting with '-' or '.': it is a command-line argument and the config's \"method\")", nm);
+  if (!d->create) return vg_fail(VG_ERR_ARG, "vg_method_register: method '%s' has no constructor (vg_method_def.create)", nm);
+  if (!d->config)
+    return vg_fail(VG_ERR_ARG, "vg_method_register: method '%s' has no config field table (vg_method_def.config; a method "
+                   "without keys gives an empty table, {{NULL}})", nm);
+  if (d->summary && strchr(d->summary, '\n'))
+    return vg_fail(VG_ERR_ARG, "vg_method_register: method '%s': the summary is one line (it has a newline)", nm);
+  if (!vg_cfg_table_ok(nm, d->config)) return vg_fail_prefix("vg_method_register");
+  if (d->quick.steps < 0 || (d->quick.steps > 0 && d->quick.batch < 1))
+    return vg_fail(VG_ERR_ARG, "vg_method_register: method '%s': quick schedule of %lld steps of batch %d (steps 0 = none, "
+                   "else steps > 0 and batch >= 1)", nm, (long long)d->quick.steps, d->quick.batch);
+  if (!d->anomalib_infer != !d->anomalib_load)
+    return vg_fail(VG_ERR_ARG, "vg_method_register: method '%s': anomalib_infer and anomalib_load go together (both or "
+                   "neither)", nm);
+  pthread_mutex_lock(&vg_reg_mu);
+  vg_status st = VG_OK;
+  for (size_t i = 0; vg_methods[i] && st == VG_OK; i++)
+    if (vg_methods[i] == d || !strcmp(vg_methods[i]->name, nm))
+      st = vg_fail(VG_ERR_ARG, "vg_method_register: a method named '%s' is already registered (%s)", nm,
+                   i < VG_NBUILTIN ? "built in" : vg_methods[i] == d ? "this descriptor, earlier" : "by an earlier call");
+  if (st == VG_OK && vg_nregistered == VG_METHOD_MAX_REGISTERED)
+    st = vg_fail(VG_ERR_ARG, "vg_method_register: method '%s': the registry is full (%d registered methods)", nm,
+                 VG_METHOD_MAX_REGISTERED);
+  if (st == VG_OK) vg_methods[VG_NBUILTIN + vg_nregistered++] = d;
+  pthread_mutex_unlock(&vg_reg_mu);
+  return st;
+}
 
 const vg_method_def *const *vg_method_defs(void) { return vg_methods; }
 
@@ -60,8 +107,27 @@ const char *vg_method_list(char *buf, size_t cap, const char *sep, bool anomalib
 vg_status vg_method_create(const char *name, const vg_json *cfg, vg_method **out) {
   *out = NULL;
   const vg_method_def *d = vg_method_find(name);
-  if (d) return d->create(cfg, out);
-  char known[256];
+  if (d) {
+    vg_status st = d->create(cfg, out);
+    if (st == VG_OK && !*out) return vg_fail(VG_ERR_ARG, "method '%s': create() returned VG_OK and no method", d->name);
+    if (st != VG_OK) { *out = NULL; return st; }
+    /* the ops every driver calls unconditionally (the others may be NULL: method.h) */
+    const vg_method_ops *o = (*out)->ops;
+    const vg_method *m = *out;
+    const char *miss = !o ? "ops" : !o->name ? "ops->name" : !o->train_step ? "ops->train_step" : !o->predict ? "ops->predict"
+                       : !o->save ? "ops->save" : !o->load ? "ops->load" : !o->config_json ? "ops->config_json"
+                       : !o->free ? "ops->free" : NULL;
+    if (!miss && (m->input_h < 1 || m->input_w < 1 || m->train_channels < 1 || m->train_batch < 1 || !m->train_transform ||
+                  !m->test_transform))
+      miss = "input_h / input_w / train_channels / train_batch (>= 1) or train_transform / test_transform";
+    if (miss) {
+      if (o && o->free) o->free(*out);   /* without a free op the method cannot be freed: it leaks */
+      *out = NULL;
+      return vg_fail(VG_ERR_ARG, "method '%s': create() returned a method without %s (methods/method.h)", d->name, miss);
+    }
+    return VG_OK;
+  }
+  char known[1024];
   return vg_fail(VG_ERR_ARG, "unknown method '%s' (known: %s)", name ? name : "(null)",
                  vg_method_list(known, sizeof known, ", ", false));
 }
