@@ -41,6 +41,7 @@
 #include "base/parse.h"
 #include "base/inflate.h"
 #include "base/threadpool.h"
+#include "base/sha256.h"
 /* tensor: tensors, scopes, every op; threads and SIMD path; op counting */
 #include "tensor/tensor.h"
 #include "tensor/parallel.h"

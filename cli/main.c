@@ -8,6 +8,7 @@
 #include "methods/method.h"
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/reproduce.h"
 
 const vg_cmd_spec vg_cmd_info = {
   .name = "info", .opts = (const vg_opt[]){{0}},
@@ -21,7 +22,7 @@ static const vg_cmd_spec vg_cmd_options = {
 
 const vg_cmd_spec *const vg_cmd_specs[] = {&vg_cmd_train, &vg_cmd_test, &vg_cmd_predict, &vg_cmd_metrics, &vg_cmd_convert,
                                            &vg_cmd_info, &vg_cmd_smoke, &vg_cmd_features, &vg_cmd_distill, &vg_cmd_bench,
-                                           &vg_cmd_synth, NULL};
+                                           &vg_cmd_synth, &vg_cmd_reproduce, NULL};
 
 static int cli_options(int argc, char **argv) {
   const char *pos[1] = {NULL};
@@ -56,6 +57,7 @@ int vg_cli_main(int argc, char **argv) {
            "  distill   pretrain an EfficientAD teacher: --images DIR --weights WRN101.pth --out T.safetensors (see distill --help)\n"
            "  bench     latency/throughput by the EfficientAD paper's protocol: bench METHOD [--model s|m] (see bench --help)\n"
            "  synth     synthetic MVTec-layout benchmark: --out DIR [--categories a,b] [--seed N] [--size 256]\n"
+           "  reproduce a paper table: TABLE [--data ROOT] [--weights DIR] [--runs N] [--smoke] [--dry-run] | --list\n"
            "  options   every command's options, one a line (for tests and shell completion)\n"
            "  version   the Vigil version (also --version)\n"
            "every command: --help / -h prints its usage (exit 0); a bad flag or value exits 2 with the reason.\n"
@@ -82,6 +84,7 @@ int vg_cli_main(int argc, char **argv) {
   if (!strcmp(argv[1], "metrics")) return vg_cli_metrics(argc - 2, argv + 2);
   if (!strcmp(argv[1], "convert")) return vg_cli_convert(argc - 2, argv + 2);
   if (!strcmp(argv[1], "smoke")) return vg_cli_smoke(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "reproduce")) return vg_cli_reproduce(argc - 2, argv + 2);
   if (!strcmp(argv[1], "options")) return cli_options(argc - 2, argv + 2);
   fprintf(stderr, "vigil: unknown command '%s' (try 'vigil help')\n", argv[1]);
   return 2;

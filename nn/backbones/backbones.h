@@ -79,4 +79,17 @@ vg_status vg_nn_load_state_file(vg_nn_module *m, const char *path, bool strict);
  * skipped. All checks run before the first copy. Errors start with `who`. */
 vg_status vg_nn_load_state_pth_prefixed(vg_nn_module *m, const char *path, const char *const *strip,
                                         const char *optional, const char *who);
+
+/* ---------------------------------------------------------------- published weights
+ * The weights the papers' tables use, by their published file names (the manifest
+ * scripts/tables/weights.json, compiled in): vg_nn_load_state_pth / _file hash a file whose
+ * base name is listed (SHA-256, base/sha256.h) and REFUSE it (VG_ERR_FORMAT, naming both
+ * hashes) when it is not the published file: a corrupt or different download under the
+ * published name would silently change every result. Weights of another name load unchecked.
+ * vg_published_sha256: the manifest's hash of that base name, NULL when not listed;
+ * *prefix_only (may be NULL) true when only the file name's hash prefix is known (torchvision's
+ * name carries the SHA-256's first 8 hex digits; the full hash was not found in public sources). */
+const char *vg_published_sha256(const char *base_name, bool *prefix_only);
+/* VG_OK when path is not a listed name or is the published file (see above). */
+vg_status vg_check_published_weights(const char *path);
 #endif

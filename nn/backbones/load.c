@@ -4,11 +4,44 @@
 #include "nn/pth.h"
 #include "nn/safetensors.h"
 #include "nn/state_dict.h"
+#include "base/sha256.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const PREFIXES[] = {"module.", "model.", "backbone.", NULL};
+
+/* scripts/tables/weights.json's hashes (tests/test_reproduce.c checks the two agree) */
+static const struct { const char *name, *sha256; bool prefix_only; } PUBLISHED[] = {
+    {"resnet18-f37072fd.pth", "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec", false},
+    {"wide_resnet50_2-95faca4d.pth", "95faca4d", true},
+    {"wide_resnet101_2-32ee1156.pth", "32ee1156", true},
+};
+
+const char *vg_published_sha256(const char *base_name, bool *prefix_only) {
+  for (size_t i = 0; base_name && i < sizeof PUBLISHED / sizeof PUBLISHED[0]; i++)
+    if (!strcmp(base_name, PUBLISHED[i].name)) {
+      if (prefix_only) *prefix_only = PUBLISHED[i].prefix_only;
+      return PUBLISHED[i].sha256;
+    }
+  return NULL;
+}
+
+vg_status vg_check_published_weights(const char *path) {
+  const char *base = path ? strrchr(path, '/') : NULL;
+  base = base ? base + 1 : path;
+  bool prefix = false;
+  const char *want = vg_published_sha256(base, &prefix);
+  if (!want) return VG_OK;
+  char hex[65];
+  vg_status st = vg_sha256_file(path, hex);
+  if (st != VG_OK) return st;
+  if (prefix ? !strncmp(hex, want, strlen(want)) : !strcmp(hex, want)) return VG_OK;
+  return vg_fail(VG_ERR_FORMAT,
+                 "%s: not the published file of this name: its SHA-256 is %s, the published one %s%s (a corrupt or "
+                 "different download; fetch it again, or rename the file to load other weights)",
+                 path, hex, want, prefix ? "... (prefix)" : "");
+}
 
 /* keys a truncated ResNet never has: fc.*, avgpool.*, layers that were not built */
 static bool ignored(const vg_nn_module *m, const char *key) {
@@ -84,9 +117,11 @@ vg_status vg_nn_load_state_pth(vg_nn_module *m, const char *path, bool strict) {
    * whole into memory as a zip and refused */
   size_t pl = path ? strlen(path) : 0;
   if (pl >= 12 && !strcmp(path + pl - 12, ".safetensors")) return vg_nn_load_state_safetensors(m, path, strict);
+  vg_status st = vg_check_published_weights(path);
+  if (st != VG_OK) return st;
   vg_pth_opts o = {.to_f32 = true};
   vg_pth_dict *d = NULL;
-  vg_status st = vg_pth_load(path, &o, &d);
+  st = vg_pth_load(path, &o, &d);
   if (st != VG_OK) return st;
   st = vg_pth_strip_prefixes(d, PREFIXES);
   const char **names = malloc(sizeof(char *) * (d->count + 1));
