@@ -29,7 +29,22 @@ ifeq ($(CUDA),1)
   CFLAGS  += -DVG_WITH_CUDA=1
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
   LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lstdc++
-  NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 -arch=sm_90 --fmad=false -Xcompiler -Wall -Xcompiler -fPIC
+  # A fat binary: machine code for every architecture the installed Toolkit supports from
+  # Volta (sm_70) on, plus PTX of the newest so later GPUs JIT-compile it. CUDA_ARCH="86 90"
+  # narrows the list (faster builds); the list is compiled into the backend, whose start-up
+  # check names the GPU and the CUDA_ARCH to rebuild with when the binary has no code for it.
+  CUDA_ARCH ?= $(shell $(NVCC) --list-gpu-code 2>/dev/null | sed -n 's/^sm_\([0-9][0-9]*\)$$/\1/p' | awk '$$1 >= 70' | sort -n | tr '\n' ' ')
+  CUDA_ARCH_LIST := $(shell echo '$(CUDA_ARCH)' | tr ' ,' '\n\n' | sed -n 's/^sm_//; /^[0-9][0-9]*$$/p' | sort -n -u | tr '\n' ' ')
+  ifeq ($(strip $(CUDA_ARCH_LIST)),)
+    CUDA_ARCH_LIST := 75 80 86 89 90
+  endif
+  CUDA_PTX := $(lastword $(CUDA_ARCH_LIST))
+  NVARCH  := $(foreach a,$(CUDA_ARCH_LIST),-gencode arch=compute_$(a),code=sm_$(a)) -gencode arch=compute_$(CUDA_PTX),code=compute_$(CUDA_PTX)
+  NVFLAGS := -O3 -std=c++17 -I. -DVG_WITH_CUDA=1 $(NVARCH) --threads 0 --fmad=false -Xcompiler -Wall -Xcompiler -fPIC \
+             -DVG_CUDA_ARCHS='"$(strip $(CUDA_ARCH_LIST))"'
+  # objects follow the architecture list: a changed CUDA_ARCH rebuilds the .cu files
+  CUDA_STAMP := $(BUILD)/.cuda_arch
+  $(shell mkdir -p $(BUILD) && { [ "$$(cat $(CUDA_STAMP) 2>/dev/null)" = "$(strip $(CUDA_ARCH_LIST))" ] || echo "$(strip $(CUDA_ARCH_LIST))" > $(CUDA_STAMP); })
 endif
 
 ifeq ($(CUDA_EMU),1)
@@ -116,10 +131,17 @@ $(BUILD)/tests/test_cuda_emu: $(BUILD)/tests/cuda_emu/selftest.o $(BUILD)/tests/
 	$(CXX) $(LDFLAGS) $^ -pthread -o $@
 -include $(BUILD)/tests/cuda_emu/selftest.d
 else
-$(BUILD)/%.o: %.cu
+$(BUILD)/%.o: %.cu $(CUDA_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 endif
+
+# the commit `vigil bench` records (bench JSON: "vigil_commit"); cli/bench.o is rebuilt when it changes
+GIT_COMMIT := $(or $(shell git describe --always --dirty --abbrev=12 2>/dev/null),unknown)
+COMMIT_STAMP := $(BUILD)/.git_commit
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(COMMIT_STAMP) 2>/dev/null)" = "$(GIT_COMMIT)" ] || echo "$(GIT_COMMIT)" > $(COMMIT_STAMP); })
+$(BUILD)/cli/bench.o: $(COMMIT_STAMP)
+$(BUILD)/cli/bench.o: CFLAGS += -DVG_GIT_COMMIT='"$(GIT_COMMIT)"'
 
 # ./vigil follows the plain and the CUDA=1 builds, not the sanitizer or emulator ones
 # (an ASan or host-emulated binary behind ./vigil would time and run 10-100x slower)

@@ -9,6 +9,8 @@
 #   build     make -j16 CUDA=1 (+ the three CUDA test programs)
 #   test      make CUDA=1 test (all tests, log), then test_cuda, test_cuda_graph, test_cuda_methods
 #   sanitize  compute-sanitizer memcheck on test_cuda and test_cuda_methods (if installed)
+#   paper     build/cuda/vigil bench --paper (the EfficientAD paper's protocol exactly: 1000 warm-up + 1000
+#             timed runs, f16, batch 1 and 16): EfficientAD-S/M, FastFlow-WRN50, CFLOW-WRN50
 #   bench     build/cuda/vigil bench: EfficientAD-S/M, FastFlow-WRN50, CFLOW-WRN50; f16, f32;
 #             batch 1 and 16 (EfficientAD-S f16 with --graph and --no-graph)
 #   torch     tools/bench_gpu_torch.py eager, f16 + f32, batch 1 + 16 (when torch sees a GPU)
@@ -16,8 +18,11 @@
 #   distill   vigil distill --device cuda: EfficientAD-S teacher pretraining (WRN-101 targets at 512,
 #             PDN-S at 256, batch 16, random weights, synthetic images) for 40 iterations: img/s and
 #             the time 60,000 iterations would take (one JSON line)
-#   table     markdown table of the JSON lines: Vigil vs torch per model/dtype/batch, + issue #8's bar
-#   all       env build test sanitize bench torch compile distill table (more than one 10-minute command)
+#   table     markdown table of the JSON lines: Vigil vs torch per model/dtype/batch, + issue #8's bar;
+#             then `vigil bench-table` over bench/results/ and this run: every device, the paper's rows beside
+#   all       env build test sanitize paper bench torch compile distill table (more than one 10-minute command)
+# The build is for this GPU's architecture only (CUDA_ARCH from nvidia-smi's compute_cap; set CUDA_ARCH
+# to override): the fat binary for every architecture is `make CUDA=1` without it.
 #
 # Results: $OUT/bench-<gpu>-<yyyymmdd>.jsonl (./bench/results/ when $OUT is unset), the steps'
 # logs next to it in gpu-<gpu>-<yyyymmdd>.log, the table in table-<gpu>-<yyyymmdd>.md (3 files).
@@ -34,7 +39,7 @@ cd "$(dirname "$0")/.." || exit 2
 
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=(env build test bench torch table)
-[ "${STEPS[0]}" = all ] && STEPS=(env build test sanitize bench torch compile distill table)
+[ "${STEPS[0]}" = all ] && STEPS=(env build test sanitize paper bench torch compile distill table)
 case " ${STEPS[*]} " in *" -h "*|*" --help "*|*" help "*) awk 'NR > 1 && /^set -u/ {exit} NR > 1' "$0"; exit 0 ;; esac
 
 START=$SECONDS
@@ -95,9 +100,15 @@ boxed() {
 # the python budget (stop starting configs): its own, or what is left of the invocation less 100 s
 # (one config, a WRN50 compile, can take that long)
 pybudget() { local b l; b=$(tb "$1"); l=$(( $(left) - 100 )); [ "$l" -lt 30 ] && l=30; [ "$b" -gt "$l" ] && b=$l; echo "$b"; }
+# this GPU's architecture ("90" for an H100), so the build compiles one target, not the fat binary
+if [ -z "${CUDA_ARCH:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
+  CUDA_ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+fi
+MAKE_ARCH=()
+[ -n "${CUDA_ARCH:-}" ] && MAKE_ARCH=("CUDA_ARCH=$CUDA_ARCH")
 ensure_built() {
-  [ -x "$VIGIL" ] && make -q CUDA=1 "$VIGIL" >/dev/null 2>&1 && return 0
-  boxed "$(tb 480)" make -j"$JOBS" CUDA=1 all
+  [ -x "$VIGIL" ] && make -q CUDA=1 ${MAKE_ARCH[@]+"${MAKE_ARCH[@]}"} "$VIGIL" >/dev/null 2>&1 && return 0
+  boxed "$(tb 480)" make -j"$JOBS" CUDA=1 ${MAKE_ARCH[@]+"${MAKE_ARCH[@]}"} all
 }
 
 # ---- steps (each prints to its log; return status = step status)
@@ -115,16 +126,17 @@ step_env() {
 
 step_build() {
   need_nvcc build || return 1
-  boxed "$(tb 480)" make -j"$JOBS" CUDA=1 all || return 1
-  boxed "$(tb 240)" make -j"$JOBS" CUDA=1 build/cuda/tests/test_cuda build/cuda/tests/test_cuda_graph \
-    build/cuda/tests/test_cuda_methods
+  echo "build: CUDA_ARCH=${CUDA_ARCH:-(every architecture the Toolkit supports)}"
+  boxed "$(tb 480)" make -j"$JOBS" CUDA=1 ${MAKE_ARCH[@]+"${MAKE_ARCH[@]}"} all || return 1
+  boxed "$(tb 240)" make -j"$JOBS" CUDA=1 ${MAKE_ARCH[@]+"${MAKE_ARCH[@]}"} build/cuda/tests/test_cuda \
+    build/cuda/tests/test_cuda_graph build/cuda/tests/test_cuda_methods build/cuda/tests/test_gpu_build
 }
 
 step_test() {
   need_nvcc test && need_gpu test || return 1
   local rc=0
-  boxed "$(tb 420)" make -j"$JOBS" CUDA=1 test || rc=1
-  for t in test_cuda test_cuda_graph test_cuda_methods; do
+  boxed "$(tb 420)" make -j"$JOBS" CUDA=1 ${MAKE_ARCH[@]+"${MAKE_ARCH[@]}"} test || rc=1
+  for t in test_cuda test_cuda_graph test_cuda_methods test_gpu_build; do
     say "$t"
     boxed "$(tb 180)" "build/cuda/tests/$t" || rc=1
   done
@@ -139,6 +151,24 @@ step_sanitize() {
     [ -x "build/cuda/tests/$t" ] || { echo "build/cuda/tests/$t missing (run the build step)"; rc=1; continue; }
     say "compute-sanitizer memcheck $t"
     boxed "$(tb 270)" compute-sanitizer --tool memcheck --error-exitcode 99 "build/cuda/tests/$t" || rc=1
+  done
+  return $rc
+}
+
+# the EfficientAD paper's protocol exactly (vigil bench --paper), the rows of its Table 17 / Figure 6
+step_paper() {
+  need_nvcc paper && need_gpu paper || return 1
+  ensure_built || return 1
+  local rc=0 t0=$SECONDS budget r
+  budget=$(tb 400)
+  for r in "efficientad --model s" "efficientad --model m" "fastflow --backbone wide_resnet50_2" \
+           "cflow --backbone wide_resnet50_2 --no-graph"; do
+    if [ $((SECONDS - t0)) -ge "$budget" ] || [ "$(left)" -lt 60 ]; then
+      echo "paper: time budget spent; SKIPPED: $r"; rc=1; continue
+    fi
+    say "vigil bench $r --paper"
+    # shellcheck disable=SC2086
+    boxed "$(tb 200)" "$VIGIL" bench $r --device cuda --paper --json "$JSONL" || rc=1
   done
   return $rc
 }
@@ -298,11 +328,18 @@ step_table() {
           fmt(get(dist, "images_s")), get(dist, "extractor_ms_per_image"), get(dist, "pdn_step_ms"), get(dist, "hours_for_60000_iters")
     }' $CARRIED "$JSONL" > "$tbl"
   cat "$tbl"
+  # every device's results (committed ones under bench/results/ and this run), the paper's beside
+  if [ -x "$VIGIL" ] || [ -x ./vigil ]; then
+    local v=$VIGIL; [ -x "$v" ] || v=./vigil
+    "$v" bench-table --out "$MASTER/bench-table" bench/results "$JSONL" > /dev/null &&
+      cp -f "$MASTER/bench-table/table.md" "$RES/bench-table-$SLUG-$DAY.md" 2>/dev/null &&
+      echo "cross-device table: $RES/bench-table-$SLUG-$DAY.md"
+  fi
 }
 
 # ---- run the steps
 for s in "${STEPS[@]}"; do
-  case $s in env|build|test|sanitize|bench|torch|compile|distill|table) ;; *) echo "bench/gpu.sh: unknown step '$s' (bash bench/gpu.sh --help)" >&2; exit 2 ;; esac
+  case $s in env|build|test|sanitize|paper|bench|torch|compile|distill|table) ;; *) echo "bench/gpu.sh: unknown step '$s' (bash bench/gpu.sh --help)" >&2; exit 2 ;; esac
 done
 for s in "${STEPS[@]}"; do
   log="$MASTER/gpu-$s-$SLUG-$DAY.log"

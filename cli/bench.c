@@ -22,12 +22,14 @@
 #include "tensor/parallel.h"
 #include "base/json.h"
 #include "tensor/opstats.h"
+#include "vigil.h"
 
 /* `vigil bench`'s options (the table drives the parser and --help: cli/opts.h) */
 typedef struct {
   vg_run_overrides ov;   /* method config flags */
   const char *run, *device, *dtype, *json_path;
   int batches[8], nb, warmup, runs, threads, graph;
+  bool paper, warmup_given, runs_given, dtype_given;
 } bench_opts;
 
 /* --batch N, repeatable: up to 8 sizes */
@@ -59,16 +61,20 @@ static const vg_opt bench_table[] = {
   {.name = "--run", .kind = VG_OPT_STR, .arg = "RUNDIR", .off = VG_OPT_AT(T, run),
    .help = "bench a trained run instead (its config and checkpoint)"},
   VG_OPT_DEVICE(T, device, "default cpu (cuda: needs a `make CUDA=1` build and a GPU)"),
-  VG_OPT_DTYPE(T, dtype, "default f32 (f16: CUDA only, f32 accumulation)"),
+  {VG_OPT_DTYPE_(T, dtype), .given = VG_OPT_GIVEN(T, dtype_given),
+   .help = "default f32 (f16: CUDA only, f32 accumulation; --paper on CUDA: f16)"},
+  {.name = "--paper", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, paper),
+   .help = "the EfficientAD paper's protocol exactly (Appendix E): 1000 warm-up and 1000 timed runs,\n"
+           "batch 1 (latency) and 16 (throughput), f16 on CUDA; the JSON says \"protocol\": \"paper\""},
   {.name = "--graph", .kind = VG_OPT_FLAG, .lo = 1, .hook = bench_graph, .label = "--graph / --no-graph",
    .help = "CUDA: replay the captured device part as a CUDA graph (default when the\n"
            "method's maps need no host post-processing) / plain eager predict"},
   {.name = "--no-graph", .kind = VG_OPT_FLAG, .lo = 0, .hook = bench_graph},
   {VG_OPT_BATCH_(T, batches), .hook = bench_batch, .help = "batch size; repeatable (default: 1 and 16)"},
   {.name = "--warmup", .kind = VG_OPT_INT, .arg = "N", .lo = 0, .hi = 1000000, .off = VG_OPT_AT(T, warmup),
-   .help = "untimed runs first (default 10)"},
+   .given = VG_OPT_GIVEN(T, warmup_given), .help = "untimed runs first (default 10; --paper: 1000)"},
   {.name = "--runs", .kind = VG_OPT_INT, .arg = "N", .lo = 1, .hi = 1000000, .off = VG_OPT_AT(T, runs),
-   .help = "timed runs (default 50)"},
+   .given = VG_OPT_GIVEN(T, runs_given), .help = "timed runs (default 50; --paper: 1000)"},
   VG_OPT_THREADS(T, threads, "compute threads (default: all cores)"),
   {.name = "--json", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, json_path),
    .help = "append the JSON lines to FILE instead of stdout"},
@@ -95,6 +101,30 @@ const vg_cmd_spec vg_cmd_bench = {
     "timing includes the host-to-device copy from pinned memory); mean of --runs after --warmup. FLOPs are counted at the op\n"
     "dispatch on one batch-1 run (2 per multiply-add of conv/matmul; other ops 1 per element). Random weights:\n"
     "timing does not depend on them.\n"};
+
+#ifndef VG_GIT_COMMIT
+#define VG_GIT_COMMIT "unknown"   /* the Makefile passes `git describe` of the tree it built */
+#endif
+
+/* "Intel(R) Xeon(R) Platinum 8480+" from /proc/cpuinfo ("" when unknown) */
+static void vg_cpu_model_name(char *out, size_t cap) {
+  out[0] = 0;
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10)) continue;
+    const char *c = strchr(line, ':');
+    if (!c) break;
+    c++;
+    while (*c == ' ' || *c == '\t') c++;
+    snprintf(out, cap, "%s", c);
+    size_t n = strlen(out);
+    while (n && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = 0;
+    break;
+  }
+  fclose(f);
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -211,6 +241,11 @@ int vg_cli_bench(int argc, char **argv) {
     vg_run_ov_free(&ov);
     return 2;
   }
+  if (o.paper) {   /* Appendix E: 1000 + 1000 runs, batch 1 and 16, f16 networks on the GPU */
+    if (!o.warmup_given) warmup = 1000;
+    if (!o.runs_given) runs = 1000;
+    if (dev == VG_CUDA && !o.dtype_given) { dtype = "f16"; dt = VG_F16; }
+  }
   if (nb == 0) { batches[0] = 1; batches[1] = 16; nb = 2; }
   vg_cli_apply_threads("bench", threads);
 
@@ -239,6 +274,8 @@ int vg_cli_bench(int argc, char **argv) {
   FILE *out = json_path ? fopen(json_path, "a") : stdout;
   if (!out) { fprintf(stderr, "vigil bench: cannot append to %s\n", json_path); goto done; }
   const int H = m->input_h, W = m->input_w;
+  char cpu_model[160];
+  vg_cpu_model_name(cpu_model, sizeof cpu_model);
   int64_t params = count_params(m, false), trainable = count_params(m, true);
   /* FLOPs of one image (batch 1, untimed) */
   vg_opstats ops;
@@ -289,6 +326,9 @@ int vg_cli_bench(int argc, char **argv) {
       vg_jw_init(&w, 0);
       vg_jw_begin_object(&w);
       vg_jw_key(&w, "bench"); vg_jw_string(&w, "vigil_bench");
+      vg_jw_key(&w, "protocol"); vg_jw_string(&w, o.paper ? "paper" : "short");
+      vg_jw_key(&w, "vigil_version"); vg_jw_string(&w, VG_VERSION);
+      vg_jw_key(&w, "vigil_commit"); vg_jw_string(&w, VG_GIT_COMMIT);
       vg_jw_key(&w, "method"); vg_jw_string(&w, m->ops->name);
       char *cj = m->ops->config_json(m);
       vg_json *cfgj = NULL;
@@ -306,6 +346,7 @@ int vg_cli_bench(int argc, char **argv) {
       vg_jw_key(&w, "device"); vg_jw_string(&w, device);
       vg_jw_key(&w, "dtype"); vg_jw_string(&w, dtype);
       vg_jw_key(&w, "isa"); vg_jw_string(&w, vg_isa_name(vg_cpu_isa()));
+      vg_jw_key(&w, "cpu"); vg_jw_string(&w, cpu_model);
       vg_jw_key(&w, "threads"); vg_jw_int64(&w, vg_num_threads());
       vg_jw_key(&w, "batch"); vg_jw_int64(&w, B);
       vg_jw_key(&w, "warmup"); vg_jw_int64(&w, warmup);
@@ -323,6 +364,21 @@ int vg_cli_bench(int argc, char **argv) {
       if (dev != VG_CPU) {
         const char *gpu = vg_cuda_device_name();
         vg_jw_key(&w, "gpu"); vg_jw_string(&w, gpu ? gpu : "?");
+        vg_cuda_info ci;
+        if (vg_cuda_device_info(&ci) == VG_OK) {   /* what the result depends on, for cross-GPU tables */
+          char v[32];
+          snprintf(v, sizeof v, "%d.%d", ci.cc_major, ci.cc_minor);
+          vg_jw_key(&w, "gpu_cc"); vg_jw_string(&w, v);
+          vg_jw_key(&w, "gpu_sms"); vg_jw_int64(&w, ci.sm_count);
+          vg_jw_key(&w, "gpu_memory_gib"); vg_jw_double(&w, ci.memory_gib);
+          snprintf(v, sizeof v, "%d.%d", ci.driver_version / 1000, ci.driver_version % 1000 / 10);
+          vg_jw_key(&w, "cuda_driver"); vg_jw_string(&w, v);
+          snprintf(v, sizeof v, "%d.%d", ci.runtime_version / 1000, ci.runtime_version % 1000 / 10);
+          vg_jw_key(&w, "cuda_runtime"); vg_jw_string(&w, v);
+          if (ci.sm_clock_mhz) { vg_jw_key(&w, "gpu_clock_mhz"); vg_jw_int64(&w, ci.sm_clock_mhz); }
+          if (ci.mem_clock_mhz) { vg_jw_key(&w, "gpu_mem_clock_mhz"); vg_jw_int64(&w, ci.mem_clock_mhz); }
+          vg_jw_key(&w, "cuda_arch_built"); vg_jw_string(&w, vg_cuda_built_archs());
+        }
         vg_jw_key(&w, "tf32"); vg_jw_bool(&w, dt == VG_F32 && vg_cuda_tf32());
         /* side streams for independent branches (EfficientAD's three networks); false with
          * VIGIL_CUDA_BRANCHES=0: all on one stream */

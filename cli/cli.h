@@ -18,6 +18,7 @@
 #ifndef VG_CLI_H
 #define VG_CLI_H
 int vg_cli_main(int argc, char **argv);
+int vg_cli_bench_table(int argc, char **argv);
 int vg_cli_smoke(int argc, char **argv);
 int vg_cli_features(int argc, char **argv);
 int vg_cli_synth(int argc, char **argv);

@@ -22,7 +22,7 @@ static const vg_cmd_spec vg_cmd_options = {
 
 const vg_cmd_spec *const vg_cmd_specs[] = {&vg_cmd_train, &vg_cmd_test, &vg_cmd_predict, &vg_cmd_metrics, &vg_cmd_convert,
                                            &vg_cmd_info, &vg_cmd_smoke, &vg_cmd_features, &vg_cmd_distill, &vg_cmd_bench,
-                                           &vg_cmd_synth, &vg_cmd_reproduce, NULL};
+                                           &vg_cmd_synth, &vg_cmd_reproduce, &vg_cmd_bench_table, NULL};
 
 static int cli_options(int argc, char **argv) {
   const char *pos[1] = {NULL};
@@ -56,6 +56,7 @@ int vg_cli_main(int argc, char **argv) {
            "  features  backbone feature maps: --backbone B [--weights F] --layers 1,2,3 --input X --out Y\n"
            "  distill   pretrain an EfficientAD teacher: --images DIR --weights WRN101.pth --out T.safetensors (see distill --help)\n"
            "  bench     latency/throughput by the EfficientAD paper's protocol: bench METHOD [--model s|m] (see bench --help)\n"
+           "  bench-table  merge bench JSON of many machines into one table (+ the EfficientAD paper's): FILES|DIRS\n"
            "  synth     synthetic MVTec-layout benchmark: --out DIR [--categories a,b] [--seed N] [--size 256]\n"
            "  reproduce a paper table: TABLE [--data ROOT] [--weights DIR] [--runs N] [--smoke] [--dry-run] | --list\n"
            "  options   every command's options, one a line (for tests and shell completion)\n"
@@ -72,12 +73,19 @@ int vg_cli_main(int argc, char **argv) {
     if (rc >= 0) return rc;
     printf("isa: %s (max %s)\nthreads: %d\n", vg_isa_name(vg_cpu_isa()), vg_isa_name(vg_cpu_isa_max()),
            vg_num_threads());
+    const char *archs = vg_cuda_built_archs();   /* "" in a CPU-only build */
+    if (archs[0]) {
+      const char *last = strrchr(archs, ' ');
+      printf("cuda: built for CUDA_ARCH=\"%s\" (machine code for each; PTX compute_%s for newer GPUs)\n", archs,
+             last ? last + 1 : archs);
+    }
     return 0;
   }
   if (!strcmp(argv[1], "features")) return vg_cli_features(argc - 2, argv + 2);
   if (!strcmp(argv[1], "synth")) return vg_cli_synth(argc - 2, argv + 2);
   if (!strcmp(argv[1], "distill")) return vg_cli_distill(argc - 2, argv + 2);
   if (!strcmp(argv[1], "bench")) return vg_cli_bench(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "bench-table")) return vg_cli_bench_table(argc - 2, argv + 2);
   if (!strcmp(argv[1], "train")) return vg_cli_train(argc - 2, argv + 2);
   if (!strcmp(argv[1], "test")) return vg_cli_test(argc - 2, argv + 2);
   if (!strcmp(argv[1], "predict")) return vg_cli_predict(argc - 2, argv + 2);

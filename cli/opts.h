@@ -145,6 +145,6 @@ void vg_opts_dump(const vg_cmd_spec *c, FILE *f);
 
 /* every command's spec (cli/<command>.c); vg_cmd_specs: all of them, NULL-terminated (main.c) */
 extern const vg_cmd_spec vg_cmd_train, vg_cmd_test, vg_cmd_predict, vg_cmd_metrics, vg_cmd_convert, vg_cmd_info,
-    vg_cmd_smoke, vg_cmd_features, vg_cmd_distill, vg_cmd_bench, vg_cmd_synth;
+    vg_cmd_smoke, vg_cmd_features, vg_cmd_distill, vg_cmd_bench, vg_cmd_synth, vg_cmd_bench_table;
 extern const vg_cmd_spec *const vg_cmd_specs[];
 #endif

@@ -133,4 +133,31 @@ typedef struct {
  * dropped; the first and last are always kept), a legend. Text is XML-escaped. */
 char *vg_report_svg_curve(const char *title, const char *xlabel, const char *ylabel, double xmax,
                           const vg_report_series *s, int ns);
+
+/* A horizontal grouped bar chart as standalone SVG: one group of bars per row label
+ * (groups[g]), one bar per series (series[s], legend below), values v[g * nseries + s]
+ * (NaN = no bar), on a linear axis from 0 or a log axis (log_scale; values <= 0 skipped).
+ * hatched[s] (may be NULL) draws series s lighter (reference values beside ours). */
+typedef struct {
+  const char *title, *xlabel;
+  int ngroups, nseries;
+  const char *const *groups, *const *series;
+  const double *v;
+  bool log_scale;
+  const bool *hatched;
+} vg_report_bars;
+char *vg_report_svg_bars(const vg_report_bars *c);   /* malloc'd text; NULL + error */
+/* A labelled scatter plot (x log-scaled with log_x): point i at (x[i], y[i]) with text
+ * labels[i], coloured by series[i] (NULL: all 0), legend series_names[0..nseries). */
+typedef struct {
+  const char *title, *xlabel, *ylabel;
+  int64_t n;
+  const double *x, *y;
+  const char *const *labels;
+  const int *series;
+  int nseries;
+  const char *const *series_names;
+  bool log_x;
+} vg_report_scatter;
+char *vg_report_svg_scatter(const vg_report_scatter *c);
 #endif

@@ -4,10 +4,28 @@
  * do nothing), and vg_cuda_host_alloc is plain malloc. With VG_WITH_CUDA they live in
  * tensor/cuda/ (alloc.cu, stream.cu, backend.cu). */
 #include "tensor/internal.h"
+#include <stdio.h>
 #include <string.h>
+
+void vg_cuda_arch_message(char *buf, size_t cap, const char *gpu, int cc_major, int cc_minor, const char *built) {
+  if (!cap) return;
+  int cc = 10 * cc_major + cc_minor;
+  snprintf(buf, cap,
+           "this vigil has no GPU code for the %s (compute capability %d.%d, sm_%d): it was built with "
+           "CUDA_ARCH=\"%s\" (machine code for those and PTX of the last, which runs on newer GPUs only); "
+           "rebuild with `make CUDA=1 CUDA_ARCH=%d` (or add %d to the list) using a CUDA Toolkit that supports sm_%d "
+           "(`nvcc --list-gpu-code` lists what it supports; CUDA 13 starts at sm_75, CUDA 12 at sm_50)",
+           gpu && gpu[0] ? gpu : "GPU", cc_major, cc_minor, cc, built && built[0] ? built : "?", cc, cc, cc);
+}
 
 #ifndef VG_WITH_CUDA
 #define NO_CUDA "cuda: built without CUDA (rebuild with make CUDA=1)"
+
+vg_status vg_cuda_device_info(vg_cuda_info *out) {
+  if (out) memset(out, 0, sizeof *out);
+  return vg_fail(VG_ERR_DEVICE, NO_CUDA);
+}
+const char *vg_cuda_built_archs(void) { return ""; }
 
 void vg_cuda_synchronize(void) {}
 vg_status vg_cuda_set_tf32(bool on) {

@@ -338,6 +338,25 @@ vg_status vg_tensor_to_(vg_tensor *t, vg_device dev, vg_dtype dt);
  * message naming the copy. */
 /* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"; NULL + message without a device */
 const char *vg_cuda_device_name(void);
+/* The GPU and the software under it, for benchmark records (vigil bench's JSON). Fields
+ * that cannot be read are 0 / "". */
+typedef struct {
+  char name[256];            /* "NVIDIA H100 80GB HBM3" */
+  int cc_major, cc_minor;    /* compute capability */
+  int sm_count;
+  double memory_gib;
+  int driver_version;        /* cudaDriverGetVersion: 12040 = 12.4 */
+  int runtime_version;       /* the CUDA runtime the binary runs on */
+  int sm_clock_mhz, mem_clock_mhz;   /* peak clocks as the driver reports them */
+} vg_cuda_info;
+vg_status vg_cuda_device_info(vg_cuda_info *out);
+/* The GPU architectures this binary carries kernels for, as `make CUDA=1 CUDA_ARCH=...`
+ * built it ("75 80 86 89 90 ..."; PTX of the last one too); "" without CUDA. */
+const char *vg_cuda_built_archs(void);
+/* The message of the start-up check when the binary has no kernel for the GPU (exposed for
+ * tests): names the GPU, its compute capability, what the binary has, and the CUDA_ARCH
+ * to rebuild with. */
+void vg_cuda_arch_message(char *buf, size_t cap, const char *gpu, int cc_major, int cc_minor, const char *built);
 void vg_cuda_synchronize(void);      /* waits for all queued work (aborts during a capture) */
 /* f32 GEMMs (matmul, conv) on TF32 tensor cores (10-bit mantissa inputs, f32 accumulation):
  * off by default so f32 matches the CPU; VIGIL_TF32=1 in the environment turns it on at

@@ -10,7 +10,7 @@
 namespace vg_rt {
 pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 int init_state;                 /* 0 untried, 1 ok, -1 failed */
-static char init_msg[256];
+static char init_msg[1024];
 cudaStream_t stream;
 cublasHandle_t blas;
 int sync_each;
@@ -92,6 +92,38 @@ static void cuda_atexit(void) {
   cudaStreamDestroy(stream);
   init_state = 0;
 }
+#ifndef VG_CUDA_ARCHS
+#define VG_CUDA_ARCHS ""   /* the emulator build: no fat binary */
+#endif
+const char *vg_cuda_built_archs(void) { return VG_CUDA_ARCHS; }
+
+/* A kernel that is never launched: asking for its attributes tells whether this binary
+ * holds code the GPU can run (machine code for its architecture, or PTX it can JIT). */
+__global__ void vg_cu_probe_kernel(int *p) {
+  if (p) *p = 1;
+}
+
+/* false + init_msg when the binary has no kernel image for the current GPU */
+static bool arch_check(void) {
+  struct cudaFuncAttributes fa;
+  cudaError_t e = cudaFuncGetAttributes(&fa, vg_cu_probe_kernel);
+  if (e == cudaSuccess) return true;
+  (void)cudaGetLastError();
+  int dev = 0;
+  struct cudaDeviceProp p;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
+    snprintf(init_msg, sizeof init_msg, "cannot run kernels (%s) and cannot read the device's properties",
+             cudaGetErrorString(e));
+    return false;
+  }
+  if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorInvalidDeviceFunction || e == cudaErrorInvalidKernelImage)
+    vg_cuda_arch_message(init_msg, sizeof init_msg, p.name, p.major, p.minor, VG_CUDA_ARCHS);
+  else
+    snprintf(init_msg, sizeof init_msg, "cannot run kernels on the %s (compute capability %d.%d): %s", p.name, p.major,
+             p.minor, cudaGetErrorString(e));
+  return false;
+}
+
 vg_status vg_cuda_init(void) {
   pthread_mutex_lock(&lock);
   if (init_state == 0) {
@@ -101,6 +133,8 @@ vg_status vg_cuda_init(void) {
       snprintf(init_msg, sizeof init_msg, "no CUDA device: %s",
                e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0 devices");
       (void)cudaGetLastError();
+      init_state = -1;
+    } else if (!arch_check()) {
       init_state = -1;
     } else if ((e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)) != cudaSuccess) {
       snprintf(init_msg, sizeof init_msg, "CUDA stream creation failed: %s", cudaGetErrorString(e));
@@ -200,6 +234,29 @@ vg_status vg_cuda_set_tf32(bool on) {
 }
 
 bool vg_cuda_tf32(void) { return vg_cuda_init() == VG_OK && tf32_on; }
+
+vg_status vg_cuda_device_info(vg_cuda_info *out) {
+  memset(out, 0, sizeof *out);
+  vg_status st = vg_cuda_init();
+  if (st != VG_OK) return st;
+  int dev = 0, v = 0;
+  struct cudaDeviceProp p;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return vg_fail(VG_ERR_DEVICE, "cuda: cannot read the device's properties");
+  }
+  snprintf(out->name, sizeof out->name, "%s", p.name);
+  out->cc_major = p.major;
+  out->cc_minor = p.minor;
+  out->sm_count = p.multiProcessorCount;
+  out->memory_gib = (double)p.totalGlobalMem / 1073741824.0;
+  if (cudaDriverGetVersion(&v) == cudaSuccess) out->driver_version = v;
+  if (cudaRuntimeGetVersion(&v) == cudaSuccess) out->runtime_version = v;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrClockRate, dev) == cudaSuccess) out->sm_clock_mhz = v / 1000;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMemoryClockRate, dev) == cudaSuccess) out->mem_clock_mhz = v / 1000;
+  (void)cudaGetLastError();
+  return VG_OK;
+}
 
 const char *vg_cuda_device_name(void) {
   static char name[320];   /* cudaDeviceProp.name is 256 */

@@ -84,6 +84,7 @@ enum cudaError {
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidKernelImage = 200,
+  cudaErrorNoKernelImageForDevice = 209,
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorIllegalState = 401,
   cudaErrorNotReady = 600,
@@ -137,7 +138,9 @@ enum cudaDeviceAttr {
   cudaDevAttrMaxGridDimX = 5,
   cudaDevAttrMaxSharedMemoryPerBlock = 8,
   cudaDevAttrWarpSize = 10,
+  cudaDevAttrClockRate = 13,
   cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrMemoryClockRate = 36,
   cudaDevAttrComputeCapabilityMajor = 75,
   cudaDevAttrComputeCapabilityMinor = 76,
   cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
@@ -194,8 +197,24 @@ struct cudaDeviceProp {
   int reservedSharedMemPerBlock;
 };
 
-/* ---- runtime API (signatures as cuda_runtime_api.h, CUDA 12/13) ---- */
+/* the Toolkit's cudaFuncAttributes (the fields code reads) */
+struct cudaFuncAttributes {
+  size_t sharedSizeBytes, constSizeBytes, localSizeBytes;
+  int maxThreadsPerBlock, numRegs, ptxVersion, binaryVersion, cacheModeCA, maxDynamicSharedSizeBytes;
+};
+
+/* ---- runtime API (signatures as cuda_runtime_api.h, CUDA 12/13) ----
+ * The emulated device is an sm_90 (H100-like) GPU; for tests of the backend's start-up
+ * checks, VIGIL_EMU_CC=MAJOR.MINOR makes it report another compute capability and
+ * VIGIL_EMU_NO_IMAGE=1 makes cudaFuncGetAttributes (and so the backend's probe) answer as
+ * a GPU for which the binary has no kernel image (cudaErrorNoKernelImageForDevice). */
 cudaError_t cudaGetDeviceCount(int *count);
+cudaError_t cudaDriverGetVersion(int *version);
+cudaError_t cudaRuntimeGetVersion(int *version);
+cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *func);
+template <class T> cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, T *entry) {
+  return cudaFuncGetAttributes(attr, (const void *)entry);
+}
 cudaError_t cudaGetDevice(int *device);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device);

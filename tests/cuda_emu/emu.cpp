@@ -657,7 +657,7 @@ const char *error_name(cudaError_t e) {
     E(cudaErrorCudartUnloading) E(cudaErrorInvalidConfiguration) E(cudaErrorInvalidPitchValue)
     E(cudaErrorInvalidSymbol) E(cudaErrorInvalidHostPointer) E(cudaErrorInvalidDevicePointer)
     E(cudaErrorInvalidMemcpyDirection) E(cudaErrorNotYetImplemented) E(cudaErrorInvalidDeviceFunction)
-    E(cudaErrorNoDevice) E(cudaErrorInvalidDevice) E(cudaErrorInvalidKernelImage) E(cudaErrorInvalidResourceHandle)
+    E(cudaErrorNoDevice) E(cudaErrorInvalidDevice) E(cudaErrorInvalidKernelImage) E(cudaErrorNoKernelImageForDevice) E(cudaErrorInvalidResourceHandle)
     E(cudaErrorIllegalState) E(cudaErrorNotReady) E(cudaErrorIllegalAddress) E(cudaErrorLaunchOutOfResources)
     E(cudaErrorLaunchTimeout) E(cudaErrorAssert) E(cudaErrorIllegalInstruction) E(cudaErrorMisalignedAddress)
     E(cudaErrorLaunchFailure) E(cudaErrorNotPermitted) E(cudaErrorNotSupported)
@@ -816,6 +816,36 @@ cudaError_t cudaGetDevice(int *device) {
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : ret(cudaErrorInvalidDevice); }
+/* the emulated compute capability: 9.0, or VIGIL_EMU_CC=MAJOR.MINOR */
+static void emu_cc(int *major, int *minor) {
+  *major = 9;
+  *minor = 0;
+  int a = 0, b = 0;
+  const char *cc = getenv("VIGIL_EMU_CC");
+  if (cc && sscanf(cc, "%d.%d", &a, &b) == 2 && a > 0 && a < 100 && b >= 0 && b < 10) { *major = a; *minor = b; }
+}
+cudaError_t cudaDriverGetVersion(int *version) {
+  if (!version) return ret(cudaErrorInvalidValue);
+  *version = CUDART_VERSION;
+  return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int *version) {
+  if (!version) return ret(cudaErrorInvalidValue);
+  *version = CUDART_VERSION;
+  return cudaSuccess;
+}
+cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *func) {
+  if (!attr || !func) return ret(cudaErrorInvalidValue);
+  const char *ni = getenv("VIGIL_EMU_NO_IMAGE");
+  if (ni && ni[0] == '1') return ret(cudaErrorNoKernelImageForDevice);
+  int major, minor;
+  emu_cc(&major, &minor);
+  memset(attr, 0, sizeof *attr);
+  attr->maxThreadsPerBlock = 1024;
+  attr->ptxVersion = attr->binaryVersion = 10 * major + minor;
+  attr->maxDynamicSharedSizeBytes = 48 * 1024;
+  return cudaSuccess;
+}
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device) {
   init();
   if (!p) return ret(cudaErrorInvalidValue);
@@ -835,8 +865,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device) {
   p->maxGridSize[0] = 0x7fffffff;
   p->maxGridSize[1] = p->maxGridSize[2] = 65535;
   p->totalConstMem = 65536;
-  p->major = 9;
-  p->minor = 0;
+  emu_cc(&p->major, &p->minor);
   p->textureAlignment = 512;
   p->multiProcessorCount = 132;
   p->canMapHostMemory = 1;
@@ -861,8 +890,10 @@ cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int dev
     case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; return cudaSuccess;
     case cudaDevAttrWarpSize: *value = 32; return cudaSuccess;
     case cudaDevAttrMultiProcessorCount: *value = 132; return cudaSuccess;
-    case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
-    case cudaDevAttrComputeCapabilityMinor: *value = 0; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMajor: { int b; emu_cc(value, &b); return cudaSuccess; }
+    case cudaDevAttrComputeCapabilityMinor: { int a; emu_cc(&a, value); return cudaSuccess; }
+    case cudaDevAttrClockRate: *value = 1755000; return cudaSuccess;       /* kHz, as an H100 SXM */
+    case cudaDevAttrMemoryClockRate: *value = 2619000; return cudaSuccess;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = VG_EMU_MAX_SHM; return cudaSuccess;
   }
   return ret(cudaErrorInvalidValue);
