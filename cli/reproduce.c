@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -977,6 +978,10 @@ typedef struct {
   const char *data, *weights, *out, *device, *tables, *penalty;
   int runs;
   bool dry_run, smoke, list, aggregate;
+  /* one cell, a local pool, a Slurm array (cli/reproduce.h) */
+  bool cells, slurm, submit, cell_given, gpus_given;
+  int cell, jobs, gpus_per_cell;
+  const char *partition, *time, *account;
 } repro_opts;
 
 static const vg_opt repro_table[] = {
@@ -1002,12 +1007,34 @@ static const vg_opt repro_table[] = {
      .help = "ImageNet images for EfficientAD's penalty loss (the tables whose spec says {penalty})"},
     {.name = "--tables", .kind = VG_OPT_STR, .arg = "DIR", .off = VG_OPT_AT(repro_opts, tables),
      .help = "the spec folder (default: scripts/tables of the repository this vigil was built in, or of the cwd)"},
+    {.name = "--cells", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(repro_opts, cells),
+     .help = "list the cells: index, done/todo, estimated seconds, device, run directory; run nothing"},
+    {.name = "--cell", .kind = VG_OPT_INT, .arg = "N", .lo = 0, .hi = 1000000, .off = VG_OPT_AT(repro_opts, cell),
+     .given = VG_OPT_GIVEN(repro_opts, cell_given),
+     .help = "run exactly cell N (its run directory; nothing else, no aggregation); exit 2 when N is out of range"},
+    {.name = "--jobs", .kind = VG_OPT_INT, .arg = "N", .lo = 1, .hi = 256, .off = VG_OPT_AT(repro_opts, jobs),
+     .help = "run N cells at a time on this machine (with --device cuda and several GPUs: one GPU per cell via\n"
+             "CUDA_VISIBLE_DEVICES)", .def = "1"},
+    {.name = "--slurm", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(repro_opts, slurm),
+     .help = "write OUT/slurm/TABLE/job.sbatch (an array over the unfinished cells, each --cell $SLURM_ARRAY_TASK_ID)\n"
+             "and aggregate.sbatch (--aggregate, after the array: afterany); run nothing here"},
+    {.name = "--submit", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(repro_opts, submit),
+     .help = "with --slurm: submit both with sbatch ($SBATCH, else sbatch in PATH) and print the job ids"},
+    {.name = "--partition", .kind = VG_OPT_STR, .arg = "P", .off = VG_OPT_AT(repro_opts, partition), .help = "with --slurm: #SBATCH --partition"},
+    {.name = "--gpus-per-cell", .kind = VG_OPT_INT, .arg = "N", .lo = 0, .hi = 64, .off = VG_OPT_AT(repro_opts, gpus_per_cell),
+     .given = VG_OPT_GIVEN(repro_opts, gpus_given),
+     .help = "with --slurm: #SBATCH --gres=gpu:N (default 1 with --device cuda, else 0)"},
+    {.name = "--time", .kind = VG_OPT_STR, .arg = "HH:MM", .off = VG_OPT_AT(repro_opts, time),
+     .help = "with --slurm: the time limit per cell, HH:MM or D-HH:MM (#SBATCH --time)"},
+    {.name = "--account", .kind = VG_OPT_STR, .arg = "A", .off = VG_OPT_AT(repro_opts, account), .help = "with --slurm: #SBATCH --account"},
     {0}};
 
 const vg_cmd_spec vg_cmd_reproduce = {
     .name = "reproduce", .opts = repro_table, .max_pos = 1, .example = "fastflow-t2", .width = 14,
     .usage = "usage: vigil reproduce TABLE [--data ROOT] [--weights DIR] [--runs N] [--out DIR] [--device cpu|cuda]\n"
-             "                         [--dry-run] [--smoke]       |  vigil reproduce --list\n"
+             "                         [--dry-run] [--smoke] [--jobs N]       |  vigil reproduce --list\n"
+             "       vigil reproduce TABLE ... --cells | --cell N | --slurm [--partition P] [--gpus-per-cell N] [--time HH:MM]\n"
+             "                         [--account A] [--submit]      (one cell / a Slurm job array: README, cluster)\n"
              "  runs a paper table's cells (train + test, or bench) as run directories under OUT/runs (a cell whose\n"
              "  metrics.json exists is skipped: a killed reproduction resumes), then writes OUT/TABLE/table.md, table.json\n"
              "  and table.svg: ours as mean ± sample σ over the seeds, the paper's value and Δ. Inputs are checked\n"
@@ -1113,6 +1140,374 @@ static int list_tables(const char *dir) {
   return rc;
 }
 
+/* ---------------------------------------------------------------- one cell, a pool, Slurm */
+
+/* The synthetic data a --smoke needs (the datasets of the unfinished cells in [from, to)), made
+ * once: an flock on OUT/synth.lock keeps concurrent --cell tasks from writing it together
+ * (vigil synth does nothing when the folder already holds it). */
+static int make_synth(const plan_t *p, const char *out, int from, int to, char *synth, size_t cap) {
+  snprintf(synth, cap, "%s/synth", out);
+  if (!p->smoke || !strcmp(p->s->kind, "bench")) return 0;
+  const char *cats[2] = {"woven", "assembly"}, *dsn[2] = {"mvtec", "loco"};
+  int lock = -1, rc = 0;
+  for (int k = 0; k < 2 && rc == 0; k++) {
+    bool need = false;
+    for (int i = from; i < to; i++) need |= !strcmp(p->cells[i].dataset, dsn[k]) && !is_file(metrics_path(&p->cells[i]));
+    if (!need) continue;
+    if (lock < 0) {
+      char lp[1200];
+      snprintf(lp, sizeof lp, "%s/synth.lock", out);
+      vg_mkdir_p(out);
+      lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (lock >= 0) while (flock(lock, LOCK_EX) < 0 && errno == EINTR) {}
+    }
+    char dst[1200], log[1300];
+    snprintf(dst, sizeof dst, "%s/%s", synth, dsn[k]);
+    snprintf(log, sizeof log, "%s/synth-%s.log", out, dsn[k]);
+    vg_mkdir_p(synth);
+    char *av[] = {(char *)p->self, "synth", "--out", dst, "--categories", (char *)cats[k], "--size", "64", "--train", "6",
+                  "--test", "12", "--val", "4", NULL};
+    if (run_argv(av, log) != 0) { fprintf(stderr, "vigil reproduce: vigil synth failed (log: %s)\n", log); rc = 1; }
+  }
+  if (lock >= 0) close(lock);
+  return rc;
+}
+
+/* A cell under its lock (an flock on "<run dir>.lock"): a second process wanting the same
+ * cell (another table's array task sharing it, a resubmitted task while the first still runs)
+ * waits, then finds it done and runs nothing. *ran: whether this call ran it. */
+static vg_status run_cell_locked(const plan_t *p, const cell_t *t, const char *synth, bool *ran) {
+  *ran = false;
+  vg_status st = vg_mkdir_parents(t->dir);
+  if (st != VG_OK) return st;
+  char lp[1100];
+  snprintf(lp, sizeof lp, "%s.lock", t->dir);
+  int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return vg_fail(VG_ERR_IO, "%s: cannot open the cell lock: %s", lp, strerror(errno));
+  while (flock(fd, LOCK_EX) < 0)
+    if (errno != EINTR) { int e = errno; close(fd); return vg_fail(VG_ERR_IO, "%s: cannot lock: %s", lp, strerror(e)); }
+  if (!is_file(metrics_path(t))) { *ran = true; st = run_cell(p, t, synth); }
+  close(fd);
+  return st;
+}
+
+/* The GPUs a pool hands out (--device cuda): CUDA_VISIBLE_DEVICES's list, else nvidia-smi -L's count. */
+static int gpu_list(char ids[][32], int cap) {
+  const char *env = getenv("CUDA_VISIBLE_DEVICES");
+  int n = 0;
+  if (env) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", env);
+    for (char *sv, *t = strtok_r(buf, ",", &sv); t && n < cap; t = strtok_r(NULL, ",", &sv))
+      if (*t) snprintf(ids[n++], 32, "%.31s", t);
+    return n;
+  }
+  FILE *f = popen("nvidia-smi -L 2>/dev/null", "r");
+  if (!f) return 0;
+  char line[512];
+  while (fgets(line, sizeof line, f) && n < cap)
+    if (!strncmp(line, "GPU ", 4)) { snprintf(ids[n], 32, "%d", n); n++; }
+  pclose(f);
+  return n;
+}
+
+/* The unfinished cells, `jobs` at a time: each in a forked child of this process (which runs
+ * it as the serial loop does: vigil train + test subprocesses); with several GPUs each child
+ * sees one (CUDA_VISIBLE_DEVICES = the GPU of its pool slot). Returns the failed count. */
+static int run_pool(const plan_t *p, const char *synth, int jobs, int todo) {
+  const vg_repro_spec *s = p->s;
+  char gpus[64][32];
+  int ngpu = !strcmp(p->device, "cuda") ? gpu_list(gpus, 64) : 0;
+  if (ngpu > 1)
+    printf("%s: %d jobs over %d GPUs (CUDA_VISIBLE_DEVICES per cell%s)\n", s->name, jobs, ngpu,
+           jobs > ngpu ? "; more jobs than GPUs: some share one" : "");
+  pid_t pid[256] = {0};
+  int cell_of[256], failed = 0, running = 0, k = 0, next = 0;
+  for (;;) {
+    while (running < jobs) {
+      while (next < p->n && is_file(metrics_path(&p->cells[next]))) next++;
+      if (next >= p->n) break;
+      int slot = 0;
+      while (pid[slot]) slot++;
+      const cell_t *t = &p->cells[next];
+      printf("[%d/%d] %s %s %s/%s seed %d -> %s\n", ++k, todo, s->name, s->col[t->col].id, t->dataset, t->category, t->seed, t->dir);
+      fflush(stdout);
+      fflush(stderr);
+      pid_t c = fork();
+      if (c < 0) { fprintf(stderr, "vigil reproduce: fork: %s\n", strerror(errno)); failed++; next++; continue; }
+      if (c == 0) {
+        if (ngpu > 1) setenv("CUDA_VISIBLE_DEVICES", gpus[slot % ngpu], 1);
+        bool ran;
+        vg_status st = run_cell_locked(p, t, synth, &ran);
+        if (st != VG_OK) fprintf(stderr, "vigil reproduce: cell %d: %s\n", next, vg_last_error());
+        _exit(st == VG_OK ? 0 : 1);
+      }
+      pid[slot] = c;
+      cell_of[slot] = next++;
+      running++;
+    }
+    if (!running) break;
+    int status;
+    pid_t w = waitpid(-1, &status, 0);
+    if (w < 0) { if (errno == EINTR) continue; break; }
+    for (int q = 0; q < jobs; q++)
+      if (pid[q] == w) {
+        pid[q] = 0;
+        running--;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          failed++;
+          if (!WIFEXITED(status)) fprintf(stderr, "vigil reproduce: cell %d: killed by signal %d\n", cell_of[q], WTERMSIG(status));
+        }
+      }
+  }
+  return failed;
+}
+
+/* a value safe inside an #SBATCH line: letters, digits, _.,:+-= */
+static bool sbatch_ok(const char *v) {
+  if (!v || !*v || strlen(v) > 128) return false;
+  for (const char *c = v; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr("_.,:+-=", *c))) return false;
+  return true;
+}
+
+/* --time HH:MM or D-HH:MM -> Slurm's "HH:MM:00" / "D-HH:MM:00" (a bare "HH:MM" is MM:SS to Slurm) */
+static bool slurm_time(const char *v, char *b, size_t cap) {
+  if (!v) { b[0] = 0; return true; }
+  unsigned d = 0, h, m;
+  char tail;
+  bool ok = false;
+  if (strchr(v, '-')) ok = sscanf(v, "%u-%u:%u%c", &d, &h, &m, &tail) == 3;
+  else ok = sscanf(v, "%u:%u%c", &h, &m, &tail) == 2;
+  if (!ok || m > 59 || h > 9999 || d > 365 || (strchr(v, '-') && h > 23)) return false;
+  if (strchr(v, '-')) snprintf(b, cap, "%u-%02u:%02u:00", d, h, m);
+  else snprintf(b, cap, "%02u:%02u:00", h, m);
+  return true;
+}
+
+/* a shell word: single-quoted */
+static void sh_quote(char *b, size_t cap, const char *v) {
+  size_t n = strlen(b);
+  if (n + 3 >= cap) return;
+  b[n++] = '\'';
+  for (const char *c = v; *c && n + 6 < cap; c++) {
+    if (*c == '\'') { memcpy(b + n, "'\\''", 4); n += 4; }
+    else b[n++] = *c;
+  }
+  b[n++] = '\'';
+  b[n] = 0;
+}
+
+/* an absolute path of p (realpath when it exists, else cwd/p) */
+static void abs_path(const char *p, char *b, size_t cap) {
+  char *r = realpath(p, NULL);
+  if (r) { snprintf(b, cap, "%s", r); free(r); return; }
+  char cwd[1024];
+  if (p[0] == '/' || !getcwd(cwd, sizeof cwd)) snprintf(b, cap, "%s", p);
+  else snprintf(b, cap, "%s/%s", cwd, p);
+}
+
+/* runs argv, its stdout into out (the first line): the exit status */
+static int run_capture(char *const argv[], char *out, size_t cap) {
+  int fds[2];
+  out[0] = 0;
+  if (pipe(fds) < 0) return -1;
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) { close(fds[0]); close(fds[1]); return -1; }
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]); close(fds[1]);
+    execvp(argv[0], argv);
+    fprintf(stderr, "vigil reproduce: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fds[0], out + n, cap - 1 - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    n += (size_t)r;
+    if (n + 1 >= cap) break;
+  }
+  out[n] = 0;
+  close(fds[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* sbatch --parsable prints "ID" or "ID;CLUSTER": the id, or 0 */
+static long parse_jobid(const char *out) {
+  const char *p = out;
+  while (*p == ' ' || *p == '\n') p++;
+  char *end;
+  long id = strtol(p, &end, 10);
+  return end > p && (*end == 0 || *end == '\n' || *end == ';' || *end == ' ') && id > 0 ? id : 0;
+}
+
+/* Slurm's array indices must stay below MaxArraySize (1001 by default): cells past index 999 go
+ * into further arrays (job-<k>.sbatch: the task id + k * 1000), the aggregate job after all. */
+#define SLURM_CHUNK 1000
+
+/* --slurm: OUT/slurm/TABLE/{job,aggregate}.sbatch; with --submit, sbatch both. Exit status. */
+static int write_slurm(const repro_opts *o, const plan_t *p, const char *out, const char *tables) {
+  const vg_repro_spec *s = p->s;
+  char tm[64];
+  if (!slurm_time(o->time, tm, sizeof tm)) {
+    fprintf(stderr, "vigil reproduce: --time %s: want HH:MM or D-HH:MM\n", o->time);
+    return 2;
+  }
+  if ((o->partition && !sbatch_ok(o->partition)) || (o->account && !sbatch_ok(o->account))) {
+    fprintf(stderr, "vigil reproduce: --partition / --account: want letters, digits, _.,:+-=\n");
+    return 2;
+  }
+  int gpus = o->gpus_given ? o->gpus_per_cell : !strcmp(o->device, "cuda");
+  char aout[1100], atab[1100], dir[1300], logs[1400];
+  vg_mkdir_p(out);
+  abs_path(out, aout, sizeof aout);
+  abs_path(tables, atab, sizeof atab);
+  snprintf(dir, sizeof dir, "%s/slurm/%s", aout, s->name);
+  snprintf(logs, sizeof logs, "%s/logs", dir);
+  if (vg_mkdir_p(logs) != VG_OK) { fprintf(stderr, "vigil reproduce: %s\n", vg_last_error()); return 1; }
+  /* the command every task runs: this vigil, the same table and inputs (absolute paths) */
+  char cmd[8192] = "";
+  char ab[1100];
+  sh_quote(cmd, sizeof cmd, p->self);
+  app(cmd, sizeof cmd, "%s", " reproduce ");
+  sh_quote(cmd, sizeof cmd, s->name);
+  app(cmd, sizeof cmd, "%s", " --tables ");
+  sh_quote(cmd, sizeof cmd, atab);
+  app(cmd, sizeof cmd, "%s", " --out ");
+  abs_path(o->out, ab, sizeof ab);
+  sh_quote(cmd, sizeof cmd, ab);
+  const char *fl[3] = {"--data", "--weights", "--penalty"}, *fv[3] = {o->data, o->weights, o->penalty};
+  for (int i = 0; i < 3; i++)
+    if (fv[i]) {
+      app(cmd, sizeof cmd, " %s ", fl[i]);
+      abs_path(fv[i], ab, sizeof ab);
+      sh_quote(cmd, sizeof cmd, ab);
+    }
+  char rn[32];
+  snprintf(rn, sizeof rn, "%d", o->runs);
+  app(cmd, sizeof cmd, " --runs %s", rn);
+  app(cmd, sizeof cmd, " --device %s", o->device);
+  if (o->smoke) app(cmd, sizeof cmd, "%s", " --smoke");
+  char head[2048] = "", extra[512] = "";
+  if (o->partition) app(extra, sizeof extra, "#SBATCH --partition=%s\n", o->partition);
+  if (o->account) app(extra, sizeof extra, "#SBATCH --account=%s\n", o->account);
+  app(head, sizeof head, "%s", extra);
+  if (*tm) app(head, sizeof head, "#SBATCH --time=%s\n", tm);
+  if (gpus > 0) { char g[32]; snprintf(g, sizeof g, "%d", gpus); app(head, sizeof head, "#SBATCH --gres=gpu:%s\n", g); }
+  const char *sb = getenv("SBATCH");
+  if (!sb || !*sb) sb = "sbatch";
+  /* one array per SLURM_CHUNK cells that has unfinished ones: the ranges relative to the chunk */
+  int nchunk = (p->n + SLURM_CHUNK - 1) / SLURM_CHUNK, todo = 0;
+  size_t cap = 16384 + sizeof cmd + 4096;
+  char *arr = malloc(16384), *job = malloc(cap);
+  char (*jp)[1400] = calloc((size_t)(nchunk ? nchunk : 1), sizeof *jp);
+  int *ntodo = calloc((size_t)(nchunk ? nchunk : 1), sizeof *ntodo);
+  long *jid = calloc((size_t)(nchunk ? nchunk : 1), sizeof *jid);
+  int rc = 0;
+  if (!arr || !job || !jp || !ntodo || !jid) { fprintf(stderr, "vigil reproduce: out of memory\n"); rc = 1; goto out; }
+  char summary[4096] = "";
+  for (int k = 0; k < nchunk; k++) {
+    int lo = k * SLURM_CHUNK, hi = lo + SLURM_CHUNK < p->n ? lo + SLURM_CHUNK : p->n;
+    arr[0] = 0;
+    for (int i = lo; i < hi; i++) {
+      if (is_file(metrics_path(&p->cells[i]))) continue;
+      int j = i;
+      while (j + 1 < hi && !is_file(metrics_path(&p->cells[j + 1]))) j++;
+      size_t l = strlen(arr);
+      if (j > i) snprintf(arr + l, 16384 - l, "%s%d-%d", l ? "," : "", i - lo, j - lo);
+      else snprintf(arr + l, 16384 - l, "%s%d", l ? "," : "", i - lo);
+      ntodo[k] += j - i + 1;
+      i = j;
+    }
+    if (k == 0) snprintf(jp[k], sizeof jp[k], "%s/job.sbatch", dir);
+    else snprintf(jp[k], sizeof jp[k], "%s/job-%d.sbatch", dir, k);
+    if (!ntodo[k] && k > 0) { unlink(jp[k]); continue; }   /* a stale script of an earlier submission */
+    todo += ntodo[k];
+    char cell[96];
+    if (k == 0) snprintf(cell, sizeof cell, "\"$SLURM_ARRAY_TASK_ID\"");
+    else snprintf(cell, sizeof cell, "\"$((SLURM_ARRAY_TASK_ID + %d))\"", lo);
+    char lname[64];   /* the task's log: cell-<i>.out, past the first array cell-<offset>+<i>.out */
+    if (k == 0) snprintf(lname, sizeof lname, "cell-%%a.out");
+    else snprintf(lname, sizeof lname, "cell-%d+%%a.out", lo);
+    snprintf(job, cap,
+             "#!/bin/sh\n"
+             "# %s: one array task per unfinished cell (written by vigil reproduce --slurm; %d of cells %d..%d).\n"
+             "# Each task runs `vigil reproduce ... --cell N` into the shared --out; a cell already done does\n"
+             "# nothing, an interrupted one resumes its run directory. Resubmit after failures or preemption:\n"
+             "# rerun `vigil reproduce ... --slurm --submit` (only the unfinished cells).\n"
+             "#SBATCH --job-name=vigil-%s\n"
+             "#SBATCH --array=%s\n"
+             "#SBATCH --output=%s/%s\n"
+             "%s"
+             "exec %s --cell %s\n",
+             s->name, ntodo[k], lo, hi - 1, s->name, ntodo[k] ? arr : "0", logs, lname, head, cmd, cell);
+    if (vg_file_write_atomic(jp[k], job, strlen(job)) != VG_OK) { fprintf(stderr, "vigil reproduce: %s\n", vg_last_error()); rc = 1; goto out; }
+    chmod(jp[k], 0755);
+    size_t l = strlen(summary);
+    snprintf(summary + l, sizeof summary - l, "%s%s (array %s)", l ? ", " : "", jp[k], ntodo[k] ? arr : "-");
+  }
+  char ap[1400];
+  snprintf(ap, sizeof ap, "%s/aggregate.sbatch", dir);
+  /* the aggregate job needs no GPU and little time: only partition/account carry over */
+  snprintf(job, cap,
+           "#!/bin/sh\n"
+           "# %s: the table from the finished cells (submitted with --dependency=afterany:<array job ids>)\n"
+           "#SBATCH --job-name=vigil-%s-aggregate\n"
+           "#SBATCH --output=%s/aggregate.out\n"
+           "%s"
+           "exec %s --aggregate\n",
+           s->name, s->name, logs, extra, cmd);
+  if (vg_file_write_atomic(ap, job, strlen(job)) != VG_OK) { fprintf(stderr, "vigil reproduce: %s\n", vg_last_error()); rc = 1; goto out; }
+  chmod(ap, 0755);
+  printf("%s: %d cells, %d to run: wrote %s and %s\n", s->name, p->n, todo, summary, ap);
+  if (!o->submit) {
+    if (todo) {
+      for (int k = 0; k < nchunk; k++)
+        if (ntodo[k]) printf("  j%d=$(%s --parsable %s)\n", k, sb, jp[k]);
+      printf("  %s --parsable --dependency=afterany", sb);
+      for (int k = 0; k < nchunk; k++)
+        if (ntodo[k]) printf(":$j%d", k);
+      printf(" %s\n", ap);
+    } else {
+      printf("  every cell is done: %s --parsable %s (or vigil reproduce ... --aggregate)\n", sb, ap);
+    }
+    goto out;
+  }
+  char got[4096], dep[4096] = "--dependency=afterany";
+  char ids[1024] = "";
+  for (int k = 0; k < nchunk; k++) {
+    if (!ntodo[k]) continue;
+    char *av[] = {(char *)sb, "--parsable", jp[k], NULL};
+    int r = run_capture(av, got, sizeof got);
+    jid[k] = parse_jobid(got);
+    printf("  %s --parsable %s\n", sb, jp[k]);
+    if (r != 0 || !jid[k]) { fprintf(stderr, "vigil reproduce: sbatch failed (exit %d): %s\n", r, got); rc = 1; goto out; }
+    printf("  submitted array job %ld (%d tasks)\n", jid[k], ntodo[k]);
+    size_t l = strlen(dep);
+    snprintf(dep + l, sizeof dep - l, ":%ld", jid[k]);
+    l = strlen(ids);
+    snprintf(ids + l, sizeof ids - l, "%s%ld", l ? "," : "", jid[k]);
+  }
+  char *av2[] = {(char *)sb, "--parsable", todo ? dep : ap, todo ? ap : NULL, NULL};
+  int r = run_capture(av2, got, sizeof got);
+  long aid = parse_jobid(got);
+  if (todo) printf("  %s --parsable %s %s\n", sb, dep, ap);
+  else printf("  %s --parsable %s\n", sb, ap);
+  if (r != 0 || !aid) { fprintf(stderr, "vigil reproduce: sbatch failed (exit %d): %s\n", r, got); rc = 1; goto out; }
+  printf("  submitted aggregate job %ld%s\n", aid, todo ? " (after the array)" : "");
+  printf("array_job=%s aggregate_job=%ld\n", *ids ? ids : "0", aid);
+out:
+  free(arr); free(job); free(jp); free(ntodo); free(jid);
+  return rc;
+}
+
 /* one table: plan, dry-run or check + run + aggregate; returns the exit status */
 static int run_table(const repro_opts *op, const char *tables, const char *self, const char *name, const vg_json *man) {
   repro_opts o = *op;
@@ -1127,6 +1522,26 @@ static int run_table(const repro_opts *op, const char *tables, const char *self,
   if (plan_build(&p) != VG_OK) { fprintf(stderr, "vigil reproduce: %s\n", vg_last_error()); rc = 2; goto done; }
   int todo = 0;
   for (int i = 0; i < p.n; i++) todo += !is_file(metrics_path(&p.cells[i]));
+  if (o.cell_given && o.cell >= p.n) {
+    fprintf(stderr, "vigil reproduce: --cell %d is out of range: %s has %d cells (0..%d; see --cells)\n", o.cell, s->name, p.n,
+            p.n - 1);
+    rc = 2;
+    goto done;
+  }
+  if (o.cells) {
+    printf("# %s: %d cells, %d to run%s\n# cell status est_s device run_dir\n", s->name, p.n, todo,
+           o.smoke ? " [SMOKE: synthetic data, not the paper's setting]" : "");
+    for (int i = 0; i < p.n; i++) {
+      const cell_t *t = &p.cells[i];
+      double e = o.smoke ? -1 : s->col[t->col].est_s[dev];
+      char est[32];
+      if (e < 0) snprintf(est, sizeof est, "?");
+      else snprintf(est, sizeof est, "%.0f", e);
+      printf("%d %s %s %s %s\n", i, is_file(metrics_path(t)) ? "done" : "todo", est, o.device, t->dir);
+    }
+    rc = 0;
+    goto done;
+  }
   if (o.dry_run) {
     double total = 0;
     int unknown = 0;
@@ -1149,39 +1564,50 @@ static int run_table(const repro_opts *op, const char *tables, const char *self,
     rc = 0;
     goto done;
   }
-  if (!o.aggregate && check_inputs(&p, man)) {
-    fprintf(stderr, "vigil reproduce: %s: inputs missing (above); nothing was run\n", s->name);
-    rc = 2;
-    goto done;
-  }
-  char synth[1100] = "";
-  if (o.smoke && todo && !o.aggregate) {
-    snprintf(synth, sizeof synth, "%s/synth", out);
-    const char *cats[2] = {"woven", "assembly"}, *dsn[2] = {"mvtec", "loco"};
-    for (int k = 0; k < 2; k++) {
-      bool need = false;
-      for (int i = 0; i < p.n; i++) need |= !strcmp(p.cells[i].dataset, dsn[k]) && !is_file(metrics_path(&p.cells[i]));
-      if (!need || !strcmp(s->kind, "bench")) continue;
-      char dst[1200];
-      snprintf(dst, sizeof dst, "%s/%s", synth, dsn[k]);
-      char log[1300];
-      snprintf(log, sizeof log, "%s/synth-%s.log", out, dsn[k]);
-      vg_mkdir_p(synth);
-      char *av[] = {(char *)self, "synth", "--out", dst, "--categories", (char *)cats[k], "--size", "64", "--train", "6",
-                    "--test", "12", "--val", "4", NULL};
-      if (run_argv(av, log) != 0) { fprintf(stderr, "vigil reproduce: vigil synth failed (log: %s)\n", log); rc = 1; goto done; }
+  if (!o.aggregate) {
+    plan_t q = p;   /* --cell: only that cell's inputs */
+    if (o.cell_given) { q.cells = &p.cells[o.cell]; q.n = 1; }
+    if (check_inputs(&q, man)) {
+      fprintf(stderr, "vigil reproduce: %s: inputs missing (above); nothing was run\n", s->name);
+      rc = 2;
+      goto done;
     }
   }
+  if (o.slurm) { rc = write_slurm(&o, &p, out, tables); goto done; }
+  char synth[1100] = "";
+  if (o.cell_given) {
+    /* exactly one cell: its run directory, nothing else (no aggregation) */
+    const cell_t *t = &p.cells[o.cell];
+    if (is_file(metrics_path(t))) { printf("%s: cell %d is done (%s)\n", s->name, o.cell, t->dir); rc = 0; goto done; }
+    if (make_synth(&p, out, o.cell, o.cell + 1, synth, sizeof synth)) { rc = 1; goto done; }
+    printf("%s: cell %d: %s %s/%s seed %d -> %s\n", s->name, o.cell, s->col[t->col].id, t->dataset, t->category, t->seed, t->dir);
+    fflush(stdout);
+    bool ran;
+    if (run_cell_locked(&p, t, synth, &ran) != VG_OK) {
+      fprintf(stderr, "vigil reproduce: cell %d: %s\n", o.cell, vg_last_error());
+      rc = 1;
+      goto done;
+    }
+    printf("%s: cell %d %s\n", s->name, o.cell, ran ? "done" : "was finished meanwhile by another process");
+    rc = 0;
+    goto done;
+  }
+  if (todo && !o.aggregate && make_synth(&p, out, 0, p.n, synth, sizeof synth)) { rc = 1; goto done; }
   int failed = 0;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (int i = 0, k = 0; i < p.n; i++) {
-    const cell_t *t = &p.cells[i];
-    if (is_file(metrics_path(t)) || o.aggregate) continue;
-    k++;
-    printf("[%d/%d] %s %s %s/%s seed %d -> %s\n", k, todo, s->name, s->col[t->col].id, t->dataset, t->category, t->seed, t->dir);
-    fflush(stdout);
-    if (run_cell(&p, t, synth) != VG_OK) { fprintf(stderr, "vigil reproduce: cell %d: %s\n", i, vg_last_error()); failed++; }
+  if (o.jobs > 1 && !o.aggregate) {
+    failed = run_pool(&p, synth, o.jobs, todo);
+  } else {
+    for (int i = 0, k = 0; i < p.n; i++) {
+      const cell_t *t = &p.cells[i];
+      if (is_file(metrics_path(t)) || o.aggregate) continue;
+      k++;
+      printf("[%d/%d] %s %s %s/%s seed %d -> %s\n", k, todo, s->name, s->col[t->col].id, t->dataset, t->category, t->seed, t->dir);
+      fflush(stdout);
+      bool ran;
+      if (run_cell_locked(&p, t, synth, &ran) != VG_OK) { fprintf(stderr, "vigil reproduce: cell %d: %s\n", i, vg_last_error()); failed++; }
+    }
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   char tdir[1100];
@@ -1202,7 +1628,7 @@ done:
 }
 
 int vg_cli_reproduce(int argc, char **argv) {
-  repro_opts o = {.weights = NULL, .out = "repro", .device = "cpu", .runs = 1};
+  repro_opts o = {.weights = NULL, .out = "repro", .device = "cpu", .runs = 1, .jobs = 1, .cell = -1};
   const char *pos[2] = {NULL, NULL};
   int npos = 0;
   int rc = vg_opts_parse(&vg_cmd_reproduce, argc, argv, &o, pos, &npos);
@@ -1218,6 +1644,19 @@ int vg_cli_reproduce(int argc, char **argv) {
   }
   if (o.list) return list_tables(tables);
   if (!pos[0]) { fprintf(stderr, "vigil reproduce: which TABLE? (vigil reproduce --list; 'all' = every table)\n"); return 2; }
+  if (o.cell_given && (!strcmp(pos[0], "all") || o.slurm || o.jobs > 1 || o.aggregate || o.dry_run || o.cells)) {
+    fprintf(stderr, "vigil reproduce: --cell N runs one cell of one table (not with 'all', --slurm, --jobs, --aggregate, --dry-run, --cells)\n");
+    return 2;
+  }
+  if (o.submit && !o.slurm) { fprintf(stderr, "vigil reproduce: --submit goes with --slurm\n"); return 2; }
+  if (!o.slurm && (o.partition || o.account || o.time || o.gpus_given)) {
+    fprintf(stderr, "vigil reproduce: --partition, --account, --time, --gpus-per-cell go with --slurm\n");
+    return 2;
+  }
+  if (o.slurm && (o.aggregate || o.dry_run || o.cells || o.jobs > 1)) {
+    fprintf(stderr, "vigil reproduce: --slurm writes the job scripts (not with --aggregate, --dry-run, --cells, --jobs)\n");
+    return 2;
+  }
   vg_json *man = NULL;
   char mp[1100];
   snprintf(mp, sizeof mp, "%s/weights.json", tables);

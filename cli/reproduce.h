@@ -10,6 +10,16 @@
  * Cells are enumerated in a fixed order (columns, rows, categories, seeds; first occurrence
  * wins), so `--cell N` can address one later.
  *
+ * Beyond one process (issue #24): `--cells` lists them (index, done/todo, estimated s, device,
+ * run dir); `--cell N` runs exactly that one (exit 2 out of range; no aggregation); `--jobs N`
+ * runs N at a time in forked children (with --device cuda and several GPUs, one GPU each via
+ * CUDA_VISIBLE_DEVICES); `--slurm` writes OUT/slurm/TABLE/job.sbatch (an array over the
+ * unfinished cells, `--cell $SLURM_ARRAY_TASK_ID`; cells past index 999 in job-<k>.sbatch, as
+ * Slurm's default MaxArraySize is 1001) and aggregate.sbatch (--aggregate, afterany on the
+ * arrays), and `--submit` submits them. Every cell runs under an flock on "<run dir>.lock"
+ * (a second process asking for the same cell waits, then finds it done), the smoke data under
+ * OUT/synth.lock; `vigil train`'s own vigil.lock keeps two trainings out of one run directory.
+ *
  * Aggregation (vg_repro_aggregate): per seed, a row's value is the mean over its categories
  * (or over the rows it averages); ours = the mean over the seeds whose cells are all done,
  * σ = the SAMPLE standard deviation (n - 1) over those seeds (0 with one seed, shown as

@@ -7,6 +7,10 @@
  *   - the command on a small spec: cells enumerated and shared, inputs checked before any
  *     run (the exact path expected), aggregation over seeds (sample σ), missing cells, resume
  *     (a finished cell is not rerun) and a real --smoke run of the baseline method;
+ *   - one cell (--cells, --cell N: only its run directory; out of range: exit 2; one cell from two
+ *     processes at once runs once), --jobs 2 = the serial table, --slurm's job scripts (the array
+ *     over the unfinished cells, --time as Slurm reads it, --submit through a stand-in sbatch; the
+ *     scripts run as tasks give the serial table); tests/slurm.sh runs a real one-node Slurm;
  *   - weights: scripts/tables/weights.json = the compiled-in list, and a file under a published
  *     name with other content is refused. */
 #include "tests/vgtest.h"
@@ -422,6 +426,219 @@ static void test_command(void) {
   free(o);
 }
 
+
+/* ---- one cell, a local pool, the Slurm job scripts (issue #24) */
+static char *slurp(const char *path) {
+  uint8_t *buf;
+  size_t n;
+  return vg_file_read_all(path, 1 << 22, &buf, &n) == VG_OK ? (char *)buf : NULL;
+}
+
+/* the run directories (sub-folders of OUT/runs/METHOD/<dataset-category>/) */
+static int count_runs(const char *runs) {
+  char cmd[1300];
+  snprintf(cmd, sizeof cmd, "find %s -mindepth 3 -maxdepth 3 -type d 2>/dev/null | wc -l", runs);
+  int rc;
+  char *o = vg_test_run(cmd, &rc);
+  int n = o ? atoi(o) : -1;
+  free(o);
+  return n;
+}
+
+/* the run directory of --cells line k ("K STATUS EST DEVICE DIR") and its status */
+static bool cells_line(const char *out, int k, char *dir, size_t cap, char *status) {
+  char tag[32];
+  snprintf(tag, sizeof tag, "\n%d ", k);
+  const char *l = out ? strstr(out, tag) : NULL;
+  if (!l) return false;
+  char st[16], est[16], dev[16];
+  if (cap < 1024 || sscanf(l + 1, "%*d %15s %15s %15s %1023s", st, est, dev, dir) != 4) return false;
+  snprintf(status, 8, "%.7s", st);
+  return true;
+}
+
+static void test_cluster(void) {
+  if (!g_vigil[0]) { printf("SKIP the --cell / --jobs / --slurm checks: no vigil beside the test\n"); return; }
+  /* 2 rows on 2 datasets x 2 seeds = 4 smoke cells (meanimage: statistics only, fast) */
+  put(P("tables/u.json"),
+      "{\"table\": \"u\", \"title\": \"cluster table\", \"method\": \"meanimage\", \"scale\": 100,"
+      " \"metrics\": [{\"key\": \"image_auroc\"}], \"smoke_train\": [\"--val-fraction\", \"0\"],"
+      " \"columns\": [{\"id\": \"c1\", \"est_cell_s\": {\"cpu\": 30}}],"
+      " \"rows\": [{\"id\": \"a\", \"category\": \"carpet\", \"paper\": {\"c1\": [50]}},"
+      "          {\"id\": \"l\", \"category\": \"pushpins\", \"dataset\": \"loco\"}]}");
+  char args[4096], base[2048];
+  int rc;
+  snprintf(base, sizeof base, "u --tables %s --out %s --smoke --runs 2", P("tables"), P("c"));
+  /* --cells: index, status, estimate, device, run directory */
+  snprintf(args, sizeof args, "%s --cells", base);
+  char *o = run(args, &rc);
+  char dir[4][1024], stt[4][8];
+  bool all = rc == 0 && o && strstr(o, "4 cells, 4 to run");
+  for (int k = 0; k < 4; k++) all = all && cells_line(o, k, dir[k], sizeof dir[k], stt[k]) && !strcmp(stt[k], "todo");
+  VG_CHECK(all && strstr(o, "\n0 todo ? cpu ") && strstr(dir[0], "mvtec-woven") && strstr(dir[2], "loco-assembly") && !strstr(o, "\n4 "),
+           "--cells: 4 lines (index todo est device dir), in the fixed order:\n%s", o ? o : "");
+  free(o);
+  if (!all) return;
+  /* --cell out of range, or with 'all' / --jobs / --slurm: exit 2, nothing made */
+  snprintf(args, sizeof args, "%s --cell 4", base);
+  o = run(args, &rc);
+  VG_CHECK(rc == 2 && o && strstr(o, "out of range") && strstr(o, "4 cells (0..3") && count_runs(P("c/smoke/runs")) <= 0,
+           "--cell 4 of 4 cells: exit 2 naming the range, nothing run:\n%s", o ? o : "");
+  free(o);
+  snprintf(args, sizeof args, "all --tables %s --out %s --smoke --cell 0", P("tables"), P("c"));
+  o = run(args, &rc);
+  VG_CHECK(rc == 2 && o && strstr(o, "one cell of one table"), "--cell with 'all': exit 2 (%s)", o ? o : "");
+  free(o);
+  snprintf(args, sizeof args, "%s --cell 0 --jobs 2", base);
+  o = run(args, &rc);
+  VG_CHECK(rc == 2, "--cell with --jobs: exit 2");
+  free(o);
+  /* --cell 0: exactly that run directory, no table */
+  snprintf(args, sizeof args, "%s --cell 0", base);
+  o = run(args, &rc);
+  char mp[1100];
+  snprintf(mp, sizeof mp, "%s/metrics.json", dir[0]);
+  struct stat sb;
+  VG_CHECK(rc == 0 && o && strstr(o, "cell 0 done") && stat(mp, &sb) == 0 && count_runs(P("c/smoke/runs")) == 1 &&
+               stat(P("c/smoke/u"), &sb) != 0,
+           "--cell 0: only its run directory (%d run dirs), no aggregation:\n%s", count_runs(P("c/smoke/runs")), o ? o : "");
+  free(o);
+  o = run(args, &rc);
+  VG_CHECK(rc == 0 && o && strstr(o, "cell 0 is done"), "--cell 0 again: done, nothing rerun (%s)", o ? o : "");
+  free(o);
+  /* two processes on one cell at once: it runs once (the cell lock), both succeed */
+  {
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "%s reproduce %s --cell 1 & %s reproduce %s --cell 1; wait", g_vigil, base, g_vigil, base);
+    o = vg_test_run(cmd, &rc);
+    const char *a = o ? strstr(o, "cell 1 done") : NULL;
+    bool once = a && !strstr(a + 1, "cell 1 done") && (strstr(o, "cell 1 is done") || strstr(o, "finished meanwhile"));
+    snprintf(mp, sizeof mp, "%s/metrics.json", dir[1]);
+    VG_CHECK(rc == 0 && once && stat(mp, &sb) == 0 && count_runs(P("c/smoke/runs")) == 2,
+             "the same cell from two processes at once: run once, the other waits and finds it done (rc %d, %d run dirs):\n%s", rc,
+             count_runs(P("c/smoke/runs")), o ? o : "");
+    free(o);
+  }
+  snprintf(args, sizeof args, "%s --cells", base);
+  o = run(args, &rc);
+  VG_CHECK(rc == 0 && o && strstr(o, "2 to run") && cells_line(o, 0, dir[0], sizeof dir[0], stt[0]) && !strcmp(stt[0], "done") &&
+               cells_line(o, 2, dir[2], sizeof dir[2], stt[2]) && !strcmp(stt[2], "todo"),
+           "--cells after cells 0 and 1: done, done, todo, todo:\n%s", o ? o : "");
+  free(o);
+  /* --jobs 2 gives the same table as a serial run */
+  snprintf(args, sizeof args, "u --tables %s --out %s --smoke --runs 2", P("tables"), P("serial"));
+  o = run(args, &rc);
+  VG_CHECK(rc == 0 && o && strstr(o, "4 cells (4 run now, 0 failed)"), "serial run: 4 cells:\n%s", o ? o : "");
+  free(o);
+  snprintf(args, sizeof args, "u --tables %s --out %s --smoke --runs 2 --jobs 2", P("tables"), P("jobs"));
+  o = run(args, &rc);
+  VG_CHECK(rc == 0 && o && strstr(o, "4 cells (4 run now, 0 failed)") && strstr(o, "[4/4]"), "--jobs 2: 4 cells:\n%s", o ? o : "");
+  free(o);
+  char *ts = slurp(P("serial/smoke/u/table.json")), *tj = slurp(P("jobs/smoke/u/table.json"));
+  double va = entry(P("jobs/smoke/u/table.json"), "a", "ours_mean"), vl = entry(P("jobs/smoke/u/table.json"), "l", "ours_mean");
+  VG_CHECK(ts && tj && !strcmp(ts, tj) && isfinite(va) && isfinite(vl) && entry(P("jobs/smoke/u/table.json"), "a", "seeds") == 2,
+           "--jobs 2: table.json identical to the serial run's, every row over 2 seeds (%g, %g)", va, vl);
+  free(tj);
+  /* --jobs with --device cuda and a GPU list: one GPU per pool slot (the cells themselves fail
+   * without those GPUs: exit 1, or 0 on a machine that has them) */
+  {
+    char cmd2[4400];
+    snprintf(cmd2, sizeof cmd2, "CUDA_VISIBLE_DEVICES=3,5 %s reproduce u --tables %s --out %s --smoke --runs 2 --jobs 2 --device cuda",
+             g_vigil, P("tables"), P("gpu"));
+    o = vg_test_run(cmd2, &rc);
+    VG_CHECK((rc == 0 || rc == 1) && o && strstr(o, "2 jobs over 2 GPUs (CUDA_VISIBLE_DEVICES per cell)") && strstr(o, "[4/4]"),
+             "--jobs 2 --device cuda with CUDA_VISIBLE_DEVICES=3,5: one GPU per cell:\n%s", o ? o : "");
+    free(o);
+  }
+  /* --slurm: the array over the unfinished cells (2, 3), the time as Slurm reads it, the GPUs */
+  snprintf(args, sizeof args, "%s --slurm --time 1:30 --gpus-per-cell 2 --partition gpu --account lab1", base);
+  o = run(args, &rc);
+  free(o);
+  char *job = slurp(P("c/smoke/slurm/u/job.sbatch")), *agg = slurp(P("c/smoke/slurm/u/aggregate.sbatch"));
+  VG_CHECK(rc == 0 && job && strstr(job, "#SBATCH --array=2-3\n") && strstr(job, "#SBATCH --time=01:30:00\n") &&
+               strstr(job, "#SBATCH --gres=gpu:2\n") && strstr(job, "#SBATCH --partition=gpu\n") && strstr(job, "#SBATCH --account=lab1\n") &&
+               strstr(job, "--cell \"$SLURM_ARRAY_TASK_ID\"") && strstr(job, "/logs/cell-%a.out") && strstr(job, "--smoke") &&
+               strstr(job, "--runs 2"),
+           "job.sbatch: array 2-3 (the unfinished cells), --time 01:30:00 (HH:MM, not Slurm's MM:SS), gres, --cell:\n%s", job ? job : "");
+  VG_CHECK(agg && strstr(agg, "--aggregate\n") && !strstr(agg, "--cell") && !strstr(agg, "gres") && strstr(agg, "--partition=gpu"),
+           "aggregate.sbatch: --aggregate, no GPU:\n%s", agg ? agg : "");
+  free(job);
+  free(agg);
+  static const char *const bad[] = {"--slurm --time 90", "--slurm --time 1:75", "--slurm --partition 'a;b'", "--partition gpu",
+                                    "--submit", "--slurm --jobs 2"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(args, sizeof args, "%s %s", base, bad[i]);
+    o = run(args, &rc);
+    VG_CHECK(rc == 2, "%s: exit 2 (%s)", bad[i], o ? o : "");
+    free(o);
+  }
+  /* --submit through a stand-in sbatch (tests/slurm.sh runs a real cluster): the array job's id
+   * parsed ("ID;CLUSTER" too), the aggregate job after it */
+  put(P("sbatch"), "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/sbatch.log\"\n"
+                   "case \"$*\" in *dependency*) echo 4243 ;; *) echo '4242;cluster' ;; esac\n");
+  chmod(P("sbatch"), 0755);
+  snprintf(args, sizeof args, "%s --slurm --submit", base);
+  char cmd[4400];
+  snprintf(cmd, sizeof cmd, "SBATCH=%s %s reproduce %s", P("sbatch"), g_vigil, args);
+  o = vg_test_run(cmd, &rc);
+  char *sl = slurp(P("sbatch.log"));
+  VG_CHECK(rc == 0 && o && strstr(o, "array_job=4242 aggregate_job=4243") && sl && strstr(sl, "--dependency=afterany:4242") &&
+               strstr(sl, "aggregate.sbatch") && strstr(sl, "job.sbatch"),
+           "--submit: both submitted, the aggregate after the array's job id:\n%s%s", o ? o : "", sl ? sl : "");
+  free(o);
+  free(sl);
+  /* the job script itself, as a task runs it (no Slurm needed): cells 2 and 3, then the aggregate */
+  for (int k = 2; k < 4; k++) {
+    snprintf(cmd, sizeof cmd, "SLURM_ARRAY_TASK_ID=%d sh %s", k, P("c/smoke/slurm/u/job.sbatch"));
+    o = vg_test_run(cmd, &rc);
+    char want[32];
+    snprintf(want, sizeof want, "cell %d done", k);
+    VG_CHECK(rc == 0 && o && strstr(o, want), "job.sbatch with SLURM_ARRAY_TASK_ID=%d runs that cell:\n%s", k, o ? o : "");
+    free(o);
+  }
+  snprintf(cmd, sizeof cmd, "sh %s", P("c/smoke/slurm/u/aggregate.sbatch"));
+  o = vg_test_run(cmd, &rc);
+  free(o);
+  char *tc = slurp(P("c/smoke/u/table.json"));
+  VG_CHECK(rc == 0 && tc && ts && !strcmp(tc, ts), "cells run one by one (--cell, job.sbatch) + aggregate.sbatch: the serial run's table.json");
+  free(tc);
+  free(ts);
+  /* past Slurm's default MaxArraySize (indices 0..1000): 20 categories x 60 seeds = 1200 cells ->
+   * job.sbatch (cells 0..999) and job-1.sbatch (task id + 1000), the aggregate after both */
+  {
+    char spec[4096] = "{\"table\": \"big\", \"method\": \"meanimage\", \"metrics\": [{\"key\": \"image_auroc\"}],"
+                      " \"columns\": [{\"id\": \"c\"}], \"rows\": [{\"id\": \"r\", \"categories\": [";
+    for (int k = 0; k < 20; k++) {
+      char d[1200];
+      snprintf(d, sizeof d, "%s/mvtec/k%02d/train/good", P("bigdata"), k);
+      vg_test_mkdirs(d);
+      size_t l = strlen(spec);
+      snprintf(spec + l, sizeof spec - l, "%s\"k%02d\"", k ? ", " : "", k);
+    }
+    strcat(spec, "]}]}");
+    put(P("tables/big.json"), spec);
+    unlink(P("sbatch.log"));
+    snprintf(cmd, sizeof cmd, "SBATCH=%s %s reproduce big --tables %s --out %s --data %s --runs 60 --slurm --submit", P("sbatch"), g_vigil,
+             P("tables"), P("big"), P("bigdata"));
+    o = vg_test_run(cmd, &rc);
+    char *j0 = slurp(P("big/slurm/big/job.sbatch")), *j1 = slurp(P("big/slurm/big/job-1.sbatch"));
+    sl = slurp(P("sbatch.log"));
+    VG_CHECK(rc == 0 && j0 && j1 && strstr(j0, "#SBATCH --array=0-999\n") && strstr(j0, "--cell \"$SLURM_ARRAY_TASK_ID\"") &&
+                 strstr(j1, "#SBATCH --array=0-199\n") && strstr(j1, "--cell \"$((SLURM_ARRAY_TASK_ID + 1000))\"") &&
+                 strstr(j1, "cell-1000+%a.out") && sl && strstr(sl, "--dependency=afterany:4242:4242 ") && o &&
+                 strstr(o, "1200 cells, 1200 to run"),
+             "1200 cells: two arrays below MaxArraySize (0-999, then 0-199 + 1000), the aggregate after both:\n%s%s", o ? o : "",
+             sl ? sl : "");
+    free(o); free(j0); free(j1); free(sl);
+  }
+  /* every cell done: the array has nothing left */
+  snprintf(args, sizeof args, "%s --slurm", base);
+  o = run(args, &rc);
+  VG_CHECK(rc == 0 && o && strstr(o, "4 cells, 0 to run") && strstr(o, "every cell is done"), "--slurm with every cell done: no array:\n%s",
+           o ? o : "");
+  free(o);
+}
+
 static void test_weights(void) {
   uint8_t *buf;
   size_t n;
@@ -479,6 +696,7 @@ int main(int argc, char **argv) {
   test_transcription();
   test_weights();
   test_command();
+  test_cluster();
   vg_test_tmp_done(g_tmp);
   return vg_test_finish();
 }
