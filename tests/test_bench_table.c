@@ -3,7 +3,7 @@
  * cell, latency from batch 1, throughput from batch 16, memory), the outputs (markdown,
  * JSON, SVG), its errors, and the built-in paper numbers (EfficientAD Tables 1 and 17)
  * checked digit by digit against the paper's text as extracted (lines copied below from
- * ../shared/papers/efficientad.txt: the extraction drops decimal points in places). */
+ * the shared papers folder's efficientad.txt: the extraction drops decimal points in places). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -111,7 +111,7 @@ static void test_spec_errors(void) {
   vg_repro_spec_free(s);
 }
 
-/* ---- the paper text (as extracted from ../shared/papers/<paper>.txt) against the specs */
+/* ---- the paper text (as extracted from the shared papers folder, <paper>.txt) against the specs */
 static vg_repro_spec *load(const char *table) {
   char path[256];
   snprintf(path, sizeof path, "scripts/tables/%s.json", table);

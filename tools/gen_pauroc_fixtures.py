@@ -9,7 +9,7 @@ takes sklearn.metrics.roc_auc_score(max_fpr=L), which returns McClish's standard
 A = L^2/2 + (2 s - 1) (L - L^2/2), then A / L. AU-PRO@0.05: the official MVTec code
 (compute_pro + trapezoid, from tools/gen_eval_fixtures.py) with x_max 0.05.
 
-Inputs are read from eval.bin (tests/fixtures/eval/eval.bin on disk, else tests/fixtures.zip):
+Inputs are read from eval.bin (tests/fixtures/eval/eval.bin on disk, else tests/fixtures-*.zip):
 the explicit binary cases (bx_*), the hashed cases (bh_params, regenerated with
 gen_eval_fixtures.hashed_case) and AU-PRO case 0 (pro_maps / pro_masks / pro_meta).
 Records (same VGEF format): pa_limits (f64), pa_bx_ref (f64, per bx case x limit),
@@ -54,8 +54,12 @@ def load_eval_bin():
     p = os.path.join(FIX, "eval", "eval.bin")
     if os.path.exists(p):
         return read_vgef(open(p, "rb").read())
-    with zipfile.ZipFile(os.path.join(HERE, "..", "tests", "fixtures.zip")) as z:
-        return read_vgef(z.read("eval/eval.bin"))
+    import glob
+    for part in sorted(glob.glob(os.path.join(HERE, "..", "tests", "fixtures-*.zip"))):
+        with zipfile.ZipFile(part) as z:
+            if "eval/eval.bin" in z.namelist():
+                return read_vgef(z.read("eval/eval.bin"))
+    raise SystemExit("eval/eval.bin: in neither tests/fixtures/ nor tests/fixtures-*.zip")
 
 
 def pauroc(score, lab, L):

@@ -11,9 +11,9 @@ per test program into a temp folder (vg_test_shared), through Vigil's own zip re
 To edit the set: unzip tests/data/conformance.zip -d /tmp/td, change /tmp/td, repack from it.
 
   python3 tools/pack_test_data.py --fixtures [SRC_DIR]
-packs every fixture (SRC_DIR, default tests/fixtures) into tests/fixtures.zip, which
+packs every fixture (SRC_DIR, default tests/fixtures) into tests/fixtures-N.zip (parts under 1 MiB), which
 vg_test_fixture() extracts the same way (a file present in tests/fixtures/ wins over the
-archive's copy). To regenerate fixtures: unzip tests/fixtures.zip -d tests/fixtures, run the
+archive's copy). To regenerate fixtures: unzip tests/fixtures-*.zip into tests/fixtures, run the
 tools/gen_*.py generator, pack, delete tests/fixtures/."""
 import os, sys, zipfile
 
@@ -43,8 +43,26 @@ if len(sys.argv) > 1 and sys.argv[1] == "--fixtures":
     # after a generator wrote into tests/fixtures/ (e.g. tools/gen_jpeg_fixtures.py), pack the
     # whole folder (SRC_DIR, default tests/fixtures, holding every fixture: unzip the archive
     # into it first) and delete it: the tests read the archive
+    # Written as tests/fixtures-1.zip, -2, ...: parts of at most ~900 KiB (no tracked file over
+    # 1 MiB), files in sorted order; vg_test_fixture extracts every part.
+    import glob, zlib
     src = sys.argv[2] if len(sys.argv) > 2 else "tests/fixtures"
-    pack("tests/fixtures.zip", src, sorted(os.listdir(src)))
+    files = []
+    for dp, dn, fn in os.walk(src):
+        dn.sort()
+        files += sorted(os.path.relpath(os.path.join(dp, f), src) for f in fn)
+    files.sort()
+    for old in glob.glob("tests/fixtures-*.zip") + ["tests/fixtures.zip"]:
+        if os.path.exists(old): os.remove(old)
+    parts, cur, size = [], [], 0
+    for f in files:
+        c = len(zlib.compress(open(os.path.join(src, f), "rb").read(), 9)) + 200
+        if cur and size + c > 900 * 1024:
+            parts.append(cur); cur, size = [], 0
+        cur.append(f); size += c
+    if cur: parts.append(cur)
+    for k, names in enumerate(parts, 1):
+        pack(f"tests/fixtures-{k}.zip", src, names)
 else:
     pack("tests/data/conformance.zip", sys.argv[1] if len(sys.argv) > 1 else "../shared/testdata",
          ("pngsuite", "png-invalid", "jpeg"))

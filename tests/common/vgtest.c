@@ -62,7 +62,7 @@ static const char *root_path(const char *prefix, const char *name) {
 /* The test data live in the repository, so a clone tests without anything beside it: large
  * files as they are, and the folders of many small files packed into one zip each (a file
  * costs a file-system block; an archive costs its bytes): tests/data/conformance.zip (the
- * PngSuite / JPEG conformance files, see tests/data/README.md) and tests/fixtures.zip
+ * PngSuite / JPEG conformance files, see tests/data/README.md) and tests/fixtures-N.zip
  * (every fixture the tools/gen_*.py generators wrote; tools/pack_test_data.py writes both). An archive is extracted once per program into a temp folder removed at exit. */
 typedef struct {
   const char *zip;    /* relative to the repository root */
@@ -73,7 +73,7 @@ typedef struct {
 } packed_dir;
 
 static packed_dir g_conformance = {.zip = "tests/data/conformance.zip"};
-static packed_dir g_fixtures = {.zip = "tests/fixtures.zip"};
+static packed_dir g_fixtures = {.zip = "tests/fixtures-%d.zip"};   /* parts 1, 2, ... (each < 1 MiB) */
 
 static void packed_cleanup(packed_dir *d) {
   if (!d->dir[0] || getpid() != d->pid) return;   /* not from a forked child */
@@ -86,29 +86,19 @@ static void packed_cleanup_all(void) {
   packed_cleanup(&g_fixtures);
 }
 
-/* Extracts d's archive; false (and a message) when it cannot. */
-static bool packed_extract(packed_dir *d) {
-  if (d->state) return d->state > 0;
-  d->state = -1;
-  char zpath[4200];
-  snprintf(zpath, sizeof zpath, "%s", root_path("", d->zip));
+/* Extracts the archive at zpath into dir; false (and a message) when it cannot. */
+static bool packed_extract_one(const char *zpath, const char *dir) {
   vg_zip *z = NULL;
   if (vg_zip_open(zpath, NULL, &z) != VG_OK) {
     fprintf(stderr, "test data: %s\n", vg_last_error());
     return false;
   }
-  snprintf(d->dir, sizeof d->dir, "/tmp/vigil_testdata_XXXXXX");
-  if (!mkdtemp(d->dir)) { d->dir[0] = 0; vg_zip_free(z); return false; }
-  d->pid = getpid();
-  static bool registered;
-  if (!registered) atexit(packed_cleanup_all);
-  registered = true;
   bool ok = true;
   for (size_t i = 0; i < vg_zip_count(z) && ok; i++) {
     const vg_zip_entry *e = vg_zip_entry_at(z, i);
     if (strstr(e->name, "..") || e->name[0] == '/') continue;
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", d->dir, e->name);
+    snprintf(path, sizeof path, "%s/%s", dir, e->name);
     char *sl = strrchr(path, '/');
     *sl = 0;
     vg_test_mkdirs(path);
@@ -123,6 +113,30 @@ static bool packed_extract(packed_dir *d) {
     if (!ok) fprintf(stderr, "test data: cannot extract %s: %s\n", e->name, vg_last_error());
   }
   vg_zip_free(z);
+  return ok;
+}
+
+/* Extracts d's archive (d->zip with a %d: its parts 1, 2, ... up to the first missing one)
+ * into a temp folder; false (and a message) when it cannot. */
+static bool packed_extract(packed_dir *d) {
+  if (d->state) return d->state > 0;
+  d->state = -1;
+  snprintf(d->dir, sizeof d->dir, "/tmp/vigil_testdata_XXXXXX");
+  if (!mkdtemp(d->dir)) { d->dir[0] = 0; return false; }
+  d->pid = getpid();
+  static bool registered;
+  if (!registered) atexit(packed_cleanup_all);
+  registered = true;
+  bool ok = true, parts = strstr(d->zip, "%d") != NULL;
+  int k = 1;
+  for (; ok; k++) {
+    char rel[256], zpath[4200];
+    snprintf(rel, sizeof rel, d->zip, k);
+    snprintf(zpath, sizeof zpath, "%s", root_path("", rel));
+    if (parts && k > 1 && access(zpath, F_OK) != 0) break;   /* the parts end */
+    ok = packed_extract_one(zpath, d->dir);
+    if (!parts) break;
+  }
   d->state = ok ? 1 : -1;
   return ok;
 }
