@@ -92,4 +92,48 @@ vg_status vg_nn_load_state_pth_prefixed(vg_nn_module *m, const char *path, const
 const char *vg_published_sha256(const char *base_name, bool *prefix_only);
 /* VG_OK when path is not a listed name or is the published file (see above). */
 vg_status vg_check_published_weights(const char *path);
+/* ---------------------------------------------------------------- every backbone, one seam
+ * Methods pick their feature extractor by name through this registry, never by family:
+ *
+ *   const char *taps[] = {"layer2", "layer3"};
+ *   vg_nn_module *enc = vg_backbone_new("resnext101_32x8d", 2, taps, seed);
+ *   vg_tensor *f[2];
+ *   vg_backbone_features(enc, x, f);     // f[i]: (N, channels(i), H / stride(i), W / stride(i))
+ *
+ * A family (resnet.c, vit.c, mobilenet.c, densenet.c, ...) describes each model it builds with a
+ * vg_backbone_desc and lists it in registry.c. Tap names are the family's (torchvision module names
+ * for CNNs: "layer1", "features.6"; for ViTs "blocks.K" = the patch tokens after block K as an
+ * (N, C, H/16, W/16) grid, "norm.K" = the same after the model's final norm, as FastFlow uses it).
+ * Taps must be given in forward order; the model is built (and run) only up to the last one. */
+typedef struct vg_backbone_desc vg_backbone_desc;
+struct vg_backbone_desc {
+  const char *name;         /* "resnet18", "deit_base_distilled_patch16_384", ... */
+  const char *family;       /* "resnet", "vit", "mobilenet_v3", "densenet" */
+  int native_size;          /* the input size the model requires (ViTs), 0 = any */
+  int64_t num_params;       /* the full reference model's parameter count (torchvision / timm) */
+  const char *taps_help;    /* the tap names it accepts, for messages: "stem, layer1..layer4" */
+  vg_nn_module *(*create)(const vg_backbone_desc *d, int ntaps, const char *const *taps, uint64_t seed);
+  bool (*owns)(const vg_backbone_desc *d, const vg_nn_module *m);   /* built by create(d, ...)? */
+  vg_status (*features)(vg_nn_module *m, const vg_tensor *x, vg_tensor **out);
+  int (*num_features)(const vg_nn_module *m);
+  int64_t (*feature_channels)(const vg_nn_module *m, int i);
+  int (*feature_stride)(const vg_nn_module *m, int i);   /* input pixels per feature pixel */
+  const char *(*feature_name)(const vg_nn_module *m, int i);
+  vg_status (*init_philox)(vg_nn_module *m, uint64_t base_seed);   /* test weights (tools/ mirror them) */
+};
+
+int vg_backbone_count(void);
+const vg_backbone_desc *vg_backbone_at(int i);
+/* NULL + a message listing the known names when name is not one */
+const vg_backbone_desc *vg_backbone_find(const char *name);
+/* the descriptor whose create() made m; NULL when none */
+const vg_backbone_desc *vg_backbone_of(const vg_nn_module *m);
+/* Frozen, eval-mode model truncated after the last tap; NULL + message on a bad name or tap. */
+vg_nn_module *vg_backbone_new(const char *name, int ntaps, const char *const *taps, uint64_t seed);
+vg_status vg_backbone_features(vg_nn_module *m, const vg_tensor *x, vg_tensor **out);
+int vg_backbone_num_features(const vg_nn_module *m);
+int64_t vg_backbone_feature_channels(const vg_nn_module *m, int i);
+int vg_backbone_feature_stride(const vg_nn_module *m, int i);
+const char *vg_backbone_feature_name(const vg_nn_module *m, int i);
+vg_status vg_backbone_init_philox(vg_nn_module *m, uint64_t base_seed);
 #endif

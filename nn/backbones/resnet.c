@@ -268,3 +268,46 @@ vg_status vg_resnet_init_philox(vg_nn_module *m, uint64_t base_seed) {
   vg_nn_list_free(&sd);
   return st;
 }
+
+/* ---------------------------------------------------------------- registry descriptors */
+static vg_nn_module *rn_create(const vg_backbone_desc *d, int ntaps, const char *const *taps, uint64_t seed) {
+  unsigned mask = 0;
+  int prev = -1;
+  for (int i = 0; i < ntaps; i++) {
+    int l = -1;
+    for (int k = 0; k < 5; k++)
+      if (!strcmp(taps[i], LEVEL_NAMES[k])) l = k;
+    if (l < 0) {
+      vg_fail(VG_ERR_ARG, "backbone %s: no tap '%s' (it offers %s)", d->name, taps[i], d->taps_help);
+      return NULL;
+    }
+    if (l <= prev) {
+      vg_fail(VG_ERR_ARG, "backbone %s: taps must be distinct and in forward order ('%s' after '%s')",
+              d->name, taps[i], LEVEL_NAMES[prev]);
+      return NULL;
+    }
+    prev = l;
+    mask |= 1u << l;
+  }
+  return vg_resnet_new(d->name, mask, seed);
+}
+static bool rn_owns(const vg_backbone_desc *d, const vg_nn_module *m) {
+  const char *nm;
+  return vg_resnet_info(m, &nm, NULL) && !strcmp(nm, d->name);
+}
+static int rn_stride(const vg_nn_module *m, int i) {
+  if (!vg_resnet_info(m, NULL, NULL)) return 0;
+  int l = level_of(m->ctx, i);
+  return l < 0 ? 0 : 2 << l;
+}
+#define RESNET_DESC(ident, nparams)                                                                  \
+  const vg_backbone_desc vg_backbone_##ident = {                                                    \
+      .name = #ident, .family = "resnet", .num_params = nparams,                                   \
+      .taps_help = "stem, layer1, layer2, layer3, layer4", .create = rn_create, .owns = rn_owns,   \
+      .features = vg_resnet_features, .num_features = vg_resnet_num_features,                      \
+      .feature_channels = vg_resnet_feature_channels, .feature_stride = rn_stride,                 \
+      .feature_name = vg_resnet_feature_name, .init_philox = vg_resnet_init_philox}
+RESNET_DESC(resnet18, 11689512);
+RESNET_DESC(resnet50, 25557032);
+RESNET_DESC(wide_resnet50_2, 68883240);
+RESNET_DESC(wide_resnet101_2, 126886696);
