@@ -65,7 +65,7 @@ static double check_case(shape s, int ta, int tb) {
 static const shape shapes[] = {
   {1, 1, 1}, {1, 1, 7}, {7, 1, 1}, {1, 13, 5}, {5, 17, 3}, {6, 16, 1}, {6, 16, 4},
   {12, 32, 9}, {7, 17, 5}, {13, 31, 29}, {33, 65, 17}, {100, 50, 300}, {145, 35, 20},
-  {20, 600, 10}, {31, 4200, 3}, {289, 3, 2}, {2, 3, 777},
+  {20, 600, 10}, {31, 4200, 3}, {289, 3, 2}, {2, 3, 777}, {29, 97, 800},
 };
 
 static void run_shapes(const char *label) {
@@ -95,23 +95,104 @@ static void check_degenerate(void) {
   VG_CHECK(F[0] == 5 && F[1] == 6, "gemm M=0 / N=0 touch nothing");
 }
 
-/* Same inputs, 1 / 2 / 3 threads: bit-identical. */
+/* Same inputs, 1 / 2 / 3 / 5 / 8 threads: bit-identical (the task split follows the
+ * thread count; the summation order must not). */
 static void check_threads(int64_t M, int64_t N, int64_t K, int ta, int tb) {
+  static const int counts[5] = {1, 2, 3, 5, 8};
   float *A = rand_buf(M * K), *B = rand_buf(K * N), *C0 = rand_buf(M * N);
-  float *C[3];
-  for (int t = 0; t < 3; t++) {
+  float *C[5];
+  int same = 1;
+  for (int t = 0; t < 5; t++) {
     C[t] = malloc((size_t)(M * N) * sizeof(float));
     memcpy(C[t], C0, (size_t)(M * N) * sizeof(float));
-    vg_set_num_threads(t + 1);
+    vg_set_num_threads(counts[t]);
     vg_sgemm(ta, tb, M, N, K, 0.75f, A, ta ? M : K, B, tb ? K : N, 0.5f, C[t], N);
+    if (t > 0 && memcmp(C[0], C[t], (size_t)(M * N) * sizeof(float))) same = 0;
   }
   vg_set_num_threads(0);
-  VG_CHECK(!memcmp(C[0], C[1], (size_t)(M * N) * sizeof(float)) &&
-           !memcmp(C[0], C[2], (size_t)(M * N) * sizeof(float)),
-           "gemm %s %lldx%lldx%lld bit-identical with 1, 2, 3 threads", vg_isa_name(vg_cpu_isa()),
-           (long long)M, (long long)N, (long long)K);
-  for (int t = 0; t < 3; t++) free(C[t]);
+  VG_CHECK(same, "gemm %s %lldx%lldx%lld bit-identical with 1, 2, 3, 5, 8 threads",
+           vg_isa_name(vg_cpu_isa()), (long long)M, (long long)N, (long long)K);
+  for (int t = 0; t < 5; t++) free(C[t]);
   free(A); free(B); free(C0);
+}
+
+/* vg_gemm_pack_strided against its definition, every sliver width the micro-kernels use,
+ * unit-stride x, unit-stride k and both strided, full and ragged last slivers, offsets:
+ *   dst[(s*kc + k)*w + t] = P[x0 + s*w + t][k0 + k], 0 past xn; nothing past the slivers. */
+static void check_pack(void) {
+  static const int widths[] = {4, 6, 8, 12, 16, 32};
+  static const int64_t xns[] = {1, 5, 8, 12, 16, 31, 32, 67, 96};
+  static const int64_t kcs[] = {1, 7, 40};
+  const int64_t X = 140, Kt = 60, ld = 71;          /* P is X x Kt, stored with stride ld */
+  float *buf = rand_buf(X * ld + ld * Kt);
+  int64_t bad = 0, cases = 0;
+  for (int lay = 0; lay < 3; lay++) {
+    /* P[x][k] = 0: buf[x + k*ld] (B not transposed), 1: buf[x*ld + k] (A not
+     * transposed), 2: buf[x*ld + 2k] (neither stride 1) */
+    const vg_gemm_strided st = {buf, lay == 0 ? 1 : ld, lay == 0 ? ld : lay == 1 ? 1 : 2};
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+      for (size_t xi = 0; xi < sizeof xns / sizeof xns[0]; xi++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+          const int w = widths[wi];
+          const int64_t xn = xns[xi], kc = kcs[ki], x0 = 3, k0 = 5;
+          const int64_t sl = (xn + w - 1) / w, n = sl * kc * w;
+          float *dst = malloc((size_t)(n + 8) * sizeof(float));
+          for (int64_t i = 0; i < n + 8; i++) dst[i] = NAN;
+          vg_gemm_pack_strided(&st, x0, xn, k0, kc, w, dst);
+          for (int64_t q = 0; q < sl; q++)
+            for (int64_t k = 0; k < kc; k++)
+              for (int t = 0; t < w; t++) {
+                const int64_t x = q * w + t;
+                const float want = x < xn ? buf[(x0 + x) * st.sx + (k0 + k) * st.sk] : 0.0f;
+                if (memcmp(&dst[(q * kc + k) * w + t], &want, sizeof want)) bad++;
+              }
+          for (int64_t i = n; i < n + 8; i++) if (!isnan(dst[i])) bad++;
+          free(dst);
+          cases++;
+        }
+  }
+  VG_CHECK(bad == 0, "gemm strided packer == definition over %lld cases (widths 4..32, three "
+           "layouts, ragged slivers): %lld wrong values", (long long)cases, (long long)bad);
+  free(buf);
+}
+
+/* A packed once by vg_gemm_pack_a, reused for several B operands (other N, other
+ * k_begin-free problems, bias, beta): bit-identical to packing inside vg_gemm_run. */
+static void check_prepacked(const char *label) {
+  static const int64_t mk[][2] = {{1, 1}, {13, 7}, {150, 401}, {300, 800}, {29, 1000}};
+  static const int64_t ns[] = {1, 33, 700};
+  int same = 1, cases = 0;
+  for (size_t c = 0; c < sizeof mk / sizeof mk[0]; c++) {
+    const int64_t M = mk[c][0], K = mk[c][1];
+    for (int ta = 0; ta < 2; ta++) {
+      float *A = rand_buf(M * K), *bias = rand_buf(M);
+      vg_gemm_strided sa = {A, ta ? 1 : K, ta ? M : 1};
+      vg_gemm_problem base = {.M = M, .K = K, .pack_a = vg_gemm_pack_strided, .a_ctx = &sa};
+      /* one float past an allocation: the packed A needs no alignment */
+      float *pa0 = malloc((vg_gemm_packed_a_floats(M, K) + 1) * sizeof(float)), *pa = pa0 + 1;
+      vg_gemm_pack_a(&base, pa);
+      for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const int64_t N = ns[ni];
+        float *B = rand_buf(K * N), *C0 = rand_buf(M * N);
+        float *C1 = malloc((size_t)(M * N) * sizeof(float)), *C2 = malloc((size_t)(M * N) * sizeof(float));
+        vg_gemm_strided sb = {B, 1, N};
+        vg_gemm_problem p = base;
+        p.N = N; p.pack_b = vg_gemm_pack_strided; p.b_ctx = &sb; p.alpha = 0.5f;
+        p.beta = ni == 1 ? 0.0f : 0.25f; p.row_bias = ni == 2 ? bias : NULL; p.relu = ni == 1;
+        p.ldc = N;
+        memcpy(C1, C0, (size_t)(M * N) * sizeof(float));
+        memcpy(C2, C0, (size_t)(M * N) * sizeof(float));
+        p.C = C1; vg_gemm_run(&p);
+        p.C = C2; p.a_packed = pa; vg_gemm_run(&p);
+        if (memcmp(C1, C2, (size_t)(M * N) * sizeof(float))) same = 0;
+        cases++;
+        free(B); free(C0); free(C1); free(C2);
+      }
+      free(pa0); free(A); free(bias);
+    }
+  }
+  VG_CHECK(same, "gemm %s prepacked A == packed inside the run (%d cases, bias/beta/relu)",
+           label, cases);
 }
 
 /* vg_sgemm called from inside pool tasks (runs serially there, on that thread's scratch). */
@@ -138,9 +219,11 @@ int main(void) {
   vg_isa best = vg_cpu_isa_max();
   printf("# best ISA here: %s\n", vg_isa_name(best));
   check_degenerate();
+  check_pack();
   for (int isa = best; isa >= 0; isa--) {
     vg_cpu_set_isa((vg_isa)isa);
     run_shapes(vg_isa_name((vg_isa)isa));
+    check_prepacked(vg_isa_name((vg_isa)isa));
   }
   /* the scalar path with the AVX2 and AVX-512 tiles: the driver's edge logic for those
    * geometries runs on any CPU */
@@ -149,11 +232,14 @@ int main(void) {
   run_shapes("scalar-tile6x16");
   vg_gemm_set_scalar_tile(12, 32);
   run_shapes("scalar-tile12x32");
+  check_prepacked("scalar-tile12x32");
   vg_gemm_set_scalar_tile(0, 0);
   check_threads(150, 530, 300, 0, 0);
   vg_cpu_set_isa(best);
   check_threads(301, 1100, 520, 0, 0);
   check_threads(77, 333, 1000, 1, 1);
+  check_threads(500, 40, 700, 0, 1);     /* N narrower than one group: M ranges */
+  check_threads(50, 1500, 400, 1, 0);    /* ragged N groups, two K blocks */
   check_nested();
   if (vg_test_long()) {
     shape big = {1024, 1024, 1024};

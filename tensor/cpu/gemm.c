@@ -1,15 +1,16 @@
 /* The GEMM driver, the strided packer, the scalar micro-kernel and the reference
  * triple loop.
  *
- * Blocking: K is cut into balanced blocks of at most KC (a B sliver, KC x NR, stays in
- * L1), M into balanced blocks of at most MC rounded to MR (a packed A block, MC x KC,
- * stays in L2), N into groups of at most NG columns. A is packed once, every (M block,
- * K block), before the tasks start. One task = one N group (or, when N is narrow, one
- * N group x a range of M blocks): for each K block in order it packs its B slivers into
- * its thread's scratch and runs the micro-kernel over its A blocks, so one GEMM is two
- * parallel passes (pack A, compute) with no barrier per K block. Each C element is summed
- * K block after K block, in the same order for any grouping, and every size depends on
- * (M, N, K, ISA) only, never on the thread count. */
+ * Blocking: K is cut into balanced blocks of at most KC, M into balanced blocks of at
+ * most MC rounded to MR, N into groups of at most NG columns. A is packed once, every
+ * (M block, K block), before the tasks start. One task = one N group (or, when N is
+ * narrow, one N group x a range of M blocks): for each K block in order it packs its B
+ * slivers (the B panel, KC x NG, stays in L2) into its thread's scratch, then for each
+ * A sliver of its M range (MR x KC, the broadcast operand, stays in L1) runs the
+ * micro-kernel across the panel's B slivers (streamed from L2). One GEMM is two parallel
+ * passes (pack A, compute) with no barrier per K block. Each C element is summed K block
+ * after K block whatever task computes it, and the K blocks depend on (K, ISA) only, so
+ * results never depend on the thread count (the task split does, for load balance). */
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/gemm_kernels.h"
 #include "tensor/cpu/isa.h"
@@ -17,11 +18,15 @@
 #include "base/threadpool.h"
 #include "base/status.h"
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 typedef struct {
   vg_gemm_ukr ukr;
   int mr, nr;
   int64_t kc_max, mc_max, ng_max;
+  int64_t ng_min;                /* narrowest N group when narrowing for more tasks */
 } vg_gemm_cfg;
 
 static int scalar_mr = 4, scalar_nr = 8;
@@ -57,18 +62,20 @@ static vg_gemm_cfg pick_cfg(void) {
   vg_gemm_cfg c;
   switch (vg_cpu_isa()) {
     case VG_ISA_AVX512:
-      c = (vg_gemm_cfg){vg_gemm_ukr_avx512, VG_UKR_AVX512_MR, VG_UKR_AVX512_NR, 256, 144, 512};
+      /* A sliver 12 x 384 (18 KiB, L1), B panel 384 x 512 (768 KiB, L2) */
+      c = (vg_gemm_cfg){vg_gemm_ukr_avx512, VG_UKR_AVX512_MR, VG_UKR_AVX512_NR, 384, 144, 512, 256};
       return c;
     case VG_ISA_AVX2:
-      c = (vg_gemm_cfg){vg_gemm_ukr_avx2, VG_UKR_AVX2_MR, VG_UKR_AVX2_NR, 256, 144, 512};
+      c = (vg_gemm_cfg){vg_gemm_ukr_avx2, VG_UKR_AVX2_MR, VG_UKR_AVX2_NR, 384, 144, 512, 128};
       return c;
     case VG_ISA_SCALAR:
       break;
   }
   if (scalar_mr == 4 && scalar_nr == 8)
-    c = (vg_gemm_cfg){ukr_scalar_4x8, 4, 8, 256, 128, 256};
+    c = (vg_gemm_cfg){ukr_scalar_4x8, 4, 8, 256, 128, 256, 32};
   else
-    c = (vg_gemm_cfg){ukr_scalar_any, scalar_mr, scalar_nr, 256, 12 * scalar_mr, 8 * scalar_nr};
+    c = (vg_gemm_cfg){ukr_scalar_any, scalar_mr, scalar_nr, 384, 12 * scalar_mr, 16 * scalar_nr,
+                      8 * scalar_nr};
   return c;
 }
 
@@ -93,9 +100,27 @@ void vg_gemm_pack_strided(const void *ctx, int64_t x0, int64_t xn, int64_t k0, i
     int nv = (int)min64(w, xn - s0);
     const float *base = s->p + (x0 + s0) * sx + k0 * sk;
     if (sx == 1) {
-      for (int64_t k = 0; k < kc; k++) {
-        memcpy(dst + k * w, base + k * sk, (size_t)nv * sizeof(float));
-        for (int t = nv; t < w; t++) dst[k * w + t] = 0.0f;
+      /* full slivers of the micro-kernels' widths: fixed-size copies (inlined moves) */
+#define VG_COPY_ROWS(W) for (int64_t k = 0; k < kc; k++) \
+          memcpy(dst + k * (W), base + k * sk, (W) * sizeof(float));
+      if (nv == 32 && w == 32) { VG_COPY_ROWS(32) }
+      else if (nv == 16 && w == 16) { VG_COPY_ROWS(16) }
+      else if (nv == 8 && w == 8) { VG_COPY_ROWS(8) }
+      else
+        for (int64_t k = 0; k < kc; k++) {
+          memcpy(dst + k * w, base + k * sk, (size_t)nv * sizeof(float));
+          for (int t = nv; t < w; t++) dst[k * w + t] = 0.0f;
+        }
+#undef VG_COPY_ROWS
+    } else if (sk == 1 && nv <= 32) {
+      /* row-major rows into k-major slivers: k outer, so the stores run contiguously
+       * while the nv source rows stream */
+      const float *rows[32];
+      for (int t = 0; t < nv; t++) rows[t] = base + t * sx;
+      float *d = dst;
+      for (int64_t k = 0; k < kc; k++, d += w) {
+        for (int t = 0; t < nv; t++) d[t] = rows[t][k];
+        for (int t = nv; t < w; t++) d[t] = 0.0f;
       }
     } else {
       for (int t = 0; t < nv; t++) {
@@ -119,6 +144,7 @@ typedef struct {
   int64_t ngb, ngroups;          /* N group size (a multiple of nr), number of N groups */
   int64_t msplit;                /* M ranges per N group (1 unless N is small) */
   float *ap;                     /* packed A: block (mb, kb) at (mb * nk + kb) * mcb * kcb */
+  const float *apr;              /* the packed A the tasks read: ap, or the caller's */
 } vg_gemm_plan;
 
 /* Packs A block (mb, kb) for t = mb * nk + kb. */
@@ -164,16 +190,18 @@ static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
       p->pack_b(p->b_ctx, j0, ng, p->k_begin + k0, kc, nr, bp);
       for (int64_t mb = mb0; mb < mb1; mb++) {
         const int64_t i0 = mb * s->mcb, mc = min64(s->mcb, p->M - i0);
-        const float *ap = s->ap + (mb * s->nk + kb) * s->mcb * s->kcb;
-        for (int64_t jj = 0; jj < ng; jj += nr) {
-          int n = (int)min64(nr, ng - jj);
-          const float *bs = bp + jj / nr * kc * nr;
-          float *cj = p->C + j0 + jj;
-          for (int64_t ii = 0; ii < mc; ii += mr) {
-            int m = (int)min64(mr, mc - ii);
-            s->cfg.ukr(kc, ap + ii * kc, bs, cj + (i0 + ii) * p->ldc, p->ldc, m, n, p->alpha, beta,
-                       bias ? bias + i0 + ii : NULL);
-            if (p->relu && kb == s->nk - 1) relu_tile(cj + (i0 + ii) * p->ldc, p->ldc, m, n);
+        const float *ap = s->apr + (mb * s->nk + kb) * s->mcb * s->kcb;
+        /* A sliver (mr x kc, the broadcast operand) stays in L1 while the group's B
+         * slivers stream from L2 (the B panel, kc x ngb, fits L2) */
+        for (int64_t ii = 0; ii < mc; ii += mr) {
+          const int m = (int)min64(mr, mc - ii);
+          const float *as = ap + ii * kc;
+          float *ci = p->C + (i0 + ii) * p->ldc + j0;
+          const float *bi = bias ? bias + i0 + ii : NULL;
+          for (int64_t jj = 0; jj < ng; jj += nr) {
+            const int n = (int)min64(nr, ng - jj);
+            s->cfg.ukr(kc, as, bp + jj / nr * kc * nr, ci + jj, p->ldc, m, n, p->alpha, beta, bi);
+            if (p->relu && kb == s->nk - 1) relu_tile(ci + jj, p->ldc, m, n);
           }
         }
       }
@@ -199,31 +227,86 @@ static void scale_c(const vg_gemm_problem *p) {
   }
 }
 
-#define VG_GEMM_TASKS 32         /* tasks to aim for (load balance); never thread-dependent */
+/* Asks for transparent huge pages on a big packed buffer (fewer TLB misses while the
+ * tasks stream it); a hint only, ignored where unsupported. */
+static void hugepage_hint(void *p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  uintptr_t b = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + bytes) & ~(huge - 1);
+  if (e > b) (void)madvise((void *)b, e - b, MADV_HUGEPAGE);
+#else
+  (void)p; (void)bytes;
+#endif
+}
+
+/* Tasks to aim for: two per thread balance the load while keeping the N groups wide (each
+ * packed B panel serves a long run of A slivers) and B packed once. The split never changes
+ * a result: every C element is summed K block after K block, whatever task computes it. */
+static int64_t task_target(void) { return 2 * (int64_t)vg_num_threads(); }
+
+/* The K and M blocking: (M, K, ISA) only, the packed A layout. */
+static void plan_a(vg_gemm_plan *s, int64_t M, int64_t K) {
+  s->cfg = pick_cfg();
+  s->kcb = balanced(K > 0 ? K : 1, s->cfg.kc_max, 1);
+  s->nk = cdiv(K, s->kcb);
+  s->mcb = balanced(M > 0 ? M : 1, s->cfg.mc_max, s->cfg.mr);
+  s->mblocks = cdiv(M, s->mcb);
+}
+
+/* A prepacked buffer starts with a header naming its layout, checked before use. */
+#define VG_GEMM_HDR 16           /* floats (64 bytes: the blocks stay aligned) */
+typedef struct { int64_t magic, M, K, mr, kcb, mcb; } vg_gemm_hdr;
+#define VG_GEMM_MAGIC 0x56475041434b4131ll
+
+size_t vg_gemm_packed_a_floats(int64_t M, int64_t K) {
+  VG_ASSERT(M >= 0 && K >= 0);
+  vg_gemm_plan s;
+  plan_a(&s, M, K);
+  return (size_t)(VG_GEMM_HDR + s.mblocks * s.nk * s.mcb * s.kcb);
+}
+
+void vg_gemm_pack_a(const vg_gemm_problem *p, float *dst) {
+  VG_ASSERT(p->M >= 0 && p->K >= 0);
+  vg_gemm_plan s = {.p = p};
+  plan_a(&s, p->M, p->K);
+  const vg_gemm_hdr h = {VG_GEMM_MAGIC, p->M, p->K, s.cfg.mr, s.kcb, s.mcb};
+  _Static_assert(sizeof h <= VG_GEMM_HDR * sizeof(float), "GEMM pack header fits");
+  memcpy(dst, &h, sizeof h);
+  s.ap = dst + VG_GEMM_HDR;
+  run_range((double)p->M * p->K < 64.0 * 1024, s.mblocks * s.nk, 1, pack_a_task, &s);
+}
 
 void vg_gemm_run(const vg_gemm_problem *p) {
   VG_ASSERT(p->M >= 0 && p->N >= 0 && p->K >= 0);
   if (p->M == 0 || p->N == 0) return;
   if (p->K == 0 || p->alpha == 0.0f) { scale_c(p); return; }
-  vg_gemm_plan s = {.p = p, .cfg = pick_cfg()};
-  const int mr = s.cfg.mr, nr = s.cfg.nr;
+  vg_gemm_plan s = {.p = p};
+  plan_a(&s, p->M, p->K);
+  const int nr = s.cfg.nr;
   const int serial = (double)p->M * p->N * p->K < 48.0 * 48 * 48;
-  s.kcb = balanced(p->K, s.cfg.kc_max, 1);
-  s.nk = cdiv(p->K, s.kcb);
-  s.mcb = balanced(p->M, s.cfg.mc_max, mr);
-  s.mblocks = cdiv(p->M, s.mcb);
-  /* N groups of at most ng_max columns, narrower (down to 4 slivers) when that leaves
-   * fewer than VG_GEMM_TASKS groups; then M ranges when N is still too narrow */
+  /* N groups of at most ng_max columns, narrower (down to ng_min) when that leaves
+   * fewer groups than tasks wanted; then M ranges when N is still too narrow */
+  const int64_t tasks = serial ? 1 : task_target();
   s.ngb = balanced(p->N, s.cfg.ng_max, nr);
-  if (cdiv(p->N, s.ngb) < VG_GEMM_TASKS) {
-    int64_t narrow = cdiv(cdiv(p->N, VG_GEMM_TASKS), nr) * nr;
-    s.ngb = min64(s.ngb, narrow > 4 * nr ? narrow : 4 * nr);
+  if (cdiv(p->N, s.ngb) < tasks) {
+    int64_t narrow = cdiv(cdiv(p->N, tasks), nr) * nr;
+    s.ngb = min64(s.ngb, narrow > s.cfg.ng_min ? narrow : s.cfg.ng_min);
   }
   s.ngroups = cdiv(p->N, s.ngb);
-  s.msplit = s.ngroups >= VG_GEMM_TASKS ? 1 : min64(s.mblocks, cdiv(VG_GEMM_TASKS, s.ngroups));
-  /* A is packed once, all blocks, on the caller's A scratch (the tasks read it) */
-  s.ap = vg_cpu_scratch(VG_SCRATCH_GEMM_A, (size_t)(s.mblocks * s.nk * s.mcb * s.kcb));
-  run_range(serial, s.mblocks * s.nk, 1, pack_a_task, &s);
+  s.msplit = s.ngroups >= tasks ? 1 : min64(s.mblocks, cdiv(tasks, s.ngroups));
+  if (p->a_packed) {             /* packed by vg_gemm_pack_a, for this layout */
+    vg_gemm_hdr h;
+    memcpy(&h, p->a_packed, sizeof h);
+    VG_ASSERT(h.magic == VG_GEMM_MAGIC && h.M == p->M && h.K == p->K && h.mr == s.cfg.mr &&
+              h.kcb == s.kcb && h.mcb == s.mcb && "a_packed: from vg_gemm_pack_a for this M, K, ISA");
+    s.apr = p->a_packed + VG_GEMM_HDR;
+  } else {
+    /* A is packed once, all blocks, on the caller's A scratch (the tasks read it) */
+    s.ap = vg_cpu_scratch(VG_SCRATCH_GEMM_A, (size_t)(s.mblocks * s.nk * s.mcb * s.kcb));
+    hugepage_hint(s.ap, (size_t)(s.mblocks * s.nk * s.mcb * s.kcb) * sizeof(float));
+    run_range(serial, s.mblocks * s.nk, 1, pack_a_task, &s);
+    s.apr = s.ap;
+  }
   run_range(serial, s.ngroups * s.msplit, 1, compute_task, &s);
 }
 

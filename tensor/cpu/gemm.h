@@ -8,12 +8,12 @@
  * with row stride ldb; C is M x N with row stride ldc. beta == 0 means C is not read
  * (NaN garbage is overwritten); K == 0 or alpha == 0 gives C = beta * C.
  *
- * vg_sgemm is BLIS-style: B is packed into KC x NC panels shared by the pool's threads,
- * each task packs an MC x KC block of A into its thread's scratch and runs the
+ * vg_sgemm is BLIS-style: A is packed once into MC x KC blocks shared by the pool's
+ * threads, each task packs a KC x NG panel of B into its thread's scratch and runs the
  * register-blocked micro-kernel (6x16 AVX2+FMA, 12x32 AVX-512, 4x8 scalar; picked from
- * vg_cpu_isa() on every call). Threads split C into tiles only, and every block size
- * depends on M, N, K and the ISA alone, so each C element is summed in the same order
- * for any thread count: results are bit-identical for 1 or many threads (they differ
+ * vg_cpu_isa() on every call). Threads split C into tiles only, and the K blocking
+ * depends on K and the ISA alone, so each C element is summed in the same order for
+ * any thread count: results are bit-identical for 1 or many threads (they differ
  * between ISAs, and from vg_sgemm_ref, by rounding). vg_sgemm_ref is the plain triple
  * loop (double accumulator), the reference the tests compare with.
  *
@@ -21,6 +21,7 @@
  * strided matrices (conv packs image patches straight into the B panel, no im2col). */
 #ifndef VG_GEMM_H
 #define VG_GEMM_H
+#include <stddef.h>
 #include <stdint.h>
 
 void vg_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -50,11 +51,23 @@ typedef struct {
   float alpha, beta;
   float *C; int64_t ldc;
   const float *row_bias;         /* nullable: C[i][j] += row_bias[i] (once) */
+  const float *a_packed;         /* nullable: A prepacked by vg_gemm_pack_a (pack_a unused) */
   int relu;                      /* C = relu(C) at the end, per tile while it is in cache (NaN kept) */
 } vg_gemm_problem;
 
 /* Runs the problem on the pool (or serially when called from inside a pool task). */
 void vg_gemm_run(const vg_gemm_problem *p);
+
+/* Prepacked A, for an A operand reused across calls (conv weights over a batch or over
+ * pixel chunks):
+ *   float *pa = malloc(vg_gemm_packed_a_floats(M, K) * sizeof(float));
+ *   vg_gemm_pack_a(&p, pa);              // packs p's A (pack_a, a_ctx, M, K, k_begin), on the pool
+ *   p.a_packed = pa; vg_gemm_run(&p);    // any N, B, C, alpha, beta, bias: no A packing
+ * Same results as packing inside vg_gemm_run. The layout depends on M, K and the ISA
+ * in use (a header in the buffer records it; vg_gemm_run asserts it matches): pack again
+ * after vg_cpu_set_isa. */
+size_t vg_gemm_packed_a_floats(int64_t M, int64_t K);
+void vg_gemm_pack_a(const vg_gemm_problem *p, float *dst);
 
 /* Micro-tile of the ISA in use (what the packers' w will be). */
 void vg_gemm_tile(int *mr, int *nr);

@@ -38,11 +38,15 @@ void vg_gemm_ukr_avx512(int64_t kc, const float *restrict a, const float *restri
 #undef STEP
   const __m512 va = _mm512_set1_ps(alpha);
   if (m == 12 && n == 32) {
+    /* alpha == 1 skips the multiply, beta == 1 too (x * 1 == x exactly: same results) */
     const __m512 vb = _mm512_set1_ps(beta);
+    const int scale = alpha != 1.0f, acc_c = beta != 0.0f, scale_c = beta != 1.0f;
 #define OUT(r) { float *cr = c + (r) * ldc; \
-    __m512 v0 = _mm512_mul_ps(va, c##r##0), v1 = _mm512_mul_ps(va, c##r##1); \
-    if (beta != 0.0f) { v0 = _mm512_add_ps(v0, _mm512_mul_ps(vb, _mm512_loadu_ps(cr))); \
-                        v1 = _mm512_add_ps(v1, _mm512_mul_ps(vb, _mm512_loadu_ps(cr + 16))); } \
+    __m512 v0 = c##r##0, v1 = c##r##1; \
+    if (scale) { v0 = _mm512_mul_ps(va, v0); v1 = _mm512_mul_ps(va, v1); } \
+    if (acc_c) { __m512 o0 = _mm512_loadu_ps(cr), o1 = _mm512_loadu_ps(cr + 16); \
+                 if (scale_c) { o0 = _mm512_mul_ps(vb, o0); o1 = _mm512_mul_ps(vb, o1); } \
+                 v0 = _mm512_add_ps(v0, o0); v1 = _mm512_add_ps(v1, o1); } \
     if (bias) { __m512 bb = _mm512_set1_ps(bias[r]); v0 = _mm512_add_ps(v0, bb); v1 = _mm512_add_ps(v1, bb); } \
     _mm512_storeu_ps(cr, v0); _mm512_storeu_ps(cr + 16, v1); }
     VG_ROWS12(OUT)
