@@ -67,9 +67,9 @@ static void test_model(const vg_fixture *fx) {
 
   vg_scope_begin();
   vg_tensor *img = image(1000, 1, 256, 256), *aug = image(1001, 1, 256, 256), *pen = image(1002, 1, 256, 256);
-  check_sub(vg_effad_teacher_forward(m, img), 96, fx, "teacher_sub", 1e-4);
-  check_sub(vg_nn_forward(m->student, img), 192, fx, "student_sub", 1e-4);
-  check_sub(vg_effad_ae_forward(m->ae, img, 256, 256, 0), 96, fx, "ae_sub", 1e-4);
+  check_sub(vg_effad_teacher_forward(m, img), 192, fx, "teacher_sub", 1e-4);
+  check_sub(vg_nn_forward(m->student, img), 384, fx, "student_sub", 1e-4);
+  check_sub(vg_effad_ae_forward(m->ae, img, 256, 256, 0), 192, fx, "ae_sub", 1e-4);
 
   vg_effad_losses L;
   VG_CHECK(vg_effad_compute_losses(m, img, aug, pen, 0, &L) == VG_OK, "losses %s", vg_last_error());
@@ -107,9 +107,9 @@ static void test_model(const vg_fixture *fx) {
   vg_tensor *mst, *mae;
   VG_CHECK(vg_effad_maps(m, img, true, &mst, &mae) == VG_OK, "maps");
   vg_tensor *map = vg_affine(vg_add(mst, mae), 0.5f, 0.0f);
-  vg_tensor *sub_st = vg_slice(vg_slice(mst, 2, 0, 256, 4), 3, 0, 256, 4);
-  vg_tensor *sub_ae = vg_slice(vg_slice(mae, 2, 0, 256, 4), 3, 0, 256, 4);
-  vg_tensor *sub = vg_slice(vg_slice(map, 2, 0, 256, 4), 3, 0, 256, 4);
+  vg_tensor *sub_st = vg_slice(vg_slice(mst, 2, 0, 256, 8), 3, 0, 256, 8);
+  vg_tensor *sub_ae = vg_slice(vg_slice(mae, 2, 0, 256, 8), 3, 0, 256, 8);
+  vg_tensor *sub = vg_slice(vg_slice(map, 2, 0, 256, 8), 3, 0, 256, 8);
   check_sub(sub_st, 1, fx, "map_st_sub", 1e-4);
   check_sub(sub_ae, 1, fx, "map_ae_sub", 1e-4);
   check_sub(sub, 1, fx, "map_sub", 1e-4);

@@ -153,6 +153,15 @@ static const struct {
 int main(void) {
   FX = vg_fixture_load(vg_test_fixture("ops/golden.vgfx"));
   if (!VG_CHECK(FX != NULL, "load golden fixtures")) return vg_test_finish();
+  /* the fixture's seed records (tools/fixtures.py version 3: random inputs stored as a Philox
+   * seed and range) expand to the values the generator used, bit for bit */
+  {
+    const vg_fx_tensor *g = need("fx.philox_gen"), *d = need("fx.philox_data");
+    VG_CHECK(g && d && g->n == 3 * 37 && d->n == g->n && g->ndim == 2 && g->shape[0] == 3 && g->shape[1] == 37 &&
+                 !memcmp(g->data, d->data, sizeof(float) * (size_t)g->n),
+             "fixture seed record == the same values stored in full (%lld values, bit for bit)",
+             g ? (long long)g->n : -1LL);
+  }
   for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) run_case(CASES[i].name, CASES[i].nin, CASES[i].fn, true);
 
   /* batch norm: training step updates the running stats like torch; eval uses them */

@@ -165,6 +165,9 @@ static float *hashed(int gen, int64_t n, uint64_t seed) {
     if (gen == 0) {
       float a = (float)(h1 >> 40) * 0x1p-24f - 0.5f, b = (float)(h2 >> 40) * 0x1p-20f;
       x[i] = a * b;
+    } else if (gen == 2) {   /* heavy-tailed: a * 2^e, e in -20..20 (exact) */
+      float a = (float)(h1 >> 40) * 0x1p-24f - 0.5f;
+      x[i] = ldexpf(a, (int)((h2 >> 40) % 41) - 20);
     } else {
       x[i] = (float)((h1 >> 40) % 17) - 8.0f;
     }

@@ -5,6 +5,10 @@ Version 1: b"VGFX" u32 1, then the body: u32 count, then per tensor
 Version 2 (what write() makes): b"VGFX" u32 2 u64 len(body), then the body as one zlib stream
 (the fixtures stay small in the repository; the test reader inflates with base/inflate).
 Every tensor is stored as float32 (indices too: exact below 2^24).
+Version 3 (what write() makes when a tensor was made by philox_uniform()): version 2 where
+  such a tensor has no data: u32 ndim | 0x100, i64 dims[ndim], then u32 kind (1), u64 seed,
+  f32 lo, f32 hi; the reader fills element i with lo + (hi - lo) * u_i in f32 (two roundings),
+  u_i = tools/philox.py uniform(seed, n)[i] (= vg_uniform_), so random inputs cost 24 bytes.
 
   python3 tools/fixtures.py FILE.vgfx ...   rewrites version-1 files as version 2 (same tensors)"""
 import os
@@ -13,25 +17,57 @@ import sys
 import zlib
 import numpy as np
 
+import philox
+
+_GEN = {}   # id(object) -> (object, seed, lo, hi): tensors made by philox_uniform
+
+
+def philox_uniform(shape, lo, hi, seed, torch_tensor=True):
+    """vg_uniform_(t, lo, hi, seed) values (a torch tensor, or numpy with torch_tensor=False);
+    write() stores such an object (the very object, unchanged) as a version-3 generated record."""
+    a = philox.uniform_range(tuple(shape), lo, hi, seed)
+    if torch_tensor:
+        import torch
+        a = torch.from_numpy(a)
+    _GEN[id(a)] = (a, int(seed), float(np.float32(lo)), float(np.float32(hi)))
+    return a
+
+
+def _as_f32(arr):
+    if hasattr(arr, "detach"):
+        arr = arr.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(arr, dtype=np.float32))
+
 
 def _body(tensors):
     out = [struct.pack("<I", len(tensors))]
+    gen_any = False
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(np.asarray(arr, dtype=np.float32))
+        a = _as_f32(arr)
         nb = name.encode()
+        g = _GEN.get(id(arr))
+        if g is not None and g[0] is arr:
+            _, seed, lo, hi = g
+            if not np.array_equal(a.view(np.uint32), philox.uniform_range(a.shape, lo, hi, seed).view(np.uint32)):
+                raise SystemExit(name + ": changed after philox_uniform(); store a copy instead")
+            out += [struct.pack("<I", len(nb)), nb, struct.pack("<I", a.ndim | 0x100), struct.pack("<%dq" % a.ndim, *a.shape),
+                    struct.pack("<IQff", 1, seed, lo, hi)]
+            gen_any = True
+            continue
         out += [struct.pack("<I", len(nb)), nb, struct.pack("<I", a.ndim), struct.pack("<%dq" % a.ndim, *a.shape),
                 a.astype("<f4").tobytes()]
-    return b"".join(out)
+    return b"".join(out), 3 if gen_any else 2
 
 
-def _write_body(path, body):
+def _write_body(path, body, version=2):
     with open(path + ".tmp", "wb") as f:
-        f.write(b"VGFX" + struct.pack("<IQ", 2, len(body)) + zlib.compress(body, 9))
+        f.write(b"VGFX" + struct.pack("<IQ", version, len(body)) + zlib.compress(body, 9))
     os.replace(path + ".tmp", path)
 
 
 def write(path, tensors):
-    _write_body(path, _body(tensors))
+    body, version = _body(tensors)
+    _write_body(path, body, version)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ Every f32 tensor of each model's state dict gets values from Vigil's Philox gene
 tensor i of state_dict() order uses seed BASE_SEED + i. The input is also Philox
 (vg_uniform_(x, -2, 2, seed)). The reference runs in float64 (the f32 values cast up), so
 the test measures Vigil's f32 error alone. Stored per case and layer: the shape, the max
-|value|, the per-channel mean over (N, H, W) (covers every element), and a strided
-subsample (every k-th element of the flattened map, at most SUB values), to keep the
+|value|, the per-channel mean over (N, H, W), the per-row mean over (C, W) and the
+per-column mean over (C, H) of each image (each covers every element), and a strided
+subsample (every k-th element of the flattened map, at most SUB values; k coprime with
+the element count, so the samples sweep every row, column and channel), to keep the
 fixtures small.
 
 Run: /usr/bin/python3 tools/gen_backbone_fixtures.py   (torch 1.13, torchvision 0.14)"""
+import math
 import os
 import sys
 
@@ -22,7 +25,7 @@ import fixtures  # noqa: E402
 import philox  # noqa: E402
 
 BASE_SEED = 1000
-SUB = 6144
+SUB = 1024
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "backbones")
 LEVELS = ["stem", "layer1", "layer2", "layer3", "layer4"]
 
@@ -60,6 +63,15 @@ def init_philox(model, base_seed):
             t.copy_(torch.from_numpy(v))
 
 
+def sub_stride(total, sub):
+    """Smallest k >= ceil(total / sub) coprime with total (a power-of-two k would sample
+    one column only)."""
+    k = max(1, -(-total // sub))
+    while math.gcd(k, total) != 1:
+        k += 1
+    return k
+
+
 def features(model, x, levels):
     out = {}
     h = model.relu(model.bn1(model.conv1(x)))
@@ -87,11 +99,13 @@ def main():
             for l, f in feats.items():
                 a = f.numpy()
                 flat = a.reshape(-1)
-                k = max(1, -(-flat.size // SUB))
+                k = sub_stride(flat.size, SUB)
                 p = "%s.%s." % (tag, l)
                 tensors[p + "shape"] = np.array(a.shape, dtype=np.float32)
                 tensors[p + "maxabs"] = np.array([np.abs(a).max()], dtype=np.float32)
                 tensors[p + "chmean"] = a.mean(axis=(0, 2, 3))
+                tensors[p + "rowmean"] = a.mean(axis=(1, 3))   # (N, H)
+                tensors[p + "colmean"] = a.mean(axis=(1, 2))   # (N, W)
                 tensors[p + "stride"] = np.array([k], dtype=np.float32)
                 tensors[p + "sub"] = flat[::k]
                 print("%s %s %s %s max|f| %.4g mean %.4g stride %d" %

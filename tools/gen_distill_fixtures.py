@@ -11,7 +11,9 @@
    gen_backbone_fixtures.py), base seed BASE_SEED; the input is Philox too
    (vg_uniform_(x, -2, 2, IN_SEED)), so no weights or inputs are stored. The reference
    runs in float64 (f32 values cast up). Stored: shape, max |target|, the per-channel
-   mean over (N, H, W) (covers every element), and every STRIDE-th element, per backbone
+   mean over (N, H, W), the per-row mean over (C, W) and per-column mean over (C, H) of
+   each image (each covers every element), and every STRIDE-th element (STRIDE prime, so
+   the samples sweep every channel, row and column), per backbone
    (prefix "<backbone>."): wide_resnet101_2 (the paper's extractor; long test runs),
    wide_resnet50_2 (same layer2/layer3 widths, 512/1024, so the same pooling bins) and
    resnet18 (128/256 channels: bins of 1-3 values).
@@ -22,7 +24,8 @@
    the extractor and Resize((v, v)) + ToTensor for the PDN (Vigil's PDN normalises
    inside). The source image (views_src.png, an RGB PNG with Pillow) is stored.
 
-Run: /usr/bin/python3 tools/gen_distill_fixtures.py   (torch 1.13, torchvision 0.14)"""
+Run: /usr/bin/python3 tools/gen_distill_fixtures.py [targets]   (torch 1.13, torchvision 0.14;
+`targets`: only targets.vgfx)"""
 import os
 import sys
 
@@ -41,7 +44,7 @@ BASE_SEED = 1000
 IN_SEED = 77
 SHAPE = (2, 3, 128, 128)
 OUT_CHANNELS = 384
-STRIDE = 11
+STRIDE = 193
 BACKBONES = ["resnet18", "wide_resnet50_2", "wide_resnet101_2"]
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "distill")
 
@@ -100,6 +103,8 @@ def gen_targets():
         tensors[p + "shape"] = np.array(t.shape, dtype=np.float32)
         tensors[p + "maxabs"] = np.array([np.abs(t).max()], dtype=np.float32)
         tensors[p + "chmean"] = t.mean(axis=(0, 2, 3))
+        tensors[p + "rowmean"] = t.mean(axis=(1, 3))   # (N, H)
+        tensors[p + "colmean"] = t.mean(axis=(1, 2))   # (N, W)
         tensors[p + "stride"] = np.array([STRIDE], dtype=np.float32)
         tensors[p + "sub"] = flat[::STRIDE]
         print(name, "targets", t.shape, "max|t| %.5g mean %.5g" % (np.abs(t).max(), t.mean()))
@@ -138,7 +143,8 @@ def gen_views():
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(2)
-    gen_views()
+    if sys.argv[1:] != ["targets"]:
+        gen_views()
     gen_targets()
 
 

@@ -206,9 +206,12 @@ def pro_cases():
     cases = []
     # (n, h, w, nblobs, touching, quant, signal, floor): floor clips the maps from below,
     # making one big tie group as saturated backgrounds do
-    cfg = [(6, 40, 48, 3, True, 0, 1.0, None), (5, 33, 31, 4, True, 16, 0.5, None),
-           (8, 24, 24, 2, False, 0, 0.0, None), (4, 64, 50, 5, True, 4, 2.0, None),
-           (3, 20, 30, 1, True, 0, 3.0, None), (5, 48, 48, 3, True, 0, 1.5, 0.3)]
+    # (sizes about half of the first version's per side, to keep the fixture small: the
+    # same blob / touching-corner / tie / floor structure on fewer pixels; h, w >= 15 for
+    # the touching squares)
+    cfg = [(6, 20, 24, 3, True, 0, 1.0, None), (5, 17, 16, 4, True, 16, 0.5, None),
+           (8, 16, 16, 2, False, 0, 0.0, None), (4, 32, 25, 5, True, 4, 2.0, None),
+           (3, 16, 15, 1, True, 0, 3.0, None), (5, 24, 24, 3, True, 0, 1.5, 0.3)]
     maps_all, masks_all, meta, ref = [], [], [], []
     for c, (n, h, w, nb, touch, quant, sig, floor) in enumerate(cfg):
         masks = blob_masks(rng, n, h, w, nb, touch)
@@ -278,7 +281,7 @@ def au_spro_loco(maps, channels, limits):
 def spro_cases():
     rng = np.random.default_rng(99)
     limits = [0.01, 0.05, 0.1, 0.3, 1.0]
-    cfg = [(5, 32, 40, 0, None), (4, 30, 30, 8, None), (6, 25, 20, 0, None), (6, 40, 40, 0, 0.0)]
+    cfg = [(5, 16, 20, 0, None), (4, 15, 15, 8, None), (6, 13, 10, 0, None), (6, 20, 20, 0, 0.0)]
     maps_all, reg_img, reg_sat, reg_masks, meta, ref = [], [], [], [], [], []
     yy, xx = np.mgrid[0:64, 0:64]
     for c, (n, h, w, quant, floor) in enumerate(cfg):

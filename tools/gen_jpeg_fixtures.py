@@ -102,8 +102,10 @@ def main():
         h, w = a.shape[:2]
         c = 1 if a.ndim == 2 else a.shape[2]
         crc = zlib.crc32(np.ascontiguousarray(a).tobytes()) & 0xFFFFFFFF
-        stride = 3 if max(w, h) <= 200 else 8
-        cw, ch = min(w, 48), min(h, 48)
+        # (the CRC checks every pixel bit for bit; the PNGs locate a difference: a sparse
+        # grid and one 24x24 crop over MCU boundaries are enough, and keep the fixtures small)
+        stride = 6 if max(w, h) <= 200 else 16
+        cw, ch = min(w, 24), min(h, 24)
         cx, cy = (w - cw) // 2, (h - ch) // 2
         name = rel.replace("/", "_")
         Image.fromarray(np.ascontiguousarray(a[::stride, ::stride])).save(

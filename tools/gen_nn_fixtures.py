@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Golden fixtures for tests/test_nn.c and tests/test_optim.c, from PyTorch (CPU, f32).
 
-  /usr/bin/python3 tools/gen_nn_fixtures.py        (torch 1.13 was used)
+  /usr/bin/python3 tools/gen_nn_fixtures.py        (torch 1.13 was used; modules.vgfx was
+  rewritten with the venv's torch 2.x when its inputs became Philox: module inputs x and
+  cotangents r are Philox uniform, stored as seed records (fixtures.philox_uniform), so
+  only weights, outputs and grads take space. optim.vgfx is the torch-1.13 file: under
+  torch 2 a few values move by an ulp, so keep the committed one unless you mean to)
 
 Writes tests/fixtures/nn/modules.vgfx (module forwards and grads with fixture weights,
 BatchNorm running stats, state-dict keys) and tests/fixtures/nn/optim.vgfx (10 steps of
@@ -15,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fixtures import write
+from fixtures import philox_uniform, write
 
 torch.manual_seed(0)
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "nn")
@@ -35,6 +39,18 @@ def chars(s):
 
 # ------------------------------------------------------------------- modules
 M = {}
+_seed = [3000]
+
+
+def next_seed():
+    _seed[0] += 1
+    return _seed[0]
+
+
+def rn(*s, k=1.0):
+    """Philox U(-2k, 2k) inputs: stored as their seed and range (fixtures.philox_uniform),
+    the test's fixture reader regenerates them"""
+    return philox_uniform(s, -2.0 * k, 2.0 * k, next_seed())
 
 
 def module_case(name, mod, x, extra_calls=0):
@@ -48,7 +64,7 @@ def module_case(name, mod, x, extra_calls=0):
     mod.zero_grad()
     xx = x.clone().requires_grad_(True)
     y = mod(xx)
-    r = torch.rand_like(y) * 2 - 1
+    r = philox_uniform(tuple(y.shape), -1.0, 1.0, next_seed())
     (y * r).sum().backward()
     M[f"{name}.x"] = x
     M[f"{name}.y"] = y.detach()
@@ -60,18 +76,18 @@ def module_case(name, mod, x, extra_calls=0):
         M[f"{name}.after.{k}"] = b.detach().clone().float()
 
 
-module_case("conv_s2", nn.Conv2d(3, 4, 3, stride=2, padding=1), torch.randn(2, 3, 7, 7))
+module_case("conv_s2", nn.Conv2d(3, 4, 3, stride=2, padding=1), rn(2, 3, 7, 7))
 module_case("conv_gdil", nn.Conv2d(4, 6, (3, 2), stride=(1, 2), padding=(2, 1), dilation=(2, 1), groups=2, bias=False),
-            torch.randn(2, 4, 8, 9))
-module_case("conv_same", nn.Conv2d(2, 3, (4, 3), padding="same"), torch.randn(1, 2, 6, 5))
-module_case("linear", nn.Linear(5, 3), torch.randn(4, 5))
+            rn(2, 4, 8, 9))
+module_case("conv_same", nn.Conv2d(2, 3, (4, 3), padding="same"), rn(1, 2, 6, 5))
+module_case("linear", nn.Linear(5, 3), rn(4, 5))
 bn = nn.BatchNorm2d(3)
 with torch.no_grad():
     bn.weight.uniform_(0.5, 1.5)
     bn.bias.uniform_(-0.5, 0.5)
 module_case("bn_train", bn, torch.randn(4, 3, 5, 5) * 2 + 1, extra_calls=1)   # 2 training calls
 bn.eval()
-module_case("bn_eval", bn, torch.randn(2, 3, 4, 4))
+module_case("bn_eval", bn, rn(2, 3, 4, 4))
 bnc = nn.BatchNorm2d(2, momentum=None, affine=False)
 module_case("bn_cma", bnc, torch.randn(3, 2, 4, 4) + 0.5, extra_calls=2)     # momentum=None, 3 calls
 ln = nn.LayerNorm([3, 4, 5])
@@ -79,7 +95,7 @@ with torch.no_grad():
     ln.weight.uniform_(0.5, 1.5)
     ln.bias.uniform_(-0.5, 0.5)
 module_case("ln_chw", ln, torch.randn(2, 3, 4, 5) * 3 + 1)
-xa = torch.randn(2, 3, 6, 6) * 3
+xa = rn(2, 3, 6, 6, k=3)
 module_case("softplus", nn.Softplus(beta=2.0, threshold=5.0), xa)
 module_case("leaky", nn.LeakyReLU(0.2), xa)
 module_case("gelu", nn.GELU(), xa)

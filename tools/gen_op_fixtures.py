@@ -2,13 +2,15 @@
 """Golden fixtures for tests/test_golden.c, from PyTorch (CPU, float32).
 
 Each case stores its inputs, the forward output and, where differentiable, the grads
-of L = sum(out * R) w.r.t. every input (R stored too). Run from the repo root:
-  /usr/bin/python3 tools/gen_op_fixtures.py        (torch 1.13 was used)
+of L = sum(out * R) w.r.t. every input (R stored too). Random inputs (rn) and every R are
+Philox uniform, stored as seed records (fixtures.philox_uniform: no data; the C fixture
+reader regenerates them). Run from the repo root:
+  /work/venv/bin/python tools/gen_op_fixtures.py   (torch 2.x; torch 1.13 made the first version)
 Writes tests/fixtures/ops/golden.vgfx."""
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fixtures import write
+from fixtures import philox_uniform, write
 
 torch.manual_seed(0)
 T = {}
@@ -21,15 +23,25 @@ def case(name, fn, inputs, grad=True):
         T[f"{name}.in{i}"] = x
     T[f"{name}.out"] = y.detach()
     if grad:
-        r = torch.rand_like(y) * 2 - 1
+        r = philox_uniform(tuple(y.shape), -1.0, 1.0, next_seed())
         T[f"{name}.r"] = r
         (y * r).sum().backward()
         for i, x in enumerate(xs):
             T[f"{name}.grad{i}"] = x.grad
 
 
-def rn(*s):
-    return torch.randn(*s)
+_seed = [1000]
+
+
+def next_seed():
+    _seed[0] += 1
+    return _seed[0]
+
+
+def rn(*s, k=1.0):
+    """Philox U(-2k, 2k) inputs: stored as their seed and range (fixtures.philox_uniform),
+    the test's fixture reader regenerates them"""
+    return philox_uniform(s, -2.0 * k, 2.0 * k, next_seed())
 
 
 # conv2d: EfficientAD's layer shapes (small spatial sizes) and general configs
@@ -44,7 +56,7 @@ conv_cases = [
     ("conv_s2_dw", (1, 4, 9, 9), (4, 1, 3, 3), dict(stride=2, padding=1, groups=4)),
 ]
 for name, xs, ws, kw in conv_cases:
-    case(name, lambda x, w, b, kw=kw: F.conv2d(x, w, b, **kw), [rn(*xs), rn(*ws) * 0.3, rn(ws[0])])
+    case(name, lambda x, w, b, kw=kw: F.conv2d(x, w, b, **kw), [rn(*xs), rn(*ws, k=0.3), rn(ws[0])])
 
 # pooling
 x = rn(2, 3, 9, 8)
@@ -65,7 +77,7 @@ xl = rn(3, 4, 5, 6)
 case("layernorm_chw", lambda x, w, b: F.layer_norm(x, (4, 5, 6), w, b, 1e-5), [xl, rn(4, 5, 6), rn(4, 5, 6)])
 case("layernorm_last", lambda x, w, b: F.layer_norm(x, (6,), w, b, 1e-5), [xl, rn(6), rn(6)])
 xb = rn(4, 3, 5, 5) * 2 + 1
-rm, rv = rn(3) * 0.1, torch.rand(3) + 0.5
+rm, rv = rn(3, k=0.1), torch.rand(3) + 0.5
 T["bn.running_mean0"], T["bn.running_var0"] = rm.clone(), rv.clone()
 rm_t, rv_t = rm.clone(), rv.clone()
 case("bn_train", lambda x, w, b: F.batch_norm(x, rm_t, rv_t, w, b, True, 0.1, 1e-5), [xb, rn(3), rn(3)])
@@ -73,7 +85,7 @@ case("bn_train", lambda x, w, b: F.batch_norm(x, rm_t, rv_t, w, b, True, 0.1, 1e
 T["bn.running_mean1"], T["bn.running_var1"] = rm_t, rv_t
 case("bn_eval", lambda x, w, b: F.batch_norm(x, rm, rv, w, b, False, 0.1, 1e-5), [xb, rn(3), rn(3)])
 # softmax family and reductions
-xs = rn(3, 7) * 3
+xs = rn(3, 7, k=3)
 case("softmax1", lambda x: F.softmax(x, 1), [xs])
 case("log_softmax0", lambda x: F.log_softmax(x, 0), [xs])
 case("logsumexp1", lambda x: torch.logsumexp(x, 1), [xs])
@@ -102,5 +114,9 @@ _k = ((np.arange(60013, dtype=np.uint64) * np.uint64(2654435761)) & np.uint64(0x
 xq = torch.from_numpy(_k.astype(np.float32) / np.float32(2 ** 21) - np.float32(4))
 for q in (0.0, 0.001, 0.5, 0.9, 0.995, 0.999, 1.0):
     T[f"quantile.q{q}"] = torch.quantile(xq, q).reshape(1)
+# the fixture reader's seed records (tools/fixtures.py version 3): one generated tensor and
+# the same values stored in full, for test_golden.c to compare bit for bit
+T["fx.philox_gen"] = philox_uniform((3, 37), -3.0, 5.0, 424242)
+T["fx.philox_data"] = T["fx.philox_gen"].clone()
 write("tests/fixtures/ops/golden.vgfx", T)
 print(len(T), "tensors")

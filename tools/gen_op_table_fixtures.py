@@ -4,9 +4,11 @@
 Parses every T / T_MORE row of tests/op_table.def (its header documents the format): the
 input shapes and value ranges, the torch expression and the flags. Per row (key NAME or
 NAME.tag) it stores, in tests/fixtures/ops/op_table.vgfx:
-  KEY.in0..   the inputs (uniform in [lo, hi), seeded by the key: C and torch see the same)
+  KEY.in0..   the inputs: Philox uniform in [lo, hi), seed (crc32(key) << 8) + I, stored as
+              seed records (fixtures.philox_uniform: no data, the C reader regenerates them)
   KEY.out     the torch expression's result (as f32)
-  KEY.r       R for rows with OT_GRAD: grads are those of L = sum(out * R)
+  KEY.r       R for rows with OT_GRAD (Philox U(-1, 1), seed ... + 255, a seed record too):
+              grads are those of L = sum(out * R)
   KEY.gradI   the grad of every input that wants one (OT_GRAD without OT_NOGRAD(I))
   KEY.sig     the CRC-32 of the torch expression as two 16-bit halves (the test says
               "stale" when the row's expression no longer matches the fixture)
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixtures import write  # noqa: E402
+from fixtures import philox_uniform as fx_philox_uniform, write  # noqa: E402
 import philox  # noqa: E402
 
 TABLE = "tests/op_table.def"
@@ -161,10 +163,12 @@ def main():
     table = rows()
     for r in table:
         key = r["key"]
-        rng = np.random.RandomState(zlib.crc32(key.encode()))
+        # inputs and R: Philox U(lo, hi), seed (crc32(key) << 8) + i (R: + 255), stored as
+        # their seed and range (fixtures.philox_uniform; the test's fixture reader expands them)
+        seed0 = zlib.crc32(key.encode()) << 8
         xs = []
         for i, (shape, lo, hi) in enumerate(r["ins"]):
-            x = torch.from_numpy(rng.uniform(lo, hi, size=shape).astype(np.float32))
+            x = fx_philox_uniform(tuple(shape), lo, hi, seed0 + i)
             T[f"{key}.in{i}"] = x
             xs.append(x.clone().requires_grad_(r["grad"] and i not in r["nograd"]))
         env = dict(torch=torch, F=F, math=math, philox_uniform=philox_uniform, philox_normal=philox_normal)
@@ -172,7 +176,7 @@ def main():
         y = eval(r["expr"], env)
         T[f"{key}.out"] = y.detach().float()
         if r["grad"]:
-            R = torch.from_numpy(rng.uniform(-1, 1, size=tuple(y.shape)).astype(np.float32))
+            R = fx_philox_uniform(tuple(y.shape), -1.0, 1.0, seed0 + 255)
             T[f"{key}.r"] = R
             (y * R).sum().backward()
             for i, x in enumerate(xs):

@@ -1,5 +1,6 @@
 #include "tests/common/fixture.h"
 #include "base/inflate.h"
+#include "tensor/kmath/philox.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +18,8 @@ vg_fixture *vg_fixture_load(const char *path) {
   uint32_t ver, count;
   uint8_t *body = NULL;   /* version 2: the inflated version-1 body, read through fmemopen */
   vg_fixture *fx = calloc(1, sizeof *fx);
-  if (!rd(f, magic, 4) || memcmp(magic, "VGFX", 4) || !rd(f, &ver, 4) || (ver != 1 && ver != 2)) goto bad;
-  if (ver == 2) {
+  if (!rd(f, magic, 4) || memcmp(magic, "VGFX", 4) || !rd(f, &ver, 4) || ver < 1 || ver > 3) goto bad;
+  if (ver >= 2) {
     uint64_t n;
     long at, end;
     if (!rd(f, &n, 8) || n > ((uint64_t)1 << 30) || (at = ftell(f)) < 0 || fseek(f, 0, SEEK_END) || (end = ftell(f)) < at ||
@@ -45,7 +46,10 @@ vg_fixture *vg_fixture_load(const char *path) {
     if (!rd(f, &nl, 4) || nl > 4096) goto bad;
     t->name = calloc(1, nl + 1);
     fx->count = (int)i + 1;
-    if (!rd(f, t->name, nl) || !rd(f, &nd, 4) || nd > 8) goto bad;
+    if (!rd(f, t->name, nl) || !rd(f, &nd, 4)) goto bad;
+    bool gen = ver == 3 && (nd & 0x100u);   /* version 3: a generated tensor, no data stored */
+    nd &= gen ? ~0x100u : ~0u;
+    if (nd > 8) goto bad;
     t->ndim = (int)nd;
     t->n = 1;
     for (uint32_t d = 0; d < nd; d++) {
@@ -53,7 +57,21 @@ vg_fixture *vg_fixture_load(const char *path) {
       t->n *= t->shape[d];
     }
     t->data = malloc(sizeof(float) * (size_t)(t->n ? t->n : 1));
-    if (!rd(f, t->data, sizeof(float) * (size_t)t->n)) goto bad;
+    if (gen) {
+      /* kind 1: Philox uniform, element i = lo + (hi - lo) * vg_philox_uniform_at(seed, i) in
+       * f32, two roundings (= tools/philox.py uniform_range = vg_uniform_) */
+      uint32_t kind;
+      uint64_t seed;
+      float lo, hi;
+      if (!rd(f, &kind, 4) || kind != 1 || !rd(f, &seed, 8) || !rd(f, &lo, 4) || !rd(f, &hi, 4)) goto bad;
+      float d = hi - lo;
+      for (int64_t k = 0; k < t->n; k++) {
+        float p = d * vg_philox_uniform_at(seed, (uint64_t)k);
+        t->data[k] = lo + p;
+      }
+    } else if (!rd(f, t->data, sizeof(float) * (size_t)t->n)) {
+      goto bad;
+    }
   }
   fclose(f);
   free(body);

@@ -1,4 +1,5 @@
-/* fixture.h — reads the VGFX fixtures tools/fixtures.py writes (named f32 arrays). */
+/* fixture.h — reads the VGFX fixtures tools/fixtures.py writes (named f32 arrays; version 3
+ * files may hold Philox-generated tensors, expanded here on load). */
 #ifndef VG_TEST_FIXTURE_H
 #define VG_TEST_FIXTURE_H
 #include <stdint.h>
