@@ -52,7 +52,8 @@ static const vg_opt distill_table[] = {
    .help = "teacher file: the PDN state dict (.safetensors, EfficientAD teacher weights);\n"
            "the checkpoint is FILE.ckpt.safetensors"},
   {.name = "--backbone", .kind = VG_OPT_STR, .arg = "NAME", .off = VG_OPT_AT(T, d.backbone),
-   .help = "target extractor (default wide_resnet101_2; also resnet18, resnet50, wide_resnet50_2)"},
+   .help = "target extractor (default wide_resnet101_2; also resnet18, resnet50, wide_resnet50_2,\n"
+           "resnext101_32x8d (layer2 + layer3), densenet201 (features.denseblock2 + 3))"},
   {.name = "--weights", .kind = VG_OPT_STR, .arg = "FILE", .off = VG_OPT_AT(T, d.weights),
    .help = "torchvision weights of the extractor (.pth or .safetensors), e.g.\n"
            "wide_resnet101_2-32ee1156.pth (IMAGENET1K_V1); without: random init (loud warning,\n"

@@ -92,7 +92,25 @@ static void agg_items(void *c, int64_t b, int64_t e, int tid) {
   for (int64_t d = b; d < e; d++) agg_item(c, d);
 }
 
-static int64_t half_up(int64_t v) { return (v + 1) / 2; }   /* a stride-2 ResNet stage */
+/* The two feature maps a backbone family gives the targets: nelson's layer2 + layer3 for
+ * ResNets (WRN-101 in the paper; ResNeXt-101 as PatchCore's ensemble), PatchCore's
+ * features.denseblock2 + features.denseblock3 for DenseNet (hooked on the block: the
+ * concatenation before any BN). */
+vg_status vg_effad_distill_taps(const char *backbone, const char *taps[2]) {
+  const vg_backbone_desc *d = vg_backbone_find(backbone);
+  if (!d) return vg_fail_prefix("distill");
+  if (!strcmp(d->family, "resnet")) {
+    taps[0] = "layer2";
+    taps[1] = "layer3";
+  } else if (!strcmp(d->family, "densenet")) {
+    taps[0] = "features.denseblock2";
+    taps[1] = "features.denseblock3";
+  } else {
+    return vg_fail(VG_ERR_ARG, "distill: backbone %s (%s family) has no distillation feature maps (ResNets: "
+                   "layer2 + layer3; DenseNets: features.denseblock2 + features.denseblock3)", d->name, d->family);
+  }
+  return VG_OK;
+}
 
 static vg_tensor *patch_pool(const vg_tensor *f) {
   vg_tensor *x = vg_contiguous(f);
@@ -177,11 +195,18 @@ static vg_device module_device(vg_nn_module *m) {
 static vg_status targets_impl(vg_nn_module *wrn, const vg_tensor *x, int64_t out_channels, folded_w *fw,
                               vg_tensor **out) {
   *out = NULL;
-  unsigned mask = 0;
-  if (!wrn || !vg_resnet_info(wrn, NULL, &mask))
-    return vg_fail(VG_ERR_ARG, "distill targets: the extractor is not a ResNet from vg_resnet_new");
-  if (!(mask & VG_RESNET_LAYER2) || !(mask & VG_RESNET_LAYER3))
-    return vg_fail(VG_ERR_ARG, "distill targets: the extractor must provide layer2 and layer3");
+  const vg_backbone_desc *bd = vg_backbone_of(wrn);
+  const char *tn[2];
+  if (!bd) return vg_fail(VG_ERR_ARG, "distill targets: the extractor is not a backbone from vg_backbone_new");
+  if (vg_effad_distill_taps(bd->name, tn) != VG_OK) return vg_fail_prefix("distill targets");
+  int i2 = -1, i3 = -1, nf = vg_backbone_num_features(wrn);
+  for (int i = 0; i < nf; i++) {
+    const char *nm = vg_backbone_feature_name(wrn, i);
+    if (!strcmp(nm, tn[0])) i2 = i;
+    if (!strcmp(nm, tn[1])) i3 = i;
+  }
+  if (i2 < 0 || i3 < 0)
+    return vg_fail(VG_ERR_ARG, "distill targets: the extractor must provide %s and %s", tn[0], tn[1]);
   if (!x || x->ndim != 4 || x->shape[1] != 3 || x->dtype != VG_F32)
     return vg_fail(VG_ERR_ARG, "distill targets: want an (N, 3, H, W) f32 input");
   vg_device dev = module_device(wrn);
@@ -189,18 +214,9 @@ static vg_status targets_impl(vg_nn_module *wrn, const vg_tensor *x, int64_t out
     return vg_fail(VG_ERR_ARG, "distill targets: the input is on the %s, the extractor on the %s",
                    x->device == VG_CPU ? "CPU" : "GPU", dev == VG_CPU ? "CPU" : "GPU");
   if (out_channels < 1) return vg_fail(VG_ERR_ARG, "distill targets: out_channels must be >= 1");
-  int i2 = -1, i3 = -1, nf = vg_resnet_num_features(wrn);
-  for (int i = 0; i < nf; i++) {
-    const char *nm = vg_resnet_feature_name(wrn, i);
-    if (!strcmp(nm, "layer2")) i2 = i;
-    if (!strcmp(nm, "layer3")) i3 = i;
-  }
-  int64_t N = x->shape[0];
-  /* layer2's grid: conv1, maxpool, layer2 each halve (rounding up) the input */
-  int64_t h2 = half_up(half_up(half_up(x->shape[2]))), w2 = half_up(half_up(half_up(x->shape[3])));
-  int64_t oshape[4] = {N, out_channels, h2, w2};
-  vg_tensor *y = dev == VG_CPU ? vg_empty(VG_F32, 4, oshape) : vg_full_on(dev, VG_F32, 4, oshape, 0);
-  if (!y) return vg_fail_prefix("distill targets");
+  if (x->shape[0] < 1) return vg_fail(VG_ERR_ARG, "distill targets: empty batch");
+  int64_t N = x->shape[0], h2 = 0, w2 = 0;   /* the first tap's grid, from the first chunk */
+  vg_tensor *y = NULL;                       /* made in the first chunk's scope, kept */
   folded_w local = {0};
   if (!fw) fw = &local;
   vg_status st = VG_OK;
@@ -210,10 +226,20 @@ static vg_status targets_impl(vg_nn_module *wrn, const vg_tensor *x, int64_t out
   int64_t chunk = dev == VG_CPU ? 1 : N;
   for (int64_t n = 0; n < N && st == VG_OK; n += chunk) {
     vg_scope_begin();
-    vg_tensor *f[5] = {0};
-    st = vg_resnet_features(wrn, vg_narrow(x, 0, n, chunk), f);
+    vg_tensor *f[16] = {0};
+    bool made = false;
+    st = nf <= 16 ? vg_backbone_features(wrn, vg_narrow(x, 0, n, chunk), f)
+                  : vg_fail(VG_ERR_ARG, "distill targets: %d feature maps (at most 16)", nf);
+    if (st == VG_OK && !y) {
+      h2 = f[i2]->shape[2];
+      w2 = f[i2]->shape[3];
+      int64_t oshape[4] = {N, out_channels, h2, w2};
+      y = dev == VG_CPU ? vg_empty(VG_F32, 4, oshape) : vg_full_on(dev, VG_F32, 4, oshape, 0);
+      made = y != NULL;
+      if (!y) st = vg_fail_prefix("distill targets");
+    }
     if (st == VG_OK && (f[i2]->shape[2] != h2 || f[i2]->shape[3] != w2))
-      st = vg_fail(VG_ERR_ARG, "distill targets: layer2 grid %lldx%lld, expected %lldx%lld",
+      st = vg_fail(VG_ERR_ARG, "distill targets: %s grid %lldx%lld, expected %lldx%lld", tn[0],
                    (long long)f[i2]->shape[2], (long long)f[i2]->shape[3], (long long)h2, (long long)w2);
     if (st == VG_OK && dev != VG_CPU) {
       st = folded_get(fw, dev, f[i2]->shape[1], f[i3]->shape[1], out_channels);
@@ -234,7 +260,8 @@ static vg_status targets_impl(vg_nn_module *wrn, const vg_tensor *x, int64_t out
         vg_parallel_for(out_channels, 4, agg_items, &c);
       }
     }
-    vg_scope_end();
+    if (made) vg_scope_end_keep(1, &y);
+    else vg_scope_end();
   }
   vg_no_grad_end();
   folded_free(&local);
@@ -692,7 +719,9 @@ static vg_status run_setup(run *R) {
                        .sample_floats = 15 * v * v, .user = &R->str};
   st = vg_loader_create(o->images, &lo, &R->loader);
   if (st != VG_OK) return vg_fail_prefix("distill: the image loader");
-  R->wrn = vg_resnet_new(o->backbone, VG_RESNET_LAYER2 | VG_RESNET_LAYER3, o->seed);
+  const char *taps[2];
+  if (vg_effad_distill_taps(o->backbone, taps) != VG_OK) return vg_fail_prefix("distill: backbone '%s'", o->backbone);
+  R->wrn = vg_backbone_new(o->backbone, 2, taps, o->seed);
   if (!R->wrn) return vg_fail_prefix("distill: backbone '%s'", o->backbone);
   if (o->weights && *o->weights) {
     st = vg_nn_load_state_file(R->wrn, o->weights, true);

@@ -1,7 +1,10 @@
 /* methods/efficientad/distill.h — EfficientAD teacher pretraining (Algorithm 3 of
  * Batzner et al.; nelson1425/EfficientAD pretraining.py): a PDN (padding on) learns to
  * regress standardised PatchCore-style features of a pretrained extractor
- * (wide_resnet101_2 layer2 + layer3 at 2x the PDN's input size) on generic images.
+ * (wide_resnet101_2 layer2 + layer3 at 2x the PDN's input size) on generic images. Any
+ * registry backbone with distillation taps may be the extractor (vg_effad_distill_taps:
+ * ResNets incl. resnext101_32x8d layer2 + layer3, densenet201 features.denseblock2 +
+ * features.denseblock3, as PatchCore's ensemble; the paper's Table 9).
  *
  *   vg_dataset ds;
  *   vg_ds_image_folder("/data/imagenet/train", &ds);
@@ -53,7 +56,8 @@
 #include "methods/efficientad/efficientad.h"
 
 typedef struct {
-  const char *backbone;        /* target extractor, default "wide_resnet101_2" */
+  const char *backbone;        /* target extractor, default "wide_resnet101_2" (any name with
+                                  vg_effad_distill_taps: the registry's ResNets, densenet201) */
   const char *weights;         /* torchvision .pth/.safetensors for the backbone; NULL/"" = random
                                   init (a loud warning unless quiet: the teacher is not comparable
                                   to the paper's) */
@@ -89,14 +93,21 @@ vg_status vg_effad_distill(const vg_effad_distill_opts *o);
 
 /* The PatchCore target pipeline on a (N, 3, 2v, 2v) ImageNet-normalised batch:
  * *out = N x out_channels x (2v/8) x (2v/8), unnormalised, in the current scope, on the
- * device of wrn (x must be there too). wrn: a vg_resnet_new model whose mask includes
- * layer2 and layer3. Runs without autograd. On a GPU: see the folded form above.
+ * device of wrn (x must be there too); the grid is the first tap's (2v/8 for the ResNets and
+ * densenet201). wrn: a backbone (vg_backbone_new / vg_resnet_new) providing its family's
+ * two distillation taps (vg_effad_distill_taps; other taps may be there too). Runs without
+ * autograd. On a GPU: see the folded form above. Each tap's C*9 vector is pooled to 1024
+ * whatever C is (PatchCore's Preprocessing), so any channel counts work.
  * Per layer, unfold(3x3, pad 1) -> adaptive_avg_pool1d(C*9 -> 1024) is computed as one
  * direct kernel, and layer3's bilinear upsampling is applied after the pooling: both
  * maps are linear on different axes (pooling on the feature axis, upsampling on the
  * grid), so this equals nelson's upsample-then-pool up to rounding without
  * materialising the (C*9) x H x W unfolded maps. */
 vg_status vg_effad_distill_targets(vg_nn_module *wrn, const vg_tensor *x, int64_t out_channels, vg_tensor **out);
+/* The two feature maps (registry tap names, forward order) whose targets a backbone gives:
+ * "layer2", "layer3" for the ResNet family; "features.denseblock2", "features.denseblock3"
+ * for DenseNet. An error naming the backbone for an unknown name or another family. */
+vg_status vg_effad_distill_taps(const char *backbone, const char *taps[2]);
 
 /* One sample's two views from a decoded image (pretraining.py's train_transform):
  * big = 3 x 2v x 2v ImageNet-normalised, small = 3 x v x v in [0,1]; grey: RandomGrayscale

@@ -31,7 +31,8 @@ enum {
   VG_RESNET_LAYER4 = 1u << 4,
 };
 
-/* name: "resnet18" | "resnet50" | "wide_resnet50_2" | "wide_resnet101_2". layers_mask: a
+/* name: "resnet18" | "resnet50" | "wide_resnet50_2" | "wide_resnet101_2" | "resnext101_32x8d"
+ * (Bottleneck 3x3 convs with groups 32, width_per_group 8). layers_mask: a
  * non-empty OR of VG_RESNET_*. Random init as torchvision's constructor: convs
  * kaiming_normal (fan_out, relu), BN weight 1 / bias 0, running mean 0 / var 1, drawn from
  * Vigil's Philox generator with seeds derived from `seed` (values differ from torch's).
@@ -65,7 +66,10 @@ vg_status vg_resnet_init_philox(vg_nn_module *m, uint64_t base_seed);
  * of layers that were not built (and fc.*, avgpool) are ignored. strict: any other
  * missing or unexpected key, or a shape mismatch, fails (nothing is partially reported as
  * success); not strict: missing keys keep their values, unexpected ones are ignored
- * (shape mismatches still fail). Integer buffers (num_batches_tracked) are converted. */
+ * (shape mismatches still fail). Integer buffers (num_batches_tracked) are converted; a file
+ * with no num_batches_tracked at all (saved before torch 0.4) loads strictly without them, as
+ * torch's BatchNorm does. DenseNet's old names "...denselayerN.norm.1.weight" are read as
+ * "...denselayerN.norm1.weight" (torchvision's _load_state_dict), for every model. */
 vg_status vg_nn_load_state_pth(vg_nn_module *m, const char *path, bool strict);
 vg_status vg_nn_load_state_safetensors(vg_nn_module *m, const char *path, bool strict);
 /* By extension: ".safetensors" or anything else as a torch zip checkpoint. */

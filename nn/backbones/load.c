@@ -1,6 +1,8 @@
 /* load.c — copying torchvision/timm checkpoints (.pth zip, .safetensors) into a module by
  * state-dict name (see backbones.h). */
 #include "nn/backbones/backbones.h"
+#include "nn/backbones/densenet.h"
+#include "nn/backbones/vit.h"
 #include "nn/pth.h"
 #include "nn/safetensors.h"
 #include "nn/state_dict.h"
@@ -45,6 +47,8 @@ vg_status vg_check_published_weights(const char *path) {
 
 /* keys a truncated ResNet never has: fc.*, avgpool.*, layers that were not built */
 static bool ignored(const vg_nn_module *m, const char *key) {
+  if (vg_densenet_info(m, NULL)) return vg_densenet_ignores_key(m, key);
+  if (vg_vit_info(m, NULL)) return vg_vit_key_unbuilt(m, key);
   if (!vg_resnet_info(m, NULL, NULL)) return false;
   const char *dot = strchr(key, '.');
   size_t n = dot ? (size_t)(dot - key) : strlen(key);
@@ -58,22 +62,71 @@ static bool ignored(const vg_nn_module *m, const char *key) {
 
 typedef vg_status (*fetch_fn)(void *src, int i, vg_tensor *dst);
 
+/* torchvision's DenseNet checkpoints keep pre-0.4 names: "...denselayerN.norm.1.weight" for
+ * "...denselayerN.norm1.weight" (densenet.py _load_state_dict: the regex
+ * ^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$,
+ * the two groups joined without the dot). The new name (malloc'd), or NULL when key does not
+ * match. Applied to every key of every model: no other network has such names. */
+static char *old_densenet_key(const char *key) {
+  static const char *const SUFFIX[] = {"weight", "bias", "running_mean", "running_var"};
+  static const char *const MOD[] = {"norm", "relu", "conv"};
+  size_t n = strlen(key);
+  for (size_t i = 0; i < 4; i++) {
+    size_t sl = strlen(SUFFIX[i]);
+    /* ".<mod>.<1|2>.<suffix>" at the end, "denselayer<digits>" right before */
+    if (n < sl + 7 + 10 + 1 || strcmp(key + n - sl, SUFFIX[i])) continue;
+    size_t p = n - sl;   /* start of the suffix */
+    if (key[p - 1] != '.' || (key[p - 2] != '1' && key[p - 2] != '2') || key[p - 3] != '.') continue;
+    size_t q = p - 3;    /* the dot before <1|2> */
+    for (size_t j = 0; j < 3; j++) {
+      size_t ml = strlen(MOD[j]);
+      if (q < ml + 1 || strncmp(key + q - ml, MOD[j], ml) || key[q - ml - 1] != '.') continue;
+      size_t d = q - ml - 1, e = d;   /* digits end at d */
+      while (e > 0 && key[e - 1] >= '0' && key[e - 1] <= '9') e--;
+      if (e == d || e < 10 || strncmp(key + e - 10, "denselayer", 10)) continue;
+      char *r = malloc(n);
+      if (!r) return NULL;
+      memcpy(r, key, q);
+      strcpy(r + q, key + q + 1);   /* drop the dot between <mod> and <1|2> */
+      return r;
+    }
+  }
+  return NULL;
+}
+
+static bool ends_with_nbt(const char *s) {
+  size_t n = strlen(s), k = strlen(".num_batches_tracked");
+  return n >= k && !strcmp(s + n - k, ".num_batches_tracked");
+}
+
 /* have[i]: stripped names; fetch copies entry i into dst (shape checked by fetch) */
 static vg_status load_common(vg_nn_module *m, int n_have, const char **have, fetch_fn fetch, void *src,
                              bool strict, const char *path) {
   vg_nn_list sd = vg_nn_state_dict(m);
   const char **keep = malloc(sizeof(char *) * (size_t)(n_have + 1));
   int *keep_i = malloc(sizeof(int) * (size_t)(n_have + 1));
+  char **renamed = calloc((size_t)(n_have + 1), sizeof(char *));
   int nk = 0;
   vg_status st = VG_OK;
-  if (!keep || !keep_i) st = vg_fail(VG_ERR_NOMEM, "out of memory");
-  for (int i = 0; st == VG_OK && i < n_have; i++)
-    if (!ignored(m, have[i])) keep[nk] = have[i], keep_i[nk++] = i;
+  if (!keep || !keep_i || !renamed) st = vg_fail(VG_ERR_NOMEM, "out of memory");
+  bool file_nbt = false;   /* an old checkpoint (torch < 0.4) has no num_batches_tracked */
+  for (int i = 0; st == VG_OK && i < n_have; i++) {
+    const char *k = have[i];
+    if ((renamed[i] = old_densenet_key(k)) != NULL) k = renamed[i];
+    file_nbt = file_nbt || ends_with_nbt(k);
+    if (!ignored(m, k)) keep[nk] = k, keep_i[nk++] = i;
+  }
+  /* as torch's BatchNorm loads such a checkpoint: the missing counters keep their value */
+  const char **want = malloc(sizeof(char *) * (size_t)(sd.n + 1));
+  int nw = 0;
+  if (st == VG_OK && !want) st = vg_fail(VG_ERR_NOMEM, "out of memory");
+  for (int j = 0; st == VG_OK && j < sd.n; j++)
+    if (file_nbt || !ends_with_nbt(sd.names[j]) || sd.tensors[j]->dtype == VG_F32) want[nw++] = sd.names[j];
   vg_sd_report rep = {0};
-  if (st == VG_OK) st = vg_sd_match((const char *const *)sd.names, (size_t)sd.n, keep, (size_t)nk, strict, &rep);
+  if (st == VG_OK) st = vg_sd_match(want, (size_t)nw, keep, (size_t)nk, strict, &rep);
   /* non-strict tolerates a few missing keys, not a file that has none of the model's: a
    * wrong file (another model's checkpoint) would silently leave the weights random */
-  if (st == VG_OK && !strict && sd.n > 0 && rep.n_missing == (size_t)sd.n)
+  if (st == VG_OK && !strict && nw > 0 && rep.n_missing == (size_t)nw)
     st = vg_fail(VG_ERR_FORMAT, "none of the model's %d keys (%s, ...) is in the file (%d keys, after stripping "
                  "module./model./backbone.: %s%s): not weights for this network", sd.n, sd.names[0], nk,
                  nk ? keep[0] : "none", nk > 1 ? ", ..." : "");
@@ -87,6 +140,9 @@ static vg_status load_common(vg_nn_module *m, int n_have, const char **have, fet
   }
   if (st != VG_OK) vg_fail_prefix("loading %s", path);
   vg_sd_report_free(&rep);
+  for (int i = 0; renamed && i < n_have; i++) free(renamed[i]);
+  free(renamed);
+  free(want);
   free(keep);
   free(keep_i);
   vg_nn_list_free(&sd);

@@ -6,12 +6,15 @@
 /* the families' descriptors (one per model name); add a model here */
 extern const vg_backbone_desc vg_backbone_resnet18, vg_backbone_resnet50, vg_backbone_wide_resnet50_2,
     vg_backbone_wide_resnet101_2;
+extern const vg_backbone_desc vg_backbone_resnext101_32x8d, vg_backbone_densenet201;
 
 static const vg_backbone_desc *const ALL[] = {
     &vg_backbone_resnet18,
     &vg_backbone_resnet50,
     &vg_backbone_wide_resnet50_2,
     &vg_backbone_wide_resnet101_2,
+    &vg_backbone_resnext101_32x8d,
+    &vg_backbone_densenet201,
 };
 enum { NALL = (int)(sizeof ALL / sizeof ALL[0]) };
 

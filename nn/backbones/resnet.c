@@ -1,4 +1,4 @@
-/* resnet.c — torchvision ResNet-18/50 and Wide-ResNet-50-2/101-2, truncated feature
+/* resnet.c — torchvision ResNet-18/50, Wide-ResNet-50-2/101-2 and ResNeXt-101 32x8d, truncated feature
  * extractors with torchvision's state-dict names (see backbones.h). */
 #include "nn/backbones/backbones.h"
 #include <math.h>
@@ -10,13 +10,15 @@ typedef struct {
   bool bottleneck;
   int blocks[4];
   int width_per_group;
+  int groups;   /* of the Bottleneck's 3x3 conv (ResNeXt) */
 } arch;
 
 static const arch ARCHS[] = {
-    {"resnet18", false, {2, 2, 2, 2}, 64},
-    {"resnet50", true, {3, 4, 6, 3}, 64},
-    {"wide_resnet50_2", true, {3, 4, 6, 3}, 128},
-    {"wide_resnet101_2", true, {3, 4, 23, 3}, 128},
+    {"resnet18", false, {2, 2, 2, 2}, 64, 1},
+    {"resnet50", true, {3, 4, 6, 3}, 64, 1},
+    {"wide_resnet50_2", true, {3, 4, 6, 3}, 128, 1},
+    {"wide_resnet101_2", true, {3, 4, 23, 3}, 128, 1},
+    {"resnext101_32x8d", true, {3, 4, 23, 3}, 8, 32},
 };
 
 typedef struct {
@@ -28,10 +30,10 @@ typedef struct {
 
 static const char *const LEVEL_NAMES[5] = {"stem", "layer1", "layer2", "layer3", "layer4"};
 
-static vg_nn_module *conv(int64_t in, int64_t out, int k, int stride, uint64_t seed) {
+static vg_nn_module *gconv(int64_t in, int64_t out, int k, int stride, int groups, uint64_t seed) {
   vg_nn_module *c = vg_nn_conv2d_new(in, out, k, k,
                                      (vg_nn_conv2d_opts){.sh = stride, .sw = stride, .ph = k / 2,
-                                                         .pw = k / 2, .no_bias = true},
+                                                         .pw = k / 2, .groups = groups, .no_bias = true},
                                      seed);
   if (!c) return NULL;
   /* torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu") */
@@ -40,6 +42,10 @@ static vg_nn_module *conv(int64_t in, int64_t out, int k, int stride, uint64_t s
     return NULL;
   }
   return c;
+}
+
+static vg_nn_module *conv(int64_t in, int64_t out, int k, int stride, uint64_t seed) {
+  return gconv(in, out, k, stride, 0, seed);
 }
 
 static vg_nn_module *bn(int64_t c) { return vg_nn_batchnorm2d_new(c, 1e-5f, 0.1f, true, true); }
@@ -64,7 +70,9 @@ static vg_tensor *block_forward(vg_nn_module *m, const vg_tensor *x) {
 
 static vg_nn_module *make_block(const arch *a, int64_t inplanes, int64_t planes, int stride,
                                 uint64_t *seed) {
-  int64_t width = planes * a->width_per_group / 64;
+  /* torchvision: int(planes * (width_per_group / 64.)) * groups */
+  int g = a->groups > 1 ? a->groups : 1;
+  int64_t width = planes * a->width_per_group / 64 * g;
   int64_t out = a->bottleneck ? planes * 4 : planes;
   vg_nn_module *b = vg_nn_module_new(a->bottleneck ? "Bottleneck" : "BasicBlock", block_forward,
                                      NULL, NULL);
@@ -72,7 +80,7 @@ static vg_nn_module *make_block(const arch *a, int64_t inplanes, int64_t planes,
   if (a->bottleneck) {
     vg_nn_add_child(b, "conv1", conv(inplanes, width, 1, 1, (*seed)++));
     vg_nn_add_child(b, "bn1", bn(width));
-    vg_nn_add_child(b, "conv2", conv(width, width, 3, stride, (*seed)++));
+    vg_nn_add_child(b, "conv2", gconv(width, width, 3, stride, g, (*seed)++));
     vg_nn_add_child(b, "bn2", bn(width));
     vg_nn_add_child(b, "conv3", conv(width, out, 1, 1, (*seed)++));
     vg_nn_add_child(b, "bn3", bn(out));
@@ -115,7 +123,7 @@ vg_nn_module *vg_resnet_new(const char *name, unsigned layers_mask, uint64_t see
     if (name && !strcmp(name, ARCHS[i].name)) a = &ARCHS[i];
   if (!a) {
     vg_fail(VG_ERR_ARG, "vg_resnet_new: unknown backbone '%s' (resnet18, resnet50, "
-            "wide_resnet50_2, wide_resnet101_2)", name ? name : "(null)");
+            "wide_resnet50_2, wide_resnet101_2, resnext101_32x8d)", name ? name : "(null)");
     return NULL;
   }
   if (layers_mask == 0 || layers_mask >= (1u << 5)) {
@@ -311,3 +319,4 @@ RESNET_DESC(resnet18, 11689512);
 RESNET_DESC(resnet50, 25557032);
 RESNET_DESC(wide_resnet50_2, 68883240);
 RESNET_DESC(wide_resnet101_2, 126886696);
+RESNET_DESC(resnext101_32x8d, 88791336);
