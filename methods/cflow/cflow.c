@@ -82,7 +82,7 @@ static vg_status cf_features(cflow *m, const vg_tensor *images, vg_tensor **f) {
   if (images->ndim != 4 || images->shape[1] != 3 || images->shape[2] != m->size || images->shape[3] != m->size)
     return vg_fail(VG_ERR_ARG, "cflow: images must be N x 3 x %d x %d", m->size, m->size);
   vg_no_grad_begin();
-  vg_status st = vg_resnet_features(m->enc, vg_method_input(&m->base, images), f);
+  vg_status st = vg_backbone_features(m->enc, vg_method_input(&m->base, images), f);
   vg_no_grad_end();
   return st;
 }
@@ -349,12 +349,16 @@ static vg_status cf_finalize(vg_method *mm, float *maps, int64_t n, int h, int w
 }
 
 static const char *const RESIZE[] = {"pil", "float", NULL}, *const MAP_NORM[] = {"anomalib", "official", NULL};
-/* the taps layers may name: bit 1..4 of the mask, as VG_RESNET_LAYER1..4 (LAYER_NAMES[1..4]) */
-static const char *const TAPS[] = {"layer1", "layer2", "layer3", "layer4", NULL};
+/* the taps layers may name: bit 1..4 of the mask, as VG_RESNET_LAYER1..4 (LAYER_NAMES[1..4]); bits 5..7
+ * mobilenet_v3_large's official CFLOW-AD taps (gudovskiy/cflow-ad model.py: the projection 1x1 conv
+ * of features[6], [12], [15] before its BN, nn/backbones/mobilenet.h), the roles of layer2..4 */
+static const char *const TAPS[] = {"layer1", "layer2", "layer3", "layer4",
+                                   "features.6.proj", "features.12.proj", "features.15.proj", NULL};
+#define CF_MNV3_TAPS (7u << 5)
 
 static const vg_cfg_field CF_CONFIG[] = {
   {"backbone", VG_CFG_STR, VG_CFG_AT(cflow, backbone), .sdef = "wide_resnet50_2", .flags = VG_CFG_IDENT,
-   .want = "a backbone name (< 32 bytes)", .help = "resnet18 | wide_resnet50_2 (frozen encoder)"},
+   .want = "a backbone name (< 32 bytes)", .help = "resnet18 | wide_resnet50_2 | mobilenet_v3_large (frozen encoder)"},
   {"weights", VG_CFG_STR, VG_CFG_AT(cflow, weights), .want = "a file path (< 1024 bytes)",
    .help = "torchvision backbone weights (.pth / .safetensors); \"\" = random backbone"},
   {"input_size", VG_CFG_INT, VG_CFG_AT(cflow, size), .idef = 256, .ilo = 32, .ihi = 4096, .imul = 32,
@@ -365,7 +369,9 @@ static const vg_cfg_field CF_CONFIG[] = {
    .help = "the MVTec category (paper_setup)"},
   {"layers", VG_CFG_SET, VG_CFG_AT(cflow, layers_mask), .idef = VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4,
    .ilo = 1, .ihi = VG_CFLOW_MAX_LAYERS, .choices = TAPS, .shift = 1,
-   .want = "a list of 1 to 4 of \"layer1\" .. \"layer4\"", .help = "encoder taps, one decoder each"},
+   .want = "a list of 1 to 4 of \"layer1\" .. \"layer4\" (mobilenet_v3_large: of \"features.6.proj\", "
+           "\"features.12.proj\", \"features.15.proj\")",
+   .help = "encoder taps, one decoder each (mobilenet_v3_large: features.{6,12,15}.proj, the official taps and default)"},
   {"condition_vector", VG_CFG_INT, VG_CFG_AT(cflow, cond), .idef = 128, .ilo = 4, .ihi = 4096, .imul = 4,
    .help = "positional-encoding channels conditioning the decoders"},
   {"coupling_blocks", VG_CFG_INT, VG_CFG_AT(cflow, blocks), .idef = 8, .ilo = 1, .ihi = 64,
@@ -477,8 +483,14 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   if ((double)meta * (double)sub * (double)iters > 1e9)   /* the default schedule: steps = their product */
     return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: meta_epochs x sub_epochs x iters_per_epoch = %lld x %lld x %lld is more "
                    "than 1000000000 steps", (long long)meta, (long long)sub, (long long)iters));
-  if (strcmp(bb, "resnet18") && strcmp(bb, "wide_resnet50_2"))
-    return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: unknown backbone '%s' (resnet18, wide_resnet50_2)", bb));
+  bool mnv3 = !strcmp(bb, "mobilenet_v3_large");
+  if (strcmp(bb, "resnet18") && strcmp(bb, "wide_resnet50_2") && !mnv3)
+    return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: unknown backbone '%s' (resnet18, wide_resnet50_2, mobilenet_v3_large)", bb));
+  if (mnv3 && !vg_json_get(cfg, "layers")) mask = m->layers_mask = CF_MNV3_TAPS;   /* the official taps */
+  if (mnv3 ? (mask & ~CF_MNV3_TAPS) != 0 : (mask & CF_MNV3_TAPS) != 0)
+    return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: layers: backbone %s taps %s", bb,
+                              mnv3 ? "\"features.6.proj\", \"features.12.proj\", \"features.15.proj\" (not layerK)"
+                                   : "\"layer1\" .. \"layer4\""));
   if (paper) {
     /* the official MVTec setup: per-class input size; everything else must stay official */
     int ps = vg_cflow_paper_input_size(category);
@@ -504,28 +516,34 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   }
   {  /* memory before any allocation: per layer, coupling_blocks MLPs of (C/2 + cond) -> 2x -> C */
     static const int ch18[4] = {64, 128, 256, 512}, ch50[4] = {256, 512, 1024, 2048};
+    static const int chm[7] = {0, 0, 0, 0, 40, 112, 160};   /* bits 5..7: mobilenet taps */
     const int *ch = strcmp(bb, "resnet18") ? ch50 : ch18;
     double tr = 0, fib = 0;
     int last = 0;
-    for (int l = 1; l <= 4; l++) {
+    for (int l = 1; l <= 7; l++) {
       if (!(mask & (1u << l))) continue;
-      double C = ch[l - 1], cin = (double)(ch[l - 1] / 2) + (condl ? (double)cond : 0), hid = 2 * cin;
+      double C = l > 4 ? chm[l - 1] : ch[l - 1], cin = (double)((int)C / 2) + (condl ? (double)cond : 0), hid = 2 * cin;
       tr += (double)blocks * (cin * hid + hid * C);
       fib += 3.0 * (double)fiber * (double)blocks * (cin + hid + 2 * C);
-      last = l - 1;
+      last = l > 4 ? 0 : l - 1;
     }
     char keys[200];
     snprintf(keys, sizeof keys, "input_size %lld, condition_vector %lld, coupling_blocks %lld, fiber_batch %lld "
              "(backbone %s)", (long long)size, (long long)cond, (long long)blocks, (long long)fiber, bb);
-    vg_status cs = vg_method_check_memory("cflow", keys, tr, strcmp(bb, "resnet18") ? 6.9e7 : 1.2e7,
-                                          vg_method_resnet_act((double)size, ch, last) + fib);
+    /* mobilenet_v3_large up to features.15: 4.2 M weights; activations below a resnet18's to layer1 */
+    vg_status cs = vg_method_check_memory("cflow", keys, tr, mnv3 ? 4.2e6 : strcmp(bb, "resnet18") ? 6.9e7 : 1.2e7,
+                                          vg_method_resnet_act((double)size, mnv3 ? ch18 : ch, last) + fib);
     if (cs != VG_OK) return cf_drop(m, cs);
   }
   m->size = (int)size;   /* paper_setup: the official size */
   m->base.ops = &cf_ops;
   vg_status st = VG_OK;
   m->net = vg_nn_module_new("CflowModel", NULL, NULL, NULL);
-  m->enc = vg_resnet_new(bb, mask, m->seed * 7919 + 1);
+  const char *taps[VG_CFLOW_MAX_LAYERS];
+  int ntaps = 0;
+  for (int l = 1; l <= 7 && ntaps < VG_CFLOW_MAX_LAYERS; l++)
+    if (mask & (1u << l)) taps[ntaps++] = TAPS[l - 1];
+  m->enc = vg_backbone_new(bb, ntaps, taps, m->seed * 7919 + 1);
   if (!m->net || !m->enc) { vg_nn_free(m->enc); cf_free(&m->base); return VG_ERR_ARG; }
   vg_nn_module *encw = vg_nn_module_new("TimmFeatureExtractor", NULL, NULL, NULL);
   vg_nn_add_child(m->net, "encoder", encw);
@@ -534,11 +552,11 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   m->base.random_backbone = !m->weights[0];
   vg_nn_train(m->enc, false);
   vg_nn_requires_grad(m->enc, false);
-  m->nl = vg_resnet_num_features(m->enc);
+  m->nl = vg_backbone_num_features(m->enc);
   vg_nn_module *decs = vg_nn_module_new("ModuleList", NULL, NULL, NULL);
   vg_nn_add_child(m->net, "decoders", decs);
   for (int l = 0; l < m->nl && st == VG_OK; l++) {
-    int64_t C = vg_resnet_feature_channels(m->enc, l);
+    int64_t C = vg_backbone_feature_channels(m->enc, l);
     char name[16];
     snprintf(name, sizeof name, "%d", l);
     m->dec[l] = vg_flow_sequence_new(1, (int64_t[]){C});

@@ -8,7 +8,10 @@
  *   m->ops->finalize(m, maps, n, h, w, scores);         // official whole-test-set normalisation
  *   vg_method_free(m);
  *
- * Model: frozen encoder (resnet18 | wide_resnet50_2, taps layer2..4 by default) and one
+ * Model: frozen encoder (resnet18 | wide_resnet50_2, taps layer2..4 by default; mobilenet_v3_large,
+ * taps features.6.proj, features.12.proj, features.15.proj = the official code's projection-conv
+ * hooks before BN, the roles of layer2..4, nn/backbones/mobilenet.h; built through the backbone
+ * registry, vg_backbone_new) and one
  * conditional decoder per tap: SequenceINN(C) of coupling_blocks AllInOneBlocks, condition
  * = 2-D sin/cos positional encoding (condition_vector dims), clamp 1.9 (FrEIA 0.2
  * clamp * tanh(0.1 a)), SOFTPLUS, soft (SO(C)) or hard permutation, subnet

@@ -7,6 +7,7 @@
 extern const vg_backbone_desc vg_backbone_resnet18, vg_backbone_resnet50, vg_backbone_wide_resnet50_2,
     vg_backbone_wide_resnet101_2;
 extern const vg_backbone_desc vg_backbone_resnext101_32x8d, vg_backbone_densenet201;
+extern const vg_backbone_desc vg_backbone_mobilenet_v3_large;
 
 static const vg_backbone_desc *const ALL[] = {
     &vg_backbone_resnet18,
@@ -15,6 +16,7 @@ static const vg_backbone_desc *const ALL[] = {
     &vg_backbone_wide_resnet101_2,
     &vg_backbone_resnext101_32x8d,
     &vg_backbone_densenet201,
+    &vg_backbone_mobilenet_v3_large,
 };
 enum { NALL = (int)(sizeof ALL / sizeof ALL[0]) };
 
