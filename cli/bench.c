@@ -29,7 +29,7 @@ typedef struct {
   vg_run_overrides ov;   /* method config flags */
   const char *run, *device, *dtype, *json_path;
   int batches[8], nb, warmup, runs, threads, graph;
-  bool paper, warmup_given, runs_given, dtype_given;
+  bool paper, warmup_given, runs_given, dtype_given, train;
 } bench_opts;
 
 /* --batch N, repeatable: up to 8 sizes */
@@ -70,6 +70,10 @@ static const vg_opt bench_table[] = {
    .help = "CUDA: replay the captured device part as a CUDA graph (default when the\n"
            "method's maps need no host post-processing) / plain eager predict"},
   {.name = "--no-graph", .kind = VG_OPT_FLAG, .lo = 0, .hook = bench_graph},
+  {.name = "--train", .kind = VG_OPT_FLAG, .off = VG_OPT_AT(T, train),
+   .help = "time training steps instead: a run = one train_step (forward, loss, backward, optimizer\n"
+           "step) on a random batch (default: the method's training batch); f32; the JSON says\n"
+           "\"mode\": \"train\" (inference lines: \"infer\")"},
   {VG_OPT_BATCH_(T, batches), .hook = bench_batch, .help = "batch size; repeatable (default: 1 and 16)"},
   {.name = "--warmup", .kind = VG_OPT_INT, .arg = "N", .lo = 0, .hi = 1000000, .off = VG_OPT_AT(T, warmup),
    .given = VG_OPT_GIVEN(T, warmup_given), .help = "untimed runs first (default 10; --paper: 1000)"},
@@ -100,7 +104,9 @@ const vg_cmd_spec vg_cmd_bench = {
     "method's predict, from the host image to the anomaly maps + scores in host memory (on CUDA the\n"
     "timing includes the host-to-device copy from pinned memory); mean of --runs after --warmup. FLOPs are counted at the op\n"
     "dispatch on one batch-1 run (2 per multiply-add of conv/matmul; other ops 1 per element). Random weights:\n"
-    "timing does not depend on them.\n"};
+    "timing does not depend on them.\n"
+    "--train: a run = one train_step on a random batch already in host memory (forward, loss, backward,\n"
+    "optimizer step; the step number goes on across runs), FLOPs per image counted on the first run.\n"};
 
 #ifndef VG_GIT_COMMIT
 #define VG_GIT_COMMIT "unknown"   /* the Makefile passes `git describe` of the tree it built */
@@ -154,6 +160,9 @@ typedef struct {
   vg_device dev;
   vg_dtype dt;
   bool graph;
+  bool train;                   /* --train: a run = one train_step on x (N x train_channels x H x W) */
+  int64_t step;                 /* --train: the next step number */
+  double loss;                  /* --train: the last step's loss */
   void *pinned;                 /* x's memory on CUDA runs */
   vg_tensor *x;                 /* host images */
   vg_tensor *in, *map;          /* graph: static device input and output */
@@ -161,11 +170,12 @@ typedef struct {
   float *maps, *scores;
 } bench_io;
 
-static vg_status io_new(bench_io *io, vg_method *m, vg_device dev, vg_dtype dt, int B, bool graph) {
-  *io = (bench_io){.B = B, .H = m->input_h, .W = m->input_w, .dev = dev, .dt = dt, .graph = graph};
-  int64_t xs[4] = {B, 3, io->H, io->W}, ms[4] = {B, 1, io->H, io->W};
-  size_t xn = (size_t)B * 3 * io->H * io->W;
-  if (dev != VG_CPU) {
+static vg_status io_new(bench_io *io, vg_method *m, vg_device dev, vg_dtype dt, int B, bool graph, bool train) {
+  *io = (bench_io){.B = B, .H = m->input_h, .W = m->input_w, .dev = dev, .dt = dt, .graph = graph, .train = train};
+  const int C = train ? m->train_channels : 3;
+  int64_t xs[4] = {B, C, io->H, io->W}, ms[4] = {B, 1, io->H, io->W};
+  size_t xn = (size_t)B * C * io->H * io->W;
+  if (dev != VG_CPU && !train) {
     io->pinned = vg_cuda_host_alloc(xn * sizeof(float));
     io->x = io->pinned ? vg_tensor_wrap_host(io->pinned, VG_F32, 4, xs) : NULL;
   } else {
@@ -203,6 +213,7 @@ static vg_status io_capture(bench_io *io, vg_method *m) {
 }
 
 static vg_status io_run(bench_io *io, vg_method *m) {
+  if (io->train) return m->ops->train_step(m, io->x, io->step++, &io->loss);
   if (!io->graph) return m->ops->predict(m, io->x, io->maps, io->scores);
   vg_status st = vg_copy_(io->in, io->x);   /* host to device (and to f16) */
   if (st == VG_OK) st = io->g ? vg_cuda_graph_replay(io->g) : io_forward(io, m);
@@ -246,7 +257,13 @@ int vg_cli_bench(int argc, char **argv) {
     if (!o.runs_given) runs = 1000;
     if (dev == VG_CUDA && !o.dtype_given) { dtype = "f16"; dt = VG_F16; }
   }
-  if (nb == 0) { batches[0] = 1; batches[1] = 16; nb = 2; }
+  if (o.train && (o.paper || graph == 1)) {
+    fprintf(stderr, "vigil bench: --train times training steps: not with %s\n", o.paper ? "--paper" : "--graph");
+    vg_run_ov_free(&ov);
+    return 2;
+  }
+  if (o.train) graph = 0;
+  if (nb == 0 && !o.train) { batches[0] = 1; batches[1] = 16; nb = 2; }
   vg_cli_apply_threads("bench", threads);
 
   vg_method *m = NULL;
@@ -262,6 +279,7 @@ int vg_cli_bench(int argc, char **argv) {
     vg_json_free(j);
   }
   if (st != VG_OK) { fprintf(stderr, "vigil bench: %s\n", vg_last_error()); goto done; }
+  if (nb == 0) { batches[0] = m->train_batch > 0 ? m->train_batch : 1; nb = 1; }   /* --train: the method's batch */
   const vg_method_def *def = vg_method_find(m->ops->name);
   /* what training would set (EfficientAD: normalisation statistics), so the trained path is timed */
   if (!run && def && def->bench_prepare) def->bench_prepare(m);
@@ -277,9 +295,10 @@ int vg_cli_bench(int argc, char **argv) {
   char cpu_model[160];
   vg_cpu_model_name(cpu_model, sizeof cpu_model);
   int64_t params = count_params(m, false), trainable = count_params(m, true);
-  /* FLOPs of one image (batch 1, untimed) */
-  vg_opstats ops;
-  {
+  /* FLOPs of one image (batch 1, untimed); --train: counted on each batch's first run (a
+   * training step, per image) */
+  vg_opstats ops = {0};
+  if (!o.train) {
     vg_tensor *x = vg_tensor_new(VG_F32, 4, (int64_t[]){1, 3, H, W});
     vg_uniform_(x, 0.0f, 1.0f, 1);
     float *maps = malloc(sizeof(float) * (size_t)H * W), score;
@@ -290,23 +309,35 @@ int vg_cli_bench(int argc, char **argv) {
     vg_tensor_free(x);
     if (st != VG_OK) { fprintf(stderr, "vigil bench: predict: %s\n", vg_last_error()); if (json_path) fclose(out); goto done; }
   }
-  fprintf(stderr, "vigil bench: %s, %dx%d, %s/%s, %d threads (%s), %lld parameters (%lld trained), %.2f GFLOPs/image "
-                  "(conv/matmul) + %.3f G other ops\n", m->ops->name, H, W, device, dtype, vg_num_threads(),
-          vg_isa_name(vg_cpu_isa()), (long long)params, (long long)trainable, ops.mac_flops * 1e-9, ops.other_flops * 1e-9);
+  if (o.train)
+    fprintf(stderr, "vigil bench: %s training steps, %dx%d, %s/%s, %d threads (%s), %lld parameters (%lld trained)\n",
+            m->ops->name, H, W, device, dtype, vg_num_threads(), vg_isa_name(vg_cpu_isa()), (long long)params,
+            (long long)trainable);
+  else
+    fprintf(stderr, "vigil bench: %s, %dx%d, %s/%s, %d threads (%s), %lld parameters (%lld trained), %.2f GFLOPs/image "
+                    "(conv/matmul) + %.3f G other ops\n", m->ops->name, H, W, device, dtype, vg_num_threads(),
+            vg_isa_name(vg_cpu_isa()), (long long)params, (long long)trainable, ops.mac_flops * 1e-9,
+            ops.other_flops * 1e-9);
   fprintf(stderr, "%6s %12s %12s %12s %12s\n", "batch", "mean ms", "median ms", "min ms", "images/s");
   for (int bi = 0; bi < nb; bi++) {
     int B = batches[bi];
     bench_io io = {0};
-    st = vg_check_batch_bytes("vigil bench: --batch", B, 3, H, W);
+    st = vg_check_batch_bytes("vigil bench: --batch", B, o.train ? m->train_channels : 3, H, W);
     if (st != VG_OK) { fprintf(stderr, "%s\n", vg_last_error()); break; }
-    st = io_new(&io, m, dev, dt, B, graph != 0);
+    st = io_new(&io, m, dev, dt, B, graph != 0, o.train);
     double *t = malloc(sizeof(double) * (size_t)runs);
     if (dev != VG_CPU) vg_cuda_reset_peak();
     for (int r = 0; r < warmup + runs && st == VG_OK; r++) {
       if (dev != VG_CPU) vg_cuda_synchronize();   /* nothing queued when the clock starts */
+      if (o.train && r == 0) vg_opstats_start();   /* the training step's FLOPs, untimed when warmup > 0 */
       double t0 = now_s();
       st = io_run(&io, m);
       double el = now_s() - t0;
+      if (o.train && r == 0) {
+        vg_opstats_stop(&ops);
+        ops.mac_flops /= B;
+        ops.other_flops /= B;
+      }
       if (r >= warmup) t[r - warmup] = el;
       if (st == VG_OK && r + 1 == warmup && io.graph) st = io_capture(&io, m);   /* warm caches, then capture */
       if (st == VG_OK && warmup == 0 && r == 0 && io.graph) st = io_capture(&io, m);
@@ -327,6 +358,7 @@ int vg_cli_bench(int argc, char **argv) {
       vg_jw_begin_object(&w);
       vg_jw_key(&w, "bench"); vg_jw_string(&w, "vigil_bench");
       vg_jw_key(&w, "protocol"); vg_jw_string(&w, o.paper ? "paper" : "short");
+      vg_jw_key(&w, "mode"); vg_jw_string(&w, o.train ? "train" : "infer");
       vg_jw_key(&w, "vigil_version"); vg_jw_string(&w, VG_VERSION);
       vg_jw_key(&w, "vigil_commit"); vg_jw_string(&w, VG_GIT_COMMIT);
       vg_jw_key(&w, "method"); vg_jw_string(&w, m->ops->name);
@@ -361,6 +393,10 @@ int vg_cli_bench(int argc, char **argv) {
       vg_jw_key(&w, "other_gops_per_image"); vg_jw_double(&w, ops.other_flops * 1e-9);
       vg_jw_key(&w, "peak_rss_mb"); vg_jw_double(&w, (double)ru.ru_maxrss / 1024.0);
       vg_jw_key(&w, "graph"); vg_jw_bool(&w, io.g != NULL);
+      if (o.train) {   /* the step count and the last step's loss (random data: a sanity check only) */
+        vg_jw_key(&w, "train_steps"); vg_jw_int64(&w, io.step);
+        vg_jw_key(&w, "last_loss"); vg_jw_double(&w, io.loss);
+      }
       if (dev != VG_CPU) {
         const char *gpu = vg_cuda_device_name();
         vg_jw_key(&w, "gpu"); vg_jw_string(&w, gpu ? gpu : "?");

@@ -194,8 +194,10 @@ static void add_line(recs *R, const char *line, size_t len, const char *src) {
   const char *kind = vg_json_as_string(vg_json_get(j, "bench"));
   int64_t batch = 0;
   double mean = num(j, "mean_ms");
+  /* training-step lines (`vigil bench --train`, bench/cpu.sh's torch side) are not inference timings */
+  const char *mode = vg_json_as_string(vg_json_get(j, "mode"));
   if (!kind || (strcmp(kind, "vigil_bench") && strcmp(kind, "torch_bench")) || !vg_json_as_int64(vg_json_get(j, "batch"), &batch) ||
-      batch < 1 || !(mean > 0) || vg_json_get(j, "error")) {
+      batch < 1 || !(mean > 0) || vg_json_get(j, "error") || (mode && strcmp(mode, "infer"))) {
     if (!kind || (strcmp(kind, "vigil_bench") && strcmp(kind, "torch_bench"))) R->skipped++;
     vg_json_free(j);
     return;
