@@ -10,6 +10,7 @@
 #include "tensor/cpu/conv.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/isa.h"
+#include "tensor/cpu/winograd.h"
 #include "base/threadpool.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
@@ -230,6 +231,115 @@ static void check_empty_batch(void) {
   VG_CHECK(p.oh == 259 && p.ow == 259, "conv geom PDN conv1 256 -> 259");
 }
 
+/* Winograd F(4x4,3x3) (tensor/cpu/winograd.c): 3x3 stride-1 layers of ResNet18, WRN50, the
+ * PDN and the FastFlow subnets (real channel counts, reduced spatial sizes), odd sizes, other
+ * paddings, fused ReLU. Bound: max|y - y_ref| <= WINO_TOL * max|y_ref| on every ISA path;
+ * measured on these rows <= 1.31e-5 (the GEMM path: ~5e-7; random data in [-1, 1]). */
+#define WINO_TOL 3e-5
+static const conv_case wino_cases[] = {
+  {"wino r18-layer1 64->64 32x32", 1, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+  {"wino r18-layer3 256->64 12x12 b8", 8, 256, 12, 12, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+  {"wino wrn50-layer3 512->32 8x8 b16", 16, 512, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
+  {"wino pdn-conv3 256->64 k3 p1 17x17 b3", 3, 256, 17, 17, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+  {"wino fastflow-r18 subnet 32->64 30x29", 1, 32, 30, 29, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+  {"wino fastflow-wrn subnet 128->256 12x12 b8", 8, 128, 12, 12, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
+  {"wino 16->24 p0 35x34 b2", 2, 16, 35, 34, 24, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1},
+  {"wino 20->17 p2 p(2,0) 21x26 b3", 3, 20, 21, 26, 17, 3, 3, 1, 1, 2, 0, 1, 1, 1, 0},
+};
+#define NWINO (int)(sizeof wino_cases / sizeof wino_cases[0])
+
+static double rel_err(const float *y, const float *yr, int64_t n) {
+  double mx = 0, e = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const double a = fabs((double)yr[i]), d = fabs((double)y[i] - yr[i]);
+    if (a > mx) mx = a;
+    if (!(d <= e)) e = d;          /* NaN counts as the worst */
+  }
+  return mx > 0 ? e / mx : e;
+}
+
+static void check_winograd(const conv_case *c, double *worst) {
+  conv_data d = make_data(c);
+  vg_conv2d_geom *g = &d.g;
+  vg_cpu_set_winograd(1);
+  VG_CHECK(vg_cpu_winograd_applies(g), "winograd takes %s", c->name);
+  float *yr = nan_buf(d.ny), *yg = nan_buf(d.ny), *relu_r = nan_buf(d.ny), *gxr = nan_buf(d.nx);
+  vg_cpu_conv2d_fwd_ref(g, d.x, d.w, d.b, yr);
+  vg_cpu_conv2d_bwd_data_ref(g, d.w, d.gy, gxr);
+  for (int64_t i = 0; i < d.ny; i++) relu_r[i] = yr[i] < 0 ? 0.0f : yr[i];
+  isa_variant v[4];
+  const int nv = variants(v);
+  for (int i = 0; i < nv; i++) {
+    vg_cpu_set_isa(v[i].isa);
+    vg_gemm_set_scalar_tile(v[i].mr, v[i].nr);
+    float *y = nan_buf(d.ny);
+    g->relu = 0;
+    vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, y);
+    const double e = rel_err(y, yr, d.ny);
+    if (e > *worst) *worst = e;
+    VG_CHECK(e <= WINO_TOL, "winograd fwd %s %s: max|y - ref| / max|ref| = %.3g <= %g", v[i].name, c->name, e,
+             WINO_TOL);
+    g->relu = 1;
+    vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, y);
+    int relu_ok = 1;
+    for (int64_t k = 0; k < d.ny; k++) relu_ok &= y[k] >= 0.0f;
+    const double er = rel_err(y, relu_r, d.ny);
+    VG_CHECK(relu_ok && er <= WINO_TOL, "winograd fwd+relu %s %s: all >= 0, err %.3g", v[i].name, c->name, er);
+    g->relu = 0;
+    free(y);
+    /* bwd_data: the forward Winograd conv of gy with the flipped, transposed kernel */
+    float *gx = nan_buf(d.nx);
+    vg_cpu_conv2d_bwd_data(g, d.w, d.gy, gx);
+    const double eg = rel_err(gx, gxr, d.nx);
+    if (eg > *worst) *worst = eg;
+    VG_CHECK(eg <= WINO_TOL, "winograd bwd_data %s %s: max|gx - ref| / max|ref| = %.3g <= %g", v[i].name, c->name,
+             eg, WINO_TOL);
+    free(gx);
+  }
+  vg_gemm_set_scalar_tile(0, 0);
+  vg_cpu_set_isa(vg_cpu_isa_max());
+  /* off: the GEMM path exactly (what VIGIL_WINOGRAD=0 gives) */
+  float *y0 = nan_buf(d.ny), *y1 = nan_buf(d.ny);
+  vg_cpu_set_winograd(0);
+  VG_CHECK(!vg_cpu_winograd_applies(g), "winograd off: %s not taken", c->name);
+  vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, y0);
+  vg_cpu_set_winograd(1);
+  vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, y1);
+  VG_CHECK(memcmp(y0, y1, (size_t)d.ny * sizeof(float)) != 0 && rel_err(y0, yr, d.ny) < 1e-6,
+           "winograd on/off differ (it ran) and off is the GEMM path (err %.3g) %s", rel_err(y0, yr, d.ny), c->name);
+  float *gx0 = nan_buf(d.nx), *gx1 = nan_buf(d.nx);
+  vg_cpu_set_winograd(0);
+  vg_cpu_conv2d_bwd_data(g, d.w, d.gy, gx0);
+  vg_cpu_set_winograd(1);
+  vg_cpu_conv2d_bwd_data(g, d.w, d.gy, gx1);
+  VG_CHECK(memcmp(gx0, gx1, (size_t)d.nx * sizeof(float)) != 0 && rel_err(gx0, gxr, d.nx) < 1e-6,
+           "winograd bwd_data on/off differ (it ran) and off is the GEMM path (err %.3g) %s", rel_err(gx0, gxr, d.nx),
+           c->name);
+  free(gx0); free(gx1); free(gxr);
+  free(y0); free(y1); free(yr); free(yg); free(relu_r);
+  free_data(&d);
+}
+
+/* what Winograd must not take: strides, dilation, groups, other kernels, tiny layers */
+static void check_winograd_eligibility(void) {
+  const conv_case no[] = {
+    {"stride2", 1, 64, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},
+    {"dilation2", 1, 64, 64, 64, 64, 3, 3, 1, 1, 2, 2, 2, 2, 1, 0},
+    {"groups2", 1, 64, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0},
+    {"k4", 1, 64, 64, 64, 64, 4, 4, 1, 1, 1, 1, 1, 1, 1, 0},
+    {"3 channels", 1, 3, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
+    {"16x16 b1 (16 tiles)", 1, 256, 16, 16, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
+  };
+  vg_cpu_set_winograd(1);
+  for (int i = 0; i < (int)(sizeof no / sizeof no[0]); i++) {
+    vg_conv2d_geom g = geom_of(&no[i]);
+    VG_CHECK(!vg_cpu_winograd_eligible(&g), "winograd does not take %s", no[i].name);
+  }
+  vg_conv2d_geom g = geom_of(&wino_cases[0]);
+  VG_CHECK(vg_cpu_winograd_eligible(&g), "winograd takes r18 layer1 at 32x32");
+  vg_cpu_set_winograd(-1);
+}
+
 int main(void) {
   vg_isa best = vg_cpu_isa_max();
   printf("# best ISA here: %s\n", vg_isa_name(best));
@@ -244,6 +354,14 @@ int main(void) {
   check_threads(&cases[6]);
   check_threads(&cases[7]);
   check_threads(&cases[15]);
+  check_winograd_eligibility();
+  double worst = 0;
+  for (int i = 0; i < NWINO; i++) check_winograd(&wino_cases[i], &worst);
+  printf("# winograd: worst max|y - ref| / max|ref| over %d layer shapes and all ISA paths: %.3g\n", NWINO, worst);
+  vg_cpu_set_winograd(1);
+  check_threads(&wino_cases[0]);
+  check_threads(&wino_cases[1]);
+  vg_cpu_set_winograd(-1);
   if (vg_test_long()) {
     conv_case big = {"pdn-conv2 128->256 k4 p3 20x20", 2, 128, 20, 20, 256, 4, 4, 1, 1, 3, 3, 1, 1, 1, 1};
     check_fast(&big);

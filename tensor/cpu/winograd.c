@@ -1,0 +1,203 @@
+/* Winograd F(4x4, 3x3) convolution: the switch, the filter transform, the blocked driver
+ * and the scalar copy of the transforms. Shapes as in conv.h; TX x TY tiles of 4x4 output
+ * pixels per image, tile rows of all images numbered r = n*TY + ty, xi = 6*i + j the 36
+ * positions of a transformed 6x6 tile. Per block of tile rows (TB tiles):
+ *   V[xi][c][t]   = (B^T d B)[i][j] of tile t, channel c        (36 x C x TB)
+ *   Mo[xi][o][t]  = sum_c U[xi][c][o] V[xi][c][t]  (36 GEMMs)   (36 x OC x TB)
+ *   y tile        = A^T Mo A + bias, ReLU'd if asked
+ * with U[xi][c][o] = (G w[o][c] G^T)[i][j] (36 x C x OC), computed every call: vg_tensor has
+ * no version counter to key a cache on. Per call it is ~15% of a 32x32, 256-channel layer at
+ * batch 1 (profiled), less at larger batches; below 64 tiles it would not pay, and such
+ * layers take the GEMM path. */
+#include "tensor/cpu/winograd.h"
+#include "tensor/cpu/gemm.h"
+#include "tensor/cpu/scratch.h"
+#include "tensor/parallel.h"
+#include "base/threadpool.h"
+#include "base/status.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VG_WINO_BUDGET (1 << 21)   /* floats of V + Mo per block (8 MiB) */
+
+static _Atomic int wino_set = -1;  /* -1: VIGIL_WINOGRAD decides */
+static _Atomic int wino_env = -1;
+
+void vg_cpu_set_winograd(int on) { atomic_store(&wino_set, on < 0 ? -1 : on != 0); }
+
+int vg_cpu_winograd(void) {
+  const int s = atomic_load(&wino_set);
+  if (s >= 0) return s;
+  int e = atomic_load(&wino_env);
+  if (e < 0) {
+    const char *v = getenv("VIGIL_WINOGRAD");
+    e = !(v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")));
+    atomic_store(&wino_env, e);
+  }
+  return e;
+}
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+int vg_cpu_winograd_eligible(const vg_conv2d_geom *g) {
+  if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->groups != 1)
+    return 0;
+  if (g->n < 1 || g->c < 16 || g->oc < 16 || g->oh < 4 || g->ow < 4) return 0;
+  const int64_t TX = cdiv(g->ow, 4), TY = cdiv(g->oh, 4);
+  /* tiles mostly filled (a 7x7 output is 4 tiles of 16 = 77%), and enough of them */
+  if (10 * g->oh * g->ow < 7 * 16 * TX * TY) return 0;
+  return g->n * TX * TY >= 64;     /* fewer: the per-call filter transform does not pay */
+}
+
+int vg_cpu_winograd_applies(const vg_conv2d_geom *g) {
+  return vg_cpu_winograd_eligible(g) && vg_cpu_winograd();
+}
+
+/* ---- filter transform: U[xi][c][o] = (G g G^T)[i][j], g = w[o][c] (o fastest, so the
+ * GEMM's A panel P_A[o][c] packs by rows) ---- */
+
+typedef void (*vg_wino_filter_fn)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,
+                                  float *U, int64_t plane);
+typedef struct { const float *w; float *U; int64_t oc, c; vg_wino_filter_fn fn; } vg_wino_ftask;
+
+static void filter_task(void *vctx, int64_t b, int64_t e, int tid) {   /* over blocks of 64 o */
+  (void)tid;
+  const vg_wino_ftask *j = vctx;
+  for (int64_t ob = b; ob < e; ob++) {
+    const int64_t o0 = ob * 64;
+    const int on = (int)min64(64, j->oc - o0);
+    for (int64_t c = 0; c < j->c; c++) j->fn(j->w, j->c, j->oc, c, o0, on, j->U, j->oc * j->c);
+  }
+}
+
+/* ---- the blocked driver ---- */
+
+typedef void (*vg_wino_in_fn)(const float *xc, int64_t H, int64_t W, int64_t iy0, int64_t ix0,
+                              int64_t TX, float *buf, float *V, int64_t vs);
+typedef void (*vg_wino_out_fn)(const float *m, int64_t ms, int64_t TX, float bias, int relu,
+                               float *yc, int64_t oh, int64_t ow, int64_t oy0, float *buf);
+
+typedef struct {
+  const vg_conv2d_geom *g;
+  const float *x, *bias, *U;
+  float *y;
+  int64_t TX, TY, R, rb;            /* tiles per row, tile rows per image, all rows, rows per block */
+  vg_wino_in_fn in;
+  vg_wino_out_fn out;
+} vg_wino_job;
+
+typedef struct {
+  const vg_wino_job *j;
+  int64_t r0, r1, TB;
+  float *V, *Mo;
+} vg_wino_block;
+
+static float *work_buf(const vg_wino_job *j) {
+  float *b = malloc((size_t)(48 * (j->TX + 1) + 64) * sizeof(float));
+  if (!b) VG_ABORT("out of memory in the Winograd convolution");
+  return b;
+}
+
+/* task over channels c: all tile rows of the block */
+static void in_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const vg_wino_block *k = vctx;
+  const vg_wino_job *j = k->j;
+  const vg_conv2d_geom *g = j->g;
+  float *buf = work_buf(j);
+  const int64_t HW = g->h * g->w, vs = g->c * k->TB;
+  for (int64_t c = b; c < e; c++)
+    for (int64_t r = k->r0; r < k->r1; r++) {
+      const int64_t nn = r / j->TY, ty = r % j->TY;
+      j->in(j->x + (nn * g->c + c) * HW, g->h, g->w, 4 * ty - g->ph, -g->pw, j->TX, buf,
+            k->V + c * k->TB + (r - k->r0) * j->TX, vs);
+    }
+  free(buf);
+}
+
+/* task over output channels o */
+static void out_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const vg_wino_block *k = vctx;
+  const vg_wino_job *j = k->j;
+  const vg_conv2d_geom *g = j->g;
+  float *buf = work_buf(j);
+  const int64_t P = g->oh * g->ow, ms = g->oc * k->TB;
+  for (int64_t o = b; o < e; o++)
+    for (int64_t r = k->r0; r < k->r1; r++) {
+      const int64_t nn = r / j->TY, ty = r % j->TY;
+      j->out(k->Mo + o * k->TB + (r - k->r0) * j->TX, ms, j->TX, j->bias ? j->bias[o] : 0.0f, g->relu,
+             j->y + (nn * g->oc + o) * P, g->oh, g->ow, 4 * ty, buf);
+    }
+  free(buf);
+}
+
+/* One block of tile rows [r0, r1): from a pool task everything runs serially here (nested
+ * parallel calls do), from the caller the transforms and GEMMs use the pool. */
+static void run_block(const vg_wino_job *j, int64_t r0, int64_t r1) {
+  const vg_conv2d_geom *g = j->g;
+  const int64_t C = g->c, OC = g->oc, TB = (r1 - r0) * j->TX;
+  float *V = vg_cpu_scratch(VG_SCRATCH_CONV_COL, (size_t)(36 * (C + OC) * TB));
+  vg_wino_block k = {j, r0, r1, TB, V, V + 36 * C * TB};
+  vg_parallel_for(C, max64(1, 256 / (r1 - r0) / j->TX), in_task, &k);
+  for (int xi = 0; xi < 36; xi++) {
+    vg_gemm_strided a = {j->U + xi * OC * C, 1, OC};     /* P_A[o][c] = U[xi][c][o] */
+    vg_gemm_strided bb = {V + xi * C * TB, 1, TB};       /* P_B[t][c] = V[xi][c][t] */
+    vg_gemm_problem p = {.M = OC, .N = TB, .K = C,
+                         .pack_a = vg_gemm_pack_strided, .a_ctx = &a,
+                         .pack_b = vg_gemm_pack_strided, .b_ctx = &bb,
+                         .alpha = 1.0f, .beta = 0.0f, .C = k.Mo + xi * OC * TB, .ldc = TB};
+    vg_gemm_run(&p);
+  }
+  vg_parallel_for(OC, max64(1, 256 / (r1 - r0) / j->TX), out_task, &k);
+}
+
+static void block_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const vg_wino_job *j = vctx;
+  for (int64_t blk = b; blk < e; blk++) run_block(j, blk * j->rb, min64(j->R, (blk + 1) * j->rb));
+}
+
+void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const float *w,
+                                const float *bias, float *y) {
+  VG_ASSERT(vg_cpu_winograd_eligible(g) && "Winograd conv: 3x3, stride 1, dilation 1, groups 1");
+  vg_wino_job j = {.g = g, .x = x, .bias = bias, .y = y};
+  j.TX = cdiv(g->ow, 4);
+  j.TY = cdiv(g->oh, 4);
+  j.R = g->n * j.TY;
+  vg_wino_filter_fn filt = vg_wino_filter_scalar;
+  switch (vg_cpu_isa()) {
+    case VG_ISA_AVX512:
+      j.in = vg_wino_in_row_avx512; j.out = vg_wino_out_row_avx512; filt = vg_wino_filter_avx512; break;
+    case VG_ISA_AVX2: j.in = vg_wino_in_row_avx2; j.out = vg_wino_out_row_avx2; filt = vg_wino_filter_avx2; break;
+    case VG_ISA_SCALAR: j.in = vg_wino_in_row_scalar; j.out = vg_wino_out_row_scalar; break;
+  }
+  /* block = whole tile rows, about tb tiles, at least 2 blocks (an even count when there
+   * are few) for two threads: a shape-only choice, the same for any thread count */
+  const int64_t tb = min64(128, max64(64, VG_WINO_BUDGET / (36 * (g->c + g->oc))));
+  int64_t nblocks = max64(cdiv(j.R, max64(1, tb / j.TX)), min64(j.R, 2));
+  if (nblocks % 2 && nblocks < 8 && nblocks < j.R) nblocks++;
+  j.rb = cdiv(j.R, nblocks);
+  nblocks = cdiv(j.R, j.rb);
+  float *U = vg_cpu_scratch(VG_SCRATCH_CONV_W, (size_t)(36 * g->oc * g->c));
+  vg_wino_ftask ft = {w, U, g->oc, g->c, filt};
+  vg_parallel_for(cdiv(g->oc, 64), 1, filter_task, &ft);
+  j.U = U;
+  if (nblocks >= 2) vg_parallel_for(nblocks, 1, block_task, &j);
+  else run_block(&j, 0, j.R);
+}
+
+/* ---- the scalar (baseline x86-64 / any CPU) copy of the transforms ---- */
+#if !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
+#define WK(name) vg_##name##_scalar
+#include "tensor/cpu/winograd_kern.h"
+#undef WK
+#if !defined(__clang__)
+#pragma GCC pop_options
+#endif
