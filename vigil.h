@@ -56,6 +56,9 @@
 #include "nn/zip.h"
 #include "nn/state_dict.h"
 #include "nn/backbones/backbones.h"
+#include "nn/backbones/vit.h"
+#include "nn/backbones/mobilenet.h"
+#include "nn/backbones/densenet.h"
 #include "nn/blur.h"
 /* flows: invertible blocks, SequenceINN / GraphINN */
 #include "flows/flows.h"

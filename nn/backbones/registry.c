@@ -8,6 +8,7 @@ extern const vg_backbone_desc vg_backbone_resnet18, vg_backbone_resnet50, vg_bac
     vg_backbone_wide_resnet101_2;
 extern const vg_backbone_desc vg_backbone_resnext101_32x8d, vg_backbone_densenet201;
 extern const vg_backbone_desc vg_backbone_mobilenet_v3_large;
+extern const vg_backbone_desc vg_backbone_deit_base_distilled_patch16_384, vg_backbone_cait_m48_448;
 
 static const vg_backbone_desc *const ALL[] = {
     &vg_backbone_resnet18,
@@ -17,6 +18,8 @@ static const vg_backbone_desc *const ALL[] = {
     &vg_backbone_resnext101_32x8d,
     &vg_backbone_densenet201,
     &vg_backbone_mobilenet_v3_large,
+    &vg_backbone_deit_base_distilled_patch16_384,
+    &vg_backbone_cait_m48_448,
 };
 enum { NALL = (int)(sizeof ALL / sizeof ALL[0]) };
 
