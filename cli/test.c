@@ -402,8 +402,10 @@ static vg_status open_anomalib(const char *model, const char *ckpt, const char *
   }
   vg_nn_module *bb = def->anomalib_backbone(*out);
   if (weights && (st = vg_nn_load_state_file(bb, weights, false)) != VG_OK) { vg_method_free(*out); *out = NULL; return st; }
-  /* did the checkpoint carry the backbone? compare its first conv before and after */
-  vg_tensor *w0 = vg_nn_param(vg_nn_child_get(bb, "conv1"), "weight");
+  /* did the checkpoint carry the backbone? compare its first conv (conv1; ViTs: patch_embed.proj) before and after */
+  vg_nn_module *c1 = vg_nn_child_get(bb, "conv1"), *pe = c1 ? NULL : vg_nn_child_get(bb, "patch_embed");
+  if (pe) c1 = vg_nn_child_get(pe, "proj");
+  vg_tensor *w0 = c1 ? vg_nn_param(c1, "weight") : NULL;
   size_t nb = w0 ? (size_t)vg_numel(w0) * sizeof(float) : 0;
   float *before = nb ? malloc(nb) : NULL;
   if (before) memcpy(before, vg_f32(w0), nb);

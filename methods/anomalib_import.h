@@ -9,8 +9,10 @@
  *
  * Structural options are read off the checkpoint's tensor names and shapes (after the
  * "state_dict." and "model." prefixes):
- *   fastflow     backbone (norms.0.weight: 64 channels resnet18, 256 wide_resnet50_2),
- *                input_size (4 x its spatial size), flow_steps (module_list entries),
+ *   fastflow     backbone (norms.0.weight: 64 channels resnet18, 256 wide_resnet50_2; no norms:
+ *                feature_extractor.dist_token present deit_base_distilled_patch16_384, else
+ *                cait_m48_448), input_size (4 x the norms' spatial size; transformers: patch x
+ *                the side of feature_extractor.pos_embed's grid), flow_steps (module_list entries),
  *                hidden_ratio (subnet.0.weight: hidden / ceil(C/2), the smallest ratio that
  *                gives every scale's hidden width), conv3x3_only (the kernel of step 1's
  *                subnet: 1x1 = false, anomalib's default; 3x3 = true)
