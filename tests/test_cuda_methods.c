@@ -31,6 +31,7 @@
 #include "base/json.h"
 #include "methods/efficientad/distill.h"
 #include "nn/backbones/backbones.h"
+#include "nn/backbones/vit.h"
 #include "nn/safetensors.h"
 #include "tests/common/images.h"
 #include <unistd.h>
@@ -300,6 +301,63 @@ static void distill_run(void) {
   vg_test_rm_rf(dir);
 }
 
+/* ------------------------------------------------ every registry backbone on the GPU
+ * Each family's features on CUDA (f32, and f16 storage with f32 accumulation) against the
+ * CPU's, same test weights: the ops the new models use (attention's batched matmuls, softmax,
+ * layer norm, erf GELU, grouped and depthwise convs, hardswish, concat, avg-pool) through the
+ * CUDA op table. The ViTs are tiny models of the published architectures (vit.h). */
+static vg_nn_module *bb_make(const char *name, int ntaps, const char *const *taps, const vg_vit_config *tiny) {
+  vg_nn_module *m = tiny ? vg_vit_new_config(tiny, ntaps, taps, 1) : vg_backbone_new(name, ntaps, taps, 1);
+  if (m && vg_backbone_init_philox(m, 77) != VG_OK) {
+    vg_nn_free(m);
+    m = NULL;
+  }
+  return m;
+}
+
+static void backbone_gpu(const char *name, int ntaps, const char *const *taps, int size, const vg_vit_config *tiny) {
+  vg_nn_module *cpu = bb_make(name, ntaps, taps, tiny), *g32 = bb_make(name, ntaps, taps, tiny),
+               *g16 = bb_make(name, ntaps, taps, tiny);
+  vg_scope_begin();
+  vg_tensor *x = images(2, size, 5), *fc[4] = {0}, *f32[4] = {0}, *f16[4] = {0};
+  bool ok = cpu && g32 && g16 && vg_nn_to(g32, VG_CUDA, VG_F32) == VG_OK && vg_nn_to(g16, VG_CUDA, VG_F16) == VG_OK &&
+            vg_backbone_features(cpu, x, fc) == VG_OK &&
+            vg_backbone_features(g32, vg_to_device(x, VG_CUDA), f32) == VG_OK &&
+            vg_backbone_features(g16, vg_cast(vg_to_device(x, VG_CUDA), VG_F16), f16) == VG_OK;
+  VG_CHECK(ok, "%s on the GPU (f32 and f16)%s%s", name, ok ? "" : ": ", ok ? "" : vg_last_error());
+  for (int i = 0; ok && i < ntaps; i++) {
+    vg_tensor *a = vg_to_device(f32[i], VG_CPU), *b = vg_to_device(vg_cast(f16[i], VG_F32), VG_CPU);
+    char what[160];
+    bool shp = a && b && vg_same_shape(a, fc[i]) && vg_same_shape(b, fc[i]) && f16[i]->dtype == VG_F16;
+    VG_CHECK(shp, "%s %s: GPU feature shapes and dtypes", name, taps[i]);
+    if (!shp) continue;
+    snprintf(what, sizeof what, "%s %s f32", name, taps[i]);
+    close_to_max(vg_f32(a), vg_f32(fc[i]), vg_numel(a), 1e-4, what);
+    snprintf(what, sizeof what, "%s %s f16", name, taps[i]);
+    close_to_max(vg_f32(b), vg_f32(fc[i]), vg_numel(b), 1e-2, what);
+  }
+  vg_scope_end();
+  vg_nn_free(cpu);
+  vg_nn_free(g32);
+  vg_nn_free(g16);
+}
+
+static void backbones_gpu(void) {
+  vg_vit_config deit, cait;
+  bool have = vg_vit_config_of("deit_base_distilled_patch16_384", &deit) &&
+              vg_vit_config_of("cait_m48_448", &cait);
+  VG_CHECK(have, "ViT configs by name");
+  if (!have) return;
+  deit.embed_dim = 48, deit.depth = 3, deit.num_heads = 3, deit.img_size = 64, deit.num_classes = 0;
+  cait.embed_dim = 48, cait.depth = 3, cait.num_heads = 4, cait.img_size = 64, cait.num_classes = 0;
+  cait.init_values = 0.1;   /* LayerScale large enough that the blocks matter */
+  backbone_gpu("deit (tiny)", 2, (const char *[]){"blocks.0", "norm.2"}, 64, &deit);
+  backbone_gpu("cait (tiny)", 2, (const char *[]){"blocks.1", "norm.2"}, 64, &cait);
+  backbone_gpu("mobilenet_v3_large", 3, (const char *[]){"features.3", "features.6.proj", "features.7"}, 64, NULL);
+  backbone_gpu("densenet201", 2, (const char *[]){"features.denseblock1", "features.transition1"}, 64, NULL);
+  backbone_gpu("resnext101_32x8d", 1, (const char *[]){"layer1"}, 64, NULL);
+}
+
 int main(void) {
   if (!vg_cuda_available()) {
     printf("SKIP cuda methods: %s\n", vg_last_error());
@@ -315,6 +373,7 @@ int main(void) {
   bool effad = true;
 #endif
   if (effad) run_method("efficientad", "{\"model\": \"s\", \"teacher\": \"random\"}", 256, 1, 2, 2);
+  backbones_gpu();
   distill_targets();
   distill_run();
   return vg_test_finish();
