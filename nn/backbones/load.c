@@ -18,6 +18,9 @@ static const struct { const char *name, *sha256; bool prefix_only; } PUBLISHED[]
     {"resnet18-f37072fd.pth", "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec", false},
     {"wide_resnet50_2-95faca4d.pth", "95faca4d", true},
     {"wide_resnet101_2-32ee1156.pth", "32ee1156", true},
+    {"mobilenet_v3_large-8738ca79.pth", "8738ca79", true},
+    {"resnext101_32x8d-8ba56ff5.pth", "8ba56ff5", true},
+    {"densenet201-c1103571.pth", "c1103571", true},
 };
 
 const char *vg_published_sha256(const char *base_name, bool *prefix_only) {
