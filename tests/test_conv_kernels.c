@@ -11,6 +11,7 @@
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/isa.h"
 #include "tensor/cpu/winograd.h"
+#include "tensor/cpu/dwconv.h"
 #include "base/threadpool.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
@@ -340,6 +341,131 @@ static void check_winograd_eligibility(void) {
   vg_cpu_set_winograd(-1);
 }
 
+/* Direct depthwise path (tensor/cpu/dwconv.c): groups == c == oc, MobileNetV3 layer shapes at
+ * reduced sizes plus odd sizes, paddings 0..3, strides 1..3, dilation, asymmetric kernels, rows
+ * wider than the 16 weight-gradient lanes, batch > 1, fused ReLU. Against the double reference
+ * on every ISA path (fwd/bwd_data: max|got - ref| / max|ref| <= DW_TOL; bwd_weight as check_fast),
+ * all ISA paths bit-identical, and against the GEMM path (switched off): the worst relative
+ * difference is printed. */
+#define DW_TOL 2e-6
+static const conv_case dw_cases[] = {
+  {"dw mnv3 f1 16ch k3 s1 p1 33x31 b2", 2, 16, 33, 31, 16, 3, 3, 1, 1, 1, 1, 1, 1, 16, 1},
+  {"dw mnv3 f2 64ch k3 s2 p1 32x32", 1, 64, 32, 32, 64, 3, 3, 2, 2, 1, 1, 1, 1, 64, 1},
+  {"dw mnv3 f4 72ch k5 s2 p2 17x18 b2", 2, 72, 17, 18, 72, 5, 5, 2, 2, 2, 2, 1, 1, 72, 1},
+  {"dw mnv3 f5 120ch k5 s1 p2 9x9", 1, 120, 9, 9, 120, 5, 5, 1, 1, 2, 2, 1, 1, 120, 0},
+  {"dw mnv3 f14 96ch k5 s1 p2 8x8 b3", 3, 96, 8, 8, 96, 5, 5, 1, 1, 2, 2, 1, 1, 96, 1},
+  {"dw k3 s1 p0 odd 7x11", 2, 5, 7, 11, 5, 3, 3, 1, 1, 0, 0, 1, 1, 5, 1},
+  {"dw k3 s2 p0 odd 9x13", 2, 6, 9, 13, 6, 3, 3, 2, 2, 0, 0, 1, 1, 6, 0},
+  {"dw k3 s2 p2 odd 11x7", 1, 4, 11, 7, 4, 3, 3, 2, 2, 2, 2, 1, 1, 4, 1},
+  {"dw k5 s2 p1 odd 13x10", 2, 3, 13, 10, 3, 5, 5, 2, 2, 1, 1, 1, 1, 3, 1},
+  {"dw k5 s1 p0 wide 6x53", 1, 4, 6, 53, 4, 5, 5, 1, 1, 0, 0, 1, 1, 4, 1},
+  {"dw k3 s1 p1 wide 5x70 b2", 2, 3, 5, 70, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3, 0},
+  {"dw k3 s3 p(1,2) 10x14", 2, 4, 10, 14, 4, 3, 3, 3, 3, 1, 2, 1, 1, 4, 1},
+  {"dw k3 d2 p2 12x12", 1, 6, 12, 12, 6, 3, 3, 1, 1, 2, 2, 2, 2, 6, 1},
+  {"dw k3x5 s(2,1) p(1,3) d(1,2) 9x15", 2, 5, 9, 15, 5, 3, 5, 2, 1, 1, 3, 1, 2, 5, 1},
+  {"dw k7 s1 p3 10x10", 1, 3, 10, 10, 3, 7, 7, 1, 1, 3, 3, 1, 1, 3, 1},
+  {"dw k1 s2 p0 7x7", 2, 8, 7, 7, 8, 1, 1, 2, 2, 0, 0, 1, 1, 8, 1},
+  {"dw k3 s1 p1 1x1 input", 2, 4, 1, 1, 4, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1},
+};
+#define NDW (int)(sizeof dw_cases / sizeof dw_cases[0])
+
+static void check_dw(const conv_case *c, double *worst_ref, double *worst_gemm) {
+  conv_data d = make_data(c);
+  vg_conv2d_geom *g = &d.g;
+  const double sw = sqrt((double)(g->n * g->oh * g->ow) + 1);
+  vg_cpu_set_dwconv(1);
+  VG_CHECK(vg_cpu_dwconv_applies(g), "dwconv takes %s", c->name);
+  float *yr = nan_buf(d.ny), *relu_r = nan_buf(d.ny), *gxr = nan_buf(d.nx), *gwr = nan_buf(d.nw);
+  float *gbr = nan_buf(g->oc);
+  vg_cpu_conv2d_fwd_ref(g, d.x, d.w, d.b, yr);
+  vg_cpu_conv2d_bwd_data_ref(g, d.w, d.gy, gxr);
+  vg_cpu_conv2d_bwd_weight_ref(g, d.x, d.gy, gwr, gbr);
+  for (int64_t i = 0; i < d.ny; i++) relu_r[i] = yr[i] < 0 ? 0.0f : yr[i];
+  isa_variant v[4];
+  const int nv = variants(v);
+  float *first[3] = {NULL, NULL, NULL};
+  int same_isa = 1;
+  char what[200];
+  for (int i = 0; i < nv; i++) {
+    vg_cpu_set_isa(v[i].isa);
+    vg_gemm_set_scalar_tile(v[i].mr, v[i].nr);
+    float *y = nan_buf(d.ny), *gx = nan_buf(d.nx), *gw = nan_buf(d.nw), *gb = nan_buf(g->oc);
+    g->relu = 0;
+    vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, y);
+    double e = rel_err(y, yr, d.ny);
+    if (e > *worst_ref) *worst_ref = e;
+    VG_CHECK(e <= DW_TOL, "dwconv fwd %s %s%s: max|y - ref| / max|ref| = %.3g <= %g", v[i].name, c->name,
+             d.b ? " +bias" : "", e, DW_TOL);
+    g->relu = 1;
+    float *yrl = nan_buf(d.ny);
+    vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, yrl);
+    g->relu = 0;
+    int relu_ok = 1;
+    for (int64_t k = 0; k < d.ny; k++) relu_ok &= yrl[k] >= 0.0f && (yrl[k] == y[k] || (yrl[k] == 0.0f && y[k] <= 0.0f));
+    const double er = rel_err(yrl, relu_r, d.ny);
+    VG_CHECK(relu_ok && er <= DW_TOL, "dwconv fwd+relu %s %s: relu(fwd) exactly, err %.3g", v[i].name, c->name, er);
+    vg_cpu_conv2d_bwd_data(g, d.w, d.gy, gx);
+    e = rel_err(gx, gxr, d.nx);
+    if (e > *worst_ref) *worst_ref = e;
+    VG_CHECK(e <= DW_TOL, "dwconv bwd_data %s %s: max|gx - ref| / max|ref| = %.3g <= %g", v[i].name, c->name, e,
+             DW_TOL);
+    vg_cpu_conv2d_bwd_weight(g, d.x, d.gy, gw, gb);
+    snprintf(what, sizeof what, "dwconv bwd_weight %s %s", v[i].name, c->name);
+    VG_CHECK_CLOSE(gw, gwr, d.nw, 1e-5 * sw, 1e-5 * sw, what);
+    snprintf(what, sizeof what, "dwconv bwd_bias %s %s", v[i].name, c->name);
+    VG_CHECK_CLOSE(gb, gbr, g->oc, 1e-5 * sw, 1e-5 * sw, what);
+    if (i == 0) {
+      first[0] = y; first[1] = gx; first[2] = gw;
+    } else {
+      same_isa &= !memcmp(first[0], y, (size_t)d.ny * sizeof(float)) && !memcmp(first[1], gx, (size_t)d.nx * sizeof(float)) &&
+                  !memcmp(first[2], gw, (size_t)d.nw * sizeof(float));
+      free(y); free(gx); free(gw);
+    }
+    free(yrl); free(gb);
+  }
+  VG_CHECK(same_isa, "dwconv %s: fwd/bwd_data/bwd_weight bit-identical on all %d ISA paths", c->name, nv);
+  vg_gemm_set_scalar_tile(0, 0);
+  vg_cpu_set_isa(vg_cpu_isa_max());
+  /* off: the GEMM path (what VIGIL_DWCONV=0 gives); both close to each other */
+  float *y0 = nan_buf(d.ny), *gx0 = nan_buf(d.nx), *gw0 = nan_buf(d.nw);
+  vg_cpu_set_dwconv(0);
+  VG_CHECK(!vg_cpu_dwconv_applies(g), "dwconv off: %s not taken", c->name);
+  vg_cpu_conv2d_fwd(g, d.x, d.w, d.b, y0);
+  vg_cpu_conv2d_bwd_data(g, d.w, d.gy, gx0);
+  vg_cpu_conv2d_bwd_weight(g, d.x, d.gy, gw0, NULL);
+  vg_cpu_set_dwconv(1);
+  const double ey = rel_err(first[0], y0, d.ny), ex = rel_err(first[1], gx0, d.nx), ew = rel_err(first[2], gw0, d.nw);
+  const double em = fmax(ey, fmax(ex, ew));
+  if (em > *worst_gemm) *worst_gemm = em;
+  VG_CHECK(ey <= DW_TOL && ex <= DW_TOL && ew <= 1e-5 * sw && rel_err(y0, yr, d.ny) <= DW_TOL,
+           "dwconv vs GEMM path %s: fwd %.3g bwd_data %.3g bwd_weight %.3g (max rel)", c->name, ey, ex, ew);
+  free(y0); free(gx0); free(gw0);
+  for (int k = 0; k < 3; k++) free(first[k]);
+  free(yr); free(relu_r); free(gxr); free(gwr); free(gbr);
+  free_data(&d);
+  vg_cpu_set_dwconv(-1);
+}
+
+/* what the direct depthwise path must not take */
+static void check_dw_eligibility(void) {
+  const conv_case no[] = {
+    {"multiplier 2", 1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 0},
+    {"groups 2 of 4", 1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0},
+    {"groups 1", 1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
+    {"1 channel, groups 1", 1, 1, 8, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
+    {"stride 5 along w", 1, 4, 12, 12, 4, 3, 3, 1, 5, 1, 1, 1, 1, 4, 0},
+    {"batch 0", 0, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 4, 0},
+  };
+  vg_cpu_set_dwconv(1);
+  for (int i = 0; i < (int)(sizeof no / sizeof no[0]); i++) {
+    vg_conv2d_geom g = geom_of(&no[i]);
+    VG_CHECK(!vg_cpu_dwconv_eligible(&g), "dwconv does not take %s", no[i].name);
+  }
+  vg_conv2d_geom g = geom_of(&dw_cases[0]);
+  VG_CHECK(vg_cpu_dwconv_eligible(&g), "dwconv takes %s", dw_cases[0].name);
+  vg_cpu_set_dwconv(-1);
+}
+
 int main(void) {
   vg_isa best = vg_cpu_isa_max();
   printf("# best ISA here: %s\n", vg_isa_name(best));
@@ -362,6 +488,16 @@ int main(void) {
   check_threads(&wino_cases[0]);
   check_threads(&wino_cases[1]);
   vg_cpu_set_winograd(-1);
+  check_dw_eligibility();
+  double dw_ref = 0, dw_gemm = 0;
+  for (int i = 0; i < NDW; i++) check_dw(&dw_cases[i], &dw_ref, &dw_gemm);
+  printf("# dwconv: worst max|got - ref| / max|ref| (fwd, bwd_data) %.3g; worst vs the GEMM path %.3g (%d shapes)\n",
+         dw_ref, dw_gemm, NDW);
+  vg_cpu_set_dwconv(1);
+  check_threads(&dw_cases[0]);
+  check_threads(&dw_cases[2]);
+  check_threads(&dw_cases[13]);
+  vg_cpu_set_dwconv(-1);
   if (vg_test_long()) {
     conv_case big = {"pdn-conv2 128->256 k4 p3 20x20", 2, 128, 20, 20, 256, 4, 4, 1, 1, 3, 3, 1, 1, 1, 1};
     check_fast(&big);

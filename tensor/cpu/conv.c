@@ -4,6 +4,7 @@
 #include "tensor/cpu/conv.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/winograd.h"
+#include "tensor/cpu/dwconv.h"
 #include "tensor/kmath/conv_geom.h"
 #include "tensor/cpu/scratch.h"
 #include "base/threadpool.h"
@@ -162,6 +163,10 @@ void vg_cpu_conv2d_fwd(const vg_conv2d_geom *g, const float *x, const float *w,
     vg_cpu_conv2d_fwd_winograd(g, x, w, bias, y);
     return;
   }
+  if (vg_cpu_dwconv_applies(g)) {     /* depthwise: tensor/cpu/dwconv.c */
+    vg_cpu_dwconv_fwd(g, x, w, bias, y);
+    return;
+  }
   for_each_ng(g, 2.0 * j.d.ocg * j.d.ckg * j.d.P, fwd_pair, &j);
 }
 
@@ -263,6 +268,10 @@ void vg_cpu_conv2d_bwd_data(const vg_conv2d_geom *g, const float *w, const float
                             float *gx) {
   vg_conv_job j = {.g = g, .d = dims_of(g), .w = w, .gy = gy, .gx = gx};
   if (g->n > 0 && bwd_data_winograd(g, w, gy, gx)) return;
+  if (vg_cpu_dwconv_applies(g)) {
+    vg_cpu_dwconv_bwd_data(g, w, gy, gx);
+    return;
+  }
   for_each_ng(g, 2.0 * j.d.ocg * j.d.ckg * j.d.P, bwd_data_pair, &j);
 }
 
@@ -400,7 +409,9 @@ static void bias_task(void *vctx, int64_t b, int64_t e, int tid) {
 void vg_cpu_conv2d_bwd_weight(const vg_conv2d_geom *g, const float *x, const float *gy,
                               float *gw, float *gb) {
   const vg_conv_dims d = dims_of(g);
-  for (int64_t gi = 0; gi < g->groups; gi++) {
+  const int dw = vg_cpu_dwconv_applies(g);
+  if (dw) vg_cpu_dwconv_bwd_weight(g, x, gy, gw);
+  for (int64_t gi = 0; !dw && gi < g->groups; gi++) {
     vg_gyrows_ctx a = {gy + gi * d.ocg * d.P, d.P, g->oc * d.P};
     vg_patch_t_ctx b = {g, x + gi * d.cg * d.HW, d.P, d.HW};
     vg_gemm_problem p = {.M = d.ocg, .N = d.ckg, .K = g->n * d.P,

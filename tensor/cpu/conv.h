@@ -18,7 +18,9 @@
  * 1x1/stride-1/no-pad conv is a plain GEMM. bwd_data multiplies W^T by gy per chunk of
  * output pixels and scatters the chunk back (col2im, parallel over channels);
  * bwd_weight multiplies gy by the patches with the batch folded into K, summed in a
- * fixed order (K cut into fixed chunks when C is too small to split). Results are
+ * fixed order (K cut into fixed chunks when C is too small to split). Depthwise convs
+ * (groups == c == oc > 1) take the direct path of tensor/cpu/dwconv.h instead, 3x3 stride-1
+ * ungrouped ones Winograd (tensor/cpu/winograd.h) in fwd and bwd_data. Results are
  * bit-identical for any thread count. The *_ref versions are the direct loops with
  * double accumulators, the tests' reference. */
 #ifndef VG_CONV_H
