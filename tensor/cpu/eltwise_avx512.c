@@ -8,6 +8,7 @@
  * reductions and no contraction (-std=c11 keeps -ffp-contract=off): the same values. */
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
 #endif
+#define VG_VEC_W 16
 #define VG_ROW(name) vg_row_##name##_avx512
 #include "tensor/cpu/eltwise_rows.h"
 #if defined(__clang__)

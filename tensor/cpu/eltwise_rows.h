@@ -9,6 +9,7 @@
 #include "tensor/internal.h"
 #include "tensor/eltwise.h"
 #include "tensor/vmath.h"
+#include "tensor/cpu/eltwise_vec.h"
 
 #define VG_U_LOOP(EXPR)                                                   \
   if (so == 1 && sx == 1) {                                               \
@@ -31,6 +32,18 @@ void VG_ROW(unary)(vg_unary_kind k, const vg_unary_params *p, float *o, int64_t 
                    int64_t n) {
   const float a = (float)p->a, b = (float)p->b;
   (void)a, (void)b;
+#ifdef VG_VEC_W
+  /* the transcendental rows GCC leaves scalar: eltwise_vec.h's SIMD copies (same values) */
+  if (so == 1 && sx == 1) switch (k) {
+      case VG_UK_EXP: VG_V_ROW(vg_v_expf, o, x, n); return;
+      case VG_UK_ERF: VG_V_ROW(vg_v_erff, o, x, n); return;
+      case VG_UK_GELU: VG_V_ROW(vg_v_geluf, o, x, n); return;
+      case VG_UK_TANH: VG_V_ROW(vg_v_tanhf, o, x, n); return;
+      case VG_UK_SIGMOID: VG_V_ROW(vg_v_sigmoidf, o, x, n); return;
+      case VG_UK_SILU: VG_V_ROW(vg_v_siluf, o, x, n); return;
+      default: break;
+    }
+#endif
   switch (k) {
 #define VG_UOP(NAME, name, DIFF, FE, HOIST, FWD, GRAD) case VG_UK_##NAME: VG_U_LOOP_##HOIST(FWD)
 #include "tensor/unary.def"
@@ -82,3 +95,41 @@ void VG_ROW(where)(float *o, int64_t so, const uint8_t *c, int64_t sc, const flo
     for (int64_t i = 0; i < n; i++) o[i * so] = c[i * sc] ? a[i * sa] : b[i * sb];
   }
 }
+
+#ifdef VG_VEC_W
+/* o[k] = vg_expf(x[k] - m) (kmath/norm.h's vg_nm_exp_shifted) for tensor/cpu/norm.c */
+void VG_ROW(exp_shifted)(float *o, const float *x, float m, int64_t n) {
+  const vg_vf mv = vg_v_splat(m);
+#define VG_V_EXPSH(v) vg_v_expf((v) - mv)
+  VG_V_ROW(VG_V_EXPSH, o, x, n);
+#undef VG_V_EXPSH
+}
+
+/* norm.c's row_max: the NaN-propagating max of a row, the scalar loop's value exactly (of
+ * equal maxima it keeps the first: +-0 ties take the first zero's sign) */
+float VG_ROW(row_max)(const float *a, int64_t n) {
+  vg_vf mv = vg_v_splat(-INFINITY);
+  vg_vi nanv = {0};
+  int64_t i = 0;
+  for (; i + VG_VEC_W <= n; i += VG_VEC_W) {
+    vg_vf v = vg_v_load(a + i);
+    mv = vg_v_sel(v > mv, v, mv);
+    nanv |= v != v;
+  }
+  float m = -INFINITY;
+  int nan = 0;
+  for (int l = 0; l < VG_VEC_W; l++) {
+    m = mv[l] > m ? mv[l] : m;
+    nan |= nanv[l] != 0;
+  }
+  for (; i < n; i++) {
+    m = a[i] > m ? a[i] : m;
+    nan |= a[i] != a[i];
+  }
+  if (nan) return NAN;
+  if (m == 0.0f)
+    for (i = 0; i < n; i++)
+      if (a[i] == 0.0f) return a[i];
+  return m;
+}
+#endif

@@ -15,6 +15,7 @@
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/isa.h"
 #include "tensor/kmath/norm.h"
+#include "tensor/cpu/eltwise_vec.h"
 #include "base/threadpool.h"
 #include <math.h>
 #include <string.h>
@@ -27,23 +28,22 @@
 #endif
 
 /* o[k] = vg_nm_exp_shifted(x[k], m) = exp(x[k] - m) (m = 0: exp(x[k])), vmath.h's vg_expf
- * (the elementwise exp) in the SIMD width of the ISA the elementwise kernels use; the same
- * values on every path. o may be x. */
-#define EXP_ROW_BODY for (int64_t k = 0; k < n; k++) o[k] = vg_nm_exp_shifted(x[k], m);
-static void exp_row_base(float *o, const float *x, float m, int64_t n) { EXP_ROW_BODY }
-__attribute__((target("avx2"))) static void exp_row_avx2(float *o, const float *x, float m, int64_t n) { EXP_ROW_BODY }
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))) static void exp_row_avx512(float *o, const float *x, float m,
-                                                                                        int64_t n) { EXP_ROW_BODY }
+ * (the elementwise exp); AVX2 / AVX-512: tensor/cpu/eltwise_vec.h's SIMD copy, built in the
+ * elementwise ISA files (GCC leaves the scalar loop unvectorized); the same values on every
+ * path. o may be x. */
+static void exp_row_base(float *o, const float *x, float m, int64_t n) {
+  for (int64_t k = 0; k < n; k++) o[k] = vg_nm_exp_shifted(x[k], m);
+}
 static void exp_row(float *o, const float *x, float m, int64_t n) {
   switch (vg_cpu_isa()) {
     case VG_ISA_SCALAR: exp_row_base(o, x, m, n); return;
-    case VG_ISA_AVX2: exp_row_avx2(o, x, m, n); return;
-    case VG_ISA_AVX512: exp_row_avx512(o, x, m, n); return;
+    case VG_ISA_AVX2: vg_row_exp_shifted_avx2(o, x, m, n); return;
+    case VG_ISA_AVX512: vg_row_exp_shifted_avx512(o, x, m, n); return;
   }
 }
 
-/* NaN-propagating max of a row (vg_nm_max's value, in a loop the compiler vectorizes) */
-static float row_max(const float *a, int64_t n) {
+/* NaN-propagating max of a row (vg_nm_max's value); AVX2 / AVX-512: eltwise_vec.h's copy */
+static float row_max_base(const float *a, int64_t n) {
   float m = -INFINITY;
   int nan = 0;
   for (int64_t k = 0; k < n; k++) {
@@ -51,6 +51,14 @@ static float row_max(const float *a, int64_t n) {
     nan |= a[k] != a[k];
   }
   return nan ? NAN : m;
+}
+static float row_max(const float *a, int64_t n) {
+  switch (vg_cpu_isa()) {
+    case VG_ISA_SCALAR: break;
+    case VG_ISA_AVX2: return vg_row_row_max_avx2(a, n);
+    case VG_ISA_AVX512: return vg_row_row_max_avx512(a, n);
+  }
+  return row_max_base(a, n);
 }
 
 /* T = the sum of EXPR over k in [K0, K0 + N), as reduce.c's reduce_run: 8 double
