@@ -31,6 +31,24 @@ void vg_no_grad_begin(void);
 void vg_no_grad_end(void);
 bool vg_grad_enabled(void);
 
+/* Forward regions: a recorded forward keeps only what backward will read. Between
+ * vg_fwd_region_begin and _end (inside a scope), every intermediate made in the region is
+ * freed at _end unless it is one of keep[0..n) (NULL entries skipped; views keep their whole
+ * storage) or a tensor that a backward rule of an op recorded in the region reads (conv and
+ * matmul inputs, exp and tanh outputs, ... : vg_backward_saves), which live until the
+ * scope ends. Every tensor made in the region that the caller uses after _end must be in
+ * keep: the others' headers stay valid but their data is gone (ASan reports a read).
+ *   vg_fwd_region r = vg_fwd_region_begin();
+ *   y = block(x, &logdet);
+ *   vg_fwd_region_end(r, 2, (vg_tensor *[]){y, logdet});
+ * Values are unchanged (only memory nobody reads again is freed). CPU data only. */
+typedef struct {
+  uint64_t blocks;
+  void *tape;
+} vg_fwd_region;
+vg_fwd_region vg_fwd_region_begin(void);
+void vg_fwd_region_end(vg_fwd_region r, int n, vg_tensor *const *keep);
+
 /* Central-difference gradient check of f at the inputs (f returns a tensor; the
  * check backpropagates a fixed random projection of it). Compares every element of
  * every input that requires grad; accumulates in double. Returns the max relative

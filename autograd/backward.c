@@ -46,11 +46,71 @@ static vg_tensor *bwd_op(vg_op op, const vg_tensor *const *in, int nin, const vg
   return vg_dispatch(&c);
 }
 
+/* ---- what each rule reads (forward regions free the rest: vg_fwd_region_end) ---- */
+/* whether identifier `id` occurs as a token in the rule text `e` */
+static bool mentions(const char *e, const char *id) {
+  size_t n = strlen(id);
+  for (const char *p = e; *p;) {
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') {
+      const char *q = p;
+      while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_') q++;
+      if ((size_t)(q - p) == n && !strncmp(p, id, n)) return true;
+      p = q;
+    } else if (*p >= '0' && *p <= '9') {   /* a number (1.0f, 0x1p3): not an identifier */
+      while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '.' || *p == '_') p++;
+    } else {
+      p++;
+    }
+  }
+  return false;
+}
+
+/* the unary and binary rules' reads, from their GRAD text in tensor/unary.def, binary.def */
+static unsigned eltwise_saves(vg_op op) {
+  switch (op) {
+#define VG_UOP(NAME, name, DIFF, FE, HOIST, FWD, GRAD) \
+    case VG_OP_##NAME: return (mentions(#GRAD, "x") ? 1u : 0u) | (mentions(#GRAD, "out") ? VG_SAVES_OUT0 : 0u);
+#include "tensor/unary.def"
+#undef VG_UOP
+#define VG_BOP(NAME, name, DIFF, OUT, HOIST, FWD, GRADX, GRADY)                                      \
+    case VG_OP_##NAME: return (mentions(#GRADX " " #GRADY, "x") ? 1u : 0u) |                         \
+                              (mentions(#GRADX " " #GRADY, "y") ? 2u : 0u) |                         \
+                              (mentions(#GRADX " " #GRADY, "out") ? VG_SAVES_OUT0 : 0u);
+#include "tensor/binary.def"
+#undef VG_BOP
+    default: return ~0u;
+  }
+}
+
+unsigned vg_backward_saves(const vg_opcall *c) {
+  switch (c->op) {
+    case VG_OP_RESHAPE: case VG_OP_PERMUTE: case VG_OP_SLICE: case VG_OP_EXPAND: case VG_OP_COPY:
+    case VG_OP_SUM: case VG_OP_CONCAT: case VG_OP_PAD: case VG_OP_UNFOLD: case VG_OP_FOLD:
+    case VG_OP_AVG_POOL2D: case VG_OP_ADAPTIVE_AVG_POOL2D: case VG_OP_INTERP_BILINEAR:
+      return 0;
+    case VG_OP_WHERE: return 1u;                                  /* the condition */
+    case VG_OP_AMAX: case VG_OP_AMIN: return 1u | VG_SAVES_OUT0;
+    case VG_OP_MATMUL: return 3u;
+    case VG_OP_CONV2D: return 3u;                                 /* x, w (not the bias) */
+    case VG_OP_MAX_POOL2D: return VG_SAVES_OUT1;                  /* the argmax indices */
+    case VG_OP_GATHER: case VG_OP_SCATTER_ADD: case VG_OP_INDEX_SELECT: case VG_OP_INDEX_ADD:
+      return 2u;                                                  /* the index */
+    case VG_OP_SOFTMAX: case VG_OP_LOG_SOFTMAX: return VG_SAVES_OUT0;
+    case VG_OP_RELU: return VG_SAVES_OUT0;   /* its rule reads the output (as torch), not x */
+    case VG_OP_LAYER_NORM: return 1u | 2u | VG_SAVES_OUT1;        /* x, weight, mean/rstd */
+    default: return eltwise_saves(c->op);
+  }
+}
+
 void vg_backward_rule(vg_node *n, vg_tensor *g) {
   const vg_opcall *c = &n->call;
   const vg_tensor *x = c->in[0], *y = c->nin > 1 ? c->in[1] : NULL;
   vg_tensor *out = c->out[0];
   rule_device = g->device;
+  if (c->op == VG_OP_RELU) {   /* from the output (the same mask as x > 0, NaN included): x need not be kept */
+    vg_ag_accum(x, vg_mul(g, as_float(vg_gt(out, fscalar(0)))));
+    return;
+  }
   switch (c->op) {
     /* ---- views ---- */
     case VG_OP_RESHAPE:

@@ -56,17 +56,43 @@ void vg_ag_accum(const vg_tensor *in, vg_tensor *g) {
     char a[128], b[128];
     VG_ABORT("backward: grad shape %s differs from input shape %s", vg_shape_str(g, a, 128), vg_shape_str(t, b, 128));
   }
-  if (t->node) {
-    t->node->grad = t->node->grad ? vg_add(t->node->grad, g) : g;
+  if (t->node) {   /* pending until t's node runs: its storage is pinned, the replaced sum's released */
+    vg_tensor *old = t->node->grad;
+    t->node->grad = old ? vg_add(old, g) : g;
+    vg_grad_heap_pin(t->node->grad, 1);
+    if (old) vg_grad_heap_pin(old, -1);
     return;
   }
   if (!t->grad) {
     if (t->flags & VG_TF_HEAP) t->grad = vg_tensor_clone_heap(g);
-    else t->grad = vg_clone(g);
+    else {   /* a scope leaf's grad lives in the arena, past the backward pass */
+      vg_grad_heap_pause(true);
+      t->grad = vg_clone(g);
+      vg_grad_heap_pause(false);
+    }
     if (t->grad->dtype != t->dtype) VG_ABORT("grad dtype mismatch");
   } else {
     vg_axpy_(t->grad, 1.0f, g);
   }
+}
+
+vg_fwd_region vg_fwd_region_begin(void) {
+  vg_fwd_region r = {.tape = tape};
+  r.blocks = vg_fwd_blocks_begin();
+  return r;
+}
+
+void vg_fwd_region_end(vg_fwd_region r, int n, vg_tensor *const *keep) {
+  for (int i = 0; i < n; i++) vg_fwd_blocks_hold(keep[i]);
+  for (vg_node *nd = tape; nd && nd != (vg_node *)r.tape; nd = nd->prev) {
+    const vg_opcall *c = &nd->call;
+    unsigned s = vg_backward_saves(c);
+    for (int i = 0; i < c->nin; i++)
+      if (i >= VG_OP_MAX_IN ? s == ~0u : (s >> i & 1u)) vg_fwd_blocks_hold(c->in[i]);
+    if (s & VG_SAVES_OUT0) vg_fwd_blocks_hold(c->out[0]);
+    if (s & VG_SAVES_OUT1) vg_fwd_blocks_hold(c->out[1]);
+  }
+  vg_fwd_blocks_end(r.blocks);
 }
 
 void vg_zero_grad_(vg_tensor *t) {
@@ -84,11 +110,17 @@ vg_status vg_backward_with(vg_tensor *out, const vg_tensor *seed) {
   for (vg_node *n = out->node; n; n = n->prev) n->grad = NULL;
   vg_no_grad_begin();
   out->node->grad = (vg_tensor *)seed;
+  /* grads and the rules' temporaries in freeable blocks: a node's grad is freed once its
+   * rule has run, a rule's temporaries as soon as it returns (only the pending grads stay) */
+  vg_grad_heap_begin();
   for (vg_node *n = out->node; n; n = n->prev) {
     if (!n->grad) continue;
     vg_backward_rule(n, n->grad);
+    vg_grad_heap_pin(n->grad, -1);
     n->grad = NULL;
+    vg_grad_heap_collect();
   }
+  vg_grad_heap_end();
   vg_no_grad_end();
   return VG_OK;
 }

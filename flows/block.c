@@ -1,6 +1,7 @@
 /* block.c — the flow block contract (block.h): module plumbing, the checked dispatch of
  * vg_flow_forward / vg_flow_output_dims, sampling, and the helpers the families share. */
 #include "flows/block.h"
+#include "autograd/autograd.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -114,7 +115,14 @@ vg_tensor *vg_flow_forward(vg_nn_module *m, const vg_tensor *x, int ncond, vg_te
     return NULL;
   }
   vg_tensor *ld = NULL;
+  /* recording (training): the block's intermediates that no backward rule reads are freed
+   * when it returns (autograd.h, vg_fwd_region), as torch keeps only saved tensors */
+  bool region = vg_scope_depth() > 0 && vg_nn_would_record(m, 1, &x);
+  for (int i = 0; i < ncond && !region; i++) region = vg_scope_depth() > 0 && vg_nn_would_record(m, 1, (const vg_tensor *const *)&cond[i]);
+  vg_fwd_region r = {0};
+  if (region) r = vg_fwd_region_begin();
   vg_tensor *y = b->ops->forward(m, x, ncond, cond, rev, want, &ld);
+  if (region) vg_fwd_region_end(r, 2, (vg_tensor *[]){y, ld});
   if (logdet) *logdet = want ? ld : NULL;
   return y;
 }

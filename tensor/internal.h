@@ -82,6 +82,28 @@ bool vg_dense_span(const vg_tensor *t);
 /* A contiguous copy made without recording autograd (for kernels and backward code). */
 vg_tensor *vg_copy_raw(const vg_tensor *t);
 
+/* Freeable storage for the backward pass (autograd/tape.c; tensor/tensor.c): between
+ * vg_grad_heap_begin and _end, the CPU data of tensors made in a scope comes from malloc'd
+ * blocks instead of the arena (headers stay in the arena; heap tensors are unaffected).
+ * vg_grad_heap_pin(t, +1/-1) counts the holders of the block t's storage lives in (no-op
+ * for any other storage); vg_grad_heap_collect frees every block no one pins; _end frees
+ * them all (every tensor whose data is a block is dead after it). _pause(true/false)
+ * brackets allocations that must outlive the pass (scope tensors' leaf grads). Peak: the
+ * most block bytes held at once since the outermost begin (for memory tests). */
+void vg_grad_heap_begin(void);
+void vg_grad_heap_end(void);
+void vg_grad_heap_pause(bool pause);
+void vg_grad_heap_pin(const vg_tensor *t, int delta);
+void vg_grad_heap_collect(void);
+size_t vg_grad_heap_peak(void);
+size_t vg_grad_heap_bytes(void);   /* block bytes held now */
+/* Forward regions (autograd/tape.c, vg_fwd_region_*): from _begin (in a scope; a no-op
+ * outside one) the CPU data of scope tensors comes from blocks; _hold(t) keeps the block of
+ * t's storage past the region (freed with its scope); _end frees the region's other blocks. */
+uint64_t vg_fwd_blocks_begin(void);
+void vg_fwd_blocks_hold(const vg_tensor *t);
+void vg_fwd_blocks_end(uint64_t mark);
+
 /* Scope-allocated scratch memory (freed at scope end; heap fallback needs free). */
 void *vg_scope_alloc(size_t nbytes);
 bool vg_in_scope(void);

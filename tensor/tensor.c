@@ -212,6 +212,139 @@ static void *arena_alloc(size_t n) {
   return p;
 }
 
+/* ---- freeable storage: the backward pass and forward regions ----
+ * The arena frees only at scope end. A backward pass run in it would hold every gradient
+ * and every temporary of every rule until the step's scope closes (as much again as the
+ * forward), and a recorded forward holds every intermediate, also those no backward rule
+ * reads. While block mode is on (vg_grad_heap_begin, vg_fwd_blocks_begin), the CPU data
+ * of scope tensors comes from malloc'd blocks instead (headers stay in the arena), which
+ * can be freed one by one:
+ *   - backward: autograd pins the blocks its pending gradients use; vg_grad_heap_collect
+ *     frees the unpinned, unheld ones once a rule has run; _end frees the pass's blocks;
+ *   - forward regions: vg_fwd_blocks_end frees the region's blocks that are not held
+ *     (vg_fwd_blocks_hold: the results, the tensors the tape's rules will read);
+ *   - a held block is freed with the scope it was made in (vg_scope_end), or moved to the
+ *     parent scope by vg_scope_end_keep when a kept tensor's data is in it. */
+typedef struct vg_hblock {
+  struct vg_hblock *next;
+  uint64_t seq;        /* allocation order */
+  int depth;           /* the scope that owns it (freed when that scope ends) */
+  int pins;            /* pending backward grads using it */
+  bool held;           /* outlives its forward region (freed with its scope) */
+  size_t nbytes;
+  char *data;
+} vg_hblock;
+
+static _Thread_local struct {
+  int on;              /* > 0: CPU scope data from blocks (a counter: pauses nest) */
+  int bwd_depth;       /* vg_grad_heap_begin nesting */
+  uint64_t seq, bwd_seq;
+  vg_hblock *live;     /* newest first (seq descending) */
+  size_t bytes, peak;  /* block bytes held now / at most since the outermost backward began */
+} H;
+
+static void *hblock_alloc(size_t n) {
+  n = (n + VG_ALIGN - 1) & ~(size_t)(VG_ALIGN - 1);
+  if (n == 0) n = VG_ALIGN;
+  vg_hblock *b = malloc(sizeof *b);
+  char *mem = b ? aligned_alloc(VG_ALIGN, n) : NULL;
+  if (!mem) {
+    free(b);
+    VG_ABORT("out of memory: %zu more bytes", n);
+  }
+  *b = (vg_hblock){.next = H.live, .seq = H.seq++, .depth = A.depth, .nbytes = n, .data = mem};
+  H.live = b;
+  H.bytes += n;
+  if (H.bytes > H.peak) H.peak = H.bytes;
+  return mem;
+}
+
+/* frees the blocks made at or after seq `from` that `pred` selects (1 = free) */
+enum { HB_UNPINNED, HB_UNHELD, HB_ALL };
+static void hblock_free_from(uint64_t from, int what) {
+  for (vg_hblock **pb = &H.live; *pb && (*pb)->seq >= from;) {
+    vg_hblock *b = *pb;
+    bool f = what == HB_ALL || (!b->held && (what == HB_UNHELD || b->pins <= 0));
+    if (f) {
+      *pb = b->next;
+      H.bytes -= b->nbytes;
+      free(b->data);
+      free(b);
+    } else {
+      pb = &b->next;
+    }
+  }
+}
+
+/* vg_scope_end: the blocks the ending scope owns (depth > the new depth) */
+static void hblock_scope_end(void) {
+  for (vg_hblock **pb = &H.live; *pb;) {
+    vg_hblock *b = *pb;
+    if (b->depth > A.depth) {
+      *pb = b->next;
+      H.bytes -= b->nbytes;
+      free(b->data);
+      free(b);
+    } else {
+      pb = &b->next;
+    }
+  }
+}
+
+static vg_hblock *hblock_of(const void *data) {
+  for (vg_hblock *b = H.live; b; b = b->next)
+    if (b->data == data) return b;
+  return NULL;
+}
+
+void vg_grad_heap_begin(void) {
+  if (H.bwd_depth++ == 0) {
+    H.peak = H.bytes;
+    H.bwd_seq = H.seq;
+  }
+  H.on++;
+}
+
+void vg_grad_heap_pause(bool pause) {
+  if (pause) H.on--;
+  else H.on++;
+}
+
+void vg_grad_heap_end(void) {
+  VG_ASSERT(H.bwd_depth > 0 && H.on > 0);
+  H.on--;
+  if (--H.bwd_depth == 0) hblock_free_from(H.bwd_seq, HB_UNHELD);
+}
+
+void vg_grad_heap_pin(const vg_tensor *t, int delta) {
+  if (!t || t->device != VG_CPU || !t->storage || !H.live) return;
+  vg_hblock *b = hblock_of(t->storage->data);
+  if (b) b->pins += delta;
+}
+
+void vg_grad_heap_collect(void) { hblock_free_from(H.bwd_seq, HB_UNPINNED); }
+
+size_t vg_grad_heap_peak(void) { return H.peak; }
+size_t vg_grad_heap_bytes(void) { return H.bytes; }
+
+uint64_t vg_fwd_blocks_begin(void) {
+  if (A.depth > 0) H.on++;
+  return A.depth > 0 ? H.seq : UINT64_MAX;
+}
+
+void vg_fwd_blocks_hold(const vg_tensor *t) {
+  if (!t || t->device != VG_CPU || !t->storage || !H.live) return;
+  vg_hblock *b = hblock_of(t->storage->data);
+  if (b) b->held = true;
+}
+
+void vg_fwd_blocks_end(uint64_t mark) {
+  if (mark == UINT64_MAX) return;
+  VG_ASSERT(H.on > 0);
+  H.on--;
+  hblock_free_from(mark, HB_UNHELD);
+}
+
 void vg_scope_begin(void) {
   if (A.depth >= VG_MAX_SCOPES) VG_ABORT("scopes nested deeper than %d", VG_MAX_SCOPES);
   vg_mark *m = &A.marks[A.depth++];
@@ -225,6 +358,7 @@ void vg_scope_end(void) {
   if (A.depth <= 0) VG_ABORT("vg_scope_end without vg_scope_begin");
   vg_mark *m = &A.marks[--A.depth];
   if (vg_recorder_cur) vg_recorder_cur->tape_rewind(m->tape);
+  if (H.live) hblock_scope_end();
   while (A.deferred != m->deferred) {
     vg_deferred *d = A.deferred;
     A.deferred = d->next;
@@ -283,8 +417,11 @@ static void scope_keep(int n, vg_tensor **ts, bool reopen) {
     const char *src;   /* CPU data to move */
     size_t nb;
     int64_t pos;
-    int kind;          /* 0 none, 1 move (CPU), 2 stolen (device), 3 shared (older storage), 4 view of j */
+    int kind;          /* 0 none, 1 move (CPU), 2 stolen (device), 3 shared (older storage), 4 view of j,
+                          5 a block taken over from this scope */
     int same;
+    struct vg_hblock *home;   /* a block taken over by the parent (reopen: back to the new scope) */
+    bool blk;          /* kind 1 from a block freed with the scope (depth 1): copied out through the heap */
   } k[MAXK];
   bool overlap = false;
   for (int i = 0; i < n; i++) {
@@ -295,13 +432,27 @@ static void scope_keep(int n, vg_tensor **ts, bool reopen) {
     if (t->node) VG_ABORT("vg_scope_end_keep: a tensor recorded by autograd cannot outlive its scope's tape");
     if (t->device == VG_CPU) {
       int64_t pos = region_pos(m, t->storage->data);
+      /* data in a block this scope frees (block mode): the parent scope takes the block over;
+       * at depth 1 the result is a heap tensor, so the data is copied out like a move */
+      vg_hblock *hb = pos < 0 && H.live ? hblock_of(t->storage->data) : NULL;
+      if (hb && hb->depth < A.depth) hb = NULL;
+      if (hb && A.depth == 1 && !vg_is_contiguous(t)) {   /* the copy: a block again, or arena data to move */
+        t = vg_contiguous(t);
+        pos = region_pos(m, t->storage->data);
+        hb = pos < 0 && H.live ? hblock_of(t->storage->data) : NULL;
+      }
       if (pos >= 0 && !vg_is_contiguous(t)) {   /* a strided view of scope data: compact it first */
         t = vg_contiguous(t);
         pos = region_pos(m, t->storage->data);
       }
       k[i].hdr = *t;
       k[i].st = *t->storage;
-      if (pos < 0) { k[i].kind = 3; continue; }
+      if (hb && A.depth > 1) {
+        hb->depth = A.depth - 1;
+        k[i].home = hb;
+      }
+      if (pos < 0 && !(hb && A.depth == 1)) { k[i].kind = hb ? 5 : 3; continue; }
+      k[i].blk = hb != NULL;
       k[i].kind = 1;
       k[i].src = vg_data(t);
       k[i].nb = (size_t)vg_numel(t) * vg_dtype_size(t->dtype);
@@ -326,8 +477,8 @@ static void scope_keep(int n, vg_tensor **ts, bool reopen) {
   }
   /* overlapping CPU blocks (views of one storage): copied out through the heap instead */
   void *held[MAXK] = {0};
-  for (int i = 0; overlap && i < n; i++)
-    if (k[i].kind == 1) {
+  for (int i = 0; i < n; i++)
+    if (k[i].kind == 1 && (overlap || k[i].blk)) {
       held[i] = malloc(k[i].nb ? k[i].nb : 1);
       if (!held[i]) VG_ABORT("vg_scope_end_keep: out of memory (%zu bytes)", k[i].nb);
       memcpy(held[i], k[i].src, k[i].nb);
@@ -335,7 +486,11 @@ static void scope_keep(int n, vg_tensor **ts, bool reopen) {
   vg_storage *orig[MAXK];
   for (int i = 0; i < n; i++) orig[i] = ts[i] ? ts[i]->storage : NULL;
   vg_scope_end();
-  if (reopen) vg_scope_begin();
+  if (reopen) {
+    vg_scope_begin();
+    for (int i = 0; i < n; i++)
+      if (k[i].home) k[i].home->depth = A.depth;
+  }
   /* CPU moves in allocation order of their sources */
   int order[MAXK], no = 0;
   for (int i = 0; i < n; i++)
@@ -384,6 +539,15 @@ static void scope_keep(int n, vg_tensor **ts, bool reopen) {
         st->heap = A.depth == 0;
         t->storage = st;
         break;
+      case 5: {   /* a block taken over: a header + storage record here (the old ones are in the ended scope) */
+        t = new_header();
+        *t = k[i].hdr;
+        t->flags = 0;
+        vg_storage *bs = (vg_storage *)(t + 1);
+        *bs = k[i].st;
+        t->storage = bs;
+        break;
+      }
       case 3:   /* older storage: a header referring to it */
       case 4:   /* a view of a storage kept above */
         t = new_header();
@@ -474,7 +638,7 @@ static vg_tensor *alloc_tensor(vg_dtype dt, vg_device dev, int ndim, const int64
     memset(t, 0, sizeof *t + sizeof(vg_storage));
     s = (vg_storage *)(t + 1);
     if (dev == VG_CPU) {
-      s->data = arena_alloc(nbytes);
+      s->data = H.on > 0 ? hblock_alloc(nbytes) : arena_alloc(nbytes);
     } else {
       s->data = be->alloc(nbytes ? nbytes : 1);
       vg_deferred *d = arena_alloc(sizeof *d);

@@ -160,6 +160,28 @@ static void free_inputs(const ot_row *r, vg_tensor **in) {
   for (int i = 0; i < row_nin(r); i++) vg_tensor_free(in[i]);
 }
 
+/* region mode: the row's forward runs in a vg_fwd_region (autograd.h) that frees what no
+ * backward rule reads; freed memory is then reused and scribbled on (NaN bytes) before the
+ * backward, so a rule reading a tensor vg_backward_saves does not list sees garbage (and
+ * ASan a use after free) */
+static int ot_region;   /* 1: inputs and output through exact copies (the reference), 2: and in a region */
+enum { OT_CLOBBER = 40 };
+static void *ot_clobber[OT_CLOBBER];
+static void clobber_freed(void) {
+  for (int i = 0; i < OT_CLOBBER; i++) {
+    size_t n = (size_t)64 << (i / 2);   /* 64 B .. 32 MB, two of each */
+    if (n > ((size_t)32 << 20)) n = (size_t)32 << 20;
+    ot_clobber[i] = malloc(n);
+    if (ot_clobber[i]) memset(ot_clobber[i], 0xff, n);
+  }
+}
+static void clobber_release(void) {
+  for (int i = 0; i < OT_CLOBBER; i++) {
+    free(ot_clobber[i]);
+    ot_clobber[i] = NULL;
+  }
+}
+
 /* Runs r on dev from host inputs src: the forward into out, and with grads the input grads
  * of sum(out * R) into g[i] (R: a fixture tensor of out's size, or Philox when NULL). f16: inputs
  * cast to f16 on dev. strided: each input is a non-contiguous view (every other element of
@@ -188,7 +210,20 @@ static void eval_row(const ot_row *r, vg_device dev, vg_tensor *const *src, cons
   ot_dev = dev;
   ot_aux = NULL;
   if (stats) vg_opstats_start();
+  vg_fwd_region reg = {0};
+  if (ot_region) {   /* inputs and output intermediates of the region: exact copies (1 x + -0) */
+    if (ot_region == 2) reg = vg_fwd_region_begin();
+    for (int i = 0; i < nin; i++)
+      if (in[i] && in[i]->dtype == VG_F32) in[i] = vg_affine(in[i], 1.0f, -0.0f);
+  }
   vg_tensor *y = r->fn(in);
+  if (ot_region) {
+    if (y && y->dtype == VG_F32) y = vg_affine(y, 1.0f, -0.0f);
+    if (ot_region == 2) {
+      vg_fwd_region_end(reg, 2, (vg_tensor *[]){y, ot_aux});
+      clobber_freed();
+    }
+  }
   val_of(out, y);
   if (y && grads && (!R || R->n == vg_numel(y))) {   /* (a wrong output size fails the forward check) */
     vg_tensor *rt;
@@ -204,6 +239,7 @@ static void eval_row(const ot_row *r, vg_device dev, vg_tensor *const *src, cons
     }
   }
   if (stats) vg_opstats_stop(stats);
+  if (ot_region == 2) clobber_release();
   for (int i = 0; i < nin; i++)
     if (leaf[i] && leaf[i]->grad) vg_zero_grad_(leaf[i]);
   vg_scope_end();
@@ -437,6 +473,49 @@ static void mode_grad(void) {
   }
 }
 
+static bool same_vals(const ot_val *a, const ot_val *b, const char *what, char *msg, size_t cap) {
+  if (a->ok != b->ok || a->n != b->n || (a->n && (!a->v || !b->v))) {
+    snprintf(msg, cap, "%s: %s", what, a->ok ? "size differs" : "no result");
+    return false;
+  }
+  for (int64_t i = 0; i < a->n; i++)
+    if (memcmp(&a->v[i], &b->v[i], sizeof(float)) != 0 && !(isnan(a->v[i]) && isnan(b->v[i]))) {
+      snprintf(msg, cap, "%s: element %lld: %.9g vs %.9g", what, (long long)i, a->v[i], b->v[i]);
+      return false;
+    }
+  return true;
+}
+
+/* region: every row with grads, its forward in a vg_fwd_region (the forward's intermediates
+ * that no backward rule reads are freed): forward and input grads bit-identical */
+static void mode_region(void) {
+  for (int k = 0; k < NROWS; k++) {
+    const ot_row *r = &ROWS[k];
+    if (r->kind == OT_VIA || !(r->flags & OT_GRAD)) continue;
+    int nin = row_nin(r);
+    vg_tensor *in[OT_MAX_IN];
+    make_inputs(r, in, false);
+    ot_val y0, g0[OT_MAX_IN], y, g[OT_MAX_IN];
+    ot_region = 1;
+    eval_row(r, VG_CPU, in, NULL, true, false, false, &y0, g0, NULL);
+    ot_region = 2;
+    eval_row(r, VG_CPU, in, NULL, true, false, false, &y, g, NULL);
+    ot_region = 0;
+    char msg[160] = "";
+    bool same = same_vals(&y, &y0, "forward", msg, sizeof msg);
+    for (int i = 0; same && i < nin; i++) {
+      char what[24];
+      snprintf(what, sizeof what, "grad of input %d", i);
+      if (wants_grad(r, i)) same = same_vals(&g[i], &g0[i], what, msg, sizeof msg);
+    }
+    VG_CHECK(same, "region %-28s forward and grads bit-identical with the unread intermediates freed%s%s", r->key,
+             same ? "" : ": ", msg);
+    free_vals(nin, &y, g);
+    free_vals(nin, &y0, g0);
+    free_inputs(r, in);
+  }
+}
+
 static void mode_cuda(void) {
   if (!vg_cuda_available()) {
     printf("SKIP cuda mode (%d rows): %s\n", NROWS, vg_last_error());
@@ -517,6 +596,7 @@ int main(void) {
   mode_cpu();
   mode_torch();
   mode_grad();
+  mode_region();
   mode_cuda();
   const char *tm = getenv("VIGIL_OPTEST_TIME");
   if (tm && *tm && strcmp(tm, "0") != 0) {
