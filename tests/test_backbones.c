@@ -31,32 +31,6 @@ static double rel_err(const float *got, const float *want, int64_t n, double sca
   return e / scale;
 }
 
-/* max rel err of the per-row means over (C, W) (want_row: N x H) and the per-column means
- * over (C, H) (want_col: N x W) of an NCHW map: with the channel means, every element
- * counts in three projections, so the fixture needs only a sparse subsample */
-static double rowcol_err(const float *g, const int64_t *shp, const float *want_row, const float *want_col,
-                         double scale) {
-  int64_t N = shp[0], C = shp[1], H = shp[2], W = shp[3];
-  double e = 0;
-  for (int64_t b = 0; b < N; b++) {
-    for (int64_t y = 0; y < H; y++) {
-      double s = 0;
-      for (int64_t c = 0; c < C; c++)
-        for (int64_t x = 0; x < W; x++) s += g[((b * C + c) * H + y) * W + x];
-      double d = fabs((double)(float)(s / (double)(C * W)) - want_row[b * H + y]);
-      if (!(d <= e)) e = d;
-    }
-    for (int64_t x = 0; x < W; x++) {
-      double s = 0;
-      for (int64_t c = 0; c < C; c++)
-        for (int64_t y = 0; y < H; y++) s += g[((b * C + c) * H + y) * W + x];
-      double d = fabs((double)(float)(s / (double)(C * H)) - want_col[b * W + x]);
-      if (!(d <= e)) e = d;
-    }
-  }
-  return e / scale;
-}
-
 /* folded: under no_grad, where every conv + BatchNorm (+ ReLU) is one conv2d with folded
  * weights (vg_nn_conv_bn); else with the parameters requiring grad, so autograd records
  * it and BatchNorm runs as its own ops */
@@ -139,7 +113,7 @@ static void golden_case(const vg_fixture *fx, vg_nn_module *m, const char *model
     double e_mean = rel_err(means, cm->data, C, scale);
     free(means);
     double e_rc = rm->n == o->shape[0] * o->shape[2] && cl->n == o->shape[0] * o->shape[3]
-                      ? rowcol_err(g, o->shape, rm->data, cl->data, scale)
+                      ? vg_fixture_rowcol_err(g, o->shape, rm->data, cl->data) / scale
                       : INFINITY;
     double e_max = fabs(gmax - scale) / scale;
     VG_CHECK(e_sub <= 1e-4 && e_mean <= 1e-4 && e_rc <= 1e-4 && e_max <= 1e-4 && total > 0,

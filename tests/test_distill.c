@@ -29,31 +29,6 @@ static double max_abs_diff(const float *a, const float *b, int64_t n) {
   return e;
 }
 
-/* max abs err of the per-row means over (C, W) (want_row: N x H) and per-column means over
- * (C, H) (want_col: N x W) of an NCHW map: with the channel means, every element counts in
- * three projections, so the fixture needs only a sparse subsample */
-static double rowcol_diff(const float *g, const int64_t *shp, const float *want_row, const float *want_col) {
-  int64_t N = shp[0], C = shp[1], H = shp[2], W = shp[3];
-  double e = 0;
-  for (int64_t b = 0; b < N; b++) {
-    for (int64_t y = 0; y < H; y++) {
-      double s = 0;
-      for (int64_t c = 0; c < C; c++)
-        for (int64_t x = 0; x < W; x++) s += g[((b * C + c) * H + y) * W + x];
-      double d = fabs((double)(float)(s / (double)(C * W)) - want_row[b * H + y]);
-      if (!(d <= e)) e = d;
-    }
-    for (int64_t x = 0; x < W; x++) {
-      double s = 0;
-      for (int64_t c = 0; c < C; c++)
-        for (int64_t y = 0; y < H; y++) s += g[((b * C + c) * H + y) * W + x];
-      double d = fabs((double)(float)(s / (double)(C * H)) - want_col[b * W + x]);
-      if (!(d <= e)) e = d;
-    }
-  }
-  return e;
-}
-
 /* ------------------------------------------------------------ targets vs PyTorch */
 static void targets_vs_torch(const char *model) {
   vg_fixture *fx = vg_fixture_load(vg_test_fixture("distill/targets.vgfx"));
@@ -123,7 +98,7 @@ static void targets_vs_torch(const char *model) {
     double e_mean = max_abs_diff(means, tmean->data, C) / scale, e_max = fabs(gmax - scale) / scale;
     free(means);
     double e_rc = trow->n == N * t->shape[2] && tcol->n == N * t->shape[3]
-                      ? rowcol_diff(g, t->shape, trow->data, tcol->data) / scale
+                      ? vg_fixture_rowcol_err(g, t->shape, trow->data, tcol->data) / scale
                       : INFINITY;
     VG_CHECK(e_sub <= 1e-4 && e_mean <= 1e-4 && e_rc <= 1e-4 && e_max <= 1e-4,
              "%s targets vs nelson's pipeline in torch (float64): max rel err (vs max|t| %.4f) every %lldth "

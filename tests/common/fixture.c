@@ -1,6 +1,7 @@
 #include "tests/common/fixture.h"
 #include "base/inflate.h"
 #include "tensor/kmath/philox.h"
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,4 +99,26 @@ void vg_fixture_free(vg_fixture *f) {
   }
   free(f->t);
   free(f);
+}
+
+double vg_fixture_rowcol_err(const float *g, const int64_t *shp, const float *want_row, const float *want_col) {
+  int64_t N = shp[0], C = shp[1], H = shp[2], W = shp[3];
+  double e = 0;
+  for (int64_t b = 0; b < N; b++) {
+    for (int64_t y = 0; y < H; y++) {
+      double s = 0;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t x = 0; x < W; x++) s += g[((b * C + c) * H + y) * W + x];
+      double d = fabs((double)(float)(s / (double)(C * W)) - want_row[b * H + y]);
+      if (!(d <= e)) e = d;   /* NaN propagates */
+    }
+    for (int64_t x = 0; x < W; x++) {
+      double s = 0;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t y = 0; y < H; y++) s += g[((b * C + c) * H + y) * W + x];
+      double d = fabs((double)(float)(s / (double)(C * H)) - want_col[b * W + x]);
+      if (!(d <= e)) e = d;
+    }
+  }
+  return e;
 }
