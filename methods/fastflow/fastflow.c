@@ -31,7 +31,6 @@ typedef struct {
   vg_nn_module *net;               /* feature_extractor, norms, fast_flow_blocks */
   vg_nn_module *fe, *norms[VG_FASTFLOW_MAX_SCALES], *flows[VG_FASTFLOW_MAX_SCALES];
   int nscales;
-  vg_status (*feat)(vg_nn_module *fe, const vg_tensor *x, vg_tensor **out);   /* the encoder's features */
   vg_optim *opt;
   vg_tensor *step_buf;             /* "vigil_step": i64 (1) */
 } fastflow;
@@ -51,7 +50,7 @@ int vg_fastflow_num_scales(const vg_method *m) { return ((const fastflow *)m)->n
  * trainable LayerNorms (anomalib has none for the transformers: their final norm is frozen) */
 static vg_status ff_features(fastflow *m, const vg_tensor *x, vg_tensor **f) {
   vg_no_grad_begin();
-  vg_status st = m->feat(m->fe, x, f);
+  vg_status st = vg_backbone_features(m->fe, x, f);
   vg_no_grad_end();
   if (st != VG_OK) return st;
   if (!is_vit(m->backbone))
@@ -341,11 +340,9 @@ static vg_status ff_new(const vg_json *cfg, vg_nn_module *enc, vg_method **out) 
                           : vg_backbone_new(bb, 3, CNN_TAPS, m->seed * 7919 + 1);
   if (!m->net || !m->fe) { vg_nn_free(m->fe); ff_free(&m->base); return VG_ERR_ARG; }
   vg_nn_add_child(m->net, "feature_extractor", m->fe);
-  /* the registry's features; a tiny test ViT (vg_vit_new_config) is not in the registry */
-  const vg_backbone_desc *desc = vg_backbone_of(m->fe);
-  m->feat = desc ? vg_backbone_features : vg_vit_info(m->fe, NULL) ? vg_vit_features : NULL;
-  m->nscales = desc ? vg_backbone_num_features(m->fe) : 1;
-  if (!m->feat || m->nscales < 1 || m->nscales > VG_FASTFLOW_MAX_SCALES) {
+  /* the registry's features (it also owns tiny vg_vit_new_config test models built with taps) */
+  m->nscales = vg_backbone_num_features(m->fe);
+  if (m->nscales < 1 || m->nscales > VG_FASTFLOW_MAX_SCALES) {
     ff_free(&m->base);
     return vg_fail(VG_ERR_ARG, "fastflow: the encoder is not a backbone model (nn/backbones/backbones.h)");
   }
@@ -358,8 +355,8 @@ static vg_status ff_new(const vg_json *cfg, vg_nn_module *enc, vg_method **out) 
   if (norms) vg_nn_add_child(m->net, "norms", norms);
   vg_nn_add_child(m->net, "fast_flow_blocks", blocks);
   for (int s = 0; s < m->nscales && st == VG_OK; s++) {
-    int64_t scale = desc ? vg_backbone_feature_stride(m->fe, s) : vc.patch;   /* ResNets 4, 8, 16; ViTs 16 */
-    int64_t C = desc ? vg_backbone_feature_channels(m->fe, s) : vc.embed_dim;
+    int64_t scale = vg_backbone_feature_stride(m->fe, s);   /* ResNets 4, 8, 16; ViTs 16 */
+    int64_t C = vg_backbone_feature_channels(m->fe, s);
     int64_t dims[3] = {C, size / scale, size / scale};
     char name[16];
     snprintf(name, sizeof name, "%d", s);
