@@ -25,6 +25,9 @@ vg_status vg_backward(vg_tensor *loss);
 /* Backward with an explicit seed gradient of loss's shape. */
 vg_status vg_backward_with(vg_tensor *out, const vg_tensor *grad);
 void vg_zero_grad_(vg_tensor *t);    /* zeroes t->grad if present */
+/* t->grad = None (torch's zero_grad(set_to_none=True)): a heap grad is freed, a scope
+ * leaf's stays in its arena until the scope ends; the next backward allocates afresh */
+void vg_clear_grad_(vg_tensor *t);
 
 /* no-grad regions nest: ops inside record nothing */
 void vg_no_grad_begin(void);

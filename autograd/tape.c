@@ -99,6 +99,12 @@ void vg_zero_grad_(vg_tensor *t) {
   if (t && t->grad) vg_fill_(t->grad, 0);
 }
 
+void vg_clear_grad_(vg_tensor *t) {
+  if (!t || !t->grad) return;
+  if (t->grad->flags & VG_TF_HEAP) vg_tensor_free(t->grad);
+  t->grad = NULL;
+}
+
 vg_status vg_backward_with(vg_tensor *out, const vg_tensor *seed) {
   if (!out) return vg_fail(VG_ERR_ARG, "backward: NULL tensor");
   if (!out->requires_grad) return vg_fail(VG_ERR_ARG, "backward: tensor does not require grad (no history)");

@@ -253,7 +253,11 @@ int vg_optim_num_groups(const vg_optim *o);
 double vg_optim_get_lr(const vg_optim *o, int group);
 void vg_optim_set_lr(vg_optim *o, int group, double lr);
 vg_optim_hparams *vg_optim_group(vg_optim *o, int group);   /* edit in place */
-void vg_optim_zero_grad(vg_optim *o);        /* grads zeroed (kept allocated) */
+void vg_optim_zero_grad(vg_optim *o);        /* grads zeroed (kept allocated): torch 1.x's zero_grad() */
+/* set_to_none: every grad dropped (None), torch >= 2.0's zero_grad() default; step then
+ * skips the parameters that no backward reached since (no update, no state change), which
+ * matters when one optimizer spans modules trained in turns (CFLOW's decoders). */
+void vg_optim_zero_grad_ex(vg_optim *o, bool set_to_none);
 void vg_optim_step(vg_optim *o);
 /* Moves the moment buffers to dev (the step counters stay on the host); parameters on a
  * GPU update there with the CPU's arithmetic. add_group does it for device parameters. */

@@ -16,16 +16,6 @@
 #include <math.h>
 #include <string.h>
 
-
-
-
-
-
-
-
-
-
-
 typedef struct {
   vg_tensor *p;        /* the parameter (not owned) */
   int group;
@@ -177,9 +167,14 @@ vg_optim_hparams *vg_optim_group(vg_optim *o, int group) {
   return &o->groups[group];
 }
 
-void vg_optim_zero_grad(vg_optim *o) {
-  for (int i = 0; i < o->nparams; i++) vg_zero_grad_(o->ps[i].p);
+void vg_optim_zero_grad_ex(vg_optim *o, bool set_to_none) {
+  for (int i = 0; i < o->nparams; i++) {
+    if (set_to_none) vg_clear_grad_(o->ps[i].p);
+    else vg_zero_grad_(o->ps[i].p);
+  }
 }
+
+void vg_optim_zero_grad(vg_optim *o) { vg_optim_zero_grad_ex(o, false); }
 
 /* The element updates (tensor/optim_upd.h) run on the parameter's device through the
  * backend table (vg_optim_update_run: tensor/cpu/optim.c, tensor/cuda/optim.cu). */

@@ -144,6 +144,21 @@ static void test_cflow(void) {
   /* paper_setup: rotate is the official 5; another value or the unconditional variant is refused before building */
   VG_CHECK(!make("cflow", "{\"paper_setup\": true, \"category\": \"bottle\", \"rotate\": 3}") &&
                strstr(vg_last_error(), "rotate 3"), "paper_setup refuses rotate 3: %s", vg_last_error());
+  VG_CHECK(!make("cflow", "{\"paper_setup\": true, \"category\": \"bottle\", \"zero_grad\": \"none\"}") &&
+               strstr(vg_last_error(), "zero_grad"), "paper_setup refuses zero_grad none: %s", vg_last_error());
+  VG_CHECK(!make("cflow", "{\"zero_grad\": \"nil\"}") && strstr(vg_last_error(), "zero_grad"),
+           "zero_grad: an unknown value is refused: %s", vg_last_error());
+  c = make("cflow", "{\"paper_setup\": true, \"category\": \"bottle\"}");
+  j = c ? c->ops->config_json(c) : NULL;
+  VG_CHECK(j && strstr(j, "\"zero_grad\": \"zero\""), "paper_setup sets zero_grad zero (torch 1.x, the paper's runs)");
+  free(j);
+  vg_method_free(c);
+  snprintf(cfg, sizeof cfg, "{%s}", base);
+  c = make("cflow", cfg);
+  j = c ? c->ops->config_json(c) : NULL;
+  VG_CHECK(j && strstr(j, "\"zero_grad\": \"none\""), "zero_grad defaults to none (torch >= 2.0)");
+  free(j);
+  vg_method_free(c);
   VG_CHECK(!make("cflow", "{\"paper_setup\": true, \"category\": \"bottle\", \"conditional\": false}") &&
                strstr(vg_last_error(), "conditional"), "paper_setup refuses conditional false: %s", vg_last_error());
   const vg_method_def *d = vg_method_find("cflow");

@@ -434,7 +434,48 @@ static void test_device_update(void) {
   }
 }
 
+/* zero_grad set_to_none (torch >= 2.0) vs zeroed grads (torch 1.x): two parameters, a
+ * step on both, then a backward that reaches only the first. With None grads the second
+ * keeps its value and step count; with zeroed grads Adam moves it on its momentum. */
+static void test_set_to_none(void) {
+  for (int none = 0; none < 2; none++) {
+    vg_tensor *a = vg_tensor_new(VG_F32, 1, (int64_t[]){3}), *b = vg_tensor_new(VG_F32, 1, (int64_t[]){3});
+    vg_fill_(a, 1.0f);
+    vg_fill_(b, 2.0f);
+    vg_requires_grad_(a, true);
+    vg_requires_grad_(b, true);
+    vg_optim *o = vg_optim_new(VG_OPTIM_ADAM, vg_optim_defaults(VG_OPTIM_ADAM, 0.1));
+    vg_optim_add_group(o, 2, (vg_tensor *[]){a, b}, NULL);
+    vg_scope_begin();
+    vg_backward(vg_sum_all(vg_mul(vg_add(a, a), b)));
+    vg_scope_end();
+    vg_optim_step(o);
+    float b1 = vg_f32(b)[0];
+    vg_optim_zero_grad_ex(o, none);
+    VG_CHECK(none ? (a->grad == NULL && b->grad == NULL) : (a->grad && b->grad && vg_f32(b->grad)[0] == 0),
+             "zero_grad(set_to_none=%s): grads %s", none ? "true" : "false", none ? "dropped" : "zeroed, kept");
+    vg_scope_begin();
+    vg_backward(vg_sum_all(vg_mul(a, a)));
+    vg_scope_end();
+    vg_optim_step(o);
+    vg_nn_list st = vg_optim_state(o);
+    float steps_b = NAN;
+    for (int i = 0; i < st.n; i++)
+      if (!strcmp(st.names[i], "state.1.step")) steps_b = vg_f32(st.tensors[i])[0];
+    /* zeroed: grad 2a = 2 at step 1 (m1 = 0.2, v1 = 0.004), 0 at step 2 (m = 0.18, v = 0.003996):
+     * b moves by lr m^ / (sqrt(v^) + eps) with m^ = m / (1 - 0.9^2), v^ = v / (1 - 0.999^2) */
+    double want = none ? b1 : b1 - 0.1 * (0.18 / 0.19) / (sqrt(0.003996 / (1 - 0.999 * 0.999)) + 1e-8);
+    VG_CHECK(fabs(vg_f32(b)[0] - want) < 1e-5 && steps_b == (none ? 1 : 2),
+             "set_to_none=%d: untouched parameter %.7g (want %.7g), its step %g", none, vg_f32(b)[0], want, steps_b);
+    vg_nn_list_free(&st);
+    vg_optim_free(o);
+    vg_tensor_free(a);
+    vg_tensor_free(b);
+  }
+}
+
 int main(void) {
+  test_set_to_none();
   FX = vg_fixture_load(vg_test_fixture("nn/optim.vgfx"));
   if (!VG_CHECK(FX, "load tests/fixtures/nn/optim.vgfx")) return vg_test_finish();
   vg_tensor *X = fx_tensor("X"), *Y = fx_tensor("Y");

@@ -14,8 +14,9 @@ Inputs: Philox uniform(-2, 2): test batches seeds 7 and 8, training batch seed 1
 Stored: pe (positional encoding 128 x 8 x 8), lp.<l> (log p / C per fibre, batch seed 7),
 map_b (anomalib per-batch map, seed 7), map_o / score_o (official normalisation over
 both test batches, 4 maps), fperm.<l> (training fibre orders), closs (the 21 chunk
-losses, Adam lr 2e-4, torch 1.13 zero_grad semantics), lp_t.0 (log_prob of tap 0 after
-training). Also cflow_anomalib.pth (anomalib keys with "model.", deflated) of a tiny
+losses, Adam lr 2e-4, torch 1.x zero_grad semantics: grads zeroed), lp_t.0 (log_prob of
+tap 0 after training); closs_none, lp_t_none.0, lp_t_none.1: the same training from the same
+weights with torch 2's zero_grad(set_to_none=True). Also cflow_anomalib.pth (anomalib keys with "model.", deflated) of a tiny
 model (layer1 only, condition_vector 4, 1 block) and its lp in cflow_anomalib.bin.
 For tests/test_cli.c (`vigil predict --from-anomalib`): the same tiny model as a
 Lightning-like checkpoint cflow_anomalib.ckpt ({"state_dict": {"model.*", anomalib 2.x
@@ -24,7 +25,8 @@ post_processor buffers}, "epoch", "global_step", "pytorch-lightning_version",
 "x" (the loader's tensors), "map" / "score" (anomalib's map of the batch of both images =
 the official normalisation over the two), "map_1" (each image as its own batch).
 
-Run: PYTHONPATH=/work/pydeps /usr/bin/python3 tools/gen_cflow_fixtures.py"""
+Run: /work/venv/bin/python tools/gen_cflow_fixtures.py   (torch 2.x + anomalib 2.7; the first files came from torch 1.13,
+whose values the torch 2 run reproduces within the tests' tolerances)"""
 import collections, os, sys, types
 import numpy as np
 import torch
@@ -130,38 +132,51 @@ def main():
     d["map_b"] = model(x7).anomaly_map.detach().numpy()
     both = [(torch.cat([a[0], b[0]]).numpy(), a[1], a[2]) for a, b in zip(lp7, lp8)]
     d["map_o"], d["score_o"] = official_maps(both, (S, S))
-    # training: train.py train_meta_epoch on one batch, N = 8
-    params = [p for dec in model.decoders for p in dec.parameters()]
-    opt = torch.optim.Adam(params, lr=2e-4)
-    xb = torch.from_numpy(philox.uniform_range((2, 3, S, S), -2, 2, 100))
-    model.decoders.train()
-    with torch.no_grad():
-        act = model.encoder(xb)
-    g = torch.Generator().manual_seed(3)
-    losses = []
-    N = 8
-    for l, layer in enumerate(model.pool_layers):
-        e = act[layer].detach()
-        B, C, H, W = e.shape
-        E = B * H * W
-        p = ns.utils.positional_encoding_2d(128, H, W).unsqueeze(0).repeat(B, 1, 1, 1)
-        c_r = p.reshape(B, 128, H * W).transpose(1, 2).reshape(E, 128)
-        e_r = e.reshape(B, C, H * W).transpose(1, 2).reshape(E, C)
-        perm = torch.randperm(E, generator=g)
-        d["fperm.%d" % l] = perm.numpy().astype(np.float32)
-        dec = model.decoders[l]
-        for f in range(E // N):
-            idx = torch.arange(f * N, (f + 1) * N)
-            c_p, e_p = c_r[perm[idx]], e_r[perm[idx]]
-            z, ljd = dec(e_p, [c_p])
-            lp = ns.utils.get_logp(C, z, ljd) / C
-            loss = -F.logsigmoid(lp)
-            opt.zero_grad()
-            loss.mean().backward()
-            opt.step()
-            losses.append(loss.mean().item())
-    d["closs"] = np.array(losses, np.float32)
-    d["lp_t.0"] = log_probs(ns, model, x7)[0][0].numpy()
+    # training: train.py train_meta_epoch on one batch, N = 8; once with torch 1.x's
+    # zero_grad (grads zeroed: every decoder's Adam state moves at every step), once from the
+    # same weights with torch 2's default set_to_none=True (only the stepped decoder moves)
+    start = {k: v.clone() for k, v in model.decoders.state_dict().items()}
+    for to_none, sfx in ((False, ""), (True, "_none")):
+        model.decoders.load_state_dict(start)
+        params = [p for dec in model.decoders for p in dec.parameters()]
+        for p in params:
+            p.grad = None
+        opt = torch.optim.Adam(params, lr=2e-4)
+        xb = torch.from_numpy(philox.uniform_range((2, 3, S, S), -2, 2, 100))
+        model.decoders.train()
+        with torch.no_grad():
+            act = model.encoder(xb)
+        g = torch.Generator().manual_seed(3)
+        losses = []
+        N = 8
+        for l, layer in enumerate(model.pool_layers):
+            e = act[layer].detach()
+            B, C, H, W = e.shape
+            E = B * H * W
+            p = ns.utils.positional_encoding_2d(128, H, W).unsqueeze(0).repeat(B, 1, 1, 1)
+            c_r = p.reshape(B, 128, H * W).transpose(1, 2).reshape(E, 128)
+            e_r = e.reshape(B, C, H * W).transpose(1, 2).reshape(E, C)
+            perm = torch.randperm(E, generator=g)
+            d["fperm.%d" % l] = perm.numpy().astype(np.float32)
+            dec = model.decoders[l]
+            for f in range(E // N):
+                idx = torch.arange(f * N, (f + 1) * N)
+                c_p, e_p = c_r[perm[idx]], e_r[perm[idx]]
+                z, ljd = dec(e_p, [c_p])
+                lp = ns.utils.get_logp(C, z, ljd) / C
+                loss = -F.logsigmoid(lp)
+                opt.zero_grad(set_to_none=to_none)
+                loss.mean().backward()
+                opt.step()
+                losses.append(loss.mean().item())
+        d["closs" + sfx] = np.array(losses, np.float32)
+        # taps 0 and 1 after training: with zeroed grads their decoders went on moving (Adam
+        # momentum) while the later taps trained; with None grads they stopped. (The chunk
+        # losses agree: torch creates a parameter's Adam state at its first grad.)
+        lpt = log_probs(ns, model, x7)
+        d["lp_t%s.0" % sfx] = lpt[0][0].numpy()
+        if to_none:
+            d["lp_t_none.1"] = lpt[1][0].numpy()
     path = os.path.join(OUT, "cflow_r18.bin")
     fixtures.write(path, d)
     print("r18", os.path.getsize(path), "bytes", len(losses), "steps")

@@ -23,6 +23,7 @@ typedef struct {
   bool eval_every_meta_epoch; /* the official per-meta-epoch test evaluation (best-epoch report) */
   double rotate;              /* training RandomRotation(rotate) degrees, 0 = off */
   bool float_resize;          /* config "resize": "float" (anomalib 2.x) or "pil" */
+  bool zero_grad_keep;        /* config "zero_grad": "zero" (torch 1.x) or "none" (torch >= 2.0) */
   double clamp, lr;
   uint64_t seed;
   vg_nn_module *net, *enc, *dec[VG_CFLOW_MAX_LAYERS];
@@ -189,7 +190,7 @@ vg_status vg_cflow_train_step_ex(vg_method *mm, const vg_tensor *images, int64_t
       vg_scope_begin();
       vg_tensor *idx = vg_narrow(perm, 0, f * N, N);
       vg_tensor *ep = vg_index_select(e[l], 0, idx), *cp = c[l] ? vg_index_select(c[l], 0, idx) : NULL;
-      vg_optim_zero_grad(m->opt);
+      vg_optim_zero_grad_ex(m->opt, !m->zero_grad_keep);
       vg_tensor *lp = vg_cflow_log_prob(mm, l, ep, cp);
       vg_tensor *ls = lp ? vg_mean_all(vg_neg(vg_logsigmoid(lp))) : NULL;
       double v = ls ? vg_item(ls) : NAN;
@@ -348,7 +349,8 @@ static vg_status cf_finalize(vg_method *mm, float *maps, int64_t n, int h, int w
   return st;
 }
 
-static const char *const RESIZE[] = {"pil", "float", NULL}, *const MAP_NORM[] = {"anomalib", "official", NULL};
+static const char *const RESIZE[] = {"pil", "float", NULL}, *const MAP_NORM[] = {"anomalib", "official", NULL},
+                        *const ZERO_GRAD[] = {"none", "zero", NULL};
 /* the taps layers may name: bit 1..4 of the mask, as VG_RESNET_LAYER1..4 (LAYER_NAMES[1..4]); bits 5..7
  * mobilenet_v3_large's official CFLOW-AD taps (gudovskiy/cflow-ad model.py: the projection 1x1 conv
  * of features[6], [12], [15] before its BN, nn/backbones/mobilenet.h), the roles of layer2..4 */
@@ -404,6 +406,11 @@ static const vg_cfg_field CF_CONFIG[] = {
   {"rotate", VG_CFG_NUM, VG_CFG_AT(cflow, rotate), .def = 0, .lo = 0, .hi = 180,
    .help = "training augmentation: every image rotated by U[-rotate, rotate] degrees (torchvision RandomRotation: "
            "nearest, black fill); the official code's 5 (paper_setup sets it); 0 = off"},
+  {"zero_grad", VG_CFG_ENUM, VG_CFG_AT(cflow, zero_grad_keep), .idef = 0, .choices = ZERO_GRAD,
+   .want = "\"none\" or \"zero\"",
+   .help = "before each fibre-batch step: none = grads set to None (torch >= 2.0's zero_grad(), anomalib 2.x and the "
+           "official code on torch 2: Adam steps only the decoder trained); zero = grads zeroed (torch 1.x, the paper's "
+           "runs; paper_setup sets it): every decoder's Adam moments move at every step"},
   {"conditional", VG_CFG_BOOL, VG_CFG_AT(cflow, conditional), .idef = true,
    .help = "positional condition vector in every decoder (CFLOW); false = the paper's unconditional ablation (UFLOW)"},
   {"eval_every_meta_epoch", VG_CFG_BOOL, VG_CFG_AT(cflow, eval_every_meta_epoch), .idef = false,
@@ -478,6 +485,7 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
   bool soft = m->permute_soft, cosine = m->cosine, official = m->official_norm, paper = m->paper_setup;
   bool size_given = vg_json_get(cfg, "input_size") != NULL, fl = m->float_resize;
   bool rotate_given = vg_json_get(cfg, "rotate") != NULL, condl = m->conditional;
+  bool zg_given = vg_json_get(cfg, "zero_grad") != NULL;
   unsigned mask = m->layers_mask;
   const char *bb = m->backbone, *category = m->category;
   if ((double)meta * (double)sub * (double)iters > 1e9)   /* the default schedule: steps = their product */
@@ -505,6 +513,10 @@ vg_status vg_cflow_new(const vg_json *cfg, vg_method **out) {
       return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: paper_setup: rotate %g contradicts the official 5 (RandomRotation(5))",
                                 m->rotate));
     m->rotate = 5;
+    if (zg_given && !m->zero_grad_keep)
+      return cf_drop(m, vg_fail(VG_ERR_ARG, "cflow: paper_setup: zero_grad \"none\" contradicts the paper's runs "
+                                "(torch 1.x: \"zero\")"));
+    m->zero_grad_keep = true;
     const char *bad = !condl ? "conditional (true)" : strcmp(bb, "wide_resnet50_2") ? "backbone (wide_resnet50_2)"
                       : mask != (VG_RESNET_LAYER2 | VG_RESNET_LAYER3 | VG_RESNET_LAYER4) ? "layers (layer2..4)"
                       : cond != 128 ? "condition_vector (128)" : blocks != 8 ? "coupling_blocks (8)"

@@ -20,7 +20,10 @@
  *   loss  = mean(-logsigmoid(log_prob)) over a chunk of fiber_batch fibres
  * train_step: per tap, E = N H W fibres in a random order (Philox randperm), E / N full
  * chunks (remainder dropped, as the official code), one optimizer step per chunk (one
- * Adam over every decoder; grads zeroed, not freed, as torch 1.x); lr by the official
+ * Adam over every decoder). zero_grad "none" (default): grads dropped before each chunk, as
+ * torch >= 2.0's zero_grad() (anomalib 2.x, or the official code on torch 2): only the
+ * decoder of the chunk's tap moves; "zero" (paper_setup): grads zeroed, kept, as torch 1.x
+ * (the paper's runs): every decoder already trained moves on its Adam momentum; lr by the official
  * warm-up + cosine per meta-epoch (vg_cflow_lr_apply), with meta-epoch = step /
  * (sub_epochs * iters_per_epoch). The reported loss is the mean over all chunks.
  * Maps: per tap exp(log_prob - max) upsampled bilinearly (align_corners=True) to the
@@ -34,8 +37,8 @@
  * loader's batches per epoch unless given, as the official meta-epoch is one pass over the
  * data; category: the data category (`vigil train` fills it in). paper_setup true = the
  * official MVTec reference runs — input_size from the category (vg_cflow_paper_input_size,
- * gudovskiy/cflow-ad README), rotate 5 (the official RandomRotation(5) of the training images)
- * and every other key at its official value (= the defaults); a contradicting key is an error.
+ * gudovskiy/cflow-ad README), rotate 5 (the official RandomRotation(5) of the training images),
+ * zero_grad "zero" (torch 1.x) and every other key at its official value (= the defaults); a contradicting key is an error.
  * rotate R: every training image rotated by U[-R, R] degrees in train_step (nearest, black
  * fill, draws keyed on (seed, step, row): methods/augment.h). conditional false: the paper's
  * unconditional ablation (UFLOW: no positional condition, subnet input ceil(C/2)).
