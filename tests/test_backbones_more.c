@@ -445,6 +445,67 @@ static void load_old_keys(void) {
   vg_nn_free(b);
 }
 
+/* torchvision's full mobilenet_v3_large checkpoint (features.0..16 + classifier.0/3) into
+ * CFLOW-AD's encoder (built up to features.15): strict, as ResNet and DenseNet files load;
+ * a key the full model does not have either (features.17, block.9) is still refused */
+static void load_mnv3_full(void) {
+  const char *cflow_taps[] = {"features.6.proj", "features.12.proj", "features.15.proj"}, *all[] = {"features.16"};
+  vg_nn_module *full = vg_backbone_new("mobilenet_v3_large", 1, all, 3);
+  vg_nn_module *enc = vg_backbone_new("mobilenet_v3_large", 3, cflow_taps, 4);
+  if (!VG_CHECK(full && enc, "mobilenet_v3_large full and CFLOW-tap models build")) { vg_nn_free(full); vg_nn_free(enc); return; }
+  vg_nn_list sd = vg_nn_state_dict(full);
+  char **names = calloc((size_t)sd.n + 8, sizeof *names);
+  vg_tensor **ts = calloc((size_t)sd.n + 8, sizeof *ts), *extra[6];
+  int n = 0;
+  for (int i = 0; i < sd.n; i++)   /* write_pth stores f32 (no num_batches_tracked, as pre-0.4 files) */
+    if (sd.tensors[i]->dtype == VG_F32) names[n] = strdup(sd.names[i]), ts[n++] = sd.tensors[i];
+  /* torchvision's head: classifier = Linear(960, 1280), Hardswish, Dropout, Linear(1280, 1000) (shrunk here) */
+  static const char *const head[4] = {"classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias"};
+  static const int64_t hs[4][2] = {{12, 960}, {12, 1}, {10, 12}, {10, 1}};
+  for (int k = 0; k < 4; k++) {
+    extra[k] = vg_tensor_new(VG_F32, k % 2 ? 1 : 2, hs[k]);
+    vg_fill_(extra[k], 0.5f);
+    names[n] = strdup(head[k]), ts[n++] = extra[k];
+  }
+  char path[] = "/tmp/vg_test_mnv3_full_XXXXXX";
+  int fd = mkstemp(path);
+  if (fd >= 0) close(fd);
+  bool w = write_pth(path, n, names, ts);
+  vg_status st = w ? vg_nn_load_state_pth(enc, path, true) : VG_ERR_IO;
+  VG_CHECK(w && st == VG_OK, "mobilenet_v3_large: torchvision's full state dict (features.16, classifier.*) loads strictly "
+           "into the CFLOW encoder (features.0..15)%s%s", st == VG_OK ? "" : ": ", st == VG_OK ? "" : vg_last_error());
+  vg_nn_list se = vg_nn_state_dict(enc);
+  int same = 0, nf = 0;
+  for (int i = 0; i < se.n; i++) {
+    if (se.tensors[i]->dtype != VG_F32) continue;
+    vg_tensor *t = vg_nn_get(full, se.names[i]);
+    nf++;
+    same += t && !memcmp(vg_f32(t), vg_f32(se.tensors[i]), sizeof(float) * (size_t)vg_numel(t));
+  }
+  VG_CHECK(st == VG_OK && same == nf && nf > 0, "mobilenet_v3_large: every loaded tensor equals the file's (%d / %d)", same, nf);
+  vg_nn_list_free(&se);
+  /* keys no torchvision mobilenet_v3_large has are not silently skipped */
+  static const char *const bad[2] = {"features.17.0.weight", "features.15.block.9.0.weight"};
+  for (int k = 0; k < 2; k++) {
+    extra[4 + k] = vg_tensor_new(VG_F32, 1, (int64_t[]){4});
+    vg_fill_(extra[4 + k], 0.0f);
+    names[n] = strdup(bad[k]), ts[n] = extra[4 + k];
+    w = write_pth(path, n + 1, names, ts);
+    st = w ? vg_nn_load_state_pth(enc, path, true) : VG_OK;
+    VG_CHECK(w && st != VG_OK && strstr(vg_last_error(), bad[k]), "mobilenet_v3_large, strict: unexpected key %s named (%s)",
+             bad[k], vg_last_error());
+    free(names[n]);
+  }
+  unlink(path);
+  for (int i = 0; i < n; i++) free(names[i]);
+  for (int k = 0; k < 6; k++) vg_tensor_free(extra[k]);
+  free(names);
+  free(ts);
+  vg_nn_list_free(&sd);
+  vg_nn_free(full);
+  vg_nn_free(enc);
+}
+
 /* ------------------------------------------------------------------ distillation */
 /* models[k]: the golden models (Philox weights, every tap: the targets use two of them) */
 static void distill_targets(vg_nn_module *const *mods) {
@@ -549,6 +610,7 @@ int main(int argc, char **argv) {
            now() - t1);
   architecture(m[0], m[1]);
   load_old_keys();
+  load_mnv3_full();
   if (m[1]) golden(m[1], "densenet201", 10, DN_TAPS, true, false);
   if (m[0]) golden(m[0], "resnext101_32x8d", 4, RX_TAPS, false, false);
   if (vg_test_long()) {   /* full size, fixtures made by hand (not committed) */

@@ -2,6 +2,7 @@
  * state-dict name (see backbones.h). */
 #include "nn/backbones/backbones.h"
 #include "nn/backbones/densenet.h"
+#include "nn/backbones/mobilenet.h"
 #include "nn/backbones/vit.h"
 #include "nn/pth.h"
 #include "nn/safetensors.h"
@@ -48,9 +49,11 @@ vg_status vg_check_published_weights(const char *path) {
                  path, hex, want, prefix ? "... (prefix)" : "");
 }
 
-/* keys a truncated ResNet never has: fc.*, avgpool.*, layers that were not built */
+/* keys a truncated backbone never has: ResNet fc.*, avgpool.*, layers that were not built;
+ * DenseNet, MobileNetV3 and ViT likewise (their own rules) */
 static bool ignored(const vg_nn_module *m, const char *key) {
   if (vg_densenet_info(m, NULL)) return vg_densenet_ignores_key(m, key);
+  if (vg_mobilenet_v3_info(m, NULL)) return vg_mobilenet_v3_ignores_key(m, key);
   if (vg_vit_info(m, NULL)) return vg_vit_key_unbuilt(m, key);
   if (!vg_resnet_info(m, NULL, NULL)) return false;
   const char *dot = strchr(key, '.');

@@ -123,6 +123,19 @@ bool vg_mobilenet_v3_info(const vg_nn_module *m, int *last_stage) {
   return true;
 }
 
+bool vg_mobilenet_v3_ignores_key(const vg_nn_module *m, const char *key) {
+  int last;
+  if (!key || !vg_mobilenet_v3_info(m, &last)) return false;
+  if (!strncmp(key, "classifier.", 11) || !strncmp(key, "avgpool.", 8)) return true;
+  if (strncmp(key, "features.", 9)) return false;
+  const char *p = key + 9;
+  if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9')) return false;
+  int k = 0;
+  while (*p >= '0' && *p <= '9' && k < 1000) k = k * 10 + (*p++ - '0');
+  /* a stage of torchvision's features (0..16) this model did not build */
+  return *p == '.' && k > last && k < NSTAGE;
+}
+
 /* "features.K" / "features.K.proj" / "features.K.block.J.0" -> K, proj; false when not a tap */
 static bool parse_tap(const char *s, int *k, bool *proj) {
   if (strncmp(s, "features.", 9)) return false;

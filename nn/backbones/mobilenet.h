@@ -35,4 +35,8 @@
 /* Is m a model made by the mobilenet_v3_large descriptor? *last_stage (may be NULL): the index
  * K of the last features[K] built. */
 bool vg_mobilenet_v3_info(const vg_nn_module *m, int *last_stage);
+/* Keys of torchvision's full mobilenet_v3_large that the truncated model m never has:
+ * classifier.*, avgpool.* and features.K.* for K past the last stage built (so the full
+ * torchvision checkpoint loads strictly into CFLOW-AD's encoder, as ResNets and DenseNets do). */
+bool vg_mobilenet_v3_ignores_key(const vg_nn_module *m, const char *key);
 #endif
