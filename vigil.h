@@ -42,6 +42,7 @@
 #include "base/inflate.h"
 #include "base/threadpool.h"
 #include "base/sha256.h"
+#include "base/mem.h"
 /* tensor: tensors, scopes, every op; threads and SIMD path; op counting */
 #include "tensor/tensor.h"
 #include "tensor/parallel.h"

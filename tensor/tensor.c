@@ -6,6 +6,7 @@
  * that allocates the same sequence each step reaches a steady state with no malloc. */
 #include "tensor/internal.h"
 #include "tensor/vmath.h"
+#include "base/mem.h"
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -189,7 +190,7 @@ static void *arena_alloc(size_t n) {
   if (!c) {
     size_t cap = n > VG_CHUNK_MIN ? n : VG_CHUNK_MIN;
     c = malloc(sizeof *c);
-    char *mem = c ? aligned_alloc(VG_ALIGN, cap) : NULL;
+    char *mem = c ? vg_mem_alloc(cap) : NULL;
     if (!mem) {
       free(c);
       VG_ABORT("out of memory: scope arena wants %zu more bytes", cap);
@@ -247,7 +248,7 @@ static void *hblock_alloc(size_t n) {
   n = (n + VG_ALIGN - 1) & ~(size_t)(VG_ALIGN - 1);
   if (n == 0) n = VG_ALIGN;
   vg_hblock *b = malloc(sizeof *b);
-  char *mem = b ? aligned_alloc(VG_ALIGN, n) : NULL;
+  char *mem = b ? vg_mem_alloc(n) : NULL;
   if (!mem) {
     free(b);
     VG_ABORT("out of memory: %zu more bytes", n);
@@ -268,7 +269,7 @@ static void hblock_free_from(uint64_t from, int what) {
     if (f) {
       *pb = b->next;
       H.bytes -= b->nbytes;
-      free(b->data);
+      vg_mem_free(b->data);
       free(b);
     } else {
       pb = &b->next;
@@ -283,7 +284,7 @@ static void hblock_scope_end(void) {
     if (b->depth > A.depth) {
       *pb = b->next;
       H.bytes -= b->nbytes;
-      free(b->data);
+      vg_mem_free(b->data);
       free(b);
     } else {
       pb = &b->next;
@@ -572,7 +573,7 @@ void vg_scope_release(void) {
   while (c) {
     vg_arena_chunk *n = c->next;
     VG_UNPOISON(c->mem, c->cap);
-    free(c->mem);
+    vg_mem_free(c->mem);
     free(c);
     c = n;
   }
@@ -698,10 +699,10 @@ vg_tensor *vg_tensor_try_new(vg_dtype dt, int ndim, const int64_t *shape) {
       return NULL;
     }
   vg_tensor *t = calloc(1, sizeof *t + sizeof(vg_storage));
-  void *data = aligned_alloc(VG_ALIGN, nbytes ? (nbytes + VG_ALIGN - 1) & ~(size_t)(VG_ALIGN - 1) : VG_ALIGN);
+  void *data = vg_mem_alloc(nbytes);
   if (!t || !data) {
     free(t);
-    free(data);
+    vg_mem_free(data);
     vg_fail(VG_ERR_NOMEM, "out of memory for a %s tensor of %zu bytes", vg_dtype_name(dt), nbytes);
     return NULL;
   }

@@ -14,7 +14,10 @@
 #include "tensor/internal.h"
 #include "autograd/autograd.h"
 #include "flows/flows.h"
+#include "base/mem.h"
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 enum { ROWS = 64, COLS = 4096, CHAIN = 30 };
 #define TBYTES ((size_t)ROWS * COLS * sizeof(float))
@@ -164,7 +167,39 @@ static void test_keep(void) {
   vg_tensor_free(w);
 }
 
+static long minflt(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
+/* base/mem.h: freed tensor-sized blocks (64 MiB, above glibc's default mmap ceiling of 32
+ * MiB) come back from the heap on the next allocation instead of from fresh, faulting mmap
+ * pages — a training step's grads and backward temporaries. */
+static void test_malloc_tune(void) {
+  const char *e = getenv("VIGIL_MALLOC_TUNE");
+  bool off = e && !strcmp(e, "0");
+#if defined(__SANITIZE_ADDRESS__)
+  printf("SKIP malloc tuning (ASan's allocator)\n");
+  (void)off;
+#else
+  VG_CHECK(vg_mem_tuned() == !off, "vg_mem_tune: mallopt thresholds %s", off ? "left alone (VIGIL_MALLOC_TUNE=0)" : "raised");
+  long faults = 0;
+  for (int r = 0; r < 6; r++) {
+    long f0 = minflt();
+    vg_tensor *t = vg_tensor_new(VG_F32, 1, (int64_t[]){16 << 20});
+    vg_fill_(t, 1.0f);
+    vg_tensor_free(t);
+    if (r > 1) faults += minflt() - f0;   /* two warm-up rounds: the heap grows to fit */
+  }
+  /* 64 MiB = 16384 pages per round when each allocation is a fresh mapping */
+  if (!off) VG_CHECK(faults < 4000, "64 MiB tensor allocated, written, freed 4 more times: %ld page faults (< 4000)", faults);
+  else printf("SKIP reuse check (VIGIL_MALLOC_TUNE=0: %ld page faults)\n", faults);
+#endif
+}
+
 int main(void) {
+  test_malloc_tune();
   test_backward();
   test_flow();
   test_keep();

@@ -5,11 +5,12 @@
 #include "tensor/cpu/isa.h"
 #include "tensor/eltwise.h"
 #include "tensor/vmath.h"
+#include "base/mem.h"
 #include <math.h>
 #include <string.h>
 
 static void *cpu_alloc(size_t n) {
-  void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+  void *p = vg_mem_alloc(n);
   if (!p) VG_ABORT("out of memory allocating %zu bytes", n);
   return p;
 }
@@ -45,7 +46,7 @@ const vg_backend vg_cpu_backend = {
                [VG_OP_SOFTMAX_BWD] = vg_cpu_softmax_bwd, [VG_OP_LOG_SOFTMAX_BWD] = vg_cpu_log_softmax_bwd,
                [VG_OP_LAYER_NORM] = vg_cpu_layer_norm, [VG_OP_LAYER_NORM_BWD] = vg_cpu_layer_norm_bwd},
     .alloc = cpu_alloc,
-    .free = free,
+    .free = vg_mem_free,
     .optim_update = vg_cpu_optim_update};
 
 /* ---- the elementwise families: the row kernels of eltwise_rows.h per ISA ---- */
