@@ -60,7 +60,7 @@ TRAIN_DEFAULT = ["effad-s", "fastflow-wrn50", "cflow-wrn50"]
 # rough seconds per image and run on 2 cores of a 2020s x86 server (plan estimates and time boxes only)
 EST_INFER = {"effad-s": 0.5, "effad-m": 1.3, "fastflow-r18": 0.1, "fastflow-wrn50": 0.65, "cflow-wrn50": 0.8,
              "stfpm-r18": 0.07, "padim-r18": 0.06, "patchcore-wrn50": 0.5}
-EST_TRAIN = {"effad-s": 6.0, "effad-m": 15.0, "fastflow-r18": 0.5, "fastflow-wrn50": 2.5, "cflow-wrn50": 60.0,
+EST_TRAIN = {"effad-s": 6.0, "effad-m": 15.0, "fastflow-r18": 0.5, "fastflow-wrn50": 2.5, "cflow-wrn50": 3.0,
              "stfpm-r18": 0.3}
 START_S = {"vigil": 2.0, "torch": 9.0}   # process start + model construction
 
