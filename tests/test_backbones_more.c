@@ -285,6 +285,22 @@ static void ptensor(buf *b, const char *skey, const vg_tensor *t) {
   b1(b, 't'); b1(b, 'R');
 }
 
+/* how many of got's f32 state-dict tensors equal the same-named ones of want (*nf: how many) */
+static int same_f32(vg_nn_module *got, vg_nn_module *want, int *nf) {
+  vg_nn_list sd = vg_nn_state_dict(got);
+  int same = 0;
+  *nf = 0;
+  for (int i = 0; i < sd.n; i++) {
+    if (sd.tensors[i]->dtype != VG_F32) continue;
+    (*nf)++;
+    vg_tensor *t = vg_nn_get(want, sd.names[i]);
+    same += t && vg_same_shape(t, sd.tensors[i]) &&
+            !memcmp(vg_f32(t), vg_f32(sd.tensors[i]), sizeof(float) * (size_t)vg_numel(t));
+  }
+  vg_nn_list_free(&sd);
+  return same;
+}
+
 /* a torch.save-style zip (stored entries): data.pkl = {names[i]: tensors[i]}, one storage each */
 static bool write_pth(const char *path, int n, char **names, vg_tensor **ts) {
   buf pkl = {0}, z = {0};
@@ -392,16 +408,8 @@ static void load_old_keys(void) {
   vg_status st = w ? vg_nn_load_state_pth(b, path, true) : VG_ERR_IO;
   VG_CHECK(w && st == VG_OK, "load: strict load of a .pth with old denselayer keys, module. prefix, classifier.*, an "
            "unbuilt stage's key and no num_batches_tracked%s%s", st == VG_OK ? "" : ": ", st == VG_OK ? "" : vg_last_error());
-  vg_nn_list sb = vg_nn_state_dict(b);
-  int same = 0, nf = 0;
-  for (int i = 0; i < sb.n; i++) {
-    if (sb.tensors[i]->dtype != VG_F32) continue;
-    nf++;
-    vg_tensor *t = vg_nn_get(a, sb.names[i]);
-    same += t && !memcmp(vg_f32(t), vg_f32(sb.tensors[i]), sizeof(float) * (size_t)vg_numel(t));
-  }
+  int nf = 0, same = same_f32(b, a, &nf);
   VG_CHECK(nf > 60 && same == nf, "load: %d of %d f32 tensors equal the written ones", same, nf);
-  vg_nn_list_free(&sb);
   /* the same file without one tensor: strict loading names the missing (new) key */
   if (drop >= 0) {
     char *dn = names[drop];
@@ -474,16 +482,8 @@ static void load_mnv3_full(void) {
   vg_status st = w ? vg_nn_load_state_pth(enc, path, true) : VG_ERR_IO;
   VG_CHECK(w && st == VG_OK, "mobilenet_v3_large: torchvision's full state dict (features.16, classifier.*) loads strictly "
            "into the CFLOW encoder (features.0..15)%s%s", st == VG_OK ? "" : ": ", st == VG_OK ? "" : vg_last_error());
-  vg_nn_list se = vg_nn_state_dict(enc);
-  int same = 0, nf = 0;
-  for (int i = 0; i < se.n; i++) {
-    if (se.tensors[i]->dtype != VG_F32) continue;
-    vg_tensor *t = vg_nn_get(full, se.names[i]);
-    nf++;
-    same += t && !memcmp(vg_f32(t), vg_f32(se.tensors[i]), sizeof(float) * (size_t)vg_numel(t));
-  }
+  int nf = 0, same = same_f32(enc, full, &nf);
   VG_CHECK(st == VG_OK && same == nf && nf > 0, "mobilenet_v3_large: every loaded tensor equals the file's (%d / %d)", same, nf);
-  vg_nn_list_free(&se);
   /* keys no torchvision mobilenet_v3_large has are not silently skipped */
   static const char *const bad[2] = {"features.17.0.weight", "features.15.block.9.0.weight"};
   for (int k = 0; k < 2; k++) {
