@@ -6,6 +6,7 @@
 #include "tensor/internal.h"
 #include "autograd/autograd.h"
 #include "tensor/opstats.h"
+#include "tensor/kmath/philox.h"
 #include <string.h>
 
 static float *host(const vg_tensor *t) {
@@ -310,6 +311,32 @@ static void check_casts_and_random(void) {
   for (int64_t k = 0; k < n; k++) v += (r1[k] - m) * (r1[k] - m);
   v /= n;
   VG_CHECK(fabs(m) < 0.01 && fabs(v - 1) < 0.01, "randn moments: mean %.4f var %.4f", m, v);
+  /* a contiguous f32 output (one Philox block per 4 / 2 elements) gives element i the same
+   * bits as a strided one (a draw per logical element), for any start of a thread chunk */
+  for (int normal = 0; normal < 2; normal++) {
+    vg_tensor *full = vg_empty(VG_F32, 3, (int64_t[]){7, 13, 5}), *buf = vg_empty(VG_F32, 3, (int64_t[]){5, 13, 7});
+    vg_tensor *tv = vg_permute(buf, (int[]){2, 1, 0});   /* (7, 13, 5), not contiguous */
+    vg_tensor *big = vg_empty(VG_F32, 1, (int64_t[]){40003}), *nar = vg_narrow(big, 0, 3, 40000);
+    if (normal) {
+      vg_normal_(full, 0.5f, 2.0f, 99);
+      vg_normal_(tv, 0.5f, 2.0f, 99);
+      vg_normal_(nar, -1.0f, 0.25f, 5);
+    } else {
+      vg_uniform_(full, -3.0f, 2.0f, 99);
+      vg_uniform_(tv, -3.0f, 2.0f, 99);
+      vg_uniform_(nar, -1.0f, 0.25f, 5);
+    }
+    vg_tensor *tc = vg_contiguous(tv);
+    int64_t bad = 0;
+    for (int64_t k = 0; k < 7 * 13 * 5; k++) bad += memcmp(vg_f32(full) + k, vg_f32(tc) + k, sizeof(float)) != 0;
+    /* the narrowed (offset 3) output vs element-wise vg_philox_draw of its logical index */
+    for (int64_t k = 0; k < 40000; k++) {
+      float w = normal ? -1.0f + 0.25f * vg_philox_normal_at(5, (uint64_t)k) : -1.0f + (0.25f + 1.0f) * vg_philox_uniform_at(5, (uint64_t)k);
+      bad += memcmp(vg_f32(nar) + k, &w, sizeof w) != 0;
+    }
+    VG_CHECK(bad == 0, "%s_: contiguous and strided outputs, and an offset view, bit-identical per logical element "
+             "(%lld differ)", normal ? "normal" : "uniform", (long long)bad);
+  }
   float *u = host(vg_rand(1, &n, 7));
   double um = 0, umin = 1, umax = 0;
   for (int64_t k = 0; k < n; k++) { um += u[k]; umin = fmin(umin, u[k]); umax = fmax(umax, u[k]); }
