@@ -188,10 +188,21 @@ void vg_backward_rule(vg_node *n, vg_tensor *g) {
       return;
     }
     /* ---- matmul / conv ---- */
-    case VG_OP_MATMUL:
+    case VG_OP_MATMUL: {
       if (x->requires_grad) accum_bcast(x, vg_matmul(g, vg_transpose(y, -1, -2)));
-      if (y->requires_grad) accum_bcast(y, vg_matmul(vg_transpose(x, -1, -2), g));
+      if (!y->requires_grad) return;
+      /* y = w^T, a transposed view of a 2-D w (vg_linear's weight) and x 2-D: dw = g^T x
+       * straight in w's layout, the same products summed over the same index as (x^T g)^T,
+       * instead of x^T g through the view's rule and a transposing copy into w's grad */
+      const vg_node *vn = y->node;
+      const vg_tensor *w = vn && vn->call.op == VG_OP_PERMUTE && vn->call.nin == 1 && y->ndim == 2 ? vn->call.in[0] : NULL;
+      if (w && w->ndim == 2 && x->ndim == 2 && g->ndim == 2 && vn->call.p.permute.perm[0] == 1 && w->requires_grad) {
+        vg_ag_accum(w, vg_matmul(vg_transpose(g, 0, 1), x));
+        return;
+      }
+      accum_bcast(y, vg_matmul(vg_transpose(x, -1, -2), g));
       return;
+    }
     case VG_OP_CONV2D: {
       const vg_tensor *w = c->in[1], *b = c->nin > 2 ? c->in[2] : NULL;
       if (x->requires_grad) {
