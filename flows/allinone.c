@@ -29,8 +29,11 @@ static vg_tensor *chmix(const vg_tensor *x, const vg_tensor *w2) {
 static vg_tensor *perm_index(const vg_tensor *w2) {
   if (!w2 || w2->requires_grad) return NULL;
   int64_t C = w2->shape[0];
-  float *h = malloc(sizeof(float) * (size_t)(C * C));
-  vg_to_host(w2, VG_F32, h);
+  /* read in place when it is already a contiguous CPU f32 matrix (every forward scans it) */
+  bool direct = w2->device == VG_CPU && w2->dtype == VG_F32 && vg_is_contiguous(w2);
+  float *h = direct ? vg_f32(w2) : malloc(sizeof(float) * (size_t)(C * C));
+  if (!h) return NULL;
+  if (!direct) vg_to_host(w2, VG_F32, h);
   vg_tensor *idx = vg_empty(VG_I64, 1, &C);
   int64_t *ip = vg_data(idx);
   bool ok = true;
@@ -44,7 +47,7 @@ static vg_tensor *perm_index(const vg_tensor *w2) {
     if (col < 0) ok = false;
     ip[i] = col;
   }
-  free(h);
+  if (!direct) free(h);
   return ok ? idx : NULL;
 }
 
