@@ -22,6 +22,20 @@ import philox
 _GEN = {}   # id(object) -> (object, seed, lo, hi): tensors made by philox_uniform
 
 
+def anomalib_dir():
+    """anomalib's package directory, for generators that load single files of it with stubs:
+    $VIGIL_ANOMALIB_SRC, /work/anomalib_src/anomalib, or the installed package (pip install
+    anomalib==2.7.0; located without importing it)."""
+    import importlib.util
+    for d in (os.environ.get("VIGIL_ANOMALIB_SRC"), "/work/anomalib_src/anomalib"):
+        if d and os.path.isdir(d):
+            return d
+    spec = importlib.util.find_spec("anomalib")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("anomalib's source not found: set VIGIL_ANOMALIB_SRC or pip install anomalib==2.7.0")
+    return list(spec.submodule_search_locations)[0]
+
+
 def philox_uniform(shape, lo, hi, seed, torch_tensor=True):
     """vg_uniform_(t, lo, hi, seed) values (a torch tensor, or numpy with torch_tensor=False);
     write() stores such an object (the very object, unchanged) as a version-3 generated record."""

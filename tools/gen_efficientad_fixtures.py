@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixtures  # noqa: E402
 import philox  # noqa: E402
 
-SRC = "/work/anomalib_src/anomalib/models/image/efficient_ad/torch_model.py"
+SRC = os.path.join(fixtures.anomalib_dir(), "models", "image", "efficient_ad", "torch_model.py")
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
 SEED_T, SEED_S, SEED_AE = 1, 2, 3
 

@@ -38,19 +38,7 @@ import philox  # noqa: E402
 from gen_backbone_fixtures import init_philox  # noqa: E402
 from gen_flow_fixtures import formula  # noqa: E402
 
-def _anomalib_dir():
-    """anomalib's source: $VIGIL_ANOMALIB_SRC, /work/anomalib_src/anomalib, or the installed
-    package (pip install anomalib==2.7.0); its files are loaded one by one, never imported."""
-    for d in (os.environ.get("VIGIL_ANOMALIB_SRC"), "/work/anomalib_src/anomalib"):
-        if d and os.path.isdir(d):
-            return d
-    spec = importlib.util.find_spec("anomalib")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("anomalib's source not found: set VIGIL_ANOMALIB_SRC or pip install anomalib==2.7.0")
-    return list(spec.submodule_search_locations)[0]
-
-
-ANOMALIB = _anomalib_dir()
+ANOMALIB = fixtures.anomalib_dir()
 OUT = os.path.join(HERE, "..", "tests", "fixtures")
 ZSTRIDE = 3
 
