@@ -71,10 +71,12 @@ static void pack_patches(const void *vctx, int64_t x0, int64_t xn, int64_t k0, i
     int64_t p = x0 + s0, oy = p / ow, ox = p % ow;
     const int one_row = g->sw == 1 && ox + nv <= ow;
     int64_t iy0[VG_CONV_MAX_W], ix0[VG_CONV_MAX_W];
-    for (int t = 0; t < nv; t++) {
+    int seg_end[VG_CONV_MAX_W];    /* seg_end[t0]: end of the run on t0's output row */
+    for (int t = 0, t0 = 0; t < nv; t++) {
       iy0[t] = oy * g->sh - g->ph;
       ix0[t] = ox * g->sw - g->pw;
-      if (++ox == ow) { ox = 0; oy++; }
+      if (++ox == ow || t == nv - 1) { seg_end[t0] = t + 1; t0 = t + 1; }
+      if (ox == ow) { ox = 0; oy++; }
     }
     int64_t c = k0 / khw, r = k0 % khw, ki = r / g->kw, kj = r % g->kw;
     for (int64_t k = 0; k < kc; k++) {
@@ -99,6 +101,24 @@ static void pack_patches(const void *vctx, int64_t x0, int64_t xn, int64_t k0, i
             zero_tail(d, hi, w);
           }
         }
+      } else if (g->sw == 1) {
+        /* the sliver crosses output rows: one contiguous run per output row */
+        for (int t0 = 0; t0 < nv;) {
+          const int t1 = seg_end[t0];
+          const int64_t iy = iy0[t0] + dy, ix = ix0[t0] + dx;
+          const int len = t1 - t0;
+          if (iy < 0 || iy >= H) {
+            zero_tail(d + t0, 0, len);
+          } else {
+            const float *src = xc + iy * W;
+            const int lo = (int)min64(max64(-ix, 0), len), hi = (int)max64(min64(W - ix, len), lo);
+            zero_tail(d + t0, 0, lo);
+            if (hi > lo) memcpy(d + t0 + lo, src + ix + lo, (size_t)(hi - lo) * sizeof(float));
+            zero_tail(d + t0, hi, len);
+          }
+          t0 = t1;
+        }
+        zero_tail(d, nv, w);
       } else {
         for (int t = 0; t < nv; t++) {
           const int64_t iy = iy0[t] + dy, ix = ix0[t] + dx;

@@ -18,6 +18,9 @@
 #include "base/threadpool.h"
 #include "base/status.h"
 #include <string.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -96,6 +99,22 @@ void vg_gemm_pack_strided(const void *ctx, int64_t x0, int64_t xn, int64_t k0, i
                           int w, float *dst) {
   const vg_gemm_strided *s = ctx;
   const int64_t sx = s->sx, sk = s->sk;
+  if (sx == 1 && xn >= w && (w == 32 || w == 16 || w == 8)) {
+    /* the full slivers k row by k row: each source row is read as one contiguous run
+     * (what the hardware prefetchers follow), the slivers are written as parallel streams */
+    const int64_t full = xn / w;
+    for (int64_t k = 0; k < kc; k++) {
+      const float *src = s->p + x0 + (k0 + k) * sk;
+      float *d = dst + k * w;
+      if (w == 32)
+        for (int64_t q = 0; q < full; q++) memcpy(d + q * kc * 32, src + q * 32, 32 * sizeof(float));
+      else if (w == 16)
+        for (int64_t q = 0; q < full; q++) memcpy(d + q * kc * 16, src + q * 16, 16 * sizeof(float));
+      else
+        for (int64_t q = 0; q < full; q++) memcpy(d + q * kc * 8, src + q * 8, 8 * sizeof(float));
+    }
+    x0 += full * w; xn -= full * w; dst += full * kc * w;
+  }
   for (int64_t s0 = 0; s0 < xn; s0 += w, dst += kc * w) {
     int nv = (int)min64(w, xn - s0);
     const float *base = s->p + (x0 + s0) * sx + k0 * sk;
@@ -112,6 +131,24 @@ void vg_gemm_pack_strided(const void *ctx, int64_t x0, int64_t xn, int64_t k0, i
           for (int t = nv; t < w; t++) dst[k * w + t] = 0.0f;
         }
 #undef VG_COPY_ROWS
+    } else if (sk == 1 && nv == w && w % 4 == 0) {
+      /* row-major rows into k-major slivers, 4 rows x 4 k at a time through 4x4
+       * transposes (the A operand of C = A B, the B operand of C = A B^T) */
+      int64_t k = 0;
+#if defined(__SSE2__)
+      for (; k + 4 <= kc; k += 4)
+        for (int t = 0; t < w; t += 4) {
+          const float *r0 = base + t * sx + k;
+          __m128 x0 = _mm_loadu_ps(r0), x1 = _mm_loadu_ps(r0 + sx);
+          __m128 x2 = _mm_loadu_ps(r0 + 2 * sx), x3 = _mm_loadu_ps(r0 + 3 * sx);
+          _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+          float *d = dst + k * w + t;
+          _mm_storeu_ps(d, x0); _mm_storeu_ps(d + w, x1);
+          _mm_storeu_ps(d + 2 * w, x2); _mm_storeu_ps(d + 3 * w, x3);
+        }
+#endif
+      for (; k < kc; k++)
+        for (int t = 0; t < w; t++) dst[k * w + t] = base[t * sx + k];
     } else if (sk == 1 && nv <= 32) {
       /* row-major rows into k-major slivers: k outer, so the stores run contiguously
        * while the nv source rows stream */
