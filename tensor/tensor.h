@@ -225,6 +225,35 @@ vg_tensor *vg_mean_all(const vg_tensor *x);
 vg_tensor *vg_matmul(const vg_tensor *a, const vg_tensor *b);  /* 1-D, 2-D, batched */
 vg_tensor *vg_linear(const vg_tensor *x, const vg_tensor *w, const vg_tensor *b); /* x w^T + b */
 
+/* ---- inference-only fused kernels (tensor/cpu/attention.c) ----
+ * The values of the composites they replace, bit for bit on a given ISA, without their
+ * intermediates. When autograd would record (grad mode on and an input requires grad), or
+ * an input is not a CPU f32 tensor, they run the composites themselves (same results,
+ * autograd as usual).
+ *
+ * vg_linear_ex(x, w, b, pw, gelu) = gelu ? vg_gelu(vg_linear(x, w, b)) : vg_linear(x, w, b),
+ * bias and the exact GELU applied in the GEMM's output step. pw (nullable): w packed once
+ * by vg_linear_pack, used only while vg_packed_weight_current(pw, w) holds; otherwise w is
+ * packed per call as vg_linear does (a stale pack is never used for a different tensor).
+ *
+ * vg_packed_weight_current checks w's data pointer, offset, shape, strides, the ISA in use
+ * and 64 sampled values against the pack: whole-tensor rewrites (a state-dict / checkpoint
+ * load, an optimizer step, a re-init) are caught, a write to a few elements may not be.
+ * The pack's owner drops or re-packs it whenever the weight may have changed (nn/backbones/
+ * vit.h: vg_vit_prepack). vg_linear_pack: NULL + error unless w is 2-D CPU f32.
+ *
+ * vg_attention_qkv(qkv, heads, scale): qkv (N, T, 3 C) as a qkv Linear writes it ((N, T,
+ * 3, heads, D), C = heads D) -> (N, T, C) = softmax((q scale) k^T) v per (batch, head),
+ * heads side by side: timm's Attention between qkv and proj, with no (N, heads, T, T)
+ * tensor and no permute copies. */
+typedef struct vg_packed_weight vg_packed_weight;
+vg_packed_weight *vg_linear_pack(const vg_tensor *w);
+void vg_packed_weight_free(vg_packed_weight *pw);
+bool vg_packed_weight_current(const vg_packed_weight *pw, const vg_tensor *w);
+vg_tensor *vg_linear_ex(const vg_tensor *x, const vg_tensor *w, const vg_tensor *b, const vg_packed_weight *pw,
+                        bool gelu);
+vg_tensor *vg_attention_qkv(const vg_tensor *qkv, int heads, float scale);
+
 /* Activation fused into an op's output (conv2d's epilogue). */
 typedef enum { VG_ACT_NONE = 0, VG_ACT_RELU = 1 } vg_act;
 /* Zero fields: stride 1, padding 0, dilation 1, groups 1, no activation. act =

@@ -195,6 +195,109 @@ static void check_prepacked(const char *label) {
            label, cases);
 }
 
+/* the epilogue test hook: counts its calls per element (at the tile's (i0, j0): a tile seen
+ * twice, a missed tile or a wrong offset show) and adds 1 to C there, so a call before the
+ * last K block shows in the values too */
+typedef struct { int *count; int64_t M, N; } epi_rec;
+static void epi_mark(const void *ctx, float *c, int64_t ldc, int64_t i0, int64_t j0, int m, int n) {
+  const epi_rec *e = ctx;
+  for (int r = 0; r < m; r++)
+    for (int j = 0; j < n; j++) {
+      if (i0 + r < e->M && j0 + j < e->N) e->count[(i0 + r) * e->N + j0 + j]++;
+      c[r * ldc + j] += 1.0f;
+    }
+}
+
+/* B packed once by vg_gemm_pack_b (odd M / N / K incl. 1 and non-multiples of the tile and
+ * of the K block, both B layouts, k_begin, an unaligned-free 64-byte buffer), reused for
+ * several A operands: bit-identical to packing inside vg_gemm_run, within tolerance of
+ * vg_sgemm_ref, the same for 1 and 3 threads; the epilogue sees every element once. */
+static void check_prepacked_b(const char *label) {
+  static const int64_t nk[][2] = {{1, 1}, {1, 7}, {13, 1}, {17, 5}, {33, 29}, {65, 385}, {700, 33}, {31, 800}};
+  static const int64_t ms[] = {1, 7, 13, 150};
+  int same = 1, threads_same = 1, epi_once = 1, fits = 1, cases = 0;
+  double worst = 0;
+  for (size_t c = 0; c < sizeof nk / sizeof nk[0]; c++) {
+    const int64_t N = nk[c][0], K = nk[c][1], kb = 2;   /* B rows k_begin.. of a taller matrix */
+    for (int tb = 0; tb < 2; tb++) {
+      float *B = rand_buf((K + kb) * N);
+      /* op(B) = B (K x N, ldb N) or B^T (B stored N x K, ldb K): P[j][k] = op(B)[k][j] */
+      vg_gemm_strided sb = tb ? (vg_gemm_strided){B, K + kb, 1} : (vg_gemm_strided){B, 1, N};
+      vg_gemm_problem base = {.N = N, .K = K, .k_begin = kb, .pack_b = vg_gemm_pack_strided, .b_ctx = &sb};
+      size_t nf = vg_gemm_packed_b_floats(N, K);
+      float *pb = aligned_alloc(64, (nf * sizeof(float) + 63) / 64 * 64);
+      vg_gemm_pack_b(&base, pb);
+      fits &= vg_gemm_packed_b_fits(pb, N, K) && !vg_gemm_packed_b_fits(pb, N + 1, K) &&
+              !vg_gemm_packed_b_fits(pb, N, K + 1);
+      for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+        const int64_t M = ms[mi];
+        float *A = rand_buf(M * (K + kb)), *bias = rand_buf(M), *C0 = rand_buf(M * N);
+        float *C1 = malloc((size_t)(M * N) * sizeof(float)), *C2 = malloc((size_t)(M * N) * sizeof(float));
+        float *C3 = malloc((size_t)(M * N) * sizeof(float)), *R = malloc((size_t)(M * N) * sizeof(float));
+        int *cnt = calloc((size_t)(M * N), sizeof(int));
+        vg_gemm_strided sa = {A, K + kb, 1};
+        vg_gemm_problem p = base;
+        epi_rec er = {cnt, M, N};
+        p.M = M; p.pack_a = vg_gemm_pack_strided; p.a_ctx = &sa; p.alpha = mi == 1 ? -0.5f : 1.0f;
+        p.beta = mi == 2 ? 0.25f : 0.0f; p.row_bias = mi == 3 ? bias : NULL; p.relu = mi == 2;
+        p.ldc = N; p.epi = mi == 0 ? NULL : epi_mark; p.epi_ctx = &er;
+        memcpy(C1, C0, (size_t)(M * N) * sizeof(float));
+        memcpy(C2, C0, (size_t)(M * N) * sizeof(float));
+        memcpy(C3, C0, (size_t)(M * N) * sizeof(float));
+        p.C = C1; vg_gemm_run(&p);
+        memset(cnt, 0, (size_t)(M * N) * sizeof(int));
+        p.C = C2; p.b_packed = pb; vg_gemm_run(&p);
+        for (int64_t i = 0; i < M * N; i++) epi_once &= cnt[i] == (p.epi ? 1 : 0);
+        int nt = vg_num_threads();
+        vg_set_num_threads(nt == 1 ? 3 : 1);
+        p.C = C3; vg_gemm_run(&p);
+        vg_set_num_threads(nt);
+        if (memcmp(C1, C2, (size_t)(M * N) * sizeof(float))) same = 0;
+        if (memcmp(C2, C3, (size_t)(M * N) * sizeof(float))) threads_same = 0;
+        /* the reference: alpha A B + beta C0 (+ row bias, relu, the epilogue's marks) */
+        memcpy(R, C0, (size_t)(M * N) * sizeof(float));
+        vg_sgemm_ref(0, tb, M, N, K, p.alpha, A + kb, K + kb, tb ? B + kb : B + kb * N, tb ? K + kb : N, p.beta, R, N);
+        for (int64_t i = 0; i < M; i++)
+          for (int64_t j = 0; j < N; j++) {
+            float v = R[i * N + j] + (p.row_bias ? bias[i] : 0.0f);
+            if (p.relu) v = v <= 0.0f ? 0.0f : v;
+            if (p.epi) v += 1.0f;
+            R[i * N + j] = v;
+          }
+        double e = err_ratio(C2, R, M, N, N, K);
+        if (e > worst) worst = e;
+        cases++;
+        free(A); free(bias); free(C0); free(C1); free(C2); free(C3); free(R); free(cnt);
+      }
+      free(pb); free(B);
+    }
+  }
+  VG_CHECK(same, "gemm %s prepacked B == packed inside the run (%d cases: alpha/beta/row bias/relu/epilogue)",
+           label, cases);
+  VG_CHECK(threads_same, "gemm %s prepacked B: 1 and 3 threads bit-identical", label);
+  VG_CHECK(worst <= 1.0, "gemm %s prepacked B vs vg_sgemm_ref: worst err/tol %.3g", label, worst);
+  VG_CHECK(epi_once, "gemm %s epilogue: every element of C exactly once, after the last K block", label);
+  VG_CHECK(fits, "gemm %s vg_gemm_packed_b_fits: its own N, K only", label);
+}
+
+/* the epilogue on the K == 0 / alpha == 0 path (C = beta C, then the epilogue per row) */
+static void check_epi_degenerate(void) {
+  const int64_t M = 5, N = 9;
+  float C[45];
+  int cnt[45] = {0};
+  for (int i = 0; i < 45; i++) C[i] = 2.0f;
+  epi_rec er = {cnt, M, N};
+  vg_gemm_strided s = {C, 1, 1};
+  vg_gemm_problem p = {.M = M, .N = N, .K = 0, .pack_a = vg_gemm_pack_strided, .a_ctx = &s,
+                       .pack_b = vg_gemm_pack_strided, .b_ctx = &s, .alpha = 1.0f, .beta = 0.5f, .C = C, .ldc = N,
+                       .epi = epi_mark, .epi_ctx = &er};
+  vg_gemm_run(&p);
+  int ok = 1;
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) ok &= cnt[i * N + j] == 1 && C[i * N + j] == 2.0f;
+  VG_CHECK(ok, "gemm K == 0: beta C, then the epilogue once per element");
+}
+
 /* vg_sgemm called from inside pool tasks (runs serially there, on that thread's scratch). */
 typedef struct { const float *A, *B; float *C; int64_t M, N, K; } nested_ctx;
 static void nested_task(void *vctx, int64_t b, int64_t e, int tid) {
@@ -224,6 +327,7 @@ int main(void) {
     vg_cpu_set_isa((vg_isa)isa);
     run_shapes(vg_isa_name((vg_isa)isa));
     check_prepacked(vg_isa_name((vg_isa)isa));
+    check_prepacked_b(vg_isa_name((vg_isa)isa));
   }
   /* the scalar path with the AVX2 and AVX-512 tiles: the driver's edge logic for those
    * geometries runs on any CPU */
@@ -233,6 +337,8 @@ int main(void) {
   vg_gemm_set_scalar_tile(12, 32);
   run_shapes("scalar-tile12x32");
   check_prepacked("scalar-tile12x32");
+  check_prepacked_b("scalar-tile12x32");
+  check_epi_degenerate();
   vg_gemm_set_scalar_tile(0, 0);
   check_threads(150, 530, 300, 0, 0);
   vg_cpu_set_isa(best);

@@ -350,6 +350,10 @@ static vg_status ff_new(const vg_json *cfg, vg_nn_module *enc, vg_method **out) 
   m->base.random_backbone = !m->weights[0];
   vg_nn_train(m->fe, false);
   vg_nn_requires_grad(m->fe, false);
+  /* the frozen DeiT's block Linears packed once for the GEMM (vit.h: vg_vit_prepack; a later
+   * load into them is detected and re-packed; same values). CaiT (41 blocks) stays unpacked:
+   * the packs would cost another ~1.2 GB. */
+  if (st == VG_OK && vit && vc.arch == VG_VIT_DEIT) st = vg_vit_prepack(m->fe);
   vg_nn_module *norms = vit ? NULL : vg_nn_module_new("ModuleList", NULL, NULL, NULL);
   vg_nn_module *blocks = vg_nn_module_new("ModuleList", NULL, NULL, NULL);
   if (norms) vg_nn_add_child(m->net, "norms", norms);

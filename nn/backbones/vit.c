@@ -18,7 +18,27 @@ typedef struct {
   int tap_block[MAX_TAPS];
   bool tap_norm[MAX_TAPS];
   char tap_name[MAX_TAPS][24];
+  /* vg_vit_prepack: slot 4k + {0 qkv, 1 proj, 2 fc1, 3 fc2} of blocks.k */
+  bool packing;
+  int npw;
+  vg_packed_weight **pw;
 } vit_ctx;
+
+enum { PW_QKV, PW_PROJ, PW_FC1, PW_FC2, PW_PER_BLOCK };
+
+static void vit_unpack_ctx(vit_ctx *c) {
+  for (int i = 0; c->pw && i < c->npw; i++) vg_packed_weight_free(c->pw[i]);
+  free(c->pw);
+  c->pw = NULL;
+  c->npw = 0;
+  c->packing = false;
+}
+
+static void vit_ctx_free(void *p) {
+  if (!p) return;
+  vit_unpack_ctx(p);
+  free(p);
+}
 
 static vg_tensor *vit_forward(vg_nn_module *m, const vg_tensor *x);
 
@@ -249,7 +269,7 @@ static vg_nn_module *vit_build(const vg_vit_config *cfg, int ntaps, const char *
   if (c->full) c->has_norm = true;
   bool deit = cfg->arch == VG_VIT_DEIT;
   vg_nn_module *m = vg_nn_module_new(deit ? (cfg->distilled ? "VisionTransformerDistilled" : "VisionTransformer")
-                                          : "Cait", vit_forward, c, free);
+                                          : "Cait", vit_forward, c, vit_ctx_free);
   if (!m) {
     free(c);
     return NULL;
@@ -437,9 +457,28 @@ static vg_tensor *lin(vg_nn_module *l, const vg_tensor *x) {
 }
 static vg_tensor *ln(vg_nn_module *l, const vg_tensor *x) { return vg_nn_forward(l, x); }
 
-static vg_tensor *mlp_fwd(vg_nn_module *mlp, const vg_tensor *x) {
-  vg_tensor *h = vg_gelu(lin(vg_nn_child_get(mlp, "fc1"), x));
-  return lin(vg_nn_child_get(mlp, "fc2"), h);
+/* Linear l of a block: the fused inference path (vg_linear_ex: bias and GELU in the GEMM's
+ * output step; the composite when recording) with slot's packed weight when the model is
+ * packed and in eval mode (re-packed here when vg_packed_weight_current says it is stale) */
+static vg_tensor *lin_ex(vit_ctx *c, int slot, vg_nn_module *l, const vg_tensor *x, bool gelu) {
+  vg_tensor *w = vg_nn_param(l, "weight");
+  const vg_packed_weight *pw = NULL;
+  if (c && c->packing && slot >= 0 && slot < c->npw && !l->training && x && !x->requires_grad && w &&
+      !w->requires_grad && w->device == VG_CPU && w->dtype == VG_F32) {
+    if (!vg_packed_weight_current(c->pw[slot], w)) {
+      vg_packed_weight_free(c->pw[slot]);
+      c->pw[slot] = vg_linear_pack(w);
+      if (!c->pw[slot]) vg_clear_error();   /* no pack: vg_linear_ex packs per call */
+    }
+    pw = c->pw[slot];
+  }
+  return vg_linear_ex(x, w, vg_nn_param(l, "bias"), pw, gelu);
+}
+
+/* slot: the block's first slot (4k), -1 for unpacked Linears */
+static vg_tensor *mlp_fwd(vit_ctx *c, int slot, vg_nn_module *mlp, const vg_tensor *x) {
+  vg_tensor *h = lin_ex(c, slot < 0 ? -1 : slot + PW_FC1, vg_nn_child_get(mlp, "fc1"), x, true);
+  return lin_ex(c, slot < 0 ? -1 : slot + PW_FC2, vg_nn_child_get(mlp, "fc2"), h, false);
 }
 
 /* proj_l / proj_w over the head dim of (N, H, T, S): W (H, H) @ a viewed (N, H, T*S), + b */
@@ -451,10 +490,12 @@ static vg_tensor *head_mix(vg_nn_module *l, vg_tensor *a) {
   return vg_reshape(y, 4, (int64_t[]){N, H, T, S});
 }
 
-static vg_tensor *attn_fwd(const vit_ctx *c, vg_nn_module *a, const vg_tensor *x) {
+static vg_tensor *attn_fwd(vit_ctx *c, int slot, vg_nn_module *a, const vg_tensor *x) {
   int64_t N = x->shape[0], T = x->shape[1], C = x->shape[2], H = c->cfg.num_heads, D = C / H;
   float scale = (float)(1.0 / sqrt((double)D));
-  vg_tensor *qkv = lin(vg_nn_child_get(a, "qkv"), x);
+  vg_tensor *qkv = lin_ex(c, slot + PW_QKV, vg_nn_child_get(a, "qkv"), x, false);
+  if (c->cfg.arch == VG_VIT_DEIT)   /* timm's Attention, fused when nothing is recorded */
+    return lin_ex(c, slot + PW_PROJ, vg_nn_child_get(a, "proj"), vg_attention_qkv(qkv, (int)H, scale), false);
   qkv = vg_permute(vg_reshape(qkv, 5, (int64_t[]){N, T, 3, H, D}), (int[]){2, 0, 3, 1, 4});
   vg_tensor *q = vg_scale(vg_select(qkv, 0, 0), scale);
   vg_tensor *k = vg_select(qkv, 0, 1), *v = vg_select(qkv, 0, 2);
@@ -465,14 +506,14 @@ static vg_tensor *attn_fwd(const vit_ctx *c, vg_nn_module *a, const vg_tensor *x
   if (talking) att = head_mix(vg_nn_child_get(a, "proj_w"), att);
   vg_tensor *o = vg_matmul(att, v);                       /* (N, H, T, D) */
   o = vg_reshape(vg_permute(o, (int[]){0, 2, 1, 3}), 3, (int64_t[]){N, T, C});
-  return lin(vg_nn_child_get(a, "proj"), o);
+  return lin_ex(c, slot + PW_PROJ, vg_nn_child_get(a, "proj"), o, false);
 }
 
-static vg_tensor *block_fwd(const vit_ctx *c, vg_nn_module *b, const vg_tensor *x) {
+static vg_tensor *block_fwd(vit_ctx *c, int k, vg_nn_module *b, const vg_tensor *x) {
   vg_tensor *g1 = vg_nn_param(b, "gamma_1"), *g2 = vg_nn_param(b, "gamma_2");
-  vg_tensor *a = attn_fwd(c, vg_nn_child_get(b, "attn"), ln(vg_nn_child_get(b, "norm1"), x));
+  vg_tensor *a = attn_fwd(c, k * PW_PER_BLOCK, vg_nn_child_get(b, "attn"), ln(vg_nn_child_get(b, "norm1"), x));
   vg_tensor *h = vg_add(x, g1 ? vg_mul(g1, a) : a);
-  vg_tensor *f = mlp_fwd(vg_nn_child_get(b, "mlp"), ln(vg_nn_child_get(b, "norm2"), h));
+  vg_tensor *f = mlp_fwd(c, k * PW_PER_BLOCK, vg_nn_child_get(b, "mlp"), ln(vg_nn_child_get(b, "norm2"), h));
   return vg_add(h, g2 ? vg_mul(g2, f) : f);
 }
 
@@ -542,7 +583,7 @@ vg_tensor *vg_vit_block(vg_nn_module *m, int k, const vg_tensor *tokens) {
   vg_nn_module *b = vg_nn_child_get(m, "blocks")->children[k].m;
   bool nest = !vg_nn_would_record(b, 1, &tokens);
   if (nest) vg_scope_begin();
-  vg_tensor *out = block_fwd(c, b, tokens);
+  vg_tensor *out = block_fwd(c, k, b, tokens);
   if (nest) vg_scope_end_keep(1, &out);
   if (!out) vg_fail_prefix("blocks.%d", k);
   return out;
@@ -585,7 +626,7 @@ vg_tensor *vg_vit_token_block(vg_nn_module *m, int k, const vg_tensor *cls, cons
   vg_tensor *o = vg_reshape(vg_permute(vg_matmul(att, v), (int[]){0, 2, 1, 3}), 3, (int64_t[]){N, 1, C});
   o = lin(vg_nn_child_get(a, "proj"), o);
   vg_tensor *x = vg_add(cls, vg_mul(vg_nn_param(b, "gamma_1"), o));
-  vg_tensor *f = mlp_fwd(vg_nn_child_get(b, "mlp"), ln(vg_nn_child_get(b, "norm2"), x));
+  vg_tensor *f = mlp_fwd(c, -1, vg_nn_child_get(b, "mlp"), ln(vg_nn_child_get(b, "norm2"), x));
   vg_tensor *out = vg_add(x, vg_mul(vg_nn_param(b, "gamma_2"), f));
   if (nest) vg_scope_end_keep(1, &out);
   if (!out) vg_fail_prefix("blocks_token_only.%d", k);
@@ -732,7 +773,48 @@ vg_status vg_vit_init_philox(vg_nn_module *m, uint64_t base_seed) {
     }
   }
   vg_nn_list_free(&sd);
+  vit_ctx *c = ctx_of(m);
+  if (st == VG_OK && c->packing) st = vg_vit_prepack(m);
   return st;
+}
+
+/* ---------------------------------------------------------------- packed weights */
+vg_status vg_vit_prepack(vg_nn_module *m) {
+  vit_ctx *c = ctx_of(m);
+  if (!c) return vg_fail(VG_ERR_ARG, "vg_vit_prepack: not a ViT from vg_vit_new_config / vg_backbone_new");
+  vit_unpack_ctx(c);
+  int n = c->nblocks * PW_PER_BLOCK;
+  c->pw = calloc((size_t)n, sizeof *c->pw);
+  if (!c->pw) return vg_fail(VG_ERR_NOMEM, "vg_vit_prepack: out of memory");
+  c->npw = n;
+  vg_nn_module *blocks = vg_nn_child_get(m, "blocks");
+  for (int k = 0; k < c->nblocks; k++) {
+    vg_nn_module *b = blocks->children[k].m, *a = vg_nn_child_get(b, "attn"), *mlp = vg_nn_child_get(b, "mlp");
+    vg_nn_module *l[PW_PER_BLOCK] = {vg_nn_child_get(a, "qkv"), vg_nn_child_get(a, "proj"),
+                                     vg_nn_child_get(mlp, "fc1"), vg_nn_child_get(mlp, "fc2")};
+    for (int i = 0; i < PW_PER_BLOCK; i++) {
+      vg_tensor *w = vg_nn_param(l[i], "weight");
+      /* CPU f32 weights only (a model moved to CUDA runs unpacked) */
+      if (w->device != VG_CPU || w->dtype != VG_F32) continue;
+      c->pw[k * PW_PER_BLOCK + i] = vg_linear_pack(w);
+      if (!c->pw[k * PW_PER_BLOCK + i]) {
+        vit_unpack_ctx(c);
+        return vg_fail_prefix("vg_vit_prepack: blocks.%d", k);
+      }
+    }
+  }
+  c->packing = true;
+  return VG_OK;
+}
+
+void vg_vit_unpack(vg_nn_module *m) {
+  vit_ctx *c = ctx_of(m);
+  if (c) vit_unpack_ctx(c);
+}
+
+bool vg_vit_is_packed(const vg_nn_module *m) {
+  vit_ctx *c = ctx_of(m);
+  return c && c->packing;
 }
 
 /* ---------------------------------------------------------------- registry descriptors */

@@ -76,6 +76,23 @@ int vg_vit_num_prefix_tokens(const vg_nn_module *m);   /* DeiT: 1 + distilled; C
  * H and W must be multiples of the patch size. */
 vg_status vg_vit_features(vg_nn_module *m, const vg_tensor *x, vg_tensor **out);
 
+/* Inference speed (opt-in). Whatever the packing, a forward that records nothing for
+ * autograd runs each block's Linears as one GEMM with the bias (and fc1's GELU) in its output
+ * step and DeiT's attention fused (tensor.h: vg_linear_ex, vg_attention_qkv), with the values
+ * of the plain forward bit for bit.
+ * vg_vit_prepack packs the qkv / proj / fc1 / fc2 weights of the built blocks once into the
+ * GEMM's layout (about as much memory again as those weights), held by the model until
+ * vg_vit_unpack or vg_nn_free. The packs serve only inference forwards of an eval-mode model
+ * (vg_nn_train(m, true) and recording forwards bypass them). Before each use a pack is
+ * checked against its weight (vg_packed_weight_current: same tensor, same ISA, 64 sampled
+ * values) and re-packed when that differs, so a state-dict / checkpoint load, an optimizer
+ * step or vg_vit_init_philox (which also re-packs) is never silently ignored. After writing
+ * only a few elements of a packed weight, call vg_vit_prepack again (it re-packs everything)
+ * or vg_vit_unpack. FastFlow's ViT encoder packs itself (frozen backbone). */
+vg_status vg_vit_prepack(vg_nn_module *m);
+void vg_vit_unpack(vg_nn_module *m);
+bool vg_vit_is_packed(const vg_nn_module *m);
+
 /* ---- step by step (tests, FastFlow-style custom forwards); tensors in the current scope.
  * tokens: (N, T, C); T = prefix + gh*gw for DeiT, gh*gw for CaiT's `blocks`. */
 vg_tensor *vg_vit_embed(vg_nn_module *m, const vg_tensor *x);            /* + pos_embed */

@@ -181,6 +181,8 @@ typedef struct {
   int64_t ngb, ngroups;          /* N group size (a multiple of nr), number of N groups */
   int64_t msplit;                /* M ranges per N group (1 unless N is small) */
   float *ap;                     /* packed A: block (mb, kb) at (mb * nk + kb) * mcb * kcb */
+  const float *bpr;              /* prepacked B (vg_gemm_pack_b, past its header) or NULL */
+  int64_t nsl;                   /* B slivers over N (prepacked B) */
   const float *apr;              /* the packed A the tasks read: ap, or the caller's */
 } vg_gemm_plan;
 
@@ -215,7 +217,7 @@ static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
   const vg_gemm_plan *s = vctx;
   const vg_gemm_problem *p = s->p;
   const int mr = s->cfg.mr, nr = s->cfg.nr;
-  float *bp = vg_cpu_scratch(VG_SCRATCH_GEMM_B, (size_t)(s->kcb * s->ngb));
+  float *bp = s->bpr ? NULL : vg_cpu_scratch(VG_SCRATCH_GEMM_B, (size_t)(s->kcb * s->ngb));
   for (int64_t t = b; t < e; t++) {
     const int64_t g = t / s->msplit, r = t % s->msplit;
     const int64_t j0 = g * s->ngb, ng = min64(s->ngb, p->N - j0);
@@ -224,7 +226,8 @@ static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
       const int64_t k0 = kb * s->kcb, kc = min64(s->kcb, p->K - k0);
       const float beta = kb == 0 ? p->beta : 1.0f;
       const float *bias = kb == 0 ? p->row_bias : NULL;
-      p->pack_b(p->b_ctx, j0, ng, p->k_begin + k0, kc, nr, bp);
+      if (s->bpr) bp = (float *)(s->bpr + k0 * s->nsl * nr + j0 * kc);   /* j0 is a multiple of nr */
+      else p->pack_b(p->b_ctx, j0, ng, p->k_begin + k0, kc, nr, bp);
       for (int64_t mb = mb0; mb < mb1; mb++) {
         const int64_t i0 = mb * s->mcb, mc = min64(s->mcb, p->M - i0);
         const float *ap = s->apr + (mb * s->nk + kb) * s->mcb * s->kcb;
@@ -239,6 +242,7 @@ static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
             const int n = (int)min64(nr, ng - jj);
             s->cfg.ukr(kc, as, bp + jj / nr * kc * nr, ci + jj, p->ldc, m, n, p->alpha, beta, bi);
             if (p->relu && kb == s->nk - 1) relu_tile(ci + jj, p->ldc, m, n);
+            if (p->epi && kb == s->nk - 1) p->epi(p->epi_ctx, ci + jj, p->ldc, i0 + ii, j0 + jj, m, n);
           }
         }
       }
@@ -261,6 +265,7 @@ static void scale_c(const vg_gemm_problem *p) {
     else
       for (int64_t j = 0; j < p->N; j++) c[j] = p->beta * c[j] + b;
     if (p->relu) relu_tile(c, p->ldc, 1, (int)p->N);
+    if (p->epi) p->epi(p->epi_ctx, c, p->ldc, i, 0, 1, (int)p->N);
   }
 }
 
@@ -313,6 +318,55 @@ void vg_gemm_pack_a(const vg_gemm_problem *p, float *dst) {
   run_range((double)p->M * p->K < 64.0 * 1024, s.mblocks * s.nk, 1, pack_a_task, &s);
 }
 
+/* Prepacked B: K block kb (rows k0.., kc of them) holds the nsl = ceil(N / nr) slivers of
+ * all of N, sliver t at (k0 * nsl + t * kc) * nr: a task's N group is one contiguous run. */
+typedef struct { int64_t magic, N, K, nr, kcb; } vg_gemm_bhdr;
+#define VG_GEMM_MAGIC_B 0x56475041434b4232ll
+
+size_t vg_gemm_packed_b_floats(int64_t N, int64_t K) {
+  VG_ASSERT(N >= 0 && K >= 0);
+  const vg_gemm_cfg c = pick_cfg();
+  return (size_t)(VG_GEMM_HDR + cdiv(N, c.nr) * c.nr * K);
+}
+
+typedef struct { const vg_gemm_problem *p; int64_t kcb, nk, nsl, per; int nr; float *dst; } pack_b_plan;
+
+/* task t = (K block t / chunks, chunk of `per` slivers) */
+static void pack_b_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const pack_b_plan *s = vctx;
+  const int64_t chunks = cdiv(s->nsl, s->per);
+  for (int64_t t = b; t < e; t++) {
+    const int64_t kb = t / chunks, c = t % chunks;
+    const int64_t k0 = kb * s->kcb, kc = min64(s->kcb, s->p->K - k0);
+    const int64_t j0 = c * s->per * s->nr, jn = min64(s->per * s->nr, s->p->N - j0);
+    s->p->pack_b(s->p->b_ctx, j0, jn, s->p->k_begin + k0, kc, s->nr, s->dst + k0 * s->nsl * s->nr + j0 * kc);
+  }
+}
+
+void vg_gemm_pack_b(const vg_gemm_problem *p, float *dst) {
+  VG_ASSERT(p->N >= 0 && p->K >= 0);
+  vg_gemm_plan s;
+  plan_a(&s, 1, p->K);
+  const vg_gemm_bhdr h = {VG_GEMM_MAGIC_B, p->N, p->K, s.cfg.nr, s.kcb};
+  _Static_assert(sizeof h <= VG_GEMM_HDR * sizeof(float), "GEMM pack header fits");
+  memcpy(dst, &h, sizeof h);
+  if (p->N == 0 || p->K == 0) return;
+  pack_b_plan b = {.p = p, .kcb = s.kcb, .nk = s.nk, .nsl = cdiv(p->N, s.cfg.nr), .nr = s.cfg.nr,
+                   .dst = dst + VG_GEMM_HDR};
+  b.per = cdiv(b.nsl, 8);
+  run_range((double)p->N * p->K < 64.0 * 1024, b.nk * cdiv(b.nsl, b.per), 1, pack_b_task, &b);
+}
+
+int vg_gemm_packed_b_fits(const float *pb, int64_t N, int64_t K) {
+  if (!pb) return 0;
+  vg_gemm_plan s;
+  plan_a(&s, 1, K);
+  vg_gemm_bhdr h;
+  memcpy(&h, pb, sizeof h);
+  return h.magic == VG_GEMM_MAGIC_B && h.N == N && h.K == K && h.nr == s.cfg.nr && h.kcb == s.kcb;
+}
+
 void vg_gemm_run(const vg_gemm_problem *p) {
   VG_ASSERT(p->M >= 0 && p->N >= 0 && p->K >= 0);
   if (p->M == 0 || p->N == 0) return;
@@ -343,6 +397,13 @@ void vg_gemm_run(const vg_gemm_problem *p) {
     hugepage_hint(s.ap, (size_t)(s.mblocks * s.nk * s.mcb * s.kcb) * sizeof(float));
     run_range(serial, s.mblocks * s.nk, 1, pack_a_task, &s);
     s.apr = s.ap;
+  }
+  if (p->b_packed) {             /* packed by vg_gemm_pack_b, for this layout */
+    VG_ASSERT(((uintptr_t)p->b_packed & 63) == 0 && "b_packed: 64-byte aligned");
+    VG_ASSERT(vg_gemm_packed_b_fits(p->b_packed, p->N, p->K) &&
+              "b_packed: from vg_gemm_pack_b for this N, K, ISA");
+    s.bpr = p->b_packed + VG_GEMM_HDR;
+    s.nsl = cdiv(p->N, nr);
   }
   run_range(serial, s.ngroups * s.msplit, 1, compute_task, &s);
 }

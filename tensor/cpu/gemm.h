@@ -53,6 +53,12 @@ typedef struct {
   const float *row_bias;         /* nullable: C[i][j] += row_bias[i] (once) */
   const float *a_packed;         /* nullable: A prepacked by vg_gemm_pack_a (pack_a unused) */
   int relu;                      /* C = relu(C) at the end, per tile while it is in cache (NaN kept) */
+  const float *b_packed;         /* nullable: B prepacked by vg_gemm_pack_b (pack_b unused) */
+  /* nullable: called once per finished m x n tile of C (rows i0.., columns j0..; after the
+   * last K block, after relu), while the tile is in cache: a fused output step (column
+   * bias, activation). Also called (on whole rows) when K == 0 or alpha == 0. */
+  void (*epi)(const void *epi_ctx, float *c, int64_t ldc, int64_t i0, int64_t j0, int m, int n);
+  const void *epi_ctx;
 } vg_gemm_problem;
 
 /* Runs the problem on the pool (or serially when called from inside a pool task). */
@@ -68,6 +74,20 @@ void vg_gemm_run(const vg_gemm_problem *p);
  * after vg_cpu_set_isa. */
 size_t vg_gemm_packed_a_floats(int64_t M, int64_t K);
 void vg_gemm_pack_a(const vg_gemm_problem *p, float *dst);
+
+/* Prepacked B, for a B operand reused across calls (a Linear's weight at inference, K^T
+ * of an attention head over its row blocks):
+ *   float *pb = aligned_alloc(64, ...vg_gemm_packed_b_floats(N, K) * sizeof(float));  // 64-byte aligned
+ *   vg_gemm_pack_b(&p, pb);              // packs p's B (pack_b, b_ctx, N, K, k_begin)
+ *   p.b_packed = pb; vg_gemm_run(&p);    // any M, A, C, alpha, beta, epilogue: no B packing
+ * Same results as packing inside vg_gemm_run (every C element is summed in the same order).
+ * The layout (K blocks of nr-wide slivers over all of N) depends on N, K and the ISA in
+ * use, not on the thread count (a header records it; vg_gemm_run asserts it matches):
+ * pack again after vg_cpu_set_isa. vg_gemm_pack_b runs serially inside a pool task. */
+size_t vg_gemm_packed_b_floats(int64_t N, int64_t K);
+void vg_gemm_pack_b(const vg_gemm_problem *p, float *dst);
+/* Whether a buffer from vg_gemm_pack_b fits (N, K) and the ISA in use now. */
+int vg_gemm_packed_b_fits(const float *pb, int64_t N, int64_t K);
 
 /* Micro-tile of the ISA in use (what the packers' w will be). */
 void vg_gemm_tile(int *mr, int *nr);
