@@ -6,7 +6,7 @@
  * temporaries every step pays page faults (and the kernel's zeroing) for all of them each
  * time: measured on FastFlow-WRN50 batch-8 training steps, 7 s of system time in 50 s of
  * CPU time. vg_mem_tune() (idempotent, thread-safe; the tensor allocators call it before
- * their first allocation) raises the mmap threshold to 512 MiB and the trim threshold to
+ * their first allocation) raises the mmap threshold to 128 MiB and the trim threshold to
  * 1 GiB with mallopt, so such blocks are reused from the heap (peak RSS does not grow:
  * what is freed is reused, not added). VIGIL_MALLOC_TUNE=0 in the environment leaves
  * malloc as it is (for programs embedding the library that tune malloc themselves). A
@@ -25,6 +25,9 @@ void vg_mem_tune(void);
  * out of memory. Free with vg_mem_free only. Under ASan: aligned_alloc / free (exact
  * bounds for its overflow checks). */
 void *vg_mem_alloc(size_t n);
+/* vg_mem_alloc's block zeroed by calloc: large fresh blocks are mapped zero pages that cost
+ * no memory until written */
+void *vg_mem_calloc(size_t n);
 void vg_mem_free(void *p);
 bool vg_mem_tuned(void);   /* whether vg_mem_tune changed the settings */
 #endif

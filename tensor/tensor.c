@@ -617,7 +617,10 @@ static void init_contiguous(vg_tensor *t, vg_storage *s, vg_dtype dt, vg_device 
   vg_contiguous_strides(ndim, shape, t->stride);
 }
 
-static vg_tensor *alloc_tensor(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape, bool heap) {
+/* heap: a heap tensor (else a scope one when in a scope); zero (heap CPU only): zeroed by
+ * calloc, whose fresh pages stay untouched until written (an optimizer's moment buffers
+ * cost no memory before the first step, as torch's lazily created state) */
+static vg_tensor *alloc_tensor_z(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape, bool heap, bool zero) {
   VG_ASSERT(ndim >= 0 && ndim <= VG_MAX_DIMS);
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) {
@@ -634,7 +637,8 @@ static vg_tensor *alloc_tensor(vg_dtype dt, vg_device dev, int ndim, const int64
     if (!t) VG_ABORT("out of memory");
     t->flags = VG_TF_HEAP | VG_TF_OWNS_STORAGE;
     s = (vg_storage *)(t + 1);
-    s->data = be->alloc(nbytes ? nbytes : 1);
+    s->data = zero && dev == VG_CPU ? vg_mem_calloc(nbytes) : be->alloc(nbytes ? nbytes : 1);
+    if (!s->data) VG_ABORT("out of memory allocating %zu bytes", nbytes);
     s->heap = 1;
   } else {
     t = arena_alloc(sizeof *t + sizeof(vg_storage));
@@ -657,6 +661,10 @@ static vg_tensor *alloc_tensor(vg_dtype dt, vg_device dev, int ndim, const int64
   return t;
 }
 
+static vg_tensor *alloc_tensor(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape, bool heap) {
+  return alloc_tensor_z(dt, dev, ndim, shape, heap, false);
+}
+
 vg_tensor *vg_alloc(vg_dtype dt, vg_device dev, int ndim, const int64_t *shape) {
   return alloc_tensor(dt, dev, ndim, shape, false);
 }
@@ -677,9 +685,7 @@ vg_tensor *vg_alloc_view(const vg_tensor *src, int ndim, const int64_t *shape, c
 }
 
 vg_tensor *vg_tensor_new(vg_dtype dt, int ndim, const int64_t *shape) {
-  vg_tensor *t = alloc_tensor(dt, VG_CPU, ndim, shape, true);
-  memset(t->storage->data, 0, t->storage->nbytes);
-  return t;
+  return alloc_tensor_z(dt, VG_CPU, ndim, shape, true, true);
 }
 
 vg_tensor *vg_tensor_try_new(vg_dtype dt, int ndim, const int64_t *shape) {
