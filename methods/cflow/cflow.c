@@ -280,6 +280,8 @@ static vg_tensor *cf_forward_maps(vg_method *mm, const vg_tensor *images) {
   return map;
 }
 
+enum { CF_INFER_CHUNK = 4096 };   /* fibres per decoder pass in host inference */
+
 static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
   cflow *m = (cflow *)mm;
   vg_scope_begin();
@@ -295,6 +297,26 @@ static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps,
     m->tw[l] = w[l];
     int64_t E = e[l]->shape[0];
     lp[l] = vg_f32(vg_empty(VG_F32, 1, (int64_t[]){E}));   /* log-likelihoods on the host */
+    if (e[l]->device == VG_CPU && E > CF_INFER_CHUNK) {
+      /* on the host in chunks of fibres (rows are independent: the same values), so the
+       * decoder's intermediates stay the size of a chunk, not of the batch's E fibres */
+      int64_t nch = (E + CF_INFER_CHUNK - 1) / CF_INFER_CHUNK;
+      for (int64_t k = 0, off = 0; k < nch && st == VG_OK; k++) {
+        int64_t len = E / nch + (k < E % nch);
+        vg_scope_begin();
+        vg_tensor *t = vg_cflow_log_prob(mm, l, vg_narrow(e[l], 0, off, len), c[l] ? vg_narrow(c[l], 0, off, len) : NULL);
+        if (!t || vg_numel(t) != len) st = t ? vg_fail(VG_ERR_ARG, "cflow: layer %d chunk gave %lld log-likelihoods for "
+                                                       "%lld fibres", l, (long long)vg_numel(t), (long long)len)
+                                             : VG_ERR_ARG;
+        else vg_to_host(t, VG_F32, lp[l] + off);
+        vg_scope_end();
+        off += len;
+      }
+      if (st != VG_OK) break;
+      mx[l] = -INFINITY;
+      for (int64_t i = 0; i < E; i++) mx[l] = fmax(mx[l], lp[l][i]);
+      continue;
+    }
     vg_scope_begin();   /* the decoder's tensors go when the layer's log-likelihoods are read */
     vg_tensor *t = vg_cflow_log_prob(mm, l, e[l], c[l]);
     if (!t) st = VG_ERR_ARG;
