@@ -22,6 +22,7 @@
 #include "tensor/kmath/norm.h"
 #include "tensor/opstats.h"
 #include "tensor/cpu/gemm.h"
+#include "tensor/cpu/kernels.h"
 #include "tensor/cpu/isa.h"
 #include "tensor/cpu/eltwise_vec.h"
 #include "base/threadpool.h"
@@ -198,44 +199,6 @@ vg_tensor *vg_linear_ex(const vg_tensor *x, const vg_tensor *w, const vg_tensor 
 }
 
 /* ---------------------------------------------------------------- fused attention */
-static float row_max(vg_isa isa, const float *a, int64_t n) {
-  switch (isa) {
-    case VG_ISA_SCALAR: break;
-    case VG_ISA_AVX2: return vg_row_row_max_avx2(a, n);
-    case VG_ISA_AVX512: return vg_row_row_max_avx512(a, n);
-  }
-  float m = -INFINITY;
-  int nan = 0;
-  for (int64_t k = 0; k < n; k++) {
-    m = a[k] > m ? a[k] : m;
-    nan |= a[k] != a[k];
-  }
-  return nan ? NAN : m;
-}
-
-static void exp_row(vg_isa isa, float *o, float m, int64_t n) {
-  switch (isa) {
-    case VG_ISA_SCALAR: for (int64_t k = 0; k < n; k++) o[k] = vg_nm_exp_shifted(o[k], m); return;
-    case VG_ISA_AVX2: vg_row_exp_shifted_avx2(o, o, m, n); return;
-    case VG_ISA_AVX512: vg_row_exp_shifted_avx512(o, o, m, n); return;
-  }
-}
-
-/* softmax of one row in place, as norm.c's softmax row (inner == 1): the sum in 8 double
- * accumulators over blocks of 8, combined as a tree, then the tail in order */
-static void softmax_row(vg_isa isa, float *o, int64_t n) {
-  const float m = row_max(isa, o, n);
-  exp_row(isa, o, m, n);
-  double acc[8] = {0}, t;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; j++) acc[j] += (double)o[i + j];
-  t = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; i++) t += (double)o[i];
-  const float sum = (float)t;
-  for (int64_t k = 0; k < n; k++) o[k] = vg_nm_softmax(o[k], sum);
-}
-
 /* the strided packer, then q * scale as vg_scale computes it (AFFINE: a * v + 0) */
 typedef struct { vg_gemm_strided s; float scale; } scaled_src;
 static void pack_scaled(const void *ctx, int64_t x0, int64_t xn, int64_t k0, int64_t kc, int w, float *dst) {
@@ -251,7 +214,6 @@ typedef struct {
   float *out;
   int64_t T, H, D, C, tb;
   float scale;
-  vg_isa isa;
   int failed;
 } attn_ctx;
 
@@ -281,7 +243,7 @@ static void attn_task(void *vctx, int64_t b, int64_t e, int tid) {
       vg_gemm_problem p1 = {.M = m, .N = T, .K = D, .pack_a = pack_scaled, .a_ctx = &qs, .b_packed = kp,
                             .alpha = 1.0f, .beta = 0.0f, .C = s, .ldc = T};
       vg_gemm_run(&p1);
-      for (int64_t i = 0; i < m; i++) softmax_row(a->isa, s + i * T, T);
+      for (int64_t i = 0; i < m; i++) vg_cpu_softmax_row(s + i * T, s + i * T, T);   /* norm.c's row */
       vg_gemm_strided ps = {s, T, 1};
       vg_gemm_problem p2 = {.M = m, .N = D, .K = T, .pack_a = vg_gemm_pack_strided, .a_ctx = &ps, .b_packed = vp,
                             .alpha = 1.0f, .beta = 0.0f, .C = a->out + (n * T + r0) * C + h * D, .ldc = C};
@@ -316,7 +278,7 @@ vg_tensor *vg_attention_qkv(const vg_tensor *qkv, int heads, float scale) {
   int mr, nr;
   vg_gemm_tile(&mr, &nr);
   attn_ctx a = {.qkv = vg_f32(xc), .out = vg_f32(out), .T = T, .H = heads, .D = C / heads, .C = C,
-                .tb = 8 * (int64_t)mr, .scale = scale, .isa = vg_cpu_isa()};
+                .tb = 8 * (int64_t)mr, .scale = scale};
   vg_parallel_for(N * heads, 1, attn_task, &a);
   if (vg_opstats_on()) {
     const int64_t H = heads, D = C / heads;

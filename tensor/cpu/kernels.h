@@ -41,6 +41,8 @@ void vg_cpu_kthvalue(const vg_opcall *c);  /* select.c */
 void vg_cpu_sort(const vg_opcall *c);
 void vg_cpu_random(const vg_opcall *c);    /* rand_uniform, rand_normal */
 void vg_cpu_softmax(const vg_opcall *c);   /* norm.c */
+/* the softmax op's computation of one contiguous row of n (o may be x): the fused attention's rows */
+void vg_cpu_softmax_row(float *o, const float *x, int64_t n);
 void vg_cpu_log_softmax(const vg_opcall *c);
 void vg_cpu_softmax_bwd(const vg_opcall *c);
 void vg_cpu_log_softmax_bwd(const vg_opcall *c);

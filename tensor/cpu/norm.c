@@ -148,6 +148,11 @@ static void sm_row(const sm_ctx *s, const float *a, const float *b, float *o) {
   }
 }
 
+void vg_cpu_softmax_row(float *o, const float *x, int64_t n) {
+  const sm_ctx s = {.op = SM_SOFTMAX, .n = n};
+  sm_row(&s, x, NULL, o);
+}
+
 /* w neighbouring columns (stride inner between rows) of n rows */
 static void sm_panel(const sm_ctx *s, const float *a, const float *b, float *o, int64_t w) {
   int64_t n = s->n, st = s->inner;
