@@ -5,6 +5,7 @@
 #include "nn/backbones/vit.h"
 #include "tests/common/fixture.h"
 #include "tests/vgtest.h"
+#include "tests/common/vit_tiny.h"
 #include "nn/safetensors.h"
 #include <unistd.h>
 #include <time.h>
@@ -19,19 +20,8 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* the REDUCED configs of tools/gen_vit_fixtures.py (timm.create_model(<published>, **overrides)) */
-static vg_vit_config tiny(vg_vit_arch arch) {
-  vg_vit_config c;
-  vg_vit_config_of(arch == VG_VIT_DEIT ? "deit_base_distilled_patch16_384" : "cait_m48_448", &c);
-  c.img_size = 64;
-  c.embed_dim = 48;
-  c.depth = 4;
-  c.num_heads = arch == VG_VIT_DEIT ? 3 : 4;
-  c.num_classes = 10;
-  return c;
-}
 static vg_vit_config load_cfg(vg_vit_arch arch) {
-  vg_vit_config c = tiny(arch);
+  vg_vit_config c = vg_test_vit_tiny(arch);
   c.img_size = 8;
   c.patch = 4;
   c.embed_dim = 8;
@@ -127,13 +117,13 @@ static void param_counts(void) {
              n > 1 ? bad[i][1] : "", vg_last_error());
     vg_nn_free(b);
   }
-  vg_vit_config z = tiny(VG_VIT_DEIT);
+  vg_vit_config z = vg_test_vit_tiny(VG_VIT_DEIT);
   z.num_heads = 5;
   VG_CHECK(!vg_vit_new_config(&z, 1, (const char *[]){"blocks.0"}, 1) && strstr(vg_last_error(), "num_heads"),
            "embed_dim not a multiple of num_heads refused: %s", vg_last_error());
   /* bad inputs are refused with the expected shape in the message */
   {
-    vg_vit_config t = tiny(VG_VIT_DEIT);
+    vg_vit_config t = vg_test_vit_tiny(VG_VIT_DEIT);
     vg_nn_module *b = vg_vit_new_config(&t, 1, (const char *[]){"norm.1"}, 1);
     VG_CHECK(b && vg_nn_num_params(b, false) == vg_vit_count_params(&t, 2, true) &&
                  vg_vit_count_params(&t, 2, false) == vg_vit_count_params(&t, 2, true) - 2 * 48,
@@ -152,7 +142,7 @@ static void param_counts(void) {
   }
   /* the tiny configs: built count == count without building == timm's (fixture) */
   for (int a = 0; a < 2; a++) {
-    vg_vit_config t = tiny((vg_vit_arch)a);
+    vg_vit_config t = vg_test_vit_tiny((vg_vit_arch)a);
     vg_nn_module *full = vg_vit_new_config(&t, 0, NULL, 1);
     VG_CHECK(full && vg_nn_num_params(full, false) == vg_vit_count_params(&t, -1, true),
              "%s tiny full: built %lld == counted %lld", a ? "cait" : "deit",
@@ -239,7 +229,7 @@ static void golden(vg_vit_arch arch) {
   vg_tensor *pc = vg_rand(1, (int64_t[]){8}, BASE_SEED);
   VG_CHECK(chk && chk->n == 8 && max_abs_diff(vg_f32(pc), chk->data, 8) == 0, "%s: Philox stream as tools/philox.py", an);
   vg_scope_end();
-  vg_vit_config cfg = tiny(arch);
+  vg_vit_config cfg = vg_test_vit_tiny(arch);
   vg_nn_module *full = vg_vit_new_config(&cfg, 0, NULL, 1);
   /* the FastFlow-style truncated model (every block + norm), weights copied by name */
   vg_nn_module *tr = vg_vit_new_config(&cfg, 2, (const char *[]){"blocks.1", "norm.3"}, 2);

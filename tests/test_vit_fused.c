@@ -8,6 +8,7 @@
  * under autograd (gradients flow). Tolerance 1e-6 relative (the kernels are meant to be
  * bit-identical; the rows print the max error and whether the bits match). */
 #include "tests/vgtest.h"
+#include "tests/common/vit_tiny.h"
 #include "tensor/cpu/isa.h"
 #include "tensor/tensor.h"
 #include "autograd/autograd.h"
@@ -205,16 +206,6 @@ static void check_autograd(void) {
   vg_tensor_free(qkv), vg_tensor_free(w);
 }
 
-static vg_vit_config tiny(vg_vit_arch arch) {
-  vg_vit_config c;
-  vg_vit_config_of(arch == VG_VIT_DEIT ? "deit_base_distilled_patch16_384" : "cait_m48_448", &c);
-  c.img_size = 64;
-  c.embed_dim = 48;
-  c.depth = 4;
-  c.num_heads = arch == VG_VIT_DEIT ? 3 : 4;
-  c.num_classes = 10;
-  return c;
-}
 
 /* features at two taps into heap copies (out[0..1]) */
 static bool feats(vg_nn_module *m, const vg_tensor *x, vg_tensor **out) {
@@ -236,7 +227,7 @@ static void free2(vg_tensor **t) { vg_tensor_free(t[0]), vg_tensor_free(t[1]); }
 
 static void check_vit(vg_vit_arch arch) {
   const char *name = arch == VG_VIT_DEIT ? "deit" : "cait";
-  vg_vit_config c = tiny(arch);
+  vg_vit_config c = vg_test_vit_tiny(arch);
   const char *taps[2] = {"blocks.1", "norm.3"};
   vg_nn_module *m = vg_vit_new_config(&c, 2, taps, 1), *ref = vg_vit_new_config(&c, 2, taps, 1);
   vg_vit_init_philox(m, 500);
