@@ -12,7 +12,7 @@ Weights, identical on the C side without storing them:
                  global_scale = FrEIA init + formula
   permutations   exported as index vectors perm.<scale>.<step> (w_perm[i, p[i]] = 1)
 Inputs: Philox uniform(-2, 2), x seed 7; training batches seed 100 + step.
-Stored (per case): loss, ld.<s> (log-det), zs.<s> (every ZSTRIDE-th element of z), map,
+Stored (per case): loss, ld.<s> (log-det), zs.<s> (every ZSTRIDE-th element of z; "zstride"), map (every MAPSTRIDE-th; "mapstride"),
 score, curve (20 training steps: loss before each Adam step, lr 1e-3, wd 1e-5), and after
 training map_t.
 Also writes fastflow_anomalib.pth: a plain state_dict with anomalib's keys ("model."
@@ -40,7 +40,8 @@ from gen_flow_fixtures import formula  # noqa: E402
 
 ANOMALIB = fixtures.anomalib_dir()
 OUT = os.path.join(HERE, "..", "tests", "fixtures")
-ZSTRIDE = 3
+ZSTRIDE = 15
+MAPSTRIDE = 5   # maps keep every 5th value (coprime with the sides)
 
 
 class TvFeatures(nn.Module):
@@ -158,15 +159,15 @@ def case(ns, tag, backbone, size, steps_train, zstride=None, **kw):
     z, ld = model(x)
     loss = crit(z, ld)
     d["loss"] = np.array([loss.item()], np.float32)
-    if zstride:
-        d["zstride"] = np.array([zstride], np.float32)
+    d["zstride"] = np.array([zstride or ZSTRIDE], np.float32)
     for s in range(len(z)):
         d["ld.%d" % s] = ld[s].detach().numpy()
         d["zs.%d" % s] = z[s].detach().numpy().reshape(-1)[::zstride or ZSTRIDE].copy()
     model.eval()
     with torch.no_grad():
         out = model(x)
-    d["map"] = out.anomaly_map.numpy()
+    d["map"] = out.anomaly_map.numpy().reshape(-1)[::MAPSTRIDE].copy()
+    d["mapstride"] = np.array([MAPSTRIDE], np.float32)
     d["score"] = out.pred_score.numpy().reshape(-1)
     if steps_train:
         model.train()
@@ -183,7 +184,7 @@ def case(ns, tag, backbone, size, steps_train, zstride=None, **kw):
         d["curve"] = np.array(curve, np.float32)
         model.eval()
         with torch.no_grad():
-            d["map_t"] = model(x).anomaly_map.numpy()
+            d["map_t"] = model(x).anomaly_map.numpy().reshape(-1)[::MAPSTRIDE].copy()
     path = os.path.join(OUT, "fastflow_%s.bin" % tag)
     fixtures.write(path, d)
     print(tag, os.path.getsize(path), "bytes")
@@ -229,7 +230,7 @@ def main():
     ns = load_anomalib()
     case(ns, "r18", "resnet18", 64, 20, flow_steps=8, conv3x3_only=True, hidden_ratio=1.0)
     if "--wrn" in sys.argv or "--wrn-only" in sys.argv:
-        case(ns, "wrn50", "wide_resnet50_2", 64, 0, zstride=17, flow_steps=8, conv3x3_only=False, hidden_ratio=1.0)
+        case(ns, "wrn50", "wide_resnet50_2", 64, 0, zstride=51, flow_steps=8, conv3x3_only=False, hidden_ratio=1.0)
         if "--wrn-only" in sys.argv:
             return
     m = case(ns, "anomalib", "resnet18", 32, 0, flow_steps=1, conv3x3_only=True, hidden_ratio=1.0 / 16)
