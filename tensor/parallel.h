@@ -16,7 +16,8 @@ vg_isa vg_cpu_isa(void);              /* the path in use now */
 vg_isa vg_cpu_isa_max(void);          /* the best this CPU supports */
 void vg_cpu_set_isa(vg_isa isa);      /* clamped to vg_cpu_isa_max() */
 const char *vg_isa_name(vg_isa isa);
-/* Winograd F(4x4,3x3) for 3x3 stride-1 convolutions (tensor/cpu/winograd.c): on by default;
+/* Winograd F(4x4,3x3) for 3x3 and F(3x3,4x4) for 4x4 stride-1 convolutions
+ * (tensor/cpu/winograd.c): on by default;
  * VIGIL_WINOGRAD=0 or vg_cpu_set_winograd(0) turns it off (the GEMM path: bit-identical to
  * builds without it), vg_cpu_set_winograd(-1) goes back to the environment's choice. */
 void vg_cpu_set_winograd(int on);

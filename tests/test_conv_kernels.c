@@ -232,9 +232,10 @@ static void check_empty_batch(void) {
   VG_CHECK(p.oh == 259 && p.ow == 259, "conv geom PDN conv1 256 -> 259");
 }
 
-/* Winograd F(4x4,3x3) (tensor/cpu/winograd.c): 3x3 stride-1 layers of ResNet18, WRN50, the
- * PDN and the FastFlow subnets (real channel counts, reduced spatial sizes), odd sizes, other
- * paddings, fused ReLU. Bound: max|y - y_ref| <= WINO_TOL * max|y_ref| on every ISA path;
+/* Winograd F(4x4,3x3) and F(3x3,4x4) (tensor/cpu/winograd.c): 3x3 stride-1 layers of
+ * ResNet18, WRN50, the PDN and the FastFlow subnets, and 4x4 stride-1 layers of the PDN
+ * (EfficientAD-S/M) and the EfficientAD autoencoder's decoder (real channel counts, reduced
+ * spatial sizes), odd sizes, other paddings, fused ReLU. Bound: max|y - y_ref| <= WINO_TOL * max|y_ref| on every ISA path;
  * measured on these rows <= 1.31e-5 (the GEMM path: ~5e-7; random data in [-1, 1]). */
 #define WINO_TOL 3e-5
 static const conv_case wino_cases[] = {
@@ -246,6 +247,13 @@ static const conv_case wino_cases[] = {
   {"wino fastflow-wrn subnet 128->256 12x12 b8", 8, 128, 12, 12, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
   {"wino 16->24 p0 35x34 b2", 2, 16, 35, 34, 24, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1},
   {"wino 20->17 p2 p(2,0) 21x26 b3", 3, 20, 21, 26, 17, 3, 3, 1, 1, 2, 0, 1, 1, 1, 0},
+  {"wino4 pdn-s conv2 128->48 k4 30x30", 1, 128, 30, 30, 48, 4, 4, 1, 1, 0, 0, 1, 1, 1, 1},
+  {"wino4 pdn-s conv4 256->32 k4 19x19 b2", 2, 256, 19, 19, 32, 4, 4, 1, 1, 0, 0, 1, 1, 1, 1},
+  {"wino4 pdn-m conv2 256->24 k4 p3 12x12 b4", 4, 256, 12, 12, 24, 4, 4, 1, 1, 3, 3, 1, 1, 1, 1},
+  {"wino4 pdn-m conv5 512->16 k4 22x22 b2", 2, 512, 22, 22, 16, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0},
+  {"wino4 ae-dec 64->64 k4 p2 33x33", 1, 64, 33, 33, 64, 4, 4, 1, 1, 2, 2, 1, 1, 1, 1},
+  {"wino4 16->24 p1 p(1,3) 29x31 b2", 2, 16, 29, 31, 24, 4, 4, 1, 1, 1, 3, 1, 1, 1, 1},
+  {"wino4 20->17 p(2,0) 22x26 b3", 3, 20, 22, 26, 17, 4, 4, 1, 1, 2, 0, 1, 1, 1, 0},
 };
 #define NWINO (int)(sizeof wino_cases / sizeof wino_cases[0])
 
@@ -327,7 +335,10 @@ static void check_winograd_eligibility(void) {
     {"stride2", 1, 64, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},
     {"dilation2", 1, 64, 64, 64, 64, 3, 3, 1, 1, 2, 2, 2, 2, 1, 0},
     {"groups2", 1, 64, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0},
-    {"k4", 1, 64, 64, 64, 64, 4, 4, 1, 1, 1, 1, 1, 1, 1, 0},
+    {"k5", 1, 64, 64, 64, 64, 5, 5, 1, 1, 1, 1, 1, 1, 1, 0},
+    {"k4x3", 1, 64, 64, 64, 64, 4, 3, 1, 1, 1, 1, 1, 1, 1, 0},
+    {"k4 stride2", 1, 64, 64, 64, 64, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0},
+    {"k4 12x12 b1 (16 tiles)", 1, 256, 15, 15, 256, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0},
     {"3 channels", 1, 3, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
     {"16x16 b1 (16 tiles)", 1, 256, 16, 16, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
   };

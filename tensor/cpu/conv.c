@@ -179,7 +179,7 @@ static void fwd_pair(void *vctx, int64_t n, int64_t gi) {
 void vg_cpu_conv2d_fwd(const vg_conv2d_geom *g, const float *x, const float *w,
                        const float *bias, float *y) {
   vg_conv_job j = {.g = g, .d = dims_of(g), .x = x, .w = w, .bias = bias, .y = y};
-  if (vg_cpu_winograd_applies(g)) {   /* 3x3 stride 1: tensor/cpu/winograd.c */
+  if (vg_cpu_winograd_applies(g)) {   /* 3x3 / 4x4 stride 1: tensor/cpu/winograd.c */
     vg_cpu_conv2d_fwd_winograd(g, x, w, bias, y);
     return;
   }
@@ -262,23 +262,26 @@ static void bwd_data_pair(void *vctx, int64_t n, int64_t gi) {
   }
 }
 
-/* bwd_data of a 3x3 stride-1 conv with padding p <= 2 is the forward conv of gy with the
- * kernel flipped and transposed (wt[c][o][a][b] = w[o][c][2-a][2-b]) and padding 2 - p:
- * Winograd takes it when it takes that geometry. Returns 0 when it does not. */
+/* bwd_data of a k x k (k = 3 or 4) stride-1 conv with padding p <= k - 1 is the forward
+ * conv of gy with the kernel flipped and transposed (wt[c][o][a][b] = w[o][c][k-1-a][k-1-b])
+ * and padding k - 1 - p: Winograd takes it when it takes that geometry. Returns 0 when it
+ * does not. */
 static int bwd_data_winograd(const vg_conv2d_geom *g, const float *w, const float *gy, float *gx) {
-  if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
-      g->groups != 1 || g->ph > 2 || g->pw > 2)
+  const int64_t k = g->kh, kk = k * k;
+  if ((k != 3 && k != 4) || g->kw != k || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
+      g->groups != 1 || g->ph > k - 1 || g->pw > k - 1)
     return 0;
-  vg_conv2d_geom t = {.n = g->n, .c = g->oc, .h = g->oh, .w = g->ow, .oc = g->c, .kh = 3, .kw = 3,
-                      .sh = 1, .sw = 1, .ph = 2 - g->ph, .pw = 2 - g->pw, .dh = 1, .dw = 1, .groups = 1};
+  vg_conv2d_geom t = {.n = g->n, .c = g->oc, .h = g->oh, .w = g->ow, .oc = g->c, .kh = k, .kw = k,
+                      .sh = 1, .sw = 1, .ph = k - 1 - g->ph, .pw = k - 1 - g->pw, .dh = 1, .dw = 1,
+                      .groups = 1};
   vg_conv2d_geom_init(&t);
   VG_ASSERT(t.oh == g->h && t.ow == g->w);
   if (!vg_cpu_winograd_applies(&t)) return 0;
-  float *wt = malloc((size_t)(g->oc * g->c * 9) * sizeof(float));
+  float *wt = malloc((size_t)(g->oc * g->c * kk) * sizeof(float));
   if (!wt) VG_ABORT("out of memory in conv2d bwd_data");
   for (int64_t o = 0; o < g->oc; o++)
     for (int64_t c = 0; c < g->c; c++)
-      for (int k = 0; k < 9; k++) wt[(c * g->oc + o) * 9 + k] = w[(o * g->c + c) * 9 + (8 - k)];
+      for (int64_t q = 0; q < kk; q++) wt[(c * g->oc + o) * kk + q] = w[(o * g->c + c) * kk + (kk - 1 - q)];
   vg_cpu_conv2d_fwd_winograd(&t, gy, wt, NULL, gx);
   free(wt);
   return 1;

@@ -1,7 +1,8 @@
-/* Winograd F(4x4, 3x3) convolution: the switch, the filter transform, the blocked driver
- * and the scalar copy of the transforms. Shapes as in conv.h; TX x TY tiles of 4x4 output
- * pixels per image, tile rows of all images numbered r = n*TY + ty, xi = 6*i + j the 36
- * positions of a transformed 6x6 tile. Per block of tile rows (TB tiles):
+/* Winograd F(4x4, 3x3) and F(3x3, 4x4) convolution: the switch, the filter transform, the
+ * blocked driver and the scalar copy of the transforms. Shapes as in conv.h; TX x TY tiles of
+ * m x m output pixels per image (m = 4 for 3x3 kernels, 3 for 4x4 ones), tile rows of all
+ * images numbered r = n*TY + ty, xi = 6*i + j the 36 positions of a transformed 6x6 tile
+ * (both variants transform 6x6 input tiles). Per block of tile rows (TB tiles):
  *   V[xi][c][t]   = (B^T d B)[i][j] of tile t, channel c        (36 x C x TB)
  *   Mo[xi][o][t]  = sum_c U[xi][c][o] V[xi][c][t]  (36 GEMMs)   (36 x OC x TB)
  *   y tile        = A^T Mo A + bias, ReLU'd if asked
@@ -42,13 +43,18 @@ static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* output tile size: 4 for 3x3 kernels (F(4x4,3x3)), 3 for 4x4 ones (F(3x3,4x4)) */
+static int tile_of(const vg_conv2d_geom *g) { return g->kh == 3 ? 4 : 3; }
+
 int vg_cpu_winograd_eligible(const vg_conv2d_geom *g) {
-  if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->groups != 1)
+  if (g->kh != g->kw || (g->kh != 3 && g->kh != 4) || g->sh != 1 || g->sw != 1 || g->dh != 1 ||
+      g->dw != 1 || g->groups != 1)
     return 0;
-  if (g->n < 1 || g->c < 16 || g->oc < 16 || g->oh < 4 || g->ow < 4) return 0;
-  const int64_t TX = cdiv(g->ow, 4), TY = cdiv(g->oh, 4);
+  const int64_t m = tile_of(g);
+  if (g->n < 1 || g->c < 16 || g->oc < 16 || g->oh < m || g->ow < m) return 0;
+  const int64_t TX = cdiv(g->ow, m), TY = cdiv(g->oh, m);
   /* tiles mostly filled (a 7x7 output is 4 tiles of 16 = 77%), and enough of them */
-  if (10 * g->oh * g->ow < 7 * 16 * TX * TY) return 0;
+  if (10 * g->oh * g->ow < 7 * m * m * TX * TY) return 0;
   return g->n * TX * TY >= 64;     /* fewer: the per-call filter transform does not pay */
 }
 
@@ -76,7 +82,7 @@ static void filter_task(void *vctx, int64_t b, int64_t e, int tid) {   /* over b
 /* ---- the blocked driver ---- */
 
 typedef void (*vg_wino_in_fn)(const float *xc, int64_t H, int64_t W, int64_t iy0, int64_t ix0,
-                              int64_t TX, float *buf, float *V, int64_t vs);
+                              int64_t TX, int m, float *buf, float *V, int64_t vs);
 typedef void (*vg_wino_out_fn)(const float *m, int64_t ms, int64_t TX, float bias, int relu,
                                float *yc, int64_t oh, int64_t ow, int64_t oy0, float *buf);
 
@@ -85,6 +91,7 @@ typedef struct {
   const float *x, *bias, *U;
   float *y;
   int64_t TX, TY, R, rb;            /* tiles per row, tile rows per image, all rows, rows per block */
+  int m;                            /* output tile size */
   vg_wino_in_fn in;
   vg_wino_out_fn out;
 } vg_wino_job;
@@ -112,7 +119,7 @@ static void in_task(void *vctx, int64_t b, int64_t e, int tid) {
   for (int64_t c = b; c < e; c++)
     for (int64_t r = k->r0; r < k->r1; r++) {
       const int64_t nn = r / j->TY, ty = r % j->TY;
-      j->in(j->x + (nn * g->c + c) * HW, g->h, g->w, 4 * ty - g->ph, -g->pw, j->TX, buf,
+      j->in(j->x + (nn * g->c + c) * HW, g->h, g->w, j->m * ty - g->ph, -g->pw, j->TX, j->m, buf,
             k->V + c * k->TB + (r - k->r0) * j->TX, vs);
     }
   free(buf);
@@ -130,7 +137,7 @@ static void out_task(void *vctx, int64_t b, int64_t e, int tid) {
     for (int64_t r = k->r0; r < k->r1; r++) {
       const int64_t nn = r / j->TY, ty = r % j->TY;
       j->out(k->Mo + o * k->TB + (r - k->r0) * j->TX, ms, j->TX, j->bias ? j->bias[o] : 0.0f, g->relu,
-             j->y + (nn * g->oc + o) * P, g->oh, g->ow, 4 * ty, buf);
+             j->y + (nn * g->oc + o) * P, g->oh, g->ow, j->m * ty, buf);
     }
   free(buf);
 }
@@ -163,17 +170,27 @@ static void block_task(void *vctx, int64_t b, int64_t e, int tid) {
 
 void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const float *w,
                                 const float *bias, float *y) {
-  VG_ASSERT(vg_cpu_winograd_eligible(g) && "Winograd conv: 3x3, stride 1, dilation 1, groups 1");
-  vg_wino_job j = {.g = g, .x = x, .bias = bias, .y = y};
-  j.TX = cdiv(g->ow, 4);
-  j.TY = cdiv(g->oh, 4);
+  VG_ASSERT(vg_cpu_winograd_eligible(g) && "Winograd conv: 3x3 or 4x4, stride 1, dilation 1, groups 1");
+  vg_wino_job j = {.g = g, .x = x, .bias = bias, .y = y, .m = tile_of(g)};
+  j.TX = cdiv(g->ow, j.m);
+  j.TY = cdiv(g->oh, j.m);
   j.R = g->n * j.TY;
-  vg_wino_filter_fn filt = vg_wino_filter_scalar;
+  const int k3 = j.m == 4;
+  vg_wino_filter_fn filt = k3 ? vg_wino_filter_scalar : vg_wino_filter4_scalar;
+  j.in = vg_wino_in_row_scalar;
+  j.out = k3 ? vg_wino_out_row_scalar : vg_wino_out_row3_scalar;
   switch (vg_cpu_isa()) {
     case VG_ISA_AVX512:
-      j.in = vg_wino_in_row_avx512; j.out = vg_wino_out_row_avx512; filt = vg_wino_filter_avx512; break;
-    case VG_ISA_AVX2: j.in = vg_wino_in_row_avx2; j.out = vg_wino_out_row_avx2; filt = vg_wino_filter_avx2; break;
-    case VG_ISA_SCALAR: j.in = vg_wino_in_row_scalar; j.out = vg_wino_out_row_scalar; break;
+      j.in = vg_wino_in_row_avx512;
+      j.out = k3 ? vg_wino_out_row_avx512 : vg_wino_out_row3_avx512;
+      filt = k3 ? vg_wino_filter_avx512 : vg_wino_filter4_avx512;
+      break;
+    case VG_ISA_AVX2:
+      j.in = vg_wino_in_row_avx2;
+      j.out = k3 ? vg_wino_out_row_avx2 : vg_wino_out_row3_avx2;
+      filt = k3 ? vg_wino_filter_avx2 : vg_wino_filter4_avx2;
+      break;
+    case VG_ISA_SCALAR: break;
   }
   /* block = whole tile rows, about tb tiles, at least 2 blocks (an even count when there
    * are few) for two threads: a shape-only choice, the same for any thread count */

@@ -1,16 +1,29 @@
-/* winograd_kern.h — the F(4x4, 3x3) input and output transforms, written as loops over
- * a row of tiles so the compiler vectorizes them; included once per ISA (tensor/cpu/winograd.c,
- * winograd_avx2.c, winograd_avx512.c) with WK(name) naming the copy under a target pragma.
- * Each transform is applied rows-then-columns, plain multiplies and adds (no FMA
- * contraction in ISO C mode), so every ISA copy computes the same floats.
+/* winograd_kern.h — the Winograd input, output and filter transforms of F(4x4, 3x3) and
+ * F(3x3, 4x4), written as loops over a row of tiles so the compiler vectorizes them;
+ * included once per ISA (tensor/cpu/winograd.c, winograd_avx2.c, winograd_avx512.c) with
+ * WK(name) naming the copy under a target pragma. Each transform is applied
+ * rows-then-columns, plain multiplies and adds (no FMA contraction in ISO C mode), so every
+ * ISA copy computes the same floats.
  *
- * B^T (input)                         A^T (output)
- *   [4  0 -5  0  1  0]                  [1  1  1  1  1  0]
- *   [0 -4 -4  1  1  0]                  [0  1 -1  2 -2  0]
- *   [0  4 -4 -1  1  0]                  [0  1  1  4  4  0]
- *   [0 -2 -1  2  1  0]                  [0  1 -1  8 -8  1]
+ * Both variants evaluate at the points 0, 1, -1, 2, -2, inf (6x6 transformed tiles), so
+ * they share the input transform B^T; A^T has m rows (p^0 .. p^(m-1), the inf column in the
+ * last), G has r columns (row i: p_i^0 .. p_i^(r-1) over prod_(j != i) (p_i - p_j)).
+ *
+ * B^T (input, both)        A^T F(4x4,3x3)          A^T F(3x3,4x4)
+ *   [4  0 -5  0  1  0]       [1  1  1  1  1  0]      [1  1  1  1  1  0]
+ *   [0 -4 -4  1  1  0]       [0  1 -1  2 -2  0]      [0  1 -1  2 -2  0]
+ *   [0  4 -4 -1  1  0]       [0  1  1  4  4  0]      [0  1  1  4  4  1]
+ *   [0 -2 -1  2  1  0]       [0  1 -1  8 -8  1]
  *   [0  2 -1 -2  1  0]
- *   [0  4  0 -5  0  1]                                                    */
+ *   [0  4  0 -5  0  1]
+ *
+ * G F(4x4,3x3)                       G F(3x3,4x4)
+ *   [ 1/4    0     0  ]                [ 1/4    0     0     0  ]
+ *   [-1/6  -1/6  -1/6 ]                [-1/6  -1/6  -1/6  -1/6 ]
+ *   [-1/6   1/6  -1/6 ]                [-1/6   1/6  -1/6   1/6 ]
+ *   [1/24  1/12   1/6 ]                [1/24  1/12   1/6   1/3 ]
+ *   [1/24 -1/12   1/6 ]                [1/24 -1/12   1/6  -1/3 ]
+ *   [  0     0     1  ]                [  0     0     0     1  ]                        */
 
 /* The row combinations as functions of restrict arrays (GCC honours restrict on parameters,
  * also once inlined, not on local pointers): o_i[q] = (B^T a)[i] with a_r = in_r[q*sa]. */
@@ -57,6 +70,29 @@ static inline void WK(wino_at4)(const float *restrict a0, const float *restrict 
   }
 }
 
+/* o_i[q] = (A^T a)[i] of F(3x3, 4x4) (+ bias, ReLU'd when relu; NaN kept) */
+static inline void WK(wino_at3)(const float *restrict a0, const float *restrict a1,
+                                const float *restrict a2, const float *restrict a3,
+                                const float *restrict a4, const float *restrict a5, float bias,
+                                int relu, float *restrict o0, float *restrict o1,
+                                float *restrict o2, int64_t n) {
+  for (int64_t q = 0; q < n; q++) {
+    const float b1 = a1[q], b2 = a2[q], b3 = a3[q], b4 = a4[q];
+    const float p12 = b1 + b2, n12 = b1 - b2, p34 = b3 + b4, n34 = b3 - b4;
+    float r0 = ((a0[q] + p12) + p34) + bias;
+    float r1 = (n12 + 2.0f * n34) + bias;
+    float r2 = ((p12 + 4.0f * p34) + a5[q]) + bias;
+    if (relu) {
+      r0 = r0 < 0.0f ? 0.0f : r0;
+      r1 = r1 < 0.0f ? 0.0f : r1;
+      r2 = r2 < 0.0f ? 0.0f : r2;
+    }
+    o0[q] = r0;
+    o1[q] = r1;
+    o2[q] = r2;
+  }
+}
+
 /* o_i[q] = (G a)[i] over three rows */
 static inline void WK(wino_g6)(const float *restrict a0, const float *restrict a1,
                                const float *restrict a2, float *restrict o0, float *restrict o1,
@@ -74,14 +110,31 @@ static inline void WK(wino_g6)(const float *restrict a0, const float *restrict a
   }
 }
 
-/* One channel, one row of TX tiles: the 6 input rows iy0..iy0+5 (zero outside the image),
- * columns ix0 + 4*tx + 0..5 of tile tx; writes V[xi*vs + tx] for xi = 6*i + j.
- * buf: 6*4*(TX+1) + 6*4*(TX+1) floats. */
+/* o_i[q] = (G a)[i] of F(3x3, 4x4) over four rows */
+static inline void WK(wino_g6x4)(const float *restrict a0, const float *restrict a1,
+                                 const float *restrict a2, const float *restrict a3,
+                                 float *restrict o0, float *restrict o1, float *restrict o2,
+                                 float *restrict o3, float *restrict o4, float *restrict o5, int64_t n) {
+  const float s6 = 1.0f / 6.0f, s24 = 1.0f / 24.0f;
+  for (int64_t q = 0; q < n; q++) {
+    const float a = a0[q], b = a1[q], c = a2[q], d = a3[q];
+    o0[q] = 0.25f * a;
+    o1[q] = -(((a + b) + c) + d) * s6;
+    o2[q] = -(((a - b) + c) - d) * s6;
+    o3[q] = (((a + 2.0f * b) + 4.0f * c) + 8.0f * d) * s24;
+    o4[q] = (((a - 2.0f * b) + 4.0f * c) - 8.0f * d) * s24;
+    o5[q] = d;
+  }
+}
+
+/* One channel, one row of TX tiles of step m (4: F(4x4,3x3), 3: F(3x3,4x4)): the 6 input
+ * rows iy0..iy0+5 (zero outside the image), columns ix0 + m*tx + 0..5 of tile tx; writes
+ * V[xi*vs + tx] for xi = 6*i + j. buf: 12*m*(TX+1) floats. */
 void WK(wino_in_row)(const float *xc, int64_t H, int64_t W, int64_t iy0, int64_t ix0,
-                            int64_t TX, float *restrict buf, float *restrict V, int64_t vs) {
-  const int64_t Q = TX + 1, WP = 4 * Q;
+                     int64_t TX, int m, float *restrict buf, float *restrict V, int64_t vs) {
+  const int64_t Q = TX + 1, WP = m * Q;
   float *restrict d = buf;           /* 6 padded input rows of WP */
-  float *restrict e = buf + 6 * WP;  /* e[(i*4 + phase)*Q + q] = (B^T d)[i][4q + phase] */
+  float *restrict e = buf + 6 * WP;  /* e[(i*m + phase)*Q + q] = (B^T d)[i][m*q + phase] */
   for (int r = 0; r < 6; r++) {
     float *dr = d + r * WP;
     const int64_t iy = iy0 + r;
@@ -97,16 +150,16 @@ void WK(wino_in_row)(const float *xc, int64_t H, int64_t W, int64_t iy0, int64_t
     memset(dr + hi, 0, (size_t)(WP - hi) * sizeof(float));
   }
   const float *d0 = d, *d1 = d + WP, *d2 = d + 2 * WP, *d3 = d + 3 * WP, *d4 = d + 4 * WP, *d5 = d + 5 * WP;
-  for (int ph = 0; ph < 4; ph++)
-    WK(wino_bt6)(d0 + ph, d1 + ph, d2 + ph, d3 + ph, d4 + ph, d5 + ph, 4, e + (0 * 4 + ph) * Q,
-                 e + (1 * 4 + ph) * Q, e + (2 * 4 + ph) * Q, e + (3 * 4 + ph) * Q, e + (4 * 4 + ph) * Q,
-                 e + (5 * 4 + ph) * Q, Q);
+  for (int ph = 0; ph < m; ph++)
+    WK(wino_bt6)(d0 + ph, d1 + ph, d2 + ph, d3 + ph, d4 + ph, d5 + ph, m, e + (0 * m + ph) * Q,
+                 e + (1 * m + ph) * Q, e + (2 * m + ph) * Q, e + (3 * m + ph) * Q, e + (4 * m + ph) * Q,
+                 e + (5 * m + ph) * Q, Q);
   for (int i = 0; i < 6; i++) {
-    const float *p0 = e + (i * 4 + 0) * Q, *p1 = e + (i * 4 + 1) * Q;
-    const float *p2 = e + (i * 4 + 2) * Q, *p3 = e + (i * 4 + 3) * Q;
+    const float *col[6];             /* column k of tile t: phase k % m, offset k / m */
+    for (int k = 0; k < 6; k++) col[k] = e + (i * m + k % m) * Q + k / m;
     float *v = V + 6 * i * vs;
-    WK(wino_bt6)(p0, p1, p2, p3, p0 + 1, p1 + 1, 1, v, v + vs, v + 2 * vs, v + 3 * vs, v + 4 * vs,
-                 v + 5 * vs, TX);
+    WK(wino_bt6)(col[0], col[1], col[2], col[3], col[4], col[5], 1, v, v + vs, v + 2 * vs, v + 3 * vs,
+                 v + 4 * vs, v + 5 * vs, TX);
   }
 }
 
@@ -114,7 +167,7 @@ void WK(wino_in_row)(const float *xc, int64_t H, int64_t W, int64_t iy0, int64_t
  * oy0..oy0+3 (those < oh), columns 4*tx + 0..3 (those < ow), plus bias, ReLU'd when relu
  * (NaN kept). buf: 24*TX + 8*TX floats. */
 void WK(wino_out_row)(const float *m, int64_t ms, int64_t TX, float bias, int relu,
-                             float *yc, int64_t oh, int64_t ow, int64_t oy0, float *restrict buf) {
+                      float *yc, int64_t oh, int64_t ow, int64_t oy0, float *restrict buf) {
   float *restrict s = buf;             /* s[(i*6 + j)*TX + t] = (A^T m)[i][j] */
   float *restrict row = buf + 24 * TX; /* one output row, 4*TX wide */
   for (int j = 0; j < 6; j++)
@@ -136,9 +189,31 @@ void WK(wino_out_row)(const float *m, int64_t ms, int64_t TX, float bias, int re
   }
 }
 
+/* The same for F(3x3, 4x4): output rows oy0..oy0+2, columns 3*tx + 0..2. buf: 24*TX floats. */
+void WK(wino_out_row3)(const float *m, int64_t ms, int64_t TX, float bias, int relu,
+                       float *yc, int64_t oh, int64_t ow, int64_t oy0, float *restrict buf) {
+  float *restrict s = buf;             /* s[(i*6 + j)*TX + t] = (A^T m)[i][j], i < 3 */
+  float *restrict row = buf + 18 * TX; /* one output row, 3*TX wide */
+  for (int j = 0; j < 6; j++)
+    WK(wino_at3)(m + j * ms, m + (6 + j) * ms, m + (12 + j) * ms, m + (18 + j) * ms, m + (24 + j) * ms,
+                 m + (30 + j) * ms, 0.0f, 0, s + j * TX, s + (6 + j) * TX, s + (12 + j) * TX, TX);
+  float *o = row + 3 * TX;
+  for (int i = 0; i < 3 && oy0 + i < oh; i++) {
+    const float *q = s + 6 * i * TX;
+    WK(wino_at3)(q, q + TX, q + 2 * TX, q + 3 * TX, q + 4 * TX, q + 5 * TX, bias, relu, o, o + TX,
+                 o + 2 * TX, TX);
+    for (int64_t t = 0; t < TX; t++) {
+      row[3 * t + 0] = o[t];
+      row[3 * t + 1] = o[TX + t];
+      row[3 * t + 2] = o[2 * TX + t];
+    }
+    memcpy(yc + (oy0 + i) * ow, row, (size_t)ow * sizeof(float));
+  }
+}
+
 /* Filter transform for output channels o0 .. o0+on-1 (on <= 64), one input channel c:
- * U[xi*plane + c*OC + o] = (G w[o][c] G^T)[i][j] in float, G = [1/4 0 0; -1/6 -1/6 -1/6;
- * -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1] (applied as (a + 2b + 4c) / 24 etc.). */
+ * U[xi*plane + c*OC + o] = (G w[o][c] G^T)[i][j] in float, G of F(4x4,3x3) (applied as
+ * (a + 2b + 4c) / 24 etc.). */
 void WK(wino_filter)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,
                      float *restrict U, int64_t plane) {
   float k[9][64], t[18][64];
@@ -150,5 +225,21 @@ void WK(wino_filter)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o
     float *u = U + 6 * i * plane + c * OC + o0;
     WK(wino_g6)(t[3 * i], t[3 * i + 1], t[3 * i + 2], u, u + plane, u + 2 * plane, u + 3 * plane,
                 u + 4 * plane, u + 5 * plane, on);
+  }
+}
+
+/* The same for a 4x4 kernel, G of F(3x3, 4x4). */
+void WK(wino_filter4)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,
+                      float *restrict U, int64_t plane) {
+  float k[16][64], t[24][64];
+  for (int q = 0; q < 16; q++)
+    for (int u = 0; u < on; u++) k[q][u] = w[((o0 + u) * C + c) * 16 + q];
+  for (int q = 0; q < 4; q++)     /* column q of G g: t[4*i + q] = (G g)[i][q] */
+    WK(wino_g6x4)(k[q], k[4 + q], k[8 + q], k[12 + q], t[q], t[4 + q], t[8 + q], t[12 + q], t[16 + q],
+                  t[20 + q], on);
+  for (int i = 0; i < 6; i++) {
+    float *u = U + 6 * i * plane + c * OC + o0;
+    WK(wino_g6x4)(t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3], u, u + plane, u + 2 * plane,
+                  u + 3 * plane, u + 4 * plane, u + 5 * plane, on);
   }
 }
