@@ -88,7 +88,8 @@ typedef void (*vg_wino_out_fn)(const float *m, int64_t ms, int64_t TX, float bia
 
 typedef struct {
   const vg_conv2d_geom *g;
-  const float *x, *bias, *U;
+  const float *x, *bias, *UP;       /* UP: U[xi] packed by vg_gemm_pack_a, upk floats apart */
+  size_t upk;
   float *y;
   int64_t TX, TY, R, rb;            /* tiles per row, tile rows per image, all rows, rows per block */
   int m;                            /* output tile size */
@@ -151,10 +152,8 @@ static void run_block(const vg_wino_job *j, int64_t r0, int64_t r1) {
   vg_wino_block k = {j, r0, r1, TB, V, V + 36 * C * TB};
   vg_parallel_for(C, max64(1, 256 / (r1 - r0) / j->TX), in_task, &k);
   for (int xi = 0; xi < 36; xi++) {
-    vg_gemm_strided a = {j->U + xi * OC * C, 1, OC};     /* P_A[o][c] = U[xi][c][o] */
     vg_gemm_strided bb = {V + xi * C * TB, 1, TB};       /* P_B[t][c] = V[xi][c][t] */
-    vg_gemm_problem p = {.M = OC, .N = TB, .K = C,
-                         .pack_a = vg_gemm_pack_strided, .a_ctx = &a,
+    vg_gemm_problem p = {.M = OC, .N = TB, .K = C, .a_packed = j->UP + xi * j->upk,
                          .pack_b = vg_gemm_pack_strided, .b_ctx = &bb,
                          .alpha = 1.0f, .beta = 0.0f, .C = k.Mo + xi * OC * TB, .ldc = TB};
     vg_gemm_run(&p);
@@ -202,7 +201,16 @@ void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const f
   float *U = vg_cpu_scratch(VG_SCRATCH_CONV_W, (size_t)(36 * g->oc * g->c));
   vg_wino_ftask ft = {w, U, g->oc, g->c, filt};
   vg_parallel_for(cdiv(g->oc, 64), 1, filter_task, &ft);
-  j.U = U;
+  /* each block's 36 GEMMs share the A operands: packed once here, not once per block */
+  j.upk = vg_gemm_packed_a_floats(g->oc, g->c);
+  j.upk = (j.upk + 15) & ~(size_t)15;                     /* keeps every plane 64-byte aligned */
+  float *UP = vg_cpu_scratch(VG_SCRATCH_CONV_WP, 36 * j.upk);
+  for (int xi = 0; xi < 36; xi++) {
+    vg_gemm_strided a = {U + xi * g->oc * g->c, 1, g->oc};   /* P_A[o][c] = U[xi][c][o] */
+    vg_gemm_problem p = {.M = g->oc, .K = g->c, .pack_a = vg_gemm_pack_strided, .a_ctx = &a};
+    vg_gemm_pack_a(&p, UP + xi * j.upk);
+  }
+  j.UP = UP;
   if (nblocks >= 2) vg_parallel_for(nblocks, 1, block_task, &j);
   else run_block(&j, 0, j.R);
 }
