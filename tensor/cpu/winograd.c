@@ -67,15 +67,34 @@ int vg_cpu_winograd_applies(const vg_conv2d_geom *g) {
 
 typedef void (*vg_wino_filter_fn)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,
                                   float *U, int64_t plane);
-typedef struct { const float *w; float *U; int64_t oc, c; vg_wino_filter_fn fn; } vg_wino_ftask;
+typedef struct {
+  const float *w; float *U; int64_t oc, c; vg_wino_filter_fn fn;
+  float *UP; size_t upk;            /* the GEMM-packed copies of U[xi], upk floats apart */
+} vg_wino_ftask;
 
-static void filter_task(void *vctx, int64_t b, int64_t e, int tid) {   /* over blocks of 64 o */
+#define VG_WINO_FC 16               /* input channels per filter-transform task */
+
+/* over units (block of 64 o) x (block of VG_WINO_FC c), so small layers split too */
+static void filter_task(void *vctx, int64_t b, int64_t e, int tid) {
   (void)tid;
   const vg_wino_ftask *j = vctx;
-  for (int64_t ob = b; ob < e; ob++) {
-    const int64_t o0 = ob * 64;
+  const int64_t ncb = cdiv(j->c, VG_WINO_FC);
+  for (int64_t u = b; u < e; u++) {
+    const int64_t o0 = (u / ncb) * 64, c0 = (u % ncb) * VG_WINO_FC;
     const int on = (int)min64(64, j->oc - o0);
-    for (int64_t c = 0; c < j->c; c++) j->fn(j->w, j->c, j->oc, c, o0, on, j->U, j->oc * j->c);
+    for (int64_t c = c0; c < min64(j->c, c0 + VG_WINO_FC); c++)
+      j->fn(j->w, j->c, j->oc, c, o0, on, j->U, j->oc * j->c);
+  }
+}
+
+/* over xi: the 36 A operands packed for the GEMMs, one per task */
+static void pack_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const vg_wino_ftask *j = vctx;
+  for (int64_t xi = b; xi < e; xi++) {
+    vg_gemm_strided a = {j->U + xi * j->oc * j->c, 1, j->oc};   /* P_A[o][c] = U[xi][c][o] */
+    vg_gemm_problem p = {.M = j->oc, .K = j->c, .pack_a = vg_gemm_pack_strided, .a_ctx = &a};
+    vg_gemm_pack_a(&p, j->UP + xi * j->upk);
   }
 }
 
@@ -199,18 +218,13 @@ void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const f
   j.rb = cdiv(j.R, nblocks);
   nblocks = cdiv(j.R, j.rb);
   float *U = vg_cpu_scratch(VG_SCRATCH_CONV_W, (size_t)(36 * g->oc * g->c));
-  vg_wino_ftask ft = {w, U, g->oc, g->c, filt};
-  vg_parallel_for(cdiv(g->oc, 64), 1, filter_task, &ft);
   /* each block's 36 GEMMs share the A operands: packed once here, not once per block */
   j.upk = vg_gemm_packed_a_floats(g->oc, g->c);
   j.upk = (j.upk + 15) & ~(size_t)15;                     /* keeps every plane 64-byte aligned */
-  float *UP = vg_cpu_scratch(VG_SCRATCH_CONV_WP, 36 * j.upk);
-  for (int xi = 0; xi < 36; xi++) {
-    vg_gemm_strided a = {U + xi * g->oc * g->c, 1, g->oc};   /* P_A[o][c] = U[xi][c][o] */
-    vg_gemm_problem p = {.M = g->oc, .K = g->c, .pack_a = vg_gemm_pack_strided, .a_ctx = &a};
-    vg_gemm_pack_a(&p, UP + xi * j.upk);
-  }
-  j.UP = UP;
+  vg_wino_ftask ft = {w, U, g->oc, g->c, filt, vg_cpu_scratch(VG_SCRATCH_CONV_WP, 36 * j.upk), j.upk};
+  vg_parallel_for(cdiv(g->oc, 64) * cdiv(g->c, VG_WINO_FC), 1, filter_task, &ft);
+  vg_parallel_for(36, 1, pack_task, &ft);
+  j.UP = ft.UP;
   if (nblocks >= 2) vg_parallel_for(nblocks, 1, block_task, &j);
   else run_block(&j, 0, j.R);
 }
