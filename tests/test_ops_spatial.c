@@ -94,6 +94,12 @@ static const pool_case POOL_CASES[] = {
   {1, 1, 4, 9, 4, 3, 1, 4, 2, 1, false, true, true},
   {3, 1, 2, 3, 2, 3, 0, 0, 0, 1, true, false, false},   /* window = input */
   {1, 2, 9, 8, 5, 4, 3, 2, 2, 2, true, true, true},
+  /* long rows (the row-run interior path, runs of 256 columns + a rest): the ResNet stem's
+   * max pool, the PDN's avg pool, a stride-1 window */
+  {1, 2, 5, 530, 3, 3, 2, 2, 1, 1, false, true, false},
+  {2, 1, 6, 301, 2, 2, 2, 2, 1, 1, false, true, false},
+  {1, 1, 4, 300, 2, 2, 2, 2, 1, 1, false, false, true},
+  {1, 1, 3, 270, 3, 2, 1, 1, 1, 0, true, false, false},
 };
 
 static int64_t ref_pool_out(int64_t in, int k, int s, int p, bool ceil_mode) {

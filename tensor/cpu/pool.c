@@ -33,9 +33,37 @@ static void release(vg_tensor *t) {
   if (t && (t->flags & VG_TF_HEAP)) vg_tensor_free(t);
 }
 
+/* Output columns [*lo, *hi) whose windows lie inside the row (no left/right clipping):
+ * there every output sums / compares the same taps, so a whole row runs tap by tap over
+ * contiguous runs (the tap order is the per-output loops' own: h, then w). */
+static void interior_cols(const vg_pool_geom *g, int64_t *lo, int64_t *hi) {
+  int64_t a = (g->pw + g->sw - 1) / g->sw;
+  int64_t b = g->W + g->pw - g->kw < 0 ? 0 : (g->W + g->pw - g->kw) / g->sw + 1;
+  if (b > g->OW) b = g->OW;
+  if (a > b) a = b;
+  *lo = a;
+  *hi = b;
+}
+
+#define VG_POOL_ROW 256   /* interior columns per run (stack buffers) */
+
+#if !defined(__clang__)
+#define VG_POOL_VEC __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define VG_POOL_VEC
+#endif
+
+/* one window tap over a run of outputs (elementwise: the same sums as one output at a time) */
+VG_POOL_VEC static void sum_tap(const float *restrict src, int64_t sw, int64_t n, float *restrict acc) {
+  for (int64_t q = 0; q < n; q++) acc[q] += src[q * sw];
+}
+
 static void avg_fwd(void *ctx, int64_t b, int64_t e, int tid) {
   (void)tid;
   const pool_ctx *p = ctx;
+  int64_t lo, hi;
+  interior_cols(&p->g, &lo, &hi);
+  float acc[VG_POOL_ROW];
   for (int64_t pl = b; pl < e; pl++) {
     const float *x = p->x + pl * p->g.H * p->g.W;
     float *y = p->y + pl * p->g.OH * p->g.OW;
@@ -45,6 +73,19 @@ static void avg_fwd(void *ctx, int64_t b, int64_t e, int tid) {
         float div = vg_avg_window(&p->g, oh, ow, &h0, &h1, &w0, &w1);
         if (h0 >= h1 || w0 >= w1) {
           y[oh * p->g.OW + ow] = 0;
+          continue;
+        }
+        if (ow == lo && hi > lo) {   /* the interior run(s) of this row */
+          for (int64_t r0 = lo; r0 < hi; r0 += VG_POOL_ROW) {
+            const int64_t n = hi - r0 < VG_POOL_ROW ? hi - r0 : VG_POOL_ROW, sw = p->g.sw;
+            for (int64_t q = 0; q < n; q++) acc[q] = 0;
+            for (int64_t h = h0; h < h1; h++)
+              for (int64_t kj = 0; kj < p->g.kw; kj++) {
+                sum_tap(x + h * p->g.W + r0 * sw - p->g.pw + kj, sw, n, acc);
+              }
+            for (int64_t q = 0; q < n; q++) y[oh * p->g.OW + r0 + q] = acc[q] / div;
+          }
+          ow = hi - 1;
           continue;
         }
         float s = 0;
@@ -74,9 +115,25 @@ static void avg_bwd(void *ctx, int64_t b, int64_t e, int tid) {
   }
 }
 
+/* one window tap over a run of outputs: the max so far and the tap that gave it (NaN
+ * wins, the first of equal maxima stays: vg_max_takes), branch-free so it vectorizes */
+VG_POOL_VEC static void max_taps(const float *restrict src, int64_t sw, int32_t k, int64_t n, float *restrict mx,
+                     int32_t *restrict tap) {
+  for (int64_t q = 0; q < n; q++) {
+    const float v = src[q * sw], m = mx[q];
+    const int t = (v > m) | (v != v);
+    mx[q] = t ? v : m;
+    tap[q] = t ? k : tap[q];
+  }
+}
+
 static void max_fwd(void *ctx, int64_t b, int64_t e, int tid) {
   (void)tid;
   const pool_ctx *p = ctx;
+  int64_t lo, hi;
+  interior_cols(&p->g, &lo, &hi);
+  float mx[VG_POOL_ROW];
+  int32_t tap[VG_POOL_ROW];
   for (int64_t pl = b; pl < e; pl++) {
     const float *x = p->x + pl * p->g.H * p->g.W;
     float *y = p->y + pl * p->g.OH * p->g.OW;
@@ -85,6 +142,24 @@ static void max_fwd(void *ctx, int64_t b, int64_t e, int tid) {
       for (int64_t ow = 0; ow < p->g.OW; ow++) {
         int64_t hs, he, ws, we;
         vg_max_window(&p->g, oh, ow, &hs, &he, &ws, &we);
+        if (ow == lo && hi > lo) {   /* the interior run(s): the same taps, branch-free */
+          for (int64_t r0 = lo; r0 < hi; r0 += VG_POOL_ROW) {
+            const int64_t n = hi - r0 < VG_POOL_ROW ? hi - r0 : VG_POOL_ROW, sw = p->g.sw;
+            const int64_t c0 = r0 * sw - p->g.pw;      /* first window column of output r0 */
+            for (int64_t q = 0; q < n; q++) {
+              mx[q] = -INFINITY;
+              tap[q] = 0;
+            }
+            int32_t k = 0;
+            for (int64_t h = hs; h < he; h++)
+              for (int64_t kj = 0; kj < p->g.kw; kj++, k++) max_taps(x + h * p->g.W + c0 + kj, sw, k, n, mx, tap);
+            memcpy(y + oh * p->g.OW + r0, mx, (size_t)n * sizeof(float));
+            for (int64_t q = 0; q < n; q++)
+              yi[oh * p->g.OW + r0 + q] = (hs + tap[q] / p->g.kw) * p->g.W + c0 + q * sw + tap[q] % p->g.kw;
+          }
+          ow = hi - 1;
+          continue;
+        }
         int64_t best = hs * p->g.W + ws;
         float m = -INFINITY;
         for (int64_t h = hs; h < he; h++)
