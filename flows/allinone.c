@@ -24,6 +24,29 @@ static vg_tensor *chmix(const vg_tensor *x, const vg_tensor *w2) {
   return vg_conv2d(x, w4, NULL, (vg_conv2d_opts){0});
 }
 
+/* The column of the row's only nonzero when that is 1 (-0 counts as zero, NaN as
+ * nonzero), else -1. Blocks of 16 are tested whole first (branch-free, vectorized):
+ * every forward scans the matrices, C*C floats each. */
+#if !defined(__clang__)
+__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#endif
+static int64_t unit_row_col(const float *restrict r, int64_t C) {
+  int64_t col = -1;
+  for (int64_t j0 = 0; j0 < C; j0 += 16) {
+    const int64_t n = C - j0 < 16 ? C - j0 : 16;
+    int nz = 0;
+    for (int64_t t = 0; t < n; t++) nz |= r[j0 + t] != 0.f;
+    if (!nz) continue;
+    for (int64_t t = 0; t < n; t++) {
+      const float v = r[j0 + t];
+      if (v == 0.f) continue;
+      if (v != 1.f || col >= 0) return -1;
+      col = j0 + t;
+    }
+  }
+  return col;
+}
+
 /* A fixed (no-grad) 0/1 permutation matrix applies as an index_select along channels:
  * y[:, i] = x[:, idx[i]] with idx[i] the column of row i's 1. NULL when w is not one. */
 static vg_tensor *perm_index(const vg_tensor *w2) {
@@ -38,14 +61,8 @@ static vg_tensor *perm_index(const vg_tensor *w2) {
   int64_t *ip = vg_data(idx);
   bool ok = true;
   for (int64_t i = 0; i < C && ok; i++) {
-    int64_t col = -1;
-    for (int64_t j = 0; j < C && ok; j++) {
-      float v = h[i * C + j];
-      if (v == 1.f && col < 0) col = j;
-      else if (v != 0.f) ok = false;
-    }
-    if (col < 0) ok = false;
-    ip[i] = col;
+    ip[i] = unit_row_col(h + i * C, C);
+    ok = ip[i] >= 0;
   }
   if (!direct) free(h);
   return ok ? idx : NULL;

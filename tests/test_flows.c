@@ -468,11 +468,57 @@ static void test_contract(void) {
   }
 }
 
+/* The hard permutation runs as an index select only while w_perm is an exact 0/1
+ * permutation matrix (-0 counts as 0); any other matrix (two ones in a row, a NaN) goes
+ * through the 1x1 conv. C = 37: the scan's blocks of 16 and a rest. */
+static void test_hard_perm_scan(void) {
+  g_hidden = 8;
+  const int64_t C = 37, HW = 4;
+  vg_nn_module *m = vg_flow_allinone_new(D3(C, 2, 2), 0, CONV, (vg_flow_allinone_opts){.affine_clamping = 2.0});
+  float *w = vg_f32(vg_nn_param(m, "w_perm"));
+  float *w0 = malloc(sizeof(float) * (size_t)(C * C));
+  memcpy(w0, w, sizeof(float) * (size_t)(C * C));
+  int64_t col1 = -1;
+  for (int64_t j = 0; j < C; j++) col1 = w0[C + j] == 1.f ? j : col1;
+  vg_scope_begin();
+  vg_no_grad_begin();
+  vg_tensor *x = vg_randn(4, (int64_t[]){1, C, 2, 2}, 3), *ld;
+  float *y1 = host(vg_flow_forward(m, x, 0, NULL, false, true, &ld));
+  for (int64_t i = 0; i < C * C; i++) w[i] = w0[i] == 0.f ? -0.0f : w0[i];
+  float *y2 = host(vg_flow_forward(m, x, 0, NULL, false, true, &ld));
+  VG_CHECK(!memcmp(y1, y2, sizeof(float) * (size_t)(C * HW)), "hard perm: -0 entries count as zeros");
+  memcpy(w, w0, sizeof(float) * (size_t)(C * C));
+  w[col1] = 1.f;                   /* row 0 gets row 1's one too: y[0] = h[a] + h[b] */
+  float *y3 = host(vg_flow_forward(m, x, 0, NULL, false, true, &ld));
+  double e = 0;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t p = 0; p < HW; p++) {
+      const double want = c == 0 ? (double)y1[p] + y1[HW + p] : y1[c * HW + p];
+      e = fmax(e, fabs(y3[c * HW + p] - want));
+    }
+  VG_CHECK(e < 1e-5, "hard perm: a row with two ones is no permutation: the 1x1 conv applies it (err %.1e)", e);
+  memcpy(w, w0, sizeof(float) * (size_t)(C * C));
+  w[5 * C + (w0[5 * C + 20] == 0.f ? 20 : 21)] = NAN;
+  float *y4 = host(vg_flow_forward(m, x, 0, NULL, false, true, &ld));
+  int nan5 = 1, fin = 1;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t p = 0; p < HW; p++) {
+      if (c == 5) nan5 &= isnan(y4[c * HW + p]);
+      else fin &= isfinite(y4[c * HW + p]);
+    }
+  VG_CHECK(nan5 && fin, "hard perm: a NaN entry is no permutation: the conv carries it into row 5 only");
+  vg_no_grad_end();
+  vg_scope_end();
+  free(y1); free(y2); free(y3); free(y4); free(w0);
+  vg_nn_free(m);
+}
+
 int main(void) {
   test_special_ortho();
   for (int i = 0; i < NCASES; i++) conformance(CASES[i]);
   for (int i = 0; i < NCASES; i++) block_checks(CASES[i]);
   test_sequence();
+  test_hard_perm_scan();
   test_contract();
   return vg_test_finish();
 }
