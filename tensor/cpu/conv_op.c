@@ -2,6 +2,7 @@
  * conv.c (non-contiguous inputs are copied first). */
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/conv.h"
+#include "base/threadpool.h"
 #include "tensor/kmath/conv_geom.h"
 #include <math.h>
 #include <stdlib.h>
@@ -63,16 +64,29 @@ void vg_cpu_conv2d_bwd_weight_op(const vg_opcall *c) { /* in = {x, gy}; out has 
 }
 
 /* in = {w, bias, gamma, beta, mean, var} (contiguous f32; 1-3 may be NULL) */
+typedef struct {
+  const float *pw, *pb, *pg, *pbeta, *pm, *pv;
+  float *wo, *bo, eps;
+  int64_t per;
+} vg_bn_fold_job;
+
+static void bn_fold_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const vg_bn_fold_job *j = vctx;
+  const int64_t per = j->per;
+  for (int64_t o = b; o < e; o++) {   /* tensor/kmath/conv_geom.h, as tensor/cuda/conv.cu's k_bn_fold */
+    const float s = vg_bn_fold_scale(j->pg ? j->pg[o] : 1.0f, j->pv[o], j->eps);
+    for (int64_t q = 0; q < per; q++) j->wo[o * per + q] = j->pw[o * per + q] * s;
+    j->bo[o] = vg_bn_fold_bias(j->pb ? j->pb[o] : 0.0f, j->pm[o], s, j->pbeta ? j->pbeta[o] : 0.0f);
+  }
+}
+
 void vg_cpu_conv_bn_fold(const vg_opcall *c) {
   const vg_tensor *const *in = c->in;
-  const float *pw = vg_f32(in[0]), *pb = in[1] ? vg_f32(in[1]) : NULL, *pg = in[2] ? vg_f32(in[2]) : NULL;
-  const float *pbeta = in[3] ? vg_f32(in[3]) : NULL, *pm = vg_f32(in[4]), *pv = vg_f32(in[5]);
-  float *wo = vg_f32(c->out[0]), *bo = vg_f32(c->out[1]);
-  const float eps = (float)c->p.bn_fold.eps;
-  const int64_t O = in[0]->shape[0], per = O ? vg_numel(in[0]) / O : 0;
-  for (int64_t o = 0; o < O; o++) {   /* tensor/kmath/conv_geom.h, as tensor/cuda/conv.cu's k_bn_fold */
-    const float s = vg_bn_fold_scale(pg ? pg[o] : 1.0f, pv[o], eps);
-    for (int64_t j = 0; j < per; j++) wo[o * per + j] = pw[o * per + j] * s;
-    bo[o] = vg_bn_fold_bias(pb ? pb[o] : 0.0f, pm[o], s, pbeta ? pbeta[o] : 0.0f);
-  }
+  vg_bn_fold_job j = {.pw = vg_f32(in[0]), .pb = in[1] ? vg_f32(in[1]) : NULL, .pg = in[2] ? vg_f32(in[2]) : NULL,
+                      .pbeta = in[3] ? vg_f32(in[3]) : NULL, .pm = vg_f32(in[4]), .pv = vg_f32(in[5]),
+                      .wo = vg_f32(c->out[0]), .bo = vg_f32(c->out[1]), .eps = (float)c->p.bn_fold.eps};
+  const int64_t O = in[0]->shape[0];
+  j.per = O ? vg_numel(in[0]) / O : 0;
+  vg_parallel_for(O, 1 + (1 << 14) / (j.per + 1), bn_fold_task, &j);
 }
