@@ -367,6 +367,8 @@ int vg_gemm_packed_b_fits(const float *pb, int64_t N, int64_t K) {
   return h.magic == VG_GEMM_MAGIC_B && h.N == N && h.K == K && h.nr == s.cfg.nr && h.kcb == s.kcb;
 }
 
+#define VG_GEMM_SHARED_B (4.0 * 1024 * 1024)   /* floats: B packed whole when no bigger (16 MiB) */
+
 void vg_gemm_run(const vg_gemm_problem *p) {
   VG_ASSERT(p->M >= 0 && p->N >= 0 && p->K >= 0);
   if (p->M == 0 || p->N == 0) return;
@@ -403,6 +405,13 @@ void vg_gemm_run(const vg_gemm_problem *p) {
     VG_ASSERT(vg_gemm_packed_b_fits(p->b_packed, p->N, p->K) &&
               "b_packed: from vg_gemm_pack_b for this N, K, ISA");
     s.bpr = p->b_packed + VG_GEMM_HDR;
+    s.nsl = cdiv(p->N, nr);
+  } else if (s.msplit > 1 && (double)p->N * p->K <= VG_GEMM_SHARED_B) {
+    /* N too narrow for one group per task: the M-split tasks of a group would each pack
+     * the same B panels, so B is packed once, on the pool, and shared (same sums) */
+    float *pb = vg_cpu_scratch(VG_SCRATCH_GEMM_BP, vg_gemm_packed_b_floats(p->N, p->K));
+    vg_gemm_pack_b(p, pb);
+    s.bpr = pb + VG_GEMM_HDR;
     s.nsl = cdiv(p->N, nr);
   }
   run_range(serial, s.ngroups * s.msplit, 1, compute_task, &s);

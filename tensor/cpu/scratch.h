@@ -17,6 +17,7 @@ typedef enum {
   VG_SCRATCH_GEMM_A,     /* packed A block (per thread) */
   VG_SCRATCH_GEMM_B,     /* packed B panel (caller's, shared with workers) */
   VG_SCRATCH_GEMM_PART,  /* K-split partial products */
+  VG_SCRATCH_GEMM_BP,    /* B packed whole for M-split tasks (caller's, shared with workers) */
   VG_SCRATCH_CONV_COL,   /* im2col chunk (bwd_data) */
   VG_SCRATCH_CONV_W,     /* rearranged weights */
   VG_SCRATCH_CONV_WP,    /* rearranged weights, GEMM-packed (Winograd's 36 A operands) */
