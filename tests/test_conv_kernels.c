@@ -238,6 +238,7 @@ static void check_empty_batch(void) {
  * spatial sizes), odd sizes, other paddings, fused ReLU. Bound: max|y - y_ref| <= WINO_TOL * max|y_ref| on every ISA path;
  * measured on these rows <= 1.31e-5 (the GEMM path: ~5e-7; random data in [-1, 1]). */
 #define WINO_TOL 3e-5
+#define WINO_WTOL 3e-5   /* bwd_weight too (it sums over every tile of the batch): measured <= 9e-6 */
 static const conv_case wino_cases[] = {
   {"wino r18-layer1 64->64 32x32", 1, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
   {"wino r18-layer3 256->64 12x12 b8", 8, 256, 12, 12, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
@@ -267,7 +268,7 @@ static double rel_err(const float *y, const float *yr, int64_t n) {
   return mx > 0 ? e / mx : e;
 }
 
-static void check_winograd(const conv_case *c, double *worst) {
+static void check_winograd(const conv_case *c, double *worst, double *worst_w) {
   conv_data d = make_data(c);
   vg_conv2d_geom *g = &d.g;
   vg_cpu_set_winograd(1);
@@ -275,6 +276,8 @@ static void check_winograd(const conv_case *c, double *worst) {
   float *yr = nan_buf(d.ny), *yg = nan_buf(d.ny), *relu_r = nan_buf(d.ny), *gxr = nan_buf(d.nx);
   vg_cpu_conv2d_fwd_ref(g, d.x, d.w, d.b, yr);
   vg_cpu_conv2d_bwd_data_ref(g, d.w, d.gy, gxr);
+  float *gwr = nan_buf(d.nw);
+  vg_cpu_conv2d_bwd_weight_ref(g, d.x, d.gy, gwr, NULL);
   for (int64_t i = 0; i < d.ny; i++) relu_r[i] = yr[i] < 0 ? 0.0f : yr[i];
   isa_variant v[4];
   const int nv = variants(v);
@@ -304,6 +307,14 @@ static void check_winograd(const conv_case *c, double *worst) {
     VG_CHECK(eg <= WINO_TOL, "winograd bwd_data %s %s: max|gx - ref| / max|ref| = %.3g <= %g", v[i].name, c->name,
              eg, WINO_TOL);
     free(gx);
+    /* bwd_weight: dU = sum_t V Gm^T in the Winograd domain, gw = G^T dU G */
+    float *gw = nan_buf(d.nw);
+    vg_cpu_conv2d_bwd_weight(g, d.x, d.gy, gw, NULL);
+    const double ew = rel_err(gw, gwr, d.nw);
+    if (ew > *worst_w) *worst_w = ew;
+    VG_CHECK(ew <= WINO_WTOL, "winograd bwd_weight %s %s: max|gw - ref| / max|ref| = %.3g <= %g", v[i].name,
+             c->name, ew, WINO_WTOL);
+    free(gw);
   }
   vg_gemm_set_scalar_tile(0, 0);
   vg_cpu_set_isa(vg_cpu_isa_max());
@@ -324,6 +335,15 @@ static void check_winograd(const conv_case *c, double *worst) {
   VG_CHECK(memcmp(gx0, gx1, (size_t)d.nx * sizeof(float)) != 0 && rel_err(gx0, gxr, d.nx) < 1e-6,
            "winograd bwd_data on/off differ (it ran) and off is the GEMM path (err %.3g) %s", rel_err(gx0, gxr, d.nx),
            c->name);
+  float *gw0 = nan_buf(d.nw), *gw1 = nan_buf(d.nw);
+  vg_cpu_set_winograd(0);
+  vg_cpu_conv2d_bwd_weight(g, d.x, d.gy, gw0, NULL);
+  vg_cpu_set_winograd(1);
+  vg_cpu_conv2d_bwd_weight(g, d.x, d.gy, gw1, NULL);
+  VG_CHECK(memcmp(gw0, gw1, (size_t)d.nw * sizeof(float)) != 0 && rel_err(gw0, gwr, d.nw) < 1e-6,
+           "winograd bwd_weight on/off differ (it ran) and off is the GEMM path (err %.3g) %s", rel_err(gw0, gwr, d.nw),
+           c->name);
+  free(gw0); free(gw1); free(gwr);
   free(gx0); free(gx1); free(gxr);
   free(y0); free(y1); free(yr); free(yg); free(relu_r);
   free_data(&d);
@@ -493,8 +513,10 @@ int main(void) {
   check_threads(&cases[15]);
   check_winograd_eligibility();
   double worst = 0;
-  for (int i = 0; i < NWINO; i++) check_winograd(&wino_cases[i], &worst);
-  printf("# winograd: worst max|y - ref| / max|ref| over %d layer shapes and all ISA paths: %.3g\n", NWINO, worst);
+  double worst_w = 0;
+  for (int i = 0; i < NWINO; i++) check_winograd(&wino_cases[i], &worst, &worst_w);
+  printf("# winograd: worst max|y - ref| / max|ref| over %d layer shapes and all ISA paths: %.3g (fwd, bwd_data), "
+         "%.3g (bwd_weight)\n", NWINO, worst, worst_w);
   vg_cpu_set_winograd(1);
   check_threads(&wino_cases[0]);
   check_threads(&wino_cases[1]);

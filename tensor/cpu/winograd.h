@@ -29,6 +29,10 @@ int vg_cpu_winograd_applies(const vg_conv2d_geom *g);
 int vg_cpu_winograd_eligible(const vg_conv2d_geom *g);
 void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const float *w,
                                 const float *bias, float *y);
+/* The weight gradient of the same convolutions (no bias gradient): dU[xi] = sum over tiles
+ * of V[xi] Gm[xi]^T (36 GEMMs, K = tiles, accumulated over blocks of tile rows), Gm the
+ * output gradient's tiles through A (. ) A^T, then gw = G^T dU G. */
+void vg_cpu_conv2d_bwd_weight_winograd(const vg_conv2d_geom *g, const float *x, const float *gy, float *gw);
 
 /* The transforms, one copy per ISA (tensor/cpu/winograd_kern.h). */
 #define VG_WINO_DECL(sfx)                                                                        \
@@ -41,7 +45,11 @@ void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const f
   void vg_wino_filter_##sfx(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,  \
                             float *U, int64_t plane);                                            \
   void vg_wino_filter4_##sfx(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on, \
-                             float *U, int64_t plane);
+                             float *U, int64_t plane);                                           \
+  void vg_wino_gy_row_##sfx(const float *gyc, int64_t oh, int64_t ow, int64_t oy0, int64_t TX, int m, \
+                            float *buf, float *Gm, int64_t gs);                                  \
+  void vg_wino_filter_grad_##sfx(const float *dU, int64_t C, int64_t OC, int64_t c, int64_t o0,    \
+                                 int on, int r, float *gw, int64_t plane);
 VG_WINO_DECL(scalar)
 VG_WINO_DECL(avx2)
 VG_WINO_DECL(avx512)

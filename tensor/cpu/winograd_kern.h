@@ -243,3 +243,121 @@ void WK(wino_filter4)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t 
                   u + 3 * plane, u + 4 * plane, u + 5 * plane, on);
   }
 }
+
+/* ---- weight gradient: dU[xi][c][o] = sum_t V[xi][c][t] Gm[xi][o][t] with Gm = A gy A^T
+ * (the adjoint of the output transform), then gw = G^T dU G (the adjoint of the filter
+ * transform). A = (A^T)^T is 6 x m: row p of A applied to a_0..a_(m-1) is
+ * sum_k p^k a_k at p = 0, 1, -1, 2, -2 and a_(m-1) at inf. ---- */
+
+/* o_p[q] = (A a)[p] over m = 4 rows */
+static inline void WK(wino_a4)(const float *restrict a0, const float *restrict a1,
+                               const float *restrict a2, const float *restrict a3,
+                               float *restrict o0, float *restrict o1, float *restrict o2,
+                               float *restrict o3, float *restrict o4, float *restrict o5, int64_t n) {
+  for (int64_t q = 0; q < n; q++) {
+    const float a = a0[q], b = a1[q], c = a2[q], d = a3[q];
+    const float pe = a + c, po = b + d, qe = a + 4.0f * c, qo = 2.0f * b + 8.0f * d;
+    o0[q] = a;
+    o1[q] = pe + po;
+    o2[q] = pe - po;
+    o3[q] = qe + qo;
+    o4[q] = qe - qo;
+    o5[q] = d;
+  }
+}
+
+/* o_p[q] = (A a)[p] over m = 3 rows */
+static inline void WK(wino_a3)(const float *restrict a0, const float *restrict a1,
+                               const float *restrict a2, float *restrict o0, float *restrict o1,
+                               float *restrict o2, float *restrict o3, float *restrict o4,
+                               float *restrict o5, int64_t n) {
+  for (int64_t q = 0; q < n; q++) {
+    const float a = a0[q], b = a1[q], c = a2[q];
+    const float pe = a + c, qe = a + 4.0f * c, qo = 2.0f * b;
+    o0[q] = a;
+    o1[q] = pe + b;
+    o2[q] = pe - b;
+    o3[q] = qe + qo;
+    o4[q] = qe - qo;
+    o5[q] = c;
+  }
+}
+
+/* One output channel's gradient gyc (oh x ow), one row of TX tiles of step m: rows
+ * oy0..oy0+m-1, columns m*tx + 0..m-1 (zero outside), writes Gm[xi*gs + tx] = (A g A^T)[i][j].
+ * buf: 6*m*TX + m*m*TX floats. */
+void WK(wino_gy_row)(const float *gyc, int64_t oh, int64_t ow, int64_t oy0, int64_t TX, int m,
+                     float *restrict buf, float *restrict Gm, int64_t gs) {
+  float *restrict g = buf;                 /* g[(r*m + k)*TX + t] = gy[oy0+r][m*t + k] */
+  float *restrict h = buf + m * m * TX;    /* h[(p*m + k)*TX + t] = (A g)[p][k] of tile t */
+  for (int r = 0; r < m; r++)
+    for (int k = 0; k < m; k++) {
+      float *d = g + (r * m + k) * TX;
+      const int64_t oy = oy0 + r;
+      for (int64_t t = 0; t < TX; t++) {
+        const int64_t ox = m * t + k;
+        d[t] = oy < oh && ox < ow ? gyc[oy * ow + ox] : 0.0f;
+      }
+    }
+  for (int k = 0; k < m; k++) {            /* columns: combine the m rows */
+    float *o = h + k * TX;
+    const int64_t s = (int64_t)m * TX;
+    if (m == 4)
+      WK(wino_a4)(g + k * TX, g + (m + k) * TX, g + (2 * m + k) * TX, g + (3 * m + k) * TX, o, o + s, o + 2 * s,
+                  o + 3 * s, o + 4 * s, o + 5 * s, TX);
+    else
+      WK(wino_a3)(g + k * TX, g + (m + k) * TX, g + (2 * m + k) * TX, o, o + s, o + 2 * s, o + 3 * s, o + 4 * s,
+                  o + 5 * s, TX);
+  }
+  for (int p = 0; p < 6; p++) {            /* rows: combine the m columns */
+    const float *a = h + p * m * TX;
+    float *o = Gm + 6 * p * gs;
+    if (m == 4)
+      WK(wino_a4)(a, a + TX, a + 2 * TX, a + 3 * TX, o, o + gs, o + 2 * gs, o + 3 * gs, o + 4 * gs, o + 5 * gs, TX);
+    else
+      WK(wino_a3)(a, a + TX, a + 2 * TX, o, o + gs, o + 2 * gs, o + 3 * gs, o + 4 * gs, o + 5 * gs, TX);
+  }
+}
+
+/* o_k[q] = (G^T a)[k] for k < r (r = 3 or 4): G's column k is p_i^k / N_i at the
+ * points p = 0, 1, -1, 2, -2 (N = 4, -6, -6, 24, 24) and 1 at inf for k = r - 1 */
+static inline void WK(wino_gt)(const float *restrict a0, const float *restrict a1,
+                               const float *restrict a2, const float *restrict a3,
+                               const float *restrict a4, const float *restrict a5, int r,
+                               float *restrict o0, float *restrict o1, float *restrict o2,
+                               float *restrict o3, int64_t n) {
+  const float s6 = 1.0f / 6.0f, s24 = 1.0f / 24.0f;
+  for (int64_t q = 0; q < n; q++) {
+    const float u0 = a0[q], u1 = a1[q], u2 = a2[q], u3 = a3[q], u4 = a4[q], u5 = a5[q];
+    const float p12 = u1 + u2, n12 = u2 - u1, p34 = u3 + u4, n34 = u3 - u4;
+    const float k0 = (0.25f * u0 - p12 * s6) + p34 * s24;
+    const float k1 = n12 * s6 + n34 * (2.0f * s24);
+    const float k2 = p34 * s6 - p12 * s6;
+    const float k3 = n12 * s6 + n34 * (8.0f * s24);
+    o0[q] = k0;
+    o1[q] = k1;
+    if (r == 3) {
+      o2[q] = k2 + u5;
+    } else {
+      o2[q] = k2;
+      o3[q] = k3 + u5;
+    }
+  }
+}
+
+/* gw[o][c] (r x r) = G^T dU[.][c][o] G for output channels o0 .. o0+on-1 (on <= 64), one
+ * input channel c; dU[xi*plane + c*OC + o]. */
+void WK(wino_filter_grad)(const float *dU, int64_t C, int64_t OC, int64_t c, int64_t o0, int on, int r,
+                          float *restrict gw, int64_t plane) {
+  float u[36][64], t[24][64], k[16][64], unused[64];
+  for (int xi = 0; xi < 36; xi++) memcpy(u[xi], dU + xi * plane + c * OC + o0, (size_t)on * sizeof(float));
+  for (int j = 0; j < 6; j++)     /* columns j: t[a*6 + j] = (G^T u)[a][j] */
+    WK(wino_gt)(u[j], u[6 + j], u[12 + j], u[18 + j], u[24 + j], u[30 + j], r, t[j], t[6 + j], t[12 + j],
+                r == 4 ? t[18 + j] : unused, on);
+  for (int a = 0; a < r; a++)     /* rows a: k[a*r + b] = (t G)[a][b] */
+    WK(wino_gt)(t[6 * a], t[6 * a + 1], t[6 * a + 2], t[6 * a + 3], t[6 * a + 4], t[6 * a + 5], r, k[a * r],
+                k[a * r + 1], k[a * r + 2], r == 4 ? k[a * r + 3] : unused, on);
+  const int rr = r * r;
+  for (int q = 0; q < rr; q++)
+    for (int v = 0; v < on; v++) gw[((o0 + v) * C + c) * rr + q] = k[q][v];
+}
