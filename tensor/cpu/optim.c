@@ -2,8 +2,8 @@
  * element functions of tensor/optim_upd.h (shared with tensor/cuda/optim.cu) looped here
  * and compiled twice: with the FMA instruction set (fmaf inlines to vfmadd) and plain
  * (fmaf from libm, same results, slower). Each parameter's elements are split over the
- * thread pool; plain Adam (no L2, no AdamW decay, no amsgrad, not maximize: the methods'
- * optimizers) has its own loop with the fields hoisted, which the compiler vectorizes —
+ * thread pool; plain Adam (with or without L2, no AdamW decay, no amsgrad, not maximize: the
+ * methods' optimizers) has its own loop with the fields hoisted, which the compiler vectorizes —
  * the same operations element by element (fmaf, sqrtf and division are exactly rounded in
  * any lane), so the same bits as vg_adam_elem. */
 #include "tensor/cpu/kernels.h"
@@ -13,20 +13,29 @@
 static inline __attribute__((always_inline)) void sgd_body(const vg_upd *u, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; i++) vg_sgd_elem(u, i);
 }
+/* plain Adam, with or without the L2 term (Adam's weight_decay: d = g + wd p) */
+static inline __attribute__((always_inline)) void adam_plain_loop(const vg_upd *u, int64_t b, int64_t e,
+                                                                  const bool l2) {
+  float *restrict p = u->p, *restrict m = u->m, *restrict v = u->v;
+  const float *restrict g = u->g;
+  const float b1 = u->b1, omb1 = u->omb1, b2 = u->b2, omb2 = u->omb2, bc2s = u->bc2s, eps = u->eps, nss = u->nss;
+  const float wd = u->wd;
+  for (int64_t i = b; i < e; i++) {
+    float d = g[i];
+    if (l2) d = fmaf(p[i], wd, d);
+    float mi = fmaf(d, omb1, m[i] * b1);
+    float vi = fmaf(omb2 * d, d, v[i] * b2);
+    m[i] = mi;
+    v[i] = vi;
+    float denom = sqrtf(vi) / bc2s + eps;
+    p[i] = p[i] + nss * mi / denom;
+  }
+}
+
 static inline __attribute__((always_inline)) void adam_body(const vg_upd *u, int64_t b, int64_t e) {
-  if (u->decay == 1.0f && !u->l2 && !u->maximize && !u->vmax) {
-    float *restrict p = u->p, *restrict m = u->m, *restrict v = u->v;
-    const float *restrict g = u->g;
-    const float b1 = u->b1, omb1 = u->omb1, b2 = u->b2, omb2 = u->omb2, bc2s = u->bc2s, eps = u->eps, nss = u->nss;
-    for (int64_t i = b; i < e; i++) {
-      float d = g[i];
-      float mi = fmaf(d, omb1, m[i] * b1);
-      float vi = fmaf(omb2 * d, d, v[i] * b2);
-      m[i] = mi;
-      v[i] = vi;
-      float denom = sqrtf(vi) / bc2s + eps;
-      p[i] = p[i] + nss * mi / denom;
-    }
+  if (u->decay == 1.0f && !u->maximize && !u->vmax) {
+    if (u->l2) adam_plain_loop(u, b, e, true);
+    else adam_plain_loop(u, b, e, false);
     return;
   }
   for (int64_t i = b; i < e; i++) vg_adam_elem(u, i);
