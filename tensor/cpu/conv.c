@@ -69,7 +69,7 @@ static void pack_patches(const void *vctx, int64_t x0, int64_t xn, int64_t k0, i
   for (int64_t s0 = 0; s0 < xn; s0 += w, dst += kc * w) {
     const int nv = (int)min64(w, xn - s0);
     int64_t p = x0 + s0, oy = p / ow, ox = p % ow;
-    const int one_row = g->sw == 1 && ox + nv <= ow;
+    const int same_row = ox + nv <= ow, one_row = g->sw == 1 && same_row;
     int64_t iy0[VG_CONV_MAX_W], ix0[VG_CONV_MAX_W];
     int seg_end[VG_CONV_MAX_W];    /* seg_end[t0]: end of the run on t0's output row */
     for (int t = 0, t0 = 0; t < nv; t++) {
@@ -119,6 +119,19 @@ static void pack_patches(const void *vctx, int64_t x0, int64_t xn, int64_t k0, i
           t0 = t1;
         }
         zero_tail(d, nv, w);
+      } else if (same_row) {
+        /* strided, one output row: pixel t reads column ixs + t*sw of one input row */
+        const int64_t iy = iy0[0] + dy, ixs = ix0[0] + dx, sw = g->sw;
+        if (iy < 0 || iy >= H) {
+          zero_tail(d, 0, w);
+        } else {
+          const float *src = xc + iy * W + ixs;
+          const int lo = ixs >= 0 ? 0 : (int)min64(nv, (-ixs + sw - 1) / sw);
+          const int hi = ixs >= W ? lo : (int)max64(lo, min64(nv, (W - 1 - ixs) / sw + 1));
+          zero_tail(d, 0, lo);
+          for (int t = lo; t < hi; t++) d[t] = src[t * sw];
+          zero_tail(d, hi, w);
+        }
       } else {
         for (int t = 0; t < nv; t++) {
           const int64_t iy = iy0[t] + dy, ix = ix0[t] + dx;
