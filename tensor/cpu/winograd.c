@@ -105,8 +105,13 @@ typedef void (*vg_wino_in_fn)(const float *xc, int64_t H, int64_t W, int64_t iy0
 typedef void (*vg_wino_out_fn)(const float *m, int64_t ms, int64_t TX, float bias, int relu,
                                float *yc, int64_t oh, int64_t ow, int64_t oy0, float *buf);
 
+typedef void (*vg_wino_gy_fn)(const float *gyc, int64_t oh, int64_t ow, int64_t oy0, int64_t TX, int m,
+                              float *buf, float *Gm, int64_t gs);
+
 typedef struct {
   const vg_conv2d_geom *g;
+  const float *gy;                  /* weight gradient: the output gradient, and its transform */
+  vg_wino_gy_fn gyfn;
   const float *x, *bias, *UP;       /* UP: U[xi] packed by vg_gemm_pack_a, upk floats apart */
   size_t upk;
   float *y;
@@ -234,45 +239,22 @@ void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const f
 #define VG_WINO_WBUDGET (1 << 24)  /* floats of V + Gm per block (64 MiB): big blocks, so dU
                                     * (36 x C x OC, read and written per block) is amortized */
 
-typedef void (*vg_wino_gy_fn)(const float *gyc, int64_t oh, int64_t ow, int64_t oy0, int64_t TX, int m,
-                              float *buf, float *Gm, int64_t gs);
 typedef void (*vg_wino_fgrad_fn)(const float *dU, int64_t C, int64_t OC, int64_t c, int64_t o0, int on, int r,
                                  float *gw, int64_t plane);
 
-typedef struct {
-  vg_wino_job j;                    /* x, geometry, TX/TY/R, m, in */
-  const float *gy;
-  float *V, *Gm;
-  int64_t r0, r1, TB;
-  vg_wino_gy_fn gyfn;
-} vg_wino_wjob;
-
-static void win_task(void *vctx, int64_t b, int64_t e, int tid) {   /* over input channels */
+/* task over output channels o: the block's Gm (in its Mo) for all its tile rows */
+static void wgy_task(void *vctx, int64_t b, int64_t e, int tid) {
   (void)tid;
-  const vg_wino_wjob *k = vctx;
-  const vg_conv2d_geom *g = k->j.g;
-  float *buf = work_buf(&k->j);
-  const int64_t HW = g->h * g->w, vs = g->c * k->TB;
-  for (int64_t c = b; c < e; c++)
-    for (int64_t r = k->r0; r < k->r1; r++) {
-      const int64_t nn = r / k->j.TY, ty = r % k->j.TY;
-      k->j.in(k->j.x + (nn * g->c + c) * HW, g->h, g->w, k->j.m * ty - g->ph, -g->pw, k->j.TX, k->j.m, buf,
-              k->V + c * k->TB + (r - k->r0) * k->j.TX, vs);
-    }
-  free(buf);
-}
-
-static void wgy_task(void *vctx, int64_t b, int64_t e, int tid) {   /* over output channels */
-  (void)tid;
-  const vg_wino_wjob *k = vctx;
-  const vg_conv2d_geom *g = k->j.g;
-  float *buf = work_buf(&k->j);
+  const vg_wino_block *k = vctx;
+  const vg_wino_job *j = k->j;
+  const vg_conv2d_geom *g = j->g;
+  float *buf = work_buf(j);
   const int64_t P = g->oh * g->ow, gs = g->oc * k->TB;
   for (int64_t o = b; o < e; o++)
     for (int64_t r = k->r0; r < k->r1; r++) {
-      const int64_t nn = r / k->j.TY, ty = r % k->j.TY;
-      k->gyfn(k->gy + (nn * g->oc + o) * P, g->oh, g->ow, k->j.m * ty, k->j.TX, k->j.m, buf,
-              k->Gm + o * k->TB + (r - k->r0) * k->j.TX, gs);
+      const int64_t nn = r / j->TY, ty = r % j->TY;
+      j->gyfn(j->gy + (nn * g->oc + o) * P, g->oh, g->ow, j->m * ty, j->TX, j->m, buf,
+              k->Mo + o * k->TB + (r - k->r0) * j->TX, gs);
     }
   free(buf);
 }
@@ -281,7 +263,7 @@ typedef struct {
   const float *dU; float *gw; int64_t oc, c; int r; vg_wino_fgrad_fn fn;
 } vg_wino_fgtask;
 
-static void fgrad_task(void *vctx, int64_t b, int64_t e, int tid) {
+static void fgrad_task(void *vctx, int64_t b, int64_t e, int tid) {   /* as filter_task */
   (void)tid;
   const vg_wino_fgtask *j = vctx;
   const int64_t ncb = cdiv(j->c, VG_WINO_FC);
@@ -295,44 +277,41 @@ static void fgrad_task(void *vctx, int64_t b, int64_t e, int tid) {
 
 void vg_cpu_conv2d_bwd_weight_winograd(const vg_conv2d_geom *g, const float *x, const float *gy, float *gw) {
   VG_ASSERT(vg_cpu_winograd_eligible(g) && "Winograd conv: 3x3 or 4x4, stride 1, dilation 1, groups 1");
-  vg_wino_wjob k = {.j = {.g = g, .x = x, .m = tile_of(g)}, .gy = gy};
-  vg_wino_job *j = &k.j;
-  j->TX = cdiv(g->ow, j->m);
-  j->TY = cdiv(g->oh, j->m);
-  j->R = g->n * j->TY;
+  vg_wino_job j = {.g = g, .x = x, .gy = gy, .m = tile_of(g)};
+  j.TX = cdiv(g->ow, j.m);
+  j.TY = cdiv(g->oh, j.m);
+  j.R = g->n * j.TY;
   vg_wino_fgrad_fn fg = vg_wino_filter_grad_scalar;
-  j->in = vg_wino_in_row_scalar;
-  k.gyfn = vg_wino_gy_row_scalar;
+  j.in = vg_wino_in_row_scalar;
+  j.gyfn = vg_wino_gy_row_scalar;
   switch (vg_cpu_isa()) {
     case VG_ISA_AVX512:
-      j->in = vg_wino_in_row_avx512; k.gyfn = vg_wino_gy_row_avx512; fg = vg_wino_filter_grad_avx512; break;
+      j.in = vg_wino_in_row_avx512; j.gyfn = vg_wino_gy_row_avx512; fg = vg_wino_filter_grad_avx512; break;
     case VG_ISA_AVX2:
-      j->in = vg_wino_in_row_avx2; k.gyfn = vg_wino_gy_row_avx2; fg = vg_wino_filter_grad_avx2; break;
+      j.in = vg_wino_in_row_avx2; j.gyfn = vg_wino_gy_row_avx2; fg = vg_wino_filter_grad_avx2; break;
     case VG_ISA_SCALAR: break;
   }
   /* blocks of whole tile rows in order (a shape-only choice): every dU element is summed
    * block after block, each block's GEMM over its tiles in order, whatever the threads */
-  const int64_t rb = max64(1, min64(j->R, VG_WINO_WBUDGET / (36 * (g->c + g->oc)) / j->TX));
   const int64_t C = g->c, OC = g->oc;
+  const int64_t rb = max64(1, min64(j.R, VG_WINO_WBUDGET / (36 * (C + OC)) / j.TX));
   float *dU = vg_cpu_scratch(VG_SCRATCH_CONV_W, (size_t)(36 * C * OC));
-  for (int64_t r0 = 0; r0 < j->R; r0 += rb) {
-    k.r0 = r0;
-    k.r1 = min64(j->R, r0 + rb);
-    k.TB = (k.r1 - r0) * j->TX;
-    k.V = vg_cpu_scratch(VG_SCRATCH_CONV_COL, (size_t)(36 * (C + OC) * k.TB));
-    k.Gm = k.V + 36 * C * k.TB;
-    vg_parallel_for(C, max64(1, 256 / k.TB), win_task, &k);
-    vg_parallel_for(OC, max64(1, 256 / k.TB), wgy_task, &k);
+  for (int64_t r0 = 0; r0 < j.R; r0 += rb) {
+    const int64_t r1 = min64(j.R, r0 + rb), TB = (r1 - r0) * j.TX;
+    float *V = vg_cpu_scratch(VG_SCRATCH_CONV_COL, (size_t)(36 * (C + OC) * TB));
+    vg_wino_block k = {&j, r0, r1, TB, V, V + 36 * C * TB};   /* Mo holds the block's Gm */
+    vg_parallel_for(C, max64(1, 256 / TB), in_task, &k);
+    vg_parallel_for(OC, max64(1, 256 / TB), wgy_task, &k);
     for (int xi = 0; xi < 36; xi++) {
-      vg_gemm_strided a = {k.V + xi * C * k.TB, k.TB, 1};    /* P_A[c][t] = V[xi][c][t] */
-      vg_gemm_strided bb = {k.Gm + xi * OC * k.TB, k.TB, 1}; /* P_B[o][t] = Gm[xi][o][t] */
-      vg_gemm_problem p = {.M = C, .N = OC, .K = k.TB, .pack_a = vg_gemm_pack_strided, .a_ctx = &a,
+      vg_gemm_strided a = {V + xi * C * TB, TB, 1};          /* P_A[c][t] = V[xi][c][t] */
+      vg_gemm_strided bb = {k.Mo + xi * OC * TB, TB, 1};     /* P_B[o][t] = Gm[xi][o][t] */
+      vg_gemm_problem p = {.M = C, .N = OC, .K = TB, .pack_a = vg_gemm_pack_strided, .a_ctx = &a,
                            .pack_b = vg_gemm_pack_strided, .b_ctx = &bb, .alpha = 1.0f,
                            .beta = r0 == 0 ? 0.0f : 1.0f, .C = dU + xi * C * OC, .ldc = OC};
       vg_gemm_run(&p);
     }
   }
-  vg_wino_fgtask ft = {dU, gw, OC, C, 7 - j->m, fg};
+  vg_wino_fgtask ft = {dU, gw, OC, C, 7 - j.m, fg};
   vg_parallel_for(cdiv(OC, 64) * cdiv(C, VG_WINO_FC), 1, fgrad_task, &ft);
 }
 
