@@ -445,7 +445,7 @@ static void bias_task(void *vctx, int64_t b, int64_t e, int tid) {
 void vg_cpu_conv2d_bwd_weight(const vg_conv2d_geom *g, const float *x, const float *gy,
                               float *gw, float *gb) {
   const vg_conv_dims d = dims_of(g);
-  const int dw = vg_cpu_dwconv_applies(g), wino = !dw && g->n > 0 && vg_cpu_winograd_applies(g);
+  const int dw = vg_cpu_dwconv_applies(g), wino = !dw && vg_cpu_winograd_applies(g);
   if (dw) vg_cpu_dwconv_bwd_weight(g, x, gy, gw);
   if (wino) vg_cpu_conv2d_bwd_weight_winograd(g, x, gy, gw);
   for (int64_t gi = 0; !dw && !wino && gi < g->groups; gi++) {

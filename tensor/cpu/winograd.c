@@ -65,11 +65,13 @@ int vg_cpu_winograd_applies(const vg_conv2d_geom *g) {
 /* ---- filter transform: U[xi][c][o] = (G g G^T)[i][j], g = w[o][c] (o fastest, so the
  * GEMM's A panel P_A[o][c] packs by rows) ---- */
 
-typedef void (*vg_wino_filter_fn)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,
-                                  float *U, int64_t plane);
+/* the filter transform and its adjoint (the weight gradient's last step): src -> dst for
+ * output channels o0.., input channel c, an r x r kernel */
+typedef void (*vg_wino_filter_fn)(const float *src, int64_t C, int64_t OC, int64_t c, int64_t o0, int on, int r,
+                                  float *dst, int64_t plane);
 typedef struct {
-  const float *w; float *U; int64_t oc, c; vg_wino_filter_fn fn;
-  float *UP; size_t upk;            /* the GEMM-packed copies of U[xi], upk floats apart */
+  const float *src; float *dst; int64_t oc, c; int r; vg_wino_filter_fn fn;
+  float *UP; size_t upk;            /* forward: the GEMM-packed copies of U[xi] (dst), upk floats apart */
 } vg_wino_ftask;
 
 #define VG_WINO_FC 16               /* input channels per filter-transform task */
@@ -83,8 +85,12 @@ static void filter_task(void *vctx, int64_t b, int64_t e, int tid) {
     const int64_t o0 = (u / ncb) * 64, c0 = (u % ncb) * VG_WINO_FC;
     const int on = (int)min64(64, j->oc - o0);
     for (int64_t c = c0; c < min64(j->c, c0 + VG_WINO_FC); c++)
-      j->fn(j->w, j->c, j->oc, c, o0, on, j->U, j->oc * j->c);
+      j->fn(j->src, j->c, j->oc, c, o0, on, j->r, j->dst, j->oc * j->c);
   }
+}
+
+static void run_filter(const vg_wino_ftask *ft) {
+  vg_parallel_for(cdiv(ft->oc, 64) * cdiv(ft->c, VG_WINO_FC), 1, filter_task, (void *)ft);
 }
 
 /* over xi: the 36 A operands packed for the GEMMs, one per task */
@@ -92,7 +98,7 @@ static void pack_task(void *vctx, int64_t b, int64_t e, int tid) {
   (void)tid;
   const vg_wino_ftask *j = vctx;
   for (int64_t xi = b; xi < e; xi++) {
-    vg_gemm_strided a = {j->U + xi * j->oc * j->c, 1, j->oc};   /* P_A[o][c] = U[xi][c][o] */
+    vg_gemm_strided a = {j->dst + xi * j->oc * j->c, 1, j->oc};   /* P_A[o][c] = U[xi][c][o] */
     vg_gemm_problem p = {.M = j->oc, .K = j->c, .pack_a = vg_gemm_pack_strided, .a_ctx = &a};
     vg_gemm_pack_a(&p, j->UP + xi * j->upk);
   }
@@ -199,19 +205,19 @@ void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const f
   j.TY = cdiv(g->oh, j.m);
   j.R = g->n * j.TY;
   const int k3 = j.m == 4;
-  vg_wino_filter_fn filt = k3 ? vg_wino_filter_scalar : vg_wino_filter4_scalar;
+  vg_wino_filter_fn filt = vg_wino_filter_scalar;
   j.in = vg_wino_in_row_scalar;
   j.out = k3 ? vg_wino_out_row_scalar : vg_wino_out_row3_scalar;
   switch (vg_cpu_isa()) {
     case VG_ISA_AVX512:
       j.in = vg_wino_in_row_avx512;
       j.out = k3 ? vg_wino_out_row_avx512 : vg_wino_out_row3_avx512;
-      filt = k3 ? vg_wino_filter_avx512 : vg_wino_filter4_avx512;
+      filt = vg_wino_filter_avx512;
       break;
     case VG_ISA_AVX2:
       j.in = vg_wino_in_row_avx2;
       j.out = k3 ? vg_wino_out_row_avx2 : vg_wino_out_row3_avx2;
-      filt = k3 ? vg_wino_filter_avx2 : vg_wino_filter4_avx2;
+      filt = vg_wino_filter_avx2;
       break;
     case VG_ISA_SCALAR: break;
   }
@@ -226,8 +232,8 @@ void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const f
   /* each block's 36 GEMMs share the A operands: packed once here, not once per block */
   j.upk = vg_gemm_packed_a_floats(g->oc, g->c);
   j.upk = (j.upk + 15) & ~(size_t)15;                     /* keeps every plane 64-byte aligned */
-  vg_wino_ftask ft = {w, U, g->oc, g->c, filt, vg_cpu_scratch(VG_SCRATCH_CONV_WP, 36 * j.upk), j.upk};
-  vg_parallel_for(cdiv(g->oc, 64) * cdiv(g->c, VG_WINO_FC), 1, filter_task, &ft);
+  vg_wino_ftask ft = {w, U, g->oc, g->c, 7 - j.m, filt, vg_cpu_scratch(VG_SCRATCH_CONV_WP, 36 * j.upk), j.upk};
+  run_filter(&ft);
   vg_parallel_for(36, 1, pack_task, &ft);
   j.UP = ft.UP;
   if (nblocks >= 2) vg_parallel_for(nblocks, 1, block_task, &j);
@@ -238,9 +244,6 @@ void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const f
 
 #define VG_WINO_WBUDGET (1 << 24)  /* floats of V + Gm per block (64 MiB): big blocks, so dU
                                     * (36 x C x OC, read and written per block) is amortized */
-
-typedef void (*vg_wino_fgrad_fn)(const float *dU, int64_t C, int64_t OC, int64_t c, int64_t o0, int on, int r,
-                                 float *gw, int64_t plane);
 
 /* task over output channels o: the block's Gm (in its Mo) for all its tile rows */
 static void wgy_task(void *vctx, int64_t b, int64_t e, int tid) {
@@ -259,29 +262,13 @@ static void wgy_task(void *vctx, int64_t b, int64_t e, int tid) {
   free(buf);
 }
 
-typedef struct {
-  const float *dU; float *gw; int64_t oc, c; int r; vg_wino_fgrad_fn fn;
-} vg_wino_fgtask;
-
-static void fgrad_task(void *vctx, int64_t b, int64_t e, int tid) {   /* as filter_task */
-  (void)tid;
-  const vg_wino_fgtask *j = vctx;
-  const int64_t ncb = cdiv(j->c, VG_WINO_FC);
-  for (int64_t u = b; u < e; u++) {
-    const int64_t o0 = (u / ncb) * 64, c0 = (u % ncb) * VG_WINO_FC;
-    const int on = (int)min64(64, j->oc - o0);
-    for (int64_t c = c0; c < min64(j->c, c0 + VG_WINO_FC); c++)
-      j->fn(j->dU, j->c, j->oc, c, o0, on, j->r, j->gw, j->oc * j->c);
-  }
-}
-
 void vg_cpu_conv2d_bwd_weight_winograd(const vg_conv2d_geom *g, const float *x, const float *gy, float *gw) {
   VG_ASSERT(vg_cpu_winograd_eligible(g) && "Winograd conv: 3x3 or 4x4, stride 1, dilation 1, groups 1");
   vg_wino_job j = {.g = g, .x = x, .gy = gy, .m = tile_of(g)};
   j.TX = cdiv(g->ow, j.m);
   j.TY = cdiv(g->oh, j.m);
   j.R = g->n * j.TY;
-  vg_wino_fgrad_fn fg = vg_wino_filter_grad_scalar;
+  vg_wino_filter_fn fg = vg_wino_filter_grad_scalar;
   j.in = vg_wino_in_row_scalar;
   j.gyfn = vg_wino_gy_row_scalar;
   switch (vg_cpu_isa()) {
@@ -311,8 +298,8 @@ void vg_cpu_conv2d_bwd_weight_winograd(const vg_conv2d_geom *g, const float *x, 
       vg_gemm_run(&p);
     }
   }
-  vg_wino_fgtask ft = {dU, gw, OC, C, 7 - j.m, fg};
-  vg_parallel_for(cdiv(OC, 64) * cdiv(C, VG_WINO_FC), 1, fgrad_task, &ft);
+  const vg_wino_ftask ft = {.src = dU, .dst = gw, .oc = OC, .c = C, .r = 7 - j.m, .fn = fg};
+  run_filter(&ft);
 }
 
 /* ---- the scalar (baseline x86-64 / any CPU) copy of the transforms ---- */

@@ -43,9 +43,7 @@ void vg_cpu_conv2d_bwd_weight_winograd(const vg_conv2d_geom *g, const float *x, 
   void vg_wino_out_row3_##sfx(const float *m, int64_t ms, int64_t TX, float bias, int relu,      \
                               float *yc, int64_t oh, int64_t ow, int64_t oy0, float *buf);       \
   void vg_wino_filter_##sfx(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,  \
-                            float *U, int64_t plane);                                            \
-  void vg_wino_filter4_##sfx(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on, \
-                             float *U, int64_t plane);                                           \
+                            int r, float *U, int64_t plane);                                     \
   void vg_wino_gy_row_##sfx(const float *gyc, int64_t oh, int64_t ow, int64_t oy0, int64_t TX, int m, \
                             float *buf, float *Gm, int64_t gs);                                  \
   void vg_wino_filter_grad_##sfx(const float *dU, int64_t C, int64_t OC, int64_t c, int64_t o0,    \

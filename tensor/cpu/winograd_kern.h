@@ -211,36 +211,31 @@ void WK(wino_out_row3)(const float *m, int64_t ms, int64_t TX, float bias, int r
   }
 }
 
-/* Filter transform for output channels o0 .. o0+on-1 (on <= 64), one input channel c:
- * U[xi*plane + c*OC + o] = (G w[o][c] G^T)[i][j] in float, G of F(4x4,3x3) (applied as
- * (a + 2b + 4c) / 24 etc.). */
-void WK(wino_filter)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,
+/* Filter transform for output channels o0 .. o0+on-1 (on <= 64), one input channel c, an
+ * r x r kernel (r = 3: G of F(4x4,3x3), r = 4: G of F(3x3,4x4)):
+ * U[xi*plane + c*OC + o] = (G w[o][c] G^T)[i][j] in float (applied as (a + 2b + 4c) / 24
+ * etc.). The signature is wino_filter_grad's, its adjoint. */
+void WK(wino_filter)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on, int r,
                      float *restrict U, int64_t plane) {
-  float k[9][64], t[18][64];
-  for (int q = 0; q < 9; q++)
-    for (int u = 0; u < on; u++) k[q][u] = w[((o0 + u) * C + c) * 9 + q];
-  for (int q = 0; q < 3; q++)     /* column q of G g: rows combine k[q], k[3+q], k[6+q] */
-    WK(wino_g6)(k[q], k[3 + q], k[6 + q], t[q], t[3 + q], t[6 + q], t[9 + q], t[12 + q], t[15 + q], on);
-  for (int i = 0; i < 6; i++) {
-    float *u = U + 6 * i * plane + c * OC + o0;
-    WK(wino_g6)(t[3 * i], t[3 * i + 1], t[3 * i + 2], u, u + plane, u + 2 * plane, u + 3 * plane,
-                u + 4 * plane, u + 5 * plane, on);
-  }
-}
-
-/* The same for a 4x4 kernel, G of F(3x3, 4x4). */
-void WK(wino_filter4)(const float *w, int64_t C, int64_t OC, int64_t c, int64_t o0, int on,
-                      float *restrict U, int64_t plane) {
   float k[16][64], t[24][64];
-  for (int q = 0; q < 16; q++)
-    for (int u = 0; u < on; u++) k[q][u] = w[((o0 + u) * C + c) * 16 + q];
-  for (int q = 0; q < 4; q++)     /* column q of G g: t[4*i + q] = (G g)[i][q] */
-    WK(wino_g6x4)(k[q], k[4 + q], k[8 + q], k[12 + q], t[q], t[4 + q], t[8 + q], t[12 + q], t[16 + q],
-                  t[20 + q], on);
+  const int rr = r * r;
+  for (int q = 0; q < rr; q++)
+    for (int u = 0; u < on; u++) k[q][u] = w[((o0 + u) * C + c) * rr + q];
+  for (int q = 0; q < r; q++)     /* column q of G g: t[r*i + q] = (G g)[i][q] */
+    if (r == 3)
+      WK(wino_g6)(k[q], k[3 + q], k[6 + q], t[q], t[3 + q], t[6 + q], t[9 + q], t[12 + q], t[15 + q], on);
+    else
+      WK(wino_g6x4)(k[q], k[4 + q], k[8 + q], k[12 + q], t[q], t[4 + q], t[8 + q], t[12 + q], t[16 + q],
+                    t[20 + q], on);
   for (int i = 0; i < 6; i++) {
     float *u = U + 6 * i * plane + c * OC + o0;
-    WK(wino_g6x4)(t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3], u, u + plane, u + 2 * plane,
-                  u + 3 * plane, u + 4 * plane, u + 5 * plane, on);
+    const float *ti = t[r * i];
+    if (r == 3)
+      WK(wino_g6)(ti, t[3 * i + 1], t[3 * i + 2], u, u + plane, u + 2 * plane, u + 3 * plane, u + 4 * plane,
+                  u + 5 * plane, on);
+    else
+      WK(wino_g6x4)(ti, t[4 * i + 1], t[4 * i + 2], t[4 * i + 3], u, u + plane, u + 2 * plane, u + 3 * plane,
+                    u + 4 * plane, u + 5 * plane, on);
   }
 }
 
