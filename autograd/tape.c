@@ -64,7 +64,10 @@ void vg_ag_accum(const vg_tensor *in, vg_tensor *g) {
     return;
   }
   if (!t->grad) {
-    if (t->flags & VG_TF_HEAP) t->grad = vg_tensor_clone_heap(g);
+    if (t->flags & VG_TF_HEAP) {   /* a parameter: g's block when the pass would free it next, else a copy */
+      t->grad = vg_grad_heap_adopt(g);
+      if (!t->grad) t->grad = vg_tensor_clone_heap(g);
+    }
     else {   /* a scope leaf's grad lives in the arena, past the backward pass */
       vg_grad_heap_pause(true);
       t->grad = vg_clone(g);

@@ -60,9 +60,13 @@ static vg_tensor *heap_tensor(const char *op, vg_device dev, vg_dtype dt, int nd
   return t;
 }
 
-vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape) {
+vg_tensor *vg_tensor_empty_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape) {
   if (device_ready(dev) != VG_OK) return NULL;
-  vg_tensor *t = heap_tensor("tensor_new_on", dev, dt, ndim, shape, NULL);
+  return heap_tensor("tensor_empty_on", dev, dt, ndim, shape, NULL);
+}
+
+vg_tensor *vg_tensor_new_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape) {
+  vg_tensor *t = vg_tensor_empty_on(dev, dt, ndim, shape);
   if (!t) return NULL;
   vg_opcall c = {.op = VG_OP_FILL, .nin = 0, .out = {t}, .p.fill = {.value = 0}};
   vg_backend_exec(vg_backend_of(dev), &c);

@@ -97,6 +97,14 @@ void vg_grad_heap_pin(const vg_tensor *t, int delta);
 void vg_grad_heap_collect(void);
 size_t vg_grad_heap_peak(void);
 size_t vg_grad_heap_bytes(void);   /* block bytes held now */
+/* A heap tensor that takes over g's block (vg_tensor_free frees it), or NULL (nothing
+ * changed) unless g is a contiguous CPU scope tensor spanning the whole of a block made in
+ * this backward pass that no pending gradient pins and no forward region holds: a block
+ * that vg_grad_heap_collect would free once the running rule returns. Autograd hands such
+ * a gradient to a heap leaf (a parameter) without copying it. */
+vg_tensor *vg_grad_heap_adopt(const vg_tensor *g);
+/* A heap tensor on dev like vg_tensor_new_on, its elements not initialised (for copies). */
+vg_tensor *vg_tensor_empty_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape);
 /* Forward regions (autograd/tape.c, vg_fwd_region_*): from _begin (in a scope; a no-op
  * outside one) the CPU data of scope tensors comes from blocks; _hold(t) keeps the block of
  * t's storage past the region (freed with its scope); _end frees the region's other blocks. */

@@ -326,6 +326,25 @@ void vg_grad_heap_pin(const vg_tensor *t, int delta) {
 
 void vg_grad_heap_collect(void) { hblock_free_from(H.bwd_seq, HB_UNPINNED); }
 
+vg_tensor *vg_grad_heap_adopt(const vg_tensor *g) {
+  if (!g || H.bwd_depth == 0 || g->device != VG_CPU || (g->flags & VG_TF_HEAP) || !g->storage || g->offset ||
+      !vg_is_contiguous(g) || g->storage->nbytes != (size_t)vg_numel(g) * vg_dtype_size(g->dtype))
+    return NULL;
+  vg_hblock **pb = &H.live;
+  while (*pb && (*pb)->data != g->storage->data) pb = &(*pb)->next;
+  vg_hblock *b = *pb;
+  /* pinned: a pending gradient (maybe g itself) still reads it; held: saved by the forward */
+  if (!b || b->seq < H.bwd_seq || b->pins > 0 || b->held) return NULL;
+  vg_tensor *t = vg_tensor_wrap_host(b->data, g->dtype, g->ndim, g->shape);
+  if (!t) return NULL;
+  t->flags |= VG_TF_OWNS_STORAGE;   /* the block's memory came from vg_mem_alloc, the CPU backend's */
+  t->storage->heap = 1;
+  *pb = b->next;
+  H.bytes -= b->nbytes;
+  free(b);
+  return t;
+}
+
 size_t vg_grad_heap_peak(void) { return H.peak; }
 size_t vg_grad_heap_bytes(void) { return H.bytes; }
 

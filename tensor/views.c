@@ -314,7 +314,7 @@ vg_tensor *vg_detach(const vg_tensor *x) {
 
 vg_tensor *vg_tensor_clone_heap(const vg_tensor *x) {
   if (!vg_check_inputs("clone_heap", 1, &x, false)) return NULL;
-  vg_tensor *t = vg_tensor_new_on(x->device, x->dtype, x->ndim, x->shape);
+  vg_tensor *t = vg_tensor_empty_on(x->device, x->dtype, x->ndim, x->shape);   /* the copy writes every element */
   if (!t) return NULL;
   if (vg_copy_(t, x) != VG_OK) {
     vg_tensor_free(t);

@@ -8,13 +8,17 @@
  *             output, affine nothing), grads bit-identical to the same forward without it;
  *   flow      an AllInOneBlock sequence trained as FastFlow holds <= 5 activations per block
  *             after its forward (it held ~10 before), grads bit-identical run to run;
- *   keep      vg_scope_end_keep / reset_keep of block data (depth > 1, depth 1) keep values. */
+ *   keep      vg_scope_end_keep / reset_keep of block data (depth > 1, depth 1) keep values;
+ *   adopt     a parameter's first gradient takes over the pass's block when nothing else
+ *             reads it (no copy), and is copied when a pending gradient or the saved
+ *             forward shares it: the values of the plain sums either way. */
 #include "tests/vgtest.h"
 #include "tensor/tensor.h"
 #include "tensor/internal.h"
 #include "autograd/autograd.h"
 #include "flows/flows.h"
 #include "base/mem.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -205,8 +209,45 @@ static void test_malloc_tune(void) {
 #endif
 }
 
+/* the grad of a heap parameter: values, heap ownership, and whether its data is a copy */
+static void test_adopt(void) {
+  enum { N = 300000 };   /* > VG_BLOCK_MIN: block data in and out of the backward pass */
+  vg_tensor *w = vg_tensor_new(VG_F32, 1, (int64_t[]){N}), *u = vg_tensor_new(VG_F32, 1, (int64_t[]){N});
+  float *wd = vg_data(w), *ud = vg_data(u);
+  for (int i = 0; i < N; i++) { wd[i] = 0.5f + (float)(i % 7); ud[i] = 1.0f - (float)(i % 5) * 0.25f; }
+  vg_requires_grad_(w, true);
+  vg_requires_grad_(u, true);
+  for (int c = 0; c < 4; c++) {
+    vg_scope_begin();
+    vg_tensor *loss;
+    const char *what;
+    if (c == 0) { loss = vg_sum_all(vg_mul(w, w)); what = "sum(w*w): 2w, a fresh block"; }
+    else if (c == 1) { loss = vg_sum_all(vg_add(vg_mul(w, u), w)); what = "sum(w*u + w): u + 1, two contributions"; }
+    else if (c == 2) { loss = vg_sum_all(vg_add(w, w)); what = "sum(w + w): one grad twice to one leaf"; }
+    else { loss = vg_sum_all(vg_mul(vg_tanh(w), u)); what = "sum(tanh(w)*u): (1 - tanh^2) u; u's grad tanh(w)"; }
+    VG_CHECK(vg_backward(loss) == VG_OK, "adopt %s: backward %s", what, vg_last_error());
+    vg_scope_end();
+    const float *g = w->grad ? vg_data(w->grad) : NULL, *gu = u->grad ? vg_data(u->grad) : NULL;
+    VG_CHECK(g && (w->grad->flags & VG_TF_HEAP), "adopt %s: w's grad is a heap tensor", what);
+    int bad = -1;
+    for (int i = 0; g && i < N && bad < 0; i++) {
+      double want = c == 0 ? 2.0 * wd[i] : c == 1 ? ud[i] + 1.0 : c == 2 ? 2.0
+                  : (1.0 - tanh(wd[i]) * tanh(wd[i])) * ud[i];
+      if (fabs(g[i] - want) > 1e-5 * (1 + fabs(want))) bad = i;
+      if (c == 3 && (!gu || fabs(gu[i] - tanh(wd[i])) > 1e-6)) bad = i;
+    }
+    VG_CHECK(bad < 0, "adopt %s: grads right (first wrong element %d)", what, bad);
+    VG_CHECK(vg_grad_heap_bytes() == 0, "adopt %s: no block left to the pass (%zu bytes)", what, vg_grad_heap_bytes());
+    vg_clear_grad_(w);
+    vg_clear_grad_(u);
+  }
+  vg_tensor_free(w);
+  vg_tensor_free(u);
+}
+
 int main(void) {
   test_malloc_tune();
+  test_adopt();
   test_backward();
   test_flow();
   test_keep();
