@@ -24,6 +24,16 @@ void vg_requires_grad_(vg_tensor *t, bool on);
 vg_status vg_backward(vg_tensor *loss);
 /* Backward with an explicit seed gradient of loss's shape. */
 vg_status vg_backward_with(vg_tensor *out, const vg_tensor *grad);
+/* vg_backward with a callback: ready(leaf, ctx) runs for every heap tensor that requires
+ * grad and is an input of a node on the loss's graph, once the pass has run the last rule
+ * that reads it (every node taking it as an input, views of it included): its grad is final
+ * for this pass and ready may change its data in place, as an optimizer step fused into the
+ * backward pass does while the grad and the data are still in cache (vg_optim_backward_step).
+ * The rules that run later do not read the leaf's data, unless a tensor shares its storage
+ * outside the graph (a vg_detach view or a raw pointer used in the forward): change no such
+ * leaf there. ready runs with grad mode off; loss must have one element (as vg_backward). */
+typedef void (*vg_leaf_ready_fn)(vg_tensor *leaf, void *ctx);
+vg_status vg_backward_ready(vg_tensor *loss, vg_leaf_ready_fn ready, void *ctx);
 void vg_zero_grad_(vg_tensor *t);    /* zeroes t->grad if present */
 /* t->grad = None (torch's zero_grad(set_to_none=True)): a heap grad is freed, a scope
  * leaf's stays in its arena until the scope ends; the next backward allocates afresh */

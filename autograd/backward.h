@@ -7,6 +7,7 @@ typedef struct vg_node {
   vg_opcall call;            /* copy of the forward call; call.in points to node-owned array */
   vg_tensor *grad;           /* grad of call.out[0], accumulated during backward */
   struct vg_node *prev;      /* tape: the node recorded before this one */
+  bool reach;                /* vg_backward_ready: on a path from the pass's output */
 } vg_node;
 
 /* Adds g into the grad of `in` (intermediate: its node's grad; leaf: in->grad). */

@@ -108,14 +108,63 @@ void vg_clear_grad_(vg_tensor *t) {
   t->grad = NULL;
 }
 
-vg_status vg_backward_with(vg_tensor *out, const vg_tensor *seed) {
+/* the heap leaves a vg_backward_ready pass watches, each with its number of uses by
+ * reachable nodes not yet run */
+typedef struct {
+  vg_tensor **leaf;
+  int *uses;
+  int n, cap;
+} leaf_uses;
+
+static bool watched(const vg_tensor *t) {
+  return t && !t->node && t->requires_grad && (t->flags & VG_TF_HEAP);
+}
+
+static int leaf_find(const leaf_uses *L, const vg_tensor *t) {
+  for (int i = L->n - 1; i >= 0; i--)
+    if (L->leaf[i] == t) return i;
+  return -1;
+}
+
+/* marks the nodes on a path from out (a node runs only if one of them gives it a grad; a
+ * rule that gives none to a marked input just delays its leaves' callbacks to the node's
+ * turn) and counts every watched input of a marked node */
+static void leaf_count(vg_node *top, leaf_uses *L) {
+  for (vg_node *n = top; n; n = n->prev) n->reach = n == top;
+  for (vg_node *n = top; n; n = n->prev) {
+    if (!n->reach) continue;
+    for (int i = 0; i < n->call.nin; i++) {
+      const vg_tensor *in = n->call.in[i];
+      if (in && in->requires_grad && in->node) in->node->reach = true;
+      if (!watched(in)) continue;
+      int k = leaf_find(L, in);
+      if (k < 0) {
+        if (L->n == L->cap) {
+          L->cap = L->cap ? 2 * L->cap : 64;
+          L->leaf = realloc(L->leaf, sizeof *L->leaf * (size_t)L->cap);
+          L->uses = realloc(L->uses, sizeof *L->uses * (size_t)L->cap);
+          if (!L->leaf || !L->uses) VG_ABORT("out of memory");
+        }
+        k = L->n++;
+        L->leaf[k] = (vg_tensor *)in;
+        L->uses[k] = 0;
+      }
+      L->uses[k]++;
+    }
+  }
+}
+
+static vg_status backward_run(vg_tensor *out, const vg_tensor *seed, vg_leaf_ready_fn ready, void *ctx) {
   if (!out) return vg_fail(VG_ERR_ARG, "backward: NULL tensor");
   if (!out->requires_grad) return vg_fail(VG_ERR_ARG, "backward: tensor does not require grad (no history)");
   if (!seed || !vg_same_shape(out, seed)) return vg_fail(VG_ERR_ARG, "backward: seed grad missing or of the wrong shape");
   if (!out->node) { /* a leaf: its grad is the seed */
     vg_ag_accum(out, (vg_tensor *)seed);
+    if (ready && watched(out)) ready(out, ctx);
     return VG_OK;
   }
+  leaf_uses L = {0};
+  if (ready) leaf_count(out->node, &L);
   for (vg_node *n = out->node; n; n = n->prev) n->grad = NULL;
   vg_no_grad_begin();
   out->node->grad = (vg_tensor *)seed;
@@ -123,24 +172,41 @@ vg_status vg_backward_with(vg_tensor *out, const vg_tensor *seed) {
    * rule has run, a rule's temporaries as soon as it returns (only the pending grads stay) */
   vg_grad_heap_begin();
   for (vg_node *n = out->node; n; n = n->prev) {
-    if (!n->grad) continue;
-    vg_backward_rule(n, n->grad);
-    vg_grad_heap_pin(n->grad, -1);
-    n->grad = NULL;
-    vg_grad_heap_collect();
+    if (n->grad) {
+      vg_backward_rule(n, n->grad);
+      vg_grad_heap_pin(n->grad, -1);
+      n->grad = NULL;
+      vg_grad_heap_collect();
+    }
+    if (!ready || !n->reach) continue;
+    for (int i = 0; i < n->call.nin; i++) {
+      int k = watched(n->call.in[i]) ? leaf_find(&L, n->call.in[i]) : -1;
+      if (k >= 0 && --L.uses[k] == 0) ready(L.leaf[k], ctx);
+    }
   }
   vg_grad_heap_end();
   vg_no_grad_end();
+  free(L.leaf);
+  free(L.uses);
   return VG_OK;
 }
 
-vg_status vg_backward(vg_tensor *loss) {
+vg_status vg_backward_with(vg_tensor *out, const vg_tensor *seed) { return backward_run(out, seed, NULL, NULL); }
+
+static vg_status check_loss(vg_tensor *loss) {
   if (!loss) return vg_fail(VG_ERR_ARG, "backward: NULL loss");
   if (vg_numel(loss) != 1) {
     char b[128];
     return vg_fail(VG_ERR_ARG, "backward: loss must have one element, got %s (use vg_backward_with)",
                    vg_shape_str(loss, b, sizeof b));
   }
-  vg_tensor *seed = vg_full_on(loss->device, VG_F32, loss->ndim, loss->shape, 1.0);
-  return vg_backward_with(loss, seed);
+  return VG_OK;
 }
+
+vg_status vg_backward_ready(vg_tensor *loss, vg_leaf_ready_fn ready, void *ctx) {
+  vg_status st = check_loss(loss);
+  if (st != VG_OK) return st;
+  return backward_run(loss, vg_full_on(loss->device, VG_F32, loss->ndim, loss->shape, 1.0), ready, ctx);
+}
+
+vg_status vg_backward(vg_tensor *loss) { return vg_backward_ready(loss, NULL, NULL); }

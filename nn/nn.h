@@ -259,6 +259,13 @@ void vg_optim_zero_grad(vg_optim *o);        /* grads zeroed (kept allocated): t
  * matters when one optimizer spans modules trained in turns (CFLOW's decoders). */
 void vg_optim_zero_grad_ex(vg_optim *o, bool set_to_none);
 void vg_optim_step(vg_optim *o);
+/* vg_backward(loss) then vg_optim_step(o), with each parameter's update run inside the
+ * backward pass as soon as its grad is final (vg_backward_ready), while the grad and the
+ * parameter are still in cache: the same values, bit for bit, with less memory traffic.
+ * Nothing may read or change the grads between the two (no clipping: use the two calls);
+ * a parameter's data must not be shared outside the graph (see vg_backward_ready). On an
+ * error no parameter has changed. */
+vg_status vg_optim_backward_step(vg_optim *o, vg_tensor *loss);
 /* Moves the moment buffers to dev (the step counters stay on the host); parameters on a
  * GPU update there with the CPU's arithmetic. add_group does it for device parameters. */
 vg_status vg_optim_to(vg_optim *o, vg_device dev);             /* one update; params without a grad skipped */

@@ -210,19 +210,47 @@ static void adam_update(vg_optim_kind kind, const vg_optim_hparams *h, vg_pstate
   run_update(s->p->device, VG_UPD_ADAM, &u);
 }
 
-void vg_optim_step(vg_optim *o) {
-  for (int i = 0; i < o->nparams; i++) {
-    vg_pstate *s = &o->ps[i];
-    if (!s->p->grad) continue;    /* torch skips params whose grad is None */
-    if (s->p->grad->device != s->p->device || !vg_is_contiguous(s->p->grad))
-      VG_ABORT("optimizer: parameter %d has a non-contiguous grad or one on another device", i);
-    const vg_optim_hparams *h = &o->groups[s->group];
-    switch (o->kind) {
-      case VG_OPTIM_SGD: sgd_update(h, s); break;
-      case VG_OPTIM_ADAM:
-      case VG_OPTIM_ADAMW: adam_update(o->kind, h, s); break;
-    }
+static void step_param(vg_optim *o, int i) {
+  vg_pstate *s = &o->ps[i];
+  if (s->p->grad->device != s->p->device || !vg_is_contiguous(s->p->grad))
+    VG_ABORT("optimizer: parameter %d has a non-contiguous grad or one on another device", i);
+  const vg_optim_hparams *h = &o->groups[s->group];
+  switch (o->kind) {
+    case VG_OPTIM_SGD: sgd_update(h, s); break;
+    case VG_OPTIM_ADAM:
+    case VG_OPTIM_ADAMW: adam_update(o->kind, h, s); break;
   }
+}
+
+void vg_optim_step(vg_optim *o) {
+  for (int i = 0; i < o->nparams; i++)
+    if (o->ps[i].p->grad) step_param(o, i);   /* torch skips params whose grad is None */
+}
+
+typedef struct {
+  vg_optim *o;
+  unsigned char *done;
+} fused_step;
+
+static void step_ready(vg_tensor *leaf, void *ctx) {
+  fused_step *f = ctx;
+  if (!leaf->grad) return;
+  for (int i = 0; i < f->o->nparams; i++)
+    if (f->o->ps[i].p == leaf && !f->done[i]) {
+      step_param(f->o, i);
+      f->done[i] = 1;
+    }
+}
+
+vg_status vg_optim_backward_step(vg_optim *o, vg_tensor *loss) {
+  fused_step f = {.o = o, .done = calloc((size_t)o->nparams + 1, 1)};
+  if (!f.done) VG_ABORT("out of memory");
+  vg_status st = vg_backward_ready(loss, step_ready, &f);
+  if (st == VG_OK)   /* the parameters off the loss's graph that have a grad (zeroed ones) */
+    for (int i = 0; i < o->nparams; i++)
+      if (!f.done[i] && o->ps[i].p->grad) step_param(o, i);
+  free(f.done);
+  return st;
 }
 
 static void push_state(vg_nn_list *l, int i, const char *what, vg_tensor *t) {

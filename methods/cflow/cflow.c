@@ -195,9 +195,8 @@ vg_status vg_cflow_train_step_ex(vg_method *mm, const vg_tensor *images, int64_t
       vg_tensor *ls = lp ? vg_mean_all(vg_neg(vg_logsigmoid(lp))) : NULL;
       double v = ls ? vg_item(ls) : NAN;
       if (!isfinite(v)) st = vg_fail(VG_ERR_NUMERIC, "cflow: non-finite loss at step %lld", (long long)step);
-      else st = vg_backward(ls);
+      else st = vg_optim_backward_step(m->opt, ls);   /* backward, each decoder weight's Adam step as it is done */
       if (st == VG_OK) {
-        vg_optim_step(m->opt);
         if (chunk_losses && count < cap) chunk_losses[count] = (float)v;
         total += v;
         count++;
