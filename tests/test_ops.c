@@ -7,6 +7,7 @@
 #include "autograd/autograd.h"
 #include "tensor/opstats.h"
 #include "tensor/kmath/philox.h"
+#include <math.h>
 #include <string.h>
 
 static float *host(const vg_tensor *t) {
@@ -255,6 +256,33 @@ static void check_reductions(void) {
   VG_CHECK(fabs(s2 - acc) <= 1e-6 * fabs(acc), "sum of 3M elements vs double: %.9g vs %.9g", s2, acc);
   vg_set_num_threads(0);
   vg_scope_end();
+}
+
+/* column sums (8 adjacent outputs at once in reduce.c) against each column summed alone
+ * (a one-column view: the per-output path): the same bits, for row counts on either side
+ * of the 8 accumulators and column counts that leave a partial group, plus -0 columns */
+static void check_column_sums(void) {
+  const int64_t rows[] = {1, 7, 8, 64, 67}, cols[] = {8, 13, 40};
+  for (int a = 0; a < 5; a++)
+    for (int b = 0; b < 3; b++) {
+      vg_scope_begin();
+      int64_t R = rows[a], C = cols[b];
+      vg_tensor *x = vg_scale(vg_randn(3, (int64_t[]){2, R, C}, (uint64_t)(R * 100 + C)), 3.0f);
+      float *xd = vg_f32(x);
+      for (int64_t i = 0; i < 2 * R * C; i++) xd[i] = ldexpf(xd[i], (int)(i * 7919 % 61) - 30);   /* magnitudes 2^-30..2^30 */
+      for (int64_t i = 0; i < 2 * R; i++) xd[i * C + 3] = -0.0f;   /* column 3 all -0: sums to +0 */
+      vg_tensor *s = vg_sum(x, 1, (int[]){1}, false);
+      int bad = -1;
+      for (int64_t n = 0; n < 2 && bad < 0; n++)
+        for (int64_t c = 0; c < C && bad < 0; c++) {
+          vg_tensor *one = vg_sum(vg_narrow(vg_select(x, 0, n), 1, c, 1), 1, (int[]){0}, false);
+          float want = vg_f32(one)[0], got = vg_f32(s)[n * C + c];
+          if (memcmp(&want, &got, sizeof got)) bad = (int)(n * C + c);
+        }
+      VG_CHECK(bad < 0, "sum over rows of (2, %lld, %lld): the columns' own sums bit for bit (first differing output %d)",
+               (long long)R, (long long)C, bad);
+      vg_scope_end();
+    }
 }
 
 static void check_matmul(void) {
@@ -612,6 +640,7 @@ int main(void) {
   check_unary();
   check_binary();
   check_reductions();
+  check_column_sums();
   check_matmul();
   check_casts_and_random();
   check_scopes();
