@@ -29,7 +29,7 @@ typedef struct { uint64_t mask; bool keepdim; } vg_reduce_params;      /* bit d 
 typedef struct { int64_t dim; bool keepdim; } vg_argmax_params;
 
 /* convolution (conv2d and its two backward ops; act: vg_act applied in place, conv2d only) */
-typedef struct { int64_t sh, sw, ph, pw, dh, dw, groups; int act; } vg_conv2d_params;
+typedef struct { int64_t sh, sw, ph, pw, dh, dw, groups; int act; void *pack; } vg_conv2d_params;   /* pack: vg_conv_pack (forward, not recorded) */
 typedef struct { double eps; } vg_bn_fold_params;
 
 /* pooling and resampling */

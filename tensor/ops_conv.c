@@ -43,6 +43,10 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
   vg_opcall c = {.op = VG_OP_CONV2D, .nin = bias ? 3 : 2, .in = in, .out = {out},
                  .p.conv2d = {.sh = sh, .sw = sw, .ph = o.ph, .pw = o.pw, .dh = dh, .dw = dw, .groups = g,
                               .act = o.act}};
+  /* the weight's cached forms serve a call that records nothing (a recorded one's backward
+   * reads w itself, and training changes it) */
+  if (o.pack && !(vg_rec_grad_enabled() && (x->requires_grad || w->requires_grad || (bias && bias->requires_grad))))
+    c.p.conv2d.pack = o.pack;
   return vg_dispatch(&c);
 }
 

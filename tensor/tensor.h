@@ -260,7 +260,19 @@ typedef enum { VG_ACT_NONE = 0, VG_ACT_RELU = 1 } vg_act;
  * VG_ACT_RELU returns relu(conv2d(...)) from one op: the activation runs in the conv's
  * epilogue, in place (CUDA: GEMM, then one bias + ReLU pass instead of a bias pass and a
  * ReLU op). When autograd records the call it is conv2d then vg_relu, as two ops. */
-typedef struct { int sh, sw, ph, pw, dh, dw, groups; vg_act act; } vg_conv2d_opts;
+/* pack (nullable): a cache of the weight's forms for the CPU kernels (the Winograd-transformed
+ * filters, the GEMM-packed matrix), made on a call that does not record autograd and reused
+ * by the later ones instead of being rebuilt per call (conv layers at batch 1 spent up to a
+ * third of their time there). It serves one weight: a call with another tensor, or with this
+ * one after vg_conv_pack_current-style checks see it changed (data pointer, offset, shape,
+ * strides, ISA in use, 64 sampled values), rebuilds it. Whole-tensor rewrites (an optimizer
+ * step, a load) are caught; a write to a few elements may not be: its owner (an nn module,
+ * vg_nn_conv_cache) drops it whenever the weight may have changed. One thread at a time. */
+typedef struct vg_conv_pack vg_conv_pack;
+vg_conv_pack *vg_conv_pack_new(void);
+void vg_conv_pack_free(vg_conv_pack *pk);
+size_t vg_conv_pack_bytes(const vg_conv_pack *pk);   /* held now */
+typedef struct { int sh, sw, ph, pw, dh, dw, groups; vg_act act; vg_conv_pack *pack; } vg_conv2d_opts;
 vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bias,
                      vg_conv2d_opts o);
 /* An eval-mode BatchNorm folded into the conv before it, in one op: *w_out = w s[o],

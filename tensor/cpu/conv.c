@@ -167,6 +167,7 @@ typedef struct {
   const vg_conv2d_geom *g;
   vg_conv_dims d;
   const float *x, *w, *bias, *gy;
+  const float *wpacked;           /* forward: W packed by vg_gemm_pack_a (the pack's), or NULL */
   float *y, *gx;
 } vg_conv_job;
 
@@ -185,7 +186,8 @@ static void fwd_pair(void *vctx, int64_t n, int64_t gi) {
                        .b_ctx = pw ? (const void *)&bs : (const void *)&bp,
                        .alpha = 1.0f, .beta = 0.0f,
                        .C = j->y + (n * g->oc + gi * d.ocg) * d.P, .ldc = d.P,
-                       .row_bias = j->bias ? j->bias + gi * d.ocg : NULL, .relu = g->relu};
+                       .row_bias = j->bias ? j->bias + gi * d.ocg : NULL, .relu = g->relu,
+                       .a_packed = j->wpacked};
   vg_gemm_run(&p);
 }
 
@@ -199,6 +201,14 @@ void vg_cpu_conv2d_fwd(const vg_conv2d_geom *g, const float *x, const float *w,
   if (vg_cpu_dwconv_applies(g)) {     /* depthwise: tensor/cpu/dwconv.c */
     vg_cpu_dwconv_fwd(g, x, w, bias, y);
     return;
+  }
+  if (g->pack && g->groups == 1) {   /* W as the GEMM's packed A, kept in the pack across calls */
+    vg_gemm_strided a = {w, j.d.ckg, 1};
+    vg_gemm_problem p = {.M = j.d.ocg, .K = j.d.ckg, .pack_a = vg_gemm_pack_strided, .a_ctx = &a};
+    int fresh;
+    float *pa = vg_conv_pack_get(g->pack, VG_CONV_PACK_GEMM_A, p.M, p.K, 0, vg_gemm_packed_a_floats(p.M, p.K), &fresh);
+    if (fresh) vg_gemm_pack_a(&p, pa);
+    j.wpacked = pa;
   }
   for_each_ng(g, 2.0 * j.d.ocg * j.d.ckg * j.d.P, fwd_pair, &j);
 }

@@ -25,6 +25,7 @@
  * double accumulators, the tests' reference. */
 #ifndef VG_CONV_H
 #define VG_CONV_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -33,7 +34,19 @@ typedef struct {
   int64_t sh, sw, ph, pw, dh, dw, groups;
   int64_t oh, ow;              /* filled by vg_conv2d_geom_init */
   int relu;                    /* forward: ReLU the output (conv2d's fused activation) */
+  struct vg_conv_pack *pack;   /* forward: the weight's cached forms (bound to it), or NULL */
 } vg_conv2d_geom;
+
+/* The weight caches of a vg_conv_pack (tensor/cpu/conv_pack.c). _bind points the pack at w
+ * (a contiguous CPU f32 weight), dropping what it holds unless that was made from w as it is
+ * now. The getters return a buffer of the given size and *fresh = 1 when it must be filled
+ * (made now, or made for another layout: key = the variant's size parameters + the ISA);
+ * the caller fills it before the next call on the pack. */
+struct vg_tensor;
+void vg_conv_pack_bind(struct vg_conv_pack *pk, const struct vg_tensor *w);
+enum { VG_CONV_PACK_GEMM_A, VG_CONV_PACK_WINO, VG_CONV_PACK_KINDS };
+float *vg_conv_pack_get(struct vg_conv_pack *pk, int kind, int64_t k0, int64_t k1, int64_t k2, size_t floats,
+                        int *fresh);
 
 /* Fills oh, ow; aborts on an invalid geometry (groups not dividing c and oc, stride or
  * dilation < 1, negative padding, empty output). */

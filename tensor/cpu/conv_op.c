@@ -37,6 +37,10 @@ void vg_cpu_conv2d_op(const vg_opcall *c) {
   vg_conv2d_geom g = conv_geom(c, x, w);
   g.relu = c->p.conv2d.act == VG_ACT_RELU;   /* applied by the GEMM per tile, in cache */
   const float *px = contig(x, &t0), *pw = contig(w, &t1), *pb = b ? contig(b, &t2) : NULL;
+  if (c->p.conv2d.pack && !t1) {   /* a copied weight is new every call: nothing to reuse */
+    g.pack = c->p.conv2d.pack;
+    vg_conv_pack_bind(g.pack, w);
+  }
   vg_cpu_conv2d_fwd(&g, px, pw, pb, vg_f32(out));
   release(t0);
   release(t1);

@@ -228,14 +228,20 @@ void vg_cpu_conv2d_fwd_winograd(const vg_conv2d_geom *g, const float *x, const f
   if (nblocks % 2 && nblocks < 8 && nblocks < j.R) nblocks++;
   j.rb = cdiv(j.R, nblocks);
   nblocks = cdiv(j.R, j.rb);
-  float *U = vg_cpu_scratch(VG_SCRATCH_CONV_W, (size_t)(36 * g->oc * g->c));
-  /* each block's 36 GEMMs share the A operands: packed once here, not once per block */
+  /* each block's 36 GEMMs share the A operands: packed once here, not once per block, and
+   * with a pack (g->pack) once for as long as the weight stays the same */
   j.upk = vg_gemm_packed_a_floats(g->oc, g->c);
   j.upk = (j.upk + 15) & ~(size_t)15;                     /* keeps every plane 64-byte aligned */
-  vg_wino_ftask ft = {w, U, g->oc, g->c, 7 - j.m, filt, vg_cpu_scratch(VG_SCRATCH_CONV_WP, 36 * j.upk), j.upk};
-  run_filter(&ft);
-  vg_parallel_for(36, 1, pack_task, &ft);
-  j.UP = ft.UP;
+  int fresh = 1;
+  float *UP = g->pack ? vg_conv_pack_get(g->pack, VG_CONV_PACK_WINO, g->oc, g->c, j.m, 36 * j.upk, &fresh)
+                      : vg_cpu_scratch(VG_SCRATCH_CONV_WP, 36 * j.upk);
+  if (fresh) {
+    float *U = vg_cpu_scratch(VG_SCRATCH_CONV_W, (size_t)(36 * g->oc * g->c));
+    vg_wino_ftask ft = {w, U, g->oc, g->c, 7 - j.m, filt, UP, j.upk};
+    run_filter(&ft);
+    vg_parallel_for(36, 1, pack_task, &ft);
+  }
+  j.UP = UP;
   if (nblocks >= 2) vg_parallel_for(nblocks, 1, block_task, &j);
   else run_block(&j, 0, j.R);
 }

@@ -1,0 +1,123 @@
+/* test_conv_pack.c — vg_conv2d's weight caches (vg_conv2d_opts.pack, vg_nn_conv_cache):
+ *   same     with a pack, the first call (filling it) and the later ones (reusing it) give
+ *            the bits of the call without one, on the Winograd 3x3 / 4x4, GEMM (3x3 stride 2,
+ *            1x1, ReLU fused, bias or none) paths; grouped and depthwise convs ignore it;
+ *   follows  a whole-tensor rewrite of the weight in place, another weight tensor, another
+ *            ISA: the next call rebuilds the pack, its result is the uncached one's;
+ *   records  a call that autograd records leaves the pack alone (the backward reads w);
+ *   nn       vg_nn_conv_cache on a module tree: the same outputs, bytes held, freed off. */
+#include "tests/vgtest.h"
+#include "tensor/tensor.h"
+#include "tensor/parallel.h"
+#include "autograd/autograd.h"
+#include "nn/nn.h"
+#include <string.h>
+
+typedef struct {
+  const char *name;
+  int64_t n, c, h, w, oc, k;
+  int stride, pad, groups;
+  vg_act act;
+  bool bias, cached;   /* cached: a path that keeps something in the pack */
+} pcase;
+
+static const pcase CASES[] = {
+  {"winograd 3x3", 1, 24, 19, 21, 40, 3, 1, 1, 1, VG_ACT_NONE, true, true},
+  {"winograd 3x3 relu b2", 2, 16, 16, 16, 16, 3, 1, 1, 1, VG_ACT_RELU, false, true},
+  {"winograd 4x4 (PDN)", 1, 8, 23, 23, 32, 4, 1, 3, 1, VG_ACT_RELU, true, true},
+  {"gemm 3x3 stride 2", 1, 12, 17, 15, 20, 3, 2, 1, 1, VG_ACT_NONE, true, true},
+  {"gemm 1x1", 2, 32, 9, 9, 48, 1, 1, 0, 1, VG_ACT_RELU, true, true},
+  {"grouped 3x3", 1, 16, 10, 10, 16, 3, 1, 1, 4, VG_ACT_NONE, true, false},
+  {"depthwise 3x3", 1, 16, 10, 10, 16, 3, 1, 1, 16, VG_ACT_NONE, true, false},
+};
+
+static vg_tensor *conv(const pcase *p, const vg_tensor *x, const vg_tensor *w, const vg_tensor *b, vg_conv_pack *pk) {
+  vg_conv2d_opts o = {.sh = p->stride, .sw = p->stride, .ph = p->pad, .pw = p->pad, .groups = p->groups, .act = p->act,
+                      .pack = pk};
+  return vg_conv2d(x, w, b, o);
+}
+
+static bool same_bits(const vg_tensor *a, const vg_tensor *b) {
+  return a && b && vg_numel(a) == vg_numel(b) && !memcmp(vg_data(a), vg_data(b), sizeof(float) * (size_t)vg_numel(a));
+}
+
+static void fill(vg_tensor *t, uint64_t seed) {
+  vg_scope_begin();
+  vg_copy_(t, vg_scale(vg_randn(t->ndim, t->shape, seed), 0.2f));
+  vg_scope_end();
+}
+
+static void check_case(const pcase *p) {
+  vg_tensor *w = vg_tensor_new(VG_F32, 4, (int64_t[]){p->oc, p->c / p->groups, p->k, p->k});
+  vg_tensor *w2 = vg_tensor_new(VG_F32, 4, w->shape), *b = vg_tensor_new(VG_F32, 1, (int64_t[]){p->oc});
+  fill(w, 1);
+  fill(w2, 2);
+  fill(b, 3);
+  const vg_tensor *bias = p->bias ? b : NULL;
+  vg_conv_pack *pk = vg_conv_pack_new();
+  vg_scope_begin();
+  vg_tensor *x = vg_randn(4, (int64_t[]){p->n, p->c, p->h, p->w}, 4);
+  vg_tensor *ref = conv(p, x, w, bias, NULL);
+  vg_tensor *y1 = conv(p, x, w, bias, pk), *y2 = conv(p, x, w, bias, pk);
+  size_t held = vg_conv_pack_bytes(pk);
+  VG_CHECK(same_bits(ref, y1) && same_bits(ref, y2), "%s: filling and reusing the pack, the uncached bits", p->name);
+  VG_CHECK(p->cached ? held > 0 : held == 0, "%s: the pack holds %zu bytes (%s)", p->name, held,
+           p->cached ? "a cached path" : "a path that ignores it");
+  /* an in-place rewrite of the whole weight: rebuilt */
+  fill(w, 5);
+  VG_CHECK(same_bits(conv(p, x, w, bias, NULL), conv(p, x, w, bias, pk)), "%s: after w is rewritten in place",
+           p->name);
+  /* another tensor through the same pack, then the first again */
+  VG_CHECK(same_bits(conv(p, x, w2, bias, NULL), conv(p, x, w2, bias, pk)), "%s: another weight", p->name);
+  VG_CHECK(same_bits(conv(p, x, w, bias, NULL), conv(p, x, w, bias, pk)), "%s: the first weight again", p->name);
+  /* every ISA path in turn, the pack kept across the switches */
+  const vg_isa best = vg_cpu_isa_max();
+  for (int i = (int)VG_ISA_SCALAR; i <= (int)best; i++) {
+    vg_cpu_set_isa((vg_isa)i);
+    vg_tensor *u = conv(p, x, w, bias, NULL);
+    VG_CHECK(same_bits(u, conv(p, x, w, bias, pk)) && same_bits(u, conv(p, x, w, bias, pk)), "%s: ISA %s",
+             p->name, vg_isa_name((vg_isa)i));
+  }
+  vg_cpu_set_isa(best);
+  /* a recorded call: the pack is not touched (its bytes stay those of w2's layout) */
+  VG_CHECK(same_bits(conv(p, x, w2, bias, NULL), conv(p, x, w2, bias, pk)), "%s: w2 again", p->name);
+  size_t before = vg_conv_pack_bytes(pk);
+  vg_requires_grad_(w, true);
+  vg_tensor *yr = conv(p, x, w, bias, pk);
+  VG_CHECK(yr && yr->requires_grad && same_bits(yr, conv(p, x, w, bias, NULL)) && vg_conv_pack_bytes(pk) == before,
+           "%s: a recorded call computes from w and leaves the pack alone", p->name);
+  vg_requires_grad_(w, false);
+  vg_scope_end();
+  vg_conv_pack_free(pk);
+  vg_tensor_free(w);
+  vg_tensor_free(w2);
+  vg_tensor_free(b);
+}
+
+static void check_nn(void) {
+  vg_nn_module *m = vg_nn_sequential_new(3, (vg_nn_module *[]){
+      vg_nn_conv2d_new(8, 16, 3, 3, (vg_nn_conv2d_opts){.ph = 1, .pw = 1}, 7), vg_nn_relu_new(),
+      vg_nn_conv2d_new(16, 8, 1, 1, (vg_nn_conv2d_opts){0}, 8)});
+  vg_nn_train(m, false);
+  vg_scope_begin();
+  vg_tensor *x = vg_randn(4, (int64_t[]){1, 8, 12, 12}, 9);
+  vg_no_grad_begin();
+  vg_tensor *ref = vg_nn_forward(m, x);
+  vg_nn_conv_cache(m, true);
+  vg_tensor *a = vg_nn_forward(m, x), *b = vg_nn_forward(m, x);
+  size_t held = vg_nn_conv_cache_bytes(m);
+  vg_nn_conv_cache(m, false);
+  vg_no_grad_end();
+  VG_CHECK(same_bits(ref, a) && same_bits(ref, b) && held > 0 && vg_nn_conv_cache_bytes(m) == 0,
+           "nn: vg_nn_conv_cache on gives the same outputs (%zu bytes held), off frees them", held);
+  vg_scope_end();
+  vg_nn_conv_cache(m, true);   /* freed with the module (ASan: no leak) */
+  vg_nn_free(m);
+}
+
+int main(void) {
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) check_case(&CASES[i]);
+  check_nn();
+  vg_scope_release();
+  return vg_test_finish();
+}
