@@ -48,7 +48,7 @@ vg_nn_module *vg_nn_conv2d_new(int64_t in, int64_t out, int kh, int kw, vg_nn_co
     return NULL;
   }
   vg_nn_module *m = builtin(VG_NN_CONV2D, "Conv2d");
-  m->u.conv.o = (vg_conv2d_opts){o.sh ? o.sh : 1, o.sw ? o.sw : 1, o.ph, o.pw, o.dh ? o.dh : 1, o.dw ? o.dw : 1, g, VG_ACT_NONE};
+  m->u.conv.o = (vg_conv2d_opts){o.sh ? o.sh : 1, o.sw ? o.sw : 1, o.ph, o.pw, o.dh ? o.dh : 1, o.dw ? o.dw : 1, g, VG_ACT_NONE, NULL};
   m->u.conv.same = o.same_padding;
   m->u.conv.kh = kh;
   m->u.conv.kw = kw;
@@ -188,6 +188,7 @@ static vg_tensor *conv_forward_wb(vg_nn_module *m, const vg_tensor *x, const vg_
                                   vg_act act) {
   vg_conv2d_opts o = m->u.conv.o;
   o.act = act;
+  if (w != vg_nn_param(m, "weight")) o.pack = NULL;   /* the pack (vg_nn_conv_cache) serves the module's weight */
   if (m->u.conv.same) {
     /* torch padding="same": total = d (k - 1); left = total / 2, right = the rest */
     int th = o.dh * (m->u.conv.kh - 1), tw = o.dw * (m->u.conv.kw - 1);

@@ -149,8 +149,28 @@ bool vg_nn_would_record(const vg_nn_module *m, int nx, const vg_tensor *const *x
   return m && any_param_grad(m);
 }
 
+void vg_nn_conv_cache(vg_nn_module *m, bool on) {
+  if (!m) return;
+  if (m->kind == VG_NN_CONV2D) {
+    if (on && !m->u.conv.o.pack) m->u.conv.o.pack = vg_conv_pack_new();
+    if (!on) {
+      vg_conv_pack_free(m->u.conv.o.pack);
+      m->u.conv.o.pack = NULL;
+    }
+  }
+  for (int i = 0; i < m->nchildren; i++) vg_nn_conv_cache(m->children[i].m, on);
+}
+
+size_t vg_nn_conv_cache_bytes(const vg_nn_module *m) {
+  if (!m) return 0;
+  size_t n = m->kind == VG_NN_CONV2D ? vg_conv_pack_bytes(m->u.conv.o.pack) : 0;
+  for (int i = 0; i < m->nchildren; i++) n += vg_nn_conv_cache_bytes(m->children[i].m);
+  return n;
+}
+
 void vg_nn_free(vg_nn_module *m) {
   if (!m) return;
+  if (m->kind == VG_NN_CONV2D) vg_conv_pack_free(m->u.conv.o.pack);
   for (int i = 0; i < m->nparams; i++) {
     vg_tensor_free(m->params[i].t);
     free(m->params[i].name);

@@ -165,6 +165,13 @@ int64_t vg_nn_num_params(const vg_nn_module *m, bool trainable_only);
  *   if (nest) vg_scope_end_keep(1, &y); */
 bool vg_nn_would_record(const vg_nn_module *m, int nx, const vg_tensor *const *xs);
 void vg_nn_free(vg_nn_module *m);                     /* recursive, frees every tensor */
+/* Inference caches of every Conv2d in m's tree (vg_conv2d_opts.pack): on, each keeps its
+ * weight's transformed / packed forms from one forward that records no autograd to the next
+ * (rebuilt when a check sees the weight changed: a new tensor, a whole-tensor rewrite);
+ * off frees them. Whoever changes the weights in place turns them off (or on again after):
+ * a method's train_step and load do. _bytes: the memory they hold now. */
+void vg_nn_conv_cache(vg_nn_module *m, bool on);
+size_t vg_nn_conv_cache_bytes(const vg_nn_module *m);
 
 /* Named tensors in state-dict order. The list owns its names (not the tensors). */
 typedef struct {
