@@ -103,6 +103,22 @@ size_t vg_grad_heap_bytes(void);   /* block bytes held now */
  * that vg_grad_heap_collect would free once the running rule returns. Autograd hands such
  * a gradient to a heap leaf (a parameter) without copying it. */
 vg_tensor *vg_grad_heap_adopt(const vg_tensor *g);
+/* A CPU f32 weight's identity for the caches made from it (vg_packed_weight, vg_conv_pack):
+ * storage data and offset, shape, strides, and 64 values spread over it (first and last
+ * included). _take records it; _matches says whether w still is that tensor with those
+ * values: whole-tensor rewrites (a load, an optimizer step) are caught, a write to a few
+ * elements may not be. */
+enum { VG_WSIG_SAMPLES = 64 };
+typedef struct {
+  const void *data;
+  int64_t offset;
+  int ndim, nsamples;
+  int64_t shape[VG_MAX_DIMS], stride[VG_MAX_DIMS];
+  int64_t sample_at[VG_WSIG_SAMPLES];
+  float sample[VG_WSIG_SAMPLES];
+} vg_weight_sig;
+void vg_weight_sig_take(vg_weight_sig *s, const vg_tensor *w);
+bool vg_weight_sig_matches(const vg_weight_sig *s, const vg_tensor *w);
 /* A heap tensor on dev like vg_tensor_new_on, its elements not initialised (for copies). */
 vg_tensor *vg_tensor_empty_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape);
 /* Forward regions (autograd/tape.c, vg_fwd_region_*): from _begin (in a scope; a no-op

@@ -7,7 +7,8 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
   if (!vg_check_inputs("conv2d", 2, in, true)) return NULL;
   if (o.act != VG_ACT_NONE && o.act != VG_ACT_RELU)
     return vg_op_error("conv2d", "unknown fused activation %d (VG_ACT_NONE or VG_ACT_RELU)", (int)o.act);
-  if (o.act && vg_rec_grad_enabled() && (x->requires_grad || w->requires_grad || (bias && bias->requires_grad))) {
+  const bool records = vg_rec_grad_enabled() && (x->requires_grad || w->requires_grad || (bias && bias->requires_grad));
+  if (o.act && records) {
     /* autograd records the unfused pair (conv2d's backward knows no activation) */
     vg_conv2d_opts plain = o;
     plain.act = VG_ACT_NONE;
@@ -45,8 +46,7 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
                               .act = o.act}};
   /* the weight's cached forms serve a call that records nothing (a recorded one's backward
    * reads w itself, and training changes it) */
-  if (o.pack && !(vg_rec_grad_enabled() && (x->requires_grad || w->requires_grad || (bias && bias->requires_grad))))
-    c.p.conv2d.pack = o.pack;
+  if (!records) c.p.conv2d.pack = o.pack;
   return vg_dispatch(&c);
 }
 

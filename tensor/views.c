@@ -312,6 +312,38 @@ vg_tensor *vg_detach(const vg_tensor *x) {
   return vg_alloc_view(x, x->ndim, x->shape, x->stride, x->offset);
 }
 
+static float sig_at(const vg_tensor *w, int64_t e) {   /* element e of w in row-major order */
+  int64_t off = w->offset;
+  for (int d = w->ndim - 1; d >= 0; d--) {
+    off += (e % w->shape[d]) * w->stride[d];
+    e /= w->shape[d];
+  }
+  return ((const float *)w->storage->data)[off];
+}
+
+void vg_weight_sig_take(vg_weight_sig *s, const vg_tensor *w) {
+  *s = (vg_weight_sig){.data = w->storage->data, .offset = w->offset, .ndim = w->ndim};
+  memcpy(s->shape, w->shape, sizeof(int64_t) * (size_t)w->ndim);
+  memcpy(s->stride, w->stride, sizeof(int64_t) * (size_t)w->ndim);
+  const int64_t n = vg_numel(w);
+  s->nsamples = n < VG_WSIG_SAMPLES ? (int)n : VG_WSIG_SAMPLES;
+  for (int i = 0; i < s->nsamples; i++) {
+    s->sample_at[i] = s->nsamples > 1 ? (int64_t)((double)i * (double)(n - 1) / (s->nsamples - 1)) : 0;
+    s->sample[i] = sig_at(w, s->sample_at[i]);
+  }
+}
+
+bool vg_weight_sig_matches(const vg_weight_sig *s, const vg_tensor *w) {
+  if (!w->storage || w->storage->data != s->data || w->offset != s->offset || w->ndim != s->ndim) return false;
+  for (int d = 0; d < s->ndim; d++)
+    if (w->shape[d] != s->shape[d] || w->stride[d] != s->stride[d]) return false;
+  for (int i = 0; i < s->nsamples; i++) {
+    float v = sig_at(w, s->sample_at[i]);
+    if (memcmp(&v, &s->sample[i], sizeof v)) return false;
+  }
+  return true;
+}
+
 vg_tensor *vg_tensor_clone_heap(const vg_tensor *x) {
   if (!vg_check_inputs("clone_heap", 1, &x, false)) return NULL;
   vg_tensor *t = vg_tensor_empty_on(x->device, x->dtype, x->ndim, x->shape);   /* the copy writes every element */

@@ -67,25 +67,16 @@ static void *alloc64(size_t nfloats) {
 }
 
 /* ---------------------------------------------------------------- packed weights */
-/* Samples compared by vg_packed_weight_current: whole-tensor rewrites (a load, an
- * optimizer step, a re-init) change them; the contract is still the owner's (see tensor.h). */
-enum { PW_SAMPLES = 64 };
-
+/* The pack records its weight's identity (vg_weight_sig: pointer, shape, strides, 64
+ * sampled values); the contract is still the owner's (see tensor.h). */
 struct vg_packed_weight {
-  const void *data;              /* w's storage data and offset at packing time */
-  int64_t offset, N, K, s0, s1;
+  vg_weight_sig sig;
+  int64_t N, K;
   float *packed;                 /* vg_gemm_pack_b layout, 64-byte aligned */
-  int64_t sample_at[PW_SAMPLES];
-  float sample[PW_SAMPLES];
-  int nsamples;
 };
 
 static bool pw_eligible(const vg_tensor *w) {
   return w && w->device == VG_CPU && w->dtype == VG_F32 && w->ndim == 2 && w->storage && w->storage->data;
-}
-
-static float w_at(const vg_tensor *w, int64_t j, int64_t k) {
-  return ((const float *)w->storage->data)[w->offset + j * w->stride[0] + k * w->stride[1]];
 }
 
 vg_packed_weight *vg_linear_pack(const vg_tensor *w) {
@@ -101,20 +92,14 @@ vg_packed_weight *vg_linear_pack(const vg_tensor *w) {
     vg_fail(VG_ERR_NOMEM, "vg_linear_pack: out of memory");
     return NULL;
   }
-  *pw = (vg_packed_weight){.data = w->storage->data, .offset = w->offset, .N = N, .K = K,
-                           .s0 = w->stride[0], .s1 = w->stride[1], .packed = buf};
+  pw->N = N;
+  pw->K = K;
+  pw->packed = buf;
   /* P[j][k] = w[j][k]: B = w^T */
   vg_gemm_strided sb = {(const float *)w->storage->data + w->offset, w->stride[0], w->stride[1]};
   vg_gemm_problem p = {.N = N, .K = K, .pack_b = vg_gemm_pack_strided, .b_ctx = &sb};
   vg_gemm_pack_b(&p, buf);
-  const int64_t n = N * K;
-  pw->nsamples = n < PW_SAMPLES ? (int)n : PW_SAMPLES;
-  for (int i = 0; i < pw->nsamples; i++) {
-    /* spread over the tensor, first and last included */
-    int64_t e = pw->nsamples > 1 ? (int64_t)((double)i * (double)(n - 1) / (pw->nsamples - 1)) : 0;
-    pw->sample_at[i] = e;
-    pw->sample[i] = w_at(w, e / K, e % K);
-  }
+  vg_weight_sig_take(&pw->sig, w);
   return pw;
 }
 
@@ -125,15 +110,7 @@ void vg_packed_weight_free(vg_packed_weight *pw) {
 }
 
 bool vg_packed_weight_current(const vg_packed_weight *pw, const vg_tensor *w) {
-  if (!pw || !pw_eligible(w) || w->storage->data != pw->data || w->offset != pw->offset ||
-      w->shape[0] != pw->N || w->shape[1] != pw->K || w->stride[0] != pw->s0 || w->stride[1] != pw->s1 ||
-      !vg_gemm_packed_b_fits(pw->packed, pw->N, pw->K))
-    return false;
-  for (int i = 0; i < pw->nsamples; i++) {
-    float v = w_at(w, pw->sample_at[i] / pw->K, pw->sample_at[i] % pw->K);
-    if (memcmp(&v, &pw->sample[i], sizeof v)) return false;
-  }
-  return true;
+  return pw && pw_eligible(w) && vg_weight_sig_matches(&pw->sig, w) && vg_gemm_packed_b_fits(pw->packed, pw->N, pw->K);
 }
 
 /* ---------------------------------------------------------------- fused Linear */

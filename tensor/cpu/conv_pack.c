@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CP_SAMPLES = 64 };
-
 typedef struct {
   float *buf;
   size_t floats;
@@ -17,11 +15,7 @@ typedef struct {
 } cp_slot;
 
 struct vg_conv_pack {
-  const void *data;              /* the weight it serves: storage data + offset, shape, strides */
-  int64_t offset, shape[4], stride[4];
-  int64_t sample_at[CP_SAMPLES];
-  float sample[CP_SAMPLES];
-  int nsamples;
+  vg_weight_sig sig;             /* the weight it serves */
   cp_slot slot[VG_CONV_PACK_KINDS];
 };
 
@@ -50,36 +44,10 @@ size_t vg_conv_pack_bytes(const vg_conv_pack *pk) {
   return n;
 }
 
-static float at(const vg_tensor *w, int64_t e) {   /* element e of w in row-major order */
-  int64_t off = w->offset;
-  for (int d = w->ndim - 1; d >= 0; d--) {
-    off += (e % w->shape[d]) * w->stride[d];
-    e /= w->shape[d];
-  }
-  return ((const float *)w->storage->data)[off];
-}
-
 void vg_conv_pack_bind(vg_conv_pack *pk, const vg_tensor *w) {
-  bool same = pk->data == w->storage->data && pk->offset == w->offset && w->ndim == 4;
-  for (int d = 0; same && d < 4; d++) same = pk->shape[d] == w->shape[d] && pk->stride[d] == w->stride[d];
-  for (int i = 0; same && i < pk->nsamples; i++) {
-    float v = at(w, pk->sample_at[i]);
-    same = !memcmp(&v, &pk->sample[i], sizeof v);
-  }
-  if (same) return;
+  if (vg_weight_sig_matches(&pk->sig, w)) return;
   drop(pk);
-  pk->data = w->storage->data;
-  pk->offset = w->offset;
-  for (int d = 0; d < 4; d++) {
-    pk->shape[d] = d < w->ndim ? w->shape[d] : 0;
-    pk->stride[d] = d < w->ndim ? w->stride[d] : 0;
-  }
-  const int64_t n = vg_numel(w);
-  pk->nsamples = n < CP_SAMPLES ? (int)n : CP_SAMPLES;
-  for (int i = 0; i < pk->nsamples; i++) {   /* spread over the tensor, first and last included */
-    pk->sample_at[i] = pk->nsamples > 1 ? (int64_t)((double)i * (double)(n - 1) / (pk->nsamples - 1)) : 0;
-    pk->sample[i] = at(w, pk->sample_at[i]);
-  }
+  vg_weight_sig_take(&pk->sig, w);
 }
 
 float *vg_conv_pack_get(vg_conv_pack *pk, int kind, int64_t k0, int64_t k1, int64_t k2, size_t floats, int *fresh) {
