@@ -1,7 +1,8 @@
 /* test_conv_pack.c — vg_conv2d's weight caches (vg_conv2d_opts.pack, vg_nn_conv_cache):
  *   same     with a pack, the first call (filling it) and the later ones (reusing it) give
  *            the bits of the call without one, on the Winograd 3x3 / 4x4, GEMM (3x3 stride 2,
- *            1x1, ReLU fused, bias or none) paths; grouped and depthwise convs ignore it;
+ *            1x1, ReLU fused, bias or none) and direct (few input channels: the PDN's first
+ *            layer, a ResNet stem; AVX-512) paths; grouped and depthwise convs ignore it;
  *   follows  a whole-tensor rewrite of the weight in place, another weight tensor, another
  *            ISA: the next call rebuilds the pack, its result is the uncached one's;
  *   records  a call that autograd records leaves the pack alone (the backward reads w);
@@ -27,6 +28,8 @@ static const pcase CASES[] = {
   {"winograd 4x4 (PDN)", 1, 8, 23, 23, 32, 4, 1, 3, 1, VG_ACT_RELU, true, true},
   {"gemm 3x3 stride 2", 1, 12, 17, 15, 20, 3, 2, 1, 1, VG_ACT_NONE, true, true},
   {"gemm 1x1", 2, 32, 9, 9, 48, 1, 1, 0, 1, VG_ACT_RELU, true, true},
+  {"direct 4x4 (PDN conv1)", 2, 3, 37, 37, 40, 4, 1, 3, 1, VG_ACT_RELU, true, true},
+  {"direct 7x7 stride 2 (stem)", 1, 3, 64, 64, 20, 7, 2, 3, 1, VG_ACT_NONE, false, true},
   {"grouped 3x3", 1, 16, 10, 10, 16, 3, 1, 1, 4, VG_ACT_NONE, true, false},
   {"depthwise 3x3", 1, 16, 10, 10, 16, 3, 1, 1, 16, VG_ACT_NONE, true, false},
 };

@@ -2,6 +2,7 @@
  * weight gradient, and the direct reference loops. Shapes as in conv.h; below
  * cg = c/groups, ocg = oc/groups, ckg = cg*kh*kw, P = oh*ow, HW = h*w. */
 #include "tensor/cpu/conv.h"
+#include "tensor/cpu/conv_direct.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/winograd.h"
 #include "tensor/cpu/dwconv.h"
@@ -202,13 +203,22 @@ void vg_cpu_conv2d_fwd(const vg_conv2d_geom *g, const float *x, const float *w,
     vg_cpu_dwconv_fwd(g, x, w, bias, y);
     return;
   }
-  if (g->pack && g->groups == 1) {   /* W as the GEMM's packed A, kept in the pack across calls */
+  const int direct = vg_cpu_conv_direct_applies(g);   /* few input channels: conv_direct.h */
+  if ((g->pack || direct) && g->groups == 1) {
+    /* W as the GEMM's packed A: kept in the pack across calls, or packed now for the
+     * direct path (which reads the same slivers) */
     vg_gemm_strided a = {w, j.d.ckg, 1};
     vg_gemm_problem p = {.M = j.d.ocg, .K = j.d.ckg, .pack_a = vg_gemm_pack_strided, .a_ctx = &a};
-    int fresh;
-    float *pa = vg_conv_pack_get(g->pack, VG_CONV_PACK_GEMM_A, p.M, p.K, 0, vg_gemm_packed_a_floats(p.M, p.K), &fresh);
+    const size_t floats = vg_gemm_packed_a_floats(p.M, p.K);
+    int fresh = 1;
+    float *pa = g->pack ? vg_conv_pack_get(g->pack, VG_CONV_PACK_GEMM_A, p.M, p.K, 0, floats, &fresh)
+                        : vg_cpu_scratch(VG_SCRATCH_CONV_W, floats);
     if (fresh) vg_gemm_pack_a(&p, pa);
     j.wpacked = pa;
+  }
+  if (direct) {
+    vg_cpu_conv_direct_fwd(g, x, j.wpacked, bias, y);
+    return;
   }
   for_each_ng(g, 2.0 * j.d.ocg * j.d.ckg * j.d.P, fwd_pair, &j);
 }

@@ -20,7 +20,10 @@
  * bwd_weight multiplies gy by the patches with the batch folded into K, summed in a
  * fixed order (K cut into fixed chunks when C is too small to split). Depthwise convs
  * (groups == c == oc > 1) take the direct path of tensor/cpu/dwconv.h instead, 3x3 stride-1
- * ungrouped ones Winograd (tensor/cpu/winograd.h) in fwd and bwd_data. Results are
+ * ungrouped ones Winograd (tensor/cpu/winograd.h) in fwd and bwd_data, and on AVX-512 the
+ * forward of an ungrouped conv with few input channels (the PDN's first layer, a ResNet stem)
+ * reads its patches straight from a padded copy of x (tensor/cpu/conv_direct.h; the GEMM
+ * path's bits). Results are
  * bit-identical for any thread count. The *_ref versions are the direct loops with
  * double accumulators, the tests' reference. */
 #ifndef VG_CONV_H

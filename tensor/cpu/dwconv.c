@@ -62,6 +62,10 @@ static float *plane_alloc(size_t floats) {
 #pragma GCC pop_options
 #endif
 
+void vg_dw_pad_plane(const vg_conv2d_geom *g, int64_t L, const float *xc, float *buf) {
+  vg_dw_pad_scalar(g, L, xc, buf);
+}
+
 typedef struct {
   const vg_conv2d_geom *g;
   const float *x, *w, *bias, *gy;

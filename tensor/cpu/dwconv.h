@@ -38,6 +38,9 @@ static inline int64_t vg_dw_phase_len(const vg_conv2d_geom *g) { return (g->w + 
 static inline size_t vg_dw_plane_floats(const vg_conv2d_geom *g) {
   return (size_t)((g->h + 2 * g->ph) * g->sw * vg_dw_phase_len(g));
 }
+/* The padded, phase-split copy of one input plane xc (h x w) into buf (vg_dw_plane_floats). */
+void vg_dw_pad_plane(const vg_conv2d_geom *g, int64_t L, const float *xc, float *buf);
+
 /* fwd: the plane and, stride 1, the output at pitch L */
 static inline size_t vg_dw_fwd_scratch_floats(const vg_conv2d_geom *g) {
   return vg_dw_plane_floats(g) + (size_t)(g->oh * vg_dw_phase_len(g));

@@ -369,6 +369,15 @@ void vg_gemm_pack_b(const vg_gemm_problem *p, float *dst) {
   run_range((double)p->N * p->K < 64.0 * 1024, b.nk * cdiv(b.nsl, b.per), 1, pack_b_task, &b);
 }
 
+const float *vg_gemm_packed_a_sliver(const float *pa, int64_t i) {
+  vg_gemm_hdr h;
+  memcpy(&h, pa, sizeof h);
+  VG_ASSERT(h.magic == VG_GEMM_MAGIC && h.kcb >= h.K && i % h.mr == 0 && i < h.M &&
+            "vg_gemm_packed_a_sliver: one K block, a sliver's first row");
+  /* block mb = i / mcb at mb * mcb * K, sliver ii = i % mcb at ii * K: i * K in all */
+  return pa + VG_GEMM_HDR + i * h.K;
+}
+
 int vg_gemm_packed_b_fits(const float *pb, int64_t N, int64_t K) {
   if (!pb) return 0;
   vg_gemm_plan s;
@@ -379,6 +388,13 @@ int vg_gemm_packed_b_fits(const float *pb, int64_t N, int64_t K) {
 }
 
 #define VG_GEMM_SHARED_B (4.0 * 1024 * 1024)   /* floats: B packed whole when no bigger (16 MiB) */
+
+int64_t vg_gemm_spread_step(int64_t count) {
+  if (count < 4) return 1;
+  int64_t st = count / 2 + 1;
+  while (gcd64(st, count) != 1) st++;
+  return st;
+}
 
 void vg_gemm_run(const vg_gemm_problem *p) {
   VG_ASSERT(p->M >= 0 && p->N >= 0 && p->K >= 0);
@@ -405,12 +421,7 @@ void vg_gemm_run(const vg_gemm_problem *p) {
    * taken in steps of about half their number instead (a step coprime with the count:
    * each group once), so the tasks that run together lie far apart. The order of the
    * tasks never changes a result. */
-  s.gstep = 1;
-  if (s.ngroups >= 4 && (p->ldc % 16 || ((uintptr_t)p->C & 63))) {
-    int64_t st = s.ngroups / 2 + 1;
-    while (gcd64(st, s.ngroups) != 1) st++;
-    s.gstep = st;
-  }
+  s.gstep = p->ldc % 16 || ((uintptr_t)p->C & 63) ? vg_gemm_spread_step(s.ngroups) : 1;
   if (p->a_packed) {             /* packed by vg_gemm_pack_a, for this layout */
     vg_gemm_hdr h;
     memcpy(&h, p->a_packed, sizeof h);

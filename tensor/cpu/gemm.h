@@ -74,6 +74,14 @@ void vg_gemm_run(const vg_gemm_problem *p);
  * after vg_cpu_set_isa. */
 size_t vg_gemm_packed_a_floats(int64_t M, int64_t K);
 void vg_gemm_pack_a(const vg_gemm_problem *p, float *dst);
+/* In a prepacked A with one K block (K <= the ISA's block, 512 for AVX-512; asserted): the
+ * mr x K sliver of rows i.. (i a multiple of mr), a[k*mr + r]. */
+const float *vg_gemm_packed_a_sliver(const float *pa, int64_t i);
+
+/* The order to take `count` tasks that write neighbouring, line-sharing parts of one
+ * output in: task t runs as (t * step) % count. 1 when count < 4, else a step coprime
+ * with count of about count / 2, so the tasks running together lie far apart. */
+int64_t vg_gemm_spread_step(int64_t count);
 
 /* Prepacked B, for a B operand reused across calls (a Linear's weight at inference, K^T
  * of an attention head over its row blocks):

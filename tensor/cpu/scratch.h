@@ -21,6 +21,7 @@ typedef enum {
   VG_SCRATCH_CONV_COL,   /* im2col chunk (bwd_data) */
   VG_SCRATCH_CONV_W,     /* rearranged weights */
   VG_SCRATCH_CONV_WP,    /* rearranged weights, GEMM-packed (Winograd's 36 A operands) */
+  VG_SCRATCH_CONV_PAD,   /* padded input planes (direct conv; caller's, shared with workers) */
   VG_SCRATCH_COUNT
 } vg_scratch_slot;
 
