@@ -188,7 +188,8 @@ static vg_tensor *conv_forward_wb(vg_nn_module *m, const vg_tensor *x, const vg_
                                   vg_act act) {
   vg_conv2d_opts o = m->u.conv.o;
   o.act = act;
-  if (w != vg_nn_param(m, "weight")) o.pack = NULL;   /* the pack (vg_nn_conv_cache) serves the module's weight */
+  /* the pack (vg_nn_conv_cache) serves the module's weight, or the folded one it holds */
+  if (w != vg_nn_param(m, "weight") && !vg_conv_pack_holds(o.pack, w)) o.pack = NULL;
   if (m->u.conv.same) {
     /* torch padding="same": total = d (k - 1); left = total / 2, right = the rest */
     int th = o.dh * (m->u.conv.kh - 1), tw = o.dw * (m->u.conv.kw - 1);
@@ -207,12 +208,14 @@ static vg_tensor *conv_forward(vg_nn_module *m, const vg_tensor *x, vg_act act) 
 }
 
 /* Conv2d then an eval-mode BatchNorm2d as one conv2d with folded weights (one
- * conv_bn_fold op: w s[o], (b - running_mean) s + beta, s = gamma / sqrt(running_var + eps)) */
+ * conv_bn_fold op: w s[o], (b - running_mean) s + beta, s = gamma / sqrt(running_var + eps)).
+ * With the conv's cache on (vg_nn_conv_cache) the folded pair and its packed forms are kept
+ * in the conv's pack from one call to the next while the sources are unchanged. */
 static vg_tensor *conv_bn_folded(vg_nn_module *conv, vg_nn_module *bn, const vg_tensor *x, vg_act act) {
   vg_tensor *wf, *bf;
-  if (vg_conv_bn_fold(vg_nn_param(conv, "weight"), vg_nn_param(conv, "bias"), vg_nn_param(bn, "weight"),
-                      vg_nn_param(bn, "bias"), vg_nn_buffer(bn, "running_mean"), vg_nn_buffer(bn, "running_var"),
-                      bn->u.bn.eps, &wf, &bf) != VG_OK)
+  if (vg_conv_bn_fold_packed(conv->u.conv.o.pack, vg_nn_param(conv, "weight"), vg_nn_param(conv, "bias"),
+                             vg_nn_param(bn, "weight"), vg_nn_param(bn, "bias"), vg_nn_buffer(bn, "running_mean"),
+                             vg_nn_buffer(bn, "running_var"), bn->u.bn.eps, &wf, &bf) != VG_OK)
     return NULL;
   return conv_forward_wb(conv, x, wf, bf, act);
 }

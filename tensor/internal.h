@@ -119,6 +119,14 @@ typedef struct {
 } vg_weight_sig;
 void vg_weight_sig_take(vg_weight_sig *s, const vg_tensor *w);
 bool vg_weight_sig_matches(const vg_weight_sig *s, const vg_tensor *w);
+/* vg_conv_bn_fold_packed's slot in a pack (tensor/cpu/conv_pack.c): _get returns the kept
+ * pair when it came from these six sources (NULL ones included) and eps as they are now;
+ * _put hands a new heap pair to the pack, which frees the old one. CPU f32 sources only. */
+struct vg_conv_pack;
+bool vg_conv_pack_fold_get(struct vg_conv_pack *pk, const vg_tensor *const src[6], float eps, vg_tensor **w_out,
+                           vg_tensor **b_out);
+void vg_conv_pack_fold_put(struct vg_conv_pack *pk, const vg_tensor *const src[6], float eps, vg_tensor *w,
+                           vg_tensor *b);
 /* A heap tensor on dev like vg_tensor_new_on, its elements not initialised (for copies). */
 vg_tensor *vg_tensor_empty_on(vg_device dev, vg_dtype dt, int ndim, const int64_t *shape);
 /* Forward regions (autograd/tape.c, vg_fwd_region_*): from _begin (in a scope; a no-op

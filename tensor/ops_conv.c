@@ -50,9 +50,10 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
   return vg_dispatch(&c);
 }
 
-vg_status vg_conv_bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma, const vg_tensor *beta,
-                          const vg_tensor *mean, const vg_tensor *var, float eps, vg_tensor **w_out,
-                          vg_tensor **b_out) {
+/* heap: the outputs are heap tensors (vg_tensor_free), else scope tensors (vg_alloc) */
+static vg_status bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma, const vg_tensor *beta,
+                         const vg_tensor *mean, const vg_tensor *var, float eps, bool heap, vg_tensor **w_out,
+                         vg_tensor **b_out) {
   *w_out = *b_out = NULL;
   const vg_tensor *in[6] = {w, bias, gamma, beta, mean, var};
   static const char *const names[6] = {"weight", "bias", "gamma", "beta", "running_mean", "running_var"};
@@ -81,11 +82,39 @@ vg_status vg_conv_bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_te
     cin[k] = vg_contiguous(in[k]);
     if (!cin[k]) return vg_last_status();
   }
-  vg_tensor *wo = vg_alloc(w->dtype, w->device, w->ndim, w->shape);
-  vg_tensor *bo = vg_alloc(w->dtype, w->device, 1, &O);
+  vg_tensor *wo = heap ? vg_tensor_empty_on(w->device, w->dtype, w->ndim, w->shape)
+                      : vg_alloc(w->dtype, w->device, w->ndim, w->shape);
+  vg_tensor *bo = heap ? vg_tensor_empty_on(w->device, w->dtype, 1, &O) : vg_alloc(w->dtype, w->device, 1, &O);
   vg_opcall c = {.op = VG_OP_CONV_BN_FOLD, .nin = 6, .in = (const vg_tensor *const *)cin, .out = {wo, bo},
                  .p.bn_fold = {.eps = eps}};
-  if (!vg_dispatch(&c)) return vg_last_status();
+  if (!wo || !bo || !vg_dispatch(&c)) {
+    if (heap) { vg_tensor_free(wo); vg_tensor_free(bo); }
+    return vg_last_status();
+  }
+  *w_out = wo;
+  *b_out = bo;
+  return VG_OK;
+}
+
+vg_status vg_conv_bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma, const vg_tensor *beta,
+                          const vg_tensor *mean, const vg_tensor *var, float eps, vg_tensor **w_out,
+                          vg_tensor **b_out) {
+  return bn_fold(w, bias, gamma, beta, mean, var, eps, false, w_out, b_out);
+}
+
+vg_status vg_conv_bn_fold_packed(vg_conv_pack *pk, const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma,
+                                 const vg_tensor *beta, const vg_tensor *mean, const vg_tensor *var, float eps,
+                                 vg_tensor **w_out, vg_tensor **b_out) {
+  const vg_tensor *src[6] = {w, bias, gamma, beta, mean, var};
+  bool cpu32 = pk != NULL && w != NULL;
+  for (int k = 0; k < 6 && cpu32; k++)
+    cpu32 = !src[k] || (src[k]->device == VG_CPU && src[k]->dtype == VG_F32 && src[k]->storage);
+  if (!cpu32) return bn_fold(w, bias, gamma, beta, mean, var, eps, false, w_out, b_out);
+  if (vg_conv_pack_fold_get(pk, src, eps, w_out, b_out)) return VG_OK;
+  vg_tensor *wo, *bo;
+  vg_status st = bn_fold(w, bias, gamma, beta, mean, var, eps, true, &wo, &bo);
+  if (st != VG_OK) { *w_out = *b_out = NULL; return st; }
+  vg_conv_pack_fold_put(pk, src, eps, wo, bo);   /* the pack owns them now */
   *w_out = wo;
   *b_out = bo;
   return VG_OK;

@@ -282,6 +282,18 @@ vg_tensor *vg_conv2d(const vg_tensor *x, const vg_tensor *w, const vg_tensor *bi
 vg_status vg_conv_bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma, const vg_tensor *beta,
                           const vg_tensor *mean, const vg_tensor *var, float eps, vg_tensor **w_out,
                           vg_tensor **b_out);
+/* vg_conv_bn_fold kept in a pack (a frozen backbone's convs at inference: the fold and the
+ * folded weight's cached forms are made once, not per call). While all six sources (CPU f32;
+ * NULL ones stay NULL) pass the pack's weight check (storage, offset, shape, strides, 64
+ * sampled values) and eps is the same, the kept pair is returned; otherwise the pair is folded
+ * again. The pair then belongs to pk (valid until pk's next fold or vg_conv_pack_free; do not
+ * free it), and vg_conv2d with .pack = pk and w = *w_out keeps the folded weight's forms in pk
+ * too. pk NULL or a source not CPU f32: plain vg_conv_bn_fold (scope tensors). */
+vg_status vg_conv_bn_fold_packed(vg_conv_pack *pk, const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma,
+                                 const vg_tensor *beta, const vg_tensor *mean, const vg_tensor *var, float eps,
+                                 vg_tensor **w_out, vg_tensor **b_out);
+/* Whether w is the folded weight pk holds (from vg_conv_bn_fold_packed). */
+bool vg_conv_pack_holds(const vg_conv_pack *pk, const vg_tensor *w);
 
 typedef struct { int kh, kw, sh, sw, ph, pw; bool ceil_mode, count_include_pad; } vg_pool2d_opts;
 /* stride 0 = kernel size; PyTorch defaults: count_include_pad = true for avg. */

@@ -6,7 +6,11 @@
  *   follows  a whole-tensor rewrite of the weight in place, another weight tensor, another
  *            ISA: the next call rebuilds the pack, its result is the uncached one's;
  *   records  a call that autograd records leaves the pack alone (the backward reads w);
- *   nn       vg_nn_conv_cache on a module tree: the same outputs, bytes held, freed off. */
+ *   nn       vg_nn_conv_cache on a module tree: the same outputs, bytes held, freed off;
+ *   fold     vg_conv_bn_fold_packed: the kept pair is returned while the six sources and eps are
+ *            unchanged, folded again (the uncached bits) after a whole rewrite of any source, another
+ *            tensor, a bias that appears, another eps; conv2d through the pack with the folded
+ *            weight gives the uncached bits; vg_nn_conv_bn with the conv's cache on the same. */
 #include "tests/vgtest.h"
 #include "tensor/tensor.h"
 #include "tensor/parallel.h"
@@ -118,9 +122,104 @@ static void check_nn(void) {
   vg_nn_free(m);
 }
 
+
+static vg_tensor *vec(int64_t n, uint64_t seed, float lo) {   /* lo + |N(0,1)| * 0.5: positive variances */
+  vg_tensor *t = vg_tensor_new(VG_F32, 1, &n);
+  vg_scope_begin();
+  vg_copy_(t, vg_add_scalar(vg_scale(vg_abs(vg_randn(1, &n, seed)), 0.5f), lo));
+  vg_scope_end();
+  return t;
+}
+
+/* conv2d(x, fold(...)) without any cache: the reference bits */
+static vg_tensor *folded_ref(const vg_tensor *x, const vg_tensor *const src[6], float eps) {
+  vg_tensor *wf, *bf;
+  if (vg_conv_bn_fold(src[0], src[1], src[2], src[3], src[4], src[5], eps, &wf, &bf) != VG_OK) return NULL;
+  return vg_conv2d(x, wf, bf, (vg_conv2d_opts){.ph = 1, .pw = 1, .act = VG_ACT_RELU});
+}
+
+static vg_tensor *folded_packed(vg_conv_pack *pk, const vg_tensor *x, const vg_tensor *const src[6], float eps,
+                                vg_tensor **wf_out) {
+  vg_tensor *wf, *bf;
+  if (vg_conv_bn_fold_packed(pk, src[0], src[1], src[2], src[3], src[4], src[5], eps, &wf, &bf) != VG_OK) return NULL;
+  if (wf_out) *wf_out = wf;
+  return vg_conv2d(x, wf, bf, (vg_conv2d_opts){.ph = 1, .pw = 1, .act = VG_ACT_RELU, .pack = pk});
+}
+
+static void check_fold(void) {
+  const int64_t O = 24, C = 16;
+  vg_tensor *w = vg_tensor_new(VG_F32, 4, (int64_t[]){O, C, 3, 3});
+  fill(w, 11);
+  vg_tensor *bias = vec(O, 12, -0.25f), *gamma = vec(O, 13, 0.5f), *beta = vec(O, 14, -0.3f);
+  vg_tensor *mean = vec(O, 15, -0.2f), *var = vec(O, 16, 0.1f), *var2 = vec(O, 17, 0.2f);
+  const float eps = 1e-5f;
+  vg_conv_pack *pk = vg_conv_pack_new();
+  vg_scope_begin();
+  vg_tensor *x = vg_randn(4, (int64_t[]){2, C, 20, 20}, 18);   /* Winograd: the pack holds U too */
+  const vg_tensor *src[6] = {w, NULL, gamma, beta, mean, var};
+  vg_tensor *wf1, *wf2;
+  vg_tensor *ref = folded_ref(x, src, eps);
+  vg_tensor *y1 = folded_packed(pk, x, src, eps, &wf1), *y2 = folded_packed(pk, x, src, eps, &wf2);
+  VG_CHECK(same_bits(ref, y1) && same_bits(ref, y2) && wf1 == wf2 && vg_conv_pack_holds(pk, wf1),
+           "fold: first and second call give the uncached bits, the second returns the kept pair");
+  VG_CHECK(vg_conv_pack_bytes(pk) > (size_t)(O * C * 9 + O) * sizeof(float),
+           "fold: the pack holds the pair and the folded weight's forms (%zu bytes)", vg_conv_pack_bytes(pk));
+  /* whole rewrites of each source in turn: folded again, the uncached result */
+  vg_tensor *srcs_rw[5] = {w, gamma, beta, mean, var};
+  const int at[5] = {0, 2, 3, 4, 5};
+  for (int i = 0; i < 5; i++) {
+    vg_scope_begin();
+    vg_copy_(srcs_rw[i], vg_scale(srcs_rw[i], 1.25f));
+    vg_scope_end();
+    vg_tensor *wf;
+    vg_tensor *y = folded_packed(pk, x, src, eps, &wf);
+    VG_CHECK(same_bits(folded_ref(x, src, eps), y) && !same_bits(y, y1),
+             "fold: after source %d is rewritten in place, folded again (the uncached bits)", at[i]);
+    (void)wf;
+  }
+  /* another variance tensor, a bias that appears, another eps */
+  const vg_tensor *src2[6] = {w, NULL, gamma, beta, mean, var2};
+  VG_CHECK(same_bits(folded_ref(x, src2, eps), folded_packed(pk, x, src2, eps, NULL)), "fold: another variance tensor");
+  const vg_tensor *src3[6] = {w, bias, gamma, beta, mean, var2};
+  VG_CHECK(same_bits(folded_ref(x, src3, eps), folded_packed(pk, x, src3, eps, NULL)), "fold: with a conv bias");
+  VG_CHECK(same_bits(folded_ref(x, src3, 1e-3f), folded_packed(pk, x, src3, 1e-3f, NULL)), "fold: another eps");
+  VG_CHECK(same_bits(folded_ref(x, src2, eps), folded_packed(pk, x, src2, eps, NULL)), "fold: the bias gone again");
+  /* no pack: plain vg_conv_bn_fold */
+  VG_CHECK(same_bits(folded_ref(x, src2, eps), folded_packed(NULL, x, src2, eps, NULL)), "fold: pk NULL");
+  vg_scope_end();
+  vg_conv_pack_free(pk);   /* frees the kept pair (ASan: no leak) */
+  /* nn: vg_nn_conv_bn (eval) with the conv's cache on, across a change of the running stats */
+  vg_nn_module *conv = vg_nn_conv2d_new(3, 40, 4, 4, (vg_nn_conv2d_opts){.ph = 3, .pw = 3}, 19);
+  vg_nn_module *bn = vg_nn_batchnorm2d_new(40, 1e-5f, 0.1f, true, true);
+  vg_nn_train(bn, false);
+  vg_scope_begin();
+  vg_fill_(vg_nn_buffer(bn, "running_var"), 0.7);
+  vg_fill_(vg_nn_buffer(bn, "running_mean"), 0.1);
+  vg_tensor *xi = vg_randn(4, (int64_t[]){1, 3, 37, 37}, 20);   /* the PDN-like first layer: direct on AVX-512 */
+  vg_no_grad_begin();
+  vg_tensor *r0 = vg_nn_conv_bn(conv, bn, xi, VG_ACT_RELU);
+  vg_nn_conv_cache(conv, true);
+  vg_tensor *c0 = vg_nn_conv_bn(conv, bn, xi, VG_ACT_RELU), *c1 = vg_nn_conv_bn(conv, bn, xi, VG_ACT_RELU);
+  const size_t held = vg_nn_conv_cache_bytes(conv);
+  vg_fill_(vg_nn_buffer(bn, "running_mean"), -0.4);
+  vg_tensor *c2 = vg_nn_conv_bn(conv, bn, xi, VG_ACT_RELU);
+  vg_nn_conv_cache(conv, false);
+  vg_tensor *r2 = vg_nn_conv_bn(conv, bn, xi, VG_ACT_RELU);
+  vg_no_grad_end();
+  VG_CHECK(same_bits(r0, c0) && same_bits(r0, c1) && held > 0 && same_bits(r2, c2) && !same_bits(c2, c1),
+           "nn: conv + BN with the cache on: the uncached bits (%zu bytes held), and after the running mean "
+           "changes, the new uncached bits", held);
+  vg_scope_end();
+  vg_nn_free(conv);
+  vg_nn_free(bn);
+  vg_tensor_free(w); vg_tensor_free(bias); vg_tensor_free(gamma); vg_tensor_free(beta);
+  vg_tensor_free(mean); vg_tensor_free(var); vg_tensor_free(var2);
+}
+
 int main(void) {
   for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) check_case(&CASES[i]);
   check_nn();
+  check_fold();
   vg_scope_release();
   return vg_test_finish();
 }

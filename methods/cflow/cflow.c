@@ -153,10 +153,18 @@ static void lr_apply(cflow *m, int64_t step) {
   vg_cflow_lr_apply(&c, m->opt, (int)(step / per), step % per, per);
 }
 
+/* Small batches keep the frozen encoder's BN-folded conv weights and their packed forms from
+ * one call to the next (vg_nn_conv_cache); larger ones spread that work over their images
+ * and hold no memory for it. load and to drop them. */
+static void cf_encoder_cache(cflow *m, const vg_tensor *images) {
+  vg_nn_conv_cache(m->enc, images && images->shape[0] <= 4);
+}
+
 vg_status vg_cflow_train_step_ex(vg_method *mm, const vg_tensor *images, int64_t step, const int64_t *const *perms,
                                  float *chunk_losses, int cap, int *nchunks, double *loss) {
   cflow *m = (cflow *)mm;
   if (mm->dtype != VG_F32) return vg_fail(VG_ERR_ARG, "cflow: training computes in f32 (f16 is for inference)");
+  cf_encoder_cache(m, images);   /* the encoder is frozen: the step leaves its weights alone */
   int64_t *cnt = (int64_t *)vg_data(m->counters);
   lr_apply(m, step);
   vg_scope_begin();
@@ -283,6 +291,7 @@ enum { CF_INFER_CHUNK = 4096 };   /* fibres per decoder pass in host inference *
 
 static vg_status cf_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
   cflow *m = (cflow *)mm;
+  cf_encoder_cache(m, images);
   vg_scope_begin();
   vg_no_grad_begin();
   vg_tensor *e[VG_CFLOW_MAX_LAYERS], *c[VG_CFLOW_MAX_LAYERS];
@@ -448,6 +457,7 @@ static vg_status cf_save(const vg_method *mm, const char *path) {
 
 static vg_status cf_load(vg_method *mm, const char *path) {
   cflow *m = (cflow *)mm;
+  vg_nn_conv_cache(m->enc, false);
   return vg_nn_checkpoint_load(path, m->net, m->opt, NULL);
 }
 
@@ -473,6 +483,7 @@ static void cf_free(vg_method *mm) {
 /* the counters are host bookkeeping: they stay on the CPU */
 static vg_status cf_to(vg_method *mm, vg_device dev, vg_dtype dt) {
   cflow *m = (cflow *)mm;
+  vg_nn_conv_cache(m->enc, false);
   return vg_method_move(m->net, m->opt, 1, &m->counters, dev, dt);
 }
 

@@ -147,11 +147,11 @@ static vg_tensor *ff_forward_maps(vg_method *mm, const vg_tensor *images) {
 }
 
 static vg_status ff_predict(vg_method *mm, const vg_tensor *images, float *maps, float *scores) {
-  /* small batches: the flow subnets' conv weights stay transformed / packed from one predict
-   * to the next (a tenth of FastFlow-WRN50 at batch 1; the backbone's convs are BN-folded per
-   * call). Larger ones spread that work over their images: no cache, no memory for it
-   * (FastFlow-WRN50's packs take 230 MiB) */
-  vg_nn_conv_cache(vg_nn_child_get(((fastflow *)mm)->net, "fast_flow_blocks"), images && images->shape[0] <= 4);
+  /* small batches: the conv weights stay transformed / packed from one predict to the next,
+   * the backbone's BN-folded ones too (a tenth of FastFlow-WRN50 at batch 1 for the flow
+   * subnets, a few percent more for the backbone). Larger ones spread that work over their
+   * images: no cache, no memory for it (FastFlow-WRN50's packs take about 400 MiB) */
+  vg_nn_conv_cache(((fastflow *)mm)->net, images && images->shape[0] <= 4);
   vg_scope_begin();
   vg_status st = vg_method_maps_out(ff_forward_maps(mm, images), maps, scores);
   vg_scope_end();

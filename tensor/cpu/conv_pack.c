@@ -17,6 +17,12 @@ typedef struct {
 struct vg_conv_pack {
   vg_weight_sig sig;             /* the weight it serves */
   cp_slot slot[VG_CONV_PACK_KINDS];
+  /* vg_conv_bn_fold_packed's folded pair and the six sources it came from (absent ones
+   * recorded as such) */
+  vg_tensor *fw, *fb;
+  vg_weight_sig fsig[6];
+  bool fhas[6];
+  float feps;
 };
 
 vg_conv_pack *vg_conv_pack_new(void) {
@@ -32,16 +38,47 @@ static void drop(vg_conv_pack *pk) {
   }
 }
 
+static void fold_drop(vg_conv_pack *pk) {
+  vg_tensor_free(pk->fw);
+  vg_tensor_free(pk->fb);
+  pk->fw = pk->fb = NULL;
+}
+
 void vg_conv_pack_free(vg_conv_pack *pk) {
   if (!pk) return;
   drop(pk);
+  fold_drop(pk);
   free(pk);
 }
 
 size_t vg_conv_pack_bytes(const vg_conv_pack *pk) {
   size_t n = 0;
   for (int k = 0; pk && k < VG_CONV_PACK_KINDS; k++) n += pk->slot[k].floats * sizeof(float);
+  if (pk && pk->fw) n += (size_t)(vg_numel(pk->fw) + vg_numel(pk->fb)) * sizeof(float);
   return n;
+}
+
+bool vg_conv_pack_holds(const vg_conv_pack *pk, const vg_tensor *w) { return pk && w && pk->fw == w; }
+
+bool vg_conv_pack_fold_get(vg_conv_pack *pk, const vg_tensor *const src[6], float eps, vg_tensor **w_out,
+                           vg_tensor **b_out) {
+  if (!pk->fw || memcmp(&eps, &pk->feps, sizeof eps)) return false;
+  for (int k = 0; k < 6; k++)
+    if ((src[k] != NULL) != pk->fhas[k] || (src[k] && !vg_weight_sig_matches(&pk->fsig[k], src[k]))) return false;
+  *w_out = pk->fw;
+  *b_out = pk->fb;
+  return true;
+}
+
+void vg_conv_pack_fold_put(vg_conv_pack *pk, const vg_tensor *const src[6], float eps, vg_tensor *w, vg_tensor *b) {
+  fold_drop(pk);
+  pk->fw = w;
+  pk->fb = b;
+  pk->feps = eps;
+  for (int k = 0; k < 6; k++) {
+    pk->fhas[k] = src[k] != NULL;
+    if (src[k]) vg_weight_sig_take(&pk->fsig[k], src[k]);
+  }
 }
 
 void vg_conv_pack_bind(vg_conv_pack *pk, const vg_tensor *w) {
