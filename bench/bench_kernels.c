@@ -1,6 +1,6 @@
 /* bench_kernels — the CPU kernels against the machine's measured fp32 FMA peak.
  *
- *   make bench            (or build/bench/bench_kernels [--quick] [--only SUBSTR])
+ *   make bench            (or build/bench/bench_kernels [--quick] [--only SUBSTR] [--rounds N])
  *
  * 1. FMA peak: independent FMA chains (12 ymm / 24 zmm accumulators) on the best ISA,
  *    1 thread and all threads.
@@ -9,8 +9,15 @@
  * Each case runs with 1 thread and with all threads; best-of-N wall time
  * (CLOCK_MONOTONIC). A case's buffers are allocated once and reused by all its runs (the
  * first run takes the page faults of the output: it is a best-of candidate only, so the
- * kernel is timed, not the allocator). --only SUBSTR runs the cases whose name contains it. Prints a table and appends one JSON object per case to
- * bench/results.jsonl (name, threads, isa, ms, gflops, peak_gflops, peak_fraction).
+ * kernel is timed, not the allocator). --only SUBSTR runs the cases whose name contains it.
+ * --rounds N (default 3) runs the whole sweep, peak included, N times one after another (a
+ * round takes about 20 s here),
+ * and ends with the median over the rounds of each case's fraction of its own round's peak
+ * (with the range): a shared host's busy spells, which last seconds and slow every run
+ * inside them, then move one round, not the figure. Prints a table per round and the
+ * summary, and appends one JSON object per case and round to bench/results.jsonl (name,
+ * threads, isa, round, ms, gflops, peak_gflops, peak_fraction), then one per case with
+ * "bench":"kernels_summary" (rounds, peak_fraction median, min, max).
  * On a shared machine the wall time also counts other processes' turns; the "cpu"
  * columns (cpu_ms, cpu_peak_fraction) use the best process CPU time per thread instead,
  * for the peak as for the cases, so they measure the kernel itself under load (they
@@ -157,20 +164,66 @@ static int all_threads;
 static const char *only;   /* --only: run the cases whose name contains this */
 static int selected(const char *name) { return !only || strstr(name, only); }
 
+/* every case's fraction of its round's peak, per round (the summary's input) */
+#define MAX_CASES 64
+#define MAX_ROUNDS 16
+static struct { char name[48]; int threads; double frac[MAX_ROUNDS]; int n; } results[MAX_CASES];
+static int nresults, round_no;
+
+static void record(const char *name, int threads, double frac) {
+  int i = 0;
+  while (i < nresults && (strcmp(results[i].name, name) || results[i].threads != threads)) i++;
+  if (i == nresults) {
+    if (nresults == MAX_CASES) return;
+    snprintf(results[i].name, sizeof results[i].name, "%s", name);
+    results[i].threads = threads;
+    nresults++;
+  }
+  if (results[i].n < MAX_ROUNDS) results[i].frac[results[i].n++] = frac;
+}
+
 static void report(const char *name, int threads, double ms, double cpu_ms, double flops) {
   const double gf = flops / (ms * 1e-3) * 1e-9, pk = peak[threads == 1 ? 0 : 1];
   const double cgf = flops / (cpu_ms * 1e-3) * 1e-9, cpk = cpu_peak[threads == 1 ? 0 : 1];
   printf("%-34s %3d %-7s %10.2f %9.1f %7.1f%% %10.2f %7.1f%%\n", name, threads, isa_name, ms, gf,
          100.0 * gf / pk, cpu_ms, 100.0 * cgf / cpk);
   fflush(stdout);
+  record(name, threads, gf / pk);
   if (jsonl) {
     fprintf(jsonl,
-            "{\"bench\":\"kernels\",\"name\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"ms\":%.3f,"
+            "{\"bench\":\"kernels\",\"name\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"round\":%d,\"ms\":%.3f,"
             "\"gflops\":%.2f,\"peak_gflops\":%.2f,\"peak_fraction\":%.4f,\"cpu_ms\":%.3f,"
             "\"cpu_peak_gflops\":%.2f,\"cpu_peak_fraction\":%.4f,\"flops\":%.0f,\"unix_time\":%lld}\n",
-            name, threads, isa_name, ms, gf, pk, gf / pk, cpu_ms, cpk, cgf / cpk, flops, (long long)time(NULL));
+            name, threads, isa_name, round_no, ms, gf, pk, gf / pk, cpu_ms, cpk, cgf / cpk, flops,
+            (long long)time(NULL));
     fflush(jsonl);
   }
+}
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void summary(int rounds) {
+  printf("\nsummary over %d round%s: median (min - max) of each case's fraction of its round's peak\n", rounds,
+         rounds == 1 ? "" : "s");
+  printf("%-34s %3s %-7s %8s %18s\n", "case", "thr", "isa", "median", "range");
+  for (int i = 0; i < nresults; i++) {
+    double v[MAX_ROUNDS];
+    const int n = results[i].n;
+    memcpy(v, results[i].frac, sizeof(double) * (size_t)n);
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    const double med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    printf("%-34s %3d %-7s %7.1f%% %8.1f%% - %5.1f%%\n", results[i].name, results[i].threads, isa_name, 100.0 * med,
+           100.0 * v[0], 100.0 * v[n - 1]);
+    if (jsonl)
+      fprintf(jsonl,
+              "{\"bench\":\"kernels_summary\",\"name\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"rounds\":%d,"
+              "\"peak_fraction\":%.4f,\"peak_fraction_min\":%.4f,\"peak_fraction_max\":%.4f,\"unix_time\":%lld}\n",
+              results[i].name, results[i].threads, isa_name, n, med, v[0], v[n - 1], (long long)time(NULL));
+  }
+  fflush(stdout);
 }
 
 static float *rand_buf(size_t n, uint64_t seed) {
@@ -215,19 +268,9 @@ static void run_conv(void *ctx) {
   vg_cpu_conv2d_fwd(&c->g, c->x, c->w, c->b, c->y);
 }
 
-int main(int argc, char **argv) {
-  int quick = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--quick")) quick = 1;
-    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-    else { fprintf(stderr, "usage: bench_kernels [--quick] [--only SUBSTR]\n"); return 2; }
-  }
+static void run_round(int quick) {
   const vg_isa isa = vg_cpu_isa();
-  isa_name = vg_isa_name(isa);
-  all_threads = vg_num_threads();
-  jsonl = fopen("bench/results.jsonl", "a");
-  if (!jsonl) fprintf(stderr, "bench_kernels: cannot append to bench/results.jsonl; table only\n");
-
+  printf("\n== round %d\n", round_no);
   peak[0] = measure_peak(isa, 1, &cpu_peak[0]);
   if (all_threads > 1) peak[1] = measure_peak(isa, all_threads, &cpu_peak[1]);
   else { peak[1] = peak[0]; cpu_peak[1] = cpu_peak[0]; }
@@ -294,6 +337,26 @@ int main(int argc, char **argv) {
     }
   }
   vg_set_num_threads(0);
+}
+
+int main(int argc, char **argv) {
+  int quick = 0, rounds = 3;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--quick")) quick = 1;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc && atoi(argv[i + 1]) >= 1 && atoi(argv[i + 1]) <= MAX_ROUNDS)
+      rounds = atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: bench_kernels [--quick] [--only SUBSTR] [--rounds N (1..%d, default 3)]\n", MAX_ROUNDS);
+      return 2;
+    }
+  }
+  isa_name = vg_isa_name(vg_cpu_isa());
+  all_threads = vg_num_threads();
+  jsonl = fopen("bench/results.jsonl", "a");
+  if (!jsonl) fprintf(stderr, "bench_kernels: cannot append to bench/results.jsonl; table only\n");
+  for (round_no = 1; round_no <= rounds; round_no++) run_round(quick);
+  summary(rounds);
   if (jsonl) fclose(jsonl);
   return 0;
 }
