@@ -19,22 +19,10 @@
 #define CD_GROUP 64               /* tiles per task: 2048 lanes (long runs of each output row) */
 #define CD_PAD_BYTES (8u << 20)   /* images padded per pass: at most this much (one at least) */
 
-static _Atomic int cd_set = -1;   /* -1: VIGIL_CONV_DIRECT decides */
-static _Atomic int cd_env = -1;
+static vg_cpu_switch cd_switch = VG_CPU_SWITCH_INIT("VIGIL_CONV_DIRECT");
 
-void vg_cpu_set_conv_direct(int on) { atomic_store(&cd_set, on < 0 ? -1 : on != 0); }
-
-int vg_cpu_conv_direct(void) {
-  const int s = atomic_load(&cd_set);
-  if (s >= 0) return s;
-  int e = atomic_load(&cd_env);
-  if (e < 0) {
-    const char *v = getenv("VIGIL_CONV_DIRECT");
-    e = !(v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")));
-    atomic_store(&cd_env, e);
-  }
-  return e;
-}
+void vg_cpu_set_conv_direct(int on) { vg_cpu_switch_set(&cd_switch, on); }
+int vg_cpu_conv_direct(void) { return vg_cpu_switch_on(&cd_switch); }
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }

@@ -13,22 +13,10 @@
 
 #define VG_DW_MAX_SW 4
 
-static _Atomic int dw_set = -1;    /* -1: VIGIL_DWCONV decides */
-static _Atomic int dw_env = -1;
+static vg_cpu_switch dw_switch = VG_CPU_SWITCH_INIT("VIGIL_DWCONV");
 
-void vg_cpu_set_dwconv(int on) { atomic_store(&dw_set, on < 0 ? -1 : on != 0); }
-
-int vg_cpu_dwconv(void) {
-  const int s = atomic_load(&dw_set);
-  if (s >= 0) return s;
-  int e = atomic_load(&dw_env);
-  if (e < 0) {
-    const char *v = getenv("VIGIL_DWCONV");
-    e = !(v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")));
-    atomic_store(&dw_env, e);
-  }
-  return e;
-}
+void vg_cpu_set_dwconv(int on) { vg_cpu_switch_set(&dw_switch, on); }
+int vg_cpu_dwconv(void) { return vg_cpu_switch_on(&dw_switch); }
 
 int vg_cpu_dwconv_eligible(const vg_conv2d_geom *g) {
   return g->groups > 1 && g->groups == g->c && g->oc == g->c && g->n >= 1 && g->sw <= VG_DW_MAX_SW;

@@ -1,4 +1,5 @@
 #include "tensor/cpu/isa.h"
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,4 +47,18 @@ const char *vg_isa_name(vg_isa isa) {
     case VG_ISA_AVX512: return "avx512";
   }
   return "?";
+}
+
+void vg_cpu_switch_set(vg_cpu_switch *s, int on) { atomic_store(&s->set, on < 0 ? -1 : on != 0); }
+
+int vg_cpu_switch_on(vg_cpu_switch *s) {
+  const int set = atomic_load(&s->set);
+  if (set >= 0) return set;
+  int e = atomic_load(&s->env);
+  if (e < 0) {
+    const char *v = getenv(s->var);
+    e = !(v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")));
+    atomic_store(&s->env, e);
+  }
+  return e;
 }

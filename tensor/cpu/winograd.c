@@ -11,6 +11,7 @@
  * batch 1 (profiled), less at larger batches; below 64 tiles it would not pay, and such
  * layers take the GEMM path. */
 #include "tensor/cpu/winograd.h"
+#include "tensor/cpu/isa.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/scratch.h"
 #include "tensor/parallel.h"
@@ -22,22 +23,10 @@
 
 #define VG_WINO_BUDGET (1 << 21)   /* floats of V + Mo per block (8 MiB) */
 
-static _Atomic int wino_set = -1;  /* -1: VIGIL_WINOGRAD decides */
-static _Atomic int wino_env = -1;
+static vg_cpu_switch wino_switch = VG_CPU_SWITCH_INIT("VIGIL_WINOGRAD");
 
-void vg_cpu_set_winograd(int on) { atomic_store(&wino_set, on < 0 ? -1 : on != 0); }
-
-int vg_cpu_winograd(void) {
-  const int s = atomic_load(&wino_set);
-  if (s >= 0) return s;
-  int e = atomic_load(&wino_env);
-  if (e < 0) {
-    const char *v = getenv("VIGIL_WINOGRAD");
-    e = !(v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")));
-    atomic_store(&wino_env, e);
-  }
-  return e;
-}
+void vg_cpu_set_winograd(int on) { vg_cpu_switch_set(&wino_switch, on); }
+int vg_cpu_winograd(void) { return vg_cpu_switch_on(&wino_switch); }
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
