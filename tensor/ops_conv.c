@@ -107,8 +107,9 @@ vg_status vg_conv_bn_fold_packed(vg_conv_pack *pk, const vg_tensor *w, const vg_
                                  vg_tensor **w_out, vg_tensor **b_out) {
   const vg_tensor *src[6] = {w, bias, gamma, beta, mean, var};
   bool cpu32 = pk != NULL && w != NULL;
-  for (int k = 0; k < 6 && cpu32; k++)
-    cpu32 = !src[k] || (src[k]->device == VG_CPU && src[k]->dtype == VG_F32 && src[k]->storage);
+  for (int k = 0; k < 6 && cpu32; k++)   /* the [O] vectors contiguous: the pack keeps their values */
+    cpu32 = !src[k] || (src[k]->device == VG_CPU && src[k]->dtype == VG_F32 && src[k]->storage &&
+                        (k == 0 || (vg_is_contiguous(src[k]) && src[k]->ndim == 1 && src[k]->shape[0] == w->shape[0])));
   if (!cpu32) return bn_fold(w, bias, gamma, beta, mean, var, eps, false, w_out, b_out);
   if (vg_conv_pack_fold_get(pk, src, eps, w_out, b_out)) return VG_OK;
   vg_tensor *wo, *bo;

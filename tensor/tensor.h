@@ -283,10 +283,11 @@ vg_status vg_conv_bn_fold(const vg_tensor *w, const vg_tensor *bias, const vg_te
                           const vg_tensor *mean, const vg_tensor *var, float eps, vg_tensor **w_out,
                           vg_tensor **b_out);
 /* vg_conv_bn_fold kept in a pack (a frozen backbone's convs at inference: the fold and the
- * folded weight's cached forms are made once, not per call). While all six sources (CPU f32;
- * NULL ones stay NULL) pass the pack's weight check (storage, offset, shape, strides, 64
- * sampled values) and eps is the same, the kept pair is returned; otherwise the pair is folded
- * again. The pair then belongs to pk (valid until pk's next fold or vg_conv_pack_free; do not
+ * folded weight's cached forms are made once, not per call). While all six sources (CPU f32,
+ * the [O] ones contiguous; NULL ones stay NULL) are the same tensors (storage, offset, shape,
+ * strides), the five [O] vectors hold the same values (all of them, compared each call), the
+ * weight passes the pack's check (64 sampled values) and eps is the same, the kept pair is
+ * returned; otherwise the pair is folded again and the pack's forms of the old one dropped. The pair then belongs to pk (valid until pk's next fold or vg_conv_pack_free; do not
  * free it), and vg_conv2d with .pack = pk and w = *w_out keeps the folded weight's forms in pk
  * too. pk NULL or a source not CPU f32: plain vg_conv_bn_fold (scope tensors). */
 vg_status vg_conv_bn_fold_packed(vg_conv_pack *pk, const vg_tensor *w, const vg_tensor *bias, const vg_tensor *gamma,

@@ -8,8 +8,9 @@
  *   records  a call that autograd records leaves the pack alone (the backward reads w);
  *   nn       vg_nn_conv_cache on a module tree: the same outputs, bytes held, freed off;
  *   fold     vg_conv_bn_fold_packed: the kept pair is returned while the six sources and eps are
- *            unchanged, folded again (the uncached bits) after a whole rewrite of any source, another
- *            tensor, a bias that appears, another eps; conv2d through the pack with the folded
+ *            unchanged, folded again (the uncached bits) after a whole rewrite of any source, an
+ *            in-place edit of one channel's running mean or variance, another tensor, a bias
+ *            that appears, another eps; conv2d through the pack with the folded
  *            weight gives the uncached bits; vg_nn_conv_bn with the conv's cache on the same. */
 #include "tests/vgtest.h"
 #include "tensor/tensor.h"
@@ -184,6 +185,27 @@ static void check_fold(void) {
   VG_CHECK(same_bits(folded_ref(x, src3, eps), folded_packed(pk, x, src3, eps, NULL)), "fold: with a conv bias");
   VG_CHECK(same_bits(folded_ref(x, src3, 1e-3f), folded_packed(pk, x, src3, 1e-3f, NULL)), "fold: another eps");
   VG_CHECK(same_bits(folded_ref(x, src2, eps), folded_packed(pk, x, src2, eps, NULL)), "fold: the bias gone again");
+  /* one channel's statistics edited in place (128 channels: more than the 64 values a weight
+   * check samples), then the folded weight's packed forms: folded again, not the old pack */
+  {
+    const int64_t O2 = 128;
+    vg_tensor *w2 = vg_tensor_new(VG_F32, 4, (int64_t[]){O2, C, 3, 3});
+    fill(w2, 21);
+    vg_tensor *g2 = vec(O2, 22, 0.5f), *b2 = vec(O2, 23, -0.3f), *m2 = vec(O2, 24, -0.2f), *v2 = vec(O2, 25, 0.1f);
+    const vg_tensor *s4[6] = {w2, NULL, g2, b2, m2, v2};
+    vg_tensor *first = folded_packed(pk, x, s4, eps, NULL);
+    bool ok = same_bits(folded_ref(x, s4, eps), first);
+    for (int ch = 1; ch < 128; ch += 37) {
+      ((float *)vg_data(v2))[ch] *= 9.0f;       /* one channel of running_var */
+      vg_tensor *y = folded_packed(pk, x, s4, eps, NULL);
+      ok = ok && same_bits(folded_ref(x, s4, eps), y) && !same_bits(y, first);
+      ((float *)vg_data(m2))[ch + 1] += 0.5f;   /* one channel of running_mean */
+      ok = ok && same_bits(folded_ref(x, s4, eps), folded_packed(pk, x, s4, eps, NULL));
+    }
+    VG_CHECK(ok, "fold: one channel of running_var / running_mean edited in place (128 channels): folded again, "
+                 "the folded weight's packed forms rebuilt (the uncached bits each time)");
+    vg_tensor_free(w2); vg_tensor_free(g2); vg_tensor_free(b2); vg_tensor_free(m2); vg_tensor_free(v2);
+  }
   /* no pack: plain vg_conv_bn_fold */
   VG_CHECK(same_bits(folded_ref(x, src2, eps), folded_packed(NULL, x, src2, eps, NULL)), "fold: pk NULL");
   vg_scope_end();

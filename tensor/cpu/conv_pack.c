@@ -23,6 +23,8 @@ struct vg_conv_pack {
   vg_weight_sig fsig[6];
   bool fhas[6];
   float feps;
+  float *fvec;                   /* the [O] sources (bias, gamma, beta, mean, var) value for value */
+  int64_t fO;
 };
 
 vg_conv_pack *vg_conv_pack_new(void) {
@@ -41,7 +43,9 @@ static void drop(vg_conv_pack *pk) {
 static void fold_drop(vg_conv_pack *pk) {
   vg_tensor_free(pk->fw);
   vg_tensor_free(pk->fb);
+  free(pk->fvec);
   pk->fw = pk->fb = NULL;
+  pk->fvec = NULL;
 }
 
 void vg_conv_pack_free(vg_conv_pack *pk) {
@@ -65,6 +69,9 @@ bool vg_conv_pack_fold_get(vg_conv_pack *pk, const vg_tensor *const src[6], floa
   if (!pk->fw || memcmp(&eps, &pk->feps, sizeof eps)) return false;
   for (int k = 0; k < 6; k++)
     if ((src[k] != NULL) != pk->fhas[k] || (src[k] && !vg_weight_sig_matches(&pk->fsig[k], src[k]))) return false;
+  /* the vectors are small: every value, so an edit of one channel's statistics is seen */
+  for (int k = 1; k < 6; k++)
+    if (src[k] && memcmp(vg_data(src[k]), pk->fvec + (k - 1) * pk->fO, sizeof(float) * (size_t)pk->fO)) return false;
   *w_out = pk->fw;
   *b_out = pk->fb;
   return true;
@@ -72,12 +79,21 @@ bool vg_conv_pack_fold_get(vg_conv_pack *pk, const vg_tensor *const src[6], floa
 
 void vg_conv_pack_fold_put(vg_conv_pack *pk, const vg_tensor *const src[6], float eps, vg_tensor *w, vg_tensor *b) {
   fold_drop(pk);
+  /* the forms made from the previous folded weight go too: the new one may reuse its
+   * address and match its samples where only a few channels changed */
+  drop(pk);
+  pk->sig = (vg_weight_sig){0};
+  const int64_t O = w->shape[0];
+  pk->fvec = malloc(sizeof(float) * (size_t)(5 * O > 0 ? 5 * O : 1));
+  if (!pk->fvec) VG_ABORT("out of memory: a conv + BN fold cache");
   pk->fw = w;
   pk->fb = b;
   pk->feps = eps;
+  pk->fO = O;
   for (int k = 0; k < 6; k++) {
     pk->fhas[k] = src[k] != NULL;
     if (src[k]) vg_weight_sig_take(&pk->fsig[k], src[k]);
+    if (k > 0 && src[k]) memcpy(pk->fvec + (k - 1) * O, vg_data(src[k]), sizeof(float) * (size_t)O);
   }
 }
 
