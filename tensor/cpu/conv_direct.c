@@ -32,6 +32,7 @@ typedef struct {
   int flat;                       /* lanes through q = oy*R + ox (else along one output row) */
   int64_t tpr, ntiles;            /* tiles per output row (row mode), tiles per image */
   int64_t need;                   /* floats of an image's padded copy a tile may read */
+  int64_t off[CD_MAX_K];          /* tap k = (ch, ki, kj): its offset in the padded image */
 } cd_plan;
 
 static void plan_of(const vg_conv2d_geom *g, cd_plan *p) {
@@ -44,10 +45,16 @@ static void plan_of(const vg_conv2d_geom *g, cd_plan *p) {
   p->flat = flat_tiles < row_tiles;
   p->ntiles = p->flat ? flat_tiles : row_tiles;
   const int64_t last_q0 = p->flat ? (p->ntiles - 1) * CD_LANES : (g->oh - 1) * p->R + (p->tpr - 1) * CD_LANES;
-  /* the largest tap offset: last channel, last row and column of the kernel (every phase
-   * starts below the last one's) */
-  const int64_t kcol = (g->kw - 1) * g->dw;
-  const int64_t off_max = (g->c - 1) * p->plane + (((g->kh - 1) * g->dh) * g->sw + (g->sw - 1)) * p->L + kcol / g->sw;
+  /* tap k reads plane ch, padded row oy*sh + ki*dh, phase (kj*dw) % sw, index ox + (kj*dw) / sw */
+  int64_t off_max = 0;
+  if (p->K <= CD_MAX_K)
+    for (int64_t ch = 0, k = 0; ch < g->c; ch++)
+      for (int64_t ki = 0; ki < g->kh; ki++)
+        for (int64_t kj = 0; kj < g->kw; kj++, k++) {
+          const int64_t col = kj * g->dw;
+          p->off[k] = ch * p->plane + ((ki * g->dh) * g->sw + col % g->sw) * p->L + col / g->sw;
+          if (p->off[k] > off_max) off_max = p->off[k];
+        }
   p->need = last_q0 + CD_LANES + off_max;
 }
 
@@ -69,7 +76,6 @@ typedef struct {
   const float *x;                 /* the first image of this pass */
   float *buf;                     /* padded copies, image i at i * istride */
   int64_t istride, nimg;
-  const int64_t *off;
   const float *wpacked, *bias;
   float *y;                       /* output of the first image of this pass */
   int64_t ngroups, msplit, slivers, step, tasks;
@@ -136,7 +142,7 @@ static void compute_task(void *vctx, int64_t b, int64_t e, int tid) {
       const float *a = vg_gemm_packed_a_sliver(j->wpacked, o0);
       float *yo = j->y + (i * g->oc + o0) * P;
       for (int64_t k = 0; k < nt; k++)
-        vg_cd_tile_avx512(p->K, a, xi + q0s[k], j->off, m, j->bias ? j->bias + o0 : NULL, g->relu, yo, P,
+        vg_cd_tile_avx512(p->K, a, xi + q0s[k], p->off, m, j->bias ? j->bias + o0 : NULL, g->relu, yo, P,
                           pool + first[k], first[k + 1] - first[k]);
     }
   }
@@ -147,16 +153,6 @@ void vg_cpu_conv_direct_fwd(const vg_conv2d_geom *g, const float *x, const float
   VG_ASSERT(vg_cpu_conv_direct_eligible(g) && "vg_cpu_conv_direct_fwd: geometry not eligible");
   cd_job j = {.g = g, .wpacked = wpacked, .bias = bias};
   plan_of(g, &j.p);
-  /* tap k = (ch, ki, kj) reads plane ch, padded row oy*sh + ki*dh, phase (kj*dw) % sw,
-   * index ox + (kj*dw) / sw */
-  int64_t off[CD_MAX_K];
-  for (int64_t ch = 0, k = 0; ch < g->c; ch++)
-    for (int64_t ki = 0; ki < g->kh; ki++)
-      for (int64_t kj = 0; kj < g->kw; kj++, k++) {
-        const int64_t col = kj * g->dw;
-        off[k] = ch * j.p.plane + ((ki * g->dh) * g->sw + col % g->sw) * j.p.L + col / g->sw;
-      }
-  j.off = off;
   j.istride = g->c * j.p.plane;
   const int64_t tail = j.p.need > j.istride ? j.p.need - j.istride : 0;   /* zeros the last tiles read */
   const int64_t per_pass = (int64_t)(CD_PAD_BYTES / sizeof(float)) / j.istride;
